@@ -1,0 +1,25 @@
+"""RawRecord: one legacy record as an adapter read it, before any mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A legacy record plus where it came from; mappings turn its payload into a canonical document.
+
+    system: the legacy system ("marketing", "pms", "dispatch").
+    record_type: the record kind within that system ("application", "customer", ...).
+    key: the record's natural key in the source (APP_NO, CONS_NO, OBJ_ID, ...).
+    position: where in the source it was read (watermark, file and line), for operators.
+    payload: the legacy field names and values, as plain Python values (str, int, float, None, dict, list).
+    """
+
+    system: str
+    record_type: str
+    key: str
+    payload: Mapping[str, Any]
+    position: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,104 @@
+"""The Bus port: what the hub needs from a message broker, independent of the transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+HeaderValue = Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message as it travels on the wire: opaque body bytes plus AMQP properties."""
+
+    body: bytes
+    routing_key: str
+    message_id: str
+    headers: Mapping[str, HeaderValue] = field(default_factory=dict)
+    content_type: str = "application/cloudevents+json; charset=utf-8"
+    correlation_id: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message handed to a consumer; it stays unacknowledged until ack() or nack() on the same bus."""
+
+    message: Message
+    exchange: str
+    queue: str
+    delivery_tag: int
+    redelivered: bool
+    # How often the broker has handed this message out before (quorum queues' x-delivery-count).
+    delivery_count: int = 0
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    """A durable exchange."""
+
+    name: str
+    type: Literal["topic", "fanout", "direct"] = "topic"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Routes messages from exchange to a queue when the routing key matches the pattern."""
+
+    exchange: str
+    pattern: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A durable queue with its bindings and optional dead-lettering and message TTL."""
+
+    name: str
+    bindings: tuple[Binding, ...] = ()
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    message_ttl_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything a component declares before it publishes or consumes; declaring is idempotent."""
+
+    exchanges: tuple[ExchangeSpec, ...] = ()
+    queues: tuple[QueueSpec, ...] = ()
+
+
+class Bus(Protocol):
+    """A connection to a broker. Not thread-safe: each thread opens its own with bus.open_bus(url)."""
+
+    def declare(self, topology: Topology) -> None:
+        """Declare exchanges, queues and bindings (idempotent)."""
+
+    def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+        """Publish persistently and mandatorily; return only once the broker has confirmed every message.
+
+        Raises UnroutableError if any message matched no queue, PublishNotConfirmedError if the broker
+        nacked one, BusUnavailableError if the connection failed. On error, the caller must treat every
+        message of the batch as unsent (some may still arrive: consumers deduplicate by message id).
+        """
+
+    def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:
+        """Return up to max_messages deliveries, waiting at most timeout_s for the first one."""
+
+    def ack(self, delivery: Delivery) -> None:
+        """Settle a delivery as processed."""
+
+    def nack(self, delivery: Delivery, *, requeue: bool) -> None:
+        """Refuse a delivery: requeue it for redelivery, or dead-letter it (or drop it if no DLX)."""
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages ready in the queue (not counting unacknowledged ones)."""
+
+    def purge(self, queue: str) -> int:
+        """Remove every ready message from the queue; return how many."""
+
+    def close(self) -> None:
+        """Close the connection; unacknowledged deliveries return to their queues."""

@@ -1,0 +1,81 @@
+"""ConnectionApplication (业扩申请): a request for new supply or more capacity."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from canonical_model.common import CanonicalModel, GeoPoint, SourceRef, UrbanRural
+
+
+class BusinessType(StrEnum):
+    """Kind of application (业务类型)."""
+
+    NEW_CONNECTION = "new_connection"
+    CAPACITY_INCREASE = "capacity_increase"
+    CAPACITY_REDUCTION = "capacity_reduction"
+    TEMPORARY_SUPPLY = "temporary_supply"
+
+
+class CustomerClass(StrEnum):
+    """Customer class that selects the process and its time limits (客户分类)."""
+
+    LV_RESIDENTIAL = "lv_residential"
+    LV_NON_RESIDENTIAL = "lv_non_residential"
+    HV_SINGLE_SOURCE = "hv_single_source"
+    HV_DUAL_SOURCE = "hv_dual_source"
+
+
+class ImportanceGrade(StrEnum):
+    """Important power user grade per GB/T 29328 (重要用户等级); 'none' for ordinary customers."""
+
+    NONE = "none"
+    SPECIAL = "special"
+    FIRST = "first"
+    SECOND = "second"
+    TEMPORARY = "temporary"
+
+
+class SubmissionChannel(StrEnum):
+    """Where the application was submitted (受理渠道)."""
+
+    SERVICE_HALL = "service_hall"
+    ONLINE = "online"
+    MOBILE_APP = "mobile_app"
+    HOTLINE = "hotline"
+    ACCOUNT_MANAGER = "account_manager"
+
+
+class Document(CanonicalModel):
+    """A document handed in with the application (申请资料)."""
+
+    doc_type: str = Field(min_length=1, description="document kind (资料类型)")
+    name: str = Field(min_length=1, description="document name (资料名称)")
+    received: bool = Field(default=True, description="whether it was received (是否已收)")
+
+
+class ConnectionApplication(CanonicalModel):
+    """An application for a new connection or a capacity change (业扩报装申请)."""
+
+    application_no: str = Field(min_length=1, description="application number (申请编号)")
+    business_type: BusinessType = Field(description="business type (业务类型)")
+    customer_no: str = Field(min_length=1, description="customer number (户号)")
+    requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA (申请容量)")
+    requested_voltage_kv: float | None = Field(
+        default=None, gt=0, description="supply voltage the customer asked for, kV (申请供电电压)"
+    )
+    customer_class: CustomerClass = Field(description="customer class (客户分类)")
+    importance_grade: ImportanceGrade = Field(
+        default=ImportanceGrade.NONE, description="important user grade (重要用户等级)"
+    )
+    site_location: GeoPoint | None = Field(default=None, description="site location (用电地址坐标)")
+    site_address: str | None = Field(default=None, description="site address (用电地址)")
+    channel: SubmissionChannel = Field(description="submission channel (受理渠道)")
+    submitted_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
+    updated_at: AwareDatetime = Field(description="when the source last changed the record (变更时间)")
+    legacy_status: str | None = Field(default=None, description="status code in the source (流程状态)")
+    org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
+    urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
+    documents: tuple[Document, ...] = Field(default=(), description="documents handed in (申请资料)")
+    source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")

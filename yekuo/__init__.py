@@ -1,0 +1,1 @@
+"""yekuo-hub: composition root, settings, errors and command line of the integration hub."""

@@ -1,0 +1,105 @@
+"""The one exception tree of yekuo-hub; adapters wrap driver errors (zeep, SQLAlchemy, pika) in it.
+
+    YekuoError                      base of everything the hub raises on purpose
+    ├── ConfigError                 a mapping, route, code table or setting is wrong (file:line in the text)
+    ├── InvalidRecordError          one legacy record cannot become a canonical event; retrying cannot help
+    │   ├── MappingError            a mapping step failed: unknown code, missing required field, bad value
+    │   ├── SchemaViolationError    the mapped document does not satisfy the canonical model
+    │   └── MalformedInputError     the raw input itself is broken: bad XML, bad CSV row, wrong encoding
+    ├── SourceError                 a legacy system could not be read or written
+    │   ├── SourceUnavailableError  transient: timeout, reset, HTTP 5xx, database outage (retry)
+    │   └── SourceRejectedError     the legacy system refused the request (business fault; do not retry)
+    └── BusError                    the message bus failed
+        ├── BusUnavailableError     transient: connection lost, broker down (retry)
+        ├── UnroutableError         a mandatory publish matched no queue; the event stays unsent
+        └── PublishNotConfirmedError the broker nacked a publish; the event stays unsent
+
+Invalid records are parked with their reason for an operator; transient errors are retried with backoff.
+"""
+
+from __future__ import annotations
+
+
+class YekuoError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class ConfigError(YekuoError):
+    """A mapping, route, code table or setting is wrong."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+        super().__init__(f"{where}{message}")
+
+
+class InvalidRecordError(YekuoError):
+    """A legacy record that cannot become a canonical event; parked, never retried."""
+
+    reason_code = "invalid"
+
+
+class MappingError(InvalidRecordError):
+    """A mapping step failed; names the mapping file and line, the field and the offending value."""
+
+    reason_code = "mapping"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str,
+        line: int,
+        field: str,
+        value: object = None,
+        source_path: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.field = field
+        self.value = value
+        self.source_path = source_path
+        source = f" (source {source_path})" if source_path else ""
+        super().__init__(f"{file}:{line}: field '{field}'{source}: {reason}: {value!r}")
+
+
+class SchemaViolationError(InvalidRecordError):
+    """The mapped document does not satisfy the canonical model."""
+
+    reason_code = "schema"
+
+
+class MalformedInputError(InvalidRecordError):
+    """The raw input itself is broken (bad XML, a broken CSV row, a wrong encoding)."""
+
+    reason_code = "malformed"
+
+
+class SourceError(YekuoError):
+    """A legacy system could not be read or written."""
+
+
+class SourceUnavailableError(SourceError):
+    """A transient failure of a legacy system; worth retrying."""
+
+
+class SourceRejectedError(SourceError):
+    """The legacy system refused the request; retrying cannot help."""
+
+
+class BusError(YekuoError):
+    """The message bus failed."""
+
+
+class BusUnavailableError(BusError):
+    """The broker cannot be reached or the connection was lost; worth retrying."""
+
+
+class UnroutableError(BusError):
+    """A mandatory publish matched no queue."""
+
+
+class PublishNotConfirmedError(BusError):
+    """The broker refused (nacked) a publish."""
