@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -23,3 +23,21 @@ class RawRecord:
     key: str
     payload: Mapping[str, Any]
     position: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """What one poll of a legacy source returned: records, and the checkpoint that covers them."""
+
+    records: list[RawRecord]
+    checkpoint: Mapping[str, Any]
+    has_more: bool
+
+
+class PollingSource(Protocol):
+    """A legacy source read by polling from a checkpoint (watermark); it persists nothing itself."""
+
+    name: str
+
+    def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
+        """Read the next records after the checkpoint (None: from the beginning)."""

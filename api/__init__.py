@@ -1,1 +1,1 @@
-"""api"""
+"""Unified HTTP API for new platforms, built on FastAPI."""

@@ -1,1 +1,1 @@
-"""store"""
+"""The hub's own database: checkpoints, outbox, inbox, parked messages, cases and projections."""

@@ -1,1 +1,1 @@
-"""workflow"""
+"""Workflow core: consumes canonical events and tracks every application as a case."""

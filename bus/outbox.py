@@ -1,0 +1,155 @@
+"""Transactional outbox: events are written with the state change that caused them, then relayed to the bus.
+
+The writer adds an event inside the caller's database transaction, so an adapter's checkpoint and the
+events it covers commit together or not at all. The relay publishes committed events with publisher
+confirms and marks them sent only after the broker confirmed them: a crash in between re-publishes,
+which consumers absorb through their inbox (at-least-once on the bus, exactly-once effect).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bus.port import Bus, Message
+from canonical_model.envelope import CloudEvent
+from store.database import utcnow
+from store.schema import outbox
+from store.sequences import next_sequence
+from yekuo.errors import BusError, UnroutableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """What a producer knows about an event before the outbox gives it an id and a sequence."""
+
+    event_type: str
+    source: str
+    subject: str
+    dataschema: str
+    data: dict[str, Any]
+    exchange: str
+    routing_key: str
+    time: datetime | None = None
+
+
+def stage_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> CloudEvent:
+    """Wrap a draft in its envelope and add it to the outbox inside the caller's transaction."""
+    event = CloudEvent(
+        id=str(uuid.uuid4()),
+        source=draft.source,
+        type=draft.event_type,
+        subject=draft.subject,
+        time=draft.time or utcnow(),
+        dataschema=draft.dataschema,
+        correlationid=correlation_id,
+        sequence=next_sequence(conn, f"{draft.source}|{draft.subject}"),
+        data=draft.data,
+    )
+    conn.execute(
+        outbox.insert().values(
+            event_id=event.id,
+            event_type=event.type,
+            subject=event.subject,
+            exchange=draft.exchange,
+            routing_key=draft.routing_key,
+            correlation_id=correlation_id,
+            body=event.model_dump_json().encode("utf-8"),
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+    return event
+
+
+def pending_count(conn: Connection) -> int:
+    """Events committed to the outbox and not yet confirmed by the broker."""
+    query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+class OutboxRelay:
+    """Publishes committed outbox events in id order and marks them sent once confirmed."""
+
+    def __init__(self, engine: Engine, bus: Bus, *, batch_size: int = 500) -> None:
+        self._engine = engine
+        self._bus = bus
+        self._batch_size = batch_size
+        self.published = 0
+
+    def relay_once(self) -> int:
+        """Publish one batch; return how many events the broker confirmed.
+
+        Raises the bus error after recording it on the batch, so the caller can back off. Events
+        stay unsent on any error and are published again later.
+        """
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.exchange,
+                          outbox.c.routing_key, outbox.c.correlation_id, outbox.c.body)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch_size)
+            ).all()
+        if not rows:
+            return 0
+        confirmed = 0
+        for exchange, group in _group_by_exchange(rows):
+            messages = [
+                Message(
+                    body=bytes(row.body),
+                    routing_key=row.routing_key,
+                    message_id=row.event_id,
+                    correlation_id=row.correlation_id,
+                    type=row.event_type,
+                )
+                for row in group
+            ]
+            try:
+                self._bus.publish(exchange, messages)
+            except BusError as exc:
+                self._record_failure(group, exc)
+                raise
+            self._mark_sent([row.id for row in group])
+            confirmed += len(group)
+        self.published += confirmed
+        return confirmed
+
+    def _mark_sent(self, ids: Sequence[int]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow()))
+
+    def _record_failure(self, rows: Sequence[Any], exc: BusError) -> None:
+        unroutable = set(getattr(exc, "message_ids", ()) or ()) if isinstance(exc, UnroutableError) else set()
+        with self._engine.begin() as conn:
+            for row in rows:
+                if unroutable and row.event_id not in unroutable:
+                    # The broker confirmed these; only the unroutable ones must stay behind.
+                    conn.execute(outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow()))
+                    continue
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == row.id)
+                    .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
+                )
+        log.error("outbox publish failed for %d event(s): %s", len(rows), exc)
+
+
+def _group_by_exchange(rows: Sequence[Any]) -> list[tuple[str, list[Any]]]:
+    """Consecutive runs of rows per exchange, keeping id order within the batch."""
+    groups: list[tuple[str, list[Any]]] = []
+    for row in rows:
+        if groups and groups[-1][0] == row.exchange:
+            groups[-1][1].append(row)
+        else:
+            groups.append((row.exchange, [row]))
+    return groups

@@ -1,0 +1,53 @@
+"""Builders of canonical events for workflow tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
+from workflow.cases import APPLICATION_CHANGED, CUSTOMER_CHANGED
+
+
+def application_event(application_no: str, sequence: int = 1, **data: Any) -> CloudEvent:
+    document: dict[str, Any] = {
+        "application_no": application_no,
+        "business_type": "new_connection",
+        "customer_no": "4130012345",
+        "requested_capacity_kva": 630.0,
+        "customer_class": "hv_single_source",
+        "channel": "service_hall",
+        "submitted_at": "2026-11-20T09:13:05+08:00",
+        "updated_at": "2026-11-20T09:13:05+08:00",
+        "org_no": "41401",
+    }
+    document.update(data)
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/marketing/application",
+        type=APPLICATION_CHANGED,
+        subject=application_no,
+        time=datetime.now(UTC),
+        dataschema=schema_uri("application.v1"),
+        correlationid=str(uuid.uuid4()),
+        sequence=sequence,
+        data=document,
+    )
+
+
+def customer_event(customer_no: str, sequence: int = 1, **data: Any) -> CloudEvent:
+    document: dict[str, Any] = {"customer_no": customer_no, "name": "南阳市宛城区李记餐馆", "category": "residential"}
+    document.update(data)
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/marketing/customer",
+        type=CUSTOMER_CHANGED,
+        subject=customer_no,
+        time=datetime.now(UTC),
+        dataschema=schema_uri("customer.v1"),
+        correlationid=str(uuid.uuid4()),
+        sequence=sequence,
+        data=document,
+    )

@@ -1,0 +1,119 @@
+"""`yekuo demo`: the marketing simulator, the hub and the API in one process, end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from adapters.marketing.source import MarketingSource
+from api.app import create_app
+from bus import open_bus
+from simulators.marketing.seed import generate_world
+from simulators.marketing.server import SimulatorServer
+from store.database import create_engine, create_schema, drop_schema
+from yekuo.hub import WORKFLOW_PARKING_QUEUE, WORKFLOW_QUEUE, Hub, HubStatus
+from yekuo.settings import Settings
+from yekuo.webserver import BackgroundServer
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo simulates and how it ends."""
+
+    seed: int
+    customers: int
+    applications: int
+    api_port: int
+    sim_port: int
+    exit_after_settled: bool
+    timeout_s: float
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    """Run the demo; with exit_after_settled, return 0 once every seeded application is tracked."""
+    world = generate_world(seed=options.seed, customers=options.customers, applications=options.applications)
+    expected = len(world.applications)
+    simulator = SimulatorServer(world, port=options.sim_port).start()
+    print(f"marketing simulator: {simulator.wsdl_url} ({expected} applications, seed {options.seed})", flush=True)
+
+    engine = create_engine(settings.db_url)
+    # A demo starts from an empty hub so that its counts speak of this run only.
+    drop_schema(engine)
+    create_schema(engine)
+    source = MarketingSource(simulator.wsdl_url, page_size=settings.marketing.page_size)
+    hub = Hub(settings, sources=[source], engine=engine)
+    hub.prepare()
+    _purge_demo_queues(settings)
+    hub.start()
+    api = BackgroundServer(create_app(engine, readiness=hub.readiness), host=settings.api_host,
+                           port=options.api_port).start()
+    print(f"hub API: {api.base_url}/docs  (bus {settings.bus_url}, database {engine.url.render_as_string()})",
+          flush=True)
+    try:
+        status = _wait_until_settled(hub, expected, options.timeout_s)
+        if status is None:
+            print(f"not settled after {options.timeout_s:.0f} s: {_progress(hub.status(), expected)}", flush=True)
+            return 1
+        print(_summary(status, expected, simulator.wsdl_url, api.base_url, world.sample_application_no()), flush=True)
+        if options.exit_after_settled:
+            return 0
+        print("serving; press Ctrl-C to stop", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+        return 0
+    finally:
+        hub.stop()
+        api.stop()
+        simulator.stop()
+        engine.dispose()
+
+
+def _purge_demo_queues(settings: Settings) -> None:
+    bus = open_bus(settings.bus_url)
+    try:
+        for queue in (WORKFLOW_QUEUE, WORKFLOW_PARKING_QUEUE):
+            bus.purge(queue)
+    finally:
+        bus.close()
+
+
+def _wait_until_settled(hub: Hub, expected: int, timeout_s: float) -> HubStatus | None:
+    deadline = time.monotonic() + timeout_s
+    last_line = ""
+    while time.monotonic() < deadline:
+        status = hub.status()
+        line = _progress(status, expected)
+        if line != last_line:
+            print(line, flush=True)
+            last_line = line
+        if status.cases >= expected and status.pending == 0:
+            return status
+        time.sleep(0.5)
+    return None
+
+
+def _progress(status: HubStatus, expected: int) -> str:
+    degraded = [name for name, health in status.loops.items() if not health.ok]
+    note = f"  degraded: {', '.join(degraded)}" if degraded else ""
+    return (
+        f"tracked {status.cases}/{expected}  records read {status.records}  published {status.published}"
+        f"  in outbox {status.pending}  rejected {status.rejected}{note}"
+    )
+
+
+def _summary(status: HubStatus, expected: int, wsdl_url: str, api_url: str, sample_no: str) -> str:
+    return "\n".join(
+        [
+            "",
+            "yekuo-hub demo: settled",
+            f"  applications seeded by the simulator : {expected}",
+            f"  applications tracked as cases        : {status.cases}",
+            f"  messages published (confirmed)       : {status.published}",
+            f"  messages rejected (parked)           : {status.rejected}",
+            f"  marketing simulator WSDL             : {wsdl_url}",
+            f"  try: curl {api_url}/v1/applications/{sample_no}",
+            "",
+        ]
+    )

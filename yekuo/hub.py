@@ -1,0 +1,234 @@
+"""The hub process: wires sources, the ingest pipeline, the outbox relay and the workflow consumer.
+
+Each loop runs in its own thread with its own bus connection (a Bus is not thread-safe). Transient
+failures of a legacy source or of the broker are retried with exponential backoff and jitter; the
+loop reports itself degraded meanwhile and resumes from the committed checkpoint or outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+import tenacity
+from sqlalchemy.engine import Engine
+
+from adapters.records import PollingSource
+from bus import open_bus
+from bus.outbox import OutboxRelay, pending_count
+from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
+from routes.config import HubConfig, load_hub_config
+from store.database import create_engine, create_schema
+from store.parking import count_parked
+from workflow.cases import handle_event
+from workflow.consumer import InboxConsumer
+from workflow.queries import count_cases
+from yekuo.errors import BusError, SourceUnavailableError
+from yekuo.ingest import Ingestor
+from yekuo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (SourceUnavailableError, BusError)
+WORKFLOW_QUEUE = "yekuo.workflow"
+WORKFLOW_PARKING_QUEUE = "yekuo.workflow.parking"
+DEAD_LETTER_EXCHANGE = "yekuo.dead"
+WORKFLOW_TOPICS = ("application.#", "customer.#")
+
+
+def hub_topology(exchange: str) -> Topology:
+    """The exchanges and queues the hub publishes to and consumes from."""
+    return Topology(
+        exchanges=(ExchangeSpec(exchange), ExchangeSpec(DEAD_LETTER_EXCHANGE)),
+        queues=(
+            QueueSpec(
+                WORKFLOW_QUEUE,
+                bindings=tuple(Binding(exchange, topic) for topic in WORKFLOW_TOPICS),
+                dead_letter_exchange=DEAD_LETTER_EXCHANGE,
+                dead_letter_routing_key=WORKFLOW_QUEUE,
+            ),
+            QueueSpec(WORKFLOW_PARKING_QUEUE, bindings=(Binding(DEAD_LETTER_EXCHANGE, WORKFLOW_QUEUE),)),
+        ),
+    )
+
+
+@dataclass
+class LoopHealth:
+    """Whether a loop's last step succeeded, and the last transient error it met."""
+
+    ok: bool = True
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class HubStatus:
+    """Counts an operator (or the demo summary) wants at a glance."""
+
+    cases: int
+    published: int
+    pending: int
+    rejected: int
+    records: int
+    loops: dict[str, LoopHealth] = field(default_factory=dict)
+
+
+class Hub:
+    """A running hub: call start(), then stop(); status() at any time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sources: list[PollingSource],
+        engine: Engine | None = None,
+        config: HubConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or create_engine(settings.db_url)
+        self.config = config or load_hub_config(settings.config_dir)
+        self.sources = sources
+        self.ingestor = Ingestor(self.engine, self.config.router)
+        self.health: dict[str, LoopHealth] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._relays: list[OutboxRelay] = []
+        self.consumer_stats: list[InboxConsumer] = []
+
+    def prepare(self) -> None:
+        """Create the hub tables and declare the bus topology."""
+        create_schema(self.engine)
+        bus = self._open_bus()
+        try:
+            bus.declare(hub_topology(self.settings.exchange))
+        finally:
+            bus.close()
+
+    def start(self) -> None:
+        """Start every loop in its own thread."""
+        self.prepare()
+        for source in self.sources:
+            self._spawn(f"poll:{source.name}", lambda s=source: self._poll_step(s))
+        self._spawn("relay", self._relay_loop_factory())
+        self._spawn("workflow", self._consumer_loop_factory())
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask every loop to stop and wait for it."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def status(self) -> HubStatus:
+        """Current counts from the database, so they survive restarts."""
+        with self.engine.connect() as conn:
+            return HubStatus(
+                cases=count_cases(conn),
+                published=sum(relay.published for relay in self._relays),
+                pending=pending_count(conn),
+                rejected=count_parked(conn),
+                records=self.ingestor.stats.records,
+                loops=dict(self.health),
+            )
+
+    def readiness(self) -> dict[str, bool]:
+        """Each dependency as up or down, for /ready."""
+        checks = {"database": self._database_up()}
+        checks.update({name: health.ok for name, health in self.health.items()})
+        return checks
+
+    def _database_up(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return False
+        return True
+
+    def _open_bus(self) -> Bus:
+        return open_bus(self.settings.bus_url)
+
+    def _poll_step(self, source: PollingSource) -> bool:
+        return self.ingestor.poll_source(source)
+
+    def _relay_loop_factory(self) -> Callable[[], bool]:
+        state: dict[str, OutboxRelay] = {}
+
+        def step() -> bool:
+            if "relay" not in state:
+                relay = OutboxRelay(self.engine, self._open_bus())
+                state["relay"] = relay
+                self._relays.append(relay)
+            try:
+                return state["relay"].relay_once() > 0
+            except BusError:
+                broken = state.pop("relay")
+                self._close_quietly(broken._bus)
+                raise
+
+        return step
+
+    def _consumer_loop_factory(self) -> Callable[[], bool]:
+        state: dict[str, InboxConsumer] = {}
+
+        def step() -> bool:
+            if "consumer" not in state:
+                consumer = InboxConsumer(
+                    self.engine, self._open_bus(), queue=WORKFLOW_QUEUE, name="workflow", handler=handle_event
+                )
+                state["consumer"] = consumer
+                self.consumer_stats.append(consumer)
+            try:
+                return state["consumer"].consume_once() > 0
+            except BusError:
+                broken = state.pop("consumer")
+                self._close_quietly(broken._bus)
+                raise
+
+        return step
+
+    @staticmethod
+    def _close_quietly(bus: Bus) -> None:
+        try:
+            bus.close()
+        except BusError:
+            log.debug("closing a broken bus connection failed", exc_info=True)
+
+    def _spawn(self, name: str, step: Callable[[], bool]) -> None:
+        health = self.health.setdefault(name, LoopHealth())
+        thread = threading.Thread(target=self._run_loop, args=(name, step, health), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run_loop(self, name: str, step: Callable[[], bool], health: LoopHealth) -> None:
+        def on_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            health.ok = False
+            health.failures += 1
+            health.last_error = str(error)
+            log.warning("%s: transient failure #%d, backing off: %s", name, state.attempt_number, error)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TRANSIENT),
+            wait=tenacity.wait_exponential_jitter(initial=0.2, max=10.0),
+            stop=tenacity.stop_when_event_set(self._stop),
+            sleep=self._stop.wait,
+            before_sleep=on_retry,
+            reraise=True,
+        )
+        idle_s = self.settings.marketing.poll_interval_s if name.startswith("poll:") else 0.05
+        while not self._stop.is_set():
+            try:
+                busy = retrying(step)
+            except TRANSIENT:
+                break  # only reached when stopping during a backoff
+            except Exception:
+                log.exception("%s: unexpected failure; the loop keeps running", name)
+                health.ok = False
+                self._stop.wait(1.0)
+                continue
+            health.ok = True
+            if not busy:
+                self._stop.wait(idle_s)
