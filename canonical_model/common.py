@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 
 class CanonicalModel(BaseModel):
@@ -35,6 +36,6 @@ class UrbanRural(StrEnum):
     RURAL = "rural"
 
 
-def pii(description: str) -> dict[str, object]:
+def pii(description: str) -> JsonDict:
     """Field schema extras marking personal data, which the API masks and the store encrypts."""
     return {"x-pii": True, "description": description}

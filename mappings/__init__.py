@@ -1,1 +1,1 @@
-"""mappings"""
+"""Declarative mappings: YAML files that turn legacy records into canonical documents."""

@@ -40,7 +40,9 @@ class CodeTable:
 class CodeTables:
     """Every code table, by name (its path under mappings/codes/ without .yaml)."""
 
-    def __init__(self, tables: dict[str, CodeTable] | None = None, broken: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, tables: dict[str, CodeTable] | None = None, broken: frozenset[str] = frozenset()
+    ) -> None:
         self._tables = dict(tables or {})
         # Tables whose file exists but failed to load: their users are not reported a second time.
         self.broken = broken
@@ -95,8 +97,8 @@ def read_code_table(path: Path, codes_dir: Path, diag: Diagnostics) -> CodeTable
             line = key_line(codes, code)
             if not isinstance(code, str):
                 diag.error(
-                    f"code {code!r} was read as {type(code).__name__}; quote it so the legacy text "
-                    f"is kept exactly (e.g. \"01\", not 01)",
+                    f"code {code!r} is not text; quote it so the legacy code is kept exactly "
+                    '(e.g. "01", not 01)',
                     file,
                     line,
                 )

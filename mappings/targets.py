@@ -1,11 +1,11 @@
-"""What a canonical pydantic model looks like to a mapping: field paths, nested models, lists, value checks."""
+"""How a canonical pydantic model looks to a mapping: field paths, nested models, lists, value checks."""
 
 from __future__ import annotations
 
 import enum
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -76,11 +76,11 @@ def resolve(model: type[BaseModel], path: tuple[str, ...]) -> FieldInfo:
     raise TargetPathError("empty target field path")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(info: FieldInfo) -> TypeAdapter[Any]:
-    if not info.metadata:
-        return TypeAdapter(info.annotation)
-    return TypeAdapter(Annotated[info.annotation, *info.metadata])
+    # The field's type with its constraints (gt, pattern, ...), checked without building a whole model.
+    annotated: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    return TypeAdapter(annotated)
 
 
 def check_value(info: FieldInfo, value: Any) -> str | None:

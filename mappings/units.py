@@ -1,4 +1,4 @@
-"""Unit conversion for mapped numbers: source unit from the mapping, target unit from the field name suffix."""
+"""Unit conversion for mapped numbers: source unit from the mapping, target unit from the field name."""
 
 from __future__ import annotations
 
@@ -44,9 +44,7 @@ def conversion_factor(source_unit: str, target_unit: str) -> Decimal:
     source_dim, source_factor = UNITS[source_unit]
     target_dim, target_factor = UNITS[target_unit]
     if source_dim != target_dim:
-        raise UnitError(
-            f"cannot convert {source_unit} ({source_dim}) to {target_unit} ({target_dim})"
-        )
+        raise UnitError(f"cannot convert {source_unit} ({source_dim}) to {target_unit} ({target_dim})")
     return source_factor / target_factor
 
 
