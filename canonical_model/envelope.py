@@ -16,8 +16,12 @@ class CloudEvent(BaseModel):
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, description="unique event id; consumers deduplicate on it")
-    source: str = Field(min_length=1, description="URI reference of the producer, e.g. /marketing/application")
-    type: str = Field(pattern=EVENT_TYPE_PATTERN, description="event type, e.g. cn.yekuo.application.changed.v1")
+    source: str = Field(
+        min_length=1, description="URI reference of the producer, e.g. /marketing/application"
+    )
+    type: str = Field(
+        pattern=EVENT_TYPE_PATTERN, description="event type, e.g. cn.yekuo.application.changed.v1"
+    )
     subject: str = Field(min_length=1, description="the business key the event is about")
     time: AwareDatetime = Field(description="when the change happened")
     dataschema: str = Field(min_length=1, description="URI of the JSON Schema of data")

@@ -64,15 +64,14 @@ def park(
     return int(key[0])
 
 
-def list_parked(conn: Connection, kind: ParkedKind | None = None, status: str = "parked") -> list[ParkedMessage]:
+def list_parked(
+    conn: Connection, kind: ParkedKind | None = None, status: str = "parked"
+) -> list[ParkedMessage]:
     """Parked messages in arrival order, optionally of one kind."""
     query = sa.select(parked).where(parked.c.status == status).order_by(parked.c.id)
     if kind is not None:
         query = query.where(parked.c.kind == kind)
-    return [
-        ParkedMessage(**row._mapping)
-        for row in conn.execute(query)
-    ]
+    return [ParkedMessage(**row._mapping) for row in conn.execute(query)]
 
 
 def count_parked(conn: Connection, kind: ParkedKind | None = None) -> int:

@@ -78,7 +78,9 @@ parked = sa.Table(
     sa.Column("position", sa.JSON, nullable=True),
     sa.Column("payload", sa.JSON, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, default="parked", comment="parked | replayed | discarded"),
+    sa.Column(
+        "status", sa.String(16), nullable=False, default="parked", comment="parked | replayed | discarded"
+    ),
     sa.Index("ix_parked_kind_status", "kind", "status"),
 )
 

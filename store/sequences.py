@@ -19,5 +19,7 @@ def next_sequence(conn: Connection, subject_key: str) -> int:
     if updated.rowcount == 0:
         conn.execute(table.insert().values(subject_key=subject_key, last_sequence=1))
         return 1
-    value = conn.execute(sa.select(table.c.last_sequence).where(table.c.subject_key == subject_key)).scalar_one()
+    value = conn.execute(
+        sa.select(table.c.last_sequence).where(table.c.subject_key == subject_key)
+    ).scalar_one()
     return int(value)

@@ -83,7 +83,9 @@ def apply_customer_changed(conn: Connection, event: CloudEvent) -> None:
     if row is None:
         conn.execute(
             customers.insert().values(
-                customer_no=customer.customer_no, document=document, last_sequence=event.sequence,
+                customer_no=customer.customer_no,
+                document=document,
+                last_sequence=event.sequence,
                 updated_at=utcnow(),
             )
         )

@@ -106,5 +106,7 @@ class InboxConsumer:
         return True
 
     def _seen(self, conn: Connection, event_id: str) -> bool:
-        query = sa.select(inbox.c.event_id).where(inbox.c.consumer == self._name, inbox.c.event_id == event_id)
+        query = sa.select(inbox.c.event_id).where(
+            inbox.c.consumer == self._name, inbox.c.event_id == event_id
+        )
         return conn.execute(query).first() is not None

@@ -55,7 +55,13 @@ def _run(args: argparse.Namespace) -> int:
 def _sim_marketing(args: argparse.Namespace) -> int:
     from simulators.marketing.server import run
 
-    run(host=args.host, port=args.port, seed=args.seed, customers=args.customers, applications=args.applications)
+    run(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        customers=args.customers,
+        applications=args.applications,
+    )
     return 0
 
 
@@ -65,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check-config", help="validate every mapping, code table and route")
-    check.add_argument("--config-dir", help="folder holding mappings/ and routes/ (default: YEKUO_CONFIG_DIR)")
+    check.add_argument(
+        "--config-dir", help="folder holding mappings/ and routes/ (default: YEKUO_CONFIG_DIR)"
+    )
     check.set_defaults(func=_check_config)
 
     schemas = commands.add_parser("schemas", help="canonical JSON Schemas")
@@ -77,14 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the marketing simulator, the hub and the API together")
     demo.add_argument("--seed", type=int, default=20261126, help="simulator seed (default: %(default)s)")
     demo.add_argument("--customers", type=int, default=150, help="seeded customers (default: %(default)s)")
-    demo.add_argument("--applications", type=int, default=200, help="seeded applications (default: %(default)s)")
-    demo.add_argument("--api-port", type=int, default=8000, help="API port (default: %(default)s)")
-    demo.add_argument("--sim-port", type=int, default=8001, help="simulator port, 0 for any (default: %(default)s)")
     demo.add_argument(
-        "--exit-after-settled", action="store_true", help="exit with a summary once every application is tracked"
+        "--applications", type=int, default=200, help="seeded applications (default: %(default)s)"
+    )
+    demo.add_argument("--api-port", type=int, default=8000, help="API port (default: %(default)s)")
+    demo.add_argument(
+        "--sim-port", type=int, default=8001, help="simulator port, 0 for any (default: %(default)s)"
     )
     demo.add_argument(
-        "--timeout", type=float, default=300.0, help="give up settling after this many seconds (default: %(default)s)"
+        "--exit-after-settled",
+        action="store_true",
+        help="exit with a summary once every application is tracked",
+    )
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="give up settling after this many seconds (default: %(default)s)",
     )
     demo.set_defaults(func=_demo)
 

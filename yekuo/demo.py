@@ -33,9 +33,12 @@ class DemoOptions:
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """Run the demo; with exit_after_settled, return 0 once every seeded application is tracked."""
     world = generate_world(seed=options.seed, customers=options.customers, applications=options.applications)
-    expected = len(world.applications)
+    expected = world.application_count
     simulator = SimulatorServer(world, port=options.sim_port).start()
-    print(f"marketing simulator: {simulator.wsdl_url} ({expected} applications, seed {options.seed})", flush=True)
+    print(
+        f"marketing simulator: {simulator.wsdl_url} ({expected} applications, seed {options.seed})",
+        flush=True,
+    )
 
     engine = create_engine(settings.db_url)
     # A demo starts from an empty hub so that its counts speak of this run only.
@@ -46,16 +49,27 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     hub.prepare()
     _purge_demo_queues(settings)
     hub.start()
-    api = BackgroundServer(create_app(engine, readiness=hub.readiness), host=settings.api_host,
-                           port=options.api_port).start()
-    print(f"hub API: {api.base_url}/docs  (bus {settings.bus_url}, database {engine.url.render_as_string()})",
-          flush=True)
+    api = BackgroundServer(
+        create_app(engine, readiness=hub.readiness), host=settings.api_host, port=options.api_port
+    ).start()
+    print(
+        f"hub API: {api.base_url}/docs  (bus {settings.bus_url}, database {engine.url.render_as_string()})",
+        flush=True,
+    )
     try:
         status = _wait_until_settled(hub, expected, options.timeout_s)
         if status is None:
-            print(f"not settled after {options.timeout_s:.0f} s: {_progress(hub.status(), expected)}", flush=True)
+            print(
+                f"not settled after {options.timeout_s:.0f} s: {_progress(hub.status(), expected)}",
+                flush=True,
+            )
             return 1
-        print(_summary(status, expected, simulator.wsdl_url, api.base_url, world.sample_application_no()), flush=True)
+        print(
+            _summary(
+                status, expected, simulator.wsdl_url, api.base_url, world.all_applications()[0]["APP_NO"]
+            ),
+            flush=True,
+        )
         if options.exit_after_settled:
             return 0
         print("serving; press Ctrl-C to stop", flush=True)

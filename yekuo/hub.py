@@ -7,6 +7,7 @@ loop reports itself degraded meanwhile and resumes from the committed checkpoint
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class Hub:
         """Start every loop in its own thread."""
         self.prepare()
         for source in self.sources:
-            self._spawn(f"poll:{source.name}", lambda s=source: self._poll_step(s))
+            self._spawn(f"poll:{source.name}", functools.partial(self.ingestor.poll_source, source))
         self._spawn("relay", self._relay_loop_factory())
         self._spawn("workflow", self._consumer_loop_factory())
 
@@ -149,9 +150,6 @@ class Hub:
 
     def _open_bus(self) -> Bus:
         return open_bus(self.settings.bus_url)
-
-    def _poll_step(self, source: PollingSource) -> bool:
-        return self.ingestor.poll_source(source)
 
     def _relay_loop_factory(self) -> Callable[[], bool]:
         state: dict[str, OutboxRelay] = {}
@@ -202,6 +200,9 @@ class Hub:
         self._threads.append(thread)
         thread.start()
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
     def _run_loop(self, name: str, step: Callable[[], bool], health: LoopHealth) -> None:
         def on_retry(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -214,7 +215,7 @@ class Hub:
             retry=tenacity.retry_if_exception_type(TRANSIENT),
             wait=tenacity.wait_exponential_jitter(initial=0.2, max=10.0),
             stop=tenacity.stop_when_event_set(self._stop),
-            sleep=self._stop.wait,
+            sleep=self._pause,
             before_sleep=on_retry,
             reraise=True,
         )

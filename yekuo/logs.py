@@ -31,7 +31,9 @@ def configure(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_CorrelationFilter())
     handler.setFormatter(
-        logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s cid=%(correlation_id)s %(message)s")
+        logging.Formatter(
+            "%(asctime)s level=%(levelname)s logger=%(name)s cid=%(correlation_id)s %(message)s"
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,46 +1,93 @@
-"""Serve an ASGI app with uvicorn in a background thread, for the demo, the simulators and tests."""
+"""Serve an ASGI app with uvicorn, in a background thread (demo, simulators, tests) or in the foreground."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from yekuo.errors import ConfigError
+
+_STARTUP_TIMEOUT_S = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free port, known before the server starts."""
+    # proto IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on such sockets, and without it every answer
+    # on a kept-alive connection waits for a delayed ACK (about 40 ms).
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    return sock
+
+
+def base_url_of(sock: socket.socket) -> str:
+    """The root URL a bound socket serves."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _uvicorn(app: ASGIApp) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", ws="none", log_level="warning", access_log=False)
+    )
+
+
+def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve in the foreground until interrupted."""
+    _uvicorn(app).run(sockets=[sock])
+
 
 class BackgroundServer:
-    """A uvicorn server on its own thread; port 0 picks a free port."""
+    """A uvicorn server on a daemon thread; used as a context manager it starts on entry and stops on exit."""
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http") -> None:
+        self._socket = bind_socket(host, port)
+        self.port: int = self._socket.getsockname()[1]
+        self.base_url = base_url_of(self._socket)
+        self._name = name
+        self._server = _uvicorn(app)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"http:{self.port}", daemon=True
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=name, daemon=True
         )
 
-    @property
-    def base_url(self) -> str:
-        """The server's root URL."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout_s: float = 10.0) -> BackgroundServer:
-        """Start serving and return once the server accepts connections."""
+    def start(self) -> BackgroundServer:
+        """Start serving; return once connections are accepted."""
         self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"HTTP server on {self.base_url} did not start")
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
+        if not self._server.started:
+            self.stop()
+            raise ConfigError(f"{self._name} on {self.base_url} did not start")
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread."""
+        """Stop serving and wait for the server thread to finish."""
         self._server.should_exit = True
-        self._thread.join(10.0)
+        if self._thread.is_alive():
+            self._thread.join(_STARTUP_TIMEOUT_S)
         self._socket.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -69,7 +69,9 @@ def _application(**overrides: object) -> dict[str, object]:
 def test_pydantic_and_json_schema_agree_on_applications(overrides: dict[str, object]) -> None:
     document = _application(**overrides)
     schema = build_all()["application.v1"]
-    schema_ok = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).is_valid(document)
+    schema_ok = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).is_valid(
+        document
+    )
     try:
         ConnectionApplication.model_validate(document)
         model_ok = True

@@ -38,7 +38,11 @@ def application_event(application_no: str, sequence: int = 1, **data: Any) -> Cl
 
 
 def customer_event(customer_no: str, sequence: int = 1, **data: Any) -> CloudEvent:
-    document: dict[str, Any] = {"customer_no": customer_no, "name": "南阳市宛城区李记餐馆", "category": "residential"}
+    document: dict[str, Any] = {
+        "customer_no": customer_no,
+        "name": "南阳市宛城区李记餐馆",
+        "category": "residential",
+    }
     document.update(data)
     return CloudEvent(
         id=str(uuid.uuid4()),

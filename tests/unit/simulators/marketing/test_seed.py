@@ -1,0 +1,156 @@
+"""Tests of the seeded marketing world generator: reproducible, realistic, with timestamp bursts."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime
+
+import pytest
+
+from simulators.marketing.seed import generate_world, resident_id, social_credit_code
+from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, MarketingWorld
+from yekuo.errors import ConfigError
+
+START = datetime(2026, 11, 2, 8, 30)
+USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+@pytest.fixture(scope="module")
+def world() -> MarketingWorld:
+    return generate_world(seed=11, customers=400, applications=1500, start=START)
+
+
+def _customers(world: MarketingWorld) -> dict[str, dict[str, object]]:
+    applications = world.all_applications()
+    numbers = sorted({application["CONS_NO"] for application in applications})
+    return {row["CONS_NO"]: dict(row) for row in world.customers(numbers)}
+
+
+def _valid_resident_id(number: str) -> bool:
+    weights = [2 ** (17 - position) % 11 for position in range(17)]
+    total = sum(int(digit) * weight for digit, weight in zip(number[:17], weights, strict=True))
+    return number[17] == "10X98765432"[total % 11]
+
+
+def _valid_social_credit_code(code: str) -> bool:
+    weights = [3**position % 31 for position in range(17)]
+    total = sum(USCC_CHARS.index(char) * weight for char, weight in zip(code[:17], weights, strict=True))
+    return code[17] == USCC_CHARS[(31 - total % 31) % 31]
+
+
+def test_same_seed_gives_the_same_world() -> None:
+    first = generate_world(seed=5, customers=50, applications=200, start=START)
+    second = generate_world(seed=5, customers=50, applications=200, start=START)
+    assert first.all_applications() == second.all_applications()
+    numbers = [application["CONS_NO"] for application in first.all_applications()]
+    assert first.customers(numbers) == second.customers(numbers)
+
+
+def test_another_seed_gives_another_world() -> None:
+    first = generate_world(seed=5, customers=50, applications=200, start=START)
+    other = generate_world(seed=6, customers=50, applications=200, start=START)
+    assert first.all_applications() != other.all_applications()
+
+
+def test_world_has_the_requested_size(world: MarketingWorld) -> None:
+    assert world.customer_count == 400
+    assert world.application_count == 1500
+
+
+def test_update_times_come_in_bursts_sharing_one_second(world: MarketingWorld) -> None:
+    per_second = Counter(application["UPDATE_TIME"] for application in world.all_applications())
+    bursts = [size for size in per_second.values() if size >= 3]
+    assert len(bursts) >= 20
+    assert max(bursts) >= 40
+
+
+def test_records_carry_every_legacy_field(world: MarketingWorld) -> None:
+    application = world.all_applications()[0]
+    assert tuple(application) == APPLICATION_FIELDS
+    customer = world.customer(application["CONS_NO"])
+    assert customer is not None
+    assert tuple(customer) == CUSTOMER_FIELDS
+
+
+def test_identifiers_have_legacy_shapes(world: MarketingWorld) -> None:
+    applications = world.all_applications()
+    assert len({application["APP_NO"] for application in applications}) == len(applications)
+    for application in applications:
+        assert re.fullmatch(r"\d{13}", application["APP_NO"])
+        assert re.fullmatch(r"413\d{7}", application["CONS_NO"])
+        assert application["HANDLE_TIME"] <= application["UPDATE_TIME"]
+        assert application["UPDATE_TIME"] >= "2026-11-02 08:30:00"
+
+
+def test_customer_classes_are_mostly_residential(world: MarketingWorld) -> None:
+    classes = Counter(application["CUST_CLASS_CODE"] for application in world.all_applications())
+    assert classes["01"] > 0.6 * 1500
+    assert classes["02"] > classes["03"] + classes["04"] > 0
+
+
+def test_capacities_and_voltages_fit_the_customer_class(world: MarketingWorld) -> None:
+    customers = _customers(world)
+    expected = {
+        "01": ((4, 16), {"AC02202", "AC03802"}),
+        "02": ((20, 160), {"AC03802"}),
+        "03": ((250, 8000), {"AC00101"}),
+        "04": ((250, 8000), {"AC00101"}),
+    }
+    for application in world.all_applications():
+        (low, high), voltages = expected[application["CUST_CLASS_CODE"]]
+        assert low <= application["APPLY_CAP"] <= high, application
+        assert application["VOLT_CODE"] in voltages, application
+        customer = customers[application["CONS_NO"]]
+        assert low <= float(str(customer["CONTRACT_CAP"])) <= high
+        if application["CUST_CLASS_CODE"] in ("01", "02"):
+            assert application["IMPORTANCE_CODE"] == "00"
+
+
+def test_dual_source_customers_are_larger_and_mostly_important(world: MarketingWorld) -> None:
+    applications = world.all_applications()
+    dual = [application for application in applications if application["CUST_CLASS_CODE"] == "04"]
+    single = [application for application in applications if application["CUST_CLASS_CODE"] == "03"]
+    assert min(application["APPLY_CAP"] for application in dual) >= 1250
+    assert min(application["APPLY_CAP"] for application in single) < 1250
+    important = [application for application in dual if application["IMPORTANCE_CODE"] != "00"]
+    assert len(important) > len(dual) / 2
+
+
+def test_personal_data_looks_real(world: MarketingWorld) -> None:
+    for customer in _customers(world).values():
+        cert_no = str(customer["CERT_NO"])
+        if customer["CERT_TYPE_CODE"] == "01":
+            assert re.fullmatch(r"4113\d{13}[\dX]", cert_no)
+            assert _valid_resident_id(cert_no)
+        else:
+            assert re.fullmatch(rf"91411\d{{3}}[{USCC_CHARS}]{{10}}", cert_no)
+            assert _valid_social_credit_code(cert_no)
+        contacts = customer["CONTACTS"]
+        assert isinstance(contacts, list) and contacts
+        for contact in contacts:
+            assert re.fullmatch(r"1[3-9]\d{9}", contact["MOBILE"])
+        assert (customer["BANK_ACCT"] is None) == (customer["BANK_NAME"] is None)
+
+
+def test_sites_lie_around_nanyang(world: MarketingWorld) -> None:
+    located = [a for a in world.all_applications() if a["LONGITUDE"] is not None]
+    assert len(located) > 0.9 * 1500
+    for application in located:
+        assert 112.4 <= float(str(application["LONGITUDE"])) <= 112.7
+        assert 32.9 <= float(str(application["LATITUDE"])) <= 33.1
+        assert str(application["ELEC_ADDR"]).startswith("南阳市")
+
+
+def test_check_characters_match_published_examples() -> None:
+    # GB 11643 and GB 32100 use these numbers as their examples.
+    assert resident_id("110105", datetime(1949, 12, 31), 2) == "11010519491231002X"
+    assert _valid_social_credit_code("91350100M000100Y43")
+    code = social_credit_code("411302", "12345678")
+    assert code[:17] == "91411302123456788"
+    assert _valid_social_credit_code(code)
+
+
+def test_rejects_a_world_without_customers() -> None:
+    with pytest.raises(ConfigError, match="customers must be at least 1, got 0"):
+        generate_world(seed=1, customers=0, applications=10, start=START)
