@@ -94,8 +94,15 @@ class OutboxRelay:
         """
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.exchange,
-                          outbox.c.routing_key, outbox.c.correlation_id, outbox.c.body)
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.event_id,
+                    outbox.c.event_type,
+                    outbox.c.exchange,
+                    outbox.c.routing_key,
+                    outbox.c.correlation_id,
+                    outbox.c.body,
+                )
                 .where(outbox.c.sent_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self._batch_size)

@@ -72,7 +72,13 @@ class Topology:
 
 
 class Bus(Protocol):
-    """A connection to a broker. Not thread-safe: each thread opens its own with bus.open_bus(url)."""
+    """A connection to a broker. Not thread-safe: each thread opens its own with bus.open_bus(url).
+
+    Both transports raise the same errors: ConfigError for a missing exchange or queue or a
+    redeclaration with other arguments, BusUnavailableError once the connection is closed or lost
+    (open a new bus), BusError for settling a delivery this connection does not hold, and
+    bus.codec.MessageEncodingError for a message the wire cannot carry (nothing of its batch is sent).
+    """
 
     def declare(self, topology: Topology) -> None:
         """Declare exchanges, queues and bindings (idempotent)."""
@@ -99,6 +105,12 @@ class Bus(Protocol):
 
     def purge(self, queue: str) -> int:
         """Remove every ready message from the queue; return how many."""
+
+    def delete_queue(self, queue: str) -> None:
+        """Delete a queue with its messages and bindings; deleting a missing queue is not an error."""
+
+    def delete_exchange(self, exchange: str) -> None:
+        """Delete an exchange and the bindings from it; deleting a missing exchange is not an error."""
 
     def close(self) -> None:
         """Close the connection; unacknowledged deliveries return to their queues."""

@@ -1,0 +1,146 @@
+"""Wire rules shared by both transports: AMQP header tables as pika encodes them, property and name limits.
+
+Both buses check a whole batch with check_message() before anything is sent, so a message the wire
+cannot carry fails the same way, with the same error, on memory:// and amqp://. The in-process bus
+stores headers as the encoded table (encode_headers) and decodes them on delivery, so a consumer sees
+exactly what it would see from RabbitMQ: datetimes lose sub-second precision and come back in UTC,
+Decimals come back normalized, and floats and tuples are refused.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pika import compat as pika_compat
+from pika import data as pika_data
+from pika import exceptions as pika_exceptions
+
+from bus.port import Message, Topology
+from yekuo.errors import BusError, ConfigError
+
+# AMQP 0-9-1 short strings (routing keys, names, message properties) carry at most 255 bytes of UTF-8.
+SHORTSTR_MAX_BYTES = 255
+
+
+class MessageEncodingError(BusError):
+    """A message cannot be put on the wire (a header value AMQP cannot carry, a property too long).
+
+    Retrying cannot help: the message itself must change.
+    """
+
+
+def check_shortstr(what: str, value: str) -> None:
+    """Refuse a value that does not fit an AMQP short string."""
+    size = len(value.encode("utf-8"))
+    if size > SHORTSTR_MAX_BYTES:
+        raise MessageEncodingError(f"{what} is {size} bytes of UTF-8; AMQP allows {SHORTSTR_MAX_BYTES}")
+
+
+def encode_headers(headers: Mapping[str, Any], *, message_id: str = "?") -> bytes:
+    """Encode a header table exactly as pika puts it on the wire."""
+    for key in headers:
+        if not isinstance(key, str):
+            raise MessageEncodingError(f"message {message_id!r}: header name {key!r} is not a string")
+        check_shortstr(f"message {message_id!r}: header name {key[:40]!r}", key)
+    pieces: list[bytes] = []
+    try:
+        pika_data.encode_table(pieces, dict(headers))
+    except pika_exceptions.UnsupportedAMQPFieldException as exc:
+        value = exc.args[1] if len(exc.args) > 1 else None
+        raise MessageEncodingError(
+            f"message {message_id!r}: header value {value!r} of type {type(value).__name__} cannot travel "
+            "in an AMQP table (use str, bytes, int, bool, Decimal, datetime, None, list or dict)"
+        ) from exc
+    except (pika_exceptions.ShortStringTooLong, struct.error, AttributeError, TypeError) as exc:
+        raise MessageEncodingError(f"message {message_id!r}: a header does not fit AMQP: {exc!r}") from exc
+    return b"".join(pieces)
+
+
+def decode_headers(encoded: bytes) -> dict[str, Any]:
+    """Decode a header table produced by encode_headers()."""
+    table, _ = pika_data.decode_table(encoded, 0)
+    return {_as_str(key): normalize_value(value) for key, value in table.items()}
+
+
+def normalize_value(value: Any) -> Any:
+    """Turn a value pika decoded into plain Python: its `long` subclass becomes int, recursively."""
+    if isinstance(value, pika_compat.long):
+        return int(value)
+    if isinstance(value, dict):
+        return {_as_str(key): normalize_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [normalize_value(item) for item in value]
+    return value
+
+
+def _as_str(key: str | bytes) -> str:
+    return key if isinstance(key, str) else key.decode("utf-8", errors="replace")
+
+
+def check_message(message: Message) -> bytes:
+    """Check that every property of the message fits the wire; return its encoded header table."""
+    if not isinstance(message.body, bytes):
+        raise MessageEncodingError(
+            f"message {message.message_id!r}: body must be bytes, got {type(message.body).__name__}"
+        )
+    check_shortstr(f"message {message.message_id[:40]!r}: message_id", message.message_id)
+    check_shortstr(f"message {message.message_id!r}: routing key", message.routing_key)
+    check_shortstr(f"message {message.message_id!r}: content_type", message.content_type)
+    if message.correlation_id is not None:
+        check_shortstr(f"message {message.message_id!r}: correlation_id", message.correlation_id)
+    if message.type is not None:
+        check_shortstr(f"message {message.message_id!r}: type", message.type)
+    return encode_headers(message.headers, message_id=message.message_id)
+
+
+def check_fetch_size(max_messages: int) -> None:
+    """Refuse a fetch batch size below one."""
+    if max_messages < 1:
+        raise ConfigError(f"fetch max_messages must be at least 1, got {max_messages}")
+
+
+def unroutable_text(exchange: str, returned: Sequence[tuple[str, str]], total: int) -> str:
+    """The UnroutableError text for (routing key, message id) pairs that matched no queue."""
+    shown = ", ".join(f"routing key {key!r} (message {message_id!r})" for key, message_id in returned[:5])
+    more = f" and {len(returned) - 5} more" if len(returned) > 5 else ""
+    return f"{len(returned)} of {total} messages to exchange {exchange!r} matched no queue: {shown}{more}"
+
+
+def check_topology(topology: Topology) -> None:
+    """Refuse what RabbitMQ would refuse or silently turn into something else, before declaring anything."""
+    for exchange in topology.exchanges:
+        if not exchange.name:
+            raise ConfigError("the default exchange '' cannot be declared")
+        if exchange.name.startswith("amq."):
+            raise ConfigError(f"exchange {exchange.name!r}: names starting with 'amq.' are reserved")
+        _check_name("exchange", exchange.name)
+    for queue in topology.queues:
+        if not queue.name:
+            # RabbitMQ would invent a server-named queue that nothing else could find.
+            raise ConfigError("a queue needs a name")
+        _check_name("queue", queue.name)
+        if queue.dead_letter_routing_key is not None and queue.dead_letter_exchange is None:
+            raise ConfigError(
+                f"queue {queue.name!r}: dead_letter_routing_key set but no dead_letter_exchange"
+            )
+        if queue.message_ttl_ms is not None and queue.message_ttl_ms < 0:
+            raise ConfigError(
+                f"queue {queue.name!r}: message_ttl_ms must be >= 0, got {queue.message_ttl_ms}"
+            )
+        for binding in queue.bindings:
+            if not binding.exchange:
+                raise ConfigError(f"queue {queue.name!r}: cannot bind to the default exchange ''")
+            check_shortstr_config(f"queue {queue.name!r}: binding pattern", binding.pattern)
+
+
+def _check_name(kind: str, name: str) -> None:
+    check_shortstr_config(f"{kind} name {name[:40]!r}", name)
+
+
+def check_shortstr_config(what: str, value: str) -> None:
+    """Like check_shortstr, for names in a topology (a configuration error, not a message error)."""
+    size = len(value.encode("utf-8"))
+    if size > SHORTSTR_MAX_BYTES:
+        raise ConfigError(f"{what} is {size} bytes of UTF-8; AMQP allows {SHORTSTR_MAX_BYTES}")

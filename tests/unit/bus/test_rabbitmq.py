@@ -1,0 +1,202 @@
+"""RabbitMQ-only behaviour of the amqp:// bus: confirm windows, nacks, flow control, lost connections."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pika
+import pytest
+
+from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
+from bus.rabbitmq import RabbitMQBus
+from tests.conftest import RABBITMQ_URL, require_service
+from yekuo.errors import BusError, BusUnavailableError, PublishNotConfirmedError
+
+pytestmark = pytest.mark.rabbitmq
+
+
+class CuttableProxy:
+    """A TCP relay to the broker that the test can cut, to lose a connection the way a network does."""
+
+    def __init__(self, port: int) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._upstream_port = port
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+        self._sockets += [client, upstream]
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(target)
+
+    def cut(self) -> None:
+        # Shut every socket down before closing any: closing a socket that another thread is blocked
+        # reading neither wakes that thread nor tells the peer.
+        for sock in self._sockets:
+            _shut(sock)
+        for sock in self._sockets:
+            sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def names() -> Iterator[list[str]]:
+    require_service("RabbitMQ", 5672)
+    created: list[str] = []
+    yield created
+    admin = RabbitMQBus(RABBITMQ_URL)
+    for name in created:
+        admin.delete_queue(name)
+        admin.delete_exchange(name)
+    admin.close()
+
+
+def declare_queue(names: list[str], bus: RabbitMQBus) -> tuple[str, str]:
+    exchange, queue = f"unit.events.{uuid.uuid4().hex[:12]}", f"unit.queue.{uuid.uuid4().hex[:12]}"
+    names += [exchange, queue]
+    bus.declare(
+        Topology(
+            exchanges=(ExchangeSpec(exchange),),
+            queues=(QueueSpec(queue, bindings=(Binding(exchange, "#"),)),),
+        )
+    )
+    return exchange, queue
+
+
+def messages(count: int) -> list[Message]:
+    return [Message(body=b"%d" % i, routing_key="k", message_id=f"m-{i}") for i in range(count)]
+
+
+def test_a_small_confirm_window_still_publishes_everything_in_order(names: list[str]) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL, confirm_window=3)
+    exchange, queue = declare_queue(names, bus)
+
+    bus.publish(exchange, messages(50))
+
+    received: list[str] = []
+    while len(received) < 50 and (batch := bus.fetch(queue, 50, 5.0)):
+        received += [d.message.message_id for d in batch]
+    assert received == [f"m-{i}" for i in range(50)]
+    bus.close()
+
+
+def test_a_broker_nack_is_publish_not_confirmed(names: list[str]) -> None:
+    queue = f"unit.full.{uuid.uuid4().hex[:12]}"
+    names.append(queue)
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    connection.channel().queue_declare(
+        queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    connection.close()
+    bus = RabbitMQBus(RABBITMQ_URL)
+
+    with pytest.raises(PublishNotConfirmedError, match="nacked 2 of 3"):
+        bus.publish("", [Message(body=b"", routing_key=queue, message_id=f"m-{i}") for i in range(3)])
+
+    assert bus.queue_depth(queue) == 1
+    bus.close()
+
+
+def test_publishing_waits_while_blocked_then_gives_up_and_recovers_once_unblocked(names: list[str]) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL, publish_timeout_s=0.3)
+    exchange, queue = declare_queue(names, bus)
+    # What pika hands the callback when RabbitMQ raises a resource alarm (connection.blocked).
+    bus._on_blocked(None, SimpleNamespace(method=SimpleNamespace(reason="low on memory")))
+
+    with pytest.raises(BusUnavailableError, match="blocked"):
+        bus.publish(exchange, messages(1))
+    assert bus.queue_depth(queue) == 0
+
+    bus._on_unblocked(None, None)
+    bus.publish(exchange, messages(1))
+    assert bus.queue_depth(queue) == 1
+    bus.close()
+
+
+def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> None:
+    proxy = CuttableProxy(5672)
+    bus = RabbitMQBus(f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    exchange, queue = declare_queue(names, bus)
+    bus.publish(exchange, messages(1))
+    (delivery,) = bus.fetch(queue, 1, 5.0)
+
+    proxy.cut()
+
+    with pytest.raises(BusUnavailableError, match="lost"):
+        bus.publish(exchange, messages(1))
+    with pytest.raises(BusUnavailableError, match="open a new bus"):
+        bus.ack(delivery)
+    bus.close()
+    other = RabbitMQBus(RABBITMQ_URL)
+    assert [d.redelivered for d in other.fetch(queue, 5, 5.0)] == [True]
+    other.close()
+
+
+def test_growing_the_batch_size_does_not_mark_pushed_messages_redelivered(names: list[str]) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL)
+    exchange, queue = declare_queue(names, bus)
+    bus.publish(exchange, messages(6))
+
+    first = bus.fetch(queue, 1, 5.0)
+    rest = bus.fetch(queue, 5, 5.0)
+    rest += bus.fetch(queue, 5, 1.0) if len(rest) < 5 else []
+
+    assert [d.message.message_id for d in first + rest] == [f"m-{i}" for i in range(6)]
+    assert not any(d.redelivered for d in first + rest)
+    bus.close()
+
+
+def test_a_consume_channel_closed_by_the_broker_is_replaced_and_its_deliveries_come_back(
+    names: list[str],
+) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL)
+    exchange, queue = declare_queue(names, bus)
+    bus.publish(exchange, messages(2))
+    (held,) = bus.fetch(queue, 1, 5.0)
+    # Acking a tag the broker never issued makes it close the channel (PRECONDITION_FAILED), as an
+    # overdue ack (consumer_timeout) would.
+    assert bus._consume is not None
+    bus._consume._impl.basic_ack(9999)
+    bus._connection.process_data_events(time_limit=1.0)
+
+    deliveries = bus.fetch(queue, 2, 5.0)
+    deliveries += bus.fetch(queue, 1, 5.0) if len(deliveries) < 2 else []
+
+    assert [(d.message.message_id, d.redelivered) for d in deliveries] == [("m-0", True), ("m-1", False)]
+    with pytest.raises(BusError, match="not unsettled"):
+        bus.ack(held)
+    bus.close()
+
+
+def test_connection_settings_default_but_the_url_wins() -> None:
+    require_service("RabbitMQ", 5672)
+    bus = RabbitMQBus(RABBITMQ_URL + "?heartbeat=20", heartbeat_s=30, blocked_timeout_s=45.0)
+    parameters = bus._connection._impl.params
+
+    assert (parameters.heartbeat, parameters.blocked_connection_timeout) == (20, 45.0)
+    bus.close()
