@@ -82,7 +82,7 @@ class OutboxRelay:
 
     def __init__(self, engine: Engine, bus: Bus, *, batch_size: int = 500) -> None:
         self._engine = engine
-        self._bus = bus
+        self.bus = bus
         self._batch_size = batch_size
         self.published = 0
 
@@ -122,7 +122,7 @@ class OutboxRelay:
                 for row in group
             ]
             try:
-                self._bus.publish(exchange, messages)
+                self.bus.publish(exchange, messages)
             except BusError as exc:
                 self._record_failure(group, exc)
                 raise

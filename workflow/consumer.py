@@ -42,7 +42,7 @@ class InboxConsumer:
 
     def __init__(self, engine: Engine, bus: Bus, *, queue: str, name: str, handler: EventHandler) -> None:
         self._engine = engine
-        self._bus = bus
+        self.bus = bus
         self._queue = queue
         self._name = name
         self._handler = handler
@@ -50,7 +50,7 @@ class InboxConsumer:
 
     def consume_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> int:
         """Handle one batch; return how many deliveries were settled."""
-        deliveries = self._bus.fetch(self._queue, max_messages, timeout_s)
+        deliveries = self.bus.fetch(self._queue, max_messages, timeout_s)
         if not deliveries:
             return 0
         acks: list[Delivery] = []
@@ -62,10 +62,10 @@ class InboxConsumer:
                 else:
                     failures.append(delivery)
         for delivery in acks:
-            self._bus.ack(delivery)
+            self.bus.ack(delivery)
         for delivery in failures:
             # Dead-lettered to the queue's parking lot: an operator decides what happens next.
-            self._bus.nack(delivery, requeue=False)
+            self.bus.nack(delivery, requeue=False)
         return len(deliveries)
 
     def _handle(self, conn: Connection, delivery: Delivery) -> bool:

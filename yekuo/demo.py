@@ -12,7 +12,7 @@ from bus import open_bus
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
-from yekuo.hub import WORKFLOW_PARKING_QUEUE, WORKFLOW_QUEUE, Hub, HubStatus
+from yekuo.hub import Hub, HubStatus
 from yekuo.settings import Settings
 from yekuo.webserver import BackgroundServer
 
@@ -47,7 +47,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     source = MarketingSource(simulator.wsdl_url, page_size=settings.marketing.page_size)
     hub = Hub(settings, sources=[source], engine=engine)
     hub.prepare()
-    _purge_demo_queues(settings)
+    _purge_demo_queues(settings, hub)
     hub.start()
     api = BackgroundServer(
         create_app(engine, readiness=hub.readiness), host=settings.api_host, port=options.api_port
@@ -84,11 +84,12 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         engine.dispose()
 
 
-def _purge_demo_queues(settings: Settings) -> None:
+def _purge_demo_queues(settings: Settings, hub: Hub) -> None:
     bus = open_bus(settings.bus_url)
     try:
-        for queue in (WORKFLOW_QUEUE, WORKFLOW_PARKING_QUEUE):
-            bus.purge(queue)
+        for consumer in hub.consumers:
+            bus.purge(consumer.queue)
+            bus.purge(consumer.parking_queue)
     finally:
         bus.close()
 

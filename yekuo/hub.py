@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -24,9 +24,9 @@ from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
 from routes.config import HubConfig, load_hub_config
 from store.database import create_engine, create_schema
 from store.parking import count_parked
-from workflow.cases import handle_event
 from workflow.consumer import InboxConsumer
 from workflow.queries import count_cases
+from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusError, SourceUnavailableError
 from yekuo.ingest import Ingestor
 from yekuo.settings import Settings
@@ -34,25 +34,26 @@ from yekuo.settings import Settings
 log = logging.getLogger(__name__)
 
 TRANSIENT = (SourceUnavailableError, BusError)
-WORKFLOW_QUEUE = "yekuo.workflow"
-WORKFLOW_PARKING_QUEUE = "yekuo.workflow.parking"
 DEAD_LETTER_EXCHANGE = "yekuo.dead"
-WORKFLOW_TOPICS = ("application.#", "customer.#")
 
 
-def hub_topology(exchange: str) -> Topology:
+def hub_topology(exchange: str, consumers: Sequence[ConsumerSpec] = CONSUMERS) -> Topology:
     """The exchanges and queues the hub publishes to and consumes from."""
-    return Topology(
-        exchanges=(ExchangeSpec(exchange), ExchangeSpec(DEAD_LETTER_EXCHANGE)),
-        queues=(
+    queues: list[QueueSpec] = []
+    for consumer in consumers:
+        queues.append(
             QueueSpec(
-                WORKFLOW_QUEUE,
-                bindings=tuple(Binding(exchange, topic) for topic in WORKFLOW_TOPICS),
+                consumer.queue,
+                bindings=tuple(Binding(exchange, topic) for topic in consumer.topics),
                 dead_letter_exchange=DEAD_LETTER_EXCHANGE,
-                dead_letter_routing_key=WORKFLOW_QUEUE,
-            ),
-            QueueSpec(WORKFLOW_PARKING_QUEUE, bindings=(Binding(DEAD_LETTER_EXCHANGE, WORKFLOW_QUEUE),)),
-        ),
+                dead_letter_routing_key=consumer.queue,
+            )
+        )
+        queues.append(
+            QueueSpec(consumer.parking_queue, bindings=(Binding(DEAD_LETTER_EXCHANGE, consumer.queue),))
+        )
+    return Topology(
+        exchanges=(ExchangeSpec(exchange), ExchangeSpec(DEAD_LETTER_EXCHANGE)), queues=tuple(queues)
     )
 
 
@@ -87,11 +88,13 @@ class Hub:
         sources: list[PollingSource],
         engine: Engine | None = None,
         config: HubConfig | None = None,
+        consumers: Sequence[ConsumerSpec] = CONSUMERS,
     ) -> None:
         self.settings = settings
         self.engine = engine or create_engine(settings.db_url)
         self.config = config or load_hub_config(settings.config_dir)
         self.sources = sources
+        self.consumers = tuple(consumers)
         self.ingestor = Ingestor(self.engine, self.config.router)
         self.health: dict[str, LoopHealth] = {}
         self._stop = threading.Event()
@@ -104,7 +107,7 @@ class Hub:
         create_schema(self.engine)
         bus = self._open_bus()
         try:
-            bus.declare(hub_topology(self.settings.exchange))
+            bus.declare(hub_topology(self.settings.exchange, self.consumers))
         finally:
             bus.close()
 
@@ -114,7 +117,8 @@ class Hub:
         for source in self.sources:
             self._spawn(f"poll:{source.name}", functools.partial(self.ingestor.poll_source, source))
         self._spawn("relay", self._relay_loop_factory())
-        self._spawn("workflow", self._consumer_loop_factory())
+        for consumer in self.consumers:
+            self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask every loop to stop and wait for it."""
@@ -163,18 +167,18 @@ class Hub:
                 return state["relay"].relay_once() > 0
             except BusError:
                 broken = state.pop("relay")
-                self._close_quietly(broken._bus)
+                self._close_quietly(broken.bus)
                 raise
 
         return step
 
-    def _consumer_loop_factory(self) -> Callable[[], bool]:
+    def _consumer_loop_factory(self, spec: ConsumerSpec) -> Callable[[], bool]:
         state: dict[str, InboxConsumer] = {}
 
         def step() -> bool:
             if "consumer" not in state:
                 consumer = InboxConsumer(
-                    self.engine, self._open_bus(), queue=WORKFLOW_QUEUE, name="workflow", handler=handle_event
+                    self.engine, self._open_bus(), queue=spec.queue, name=spec.name, handler=spec.handler
                 )
                 state["consumer"] = consumer
                 self.consumer_stats.append(consumer)
@@ -182,7 +186,7 @@ class Hub:
                 return state["consumer"].consume_once() > 0
             except BusError:
                 broken = state.pop("consumer")
-                self._close_quietly(broken._bus)
+                self._close_quietly(broken.bus)
                 raise
 
         return step
