@@ -41,3 +41,6 @@ class PollingSource(Protocol):
 
     def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
         """Read the next records after the checkpoint (None: from the beginning)."""
+
+    def close(self) -> None:
+        """Release connections; the hub calls it once the source's loop has stopped."""

@@ -498,7 +498,8 @@ class MemoryBus:
         unroutable = self._broker.publish(exchange, messages, encoded)
         if unroutable:
             raise UnroutableError(
-                unroutable_text(exchange, [(m.routing_key, m.message_id) for m in unroutable], len(messages))
+                unroutable_text(exchange, [(m.routing_key, m.message_id) for m in unroutable], len(messages)),
+                message_ids=tuple(m.message_id for m in unroutable),
             )
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:

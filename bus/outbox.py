@@ -136,7 +136,7 @@ class OutboxRelay:
             conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow()))
 
     def _record_failure(self, rows: Sequence[Any], exc: BusError) -> None:
-        unroutable = set(getattr(exc, "message_ids", ()) or ()) if isinstance(exc, UnroutableError) else set()
+        unroutable = set(exc.message_ids) if isinstance(exc, UnroutableError) else set()
         with self._engine.begin() as conn:
             for row in rows:
                 if unroutable and row.event_id not in unroutable:

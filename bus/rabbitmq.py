@@ -354,7 +354,10 @@ class RabbitMQBus:
                 f"broker nacked {outcome.nacked} of {len(messages)} messages to exchange {exchange!r}"
             )
         if outcome.returned:
-            raise UnroutableError(unroutable_text(exchange, outcome.returned, len(messages)))
+            raise UnroutableError(
+                unroutable_text(exchange, outcome.returned, len(messages)),
+                message_ids=tuple(message_id for _, message_id in outcome.returned),
+            )
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:
         self._check_usable()

@@ -77,7 +77,7 @@ class InboxConsumer:
                 conn,
                 kind="invalid",
                 reason_code="envelope",
-                reason=f"message {message.message_id} on {self._queue} is not a valid CloudEvent: {exc}",
+                reason=f"message {message.message_id} on {self._queue} is not a valid CloudEvent: {_brief(exc)}",
                 payload=message.body.decode("utf-8", errors="replace"),
                 record_key=message.message_id,
             )
@@ -110,3 +110,8 @@ class InboxConsumer:
             inbox.c.consumer == self._name, inbox.c.event_id == event_id
         )
         return conn.execute(query).first() is not None
+
+
+def _brief(error: pydantic.ValidationError) -> str:
+    """A one-line list of what is wrong, without pydantic's documentation links."""
+    return "; ".join(f"{'.'.join(map(str, item['loc'])) or 'body'}: {item['msg']}" for item in error.errors())

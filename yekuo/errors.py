@@ -98,7 +98,11 @@ class BusUnavailableError(BusError):
 
 
 class UnroutableError(BusError):
-    """A mandatory publish matched no queue."""
+    """A mandatory publish matched no queue; message_ids names the messages the broker returned."""
+
+    def __init__(self, message: str, *, message_ids: tuple[str, ...] = ()) -> None:
+        self.message_ids = message_ids
+        super().__init__(message)
 
 
 class PublishNotConfirmedError(BusError):

@@ -37,14 +37,16 @@ TRANSIENT = (SourceUnavailableError, BusError)
 DEAD_LETTER_EXCHANGE = "yekuo.dead"
 
 
-def hub_topology(exchange: str, consumers: Sequence[ConsumerSpec] = CONSUMERS) -> Topology:
-    """The exchanges and queues the hub publishes to and consumes from."""
+def hub_topology(exchanges: Sequence[str], consumers: Sequence[ConsumerSpec] = CONSUMERS) -> Topology:
+    """The event exchanges and the consumers' queues, each bound to its topics on every exchange."""
     queues: list[QueueSpec] = []
     for consumer in consumers:
         queues.append(
             QueueSpec(
                 consumer.queue,
-                bindings=tuple(Binding(exchange, topic) for topic in consumer.topics),
+                bindings=tuple(
+                    Binding(exchange, topic) for exchange in exchanges for topic in consumer.topics
+                ),
                 dead_letter_exchange=DEAD_LETTER_EXCHANGE,
                 dead_letter_routing_key=consumer.queue,
             )
@@ -53,7 +55,8 @@ def hub_topology(exchange: str, consumers: Sequence[ConsumerSpec] = CONSUMERS) -
             QueueSpec(consumer.parking_queue, bindings=(Binding(DEAD_LETTER_EXCHANGE, consumer.queue),))
         )
     return Topology(
-        exchanges=(ExchangeSpec(exchange), ExchangeSpec(DEAD_LETTER_EXCHANGE)), queues=tuple(queues)
+        exchanges=(*(ExchangeSpec(exchange) for exchange in exchanges), ExchangeSpec(DEAD_LETTER_EXCHANGE)),
+        queues=tuple(queues),
     )
 
 
@@ -100,16 +103,21 @@ class Hub:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._relays: list[OutboxRelay] = []
-        self.consumer_stats: list[InboxConsumer] = []
+        self._consumers_running: list[InboxConsumer] = []
 
     def prepare(self) -> None:
         """Create the hub tables and declare the bus topology."""
         create_schema(self.engine)
         bus = self._open_bus()
         try:
-            bus.declare(hub_topology(self.settings.exchange, self.consumers))
+            bus.declare(hub_topology(self.event_exchanges, self.consumers))
         finally:
             bus.close()
+
+    @property
+    def event_exchanges(self) -> list[str]:
+        """The hub's own event exchange and every exchange a route publishes to."""
+        return sorted({self.settings.exchange, *(route.exchange for route in self.config.routes)})
 
     def start(self) -> None:
         """Start every loop in its own thread."""
@@ -125,6 +133,10 @@ class Hub:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout_s)
+        for source in self.sources:
+            source.close()
+        for bus in [relay.bus for relay in self._relays] + [consumer.bus for consumer in self._consumers_running]:
+            self._close_quietly(bus)
 
     def status(self) -> HubStatus:
         """Current counts from the database, so they survive restarts."""
@@ -181,7 +193,7 @@ class Hub:
                     self.engine, self._open_bus(), queue=spec.queue, name=spec.name, handler=spec.handler
                 )
                 state["consumer"] = consumer
-                self.consumer_stats.append(consumer)
+                self._consumers_running.append(consumer)
             try:
                 return state["consumer"].consume_once() > 0
             except BusError:
@@ -217,7 +229,7 @@ class Hub:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TRANSIENT),
-            wait=tenacity.wait_exponential_jitter(initial=0.2, max=10.0),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.2),
             stop=tenacity.stop_when_event_set(self._stop),
             sleep=self._pause,
             before_sleep=on_retry,

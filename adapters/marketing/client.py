@@ -242,18 +242,29 @@ class MarketingClient:
         self._transport = transport
         self._timeout_s = timeout_s
         self._service: Any = None
+        self._owned_transport: zeep.Transport | None = None
         self._lock = threading.Lock()
 
     def _proxy(self) -> Any:
         with self._lock:
             if self._service is None:
                 with _translated(f"loading the marketing WSDL {self.wsdl_url}"):
-                    transport = self._transport or zeep.Transport(  # type: ignore[no-untyped-call]
-                        timeout=self._timeout_s, operation_timeout=self._timeout_s
-                    )
+                    transport = self._transport
+                    if transport is None:
+                        transport = self._owned_transport = zeep.Transport(  # type: ignore[no-untyped-call]
+                            timeout=self._timeout_s, operation_timeout=self._timeout_s
+                        )
                     checked = _HttpStatusCheck(transport)
                     self._service = _service_proxy(self.wsdl_url, checked, self.endpoint_url)
             return self._service
+
+    def close(self) -> None:
+        """Close the connections of a transport this client made itself; a passed-in one is the caller's."""
+        with self._lock:
+            if self._owned_transport is not None:
+                self._owned_transport.session.close()
+            self._owned_transport = None
+            self._service = None
 
     def _call(self, operation: str, **arguments: Any) -> Any:
         proxy = self._proxy()

@@ -59,6 +59,10 @@ class MarketingSource:
             wsdl_url, transport=transport, timeout_s=timeout_s, endpoint_url=endpoint_url
         )
 
+    def close(self) -> None:
+        """Release the SOAP client's connections."""
+        self.client.close()
+
     def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
         """The page of applications changed after the checkpoint, with their customers."""
         watermark = Watermark.from_dict(checkpoint) if checkpoint else None

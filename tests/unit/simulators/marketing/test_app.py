@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-import httpx
+import httpx2
 import pytest
 from lxml import etree
 
@@ -26,8 +26,8 @@ def world() -> MarketingWorld:
 
 
 @pytest.fixture(scope="module")
-def client(world: MarketingWorld) -> Iterator[httpx.Client]:
-    with SimulatorServer(world) as server, httpx.Client(base_url=server.base_url) as http:
+def client(world: MarketingWorld) -> Iterator[httpx2.Client]:
+    with SimulatorServer(world) as server, httpx2.Client(base_url=server.base_url) as http:
         yield http
 
 
@@ -44,7 +44,7 @@ def _fault(response_body: bytes) -> tuple[str, str]:
     return str(fault.findtext("faultcode")), str(fault.findtext("faultstring"))
 
 
-def test_wsdl_names_the_address_it_was_fetched_from(client: httpx.Client) -> None:
+def test_wsdl_names_the_address_it_was_fetched_from(client: httpx2.Client) -> None:
     response = client.get("/marketing?wsdl", headers={"Host": "sim.example:8123"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
@@ -53,20 +53,20 @@ def test_wsdl_names_the_address_it_was_fetched_from(client: httpx.Client) -> Non
     assert [address.get("location") for address in addresses] == ["http://sim.example:8123/marketing"]
 
 
-def test_wsdl_query_is_case_insensitive(client: httpx.Client) -> None:
+def test_wsdl_query_is_case_insensitive(client: httpx2.Client) -> None:
     response = client.get("/marketing?WSDL")
     assert response.status_code == 200
     assert b"ListChangedApplications" in response.content
 
 
-def test_plain_get_points_at_the_wsdl(client: httpx.Client) -> None:
+def test_plain_get_points_at_the_wsdl(client: httpx2.Client) -> None:
     response = client.get("/marketing")
     assert response.status_code == 404
     assert "?wsdl" in response.text
 
 
 def test_list_changed_applications_answers_a_schema_valid_page(
-    client: httpx.Client, world: MarketingWorld
+    client: httpx2.Client, world: MarketingWorld
 ) -> None:
     response = client.post(
         "/marketing", content=_request("ListChangedApplications", "<mkt:pageSize>5</mkt:pageSize>")
@@ -82,7 +82,7 @@ def test_list_changed_applications_answers_a_schema_valid_page(
 
 
 def test_list_changed_applications_continues_after_the_watermark(
-    client: httpx.Client, world: MarketingWorld
+    client: httpx2.Client, world: MarketingWorld
 ) -> None:
     rows = world.all_applications()
     since = rows[9]
@@ -98,7 +98,7 @@ def test_list_changed_applications_continues_after_the_watermark(
     assert payload.findtext("mkt:hasMore", namespaces=NS) == "false"
 
 
-def test_get_customer_answers_the_customer(client: httpx.Client, world: MarketingWorld) -> None:
+def test_get_customer_answers_the_customer(client: httpx2.Client, world: MarketingWorld) -> None:
     cons_no = world.all_applications()[0]["CONS_NO"]
     response = client.post(
         "/marketing", content=_request("GetCustomer", f"<mkt:consNo>{cons_no}</mkt:consNo>")
@@ -112,7 +112,7 @@ def test_get_customer_answers_the_customer(client: httpx.Client, world: Marketin
     assert payload.findtext("mkt:customer/mkt:CERT_NO", namespaces=NS) == customer["CERT_NO"]
 
 
-def test_get_customer_unknown_is_a_client_fault(client: httpx.Client) -> None:
+def test_get_customer_unknown_is_a_client_fault(client: httpx2.Client) -> None:
     response = client.post(
         "/marketing", content=_request("GetCustomer", "<mkt:consNo>4130000000</mkt:consNo>")
     )
@@ -120,7 +120,7 @@ def test_get_customer_unknown_is_a_client_fault(client: httpx.Client) -> None:
     assert _fault(response.content) == ("soap:Client", "customer not found: 4130000000")
 
 
-def test_get_customers_answers_the_known_ones(client: httpx.Client, world: MarketingWorld) -> None:
+def test_get_customers_answers_the_known_ones(client: httpx2.Client, world: MarketingWorld) -> None:
     numbers = sorted({row["CONS_NO"] for row in world.all_applications()})[:3]
     body = "".join(f"<mkt:consNo>{number}</mkt:consNo>" for number in [*numbers, "4130000000"])
     payload = parse_envelope(client.post("/marketing", content=_request("GetCustomers", body)).content)
@@ -144,7 +144,7 @@ def test_get_customers_answers_the_known_ones(client: httpx.Client, world: Marke
     ],
 )
 def test_schema_violation_is_a_client_fault_naming_the_element(
-    client: httpx.Client, operation: str, body: str, problem: str
+    client: httpx2.Client, operation: str, body: str, problem: str
 ) -> None:
     response = client.post("/marketing", content=_request(operation, body))
     assert response.status_code == 500
@@ -154,13 +154,13 @@ def test_schema_violation_is_a_client_fault_naming_the_element(
     assert problem in message
 
 
-def test_key_without_time_is_a_client_fault(client: httpx.Client) -> None:
+def test_key_without_time_is_a_client_fault(client: httpx2.Client) -> None:
     body = "<mkt:sinceKey>2611200001234</mkt:sinceKey><mkt:pageSize>5</mkt:pageSize>"
     response = client.post("/marketing", content=_request("ListChangedApplications", body))
     assert _fault(response.content) == ("soap:Client", "sinceKey given without sinceTime")
 
 
-def test_unknown_operation_is_a_client_fault(client: httpx.Client) -> None:
+def test_unknown_operation_is_a_client_fault(client: httpx2.Client) -> None:
     response = client.post("/marketing", content=_request("DeleteEverything", ""))
     assert _fault(response.content) == ("soap:Client", f"unknown operation {{{NAMESPACE}}}DeleteEverything")
 
@@ -175,7 +175,7 @@ def test_unknown_operation_is_a_client_fault(client: httpx.Client) -> None:
     ],
 )
 def test_hostile_or_broken_requests_are_client_faults(
-    client: httpx.Client, content: bytes, message: str
+    client: httpx2.Client, content: bytes, message: str
 ) -> None:
     response = client.post("/marketing", content=content)
     assert response.status_code == 500
@@ -192,7 +192,7 @@ def test_oversized_body_is_refused_while_streaming(world: MarketingWorld) -> Non
         yield b"</a>"
 
     with SimulatorServer(world, max_request_bytes=10_000) as server:
-        response = httpx.post(server.endpoint_url, content=chunks())
+        response = httpx2.post(server.endpoint_url, content=chunks())
     assert _fault(response.content) == ("soap:Client", "XML body exceeds 10000 bytes")
 
 
@@ -203,7 +203,7 @@ class _BrokenWorld(MarketingWorld):
 
 def test_an_internal_failure_is_a_server_fault_without_internals() -> None:
     with SimulatorServer(_BrokenWorld([], [])) as server:
-        response = httpx.post(
+        response = httpx2.post(
             server.endpoint_url, content=_request("GetCustomer", "<mkt:consNo>1</mkt:consNo>")
         )
     assert response.status_code == 500
@@ -212,7 +212,7 @@ def test_an_internal_failure_is_a_server_fault_without_internals() -> None:
     assert "disk on fire" not in message
 
 
-def test_responses_are_utf8_soap(client: httpx.Client, world: MarketingWorld) -> None:
+def test_responses_are_utf8_soap(client: httpx2.Client, world: MarketingWorld) -> None:
     response = client.post(
         "/marketing", content=_request("ListChangedApplications", "<mkt:pageSize>1</mkt:pageSize>")
     )

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import datetime
 
-import httpx
+import httpx2
 import pytest
 
 from simulators.marketing.seed import generate_world
@@ -24,13 +24,13 @@ def test_start_on_port_zero_serves_on_a_free_port_until_stopped() -> None:
         port = int(server.base_url.rsplit(":", 1)[1])
         assert port > 0
         assert server.wsdl_url == f"http://127.0.0.1:{port}/marketing?wsdl"
-        response = httpx.get(server.wsdl_url)
+        response = httpx2.get(server.wsdl_url)
         assert response.status_code == 200
         assert f'location="http://127.0.0.1:{port}/marketing"' in response.text
     finally:
         server.stop()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(server.wsdl_url)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(server.wsdl_url)
 
 
 def test_start_on_a_port_in_use_is_a_config_error() -> None:
@@ -53,7 +53,7 @@ def test_run_prints_the_wsdl_url_and_serves_the_seeded_world() -> None:
         assert banner.startswith("marketing simulator: 20 customers, 50 applications (seed 4)")
         assert wsdl_line.startswith("WSDL: http://127.0.0.1:")
         wsdl_url = wsdl_line.removeprefix("WSDL: ").strip()
-        response = httpx.get(wsdl_url, timeout=10)
+        response = httpx2.get(wsdl_url, timeout=10)
         assert response.status_code == 200
         assert wsdl_url.removesuffix("?wsdl") in response.text
     finally:

@@ -1,0 +1,69 @@
+"""`yekuo demo --exit-after-settled` reports exactly the simulator's seeded applications, on both buses."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run_demo(tmp_path: Path, bus_url: str, applications: int) -> dict[str, int]:
+    env = {**os.environ, "YEKUO_BUS_URL": bus_url, "YEKUO_DB_URL": f"sqlite:///{tmp_path}/demo.db"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yekuo.cli",
+            "demo",
+            "--exit-after-settled",
+            "--api-port",
+            "0",
+            "--sim-port",
+            "0",
+            "--applications",
+            str(applications),
+            "--customers",
+            "50",
+            "--timeout",
+            "120",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tracked 0/" in result.stdout  # progress was shown before the summary
+    counts = {
+        label: int(value)
+        for label, value in re.findall(
+            r"^\s+(applications seeded by the simulator|applications tracked as cases|"
+            r"messages published \(confirmed\)|messages rejected \(parked\))\s+:\s+(\d+)$",
+            result.stdout,
+            re.MULTILINE,
+        )
+    }
+    assert len(counts) == 4, result.stdout
+    return counts
+
+
+@pytest.mark.parametrize("applications", [73])
+def test_demo_on_the_in_process_bus(tmp_path: Path, applications: int) -> None:
+    counts = _run_demo(tmp_path, "memory://", applications)
+    assert counts["applications seeded by the simulator"] == applications
+    assert counts["applications tracked as cases"] == applications
+    assert counts["messages published (confirmed)"] > applications  # customers are published too
+    assert counts["messages rejected (parked)"] == 0
+
+
+@pytest.mark.rabbitmq
+def test_demo_on_rabbitmq(tmp_path: Path, rabbitmq_url: str) -> None:
+    counts = _run_demo(tmp_path, rabbitmq_url, 61)
+    assert counts["applications seeded by the simulator"] == 61
+    assert counts["applications tracked as cases"] == 61
+    assert counts["messages rejected (parked)"] == 0

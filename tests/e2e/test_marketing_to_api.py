@@ -1,0 +1,137 @@
+"""End to end: marketing simulator → zeep → mapping → validation → route → RabbitMQ → workflow → API."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
+from sqlalchemy.engine import Engine
+
+from adapters.marketing.source import MarketingSource
+from api.app import create_app
+from bus import open_bus
+from bus.port import Binding, QueueSpec, Topology
+from canonical_model.registry import SCHEMA_DIR, schema_uri
+from simulators.marketing.seed import generate_world
+from simulators.marketing.server import SimulatorServer
+from tests.conftest import POSTGRES_URL
+from yekuo.hub import Hub
+from yekuo.settings import Settings
+
+SHANGHAI = timezone(timedelta(hours=8))
+# Written out here rather than read from the code tables, so the test checks the mapping independently.
+VOLTAGE_KV = {"AC02202": 0.22, "AC03802": 0.38, "AC00101": 10.0, "AC00351": 35.0, "AC01101": 110.0}
+CUSTOMER_CLASS = {
+    "01": "lv_residential",
+    "02": "lv_non_residential",
+    "03": "hv_single_source",
+    "04": "hv_dual_source",
+}
+BUSINESS_TYPE = {
+    "101": "new_connection",
+    "111": "capacity_increase",
+    "113": "capacity_reduction",
+    "105": "temporary_supply",
+}
+
+
+def _utc(legacy_local: str) -> str:
+    local = datetime.strptime(legacy_local, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+    return local.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _validators() -> dict[str, Draft202012Validator]:
+    validators = {}
+    for path in SCHEMA_DIR.glob("*.json"):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        validators[schema["$id"]] = Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+    return validators
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_marketing_applications_arrive_as_cases_with_their_mapped_fields(
+    rabbitmq_url: str, postgres_engine: Engine
+) -> None:
+    world = generate_world(seed=11, customers=40, applications=60)
+    exchange = "yekuo.events"
+    tap = f"e2e.tap.{uuid.uuid4().hex[:8]}"
+    settings = Settings(bus_url=rabbitmq_url, db_url=POSTGRES_URL)
+    admin = open_bus(rabbitmq_url)
+    with SimulatorServer(world) as simulator:
+        hub = Hub(
+            settings, sources=[MarketingSource(simulator.wsdl_url, page_size=25)], engine=postgres_engine
+        )
+        hub.prepare()
+        for consumer in hub.consumers:
+            admin.purge(consumer.queue)
+        admin.declare(Topology(queues=(QueueSpec(tap, bindings=(Binding(exchange, "#"),)),)))
+        hub.start()
+        try:
+            deadline = time.monotonic() + 60
+            while (status := hub.status()).cases < 60 or status.pending:
+                assert time.monotonic() < deadline, f"not settled: {status}"
+                time.sleep(0.2)
+        finally:
+            hub.stop()
+    try:
+        _check_cases(postgres_engine, world.all_applications())
+        _check_published_messages(admin, tap, expected=status.published)
+    finally:
+        admin.delete_queue(tap)
+        admin.close()
+
+
+def _check_cases(engine: Engine, applications: list[dict[str, Any]]) -> None:
+    client = TestClient(create_app(engine))
+    assert len(applications) == 60
+    for source in applications:
+        response = client.get(f"/v1/applications/{source['APP_NO']}")
+        assert response.status_code == 200, source["APP_NO"]
+        case = response.json()
+        mapped = case["application"]
+        assert case["stage"] == "acceptance"
+        assert case["customer_no"] == source["CONS_NO"]
+        assert case["customer_class"] == CUSTOMER_CLASS[source["CUST_CLASS_CODE"]]
+        assert mapped["business_type"] == BUSINESS_TYPE[source["BUSI_TYPE_CODE"]]
+        assert mapped["requested_capacity_kva"] == pytest.approx(source["APPLY_CAP"])
+        assert mapped["requested_voltage_kv"] == pytest.approx(VOLTAGE_KV[source["VOLT_CODE"]])
+        assert _same_instant(mapped["submitted_at"], _utc(source["HANDLE_TIME"]))
+        assert mapped["site_address"] == source["ELEC_ADDR"]
+        assert mapped["source_refs"] == [
+            {"system": "marketing", "record_type": "application", "key": source["APP_NO"]}
+        ]
+        [entry] = case["timeline"]
+        assert entry["source_system"] == "marketing" and entry["stage_to"] == "acceptance"
+        customer = client.get(f"/v1/customers/{source['CONS_NO']}")
+        assert customer.status_code == 200 and customer.json()["customer_no"] == source["CONS_NO"]
+
+
+def _same_instant(left: str, right: str) -> bool:
+    return datetime.fromisoformat(left) == datetime.fromisoformat(right)
+
+
+def _check_published_messages(admin: Any, tap: str, expected: int) -> None:
+    validators = _validators()
+    envelope = validators[schema_uri("envelope.v1")]
+    deliveries = []
+    while batch := admin.fetch(tap, 500, 1.0):
+        deliveries.extend(batch)
+    assert len(deliveries) == expected > 0
+    kinds = set()
+    for delivery in deliveries:
+        event = json.loads(delivery.message.body)
+        envelope.validate(event)
+        validators[event["dataschema"]].validate(event["data"])
+        assert delivery.message.message_id == event["id"]
+        kinds.add(event["type"])
+        admin.ack(delivery)
+    assert kinds == {"cn.yekuo.application.changed.v1", "cn.yekuo.customer.changed.v1"}

@@ -1,0 +1,94 @@
+"""Outbox events get envelopes and per-subject sequences; the relay marks them sent only when confirmed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
+from bus.outbox import EventDraft, OutboxRelay, pending_count, stage_event
+from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
+from canonical_model.envelope import CloudEvent
+from store.schema import outbox
+from yekuo.errors import UnroutableError
+
+EXCHANGE = "events"
+
+
+@pytest.fixture
+def bus_url() -> Iterator[str]:
+    url = unique_url("outbox")
+    bus = open_bus(url)
+    bus.declare(
+        Topology(
+            exchanges=(ExchangeSpec(EXCHANGE),),
+            queues=(QueueSpec("tap", bindings=(Binding(EXCHANGE, "known.#"),)),),
+        )
+    )
+    bus.close()
+    yield url
+    discard_broker(url)
+
+
+def _draft(subject: str, routing_key: str = "known.thing") -> EventDraft:
+    return EventDraft(
+        event_type="cn.yekuo.thing.changed.v1",
+        source="/test/thing",
+        subject=subject,
+        dataschema="urn:yekuo:schema:thing.v1",
+        data={"subject": subject},
+        exchange=EXCHANGE,
+        routing_key=routing_key,
+    )
+
+
+def test_sequences_count_per_subject(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        events = [
+            stage_event(conn, _draft(subject), correlation_id="c") for subject in ("a", "b", "a", "a", "b")
+        ]
+    assert [(e.subject, e.sequence) for e in events] == [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)]
+
+
+def test_a_rolled_back_transaction_leaves_no_event(sqlite_engine: Engine) -> None:
+    with pytest.raises(RuntimeError), sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("a"), correlation_id="c")
+        raise RuntimeError("the source checkpoint could not be written")
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 0
+
+
+def test_relay_publishes_in_order_and_marks_sent(sqlite_engine: Engine, bus_url: str) -> None:
+    with sqlite_engine.begin() as conn:
+        staged = [stage_event(conn, _draft(f"s{i}"), correlation_id=f"c{i}") for i in range(5)]
+    relay = OutboxRelay(sqlite_engine, open_bus(bus_url), batch_size=2)
+    assert [relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 0
+    deliveries = open_bus(bus_url).fetch("tap", 10, 0.2)
+    received = [CloudEvent.model_validate_json(d.message.body) for d in deliveries]
+    assert [e.id for e in received] == [e.id for e in staged]
+    assert [d.message.message_id for d in deliveries] == [e.id for e in staged]
+    assert [d.message.correlation_id for d in deliveries] == [f"c{i}" for i in range(5)]
+
+
+def test_an_unroutable_event_stays_in_the_outbox_with_its_error(sqlite_engine: Engine, bus_url: str) -> None:
+    with sqlite_engine.begin() as conn:
+        before = stage_event(conn, _draft("a"), correlation_id="c")
+        lost = stage_event(conn, _draft("b", routing_key="nobody.listens"), correlation_id="c")
+        after = stage_event(conn, _draft("c"), correlation_id="c")
+    relay = OutboxRelay(sqlite_engine, open_bus(bus_url))
+    with pytest.raises(UnroutableError):
+        relay.relay_once()
+    with sqlite_engine.connect() as conn:
+        rows = {row.event_id: row for row in conn.execute(sa.select(outbox))}
+    assert rows[lost.id].sent_at is None
+    assert rows[lost.id].attempts == 1
+    assert "nobody.listens" in rows[lost.id].last_error
+    # The broker delivered the routable ones, so they are not published again.
+    assert rows[before.id].sent_at is not None and rows[after.id].sent_at is not None
+    assert [d.message.message_id for d in open_bus(bus_url).fetch("tap", 10, 0.2)] == [before.id, after.id]

@@ -1,0 +1,135 @@
+"""The inbox consumer applies each event once, parks what it cannot read and dead-letters failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import Connection, Engine
+
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
+from bus.port import Bus, Message
+from canonical_model.envelope import CloudEvent
+from store.parking import list_parked
+from workflow.cases import handle_event
+from workflow.consumer import InboxConsumer
+from workflow.queries import count_cases, get_case
+from yekuo.consumers import ConsumerSpec
+from yekuo.hub import hub_topology
+
+from .events import application_event
+
+EXCHANGE = "yekuo.events"
+SPEC = ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event)
+
+
+@pytest.fixture
+def bus_url() -> Iterator[str]:
+    url = unique_url("consumer")
+    bus = open_bus(url)
+    bus.declare(hub_topology([EXCHANGE], [SPEC]))
+    bus.close()
+    yield url
+    discard_broker(url)
+
+
+def _publish(bus: Bus, *events: CloudEvent, body: bytes | None = None) -> None:
+    bus.publish(
+        EXCHANGE,
+        [
+            Message(
+                body=body or event.model_dump_json().encode(),
+                routing_key="application.changed.x",
+                message_id=event.id,
+            )
+            for event in events
+        ],
+    )
+
+
+def _consumer(engine: Engine, bus: Bus, handler: object = handle_event) -> InboxConsumer:
+    return InboxConsumer(engine, bus, queue=SPEC.queue, name=SPEC.name, handler=handler)  # type: ignore[arg-type]
+
+
+def test_a_duplicated_event_takes_effect_once(sqlite_engine: Engine, bus_url: str) -> None:
+    bus = open_bus(bus_url)
+    event = application_event("A1")
+    _publish(bus, event, event, event)
+    consumer = _consumer(sqlite_engine, bus)
+    assert consumer.consume_once(timeout_s=0.2) == 3
+    assert (consumer.stats.handled, consumer.stats.duplicates) == (1, 2)
+    with sqlite_engine.connect() as conn:
+        case = get_case(conn, "A1")
+    assert case is not None and len(case["timeline"]) == 1
+    assert bus.queue_depth(SPEC.queue) == 0
+
+
+def test_a_redelivery_after_a_crash_before_the_ack_has_no_second_effect(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    publisher = open_bus(bus_url)
+    _publish(publisher, application_event("A1"), application_event("A2"))
+    # Handle and commit, then lose the connection before acknowledging: the broker redelivers.
+    crashed = open_bus(bus_url)
+    deliveries = crashed.fetch(SPEC.queue, 10, 0.2)
+    with sqlite_engine.begin() as conn:
+        for delivery in deliveries:
+            consumer = _consumer(sqlite_engine, crashed)
+            assert consumer._handle(conn, delivery)
+    crashed.close()
+    survivor = _consumer(sqlite_engine, open_bus(bus_url))
+    assert survivor.consume_once(timeout_s=0.2) == 2
+    assert survivor.stats.duplicates == 2 and survivor.stats.handled == 0
+    with sqlite_engine.connect() as conn:
+        assert count_cases(conn) == 2
+
+
+def test_a_message_that_is_not_a_cloud_event_is_parked_and_the_next_one_flows(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    good = application_event("A2")
+    bus.publish(
+        EXCHANGE,
+        [
+            Message(body=b'{"not": "an event"}', routing_key="application.changed.x", message_id="m-bad"),
+            Message(
+                body=good.model_dump_json().encode(), routing_key="application.changed.x", message_id=good.id
+            ),
+        ],
+    )
+    consumer = _consumer(sqlite_engine, bus)
+    consumer.consume_once(timeout_s=0.2)
+    with sqlite_engine.connect() as conn:
+        [parked] = list_parked(conn, "invalid")
+        assert get_case(conn, "A2") is not None
+    assert parked.reason_code == "envelope"
+    assert "m-bad" in parked.reason and "id: Field required" in parked.reason
+    assert parked.payload == '{"not": "an event"}'
+    assert bus.queue_depth(SPEC.queue) == 0
+
+
+def test_a_failing_handler_dead_letters_only_its_event(sqlite_engine: Engine, bus_url: str) -> None:
+    def fragile(conn: Connection, event: CloudEvent) -> None:
+        if event.subject == "POISON":
+            raise RuntimeError("cannot apply this one")
+        handle_event(conn, event)
+
+    bus = open_bus(bus_url)
+    _publish(bus, application_event("A1"), application_event("POISON"), application_event("A3"))
+    consumer = _consumer(sqlite_engine, bus, fragile)
+    consumer.consume_once(timeout_s=0.2)
+    assert (consumer.stats.handled, consumer.stats.failed) == (2, 1)
+    with sqlite_engine.connect() as conn:
+        assert get_case(conn, "A1") is not None and get_case(conn, "A3") is not None
+        assert get_case(conn, "POISON") is None
+    [dead] = bus.fetch(SPEC.parking_queue, 10, 0.2)
+    assert CloudEvent.model_validate_json(dead.message.body).subject == "POISON"
+    assert dead.message.headers["x-death"][0]["reason"] == "rejected"
+    # The failed event's inbox entry was rolled back with its savepoint, so a replay can still apply it.
+    bus.ack(dead)
+    _publish(bus, CloudEvent.model_validate_json(dead.message.body))
+    replay = _consumer(sqlite_engine, bus)
+    replay.consume_once(timeout_s=0.2)
+    assert replay.stats.handled == 1

@@ -1,0 +1,58 @@
+"""The yekuo command: check-config names file and line of a broken mapping; schemas export writes schemas."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from yekuo.cli import main
+from yekuo.settings import PROJECT_ROOT
+
+
+def _config_copy(tmp_path: Path) -> Path:
+    for folder in ("mappings", "routes"):
+        shutil.copytree(
+            PROJECT_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+        )
+    return tmp_path
+
+
+def test_check_config_accepts_the_shipped_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config-dir", str(PROJECT_ROOT)]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_check_config_names_file_and_line_of_a_broken_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config_copy(tmp_path)
+    mapping = config / "mappings" / "marketing" / "application.yaml"
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    broken_line = next(i for i, line in enumerate(lines) if line.strip().startswith("requested_voltage_kv:"))
+    lines[broken_line] = "  requested_voltage_kv: {from: VOLT_CODE, codes: marketing/no_such_table}"
+    mapping.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert main(["check-config", "--config-dir", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"mappings/marketing/application.yaml:{broken_line + 1}:" in err
+    assert "no_such_table" in err
+
+
+def test_check_config_reports_yaml_syntax_errors_with_their_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config_copy(tmp_path)
+    route = config / "routes" / "marketing.yaml"
+    lines = route.read_text(encoding="utf-8").splitlines()
+    lines.insert(4, "    source: [unclosed")
+    route.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["check-config", "--config-dir", str(config)]) == 1
+    assert "routes/marketing.yaml:" in capsys.readouterr().err
+
+
+def test_schemas_export_writes_the_canonical_schemas(tmp_path: Path) -> None:
+    assert main(["schemas", "export", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "application.v1.json").is_file()
+    assert (tmp_path / "envelope.v1.json").is_file()
