@@ -77,7 +77,7 @@ class InboxConsumer:
                 conn,
                 kind="invalid",
                 reason_code="envelope",
-                reason=f"message {message.message_id} on {self._queue} is not a valid CloudEvent: {_brief(exc)}",
+                reason=f"message {message.message_id} on {self._queue} is not a CloudEvent: {_brief(exc)}",
                 payload=message.body.decode("utf-8", errors="replace"),
                 record_key=message.message_id,
             )

@@ -135,7 +135,9 @@ class Hub:
             thread.join(timeout_s)
         for source in self.sources:
             source.close()
-        for bus in [relay.bus for relay in self._relays] + [consumer.bus for consumer in self._consumers_running]:
+        for bus in [relay.bus for relay in self._relays] + [
+            consumer.bus for consumer in self._consumers_running
+        ]:
             self._close_quietly(bus)
 
     def status(self) -> HubStatus:
