@@ -3,6 +3,10 @@
 A fetched batch is handled in one database transaction, each event inside its own savepoint. The
 event id goes into the inbox in the same savepoint as the state change, so a redelivery after a crash
 finds it there and has no second effect. Deliveries are acknowledged only after the commit.
+
+An event whose handler fails is rolled back alone and sent through the retry queues (bus/retry.py);
+after the last retry it is parked. A message that is not a CloudEvent is parked as invalid at once:
+retrying cannot make it readable.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bus.port import Bus, Delivery
+from bus.port import Bus, Delivery, Message
+from bus.retry import RetryPolicy, group_by_exchange, next_hop
 from canonical_model.envelope import CloudEvent
 from store.database import utcnow
 from store.parking import park
@@ -34,18 +39,30 @@ class ConsumerStats:
     duplicates: int = 0
     invalid: int = 0
     failed: int = 0
+    retried: int = 0
+    parked: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
 
 class InboxConsumer:
     """Fetches from one queue and applies each new event with the handler, exactly once in effect."""
 
-    def __init__(self, engine: Engine, bus: Bus, *, queue: str, name: str, handler: EventHandler) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        *,
+        queue: str,
+        name: str,
+        handler: EventHandler,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._engine = engine
         self.bus = bus
         self._queue = queue
         self._name = name
         self._handler = handler
+        self._retry = retry or RetryPolicy()
         self.stats = ConsumerStats()
 
     def consume_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> int:
@@ -54,21 +71,38 @@ class InboxConsumer:
         if not deliveries:
             return 0
         acks: list[Delivery] = []
-        failures: list[Delivery] = []
+        failures: list[tuple[Delivery, BaseException]] = []
         with self._engine.begin() as conn:
             for delivery in deliveries:
-                if self._handle(conn, delivery):
+                error = self._handle(conn, delivery)
+                if error is None:
                     acks.append(delivery)
                 else:
-                    failures.append(delivery)
+                    failures.append((delivery, error))
         for delivery in acks:
             self.bus.ack(delivery)
-        for delivery in failures:
-            # Dead-lettered to the queue's parking lot: an operator decides what happens next.
-            self.bus.nack(delivery, requeue=False)
+        if failures:
+            self._send_on(failures)
         return len(deliveries)
 
-    def _handle(self, conn: Connection, delivery: Delivery) -> bool:
+    def _send_on(self, failures: list[tuple[Delivery, BaseException]]) -> None:
+        """Publish each failed message to its next retry queue or the parking lot, then settle it."""
+        hops: list[tuple[str, Message]] = []
+        for delivery, error in failures:
+            exchange, copy, parks = next_hop(delivery, error, self._retry)
+            hops.append((exchange, copy))
+            if parks:
+                self.stats.parked += 1
+                log.error("consumer %s parks message %s after %s", self._name, copy.message_id, error)
+            else:
+                self.stats.retried += 1
+        for exchange, messages in group_by_exchange(hops).items():
+            self.bus.publish(exchange, messages)
+        for delivery, _ in failures:
+            self.bus.ack(delivery)
+
+    def _handle(self, conn: Connection, delivery: Delivery) -> BaseException | None:
+        """Apply one delivery; return the handler's error if it failed (its savepoint is rolled back)."""
         message = delivery.message
         try:
             event = CloudEvent.model_validate_json(message.body)
@@ -82,10 +116,10 @@ class InboxConsumer:
                 record_key=message.message_id,
             )
             self.stats.invalid += 1
-            return True
+            return None
         if self._seen(conn, event.id):
             self.stats.duplicates += 1
-            return True
+            return None
         savepoint = conn.begin_nested()
         try:
             conn.execute(inbox.insert().values(consumer=self._name, event_id=event.id, processed_at=utcnow()))
@@ -95,15 +129,15 @@ class InboxConsumer:
             # Another consumer of the same queue committed this event id first.
             savepoint.rollback()
             self.stats.duplicates += 1
-            return True
-        except Exception:
+            return None
+        except Exception as exc:
             savepoint.rollback()
-            log.exception("consumer %s failed on event %s (%s)", self._name, event.id, event.type)
+            log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, exc)
             self.stats.failed += 1
-            return False
+            return exc
         self.stats.handled += 1
         self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
-        return True
+        return None
 
     def _seen(self, conn: Connection, event_id: str) -> bool:
         query = sa.select(inbox.c.event_id).where(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bus.retry import parking_queue
 from workflow.cases import handle_event
 from workflow.consumer import EventHandler
 
@@ -23,8 +24,8 @@ class ConsumerSpec:
 
     @property
     def parking_queue(self) -> str:
-        """Where the consumer's failed messages are dead-lettered for an operator."""
-        return f"yekuo.{self.name}.parking"
+        """Where the consumer's messages go after their last retry, for an operator."""
+        return parking_queue(self.queue)
 
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (

@@ -19,8 +19,10 @@ from sqlalchemy.engine import Engine
 
 from adapters.records import PollingSource
 from bus import open_bus
+from bus.drainer import ParkingDrainer
 from bus.outbox import OutboxRelay, pending_count
 from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
+from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
 from routes.config import HubConfig, load_hub_config
 from store.database import create_engine, create_schema
 from store.parking import count_parked
@@ -34,28 +36,27 @@ from yekuo.settings import Settings
 log = logging.getLogger(__name__)
 
 TRANSIENT = (SourceUnavailableError, BusError)
-DEAD_LETTER_EXCHANGE = "yekuo.dead"
 
 
-def hub_topology(exchanges: Sequence[str], consumers: Sequence[ConsumerSpec] = CONSUMERS) -> Topology:
-    """The event exchanges and the consumers' queues, each bound to its topics on every exchange."""
+def hub_topology(
+    exchanges: Sequence[str], consumers: Sequence[ConsumerSpec] = CONSUMERS, retry: RetryPolicy | None = None
+) -> Topology:
+    """The event exchanges and each consumer's queue (bound to its topics), retry queues and parking lot."""
+    policy = retry or RetryPolicy()
     queues: list[QueueSpec] = []
     for consumer in consumers:
+        topics = tuple(Binding(exchange, topic) for exchange in exchanges for topic in consumer.topics)
         queues.append(
             QueueSpec(
                 consumer.queue,
-                bindings=tuple(
-                    Binding(exchange, topic) for exchange in exchanges for topic in consumer.topics
-                ),
+                bindings=(*topics, Binding(REQUEUE_EXCHANGE, consumer.queue)),
                 dead_letter_exchange=DEAD_LETTER_EXCHANGE,
                 dead_letter_routing_key=consumer.queue,
             )
         )
-        queues.append(
-            QueueSpec(consumer.parking_queue, bindings=(Binding(DEAD_LETTER_EXCHANGE, consumer.queue),))
-        )
+        queues.extend(retry_queues(consumer.queue, policy))
     return Topology(
-        exchanges=(*(ExchangeSpec(exchange) for exchange in exchanges), ExchangeSpec(DEAD_LETTER_EXCHANGE)),
+        exchanges=(*(ExchangeSpec(exchange) for exchange in exchanges), *retry_exchanges()),
         queues=tuple(queues),
     )
 
@@ -98,6 +99,7 @@ class Hub:
         self.config = config or load_hub_config(settings.config_dir)
         self.sources = sources
         self.consumers = tuple(consumers)
+        self.retry = RetryPolicy(tuple(settings.delivery.retry_delays_ms))
         self.ingestor = Ingestor(self.engine, self.config.router)
         self.health: dict[str, LoopHealth] = {}
         self._stop = threading.Event()
@@ -110,7 +112,7 @@ class Hub:
         create_schema(self.engine)
         bus = self._open_bus()
         try:
-            bus.declare(hub_topology(self.event_exchanges, self.consumers))
+            bus.declare(hub_topology(self.event_exchanges, self.consumers, self.retry))
         finally:
             bus.close()
 
@@ -127,6 +129,7 @@ class Hub:
         self._spawn("relay", self._relay_loop_factory())
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
+        self._spawn("drain", self._drainer_loop_factory())
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask every loop to stop and wait for it."""
@@ -192,7 +195,12 @@ class Hub:
         def step() -> bool:
             if "consumer" not in state:
                 consumer = InboxConsumer(
-                    self.engine, self._open_bus(), queue=spec.queue, name=spec.name, handler=spec.handler
+                    self.engine,
+                    self._open_bus(),
+                    queue=spec.queue,
+                    name=spec.name,
+                    handler=spec.handler,
+                    retry=self.retry,
                 )
                 state["consumer"] = consumer
                 self._consumers_running.append(consumer)
@@ -201,6 +209,21 @@ class Hub:
             except BusError:
                 broken = state.pop("consumer")
                 self._close_quietly(broken.bus)
+                raise
+
+        return step
+
+    def _drainer_loop_factory(self) -> Callable[[], bool]:
+        state: dict[str, ParkingDrainer] = {}
+        queues = [(consumer.queue, consumer.parking_queue) for consumer in self.consumers]
+
+        def step() -> bool:
+            if "drainer" not in state:
+                state["drainer"] = ParkingDrainer(self.engine, self._open_bus(), queues)
+            try:
+                return state["drainer"].drain_once() > 0
+            except BusError:
+                self._close_quietly(state.pop("drainer").bus)
                 raise
 
         return step
@@ -237,7 +260,7 @@ class Hub:
             before_sleep=on_retry,
             reraise=True,
         )
-        idle_s = self.settings.marketing.poll_interval_s if name.startswith("poll:") else 0.05
+        idle_s = {"poll": self.settings.marketing.poll_interval_s, "drain": 1.0}.get(name.split(":")[0], 0.05)
         while not self._stop.is_set():
             try:
                 busy = retrying(step)

@@ -19,6 +19,14 @@ class MarketingSettings(BaseModel):
     poll_interval_s: float = 1.0
 
 
+class DeliverySettings(BaseModel):
+    """How consumers retry a failing message before parking it."""
+
+    retry_delays_ms: list[int] = Field(
+        default=[1_000, 5_000, 30_000], min_length=1, description="delay before each retry; then it is parked"
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings; every field can be set as YEKUO_<NAME> (nested: YEKUO_MARKETING__PAGE_SIZE)."""
 
@@ -31,3 +39,4 @@ class Settings(BaseSettings):
     api_port: int = 8000
     exchange: str = "yekuo.events"
     marketing: MarketingSettings = MarketingSettings()
+    delivery: DeliverySettings = DeliverySettings()

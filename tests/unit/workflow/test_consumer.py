@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus, Message
+from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
 from store.parking import list_parked
 from workflow.cases import handle_event
@@ -76,7 +77,7 @@ def test_a_redelivery_after_a_crash_before_the_ack_has_no_second_effect(
     with sqlite_engine.begin() as conn:
         for delivery in deliveries:
             consumer = _consumer(sqlite_engine, crashed)
-            assert consumer._handle(conn, delivery)
+            assert consumer._handle(conn, delivery) is None
     crashed.close()
     survivor = _consumer(sqlite_engine, open_bus(bus_url))
     assert survivor.consume_once(timeout_s=0.2) == 2
@@ -110,26 +111,42 @@ def test_a_message_that_is_not_a_cloud_event_is_parked_and_the_next_one_flows(
     assert bus.queue_depth(SPEC.queue) == 0
 
 
-def test_a_failing_handler_dead_letters_only_its_event(sqlite_engine: Engine, bus_url: str) -> None:
+def test_a_poison_message_is_retried_with_delays_then_parked_while_others_flow(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    attempts: list[str] = []
+
     def fragile(conn: Connection, event: CloudEvent) -> None:
         if event.subject == "POISON":
-            raise RuntimeError("cannot apply this one")
+            attempts.append(event.id)
+            raise RuntimeError(f"cannot apply attempt {len(attempts)}")
         handle_event(conn, event)
 
+    policy = RetryPolicy(delays_ms=(30, 60))
     bus = open_bus(bus_url)
+    bus.declare(hub_topology([EXCHANGE], [SPEC], policy))
     _publish(bus, application_event("A1"), application_event("POISON"), application_event("A3"))
-    consumer = _consumer(sqlite_engine, bus, fragile)
-    consumer.consume_once(timeout_s=0.2)
-    assert (consumer.stats.handled, consumer.stats.failed) == (2, 1)
+    consumer = InboxConsumer(
+        sqlite_engine, bus, queue=SPEC.queue, name=SPEC.name, handler=fragile, retry=policy
+    )
+    # Each retry waits in its delay queue and comes back by itself: the consumer only keeps fetching.
+    while consumer.stats.parked == 0:
+        consumer.consume_once(timeout_s=0.5)
+        assert len(attempts) <= 3
+    assert len(attempts) == 3 and consumer.stats.retried == 2 and consumer.stats.handled == 2
     with sqlite_engine.connect() as conn:
         assert get_case(conn, "A1") is not None and get_case(conn, "A3") is not None
         assert get_case(conn, "POISON") is None
-    [dead] = bus.fetch(SPEC.parking_queue, 10, 0.2)
-    assert CloudEvent.model_validate_json(dead.message.body).subject == "POISON"
-    assert dead.message.headers["x-death"][0]["reason"] == "rejected"
+    [parked] = bus.fetch(SPEC.parking_queue, 10, 0.5)
+    assert CloudEvent.model_validate_json(parked.message.body).subject == "POISON"
+    failures = parked.message.headers["x-yekuo-failures"]
+    assert [f["attempt"] for f in failures] == [1, 2, 3]
+    assert failures[-1]["error"] == "RuntimeError: cannot apply attempt 3"
+    assert parked.message.headers["x-yekuo-original-exchange"] == EXCHANGE
+    assert bus.queue_depth(SPEC.queue) == 0
     # The failed event's inbox entry was rolled back with its savepoint, so a replay can still apply it.
-    bus.ack(dead)
-    _publish(bus, CloudEvent.model_validate_json(dead.message.body))
+    bus.ack(parked)
+    _publish(bus, CloudEvent.model_validate_json(parked.message.body))
     replay = _consumer(sqlite_engine, bus)
     replay.consume_once(timeout_s=0.2)
     assert replay.stats.handled == 1
