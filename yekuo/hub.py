@@ -105,12 +105,12 @@ class Hub:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._relays: list[OutboxRelay] = []
-        self._consumers_running: list[InboxConsumer] = []
+        self._buses: list[Bus] = []
 
     def prepare(self) -> None:
         """Create the hub tables and declare the bus topology."""
         create_schema(self.engine)
-        bus = self._open_bus()
+        bus = open_bus(self.settings.bus_url)
         try:
             bus.declare(hub_topology(self.event_exchanges, self.consumers, self.retry))
         finally:
@@ -138,9 +138,7 @@ class Hub:
             thread.join(timeout_s)
         for source in self.sources:
             source.close()
-        for bus in [relay.bus for relay in self._relays] + [
-            consumer.bus for consumer in self._consumers_running
-        ]:
+        for bus in list(self._buses):
             self._close_quietly(bus)
 
     def status(self) -> HubStatus:
@@ -170,7 +168,9 @@ class Hub:
         return True
 
     def _open_bus(self) -> Bus:
-        return open_bus(self.settings.bus_url)
+        bus = open_bus(self.settings.bus_url)
+        self._buses.append(bus)
+        return bus
 
     def _relay_loop_factory(self) -> Callable[[], bool]:
         state: dict[str, OutboxRelay] = {}
@@ -203,7 +203,6 @@ class Hub:
                     retry=self.retry,
                 )
                 state["consumer"] = consumer
-                self._consumers_running.append(consumer)
             try:
                 return state["consumer"].consume_once() > 0
             except BusError:
@@ -228,8 +227,9 @@ class Hub:
 
         return step
 
-    @staticmethod
-    def _close_quietly(bus: Bus) -> None:
+    def _close_quietly(self, bus: Bus) -> None:
+        if bus in self._buses:
+            self._buses.remove(bus)
         try:
             bus.close()
         except BusError:
