@@ -61,7 +61,9 @@ def counts(engine: Engine) -> dict[str, int]:
             "cases": conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one(),
             # Entries caused by the legacy events; the hub adds entries of its own (alerts, assignments).
             "timeline": conn.execute(
-                sa.select(sa.func.count()).select_from(timeline).where(timeline.c.source_system == "marketing")
+                sa.select(sa.func.count())
+                .select_from(timeline)
+                .where(timeline.c.source_system == "marketing")
             ).scalar_one(),
             "inbox": conn.execute(
                 sa.select(sa.func.count()).select_from(inbox).where(inbox.c.consumer == "workflow")
