@@ -125,6 +125,13 @@ def check_topology(topology: Topology) -> None:
             raise ConfigError(
                 f"queue {queue.name!r}: dead_letter_routing_key set but no dead_letter_exchange"
             )
+        if queue.at_least_once_dead_letters and (
+            queue.queue_type != "quorum" or not queue.dead_letter_exchange
+        ):
+            raise ConfigError(
+                f"queue {queue.name!r}: at-least-once dead-lettering needs a quorum queue "
+                "and a dead-letter exchange"
+            )
         if queue.message_ttl_ms is not None and queue.message_ttl_ms < 0:
             raise ConfigError(
                 f"queue {queue.name!r}: message_ttl_ms must be >= 0, got {queue.message_ttl_ms}"

@@ -409,7 +409,8 @@ def _expiry(queue: _Queue, now: float) -> float | None:
 def _queue_arguments(spec: QueueSpec) -> str:
     return (
         f"queue_type={spec.queue_type}, dead_letter_exchange={spec.dead_letter_exchange!r}, "
-        f"dead_letter_routing_key={spec.dead_letter_routing_key!r}, message_ttl_ms={spec.message_ttl_ms}"
+        f"dead_letter_routing_key={spec.dead_letter_routing_key!r}, message_ttl_ms={spec.message_ttl_ms}, "
+        f"at_least_once_dead_letters={spec.at_least_once_dead_letters}"
     )
 
 

@@ -61,6 +61,9 @@ class QueueSpec:
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
     message_ttl_ms: int | None = None
+    # Quorum queues only: keep a dead-lettered message until the target queue confirmed it (RabbitMQ's
+    # default drops it if the broker fails in between).
+    at_least_once_dead_letters: bool = False
 
 
 @dataclass(frozen=True)

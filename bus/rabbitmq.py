@@ -322,6 +322,10 @@ class RabbitMQBus:
                     arguments["x-dead-letter-routing-key"] = queue.dead_letter_routing_key
                 if queue.message_ttl_ms is not None:
                     arguments["x-message-ttl"] = queue.message_ttl_ms
+                if queue.at_least_once_dead_letters:
+                    # RabbitMQ accepts this strategy only with reject-publish overflow.
+                    arguments["x-dead-letter-strategy"] = "at-least-once"
+                    arguments["x-overflow"] = "reject-publish"
                 channel.queue_declare(queue.name, durable=True, arguments=arguments)
                 for binding in queue.bindings:
                     channel.queue_bind(queue.name, binding.exchange, routing_key=binding.pattern)

@@ -61,6 +61,7 @@ def retry_queues(queue: str, policy: RetryPolicy) -> tuple[QueueSpec, ...]:
             message_ttl_ms=delay,
             dead_letter_exchange=REQUEUE_EXCHANGE,
             dead_letter_routing_key=queue,
+            at_least_once_dead_letters=True,
         )
         for attempt, delay in enumerate(policy.delays_ms, start=1)
     )

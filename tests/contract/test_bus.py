@@ -495,3 +495,43 @@ def test_a_closed_bus_refuses_work(bus_factory: BusHarness) -> None:
         bus.publish(exchange, [message("k", "m-1")])
     with pytest.raises(BusUnavailableError):
         bus.fetch(queue, 1, 0)
+
+
+def test_at_least_once_dead_lettering_still_moves_expired_messages(bus_factory: BusHarness) -> None:
+    exchange, delay, work = bus_factory.name("dlx"), bus_factory.name("delay"), bus_factory.name("work")
+    bus_factory.declare(
+        Topology(
+            exchanges=(ExchangeSpec(exchange, "direct"),),
+            queues=(
+                QueueSpec(
+                    delay,
+                    message_ttl_ms=100,
+                    dead_letter_exchange=exchange,
+                    dead_letter_routing_key=work,
+                    at_least_once_dead_letters=True,
+                ),
+                QueueSpec(work, bindings=(Binding(exchange, work),)),
+            ),
+        )
+    )
+    bus = bus_factory.open()
+    bus.publish("", [message(delay, "late")])
+    [delivery] = fetch_exactly(bus, work, 1)
+    assert delivery.message.message_id == "late"
+    assert delivery.message.headers["x-death"][0]["reason"] == "expired"
+
+
+def test_at_least_once_dead_lettering_needs_a_quorum_queue(bus_factory: BusHarness) -> None:
+    with pytest.raises(ConfigError, match="quorum"):
+        bus_factory.declare(
+            Topology(
+                queues=(
+                    QueueSpec(
+                        bus_factory.name("classic"),
+                        queue_type="classic",
+                        dead_letter_exchange="x",
+                        at_least_once_dead_letters=True,
+                    ),
+                )
+            )
+        )
