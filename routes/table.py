@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,13 @@ ROUTE_KEYS = (
     "on_invalid",
 )
 REQUIRED_KEYS = ("name", "source", "mapping", "event_type", "exchange", "routing_key", "subject")
-SOURCE_KEYS = ("system", "record")
+SOURCE_KEYS = ("system", "record", "table", "key", "changed_at", "join", "deleted")
+# Optional in 'source': where a table-polling adapter reads the records. All three or none.
+TABLE_KEYS = ("table", "key", "changed_at")
+JOIN_KEYS = ("as", "table", "key", "changed_at")
+# Table and column names are spliced into SQL as quoted identifiers; keep them to plain legacy names.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,63}$")
+_RECORD = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
 # AMQP topic routing keys are dot-separated words; '*' and '#' only belong in bindings.
@@ -96,6 +102,34 @@ class KeyTemplate:
 
 
 @dataclass(frozen=True)
+class JoinedTable:
+    """A table read together with the polled one (one row per key), nested in the payload under `alias`."""
+
+    alias: str
+    table: str
+    key: str
+    changed_at: str
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where a table-polling adapter reads a route's records, from the route's `source` options.
+
+    table, key, changed_at: the polled table, its key column and its last-changed column.
+    join: a table joined on its `key` column = the polled key; its own changes re-read the joined row.
+    deleted: the record type of deletion records for rows that disappear (None: deletions are not sought).
+    line: the line of `source`, for errors found later (a missing table, a missing column).
+    """
+
+    table: str
+    key: str
+    changed_at: str
+    join: JoinedTable | None
+    deleted: str | None
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
 class Route:
     """One route: records of (source_system, record_type) -> mapping -> event on exchange with routing key."""
 
@@ -111,6 +145,7 @@ class Route:
     file: str
     line: int
     description: str = ""
+    table: TableSource | None = None
 
 
 def _text(entry: CommentedMap, key: str, file: str, diag: Diagnostics) -> str | None:
@@ -119,6 +154,77 @@ def _text(entry: CommentedMap, key: str, file: str, diag: Diagnostics) -> str | 
         diag.error(f"'{key}' must be non-empty text, not {value!r}", file, key_line(entry, key))
         return None
     return value
+
+
+def _identifier(node: CommentedMap, key: str, where: str, file: str, diag: Diagnostics) -> str | None:
+    value = node.get(key)
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        diag.error(
+            f"'{key}' in {where} must be a table or column name (letters, digits, '_', '$', '#'; "
+            f"at most 64), not {value!r}",
+            file,
+            key_line(node, key),
+        )
+        return None
+    return value
+
+
+def _joined_table(node: Any, line: int, file: str, diag: Diagnostics) -> JoinedTable | None:
+    if not is_map(node):
+        diag.error("'join' must be a map: {as: ..., table: ..., key: ..., changed_at: ...}", file, line)
+        return None
+    before = len(diag.errors)
+    for bad, bad_line in unknown_keys(node, JOIN_KEYS):
+        diag.error(f"unknown key '{bad}' in 'join'; expected: {', '.join(JOIN_KEYS)}", file, bad_line)
+    missing = [key for key in JOIN_KEYS if key not in node]
+    if missing:
+        diag.error(f"'join' lacks {', '.join(repr(k) for k in missing)}", file, line)
+        return None
+    alias, table, key, changed_at = (_identifier(node, k, "'join'", file, diag) for k in JOIN_KEYS)
+    if len(diag.errors) > before or not (alias and table and key and changed_at):
+        return None
+    return JoinedTable(alias=alias, table=table, key=key, changed_at=changed_at)
+
+
+def _table_source(
+    source: CommentedMap, record: str | None, file: str, diag: Diagnostics
+) -> TableSource | None:
+    """The table options of a route's source; None when it has none or they are wrong (errors in diag)."""
+    present = [key for key in (*TABLE_KEYS, "join", "deleted") if key in source]
+    if not present:
+        return None
+    line = key_line(source, present[0])
+    missing = [key for key in TABLE_KEYS if key not in source]
+    if missing:
+        diag.error(
+            f"a polled table needs 'table', 'key' and 'changed_at' in 'source'; "
+            f"lacks {', '.join(repr(k) for k in missing)}",
+            file,
+            line,
+        )
+        return None
+    before = len(diag.errors)
+    table, key, changed_at = (_identifier(source, k, "'source'", file, diag) for k in TABLE_KEYS)
+    join = _joined_table(source["join"], key_line(source, "join"), file, diag) if "join" in source else None
+    deleted = source.get("deleted")
+    bad_record = not isinstance(deleted, str) or not _RECORD.match(deleted) or deleted == record
+    if "deleted" in source and bad_record:
+        diag.error(
+            f"'deleted' names the record type of deletion records (lower-case, not the polled record "
+            f"itself), not {deleted!r}",
+            file,
+            key_line(source, "deleted"),
+        )
+    if len(diag.errors) > before or not (table and key and changed_at):
+        return None
+    return TableSource(
+        table=table,
+        key=key,
+        changed_at=changed_at,
+        join=join,
+        deleted=deleted if isinstance(deleted, str) else None,
+        line=line,
+    )
 
 
 def _template(
@@ -202,18 +308,20 @@ def _route(
         )
 
     system = record = None
+    table: TableSource | None = None
     source = entry["source"]
     if not is_map(source):
         diag.error("'source' must be a map: {system: ..., record: ...}", file, key_line(entry, "source"))
     else:
         for bad, bad_line in unknown_keys(source, SOURCE_KEYS):
-            diag.error(f"unknown key '{bad}' in 'source'; expected: system, record", file, bad_line)
+            diag.error(f"unknown key '{bad}' in 'source'; expected: {', '.join(SOURCE_KEYS)}", file, bad_line)
         system, record = source.get("system"), source.get("record")
         if not isinstance(system, str) or not system or not isinstance(record, str) or not record:
             diag.error(
                 "'source' needs text values for both 'system' and 'record'", file, key_line(entry, "source")
             )
             system = record = None
+        table = _table_source(source, record, file, diag)
 
     mapping: Mapping | None = None
     mapping_name = _text(entry, "mapping", file, diag)
@@ -280,6 +388,7 @@ def _route(
         file=file,
         line=line,
         description=str(description),
+        table=table,
     )
 
 
@@ -353,7 +462,33 @@ def read_routes(
             names[route.name] = route
             publishes[key] = route
             routes.append(route)
+    _check_tables(routes, diag)
     return tuple(routes)
+
+
+def _check_tables(routes: list[Route], diag: Diagnostics) -> None:
+    """Table options across routes: one table per record, and a route for every deletion record."""
+    sources = {(route.source_system, route.record_type) for route in routes}
+    polled: dict[tuple[str, str], Route] = {}
+    for route in routes:
+        if route.table is None:
+            continue
+        deleted = route.table.deleted
+        if deleted is not None and (route.source_system, deleted) not in sources:
+            diag.error(
+                f"deletion records {route.source_system}/{deleted} have no route; add one or drop 'deleted'",
+                route.file,
+                route.table.line,
+            )
+        first = polled.setdefault((route.source_system, route.record_type), route)
+        if first is not route and first.table != route.table:
+            diag.error(
+                f"{route.source_system}/{route.record_type} is already read from table "
+                f"{first.table.table if first.table else '?'} as configured by route {first.name!r} at "
+                f"{first.file}:{first.line}; routes of one record must agree on its table",
+                route.file,
+                route.table.line,
+            )
 
 
 def load_routes(

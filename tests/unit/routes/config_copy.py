@@ -9,8 +9,8 @@ from yekuo.settings import PROJECT_ROOT
 
 
 def copy_config(target: Path) -> Path:
-    """Copy the YAML files of the shipped mappings/ and routes/ into target; return target."""
-    for folder in ("mappings", "routes"):
+    """Copy the YAML files of the shipped configuration folders into target; return target."""
+    for folder in ("mappings", "routes", "workflow", "feasibility"):
         shutil.copytree(
             PROJECT_ROOT / folder,
             target / folder,

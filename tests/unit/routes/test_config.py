@@ -24,9 +24,15 @@ def test_load_hub_config_wires_codes_mappings_routes_and_router() -> None:
     config = load_hub_config(PROJECT_ROOT)
     assert isinstance(config, HubConfig)
     assert config.config_dir == PROJECT_ROOT
-    assert sorted(config.mappings) == ["marketing/application", "marketing/customer"]
+    assert sorted(m for m in config.mappings if m.startswith("marketing/")) == [
+        "marketing/application",
+        "marketing/customer",
+    ]
     assert "marketing/volt_code" in config.codes
-    assert [r.name for r in config.routes] == ["marketing-application", "marketing-customer"]
+    assert [r.name for r in config.routes if r.source_system == "marketing"] == [
+        "marketing-application",
+        "marketing-customer",
+    ]
     raw = RawRecord(system="marketing", record_type="application", key="1", payload=application_record())
     [event] = config.router.route(raw)
     assert event.subject == "2611200001234"
@@ -80,14 +86,14 @@ def test_every_broken_file_is_reported(config_dir: Path) -> None:
 
 
 def test_the_new_source_needs_only_a_mapping_and_a_route(config_dir: Path) -> None:
-    (config_dir / "mappings/codes/pms").mkdir()
-    (config_dir / "mappings/codes/pms/flag.yaml").write_text(
-        'table: pms/flag\ncodes: {"1": true, "0": false}\n', encoding="utf-8"
+    (config_dir / "mappings/codes/gis").mkdir()
+    (config_dir / "mappings/codes/gis/flag.yaml").write_text(
+        'table: gis/flag\ncodes: {"1": true, "0": false}\n', encoding="utf-8"
     )
-    (config_dir / "mappings/pms").mkdir()
-    (config_dir / "mappings/pms/cons.yaml").write_text(
-        "mapping: pms/cons\n"
-        "source: {system: pms, record: cons}\n"
+    (config_dir / "mappings/gis").mkdir()
+    (config_dir / "mappings/gis/cons.yaml").write_text(
+        "mapping: gis/cons\n"
+        "source: {system: gis, record: cons}\n"
         "target: Customer\n"
         "fields:\n"
         "  customer_no: {from: YHBH, required: true}\n"
@@ -96,11 +102,11 @@ def test_the_new_source_needs_only_a_mapping_and_a_route(config_dir: Path) -> No
         "  contract_capacity_kva: {from: RL, unit: MVA}\n",
         encoding="utf-8",
     )
-    (config_dir / "routes/pms.yaml").write_text(
+    (config_dir / "routes/gis.yaml").write_text(
         "routes:\n"
-        "  - name: pms-cons\n"
-        "    source: {system: pms, record: cons}\n"
-        "    mapping: pms/cons\n"
+        "  - name: gis-cons\n"
+        "    source: {system: gis, record: cons}\n"
+        "    mapping: gis/cons\n"
         "    event_type: cn.yekuo.customer.changed.v1\n"
         "    exchange: yekuo.events\n"
         "    routing_key: customer.changed.{category}\n"
@@ -108,7 +114,7 @@ def test_the_new_source_needs_only_a_mapping_and_a_route(config_dir: Path) -> No
         encoding="utf-8",
     )
     config = load_hub_config(config_dir)
-    raw = RawRecord(system="pms", record_type="cons", key="9", payload={"YHBH": "9", "YHMC": "x", "RL": 1.25})
+    raw = RawRecord(system="gis", record_type="cons", key="9", payload={"YHBH": "9", "YHMC": "x", "RL": 1.25})
     [event] = config.router.route(raw)
     assert event.data == {
         "customer_no": "9",
@@ -118,7 +124,7 @@ def test_the_new_source_needs_only_a_mapping_and_a_route(config_dir: Path) -> No
         "contacts": [],
         "source_refs": [],
     }
-    assert (event.routing_key, event.source) == ("customer.changed.other", "/pms/cons")
+    assert (event.routing_key, event.source) == ("customer.changed.other", "/gis/cons")
 
 
 def test_missing_folders_are_reported(tmp_path: Path) -> None:
@@ -127,4 +133,7 @@ def test_missing_folders_are_reported(tmp_path: Path) -> None:
         "mappings/codes: the code table folder is missing",
         "mappings: the mapping folder is missing",
         "routes: the route folder is missing",
+        "workflow: the workflow folder is missing",
+        "feasibility/rules.yaml: cannot read the file: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'feasibility' / 'rules.yaml'}'",
     ]

@@ -8,7 +8,7 @@ import pytest
 
 from mappings.engine import Mapping
 from mappings.yamlfile import Diagnostics
-from routes.table import InvalidPolicy, load_routes, read_routes
+from routes.table import InvalidPolicy, JoinedTable, TableSource, load_routes, read_routes
 from yekuo.errors import ConfigError, MappingError
 from yekuo.settings import PROJECT_ROOT
 
@@ -42,8 +42,9 @@ def changed(old: str, new: str) -> str:
 
 def test_the_shipped_routes(shipped_mappings: dict[str, Mapping]) -> None:
     routes = load_routes(PROJECT_ROOT / "routes", shipped_mappings, root=PROJECT_ROOT)
-    assert [r.name for r in routes] == ["marketing-application", "marketing-customer"]
-    application = routes[0]
+    marketing = [r for r in routes if r.source_system == "marketing"]
+    assert [r.name for r in marketing] == ["marketing-application", "marketing-customer"]
+    application = marketing[0]
     assert (application.source_system, application.record_type, application.mapping) == (
         "marketing",
         "application",
@@ -203,7 +204,8 @@ def test_load_routes_raises_and_yml_files_are_flagged(
 
 
 def test_templates_render_document_fields(shipped_mappings: dict[str, Mapping]) -> None:
-    route = load_routes(PROJECT_ROOT / "routes", shipped_mappings, root=PROJECT_ROOT)[0]
+    routes = load_routes(PROJECT_ROOT / "routes", shipped_mappings, root=PROJECT_ROOT)
+    [route] = [route for route in routes if route.name == "marketing-application"]
     assert (
         route.routing_key.render({"customer_class": "lv_residential"}) == "application.changed.lv_residential"
     )
@@ -218,3 +220,143 @@ def test_templates_render_document_fields(shipped_mappings: dict[str, Mapping]) 
     with pytest.raises(MappingError, match="needs a text or number value"):
         route.subject.render({})
     assert route.subject.render({"application_no": "a.b"}) == "a.b"
+
+
+POLLED_ROUTE = """\
+  - name: pms-feeder-extra
+    source:
+      system: pms
+      record: feeder
+      table: T_SB_ZWYC_DKX
+      key: OBJ_ID
+      changed_at: GXSJ
+      join: {as: GIS, table: T_TX_SBZB, key: SBID, changed_at: GXSJ}
+      deleted: feeder_deleted
+    mapping: pms/feeder
+    event_type: cn.yekuo.grid.feeder.extra.v1
+    exchange: yekuo.events
+    routing_key: "grid.feeder.extra"
+    subject: "{feeder_id}"
+  - name: pms-feeder-extra-deleted
+    source: {system: pms, record: feeder_deleted}
+    mapping: pms/feeder_deleted
+    event_type: cn.yekuo.grid.feeder.gone.v1
+    exchange: yekuo.events
+    routing_key: "grid.feeder.gone"
+    subject: "{equipment_id}"
+"""
+
+
+def polled_errors(
+    tmp_path: Path, mappings: dict[str, Mapping], old: str, new: str
+) -> list[tuple[int | None, str]]:
+    assert old in POLLED_ROUTE
+    return [(e.line, str(e)) for e in errors_with(tmp_path, mappings, POLLED_ROUTE.replace(old, new, 1))]
+
+
+def test_a_route_source_can_name_the_table_to_poll(
+    tmp_path: Path, shipped_mappings: dict[str, Mapping]
+) -> None:
+    folder = tmp_path / "routes"
+    folder.mkdir()
+    (folder / "extra.yaml").write_text("routes:\n" + POLLED_ROUTE, encoding="utf-8")
+    polled, deletions = load_routes(folder, shipped_mappings, root=tmp_path)
+    assert polled.table == TableSource(
+        table="T_SB_ZWYC_DKX",
+        key="OBJ_ID",
+        changed_at="GXSJ",
+        join=JoinedTable(alias="GIS", table="T_TX_SBZB", key="SBID", changed_at="GXSJ"),
+        deleted="feeder_deleted",
+        line=6,
+    )
+    assert deletions.table is None
+
+
+def test_the_shipped_pms_routes_poll_their_tables(shipped_mappings: dict[str, Mapping]) -> None:
+    routes = load_routes(PROJECT_ROOT / "routes", shipped_mappings, root=PROJECT_ROOT)
+    polled = {
+        r.record_type: r.table.table for r in routes if r.source_system == "pms" and r.table is not None
+    }
+    assert polled == {
+        "substation": "T_SB_ZNYC_DZ",
+        "main_transformer": "T_SB_ZNYC_ZBYQ",
+        "feeder": "T_SB_ZWYC_DKX",
+        "transformer": "T_SB_ZNYC_PDBYQ",
+    }
+    assert all(r.table is None for r in routes if r.source_system == "marketing")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        (
+            "      changed_at: GXSJ\n      join",
+            "      join",
+            6,
+            "needs 'table', 'key' and 'changed_at' in 'source'; lacks 'changed_at'",
+        ),
+        ("table: T_SB_ZWYC_DKX", "table: T_SB ZWYC", 6, "'table' in 'source' must be a table or column name"),
+        ("key: OBJ_ID", "key: 1OBJ", 7, "'key' in 'source' must be a table or column name"),
+        (
+            "changed_at: GXSJ\n",
+            "changed_at: [GXSJ]\n",
+            8,
+            "'changed_at' in 'source' must be a table or column name",
+        ),
+        ("key: SBID,", "key: SB-ID,", 9, "'key' in 'join' must be a table or column name"),
+        ("as: GIS, ", "", 9, "'join' lacks 'as'"),
+        ("as: GIS, ", "as: GIS, where: x, ", 9, "unknown key 'where' in 'join'"),
+        (
+            "join: {as: GIS, table: T_TX_SBZB, key: SBID, changed_at: GXSJ}",
+            "join: T_TX_SBZB",
+            9,
+            "'join' must be a map",
+        ),
+        (
+            "deleted: feeder_deleted",
+            "deleted: Feeder-Deleted",
+            10,
+            "'deleted' names the record type of deletion",
+        ),
+        ("deleted: feeder_deleted", "deleted: feeder", 10, "'deleted' names the record type of deletion"),
+        (
+            "deleted: feeder_deleted",
+            "deleted: feeder_removed",
+            6,
+            "deletion records pms/feeder_removed have no route",
+        ),
+        (
+            "      system: pms\n",
+            "      system: pms\n      since: 2020\n",
+            5,
+            "unknown key 'since' in 'source'; expected: system",
+        ),
+    ],
+)
+def test_table_options_are_checked_with_file_and_line(
+    tmp_path: Path, shipped_mappings: dict[str, Mapping], old: str, new: str, line: int, message: str
+) -> None:
+    errors = polled_errors(tmp_path, shipped_mappings, old, new)
+    assert len(errors) == 1, errors
+    assert errors[0][0] == line
+    assert f"routes/extra.yaml:{line}: " in errors[0][1]
+    assert message in errors[0][1]
+
+
+def test_routes_of_one_record_must_agree_on_its_table(
+    tmp_path: Path, shipped_mappings: dict[str, Mapping]
+) -> None:
+    twin = (
+        POLLED_ROUTE.split("  - name: pms-feeder-extra-deleted")[0]
+        .replace("pms-feeder-extra", "pms-feeder-twin")
+        .replace("cn.yekuo.grid.feeder.extra.v1", "cn.yekuo.grid.feeder.twin.v1")
+        .replace("table: T_SB_ZWYC_DKX", "table: T_SB_ZWYC_DKX2")
+    )
+    errors = errors_with(tmp_path, shipped_mappings, POLLED_ROUTE + twin)
+    assert [(e.line, str(e).split(": ", 1)[1]) for e in errors] == [
+        (
+            27,
+            "pms/feeder is already read from table T_SB_ZWYC_DKX as configured by route "
+            "'pms-feeder-extra' at routes/extra.yaml:2; routes of one record must agree on its table",
+        )
+    ]

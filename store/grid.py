@@ -1,0 +1,49 @@
+"""Hub tables of the grid: the equipment projection the API reads, and the row versions a table poller sent.
+
+grid_equipment holds the latest canonical document of every piece of grid equipment, one row per kind and
+PMS id, with the fields the API filters on copied into columns. A deletion marks the row (deleted_at)
+instead of removing it, so an older change that arrives after it cannot bring the equipment back.
+
+source_rows is owned by table-polling adapters: the version (a hash of the row as read) of every source
+row they have published, so an overlapping re-read publishes nothing twice and a key-set comparison finds
+rows deleted at the source.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from store.schema import KEY, UtcDateTime, metadata
+
+grid_equipment = sa.Table(
+    "grid_equipment",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True, comment="substation, feeder, transformer, ..."),
+    sa.Column("equipment_id", KEY, primary_key=True, comment="PMS equipment id (the event subject)"),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(32), nullable=True),
+    sa.Column("substation_id", KEY, nullable=True),
+    sa.Column("feeder_id", KEY, nullable=True),
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("document", sa.JSON, nullable=False, comment="latest canonical document"),
+    sa.Column("source_updated_at", UtcDateTime(), nullable=True, comment="the document's updated_at"),
+    sa.Column("change_sequence", sa.BigInteger, nullable=True, comment="sequence of the change applied"),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True, comment="when the source deletion was found"),
+    sa.Column("deleted_version_at", UtcDateTime(), nullable=True, comment="last_changed_at of the deletion"),
+    sa.Column("last_event_id", KEY, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_grid_equipment_feeder", "kind", "feeder_id", "equipment_id"),
+    sa.Index("ix_grid_equipment_substation", "kind", "substation_id", "equipment_id"),
+    sa.Index("ix_grid_equipment_lon", "kind", "lon"),
+)
+
+source_rows = sa.Table(
+    "source_rows",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True, comment="adapter instance, e.g. pms"),
+    sa.Column("record_type", sa.String(64), primary_key=True),
+    sa.Column("row_key", KEY, primary_key=True),
+    sa.Column("version", sa.String(32), nullable=False, comment="hash of the row as published"),
+    sa.Column("changed_at", sa.String(32), nullable=True, comment="its last-changed value, as read"),
+)

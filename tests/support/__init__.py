@@ -1,0 +1,1 @@
+"""Helpers shared by test layers: network fault injection and pipeline drivers."""

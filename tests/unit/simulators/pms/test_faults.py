@@ -1,0 +1,47 @@
+"""The PMS fault triggers: a late commit stays invisible until it commits; a lock blocks readers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from simulators.pms.faults import late_commit, table_lock
+from simulators.pms.schema import transformers
+from simulators.pms.seed import seed_database
+from yekuo.errors import ConfigError
+
+AT = datetime(2026, 11, 26, 10, 0, 0)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pms.db'}", connect_args={"timeout": 0.2})
+    seed_database(engine, seed=1, substation_count=1, feeder_count=2, transformer_count=5)
+    return engine
+
+
+def rating(engine: Engine, key: str) -> float:
+    with engine.connect() as conn:
+        return float(
+            conn.execute(sa.select(transformers.c.EDRL).where(transformers.c["OBJ_ID"] == key)).scalar_one()
+        )
+
+
+def test_a_late_commit_is_invisible_until_the_block_ends(engine: Engine) -> None:
+    before = rating(engine, "PB0000001")
+    with late_commit(engine, "PB0000001", rated_kva=1600, clock=lambda: AT) as at:
+        assert at == AT
+        assert rating(engine, "PB0000001") == before
+    assert rating(engine, "PB0000001") == 1600
+    with pytest.raises(ConfigError, match="no distribution transformer 'PB9'"), late_commit(engine, "PB9"):
+        pass
+
+
+def test_a_table_lock_blocks_readers_until_released(engine: Engine) -> None:
+    with table_lock(engine, "T_SB_ZNYC_PDBYQ"), pytest.raises(sa.exc.OperationalError, match="locked"):
+        rating(engine, "PB0000001")
+    assert rating(engine, "PB0000001") > 0
