@@ -1,0 +1,110 @@
+"""Measured load (负荷): 96-point daily profiles and point telemetry, in kW, with the source's quality codes.
+
+Quality codes follow the IEC 60870-5-104 quality descriptor that dispatch front ends (D5000) keep with
+every telemetry value: a bit mask where 0 means good and any set bit means the value must not be trusted
+(0x01 overflow, 0x10 blocked, 0x20 substituted, 0x40 not topical, 0x80 invalid). The hub keeps the code as
+the source gave it and never uses a flagged or missing value as a good one: a point is good only when it
+has a value and its code is 0, or the source gives no codes at all (metering curves carry none).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from canonical_model.common import CanonicalModel, SourceRef
+
+POINTS_PER_DAY = 96
+
+
+class LoadSource(StrEnum):
+    """Which system measured the load."""
+
+    DISPATCH = "dispatch"
+    METERING = "metering"
+
+
+class LoadPhase(StrEnum):
+    """Which active power a profile holds: the three-phase total or one phase (总/A相/B相/C相有功)."""
+
+    TOTAL = "total"
+    PHASE_A = "phase_a"
+    PHASE_B = "phase_b"
+    PHASE_C = "phase_c"
+
+
+class LoadPoint(CanonicalModel):
+    """One 15-minute point of a daily profile."""
+
+    load_kw: float | None = Field(
+        default=None, description="active power over the interval, kW (有功功率); None when missing"
+    )
+    quality: int | None = Field(
+        default=None,
+        ge=0,
+        description="quality code as the source gave it (质量码); 0 = good, any set bit = not trusted; "
+        "None when the source gives no codes",
+    )
+
+    @property
+    def good(self) -> bool:
+        """Whether the value may be used: present, and not flagged by the source."""
+        return self.load_kw is not None and not self.quality
+
+
+class LoadProfile(CanonicalModel):
+    """A piece of equipment's active load over one day, 96 points at 15 minutes (日负荷曲线)."""
+
+    equipment_id: str = Field(min_length=1, description="PMS equipment id: feeder or transformer (设备ID)")
+    equipment_name: str | None = Field(default=None, description="equipment name in the source (设备名称)")
+    data_date: date = Field(description="the day the points cover, Asia/Shanghai (数据日期)")
+    phase: LoadPhase = Field(default=LoadPhase.TOTAL, description="total or per-phase active power")
+    source: LoadSource = Field(description="the measuring system: dispatch automation or metering")
+    points: tuple[LoadPoint, ...] = Field(
+        min_length=POINTS_PER_DAY,
+        max_length=POINTS_PER_DAY,
+        description="points[n] covers minutes 15n to 15(n+1) of the day (P1 ... P96)",
+    )
+    source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")
+
+    @property
+    def good_points(self) -> int:
+        """How many points may be used."""
+        return sum(1 for point in self.points if point.good)
+
+    @property
+    def peak_kw(self) -> float | None:
+        """The highest good point, or None when no point is good; flagged values never count."""
+        values = [point.load_kw for point in self.points if point.good and point.load_kw is not None]
+        return max(values) if values else None
+
+
+class MeasuredQuantity(StrEnum):
+    """What a telemetry point measures (量测类型)."""
+
+    ACTIVE_POWER = "active_power"
+
+
+class Measurement(CanonicalModel):
+    """One telemetry value (遥测) of a piece of equipment at a moment."""
+
+    measurement_id: str = Field(min_length=1, description="measurement point id (量测标识)")
+    equipment_id: str = Field(min_length=1, description="PMS equipment id of the measured equipment")
+    name: str | None = Field(default=None, description="measurement name in the source (量测名称)")
+    quantity: MeasuredQuantity = Field(description="what is measured (量测类型)")
+    measured_at: AwareDatetime = Field(description="time stamp of the value (时标)")
+    load_kw: float | None = Field(default=None, description="active power, kW; None when missing")
+    source_unit: str = Field(
+        min_length=1, description="unit the source reported the value in (单位); load_kw is converted from it"
+    )
+    quality: int | None = Field(
+        default=None, ge=0, description="quality code as the source gave it (质量码); 0 = good"
+    )
+    source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")
+
+    @property
+    def good(self) -> bool:
+        """Whether the value may be used: present, and not flagged by the source."""
+        return self.load_kw is not None and not self.quality

@@ -1,0 +1,95 @@
+"""Realistic 96-point daily load curves by load class, season and weekday, with seeded noise.
+
+Shapes (share of the day's peak, by hour of day h):
+- residential: low at night, a morning bump around 07:30, a small midday shoulder and the evening peak
+  around 20:00; air conditioning raises summer evenings, electric heating raises winter evenings and
+  mornings.
+- industrial: a base load at night and a daytime plateau from about 07:30 to 18:00 with a lunch dip;
+  Sundays run at a reduced shift and February (the Spring Festival shutdown) lower still.
+- commercial: closed at night, a business-hours plateau from about 09:00 to 21:30 and an afternoon peak
+  around 15:00 from air conditioning, much stronger in summer; weekends a little busier.
+
+Seasonal intensity follows the month in Nanyang's climate: summer cooling peaks in late July, winter
+heating in mid January. A spring weekday peaks at `utilisation` x the equipment's rated kW (before noise);
+the seasons and the week move other days' peaks up or down from there.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from datetime import date
+
+from simulators.dispatch.equipment import LoadClass
+
+POINTS = 96
+# A spring weekday, with neither cooling nor heating: the day whose peak is `utilisation` x rated kW.
+REFERENCE_DAY = date(2026, 4, 15)
+
+
+def _bump(hour: float, centre: float, width: float) -> float:
+    return math.exp(-0.5 * ((hour - centre) / width) ** 2)
+
+
+def _plateau(hour: float, start: float, end: float, edge: float = 0.5) -> float:
+    rise = 1.0 / (1.0 + math.exp(-(hour - start) / edge))
+    fall = 1.0 / (1.0 + math.exp((hour - end) / edge))
+    return rise * fall
+
+
+def summer_intensity(day: date) -> float:
+    """0 in winter, 1 around 25 July: how much cooling load there is."""
+    offset = (day.timetuple().tm_yday - 206) / 365.0 * 2 * math.pi
+    return max(0.0, math.cos(offset)) ** 2
+
+
+def winter_intensity(day: date) -> float:
+    """0 in summer, 1 around 15 January: how much heating load there is."""
+    offset = (day.timetuple().tm_yday - 15) / 365.0 * 2 * math.pi
+    return max(0.0, math.cos(offset)) ** 2
+
+
+def shape(load_class: LoadClass, day: date, hour: float) -> float:
+    """The unscaled load at an hour of a day (its maximum over the day is normalised away)."""
+    summer = summer_intensity(day)
+    winter = winter_intensity(day)
+    weekend = day.weekday() >= 5
+    if load_class is LoadClass.RESIDENTIAL:
+        return (
+            0.22
+            + (0.25 + 0.15 * winter) * _bump(hour, 7.5, 1.0)
+            + 0.12 * _bump(hour, 12.5, 1.5)
+            + (0.75 + 0.35 * summer + 0.25 * winter) * _bump(hour, 20.0, 1.6)
+            + 0.15 * summer * _bump(hour, 14.5, 2.5)
+        )
+    if load_class is LoadClass.INDUSTRIAL:
+        level = 0.6 if day.weekday() == 6 else 1.0
+        if day.month == 2:
+            level *= 0.7
+        return (0.35 + 0.6 * level * _plateau(hour, 7.5, 18.0) - 0.15 * level * _bump(hour, 12.25, 0.5)) * (
+            1.0 + 0.1 * summer
+        )
+    busy = 1.1 if weekend else 1.0
+    return busy * (0.15 + 0.5 * _plateau(hour, 9.0, 21.5) + (0.15 + 0.45 * summer) * _bump(hour, 15.0, 2.0))
+
+
+@functools.cache
+def _reference_peak(load_class: LoadClass) -> float:
+    return max(shape(load_class, REFERENCE_DAY, (n + 0.5) / 4.0) for n in range(POINTS))
+
+
+def daily_curve(
+    load_class: LoadClass, day: date, rated_kw: float, rng: random.Random, *, utilisation: float = 0.7
+) -> list[float]:
+    """96 points in kW (point n covers minutes 15n to 15n+15), with 3% noise.
+
+    The peak of a spring weekday is utilisation x rated_kw; seasons and weekdays move it up or down.
+    """
+    scale = utilisation * rated_kw / _reference_peak(load_class)
+    # A little seasonal swing of the whole day on top of the shape's own seasonal terms.
+    season = 1.0 + 0.1 * summer_intensity(day) + 0.05 * winter_intensity(day)
+    return [
+        max(0.0, shape(load_class, day, (n + 0.5) / 4.0) * scale * season * rng.gauss(1.0, 0.03))
+        for n in range(POINTS)
+    ]

@@ -1,0 +1,207 @@
+"""The load API: profiles filtered and paged, and uploads that feed the dispatch intake safely."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from adapters.dispatch.curves_csv import POINT_COLUMNS
+from adapters.dispatch.dropfolder import DropFolder
+from adapters.dispatch.intake import DispatchIntake
+from api.app import create_app
+from api.loads import loads_router
+from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
+from routes.config import load_hub_config
+from workflow.loads import PROFILE_RECORDED, handle_load_event
+from yekuo.settings import PROJECT_ROOT, DispatchSettings, Settings
+
+
+def client_for(engine: Engine, settings: Settings | None) -> TestClient:
+    app = FastAPI()
+    app.include_router(loads_router(engine, settings=settings or Settings(dispatch=None)))
+    return TestClient(app)
+
+
+@pytest.fixture
+def drop_dir(tmp_path: Path) -> Path:
+    return tmp_path / "drop"
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine, drop_dir: Path) -> TestClient:
+    dispatch = DispatchSettings(drop_dir=drop_dir, stable_s=0.0, max_file_bytes=20_000)
+    return client_for(sqlite_engine, Settings(dispatch=dispatch))
+
+
+def curves(*equipment: str) -> bytes:
+    header = "ID,DATA_DATE,DATA_TYPE," + ",".join(POINT_COLUMNS)
+    rows = [",".join([item, "2026-11-20", "1", *(["10.5"] * 96)]) for item in equipment]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def test_an_upload_lands_in_incoming_under_a_unique_name(client: TestClient, drop_dir: Path) -> None:
+    data = curves("PB0000001")
+    response = client.post("/v1/dispatch/files", params={"name": "负荷曲线.csv"}, content=data)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["size_bytes"] == len(data)
+    assert body["status_url"] == f"/v1/dispatch/files/{body['sha256']}" and body["duplicate_of"] is None
+    assert body["file_name"].startswith("upload-") and body["file_name"].endswith("-负荷曲线.csv")
+    assert os.listdir(drop_dir / "incoming") == [body["file_name"]]
+    assert (drop_dir / "incoming" / body["file_name"]).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape.csv",
+        "../../etc/passwd",
+        "a/b.csv",
+        "..\\win.csv",
+        "..",
+        ".",
+        "",
+        ".hidden.csv",
+        "x.csv.part",
+        "x.tmp",
+        "bad\x00name.csv",
+        "line\nbreak.csv",
+        "x" * 201 + ".csv",
+    ],
+)
+def test_names_that_are_not_plain_file_names_are_refused(
+    client: TestClient, drop_dir: Path, name: str
+) -> None:
+    response = client.post("/v1/dispatch/files", params={"name": name}, content=b"ID\n")
+    assert response.status_code == 400
+    assert "file name" in response.json()["detail"]
+    incoming = drop_dir / "incoming"
+    assert not incoming.exists() or os.listdir(incoming) == []
+    assert not (drop_dir.parent / "escape.csv").exists()
+
+
+def test_an_oversized_body_is_refused_by_its_length(client: TestClient, drop_dir: Path) -> None:
+    response = client.post("/v1/dispatch/files", params={"name": "big.csv"}, content=b"x" * 20_001)
+    assert response.status_code == 413 and "20000 bytes allowed" in response.json()["detail"]
+    assert not (drop_dir / "incoming").exists() or os.listdir(drop_dir / "incoming") == []
+
+
+def test_an_oversized_streamed_body_is_refused_and_leaves_nothing(client: TestClient, drop_dir: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(30):
+            yield b"y" * 1000
+
+    response = client.post("/v1/dispatch/files", params={"name": "big.csv"}, content=chunks())
+    assert response.status_code == 413
+    assert os.listdir(drop_dir / "incoming") == []
+
+
+def test_without_a_drop_folder_the_upload_is_unavailable(sqlite_engine: Engine) -> None:
+    response = client_for(sqlite_engine, None).post(
+        "/v1/dispatch/files", params={"name": "a.csv"}, content=b"x"
+    )
+    assert response.status_code == 503 and "YEKUO_DISPATCH__DROP_DIR" in response.json()["detail"]
+
+
+def test_an_upload_goes_through_the_intake_and_its_status_can_be_read(
+    client: TestClient, sqlite_engine: Engine, drop_dir: Path
+) -> None:
+    data = curves("PB0000001", "PB0000002")
+    digest = client.post("/v1/dispatch/files", params={"name": "a.csv"}, content=data).json()["sha256"]
+    assert client.get(f"/v1/dispatch/files/{digest}").status_code == 404
+    intake = DispatchIntake(
+        sqlite_engine,
+        load_hub_config(PROJECT_ROOT).router,
+        DropFolder(drop_dir, stable_s=0.0),
+        scan_interval_s=1e-9,
+    )
+    while intake.step() or intake.step():
+        pass
+    status = client.get(f"/v1/dispatch/files/{digest}").json()
+    assert status["published"]["file_name"].endswith("-a.csv")
+    [outcome] = status["outcomes"]
+    assert (outcome["outcome"], outcome["events"], outcome["invalid"]) == ("published", 2, 0)
+    again = client.post("/v1/dispatch/files", params={"name": "a-again.csv"}, content=data).json()
+    assert again["duplicate_of"] == status["published"]["file_name"]
+    while intake.step() or intake.step():
+        pass
+    outcomes = client.get(f"/v1/dispatch/files/{digest}").json()["outcomes"]
+    assert [item["outcome"] for item in outcomes] == ["published", "duplicate"]
+    assert client.get("/v1/dispatch/files/NOT-A-HASH").status_code == 400
+
+
+def _profile_event(equipment: str, day: str, source: str = "dispatch") -> CloudEvent:
+    data: dict[str, Any] = {
+        "equipment_id": equipment,
+        "equipment_name": f"{equipment}线",
+        "data_date": day,
+        "source": source,
+        "points": [{"load_kw": float(n), "quality": 0} for n in range(96)],
+    }
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=f"/dispatch/{source}",
+        type=PROFILE_RECORDED,
+        subject=equipment,
+        time=datetime.now(UTC),
+        dataschema=schema_uri("load_profile.v1"),
+        correlationid="c",
+        sequence=1,
+        data=data,
+    )
+
+
+def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        for day in ("2026-11-19", "2026-11-20", "2026-11-21"):
+            for equipment in ("XL000001", "XL000002", "PB0000001"):
+                handle_load_event(conn, _profile_event(equipment, day))
+        handle_load_event(conn, _profile_event("XL000001", "2026-11-20", source="metering"))
+    client = TestClient(create_app(sqlite_engine))
+    seen = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"date_from": "2026-11-20", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/load-profiles", params=params).json()
+        seen += [(item["data_date"], item["equipment_id"], item["source"]) for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [
+        ("2026-11-20", "PB0000001", "dispatch"),
+        ("2026-11-20", "XL000001", "dispatch"),
+        ("2026-11-20", "XL000001", "metering"),
+        ("2026-11-20", "XL000002", "dispatch"),
+        ("2026-11-21", "PB0000001", "dispatch"),
+        ("2026-11-21", "XL000001", "dispatch"),
+        ("2026-11-21", "XL000002", "dispatch"),
+    ]
+    one = client.get("/v1/load-profiles", params={"equipment": "XL000001", "source": "metering"}).json()
+    [item] = one["items"]
+    assert item["peak_kw"] == 95.0 and item["good_points"] == 96 and len(item["points"]) == 96
+    ranged = client.get(
+        "/v1/load-profiles", params={"date_from": "2026-11-19", "date_to": "2026-11-19"}
+    ).json()
+    assert {item["data_date"] for item in ranged["items"]} == {"2026-11-19"} and len(ranged["items"]) == 3
+
+
+def test_bad_listing_parameters_are_refused(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine))
+    assert client.get("/v1/load-profiles", params={"cursor": "not-a-cursor"}).status_code == 400
+    backwards = client.get("/v1/load-profiles", params={"date_from": "2026-11-21", "date_to": "2026-11-20"})
+    assert backwards.status_code == 400
+    assert client.get("/v1/load-profiles", params={"source": "scada"}).status_code == 422
+    assert client.get("/v1/load-profiles", params={"limit": 0}).status_code == 422

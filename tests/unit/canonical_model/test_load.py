@@ -1,0 +1,66 @@
+"""LoadProfile and Measurement: 96 points, quality codes kept, flagged or missing values never good."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from canonical_model.load import LoadPoint, LoadProfile, Measurement
+
+
+def profile(points: list[dict[str, object]]) -> LoadProfile:
+    return LoadProfile.model_validate(
+        {"equipment_id": "XL000001", "data_date": "2026-11-20", "source": "dispatch", "points": points}
+    )
+
+
+def test_the_peak_counts_good_points_only() -> None:
+    points: list[dict[str, object]] = [{"load_kw": 100.0 + n, "quality": 0} for n in range(96)]
+    points[50] = {"load_kw": 9000.0, "quality": 128}
+    points[51] = {"load_kw": 8000.0, "quality": 32}
+    points[52] = {"quality": 128}
+    loads = profile(points)
+    assert loads.peak_kw == 195.0
+    assert loads.good_points == 93
+    assert loads.points[50].quality == 128 and loads.points[50].load_kw == 9000.0
+    assert loads.data_date == date(2026, 11, 20) and loads.phase == "total"
+
+
+def test_points_without_codes_count_as_good_when_they_have_a_value() -> None:
+    points: list[dict[str, object]] = [{"load_kw": 10.0} for _ in range(96)]
+    points[0] = {}
+    loads = profile(points)
+    assert loads.good_points == 95 and loads.peak_kw == 10.0
+    assert LoadPoint().good is False
+
+
+def test_a_profile_with_no_good_point_has_no_peak() -> None:
+    assert profile([{"load_kw": 5.0, "quality": 64}] * 96).peak_kw is None
+
+
+@pytest.mark.parametrize("count", [95, 97])
+def test_a_profile_has_exactly_96_points(count: int) -> None:
+    with pytest.raises(ValidationError, match="points"):
+        profile([{"load_kw": 1.0}] * count)
+
+
+def test_negative_quality_codes_are_refused() -> None:
+    with pytest.raises(ValidationError, match="quality"):
+        LoadPoint(load_kw=1.0, quality=-1)
+
+
+def test_a_measurement_is_good_only_unflagged_with_a_value() -> None:
+    base = {
+        "measurement_id": "XL000001-P",
+        "equipment_id": "XL000001",
+        "quantity": "active_power",
+        "measured_at": "2026-11-20T20:15:00+08:00",
+        "source_unit": "MW",
+    }
+    assert Measurement.model_validate({**base, "load_kw": 4620.0, "quality": 0}).good
+    assert not Measurement.model_validate({**base, "load_kw": 4620.0, "quality": 128}).good
+    assert not Measurement.model_validate({**base, "quality": 0}).good
+    with pytest.raises(ValidationError, match="measured_at"):
+        Measurement.model_validate({**base, "measured_at": "2026-11-20T20:15:00"})

@@ -1,0 +1,80 @@
+"""Daily curves have the shape of their load class and follow the seasons."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+
+from simulators.dispatch.curves import daily_curve, summer_intensity, winter_intensity
+from simulators.dispatch.equipment import LoadClass
+
+SPRING = date(2026, 4, 15)  # a Wednesday
+SUMMER = date(2026, 7, 22)  # a Wednesday
+WINTER = date(2026, 1, 14)  # a Wednesday
+
+
+def curve(load_class: LoadClass, day: date, seed: int = 1) -> list[float]:
+    return daily_curve(load_class, day, 1000.0, random.Random(seed), utilisation=0.7)
+
+
+def hour_of_peak(points: list[float]) -> float:
+    return points.index(max(points)) / 4
+
+
+def mean(points: list[float], start_hour: float, end_hour: float) -> float:
+    chosen = points[int(start_hour * 4) : int(end_hour * 4)]
+    return sum(chosen) / len(chosen)
+
+
+@pytest.mark.parametrize("day", [SPRING, SUMMER, WINTER])
+def test_residential_load_peaks_in_the_evening(day: date) -> None:
+    points = curve(LoadClass.RESIDENTIAL, day)
+    assert 18.5 <= hour_of_peak(points) <= 21.5
+    assert mean(points, 2, 5) < 0.45 * max(points), "night is low"
+    assert mean(points, 7, 8.5) > mean(points, 3, 5), "there is a morning bump"
+
+
+@pytest.mark.parametrize("day", [SPRING, SUMMER, WINTER])
+def test_industrial_load_holds_a_daytime_plateau_with_a_lunch_dip(day: date) -> None:
+    points = curve(LoadClass.INDUSTRIAL, day)
+    day_level, night_level = mean(points, 9, 11.5), mean(points, 0, 5)
+    assert day_level > 1.8 * night_level
+    assert abs(mean(points, 9, 11) - mean(points, 14, 17)) < 0.08 * day_level, "a flat plateau"
+    assert mean(points, 12, 12.5) < 0.9 * day_level, "the lunch dip"
+
+
+def test_industrial_load_runs_a_reduced_shift_on_sunday() -> None:
+    weekday = curve(LoadClass.INDUSTRIAL, date(2026, 4, 15))
+    sunday = curve(LoadClass.INDUSTRIAL, date(2026, 4, 19))
+    assert mean(sunday, 9, 11) < 0.85 * mean(weekday, 9, 11)
+
+
+def test_commercial_load_peaks_in_the_afternoon_and_most_in_summer() -> None:
+    summer = curve(LoadClass.COMMERCIAL, SUMMER)
+    spring = curve(LoadClass.COMMERCIAL, SPRING)
+    assert 13.0 <= hour_of_peak(summer) <= 17.0
+    assert mean(summer, 2, 5) < 0.3 * max(summer), "closed at night"
+    assert max(summer) > 1.1 * max(spring), "air conditioning raises the summer peak"
+    assert mean(summer, 14, 16) / mean(summer, 10, 11) > mean(spring, 14, 16) / mean(spring, 10, 11)
+
+
+def test_residential_evenings_grow_in_summer_and_winter() -> None:
+    assert max(curve(LoadClass.RESIDENTIAL, SUMMER)) > max(curve(LoadClass.RESIDENTIAL, SPRING))
+    assert max(curve(LoadClass.RESIDENTIAL, WINTER)) > max(curve(LoadClass.RESIDENTIAL, SPRING))
+
+
+def test_seasonal_intensity_peaks_in_late_july_and_mid_january() -> None:
+    assert summer_intensity(date(2026, 7, 25)) == pytest.approx(1.0, abs=1e-3)
+    assert summer_intensity(date(2026, 1, 15)) == 0.0
+    assert winter_intensity(date(2026, 1, 15)) == pytest.approx(1.0, abs=1e-3)
+    assert winter_intensity(date(2026, 7, 25)) == 0.0
+
+
+def test_curves_are_96_non_negative_points_near_the_utilisation_and_seeded() -> None:
+    points = curve(LoadClass.RESIDENTIAL, SPRING)
+    assert len(points) == 96 and min(points) >= 0
+    assert 0.6 * 1000 < max(points) < 0.85 * 1000
+    assert points == curve(LoadClass.RESIDENTIAL, SPRING)
+    assert points != curve(LoadClass.RESIDENTIAL, SPRING, seed=2)

@@ -1,0 +1,189 @@
+"""The simulator's files: good ones parse back to what was measured, each fault trigger writes its fault."""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, Header, iter_cime
+from adapters.dispatch.curves_csv import CurveRow, CurveRowError, iter_curves
+from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
+from simulators.dispatch.faults import Fault
+from simulators.dispatch.files import INVALID, NOT_TOPICAL, SUBSTITUTED, readings
+from simulators.dispatch.writer import DispatchWriter
+from yekuo.errors import ConfigError, MalformedInputError
+
+DAY = date(2026, 7, 22)
+FEEDERS = [
+    Equipment(f"XL{n:06d}", f"10kV卧龙{n}线", EquipmentKind.FEEDER, 7000.0, LoadClass.RESIDENTIAL)
+    for n in range(1, 4)
+]
+TRANSFORMERS = [
+    Equipment(f"PB{n:07d}", f"建设路{n}号公变", EquipmentKind.TRANSFORMER, 360.0, LoadClass.COMMERCIAL)
+    for n in range(1, 6)
+]
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> DispatchWriter:
+    return DispatchWriter(tmp_path / "out", [*FEEDERS, *TRANSFORMERS], seed=5, oversize_bytes=1_000_000)
+
+
+def cime_items(path: Path) -> list[object]:
+    with path.open("rb") as file:
+        return list(iter_cime(file, source_name=path.name))
+
+
+def csv_items(path: Path) -> list[CurveRow | CurveRowError]:
+    with path.open("rb") as file:
+        return list(iter_curves(file, source_name=path.name))
+
+
+def test_a_day_writes_curves_and_telemetry_in_gbk_cime_and_curves_in_csv(writer: DispatchWriter) -> None:
+    written = writer.write_day(DAY)
+    assert [(item.name, item.rows, item.outcome) for item in written] == [
+        ("dispatch_loadcurve_20260722.cime", 3, "published"),
+        ("dispatch_analog_20260722T2015.cime", 3, "published"),
+        ("metering_power_curve_20260722.csv", 5, "published"),
+    ]
+    assert sorted(os.listdir(writer.out_dir)) == sorted(item.name for item in written), "no .part is left"
+    curves = writer.out_dir / "dispatch_loadcurve_20260722.cime"
+    assert b"Code=GBK" in curves.read_bytes().split(b"\n")[0]
+    items = cime_items(curves)
+    header, start = items[0], items[1]
+    assert isinstance(header, Header) and isinstance(start, BlockStart)
+    assert (start.class_name, start.entity, start.labels is not None) == ("LoadCurve", "南阳", True)
+    rows = [item for item in items if isinstance(item, CimeRow)]
+    assert [row.values["mRID"] for row in rows] == ["XL000001", "XL000002", "XL000003"]
+    assert rows[0].values["name"] == "10kV卧龙1线" and rows[0].values["date"] == "2026-07-22"
+    peak_mw = max(float(value) for key, value in rows[0].values.items() if key.startswith("P") and value)
+    assert 1.0 < peak_mw < 9.0, "MW, not kW"
+    analog = [
+        item
+        for item in cime_items(writer.out_dir / "dispatch_analog_20260722T2015.cime")
+        if isinstance(item, CimeRow)
+    ]
+    assert analog[0].values["equipment"] == "XL000001" and analog[0].values["unit"] == "MW"
+    assert analog[0].values["time"] == "2026-07-22 20:15:00" and analog[0].values["measurementType"] == "P"
+    assert analog[0].values["value"] == rows[0].values["P81"]
+    curve_rows = csv_items(writer.out_dir / "metering_power_curve_20260722.csv")
+    assert all(isinstance(row, CurveRow) for row in curve_rows) and len(curve_rows) == 5
+
+
+def test_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
+    outputs = []
+    for run in ("a", "b"):
+        writer = DispatchWriter(tmp_path / run, FEEDERS, seed=5)
+        writer.write_day(DAY)
+        outputs.append((tmp_path / run / "dispatch_loadcurve_20260722.cime").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_about_one_percent_of_points_are_flagged_and_spikes_are_flagged_invalid() -> None:
+    many = [
+        Equipment(f"PB{n:07d}", "x", EquipmentKind.TRANSFORMER, 400.0, LoadClass.RESIDENTIAL)
+        for n in range(200)
+    ]
+    day = readings(many, DAY, random.Random(3))
+    codes = [code for reading in day for code in reading.quality]
+    flagged = sum(1 for code in codes if code)
+    assert 0.005 * len(codes) < flagged < 0.02 * len(codes)
+    assert {INVALID, NOT_TOPICAL, SUBSTITUTED} <= set(codes)
+    for reading in day:
+        good = [value for value, code in zip(reading.load_kw, reading.quality, strict=True) if not code]
+        for value, code in zip(reading.load_kw, reading.quality, strict=True):
+            if value is None or value > 2.5 * max(v for v in good if v is not None):
+                assert code in (INVALID, NOT_TOPICAL), "missing values and spikes are always flagged"
+
+
+def test_truncated_cime_ends_inside_its_block(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.TRUNCATED, DAY)
+    assert (written.outcome, written.events, written.fault) == ("error", 0, "truncated")
+    with pytest.raises(MalformedInputError, match=r"ends inside block|not valid GBK"):
+        cime_items(writer.out_dir / written.name)
+
+
+def test_wrong_encoding_declares_utf8_over_gbk_bytes(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.WRONG_ENCODING, DAY)
+    data = (writer.out_dir / written.name).read_bytes()
+    assert b"Code=UTF-8" in data.split(b"\n")[0] and "卧龙".encode("gbk") in data
+    with pytest.raises(MalformedInputError, match="declared UTF-8"):
+        cime_items(writer.out_dir / written.name)
+
+
+def test_undeclared_encoding_parses_by_detection_with_names_intact(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.UNDECLARED_ENCODING, DAY)
+    path = writer.out_dir / written.name
+    assert b"Code=" not in path.read_bytes().split(b"\n")[0]
+    names = [item.values["name"] for item in cime_items(path) if isinstance(item, CimeRow)]
+    assert names == ["10kV卧龙1线", "10kV卧龙2线", "10kV卧龙3线"]
+    assert (written.outcome, written.events) == ("published", 3)
+
+
+def test_garbage_rows_are_mixed_into_a_good_cime_file(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.GARBAGE_ROWS, DAY)
+    items = cime_items(writer.out_dir / written.name)
+    errors = [item for item in items if isinstance(item, CimeRowError)]
+    rows = [item for item in items if isinstance(item, CimeRow)]
+    assert len(errors) == 3, "field count, not CIM/E, broken quote"
+    assert len(rows) == 5, "three good rows and two that fail their mapping"
+    assert sorted(row.values["P1"] or "" for row in rows)[-1] == "abc"
+    assert "2026-13-45" in {row.values["date"] for row in rows}
+    assert (written.rows, written.events, written.invalid) == (8, 3, 5)
+
+
+def test_garbage_rows_are_mixed_into_a_good_csv(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.GARBAGE_ROWS_CSV, DAY)
+    items = csv_items(writer.out_dir / written.name)
+    assert sum(isinstance(item, CurveRowError) for item in items) == 4
+    assert sum(isinstance(item, CurveRow) for item in items) == 5
+    assert (written.rows, written.events, written.invalid) == (9, 5, 4)
+
+
+def test_truncated_csv_breaks_only_its_last_row(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.TRUNCATED_CSV, DAY)
+    items = csv_items(writer.out_dir / written.name)
+    assert [type(item).__name__ for item in items] == ["CurveRow"] * 4 + ["CurveRowError"]
+    assert (written.events, written.invalid) == (4, 1)
+
+
+def test_oversized_is_a_sparse_file_of_the_given_size(writer: DispatchWriter) -> None:
+    written = writer.write_fault(Fault.OVERSIZED, DAY)
+    path = writer.out_dir / written.name
+    assert path.stat().st_size == 1_000_000 and written.outcome == "error"
+    assert path.stat().st_blocks * 512 < 200_000, "sparse: the size is claimed, not written"
+
+
+def test_still_writing_pauses_with_half_the_file_under_its_final_name(tmp_path: Path) -> None:
+    seen: list[int] = []
+    out = tmp_path / "out"
+    writer = DispatchWriter(out, TRANSFORMERS, seed=5, pause=lambda: seen.append(len(os.listdir(out))))
+    written = writer.write_fault(Fault.STILL_WRITING, DAY)
+    path = out / written.name
+    assert seen == [1], "paused once, with the file already there"
+    assert len(csv_items(path)) == 5 and written.outcome == "published"
+
+
+def test_a_duplicate_copies_the_last_good_file(writer: DispatchWriter) -> None:
+    with pytest.raises(ConfigError, match="write a day first"):
+        writer.write_fault(Fault.DUPLICATE, DAY)
+    good = writer.write_day(DAY)[-1]
+    copy = writer.write_fault(Fault.DUPLICATE, DAY)
+    assert copy.name != good.name and copy.outcome == "duplicate" and copy.events == 0
+    assert (writer.out_dir / copy.name).read_bytes() == (writer.out_dir / good.name).read_bytes()
+
+
+def test_a_writer_needs_equipment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one feeder or transformer"):
+        DispatchWriter(tmp_path, [], seed=1)
+
+
+def test_only_transformers_write_only_the_csv(tmp_path: Path) -> None:
+    writer = DispatchWriter(tmp_path, TRANSFORMERS, seed=1)
+    assert [item.kind for item in writer.write_day(DAY)] == ["power_curve"]
+    cime_fault = writer.write_fault(Fault.TRUNCATED, DAY)
+    assert cime_fault.name.endswith(".cime") and cime_fault.rows == 5

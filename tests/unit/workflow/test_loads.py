@@ -1,0 +1,118 @@
+"""The loads consumer keeps the latest profile per equipment and day, with the peak of its good points."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
+from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles
+from workflow.loads import MEASUREMENT_RECORDED, PROFILE_RECORDED, handle_load_event
+from yekuo.errors import InvalidRecordError
+
+
+def event(
+    kind: str, data: dict[str, Any], *, sequence: int = 1, source: str = "/dispatch/load_curve"
+) -> CloudEvent:
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=kind,
+        subject=data["equipment_id"],
+        time=datetime.now(UTC),
+        dataschema=schema_uri("load_profile.v1"),
+        correlationid="c",
+        sequence=sequence,
+        data=data,
+    )
+
+
+def profile(equipment: str, day: str, base: float, **changes: Any) -> dict[str, Any]:
+    points: list[dict[str, Any]] = [{"load_kw": base + n, "quality": 0} for n in range(96)]
+    points[90] = {"load_kw": base * 100, "quality": 128}
+    return {
+        "equipment_id": equipment,
+        "equipment_name": "10kV卧龙1线",
+        "data_date": day,
+        "source": "dispatch",
+        "points": points,
+        **changes,
+    }
+
+
+def test_a_profile_is_kept_with_the_peak_of_its_good_points(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0)))
+    with sqlite_engine.connect() as conn:
+        [row] = conn.execute(sa.select(load_profiles)).all()
+    assert (row.equipment_id, row.data_date, row.phase, row.source) == (
+        "XL1",
+        date(2026, 11, 20),
+        "total",
+        "dispatch",
+    )
+    assert row.peak_kw == 195.0 and row.good_points == 95
+    assert row.equipment_name == "10kV卧龙1线"
+    assert row.document["points"][90] == {"load_kw": 10000.0, "quality": 128}
+
+
+def test_an_older_profile_of_the_same_source_does_not_replace_a_newer_one(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2))
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1))
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-21", 1.0), sequence=3))
+    with sqlite_engine.connect() as conn:
+        peaks = dict(
+            conn.execute(sa.select(load_profiles.c.data_date, load_profiles.c.peak_kw)).tuples().all()
+        )
+    assert peaks == {date(2026, 11, 20): 195.0, date(2026, 11, 21): 96.0}
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 700.0), sequence=4))
+    with sqlite_engine.connect() as conn:
+        items, _ = list_profiles(
+            conn, ProfileFilter(date_from=date(2026, 11, 20), date_to=date(2026, 11, 20)), limit=5
+        )
+    assert [item["peak_kw"] for item in items] == [795.0]
+
+
+def test_metering_and_dispatch_profiles_of_a_day_are_kept_apart(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event(PROFILE_RECORDED, profile("PB1", "2026-11-20", 10.0)))
+        metering = profile("PB1", "2026-11-20", 20.0, source="metering")
+        handle_load_event(conn, event(PROFILE_RECORDED, metering, source="/dispatch/power_curve"))
+    with sqlite_engine.connect() as conn:
+        sources = conn.execute(sa.select(load_profiles.c.source).order_by(load_profiles.c.source)).scalars()
+        assert list(sources) == ["dispatch", "metering"]
+
+
+def test_measurements_are_kept_per_point_and_time(sqlite_engine: Engine) -> None:
+    data = {
+        "measurement_id": "XL1-P",
+        "equipment_id": "XL1",
+        "quantity": "active_power",
+        "measured_at": "2026-11-20T20:15:00+08:00",
+        "load_kw": 4620.0,
+        "source_unit": "MW",
+        "quality": 0,
+    }
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event(MEASUREMENT_RECORDED, data))
+        handle_load_event(conn, event(MEASUREMENT_RECORDED, {**data, "load_kw": 4700.0, "quality": 128}))
+    with sqlite_engine.connect() as conn:
+        [row] = conn.execute(sa.select(load_measurements)).all()
+    assert row.load_kw == 4700.0 and row.quality == 128 and row.good is False
+    assert row.measured_at == datetime(2026, 11, 20, 12, 15, tzinfo=UTC)
+
+
+def test_an_unknown_event_type_is_an_error(sqlite_engine: Engine) -> None:
+    with (
+        sqlite_engine.begin() as conn,
+        pytest.raises(InvalidRecordError, match=r"cn\.yekuo\.load\.other\.v1"),
+    ):
+        handle_load_event(conn, event("cn.yekuo.load.other.v1", profile("XL1", "2026-11-20", 1.0)))
