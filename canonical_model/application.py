@@ -75,6 +75,11 @@ class ConnectionApplication(CanonicalModel):
     submitted_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
     updated_at: AwareDatetime = Field(description="when the source last changed the record (变更时间)")
     legacy_status: str | None = Field(default=None, description="status code in the source (流程状态)")
+    stage: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="workflow stage the source reports, a stage id of workflow/stages.yaml (流程环节)",
+    )
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
     documents: tuple[Document, ...] = Field(default=(), description="documents handed in (申请资料)")

@@ -9,8 +9,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from canonical_model.application import ConnectionApplication
+from canonical_model.case import Case, CaseAlert, StageReport, StageTransition, SurveyAssignment
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.feasibility import FeasibilityAssessment
+from canonical_model.grid import (
+    DistributionTransformer,
+    EquipmentDeletion,
+    Feeder,
+    GridEquipment,
+    MainTransformer,
+    Substation,
+)
+from canonical_model.load import LoadProfile, Measurement
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_URI_PREFIX = "urn:yekuo:schema:"
@@ -21,6 +32,20 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "Customer": (Customer, "customer.v1"),
     "ConnectionApplication": (ConnectionApplication, "application.v1"),
     "CloudEvent": (CloudEvent, "envelope.v1"),
+    "Substation": (Substation, "substation.v1"),
+    "MainTransformer": (MainTransformer, "main_transformer.v1"),
+    "Feeder": (Feeder, "feeder.v1"),
+    "DistributionTransformer": (DistributionTransformer, "distribution_transformer.v1"),
+    "GridEquipment": (GridEquipment, "grid_equipment.v1"),
+    "EquipmentDeletion": (EquipmentDeletion, "equipment_deletion.v1"),
+    "StageReport": (StageReport, "stage_report.v1"),
+    "Case": (Case, "case.v1"),
+    "StageTransition": (StageTransition, "stage_transition.v1"),
+    "CaseAlert": (CaseAlert, "case_alert.v1"),
+    "SurveyAssignment": (SurveyAssignment, "survey_assignment.v1"),
+    "LoadProfile": (LoadProfile, "load_profile.v1"),
+    "Measurement": (Measurement, "measurement.v1"),
+    "FeasibilityAssessment": (FeasibilityAssessment, "feasibility_assessment.v1"),
 }
 
 

@@ -1,81 +1,293 @@
-"""Case tracking: every application becomes a case with a stage and a timeline."""
+"""Case tracking: every application becomes a case, rebuilt from its stored events whenever one arrives.
+
+The handler keeps each application or stage event in case_events and rebuilds the case from all of them
+(workflow.fold), replacing its derived rows: cases, timeline and stage_visits. Stage entries the rebuilt
+timeline has and the previous one did not are published as case.stage_changed through the outbox, in the
+same transaction. So duplicates change nothing, and an event that arrives late takes its place in the
+timeline as if it had come in order.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from typing import Any
 
+import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bus.outbox import EventDraft, stage_event
 from canonical_model.application import ConnectionApplication
+from canonical_model.case import StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
 from store.database import utcnow
-from store.schema import cases, customers, timeline
+from store.schema import case_events, cases, customers, stage_visits, timeline
+from workflow.config import WorkflowConfig, load_workflow_config
+from workflow.events import (
+    APPLICATION_CHANGED,
+    CASE_STAGE_CHANGED,
+    CUSTOMER_CHANGED,
+    HUB_SOURCE,
+    ROUTING_KEYS,
+    STAGE_REPORTED,
+    CaseEvent,
+)
+from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
+from workflow.workdays import WorkingCalendar
+from yekuo.errors import InvalidRecordError, SchemaViolationError
+from yekuo.settings import Settings
 
-APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
-CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
-
-# The stage every case starts in: 业务受理 (acceptance) opens every flow, reformed or full.
-FIRST_STAGE = "acceptance"
+DEFAULT_EXCHANGE = "yekuo.events"
+_UPDATE_CASE = cases.update().where(cases.c.application_no == sa.bindparam("key"))
 
 
-def apply_application_changed(conn: Connection, event: CloudEvent) -> None:
-    """Open a case for a new application, or update the case's application from a newer event."""
-    application = ConnectionApplication.model_validate(event.data)
-    document = application.model_dump(mode="json", exclude_none=True)
-    row = conn.execute(
-        sa.select(cases.c.last_sequence).where(cases.c.application_no == application.application_no)
-    ).first()
-    now = utcnow()
-    if row is None:
-        conn.execute(
-            cases.insert().values(
-                application_no=application.application_no,
-                customer_no=application.customer_no,
-                customer_class=application.customer_class.value,
-                business_type=application.business_type.value,
-                stage=FIRST_STAGE,
-                stage_entered_at=application.submitted_at,
-                opened_at=application.submitted_at,
-                updated_at=now,
-                responsible=application.org_no,
-                last_sequence=event.sequence,
-                application=document,
+def calendar_signature(calendar: WorkingCalendar) -> str:
+    """Which published years a computation used, so provisional results are redone when that changes."""
+    years = sorted(calendar.published_years)
+    return f"{years[0]}-{years[-1]}/{len(years)}" if years else "none"
+
+
+class CaseTracker:
+    """Applies canonical events to cases; an instance is an InboxConsumer handler."""
+
+    def __init__(
+        self,
+        config: WorkflowConfig,
+        calendar: WorkingCalendar | None = None,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+    ) -> None:
+        self.config = config
+        self.calendar = calendar or WorkingCalendar()
+        self.exchange = exchange
+        self._handlers: dict[str, Callable[[Connection, CloudEvent], None]] = {
+            APPLICATION_CHANGED: self._application_changed,
+            STAGE_REPORTED: self._stage_reported,
+            CUSTOMER_CHANGED: apply_customer_changed,
+        }
+
+    def __call__(self, conn: Connection, event: CloudEvent) -> None:
+        """Apply one canonical event; an unknown type is an error, not a silent drop."""
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            raise InvalidRecordError(
+                f"workflow has no handler for event type {event.type} (event {event.id})"
             )
-        )
+        handler(conn, event)
+
+    def record(self, conn: Connection, event: CaseEvent) -> bool:
+        """Keep an event of a case; False when it is kept already."""
+        exists = conn.execute(
+            sa.select(case_events.c.event_id).where(case_events.c.event_id == event.event_id)
+        ).first()
+        if exists is not None:
+            return False
         conn.execute(
-            timeline.insert().values(
-                application_no=application.application_no,
-                at=application.submitted_at,
-                stage_from=None,
-                stage_to=FIRST_STAGE,
-                source_system=_system_of(event),
-                source_event_id=event.id,
-                responsible=application.org_no,
-                note=f"application accepted via {application.channel.value}",
+            case_events.insert(),
+            {
+                "event_id": event.event_id,
+                "application_no": event.application_no,
+                "source": event.source,
+                "sequence": event.sequence,
+                "event_type": event.type,
+                "time": event.time,
+                "visit": event.visit,
+                "data": dict(event.data),
+                "received_at": utcnow(),
+            },
+        )
+        return True
+
+    def events_of(self, conn: Connection, application_no: str) -> list[CaseEvent]:
+        """Every kept event of a case."""
+        rows = conn.execute(
+            sa.select(case_events).where(case_events.c.application_no == application_no)
+        ).all()
+        return [
+            CaseEvent(
+                event_id=row.event_id,
+                application_no=row.application_no,
+                source=row.source,
+                sequence=row.sequence,
+                type=row.event_type,
+                time=row.time,
+                data=row.data,
+                visit=row.visit,
             )
+            for row in rows
+        ]
+
+    def rebuild(self, conn: Connection, application_no: str, *, correlation_id: str) -> CaseState | None:
+        """Rebuild a case from its kept events, store it, and publish its new stage entries."""
+        events = self.events_of(conn, application_no)
+        state = fold_case(events, self.config, self.calendar)
+        if state is None:
+            return None
+        published = {
+            (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
+            for row in conn.execute(
+                sa.select(
+                    timeline.c.source_event_id,
+                    timeline.c.kind,
+                    timeline.c.stage_from,
+                    timeline.c.stage_to,
+                    timeline.c.at,
+                ).where(timeline.c.application_no == application_no)
+            )
+        }
+        self._store(conn, state, len(events))
+        for entry in state.timeline:
+            key = (entry.source_event_id, entry.kind.value, entry.stage_from, entry.stage_to, entry.at)
+            if entry.kind in STAGE_ENTRY_KINDS and entry.visit is not None and key not in published:
+                self.publish(
+                    conn,
+                    state,
+                    CASE_STAGE_CHANGED,
+                    entry.model_dump(mode="json"),
+                    "stage_transition.v1",
+                    correlation_id=correlation_id,
+                    time=entry.at,
+                )
+        return state
+
+    def publish(
+        self,
+        conn: Connection,
+        state: CaseState,
+        event_type: str,
+        data: dict[str, Any],
+        schema_name: str,
+        *,
+        correlation_id: str,
+        time: datetime | None = None,
+    ) -> CloudEvent:
+        """Stage one of the hub's case events in the outbox."""
+        return stage_event(
+            conn,
+            EventDraft(
+                event_type=event_type,
+                source=HUB_SOURCE,
+                subject=state.application_no,
+                dataschema=schema_uri(schema_name),
+                data=data,
+                exchange=self.exchange,
+                routing_key=f"{ROUTING_KEYS[event_type]}.{state.application.customer_class.value}",
+                time=time,
+            ),
+            correlation_id=correlation_id,
         )
-        return
-    if event.sequence <= row.last_sequence:
-        return  # an older update overtaken by a newer one already applied
-    conn.execute(
-        cases.update()
-        .where(cases.c.application_no == application.application_no)
-        .values(
-            customer_no=application.customer_no,
-            customer_class=application.customer_class.value,
-            business_type=application.business_type.value,
-            application=document,
-            last_sequence=event.sequence,
-            updated_at=now,
+
+    def _application_changed(self, conn: Connection, event: CloudEvent) -> None:
+        application = _validated(ConnectionApplication, event)
+        stored = CaseEvent.of(event, application.application_no, application.updated_at)
+        if self.record(conn, stored):
+            self.rebuild(conn, application.application_no, correlation_id=event.correlationid)
+
+    def _stage_reported(self, conn: Connection, event: CloudEvent) -> None:
+        report = _validated(StageReport, event)
+        stored = CaseEvent.of(event, report.application_no, report.at)
+        if self.record(conn, stored):
+            self.rebuild(conn, report.application_no, correlation_id=event.correlationid)
+
+    def _store(self, conn: Connection, state: CaseState, event_count: int) -> None:
+        application_no = state.application_no
+        visit = state.visit
+        application = state.application
+        values: dict[str, Any] = {
+            "customer_no": application.customer_no,
+            "customer_class": application.customer_class.value,
+            "business_type": application.business_type.value,
+            "importance_grade": application.importance_grade.value,
+            "flow": state.flow.name,
+            "province": state.province.id if state.province else None,
+            "status": state.status.value,
+            "stage": visit.stage,
+            "stage_visit": visit.key,
+            "stage_entered_at": visit.entered_at,
+            "stage_limit_days": visit.limit_days,
+            "deadline": visit.deadline.due if visit.deadline else None,
+            "at_risk_from": visit.at_risk_from,
+            "deadline_provisional": bool(visit.deadline and visit.deadline.provisional),
+            "provisional": state.provisional,
+            "calendar": calendar_signature(self.calendar),
+            "opened_at": state.opened_at,
+            "closed_at": state.closed_at,
+            "updated_at": utcnow(),
+            "responsible": application.org_no,
+            "assignee": state.assignee,
+            "survey_pending": state.survey_pending,
+            "rework_count": state.rework_count,
+            "anomaly_count": len(state.anomalies),
+            "event_count": event_count,
+            "application": application.model_dump(mode="json", exclude_none=True),
+            "anomalies": [anomaly.model_dump(mode="json") for anomaly in state.anomalies],
+        }
+        # Statements with bound parameters (not inline values) are compiled once and reused from the cache.
+        updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values})
+        if updated.rowcount == 0:
+            conn.execute(cases.insert(), {"application_no": application_no, **values})
+        conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
+        conn.execute(
+            timeline.insert(),
+            [
+                {
+                    "application_no": application_no,
+                    "position": entry.position,
+                    "at": entry.at,
+                    "kind": entry.kind.value,
+                    "stage_from": entry.stage_from,
+                    "stage_to": entry.stage_to,
+                    "visit": entry.visit,
+                    "source_system": entry.source_system,
+                    "source_event_id": entry.source_event_id,
+                    "responsible": entry.responsible,
+                    "note": entry.note,
+                }
+                for entry in state.timeline
+            ],
         )
-    )
+        conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
+        conn.execute(
+            stage_visits.insert(),
+            [
+                {
+                    "application_no": application_no,
+                    "ordinal": ordinal,
+                    "visit": item.key,
+                    "stage": item.stage,
+                    "flow": item.flow,
+                    "customer_class": application.customer_class.value,
+                    "unit": item.unit,
+                    "entered_at": item.entered_at,
+                    "left_at": item.left_at,
+                    "exit_kind": item.exit_kind.value if item.exit_kind else None,
+                    "observed": item.observed,
+                    "limit_days": item.limit_days,
+                    "deadline": item.deadline.due if item.deadline else None,
+                    "duration_days": item.duration_days,
+                    "over_limit": item.over_limit,
+                }
+                for ordinal, item in enumerate(state.visits)
+            ],
+        )
+
+
+def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
+    try:
+        return model.model_validate(event.data)
+    except pydantic.ValidationError as exc:
+        raise SchemaViolationError(
+            f"event {event.id} ({event.type}) is not a valid {model.__name__}: {exc}"
+        ) from exc
 
 
 def apply_customer_changed(conn: Connection, event: CloudEvent) -> None:
     """Keep the latest customer document for the API, ignoring updates older than the one stored."""
-    customer = Customer.model_validate(event.data)
+    customer = _validated(Customer, event)
     document = customer.model_dump(mode="json", exclude_none=True)
     row = conn.execute(
         sa.select(customers.c.last_sequence).where(customers.c.customer_no == customer.customer_no)
@@ -97,20 +309,13 @@ def apply_customer_changed(conn: Connection, event: CloudEvent) -> None:
         )
 
 
-HANDLERS: dict[str, Callable[[Connection, CloudEvent], None]] = {
-    APPLICATION_CHANGED: apply_application_changed,
-    CUSTOMER_CHANGED: apply_customer_changed,
-}
+@cache
+def default_tracker() -> CaseTracker:
+    """The tracker over the configuration and exchange named by the environment (YEKUO_CONFIG_DIR ...)."""
+    settings = Settings()
+    return CaseTracker(load_workflow_config(settings.config_dir), exchange=settings.exchange)
 
 
 def handle_event(conn: Connection, event: CloudEvent) -> None:
-    """Apply one canonical event to the workflow state; unknown types are an error, not a silent drop."""
-    handler = HANDLERS.get(event.type)
-    if handler is None:
-        raise ValueError(f"workflow has no handler for event type {event.type}")
-    handler(conn, event)
-
-
-def _system_of(event: CloudEvent) -> str:
-    """The legacy system named by the event source, e.g. /marketing/application -> marketing."""
-    return event.source.strip("/").split("/", 1)[0] or "hub"
+    """The workflow consumer's handler: the default tracker, loaded on first use."""
+    default_tracker()(conn, event)

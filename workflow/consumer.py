@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pydantic
 import sqlalchemy as sa
@@ -25,8 +25,15 @@ from canonical_model.envelope import CloudEvent
 from store.database import utcnow
 from store.parking import park
 from store.schema import inbox
+from yekuo import metrics
 
 log = logging.getLogger(__name__)
+
+# Built once: they run for every event, and building a statement costs more than running it.
+_INBOX_ADD = inbox.insert()
+_INBOX_SEEN = sa.select(inbox.c.event_id).where(
+    inbox.c.consumer == sa.bindparam("consumer"), inbox.c.event_id == sa.bindparam("event_id")
+)
 
 EventHandler = Callable[[Connection, CloudEvent], None]
 
@@ -70,20 +77,38 @@ class InboxConsumer:
         deliveries = self.bus.fetch(self._queue, max_messages, timeout_s)
         if not deliveries:
             return 0
+        before = replace(self.stats, by_type={})
         acks: list[Delivery] = []
         failures: list[tuple[Delivery, BaseException]] = []
-        with self._engine.begin() as conn:
+        try:
+            with self._engine.begin() as conn:
+                for delivery in deliveries:
+                    error = self._handle(conn, delivery)
+                    if error is None:
+                        acks.append(delivery)
+                    else:
+                        failures.append((delivery, error))
+        except Exception:
+            # Nothing of the batch was committed (a lost database, a deadlock): hand it all back to the
+            # broker now rather than leaving it unacknowledged on this connection.
             for delivery in deliveries:
-                error = self._handle(conn, delivery)
-                if error is None:
-                    acks.append(delivery)
-                else:
-                    failures.append((delivery, error))
+                self.bus.nack(delivery, requeue=True)
+            raise
         for delivery in acks:
             self.bus.ack(delivery)
         if failures:
             self._send_on(failures)
+        self._count(before)
         return len(deliveries)
+
+    def _count(self, before: ConsumerStats) -> None:
+        """Report what this batch did, once it is committed and settled."""
+        label = self._name
+        metrics.CONSUMER_HANDLED.labels(label).inc(self.stats.handled - before.handled)
+        metrics.CONSUMER_DUPLICATES.labels(label).inc(self.stats.duplicates - before.duplicates)
+        metrics.CONSUMER_INVALID.labels(label).inc(self.stats.invalid - before.invalid)
+        metrics.CONSUMER_RETRIES.labels(label).inc(self.stats.retried - before.retried)
+        metrics.CONSUMER_PARKED.labels(label).inc(self.stats.parked - before.parked)
 
     def _send_on(self, failures: list[tuple[Delivery, BaseException]]) -> None:
         """Publish each failed message to its next retry queue or the parking lot, then settle it."""
@@ -122,7 +147,7 @@ class InboxConsumer:
             return None
         savepoint = conn.begin_nested()
         try:
-            conn.execute(inbox.insert().values(consumer=self._name, event_id=event.id, processed_at=utcnow()))
+            conn.execute(_INBOX_ADD, {"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
             self._handler(conn, event)
             savepoint.commit()
         except sa.exc.IntegrityError:
@@ -140,10 +165,7 @@ class InboxConsumer:
         return None
 
     def _seen(self, conn: Connection, event_id: str) -> bool:
-        query = sa.select(inbox.c.event_id).where(
-            inbox.c.consumer == self._name, inbox.c.event_id == event_id
-        )
-        return conn.execute(query).first() is not None
+        return conn.execute(_INBOX_SEEN, {"consumer": self._name, "event_id": event_id}).first() is not None
 
 
 def _brief(error: pydantic.ValidationError) -> str:

@@ -1,47 +1,176 @@
-"""Read side of the workflow state, for the API and the demo summary."""
+"""Read side of the workflow state, for the API, the report and the demo summary."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
-from store.schema import cases, customers, timeline
+from canonical_model.case import CaseStatus
+from store.database import utcnow
+from store.schema import case_events, cases, customers, timeline
+from workflow.events import CASE_ASSIGNED
+from workflow.workdays import WorkingCalendar, local_date
 
 
-def get_case(conn: Connection, application_no: str) -> dict[str, Any] | None:
-    """A case with its application document and its timeline, or None."""
-    row = conn.execute(sa.select(cases).where(cases.c.application_no == application_no)).first()
-    if row is None:
-        return None
-    entries = conn.execute(
-        sa.select(timeline).where(timeline.c.application_no == application_no).order_by(timeline.c.id)
-    ).all()
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases a listing returns; None means any. Submitted dates are Asia/Shanghai dates, inclusive."""
+
+    stage: str | None = None
+    customer_class: str | None = None
+    unit: str | None = None
+    overdue: bool | None = None
+    at_risk: bool | None = None
+    submitted_from: datetime | None = None
+    submitted_before: datetime | None = None
+
+
+def _deadline_state(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str, Any]:
+    open_case = row.status == CaseStatus.OPEN.value
+    deadline: date | None = row.deadline
+    if not open_case or deadline is None:
+        return {"working_days_left": None, "overdue": False, "at_risk": False}
+    overdue = today > deadline
+    return {
+        "working_days_left": calendar.days_left(today, deadline),
+        "overdue": overdue,
+        "at_risk": not overdue and row.at_risk_from is not None and today >= row.at_risk_from,
+    }
+
+
+def _summary(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str, Any]:
     return {
         "application_no": row.application_no,
         "customer_no": row.customer_no,
         "customer_class": row.customer_class,
         "business_type": row.business_type,
+        "importance_grade": row.importance_grade,
+        "flow": row.flow,
+        "province": row.province,
+        "status": row.status,
         "stage": row.stage,
         "stage_entered_at": row.stage_entered_at,
+        "stage_limit_days": row.stage_limit_days,
+        "deadline": row.deadline,
+        "deadline_provisional": row.deadline_provisional,
+        **_deadline_state(row, today, calendar),
         "opened_at": row.opened_at,
+        "submitted_at": row.opened_at,
+        "closed_at": row.closed_at,
         "updated_at": row.updated_at,
         "responsible": row.responsible,
-        "application": row.application,
-        "timeline": [
-            {
-                "at": entry.at,
-                "stage_from": entry.stage_from,
-                "stage_to": entry.stage_to,
-                "source_system": entry.source_system,
-                "source_event_id": entry.source_event_id,
-                "responsible": entry.responsible,
-                "note": entry.note,
-            }
-            for entry in entries
-        ],
+        "assignee": row.assignee,
+        "rework_count": row.rework_count,
+        "anomaly_count": row.anomaly_count,
     }
+
+
+def _entries(conn: Connection, application_no: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(timeline).where(timeline.c.application_no == application_no).order_by(timeline.c.position)
+    ).all()
+    return [
+        {
+            "application_no": application_no,
+            "position": entry.position,
+            "at": entry.at,
+            "kind": entry.kind,
+            "stage_from": entry.stage_from,
+            "stage_to": entry.stage_to,
+            "visit": entry.visit,
+            "source_system": entry.source_system,
+            "source_event_id": entry.source_event_id,
+            "responsible": entry.responsible,
+            "note": entry.note,
+        }
+        for entry in rows
+    ]
+
+
+def get_case(
+    conn: Connection,
+    application_no: str,
+    *,
+    calendar: WorkingCalendar | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
+    """A case with its application document, deadline state at `now`, assignment and timeline, or None."""
+    row = conn.execute(sa.select(cases).where(cases.c.application_no == application_no)).first()
+    if row is None:
+        return None
+    assignment = conn.execute(
+        sa.select(case_events.c.data)
+        .where(case_events.c.application_no == application_no, case_events.c.event_type == CASE_ASSIGNED)
+        .order_by(case_events.c.time.desc(), case_events.c.event_id.desc())
+        .limit(1)
+    ).scalar()
+    return {
+        **_summary(row, local_date(now or utcnow()), calendar or WorkingCalendar()),
+        "anomalies": row.anomalies,
+        "assignment": assignment,
+        "application": row.application,
+        "timeline": _entries(conn, application_no),
+    }
+
+
+def get_timeline(conn: Connection, application_no: str) -> list[dict[str, Any]] | None:
+    """A case's timeline in order, or None when the case is not tracked."""
+    exists = conn.execute(sa.select(cases.c.application_no).where(cases.c.application_no == application_no))
+    if exists.first() is None:
+        return None
+    return _entries(conn, application_no)
+
+
+def list_cases(
+    conn: Connection,
+    where: CaseFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    calendar: WorkingCalendar | None = None,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """Up to `limit` case summaries in (submitted time, application number) order after `after`.
+
+    Returns the page and the key to continue after, or None when the page is the last one.
+    """
+    today = local_date(now or utcnow())
+    query = sa.select(cases)
+    if where.stage is not None:
+        query = query.where(cases.c.stage == where.stage)
+    if where.customer_class is not None:
+        query = query.where(cases.c.customer_class == where.customer_class)
+    if where.unit is not None:
+        query = query.where(cases.c.responsible == where.unit)
+    if where.submitted_from is not None:
+        query = query.where(cases.c.opened_at >= where.submitted_from)
+    if where.submitted_before is not None:
+        query = query.where(cases.c.opened_at < where.submitted_before)
+    is_open = cases.c.status == CaseStatus.OPEN.value
+    overdue = sa.and_(is_open, cases.c.deadline < today)
+    at_risk = sa.and_(is_open, cases.c.at_risk_from <= today, cases.c.deadline >= today)
+    if where.overdue is not None:
+        query = query.where(overdue if where.overdue else sa.not_(sa.func.coalesce(overdue, False)))
+    if where.at_risk is not None:
+        query = query.where(at_risk if where.at_risk else sa.not_(sa.func.coalesce(at_risk, False)))
+    if after is not None:
+        opened_at, application_no = after
+        query = query.where(
+            sa.or_(
+                cases.c.opened_at > opened_at,
+                sa.and_(cases.c.opened_at == opened_at, cases.c.application_no > application_no),
+            )
+        )
+    rows = conn.execute(query.order_by(cases.c.opened_at, cases.c.application_no).limit(limit + 1)).all()
+    page = rows[:limit]
+    chosen = calendar or WorkingCalendar()
+    items = [_summary(row, today, chosen) for row in page]
+    following = (page[-1].opened_at, page[-1].application_no) if len(rows) > limit and page else None
+    return items, following
 
 
 def get_customer(conn: Connection, customer_no: str) -> dict[str, Any] | None:

@@ -8,10 +8,12 @@ from typing import Any
 
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
-from workflow.cases import APPLICATION_CHANGED, CUSTOMER_CHANGED
+from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED, STAGE_REPORTED
 
 
-def application_event(application_no: str, sequence: int = 1, **data: Any) -> CloudEvent:
+def application_event(
+    application_no: str, sequence: int = 1, *, source: str = "/marketing/application", **data: Any
+) -> CloudEvent:
     document: dict[str, Any] = {
         "application_no": application_no,
         "business_type": "new_connection",
@@ -26,11 +28,34 @@ def application_event(application_no: str, sequence: int = 1, **data: Any) -> Cl
     document.update(data)
     return CloudEvent(
         id=str(uuid.uuid4()),
-        source="/marketing/application",
+        source=source,
         type=APPLICATION_CHANGED,
         subject=application_no,
         time=datetime.now(UTC),
         dataschema=schema_uri("application.v1"),
+        correlationid=str(uuid.uuid4()),
+        sequence=sequence,
+        data=document,
+    )
+
+
+def stage_report_event(
+    application_no: str,
+    stage: str,
+    at: str,
+    sequence: int = 1,
+    *,
+    source: str = "/pms/work_order",
+    **data: Any,
+) -> CloudEvent:
+    document: dict[str, Any] = {"application_no": application_no, "stage": stage, "at": at, **data}
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=STAGE_REPORTED,
+        subject=application_no,
+        time=datetime.now(UTC),
+        dataschema=schema_uri("stage_report.v1"),
         correlationid=str(uuid.uuid4()),
         sequence=sequence,
         data=document,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 from bus import open_bus
@@ -18,6 +20,7 @@ from workflow.consumer import InboxConsumer
 from workflow.queries import count_cases, get_case
 from yekuo.consumers import ConsumerSpec
 from yekuo.hub import hub_topology
+from yekuo.metrics import REGISTRY
 
 from .events import application_event
 
@@ -49,6 +52,10 @@ def _publish(bus: Bus, *events: CloudEvent, body: bytes | None = None) -> None:
     )
 
 
+def _counter(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"consumer": SPEC.name}) or 0.0
+
+
 def _consumer(engine: Engine, bus: Bus, handler: object = handle_event) -> InboxConsumer:
     return InboxConsumer(engine, bus, queue=SPEC.queue, name=SPEC.name, handler=handler)  # type: ignore[arg-type]
 
@@ -58,8 +65,11 @@ def test_a_duplicated_event_takes_effect_once(sqlite_engine: Engine, bus_url: st
     event = application_event("A1")
     _publish(bus, event, event, event)
     consumer = _consumer(sqlite_engine, bus)
+    before = _counter("yekuo_consumer_duplicates_total"), _counter("yekuo_consumer_handled_total")
     assert consumer.consume_once(timeout_s=0.2) == 3
     assert (consumer.stats.handled, consumer.stats.duplicates) == (1, 2)
+    after = _counter("yekuo_consumer_duplicates_total"), _counter("yekuo_consumer_handled_total")
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
     with sqlite_engine.connect() as conn:
         case = get_case(conn, "A1")
     assert case is not None and len(case["timeline"]) == 1
@@ -150,3 +160,16 @@ def test_a_poison_message_is_retried_with_delays_then_parked_while_others_flow(
     replay = _consumer(sqlite_engine, bus)
     replay.consume_once(timeout_s=0.2)
     assert replay.stats.handled == 1
+
+
+def test_a_batch_whose_commit_fails_goes_back_to_the_queue(sqlite_engine: Engine, bus_url: str) -> None:
+    bus = open_bus(bus_url)
+    _publish(bus, application_event("A1"), application_event("A2"))
+    broken = create_engine("sqlite:///file:missing?mode=ro&uri=true")
+    consumer = _consumer(broken, bus)
+    with pytest.raises(sa.exc.OperationalError):
+        consumer.consume_once(timeout_s=0.2)
+    # Both deliveries are ready again at once, for this or any other connection.
+    assert bus.queue_depth(SPEC.queue) == 2
+    healthy = _consumer(sqlite_engine, open_bus(bus_url))
+    assert healthy.consume_once(timeout_s=0.2) == 2 and healthy.stats.handled == 2

@@ -1,0 +1,129 @@
+"""The applications API: filters, cursor pagination, detail, timeline and stage analytics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.applications import applications_router
+from canonical_model.case import Case
+from tests.unit.workflow.events import application_event
+from workflow.cases import CaseTracker
+from workflow.config import load_workflow_config
+from yekuo.settings import PROJECT_ROOT
+
+# Monday 30 November 2026, 10:00 in Asia/Shanghai.
+NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine) -> TestClient:
+    config = load_workflow_config(PROJECT_ROOT)
+    tracker = CaseTracker(config)
+    with sqlite_engine.begin() as conn:
+        # 24 residential cases submitted 2-25 November in acceptance (2 working days): mostly overdue.
+        for day in range(2, 26):
+            number = f"R{day:02d}"
+            at = f"2026-11-{day:02d}T10:00:00+08:00"
+            tracker(
+                conn,
+                application_event(
+                    number,
+                    1,
+                    customer_class="lv_residential",
+                    submitted_at=at,
+                    updated_at=at,
+                    org_no="41401" if day % 2 else "41402",
+                ),
+            )
+        # A high-voltage case in scheme reply since 27 November: 15 working days, not at risk.
+        tracker(conn, application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00"))
+        tracker(
+            conn,
+            application_event(
+                "H1",
+                2,
+                stage="scheme_reply",
+                submitted_at="2026-11-26T10:00:00+08:00",
+                updated_at="2026-11-27T10:00:00+08:00",
+            ),
+        )
+    app = FastAPI()
+    app.include_router(applications_router(sqlite_engine, config=config, clock=lambda: NOW))
+    return TestClient(app)
+
+
+def _numbers(client: TestClient, **params: str | int) -> list[str]:
+    numbers: list[str] = []
+    cursor = None
+    while True:
+        query: dict[str, str | int] = {**params, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/v1/applications", params=query).json()
+        numbers += [item["application_no"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return numbers
+
+
+def test_cursor_pagination_returns_every_case_once_in_submission_order(client: TestClient) -> None:
+    first = client.get("/v1/applications", params={"limit": 10}).json()
+    assert len(first["items"]) == 10 and first["limit"] == 10 and first["next_cursor"]
+    assert _numbers(client, limit=7) == [f"R{day:02d}" for day in range(2, 26)] + ["H1"]
+
+
+def test_filters(client: TestClient) -> None:
+    assert _numbers(client, stage="scheme_reply") == ["H1"]
+    assert _numbers(client, customer_class="hv_single_source") == ["H1"]
+    assert len(_numbers(client, unit="41401")) == 13  # H1 and the odd days
+    # Acceptance of residential cases lasts 2 working days; on Monday 30 November those submitted up to
+    # Wednesday 25 are due by the 27th: all overdue. Not one is due today or tomorrow, so none is at risk.
+    assert _numbers(client, overdue="true") == [f"R{day:02d}" for day in range(2, 26)]
+    assert _numbers(client, overdue="false") == ["H1"]
+    assert _numbers(client, at_risk="true") == []
+    assert _numbers(client, submitted_from="2026-11-24", submitted_to="2026-11-25") == ["R24", "R25"]
+
+
+def test_bad_queries_are_client_errors(client: TestClient) -> None:
+    assert client.get("/v1/applications", params={"limit": 201}).status_code == 422
+    assert client.get("/v1/applications", params={"customer_class": "mv"}).status_code == 422
+    response = client.get("/v1/applications", params={"cursor": "not-a-cursor"})
+    assert response.status_code == 400 and "not a cursor" in response.json()["detail"]
+
+
+def test_detail_and_timeline(client: TestClient) -> None:
+    detail = client.get("/v1/applications/H1").json()
+    for field in ("application_no", "customer_no", "customer_class", "stage", "application", "timeline"):
+        assert field in detail
+    assert detail["stage"] == "scheme_reply"
+    assert detail["deadline"] == "2026-12-18" and detail["working_days_left"] == 14
+    assert (detail["overdue"], detail["at_risk"]) == (False, False)
+    timeline = client.get("/v1/applications/H1/timeline").json()
+    assert [entry["kind"] for entry in timeline["timeline"]] == ["opened", "forward"]
+    assert timeline["timeline"] == detail["timeline"]
+    # The detail is a superset of the published Case schema (case.v1).
+    Case.model_validate({name: detail[name] for name in Case.model_fields})
+    assert client.get("/v1/applications/NOPE").status_code == 404
+    assert client.get("/v1/applications/NOPE/timeline").status_code == 404
+
+
+def test_stage_analytics(client: TestClient) -> None:
+    body = client.get("/v1/analytics/stages").json()
+    assert body["unit"] == "working days"
+    [acceptance, scheme] = body["by_stage"]
+    assert (acceptance["stage"], acceptance["completed"], acceptance["in_progress"]) == ("acceptance", 1, 24)
+    assert acceptance["mean_days"] == 1.0  # H1: Thursday 26 10:00 to Friday 27 10:00
+    assert scheme["stage"] == "scheme_reply" and scheme["in_progress"] == 1
+    assert body["rework"] == {"total": 0, "cases": 0}
+    only = client.get("/v1/analytics/stages", params={"customer_class": "lv_residential"}).json()
+    assert [item["stage"] for item in only["by_stage"]] == ["acceptance"]
+
+
+def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine))
+    assert client.get("/v1/applications").json() == {"items": [], "limit": 50, "next_cursor": None}
+    assert client.get("/v1/applications/X").status_code == 404

@@ -1,0 +1,86 @@
+"""Stage analytics: durations in working days per stage, class and unit, and rework counts."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from workflow.analytics import percentile, stage_analytics
+from workflow.cases import CaseTracker
+
+from .events import application_event
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 10, 37])
+def test_percentiles_interpolate_like_the_inclusive_method(size: int) -> None:
+    values = sorted(random.Random(size).uniform(0, 30) for _ in range(size))
+    assert percentile(values, 0.5) == pytest.approx(statistics.median(values))
+    if size >= 2:
+        assert percentile(values, 0.9) == pytest.approx(
+            statistics.quantiles(values, n=10, method="inclusive")[8]
+        )
+    assert percentile([], 0.5) is None
+
+
+def _feed(
+    engine: Engine, tracker: CaseTracker, number: str, org_no: str, steps: list[tuple[str, str]]
+) -> None:
+    with engine.begin() as conn:
+        for sequence, (stage, at) in enumerate(steps, start=1):
+            tracker(conn, application_event(number, sequence, stage=stage, updated_at=at, org_no=org_no))
+
+
+def test_figures_per_stage_class_and_unit_with_rework(sqlite_engine: Engine, tracker: CaseTracker) -> None:
+    # Submitted Friday 20 November 09:13:05; durations count working-day hours only.
+    _feed(
+        sqlite_engine,
+        tracker,
+        "A1",
+        "41401",
+        [
+            ("acceptance", "2026-11-20T09:13:05+08:00"),
+            ("scheme_reply", "2026-11-23T09:13:05+08:00"),  # acceptance: 1 working day (the weekend is free)
+            ("external_works", "2026-11-26T09:13:05+08:00"),  # scheme reply: 3
+        ],
+    )
+    _feed(
+        sqlite_engine,
+        tracker,
+        "A2",
+        "41402",
+        [
+            ("acceptance", "2026-11-20T09:13:05+08:00"),
+            ("scheme_reply", "2026-11-24T09:13:05+08:00"),  # acceptance: 2
+            ("acceptance", "2026-11-25T09:13:05+08:00"),  # scheme reply: 1, then a rework
+            ("scheme_reply", "2026-11-25T21:13:05+08:00"),  # acceptance again: 0.5
+        ],
+    )
+    with sqlite_engine.connect() as conn:
+        analytics = stage_analytics(conn, stage_order=tuple(tracker.config.stages))
+    by_stage = {item.stage: item for item in analytics.by_stage}
+    assert list(by_stage) == ["acceptance", "scheme_reply", "external_works"]
+    acceptance = by_stage["acceptance"]
+    assert acceptance.completed == 3
+    assert acceptance.mean_days == pytest.approx((1 + 2 + 0.5) / 3)
+    assert acceptance.p50_days == pytest.approx(1.0)
+    assert acceptance.p90_days == pytest.approx(1.8)
+    assert acceptance.over_limit == 0  # due 24 November, left on the 23rd and 24th
+    scheme = by_stage["scheme_reply"]
+    assert (scheme.completed, scheme.rework, scheme.in_progress) == (2, 1, 1)
+    assert scheme.mean_days == pytest.approx(2.0)
+    assert by_stage["external_works"].in_progress == 1 and by_stage["external_works"].mean_days is None
+    units = {(item.stage, item.unit): item.completed for item in analytics.by_unit}
+    assert units[("acceptance", "41401")] == 1 and units[("acceptance", "41402")] == 2
+    assert {item.customer_class for item in analytics.by_class} == {"hv_single_source"}
+    assert (analytics.rework_total, analytics.cases_with_rework) == (1, 1)
+
+    with sqlite_engine.connect() as conn:
+        only_a1 = stage_analytics(conn, unit="41401")
+    assert {item.stage: item.completed for item in only_a1.by_stage} == {
+        "acceptance": 1,
+        "scheme_reply": 1,
+        "external_works": 0,
+    }

@@ -1,0 +1,592 @@
+"""Workflow configuration: the stage model (workflow/stages.yaml) and survey roster (workflow/roster.yaml).
+
+Both files are read with line numbers and checked as a whole; every problem is reported with file:line,
+the same way as mappings and routes, and `yekuo check-config` includes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canonical_model.application import BusinessType, ConnectionApplication, CustomerClass, ImportanceGrade
+from canonical_model.common import UrbanRural
+from mappings.codes import CodeTables
+from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
+from yekuo.errors import ConfigError
+
+WORKFLOW_FOLDER = "workflow"
+STAGES_FILE = "stages.yaml"
+ROSTER_FILE = "roster.yaml"
+# Code tables named <system>/status_code translate a legacy status into a stage id of the stage model.
+STATUS_CODE_TABLE = "status_code"
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_CLASSES = tuple(member.value for member in CustomerClass)
+_BUSINESS_TYPES = tuple(member.value for member in BusinessType)
+_AREAS = tuple(member.value for member in UrbanRural)
+_TOP_KEYS = ("stages", "flows", "monitoring", "provinces")
+_STAGE_KEYS = ("name",)
+_FLOW_KEYS = ("description", "when", "steps")
+_WHEN_KEYS = ("classes", "important", "max_capacity_kva")
+_STEP_KEYS = ("stage", "limit_days", "survey")
+_MONITORING_KEYS = ("at_risk_days", "interval_s")
+_PROVINCE_KEYS = ("name", "org_prefixes", "limits", "at_risk_days")
+_STAFF_KEYS = ("id", "name", "unit", "regions", "business_types", "capacity")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a flow with its limit in working days (None for the terminal stage)."""
+
+    stage: str
+    limit_days: int | None
+    survey: bool
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A process for some applications: its selector and its ordered steps."""
+
+    name: str
+    description: str
+    classes: frozenset[str]
+    important: bool | None
+    max_capacity_kva: Mapping[str, float] | None
+    steps: tuple[Step, ...]
+
+    def matches(self, application: ConnectionApplication) -> bool:
+        """Whether this flow's selector takes the application."""
+        if application.customer_class.value not in self.classes:
+            return False
+        important = application.importance_grade is not ImportanceGrade.NONE
+        if self.important is not None and self.important != important:
+            return False
+        if self.max_capacity_kva is None:
+            return True
+        area = application.urban_rural.value if application.urban_rural else UrbanRural.RURAL.value
+        return application.requested_capacity_kva <= self.max_capacity_kva[area]
+
+    def position(self, stage: str) -> int | None:
+        """Index of a stage in the flow, or None when the flow does not have it."""
+        for index, step in enumerate(self.steps):
+            if step.stage == stage:
+                return index
+        return None
+
+    def step(self, stage: str) -> Step | None:
+        """The step of a stage, or None."""
+        index = self.position(stage)
+        return None if index is None else self.steps[index]
+
+    @property
+    def first_stage(self) -> str:
+        """Where every case of this flow starts."""
+        return self.steps[0].stage
+
+    @property
+    def terminal_stage(self) -> str:
+        """The last stage: reaching it closes the case."""
+        return self.steps[-1].stage
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """Deadline monitoring settings."""
+
+    at_risk_days: int
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class Province:
+    """Province-specific limits, chosen by supply-unit prefix."""
+
+    id: str
+    name: str
+    org_prefixes: tuple[str, ...]
+    limits: Mapping[str, Mapping[str, int]]
+    at_risk_days: int | None
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A person who does site surveys."""
+
+    id: str
+    name: str
+    unit: str
+    regions: frozenset[str]
+    business_types: frozenset[str]
+    capacity: int
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """The stage model, monitoring settings, provinces and survey roster."""
+
+    stages: Mapping[str, str]
+    flows: tuple[Flow, ...]
+    monitoring: Monitoring
+    provinces: tuple[Province, ...]
+    staff: tuple[StaffMember, ...]
+
+    def flow_for(self, application: ConnectionApplication) -> Flow:
+        """The first flow whose selector takes the application (the loader proves one always does)."""
+        for flow in self.flows:
+            if flow.matches(application):
+                return flow
+        raise ConfigError(
+            f"no flow of {WORKFLOW_FOLDER}/{STAGES_FILE} takes application {application.application_no} "
+            f"(class {application.customer_class.value}, importance {application.importance_grade.value})"
+        )
+
+    def flow_named(self, name: str) -> Flow | None:
+        """A flow by name, or None."""
+        return next((flow for flow in self.flows if flow.name == name), None)
+
+    def province_for(self, org_no: str | None) -> Province | None:
+        """The province whose longest prefix matches the supply unit, or None."""
+        if not org_no:
+            return None
+        best: tuple[int, Province] | None = None
+        for province in self.provinces:
+            for prefix in province.org_prefixes:
+                if org_no.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), province)
+        return best[1] if best else None
+
+    def limit_days(self, flow: Flow, stage: str, province: Province | None) -> int | None:
+        """The limit of a stage in a flow, with the province's override if it has one."""
+        step = flow.step(stage)
+        if step is None or step.limit_days is None:
+            return None
+        if province is not None:
+            override = province.limits.get(flow.name, {}).get(stage)
+            if override is not None:
+                return override
+        return step.limit_days
+
+    def at_risk_days(self, province: Province | None) -> int:
+        """How many working days left make a stage at risk."""
+        if province is not None and province.at_risk_days is not None:
+            return province.at_risk_days
+        return self.monitoring.at_risk_days
+
+
+class _Reader:
+    """Validates one file's nodes, recording each problem with its line."""
+
+    def __init__(self, diag: Diagnostics, file: str) -> None:
+        self.diag = diag
+        self.file = file
+
+    def error(self, message: str, line: int | None) -> None:
+        self.diag.error(message, self.file, line)
+
+    def keys(self, node: Any, allowed: tuple[str, ...], what: str) -> None:
+        for key, line in unknown_keys(node, allowed):
+            self.error(f"unknown key '{key}' in {what}; expected one of: {', '.join(allowed)}", line)
+
+    def text(self, node: Any, key: str, what: str, *, required: bool = True) -> str | None:
+        if key not in node:
+            if required:
+                self.error(f"{what} needs '{key}'", _line(node))
+            return None
+        value = node[key]
+        if not isinstance(value, str) or not value.strip():
+            self.error(f"{what}: '{key}' must be non-empty text, got {value!r}", key_line(node, key))
+            return None
+        return value.strip()
+
+    def integer(self, node: Any, key: str, what: str, minimum: int, *, required: bool = True) -> int | None:
+        if key not in node:
+            if required:
+                self.error(f"{what} needs '{key}'", _line(node))
+            return None
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.error(
+                f"{what}: '{key}' must be a whole number of at least {minimum}, got {value!r}",
+                key_line(node, key),
+            )
+            return None
+        return int(value)
+
+    def number(self, node: Any, key: str, what: str) -> float | None:
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.error(f"{what}: '{key}' must be a positive number, got {value!r}", key_line(node, key))
+            return None
+        return float(value)
+
+    def choices(self, node: Any, key: str, what: str, allowed: tuple[str, ...]) -> frozenset[str] | None:
+        if key not in node:
+            self.error(f"{what} needs '{key}'", _line(node))
+            return None
+        value = node[key]
+        if not is_list(value) or not value:
+            self.error(f"{what}: '{key}' must be a non-empty list", key_line(node, key))
+            return None
+        chosen: set[str] = set()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or (allowed and item not in allowed):
+                expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+                self.error(f"{what}: '{key}' has {item!r}{expected}", item_line(value, index))
+                continue
+            chosen.add(item)
+        return frozenset(chosen)
+
+
+def _line(node: Any) -> int:
+    return int(node.lc.line) + 1 if is_map(node) or is_list(node) else 1
+
+
+def _read_stages(reader: _Reader, node: Any) -> dict[str, str]:
+    stages: dict[str, str] = {}
+    if not is_map(node) or not node:
+        reader.error("'stages' must be a non-empty map of stage id -> {name: ...}", _line(node))
+        return stages
+    for stage_id, body in node.items():
+        line = key_line(node, stage_id)
+        if not isinstance(stage_id, str) or not _ID.match(stage_id):
+            reader.error(f"stage id {stage_id!r} must be lower_snake_case", line)
+            continue
+        if not is_map(body):
+            reader.error(f"stage '{stage_id}' must be a map with key: name", line)
+            continue
+        reader.keys(body, _STAGE_KEYS, f"stage '{stage_id}'")
+        name = reader.text(body, "name", f"stage '{stage_id}'")
+        stages[stage_id] = name or stage_id
+    return stages
+
+
+def _read_when(
+    reader: _Reader, node: Any, what: str
+) -> tuple[frozenset[str], bool | None, dict[str, float] | None]:
+    if not is_map(node):
+        reader.error(f"{what} needs 'when', a map with keys: {', '.join(_WHEN_KEYS)}", _line(node))
+        return frozenset(), None, None
+    reader.keys(node, _WHEN_KEYS, f"{what} 'when'")
+    classes = reader.choices(node, "classes", f"{what} 'when'", _CLASSES) or frozenset()
+    important = node.get("important")
+    if important is not None and not isinstance(important, bool):
+        reader.error(
+            f"{what}: 'important' must be true or false, got {important!r}", key_line(node, "important")
+        )
+        important = None
+    capacity: dict[str, float] | None = None
+    if "max_capacity_kva" in node:
+        value = node["max_capacity_kva"]
+        if is_map(value):
+            reader.keys(value, _AREAS, f"{what} 'max_capacity_kva'")
+            limits: dict[str, float] = {}
+            for area in _AREAS:
+                if area not in value:
+                    reader.error(
+                        f"{what}: 'max_capacity_kva' needs '{area}'", key_line(node, "max_capacity_kva")
+                    )
+                    continue
+                limit = reader.number(value, area, f"{what} 'max_capacity_kva'")
+                if limit is not None:
+                    limits[area] = limit
+            if len(limits) == len(_AREAS):
+                capacity = limits
+        else:
+            single = reader.number(node, "max_capacity_kva", what)
+            if single is not None:
+                capacity = dict.fromkeys(_AREAS, single)
+    return classes, important, capacity
+
+
+def _read_steps(reader: _Reader, node: Any, what: str, stages: Mapping[str, str]) -> tuple[Step, ...] | None:
+    if not is_list(node) or len(node) < 2:
+        reader.error(f"{what}: 'steps' must list at least two stages", _line(node))
+        return None
+    steps: list[Step] = []
+    seen: set[str] = set()
+    ok = True
+    for index, item in enumerate(node):
+        line = item_line(node, index)
+        last = index == len(node) - 1
+        if not is_map(item):
+            reader.error(f"{what}: a step is a map with keys: {', '.join(_STEP_KEYS)}", line)
+            ok = False
+            continue
+        reader.keys(item, _STEP_KEYS, f"{what} step")
+        stage = reader.text(item, "stage", f"{what} step")
+        if stage is None:
+            ok = False
+            continue
+        if stage not in stages:
+            reader.error(f"{what}: stage '{stage}' is not defined under 'stages'", line)
+            ok = False
+        if stage in seen:
+            reader.error(
+                f"{what}: stage '{stage}' appears twice; a return is a rework, not a second step", line
+            )
+            ok = False
+        seen.add(stage)
+        limit: int | None = None
+        if last:
+            if "limit_days" in item:
+                reader.error(f"{what}: the terminal stage '{stage}' closes the case and has no limit", line)
+                ok = False
+        else:
+            limit = reader.integer(item, "limit_days", f"{what} stage '{stage}'", 1)
+            ok = ok and limit is not None
+        survey = item.get("survey", False)
+        if not isinstance(survey, bool):
+            reader.error(f"{what}: 'survey' must be true or false, got {survey!r}", key_line(item, "survey"))
+            ok = False
+        elif survey and last:
+            reader.error(f"{what}: the terminal stage cannot hold a survey", line)
+            ok = False
+        steps.append(Step(stage, limit, bool(survey)))
+    return tuple(steps) if ok else None
+
+
+def _read_flows(reader: _Reader, node: Any, stages: Mapping[str, str]) -> tuple[list[Flow], bool]:
+    """The flows that are well formed, and whether every flow was."""
+    flows: list[Flow] = []
+    if not is_map(node) or not node:
+        reader.error(
+            "'flows' must be a non-empty map of flow name -> {description, when, steps}", _line(node)
+        )
+        return flows, False
+    for name, body in node.items():
+        line = key_line(node, name)
+        what = f"flow '{name}'"
+        if not isinstance(name, str) or not _ID.match(name):
+            reader.error(f"flow name {name!r} must be lower_snake_case", line)
+            continue
+        if not is_map(body):
+            reader.error(f"{what} must be a map with keys: {', '.join(_FLOW_KEYS)}", line)
+            continue
+        reader.keys(body, _FLOW_KEYS, what)
+        description = reader.text(body, "description", what, required=False) or ""
+        classes, important, capacity = _read_when(reader, body.get("when"), what)
+        steps = _read_steps(reader, body.get("steps"), what, stages) if "steps" in body else None
+        if "steps" not in body:
+            reader.error(f"{what} needs 'steps'", line)
+        if steps is None or not classes:
+            continue
+        flow = Flow(name, description, classes, important, capacity, steps)
+        shadow = _shadowing(flows, flow)
+        if shadow is not None:
+            reader.error(
+                f"{what} can never be chosen: flow '{shadow}' before it takes all its applications", line
+            )
+        flows.append(flow)
+    return flows, len(flows) == len(node)
+
+
+def _cases_of(flow: Flow) -> set[tuple[str, bool]]:
+    importance = (True, False) if flow.important is None else (flow.important,)
+    return {(cls, imp) for cls in flow.classes for imp in importance}
+
+
+def _shadowing(earlier: list[Flow], flow: Flow) -> str | None:
+    """The name of an earlier catch-all flow that leaves nothing for this one, if any."""
+    remaining = _cases_of(flow)
+    last = None
+    for other in earlier:
+        if other.max_capacity_kva is None:
+            covered = remaining & _cases_of(other)
+            if covered:
+                remaining -= covered
+                last = other.name
+    return last if not remaining else None
+
+
+def _check_coverage(reader: _Reader, flows: list[Flow], line: int) -> None:
+    catch_all = set().union(*(_cases_of(flow) for flow in flows if flow.max_capacity_kva is None))
+    for cls in _CLASSES:
+        for important in (False, True):
+            if (cls, important) not in catch_all:
+                reader.error(
+                    f"no flow takes every {'important' if important else 'ordinary'} {cls} application "
+                    "(each class needs a flow without max_capacity_kva)",
+                    line,
+                )
+
+
+def _read_monitoring(reader: _Reader, node: Any) -> Monitoring | None:
+    if not is_map(node):
+        reader.error("'monitoring' must be a map with keys: at_risk_days, interval_s", _line(node))
+        return None
+    reader.keys(node, _MONITORING_KEYS, "monitoring")
+    at_risk = reader.integer(node, "at_risk_days", "monitoring", 0)
+    interval = reader.number(node, "interval_s", "monitoring") if "interval_s" in node else None
+    if "interval_s" not in node:
+        reader.error("monitoring needs 'interval_s'", _line(node))
+    if at_risk is None or interval is None:
+        return None
+    return Monitoring(at_risk, interval)
+
+
+def _read_province(reader: _Reader, province_id: str, node: Any, flows: list[Flow]) -> Province | None:
+    what = f"province '{province_id}'"
+    reader.keys(node, _PROVINCE_KEYS, what)
+    name = reader.text(node, "name", what) or province_id
+    prefixes = reader.choices(node, "org_prefixes", what, ())
+    at_risk = reader.integer(node, "at_risk_days", what, 0, required=False)
+    limits: dict[str, dict[str, int]] = {}
+    raw = node.get("limits", {})
+    if not is_map(raw) and raw != {}:
+        reader.error(f"{what}: 'limits' must map flow -> {{stage: working days}}", key_line(node, "limits"))
+        return None
+    by_name = {flow.name: flow for flow in flows}
+    for flow_name, overrides in raw.items() if is_map(raw) else ():
+        line = key_line(raw, flow_name)
+        flow = by_name.get(flow_name)
+        if flow is None:
+            reader.error(f"{what}: flow '{flow_name}' is not defined under 'flows'", line)
+            continue
+        if not is_map(overrides):
+            reader.error(f"{what}: limits of '{flow_name}' must map stage -> working days", line)
+            continue
+        limits[flow_name] = {}
+        for stage in overrides:
+            step = flow.step(stage) if isinstance(stage, str) else None
+            if step is None or step.limit_days is None:
+                reader.error(
+                    f"{what}: '{stage}' is not a timed stage of flow '{flow_name}'",
+                    key_line(overrides, stage),
+                )
+                continue
+            days = reader.integer(overrides, stage, f"{what} limit of {flow_name}", 1)
+            if days is not None:
+                limits[flow_name][stage] = days
+    if prefixes is None:
+        return None
+    return Province(province_id, name, tuple(sorted(prefixes)), limits, at_risk)
+
+
+def _read_provinces(reader: _Reader, node: Any, flows: list[Flow]) -> list[Province]:
+    provinces: list[Province] = []
+    if node is None:
+        return provinces
+    if not is_map(node):
+        reader.error("'provinces' must map a province id to its settings", _line(node))
+        return provinces
+    owner: dict[str, str] = {}
+    for province_id, body in node.items():
+        line = key_line(node, province_id)
+        if not isinstance(province_id, str) or not _ID.match(province_id):
+            reader.error(f"province id {province_id!r} must be lower_snake_case", line)
+            continue
+        if not is_map(body):
+            reader.error(
+                f"province '{province_id}' must be a map with keys: {', '.join(_PROVINCE_KEYS)}", line
+            )
+            continue
+        province = _read_province(reader, province_id, body, flows)
+        if province is None:
+            continue
+        for prefix in province.org_prefixes:
+            if prefix in owner:
+                reader.error(f"org prefix '{prefix}' belongs to province '{owner[prefix]}' already", line)
+            owner[prefix] = province_id
+        provinces.append(province)
+    return provinces
+
+
+def _read_roster(reader: _Reader, document: Any) -> list[StaffMember]:
+    staff: list[StaffMember] = []
+    if not is_map(document) or not is_list(document.get("staff")):
+        reader.error("the roster is a map with key 'staff': a list of staff members", _line(document))
+        return staff
+    reader.keys(document, ("staff",), "the roster")
+    seen: set[str] = set()
+    entries = document["staff"]
+    for index, item in enumerate(entries):
+        line = item_line(entries, index)
+        if not is_map(item):
+            reader.error(f"a staff member is a map with keys: {', '.join(_STAFF_KEYS)}", line)
+            continue
+        what = f"staff member {item.get('id', index + 1)!r}"
+        reader.keys(item, _STAFF_KEYS, what)
+        staff_id = reader.text(item, "id", what)
+        name = reader.text(item, "name", what)
+        unit = reader.text(item, "unit", what)
+        regions = reader.choices(item, "regions", what, ())
+        business_types = reader.choices(item, "business_types", what, _BUSINESS_TYPES)
+        capacity = reader.integer(item, "capacity", what, 1)
+        if staff_id in seen:
+            reader.error(f"staff id '{staff_id}' appears twice", line)
+            continue
+        if staff_id is None or name is None or unit is None or regions is None:
+            continue
+        if business_types is None or capacity is None:
+            continue
+        seen.add(staff_id)
+        staff.append(StaffMember(staff_id, name, unit, regions, business_types, capacity))
+    return staff
+
+
+def _check_status_codes(diag: Diagnostics, codes: CodeTables, stages: Mapping[str, str]) -> None:
+    for table in codes:
+        if table.name.rsplit("/", 1)[-1] != STATUS_CODE_TABLE:
+            continue
+        for code, stage in table.codes.items():
+            if stage not in stages:
+                diag.error(
+                    f"code '{code}' maps to '{stage}', not a stage of {WORKFLOW_FOLDER}/{STAGES_FILE}",
+                    table.file,
+                    table.lines.get(code),
+                )
+
+
+def read_workflow_config(
+    config_dir: Path, diag: Diagnostics, codes: CodeTables | None = None
+) -> WorkflowConfig | None:
+    """Read and check workflow/stages.yaml and workflow/roster.yaml under config_dir; problems go to diag.
+
+    With codes, every <system>/status_code table is checked to map onto stages of the model.
+    Returns None when anything is wrong.
+    """
+    before = len(diag.errors)
+    folder = config_dir / WORKFLOW_FOLDER
+    if not folder.is_dir():
+        diag.error("the workflow folder is missing", diag.display(folder))
+        return None
+    stages_path = folder / STAGES_FILE
+    reader = _Reader(diag, diag.display(stages_path))
+    document = read_yaml(stages_path, reader.file, diag)
+    stages: dict[str, str] = {}
+    flows: list[Flow] = []
+    provinces: list[Province] = []
+    monitoring: Monitoring | None = None
+    if is_map(document):
+        reader.keys(document, _TOP_KEYS, "the stage model")
+        stages = _read_stages(reader, document.get("stages"))
+        flows, complete = _read_flows(reader, document.get("flows"), stages)
+        if flows and complete:
+            # Coverage is only judged over a complete set of flows, so one broken flow is reported once.
+            _check_coverage(reader, flows, key_line(document, "flows"))
+        monitoring = _read_monitoring(reader, document.get("monitoring"))
+        provinces = _read_provinces(reader, document.get("provinces"), flows)
+    elif document is not None:
+        reader.error(f"the stage model is a map with keys: {', '.join(_TOP_KEYS)}", 1)
+    roster_path = folder / ROSTER_FILE
+    roster_reader = _Reader(diag, diag.display(roster_path))
+    roster_document = read_yaml(roster_path, roster_reader.file, diag)
+    staff = _read_roster(roster_reader, roster_document) if roster_document is not None else []
+    if codes is not None and stages:
+        _check_status_codes(diag, codes, stages)
+    if len(diag.errors) > before or monitoring is None:
+        return None
+    return WorkflowConfig(stages, tuple(flows), monitoring, tuple(provinces), tuple(staff))
+
+
+def load_workflow_config(config_dir: Path) -> WorkflowConfig:
+    """Load the workflow configuration under config_dir; ConfigError (file:line) if anything is wrong."""
+    diag = Diagnostics(config_dir)
+    config = read_workflow_config(config_dir, diag)
+    diag.raise_if_any()
+    assert config is not None, "a configuration read without errors is always built"
+    return config

@@ -1,0 +1,459 @@
+"""A case as a pure function of its events: ordering, stage transitions, visits, deadlines and timeline.
+
+Events of one source are applied in their sequence order; the streams of different sources are merged by
+the time each change happened (ties by source name). The hub's own decisions (assignments, alerts) do not
+move stages; they are attached to the timeline by their own time. So a case depends only on the set of
+its events, never on the order or the number of times they arrived.
+
+Transitions follow the stage model: the next step of the flow is a forward move, any earlier step a rework.
+Anything else a legacy system reports is an anomaly. The legacy system is the system of record for where
+the work stands, so the case follows a skipped or re-opened stage and flags it; a stage that is not part of
+the case's flow at all cannot be tracked, so the case stays where it is and the anomaly is recorded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from canonical_model.application import ConnectionApplication
+from canonical_model.case import (
+    AlertKind,
+    CaseAlert,
+    CaseAnomaly,
+    CaseStatus,
+    StageReport,
+    StageTransition,
+    SurveyAssignment,
+    TimelineKind,
+)
+from workflow.config import Flow, Province, WorkflowConfig
+from workflow.events import (
+    APPLICATION_CHANGED,
+    CASE_ASSIGNED,
+    STAGE_REPORTED,
+    CaseEvent,
+)
+from workflow.workdays import Deadline, WorkingCalendar, local_date
+
+# Timeline kinds that put the case into a stage: each of them is published as case.stage_changed.
+STAGE_ENTRY_KINDS = frozenset(
+    {
+        TimelineKind.OPENED,
+        TimelineKind.FIRST_SEEN,
+        TimelineKind.FORWARD,
+        TimelineKind.REWORK,
+        TimelineKind.ANOMALY,
+    }
+)
+
+
+@dataclass
+class Visit:
+    """One stay of a case in a stage, from entering it to leaving it."""
+
+    stage: str
+    key: str
+    flow: str
+    entered_at: datetime
+    observed: bool
+    unit: str | None
+    left_at: datetime | None = None
+    exit_kind: TimelineKind | None = None
+    limit_days: int | None = None
+    deadline: Deadline | None = None
+    at_risk_from: date | None = None
+    duration_days: float | None = None
+    over_limit: bool | None = None
+    provisional: bool = False
+
+
+@dataclass
+class CaseState:
+    """Everything known about a case, derived from its events."""
+
+    application: ConnectionApplication
+    flow: Flow
+    province: Province | None
+    opened_at: datetime
+    visits: list[Visit] = field(default_factory=list)
+    timeline: list[StageTransition] = field(default_factory=list)
+    anomalies: list[CaseAnomaly] = field(default_factory=list)
+    assignments: list[SurveyAssignment] = field(default_factory=list)
+    alerts: set[tuple[AlertKind, str]] = field(default_factory=set)
+    rework_count: int = 0
+
+    @property
+    def application_no(self) -> str:
+        """The application the case tracks."""
+        return self.application.application_no
+
+    @property
+    def visit(self) -> Visit:
+        """The current stage visit."""
+        return self.visits[-1]
+
+    @property
+    def stage(self) -> str:
+        """The current stage."""
+        return self.visit.stage
+
+    @property
+    def status(self) -> CaseStatus:
+        """Closed once the flow's terminal stage is reached."""
+        return CaseStatus.CLOSED if self.stage == self.flow.terminal_stage else CaseStatus.OPEN
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When the terminal stage was entered, for a closed case."""
+        return self.visit.entered_at if self.status is CaseStatus.CLOSED else None
+
+    @property
+    def assignment(self) -> SurveyAssignment | None:
+        """The survey assignment of the current visit, if any."""
+        return next((a for a in reversed(self.assignments) if a.visit == self.visit.key), None)
+
+    @property
+    def assignee(self) -> str | None:
+        """Staff id holding the open survey task of the current visit."""
+        assignment = self.assignment
+        return assignment.staff_id if assignment is not None and self.status is CaseStatus.OPEN else None
+
+    @property
+    def survey_pending(self) -> bool:
+        """In a survey stage that nobody has been assigned to yet."""
+        step = self.flow.step(self.stage)
+        return self.status is CaseStatus.OPEN and step is not None and step.survey and self.assignment is None
+
+    @property
+    def provisional(self) -> bool:
+        """Whether any deadline or duration counted days of an unpublished calendar year."""
+        return any(visit.provisional for visit in self.visits)
+
+
+def order_events(events: Iterable[CaseEvent]) -> list[CaseEvent]:
+    """Legacy events in applying order: by sequence within a source, merged across sources by change time."""
+    streams: dict[str, deque[CaseEvent]] = {}
+    for source in sorted({event.source for event in events}):
+        ordered = sorted((e for e in events if e.source == source), key=lambda e: (e.sequence, e.event_id))
+        streams[source] = deque(ordered)
+    merged: list[CaseEvent] = []
+    while streams:
+        source = min(streams, key=lambda name: (streams[name][0].time, name))
+        merged.append(streams[source].popleft())
+        if not streams[source]:
+            del streams[source]
+    return merged
+
+
+def fold_case(
+    events: Sequence[CaseEvent], config: WorkflowConfig, calendar: WorkingCalendar
+) -> CaseState | None:
+    """The case built from its events, or None while no application event has arrived for it."""
+    legacy = order_events([event for event in events if not event.from_hub])
+    builder = _Builder(config, calendar)
+    for event in legacy:
+        builder.apply(event)
+    state = builder.state
+    if state is None:
+        return None
+    _measure(state, config, calendar)
+    decisions = sorted((event for event in events if event.from_hub), key=lambda e: (e.time, e.event_id))
+    _attach_decisions(state, decisions)
+    return state
+
+
+class _Builder:
+    """Applies legacy events one by one."""
+
+    def __init__(self, config: WorkflowConfig, calendar: WorkingCalendar) -> None:
+        self.config = config
+        self.calendar = calendar
+        self.state: CaseState | None = None
+        self.waiting: list[tuple[CaseEvent, StageReport]] = []
+
+    def apply(self, event: CaseEvent) -> None:
+        if event.type == APPLICATION_CHANGED:
+            application = ConnectionApplication.model_validate(event.data)
+            if self.state is None:
+                self._open(application, event)
+                for waiting, report in self.waiting:
+                    self._report(waiting, report)
+                self.waiting.clear()
+            else:
+                self._update(application, event)
+        elif event.type == STAGE_REPORTED:
+            report = StageReport.model_validate(event.data)
+            if self.state is None:
+                # A stage report can overtake the application itself; it applies once the case opens.
+                self.waiting.append((event, report))
+            else:
+                self._report(event, report)
+
+    def _open(self, application: ConnectionApplication, event: CaseEvent) -> None:
+        flow = self.config.flow_for(application)
+        state = CaseState(
+            application=application,
+            flow=flow,
+            province=self.config.province_for(application.org_no),
+            opened_at=application.submitted_at,
+        )
+        self.state = state
+        reported = application.stage or flow.first_stage
+        if flow.position(reported) is None:
+            self._enter(
+                flow.first_stage,
+                application.submitted_at,
+                event,
+                TimelineKind.OPENED,
+                None,
+                f"application accepted via {application.channel.value}",
+                observed=True,
+            )
+            self._anomaly(
+                event,
+                application.updated_at,
+                reported,
+                f"stage '{reported}' is not part of flow {flow.name}; the case stays in {flow.first_stage}",
+            )
+        elif reported == flow.first_stage:
+            self._enter(
+                reported,
+                application.submitted_at,
+                event,
+                TimelineKind.OPENED,
+                None,
+                f"application accepted via {application.channel.value}",
+                observed=True,
+            )
+        else:
+            self._enter(
+                reported,
+                event.time,
+                event,
+                TimelineKind.FIRST_SEEN,
+                None,
+                f"first seen in {reported}; earlier stages were not observed",
+                observed=False,
+            )
+
+    def _update(self, application: ConnectionApplication, event: CaseEvent) -> None:
+        state = self._opened()
+        state.application = application
+        state.province = self.config.province_for(application.org_no)
+        flow = self.config.flow_for(application)
+        if flow.name != state.flow.name:
+            self._entry(
+                event.time,
+                TimelineKind.FLOW_CHANGED,
+                state.stage,
+                state.stage,
+                None,
+                event,
+                application.org_no,
+                f"flow {state.flow.name} -> {flow.name}",
+            )
+            state.flow = flow
+        if application.stage is not None:
+            self._move(application.stage, event.time, event, application.org_no, None)
+
+    def _report(self, event: CaseEvent, report: StageReport) -> None:
+        responsible = report.responsible or self._opened().application.org_no
+        self._move(report.stage, report.at, event, responsible, report.note)
+
+    def _move(
+        self, target: str, at: datetime, event: CaseEvent, responsible: str | None, note: str | None
+    ) -> None:
+        state = self._opened()
+        current = state.stage
+        if target == current:
+            return
+        flow = state.flow
+        here, there = flow.position(current), flow.position(target)
+        if there is None:
+            self._anomaly(
+                event,
+                at,
+                target,
+                f"stage '{target}' is not part of flow {flow.name}; the case stays in {current}",
+            )
+            return
+        if here is None or current == flow.terminal_stage:
+            kind = TimelineKind.ANOMALY
+            reason = (
+                f"the case was closed in {current}"
+                if here is not None
+                else (f"the case was in '{current}', which flow {flow.name} does not have")
+            )
+        elif there == here + 1:
+            kind, reason = TimelineKind.FORWARD, None
+        elif there < here:
+            kind, reason = TimelineKind.REWORK, None
+            state.rework_count += 1
+        else:
+            skipped = ", ".join(step.stage for step in flow.steps[here + 1 : there])
+            kind, reason = TimelineKind.ANOMALY, f"skips {skipped}"
+        if reason is not None:
+            state.anomalies.append(
+                CaseAnomaly(
+                    at=at,
+                    source_system=event.system,
+                    source_event_id=event.event_id,
+                    stage_from=current,
+                    stage_to=target,
+                    reason=reason,
+                )
+            )
+        text = "; ".join(part for part in (reason, note) if part) or None
+        self._enter(target, at, event, kind, responsible, text, observed=True)
+
+    def _enter(
+        self,
+        stage: str,
+        at: datetime,
+        event: CaseEvent,
+        kind: TimelineKind,
+        responsible: str | None,
+        note: str | None,
+        *,
+        observed: bool,
+    ) -> None:
+        state = self._opened()
+        previous = state.visits[-1] if state.visits else None
+        if previous is not None:
+            previous.left_at = at
+            previous.exit_kind = kind
+        ordinal = 1 + sum(1 for visit in state.visits if visit.stage == stage)
+        visit = Visit(
+            stage=stage,
+            key=f"{stage}#{ordinal}",
+            flow=state.flow.name,
+            entered_at=at,
+            observed=observed,
+            unit=state.application.org_no,
+        )
+        state.visits.append(visit)
+        self._entry(
+            at,
+            kind,
+            previous.stage if previous else None,
+            stage,
+            visit.key,
+            event,
+            responsible or state.application.org_no,
+            note,
+        )
+
+    def _anomaly(self, event: CaseEvent, at: datetime, target: str, reason: str) -> None:
+        state = self._opened()
+        current = state.visits[-1].stage if state.visits else None
+        state.anomalies.append(
+            CaseAnomaly(
+                at=at,
+                source_system=event.system,
+                source_event_id=event.event_id,
+                stage_from=current,
+                stage_to=target,
+                reason=reason,
+            )
+        )
+        self._entry(at, TimelineKind.ANOMALY, current, target, None, event, state.application.org_no, reason)
+
+    def _entry(
+        self,
+        at: datetime,
+        kind: TimelineKind,
+        stage_from: str | None,
+        stage_to: str | None,
+        visit: str | None,
+        event: CaseEvent,
+        responsible: str | None,
+        note: str | None,
+    ) -> None:
+        state = self._opened()
+        state.timeline.append(
+            StageTransition(
+                application_no=state.application_no,
+                position=len(state.timeline),
+                at=at,
+                kind=kind,
+                stage_from=stage_from,
+                stage_to=stage_to,
+                visit=visit,
+                source_system=event.system,
+                source_event_id=event.event_id,
+                responsible=responsible,
+                note=note,
+            )
+        )
+
+    def _opened(self) -> CaseState:
+        assert self.state is not None, "stage changes apply only to an opened case"
+        return self.state
+
+
+def _measure(state: CaseState, config: WorkflowConfig, calendar: WorkingCalendar) -> None:
+    """Limits, deadlines and durations of every visit, on the working-day calendar."""
+    at_risk_days = config.at_risk_days(state.province)
+    for visit in state.visits:
+        flow = config.flow_named(visit.flow) or state.flow
+        visit.limit_days = config.limit_days(flow, visit.stage, state.province)
+        entered = local_date(visit.entered_at)
+        if visit.limit_days is not None:
+            visit.deadline = calendar.add_working_days(entered, visit.limit_days)
+            visit.at_risk_from = calendar.subtract_working_days(visit.deadline.due, at_risk_days)
+            visit.provisional = visit.deadline.provisional
+        if visit.left_at is not None:
+            left = local_date(visit.left_at)
+            visit.duration_days = calendar.working_time(visit.entered_at, visit.left_at)
+            visit.provisional = visit.provisional or calendar.spans_unpublished(entered, max(entered, left))
+            if visit.deadline is not None:
+                visit.over_limit = left > visit.deadline.due
+
+
+def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:
+    """Put the hub's assignments and alerts (the only events the hub keeps) into the timeline by time."""
+    timeline = list(state.timeline)
+    for event in decisions:
+        entry: StageTransition
+        if event.type == CASE_ASSIGNED:
+            assignment = SurveyAssignment.model_validate(event.data)
+            state.assignments.append(assignment)
+            entry = StageTransition(
+                application_no=state.application_no,
+                position=0,
+                at=assignment.assigned_at,
+                kind=TimelineKind.ASSIGNED,
+                stage_to=assignment.stage,
+                visit=assignment.visit,
+                source_system=event.system,
+                source_event_id=event.event_id,
+                responsible=f"{assignment.staff_name} ({assignment.staff_id}, {assignment.unit})",
+                note=assignment.reason,
+            )
+        else:
+            alert = CaseAlert.model_validate(event.data)
+            state.alerts.add((alert.kind, alert.visit))
+            entry = StageTransition(
+                application_no=state.application_no,
+                position=0,
+                at=alert.detected_at,
+                kind=TimelineKind(alert.kind.value),
+                stage_to=alert.stage,
+                visit=alert.visit,
+                source_system=event.system,
+                source_event_id=event.event_id,
+                responsible=alert.responsible,
+                note=(
+                    f"due {alert.deadline.isoformat()}"
+                    f"{' (provisional)' if alert.deadline_provisional else ''}, "
+                    f"{alert.working_days_left} working day(s) left of {alert.limit_days}"
+                ),
+            )
+        index = len(timeline)
+        while index > 0 and timeline[index - 1].at > entry.at:
+            index -= 1
+        timeline.insert(index, entry)
+    state.timeline = [entry.model_copy(update={"position": index}) for index, entry in enumerate(timeline)]

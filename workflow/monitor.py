@@ -1,0 +1,264 @@
+"""Periodic workflow duties: survey assignment, at-risk and overdue alerts, and provisional deadline refresh.
+
+Each duty is a decision of the hub. It is kept as an event of the case (case_events, source /hub/workflow)
+and published through the outbox in the same transaction, so a rebuilt case shows it and it is never made
+twice: case_events allows one assignment and one alert of each kind per stage visit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from canonical_model.case import AlertKind, CaseAlert, CaseStatus
+from store.database import utcnow
+from store.schema import cases
+from workflow.assignment import choose_assignee, open_workload
+from workflow.cases import CaseTracker, calendar_signature, default_tracker
+from workflow.events import CASE_ASSIGNED, CASE_AT_RISK, CASE_OVERDUE, CaseEvent
+from workflow.fold import CaseState, fold_case
+from workflow.workdays import local_date
+
+log = logging.getLogger(__name__)
+
+_ALERT_TYPES = {AlertKind.AT_RISK: CASE_AT_RISK, AlertKind.OVERDUE: CASE_OVERDUE}
+
+
+@dataclass
+class TickReport:
+    """What one monitoring pass did."""
+
+    refreshed: int = 0
+    assigned: int = 0
+    unassigned: list[str] = field(default_factory=list)
+    at_risk: int = 0
+    overdue: int = 0
+
+
+class CaseMonitor:
+    """Runs the periodic duties over every open case; tick() is one pass in one transaction."""
+
+    def __init__(self, engine: Engine, tracker: CaseTracker) -> None:
+        self._engine = engine
+        self.tracker = tracker
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """One pass at `now` (default: the current time).
+
+        Each case is handled in a transaction of its own that first locks the case row, the same order
+        the consumer takes, so a pass never holds up the consumer for longer than one case.
+        """
+        moment = now or utcnow()
+        report = TickReport()
+        correlation_id = str(uuid.uuid4())
+        today = local_date(moment)
+        signature = calendar_signature(self.tracker.calendar)
+        with self._engine.connect() as conn:
+            stale = list(
+                conn.execute(
+                    sa.select(cases.c.application_no).where(
+                        cases.c.provisional.is_(True), cases.c.calendar != signature
+                    )
+                ).scalars()
+            )
+            pending = list(
+                conn.execute(
+                    sa.select(cases.c.application_no)
+                    .where(cases.c.survey_pending.is_(True))
+                    .order_by(cases.c.stage_entered_at, cases.c.application_no)
+                ).scalars()
+            )
+            due = list(
+                conn.execute(
+                    sa.select(cases.c.application_no)
+                    .where(cases.c.status == CaseStatus.OPEN.value, cases.c.at_risk_from <= today)
+                    .order_by(cases.c.deadline, cases.c.application_no)
+                ).scalars()
+            )
+            workload = open_workload(conn)
+        for application_no in stale:
+            with self._engine.begin() as conn:
+                _lock_case(conn, application_no)
+                self.tracker.rebuild(conn, application_no, correlation_id=correlation_id)
+                report.refreshed += 1
+        for application_no in pending:
+            with self._engine.begin() as conn:
+                _lock_case(conn, application_no)
+                self._assign(conn, application_no, moment, correlation_id, workload, report)
+        if report.unassigned:
+            log.warning(
+                "no staff free for the survey of %d case(s), e.g. %s",
+                len(report.unassigned),
+                report.unassigned[0],
+            )
+        for application_no in due:
+            with self._engine.begin() as conn:
+                _lock_case(conn, application_no)
+                self._alert(conn, application_no, today, moment, correlation_id, report)
+        return report
+
+    def _assign(
+        self,
+        conn: Connection,
+        application_no: str,
+        now: datetime,
+        correlation_id: str,
+        workload: dict[str, int],
+        report: TickReport,
+    ) -> None:
+        state = self._state(conn, application_no)
+        if state is None or not state.survey_pending:
+            return
+        assignment = choose_assignee(state, self.tracker.config.staff, workload, now)
+        if assignment is None:
+            report.unassigned.append(application_no)
+            return
+        if self._decide(
+            conn,
+            state,
+            CASE_ASSIGNED,
+            assignment.model_dump(mode="json"),
+            "survey_assignment.v1",
+            assignment.visit,
+            now,
+            correlation_id,
+        ):
+            workload[assignment.staff_id] = workload.get(assignment.staff_id, 0) + 1
+            report.assigned += 1
+
+    def _alert(
+        self,
+        conn: Connection,
+        application_no: str,
+        today: date,
+        now: datetime,
+        correlation_id: str,
+        report: TickReport,
+    ) -> None:
+        state = self._state(conn, application_no)
+        if state is None:
+            return
+        kind = self._alert_due(state, today)
+        if kind is None:
+            return
+        alert = self._alert_of(state, kind, today, now)
+        if self._decide(
+            conn,
+            state,
+            _ALERT_TYPES[kind],
+            alert.model_dump(mode="json"),
+            "case_alert.v1",
+            alert.visit,
+            now,
+            correlation_id,
+        ):
+            if kind is AlertKind.OVERDUE:
+                report.overdue += 1
+            else:
+                report.at_risk += 1
+
+    @staticmethod
+    def _alert_due(state: CaseState, today: date) -> AlertKind | None:
+        """The alert the current visit needs now and has not had: overdue once, at risk once before that."""
+        visit = state.visit
+        if state.status is not CaseStatus.OPEN or visit.deadline is None or visit.at_risk_from is None:
+            return None
+        raised = {kind for kind, key in state.alerts if key == visit.key}
+        if today > visit.deadline.due:
+            return None if AlertKind.OVERDUE in raised else AlertKind.OVERDUE
+        if today >= visit.at_risk_from and not raised:
+            return AlertKind.AT_RISK
+        return None
+
+    def _alert_of(self, state: CaseState, kind: AlertKind, today: date, now: datetime) -> CaseAlert:
+        visit = state.visit
+        assert visit.deadline is not None and visit.limit_days is not None
+        return CaseAlert(
+            application_no=state.application_no,
+            kind=kind,
+            stage=visit.stage,
+            visit=visit.key,
+            customer_class=state.application.customer_class,
+            entered_at=visit.entered_at,
+            limit_days=visit.limit_days,
+            deadline=visit.deadline.due,
+            deadline_provisional=visit.deadline.provisional,
+            working_days_left=self.tracker.calendar.days_left(today, visit.deadline.due),
+            responsible=state.application.org_no,
+            assignee=state.assignee,
+            detected_at=now,
+        )
+
+    def _state(self, conn: Connection, application_no: str) -> CaseState | None:
+        events = self.tracker.events_of(conn, application_no)
+        return fold_case(events, self.tracker.config, self.tracker.calendar)
+
+    def _decide(
+        self,
+        conn: Connection,
+        state: CaseState,
+        event_type: str,
+        data: dict[str, object],
+        schema_name: str,
+        visit: str,
+        now: datetime,
+        correlation_id: str,
+    ) -> bool:
+        """Publish a decision and keep it with the case; False when another process made it first."""
+        savepoint = conn.begin_nested()
+        try:
+            event = self.tracker.publish(
+                conn, state, event_type, dict(data), schema_name, correlation_id=correlation_id, time=now
+            )
+            self.tracker.record(conn, CaseEvent.of(event, state.application_no, now, visit))
+        except sa.exc.IntegrityError:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        self.tracker.rebuild(conn, state.application_no, correlation_id=correlation_id)
+        return True
+
+
+class MonitorLoop:
+    """A hub loop step: runs a monitoring pass every interval_s seconds, otherwise returns at once."""
+
+    def __init__(
+        self,
+        monitor: CaseMonitor,
+        interval_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.monitor = monitor
+        self.interval_s = interval_s
+        self._clock = clock
+        self._next = clock()
+        self.last_report: TickReport | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine, tracker: CaseTracker | None = None) -> MonitorLoop:
+        """A loop over the default tracker (or the given one) with the configured interval."""
+        chosen = tracker or default_tracker()
+        return cls(CaseMonitor(engine, chosen), chosen.config.monitoring.interval_s)
+
+    def step(self) -> bool:
+        """Run a pass when one is due; always False, as nothing more is due right after a pass."""
+        if self._clock() < self._next:
+            return False
+        self.last_report = self.monitor.tick()
+        self._next = self._clock() + self.interval_s
+        return False
+
+
+def _lock_case(conn: Connection, application_no: str) -> None:
+    """Lock the case row before anything else (no-op on SQLite, which locks the whole database)."""
+    conn.execute(
+        sa.select(cases.c.application_no).where(cases.c.application_no == application_no).with_for_update()
+    )
