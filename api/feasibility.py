@@ -1,0 +1,89 @@
+"""Feasibility API: the kept assessment of an application, and a what-if preview that reserves nothing."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+
+from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.common import GeoPoint, UrbanRural
+from canonical_model.feasibility import FeasibilityAssessment
+from feasibility.config import FeasibilityConfig, load_feasibility_config
+from feasibility.engine import FeasibilityRequest
+from feasibility.service import FeasibilityService
+from yekuo.settings import Settings
+
+
+class PreviewRequest(BaseModel):
+    """A what-if question: could this capacity be supplied at this place?"""
+
+    requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA")
+    site_location: GeoPoint = Field(description="site location, WGS84")
+    customer_class: CustomerClass = Field(description="customer class")
+    importance_grade: ImportanceGrade = Field(
+        default=ImportanceGrade.NONE, description="important user grade"
+    )
+    urban_rural: UrbanRural | None = Field(default=None, description="area; unknown counts as rural")
+    province: str | None = Field(default=None, description="rule set; default rules when left out")
+
+
+@cache
+def _configured_rules() -> FeasibilityConfig:
+    return load_feasibility_config(Settings().config_dir)
+
+
+def feasibility_router(
+    engine: Engine,
+    *,
+    config: FeasibilityConfig | None = None,
+) -> APIRouter:
+    """The /v1/applications/{no}/feasibility and /v1/feasibility/preview routes over the given database.
+
+    config gives the rules (default: feasibility/rules.yaml of the configuration folder).
+    """
+    router = APIRouter()
+
+    def service() -> FeasibilityService:
+        return FeasibilityService(config or _configured_rules())
+
+    @router.get(
+        "/v1/applications/{application_no}/feasibility",
+        tags=["applications"],
+        summary="The latest supply-feasibility assessment of an application, with its rule trace",
+        response_model=FeasibilityAssessment,
+        response_model_exclude_none=True,
+    )
+    def read_feasibility(application_no: str) -> FeasibilityAssessment:
+        with engine.connect() as conn:
+            document = service().stored(conn, application_no)
+        if document is None:
+            raise HTTPException(404, f"application {application_no} has no feasibility assessment")
+        return FeasibilityAssessment.model_validate(document)
+
+    @router.post(
+        "/v1/feasibility/preview",
+        tags=["feasibility"],
+        summary="A what-if feasibility check for a place and capacity; reserves nothing",
+        response_model=FeasibilityAssessment,
+        response_model_exclude_none=True,
+    )
+    def preview(body: PreviewRequest) -> FeasibilityAssessment:
+        rules = config or _configured_rules()
+        if body.province is not None and body.province not in rules.provinces:
+            raise HTTPException(
+                422, f"province {body.province!r} has no rule set; known: {sorted(rules.provinces)}"
+            )
+        request = FeasibilityRequest(
+            requested_capacity_kva=body.requested_capacity_kva,
+            customer_class=body.customer_class,
+            importance_grade=body.importance_grade,
+            site=body.site_location,
+            urban_rural=body.urban_rural,
+        )
+        with engine.connect() as conn:
+            return service().preview(conn, request, province=body.province)
+
+    return router

@@ -1,0 +1,291 @@
+"""Feasibility rules configuration (feasibility/rules.yaml): read with line numbers, merged per province."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
+
+FEASIBILITY_FOLDER = "feasibility"
+RULES_FILE = "rules.yaml"
+DEFAULT_PROVINCE = "default"
+AREAS = ("urban", "rural")
+LEVELS = ("lv", "mv", "hv")
+CRITERIA = ("distance", "headroom", "load_rate", "n1_margin", "reinforcement")
+
+
+@dataclass(frozen=True)
+class VoltageBand:
+    """A supply voltage and the largest request it serves."""
+
+    voltage_kv: float
+    max_kva: float
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One province's complete rule set."""
+
+    province: str
+    power_factor: float
+    single_phase_max_kw: float
+    lv_ceiling_kw: Mapping[str, float]
+    bands: tuple[VoltageBand, ...]
+    radii_m: tuple[float, ...]
+    min_candidates: int
+    max_schemes: int
+    supply_radius_m: Mapping[str, Mapping[str, float]]
+    max_age_days: int
+    min_good_points: int
+    dt_load_rate: float
+    feeder_load_rate: float
+    mt_overload: float
+    weights: Mapping[str, float]
+    release_stages: frozenset[str]
+    withdrawn_statuses: frozenset[str]
+
+    def max_radius_m(self) -> float:
+        """The widest supply radius of any area and level: how far a grid change can affect a site."""
+        return max(radius for levels in self.supply_radius_m.values() for radius in levels.values())
+
+
+@dataclass(frozen=True)
+class FeasibilityConfig:
+    """The default rules and the provinces that override them, chosen by the application's unit."""
+
+    default: Rules
+    provinces: Mapping[str, Rules]
+    org_prefixes: Mapping[str, tuple[str, ...]]
+
+    def rules_for(self, org_no: str | None = None, province: str | None = None) -> Rules:
+        """The rules of the named province, else of the province the unit belongs to, else the defaults."""
+        if province is not None and province in self.provinces:
+            return self.provinces[province]
+        if org_no:
+            for name, prefixes in self.org_prefixes.items():
+                if any(org_no.startswith(prefix) for prefix in prefixes):
+                    return self.provinces[name]
+        return self.default
+
+    def all_rules(self) -> tuple[Rules, ...]:
+        """Every rule set, defaults first."""
+        return (self.default, *self.provinces.values())
+
+
+def _positive(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return f"must be a positive number, not {value!r}"
+    return None
+
+
+def _fraction(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        return f"must be a number in (0, 1], not {value!r}"
+    return None
+
+
+def _count(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a whole number of at least 1, not {value!r}"
+    return None
+
+
+def _weight(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return f"must be a number of at least 0, not {value!r}"
+    return None
+
+
+def _names(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        return f"must be a list of names, not {value!r}"
+    return None
+
+
+def _radii(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or any(_positive(item) for item in value):
+        return f"must be a non-empty list of positive numbers, not {value!r}"
+    if list(value) != sorted(value):
+        return f"must widen: {value!r} is not in increasing order"
+    return None
+
+
+def _bands(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f"must be a non-empty list of {{voltage_kv, max_kva}}, not {value!r}"
+    for band in value:
+        if not isinstance(band, dict) or set(band) != {"voltage_kv", "max_kva"}:
+            return f"each band needs exactly voltage_kv and max_kva, not {band!r}"
+        if _positive(band["voltage_kv"]) or _positive(band["max_kva"]):
+            return f"voltage_kv and max_kva must be positive numbers in {band!r}"
+    if [band["max_kva"] for band in value] != sorted(band["max_kva"] for band in value):
+        return "bands must be in increasing order of max_kva"
+    return None
+
+
+Check = Callable[[Any], str | None]
+Spec = Mapping[str, "Check | Spec"]
+
+SPEC: Spec = {
+    "power_factor": _fraction,
+    "voltage": {
+        "single_phase_max_kw": _positive,
+        "lv_ceiling_kw": {area: _positive for area in AREAS},
+        "bands": _bands,
+    },
+    "search": {
+        "radii_m": _radii,
+        "min_candidates": _count,
+        "max_schemes": _count,
+        "supply_radius_m": {area: {level: _positive for level in LEVELS} for area in AREAS},
+    },
+    "load": {"max_age_days": _count, "min_good_points": _count},
+    "limits": {
+        "distribution_transformer_load_rate": _fraction,
+        "feeder_load_rate": _fraction,
+        "main_transformer_overload": _positive,
+    },
+    "weights": {criterion: _weight for criterion in CRITERIA},
+    "release_stages": _names,
+    "withdrawn_statuses": _names,
+}
+
+
+def _check(node: Any, spec: Spec, file: str, diag: Diagnostics, where: str, *, complete: bool) -> None:
+    """Check a YAML map against the spec; complete=False allows leaving keys out (province overrides)."""
+    if not is_map(node):
+        diag.error(f"{where or 'the file'} must be a map", file)
+        return
+    for key in node:
+        line = key_line(node, key)
+        name = f"{where}.{key}" if where else str(key)
+        if key not in spec:
+            diag.error(f"unknown key {name!r}; expected one of {sorted(spec)}", file, line)
+            continue
+        expected = spec[key]
+        value = node[key]
+        if isinstance(expected, Mapping):
+            _check(value, expected, file, diag, name, complete=complete)
+            continue
+        try:
+            problem = expected(plain(value))
+        except ValueError as exc:
+            problem = str(exc)
+        if problem is not None:
+            diag.error(f"{name} {problem}", file, line)
+    if complete:
+        for key in spec:
+            if key not in node:
+                diag.error(f"{where or 'defaults'} lacks {key!r}", file, line_of(node))
+
+
+def _check_override(node: Any, key: Any, file: str, diag: Diagnostics, province: str) -> None:
+    expected = SPEC.get(key)
+    line = key_line(node, key)
+    if expected is None:
+        diag.error(f"unknown key {key!r} in province {province!r}", file, line)
+    elif isinstance(expected, Mapping):
+        _check(node[key], expected, file, diag, f"{province}.{key}", complete=False)
+    else:
+        problem = expected(plain(node[key]))
+        if problem is not None:
+            diag.error(f"{province}.{key} {problem}", file, line)
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
+    voltage, search, load, limits = raw["voltage"], raw["search"], raw["load"], raw["limits"]
+    return Rules(
+        province=province,
+        power_factor=float(raw["power_factor"]),
+        single_phase_max_kw=float(voltage["single_phase_max_kw"]),
+        lv_ceiling_kw={area: float(value) for area, value in voltage["lv_ceiling_kw"].items()},
+        bands=tuple(VoltageBand(float(b["voltage_kv"]), float(b["max_kva"])) for b in voltage["bands"]),
+        radii_m=tuple(float(radius) for radius in search["radii_m"]),
+        min_candidates=int(search["min_candidates"]),
+        max_schemes=int(search["max_schemes"]),
+        supply_radius_m={
+            area: {level: float(value) for level, value in levels.items()}
+            for area, levels in search["supply_radius_m"].items()
+        },
+        max_age_days=int(load["max_age_days"]),
+        min_good_points=int(load["min_good_points"]),
+        dt_load_rate=float(limits["distribution_transformer_load_rate"]),
+        feeder_load_rate=float(limits["feeder_load_rate"]),
+        mt_overload=float(limits["main_transformer_overload"]),
+        weights={criterion: float(value) for criterion, value in raw["weights"].items()},
+        release_stages=frozenset(raw["release_stages"]),
+        withdrawn_statuses=frozenset(raw["withdrawn_statuses"]),
+    )
+
+
+def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityConfig | None:
+    """The rules in config_dir/feasibility/rules.yaml, or None after recording every problem in diag."""
+    path = config_dir / FEASIBILITY_FOLDER / RULES_FILE
+    file = diag.display(path)
+    before = len(diag.errors)
+    document = read_yaml(path, file, diag)
+    if document is None:
+        return None
+    if not is_map(document):
+        diag.error("the file must be a map with defaults and provinces", file, 1)
+        return None
+    for key in document:
+        if key not in ("defaults", "provinces"):
+            diag.error(f"unknown key {key!r}; expected defaults and provinces", file, key_line(document, key))
+    if "defaults" not in document:
+        diag.error("the file lacks 'defaults'", file, 1)
+        return None
+    _check(document["defaults"], SPEC, file, diag, "", complete=True)
+    provinces_node: Any = document.get("provinces") or {}
+    prefixes: dict[str, tuple[str, ...]] = {}
+    if provinces_node and not is_map(provinces_node):
+        diag.error(
+            "provinces must be a map of province id to overrides", file, key_line(document, "provinces")
+        )
+        provinces_node = {}
+    for name in provinces_node:
+        node = provinces_node[name]
+        line = key_line(provinces_node, name)
+        if not is_map(node):
+            diag.error(f"province {name!r} must be a map", file, line)
+            continue
+        org = node.get("org_prefixes")
+        if not is_list(org) or not org or not all(isinstance(item, str) and item for item in org):
+            diag.error(f"province {name!r} needs org_prefixes: a non-empty list of strings", file, line)
+        else:
+            prefixes[str(name)] = tuple(str(item) for item in org)
+        overrides = {key: node[key] for key in node if key != "org_prefixes"}
+        for key in overrides:
+            _check_override(node, key, file, diag, str(name))
+    if len(diag.errors) > before:
+        return None
+    defaults = plain(document["defaults"])
+    provinces = {
+        str(name): _rules(
+            str(name), _merge(defaults, {k: plain(v) for k, v in node.items() if k != "org_prefixes"})
+        )
+        for name, node in provinces_node.items()
+    }
+    return FeasibilityConfig(_rules(DEFAULT_PROVINCE, defaults), provinces, prefixes)
+
+
+def load_feasibility_config(config_dir: Path) -> FeasibilityConfig:
+    """The validated rules; raises ConfigError naming file and line when anything is wrong."""
+    diag = Diagnostics(config_dir)
+    config = read_feasibility_config(config_dir, diag)
+    diag.raise_if_any()
+    assert config is not None
+    return config

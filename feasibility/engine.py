@@ -1,0 +1,806 @@
+"""The feasibility rules engine: pure functions from a request, the grid near it and its loads to a verdict.
+
+It runs in two steps so the caller can lock what it needs in between: plan() recommends the voltage and
+finds candidate connection points; evaluate() applies the capacity, N-1 and important-customer rules to
+them with the loads and reservations the caller read, and ranks the schemes. Every rule adds a RuleCheck
+to the trace; missing or stale inputs give insufficient_data, never an assumed value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.common import GeoPoint, UrbanRural
+from canonical_model.feasibility import (
+    Condition,
+    FeasibilityAssessment,
+    Reinforcement,
+    RuleCheck,
+    RuleResult,
+    SupplyScheme,
+    SupplySource,
+    Verdict,
+)
+from feasibility.config import Rules
+from feasibility.spatial import SpatialIndex
+
+TRANSFORMER = "transformer"
+FEEDER = "feeder"
+SUBSTATION = "substation"
+MAIN_TRANSFORMER = "main_transformer"
+IN_SERVICE = "in_service"
+HV_CLASSES = frozenset({CustomerClass.HV_SINGLE_SOURCE, CustomerClass.HV_DUAL_SOURCE})
+# Important grades and what their supply needs: (sources, distinct substations) per GB/T 29328.
+SOURCE_RULES: Mapping[ImportanceGrade, tuple[int, int]] = {
+    ImportanceGrade.SPECIAL: (3, 2),
+    ImportanceGrade.FIRST: (2, 2),
+    ImportanceGrade.SECOND: (2, 1),
+}
+_VERDICT_ORDER = {
+    Verdict.FEASIBLE: 0,
+    Verdict.FEASIBLE_WITH_CONDITIONS: 1,
+    Verdict.NEEDS_REINFORCEMENT: 2,
+    Verdict.NOT_FEASIBLE: 3,
+}
+_KIND_NAMES = {TRANSFORMER: "distribution_transformer", FEEDER: "feeder", SUBSTATION: "substation"}
+
+
+@dataclass(frozen=True)
+class Equipment:
+    """What the rules need of one piece of grid equipment (kind as in grid_equipment)."""
+
+    kind: str
+    equipment_id: str
+    name: str | None = None
+    status: str | None = IN_SERVICE
+    lon: float | None = None
+    lat: float | None = None
+    substation_id: str | None = None
+    feeder_id: str | None = None
+    rated_kva: float | None = None
+    voltage_kv: float | None = None
+    allowed_current_a: float | None = None
+    tie_switches: int | None = None
+    public: bool = True
+
+
+class GridArea:
+    """Grid equipment with its parent links and spatial indexes per supply level."""
+
+    def __init__(self, equipment: Iterable[Equipment], *, cell_deg: float = 0.01) -> None:
+        self.transformers: dict[str, Equipment] = {}
+        self.feeders: dict[str, Equipment] = {}
+        self.substations: dict[str, Equipment] = {}
+        self.main_transformers: dict[str, list[Equipment]] = {}
+        self.lv: SpatialIndex[str] = SpatialIndex(cell_deg)
+        self.mv: SpatialIndex[str] = SpatialIndex(cell_deg)
+        self.hv: SpatialIndex[str] = SpatialIndex(cell_deg)
+        items = list(equipment)
+        for item in items:
+            if item.kind == TRANSFORMER:
+                self.transformers[item.equipment_id] = item
+            elif item.kind == FEEDER:
+                self.feeders[item.equipment_id] = item
+            elif item.kind == SUBSTATION:
+                self.substations[item.equipment_id] = item
+            elif item.kind == MAIN_TRANSFORMER and item.substation_id and item.status == IN_SERVICE:
+                self.main_transformers.setdefault(item.substation_id, []).append(item)
+        for item in items:
+            if item.lon is None or item.lat is None or item.status != IN_SERVICE:
+                continue
+            if item.kind == TRANSFORMER:
+                if item.public:
+                    self.lv.add(item.lon, item.lat, item.equipment_id)
+                # A transformer marks a point along its feeder: where a 10 kV tee-off can be made.
+                if item.feeder_id in self.feeders:
+                    self.mv.add(item.lon, item.lat, item.feeder_id)
+            elif item.kind == FEEDER:
+                self.mv.add(item.lon, item.lat, item.equipment_id)
+            elif item.kind == SUBSTATION:
+                self.hv.add(item.lon, item.lat, item.equipment_id)
+
+    def substation_of(self, item: Equipment) -> str | None:
+        """The substation an item is fed from, through its feeder when it names none itself."""
+        if item.kind == SUBSTATION:
+            return item.equipment_id
+        if item.substation_id:
+            return item.substation_id
+        feeder = self.feeders.get(item.feeder_id or "")
+        return feeder.substation_id if feeder else None
+
+
+@dataclass(frozen=True)
+class LoadReading:
+    """Recent peak of one piece of equipment, or why there is none (missing, stale, incomplete)."""
+
+    peak_kw: float | None
+    data_date: date | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class FeasibilityRequest:
+    """What is asked: an application, or a what-if for a place and capacity."""
+
+    requested_capacity_kva: float
+    customer_class: CustomerClass
+    importance_grade: ImportanceGrade = ImportanceGrade.NONE
+    site: GeoPoint | None = None
+    urban_rural: UrbanRural | None = None
+    application_no: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A connection point found near the site."""
+
+    equipment: Equipment
+    distance_m: float
+
+
+@dataclass
+class Plan:
+    """The outcome of plan(): voltage, candidates, and the trace so far."""
+
+    request: FeasibilityRequest
+    rules: Rules
+    voltage_kv: float | None
+    level: str | None
+    radius_m: float
+    candidates: tuple[Candidate, ...]
+    trace: list[RuleCheck] = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
+    final: Verdict | None = None
+
+    def load_ids(self, area: GridArea) -> set[str]:
+        """Equipment whose recent peak the evaluation needs: candidates and their main transformers."""
+        ids = {candidate.equipment.equipment_id for candidate in self.candidates}
+        for substation in self.substation_ids(area):
+            ids.update(item.equipment_id for item in area.main_transformers.get(substation, ()))
+        return ids
+
+    def substation_ids(self, area: GridArea) -> set[str]:
+        """Source substations of the candidates."""
+        found = (area.substation_of(candidate.equipment) for candidate in self.candidates)
+        return {substation for substation in found if substation}
+
+    def lock_ids(self, area: GridArea) -> list[str]:
+        """Equipment whose reservations the evaluation reads, in a fixed order (no lock-order deadlock)."""
+        return sorted({c.equipment.equipment_id for c in self.candidates} | self.substation_ids(area))
+
+
+def _area(request: FeasibilityRequest) -> str:
+    # An unknown area counts as rural: the lower ceiling and the wider radius, as in the workflow.
+    return request.urban_rural.value if request.urban_rural is not None else UrbanRural.RURAL.value
+
+
+def _recommend_voltage(
+    request: FeasibilityRequest, rules: Rules
+) -> tuple[float | None, str | None, RuleCheck]:
+    kva = request.requested_capacity_kva
+    kw = kva * rules.power_factor
+    area = _area(request)
+    ceiling = rules.lv_ceiling_kw[area]
+    important = request.importance_grade in SOURCE_RULES
+    inputs: dict[str, Any] = {
+        "requested_kva": kva,
+        "power_factor": rules.power_factor,
+        "requested_kw": round(kw, 3),
+        "area": area,
+        "customer_class": request.customer_class.value,
+        "importance_grade": request.importance_grade.value,
+    }
+    threshold: dict[str, Any] = {
+        "lv_ceiling_kw": ceiling,
+        "single_phase_max_kw": rules.single_phase_max_kw,
+        "bands": [{"voltage_kv": b.voltage_kv, "max_kva": b.max_kva} for b in rules.bands],
+    }
+    if request.customer_class not in HV_CLASSES and not important and kw <= ceiling:
+        single = request.customer_class is CustomerClass.LV_RESIDENTIAL and kw < rules.single_phase_max_kw
+        voltage = 0.22 if single else 0.38
+        detail = f"{kva:g} kVA x {rules.power_factor:g} = {kw:.1f} kW <= {ceiling:g} kW ({area} ceiling)"
+        detail += f" and < {rules.single_phase_max_kw:g} kW: 0.22 kV" if single else ": 0.38 kV"
+        return (
+            voltage,
+            "lv",
+            RuleCheck(
+                rule="supply_voltage",
+                inputs=inputs,
+                threshold=threshold,
+                result=RuleResult.INFO,
+                detail=detail,
+            ),
+        )
+    why = (
+        f"{kw:.1f} kW > {ceiling:g} kW ({area} ceiling)"
+        if kw > ceiling
+        else f"customer class {request.customer_class.value} / grade {request.importance_grade.value} "
+        "needs high-voltage supply"
+    )
+    for band in rules.bands:
+        if kva <= band.max_kva:
+            level = "mv" if band.voltage_kv <= 20 else "hv"
+            return (
+                band.voltage_kv,
+                level,
+                RuleCheck(
+                    rule="supply_voltage",
+                    inputs=inputs,
+                    threshold=threshold,
+                    result=RuleResult.INFO,
+                    detail=f"{why}; {kva:g} kVA <= {band.max_kva:g} kVA: {band.voltage_kv:g} kV",
+                ),
+            )
+    largest = rules.bands[-1]
+    return (
+        None,
+        None,
+        RuleCheck(
+            rule="supply_voltage",
+            inputs=inputs,
+            threshold=threshold,
+            result=RuleResult.FAIL,
+            detail=f"{kva:g} kVA exceeds the largest band "
+            f"({largest.voltage_kv:g} kV up to {largest.max_kva:g} kVA)",
+        ),
+    )
+
+
+def _radius_steps(rules: Rules, limit: float) -> list[float]:
+    steps = sorted({min(radius, limit) for radius in rules.radii_m})
+    if limit > steps[-1]:
+        steps.append(limit)
+    return steps
+
+
+def _eligible(area: GridArea, level: str, voltage_kv: float, equipment_id: str) -> Equipment | None:
+    if level == "lv":
+        return area.transformers.get(equipment_id)
+    if level == "mv":
+        feeder = area.feeders.get(equipment_id)
+        if feeder is None or feeder.status != IN_SERVICE:
+            return None
+        return feeder if feeder.voltage_kv in (None, voltage_kv) else None
+    substation = area.substations.get(equipment_id)
+    if substation is None or (substation.voltage_kv is not None and substation.voltage_kv < voltage_kv):
+        return None
+    return substation
+
+
+def reach(request: FeasibilityRequest, rules: Rules) -> tuple[str | None, float]:
+    """The supply level (lv, mv, hv) of a request and its supply radius, how far points are sought."""
+    _, level, _ = _recommend_voltage(request, rules)
+    return level, rules.supply_radius_m[_area(request)][level] if level is not None else 0.0
+
+
+def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
+    """Recommend the supply voltage and find candidate connection points with a widening radius."""
+    voltage, level, check = _recommend_voltage(request, rules)
+    result = Plan(request, rules, voltage, level, 0.0, (), [check])
+    if voltage is None or level is None:
+        result.final = Verdict.NOT_FEASIBLE
+        return result
+    if request.site is None:
+        result.conditions.append(
+            Condition(
+                code="insufficient_data", detail="the site location is missing: no connection point search"
+            )
+        )
+        result.trace.append(
+            RuleCheck(
+                rule="connection_point_search",
+                result=RuleResult.INSUFFICIENT_DATA,
+                detail="no site location",
+            )
+        )
+        result.final = Verdict.FEASIBLE_WITH_CONDITIONS
+        return result
+    index = {"lv": area.lv, "mv": area.mv, "hv": area.hv}[level]
+    limit = rules.supply_radius_m[_area(request)][level]
+    steps = _radius_steps(rules, limit)
+    nearest: dict[str, Candidate] = {}
+    reached = steps[0]
+    for radius in steps:
+        reached = radius
+        for distance, equipment_id in index.within(request.site.lon, request.site.lat, radius):
+            if equipment_id in nearest:
+                continue
+            item = _eligible(area, level, voltage, equipment_id)
+            if item is not None:
+                nearest[equipment_id] = Candidate(item, round(distance, 1))
+        if len(nearest) >= rules.min_candidates:
+            break
+    result.radius_m = reached
+    result.candidates = tuple(
+        sorted(nearest.values(), key=lambda c: (c.distance_m, c.equipment.equipment_id))
+    )
+    found = len(result.candidates)
+    result.trace.append(
+        RuleCheck(
+            rule="connection_point_search",
+            inputs={
+                "site": request.site.model_dump(),
+                "level": level,
+                "radius_reached_m": reached,
+                "found": found,
+            },
+            threshold={"radii_m": steps, "supply_radius_m": limit, "min_candidates": rules.min_candidates},
+            result=RuleResult.PASS if found else RuleResult.FAIL,
+            detail=f"{found} distinct {_KIND_NAMES[_kind_of(level)]} candidate(s) within {reached:g} m "
+            f"(supply radius {limit:g} m)",
+        )
+    )
+    if not found:
+        result.conditions.append(
+            Condition(code="no_connection_point", detail=f"no in-service connection point within {limit:g} m")
+        )
+        result.final = Verdict.NOT_FEASIBLE
+    return result
+
+
+def _kind_of(level: str) -> str:
+    return {"lv": TRANSFORMER, "mv": FEEDER, "hv": SUBSTATION}[level]
+
+
+@dataclass
+class _Source:
+    """One candidate evaluated with the full requested load."""
+
+    candidate: Candidate
+    substation_id: str | None
+    checks: list[RuleCheck] = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
+    reinforcement: list[Reinforcement] = field(default_factory=list)
+    capacity_kva: float | None = None
+    peak_kva: float | None = None
+    reserved_kva: float = 0.0
+    allowed_rate: float | None = None
+    n1_limit: float | None = None
+    load_rate_after: float | None = None
+
+    @property
+    def headroom_kva(self) -> float | None:
+        if self.capacity_kva is None or self.peak_kva is None or self.allowed_rate is None:
+            return None
+        return self.capacity_kva * self.allowed_rate - self.peak_kva - self.reserved_kva
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.reinforcement:
+            return Verdict.NEEDS_REINFORCEMENT
+        if self.conditions:
+            return Verdict.FEASIBLE_WITH_CONDITIONS
+        return Verdict.FEASIBLE
+
+
+class _Evaluator:
+    def __init__(
+        self,
+        plan_: Plan,
+        area: GridArea,
+        loads: Mapping[str, LoadReading],
+        reserved: Mapping[str, float],
+    ) -> None:
+        self.plan = plan_
+        self.rules = plan_.rules
+        self.area = area
+        self.loads = loads
+        self.reserved = reserved
+        self.request_kva = plan_.request.requested_capacity_kva
+        self._substation_checks: dict[str, tuple[RuleCheck, Reinforcement | None, Condition | None]] = {}
+
+    def peak_kva(self, equipment_id: str, source: _Source) -> float | None:
+        reading = self.loads.get(equipment_id) or LoadReading(None, None, "no load profile")
+        if reading.peak_kw is None or reading.problem is not None:
+            problem = reading.problem or "no good load point"
+            source.conditions.append(
+                Condition(
+                    code="insufficient_data",
+                    detail=f"load of {equipment_id}: {problem} (max age {self.rules.max_age_days} days)",
+                    equipment_id=equipment_id,
+                )
+            )
+            return None
+        return reading.peak_kw / self.rules.power_factor
+
+    def limit_check(
+        self,
+        source: _Source,
+        rule: str,
+        subject: str,
+        capacity: float | None,
+        peak: float | None,
+        reserved: float,
+        limit: float,
+        kind: str,
+        why: str,
+    ) -> float | None:
+        """load rate after = (peak + reserved + request) / capacity, which must stay <= limit."""
+        inputs: dict[str, Any] = {
+            "capacity_kva": _r(capacity),
+            "peak_kva": _r(peak),
+            "reserved_kva": _r(reserved),
+            "requested_kva": _r(self.request_kva),
+        }
+        if capacity is None or peak is None:
+            missing = "capacity" if capacity is None else "recent peak load"
+            source.checks.append(
+                RuleCheck(
+                    rule=rule,
+                    subject=subject,
+                    inputs=inputs,
+                    threshold={"max_load_rate": _r(limit)},
+                    result=RuleResult.INSUFFICIENT_DATA,
+                    detail=f"{missing} of {subject} unknown",
+                )
+            )
+            return None
+        after = (peak + reserved + self.request_kva) / capacity
+        passed = after <= limit + 1e-9
+        source.checks.append(
+            RuleCheck(
+                rule=rule,
+                subject=subject,
+                inputs=inputs,
+                threshold={"max_load_rate": _r(limit), "why": why},
+                result=RuleResult.PASS if passed else RuleResult.FAIL,
+                detail=f"({peak:.1f} + {reserved:.1f} + {self.request_kva:g}) / {capacity:.1f} = {after:.4f} "
+                f"{'<=' if passed else '>'} {limit:.4f}",
+            )
+        )
+        if not passed:
+            shortfall = peak + reserved + self.request_kva - capacity * limit
+            source.reinforcement.append(
+                Reinforcement(equipment_id=subject, kind=kind, reason=rule, shortfall_kva=_r(shortfall))
+            )
+        return after
+
+    def source(self, candidate: Candidate) -> _Source:
+        item = candidate.equipment
+        source = _Source(candidate, self.area.substation_of(item))
+        source.reserved_kva = self.reserved.get(item.equipment_id, 0.0)
+        if item.kind == TRANSFORMER:
+            self._transformer(source, item)
+        elif item.kind == FEEDER:
+            self._feeder(source, item)
+            self._main_transformers(source)
+        else:
+            self._main_transformers(source)
+        return source
+
+    def _transformer(self, source: _Source, item: Equipment) -> None:
+        source.capacity_kva = item.rated_kva
+        source.peak_kva = self.peak_kva(item.equipment_id, source)
+        source.allowed_rate = source.n1_limit = self.rules.dt_load_rate
+        source.load_rate_after = self.limit_check(
+            source,
+            "transformer_load_rate",
+            item.equipment_id,
+            item.rated_kva,
+            source.peak_kva,
+            source.reserved_kva,
+            self.rules.dt_load_rate,
+            "distribution_transformer",
+            "heavy-load limit",
+        )
+
+    def _feeder(self, source: _Source, item: Equipment) -> None:
+        voltage = item.voltage_kv or self.plan.voltage_kv or 10.0
+        capacity = math.sqrt(3) * voltage * item.allowed_current_a if item.allowed_current_a else None
+        source.checks.append(
+            RuleCheck(
+                rule="feeder_capacity",
+                subject=item.equipment_id,
+                inputs={"voltage_kv": voltage, "allowed_current_a": item.allowed_current_a},
+                result=RuleResult.INFO if capacity else RuleResult.INSUFFICIENT_DATA,
+                detail=f"sqrt(3) x {voltage:g} kV x {item.allowed_current_a:g} A = {capacity:.1f} kVA"
+                if capacity
+                else "allowed current unknown",
+            )
+        )
+        if capacity is None:
+            source.conditions.append(
+                Condition(
+                    code="insufficient_data",
+                    detail=f"allowed current of feeder {item.equipment_id} unknown",
+                    equipment_id=item.equipment_id,
+                )
+            )
+        source.capacity_kva = capacity
+        source.peak_kva = self.peak_kva(item.equipment_id, source)
+        after = self.limit_check(
+            source,
+            "feeder_load_rate",
+            item.equipment_id,
+            capacity,
+            source.peak_kva,
+            source.reserved_kva,
+            self.rules.feeder_load_rate,
+            "feeder",
+            "planning limit",
+        )
+        source.load_rate_after = after
+        k = item.tie_switches
+        if k is None:
+            source.checks.append(
+                RuleCheck(
+                    rule="feeder_n_minus_1",
+                    subject=item.equipment_id,
+                    inputs={"tie_switches": None},
+                    result=RuleResult.INSUFFICIENT_DATA,
+                    detail="tie switch count unknown",
+                )
+            )
+            source.conditions.append(
+                Condition(
+                    code="insufficient_data",
+                    detail=f"tie switches of feeder {item.equipment_id} unknown",
+                    equipment_id=item.equipment_id,
+                )
+            )
+            source.allowed_rate = self.rules.feeder_load_rate
+            return
+        n1 = k / (k + 1)
+        source.n1_limit = n1
+        source.allowed_rate = min(self.rules.feeder_load_rate, n1)
+        self.limit_check(
+            source,
+            "feeder_n_minus_1",
+            item.equipment_id,
+            capacity,
+            source.peak_kva,
+            source.reserved_kva,
+            n1,
+            "feeder",
+            f"k/(k+1) with k={k} tie switch(es)",
+        )
+
+    def _main_transformers(self, source: _Source) -> None:
+        substation = source.substation_id
+        if substation is None:
+            source.checks.append(
+                RuleCheck(
+                    rule="main_transformer_n_minus_1",
+                    result=RuleResult.INSUFFICIENT_DATA,
+                    detail=f"source substation of {source.candidate.equipment.equipment_id} unknown",
+                )
+            )
+            source.conditions.append(Condition(code="insufficient_data", detail="source substation unknown"))
+            return
+        units = self.area.main_transformers.get(substation, [])
+        n = len(units)
+        limit = self.rules.mt_overload * (n - 1) / n if n else 0.0
+        reserved = self.reserved.get(substation, 0.0)
+        if not units:
+            capacity: float | None = None
+            peak: float | None = None
+        else:
+            capacity = sum(unit.rated_kva or 0.0 for unit in units)
+            peaks = [self.peak_kva(unit.equipment_id, source) for unit in units]
+            peak = None if any(p is None for p in peaks) else sum(p for p in peaks if p is not None)
+        after = self.limit_check(
+            source,
+            "main_transformer_n_minus_1",
+            substation,
+            capacity,
+            peak,
+            reserved,
+            limit,
+            "substation",
+            f"{self.rules.mt_overload:g} x (n-1)/n with n={n} main transformer(s)",
+        )
+        if source.candidate.equipment.kind == SUBSTATION:
+            source.capacity_kva, source.peak_kva, source.reserved_kva = capacity, peak, reserved
+            source.allowed_rate = source.n1_limit = limit
+            source.load_rate_after = after
+
+    def criteria(self, source: _Source) -> dict[str, float]:
+        headroom = source.headroom_kva
+        allowed = (source.capacity_kva or 0.0) * (source.allowed_rate or 0.0)
+        after_headroom = headroom - self.request_kva if headroom is not None else None
+        rate = source.load_rate_after
+        limit = source.n1_limit
+        return {
+            "distance": _clamp(1 - source.candidate.distance_m / self.plan.radius_m)
+            if self.plan.radius_m
+            else 0.0,
+            "headroom": _clamp(after_headroom / allowed) if after_headroom is not None and allowed else 0.0,
+            "load_rate": _clamp(1 - rate) if rate is not None else 0.0,
+            "n1_margin": _clamp((limit - rate) / limit) if rate is not None and limit else 0.0,
+            "reinforcement": 0.0 if source.reinforcement else 1.0,
+        }
+
+
+def _clamp(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 4)
+
+
+def _r(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def _supply_source(source: _Source, request_kva: float) -> SupplySource:
+    item = source.candidate.equipment
+    headroom = source.headroom_kva
+    return SupplySource(
+        equipment_id=item.equipment_id,
+        kind=_KIND_NAMES[item.kind],
+        name=item.name,
+        substation_id=source.substation_id,
+        feeder_id=item.feeder_id if item.kind == TRANSFORMER else None,
+        distance_m=source.candidate.distance_m,
+        capacity_kva=_r(source.capacity_kva),
+        peak_load_kva=_r(source.peak_kva),
+        reserved_kva=_r(source.reserved_kva) or 0.0,
+        headroom_kva=_r(headroom),
+        headroom_after_kva=_r(headroom - request_kva) if headroom is not None else None,
+        load_rate_after=_r(source.load_rate_after),
+        n1_limit=_r(source.n1_limit),
+    )
+
+
+@dataclass
+class _Scheme:
+    sources: list[_Source]
+    conditions: list[Condition] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        worst = max((source.verdict for source in self.sources), key=_VERDICT_ORDER.__getitem__)
+        if worst is Verdict.FEASIBLE and self.conditions:
+            return Verdict.FEASIBLE_WITH_CONDITIONS
+        return worst
+
+
+def _combine(sources: Sequence[_Source], grade: ImportanceGrade, limit: int) -> list[_Scheme]:
+    """Schemes of single sources, or for important customers the source sets the grade demands."""
+    if grade not in SOURCE_RULES:
+        return [_Scheme([source]) for source in sources[:limit]]
+    needed, substations_needed = SOURCE_RULES[grade]
+    schemes: list[_Scheme] = []
+    seen: set[frozenset[str]] = set()
+    for primary in sources:
+        chosen = [primary]
+        for other in sources:
+            if len(chosen) == needed:
+                break
+            if other in chosen:
+                continue
+            used = {source.substation_id for source in chosen}
+            if len(used) < substations_needed and other.substation_id in used:
+                continue
+            chosen.append(other)
+        distinct = len({source.substation_id for source in chosen if source.substation_id})
+        key = frozenset(source.candidate.equipment.equipment_id for source in chosen)
+        if len(chosen) < needed or distinct < substations_needed or key in seen:
+            continue
+        seen.add(key)
+        scheme = _Scheme(chosen)
+        if distinct < len(chosen):
+            scheme.conditions.append(
+                Condition(
+                    code="confirm_bus_sections",
+                    detail="circuits share a substation: they must leave from different bus sections",
+                )
+            )
+        schemes.append(scheme)
+        if len(schemes) == limit:
+            break
+    return schemes
+
+
+def evaluate(
+    plan_: Plan,
+    area: GridArea,
+    loads: Mapping[str, LoadReading],
+    reserved: Mapping[str, float],
+    *,
+    assessed_at: datetime,
+) -> FeasibilityAssessment:
+    """Apply the capacity, N-1 and important-customer rules to the plan's candidates and rank schemes.
+
+    loads: recent peak per equipment id (absent = no data); reserved: kVA promised to other open
+    applications per equipment id (connection points and substations).
+    """
+    request = plan_.request
+    rules = plan_.rules
+    trace = list(plan_.trace)
+    conditions = list(plan_.conditions)
+    ranked: list[SupplyScheme] = []
+    verdict = plan_.final
+    if verdict is None:
+        evaluator = _Evaluator(plan_, area, loads, reserved)
+        sources = [evaluator.source(candidate) for candidate in plan_.candidates]
+        for source in sources:
+            trace.extend(source.checks)
+        weights = rules.weights
+        total_weight = sum(weights.values())
+
+        def source_score(source: _Source) -> float:
+            values = evaluator.criteria(source)
+            return sum(weights[k] * v for k, v in values.items()) / total_weight if total_weight else 0.0
+
+        sources.sort(key=lambda s: (_VERDICT_ORDER[s.verdict], -source_score(s), s.candidate.distance_m))
+        schemes = _combine(sources, request.importance_grade, rules.max_schemes)
+        if request.importance_grade in SOURCE_RULES:
+            needed, substations_needed = SOURCE_RULES[request.importance_grade]
+            found = len({source.substation_id for source in sources if source.substation_id})
+            trace.append(
+                RuleCheck(
+                    rule="important_customer_sources",
+                    inputs={
+                        "importance_grade": request.importance_grade.value,
+                        "candidates": len(sources),
+                        "substations_found": found,
+                    },
+                    threshold={"sources": needed, "distinct_substations": substations_needed},
+                    result=RuleResult.PASS if schemes else RuleResult.FAIL,
+                    detail=f"needs {needed} sources from at least {substations_needed} substation(s); "
+                    f"found {len(sources)} candidate(s) at {found} substation(s)",
+                )
+            )
+            if not schemes:
+                conditions.append(
+                    Condition(
+                        code="sources_unavailable",
+                        detail=f"{needed} sources from {substations_needed} substation(s) are needed "
+                        f"within {plan_.radius_m:g} m; found {found} substation(s)",
+                    )
+                )
+        scored = []
+        for scheme in schemes:
+            parts = [evaluator.criteria(source) for source in scheme.sources]
+            # A scheme is as good as its weakest source on every criterion (distance: its farthest source).
+            values = {key: min(part[key] for part in parts) for key in parts[0]}
+            score = sum(weights[k] * v for k, v in values.items()) / total_weight if total_weight else 0.0
+            scored.append((scheme, values, round(score, 4)))
+        scored.sort(key=lambda t: (_VERDICT_ORDER[t[0].verdict], -t[2]))
+        for rank, (scheme, values, score) in enumerate(scored, start=1):
+            ranked.append(
+                SupplyScheme(
+                    rank=rank,
+                    score=score,
+                    verdict=scheme.verdict,
+                    sources=tuple(_supply_source(s, request.requested_capacity_kva) for s in scheme.sources),
+                    criteria=values,
+                    reinforcement=tuple(r for s in scheme.sources for r in s.reinforcement),
+                    conditions=_unique([c for s in scheme.sources for c in s.conditions] + scheme.conditions),
+                )
+            )
+        verdict = ranked[0].verdict if ranked else Verdict.NOT_FEASIBLE
+    best = ranked[0] if ranked else None
+    return FeasibilityAssessment(
+        application_no=request.application_no,
+        province=rules.province,
+        assessed_at=assessed_at,
+        requested_capacity_kva=request.requested_capacity_kva,
+        site_location=request.site,
+        verdict=verdict,
+        recommended_voltage_kv=plan_.voltage_kv,
+        schemes=tuple(ranked),
+        reinforcement=best.reinforcement if best else (),
+        conditions=_unique(conditions + (list(best.conditions) if best else [])),
+        trace=tuple(trace),
+    )
+
+
+def _unique(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+    seen: dict[tuple[str, str], Condition] = {}
+    for condition in conditions:
+        seen.setdefault((condition.code, condition.detail), condition)
+    return tuple(seen.values())
+
+
+def reservation_targets(assessment: FeasibilityAssessment) -> list[SupplySource]:
+    """The sources whose capacity an assessment promises: those of the recommended scheme, if it holds."""
+    if (
+        assessment.verdict not in (Verdict.FEASIBLE, Verdict.FEASIBLE_WITH_CONDITIONS)
+        or not assessment.schemes
+    ):
+        return []
+    return list(assessment.schemes[0].sources)

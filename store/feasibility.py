@@ -1,0 +1,61 @@
+"""Hub tables of supply feasibility: assessments kept per application, and the capacity promised to them.
+
+feasibility_assessments holds the latest assessment of every application with the application it was
+made for, so a grid or load change can re-run it. feasibility_inputs lists the equipment each assessment
+depended on, to find the applications a change affects. capacity_reservations holds the kVA an open
+application was promised on each connection point; capacity_locks has one row per piece of equipment
+that an assessment locks (SELECT ... FOR UPDATE) before reading reservations, so two assessments
+competing for the same headroom run one after the other.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from store.schema import KEY, UtcDateTime, metadata
+
+feasibility_assessments = sa.Table(
+    "feasibility_assessments",
+    metadata,
+    sa.Column("application_no", KEY, primary_key=True),
+    sa.Column("province", sa.String(64), nullable=False, comment="rule set applied"),
+    sa.Column("verdict", sa.String(32), nullable=False),
+    sa.Column("recommended_voltage_kv", sa.Float, nullable=True),
+    sa.Column("document", sa.JSON, nullable=False, comment="the FeasibilityAssessment"),
+    sa.Column("application", sa.JSON, nullable=False, comment="the ConnectionApplication assessed"),
+    sa.Column("site_lon", sa.Float, nullable=True),
+    sa.Column("site_lat", sa.Float, nullable=True),
+    sa.Column("is_open", sa.Boolean, nullable=False, comment="false once withdrawn or energised"),
+    sa.Column("assessed_at", UtcDateTime(), nullable=False),
+    sa.Column("event_id", KEY, nullable=False, comment="feasibility_assessed event of this result"),
+    sa.Index("ix_feasibility_assessments_site", "is_open", "site_lon"),
+)
+
+feasibility_inputs = sa.Table(
+    "feasibility_inputs",
+    metadata,
+    sa.Column("application_no", KEY, primary_key=True),
+    sa.Column("equipment_id", KEY, primary_key=True),
+    sa.Index("ix_feasibility_inputs_equipment", "equipment_id", "application_no"),
+)
+
+capacity_locks = sa.Table(
+    "capacity_locks",
+    metadata,
+    sa.Column("equipment_id", KEY, primary_key=True),
+    sa.Column("locked_at", UtcDateTime(), nullable=False, comment="last time an assessment took the lock"),
+)
+
+capacity_reservations = sa.Table(
+    "capacity_reservations",
+    metadata,
+    sa.Column("application_no", KEY, primary_key=True),
+    sa.Column("equipment_id", KEY, primary_key=True, comment="connection point"),
+    sa.Column("feeder_id", KEY, nullable=True),
+    sa.Column("substation_id", KEY, nullable=True),
+    sa.Column("kva", sa.Float, nullable=False),
+    sa.Column("reserved_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_capacity_reservations_equipment", "equipment_id"),
+    sa.Index("ix_capacity_reservations_feeder", "feeder_id"),
+    sa.Index("ix_capacity_reservations_substation", "substation_id"),
+)

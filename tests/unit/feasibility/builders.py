@@ -1,0 +1,229 @@
+"""Grid, load and application builders for feasibility tests: equipment placed in metres around one site."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from canonical_model.application import (
+    BusinessType,
+    ConnectionApplication,
+    CustomerClass,
+    ImportanceGrade,
+    SubmissionChannel,
+)
+from canonical_model.common import GeoPoint, UrbanRural
+from canonical_model.grid import (
+    DistributionTransformer,
+    EquipmentStatus,
+    Feeder,
+    MainTransformer,
+    Substation,
+    TransformerOwnership,
+)
+from canonical_model.load import LoadPoint, LoadProfile, LoadSource
+from feasibility.config import Rules, load_feasibility_config
+from feasibility.engine import Equipment, FeasibilityRequest
+from feasibility.inputs import equipment_of
+from feasibility.spatial import METRES_PER_DEGREE_LAT
+from store.feasibility import capacity_reservations
+from store.grid import grid_equipment
+from store.loads import upsert_profile
+
+ROOT = Path(__file__).resolve().parents[3]
+SITE = GeoPoint(lon=113.65, lat=34.75)
+NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai
+TODAY = date(2026, 11, 20)
+_SEQUENCES = itertools.count(1)
+
+
+def default_rules() -> Rules:
+    """The rules of feasibility/rules.yaml, defaults section."""
+    return load_feasibility_config(ROOT).default
+
+
+def at(east_m: float, north_m: float) -> GeoPoint:
+    """The point east_m east and north_m north of SITE."""
+    lat = SITE.lat + north_m / METRES_PER_DEGREE_LAT
+    lon = SITE.lon + east_m / (METRES_PER_DEGREE_LAT * math.cos(math.radians(SITE.lat)))
+    return GeoPoint(lon=lon, lat=lat)
+
+
+def substation(substation_id: str, east_m: float = 0, north_m: float = 0) -> Substation:
+    return Substation(
+        substation_id=substation_id,
+        name=substation_id,
+        status=EquipmentStatus.IN_SERVICE,
+        voltage_kv=110,
+        location=at(east_m, north_m),
+    )
+
+
+def main_transformer(transformer_id: str, substation_id: str, rated_kva: float) -> MainTransformer:
+    return MainTransformer(
+        transformer_id=transformer_id,
+        substation_id=substation_id,
+        name=transformer_id,
+        status=EquipmentStatus.IN_SERVICE,
+        rated_capacity_kva=rated_kva,
+        voltage_kv=110,
+    )
+
+
+def feeder(
+    feeder_id: str,
+    substation_id: str,
+    east_m: float,
+    north_m: float = 0,
+    *,
+    current_a: float | None = 485,
+    ties: int | None = 1,
+) -> Feeder:
+    return Feeder(
+        feeder_id=feeder_id,
+        substation_id=substation_id,
+        name=feeder_id,
+        status=EquipmentStatus.IN_SERVICE,
+        voltage_kv=10,
+        allowed_current_a=current_a,
+        tie_switch_count=ties,
+        location=at(east_m, north_m),
+    )
+
+
+def transformer(
+    transformer_id: str,
+    feeder_id: str,
+    substation_id: str,
+    east_m: float,
+    north_m: float = 0,
+    *,
+    rated_kva: float = 400,
+) -> DistributionTransformer:
+    return DistributionTransformer(
+        transformer_id=transformer_id,
+        feeder_id=feeder_id,
+        substation_id=substation_id,
+        name=transformer_id,
+        status=EquipmentStatus.IN_SERVICE,
+        voltage_kv=10,
+        rated_capacity_kva=rated_kva,
+        ownership=TransformerOwnership.PUBLIC,
+        location=at(east_m, north_m),
+    )
+
+
+KINDS: dict[type[BaseModel], str] = {
+    Substation: "substation",
+    MainTransformer: "main_transformer",
+    Feeder: "feeder",
+    DistributionTransformer: "transformer",
+}
+
+
+def engine_view(*documents: Any) -> list[Equipment]:
+    """The engine's equipment for canonical documents."""
+    return [
+        equipment_of(KINDS[type(doc)], doc.model_dump(mode="json", exclude_none=True)) for doc in documents
+    ]
+
+
+def store_grid(conn: Connection, *documents: Any) -> None:
+    """Write canonical grid documents into the grid projection, as the grid consumer would."""
+    for doc in documents:
+        kind = KINDS[type(doc)]
+        data = doc.model_dump(mode="json", exclude_none=True)
+        equipment = equipment_of(kind, data)
+        conn.execute(
+            grid_equipment.insert().values(
+                kind=kind,
+                equipment_id=equipment.equipment_id,
+                name=equipment.name,
+                status=equipment.status,
+                substation_id=data.get("substation_id"),
+                feeder_id=data.get("feeder_id"),
+                lon=equipment.lon,
+                lat=equipment.lat,
+                document=data,
+                last_event_id=str(uuid.uuid4()),
+                updated_at=NOW,
+            )
+        )
+
+
+def store_peak(
+    conn: Connection, equipment_id: str, peak_kw: float, day: date = TODAY, good: int = 96
+) -> None:
+    """A daily profile whose good points peak at peak_kw (the rest of the points flagged invalid)."""
+    points = [LoadPoint(load_kw=peak_kw, quality=0)] * good + [
+        LoadPoint(load_kw=peak_kw * 9, quality=0x80)
+    ] * (96 - good)
+    profile = LoadProfile(
+        equipment_id=equipment_id, data_date=day, source=LoadSource.DISPATCH, points=tuple(points)
+    )
+    upsert_profile(
+        conn,
+        profile.model_dump(mode="json", exclude_none=True),
+        peak_kw=profile.peak_kw,
+        good_points=profile.good_points,
+        event_source="/dispatch/profile",
+        sequence=next(_SEQUENCES),
+        event_id=str(uuid.uuid4()),
+    )
+
+
+def application(
+    application_no: str,
+    kva: float,
+    *,
+    customer_class: CustomerClass = CustomerClass.LV_NON_RESIDENTIAL,
+    grade: ImportanceGrade = ImportanceGrade.NONE,
+    area: UrbanRural = UrbanRural.URBAN,
+    stage: str = "acceptance",
+    site: GeoPoint | None = SITE,
+) -> ConnectionApplication:
+    return ConnectionApplication(
+        application_no=application_no,
+        business_type=BusinessType.NEW_CONNECTION,
+        customer_no=f"C{application_no}",
+        requested_capacity_kva=kva,
+        customer_class=customer_class,
+        importance_grade=grade,
+        site_location=site,
+        channel=SubmissionChannel.ONLINE,
+        submitted_at=NOW,
+        updated_at=NOW,
+        stage=stage,
+        urban_rural=area,
+    )
+
+
+def request(
+    kva: float,
+    *,
+    customer_class: CustomerClass = CustomerClass.LV_NON_RESIDENTIAL,
+    grade: ImportanceGrade = ImportanceGrade.NONE,
+    area: UrbanRural | None = UrbanRural.URBAN,
+) -> FeasibilityRequest:
+    return FeasibilityRequest(
+        requested_capacity_kva=kva,
+        customer_class=customer_class,
+        importance_grade=grade,
+        site=SITE,
+        urban_rural=area,
+    )
+
+
+def reservations(conn: Connection) -> list[tuple[str, str, float]]:
+    """(application_no, equipment_id, kva) of every reservation, sorted."""
+    table = capacity_reservations
+    rows = conn.execute(sa.select(table.c.application_no, table.c.equipment_id, table.c.kva)).all()
+    return sorted((row.application_no, row.equipment_id, row.kva) for row in rows)

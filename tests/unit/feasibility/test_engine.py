@@ -1,0 +1,278 @@
+"""The rules engine on in-memory grids; every expected number is worked out by hand in the test."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.common import UrbanRural
+from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
+from feasibility.engine import GridArea, LoadReading, evaluate, plan
+from tests.unit.feasibility.builders import (
+    NOW,
+    default_rules,
+    engine_view,
+    feeder,
+    main_transformer,
+    request,
+    substation,
+    transformer,
+)
+
+RULES = default_rules()
+
+
+def check(assessment: FeasibilityAssessment, rule: str, subject: str | None = None) -> RuleCheck:
+    found = [c for c in assessment.trace if c.rule == rule and (subject is None or c.subject == subject)]
+    assert found, f"no {rule} check for {subject}"
+    return found[0]
+
+
+def test_the_defaults_used_below() -> None:
+    assert RULES.power_factor == 0.9
+    assert RULES.lv_ceiling_kw == {"urban": 160, "rural": 100}
+    assert RULES.feeder_load_rate == 0.7
+    assert RULES.dt_load_rate == 0.8
+    assert RULES.mt_overload == 1.3
+
+
+def _voltage(kva: float, area: UrbanRural | None, **kwargs: object) -> float | None:
+    planned = plan(request(kva, area=area, **kwargs), RULES, GridArea(()))  # type: ignore[arg-type]
+    return planned.voltage_kv
+
+
+def test_120_kw_urban_stays_low_voltage() -> None:
+    kva = 120 / 0.9  # 133.3 kVA at power factor 0.9 is 120 kW
+    assert kva * 0.9 == pytest.approx(120)  # 120 kW <= 160 kW urban ceiling
+    assert _voltage(kva, UrbanRural.URBAN) == 0.38
+
+
+def test_120_kw_rural_goes_to_10_kv() -> None:
+    kva = 120 / 0.9  # 120 kW > 100 kW rural ceiling; 133.3 kVA <= 10,000 kVA, the 10 kV band
+    assert _voltage(kva, UrbanRural.RURAL) == 10
+
+
+def test_unknown_area_counts_as_rural_and_small_residential_is_single_phase() -> None:
+    assert _voltage(120 / 0.9, None) == 10
+    # 8 kVA x 0.9 = 7.2 kW < 10 kW single-phase limit
+    assert _voltage(8, UrbanRural.URBAN, customer_class=CustomerClass.LV_RESIDENTIAL) == 0.22
+
+
+def test_voltage_bands_above_low_voltage() -> None:
+    assert _voltage(15_000, UrbanRural.URBAN) == 20  # 10,000 < 15,000 <= 20,000 kVA
+    assert _voltage(30_000, UrbanRural.URBAN) == 35  # 20,000 < 30,000 <= 40,000 kVA
+    assert _voltage(150_000, UrbanRural.URBAN) is None  # beyond 110 kV's 100,000 kVA
+    planned = plan(request(150_000), RULES, GridArea(()))
+    assert planned.final is Verdict.NOT_FEASIBLE
+
+
+def _mv_grid(feeder_load_rate: float, ties: int) -> tuple[GridArea, dict[str, LoadReading]]:
+    area = GridArea(
+        engine_view(
+            substation("S1", 3000),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=ties),
+        )
+    )
+    capacity = math.sqrt(3) * 10 * 485  # 8400.4 kVA
+    loads = {
+        "F1": LoadReading(feeder_load_rate * capacity * 0.9),  # kW = load rate x kVA x power factor
+        "S1-T1": LoadReading(9_000),
+        "S1-T2": LoadReading(9_000),
+    }
+    return area, loads
+
+
+def test_630_kva_on_a_feeder_at_65_percent_with_one_tie_switch_fails_n_minus_1() -> None:
+    area, loads = _mv_grid(0.65, ties=1)
+    planned = plan(request(630), RULES, area)
+    assert planned.voltage_kv == 10  # 630 x 0.9 = 567 kW > 160 kW
+    assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
+
+    capacity = math.sqrt(3) * 10 * 485  # 8400.4 kVA
+    after = (0.65 * capacity + 630) / capacity  # 0.65 + 0.075 = 0.725
+    n1_limit = 1 / (1 + 1)  # k/(k+1) with one tie switch = 0.5
+    n1 = check(assessment, "feeder_n_minus_1", "F1")
+    assert n1.result is RuleResult.FAIL
+    assert n1.threshold["max_load_rate"] == n1_limit
+    assert n1.detail.endswith(f"= {after:.4f} > 0.5000")
+    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+    shortfall = 0.65 * capacity + 630 - 0.5 * capacity  # 0.15 x 8400.4 + 630 = 1890.1 kVA
+    n1_fix = [r for r in assessment.reinforcement if r.reason == "feeder_n_minus_1"]
+    assert n1_fix[0].equipment_id == "F1"
+    assert n1_fix[0].shortfall_kva == pytest.approx(shortfall, abs=0.01)
+    # The substation keeps N-1: 1.3 x (2-1)/2 = 0.65 >= (2 x 9000/0.9 + 630) / 100,000 = 0.2063.
+    mt = check(assessment, "main_transformer_n_minus_1", "S1")
+    assert mt.result is RuleResult.PASS
+    assert mt.threshold["max_load_rate"] == pytest.approx(0.65)
+
+
+def test_the_same_request_on_a_lightly_loaded_feeder_with_two_ties_is_feasible() -> None:
+    area, loads = _mv_grid(0.30, ties=2)
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    # (0.30 x 8400.4 + 630) / 8400.4 = 0.375 <= min(0.7, 2/3)
+    assert check(assessment, "feeder_n_minus_1", "F1").result is RuleResult.PASS
+    assert assessment.verdict is Verdict.FEASIBLE
+    source = assessment.schemes[0].sources[0]
+    capacity = math.sqrt(3) * 10 * 485
+    assert source.headroom_kva == pytest.approx(capacity * (2 / 3) - 0.30 * capacity, abs=0.01)
+    assert source.load_rate_after == pytest.approx(0.375, abs=0.001)
+
+
+def test_a_single_main_transformer_cannot_keep_n_minus_1() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 3000), main_transformer("S1-T1", "S1", 50_000), feeder("F1", "S1", 300, ties=3)
+        )
+    )
+    loads = {"F1": LoadReading(1000), "S1-T1": LoadReading(1000)}
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    mt = check(assessment, "main_transformer_n_minus_1", "S1")
+    assert mt.threshold["max_load_rate"] == 0  # 1.3 x (1-1)/1
+    assert mt.result is RuleResult.FAIL
+    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+
+
+def _two_substations() -> tuple[GridArea, dict[str, LoadReading]]:
+    area = GridArea(
+        engine_view(
+            substation("S1", 2500),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            substation("S2", -2500),
+            main_transformer("S2-T1", "S2", 50_000),
+            main_transformer("S2-T2", "S2", 50_000),
+            feeder("F1", "S1", 100, ties=2),
+            feeder("F2", "S1", 150, ties=2),
+            feeder("F3", "S2", -900, ties=2),
+        )
+    )
+    loads = {key: LoadReading(1000) for key in ("F1", "F2", "F3", "S1-T1", "S1-T2", "S2-T1", "S2-T2")}
+    return area, loads
+
+
+def test_first_grade_customer_needs_two_substations() -> None:
+    area, loads = _two_substations()
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.FIRST), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    best = assessment.schemes[0]
+    assert {source.substation_id for source in best.sources} == {"S1", "S2"}
+    assert len(best.sources) == 2
+    assert check(assessment, "important_customer_sources").threshold == {
+        "sources": 2,
+        "distinct_substations": 2,
+    }
+    assert assessment.verdict is Verdict.FEASIBLE
+
+
+def test_first_grade_customer_with_one_substation_in_reach_is_not_feasible() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 2500),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 100, ties=2),
+            feeder("F2", "S1", 150, ties=2),
+        )
+    )
+    loads = {key: LoadReading(1000) for key in ("F1", "F2", "S1-T1", "S1-T2")}
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.FIRST), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    assert assessment.verdict is Verdict.NOT_FEASIBLE
+    assert check(assessment, "important_customer_sources").result is RuleResult.FAIL
+    assert [c.code for c in assessment.conditions] == ["sources_unavailable"]
+
+
+def test_second_grade_may_share_a_substation_on_different_bus_sections() -> None:
+    area, loads = _two_substations()
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.SECOND), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    shared = [s for s in assessment.schemes if len({x.substation_id for x in s.sources}) == 1]
+    assert shared and all(len(s.sources) == 2 for s in shared)
+    assert all("confirm_bus_sections" in [c.code for c in s.conditions] for s in shared)
+
+
+def test_special_grade_needs_three_sources() -> None:
+    area, loads = _two_substations()
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.SPECIAL), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    best = assessment.schemes[0]
+    assert len(best.sources) == 3
+    assert {source.substation_id for source in best.sources} == {"S1", "S2"}
+
+
+def test_stale_load_gives_insufficient_data_not_a_guess() -> None:
+    area = GridArea(engine_view(transformer("T1", "F1", "S1", 50)))
+    loads = {"T1": LoadReading(None, None, "stale: latest profile is of 2026-11-01")}
+    assessment = evaluate(plan(request(50), RULES, area), area, loads, {}, assessed_at=NOW)
+    rate = check(assessment, "transformer_load_rate", "T1")
+    assert rate.result is RuleResult.INSUFFICIENT_DATA
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert [c.code for c in assessment.conditions] == ["insufficient_data"]
+    assert "stale" in assessment.conditions[0].detail
+    assert assessment.schemes[0].sources[0].headroom_kva is None
+
+
+def test_reserved_capacity_reduces_headroom() -> None:
+    area = GridArea(engine_view(transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = {"T1": LoadReading(150)}  # 150 kW / 0.9 = 166.67 kVA
+    planned = plan(request(100), RULES, area)
+    free = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # 400 x 0.8 - 166.67 = 153.33 kVA of headroom; (166.67 + 100) / 400 = 0.667 <= 0.8
+    assert free.verdict is Verdict.FEASIBLE
+    assert free.schemes[0].sources[0].headroom_kva == pytest.approx(153.333, abs=0.001)
+    taken = evaluate(planned, area, loads, {"T1": 100}, assessed_at=NOW)
+    # (166.67 + 100 + 100) / 400 = 0.917 > 0.8; short by 366.67 - 320 = 46.67 kVA
+    assert taken.verdict is Verdict.NEEDS_REINFORCEMENT
+    assert taken.reinforcement[0].shortfall_kva == pytest.approx(46.667, abs=0.001)
+
+
+def test_search_widens_until_enough_candidates_and_stops_at_the_supply_radius() -> None:
+    area = GridArea(
+        engine_view(
+            transformer("T1", "F1", "S1", 100),
+            transformer("T2", "F1", "S1", 0, 180),
+            transformer("T3", "F1", "S1", -240),
+            transformer("T4", "F1", "S1", 0, -400),
+        )
+    )
+    planned = plan(request(50), RULES, area)
+    # Urban 0.4 kV supply radius is 250 m: steps 200, 250; T4 at 400 m is out of reach.
+    assert [c.equipment.equipment_id for c in planned.candidates] == ["T1", "T2", "T3"]
+    assert planned.radius_m == 250
+    search = check(
+        planned_assessment := evaluate(planned, area, {}, {}, assessed_at=NOW), "connection_point_search"
+    )
+    assert search.threshold["radii_m"] == [200, 250]
+    assert planned_assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+
+
+def test_no_connection_point_in_reach_is_not_feasible() -> None:
+    area = GridArea(engine_view(transformer("T1", "F1", "S1", 900)))
+    assessment = evaluate(plan(request(50), RULES, area), area, {}, {}, assessed_at=NOW)
+    assert assessment.verdict is Verdict.NOT_FEASIBLE
+    assert check(assessment, "connection_point_search").result is RuleResult.FAIL
+
+
+def test_schemes_rank_feasible_before_reinforcement_and_nearer_first() -> None:
+    area = GridArea(
+        engine_view(
+            transformer("T-near-full", "F1", "S1", 20),
+            transformer("T-mid", "F1", "S1", 120),
+            transformer("T-far", "F1", "S1", 190),
+        )
+    )
+    loads = {"T-near-full": LoadReading(300), "T-mid": LoadReading(100), "T-far": LoadReading(100)}
+    assessment = evaluate(plan(request(100), RULES, area), area, loads, {}, assessed_at=NOW)
+    order = [scheme.sources[0].equipment_id for scheme in assessment.schemes]
+    # 300 kW / 0.9 = 333 kVA is already above 320 kVA (80% of 400): needs reinforcement, ranked last.
+    assert order == ["T-mid", "T-far", "T-near-full"]
+    assert [s.rank for s in assessment.schemes] == [1, 2, 3]
+    assert assessment.schemes[0].score > assessment.schemes[1].score
