@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import open_bus
 from bus.outbox import OutboxRelay, stage_event
+from bus.port import ExchangeSpec, Topology
 from canonical_model.envelope import CloudEvent
 from store.parking import list_parked
 from store.schema import outbox
@@ -133,16 +136,17 @@ def test_a_poison_message_is_parked_after_its_retries_and_the_rest_flows(
 def test_an_unroutable_publish_is_an_error_and_the_event_stays_in_the_outbox(
     rabbitmq_url: str, postgres_engine: Engine
 ) -> None:
-    draft = application_draft("LOST")
+    # An exchange of its own: no queue bound elsewhere (a test tap, a bench) can route the key by chance.
+    exchange = f"yekuo.test.unroutable.{uuid.uuid4().hex[:8]}"
+    draft = dataclasses.replace(application_draft("LOST"), exchange=exchange, routing_key="nobody.binds.this")
     with postgres_engine.begin() as conn:
-        event = stage_event(
-            conn, type(draft)(**{**draft.__dict__, "routing_key": "nobody.binds.this"}), correlation_id="c"
-        )
+        event = stage_event(conn, draft, correlation_id="c")
     bus = open_bus(rabbitmq_url)
     try:
-        Hub(_settings(rabbitmq_url), sources=[], engine=postgres_engine, consumers=[WORKFLOW]).prepare()
+        bus.declare(Topology(exchanges=(ExchangeSpec(exchange),)))
         with pytest.raises(UnroutableError, match=r"nobody\.binds\.this"):
             OutboxRelay(postgres_engine, bus).relay_once()
+        bus.delete_exchange(exchange)
     finally:
         bus.close()
     with postgres_engine.connect() as conn:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.unit.routes.config_copy import copy_config
 from yekuo.cli import main
 from yekuo.settings import PROJECT_ROOT
-
-
-def _config_copy(tmp_path: Path) -> Path:
-    for folder in ("mappings", "routes"):
-        shutil.copytree(
-            PROJECT_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.py", "__pycache__")
-        )
-    return tmp_path
 
 
 def test_check_config_accepts_the_shipped_configuration(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,7 +19,7 @@ def test_check_config_accepts_the_shipped_configuration(capsys: pytest.CaptureFi
 def test_check_config_names_file_and_line_of_a_broken_mapping(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _config_copy(tmp_path)
+    config = copy_config(tmp_path)
     mapping = config / "mappings" / "marketing" / "application.yaml"
     lines = mapping.read_text(encoding="utf-8").splitlines()
     broken_line = next(i for i, line in enumerate(lines) if line.strip().startswith("requested_voltage_kv:"))
@@ -43,7 +35,7 @@ def test_check_config_names_file_and_line_of_a_broken_mapping(
 def test_check_config_reports_yaml_syntax_errors_with_their_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _config_copy(tmp_path)
+    config = copy_config(tmp_path)
     route = config / "routes" / "marketing.yaml"
     lines = route.read_text(encoding="utf-8").splitlines()
     lines.insert(4, "    source: [unclosed")

@@ -1,0 +1,180 @@
+"""The admin API lists, shows, replays and discards dead letters and invalid input, naming the operator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
+from bus.port import Bus
+from store.operations import list_actions
+from yekuo.errors import BusUnavailableError
+from yekuo.operations import Operations
+
+from ..yekuo.parked_samples import (
+    AUDIT_QUEUE,
+    WORKFLOW_QUEUE,
+    dead_letter_payload,
+    declare_consumers,
+    park_dead_letter,
+    park_invalid_envelope,
+    park_invalid_record,
+    shipped_ingestor,
+)
+
+OPERATOR = {"X-Operator": "alice"}
+
+
+@pytest.fixture
+def bus_url() -> Iterator[str]:
+    url = unique_url("admin")
+    declare_consumers(url)
+    yield url
+    discard_broker(url)
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine, bus_url: str) -> TestClient:
+    operations = Operations(
+        sqlite_engine, open_bus=lambda: open_bus(bus_url), ingestor=shipped_ingestor(sqlite_engine)
+    )
+    return TestClient(create_app(sqlite_engine, operations=operations))
+
+
+def test_dead_letters_and_invalid_input_are_listed_apart(client: TestClient, sqlite_engine: Engine) -> None:
+    dead_id = park_dead_letter(sqlite_engine, dead_letter_payload(WORKFLOW_QUEUE))
+    invalid_id = park_invalid_record(sqlite_engine)
+
+    dead = client.get("/admin/dead-letters").json()
+    invalid = client.get("/admin/invalid").json()
+
+    assert [item["id"] for item in dead["items"]] == [dead_id] and dead["total"] == 1
+    assert dead["items"][0]["origin"] == WORKFLOW_QUEUE
+    assert dead["items"][0]["reason"] == "database is locked (try 3)"
+    assert [item["id"] for item in invalid["items"]] == [invalid_id]
+    assert invalid["items"][0]["origin"] == "marketing/application A2"
+    assert invalid["items"][0]["reason_code"] == "mapping" and "AC99999" in invalid["items"][0]["reason"]
+    assert "payload" not in dead["items"][0]
+
+
+def test_show_returns_the_payload_and_the_actions_taken(client: TestClient, sqlite_engine: Engine) -> None:
+    payload = dead_letter_payload(WORKFLOW_QUEUE)
+    dead_id = park_dead_letter(sqlite_engine, payload)
+    assert client.get(f"/admin/dead-letters/{dead_id}").json()["actions"] == []
+
+    client.post(f"/admin/dead-letters/{dead_id}/replay", headers=OPERATOR)
+    shown = client.get(f"/admin/dead-letters/{dead_id}").json()
+
+    assert shown["payload"] == payload and shown["status"] == "replayed"
+    [action] = shown["actions"]
+    assert (action["operator"], action["action"]) == ("alice", "replay")
+    assert client.get(f"/admin/invalid/{dead_id}").status_code == 404
+    assert client.get("/admin/dead-letters/4711").status_code == 404
+
+
+def test_replaying_a_dead_letter_republishes_it_to_its_consumer_and_a_second_action_conflicts(
+    client: TestClient, sqlite_engine: Engine, bus_url: str
+) -> None:
+    payload = dead_letter_payload(AUDIT_QUEUE)
+    dead_id = park_dead_letter(sqlite_engine, payload)
+
+    replayed = client.post(f"/admin/dead-letters/{dead_id}/replay", headers=OPERATOR)
+
+    assert replayed.status_code == 200
+    body = replayed.json()
+    assert body["action"] == "replay" and body["operator"] == "alice"
+    assert body["message"]["status"] == "replayed"
+    bus = open_bus(bus_url)
+    [delivery] = bus.fetch(AUDIT_QUEUE, 10, 0.1)
+    assert delivery.message.message_id == payload["message_id"]
+    assert delivery.message.headers["x-yekuo-replayed-by"] == "alice"
+    assert bus.queue_depth(WORKFLOW_QUEUE) == 0
+    bus.close()
+
+    again = client.post(f"/admin/dead-letters/{dead_id}/replay", headers={"X-Operator": "bob"})
+    discard = client.post(f"/admin/dead-letters/{dead_id}/discard", headers={"X-Operator": "bob"})
+    assert (again.status_code, discard.status_code) == (409, 409)
+    assert "already replayed" in again.json()["detail"]
+    with sqlite_engine.connect() as conn:
+        assert [(a.operator, a.action) for a in list_actions(conn)] == [("alice", "replay")]
+
+
+def test_an_action_without_an_operator_is_refused(client: TestClient, sqlite_engine: Engine) -> None:
+    dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
+    for headers in ({}, {"X-Operator": "  "}):
+        for action in ("replay", "discard"):
+            answer = client.post(f"/admin/dead-letters/{dead_id}/{action}", headers=headers)
+            assert answer.status_code == 400 and "X-Operator" in answer.json()["detail"]
+    assert client.get(f"/admin/dead-letters/{dead_id}").json()["status"] == "parked"
+
+
+def test_replaying_an_unchanged_invalid_record_parks_it_again(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    invalid_id = park_invalid_record(sqlite_engine)
+
+    body = client.post(f"/admin/invalid/{invalid_id}/replay", headers=OPERATOR).json()
+
+    assert body["message"]["status"] == "replayed" and body["reparked_id"] is not None
+    again = client.get(f"/admin/invalid/{body['reparked_id']}").json()
+    assert again["status"] == "parked" and again["reason"] == body["message"]["reason"]
+    listed = client.get("/admin/invalid", params={"status": "all"}).json()
+    assert [(item["id"], item["status"]) for item in listed["items"]] == [
+        (invalid_id, "replayed"),
+        (body["reparked_id"], "parked"),
+    ]
+
+
+def test_an_invalid_envelope_cannot_be_replayed_and_is_discarded(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    envelope_id = park_invalid_envelope(sqlite_engine)
+    refused = client.post(f"/admin/invalid/{envelope_id}/replay", headers=OPERATOR)
+    assert refused.status_code == 422 and "discard" in refused.json()["detail"]
+
+    discarded = client.post(f"/admin/invalid/{envelope_id}/discard", headers=OPERATOR)
+
+    assert discarded.status_code == 200 and discarded.json()["message"]["status"] == "discarded"
+    assert client.get("/admin/invalid").json()["items"] == []
+    assert client.get("/admin/invalid", params={"status": "discarded"}).json()["total"] == 1
+
+
+def test_a_bus_failure_during_replay_is_a_503_and_changes_nothing(sqlite_engine: Engine) -> None:
+    def broker_down() -> Bus:
+        raise BusUnavailableError("connection refused")
+
+    client = TestClient(create_app(sqlite_engine, operations=Operations(sqlite_engine, open_bus=broker_down)))
+    dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
+
+    answer = client.post(f"/admin/dead-letters/{dead_id}/replay", headers=OPERATOR)
+
+    assert answer.status_code == 503 and "connection refused" in answer.json()["detail"]
+    assert client.get(f"/admin/dead-letters/{dead_id}").json()["status"] == "parked"
+
+
+def test_listing_pages_with_a_cursor_and_checks_its_parameters(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    ids = [park_dead_letter(sqlite_engine, dead_letter_payload(application_no=f"A{n}")) for n in range(3)]
+    first = client.get("/admin/dead-letters", params={"limit": 2}).json()
+    assert [item["id"] for item in first["items"]] == ids[:2] and first["next_after"] == ids[1]
+    rest = client.get("/admin/dead-letters", params={"limit": 2, "after": first["next_after"]}).json()
+    assert [item["id"] for item in rest["items"]] == ids[2:] and rest["next_after"] is None
+    assert client.get("/admin/dead-letters", params={"status": "lost"}).status_code == 422
+    assert client.get("/admin/dead-letters", params={"limit": 0}).status_code == 422
+
+
+def test_the_admin_routes_are_documented(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for collection in ("dead-letters", "invalid"):
+        assert {
+            f"/admin/{collection}",
+            f"/admin/{collection}/{{parked_id}}",
+            f"/admin/{collection}/{{parked_id}}/replay",
+            f"/admin/{collection}/{{parked_id}}/discard",
+        } <= set(paths)

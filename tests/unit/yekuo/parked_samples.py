@@ -1,0 +1,141 @@
+"""Parked messages for operator tests: dead letters as the parking drainer writes them, invalid input."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from adapters.records import RawRecord
+from bus import open_bus
+from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
+from routes.config import HubConfig, load_hub_config
+from store.parking import park
+from yekuo.ingest import Ingestor
+from yekuo.settings import PROJECT_ROOT
+
+from ..mappings.samples import application_record
+from ..workflow.events import application_event
+
+EXCHANGE = "yekuo.events"
+WORKFLOW_QUEUE = "yekuo.workflow"
+AUDIT_QUEUE = "yekuo.audit"
+CONSUMER_QUEUES = (WORKFLOW_QUEUE, AUDIT_QUEUE)
+# Headers a message carries besides the retry bookkeeping; a replay must keep them.
+BUSINESS_HEADERS = {
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "org-no": "41401",
+}
+
+
+def declare_consumers(bus_url: str) -> None:
+    """Two consumers bound to the same topics, each with its parking queue, like the hub declares them."""
+    bus = open_bus(bus_url)
+    try:
+        bus.declare(
+            Topology(
+                exchanges=(ExchangeSpec(EXCHANGE),),
+                queues=tuple(
+                    spec
+                    for queue in CONSUMER_QUEUES
+                    for spec in (
+                        QueueSpec(queue, bindings=(Binding(EXCHANGE, "application.#"),)),
+                        QueueSpec(f"{queue}.parking"),
+                    )
+                ),
+            )
+        )
+    finally:
+        bus.close()
+
+
+def dead_letter_payload(queue: str = WORKFLOW_QUEUE, *, application_no: str = "A1") -> dict[str, Any]:
+    """What the drainer records of a message its consumer gave up on after three attempts."""
+    event = application_event(application_no)
+    return {
+        "queue": queue,
+        "exchange": EXCHANGE,
+        "routing_key": "application.changed.marketing",
+        "message_id": event.id,
+        "correlation_id": event.correlationid,
+        "type": event.type,
+        "content_type": "application/cloudevents+json; charset=utf-8",
+        "body": event.model_dump_json(),
+        "headers": {
+            **BUSINESS_HEADERS,
+            "x-yekuo-attempt": 3,
+            "x-yekuo-attempts-max": 3,
+            "x-death": [{"count": 3, "reason": "expired", "queue": f"{queue}.retry.1"}],
+            "x-first-death-queue": queue,
+            "x-first-death-reason": "rejected",
+            "x-first-death-exchange": EXCHANGE,
+        },
+        "failures": [
+            {"at": f"2026-11-20T09:1{n}:00+00:00", "attempt": n, "error": f"database is locked (try {n})"}
+            for n in (1, 2, 3)
+        ],
+    }
+
+
+def park_dead_letter(engine: Engine, payload: dict[str, Any]) -> int:
+    with engine.begin() as conn:
+        return park(
+            conn,
+            kind="dead",
+            reason_code="retries_exhausted",
+            reason=payload["failures"][-1]["error"],
+            payload=payload,
+            record_key=payload["message_id"],
+        )
+
+
+def park_invalid_envelope(engine: Engine) -> int:
+    with engine.begin() as conn:
+        return park(
+            conn,
+            kind="invalid",
+            reason_code="envelope",
+            reason="message m-1 on yekuo.workflow is not a CloudEvent: id: Field required",
+            payload='{"not": "an event"}',
+            record_key="m-1",
+        )
+
+
+def unknown_voltage_record(application_no: str = "A2") -> RawRecord:
+    """An application whose VOLT_CODE the shipped code table does not know."""
+    return RawRecord(
+        "marketing",
+        "application",
+        application_no,
+        application_record(APP_NO=application_no, VOLT_CODE="AC99999"),
+        {"key": application_no},
+    )
+
+
+@functools.cache
+def shipped_config() -> HubConfig:
+    return load_hub_config(PROJECT_ROOT)
+
+
+def shipped_ingestor(engine: Engine) -> Ingestor:
+    return Ingestor(engine, shipped_config().router)
+
+
+def park_invalid_record(engine: Engine, record: RawRecord | None = None) -> int:
+    outcome = shipped_ingestor(engine).ingest([record or unknown_voltage_record()])
+    assert len(outcome.parked_ids) == 1
+    return outcome.parked_ids[0]
+
+
+def config_knowing_voltage(tmp_path: Path, code: str = "AC99999", kv: float = 20) -> Path:
+    """A copy of the shipped mappings and routes whose VOLT_CODE table also knows the code."""
+    for folder in ("mappings", "routes"):
+        shutil.copytree(
+            PROJECT_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+        )
+    table = tmp_path / "mappings" / "codes" / "marketing" / "volt_code.yaml"
+    table.write_text(table.read_text(encoding="utf-8").rstrip("\n") + f"\n  {code}: {kv}\n", encoding="utf-8")
+    return tmp_path

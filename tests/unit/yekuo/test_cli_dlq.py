@@ -1,0 +1,146 @@
+"""`yekuo dlq` lists parked messages as a table, shows one in detail, and replays or discards it by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
+from bus.outbox import pending_count
+from store.operations import list_actions
+from store.parking import count_parked
+from yekuo.cli import main
+
+from .parked_samples import (
+    WORKFLOW_QUEUE,
+    config_knowing_voltage,
+    dead_letter_payload,
+    declare_consumers,
+    park_dead_letter,
+    park_invalid_envelope,
+    park_invalid_record,
+)
+
+
+@pytest.fixture
+def bus_url() -> Iterator[str]:
+    url = unique_url("cli-dlq")
+    declare_consumers(url)
+    yield url
+    discard_broker(url)
+
+
+@pytest.fixture
+def db(sqlite_engine: Engine) -> list[str]:
+    return ["--db-url", sqlite_engine.url.render_as_string(hide_password=False)]
+
+
+def test_list_prints_a_table_of_parked_messages_filtered_by_kind(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead_id = park_dead_letter(sqlite_engine, dead_letter_payload(WORKFLOW_QUEUE))
+    invalid_id = park_invalid_record(sqlite_engine)
+
+    assert main(["dlq", "list", *db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "KIND", "STATUS", "CREATED", "(UTC)", "CODE", "ORIGIN", "REASON"]
+    dead_row = next(line for line in lines if line.startswith(f"{dead_id} "))
+    invalid_row = next(line for line in lines if line.startswith(f"{invalid_id} "))
+    assert "dead" in dead_row and WORKFLOW_QUEUE in dead_row and "retries_exhausted" in dead_row
+    assert "invalid" in invalid_row and "marketing/application A2" in invalid_row and "mapping" in invalid_row
+    assert lines[-1] == "2 of 2 shown (kind any, status parked)"
+
+    assert main(["dlq", "list", "--kind", "dead", *db]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 shown (kind dead, status parked)" in out and "marketing/application" not in out
+
+
+def test_list_pages_and_says_how_to_get_the_next_page(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [park_dead_letter(sqlite_engine, dead_letter_payload(application_no=f"A{n}")) for n in range(3)]
+    assert main(["dlq", "list", "--limit", "2", *db]) == 0
+    out = capsys.readouterr().out
+    assert f"next page: yekuo dlq list --after {ids[1]}" in out and "2 of 3 shown" in out
+    assert main(["dlq", "list", "--after", str(ids[1]), *db]) == 0
+    assert "1 of 3 shown" in capsys.readouterr().out
+
+
+def test_show_prints_the_failures_and_the_original_message(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = dead_letter_payload(WORKFLOW_QUEUE)
+    dead_id = park_dead_letter(sqlite_engine, payload)
+
+    assert main(["dlq", "show", str(dead_id), *db]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"parked message #{dead_id}\n")
+    assert "#3 at 2026-11-20T09:13:00+00:00: database is locked (try 3)" in out
+    assert payload["message_id"] in out and payload["body"] in out
+    assert "actions: none" in out
+
+
+def test_replay_with_an_operator_sends_the_message_back_and_records_who(
+    sqlite_engine: Engine, db: list[str], bus_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = dead_letter_payload(WORKFLOW_QUEUE)
+    dead_id = park_dead_letter(sqlite_engine, payload)
+
+    assert main(["dlq", "replay", str(dead_id), "--operator", "alice", "--bus-url", bus_url, *db]) == 0
+
+    assert capsys.readouterr().out.startswith(f"replayed #{dead_id} (operator alice): republished message")
+    bus = open_bus(bus_url)
+    [delivery] = bus.fetch(WORKFLOW_QUEUE, 10, 0.1)
+    assert delivery.message.message_id == payload["message_id"]
+    bus.close()
+    with sqlite_engine.connect() as conn:
+        [action] = list_actions(conn)
+    assert (action.operator, action.action, action.parked_id) == ("alice", "replay", dead_id)
+
+    assert main(["dlq", "show", str(dead_id), *db]) == 0
+    assert "alice  replay: republished message" in capsys.readouterr().out
+
+
+def test_discard_defaults_to_the_os_user_and_a_second_discard_fails(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("yekuo.dlq.getpass.getuser", lambda: "ops-night-shift")
+    envelope_id = park_invalid_envelope(sqlite_engine)
+
+    assert main(["dlq", "discard", str(envelope_id), *db]) == 0
+    assert f"discarded #{envelope_id} (operator ops-night-shift)" in capsys.readouterr().out
+
+    assert main(["dlq", "discard", str(envelope_id), *db]) == 1
+    assert "already discarded" in capsys.readouterr().err
+    with sqlite_engine.connect() as conn:
+        assert [(a.operator, a.action) for a in list_actions(conn)] == [("ops-night-shift", "discard")]
+
+
+def test_replaying_an_invalid_record_through_a_fixed_code_table_lets_it_flow(
+    sqlite_engine: Engine, db: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invalid_id = park_invalid_record(sqlite_engine)
+    config = config_knowing_voltage(tmp_path / "config")
+
+    code = main(["dlq", "replay", str(invalid_id), "--operator", "carol", "--config-dir", str(config), *db])
+
+    assert code == 0 and "ingested again" in capsys.readouterr().out
+    with sqlite_engine.connect() as conn:
+        assert count_parked(conn) == 0 and pending_count(conn) >= 1
+
+
+def test_refusals_name_what_was_wrong(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope_id = park_invalid_envelope(sqlite_engine)
+    assert main(["dlq", "replay", str(envelope_id), "--operator", "alice", *db]) == 1
+    assert "not a readable event" in capsys.readouterr().err
+    assert main(["dlq", "show", "4711", *db]) == 1
+    assert "no parked message with id 4711" in capsys.readouterr().err
+    assert main(["dlq", "list", *db, "--kind", "dead"]) == 0
+    assert "no parked messages (kind dead, status parked)" in capsys.readouterr().out

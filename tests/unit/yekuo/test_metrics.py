@@ -1,0 +1,221 @@
+"""/metrics reports outbox lag, parked messages and queue depths as measured now, and the hub's counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import Engine
+
+from adapters.records import RawRecord
+from api.app import create_app
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
+from bus.outbox import EventDraft, OutboxRelay, stage_event
+from bus.port import Bus, Message
+from canonical_model.registry import schema_uri
+from store.schema import outbox
+from yekuo.consumers import CONSUMERS
+from yekuo.errors import BusUnavailableError, UnroutableError
+from yekuo.metrics import (
+    CONSUMER_HANDLED,
+    REGISTRY,
+    HubMetrics,
+    WatchedQueue,
+    watched_queues,
+)
+from yekuo.operations import Operations
+
+from ..mappings.samples import application_record
+from .parked_samples import (
+    AUDIT_QUEUE,
+    EXCHANGE,
+    WORKFLOW_QUEUE,
+    dead_letter_payload,
+    declare_consumers,
+    park_dead_letter,
+    park_invalid_envelope,
+    park_invalid_record,
+    shipped_ingestor,
+)
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+QUEUES = [
+    WatchedQueue("workflow", WORKFLOW_QUEUE),
+    WatchedQueue("workflow", f"{WORKFLOW_QUEUE}.parking"),
+    WatchedQueue("audit", AUDIT_QUEUE),
+    WatchedQueue("audit", f"{AUDIT_QUEUE}.parking"),
+]
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture
+def bus_url() -> Iterator[str]:
+    url = unique_url("metrics")
+    declare_consumers(url)
+    yield url
+    discard_broker(url)
+
+
+def _scrape(client: TestClient) -> Samples:
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def _client(engine: Engine, open_bus_: object, queues: list[WatchedQueue] = QUEUES) -> TestClient:
+    metrics = HubMetrics(engine, open_bus_, queues, clock=lambda: NOW)  # type: ignore[arg-type]
+    return TestClient(create_app(engine, operations=Operations(engine), metrics=metrics))
+
+
+def _message(n: int) -> Message:
+    return Message(body=b"{}", routing_key="application.changed.marketing", message_id=f"m-{n}")
+
+
+def _counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_show_outbox_lag_parked_messages_and_queue_depths(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    records = [
+        RawRecord("marketing", "application", no, application_record(APP_NO=no), {"key": no})
+        for no in ("A1", "A3")
+    ]
+    outcome = shipped_ingestor(sqlite_engine).ingest(records)
+    with sqlite_engine.begin() as conn:
+        # The oldest unsent event was written 90 s before the scrape.
+        first = conn.execute(sa.select(sa.func.min(outbox.c.id))).scalar_one()
+        conn.execute(outbox.update().values(created_at=NOW - timedelta(seconds=30)))
+        conn.execute(
+            outbox.update().where(outbox.c.id == first).values(created_at=NOW - timedelta(seconds=90))
+        )
+    park_invalid_record(sqlite_engine)
+    park_invalid_envelope(sqlite_engine)
+    for n in range(3):
+        park_dead_letter(sqlite_engine, dead_letter_payload(application_no=f"D{n}"))
+    bus = open_bus(bus_url)
+    bus.publish(EXCHANGE, [_message(n) for n in range(3)])  # both consumer queues are bound
+    bus.publish("", [Message(body=b"{}", routing_key=f"{WORKFLOW_QUEUE}.parking", message_id="p-1")])
+    bus.fetch(AUDIT_QUEUE, 2, 0.1)  # taken and not yet acknowledged: no longer waiting
+    samples = _scrape(_client(sqlite_engine, lambda: open_bus(bus_url)))
+
+    assert samples[("yekuo_outbox_pending_events", ())] == outcome.events >= 2
+    assert samples[("yekuo_outbox_oldest_pending_age_seconds", ())] == 90.0
+    assert samples[("yekuo_parked_messages", (("kind", "dead"),))] == 3
+    assert samples[("yekuo_parked_messages", (("kind", "invalid"),))] == 2
+    assert (
+        samples[("yekuo_consumer_lag_messages", (("consumer", "workflow"), ("queue", WORKFLOW_QUEUE)))] == 3
+    )
+    assert (
+        samples[
+            (
+                "yekuo_consumer_lag_messages",
+                (("consumer", "workflow"), ("queue", f"{WORKFLOW_QUEUE}.parking")),
+            )
+        ]
+        == 1
+    )
+    assert samples[("yekuo_consumer_lag_messages", (("consumer", "audit"), ("queue", AUDIT_QUEUE)))] == 1
+    assert samples[("yekuo_scrape_dependency_up", (("dependency", "bus"),))] == 1
+    assert samples[("yekuo_scrape_dependency_up", (("dependency", "database"),))] == 1
+    bus.close()
+
+
+def test_a_drained_outbox_reports_no_lag(sqlite_engine: Engine, bus_url: str) -> None:
+    samples = _scrape(_client(sqlite_engine, lambda: open_bus(bus_url)))
+    assert samples[("yekuo_outbox_pending_events", ())] == 0
+    assert samples[("yekuo_outbox_oldest_pending_age_seconds", ())] == 0
+    assert samples[("yekuo_parked_messages", (("kind", "dead"),))] == 0
+
+
+def test_a_bus_failure_at_scrape_leaves_the_queue_gauges_out_but_answers(sqlite_engine: Engine) -> None:
+    def broker_down() -> Bus:
+        raise BusUnavailableError("connection refused")
+
+    samples = _scrape(_client(sqlite_engine, broker_down))
+
+    assert not [key for key in samples if key[0] == "yekuo_consumer_lag_messages"]
+    assert samples[("yekuo_scrape_dependency_up", (("dependency", "bus"),))] == 0
+    assert samples[("yekuo_outbox_pending_events", ())] == 0
+
+
+def test_a_queue_not_declared_yet_is_left_out_and_the_others_are_reported(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    queues = [*QUEUES, WatchedQueue("billing", "yekuo.billing")]
+    samples = _scrape(_client(sqlite_engine, lambda: open_bus(bus_url), queues))
+    lag = {dict(labels)["queue"] for name, labels in samples if name == "yekuo_consumer_lag_messages"}
+    assert lag == {queue.queue for queue in QUEUES}
+    assert samples[("yekuo_scrape_dependency_up", (("dependency", "bus"),))] == 1
+
+
+def test_the_relay_counts_confirmed_events_and_failures_by_error_class(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    def stage(routing_key: str) -> None:
+        with sqlite_engine.begin() as conn:
+            stage_event(
+                conn,
+                EventDraft(
+                    event_type="cn.yekuo.application.changed.v1",
+                    source="/marketing/application",
+                    subject="A1",
+                    dataschema=schema_uri("application.v1"),
+                    data={},
+                    exchange=EXCHANGE,
+                    routing_key=routing_key,
+                ),
+                correlation_id="c-1",
+            )
+
+    published = _counter("yekuo_outbox_published_total")
+    unroutable = _counter("yekuo_outbox_publish_failures_total", error="UnroutableError")
+    relay = OutboxRelay(sqlite_engine, open_bus(bus_url))
+    stage("application.changed.marketing")
+    stage("application.changed.marketing")
+    assert relay.relay_once() == 2
+    assert _counter("yekuo_outbox_published_total") == published + 2
+
+    stage("application.changed.marketing")
+    stage("nobody.listens")
+    with pytest.raises(UnroutableError):
+        relay.relay_once()
+    assert _counter("yekuo_outbox_published_total") == published + 3
+    assert _counter("yekuo_outbox_publish_failures_total", error="UnroutableError") == unroutable + 1
+    relay.bus.close()
+
+
+def test_ingest_counts_records_and_invalid_ones_by_reason(sqlite_engine: Engine) -> None:
+    records = _counter("yekuo_ingest_records_total", system="marketing")
+    invalid = _counter("yekuo_ingest_invalid_total", system="marketing", reason="mapping")
+    park_invalid_record(sqlite_engine)
+    shipped_ingestor(sqlite_engine).ingest(
+        [RawRecord("marketing", "application", "A1", application_record(APP_NO="A1"))]
+    )
+    assert _counter("yekuo_ingest_records_total", system="marketing") == records + 2
+    assert _counter("yekuo_ingest_invalid_total", system="marketing", reason="mapping") == invalid + 1
+
+
+def test_consumer_counters_appear_in_the_exposition(sqlite_engine: Engine, bus_url: str) -> None:
+    before = _counter("yekuo_consumer_handled_total", consumer="metrics-test")
+    CONSUMER_HANDLED.labels("metrics-test").inc(2)
+    samples = _scrape(_client(sqlite_engine, lambda: open_bus(bus_url)))
+    assert samples[("yekuo_consumer_handled_total", (("consumer", "metrics-test"),))] == before + 2
+
+
+def test_every_consumer_is_watched_on_its_queue_and_its_parking_queue() -> None:
+    watched = watched_queues(CONSUMERS)
+    for consumer in CONSUMERS:
+        assert WatchedQueue(consumer.name, consumer.queue) in watched
+        assert WatchedQueue(consumer.name, consumer.parking_queue) in watched

@@ -1,0 +1,255 @@
+"""Prometheus metrics of the hub: counters the loops increment, and gauges measured when /metrics is scraped.
+
+Counters live on REGISTRY, a registry this module owns (not prometheus_client's global one), so tests
+read them with REGISTRY.get_sample_value() and nothing else in the process can clash with their names.
+Gauges that describe shared state (outbox lag, parked messages, queue depths) are read from the
+database and the broker at scrape time by HubMetrics, so every hub process reports the same truth and
+the numbers survive restarts. A dependency that cannot be read at scrape time makes its gauges absent
+and sets yekuo_scrape_dependency_up{dependency} to 0; the scrape itself still succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from sqlalchemy.engine import Engine
+
+from bus.port import Bus
+from store.database import utcnow
+from store.schema import outbox, parked
+from yekuo.errors import BusError, ConfigError
+
+__all__ = [
+    "CONSUMER_DUPLICATES",
+    "CONSUMER_HANDLED",
+    "CONSUMER_INVALID",
+    "CONSUMER_PARKED",
+    "CONSUMER_RETRIES",
+    "CONTENT_TYPE",
+    "INGEST_INVALID",
+    "INGEST_RECORDS",
+    "OUTBOX_PUBLISHED",
+    "OUTBOX_PUBLISH_FAILURES",
+    "REGISTRY",
+    "HubMetrics",
+    "WatchedQueue",
+    "watched_queues",
+]
+
+log = logging.getLogger(__name__)
+
+# The text format generate_latest() writes, whatever the library's newest negotiated format is.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+OUTBOX_PUBLISHED = Counter(
+    "yekuo_outbox_published",
+    "Outbox events the broker confirmed (publisher confirms); its rate is the publish rate.",
+    registry=REGISTRY,
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "yekuo_outbox_publish_failures",
+    "Outbox events whose publish failed, by error class; they stay in the outbox and are retried.",
+    ["error"],
+    registry=REGISTRY,
+)
+INGEST_RECORDS = Counter(
+    "yekuo_ingest_records",
+    "Legacy records routed by ingest, by source system (a poll whose commit fails counts again).",
+    ["system"],
+    registry=REGISTRY,
+)
+INGEST_INVALID = Counter(
+    "yekuo_ingest_invalid",
+    "Legacy records parked as invalid at ingest, by source system and reason code.",
+    ["system", "reason"],
+    registry=REGISTRY,
+)
+CONSUMER_HANDLED = Counter(
+    "yekuo_consumer_handled",
+    "Events a consumer applied (first delivery of an event id).",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMER_RETRIES = Counter(
+    "yekuo_consumer_retries",
+    "Failed deliveries a consumer sent to a retry queue.",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMER_PARKED = Counter(
+    "yekuo_consumer_parked",
+    "Messages a consumer gave up on after its last retry (sent to its parking queue).",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMER_INVALID = Counter(
+    "yekuo_consumer_invalid",
+    "Messages a consumer parked as invalid straight away (not a CloudEvent, schema failure).",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMER_DUPLICATES = Counter(
+    "yekuo_consumer_duplicates",
+    "Deliveries a consumer skipped because the event id was already in its inbox.",
+    ["consumer"],
+    registry=REGISTRY,
+)
+
+BusOpener = Callable[[], Bus]
+
+
+@dataclass(frozen=True)
+class WatchedQueue:
+    """A queue whose depth is reported as consumer lag, with the consumer it belongs to."""
+
+    consumer: str
+    queue: str
+
+
+class ConsumerQueues(Protocol):
+    """What watched_queues() needs of a consumer (yekuo.consumers.ConsumerSpec has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def parking_queue(self) -> str: ...
+
+
+def watched_queues(consumers: Iterable[ConsumerQueues]) -> list[WatchedQueue]:
+    """Each consumer's own queue and its parking queue."""
+    return [
+        WatchedQueue(consumer.name, queue)
+        for consumer in consumers
+        for queue in (consumer.queue, consumer.parking_queue)
+    ]
+
+
+class HubMetrics:
+    """A prometheus_client collector of the scrape-time gauges, plus the text exposition of everything."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        open_bus: BusOpener,
+        queues: Sequence[WatchedQueue] = (),
+        *,
+        registry: CollectorRegistry = REGISTRY,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._open_bus = open_bus
+        self._queues = tuple(queues)
+        self._registry = registry
+        self._clock = clock
+
+    def exposition(self) -> bytes:
+        """The counters of the registry and the gauges measured now, in Prometheus text format."""
+        return generate_latest(_Both(self._registry, self))
+
+    def collect(self) -> Iterator[Metric]:
+        """Measure the database and the broker now."""
+        up = GaugeMetricFamily(
+            "yekuo_scrape_dependency_up",
+            "Whether the scrape could read a dependency (its gauges are absent when 0).",
+            labels=["dependency"],
+        )
+        database = self._database_gauges()
+        up.add_metric(["database"], 0.0 if database is None else 1.0)
+        yield from database or ()
+        queues = self._queue_gauges()
+        up.add_metric(["bus"], 0.0 if queues is None else 1.0)
+        yield from queues or ()
+        yield up
+
+    def _database_gauges(self) -> list[Metric] | None:
+        try:
+            with self._engine.connect() as conn:
+                pending, oldest = conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
+                        outbox.c.sent_at.is_(None)
+                    )
+                ).one()
+                parked_rows = conn.execute(
+                    sa.select(parked.c.kind, sa.func.count())
+                    .where(parked.c.status == "parked")
+                    .group_by(parked.c.kind)
+                ).all()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("metrics scrape could not read the database: %s", exc)
+            return None
+        lag = GaugeMetricFamily(
+            "yekuo_outbox_pending_events",
+            "Events committed to the outbox and not yet confirmed by the broker.",
+        )
+        lag.add_metric([], float(pending))
+        age = GaugeMetricFamily(
+            "yekuo_outbox_oldest_pending_age_seconds",
+            "Age of the oldest unsent outbox event (0 when the outbox is drained).",
+        )
+        age.add_metric([], max((self._clock() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+        by_kind = {"dead": 0, "invalid": 0} | {str(kind): int(count) for kind, count in parked_rows}
+        parked_gauge = GaugeMetricFamily(
+            "yekuo_parked_messages",
+            "Messages waiting for an operator (status parked), by kind: dead letters and invalid input.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(by_kind.items()):
+            parked_gauge.add_metric([kind], float(count))
+        return [lag, age, parked_gauge]
+
+    def _queue_gauges(self) -> list[Metric] | None:
+        if not self._queues:
+            return []
+        try:
+            bus = self._open_bus()
+        except (BusError, ConfigError) as exc:
+            log.warning("metrics scrape could not open the bus: %s", exc)
+            return None
+        depth = GaugeMetricFamily(
+            "yekuo_consumer_lag_messages",
+            "Messages ready in a consumer's queue (or, for its .parking queue, waiting for the drainer).",
+            labels=["consumer", "queue"],
+        )
+        try:
+            for watched in self._queues:
+                try:
+                    count = bus.queue_depth(watched.queue)
+                except ConfigError as exc:
+                    # The queue is not declared yet: nothing to report for it, the others still count.
+                    log.warning("metrics scrape skipped queue %s: %s", watched.queue, exc)
+                    continue
+                depth.add_metric([watched.consumer, watched.queue], float(count))
+        except BusError as exc:
+            log.warning("metrics scrape lost the bus: %s", exc)
+            return None
+        finally:
+            try:
+                bus.close()
+            except BusError:
+                log.debug("closing the scrape's bus connection failed", exc_info=True)
+        return [depth]
+
+
+class _Both:
+    """Two collectors exposed as one, so a scrape is one document without registering per-app collectors."""
+
+    def __init__(self, *collectors: CollectorRegistry | HubMetrics) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()

@@ -1,0 +1,344 @@
+"""The operator service over parked messages: list, show, replay and discard, for the admin API and the CLI.
+
+Replaying a dead letter publishes the original message again through the default exchange to the
+queue of the consumer that gave up on it, so no other consumer sees it twice; if the consumer had
+applied it after all, its inbox makes the replay a no-op. Replaying an invalid record runs it through
+ingest again (after the data or the mapping was fixed); if it is still invalid it is parked anew with
+its new reason. Either way the parked row is marked in the same transaction as the action is recorded,
+and a row that is no longer parked cannot be acted on twice.
+
+Errors (all YekuoError): OperationError for a request that cannot be carried out (no operator given),
+with UnknownParkedError (no such message of that kind), NotParkedError (already replayed or
+discarded) and NotReplayableError (nothing to replay it into); BusError when the republish failed, in
+which case the row stays parked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.records import RawRecord
+from bus.factory import open_bus as open_bus_url
+from bus.port import Bus, Message
+from store.database import utcnow
+from store.operations import OperatorAction, list_actions, record_action
+from store.parking import ParkedKind, ParkedMessage
+from store.schema import parked
+from yekuo.errors import BusError, YekuoError
+from yekuo.ingest import Ingestor
+from yekuo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ParkedStatus = Literal["parked", "replayed", "discarded"]
+Action = Literal["replay", "discard"]
+BusOpener = Callable[[], Bus]
+
+KINDS: tuple[str, ...] = get_args(ParkedKind)
+STATUSES: tuple[str, ...] = get_args(ParkedStatus)
+MAX_PAGE = 500
+MAX_OPERATOR_CHARS = 191  # the operator column's length (store.schema.KEY)
+# Retry bookkeeping of the failed attempts: a replay starts the message's retries afresh.
+BOOKKEEPING_HEADER_PREFIXES = (
+    "x-yekuo-attempt",
+    "x-death",
+    "x-first-death",
+    "x-last-death",
+    "x-delivery-count",
+)
+REPLAYED_BY_HEADER = "x-yekuo-replayed-by"
+
+
+class OperationError(YekuoError):
+    """An operator request that cannot be carried out as asked."""
+
+
+class UnknownParkedError(OperationError):
+    """No parked message has this id (of the kind asked for)."""
+
+
+class NotParkedError(OperationError):
+    """The message was already replayed or discarded; acting on it again is refused."""
+
+
+class NotReplayableError(OperationError):
+    """The parked message holds nothing a replay could send again; discard it instead."""
+
+
+@dataclass(frozen=True)
+class ParkedPage:
+    """One page of parked messages, oldest first; next_after is the cursor of the next page (None: last)."""
+
+    items: list[ParkedMessage]
+    total: int
+    next_after: int | None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an operator action did: the row afterwards, and for a re-parked record the new row's id."""
+
+    action: Action
+    operator: str
+    message: ParkedMessage
+    detail: str
+    reparked_id: int | None = None
+    events: int = 0
+
+
+def origin(message: ParkedMessage) -> str:
+    """Where a parked message came from, in one short phrase: the consumer queue or the legacy record."""
+    if message.kind == "dead" and isinstance(message.payload, Mapping):
+        return str(message.payload.get("queue", "?"))
+    if message.source_system is None:
+        return "bus message"
+    return f"{message.source_system}/{message.record_type} {message.record_key}"
+
+
+class Operations:
+    """List, inspect, replay and discard parked messages; every action is recorded with its operator.
+
+    open_bus opens a bus connection for a replay (default: the configured bus URL); ingestor routes a
+    replayed invalid record (default: built on first use from the configured mappings and routes).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        open_bus: BusOpener | None = None,
+        ingestor: Ingestor | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings or Settings()
+        self.open_bus: BusOpener = open_bus or functools.partial(open_bus_url, self._settings.bus_url)
+        self._ingestor = ingestor
+        self._ingestor_lock = threading.Lock()
+
+    def list_messages(
+        self,
+        *,
+        kind: ParkedKind | None = None,
+        status: ParkedStatus | None = "parked",
+        after: int | None = None,
+        limit: int = 50,
+    ) -> ParkedPage:
+        """Parked messages oldest first, filtered by kind and status (None: any), after the cursor id."""
+        _check_choice("kind", kind, KINDS)
+        _check_choice("status", status, STATUSES)
+        if not 1 <= limit <= MAX_PAGE:
+            raise OperationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        conditions = []
+        if kind is not None:
+            conditions.append(parked.c.kind == kind)
+        if status is not None:
+            conditions.append(parked.c.status == status)
+        query = sa.select(parked).where(*conditions).order_by(parked.c.id)
+        if after is not None:
+            query = query.where(parked.c.id > after)
+        with self._engine.connect() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(parked).where(*conditions)
+            ).scalar_one()
+            rows = conn.execute(query.limit(limit + 1)).all()
+        items = [ParkedMessage(**row._mapping) for row in rows[:limit]]
+        next_after = items[-1].id if len(rows) > limit else None
+        return ParkedPage(items=items, total=int(total), next_after=next_after)
+
+    def show(self, parked_id: int, *, kind: ParkedKind | None = None) -> ParkedMessage:
+        """One parked message with its payload."""
+        with self._engine.connect() as conn:
+            return _fetch(conn, parked_id, kind)
+
+    def history(self, parked_id: int) -> list[OperatorAction]:
+        """The operator actions taken on one parked message, oldest first."""
+        with self._engine.connect() as conn:
+            return list_actions(conn, parked_id)
+
+    def replay(self, parked_id: int, *, operator: str, kind: ParkedKind | None = None) -> ActionResult:
+        """Send a parked message through the hub again and mark it replayed.
+
+        A dead letter goes back to its consumer's queue only; an invalid record goes through ingest.
+        Nothing changes if the republish fails (BusError) or the message cannot be replayed.
+        """
+        who = _check_operator(operator)
+        reparked_id: int | None = None
+        events = 0
+        with _refusals_logged(who, "replay", parked_id), self._engine.begin() as conn:
+            message = _claim(conn, parked_id, kind, "replayed")
+            if message.kind == "dead":
+                detail = self._republish(message, who)
+            else:
+                record = _raw_record(message)
+                outcome = self.ingestor.ingest([record], conn=conn)
+                events = outcome.events
+                if outcome.parked_ids:
+                    reparked_id = outcome.parked_ids[0]
+                    reason = conn.execute(
+                        sa.select(parked.c.reason).where(parked.c.id == reparked_id)
+                    ).scalar_one()
+                    detail = f"still invalid, parked again as #{reparked_id}: {reason}"
+                else:
+                    detail = f"ingested again: {events} event(s) staged in the outbox"
+            record_action(
+                conn, at=utcnow(), operator=who, action="replay", parked_id=parked_id, detail=detail
+            )
+            message = _fetch(conn, parked_id, None)
+        log.info(
+            "operator %s replayed parked #%d (%s, %s): %s",
+            who,
+            parked_id,
+            message.kind,
+            origin(message),
+            detail,
+        )
+        return ActionResult("replay", who, message, detail, reparked_id=reparked_id, events=events)
+
+    def discard(self, parked_id: int, *, operator: str, kind: ParkedKind | None = None) -> ActionResult:
+        """Mark a parked message discarded: an operator decided it must not be processed."""
+        who = _check_operator(operator)
+        with _refusals_logged(who, "discard", parked_id), self._engine.begin() as conn:
+            message = _claim(conn, parked_id, kind, "discarded")
+            detail = f"discarded {message.kind} message from {origin(message)} ({message.reason_code})"
+            record_action(
+                conn, at=utcnow(), operator=who, action="discard", parked_id=parked_id, detail=detail
+            )
+            message = _fetch(conn, parked_id, None)
+        log.info("operator %s discarded parked #%d: %s", who, parked_id, detail)
+        return ActionResult("discard", who, message, detail)
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """The ingest pipeline replayed records go through."""
+        with self._ingestor_lock:
+            if self._ingestor is None:
+                from routes.config import load_hub_config
+
+                config = load_hub_config(self._settings.config_dir)
+                self._ingestor = Ingestor(self._engine, config.router)
+            return self._ingestor
+
+    def _republish(self, message: ParkedMessage, operator: str) -> str:
+        original = _original_message(message, operator)
+        bus = self.open_bus()
+        try:
+            bus.publish("", [original])
+        finally:
+            bus.close()
+        return f"republished message {original.message_id} to queue {original.routing_key}"
+
+
+@contextlib.contextmanager
+def _refusals_logged(operator: str, action: Action, parked_id: int) -> Iterator[None]:
+    """Log who tried an action that was refused or failed; the action log keeps only what took effect."""
+    try:
+        yield
+    except (OperationError, BusError) as exc:
+        log.warning("operator %s could not %s parked #%d: %s", operator, action, parked_id, exc)
+        raise
+
+
+def _check_operator(operator: str) -> str:
+    who = operator.strip() if isinstance(operator, str) else ""
+    if not who:
+        raise OperationError("an operator name is required for every action (who is acting?)")
+    if len(who) > MAX_OPERATOR_CHARS:
+        raise OperationError(
+            f"operator name is {len(who)} characters long; at most {MAX_OPERATOR_CHARS} are allowed"
+        )
+    return who
+
+
+def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise OperationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _fetch(conn: Connection, parked_id: int, kind: ParkedKind | None) -> ParkedMessage:
+    row = conn.execute(sa.select(parked).where(parked.c.id == parked_id)).first()
+    if row is None or (kind is not None and row.kind != kind):
+        what = {"dead": "dead letter", "invalid": "invalid message"}.get(kind or "", "parked message")
+        raise UnknownParkedError(f"no {what} with id {parked_id}")
+    return ParkedMessage(**row._mapping)
+
+
+def _claim(conn: Connection, parked_id: int, kind: ParkedKind | None, status: ParkedStatus) -> ParkedMessage:
+    """Move a parked row to its new status inside the transaction, refusing a row no longer parked.
+
+    The conditional update is the claim: of two operators acting at once, the second updates nothing.
+    """
+    message = _fetch(conn, parked_id, kind)
+    if message.status != "parked":
+        raise NotParkedError(f"parked message {parked_id} is already {message.status}; nothing to do")
+    changed = conn.execute(
+        parked.update().where(parked.c.id == parked_id, parked.c.status == "parked").values(status=status)
+    ).rowcount
+    if changed != 1:
+        raise NotParkedError(f"parked message {parked_id} was just replayed or discarded by someone else")
+    return message
+
+
+def _raw_record(message: ParkedMessage) -> RawRecord:
+    if message.source_system is None or message.record_type is None or message.record_key is None:
+        raise NotReplayableError(
+            f"parked message {message.id} ({message.reason_code}) is a bus message that was not a readable "
+            "event, not a legacy record: there is nothing to ingest again; fix the producer and discard it"
+        )
+    if not isinstance(message.payload, Mapping):
+        raise NotReplayableError(
+            f"parked message {message.id}: payload is {type(message.payload).__name__}, "
+            "not the legacy record's fields; it cannot be ingested again"
+        )
+    position = message.position if isinstance(message.position, Mapping) else {}
+    return RawRecord(
+        system=message.source_system,
+        record_type=message.record_type,
+        key=message.record_key,
+        payload=dict(message.payload),
+        position=dict(position),
+    )
+
+
+def _original_message(message: ParkedMessage, operator: str) -> Message:
+    """The dead letter as it was first published, addressed to its consumer's queue only."""
+    payload = message.payload
+    if not isinstance(payload, Mapping):
+        raise NotReplayableError(f"dead letter {message.id}: payload is not the recorded message")
+    missing = [name for name in ("queue", "message_id", "body") if not isinstance(payload.get(name), str)]
+    if missing:
+        raise NotReplayableError(
+            f"dead letter {message.id}: the recorded message lacks {', '.join(missing)}; "
+            "it cannot be sent again"
+        )
+    raw_headers = payload.get("headers") or {}
+    if not isinstance(raw_headers, Mapping):
+        raise NotReplayableError(f"dead letter {message.id}: headers are {raw_headers!r}, not a table")
+    headers: dict[str, Any] = {
+        name: value
+        for name, value in raw_headers.items()
+        if not str(name).startswith(BOOKKEEPING_HEADER_PREFIXES)
+    }
+    headers[REPLAYED_BY_HEADER] = operator
+    return Message(
+        body=str(payload["body"]).encode("utf-8"),
+        routing_key=str(payload["queue"]),
+        message_id=str(payload["message_id"]),
+        headers=headers,
+        content_type=str(payload.get("content_type") or Message.content_type),
+        correlation_id=_text_or_none(payload.get("correlation_id")),
+        type=_text_or_none(payload.get("type")),
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
