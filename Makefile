@@ -31,3 +31,11 @@ unit: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks against the machine's RabbitMQ and PostgreSQL; the table goes to stdout, every figure to
+# bench/results/latest.json. bench-quick runs the same table with smaller sizes in under three minutes.
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick

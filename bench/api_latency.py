@@ -1,0 +1,178 @@
+"""API latency with many cases stored: GET /v1/applications/{no} and a filtered list, at a steady rate.
+
+Cases are made by the workflow handler itself (workflow.cases.handle_event) from seeded marketing
+applications, then cloned in SQL up to the wanted count: the handler rebuilds a case in about a dozen
+statements, which at its rate would take most of the run for 100,000 cases. Every table with an
+application_no column is cloned row for row under new application numbers, so each clone has the same
+shape (timeline, stage visits, events) as the case it was made from.
+
+The API is served by uvicorn in a thread of this process; the load comes from another process
+(bench.load), open-loop at a fixed rate.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.records import RawRecord
+from api.app import create_app
+from bench.load import LoadResult, run_load
+from bench.statements import counting_statements
+from canonical_model.envelope import CloudEvent
+from routes.router import Router
+from store.database import utcnow
+from store.schema import metadata
+from workflow.cases import handle_event
+from yekuo.errors import ConfigError
+from yekuo.webserver import BackgroundServer
+
+SEED_BATCH = 200
+LIST_PATH = "/v1/applications"
+# An operator's question: non-residential low-voltage applications of one supply unit, first page.
+LIST_QUERY = "customer_class=lv_non_residential&unit=41401&limit=50"
+# Cloned application numbers start with 27 (the world's start in 26), so they never collide with seeds.
+_CLONE_PREFIX = "27"
+
+
+@dataclass(frozen=True)
+class EndpointLatency:
+    """What one endpoint did under the load."""
+
+    path: str
+    load: LoadResult
+    statements: int
+    server_cpu_s: float
+
+
+def seed_cases(engine: Engine, router: Router, records: Sequence[RawRecord]) -> list[str]:
+    """Apply the records' application events through the workflow handler; return the case numbers."""
+    numbers = []
+    events = []
+    for record in records:
+        if record.record_type != "application":
+            continue
+        for routed in router.route(record):
+            events.append(
+                CloudEvent(
+                    id=str(uuid.uuid4()),
+                    source=routed.source,
+                    type=routed.event_type,
+                    subject=routed.subject,
+                    time=utcnow(),
+                    dataschema=routed.dataschema,
+                    correlationid=str(uuid.uuid4()),
+                    sequence=1,
+                    data=routed.data,
+                )
+            )
+            numbers.append(routed.subject)
+    for start in range(0, len(events), SEED_BATCH):
+        with engine.begin() as conn:
+            for event in events[start : start + SEED_BATCH]:
+                handle_event(conn, event)
+    return numbers
+
+
+def clone_numbers(count: int) -> list[str]:
+    """count application numbers of the legacy length (13 digits) that no seeded world uses."""
+    return [f"{_CLONE_PREFIX}{index:011d}" for index in range(1, count + 1)]
+
+
+def clone_expression(table: sa.Table, column: sa.Column[object]) -> str | None:
+    """The SELECT expression that makes the clone's value of a column; None leaves it to its default."""
+    name = f't."{column.name}"'
+    if column.name == "application_no":
+        return "c.dst"
+    if column is table.autoincrement_column:
+        return None
+    unique_alone = column.unique or any(
+        isinstance(constraint, sa.UniqueConstraint) and list(constraint.columns) == [column]
+        for constraint in table.constraints
+    )
+    if column.primary_key or unique_alone:
+        return "gen_random_uuid()::text"
+    if isinstance(column.type, sa.JSON):
+        # Documents carry the application number as a JSON string; the clone carries its own.
+        return f"""replace({name}::text, '"' || c.src || '"', '"' || c.dst || '"')::json"""
+    return name
+
+
+def clone_cases(conn: Connection, sources: Sequence[str], targets: Sequence[str]) -> None:
+    """Copy every row about each source case to a new case, targets[i] cloning sources[i % len(sources)]."""
+    conn.execute(sa.text("CREATE TEMPORARY TABLE bench_clone (src text, dst text) ON COMMIT DROP"))
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise ConfigError("cloning cases needs an open database connection")
+    cursor = driver.cursor()
+    with cursor.copy("COPY bench_clone (src, dst) FROM STDIN") as copy:
+        for index, target in enumerate(targets):
+            copy.write_row((sources[index % len(sources)], target))
+    for table in metadata.sorted_tables:
+        if "application_no" not in table.c:
+            continue
+        columns = [(column.name, clone_expression(table, column)) for column in table.c]
+        kept = [(name, expression) for name, expression in columns if expression is not None]
+        names = ", ".join(f'"{name}"' for name, _ in kept)
+        expressions = ", ".join(expression for _, expression in kept)
+        conn.execute(
+            sa.text(
+                f'INSERT INTO "{table.name}" ({names}) SELECT {expressions} '
+                f'FROM "{table.name}" t JOIN bench_clone c ON t.application_no = c.src'
+            )
+        )
+    for table in metadata.sorted_tables:
+        if "application_no" in table.c:
+            conn.execute(sa.text(f'ANALYZE "{table.name}"'))
+
+
+def has_list_endpoint(app: FastAPI) -> bool:
+    """Whether the API documents GET /v1/applications (the filtered list)."""
+    return "get" in app.openapi().get("paths", {}).get(LIST_PATH, {})
+
+
+def measure_api(
+    engine: Engine, numbers: Sequence[str], *, rate: float, duration_s: float, seed: int = 3
+) -> tuple[EndpointLatency, EndpointLatency | None]:
+    """Latency of single-case reads over random stored numbers, then of the filtered list if it exists."""
+    app = create_app(engine)
+    sample = random.Random(seed).sample(list(numbers), min(len(numbers), int(rate * (duration_s + 1))))
+    single_paths = [f"{LIST_PATH}/{number}" for number in sample]
+    list_path = f"{LIST_PATH}?{LIST_QUERY}"
+    with (
+        BackgroundServer(app, name="bench api") as server,
+        ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool,
+    ):
+        single = _measure(
+            engine, pool, server.base_url, f"GET {LIST_PATH}/{{no}}", single_paths, rate, duration_s
+        )
+        if not has_list_endpoint(app):
+            return single, None
+        return single, _measure(
+            engine, pool, server.base_url, f"GET {list_path}", [list_path], rate, duration_s
+        )
+
+
+def _measure(
+    engine: Engine,
+    pool: ProcessPoolExecutor,
+    base_url: str,
+    name: str,
+    paths: Sequence[str],
+    rate: float,
+    duration_s: float,
+) -> EndpointLatency:
+    # The server is the only busy thread of this process meanwhile, so its CPU time is the server's.
+    cpu_before = time.process_time()
+    with counting_statements(engine) as statements:
+        load = pool.submit(run_load, base_url, paths, rate, duration_s).result()
+    return EndpointLatency(name, load, statements.statements, time.process_time() - cpu_before)

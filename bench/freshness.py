@@ -1,0 +1,262 @@
+"""Freshness: from a change in the marketing system until the API shows it, over a steady stream of changes.
+
+Two processes, as in production where the legacy system is another machine:
+- this one runs the hub (yekuo.hub.Hub: poller, relay, consumers, as `yekuo run` does) and its API;
+- a child runs the marketing simulator, changes one application at a time at a fixed rate (a new site
+  address carrying a marker), and polls GET /v1/applications/{no} until the case shows the marker.
+
+The marketing system has no push to the hub yet, so a change reaches the hub when the poller next asks.
+The poller's pick-up time of each change is recorded too, splitting freshness into the wait for the poll
+and the hub's own pipeline (poll pick-up to readable case), which is what a push would leave.
+Both processes read time.monotonic(), one system-wide clock on Linux.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+import httpx2
+from sqlalchemy.engine import Engine
+
+from adapters.marketing.source import MarketingSource
+from adapters.records import SourceBatch
+from api.app import create_app
+from routes.config import HubConfig
+from routes.router import Router
+from simulators.marketing.seed import generate_world
+from simulators.marketing.server import SimulatorServer
+from yekuo.consumers import ConsumerSpec
+from yekuo.errors import BusError
+from yekuo.hub import Hub
+from yekuo.settings import Settings
+from yekuo.webserver import BackgroundServer
+
+VISIBLE_TIMEOUT_S = 30.0
+_OBSERVE_EVERY_S = 0.02
+# Reads of the API in flight at once: watching must not load the hub it watches, even when it lags.
+_OBSERVERS_IN_FLIGHT = 4
+_SYNC_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class ChangeTiming:
+    """When one change was made in the marketing system and when the API first showed it (None: never)."""
+
+    application_no: str
+    changed_at: float
+    visible_at: float | None
+
+
+class TimedSource:
+    """A polling source that notes when each application record was picked up by a poll."""
+
+    def __init__(self, source: MarketingSource) -> None:
+        self.source = source
+        self.name = source.name
+        self.picked: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
+        """Poll the wrapped source and note the time for each application in the batch."""
+        batch = self.source.poll(checkpoint)
+        now = time.monotonic()
+        with self._lock:
+            for record in batch.records:
+                if record.record_type == "application":
+                    self.picked.setdefault(record.key, []).append(now)
+        return batch
+
+    def close(self) -> None:
+        """Close the wrapped source."""
+        self.source.close()
+
+    def pick_up_after(self, application_no: str, moment: float) -> float | None:
+        """The first poll that returned the application at or after moment."""
+        with self._lock:
+            times = self.picked.get(application_no, [])
+            return next((picked for picked in times if picked >= moment), None)
+
+
+@dataclass(frozen=True)
+class FreshnessResult:
+    """Every change's timings and poll pick-up, and the hub's troubles while the changes ran.
+
+    loop_failures counts transient failures of the hub's loops (broker or database away); errors_logged
+    counts error log lines (a handler failing on an event, for instance).
+    """
+
+    changes: list[ChangeTiming]
+    picked_up: dict[str, float | None]
+    poll_interval_s: float
+    initial_cases: int
+    loop_failures: int
+    errors_logged: int
+
+
+def _marker(index: int) -> str:
+    return f"南阳市卧龙区车站南路{index}号(变更{index})"
+
+
+async def _observe(
+    client: httpx2.AsyncClient,
+    in_flight: asyncio.Semaphore,
+    application_no: str,
+    marker: str,
+    changed_at: float,
+) -> float | None:
+    deadline = changed_at + VISIBLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        async with in_flight:
+            response = await client.get(f"/v1/applications/{application_no}")
+        if response.status_code == 200:
+            application = response.json().get("application") or {}
+            if application.get("site_address") == marker:
+                return time.monotonic()
+        await asyncio.sleep(_OBSERVE_EVERY_S)
+    return None
+
+
+async def _change_stream(
+    server: SimulatorServer, api_url: str, numbers: Sequence[str], rate: float
+) -> list[ChangeTiming]:
+    async with httpx2.AsyncClient(base_url=api_url, timeout=10.0) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        in_flight = asyncio.Semaphore(_OBSERVERS_IN_FLIGHT)
+        observers = []
+        for index, application_no in enumerate(numbers):
+            delay = start + index / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            marker = _marker(index)
+            changed_at = time.monotonic()
+            server.world.apply_change(application_no, {"ELEC_ADDR": marker})
+            observers.append(
+                (
+                    application_no,
+                    changed_at,
+                    asyncio.create_task(_observe(client, in_flight, application_no, marker, changed_at)),
+                )
+            )
+        return [ChangeTiming(number, changed_at, await task) for number, changed_at, task in observers]
+
+
+def simulate_marketing(pipe: Pipe, seed: int, applications: int, changes: int, rate: float) -> None:
+    """Child process: serve a seeded marketing world, then make `changes` changes at `rate` per second.
+
+    Protocol on the pipe: send (wsdl_url, application count); receive the hub API's base URL once the hub
+    has the whole world; send the list of ChangeTiming.
+    """
+    world = generate_world(seed, customers=max(1, applications // 2), applications=applications)
+    numbers = [row["APP_NO"] for row in world.all_applications()]
+    chosen = random.Random(seed).sample(numbers, min(changes, len(numbers)))
+    with SimulatorServer(world) as server:
+        pipe.send((server.wsdl_url, len(numbers)))
+        api_url = pipe.recv()
+        pipe.send(asyncio.run(_change_stream(server, api_url, chosen, rate)))
+
+
+def _bench_config(config: HubConfig, exchange: str) -> HubConfig:
+    routes = tuple(replace(route, exchange=exchange) for route in config.routes)
+    return replace(config, routes=routes, router=Router(routes, config.mappings))
+
+
+def _wait_for_sync(hub: Hub, applications: int) -> int:
+    deadline = time.monotonic() + _SYNC_TIMEOUT_S
+    while True:
+        status = hub.status()
+        if status.cases >= applications and not status.pending:
+            return status.cases
+        if time.monotonic() > deadline:
+            raise BusError(
+                f"the hub did not take in the marketing world in {_SYNC_TIMEOUT_S:.0f} s: {status}"
+            )
+        time.sleep(0.2)
+
+
+def measure_freshness(
+    settings: Settings,
+    engine: Engine,
+    config: HubConfig,
+    consumers: Sequence[ConsumerSpec],
+    *,
+    applications: int,
+    changes: int,
+    rate: float,
+    seed: int = 21,
+) -> FreshnessResult:
+    """Run the hub against a simulator in a child process and time each change until the API shows it."""
+    context = get_context("spawn")
+    parent_end, child_end = context.Pipe()
+    child = context.Process(
+        target=simulate_marketing, args=(child_end, seed, applications, changes, rate), name="bench-marketing"
+    )
+    child.start()
+    try:
+        wsdl_url, world_size = parent_end.recv()
+        source = TimedSource(MarketingSource(wsdl_url, page_size=settings.marketing.page_size))
+        hub = Hub(
+            settings,
+            sources=[source],
+            engine=engine,
+            config=_bench_config(config, settings.exchange),
+            consumers=consumers,
+        )
+        hub.start()
+        try:
+            with BackgroundServer(create_app(engine, readiness=hub.readiness), name="bench hub api") as api:
+                initial = _wait_for_sync(hub, world_size)
+                failures_before = _loop_failures(hub)
+                with _counting_errors() as errors:
+                    parent_end.send(api.base_url)
+                    timings: list[ChangeTiming] = parent_end.recv()
+                loop_failures = _loop_failures(hub) - failures_before
+        finally:
+            hub.stop()
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+    picked = {
+        timing.application_no: source.pick_up_after(timing.application_no, timing.changed_at)
+        for timing in timings
+    }
+    return FreshnessResult(
+        timings, picked, settings.marketing.poll_interval_s, initial, loop_failures, errors.count
+    )
+
+
+def _loop_failures(hub: Hub) -> int:
+    return sum(health.failures for health in hub.status().loops.values())
+
+
+class _ErrorCount(logging.Handler):
+    """Counts error log records, whoever writes them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@contextmanager
+def _counting_errors() -> Iterator[_ErrorCount]:
+    handler = _ErrorCount()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
