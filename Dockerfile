@@ -10,6 +10,7 @@ COPY routes routes
 COPY bus bus
 COPY store store
 COPY workflow workflow
+COPY feasibility feasibility
 COPY api api
 COPY simulators simulators
 COPY yekuo yekuo

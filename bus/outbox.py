@@ -24,6 +24,7 @@ from store.database import utcnow
 from store.schema import outbox
 from store.sequences import next_sequence
 from yekuo.errors import BusError, UnroutableError
+from yekuo.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,20 @@ def stage_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> 
         sequence=next_sequence(conn, f"{draft.source}|{draft.subject}"),
         data=draft.data,
     )
+    # Parameters rather than .values(): the statement is then built and compiled once, not per event.
     conn.execute(
-        outbox.insert().values(
-            event_id=event.id,
-            event_type=event.type,
-            subject=event.subject,
-            exchange=draft.exchange,
-            routing_key=draft.routing_key,
-            correlation_id=correlation_id,
-            body=event.model_dump_json().encode("utf-8"),
-            created_at=utcnow(),
-            attempts=0,
-        )
+        outbox.insert(),
+        {
+            "event_id": event.id,
+            "event_type": event.type,
+            "subject": event.subject,
+            "exchange": draft.exchange,
+            "routing_key": draft.routing_key,
+            "correlation_id": correlation_id,
+            "body": event.model_dump_json().encode("utf-8"),
+            "created_at": utcnow(),
+            "attempts": 0,
+        },
     )
     return event
 
@@ -127,6 +130,7 @@ class OutboxRelay:
                 self._record_failure(group, exc)
                 raise
             self._mark_sent([row.id for row in group])
+            OUTBOX_PUBLISHED.inc(len(group))
             confirmed += len(group)
         self.published += confirmed
         return confirmed
@@ -137,18 +141,22 @@ class OutboxRelay:
 
     def _record_failure(self, rows: Sequence[Any], exc: BusError) -> None:
         unroutable = set(exc.message_ids) if isinstance(exc, UnroutableError) else set()
+        failed = len(rows)
         with self._engine.begin() as conn:
             for row in rows:
                 if unroutable and row.event_id not in unroutable:
                     # The broker confirmed these; only the unroutable ones must stay behind.
                     conn.execute(outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow()))
+                    failed -= 1
                     continue
                 conn.execute(
                     outbox.update()
                     .where(outbox.c.id == row.id)
                     .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
                 )
-        log.error("outbox publish failed for %d event(s): %s", len(rows), exc)
+        OUTBOX_PUBLISHED.inc(len(rows) - failed)
+        OUTBOX_PUBLISH_FAILURES.labels(type(exc).__name__).inc(failed)
+        log.error("outbox publish failed for %d event(s): %s", failed, exc)
 
 
 def _group_by_exchange(rows: Sequence[Any]) -> list[tuple[str, list[Any]]]:

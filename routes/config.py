@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from feasibility.config import read_feasibility_config
 from mappings.codes import CodeTables, read_code_tables
 from mappings.engine import Mapping
 from mappings.loader import CODES_FOLDER, read_mappings
 from mappings.yamlfile import Diagnostics
 from routes.router import Router
 from routes.table import Route, read_routes
+from workflow.config import read_workflow_config
 from yekuo.errors import ConfigError
 
 MAPPINGS_FOLDER = "mappings"
@@ -37,9 +39,11 @@ def _read(config_dir: Path, diag: Diagnostics) -> tuple[CodeTables, dict[str, Ma
 
 
 def check_config(config_dir: Path) -> list[ConfigError]:
-    """Every problem in config_dir's mappings/ and routes/, each naming its file (relative) and line."""
+    """Every problem in config_dir's mappings/, routes/, workflow/ and feasibility/, with file and line."""
     diag = Diagnostics(config_dir)
-    _read(config_dir, diag)
+    codes, _, _ = _read(config_dir, diag)
+    read_workflow_config(config_dir, diag, codes)
+    read_feasibility_config(config_dir, diag)
     return list(diag.errors)
 
 

@@ -9,6 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import store.grid  # noqa: F401  (registers the grid tables on metadata)
+from store import feasibility as _feasibility  # noqa: F401  (registers the feasibility tables on metadata)
+from store import loads as _loads  # noqa: F401  (registers the load and intake tables on metadata)
+from store import operations as _operations  # noqa: F401  (registers operator_actions on metadata)
+from store import submissions as _submissions  # noqa: F401  (registers the marketing exchange tables)
 from store.schema import metadata
 
 

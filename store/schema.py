@@ -92,6 +92,25 @@ inbox = sa.Table(
     sa.Column("processed_at", UtcDateTime(), nullable=False),
 )
 
+# Workflow state. case_events holds every event a case was built from (legacy changes and the hub's own
+# decisions); cases, timeline and stage_visits are derived from them and rebuilt whenever one arrives.
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("event_id", KEY, primary_key=True),
+    sa.Column("application_no", KEY, nullable=False),
+    sa.Column("source", KEY, nullable=False, comment="CloudEvent source, e.g. /marketing/application"),
+    sa.Column("sequence", sa.BigInteger, nullable=False, comment="per source and subject"),
+    sa.Column("event_type", KEY, nullable=False),
+    sa.Column("time", UtcDateTime(), nullable=False, comment="when the change happened at the source"),
+    sa.Column("visit", KEY, nullable=True, comment="stage visit a hub decision belongs to"),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_case_events_case", "application_no"),
+    # One assignment and one alert of each kind per stage visit; legacy events carry no visit.
+    sa.UniqueConstraint("application_no", "event_type", "visit", name="uq_case_events_decision"),
+)
+
 cases = sa.Table(
     "cases",
     metadata,
@@ -99,14 +118,35 @@ cases = sa.Table(
     sa.Column("customer_no", KEY, nullable=False),
     sa.Column("customer_class", sa.String(32), nullable=False),
     sa.Column("business_type", sa.String(32), nullable=False),
+    sa.Column("importance_grade", sa.String(32), nullable=False),
+    sa.Column("flow", sa.String(64), nullable=False),
+    sa.Column("province", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, comment="open | closed"),
     sa.Column("stage", sa.String(64), nullable=False),
+    sa.Column("stage_visit", KEY, nullable=False),
     sa.Column("stage_entered_at", UtcDateTime(), nullable=False),
+    sa.Column("stage_limit_days", sa.Integer, nullable=True),
+    sa.Column("deadline", sa.Date, nullable=True, comment="last working day of the current stage"),
+    sa.Column("at_risk_from", sa.Date, nullable=True, comment="first day the stage is at risk"),
+    sa.Column("deadline_provisional", sa.Boolean, nullable=False),
+    sa.Column("provisional", sa.Boolean, nullable=False, comment="counted unpublished calendar days"),
+    sa.Column("calendar", sa.String(32), nullable=False, comment="published calendar years used"),
     sa.Column("opened_at", UtcDateTime(), nullable=False),
+    sa.Column("closed_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("responsible", KEY, nullable=True),
-    sa.Column("last_sequence", sa.BigInteger, nullable=False),
+    sa.Column("assignee", KEY, nullable=True, comment="staff id of the open survey task"),
+    sa.Column("survey_pending", sa.Boolean, nullable=False, comment="in a survey stage with nobody assigned"),
+    sa.Column("rework_count", sa.Integer, nullable=False),
+    sa.Column("anomaly_count", sa.Integer, nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("application", sa.JSON, nullable=False, comment="latest canonical ConnectionApplication"),
+    sa.Column("anomalies", sa.JSON, nullable=False),
     sa.Index("ix_cases_customer", "customer_no"),
+    sa.Index("ix_cases_opened", "opened_at", "application_no"),
+    sa.Index("ix_cases_status_deadline", "status", "deadline"),
+    sa.Index("ix_cases_stage", "stage"),
+    sa.Index("ix_cases_assignee", "assignee"),
 )
 
 timeline = sa.Table(
@@ -114,14 +154,53 @@ timeline = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("application_no", KEY, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
     sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("stage_from", sa.String(64), nullable=True),
-    sa.Column("stage_to", sa.String(64), nullable=False),
+    sa.Column("stage_to", sa.String(64), nullable=True),
+    sa.Column("visit", KEY, nullable=True),
     sa.Column("source_system", sa.String(64), nullable=False),
     sa.Column("source_event_id", KEY, nullable=False),
     sa.Column("responsible", KEY, nullable=True),
     sa.Column("note", sa.Text, nullable=True),
-    sa.Index("ix_timeline_case", "application_no", "id"),
+    sa.Index("ix_timeline_case", "application_no", "position"),
+)
+
+stage_visits = sa.Table(
+    "stage_visits",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("application_no", KEY, nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("visit", KEY, nullable=False),
+    sa.Column("stage", sa.String(64), nullable=False),
+    sa.Column("flow", sa.String(64), nullable=False),
+    sa.Column("customer_class", sa.String(32), nullable=False),
+    sa.Column("unit", KEY, nullable=True),
+    sa.Column("entered_at", UtcDateTime(), nullable=False),
+    sa.Column("left_at", UtcDateTime(), nullable=True),
+    sa.Column("exit_kind", sa.String(32), nullable=True, comment="forward | rework | anomaly"),
+    sa.Column("observed", sa.Boolean, nullable=False, comment="the hub saw the stage being entered"),
+    sa.Column("limit_days", sa.Integer, nullable=True),
+    sa.Column("deadline", sa.Date, nullable=True),
+    sa.Column("duration_days", sa.Float, nullable=True, comment="working days spent, for left visits"),
+    sa.Column("over_limit", sa.Boolean, nullable=True),
+    sa.Index("ix_stage_visits_case", "application_no", "ordinal"),
+    sa.Index("ix_stage_visits_stage", "stage"),
+)
+
+case_feed = sa.Table(
+    "case_feed",
+    metadata,
+    sa.Column("event_id", KEY, primary_key=True),
+    sa.Column("event_type", KEY, nullable=False),
+    sa.Column("application_no", KEY, nullable=False),
+    sa.Column("stage", sa.String(64), nullable=True),
+    sa.Column("time", UtcDateTime(), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_case_feed_case", "application_no", "time"),
 )
 
 customers = sa.Table(

@@ -31,6 +31,26 @@ def _schemas_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_stages(args: argparse.Namespace) -> int:
+    from store.database import create_engine
+    from workflow.analytics import stage_analytics
+    from workflow.config import load_workflow_config
+    from workflow.report import render_stage_report
+
+    settings = Settings()
+    config = load_workflow_config(Path(args.config_dir) if args.config_dir else settings.config_dir)
+    engine = create_engine(args.db_url or settings.db_url)
+    try:
+        with engine.connect() as conn:
+            analytics = stage_analytics(
+                conn, stage_order=tuple(config.stages), customer_class=args.customer_class, unit=args.unit
+            )
+    finally:
+        engine.dispose()
+    print(render_stage_report(analytics, config.stages), end="")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from yekuo.demo import DemoOptions, run_demo
 
@@ -61,8 +81,59 @@ def _sim_marketing(args: argparse.Namespace) -> int:
         seed=args.seed,
         customers=args.customers,
         applications=args.applications,
+        faults=args.fault,
+        push_url=args.push_url,
+        change_interval_s=args.change_interval,
     )
     return 0
+
+
+def _sim_pms(args: argparse.Namespace) -> int:
+    from simulators.pms.runner import run
+
+    run(
+        args.db_url,
+        args.seed,
+        substation_count=args.substations,
+        feeder_count=args.feeders,
+        transformer_count=args.transformers,
+        reset=args.reset,
+        interval_s=args.interval,
+        changes_per_tick=args.changes,
+        ticks=args.ticks,
+    )
+    return 0
+
+
+def _sim_dispatch(args: argparse.Namespace) -> int:
+    import contextlib
+    from datetime import date
+
+    from simulators.dispatch.faults import parse_faults
+    from simulators.dispatch.runner import choose_equipment, run
+
+    sizes = {"feeders": args.feeders, "transformers": args.transformers}
+    equipment = choose_equipment(args.pms_db, pms_seed=args.pms_seed, seed=args.seed, **sizes)
+    with contextlib.suppress(KeyboardInterrupt):
+        run(
+            Path(args.out),
+            args.seed,
+            equipment=equipment,
+            start=date.fromisoformat(args.start) if args.start else None,
+            days=args.days,
+            interval_s=args.interval,
+            faults=parse_faults(args.faults),
+            fault_rate=args.fault_rate,
+            oversize_bytes=args.oversize_bytes,
+            hold_s=args.hold,
+            manifest=Path(args.manifest) if args.manifest else None,
+        )
+    return 0
+
+def _dlq(args: argparse.Namespace) -> int:
+    from yekuo.dlq import run
+
+    return run(args, Settings())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +147,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_check_config)
 
+    dlq_options = argparse.ArgumentParser(add_help=False)
+    dlq_options.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    dlq_options.add_argument("--bus-url", help="bus a dead letter is replayed on (default: YEKUO_BUS_URL)")
+    dlq_options.add_argument(
+        "--config-dir",
+        help="mappings and routes an invalid record is replayed through (default: YEKUO_CONFIG_DIR)",
+    )
+    dlq = commands.add_parser("dlq", help="parked messages: dead letters and invalid input")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser(
+        "list", parents=[dlq_options], help="list parked messages, oldest first"
+    )
+    dlq_list.add_argument("--kind", choices=["dead", "invalid"], help="only this kind (default: both)")
+    dlq_list.add_argument(
+        "--status",
+        choices=["parked", "replayed", "discarded", "all"],
+        default="parked",
+        help="only this status (default: %(default)s)",
+    )
+    dlq_list.add_argument("--after", type=int, help="start after this id (the next-page cursor)")
+    dlq_list.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
+    dlq_show = dlq_commands.add_parser("show", parents=[dlq_options], help="one message with its payload")
+    dlq_show.add_argument("id", type=int)
+    for name, text in (
+        ("replay", "send a message through the hub again (safe: consumers deduplicate)"),
+        ("discard", "drop a message for good (it stays listed as discarded)"),
+    ):
+        action = dlq_commands.add_parser(name, parents=[dlq_options], help=text)
+        action.add_argument("id", type=int)
+        action.add_argument("--operator", help="who is acting, recorded with the action (default: OS user)")
+    dlq.set_defaults(func=_dlq)
+
     schemas = commands.add_parser("schemas", help="canonical JSON Schemas")
     schemas_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schemas_commands.add_parser("export", help="write the JSON Schemas of the canonical model")
     export.add_argument("--out", help="target folder (default: canonical_model/schemas)")
     export.set_defaults(func=_schemas_export)
+
+    report = commands.add_parser("report", help="reports over the workflow state")
+    reports = report.add_subparsers(dest="report", required=True)
+    stages = reports.add_parser("stages", help="stage durations (mean, p50, p90 working days) and rework")
+    stages.add_argument("--customer-class", help="only this customer class, e.g. hv_single_source")
+    stages.add_argument("--unit", help="only this supply unit (ORG_NO)")
+    stages.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    stages.add_argument("--config-dir", help="folder holding workflow/ (default: YEKUO_CONFIG_DIR)")
+    stages.set_defaults(func=_report_stages)
 
     demo = commands.add_parser("demo", help="run the marketing simulator, the hub and the API together")
     demo.add_argument("--seed", type=int, default=20261126, help="simulator seed (default: %(default)s)")
@@ -116,7 +228,41 @@ def build_parser() -> argparse.ArgumentParser:
     marketing.add_argument("--seed", type=int, default=20261126)
     marketing.add_argument("--customers", type=int, default=150)
     marketing.add_argument("--applications", type=int, default=200)
+    marketing.add_argument(
+        "--fault", action="append", default=[], help="fault[:op=O][:calls=N-M][:app=A][:delay=S], repeatable"
+    )
+    marketing.add_argument("--push-url", help="push every change to the hub's /soap/marketing endpoint")
+    marketing.add_argument("--change-interval", type=float, help="move an application a step every S s")
     marketing.set_defaults(func=_sim_marketing)
+    pms = sims.add_parser("pms", help="production management system (legacy database): seed, then change it")
+    pms.add_argument("--db-url", required=True, help="SQLAlchemy URL of the PMS database (sqlite:///pms.db)")
+    pms.add_argument("--seed", type=int, default=20261126)
+    pms.add_argument("--substations", type=int, default=100)
+    pms.add_argument("--feeders", type=int, default=2000)
+    pms.add_argument("--transformers", type=int, default=50000)
+    pms.add_argument("--reset", action="store_true", help="drop the PMS tables and seed them afresh")
+    pms.add_argument("--interval", type=float, default=5.0, help="seconds between rounds of changes")
+    pms.add_argument("--changes", type=int, default=20, help="rows changed per round")
+    pms.add_argument("--ticks", type=int, default=None, help="stop after this many rounds (default: never)")
+    pms.set_defaults(func=_sim_pms)
+    dispatch = sims.add_parser(
+        "dispatch", help="dispatch automation and metering: CIM/E and curve CSV load files into a folder"
+    )
+    dispatch.add_argument("--out", required=True, help="folder to write into (the hub's <drop_dir>/incoming)")
+    dispatch.add_argument("--seed", type=int, default=20261126)
+    dispatch.add_argument("--start", help="first simulated day, YYYY-MM-DD (default: a week ago)")
+    dispatch.add_argument("--days", type=int, default=None, help="stop after this many days (default: never)")
+    dispatch.add_argument("--interval", type=float, default=10.0, help="seconds between simulated days")
+    dispatch.add_argument("--faults", default="", help="comma-separated triggers or all (see faults.py)")
+    dispatch.add_argument("--fault-rate", type=float, default=0.0, help="chance of a faulty file a day, 0-1")
+    dispatch.add_argument("--oversize-bytes", type=int, default=3 * 1024**3, help="size of oversized files")
+    dispatch.add_argument("--hold", type=float, default=5.0, help="pause of the still_writing trigger (s)")
+    dispatch.add_argument("--manifest", help="append what was written, and the hub's expected outcome, here")
+    dispatch.add_argument("--pms-db", help="read the equipment from this PMS database (default: seed one)")
+    dispatch.add_argument("--pms-seed", type=int, default=20261126, help="seed of the PMS grid to measure")
+    dispatch.add_argument("--feeders", type=int, default=200, help="feeders to measure")
+    dispatch.add_argument("--transformers", type=int, default=1000, help="transformers to measure")
+    dispatch.set_defaults(func=_sim_dispatch)
     return parser
 
 

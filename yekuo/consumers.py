@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.marketing.writeback import handle_writeback, writeback_topics
 from bus.retry import parking_queue
+from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
+from feasibility.consumer import handle_feasibility_event
+from workflow.caselog import record_case_event
 from workflow.cases import handle_event
 from workflow.consumer import EventHandler
+from workflow.grid import handle_grid_event
+from workflow.loads import handle_load_event
 
 
 @dataclass(frozen=True)
@@ -30,4 +36,14 @@ class ConsumerSpec:
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event),
+    # The hub's own case events (stage changes, assignments, alerts) as a notification and audit feed.
+    ConsumerSpec("case_feed", ("case.#",), record_case_event),
+    # Grid equipment from PMS (and any further grid source) into the projection the API reads.
+    ConsumerSpec("grid", ("grid.#",), handle_grid_event),
+    # Measured load from the dispatch and metering file feeds into the load projection the API reads.
+    ConsumerSpec("loads", ("load.#",), handle_load_event),
+    # Stage changes (and other results) the hub writes back into the marketing system, queued for its writer.
+    ConsumerSpec("marketing_writeback", writeback_topics(), handle_writeback),
+    # Supply feasibility of applications, re-run when their grid or load changes; binds its own results too.
+    ConsumerSpec("feasibility", FEASIBILITY_TOPICS, handle_feasibility_event),
 )

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 
 from adapters.marketing.source import MarketingSource
-from api.app import create_app
 from bus import open_bus
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
 from yekuo.hub import Hub, HubStatus
+from yekuo.serve import build_api
 from yekuo.settings import Settings
 from yekuo.webserver import BackgroundServer
 
@@ -49,9 +49,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     hub.prepare()
     _purge_demo_queues(settings, hub)
     hub.start()
-    api = BackgroundServer(
-        create_app(engine, readiness=hub.readiness), host=settings.api_host, port=options.api_port
-    ).start()
+    api = BackgroundServer(build_api(hub), host=settings.api_host, port=options.api_port).start()
     print(
         f"hub API: {api.base_url}/docs  (bus {settings.bus_url}, database {engine.url.render_as_string()})",
         flush=True,

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
+from adapters.dispatch.intake import DispatchIntake
 from adapters.records import PollingSource
 from bus import open_bus
 from bus.drainer import ParkingDrainer
@@ -27,6 +28,7 @@ from routes.config import HubConfig, load_hub_config
 from store.database import create_engine, create_schema
 from store.parking import count_parked
 from workflow.consumer import InboxConsumer
+from workflow.monitor import MonitorLoop
 from workflow.queries import count_cases
 from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusError, SourceUnavailableError
@@ -93,12 +95,15 @@ class Hub:
         engine: Engine | None = None,
         config: HubConfig | None = None,
         consumers: Sequence[ConsumerSpec] = CONSUMERS,
+        workers: Sequence[tuple[str, Callable[[], bool]]] = (),
     ) -> None:
         self.settings = settings
         self.engine = engine or create_engine(settings.db_url)
         self.config = config or load_hub_config(settings.config_dir)
         self.sources = sources
         self.consumers = tuple(consumers)
+        # Further loops by name, e.g. ("write:marketing", writer.step): each step says whether it was busy.
+        self.workers = tuple(workers)
         self.retry = RetryPolicy(tuple(settings.delivery.retry_delays_ms))
         self.ingestor = Ingestor(self.engine, self.config.router)
         self.health: dict[str, LoopHealth] = {}
@@ -130,6 +135,12 @@ class Hub:
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
         self._spawn("drain", self._drainer_loop_factory())
+        self._spawn("monitor", MonitorLoop.for_engine(self.engine).step)
+        for name, worker_step in self.workers:
+            self._spawn(name, worker_step)
+        if self.settings.dispatch is not None:
+            intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
+            self._spawn(f"intake:{intake.name}", intake.step)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask every loop to stop and wait for it."""
@@ -260,7 +271,9 @@ class Hub:
             before_sleep=on_retry,
             reraise=True,
         )
-        idle_s = {"poll": self.settings.marketing.poll_interval_s, "drain": 1.0}.get(name.split(":")[0], 0.05)
+        idle_s = {"poll": self.settings.marketing.poll_interval_s, "drain": 1.0, "write": 1.0}.get(
+            name.split(":")[0], 0.05
+        )
         while not self._stop.is_set():
             try:
                 busy = retrying(step)

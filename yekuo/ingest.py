@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -21,6 +21,7 @@ from store.checkpoints import load_checkpoint, save_checkpoint
 from store.parking import park
 from yekuo.errors import InvalidRecordError
 from yekuo.logs import correlated
+from yekuo.metrics import INGEST_INVALID, INGEST_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,14 @@ class IngestStats:
     events: int = 0
     invalid: int = 0
     polls: int = 0
+
+
+@dataclass
+class IngestOutcome:
+    """What one ingest call staged: how many outbox events, and the ids of the records it parked."""
+
+    events: int = 0
+    parked_ids: list[int] = field(default_factory=list)
 
 
 class Ingestor:
@@ -54,23 +63,34 @@ class Ingestor:
         self.stats.polls += 1
         return batch.has_more
 
-    def ingest(self, records: Iterable[RawRecord]) -> None:
-        """Route records pushed by a legacy system (no checkpoint) into the outbox in one transaction."""
-        with self._engine.begin() as conn:
-            self._stage(conn, records)
+    def ingest(self, records: Iterable[RawRecord], *, conn: Connection | None = None) -> IngestOutcome:
+        """Route records pushed by a legacy system (no checkpoint) into the outbox in one transaction.
 
-    def _stage(self, conn: Connection, records: Iterable[RawRecord]) -> None:
+        With conn, the records join the caller's transaction (an operator's replay commits them together
+        with the parked entry's new status).
+        """
+        if conn is not None:
+            return self._stage(conn, records)
+        with self._engine.begin() as own:
+            return self._stage(own, records)
+
+    def _stage(self, conn: Connection, records: Iterable[RawRecord]) -> IngestOutcome:
+        outcome = IngestOutcome()
         for record in records:
             self.stats.records += 1
+            INGEST_RECORDS.labels(record.system).inc()
             correlation_id = str(uuid.uuid4())
             with correlated(correlation_id):
-                self._stage_record(conn, record, correlation_id)
+                self._stage_record(conn, record, correlation_id, outcome)
+        return outcome
 
-    def _stage_record(self, conn: Connection, record: RawRecord, correlation_id: str) -> None:
+    def _stage_record(
+        self, conn: Connection, record: RawRecord, correlation_id: str, outcome: IngestOutcome
+    ) -> None:
         try:
             routed = self._router.route(record)
         except InvalidRecordError as exc:
-            park(
+            parked_id = park(
                 conn,
                 kind="invalid",
                 reason_code=exc.reason_code,
@@ -82,6 +102,8 @@ class Ingestor:
                 position=dict(record.position),
             )
             self.stats.invalid += 1
+            INGEST_INVALID.labels(record.system, exc.reason_code).inc()
+            outcome.parked_ids.append(parked_id)
             log.warning("parked %s/%s %s: %s", record.system, record.record_type, record.key, exc)
             return
         for event in routed:
@@ -99,3 +121,4 @@ class Ingestor:
                 correlation_id=correlation_id,
             )
             self.stats.events += 1
+            outcome.events += 1

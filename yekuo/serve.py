@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
-from adapters.marketing.source import MarketingSource
+from fastapi import FastAPI
+
+from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from api.app import create_app
+from bus import open_bus
+from store.database import create_engine
 from yekuo.hub import Hub
+from yekuo.ingest import Ingestor
+from yekuo.metrics import HubMetrics, watched_queues
+from yekuo.operations import Operations
 from yekuo.settings import Settings
 from yekuo.webserver import BackgroundServer
 
 
+def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
+    """The API of a running hub: its readiness, the operators' actions and its metrics."""
+    operations = Operations(
+        hub.engine,
+        open_bus=functools.partial(open_bus, hub.settings.bus_url),
+        ingestor=Ingestor(hub.engine, hub.config.router),
+        settings=hub.settings,
+    )
+    metrics = HubMetrics(hub.engine, operations.open_bus, watched_queues(hub.consumers))
+    reports = {"marketing": marketing.status(lambda: hub.health)} if marketing is not None else None
+    return create_app(
+        hub.engine, readiness=hub.readiness, operations=operations, metrics=metrics, adapter_reports=reports
+    )
+
+
 def serve_hub(settings: Settings) -> int:
     """Run until interrupted."""
-    source = MarketingSource(
-        settings.marketing.wsdl_url,
-        page_size=settings.marketing.page_size,
-        timeout_s=settings.marketing.timeout_s,
-    )
-    hub = Hub(settings, sources=[source])
+    engine = create_engine(settings.db_url)
+    marketing = build_marketing(settings.marketing, engine)
+    hub = Hub(settings, sources=[marketing.source], engine=engine, workers=[marketing.writer_loop])
     hub.start()
-    api = BackgroundServer(
-        create_app(hub.engine, readiness=hub.readiness), host=settings.api_host, port=settings.api_port
-    ).start()
+    api = BackgroundServer(build_api(hub, marketing), host=settings.api_host, port=settings.api_port).start()
     print(f"hub API on {api.base_url}; polling {settings.marketing.wsdl_url}", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):

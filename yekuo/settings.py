@@ -17,6 +17,21 @@ class MarketingSettings(BaseModel):
     timeout_s: float = 10.0
     page_size: int = 200
     poll_interval_s: float = 1.0
+    retry_attempts: int = Field(default=3, ge=1, description="tries of a call failing for a transient reason")
+    retry_initial_s: float = Field(default=0.5, ge=0, description="first backoff between tries; it doubles")
+    retry_max_s: float = Field(default=5.0, ge=0, description="longest backoff between tries of one call")
+    breaker_failures: int = Field(default=5, ge=1, description="failures in a row that open the circuit")
+    breaker_reset_s: float = Field(default=30.0, ge=0, description="how long an open circuit refuses calls")
+    wsdl_cache_path: Path | None = Field(
+        default=None, description="SQLite cache of the WSDL, kept across restarts; None: in memory"
+    )
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="larger answers: refused")
+    push_batch: int = Field(default=500, ge=1, description="pushed records staged per step")
+    write_initial_backoff_s: float = Field(default=2.0, ge=0, description="first wait before a write retry")
+    write_max_backoff_s: float = Field(default=300.0, ge=0, description="longest wait between write retries")
+    write_max_attempts: int | None = Field(
+        default=None, ge=1, description="give a write up after this many tries; None: keep trying"
+    )
 
 
 class DeliverySettings(BaseModel):
@@ -25,6 +40,49 @@ class DeliverySettings(BaseModel):
     retry_delays_ms: list[int] = Field(
         default=[1_000, 5_000, 30_000], min_length=1, description="delay before each retry; then it is parked"
     )
+
+
+class PmsSettings(BaseModel):
+    """The production management system's database (read-only access suffices) and how to poll it.
+
+    db_url None means PMS is not configured. Times in PMS are local to `timezone`.
+    """
+
+    db_url: str | None = None
+    page_size: int = Field(default=500, ge=1, le=10000, description="rows read per table and poll")
+    overlap_s: float = Field(
+        default=30.0, ge=0, description="how long after its GXSJ a PMS transaction may still commit"
+    )
+    reconcile_interval_s: float = Field(
+        default=300.0, ge=0, description="how often the key sets are compared to find hard-deleted rows"
+    )
+    reconcile_page_size: int = Field(
+        default=5000, ge=1, le=100000, description="keys compared per table and poll while reconciling"
+    )
+    rescan_interval_s: float = Field(
+        default=21600.0, ge=0, description="how often every row is re-read and compared with what was sent"
+    )
+    statement_timeout_s: float = Field(
+        default=30.0, gt=0, description="give up a query (lock wait included) after this long and back off"
+    )
+    timezone: str = "Asia/Shanghai"
+
+
+class DispatchSettings(BaseModel):
+    """The drop folder of the dispatch and metering file feeds (CIM/E, curve CSV) and how files are taken.
+
+    Files land in <drop_dir>/incoming/ and move to processing/, then done/ or error/ (with a .reason file).
+    """
+
+    drop_dir: Path = Field(default=PROJECT_ROOT / "var" / "dispatch", description="root of the drop folder")
+    stable_s: float = Field(
+        default=2.0, ge=0, description="a file is taken once its size and mtime stayed the same this long"
+    )
+    max_file_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="larger files (and uploads) are refused, the files to error/"
+    )
+    scan_interval_s: float = Field(default=1.0, gt=0, description="how often incoming/ is listed when idle")
+    progress_every_rows: int = Field(default=100_000, ge=1, description="log progress every this many rows")
 
 
 class Settings(BaseSettings):
@@ -39,4 +97,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     exchange: str = "yekuo.events"
     marketing: MarketingSettings = MarketingSettings()
+    pms: PmsSettings = PmsSettings()
     delivery: DeliverySettings = DeliverySettings()
+    dispatch: DispatchSettings | None = Field(
+        default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
+    )

@@ -5,8 +5,9 @@ Customer classes (CUST_CLASS_CODE): about 80% "01" low-voltage residential (4-16
 10 kV) and 1% "04" high-voltage dual source (1250-8000 kVA at 10 kV, mostly important users).
 Code values this generator uses beyond the shared record layout:
 customer STATUS_CODE "1" in service, "2" waiting for connection (a new-connection application is open);
-application STATUS_CODE "01" acceptance, "02" survey, "03" scheme reply, "05" design review,
-"06" mid inspection, "07" completion inspection, "08" contract, "09" energised;
+application STATUS_CODE "01" acceptance, "02" survey, "03" scheme reply, "04" external works, "05" design
+review, "06" mid inspection, "07" completion inspection, "08" contract, "09" energisation, "10" archived, each
+application following its own process (world.status_flow);
 CONTACT_TYPE "01" owner or legal representative, "02" electrical contact, "03" billing contact.
 UPDATE_TIME comes in bursts: batch jobs stamp several applications with exactly the same second.
 """
@@ -24,6 +25,7 @@ from simulators.marketing.world import (
     CustomerRow,
     DocumentRow,
     MarketingWorld,
+    status_flow,
 )
 from yekuo.errors import ConfigError
 
@@ -131,7 +133,6 @@ _CHANNEL_WEIGHTS = {
     "03": (35, 15, 0, 0, 50),
     "04": (35, 15, 0, 0, 50),
 }
-_WORKFLOW_STATUSES = ("01", "02", "03", "05", "06", "07", "08", "09")
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -300,10 +301,7 @@ class _Generator:
             DocumentRow(DOC_TYPE_CODE=code, DOC_NAME=name, RECEIVED_FLAG="0" if rng.random() < 0.03 else "1")
             for code, name in _DOCUMENTS_BY_CLASS[cust_class]
         ]
-        # Older applications have moved further along the workflow.
-        stages = len(_WORKFLOW_STATUSES)
-        status = _WORKFLOW_STATUSES[min((updated - handled).days * stages // 20, stages - 1)]
-        return ApplicationRow(
+        row = ApplicationRow(
             APP_NO=f"{handled:%y%m%d}{sequence:07d}",
             CONS_NO=customer["CONS_NO"],
             BUSI_TYPE_CODE=busi_type,
@@ -317,11 +315,15 @@ class _Generator:
             CHANNEL_CODE=rng.choices(("01", "02", "03", "04", "05"), weights=_CHANNEL_WEIGHTS[cust_class])[0],
             HANDLE_TIME=handled.strftime(LEGACY_TIME_FORMAT),
             UPDATE_TIME=updated.strftime(LEGACY_TIME_FORMAT),
-            STATUS_CODE=status,
+            STATUS_CODE="01",
             ORG_NO=customer["ORG_NO"],
             URBAN_RURAL_FLAG=customer["URBAN_RURAL_FLAG"],
             DOCUMENTS=documents,
         )
+        # Older applications have moved further along their process.
+        flow = status_flow(row)
+        row["STATUS_CODE"] = flow[min((updated - handled).days * len(flow) // 20, len(flow) - 1)]
+        return row
 
 
 # A fixed default start keeps a seed's world the same from one day to the next.

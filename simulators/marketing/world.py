@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict, cast
 
-from yekuo.errors import ConfigError
+from yekuo.errors import ConfigError, SourceRejectedError
 
 LEGACY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -76,6 +78,35 @@ class CustomerRow(TypedDict):
     CONTACTS: list[ContactRow]
 
 
+# The marketing system's own workflow: STATUS_CODE values an application passes through, per process.
+# "01" acceptance, "02" site survey, "03" scheme reply, "04" external works, "05" design review,
+# "06" mid inspection, "07" completion inspection, "08" contract, "09" meter installation and energisation,
+# "10" archived.
+TWO_STEP_STATUSES = ("01", "09", "10")
+THREE_STEP_STATUSES = ("01", "03", "09", "10")
+FOUR_STEP_STATUSES = ("01", "03", "04", "09", "10")
+FULL_CHAIN_STATUSES = ("01", "02", "03", "05", "06", "07", "08", "09", "10")
+# Low-voltage customers up to these capacities are served under 三零 (zero visit, approval, investment).
+ZERO_VISIT_LIMIT_KVA = {"1": 160.0, "2": 100.0}
+
+
+def status_flow(row: ApplicationRow) -> tuple[str, ...]:
+    """The STATUS_CODE sequence the marketing system runs for this application.
+
+    Important users (IMPORTANCE_CODE other than "00") take the full chain; otherwise residential and
+    small low-voltage customers take 2 steps, other low-voltage customers 3 and high voltage 4.
+    """
+    if row["IMPORTANCE_CODE"] not in ("00", ""):
+        return FULL_CHAIN_STATUSES
+    cust_class = row["CUST_CLASS_CODE"]
+    if cust_class == "01":
+        return TWO_STEP_STATUSES
+    if cust_class == "02":
+        limit = ZERO_VISIT_LIMIT_KVA.get(row["URBAN_RURAL_FLAG"], ZERO_VISIT_LIMIT_KVA["2"])
+        return TWO_STEP_STATUSES if row["APPLY_CAP"] <= limit else THREE_STEP_STATUSES
+    return FOUR_STEP_STATUSES
+
+
 APPLICATION_FIELDS: tuple[str, ...] = tuple(ApplicationRow.__annotations__)
 CUSTOMER_FIELDS: tuple[str, ...] = tuple(CustomerRow.__annotations__)
 DOCUMENT_FIELDS: tuple[str, ...] = tuple(DocumentRow.__annotations__)
@@ -84,16 +115,102 @@ CONTACT_FIELDS: tuple[str, ...] = tuple(ContactRow.__annotations__)
 # The record's identity and its change time are owned by the world, not by a change.
 _CHANGEABLE_APPLICATION_FIELDS = frozenset(APPLICATION_FIELDS) - {"APP_NO", "UPDATE_TIME"}
 
+# Codes the marketing system accepts on an application created online; it refuses any other.
+ACCEPTED_CODES: dict[str, frozenset[str]] = {
+    "BUSI_TYPE_CODE": frozenset({"101", "111", "113", "105"}),
+    "VOLT_CODE": frozenset({"AC02202", "AC03802", "AC00101", "AC00351", "AC01101"}),
+    "CUST_CLASS_CODE": frozenset({"01", "02", "03", "04"}),
+    "IMPORTANCE_CODE": frozenset({"00", "01", "02", "03", "04"}),
+    "CHANNEL_CODE": frozenset({"01", "02", "03", "04", "05"}),
+    "URBAN_RURAL_FLAG": frozenset({"1", "2"}),
+    "ELEC_TYPE_CODE": frozenset({"100", "200", "300", "400", "900"}),
+    "CERT_TYPE_CODE": frozenset({"01", "02", "03", "99"}),
+    "CONTACT_TYPE": frozenset({"01", "02", "03"}),
+    "DOC_TYPE_CODE": frozenset({"01", "02", "03", "04", "05", "06"}),
+}
+# Feasibility verdicts (可开放容量结论): "01" feasible, "02" feasible with conditions, "03" grid
+# reinforcement needed, "04" not feasible.
+FEASIBILITY_VERDICTS = frozenset({"01", "02", "03", "04"})
+_DEFAULT_VOLT_CODE = {"01": "AC02202", "02": "AC03802", "03": "AC00101", "04": "AC00101"}
+_NEW_APPLICATION_REQUIRED = ("BUSI_TYPE_CODE", "APPLY_CAP", "CUST_CLASS_CODE", "CHANNEL_CODE", "ORG_NO")
+_NEW_CUSTOMER_REQUIRED = ("CONS_NAME", "ELEC_TYPE_CODE", "CERT_TYPE_CODE", "CERT_NO")
+
+ChangeListener = Callable[[ApplicationRow], None]
+
+
+@dataclass(frozen=True)
+class StageWrite:
+    """A stage change another system wrote into the marketing system (UpdateApplicationStage)."""
+
+    request_id: str
+    app_no: str
+    status_code: str
+    changed_at: str
+    remark: str | None
+    operator: str | None
+    applied: bool
+
+
+@dataclass(frozen=True)
+class FeasibilityResult:
+    """A feasibility result another system recorded for an application (RecordFeasibilityResult)."""
+
+    request_id: str
+    app_no: str
+    verdict_code: str
+    assessed_at: str
+    supply_volt_code: str | None
+    remark: str | None
+
 
 def _watermark_key(row: ApplicationRow) -> tuple[str, str]:
     return (row["UPDATE_TIME"], row["APP_NO"])
+
+
+def _highest_suffix(keys: Iterable[str]) -> int:
+    """The largest number the keys end in (their last 7 digits), 0 when none does."""
+    return max((int(key[-7:]) for key in keys if len(key) >= 7 and key[-7:].isdigit()), default=0)
+
+
+def _text(fields: Mapping[str, object], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _check_codes(what: str, fields: Mapping[str, object]) -> None:
+    for name, accepted in ACCEPTED_CODES.items():
+        value = _text(fields, name)
+        if value is not None and value not in accepted:
+            raise SourceRejectedError(f"{what}: {name} {value!r} is not a valid code")
+
+
+def _require(what: str, fields: Mapping[str, object], names: Sequence[str]) -> None:
+    missing = [name for name in names if _text(fields, name) is None]
+    if missing:
+        raise SourceRejectedError(f"{what}: required fields missing: {', '.join(missing)}")
+
+
+def _number(what: str, fields: Mapping[str, object], name: str) -> float | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    try:
+        return float(str(value))
+    except ValueError:
+        raise SourceRejectedError(f"{what}: {name} {value!r} is not a number") from None
 
 
 class MarketingWorld:
     """Customers and applications of one simulated marketing system.
 
     Reads return copies, so callers cannot change the world behind its lock. Legacy times are strings in
-    "YYYY-MM-DD HH:MM:SS" form, which sort like the times they stand for.
+    "YYYY-MM-DD HH:MM:SS" form, which sort like the times they stand for. Writes that other systems make
+    (create, stage update, feasibility result) carry a request id: a repeated request id returns what the
+    first request did and changes nothing, so a client may retry a write whose answer it lost. A refused
+    write raises SourceRejectedError, which the service answers with a soap:Client fault.
     """
 
     def __init__(self, customers: Iterable[CustomerRow], applications: Iterable[ApplicationRow]) -> None:
@@ -110,6 +227,14 @@ class MarketingWorld:
             self._applications[application["APP_NO"]] = copy.deepcopy(application)
         # Sorted (UPDATE_TIME, APP_NO) pairs: the order in which changes are listed.
         self._order = sorted(_watermark_key(row) for row in self._applications.values())
+        # Request id -> (operation, APP_NO): what each write request did, for repeated requests.
+        self._requests: dict[str, tuple[str, str]] = {}
+        self._created: dict[str, bool] = {}
+        self._stage_writes: list[StageWrite] = []
+        self._feasibility: list[FeasibilityResult] = []
+        self._listeners: list[ChangeListener] = []
+        self._app_numbers = itertools.count(_highest_suffix(self._applications) + 1)
+        self._cons_numbers = itertools.count(_highest_suffix(self._customers) + 1)
 
     @property
     def customer_count(self) -> int:
@@ -122,6 +247,17 @@ class MarketingWorld:
         """How many applications the world holds."""
         with self._lock:
             return len(self._applications)
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call listener with a copy of every application row after it was created or changed."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _notify(self, row: ApplicationRow) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(copy.deepcopy(row))
 
     def customer(self, cons_no: str) -> CustomerRow | None:
         """The customer with this number, or None."""
@@ -166,6 +302,25 @@ class MarketingWorld:
         with self._lock:
             return self._order[-1][0] if self._order else None
 
+    def _next_change_time(self) -> datetime:
+        # One second after the newest change places a change after every watermark handed out so far.
+        if not self._order:
+            return datetime.now().replace(microsecond=0)
+        return datetime.strptime(self._order[-1][0], LEGACY_TIME_FORMAT) + timedelta(seconds=1)
+
+    def advance(self, app_no: str, at: datetime | None = None) -> ApplicationRow:
+        """Move an application to the next STATUS_CODE of its flow (a no-op change once archived)."""
+        with self._lock:
+            current = self._applications.get(app_no)
+            if current is None:
+                raise ConfigError(f"application {app_no!r} does not exist")
+            flow = status_flow(current)
+            position = flow.index(current["STATUS_CODE"]) if current["STATUS_CODE"] in flow else 0
+            following = flow[min(position + 1, len(flow) - 1)]
+            changed = self._apply_locked(app_no, {"STATUS_CODE": following}, at)
+        self._notify(changed)
+        return copy.deepcopy(changed)
+
     def apply_change(
         self, app_no: str, changes: Mapping[str, object], at: datetime | None = None
     ) -> ApplicationRow:
@@ -174,19 +329,261 @@ class MarketingWorld:
         at defaults to one second after the newest UPDATE_TIME in the world, which places the change after
         every watermark handed out so far. Returns the changed row.
         """
+        with self._lock:
+            changed = self._apply_locked(app_no, changes, at)
+        self._notify(changed)
+        return copy.deepcopy(changed)
+
+    def _apply_locked(
+        self, app_no: str, changes: Mapping[str, object], at: datetime | None
+    ) -> ApplicationRow:
         unknown = sorted(set(changes) - _CHANGEABLE_APPLICATION_FIELDS)
         if unknown:
             raise ConfigError(f"application {app_no}: fields {unknown} cannot be changed")
+        current = self._applications.get(app_no)
+        if current is None:
+            raise ConfigError(f"application {app_no!r} does not exist")
+        moment = at or self._next_change_time()
+        changed = cast(ApplicationRow, {**current, **copy.deepcopy(dict(changes))})
+        changed["UPDATE_TIME"] = moment.strftime(LEGACY_TIME_FORMAT)
+        self._order.remove(_watermark_key(current))
+        bisect.insort(self._order, _watermark_key(changed))
+        self._applications[app_no] = changed
+        return changed
+
+    def _repeated(self, request_id: str, operation: str) -> str | None:
+        """The APP_NO an earlier request with this id worked on, or None for a new request id."""
+        earlier = self._requests.get(request_id)
+        if earlier is None:
+            return None
+        if earlier[0] != operation:
+            raise SourceRejectedError(f"request id {request_id} was already used for {earlier[0]}")
+        return earlier[1]
+
+    def create_application(
+        self,
+        request_id: str,
+        application: Mapping[str, object],
+        customer: Mapping[str, object] | None = None,
+        at: datetime | None = None,
+    ) -> tuple[ApplicationRow, bool]:
+        """Accept an application submitted online; return its row and whether this request created it.
+
+        application holds the application fields (APP_NO, UPDATE_TIME and STATUS_CODE are the world's);
+        it names an existing customer by CONS_NO, or customer holds the C_CONS fields of a new one.
+        """
         with self._lock:
+            earlier = self._repeated(request_id, "CreateApplication")
+            if earlier is not None:
+                return copy.deepcopy(self._applications[earlier]), False
+            row, new_customer = self._new_application(request_id, application, customer, at)
+            if new_customer is not None:
+                self._customers[new_customer["CONS_NO"]] = new_customer
+            self._applications[row["APP_NO"]] = row
+            bisect.insort(self._order, _watermark_key(row))
+            self._requests[request_id] = ("CreateApplication", row["APP_NO"])
+            self._created[row["APP_NO"]] = True
+        self._notify(row)
+        return copy.deepcopy(row), True
+
+    def _new_application(
+        self,
+        request_id: str,
+        application: Mapping[str, object],
+        customer: Mapping[str, object] | None,
+        at: datetime | None,
+    ) -> tuple[ApplicationRow, CustomerRow | None]:
+        what = f"CreateApplication {request_id}"
+        _require(what, application, _NEW_APPLICATION_REQUIRED)
+        _check_codes(what, application)
+        capacity = _number(what, application, "APPLY_CAP")
+        if capacity is None or capacity <= 0:
+            raise SourceRejectedError(f"{what}: APPLY_CAP must be positive, got {capacity}")
+        cons_no = _text(application, "CONS_NO")
+        new_customer: CustomerRow | None = None
+        if cons_no is not None and customer is not None:
+            raise SourceRejectedError(f"{what}: give CONS_NO or a new customer, not both")
+        if cons_no is None and customer is None:
+            raise SourceRejectedError(f"{what}: CONS_NO or a new customer is required")
+        if cons_no is not None and cons_no not in self._customers:
+            raise SourceRejectedError(f"{what}: customer not found: {cons_no}")
+        moment = (at or self._next_change_time()).replace(microsecond=0)
+        cust_class = str(_text(application, "CUST_CLASS_CODE"))
+        volt_code = _text(application, "VOLT_CODE") or _DEFAULT_VOLT_CODE[cust_class]
+        longitude = _number(what, application, "LONGITUDE")
+        latitude = _number(what, application, "LATITUDE")
+        urban_rural = _text(application, "URBAN_RURAL_FLAG") or "1"
+        if customer is not None:
+            new_customer = self._new_customer(what, customer, application, volt_code, urban_rural)
+            cons_no = new_customer["CONS_NO"]
+        assert cons_no is not None
+        app_no = f"{moment:%y%m%d}{next(self._app_numbers):07d}"
+        documents = application.get("DOCUMENTS") or []
+        if not isinstance(documents, list):
+            raise SourceRejectedError(f"{what}: DOCUMENTS must be a list")
+        for document in documents:
+            _check_codes(what, document)
+        row = ApplicationRow(
+            APP_NO=app_no,
+            CONS_NO=cons_no,
+            BUSI_TYPE_CODE=str(_text(application, "BUSI_TYPE_CODE")),
+            APPLY_CAP=capacity,
+            VOLT_CODE=volt_code,
+            CUST_CLASS_CODE=cust_class,
+            IMPORTANCE_CODE=_text(application, "IMPORTANCE_CODE") or "00",
+            ELEC_ADDR=_text(application, "ELEC_ADDR"),
+            LONGITUDE=longitude,
+            LATITUDE=latitude,
+            CHANNEL_CODE=str(_text(application, "CHANNEL_CODE")),
+            HANDLE_TIME=moment.strftime(LEGACY_TIME_FORMAT),
+            UPDATE_TIME=moment.strftime(LEGACY_TIME_FORMAT),
+            STATUS_CODE="01",
+            ORG_NO=str(_text(application, "ORG_NO")),
+            URBAN_RURAL_FLAG=urban_rural,
+            DOCUMENTS=[
+                DocumentRow(
+                    DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),
+                    DOC_NAME=str(document.get("DOC_NAME", "")),
+                    RECEIVED_FLAG=str(document.get("RECEIVED_FLAG") or "1"),
+                )
+                for document in documents
+            ],
+        )
+        return row, new_customer
+
+    def _new_customer(
+        self,
+        what: str,
+        customer: Mapping[str, object],
+        application: Mapping[str, object],
+        volt_code: str,
+        urban_rural: str,
+    ) -> CustomerRow:
+        _require(f"{what} customer", customer, _NEW_CUSTOMER_REQUIRED)
+        _check_codes(f"{what} customer", customer)
+        contacts = customer.get("CONTACTS") or []
+        if not isinstance(contacts, list):
+            raise SourceRejectedError(f"{what} customer: CONTACTS must be a list")
+        for contact in contacts:
+            _check_codes(f"{what} customer contact", contact)
+        number = next(self._cons_numbers)
+        return CustomerRow(
+            CONS_ID=f"9{number:09d}",
+            CONS_NO=f"413{number:07d}",
+            CONS_NAME=str(_text(customer, "CONS_NAME")),
+            ELEC_ADDR=_text(customer, "ELEC_ADDR") or str(_text(application, "ELEC_ADDR") or ""),
+            ELEC_TYPE_CODE=str(_text(customer, "ELEC_TYPE_CODE")),
+            TRADE_CODE=_text(customer, "TRADE_CODE"),
+            VOLT_CODE=volt_code,
+            CONTRACT_CAP=0.0,
+            STATUS_CODE="2",
+            ORG_NO=str(_text(application, "ORG_NO")),
+            URBAN_RURAL_FLAG=urban_rural,
+            TG_ID=None,
+            LONGITUDE=_number(what, application, "LONGITUDE"),
+            LATITUDE=_number(what, application, "LATITUDE"),
+            CERT_TYPE_CODE=str(_text(customer, "CERT_TYPE_CODE")),
+            CERT_NO=str(_text(customer, "CERT_NO")),
+            BANK_NAME=_text(customer, "BANK_NAME"),
+            BANK_ACCT=_text(customer, "BANK_ACCT"),
+            CONTACTS=[
+                ContactRow(
+                    CONTACT_NAME=str(contact.get("CONTACT_NAME", "")),
+                    MOBILE=str(contact.get("MOBILE", "")),
+                    CONTACT_TYPE=str(contact.get("CONTACT_TYPE") or "01"),
+                )
+                for contact in contacts
+            ],
+        )
+
+    def created_by(self, request_id: str) -> str | None:
+        """The APP_NO a CreateApplication request created, or None."""
+        with self._lock:
+            earlier = self._requests.get(request_id)
+            return earlier[1] if earlier and earlier[0] == "CreateApplication" else None
+
+    def created_applications(self) -> list[str]:
+        """APP_NOs of every application created through CreateApplication, in creation order."""
+        with self._lock:
+            return list(self._created)
+
+    def update_stage(
+        self,
+        request_id: str,
+        app_no: str,
+        status_code: str,
+        changed_at: str,
+        *,
+        remark: str | None = None,
+        operator: str | None = None,
+    ) -> tuple[ApplicationRow, bool]:
+        """Set an application's STATUS_CODE as another system reports it; return the row and whether it moved.
+
+        Refused when the application is unknown or the status is not part of its process.
+        """
+        with self._lock:
+            earlier = self._repeated(request_id, "UpdateApplicationStage")
+            if earlier is not None:
+                if earlier != app_no:
+                    raise SourceRejectedError(f"request id {request_id} was already used for {earlier}")
+                return copy.deepcopy(self._applications[app_no]), False
             current = self._applications.get(app_no)
             if current is None:
-                raise ConfigError(f"application {app_no!r} does not exist")
-            if at is None:
-                # The world holds at least this application, so _order is not empty.
-                at = datetime.strptime(self._order[-1][0], LEGACY_TIME_FORMAT) + timedelta(seconds=1)
-            changed = cast(ApplicationRow, {**current, **copy.deepcopy(dict(changes))})
-            changed["UPDATE_TIME"] = at.strftime(LEGACY_TIME_FORMAT)
-            self._order.remove(_watermark_key(current))
-            bisect.insort(self._order, _watermark_key(changed))
-            self._applications[app_no] = changed
-            return copy.deepcopy(changed)
+                raise SourceRejectedError(f"application not found: {app_no}")
+            flow = status_flow(current)
+            if status_code not in flow:
+                raise SourceRejectedError(
+                    f"application {app_no}: STATUS_CODE {status_code} is not a step of its process "
+                    f"({', '.join(flow)})"
+                )
+            moved = current["STATUS_CODE"] != status_code
+            row = self._apply_locked(app_no, {"STATUS_CODE": status_code}, None) if moved else current
+            self._requests[request_id] = ("UpdateApplicationStage", app_no)
+            self._stage_writes.append(
+                StageWrite(request_id, app_no, status_code, changed_at, remark, operator, moved)
+            )
+            row = copy.deepcopy(row)
+        if moved:
+            self._notify(row)
+        return row, moved
+
+    def stage_writes(self, app_no: str | None = None) -> list[StageWrite]:
+        """Stage changes written by other systems, oldest first (those of one application, if given)."""
+        with self._lock:
+            return [write for write in self._stage_writes if app_no in (None, write.app_no)]
+
+    def record_feasibility(
+        self,
+        request_id: str,
+        app_no: str,
+        verdict_code: str,
+        assessed_at: str,
+        *,
+        supply_volt_code: str | None = None,
+        remark: str | None = None,
+    ) -> bool:
+        """Keep a feasibility result for an application; False when this request id was recorded already."""
+        with self._lock:
+            earlier = self._repeated(request_id, "RecordFeasibilityResult")
+            if earlier is not None:
+                return False
+            if app_no not in self._applications:
+                raise SourceRejectedError(f"application not found: {app_no}")
+            if verdict_code not in FEASIBILITY_VERDICTS:
+                raise SourceRejectedError(
+                    f"application {app_no}: verdict {verdict_code!r} is not a valid code"
+                )
+            if supply_volt_code is not None and supply_volt_code not in ACCEPTED_CODES["VOLT_CODE"]:
+                raise SourceRejectedError(
+                    f"application {app_no}: VOLT_CODE {supply_volt_code!r} is not a valid code"
+                )
+            self._requests[request_id] = ("RecordFeasibilityResult", app_no)
+            self._feasibility.append(
+                FeasibilityResult(request_id, app_no, verdict_code, assessed_at, supply_volt_code, remark)
+            )
+            return True
+
+    def feasibility_results(self, app_no: str | None = None) -> list[FeasibilityResult]:
+        """Feasibility results recorded, oldest first (those of one application, if given)."""
+        with self._lock:
+            return [result for result in self._feasibility if app_no in (None, result.app_no)]

@@ -33,6 +33,19 @@ CUSTOMER_CLASS = {
     "03": "hv_single_source",
     "04": "hv_dual_source",
 }
+# STATUS_CODE -> workflow stage id (mappings/codes/marketing/status_code.yaml), written out independently.
+STAGE = {
+    "01": "acceptance",
+    "02": "site_survey",
+    "03": "scheme_reply",
+    "04": "external_works",
+    "05": "design_review",
+    "06": "mid_inspection",
+    "07": "completion_inspection",
+    "08": "contract",
+    "09": "energisation",
+    "10": "archived",
+}
 BUSINESS_TYPE = {
     "101": "new_connection",
     "111": "capacity_increase",
@@ -98,7 +111,7 @@ def _check_cases(engine: Engine, applications: list[dict[str, Any]]) -> None:
         assert response.status_code == 200, source["APP_NO"]
         case = response.json()
         mapped = case["application"]
-        assert case["stage"] == "acceptance"
+        assert case["stage"] == STAGE[source["STATUS_CODE"]]
         assert case["customer_no"] == source["CONS_NO"]
         assert case["customer_class"] == CUSTOMER_CLASS[source["CUST_CLASS_CODE"]]
         assert mapped["business_type"] == BUSINESS_TYPE[source["BUSI_TYPE_CODE"]]
@@ -110,7 +123,7 @@ def _check_cases(engine: Engine, applications: list[dict[str, Any]]) -> None:
             {"system": "marketing", "record_type": "application", "key": source["APP_NO"]}
         ]
         [entry] = case["timeline"]
-        assert entry["source_system"] == "marketing" and entry["stage_to"] == "acceptance"
+        assert entry["source_system"] == "marketing" and entry["stage_to"] == case["stage"]
         customer = client.get(f"/v1/customers/{source['CONS_NO']}")
         assert customer.status_code == 200 and customer.json()["customer_no"] == source["CONS_NO"]
 
@@ -134,4 +147,12 @@ def _check_published_messages(admin: Any, tap: str, expected: int) -> None:
         assert delivery.message.message_id == event["id"]
         kinds.add(event["type"])
         admin.ack(delivery)
-    assert kinds == {"cn.yekuo.application.changed.v1", "cn.yekuo.customer.changed.v1"}
+    # The workflow publishes a stage change per case and the feasibility check an assessment; the
+    # monitor may add assignments and deadline alerts.
+    monitoring = {"cn.yekuo.case.assigned.v1", "cn.yekuo.case.at_risk.v1", "cn.yekuo.case.overdue.v1"}
+    assert kinds - monitoring == {
+        "cn.yekuo.application.changed.v1",
+        "cn.yekuo.customer.changed.v1",
+        "cn.yekuo.case.stage_changed.v1",
+        "cn.yekuo.application.feasibility_assessed.v1",
+    }

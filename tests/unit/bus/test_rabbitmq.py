@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -15,53 +12,10 @@ import pytest
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.rabbitmq import RabbitMQBus
 from tests.conftest import RABBITMQ_URL, require_service
+from tests.support.relay import TcpRelay
 from yekuo.errors import BusError, BusUnavailableError, PublishNotConfirmedError
 
 pytestmark = pytest.mark.rabbitmq
-
-
-class CuttableProxy:
-    """A TCP relay to the broker that the test can cut, to lose a connection the way a network does."""
-
-    def __init__(self, port: int) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._upstream_port = port
-        self._sockets: list[socket.socket] = [self._listener]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        try:
-            client, _ = self._listener.accept()
-        except OSError:
-            return
-        upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
-        self._sockets += [client, upstream]
-        for source, target in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shut(target)
-
-    def cut(self) -> None:
-        # Shut every socket down before closing any: closing a socket that another thread is blocked
-        # reading neither wakes that thread nor tells the peer.
-        for sock in self._sockets:
-            _shut(sock)
-        for sock in self._sockets:
-            sock.close()
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
@@ -139,7 +93,7 @@ def test_publishing_waits_while_blocked_then_gives_up_and_recovers_once_unblocke
 
 
 def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> None:
-    proxy = CuttableProxy(5672)
+    proxy = TcpRelay(5672)
     bus = RabbitMQBus(f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
     exchange, queue = declare_queue(names, bus)
     bus.publish(exchange, messages(1))
@@ -155,6 +109,7 @@ def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> 
     other = RabbitMQBus(RABBITMQ_URL)
     assert [d.redelivered for d in other.fetch(queue, 5, 5.0)] == [True]
     other.close()
+    proxy.close()
 
 
 def test_growing_the_batch_size_does_not_mark_pushed_messages_redelivered(names: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for the marketing adapter tests: a seeded simulator served in-process, a recording transport."""
+"""Fixtures for the marketing adapter tests: a seeded simulator, a recording transport, a quick client."""
 
 from __future__ import annotations
 
@@ -9,11 +9,22 @@ from typing import Any
 import pytest
 import zeep
 
+from adapters.marketing.breaker import CircuitBreaker
+from adapters.marketing.client import CallPolicy, MarketingClient
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
 
 START = datetime(2026, 11, 2, 8, 30)
+# Retries without waiting, and a breaker that stays closed: these tests look at one call at a time.
+NO_WAIT = CallPolicy(attempts=3, initial_backoff_s=0, max_backoff_s=0, jitter_s=0)
+
+
+def quick_client(wsdl_url: str, **options: Any) -> MarketingClient:
+    """A client that retries at once and whose circuit does not open unless a test passes a breaker."""
+    options.setdefault("policy", NO_WAIT)
+    options.setdefault("breaker", CircuitBreaker("marketing", failure_threshold=100))
+    return MarketingClient(wsdl_url, **options)
 
 
 class RecordingTransport(zeep.Transport):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from datetime import datetime
@@ -10,7 +11,8 @@ import httpx2
 import pytest
 
 from simulators.marketing.seed import generate_world
-from simulators.marketing.server import SimulatorServer
+from simulators.marketing.server import SimulatorServer, change_one
+from simulators.marketing.world import status_flow
 from yekuo.errors import ConfigError
 
 START = datetime(2026, 11, 2, 8, 30)
@@ -59,3 +61,39 @@ def test_run_prints_the_wsdl_url_and_serves_the_seeded_world() -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_run_with_faults_prints_them_and_serves_them() -> None:
+    code = (
+        "from simulators.marketing.server import run; "
+        "run('127.0.0.1', 0, 4, 20, 50, faults=['http_500:op=GetCustomers'], change_interval_s=0.2)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        wsdl_url = process.stdout.readline().removeprefix("WSDL: ").strip()
+        assert process.stdout.readline().strip() == "fault: http_500:op=GetCustomers"
+        envelope = (
+            '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:mkt="urn:yekuo:sim:marketing:v1"><soap:Body><mkt:GetCustomers><mkt:consNo>1</mkt:consNo>'
+            "</mkt:GetCustomers></soap:Body></soap:Envelope>"
+        )
+        response = httpx2.post(wsdl_url.removesuffix("?wsdl"), content=envelope, timeout=10)
+        assert (response.status_code, response.headers["content-type"].split(";")[0]) == (500, "text/html")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_change_one_moves_an_open_application_and_stops_when_all_are_archived() -> None:
+    world = generate_world(seed=5, customers=3, applications=2, start=START)
+    rng = random.Random(1)
+    moved = change_one(world, rng)
+    assert moved in {row["APP_NO"] for row in world.all_applications()}
+    for _ in range(20):
+        change_one(world, rng)
+    assert all(row["STATUS_CODE"] == status_flow(row)[-1] for row in world.all_applications())
+    assert change_one(world, rng) is None

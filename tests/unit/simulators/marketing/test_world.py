@@ -1,4 +1,4 @@
-"""Tests of the marketing world: composite-watermark paging, staged changes, copies and thread safety."""
+"""Tests of the marketing world: watermark paging, staged changes, copies, thread safety and writes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from simulators.marketing.seed import generate_world
-from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, MarketingWorld
-from yekuo.errors import ConfigError
+from simulators.marketing.world import (
+    LEGACY_TIME_FORMAT,
+    TWO_STEP_STATUSES,
+    ApplicationRow,
+    MarketingWorld,
+    status_flow,
+)
+from yekuo.errors import ConfigError, SourceRejectedError
 
 START = datetime(2026, 11, 2, 8, 30)
 
@@ -143,3 +149,180 @@ def test_concurrent_changes_keep_the_listing_consistent(world: MarketingWorld) -
     assert len({row["APP_NO"] for row in listed}) == 400
     assert {row["APP_NO"] for row in listed[-80:]} == set(targets)
     assert len({row["UPDATE_TIME"] for row in listed[-80:]}) == 80
+
+
+# Writes from other systems: online creation, stage updates, feasibility results.
+
+NEW_APPLICATION = {
+    "BUSI_TYPE_CODE": "101",
+    "APPLY_CAP": "12",
+    "CUST_CLASS_CODE": "01",
+    "ELEC_ADDR": "南阳市卧龙区人民路8号",
+    "LONGITUDE": "112.53",
+    "LATITUDE": "33.0",
+    "CHANNEL_CODE": "02",
+    "ORG_NO": "41401",
+    "DOCUMENTS": [{"DOC_TYPE_CODE": "01", "DOC_NAME": "身份证明"}],
+}
+NEW_CUSTOMER = {
+    "CONS_NAME": "张伟",
+    "ELEC_TYPE_CODE": "100",
+    "CERT_TYPE_CODE": "01",
+    "CERT_NO": "411303199001011234",
+    "CONTACTS": [{"CONTACT_NAME": "张伟", "MOBILE": "13803770001", "CONTACT_TYPE": "01"}],
+}
+
+
+def test_create_registers_the_application_and_a_new_customer_after_every_change(
+    world: MarketingWorld,
+) -> None:
+    newest = world.latest_update_time()
+    row, created = world.create_application("req-1", NEW_APPLICATION, NEW_CUSTOMER)
+    assert created is True
+    assert (row["STATUS_CODE"], row["VOLT_CODE"], row["APPLY_CAP"], row["IMPORTANCE_CODE"]) == (
+        "01",
+        "AC02202",
+        12.0,
+        "00",
+    )
+    assert row["UPDATE_TIME"] == row["HANDLE_TIME"] and newest is not None and row["UPDATE_TIME"] > newest
+    assert row["DOCUMENTS"] == [{"DOC_TYPE_CODE": "01", "DOC_NAME": "身份证明", "RECEIVED_FLAG": "1"}]
+    customer = world.customer(row["CONS_NO"])
+    assert customer is not None
+    assert (customer["CONS_NAME"], customer["STATUS_CODE"], customer["CERT_NO"]) == (
+        "张伟",
+        "2",
+        NEW_CUSTOMER["CERT_NO"],
+    )
+    assert world.application(row["APP_NO"]) == row
+    assert world.all_applications()[-1] == row
+    assert world.created_by("req-1") == row["APP_NO"]
+    assert world.created_applications() == [row["APP_NO"]]
+
+
+def test_a_repeated_create_returns_the_first_application_and_creates_nothing(world: MarketingWorld) -> None:
+    first, _ = world.create_application("req-1", NEW_APPLICATION, NEW_CUSTOMER)
+    count = world.application_count
+    again, created = world.create_application("req-1", {**NEW_APPLICATION, "APPLY_CAP": "99"}, NEW_CUSTOMER)
+    assert (again, created) == (first, False)
+    assert world.application_count == count
+
+
+def test_create_for_an_existing_customer(world: MarketingWorld) -> None:
+    cons_no = world.all_applications()[0]["CONS_NO"]
+    row, _ = world.create_application("req-2", {**NEW_APPLICATION, "CONS_NO": cons_no})
+    assert row["CONS_NO"] == cons_no
+
+
+@pytest.mark.parametrize(
+    ("application", "customer", "message"),
+    [
+        (
+            {**NEW_APPLICATION, "VOLT_CODE": "AC99999"},
+            NEW_CUSTOMER,
+            "VOLT_CODE 'AC99999' is not a valid code",
+        ),
+        (
+            {k: v for k, v in NEW_APPLICATION.items() if k != "ORG_NO"},
+            NEW_CUSTOMER,
+            "required fields missing: ORG_NO",
+        ),
+        ({**NEW_APPLICATION, "APPLY_CAP": "0"}, NEW_CUSTOMER, "APPLY_CAP must be positive"),
+        ({**NEW_APPLICATION, "APPLY_CAP": "lots"}, NEW_CUSTOMER, "APPLY_CAP 'lots' is not a number"),
+        (NEW_APPLICATION, None, "CONS_NO or a new customer is required"),
+        ({**NEW_APPLICATION, "CONS_NO": "4130000000"}, None, "customer not found: 4130000000"),
+        ({**NEW_APPLICATION, "CONS_NO": "4130000000"}, NEW_CUSTOMER, "not both"),
+        (
+            NEW_APPLICATION,
+            {**NEW_CUSTOMER, "CERT_TYPE_CODE": "77"},
+            "CERT_TYPE_CODE '77' is not a valid code",
+        ),
+        (NEW_APPLICATION, {**NEW_CUSTOMER, "CERT_NO": " "}, "required fields missing: CERT_NO"),
+    ],
+)
+def test_create_refuses_what_the_marketing_system_would(
+    world: MarketingWorld,
+    application: dict[str, object],
+    customer: dict[str, object] | None,
+    message: str,
+) -> None:
+    count = world.application_count
+    with pytest.raises(SourceRejectedError, match=message):
+        world.create_application("req-x", application, customer)
+    assert world.application_count == count
+    assert world.created_by("req-x") is None
+
+
+def test_update_stage_moves_the_application_once_per_request(world: MarketingWorld) -> None:
+    row = next(
+        r
+        for r in world.all_applications()
+        if status_flow(r) == TWO_STEP_STATUSES and r["STATUS_CODE"] == "01"
+    )
+    changes: list[ApplicationRow] = []
+    world.subscribe(changes.append)
+    moved, applied = world.update_stage(
+        "w-1", row["APP_NO"], "09", "2026-12-01 10:00:00", remark="PMS", operator="41401"
+    )
+    assert applied is True and moved["STATUS_CODE"] == "09" and moved["UPDATE_TIME"] > row["UPDATE_TIME"]
+    again, applied_again = world.update_stage("w-1", row["APP_NO"], "09", "2026-12-01 10:00:00")
+    assert applied_again is False and again == moved
+    same, applied_same = world.update_stage("w-2", row["APP_NO"], "09", "2026-12-01 10:05:00")
+    assert applied_same is False and same == moved
+    assert [change["STATUS_CODE"] for change in changes] == ["09"]
+    assert [
+        (w.request_id, w.status_code, w.applied, w.remark) for w in world.stage_writes(row["APP_NO"])
+    ] == [
+        ("w-1", "09", True, "PMS"),
+        ("w-2", "09", False, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("app_no", "status", "message"),
+    [("4130000000", "09", "application not found: 4130000000"), (None, "05", "STATUS_CODE 05 is not a step")],
+)
+def test_update_stage_refuses_unknown_applications_and_foreign_steps(
+    world: MarketingWorld, app_no: str | None, status: str, message: str
+) -> None:
+    row = next(r for r in world.all_applications() if status_flow(r) == TWO_STEP_STATUSES)
+    with pytest.raises(SourceRejectedError, match=message):
+        world.update_stage("w-9", app_no or row["APP_NO"], status, "2026-12-01 10:00:00")
+    assert world.stage_writes() == []
+
+
+def test_a_request_id_serves_one_operation(world: MarketingWorld) -> None:
+    row = world.all_applications()[0]
+    world.create_application("shared", NEW_APPLICATION, NEW_CUSTOMER)
+    with pytest.raises(SourceRejectedError, match="request id shared was already used for CreateApplication"):
+        world.update_stage("shared", row["APP_NO"], row["STATUS_CODE"], "2026-12-01 10:00:00")
+
+
+def test_feasibility_results_are_kept_once_per_request(world: MarketingWorld) -> None:
+    app_no = world.all_applications()[0]["APP_NO"]
+    assert (
+        world.record_feasibility("f-1", app_no, "02", "2026-12-01 10:00:00", supply_volt_code="AC00101")
+        is True
+    )
+    assert world.record_feasibility("f-1", app_no, "02", "2026-12-01 10:00:00") is False
+    [result] = world.feasibility_results(app_no)
+    assert (result.verdict_code, result.supply_volt_code) == ("02", "AC00101")
+    with pytest.raises(SourceRejectedError, match="verdict '09' is not a valid code"):
+        world.record_feasibility("f-2", app_no, "09", "2026-12-01 10:00:00")
+    with pytest.raises(SourceRejectedError, match="VOLT_CODE 'AC0' is not a valid code"):
+        world.record_feasibility("f-3", app_no, "01", "2026-12-01 10:00:00", supply_volt_code="AC0")
+    with pytest.raises(SourceRejectedError, match="application not found: 1"):
+        world.record_feasibility("f-4", "1", "01", "2026-12-01 10:00:00")
+
+
+def test_listeners_hear_every_change_as_a_copy(world: MarketingWorld) -> None:
+    heard: list[ApplicationRow] = []
+    world.subscribe(heard.append)
+    first = world.all_applications()[0]["APP_NO"]
+    world.apply_change(first, {"ELEC_ADDR": "新地址"})
+    world.advance(first)
+    created, _ = world.create_application("req-3", NEW_APPLICATION, NEW_CUSTOMER)
+    assert [row["APP_NO"] for row in heard] == [first, first, created["APP_NO"]]
+    heard[0]["ELEC_ADDR"] = "changed by a listener"
+    stored = world.application(first)
+    assert stored is not None and stored["ELEC_ADDR"] == "新地址"

@@ -1,0 +1,145 @@
+"""Write-back into the marketing system: which hub events become which SOAP write, as a rule table.
+
+The marketing_writeback consumer keeps each event a rule takes in marketing_writebacks (in the same
+transaction as its inbox entry), and the marketing writer sends them with retries. A rule turns an event
+into the operation's arguments, or into nothing when the event must not be written back. The request id
+of every write is the event id, so a write repeated after a lost answer takes effect once.
+
+Stage changes: a case entering a stage because of PMS, dispatch or another system's report is written
+back with UpdateApplicationStage. A stage change that came from the marketing system itself is not: that
+would echo it back to where it came from.
+Feasibility results: every assessment of an application is recorded with RecordFeasibilityResult (a preview
+without an application is not). Another result the hub produces takes one more rule for its event type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from sqlalchemy.engine import Connection
+
+from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, legacy_time
+from canonical_model.case import StageTransition, TimelineKind
+from canonical_model.envelope import CloudEvent
+from canonical_model.feasibility import FeasibilityAssessment
+from feasibility.service import FEASIBILITY_ASSESSED
+from feasibility.service import ROUTING_PREFIX as FEASIBILITY_ROUTING_PREFIX
+from store.submissions import add_writeback
+from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
+from yekuo.errors import InvalidRecordError, SchemaViolationError
+
+# Sources whose stage changes the marketing system knows already: its own, and none the hub decides.
+NOT_WRITTEN_BACK = frozenset({"marketing", "hub"})
+WRITTEN_KINDS = frozenset({TimelineKind.FORWARD, TimelineKind.REWORK, TimelineKind.ANOMALY})
+
+ArgumentBuilder = Callable[[CloudEvent, ReverseCodes], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class WritebackRule:
+    """An event type written back: its routing-key pattern, the SOAP operation and how the event becomes
+    the operation's arguments."""
+
+    topic: str
+    operation: str
+    arguments: ArgumentBuilder
+
+
+def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
+    try:
+        return model.model_validate(event.data)
+    except pydantic.ValidationError as exc:
+        raise SchemaViolationError(
+            f"event {event.id} ({event.type}) is not a {model.__name__}: {exc}"
+        ) from exc
+
+
+def stage_change_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, Any] | None:
+    """UpdateApplicationStage arguments for a stage the case entered, or None when it came from marketing."""
+    entry: StageTransition = _validated(StageTransition, event)
+    if entry.source_system in NOT_WRITTEN_BACK or entry.kind not in WRITTEN_KINDS or entry.stage_to is None:
+        return None
+    return {
+        "requestId": event.id,
+        "appNo": entry.application_no,
+        "statusCode": codes.code("marketing/status_code", entry.stage_to, field="stage_to"),
+        "changedAt": legacy_time(entry.at),
+        "remark": entry.note or f"reported by {entry.source_system}",
+        "operator": entry.responsible,
+    }
+
+
+def feasibility_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, Any] | None:
+    """RecordFeasibilityResult arguments for an assessment of an application, or None for a preview.
+
+    A recommended voltage the marketing system has no VOLT_CODE for is left out of supplyVoltCode and
+    named in the remark instead, so the verdict still gets through.
+    """
+    assessment: FeasibilityAssessment = _validated(FeasibilityAssessment, event)
+    if assessment.application_no is None:
+        return None
+    voltage = assessment.recommended_voltage_kv
+    volt_code: str | None = None
+    notes = [f"{assessment.verdict.value}", f"reserved {assessment.reserved_kva:g} kVA"]
+    if voltage is not None:
+        try:
+            volt_code = codes.code("marketing/volt_code", voltage, field="recommended_voltage_kv")
+        except NoLegacyCodeError:
+            notes.append(f"recommended {voltage:g} kV (no VOLT_CODE)")
+    return {
+        "requestId": event.id,
+        "appNo": assessment.application_no,
+        "verdict": codes.code("marketing/feasibility_verdict", assessment.verdict.value, field="verdict"),
+        "supplyVoltCode": volt_code,
+        "assessedAt": legacy_time(assessment.assessed_at),
+        "remark": "; ".join(notes),
+    }
+
+
+WRITEBACK_RULES: dict[str, WritebackRule] = {
+    CASE_STAGE_CHANGED: WritebackRule(
+        f"{ROUTING_KEYS[CASE_STAGE_CHANGED]}.#", "UpdateApplicationStage", stage_change_arguments
+    ),
+    FEASIBILITY_ASSESSED: WritebackRule(
+        f"{FEASIBILITY_ROUTING_PREFIX}.#", "RecordFeasibilityResult", feasibility_arguments
+    ),
+}
+
+
+def writeback_topics(rules: Mapping[str, WritebackRule] = WRITEBACK_RULES) -> tuple[str, ...]:
+    """The routing-key patterns of the events the rules take, for the consumer's queue bindings."""
+    return tuple(rule.topic for rule in rules.values())
+
+
+class WritebackHandler:
+    """The marketing_writeback consumer's handler: queues the write-backs the rules call for."""
+
+    def __init__(
+        self,
+        rules: Mapping[str, WritebackRule] = WRITEBACK_RULES,
+        codes: Callable[[], ReverseCodes] = default_codes,
+    ) -> None:
+        self._rules = dict(rules)
+        self._codes = codes
+
+    def __call__(self, conn: Connection, event: CloudEvent) -> None:
+        rule = self._rules.get(event.type)
+        if rule is None:
+            raise InvalidRecordError(f"marketing write-back has no rule for {event.type} (event {event.id})")
+        arguments = rule.arguments(event, self._codes())
+        if arguments is None:
+            return
+        add_writeback(
+            conn,
+            event_id=event.id,
+            event_type=event.type,
+            operation=rule.operation,
+            application_no=str(arguments["appNo"]),
+            arguments=arguments,
+        )
+
+
+handle_writeback = WritebackHandler()

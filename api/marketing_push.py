@@ -1,0 +1,193 @@
+"""The hub's inbound SOAP endpoint for the marketing system: WSDL at GET /soap/marketing?wsdl, pushes at POST.
+
+The marketing system pushes ApplicationChanged notifications carrying the whole application record (and
+its customer). The hub answers only once the record is stored in the push inbox (store.submissions), in
+the transaction the answer reports; the marketing poller stages it from there, deduplicated against what
+the listing brought, so push and poll never make a case or a timeline entry twice.
+
+Hostile input costs bounded time and memory: the body is read in chunks and at most max_bytes are kept
+(a bigger body is read on to drain_bytes and thrown away, so the sender still gets its fault, or the
+connection is closed); the XML parser loads no DTD, expands no entity, opens no network or file and
+refuses deep nesting; parsing runs in a worker thread, so the event loop keeps serving. Every refusal is
+a soap:Client fault; a storage failure is a soap:Server fault ("send it again").
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from lxml import etree
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from adapters.marketing.legacy import APPLICATION_FIELDS, CUSTOMER_FIELDS, record_from_xml
+from store.submissions import PushReceipt, marketing_push, store_push
+from yekuo.errors import MalformedInputError
+from yekuo.soap import SOAP_CONTENT_TYPE, FaultCode, build_envelope, build_fault, parse_envelope, parse_xml
+
+PUSH_PATH = "/soap/marketing"
+NAMESPACE = "urn:yekuo:hub:marketing-push:v1"
+WSDL_PATH = Path(__file__).with_name("marketing_push.wsdl")
+DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_DRAIN_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 16
+
+_WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+_WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+_XSD_NS = "http://www.w3.org/2001/XMLSchema"
+
+log = logging.getLogger(__name__)
+
+
+def _q(local: str) -> str:
+    return f"{{{NAMESPACE}}}{local}"
+
+
+class PushContract:
+    """The push WSDL: served with the address it was fetched from, and the schema requests must satisfy."""
+
+    def __init__(self, wsdl_path: Path = WSDL_PATH) -> None:
+        self._wsdl = parse_xml(wsdl_path.read_bytes(), max_bytes=256 * 1024, max_depth=16)
+        schema = self._wsdl.find(f"{{{_WSDL_NS}}}types/{{{_XSD_NS}}}schema")
+        self._schema = etree.XMLSchema(copy.deepcopy(schema))
+        # An XMLSchema keeps its error log on the instance, so validations must not interleave.
+        self._lock = threading.Lock()
+
+    def wsdl(self, location: str) -> bytes:
+        """The WSDL with its soap:address pointing at location."""
+        document = copy.deepcopy(self._wsdl)
+        for address in document.iter(f"{{{_WSDL_SOAP_NS}}}address"):
+            address.set("location", location)
+        return bytes(etree.tostring(document, xml_declaration=True, encoding="utf-8"))
+
+    def validate(self, element: etree._Element) -> None:
+        """Raise MalformedInputError listing every schema violation of a request element."""
+        with self._lock:
+            if self._schema.validate(element):
+                return
+            problems = [f"{error.path}: {error.message}" for error in self._schema.error_log]
+        name = etree.QName(element).localname
+        raise MalformedInputError(f"{name} does not satisfy the schema: " + "; ".join(problems))
+
+
+def _fault(code: FaultCode, message: str) -> Response:
+    # SOAP 1.1 over HTTP answers a fault with status 500.
+    return Response(build_fault(code, message), status_code=500, media_type=SOAP_CONTENT_TYPE)
+
+
+async def _read_bounded(request: Request, max_bytes: int, drain_bytes: int) -> bytes:
+    """The body, or MalformedInputError once it passes max_bytes (after draining up to drain_bytes)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > drain_bytes:
+        raise MalformedInputError(f"XML body exceeds {max_bytes} bytes ({declared} bytes)")
+    body = bytearray()
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > drain_bytes:
+            break
+        if seen <= max_bytes:
+            body += chunk
+    if seen > max_bytes:
+        raise MalformedInputError(f"XML body exceeds {max_bytes} bytes")
+    return bytes(body)
+
+
+class PushReceiver:
+    """Parses, validates and stores one pushed notification."""
+
+    def __init__(self, engine: Engine, contract: PushContract, max_bytes: int) -> None:
+        self.engine = engine
+        self.contract = contract
+        self.max_bytes = max_bytes
+
+    def receive(self, body: bytes) -> Response:
+        try:
+            request = parse_envelope(body, max_bytes=self.max_bytes, max_depth=MAX_DEPTH)
+            if request.tag != _q("ApplicationChanged"):
+                raise MalformedInputError(f"unknown operation {request.tag}")
+            self.contract.validate(request)
+            application = record_from_xml(request.find(_q("application")), APPLICATION_FIELDS, NAMESPACE)
+            customer_element = request.find(_q("customer"))
+            customer = (
+                record_from_xml(customer_element, CUSTOMER_FIELDS, NAMESPACE)
+                if customer_element is not None
+                else None
+            )
+            if customer is not None and customer["CONS_NO"] != application["CONS_NO"]:
+                raise MalformedInputError(
+                    f"customer {customer['CONS_NO']} is not the customer {application['CONS_NO']} of "
+                    f"application {application['APP_NO']}"
+                )
+        except MalformedInputError as exc:
+            log.warning("refused a marketing push: %s", exc)
+            return _fault(FaultCode.CLIENT, str(exc))
+        notification_id = request.findtext(_q("notificationId"))
+        try:
+            receipt = self._store(application, customer, notification_id)
+        except sa.exc.SQLAlchemyError:
+            log.exception("could not store a marketing push of %s", application["APP_NO"])
+            return _fault(FaultCode.SERVER, "the hub could not store the notification; send it again later")
+        answer = etree.Element(_q("ApplicationChangedResponse"), nsmap={"push": NAMESPACE})
+        etree.SubElement(answer, _q("accepted")).text = "true"
+        etree.SubElement(answer, _q("duplicate")).text = "true" if receipt.duplicate else "false"
+        etree.SubElement(answer, _q("sequence")).text = str(receipt.seq)
+        return Response(build_envelope(answer), media_type=SOAP_CONTENT_TYPE)
+
+    def _store(
+        self, application: dict[str, object], customer: dict[str, object] | None, note: str | None
+    ) -> PushReceipt:
+        try:
+            with self.engine.begin() as conn:
+                return store_push(conn, application, customer, notification_id=note, via="push")
+        except sa.exc.IntegrityError:
+            # The same version arrived twice at once and the other request stored it first.
+            with self.engine.connect() as conn:
+                seq = conn.execute(
+                    sa.select(marketing_push.c.seq).where(
+                        marketing_push.c.app_no == application["APP_NO"],
+                        marketing_push.c.update_time == application["UPDATE_TIME"],
+                    )
+                ).scalar()
+            if seq is None:
+                raise
+            return PushReceipt(int(seq), True)
+
+
+def marketing_push_router(
+    engine: Engine, *, max_bytes: int = DEFAULT_MAX_BYTES, drain_bytes: int = DEFAULT_DRAIN_BYTES
+) -> APIRouter:
+    """The push endpoint and its WSDL over the hub database."""
+    contract = PushContract()
+    receiver = PushReceiver(engine, contract, max_bytes)
+    router = APIRouter(tags=["marketing push"])
+
+    @router.get(
+        PUSH_PATH,
+        summary="The WSDL of the marketing push endpoint (GET /soap/marketing?wsdl)",
+        response_class=Response,
+    )
+    async def push_wsdl(request: Request) -> Response:
+        if not any(name.lower() == "wsdl" for name in request.query_params):
+            return Response("the WSDL is at ?wsdl\n", status_code=404, media_type="text/plain")
+        return Response(contract.wsdl(str(request.url.replace(query=""))), media_type=SOAP_CONTENT_TYPE)
+
+    @router.post(
+        PUSH_PATH,
+        summary="SOAP 1.1: the marketing system pushes ApplicationChanged here",
+        response_class=Response,
+    )
+    async def push(request: Request) -> Response:
+        try:
+            body = await _read_bounded(request, max_bytes, drain_bytes)
+        except MalformedInputError as exc:
+            log.warning("refused a marketing push: %s", exc)
+            return _fault(FaultCode.CLIENT, str(exc))
+        return await run_in_threadpool(receiver.receive, body)
+
+    return router

@@ -1,0 +1,198 @@
+"""Online submissions: POST /v1/applications takes an application from a new platform, GET
+/v1/submissions/{tracking_id} follows it until the marketing system has created it.
+
+The request is validated (canonical names and values, the same as the application resource) and turned
+into the marketing system's codes before it is accepted, so a value the marketing system has no code for
+is refused at once (422, naming the field). An accepted submission is stored and answered 202 with its
+tracking id; the marketing writer creates it in the marketing system with retries (adapters/marketing/
+writer.py) and the case is then tracked under the application number the marketing system answered.
+An Idempotency-Key header makes a retried POST return the first submission instead of making another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import Field, model_validator
+from sqlalchemy.engine import Engine
+
+from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
+from canonical_model.application import (
+    BusinessType,
+    CustomerClass,
+    Document,
+    ImportanceGrade,
+    SubmissionChannel,
+)
+from canonical_model.common import CanonicalModel, GeoPoint, UrbanRural
+from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
+from store.schema import cases
+from store.submissions import Submission, add_submission, get_submission, submission_by_key
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_CHARS = 191
+
+
+class NewCustomer(CanonicalModel):
+    """A customer registered together with its first application (新户)."""
+
+    name: str = Field(min_length=1, max_length=200, description="customer name (户名)")
+    category: CustomerCategory = Field(description="electricity use category (用电类别)")
+    industry_code: str | None = Field(
+        default=None, pattern=r"^[A-T](\d{2,4})?$", description="industry classification GB/T 4754 (行业分类)"
+    )
+    address: str | None = Field(default=None, max_length=500, description="supply address (用电地址)")
+    identity_document: IdentityDocument = Field(description="identity document (证件)")
+    contacts: tuple[Contact, ...] = Field(min_length=1, max_length=10, description="contact persons (联系人)")
+    bank_account: BankAccount | None = Field(default=None, description="bank account (银行账户)")
+
+
+class OnlineApplication(CanonicalModel):
+    """An application a new platform submits on behalf of a customer (网上业扩申请).
+
+    Name an existing customer with customer_no, or register a new one with customer.
+    """
+
+    business_type: BusinessType = Field(description="business type (业务类型)")
+    requested_capacity_kva: float = Field(
+        gt=0, le=1_000_000, description="requested capacity, kVA (申请容量)"
+    )
+    requested_voltage_kv: float | None = Field(default=None, gt=0, description="supply voltage asked for, kV")
+    customer_class: CustomerClass = Field(description="customer class (客户分类)")
+    importance_grade: ImportanceGrade = Field(default=ImportanceGrade.NONE, description="重要用户等级")
+    site_address: str = Field(min_length=1, max_length=500, description="site address (用电地址)")
+    site_location: GeoPoint | None = Field(default=None, description="site location (用电地址坐标)")
+    channel: SubmissionChannel = Field(default=SubmissionChannel.ONLINE, description="受理渠道")
+    org_no: str = Field(min_length=1, max_length=32, description="responsible supply unit (供电单位)")
+    urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
+    documents: tuple[Document, ...] = Field(default=(), max_length=50, description="documents (申请资料)")
+    customer_no: str | None = Field(default=None, min_length=1, max_length=32, description="户号")
+    customer: NewCustomer | None = Field(default=None, description="a customer to register (新户)")
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> OnlineApplication:
+        if (self.customer_no is None) == (self.customer is None):
+            raise ValueError("give either customer_no (an existing customer) or customer (a new one)")
+        return self
+
+
+def _request_hash(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _view(submission: Submission, tracked: bool) -> dict[str, Any]:
+    application_no = submission.application_no
+    return {
+        "tracking_id": submission.tracking_id,
+        "status": submission.status,
+        "application_no": application_no,
+        "customer_no": submission.customer_no,
+        "reason": submission.reason,
+        "attempts": submission.attempts,
+        "last_error": submission.last_error if submission.status == "pending" else None,
+        "created_at": submission.created_at.isoformat(),
+        "submitted_at": submission.submitted_at.isoformat() if submission.submitted_at else None,
+        "case_tracked": tracked,
+        "links": {
+            "self": f"/v1/submissions/{submission.tracking_id}",
+            "application": f"/v1/applications/{application_no}" if application_no else None,
+        },
+    }
+
+
+def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = default_codes) -> APIRouter:
+    """POST /v1/applications and GET /v1/submissions/{tracking_id} over the hub database."""
+    router = APIRouter(tags=["submissions"])
+
+    @router.post(
+        "/v1/applications",
+        status_code=202,
+        summary="Submit an online application; the hub creates it in the marketing system",
+        responses={
+            202: {"description": "accepted; follow it at links.self"},
+            409: {"description": "the Idempotency-Key was used for a different request"},
+            422: {"description": "invalid request, or a value the marketing system has no code for"},
+        },
+    )
+    def submit(
+        application: OnlineApplication,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias=IDEMPOTENCY_HEADER,
+                max_length=MAX_KEY_CHARS,
+                description="the same key returns the first submission instead of making another",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        request = application.model_dump(mode="json", exclude_none=True)
+        digest = _request_hash(request)
+        try:
+            arguments = submission_arguments(request, codes())
+        except NoLegacyCodeError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        if idempotency_key is not None:
+            earlier = _earlier(idempotency_key, digest)
+            if earlier is not None:
+                return earlier
+        tracking_id = str(uuid.uuid4())
+        try:
+            with engine.begin() as conn:
+                add_submission(
+                    conn,
+                    tracking_id=tracking_id,
+                    idempotency_key=idempotency_key,
+                    request_hash=digest,
+                    request=request,
+                    arguments=arguments,
+                )
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same Idempotency-Key was stored first.
+            earlier = _earlier(idempotency_key or "", digest)
+            if earlier is None:
+                raise
+            return earlier
+        return _accepted(tracking_id, replayed=False)
+
+    def _earlier(key: str, digest: str) -> JSONResponse | None:
+        with engine.connect() as conn:
+            earlier = submission_by_key(conn, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != digest:
+            raise HTTPException(
+                409, f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key"
+            )
+        return _accepted(earlier.tracking_id, replayed=True)
+
+    @router.get("/v1/submissions/{tracking_id}", summary="Where an online submission stands")
+    def read_submission(tracking_id: str) -> dict[str, Any]:
+        with engine.connect() as conn:
+            submission = get_submission(conn, tracking_id)
+            tracked = False
+            if submission is not None and submission.application_no is not None:
+                query = sa.select(cases.c.application_no).where(
+                    cases.c.application_no == submission.application_no
+                )
+                tracked = conn.execute(query).first() is not None
+        if submission is None:
+            raise HTTPException(404, f"no submission {tracking_id}")
+        return _view(submission, tracked)
+
+    return router
+
+
+def _accepted(tracking_id: str, *, replayed: bool) -> JSONResponse:
+    location = f"/v1/submissions/{tracking_id}"
+    return JSONResponse(
+        {"tracking_id": tracking_id, "status_url": location, "replayed": replayed},
+        status_code=202,
+        headers={"Location": location},
+    )
