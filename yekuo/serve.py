@@ -9,8 +9,11 @@ import time
 from fastapi import FastAPI
 
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
+from adapters.pms.source import pms_source
+from adapters.records import PollingSource
 from api.app import create_app
 from bus import open_bus
+from routes.config import load_hub_config
 from store.database import create_engine
 from yekuo.hub import Hub
 from yekuo.ingest import Ingestor
@@ -38,11 +41,17 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
 def serve_hub(settings: Settings) -> int:
     """Run until interrupted."""
     engine = create_engine(settings.db_url)
+    config = load_hub_config(settings.config_dir)
     marketing = build_marketing(settings.marketing, engine)
-    hub = Hub(settings, sources=[marketing.source], engine=engine, workers=[marketing.writer_loop])
+    sources: list[PollingSource] = [marketing.source]
+    pms = pms_source(settings, config.routes, engine)
+    if pms is not None:
+        sources.append(pms)
+    hub = Hub(settings, sources=sources, engine=engine, config=config, workers=[marketing.writer_loop])
     hub.start()
     api = BackgroundServer(build_api(hub, marketing), host=settings.api_host, port=settings.api_port).start()
-    print(f"hub API on {api.base_url}; polling {settings.marketing.wsdl_url}", flush=True)
+    polled = ", ".join(source.name for source in sources)
+    print(f"hub API on {api.base_url}; polling {polled}", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             while True:
