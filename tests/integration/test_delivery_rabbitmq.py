@@ -61,6 +61,8 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+# 10,000 events through the full workflow on PostgreSQL take a few minutes on two cores.
+@pytest.mark.timeout(900)
 def test_a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
     rabbitmq_url: str, postgres_engine: Engine, clean_queues: None
 ) -> None:
