@@ -14,9 +14,7 @@ a soap:Client fault; a storage failure is a soap:Server fault ("send it again").
 
 from __future__ import annotations
 
-import copy
 import logging
-import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,7 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from adapters.marketing.legacy import APPLICATION_FIELDS, CUSTOMER_FIELDS, record_from_xml
 from store.submissions import PushReceipt, marketing_push, store_push
 from yekuo.errors import MalformedInputError
-from yekuo.soap import SOAP_CONTENT_TYPE, FaultCode, build_envelope, build_fault, parse_envelope, parse_xml
+from yekuo.soap import (
+    SOAP_CONTENT_TYPE,
+    FaultCode,
+    WsdlContract,
+    build_envelope,
+    build_fault,
+    parse_envelope,
+)
 
 PUSH_PATH = "/soap/marketing"
 NAMESPACE = "urn:yekuo:hub:marketing-push:v1"
@@ -48,31 +53,11 @@ def _q(local: str) -> str:
     return f"{{{NAMESPACE}}}{local}"
 
 
-class PushContract:
-    """The push WSDL: served with the address it was fetched from, and the schema requests must satisfy."""
+class PushContract(WsdlContract):
+    """The push WSDL: served with the address it was fetched from; validates pushed notifications."""
 
     def __init__(self, wsdl_path: Path = WSDL_PATH) -> None:
-        self._wsdl = parse_xml(wsdl_path.read_bytes(), max_bytes=256 * 1024, max_depth=16)
-        schema = self._wsdl.find(f"{{{_WSDL_NS}}}types/{{{_XSD_NS}}}schema")
-        self._schema = etree.XMLSchema(copy.deepcopy(schema))
-        # An XMLSchema keeps its error log on the instance, so validations must not interleave.
-        self._lock = threading.Lock()
-
-    def wsdl(self, location: str) -> bytes:
-        """The WSDL with its soap:address pointing at location."""
-        document = copy.deepcopy(self._wsdl)
-        for address in document.iter(f"{{{_WSDL_SOAP_NS}}}address"):
-            address.set("location", location)
-        return bytes(etree.tostring(document, xml_declaration=True, encoding="utf-8"))
-
-    def validate(self, element: etree._Element) -> None:
-        """Raise MalformedInputError listing every schema violation of a request element."""
-        with self._lock:
-            if self._schema.validate(element):
-                return
-            problems = [f"{error.path}: {error.message}" for error in self._schema.error_log]
-        name = etree.QName(element).localname
-        raise MalformedInputError(f"{name} does not satisfy the schema: " + "; ".join(problems))
+        super().__init__(wsdl_path)
 
 
 def _fault(code: FaultCode, message: str) -> Response:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from enum import StrEnum
+from pathlib import Path
 
 from lxml import etree
 
 from yekuo.errors import MalformedInputError
+
+_WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+_WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+_XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -116,3 +123,30 @@ def fault_code(faultcode: str | None) -> FaultCode | None:
         return FaultCode(local)
     except ValueError:
         return None
+
+
+class WsdlContract:
+    """A hand-written WSDL: served with the address it was fetched from, and the XSD requests must satisfy."""
+
+    def __init__(self, wsdl_path: Path) -> None:
+        self._wsdl = parse_xml(wsdl_path.read_bytes(), max_bytes=256 * 1024, max_depth=16)
+        schema = self._wsdl.find(f"{{{_WSDL_NS}}}types/{{{_XSD_NS}}}schema")
+        self._schema = etree.XMLSchema(copy.deepcopy(schema))
+        # An XMLSchema keeps its error log on the instance, so validations must not interleave.
+        self._lock = threading.Lock()
+
+    def wsdl(self, location: str) -> bytes:
+        """The WSDL with every soap:address pointing at location."""
+        document = copy.deepcopy(self._wsdl)
+        for address in document.iter(f"{{{_WSDL_SOAP_NS}}}address"):
+            address.set("location", location)
+        return bytes(etree.tostring(document, xml_declaration=True, encoding="utf-8"))
+
+    def validate(self, element: etree._Element) -> None:
+        """Raise MalformedInputError listing every schema violation of a message element."""
+        with self._lock:
+            if self._schema.validate(element):
+                return
+            problems = [f"{error.path}: {error.message}" for error in self._schema.error_log]
+        name = etree.QName(element).localname
+        raise MalformedInputError(f"{name} does not satisfy the schema: " + "; ".join(problems))
