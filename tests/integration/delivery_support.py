@@ -13,7 +13,6 @@ from bus.outbox import EventDraft, stage_event
 from canonical_model.registry import schema_uri
 from store.schema import cases, inbox, outbox, timeline
 
-
 APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
 
 
