@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from bus.port import Bus, Message
 from canonical_model.envelope import CloudEvent
 from store.database import utcnow
 from store.schema import outbox
-from store.sequences import next_sequence
+from store.sequences import allocate_sequences
 from yekuo.errors import BusError, UnroutableError
 from yekuo.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
@@ -45,33 +46,55 @@ class EventDraft:
 
 def stage_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> CloudEvent:
     """Wrap a draft in its envelope and add it to the outbox inside the caller's transaction."""
-    event = CloudEvent(
-        id=str(uuid.uuid4()),
-        source=draft.source,
-        type=draft.event_type,
-        subject=draft.subject,
-        time=draft.time or utcnow(),
-        dataschema=draft.dataschema,
-        correlationid=correlation_id,
-        sequence=next_sequence(conn, f"{draft.source}|{draft.subject}"),
-        data=draft.data,
-    )
-    # Parameters rather than .values(): the statement is then built and compiled once, not per event.
-    conn.execute(
-        outbox.insert(),
-        {
-            "event_id": event.id,
-            "event_type": event.type,
-            "subject": event.subject,
-            "exchange": draft.exchange,
-            "routing_key": draft.routing_key,
-            "correlation_id": correlation_id,
-            "body": event.model_dump_json().encode("utf-8"),
-            "created_at": utcnow(),
-            "attempts": 0,
-        },
-    )
-    return event
+    return stage_events(conn, [(draft, correlation_id)])[0]
+
+
+def stage_events(conn: Connection, drafts: Sequence[tuple[EventDraft, str]]) -> list[CloudEvent]:
+    """Envelope (draft, correlation id) pairs in order and add them to the outbox in the caller's transaction.
+
+    Sequences follow the order of drafts within each subject. The whole batch costs one sequence upsert
+    and one multi-row insert, instead of two or three round trips per event.
+    """
+    if not drafts:
+        return []
+    keys = [f"{draft.source}|{draft.subject}" for draft, _ in drafts]
+    counts = Counter(keys)
+    last = allocate_sequences(conn, counts)
+    following = {key: last[key] - count + 1 for key, count in counts.items()}
+    now = utcnow()
+    events: list[CloudEvent] = []
+    rows: list[dict[str, Any]] = []
+    for (draft, correlation_id), key in zip(drafts, keys, strict=True):
+        sequence = following[key]
+        following[key] = sequence + 1
+        event = CloudEvent(
+            id=str(uuid.uuid4()),
+            source=draft.source,
+            type=draft.event_type,
+            subject=draft.subject,
+            time=draft.time or now,
+            dataschema=draft.dataschema,
+            correlationid=correlation_id,
+            sequence=sequence,
+            data=draft.data,
+        )
+        events.append(event)
+        rows.append(
+            {
+                "event_id": event.id,
+                "event_type": event.type,
+                "subject": event.subject,
+                "exchange": draft.exchange,
+                "routing_key": draft.routing_key,
+                "correlation_id": correlation_id,
+                "body": event.model_dump_json().encode("utf-8"),
+                "created_at": now,
+                "attempts": 0,
+            }
+        )
+    # A list of parameter sets: SQLAlchemy sends it as multi-row INSERTs, not one statement per row.
+    conn.execute(outbox.insert(), rows)
+    return events
 
 
 def pending_count(conn: Connection) -> int:

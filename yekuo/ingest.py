@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.records import PollingSource, RawRecord
-from bus.outbox import EventDraft, stage_event
+from bus.outbox import EventDraft, stage_events
 from routes.router import Router
 from store.checkpoints import load_checkpoint, save_checkpoint
 from store.parking import park
@@ -76,17 +76,23 @@ class Ingestor:
 
     def _stage(self, conn: Connection, records: Iterable[RawRecord]) -> IngestOutcome:
         outcome = IngestOutcome()
+        drafts: list[tuple[EventDraft, str]] = []
         for record in records:
             self.stats.records += 1
             INGEST_RECORDS.labels(record.system).inc()
             correlation_id = str(uuid.uuid4())
             with correlated(correlation_id):
-                self._stage_record(conn, record, correlation_id, outcome)
+                drafts.extend(self._route_record(conn, record, correlation_id, outcome))
+        # One batch for the whole transaction: the outbox cost is per batch, not per event.
+        stage_events(conn, drafts)
+        self.stats.events += len(drafts)
+        outcome.events += len(drafts)
         return outcome
 
-    def _stage_record(
+    def _route_record(
         self, conn: Connection, record: RawRecord, correlation_id: str, outcome: IngestOutcome
-    ) -> None:
+    ) -> list[tuple[EventDraft, str]]:
+        """The record's events as outbox drafts; none when the record is parked instead."""
         try:
             routed = self._router.route(record)
         except InvalidRecordError as exc:
@@ -105,10 +111,9 @@ class Ingestor:
             INGEST_INVALID.labels(record.system, exc.reason_code).inc()
             outcome.parked_ids.append(parked_id)
             log.warning("parked %s/%s %s: %s", record.system, record.record_type, record.key, exc)
-            return
-        for event in routed:
-            stage_event(
-                conn,
+            return []
+        return [
+            (
                 EventDraft(
                     event_type=event.event_type,
                     source=event.source,
@@ -118,7 +123,7 @@ class Ingestor:
                     exchange=event.exchange,
                     routing_key=event.routing_key,
                 ),
-                correlation_id=correlation_id,
+                correlation_id,
             )
-            self.stats.events += 1
-            outcome.events += 1
+            for event in routed
+        ]

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, OutboxRelay, pending_count, stage_event
+from bus.outbox import EventDraft, OutboxRelay, pending_count, stage_event, stage_events
 from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
 from canonical_model.envelope import CloudEvent
 from store.schema import outbox
@@ -92,3 +92,19 @@ def test_an_unroutable_event_stays_in_the_outbox_with_its_error(sqlite_engine: E
     # The broker delivered the routable ones, so they are not published again.
     assert rows[before.id].sent_at is not None and rows[after.id].sent_at is not None
     assert [d.message.message_id for d in open_bus(bus_url).fetch("tap", 10, 0.2)] == [before.id, after.id]
+
+
+def test_a_batch_numbers_each_subject_in_draft_order_after_earlier_batches(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("a"), correlation_id="first")
+    with sqlite_engine.begin() as conn:
+        events = stage_events(conn, [(_draft(subject), f"c{n}") for n, subject in enumerate("abab")])
+    assert [(e.subject, e.sequence, e.correlationid) for e in events] == [
+        ("a", 2, "c0"),
+        ("b", 1, "c1"),
+        ("a", 3, "c2"),
+        ("b", 2, "c3"),
+    ]
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(sa.select(outbox.c.event_id).order_by(outbox.c.id)).scalars().all()
+    assert stored[1:] == [event.id for event in events]

@@ -94,7 +94,7 @@ def test_publishing_waits_while_blocked_then_gives_up_and_recovers_once_unblocke
 
 def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> None:
     proxy = TcpRelay(5672)
-    bus = RabbitMQBus(f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    bus = RabbitMQBus(RABBITMQ_URL.replace(":5672/", f":{proxy.port}/"))
     exchange, queue = declare_queue(names, bus)
     bus.publish(exchange, messages(1))
     (delivery,) = bus.fetch(queue, 1, 5.0)
