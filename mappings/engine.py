@@ -6,6 +6,7 @@ import collections.abc as cabc
 import copy
 import datetime as dt
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -148,7 +149,9 @@ class ValueRule(Rule):
             raise self.fail(f"a code for table {self.table.name} must be text", value, where)
         if code not in self.table:
             raise self.fail(f"unknown code in table {self.table.name}", code, where)
-        return copy.deepcopy(self.table[code])
+        found = self.table[code]
+        # Scalars are immutable; only a structured code value needs a copy the document can own.
+        return copy.deepcopy(found) if isinstance(found, dict | list) else found
 
     def _number(self, value: Any, where: Where) -> float:
         if isinstance(value, bool):
@@ -172,7 +175,7 @@ class ValueRule(Rule):
             parsed = value
         elif isinstance(value, str):
             try:
-                parsed = dt.datetime.strptime(value, self.datetime_format)
+                parsed = _parse_datetime(value, self.datetime_format)
             except ValueError:
                 raise self.fail(
                     f"not a date-time in the format {self.datetime_format}", value, where
@@ -182,6 +185,23 @@ class ValueRule(Rule):
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.timezone)
         return parsed
+
+
+# Formats whose text datetime.fromisoformat reads exactly, with the shape that must match first (fromisoformat
+# alone accepts more than the format allows). strptime costs about ten times as much per value.
+_ISO_SHAPES = {
+    "%Y-%m-%d %H:%M:%S": re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII),
+    "%Y-%m-%dT%H:%M:%S": re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", re.ASCII),
+    "%Y-%m-%d": re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII),
+}
+
+
+def _parse_datetime(text: str, datetime_format: str) -> dt.datetime:
+    """strptime's answer for text in datetime_format, faster for the ISO-shaped formats legacy systems use."""
+    shape = _ISO_SHAPES.get(datetime_format)
+    if shape is not None and shape.fullmatch(text):
+        return dt.datetime.fromisoformat(text)
+    return dt.datetime.strptime(text, datetime_format)
 
 
 @dataclass(frozen=True)

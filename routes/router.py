@@ -79,10 +79,11 @@ class Router:
         events = []
         for route in routes:
             mapping = self._mappings[route.mapping]
-            if mapping.name not in mapped:
-                mapped[mapping.name] = mapping.apply(record.payload)
-            # Each event owns its data, so a consumer changing one cannot change another.
-            data = copy.deepcopy(mapped[mapping.name])
+            if mapping.name in mapped:
+                # Each event owns its data, so a consumer changing one cannot change another.
+                data = copy.deepcopy(mapped[mapping.name])
+            else:
+                data = mapped[mapping.name] = mapping.apply(record.payload)
             events.append(
                 RoutedEvent(
                     route_name=route.name,
