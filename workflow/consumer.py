@@ -1,8 +1,12 @@
 """Bus consumer with an inbox: each event takes effect once, however often the bus delivers it.
 
-A fetched batch is handled in one database transaction, each event inside its own savepoint. The
-event id goes into the inbox in the same savepoint as the state change, so a redelivery after a crash
-finds it there and has no second effect. Deliveries are acknowledged only after the commit.
+A fetched batch is handled in one database transaction. The event ids go into the inbox in the same
+transaction as the state changes, so a redelivery after a crash finds them there and has no second
+effect. Deliveries are acknowledged only after the commit. The batch is first tried whole, with one
+inbox lookup and one inbox insert. When a handler fails, the batch is rolled back, that event is set
+aside and the rest is applied again. Only when something else fails (an unreadable message, a
+concurrent consumer) is the batch done event by event, each inside its own savepoint. Savepoints cost
+two round trips per event, which the common all-good batch does not pay.
 
 An event whose handler fails is rolled back alone and sent through the retry queues (bus/retry.py);
 after the last retry it is parked. A message that is not a CloudEvent is parked as invalid at once:
@@ -81,13 +85,17 @@ class InboxConsumer:
         acks: list[Delivery] = []
         failures: list[tuple[Delivery, BaseException]] = []
         try:
-            with self._engine.begin() as conn:
-                for delivery in deliveries:
-                    error = self._handle(conn, delivery)
-                    if error is None:
-                        acks.append(delivery)
-                    else:
-                        failures.append((delivery, error))
+            settled = self._handle_whole(deliveries)
+            if settled is not None:
+                acks, failures = settled
+            else:
+                with self._engine.begin() as conn:
+                    for delivery in deliveries:
+                        error = self._handle(conn, delivery)
+                        if error is None:
+                            acks.append(delivery)
+                        else:
+                            failures.append((delivery, error))
         except Exception:
             # Nothing of the batch was committed (a lost database, a deadlock): hand it all back to the
             # broker now rather than leaving it unacknowledged on this connection.
@@ -125,6 +133,75 @@ class InboxConsumer:
             self.bus.publish(exchange, messages)
         for delivery, _ in failures:
             self.bus.ack(delivery)
+
+    def _handle_whole(
+        self, deliveries: list[Delivery]
+    ) -> tuple[list[Delivery], list[tuple[Delivery, BaseException]]] | None:
+        """Apply the batch in one transaction without savepoints; return (acks, failures) once committed.
+
+        A handler that fails rolls the transaction back; its event is set aside as failed (its handler is
+        not run again) and the rest is applied anew. Anything else that fails (an unreadable message, a
+        concurrent consumer's inbox row) gives None, with nothing kept, for the event-by-event path.
+        Counters change only when the batch commits, so a batch done again is counted once.
+        """
+        try:
+            events = [CloudEvent.model_validate_json(delivery.message.body) for delivery in deliveries]
+        except pydantic.ValidationError:
+            return None
+        failures: list[tuple[Delivery, BaseException]] = []
+        pending = list(zip(deliveries, events, strict=True))
+        while True:
+            outcome = ConsumerStats()
+            failed: tuple[int, BaseException] | None = None
+            try:
+                with self._engine.connect() as conn:
+                    failed = self._apply_all(conn, [event for _, event in pending], outcome)
+                    if failed is None:
+                        conn.commit()
+                    else:
+                        conn.rollback()
+            except Exception:
+                return None
+            if failed is None:
+                break
+            index, error = failed
+            delivery, event = pending.pop(index)
+            log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, error)
+            failures.append((delivery, error))
+        self.stats.failed += len(failures)
+        self.stats.handled += outcome.handled
+        self.stats.duplicates += outcome.duplicates
+        for event_type, count in outcome.by_type.items():
+            self.stats.by_type[event_type] = self.stats.by_type.get(event_type, 0) + count
+        return [delivery for delivery, _ in pending], failures
+
+    def _apply_all(
+        self, conn: Connection, events: list[CloudEvent], outcome: ConsumerStats
+    ) -> tuple[int, BaseException] | None:
+        """Apply every new event and add them to the inbox; the position and error of a failing handler."""
+        seen = self._seen_of(conn, [event.id for event in events])
+        rows: list[dict[str, object]] = []
+        for index, event in enumerate(events):
+            if event.id in seen:
+                outcome.duplicates += 1
+                continue
+            seen.add(event.id)
+            try:
+                self._handler(conn, event)
+            except Exception as exc:
+                return index, exc
+            rows.append({"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
+            outcome.handled += 1
+            outcome.by_type[event.type] = outcome.by_type.get(event.type, 0) + 1
+        if rows:
+            conn.execute(_INBOX_ADD, rows)
+        return None
+
+    def _seen_of(self, conn: Connection, event_ids: list[str]) -> set[str]:
+        query = sa.select(inbox.c.event_id).where(
+            inbox.c.consumer == self._name, inbox.c.event_id.in_(event_ids)
+        )
+        return set(conn.execute(query).scalars())
 
     def _handle(self, conn: Connection, delivery: Delivery) -> BaseException | None:
         """Apply one delivery; return the handler's error if it failed (its savepoint is rolled back)."""

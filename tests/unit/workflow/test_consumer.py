@@ -173,3 +173,30 @@ def test_a_batch_whose_commit_fails_goes_back_to_the_queue(sqlite_engine: Engine
     assert bus.queue_depth(SPEC.queue) == 2
     healthy = _consumer(sqlite_engine, open_bus(bus_url))
     assert healthy.consume_once(timeout_s=0.2) == 2 and healthy.stats.handled == 2
+
+
+def test_failing_events_in_a_batch_are_set_aside_and_the_rest_commits_once(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    events = [application_event(f"B{n}") for n in range(6)]
+    poison = {events[1].id, events[4].id}
+    calls: dict[str, int] = {}
+
+    def handler(conn: Connection, event: CloudEvent) -> None:
+        calls[event.id] = calls.get(event.id, 0) + 1
+        if event.id in poison:
+            raise RuntimeError(f"cannot apply {event.subject}")
+        handle_event(conn, event)
+
+    _publish(bus, *events)
+    consumer = _consumer(sqlite_engine, bus, handler)
+    assert consumer.consume_once(timeout_s=0.2) == 6
+    assert (consumer.stats.handled, consumer.stats.failed, consumer.stats.retried) == (4, 2, 2)
+    # A failing handler runs once per delivery; the others run again after each rollback.
+    assert [calls[event.id] for event in events if event.id in poison] == [1, 1]
+    with sqlite_engine.connect() as conn:
+        assert count_cases(conn) == 4
+        assert {n for n in range(6) if get_case(conn, f"B{n}") is not None} == {0, 2, 3, 5}
+        inbox_rows = conn.execute(sa.text("SELECT event_id FROM inbox")).scalars().all()
+    assert sorted(inbox_rows) == sorted(event.id for event in events if event.id not in poison)
