@@ -2,8 +2,9 @@
 
 Two paths are timed over the same synthetic grid, spread evenly over a 40 km square around Zhengzhou:
 - engine: plan() and evaluate() on an in-memory GridArea built once (the rules and the spatial index);
-- database: FeasibilityService.preview() on SQLite, which reads the equipment in the site's supply radius,
-  the recent peaks and the reservations for every check, then runs the engine (the path of the API).
+- database: FeasibilityService.preview() on the hub database (PostgreSQL in `make bench`), which reads the
+  equipment in the site's supply radius, the recent peaks and the reservations for every check, then runs
+  the engine (the path of the API and of the feasibility consumer).
 Sites are random (seeded); requests alternate between low-voltage (100 kVA) and 10 kV (630 kVA).
 """
 
@@ -234,15 +235,14 @@ def _seed_database(engine: Engine, items: Sequence[Equipment], peaks: dict[str, 
 
 
 def measure_feasibility(
-    work_dir: Path,
+    engine: Engine,
     *,
     transformers: int = 50_000,
     feeders: int = 2_000,
     substations: int = 100,
     checks: int = 1_000,
-    database: bool = True,
 ) -> FeasibilityBench:
-    """Time `checks` feasibility checks on each path; work_dir holds the SQLite database."""
+    """Time `checks` checks on each path; engine holds an empty hub schema that the grid is loaded into."""
     started = time.perf_counter()
     items = synthetic_grid(transformers, feeders, substations)
     peaks = synthetic_peaks(items)
@@ -257,24 +257,25 @@ def measure_feasibility(
         return evaluate(planned, area, loads, {}, assessed_at=NOW)
 
     results = [_latency("engine", _time(requests, engine_check))]
-    if database:
-        engine = create_engine(f"sqlite:///{work_dir}/feasibility-bench.db")
-        create_schema(engine)
-        _seed_database(engine, items, peaks)
-        service = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
-        with engine.connect() as conn:
-            samples = _time(requests, lambda request: service.preview(conn, request))
-        results.append(_latency("database", samples))
-        engine.dispose()
+    _seed_database(engine, items, peaks)
+    service = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
+    with engine.connect() as conn:
+        samples = _time(requests, lambda request: service.preview(conn, request))
+    results.append(_latency("database", samples))
     return FeasibilityBench(transformers, feeders, substations, round(build_s, 2), tuple(results))
 
 
 def main() -> None:
-    """Print the figures of a full-size run."""
+    """Print the figures of a full-size run on a SQLite file (`make bench` runs it on PostgreSQL)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as work:
-        bench = measure_feasibility(Path(work))
+        engine = create_engine(f"sqlite:///{work}/feasibility-bench.db")
+        create_schema(engine)
+        try:
+            bench = measure_feasibility(engine)
+        finally:
+            engine.dispose()
     print(f"grid: {bench.transformers} transformers, {bench.feeders} feeders, built in {bench.build_s} s")
     for result in bench.results:
         print(

@@ -23,7 +23,7 @@ from feasibility.engine import (
 )
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.feasibility import capacity_reservations
-from store.grid import grid_equipment
+from store.grid import cells_covering, grid_equipment
 from store.loads import load_profiles
 
 KINDS = (TRANSFORMER, FEEDER, SUBSTATION, MAIN_TRANSFORMER)
@@ -76,11 +76,14 @@ def read_area(conn: Connection, site: GeoPoint, radius_m: float, level: str) -> 
     """
     table = grid_equipment
     min_lon, min_lat, max_lon, max_lat = bbox_around(site, radius_m)
-    in_box = (
+    in_box = [
         table.c.deleted_at.is_(None),
         table.c.lon.between(min_lon, max_lon),
         table.c.lat.between(min_lat, max_lat),
-    )
+    ]
+    cells = cells_covering(min_lon, min_lat, max_lon, max_lat)
+    if cells is not None:
+        in_box.append(table.c.cell.in_(cells))
     kinds = {"lv": (TRANSFORMER,), "mv": (FEEDER,), "hv": (SUBSTATION,)}[level]
     items: dict[tuple[str, str], Equipment] = {}
     for row in conn.execute(

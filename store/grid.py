@@ -11,9 +11,40 @@ rows deleted at the source.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import sqlalchemy as sa
 
 from store.schema import KEY, UtcDateTime, metadata
+
+# Side of a square cell of the coarse spatial key, in degrees (about 1.1 km north-south). A search reads
+# the cells its box covers through an index instead of scanning a whole longitude band.
+CELL_DEGREES = 0.01
+_LON_CELLS = 100_000
+# Beyond this many cells a search is wider than the key helps with; it filters on the box alone.
+_MAX_CELLS = 2_000
+
+
+def cell_of(lon: float | None, lat: float | None) -> int | None:
+    """The spatial cell of a point, or None for equipment without a location."""
+    if lon is None or lat is None:
+        return None
+    return math.floor(lat / CELL_DEGREES) * _LON_CELLS + math.floor(lon / CELL_DEGREES) + _LON_CELLS // 2
+
+
+def cells_covering(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> list[int] | None:
+    """Every cell a box touches, or None when there are too many to be worth listing."""
+    lat_cells = range(math.floor(min_lat / CELL_DEGREES), math.floor(max_lat / CELL_DEGREES) + 1)
+    lon_cells = range(math.floor(min_lon / CELL_DEGREES), math.floor(max_lon / CELL_DEGREES) + 1)
+    if len(lat_cells) * len(lon_cells) > _MAX_CELLS:
+        return None
+    return [y * _LON_CELLS + x + _LON_CELLS // 2 for y in lat_cells for x in lon_cells]
+
+
+def _cell_default(context: Any) -> int | None:
+    values = context.get_current_parameters()
+    return cell_of(values.get("lon"), values.get("lat"))
 
 grid_equipment = sa.Table(
     "grid_equipment",
@@ -26,6 +57,8 @@ grid_equipment = sa.Table(
     sa.Column("feeder_id", KEY, nullable=True),
     sa.Column("lon", sa.Float, nullable=True),
     sa.Column("lat", sa.Float, nullable=True),
+    # An insert that leaves it out gets it from lon and lat; an update that moves equipment sets it.
+    sa.Column("cell", sa.BigInteger, nullable=True, default=_cell_default, comment="cell_of(lon, lat)"),
     sa.Column("document", sa.JSON, nullable=False, comment="latest canonical document"),
     sa.Column("source_updated_at", UtcDateTime(), nullable=True, comment="the document's updated_at"),
     sa.Column("change_sequence", sa.BigInteger, nullable=True, comment="sequence of the change applied"),
@@ -35,7 +68,7 @@ grid_equipment = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_grid_equipment_feeder", "kind", "feeder_id", "equipment_id"),
     sa.Index("ix_grid_equipment_substation", "kind", "substation_id", "equipment_id"),
-    sa.Index("ix_grid_equipment_lon", "kind", "lon"),
+    sa.Index("ix_grid_equipment_cell", "kind", "cell"),
 )
 
 source_rows = sa.Table(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import MODELS, schema_uri
 from store.database import utcnow
-from store.grid import grid_equipment
+from store.grid import cell_of, cells_covering, grid_equipment
 
 GRID_EVENT = re.compile(r"^cn\.yekuo\.grid\.(?P<kind>[a-z_]+)\.(?P<change>changed|deleted)\.v[0-9]+$")
 _MODELS_BY_SCHEMA: dict[str, type[BaseModel]] = {schema_uri(name): model for model, name in MODELS.values()}
@@ -85,6 +85,7 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
         "feeder_id": document.get("feeder_id"),
         "lon": location.get("lon"),
         "lat": location.get("lat"),
+        "cell": cell_of(location.get("lon"), location.get("lat")),
         "document": document,
         "source_updated_at": updated_at,
         "change_sequence": event.sequence,
@@ -149,6 +150,9 @@ def list_equipment(
     if where.bbox is not None:
         min_lon, min_lat, max_lon, max_lat = where.bbox
         query = query.where(table.c.lon.between(min_lon, max_lon), table.c.lat.between(min_lat, max_lat))
+        cells = cells_covering(min_lon, min_lat, max_lon, max_lat)
+        if cells is not None:
+            query = query.where(table.c.cell.in_(cells))
     if after is not None:
         query = query.where(table.c.equipment_id > after)
     rows = conn.execute(query.order_by(table.c.equipment_id).limit(limit + 1)).all()

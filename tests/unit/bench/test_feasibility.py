@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from sqlalchemy.engine import Engine
 
 from bench.feasibility import measure_feasibility, synthetic_grid
 
 
-def test_a_small_run_reports_both_paths(tmp_path: Path) -> None:
-    bench = measure_feasibility(tmp_path, transformers=500, feeders=20, substations=4, checks=20)
+def test_a_small_run_reports_both_paths(sqlite_engine: Engine) -> None:
+    bench = measure_feasibility(sqlite_engine, transformers=500, feeders=20, substations=4, checks=20)
     assert [result.path for result in bench.results] == ["engine", "database"]
     for result in bench.results:
         assert result.checks == 20

@@ -206,3 +206,16 @@ def test_every_grid_route_publishes_to_a_key_the_grid_consumer_binds() -> None:
     assert len(keys) == 8 and all("{" not in key for key in keys)
     assert all(any(topic_matches(topic, key) for topic in grid.topics) for key in keys)
     assert all(GRID_EVENT.match(route.event_type) for route in config.routes if route.source_system == "pms")
+
+
+def test_moved_equipment_is_found_by_a_box_search_at_its_new_place_only(engine: Engine) -> None:
+    apply(engine, changed(transformer(location={"lon": 112.5, "lat": 33.0}), 1))
+    apply(engine, changed(transformer(location={"lon": 113.65, "lat": 34.75}), 2))
+
+    def found(bbox: tuple[float, float, float, float]) -> list[str]:
+        with engine.connect() as conn:
+            items, _ = list_equipment(conn, "transformer", EquipmentFilter(bbox=bbox), limit=10)
+        return [item["transformer_id"] for item in items]
+
+    assert found((113.6, 34.7, 113.7, 34.8)) == ["PB1"]
+    assert found((112.45, 32.95, 112.55, 33.05)) == []
