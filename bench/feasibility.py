@@ -40,7 +40,7 @@ from feasibility.engine import (
 from feasibility.service import FeasibilityService
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.database import create_engine, create_schema
-from store.grid import grid_equipment
+from store.grid import bump_grid_revision, grid_equipment
 from store.loads import load_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +230,8 @@ def _seed_database(engine: Engine, items: Sequence[Equipment], peaks: dict[str, 
         for equipment_id, peak in peaks.items()
     ]
     with engine.begin() as conn:
-        conn.execute(grid_equipment.insert(), grid_rows)
+        revision = bump_grid_revision(conn)
+        conn.execute(grid_equipment.insert(), [{**row, "revision": revision} for row in grid_rows])
         conn.execute(load_profiles.insert(), profile_rows)
 
 

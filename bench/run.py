@@ -404,7 +404,7 @@ def feasibility_section(run: Run) -> None:
     run.extra["feasibility"] = asdict(figures)
     labels = {
         "engine": "rules and ranking on the grid in memory",
-        "database": "service: reads the area, peaks and reservations, then the engine",
+        "database": "service: grid kept in memory at the database revision, peaks and reservations read",
     }
     for result in figures.results:
         detail = f"{result.checks:,} checks, max {result.max_ms:,.1f} ms; {labels[result.path]}"

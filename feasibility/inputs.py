@@ -1,4 +1,4 @@
-"""Reading the engine's inputs from the hub database: equipment near a site, recent peaks, reservations."""
+"""Reading the engine's inputs from the hub database: equipment documents, recent peaks, reservations."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from feasibility.engine import (
     SUBSTATION,
     TRANSFORMER,
     Equipment,
-    GridArea,
     LoadReading,
 )
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.feasibility import capacity_reservations
-from store.grid import cells_covering, grid_equipment
 from store.loads import load_profiles
 
 KINDS = (TRANSFORMER, FEEDER, SUBSTATION, MAIN_TRANSFORMER)
@@ -61,71 +59,6 @@ def bbox_around(site: GeoPoint, radius_m: float) -> tuple[float, float, float, f
     dlat = radius_m / METRES_PER_DEGREE_LAT
     dlon = dlat / max(math.cos(math.radians(min(89.9, abs(site.lat) + dlat))), 1e-6)
     return site.lon - dlon, site.lat - dlat, site.lon + dlon, site.lat + dlat
-
-
-def _live(kind: str) -> Any:
-    table = grid_equipment
-    return sa.select(table.c.kind, table.c.document).where(table.c.kind == kind, table.c.deleted_at.is_(None))
-
-
-def read_area(conn: Connection, site: GeoPoint, radius_m: float, level: str) -> GridArea:
-    """The equipment a search at a supply level (lv, mv, hv) needs within the radius, and what feeds it.
-
-    For 10/20 kV the transformers only mark points along their feeders, so their columns are read
-    without their documents: a 3 km search covers a thousand of them in a city.
-    """
-    table = grid_equipment
-    min_lon, min_lat, max_lon, max_lat = bbox_around(site, radius_m)
-    in_box = [
-        table.c.deleted_at.is_(None),
-        table.c.lon.between(min_lon, max_lon),
-        table.c.lat.between(min_lat, max_lat),
-    ]
-    cells = cells_covering(min_lon, min_lat, max_lon, max_lat)
-    if cells is not None:
-        in_box.append(table.c.cell.in_(cells))
-    kinds = {"lv": (TRANSFORMER,), "mv": (FEEDER,), "hv": (SUBSTATION,)}[level]
-    items: dict[tuple[str, str], Equipment] = {}
-    for row in conn.execute(
-        sa.select(table.c.kind, table.c.document).where(table.c.kind.in_(kinds), *in_box)
-    ):
-        equipment = equipment_of(row.kind, row.document)
-        items[(row.kind, equipment.equipment_id)] = equipment
-    if level == "mv":
-        points = sa.select(
-            table.c.equipment_id,
-            table.c.feeder_id,
-            table.c.substation_id,
-            table.c.status,
-            table.c.lon,
-            table.c.lat,
-        ).where(table.c.kind == TRANSFORMER, *in_box)
-        for row in conn.execute(points):
-            items[(TRANSFORMER, row.equipment_id)] = Equipment(
-                TRANSFORMER,
-                row.equipment_id,
-                status=row.status,
-                lon=row.lon,
-                lat=row.lat,
-                feeder_id=row.feeder_id,
-                substation_id=row.substation_id,
-                public=False,
-            )
-    feeder_ids = {e.feeder_id for e in items.values() if e.kind == TRANSFORMER and e.feeder_id}
-    missing_feeders = feeder_ids - {e.equipment_id for e in items.values() if e.kind == FEEDER}
-    if missing_feeders:
-        for row in conn.execute(_live(FEEDER).where(table.c.equipment_id.in_(sorted(missing_feeders)))):
-            equipment = equipment_of(row.kind, row.document)
-            items[(FEEDER, equipment.equipment_id)] = equipment
-    substation_ids = {e.substation_id for e in items.values() if e.substation_id} | {
-        e.equipment_id for e in items.values() if e.kind == SUBSTATION
-    }
-    if substation_ids:
-        ordered = sorted(substation_ids)
-        for row in conn.execute(_live(MAIN_TRANSFORMER).where(table.c.substation_id.in_(ordered))):
-            equipment = equipment_of(row.kind, row.document)
-            items[(MAIN_TRANSFORMER, equipment.equipment_id)] = equipment
-    return GridArea(items.values())
 
 
 def read_loads(

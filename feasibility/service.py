@@ -28,7 +28,8 @@ from canonical_model.feasibility import FeasibilityAssessment
 from canonical_model.registry import schema_uri
 from feasibility.config import FeasibilityConfig, Rules
 from feasibility.engine import FeasibilityRequest, GridArea, evaluate, plan, reach, reservation_targets
-from feasibility.inputs import bbox_around, read_area, read_loads, read_reserved
+from feasibility.grid_cache import GridCache
+from feasibility.inputs import bbox_around, read_loads, read_reserved
 from store.database import utcnow
 from store.feasibility import (
     capacity_locks,
@@ -80,14 +81,15 @@ class FeasibilityService:
         self.config = config
         self.exchange = exchange
         self.clock = clock
+        self._grid = GridCache()
 
     def _run(
         self, conn: Connection, request: FeasibilityRequest, rules: Rules, *, lock: bool
     ) -> tuple[FeasibilityAssessment, list[str]]:
         now = self.clock()
         site = request.site
-        level, radius = reach(request, rules)
-        area = read_area(conn, site, radius, level) if site is not None and level else GridArea(())
+        level = reach(request, rules)[0]
+        area = self._grid.area(conn) if site is not None and level else GridArea(())
         planned = plan(request, rules, area)
         lock_ids = planned.lock_ids(area)
         if lock and lock_ids:

@@ -12,9 +12,12 @@ rows deleted at the source.
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from store.schema import KEY, UtcDateTime, metadata
 
@@ -46,6 +49,7 @@ def _cell_default(context: Any) -> int | None:
     values = context.get_current_parameters()
     return cell_of(values.get("lon"), values.get("lat"))
 
+
 grid_equipment = sa.Table(
     "grid_equipment",
     metadata,
@@ -66,10 +70,55 @@ grid_equipment = sa.Table(
     sa.Column("deleted_version_at", UtcDateTime(), nullable=True, comment="last_changed_at of the deletion"),
     sa.Column("last_event_id", KEY, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=True, comment="grid_revision.revision of the last write"),
     sa.Index("ix_grid_equipment_feeder", "kind", "feeder_id", "equipment_id"),
     sa.Index("ix_grid_equipment_substation", "kind", "substation_id", "equipment_id"),
     sa.Index("ix_grid_equipment_cell", "kind", "cell"),
+    sa.Index("ix_grid_equipment_revision", "revision"),
 )
+
+# One row: a counter every write to grid_equipment bumps in its own transaction. The row stays locked
+# until that transaction commits, so revisions become visible in order, and a reader that has seen
+# revision R can fetch exactly the rows written since the revision it knew.
+grid_revision = sa.Table(
+    "grid_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("generation", sa.String(36), nullable=False, comment="new when the projection starts afresh"),
+)
+
+
+def bump_grid_revision(conn: Connection) -> int:
+    """The next grid revision, for the caller to stamp on the rows it writes in its transaction."""
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        insert = (
+            postgresql.insert(grid_revision)
+            if conn.dialect.name == "postgresql"
+            else sqlite.insert(grid_revision)
+        )
+        statement = (
+            insert.values(id=1, revision=1, generation=str(uuid.uuid4()))
+            .on_conflict_do_update(
+                index_elements=[grid_revision.c.id], set_={"revision": grid_revision.c.revision + 1}
+            )
+            .returning(grid_revision.c.revision)
+        )
+        return int(conn.execute(statement).scalar_one())
+    bumped = conn.execute(
+        grid_revision.update().where(grid_revision.c.id == 1).values(revision=grid_revision.c.revision + 1)
+    )
+    if bumped.rowcount == 0:
+        conn.execute(grid_revision.insert().values(id=1, revision=1, generation=str(uuid.uuid4())))
+        return 1
+    return int(conn.execute(sa.select(grid_revision.c.revision)).scalar_one())
+
+
+def grid_state(conn: Connection) -> tuple[str, int] | None:
+    """(generation, revision) of the grid projection, or None before its first write."""
+    row = conn.execute(sa.select(grid_revision.c.generation, grid_revision.c.revision)).first()
+    return None if row is None else (str(row.generation), int(row.revision))
+
 
 source_rows = sa.Table(
     "source_rows",

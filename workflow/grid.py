@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import MODELS, schema_uri
 from store.database import utcnow
-from store.grid import cell_of, cells_covering, grid_equipment
+from store.grid import bump_grid_revision, cell_of, cells_covering, grid_equipment
 
 GRID_EVENT = re.compile(r"^cn\.yekuo\.grid\.(?P<kind>[a-z_]+)\.(?P<change>changed|deleted)\.v[0-9]+$")
 _MODELS_BY_SCHEMA: dict[str, type[BaseModel]] = {schema_uri(name): model for model, name in MODELS.values()}
@@ -58,6 +58,7 @@ def _row(conn: Connection, kind: str, equipment_id: str) -> Any:
 
 
 def _write(conn: Connection, exists: bool, kind: str, equipment_id: str, values: dict[str, Any]) -> None:
+    values = {**values, "revision": bump_grid_revision(conn)}
     if exists:
         conn.execute(_UPDATE, {"w_kind": kind, "w_id": equipment_id, **values})
     else:

@@ -35,7 +35,7 @@ from feasibility.engine import Equipment, FeasibilityRequest
 from feasibility.inputs import equipment_of
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.feasibility import capacity_reservations
-from store.grid import grid_equipment
+from store.grid import bump_grid_revision, grid_equipment
 from store.loads import upsert_profile
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,6 +155,7 @@ def store_grid(conn: Connection, *documents: Any) -> None:
                 document=data,
                 last_event_id=str(uuid.uuid4()),
                 updated_at=NOW,
+                revision=bump_grid_revision(conn),
             )
         )
 
