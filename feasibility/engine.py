@@ -158,8 +158,9 @@ class Plan:
     final: Verdict | None = None
 
     def load_ids(self, area: GridArea) -> set[str]:
-        """Equipment whose recent peak the evaluation needs: candidates and their main transformers."""
-        ids = {candidate.equipment.equipment_id for candidate in self.candidates}
+        """Equipment whose recent peak the evaluation needs: candidates, the feeders above transformer
+        candidates and the candidates' main transformers."""
+        ids = {candidate.equipment.equipment_id for candidate in self.candidates} | self.upstream_feeder_ids()
         for substation in self.substation_ids(area):
             ids.update(item.equipment_id for item in area.main_transformers.get(substation, ()))
         return ids
@@ -169,9 +170,18 @@ class Plan:
         found = (area.substation_of(candidate.equipment) for candidate in self.candidates)
         return {substation for substation in found if substation}
 
+    def upstream_feeder_ids(self) -> set[str]:
+        """The feeders that transformer candidates hang off."""
+        return {
+            c.equipment.feeder_id
+            for c in self.candidates
+            if c.equipment.kind == TRANSFORMER and c.equipment.feeder_id
+        }
+
     def lock_ids(self, area: GridArea) -> list[str]:
         """Equipment whose reservations the evaluation reads, in a fixed order (no lock-order deadlock)."""
-        return sorted({c.equipment.equipment_id for c in self.candidates} | self.substation_ids(area))
+        ids = {c.equipment.equipment_id for c in self.candidates} | self.upstream_feeder_ids()
+        return sorted(ids | self.substation_ids(area))
 
 
 def _area(request: FeasibilityRequest) -> str:
@@ -378,6 +388,17 @@ class _Source:
         return Verdict.FEASIBLE
 
 
+@dataclass(frozen=True)
+class _FeederLimits:
+    """A feeder's figures with the request on it; n1_limit is None when its tie switches are unknown."""
+
+    capacity: float | None
+    peak: float | None
+    after: float | None
+    allowed_rate: float
+    n1_limit: float | None
+
+
 class _Evaluator:
     def __init__(
         self,
@@ -488,8 +509,38 @@ class _Evaluator:
             "distribution_transformer",
             "heavy-load limit",
         )
+        # The low-voltage load also flows through the feeder and the substation above the transformer.
+        feeder = self.area.feeders.get(item.feeder_id or "")
+        if feeder is None:
+            source.checks.append(
+                RuleCheck(
+                    rule="feeder_load_rate",
+                    subject=item.feeder_id,
+                    result=RuleResult.INSUFFICIENT_DATA,
+                    detail=f"feeder of transformer {item.equipment_id} unknown",
+                )
+            )
+            source.conditions.append(
+                Condition(
+                    code="insufficient_data",
+                    detail=f"feeder of transformer {item.equipment_id} unknown",
+                    equipment_id=item.equipment_id,
+                )
+            )
+        else:
+            self._feeder_limits(source, feeder, self.reserved.get(feeder.equipment_id, 0.0))
+        self._main_transformers(source)
 
     def _feeder(self, source: _Source, item: Equipment) -> None:
+        limits = self._feeder_limits(source, item, source.reserved_kva)
+        source.capacity_kva, source.peak_kva = limits.capacity, limits.peak
+        source.load_rate_after = limits.after
+        source.allowed_rate = limits.allowed_rate
+        if limits.n1_limit is not None:
+            source.n1_limit = limits.n1_limit
+
+    def _feeder_limits(self, source: _Source, item: Equipment, reserved: float) -> _FeederLimits:
+        """Capacity, load-rate and N-1 checks of a feeder carrying the request, recorded on source."""
         voltage = item.voltage_kv or self.plan.voltage_kv or 10.0
         capacity = math.sqrt(3) * voltage * item.allowed_current_a if item.allowed_current_a else None
         source.checks.append(
@@ -511,20 +562,18 @@ class _Evaluator:
                     equipment_id=item.equipment_id,
                 )
             )
-        source.capacity_kva = capacity
-        source.peak_kva = self.peak_kva(item.equipment_id, source)
+        peak = self.peak_kva(item.equipment_id, source)
         after = self.limit_check(
             source,
             "feeder_load_rate",
             item.equipment_id,
             capacity,
-            source.peak_kva,
-            source.reserved_kva,
+            peak,
+            reserved,
             self.rules.feeder_load_rate,
             "feeder",
             "planning limit",
         )
-        source.load_rate_after = after
         k = item.tie_switches
         if k is None:
             source.checks.append(
@@ -543,22 +592,20 @@ class _Evaluator:
                     equipment_id=item.equipment_id,
                 )
             )
-            source.allowed_rate = self.rules.feeder_load_rate
-            return
+            return _FeederLimits(capacity, peak, after, self.rules.feeder_load_rate, None)
         n1 = k / (k + 1)
-        source.n1_limit = n1
-        source.allowed_rate = min(self.rules.feeder_load_rate, n1)
         self.limit_check(
             source,
             "feeder_n_minus_1",
             item.equipment_id,
             capacity,
-            source.peak_kva,
-            source.reserved_kva,
+            peak,
+            reserved,
             n1,
             "feeder",
             f"k/(k+1) with k={k} tie switch(es)",
         )
+        return _FeederLimits(capacity, peak, after, min(self.rules.feeder_load_rate, n1), n1)
 
     def _main_transformers(self, source: _Source) -> None:
         substation = source.substation_id

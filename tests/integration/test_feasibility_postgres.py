@@ -13,9 +13,11 @@ from canonical_model.feasibility import Verdict
 from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService, Outcome, request_of
 from tests.unit.feasibility.builders import (
+    LV_UPSTREAM_PEAKS_KW,
     NOW,
     ROOT,
     application,
+    lv_upstream,
     reservations,
     store_grid,
     store_peak,
@@ -31,8 +33,10 @@ SERVICE = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
 def grid(postgres_engine: Engine) -> Engine:
     # Headroom 400 x 0.8 - 150 / 0.9 = 153.33 kVA: room for one 100 kVA application, not two.
     with postgres_engine.begin() as conn:
-        store_grid(conn, transformer("T1", "F1", "S1", 50, rated_kva=400))
+        store_grid(conn, *lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400))
         store_peak(conn, "T1", 150)
+        for equipment_id, peak_kw in LV_UPSTREAM_PEAKS_KW.items():
+            store_peak(conn, equipment_id, peak_kw)
     return postgres_engine
 
 

@@ -22,10 +22,12 @@ from feasibility.consumer import APPLICATION_CHANGED, PROFILE_RECORDED, TOPICS, 
 from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
 from store.schema import outbox
 from tests.unit.feasibility.builders import (
+    LV_UPSTREAM_PEAKS_KW,
     NOW,
     ROOT,
     TODAY,
     application,
+    lv_upstream,
     reservations,
     store_grid,
     store_peak,
@@ -43,10 +45,12 @@ def service() -> FeasibilityService:
 
 @pytest.fixture
 def grid(sqlite_engine: Engine) -> Engine:
-    """One 400 kVA public transformer 50 m from the site, peaking at 150 kW today."""
+    """A 400 kVA public transformer 50 m from the site, peaking at 150 kW, on a lightly loaded feeder."""
     with sqlite_engine.begin() as conn:
-        store_grid(conn, transformer("T1", "F1", "S1", 50, rated_kva=400))
+        store_grid(conn, *lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400))
         store_peak(conn, "T1", 150)
+        for equipment_id, peak_kw in LV_UPSTREAM_PEAKS_KW.items():
+            store_peak(conn, equipment_id, peak_kw)
     return sqlite_engine
 
 
@@ -185,8 +189,10 @@ def test_a_new_transformer_near_an_open_site_reassesses_it(
     assert _published(sqlite_engine)[-1][2] == "feasibility.assessed.not_feasible"
     new = transformer("T9", "F1", "S1", 80)
     with sqlite_engine.begin() as conn:
-        store_grid(conn, new)
+        store_grid(conn, *lv_upstream(), new)
         store_peak(conn, "T9", 100)
+        for equipment_id, peak_kw in LV_UPSTREAM_PEAKS_KW.items():
+            store_peak(conn, equipment_id, peak_kw)
         data = new.model_dump(mode="json", exclude_none=True)
         handler(
             conn, _event("cn.yekuo.grid.transformer.changed.v1", "T9", data, "distribution_transformer.v1")
@@ -216,6 +222,10 @@ def test_the_api_serves_kept_assessments_and_previews_without_reserving(
         "supply_voltage",
         "connection_point_search",
         "transformer_load_rate",
+        "feeder_capacity",
+        "feeder_load_rate",
+        "feeder_n_minus_1",
+        "main_transformer_n_minus_1",
     ]
     preview = {
         "requested_capacity_kva": 100,

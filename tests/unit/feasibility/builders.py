@@ -121,6 +121,21 @@ def transformer(
     )
 
 
+def lv_upstream() -> tuple[BaseModel, ...]:
+    """What feeds transformers on F1: feeder F1 (8400.4 kVA, two ties) on S1 with two 50 MVA units."""
+    return (
+        substation("S1", 0, 600),
+        main_transformer("S1-T1", "S1", 50_000),
+        main_transformer("S1-T2", "S1", 50_000),
+        feeder("F1", "S1", 300, ties=2),
+    )
+
+
+# Light loads above F1's transformers (F1 at 2222 kVA of 8400, S1 at 20 of 100 MVA): low-voltage
+# verdicts then turn on the transformer alone.
+LV_UPSTREAM_PEAKS_KW = {"F1": 2_000.0, "S1-T1": 9_000.0, "S1-T2": 9_000.0}
+
+
 KINDS: dict[type[BaseModel], str] = {
     Substation: "substation",
     MainTransformer: "main_transformer",

@@ -11,10 +11,12 @@ from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
 from feasibility.engine import GridArea, LoadReading, evaluate, plan
 from tests.unit.feasibility.builders import (
+    LV_UPSTREAM_PEAKS_KW,
     NOW,
     default_rules,
     engine_view,
     feeder,
+    lv_upstream,
     main_transformer,
     request,
     substation,
@@ -208,9 +210,13 @@ def test_special_grade_needs_three_sources() -> None:
     assert {source.substation_id for source in best.sources} == {"S1", "S2"}
 
 
+def _with_upstream(peak_kw_of: dict[str, LoadReading]) -> dict[str, LoadReading]:
+    return {key: LoadReading(value) for key, value in LV_UPSTREAM_PEAKS_KW.items()} | peak_kw_of
+
+
 def test_stale_load_gives_insufficient_data_not_a_guess() -> None:
-    area = GridArea(engine_view(transformer("T1", "F1", "S1", 50)))
-    loads = {"T1": LoadReading(None, None, "stale: latest profile is of 2026-11-01")}
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50)))
+    loads = _with_upstream({"T1": LoadReading(None, None, "stale: latest profile is of 2026-11-01")})
     assessment = evaluate(plan(request(50), RULES, area), area, loads, {}, assessed_at=NOW)
     rate = check(assessment, "transformer_load_rate", "T1")
     assert rate.result is RuleResult.INSUFFICIENT_DATA
@@ -221,8 +227,8 @@ def test_stale_load_gives_insufficient_data_not_a_guess() -> None:
 
 
 def test_reserved_capacity_reduces_headroom() -> None:
-    area = GridArea(engine_view(transformer("T1", "F1", "S1", 50, rated_kva=400)))
-    loads = {"T1": LoadReading(150)}  # 150 kW / 0.9 = 166.67 kVA
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = _with_upstream({"T1": LoadReading(150)})  # 150 kW / 0.9 = 166.67 kVA
     planned = plan(request(100), RULES, area)
     free = evaluate(planned, area, loads, {}, assessed_at=NOW)
     # 400 x 0.8 - 166.67 = 153.33 kVA of headroom; (166.67 + 100) / 400 = 0.667 <= 0.8
@@ -276,3 +282,48 @@ def test_schemes_rank_feasible_before_reinforcement_and_nearer_first() -> None:
     assert order == ["T-mid", "T-far", "T-near-full"]
     assert [s.rank for s in assessment.schemes] == [1, 2, 3]
     assert assessment.schemes[0].score > assessment.schemes[1].score
+
+
+def test_a_low_voltage_request_with_room_on_its_transformer_still_fails_its_feeder_n_minus_1() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    feeder_capacity = math.sqrt(3) * 10 * 485  # 8400.36 kVA
+    n1_limit = 2 / 3  # two tie switches
+    feeder_peak_kva = 0.666 * feeder_capacity  # just under the N-1 limit before the request
+    loads = _with_upstream({"T1": LoadReading(150), "F1": LoadReading(feeder_peak_kva * 0.9)})
+    assessment = evaluate(plan(request(100), RULES, area), area, loads, {}, assessed_at=NOW)
+    # T1: (166.67 + 100) / 400 = 0.667 <= 0.8 passes; F1: (5594.6 + 100) / 8400.4 = 0.6779 > 0.6667 fails
+    assert check(assessment, "transformer_load_rate", "T1").result is RuleResult.PASS
+    n1 = check(assessment, "feeder_n_minus_1", "F1")
+    assert n1.result is RuleResult.FAIL
+    assert n1.threshold["max_load_rate"] == pytest.approx(n1_limit, abs=0.001)
+    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+    (reinforcement,) = assessment.reinforcement
+    assert (reinforcement.equipment_id, reinforcement.reason) == ("F1", "feeder_n_minus_1")
+    shortfall = feeder_peak_kva + 100 - feeder_capacity * n1_limit
+    assert reinforcement.shortfall_kva == pytest.approx(shortfall, abs=0.001)
+    # The scheme still offers T1, with the transformer's own figures.
+    assert assessment.schemes[0].sources[0].equipment_id == "T1"
+    assert assessment.schemes[0].sources[0].capacity_kva == 400
+
+
+def test_a_low_voltage_request_counts_what_others_reserved_on_its_feeder() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = _with_upstream({"T1": LoadReading(150)})
+    # F1 allows 0.7 x 8400.36 = 5880.25 kVA; 2222.22 kVA peak + 3600 reserved + 100 = 5922.22 > 5880.25
+    assessment = evaluate(plan(request(100), RULES, area), area, loads, {"F1": 3_600}, assessed_at=NOW)
+    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.FAIL
+    assert check(assessment, "transformer_load_rate", "T1").result is RuleResult.PASS
+    # 5922.22 / 8400.36 = 0.705 is over the two-tie N-1 limit of 0.667 as well.
+    assert [(r.equipment_id, r.reason) for r in assessment.reinforcement] == [
+        ("F1", "feeder_load_rate"),
+        ("F1", "feeder_n_minus_1"),
+    ]
+
+
+def test_a_low_voltage_request_whose_feeder_is_unknown_is_not_told_plainly_feasible() -> None:
+    area = GridArea(engine_view(transformer("T1", "F9", "S1", 50, rated_kva=400)))
+    assessment = evaluate(
+        plan(request(100), RULES, area), area, {"T1": LoadReading(150)}, {}, assessed_at=NOW
+    )
+    assert check(assessment, "feeder_load_rate").result is RuleResult.INSUFFICIENT_DATA
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
