@@ -110,7 +110,17 @@ class Ingestor:
             self.stats.invalid += 1
             INGEST_INVALID.labels(record.system, exc.reason_code).inc()
             outcome.parked_ids.append(parked_id)
-            log.warning("parked %s/%s %s: %s", record.system, record.record_type, record.key, exc)
+            # The reason can quote the rejected value, which may be personal data: it stays in the
+            # (encrypted) parked entry, and the log names only the kind of failure and the field.
+            log.warning(
+                "parked %s/%s %s as #%d: %s%s",
+                record.system,
+                record.record_type,
+                record.key,
+                parked_id,
+                exc.reason_code,
+                f" in field {field}" if (field := getattr(exc, "field", None)) else "",
+            )
             return []
         return [
             (
