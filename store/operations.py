@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.encrypted import SealedText
 from store.schema import KEY, UtcDateTime, metadata
 
 # No foreign key to parked: the log must outlive any clean-up of the rows it speaks of.
@@ -19,7 +20,8 @@ operator_actions = sa.Table(
     sa.Column("operator", KEY, nullable=False, comment="who acted: API X-Operator header or CLI --operator"),
     sa.Column("action", sa.String(16), nullable=False, comment="replay | discard"),
     sa.Column("parked_id", sa.BigInteger, nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, comment="what the action did"),
+    # Sealed: a re-parked record's reason may quote the personal value it rejected.
+    sa.Column("detail", SealedText("operator_actions.detail"), nullable=False, comment="what the action did"),
     sa.Index("ix_operator_actions_parked", "parked_id", "id"),
 )
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from canonical_model.customer import Customer
+from store.encrypted import PiiFieldsJson, SealedBytes, SealedJson, SealedText
 
 metadata = sa.MetaData()
 
@@ -57,7 +59,7 @@ outbox = sa.Table(
     sa.Column("exchange", KEY, nullable=False),
     sa.Column("routing_key", KEY, nullable=False),
     sa.Column("correlation_id", KEY, nullable=False),
-    sa.Column("body", sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql"), nullable=False),
+    sa.Column("body", SealedBytes("outbox.body"), nullable=False, comment="CloudEvent JSON, sealed"),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -71,12 +73,12 @@ parked = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(16), nullable=False, comment="invalid | dead"),
     sa.Column("reason_code", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reason", SealedText("parked.reason"), nullable=False, comment="may quote a rejected value"),
     sa.Column("source_system", KEY, nullable=True),
     sa.Column("record_type", KEY, nullable=True),
     sa.Column("record_key", KEY, nullable=True),
     sa.Column("position", sa.JSON, nullable=True),
-    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("payload", SealedJson("parked.payload"), nullable=True, comment="raw record or message"),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column(
         "status", sa.String(16), nullable=False, default="parked", comment="parked | replayed | discarded"
@@ -207,7 +209,12 @@ customers = sa.Table(
     "customers",
     metadata,
     sa.Column("customer_no", KEY, primary_key=True),
-    sa.Column("document", sa.JSON, nullable=False, comment="latest canonical Customer"),
+    sa.Column(
+        "document",
+        PiiFieldsJson("customers.document", Customer),
+        nullable=False,
+        comment="latest canonical Customer, its x-pii fields sealed",
+    ),
     sa.Column("last_sequence", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.encrypted import SealedJson
 from store.schema import KEY, UtcDateTime, metadata
 from store.sequences import next_sequence
 
@@ -35,7 +36,7 @@ marketing_push = sa.Table(
     sa.Column("notification_id", KEY, nullable=True),
     sa.Column("via", sa.String(16), nullable=False, comment="push | create"),
     sa.Column("application", sa.JSON, nullable=False, comment="the application record, legacy layout"),
-    sa.Column("customer", sa.JSON, nullable=True, comment="its customer record, when sent along"),
+    sa.Column("customer", SealedJson("marketing_push.customer"), nullable=True, comment="its customer"),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("app_no", "update_time", name="uq_marketing_push_version"),
     sa.Index("ix_marketing_push_app", "app_no", "seq"),
@@ -47,8 +48,9 @@ submissions = sa.Table(
     sa.Column("tracking_id", KEY, primary_key=True),
     sa.Column("idempotency_key", KEY, nullable=True, unique=True),
     sa.Column("request_hash", sa.String(64), nullable=False, comment="SHA-256 of the validated request"),
-    sa.Column("request", sa.JSON, nullable=False, comment="the request as submitted (canonical names)"),
-    sa.Column("arguments", sa.JSON, nullable=False, comment="CreateApplication arguments (legacy names)"),
+    # Sealed whole: a new customer's identity document, bank account and phones travel in both.
+    sa.Column("request", SealedJson("submissions.request"), nullable=False, comment="as submitted"),
+    sa.Column("arguments", SealedJson("submissions.arguments"), nullable=False, comment="legacy names"),
     sa.Column("status", sa.String(16), nullable=False, comment="pending | submitted | failed"),
     sa.Column("application_no", KEY, nullable=True),
     sa.Column("customer_no", KEY, nullable=True),

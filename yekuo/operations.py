@@ -5,7 +5,8 @@ queue of the consumer that gave up on it, so no other consumer sees it twice; if
 applied it after all, its inbox makes the replay a no-op. Replaying an invalid record runs it through
 ingest again (after the data or the mapping was fixed); if it is still invalid it is parked anew with
 its new reason. Either way the parked row is marked in the same transaction as the action is recorded,
-and a row that is no longer parked cannot be acted on twice.
+and a row that is no longer parked cannot be acted on twice. The same transaction chains the action into
+the audit log (store.audit), so an action and its audit entry commit together or not at all.
 
 Errors (all YekuoError): OperationError for a request that cannot be carried out (no operator given),
 with UnknownParkedError (no such message of that kind), NotParkedError (already replayed or
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.records import RawRecord
 from bus.factory import open_bus as open_bus_url
 from bus.port import Bus, Message
+from store.audit import append_entry
 from store.database import utcnow
 from store.operations import OperatorAction, list_actions, record_action
 from store.parking import ParkedKind, ParkedMessage
@@ -193,14 +195,17 @@ class Operations:
             record_action(
                 conn, at=utcnow(), operator=who, action="replay", parked_id=parked_id, detail=detail
             )
+            _audit(conn, who, "replay", message, reparked_id=reparked_id, events=events)
             message = _fetch(conn, parked_id, None)
+        # Not the detail: a re-parked record's reason may quote a personal value.
+        result = f"parked again as #{reparked_id}" if reparked_id is not None else f"{events} event(s)"
         log.info(
             "operator %s replayed parked #%d (%s, %s): %s",
             who,
             parked_id,
             message.kind,
             origin(message),
-            detail,
+            "republished" if message.kind == "dead" else result,
         )
         return ActionResult("replay", who, message, detail, reparked_id=reparked_id, events=events)
 
@@ -213,6 +218,7 @@ class Operations:
             record_action(
                 conn, at=utcnow(), operator=who, action="discard", parked_id=parked_id, detail=detail
             )
+            _audit(conn, who, "discard", message)
             message = _fetch(conn, parked_id, None)
         log.info("operator %s discarded parked #%d: %s", who, parked_id, detail)
         return ActionResult("discard", who, message, detail)
@@ -246,6 +252,27 @@ def _refusals_logged(operator: str, action: Action, parked_id: int) -> Iterator[
     except (OperationError, BusError) as exc:
         log.warning("operator %s could not %s parked #%d: %s", operator, action, parked_id, exc)
         raise
+
+
+def _audit(
+    conn: Connection,
+    operator: str,
+    action: Action,
+    message: ParkedMessage,
+    *,
+    reparked_id: int | None = None,
+    events: int = 0,
+) -> None:
+    """Chain the action into the audit log with the action itself; no reason text, which may quote PII."""
+    detail: dict[str, Any] = {
+        "kind": message.kind,
+        "origin": origin(message),
+        "reason_code": message.reason_code,
+    }
+    if action == "replay":
+        detail.update(reparked_id=reparked_id, events=events)
+    subject = f"parked/{message.id}"
+    append_entry(conn, actor=operator, action=f"parked.{action}", subject=subject, detail=detail)
 
 
 def _check_operator(operator: str) -> str:
