@@ -18,10 +18,14 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/yekuo demo $(DEMO_ARGS)
 
+# bandit scans the shipped packages (its justified skips are in pyproject.toml); pip-audit checks the installed
+# dependencies against the advisory database and lists any package it could not look up.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/yekuo check-config
+	$(BIN)/bandit -q -r yekuo canonical_model adapters mappings routes bus store workflow api simulators feasibility scenario subscriptions -c pyproject.toml
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 test: install lint
 	$(BIN)/pytest

@@ -1,6 +1,6 @@
 """Admin endpoints over parked messages: dead letters and invalid input, to list, inspect, replay and discard.
 
-Actions need the operator's name in the X-Operator header; it is recorded with every action.
+Actions are recorded with the name of the authenticated caller (the token's `sub`) as the operator.
 """
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Path, Query
 
+from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
+from api.listing import decode_cursor as decode_cursor_of
+from api.listing import encode_cursor as encode_cursor_of
+from api.problems import problem, problem_responses
+from api.security import CurrentPrincipal
 from store.operations import OperatorAction
 from store.parking import ParkedKind, ParkedMessage
 from yekuo.errors import BusError
@@ -25,8 +30,11 @@ from yekuo.operations import (
     origin,
 )
 
-OPERATOR_HEADER = "X-Operator"
+SORTS = ("id",)  # parked messages page by id, oldest first
+DEFAULT_LIMIT = 50
 StatusFilter = Literal["parked", "replayed", "discarded", "all"]
+# Parked ids are 64-bit signed integers in every database the hub supports; a larger one cannot be one.
+ParkedId = Annotated[int, Path(ge=1, le=2**63 - 1, description="id of the parked message")]
 
 # Path segment under /admin, kind of parked message, and how the OpenAPI tags name it.
 COLLECTIONS: tuple[tuple[str, ParkedKind, str], ...] = (
@@ -46,26 +54,38 @@ def admin_router(operations: Operations) -> APIRouter:
 def _add_collection(
     router: APIRouter, operations: Operations, segment: str, kind: ParkedKind, description: str
 ) -> None:
-    @router.get(f"/{segment}", summary=f"List {description}", name=f"list_{kind}")
-    def list_messages(
-        status: StatusFilter = "parked",
-        after: Annotated[int | None, Query(description="cursor: the next_after of the previous page")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    ) -> dict[str, Any]:
-        with _errors():
-            page = operations.list_messages(
-                kind=kind, status=None if status == "all" else status, after=after, limit=limit
-            )
-        return {
-            "items": [_summary(message) for message in page.items],
-            "total": page.total,
-            "next_after": page.next_after,
-        }
+    listing = f"admin/{segment}"
 
     @router.get(
-        f"/{segment}/{{parked_id}}", summary="One parked message with its payload", name=f"show_{kind}"
+        f"/{segment}",
+        summary=f"List {description}",
+        name=f"list_{kind}",
+        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
     )
-    def show(parked_id: int) -> dict[str, Any]:
+    def list_messages(
+        status: Annotated[
+            StatusFilter, Query(description="which messages (default: still parked)")
+        ] = "parked",
+        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_PAGE)] = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        sort: Annotated[str | None, sort_param(SORTS)] = None,
+    ) -> dict[str, Any]:
+        check_sort(sort, SORTS)
+        after = _parked_id(decode_cursor_of(listing, cursor, 1)[0], cursor) if cursor else None
+        with _errors():
+            found = operations.list_messages(
+                kind=kind, status=None if status == "all" else status, after=after, limit=limit
+            )
+        following = encode_cursor_of(listing, [found.next_after]) if found.next_after is not None else None
+        return page([_summary(message) for message in found.items], limit, following)
+
+    @router.get(
+        f"/{segment}/{{parked_id}}",
+        summary="One parked message with its payload",
+        name=f"show_{kind}",
+        responses=problem_responses("parked-message-not-found"),
+    )
+    def show(parked_id: ParkedId) -> dict[str, Any]:
         with _errors():
             message = operations.show(parked_id, kind=kind)
             actions = operations.history(parked_id)
@@ -75,28 +95,35 @@ def _add_collection(
         f"/{segment}/{{parked_id}}/replay",
         summary="Send the message through the hub again (safe: consumers deduplicate by event id)",
         name=f"replay_{kind}",
+        responses=ACTION_PROBLEMS,
     )
-    def replay(
-        parked_id: int, x_operator: Annotated[str | None, Header(description="who is acting")] = None
-    ) -> dict[str, Any]:
-        return _act(operations.replay, parked_id, kind, x_operator)
+    def replay(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+        return _act(operations.replay, parked_id, kind, principal.sub)
 
     @router.post(
         f"/{segment}/{{parked_id}}/discard",
         summary="Drop the message for good; it stays listed as discarded",
         name=f"discard_{kind}",
+        responses=ACTION_PROBLEMS,
     )
-    def discard(
-        parked_id: int, x_operator: Annotated[str | None, Header(description="who is acting")] = None
-    ) -> dict[str, Any]:
-        return _act(operations.discard, parked_id, kind, x_operator)
+    def discard(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+        return _act(operations.discard, parked_id, kind, principal.sub)
+
+
+ACTION_PROBLEMS = problem_responses(
+    "parked-message-not-found", "not-parked", "not-replayable", "operation-refused", "bus-unavailable"
+)
+
+
+def _parked_id(value: Any, cursor: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise problem("invalid-cursor", f"cursor {cursor[:80]!r} is not a cursor of this listing")
+    return value
 
 
 def _act(
-    action: Callable[..., ActionResult], parked_id: int, kind: ParkedKind, operator: str | None
+    action: Callable[..., ActionResult], parked_id: int, kind: ParkedKind, operator: str
 ) -> dict[str, Any]:
-    if not operator or not operator.strip():
-        raise HTTPException(400, f"the {OPERATOR_HEADER} header must name who is acting")
     with _errors():
         result = action(parked_id, operator=operator, kind=kind)
     return {
@@ -115,15 +142,15 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except UnknownParkedError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise problem("parked-message-not-found", str(exc)) from exc
     except NotParkedError as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise problem("not-parked", str(exc)) from exc
     except NotReplayableError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise problem("not-replayable", str(exc)) from exc
     except OperationError as exc:
-        raise HTTPException(400, str(exc)) from exc
+        raise problem("operation-refused", str(exc)) from exc
     except BusError as exc:
-        raise HTTPException(503, f"the bus refused the replay, nothing changed: {exc}") from exc
+        raise problem("bus-unavailable", f"the bus refused the replay, nothing changed: {exc}") from exc
 
 
 def _summary(message: ParkedMessage) -> dict[str, Any]:

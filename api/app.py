@@ -1,42 +1,78 @@
-"""The FastAPI application: /v1 resources over the workflow state, plus health and readiness."""
+"""The FastAPI application: /v1 resources over the workflow state, plus health and readiness.
+
+Every request passes, outermost first: access control (api/security.py, the policy in api/access.yaml),
+the body bound (api/limits.py) and Idempotency-Key handling (api/idempotency.py); every error is answered
+as problem+json (api/problems.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.status import MarketingStatus
+from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
 from api.applications import applications_router
+from api.asyncapi import asyncapi_router, settings_document
+from api.customers import customers_router
+from api.events import events_router
 from api.feasibility import feasibility_router
 from api.grid import grid_router
+from api.idempotency import Idempotency
+from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
-from api.marketing_push import marketing_push_router
+from api.marketing_push import PUSH_PATH, marketing_push_router
+from api.openapi import install_openapi
+from api.problems import install_problem_handlers
+from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
-from canonical_model.customer import Customer
-from canonical_model.pii import mask_document
-from workflow.queries import get_customer
+from api.webhooks import webhooks_router
+from subscriptions.settings import subscription_settings
 from yekuo.consumers import CONSUMERS
 from yekuo.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from yekuo.operations import Operations
+from yekuo.settings import AuthSettings, Settings
+
+# Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
+SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
 
 ReadinessCheck = Callable[[], Mapping[str, bool]]
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    """Whether every dependency is reachable, and each one's state."""
+
+    status: str = Field(description="ready or not ready", examples=["ready"])
+    checks: dict[str, bool] = Field(examples=[{"database": True, "bus": True, "source:marketing": True}])
 
 
 def create_app(
     engine: Engine,
     *,
+    auth: AuthSettings,
+    policy: AccessPolicy | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: ReadinessCheck | None = None,
     operations: Operations | None = None,
     metrics: HubMetrics | None = None,
     adapter_reports: Mapping[str, AdapterReport] | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
+
+    auth verifies callers' tokens and API keys; policy says what each route needs (default: api/access.yaml)
+    and must cover every route, or this raises ConfigError. Bodies over max_body_bytes get 413.
 
     operations backs the /admin endpoints (default: the configured bus and mappings); metrics measures
     the gauges of /metrics (default: this database, the operations' bus and every consumer's queues).
@@ -50,17 +86,31 @@ def create_app(
         description="Applications, customers and their progress across the utility's legacy systems.",
     )
 
-    @app.get("/health", tags=["operations"], summary="The process is alive")
+    @app.get("/health", tags=["operations"], summary="The process is alive", response_model=Health)
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"], summary="Every dependency the hub needs is reachable")
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Every dependency the hub needs is reachable",
+        responses={
+            200: {"model": Readiness},
+            503: {"model": Readiness, "description": "a dependency is down"},
+        },
+    )
     def ready() -> JSONResponse:
         checks = dict(readiness()) if readiness else {}
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {"example": "yekuo_outbox_pending_events 0.0\n"}}}},
+    )
     def prometheus_metrics() -> Response:
         return Response(hub_metrics.exposition(), media_type=CONTENT_TYPE)
 
@@ -70,16 +120,22 @@ def create_app(
     app.include_router(submissions_router(engine))
 
     app.include_router(applications_router(engine))
+    app.include_router(customers_router(engine))
     app.include_router(feasibility_router(engine))
     app.include_router(grid_router(engine))
     app.include_router(loads_router(engine))
+    feed_settings = subscription_settings()
+    app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
+    app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii))
+    app.include_router(asyncapi_router(settings_document(Settings())))
 
-    @app.get("/v1/customers/{customer_no}", tags=["customers"], summary="A customer, personal data masked")
-    def read_customer(customer_no: str) -> dict[str, Any]:
-        with engine.connect() as conn:
-            document = get_customer(conn, customer_no)
-        if document is None:
-            raise HTTPException(404, f"customer {customer_no} is not known")
-        return mask_document(document, Customer)
-
+    access = policy or load_access_policy()
+    check_coverage(access, served_routes(app))
+    install_problem_handlers(app)
+    install_openapi(app, access)
+    # Added innermost first: access control runs before the body is read or a key is claimed.
+    app.add_middleware(Idempotency, engine=engine)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, exempt=SELF_BOUNDED_PATHS)
+    app.add_middleware(ControlCharacters)
+    app.add_middleware(AccessControl, table=route_table(app, access), policy=access, auth=auth)
     return app

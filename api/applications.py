@@ -1,19 +1,30 @@
-"""Applications API: tracked cases with filters and cursor pagination, timelines and stage analytics."""
+"""Applications API: tracked cases with filters and cursor pagination, timelines and stage analytics.
+
+The case view embeds the latest feasibility assessment of the application, the same document
+GET /v1/applications/{no}/feasibility serves, or null while there is none.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, Field
+from sqlalchemy.engine import Connection, Engine
 
+from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
+from api.listing import decode_cursor as decode_cursor_of
+from api.listing import encode_cursor as encode_cursor_of
+from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass
+from canonical_model.case import Case, SurveyAssignment
+from canonical_model.common import CanonicalModel
+from canonical_model.feasibility import FeasibilityAssessment
 from store.database import utcnow
+from store.feasibility import feasibility_assessments
 from workflow.analytics import stage_analytics
 from workflow.caselog import case_feed_of
 from workflow.cases import default_tracker
@@ -25,23 +36,66 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+LISTING = "applications"
+SORTS = ("submitted_at",)  # (opened_at, application_no) is the key the case store pages by
+
+
 def encode_cursor(key: tuple[datetime, str]) -> str:
     """An opaque cursor for the position after a case."""
-    raw = json.dumps([key[0].isoformat(), key[1]], separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_cursor_of(LISTING, [key[0].isoformat(), key[1]])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a cursor stands for; HTTP 400 when it was not made by encode_cursor."""
+    """The position a cursor stands for; 400 invalid-cursor when this listing did not make it."""
+    opened_at, application_no = decode_cursor_of(LISTING, cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        opened_at, application_no = json.loads(raw)
         moment = datetime.fromisoformat(opened_at)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise HTTPException(400, f"cursor {cursor!r} is not a cursor this API returned") from exc
-    if moment.tzinfo is None or not isinstance(application_no, str):
-        raise HTTPException(400, f"cursor {cursor!r} is not a cursor this API returned")
+    except (TypeError, ValueError):
+        moment = None
+    if moment is None or moment.tzinfo is None or not isinstance(application_no, str):
+        raise problem("invalid-cursor", f"cursor {cursor[:80]!r} is not a cursor of this listing")
     return moment, application_no
+
+
+class CaseNotification(CanonicalModel):
+    """A case event the hub published about the application (stage change, assignment, deadline alert)."""
+
+    event_id: str = Field(description="id of the event")
+    type: str = Field(description="event type", examples=["cn.yekuo.case.stage_changed.v1"])
+    stage: str | None = Field(description="stage the event is about")
+    time: AwareDatetime = Field(description="when it happened")
+    data: dict[str, Any] = Field(description="the event's data")
+
+
+class CaseView(Case):
+    """A tracked application: the case (case.v1) with its deadline state, documents and notifications."""
+
+    submitted_at: AwareDatetime = Field(description="when the application was submitted (same as opened_at)")
+    updated_at: AwareDatetime = Field(description="when the case last changed")
+    working_days_left: int | None = Field(
+        description="working days left in the current stage; null when closed"
+    )
+    overdue: bool = Field(description="the current stage is past its deadline")
+    at_risk: bool = Field(description="the current stage is close to its deadline")
+    anomaly_count: int = Field(ge=0, description="transitions the stage model does not allow")
+    assignment: SurveyAssignment | None = Field(description="the latest site-survey assignment, if any")
+    application: dict[str, Any] = Field(description="the ConnectionApplication document as last received")
+    notifications: tuple[CaseNotification, ...] = Field(description="case events published, oldest first")
+    feasibility: FeasibilityAssessment | None = Field(
+        description="the latest supply-feasibility assessment, as /feasibility serves it; null while none"
+    )
+
+
+def latest_feasibility(conn: Connection, application_no: str) -> dict[str, Any] | None:
+    """The kept feasibility assessment of an application as /feasibility serves it, or None."""
+    document = conn.execute(
+        sa.select(feasibility_assessments.c.document).where(
+            feasibility_assessments.c.application_no == application_no
+        )
+    ).scalar()
+    if document is None:
+        return None
+    return FeasibilityAssessment.model_validate(document).model_dump(mode="json", exclude_none=True)
 
 
 def _start_of(day: date) -> datetime:
@@ -66,11 +120,18 @@ def applications_router(
     def workflow_config() -> WorkflowConfig:
         return config or default_tracker().config
 
-    @router.get("/v1/applications", tags=["applications"], summary="Tracked applications, filtered and paged")
+    @router.get(
+        "/v1/applications",
+        tags=["applications"],
+        summary="Tracked applications, filtered and paged",
+        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
+    )
     def list_applications(
-        stage: Annotated[str | None, Query(description="current stage id")] = None,
+        stage: Annotated[str | None, Query(max_length=64, description="current stage id")] = None,
         customer_class: Annotated[CustomerClass | None, Query(description="customer class")] = None,
-        unit: Annotated[str | None, Query(description="responsible supply unit (ORG_NO)")] = None,
+        unit: Annotated[
+            str | None, Query(max_length=32, description="responsible supply unit (ORG_NO)")
+        ] = None,
         overdue: Annotated[bool | None, Query(description="current stage past its deadline")] = None,
         at_risk: Annotated[bool | None, Query(description="current stage close to its deadline")] = None,
         submitted_from: Annotated[
@@ -79,9 +140,15 @@ def applications_router(
         submitted_to: Annotated[
             date | None, Query(description="submitted on or before (Asia/Shanghai)")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        sort: Annotated[str | None, sort_param(SORTS)] = None,
     ) -> dict[str, Any]:
+        check_sort(sort, SORTS)
+        if submitted_from is not None and submitted_to is not None and submitted_from > submitted_to:
+            raise problem(
+                "invalid-parameter", f"submitted_from {submitted_from} is after submitted_to {submitted_to}"
+            )
         where = CaseFilter(
             stage=stage,
             customer_class=customer_class.value if customer_class else None,
@@ -96,31 +163,34 @@ def applications_router(
             items, following = list_cases(
                 conn, where, limit=limit, after=after, calendar=shared_calendar, now=clock()
             )
-        return {
-            "items": items,
-            "limit": limit,
-            "next_cursor": encode_cursor(following) if following else None,
-        }
+        return page(items, limit, encode_cursor(following) if following else None)
 
-    @router.get("/v1/applications/{application_no}", tags=["applications"], summary="A tracked application")
+    @router.get(
+        "/v1/applications/{application_no}",
+        tags=["applications"],
+        summary="A tracked application with its timeline, notifications and latest feasibility assessment",
+        responses={200: {"model": CaseView}, **problem_responses("application-not-found")},
+    )
     def read_application(application_no: str) -> dict[str, Any]:
         with engine.connect() as conn:
             case = get_case(conn, application_no, calendar=shared_calendar, now=clock())
-            notifications = case_feed_of(conn, application_no) if case is not None else []
-        if case is None:
-            raise HTTPException(404, f"application {application_no} is not tracked")
-        return {**case, "notifications": notifications}
+            if case is None:
+                raise problem("application-not-found", f"application {application_no} is not tracked")
+            notifications = case_feed_of(conn, application_no)
+            feasibility = latest_feasibility(conn, application_no)
+        return {**case, "notifications": notifications, "feasibility": feasibility}
 
     @router.get(
         "/v1/applications/{application_no}/timeline",
         tags=["applications"],
         summary="Stage changes and hub actions of an application, in order",
+        responses=problem_responses("application-not-found"),
     )
     def read_timeline(application_no: str) -> dict[str, Any]:
         with engine.connect() as conn:
             entries = get_timeline(conn, application_no)
         if entries is None:
-            raise HTTPException(404, f"application {application_no} is not tracked")
+            raise problem("application-not-found", f"application {application_no} is not tracked")
         return {"application_no": application_no, "timeline": entries}
 
     @router.get(
@@ -130,7 +200,7 @@ def applications_router(
     )
     def read_stage_analytics(
         customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
-        unit: Annotated[str | None, Query(description="only this supply unit")] = None,
+        unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
         entered_from: Annotated[date | None, Query(description="stages entered on or after")] = None,
         entered_to: Annotated[date | None, Query(description="stages entered on or before")] = None,
     ) -> dict[str, Any]:

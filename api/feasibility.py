@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
+from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass, ImportanceGrade
 from canonical_model.common import GeoPoint, UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment
@@ -27,7 +28,9 @@ class PreviewRequest(BaseModel):
         default=ImportanceGrade.NONE, description="important user grade"
     )
     urban_rural: UrbanRural | None = Field(default=None, description="area; unknown counts as rural")
-    province: str | None = Field(default=None, description="rule set; default rules when left out")
+    province: str | None = Field(
+        default=None, max_length=64, description="rule set; default rules when left out"
+    )
 
 
 @cache
@@ -54,13 +57,16 @@ def feasibility_router(
         tags=["applications"],
         summary="The latest supply-feasibility assessment of an application, with its rule trace",
         response_model=FeasibilityAssessment,
+        responses=problem_responses("feasibility-not-found"),
         response_model_exclude_none=True,
     )
     def read_feasibility(application_no: str) -> FeasibilityAssessment:
         with engine.connect() as conn:
             document = service().stored(conn, application_no)
         if document is None:
-            raise HTTPException(404, f"application {application_no} has no feasibility assessment")
+            raise problem(
+                "feasibility-not-found", f"application {application_no} has no feasibility assessment"
+            )
         return FeasibilityAssessment.model_validate(document)
 
     @router.post(
@@ -68,13 +74,15 @@ def feasibility_router(
         tags=["feasibility"],
         summary="A what-if feasibility check for a place and capacity; reserves nothing",
         response_model=FeasibilityAssessment,
+        responses=problem_responses("unknown-province"),
         response_model_exclude_none=True,
     )
     def preview(body: PreviewRequest) -> FeasibilityAssessment:
         rules = config or _configured_rules()
         if body.province is not None and body.province not in rules.provinces:
-            raise HTTPException(
-                422, f"province {body.province!r} has no rule set; known: {sorted(rules.provinces)}"
+            raise problem(
+                "unknown-province",
+                f"province {body.province[:64]!r} has no rule set; known: {sorted(rules.provinces)}",
             )
         request = FeasibilityRequest(
             requested_capacity_kva=body.requested_capacity_kva,

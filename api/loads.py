@@ -9,10 +9,7 @@ intake's max_file_bytes are refused (413), as are names that are not a plain fil
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -21,11 +18,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DropFolder
+from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
+from api.listing import decode_cursor as decode_cursor_of
+from api.listing import encode_cursor as encode_cursor_of
+from api.problems import problem as problem_error
+from api.problems import problem_responses
 from canonical_model.load import LoadPhase, LoadSource
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
 from yekuo.settings import Settings
@@ -34,29 +36,32 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_NAME_BYTES = 200
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+EXAMPLE_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+LISTING = "load-profiles"
+SORTS = ("date",)  # (date, equipment, phase, source) is the key the profile store pages by
 
 
 def encode_cursor(key: ProfileKey) -> str:
     """An opaque cursor for the position after a profile."""
-    raw = json.dumps([key[0].isoformat(), *key[1:]], ensure_ascii=False, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+    return encode_cursor_of(LISTING, [key[0].isoformat(), *key[1:]])
 
 
 def decode_cursor(cursor: str) -> ProfileKey:
-    """The position a cursor stands for; HTTP 400 when it was not made by encode_cursor."""
+    """The position a cursor stands for; 400 invalid-cursor when this listing did not make it."""
+    day, equipment_id, phase, source = decode_cursor_of(LISTING, cursor, 4)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        day, equipment_id, phase, source = json.loads(raw)
         key = (date.fromisoformat(day), equipment_id, phase, source)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise HTTPException(400, f"cursor {cursor!r} is not a cursor this API returned") from exc
-    if not all(isinstance(part, str) for part in key[1:]):
-        raise HTTPException(400, f"cursor {cursor!r} is not a cursor this API returned")
+    except (TypeError, ValueError):
+        key = None
+    if key is None or not all(isinstance(part, str) for part in key[1:]):
+        raise problem_error("invalid-cursor", f"cursor {cursor[:80]!r} is not a cursor of this listing")
     return key
 
 
 def check_file_name(name: str) -> str:
-    """The name if it is a plain file name the drop folder may hold; HTTP 400 naming the problem if not."""
+    """The name if it is a plain file name the drop folder may hold; 400 invalid-file-name if not."""
     problem = None
     if not name or name in (".", ".."):
         problem = "is empty or a directory reference"
@@ -71,7 +76,9 @@ def check_file_name(name: str) -> str:
     elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
         problem = f"is longer than {MAX_NAME_BYTES} bytes"
     if problem is not None:
-        raise HTTPException(400, f"file name {name!r} {problem}; give a plain file name like loads.csv")
+        raise problem_error(
+            "invalid-file-name", f"file name {name[:100]!r} {problem}; give a plain file name like loads.csv"
+        )
     return name
 
 
@@ -84,18 +91,25 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
     router = APIRouter()
     dispatch = (settings or Settings()).dispatch
 
-    @router.get("/v1/load-profiles", tags=["loads"], summary="Daily load profiles, filtered and paged")
+    @router.get(
+        "/v1/load-profiles",
+        tags=["loads"],
+        summary="Daily load profiles, filtered and paged",
+        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
+    )
     def read_profiles(
-        equipment: Annotated[str | None, Query(description="PMS equipment id")] = None,
+        equipment: Annotated[str | None, Query(max_length=64, description="PMS equipment id")] = None,
         date_from: Annotated[date | None, Query(description="first day, inclusive")] = None,
         date_to: Annotated[date | None, Query(description="last day, inclusive")] = None,
         source: Annotated[LoadSource | None, Query(description="measuring system")] = None,
         phase: Annotated[LoadPhase | None, Query(description="total or one phase")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        sort: Annotated[str | None, sort_param(SORTS)] = None,
     ) -> dict[str, Any]:
+        check_sort(sort, SORTS)
         if date_from is not None and date_to is not None and date_from > date_to:
-            raise HTTPException(400, f"date_from {date_from} is after date_to {date_to}")
+            raise problem_error("invalid-parameter", f"date_from {date_from} is after date_to {date_to}")
         where = ProfileFilter(
             equipment_id=equipment,
             date_from=date_from,
@@ -106,14 +120,35 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
         after = decode_cursor(cursor) if cursor else None
         with engine.connect() as conn:
             items, following = list_profiles(conn, where, limit=limit, after=after)
-        next_cursor = encode_cursor(following) if following else None
-        return {"items": items, "limit": limit, "next_cursor": next_cursor}
+        return page(items, limit, encode_cursor(following) if following else None)
 
     @router.post(
         "/v1/dispatch/files",
         tags=["loads"],
         summary="Upload a CIM/E or curve CSV file into the dispatch intake",
         status_code=202,
+        responses={
+            202: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "file_name": "upload-3f9a1c2b4d5e-loads.csv",
+                            "sha256": EXAMPLE_SHA256,
+                            "size_bytes": 1024,
+                            "status_url": f"/v1/dispatch/files/{EXAMPLE_SHA256}",
+                            "duplicate_of": None,
+                        }
+                    }
+                }
+            },
+            **problem_responses("invalid-file-name", "payload-too-large", "dispatch-not-configured"),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
     async def upload_file(
         request: Request,
@@ -121,11 +156,15 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
     ) -> JSONResponse:
         check_file_name(name)
         if dispatch is None:
-            raise HTTPException(503, "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)")
+            raise problem_error(
+                "dispatch-not-configured", "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)"
+            )
         limit = dispatch.max_file_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HTTPException(413, f"the file is {declared} bytes, more than the {limit} bytes allowed")
+            raise problem_error(
+                "payload-too-large", f"the file is {declared} bytes, more than the {limit} bytes allowed"
+            )
         incoming = DropFolder(dispatch.drop_dir, stable_s=dispatch.stable_s).incoming
         stored, digest, size = await _receive(request, incoming, name, limit)
         with engine.connect() as conn:
@@ -143,15 +182,19 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
         "/v1/dispatch/files/{sha256}",
         tags=["loads"],
         summary="What the intake did with a file, by the SHA-256 of its content",
+        responses=problem_responses("invalid-parameter", "dispatch-file-not-found"),
     )
     def read_file_status(sha256: str) -> dict[str, Any]:
         if not _SHA256.match(sha256):
-            raise HTTPException(400, f"{sha256!r} is not a lower-case hex SHA-256")
+            raise problem_error("invalid-parameter", f"{sha256[:80]!r} is not a lower-case hex SHA-256")
         with engine.connect() as conn:
             published = published_file(conn, sha256)
             history = file_history(conn, sha256)
         if published is None and not history:
-            raise HTTPException(404, f"no file with content {sha256} has been finished by the intake yet")
+            raise problem_error(
+                "dispatch-file-not-found",
+                f"no file with content {sha256} has been finished by the intake yet",
+            )
         return {"sha256": sha256, "published": published, "outcomes": history}
 
     return router
@@ -168,7 +211,9 @@ async def _receive(request: Request, incoming: Path, name: str, limit: int) -> t
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise HTTPException(413, f"the file is more than the {limit} bytes allowed")
+                    raise problem_error(
+                        "payload-too-large", f"the file is more than the {limit} bytes allowed"
+                    )
                 digest.update(chunk)
                 # Chunks are small and land in the page cache; the event loop is not held up noticeably.
                 file.write(chunk)

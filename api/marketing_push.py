@@ -28,6 +28,7 @@ from store.submissions import PushReceipt, marketing_push, store_push
 from yekuo.errors import MalformedInputError
 from yekuo.soap import (
     SOAP_CONTENT_TYPE,
+    SOAP_ENV_NS,
     FaultCode,
     WsdlContract,
     build_envelope,
@@ -144,6 +145,14 @@ class PushReceiver:
             return PushReceipt(int(seq), True)
 
 
+WSDL_EXAMPLE = '<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" name="MarketingPush">...</definitions>'
+ACCEPTED_EXAMPLE = (
+    f'<soap:Envelope xmlns:soap="{SOAP_ENV_NS}"><soap:Body><push:ApplicationChangedResponse '
+    f'xmlns:push="{NAMESPACE}"><push:accepted>true</push:accepted>'
+    "<push:duplicate>false</push:duplicate></push:ApplicationChangedResponse></soap:Body></soap:Envelope>"
+)
+
+
 def marketing_push_router(
     engine: Engine, *, max_bytes: int = DEFAULT_MAX_BYTES, drain_bytes: int = DEFAULT_DRAIN_BYTES
 ) -> APIRouter:
@@ -156,6 +165,7 @@ def marketing_push_router(
         PUSH_PATH,
         summary="The WSDL of the marketing push endpoint (GET /soap/marketing?wsdl)",
         response_class=Response,
+        responses={200: {"content": {"text/xml": {"example": WSDL_EXAMPLE}}}},
     )
     async def push_wsdl(request: Request) -> Response:
         if not any(name.lower() == "wsdl" for name in request.query_params):
@@ -166,6 +176,15 @@ def marketing_push_router(
         PUSH_PATH,
         summary="SOAP 1.1: the marketing system pushes ApplicationChanged here",
         response_class=Response,
+        responses={
+            200: {"content": {"text/xml": {"example": ACCEPTED_EXAMPLE}}},
+            500: {
+                "description": "a SOAP fault: soap:Client (refused, do not resend) or soap:Server (resend)"
+            },
+        },
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"}}}}
+        },
     )
     async def push(request: Request) -> Response:
         try:

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
+from api.problems import problem, problem_responses
 from canonical_model.application import (
     BusinessType,
     CustomerClass,
@@ -116,9 +117,19 @@ def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = de
         status_code=202,
         summary="Submit an online application; the hub creates it in the marketing system",
         responses={
-            202: {"description": "accepted; follow it at links.self"},
-            409: {"description": "the Idempotency-Key was used for a different request"},
-            422: {"description": "invalid request, or a value the marketing system has no code for"},
+            202: {
+                "description": "accepted; follow it at status_url",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "tracking_id": "0b6c1f0e-3a59-4f1e-9d55-2c1b7f0e8a11",
+                            "status_url": "/v1/submissions/0b6c1f0e-3a59-4f1e-9d55-2c1b7f0e8a11",
+                            "replayed": False,
+                        }
+                    }
+                },
+            },
+            **problem_responses("idempotency-key-reused", "no-legacy-code"),
         },
     )
     def submit(
@@ -137,7 +148,7 @@ def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = de
         try:
             arguments = submission_arguments(request, codes())
         except NoLegacyCodeError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise problem("no-legacy-code", str(exc)) from exc
         if idempotency_key is not None:
             earlier = _earlier(idempotency_key, digest)
             if earlier is not None:
@@ -167,12 +178,17 @@ def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = de
         if earlier is None:
             return None
         if earlier.request_hash != digest:
-            raise HTTPException(
-                409, f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key"
+            raise problem(
+                "idempotency-key-reused",
+                f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key",
             )
         return _accepted(earlier.tracking_id, replayed=True)
 
-    @router.get("/v1/submissions/{tracking_id}", summary="Where an online submission stands")
+    @router.get(
+        "/v1/submissions/{tracking_id}",
+        summary="Where an online submission stands",
+        responses=problem_responses("submission-not-found"),
+    )
     def read_submission(tracking_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
             submission = get_submission(conn, tracking_id)
@@ -183,7 +199,7 @@ def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = de
                 )
                 tracked = conn.execute(query).first() is not None
         if submission is None:
-            raise HTTPException(404, f"no submission {tracking_id}")
+            raise problem("submission-not-found", f"no submission {tracking_id[:64]}")
         return _view(submission, tracked)
 
     return router

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.records import RawRecord
 from api.app import create_app
+from bench.credentials import bench_credentials
 from bench.load import LoadResult, run_load
 from bench.statements import counting_statements
 from canonical_model.envelope import CloudEvent
@@ -144,7 +145,8 @@ def measure_api(
     engine: Engine, numbers: Sequence[str], *, rate: float, duration_s: float, seed: int = 3
 ) -> tuple[EndpointLatency, EndpointLatency | None]:
     """Latency of single-case reads over random stored numbers, then of the filtered list if it exists."""
-    app = create_app(engine)
+    credentials = bench_credentials()
+    app = create_app(engine, auth=credentials.auth)
     sample = random.Random(seed).sample(list(numbers), min(len(numbers), int(rate * (duration_s + 1))))
     single_paths = [f"{LIST_PATH}/{number}" for number in sample]
     list_path = f"{LIST_PATH}?{LIST_QUERY}"
@@ -153,12 +155,26 @@ def measure_api(
         ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool,
     ):
         single = _measure(
-            engine, pool, server.base_url, f"GET {LIST_PATH}/{{no}}", single_paths, rate, duration_s
+            engine,
+            pool,
+            server.base_url,
+            f"GET {LIST_PATH}/{{no}}",
+            single_paths,
+            rate,
+            duration_s,
+            credentials.headers,
         )
         if not has_list_endpoint(app):
             return single, None
         return single, _measure(
-            engine, pool, server.base_url, f"GET {list_path}", [list_path], rate, duration_s
+            engine,
+            pool,
+            server.base_url,
+            f"GET {list_path}",
+            [list_path],
+            rate,
+            duration_s,
+            credentials.headers,
         )
 
 
@@ -170,9 +186,10 @@ def _measure(
     paths: Sequence[str],
     rate: float,
     duration_s: float,
+    headers: dict[str, str],
 ) -> EndpointLatency:
     # The server is the only busy thread of this process meanwhile, so its CPU time is the server's.
     cpu_before = time.process_time()
     with counting_statements(engine) as statements:
-        load = pool.submit(run_load, base_url, paths, rate, duration_s).result()
+        load = pool.submit(run_load, base_url, paths, rate, duration_s, headers=headers).result()
     return EndpointLatency(name, load, statements.statements, time.process_time() - cpu_before)

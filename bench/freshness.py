@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from adapters.marketing.source import MarketingSource
 from adapters.records import SourceBatch
 from api.app import create_app
+from bench.credentials import bench_credentials
 from routes.config import HubConfig
 from routes.router import Router
 from simulators.marketing.seed import generate_world
@@ -127,9 +128,9 @@ async def _observe(
 
 
 async def _change_stream(
-    server: SimulatorServer, api_url: str, numbers: Sequence[str], rate: float
+    server: SimulatorServer, api_url: str, headers: dict[str, str], numbers: Sequence[str], rate: float
 ) -> list[ChangeTiming]:
-    async with httpx2.AsyncClient(base_url=api_url, timeout=10.0) as client:
+    async with httpx2.AsyncClient(base_url=api_url, headers=headers, timeout=10.0) as client:
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
         in_flight = asyncio.Semaphore(_OBSERVERS_IN_FLIGHT)
@@ -154,16 +155,16 @@ async def _change_stream(
 def simulate_marketing(pipe: Pipe, seed: int, applications: int, changes: int, rate: float) -> None:
     """Child process: serve a seeded marketing world, then make `changes` changes at `rate` per second.
 
-    Protocol on the pipe: send (wsdl_url, application count); receive the hub API's base URL once the hub
-    has the whole world; send the list of ChangeTiming.
+    Protocol on the pipe: send (wsdl_url, application count); receive the hub API's base URL and the
+    headers that authenticate a reader once the hub has the whole world; send the list of ChangeTiming.
     """
     world = generate_world(seed, customers=max(1, applications // 2), applications=applications)
     numbers = [row["APP_NO"] for row in world.all_applications()]
     chosen = random.Random(seed).sample(numbers, min(changes, len(numbers)))
     with SimulatorServer(world) as server:
         pipe.send((server.wsdl_url, len(numbers)))
-        api_url = pipe.recv()
-        pipe.send(asyncio.run(_change_stream(server, api_url, chosen, rate)))
+        api_url, headers = pipe.recv()
+        pipe.send(asyncio.run(_change_stream(server, api_url, headers, chosen, rate)))
 
 
 def _bench_config(config: HubConfig, exchange: str) -> HubConfig:
@@ -214,11 +215,13 @@ def measure_freshness(
         )
         hub.start()
         try:
-            with BackgroundServer(create_app(engine, readiness=hub.readiness), name="bench hub api") as api:
+            credentials = bench_credentials()
+            app = create_app(engine, auth=credentials.auth, readiness=hub.readiness)
+            with BackgroundServer(app, name="bench hub api") as api:
                 initial = _wait_for_sync(hub, world_size)
                 failures_before = _loop_failures(hub)
                 with _counting_errors() as errors:
-                    parent_end.send(api.base_url)
+                    parent_end.send((api.base_url, credentials.headers))
                     timings: list[ChangeTiming] = parent_end.recv()
                 loop_failures = _loop_failures(hub) - failures_before
         finally:

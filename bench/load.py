@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx2
@@ -41,10 +41,17 @@ async def _request(client: httpx2.AsyncClient, path: str, scheduled: float) -> t
 
 
 async def _open_loop(
-    base_url: str, paths: Sequence[str], rate: float, duration_s: float, warmup_s: float
+    base_url: str,
+    paths: Sequence[str],
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    headers: Mapping[str, str],
 ) -> LoadResult:
     limits = httpx2.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS)
-    async with httpx2.AsyncClient(base_url=base_url, limits=limits, timeout=_REQUEST_TIMEOUT_S) as client:
+    async with httpx2.AsyncClient(
+        base_url=base_url, limits=limits, timeout=_REQUEST_TIMEOUT_S, headers=dict(headers)
+    ) as client:
         loop = asyncio.get_running_loop()
         warmup = int(warmup_s * rate)
         total = warmup + int(duration_s * rate)
@@ -71,12 +78,18 @@ async def _open_loop(
 
 
 def run_load(
-    base_url: str, paths: Sequence[str], rate: float, duration_s: float, warmup_s: float = 1.0
+    base_url: str,
+    paths: Sequence[str],
+    rate: float,
+    duration_s: float,
+    warmup_s: float = 1.0,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """Send GET requests to paths (in turn) at rate per second for warmup_s + duration_s seconds.
+    """Send GET requests (with headers, e.g. credentials) to paths in turn at rate per second for
+    warmup_s + duration_s seconds.
 
     The warm-up requests (pool connections, first queries) are sent at the same rate and not counted.
     """
     if rate <= 0 or duration_s <= 0 or not paths:
         raise ValueError(f"a load needs paths, a positive rate and duration, got {rate}/s for {duration_s} s")
-    return asyncio.run(_open_loop(base_url, paths, rate, duration_s, warmup_s))
+    return asyncio.run(_open_loop(base_url, paths, rate, duration_s, warmup_s, headers or {}))

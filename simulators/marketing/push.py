@@ -32,6 +32,7 @@ from yekuo.soap import (
 
 PUSH_NAMESPACE = "urn:yekuo:hub:marketing-push:v1"
 PUSH_ACTION = f"{PUSH_NAMESPACE}#ApplicationChanged"
+API_KEY_HEADER = "X-API-Key"  # the hub's header for legacy systems' keys
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,22 @@ def notification(row: ApplicationRow, world: MarketingWorld, notification_id: st
     return build_envelope(request)
 
 
-def send(client: httpx2.Client, url: str, body: bytes) -> bool:
-    """Post one notification; return whether the hub called it a duplicate.
+def send(client: httpx2.Client, url: str, body: bytes, api_key: str | None = None) -> bool:
+    """Post one notification, with the hub's API key if given; return whether the hub called it a duplicate.
 
     Raises SourceUnavailableError when the hub did not take it (worth sending again) and
     SourceRejectedError when the hub refused it (soap:Client fault).
     """
+    headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{PUSH_ACTION}"'}
+    if api_key is not None:
+        headers[API_KEY_HEADER] = api_key
     try:
-        response = client.post(
-            url, content=body, headers={"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{PUSH_ACTION}"'}
-        )
+        response = client.post(url, content=body, headers=headers)
     except httpx2.HTTPError as exc:
         raise SourceUnavailableError(f"push to {url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code in (401, 403):
+        # The hub refused the caller, not the record: sending it again will not help.
+        raise SourceRejectedError(f"push to {url}: HTTP {response.status_code}: {response.text[:200]}")
     try:
         answer = parse_envelope(response.content)
     except MalformedInputError as exc:
@@ -77,7 +82,7 @@ class Pusher:
     """Sends a notification for every change of the world to url, in order, from a daemon thread.
 
     attempts bounds the tries per notification; one the hub refuses or never takes is logged and counted
-    in failed, and the next one goes out.
+    in failed, and the next one goes out. api_key is the key the hub issued to the marketing system.
     """
 
     def __init__(
@@ -88,8 +93,10 @@ class Pusher:
         timeout_s: float = 5.0,
         attempts: int = 8,
         max_backoff_s: float = 10.0,
+        api_key: str | None = None,
     ) -> None:
         self.url = url
+        self.api_key = api_key
         self.world = world
         self.sent = 0
         self.failed = 0
@@ -139,7 +146,7 @@ class Pusher:
                     return
                 body = notification(row, self.world)
                 try:
-                    self._retrying(send, self._client, self.url, body)
+                    self._retrying(send, self._client, self.url, body, self.api_key)
                 except (SourceRejectedError, SourceUnavailableError) as exc:
                     self.failed += 1
                     log.error("notification of %s was not taken: %s", row["APP_NO"], exc)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
 import pytest
 
 
@@ -49,7 +50,17 @@ def _run_demo(tmp_path: Path, bus_url: str, applications: int) -> dict[str, int]
         )
     }
     assert len(counts) == 4, result.stdout
+    _check_printed_credentials(result.stdout)
     return counts
+
+
+def _check_printed_credentials(stdout: str) -> None:
+    """The demo prints an admin token signed with its ephemeral secret and an integrator key to curl with."""
+    token = re.search(r"^\s+admin token .*:\s+(\S+)$", stdout, re.MULTILINE)
+    key = re.search(r"^\s+integrator API key .*:\s+(\S+)$", stdout, re.MULTILINE)
+    assert token is not None and key is not None, stdout
+    claims = jwt.decode(token[1], options={"verify_signature": False})
+    assert claims["roles"] == ["admin"] and claims["aud"] == "yekuo-api" and claims["exp"] > claims["iat"]
 
 
 @pytest.mark.parametrize("applications", [73])

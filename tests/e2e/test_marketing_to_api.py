@@ -21,6 +21,7 @@ from canonical_model.registry import SCHEMA_DIR, schema_uri
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from tests.conftest import POSTGRES_URL
+from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
 from yekuo.settings import Settings
 
@@ -104,7 +105,7 @@ def test_marketing_applications_arrive_as_cases_with_their_mapped_fields(
 
 
 def _check_cases(engine: Engine, applications: list[dict[str, Any]]) -> None:
-    client = TestClient(create_app(engine))
+    client = TestClient(create_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert len(applications) == 60
     for source in applications:
         response = client.get(f"/v1/applications/{source['APP_NO']}")

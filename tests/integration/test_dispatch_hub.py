@@ -27,6 +27,7 @@ from simulators.dispatch.files import power_curve_bytes, readings
 from simulators.dispatch.writer import DispatchWriter
 from store.database import create_engine
 from store.loads import load_measurements
+from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
 from yekuo.settings import DispatchSettings, Settings
 
@@ -59,7 +60,8 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[H
     hub = Hub(settings, sources=[], engine=engine)
     hub.start()
     try:
-        yield hub, drop_dir, TestClient(create_app(engine))
+        app = create_app(engine, auth=TEST_AUTH)
+        yield hub, drop_dir, TestClient(app, headers=bearer("viewer", "integrator"))
     finally:
         hub.stop()
         engine.dispose()

@@ -34,6 +34,7 @@ from tests.integration.marketing_pipeline import (
     parked_records,
     timeline_entries,
 )
+from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
 from yekuo.serve import build_api
 from yekuo.settings import MarketingSettings, Settings
@@ -160,6 +161,7 @@ def test_a_failing_marketing_system_opens_the_circuit_shows_not_ready_and_recove
     settings = Settings(
         bus_url=f"memory://{uuid.uuid4()}",
         db_url=f"sqlite:///{tmp_path}/hub.db",
+        auth=TEST_AUTH,
         marketing=MarketingSettings(
             page_size=PAGE_SIZE,
             poll_interval_s=0.1,
@@ -175,7 +177,7 @@ def test_a_failing_marketing_system_opens_the_circuit_shows_not_ready_and_recove
             settings.marketing.model_copy(update={"wsdl_url": simulator.wsdl_url}), engine
         )
         hub = Hub(settings, sources=[marketing.source], engine=engine, workers=[marketing.writer_loop])
-        api = TestClient(build_api(hub, marketing))
+        api = TestClient(build_api(hub, marketing), headers=bearer("operator"))
         hub.start()
         try:
             deadline = time.monotonic() + 60

@@ -30,6 +30,7 @@ from tests.integration.marketing_pipeline import (
     marketing_pipeline,
     timeline_entries,
 )
+from tests.support.auth import INTEGRATOR_API_KEY, TEST_AUTH, api_key_headers, bearer
 from tests.unit.api.test_marketing_push import BILLION_LAUGHS, EXTERNAL_ENTITY
 from yekuo.hub import Hub
 from yekuo.serve import build_api
@@ -57,10 +58,10 @@ def test_push_and_poll_together_never_duplicate_a_case_or_a_timeline_entry(
     moving = [app_no for app_no in _open(world, 30) if app_no not in first_pushed][:6]
     assert len(moving) == 6
     with (
-        BackgroundServer(create_app(sqlite_engine)) as hub_api,
+        BackgroundServer(create_app(sqlite_engine, auth=TEST_AUTH)) as hub_api,
         SimulatorServer(world) as simulator,
         marketing_pipeline(sqlite_engine, fast_client(simulator.wsdl_url), page_size=8) as pipeline,
-        Pusher(f"{hub_api.base_url}{PUSH_PATH}", world) as pusher,
+        Pusher(f"{hub_api.base_url}{PUSH_PATH}", world, api_key=INTEGRATOR_API_KEY) as pusher,
     ):
         for row in rows[:12]:
             pusher.notify(row)  # the versions the listing is about to bring as well
@@ -105,6 +106,7 @@ def running_hub(
         bus_url=f"memory://{uuid.uuid4()}",
         db_url=f"sqlite:///{tmp_path}/hub.db",
         marketing=MarketingSettings(poll_interval_s=0.1),
+        auth=TEST_AUTH,
     )
     engine = create_engine(settings.db_url)
     with SimulatorServer(world) as simulator:
@@ -134,7 +136,7 @@ def test_hostile_pushes_get_faults_and_the_running_hub_keeps_serving(
             yield b" " * (64 * 1024)
 
     for body in (BILLION_LAUGHS, EXTERNAL_ENTITY, fifty_megabytes()):
-        response = httpx2.post(endpoint, content=body, timeout=30)
+        response = httpx2.post(endpoint, content=body, headers=api_key_headers(), timeout=30)
         fault = parse_envelope(response.content)
         assert (response.status_code, fault.findtext("faultcode")) == (500, "soap:Client")
         assert "root:" not in response.text
@@ -145,15 +147,15 @@ def test_hostile_pushes_get_faults_and_the_running_hub_keeps_serving(
     # A change that arrives only as a push (the listing is not asked again) still becomes a case update.
     app_no = _open(world, 1)[0]
     row = world.apply_change(app_no, {"ELEC_ADDR": "南阳市卧龙区车站南路99号"})
-    accepted = httpx2.post(endpoint, content=notification(row, world), timeout=10)
+    accepted = httpx2.post(endpoint, content=notification(row, world), headers=api_key_headers(), timeout=10)
     assert accepted.status_code == 200
 
     def updated() -> bool:
-        case = httpx2.get(f"{api.base_url}/v1/applications/{app_no}").json()
+        case = httpx2.get(f"{api.base_url}/v1/applications/{app_no}", headers=bearer("viewer")).json()
         return bool(case["application"].get("site_address") == "南阳市卧龙区车站南路99号")
 
     _wait(updated, "the pushed change")
-    report = httpx2.get(f"{api.base_url}/admin/adapters/marketing").json()
+    report = httpx2.get(f"{api.base_url}/admin/adapters/marketing", headers=bearer("operator")).json()
     assert report["available"] is True and report["push_inbox"]["received"] == 1
     assert report["loops"]["poll:marketing"]["ok"] is True
     assert Counter(application_events(hub.engine).values()) == Counter({1: 29, 2: 1})

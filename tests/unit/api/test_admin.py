@@ -1,4 +1,4 @@
-"""The admin API lists, shows, replays and discards dead letters and invalid input, naming the operator."""
+"""The admin API lists, shows, replays and discards dead letters and invalid input, recording the caller."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
 from store.operations import list_actions
+from tests.support.auth import TEST_AUTH, bearer
 from yekuo.errors import BusUnavailableError
 from yekuo.operations import Operations
 
@@ -27,7 +28,7 @@ from ..yekuo.parked_samples import (
     shipped_ingestor,
 )
 
-OPERATOR = {"X-Operator": "alice"}
+OPERATOR = bearer("operator", sub="alice")
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def client(sqlite_engine: Engine, bus_url: str) -> TestClient:
     operations = Operations(
         sqlite_engine, open_bus=lambda: open_bus(bus_url), ingestor=shipped_ingestor(sqlite_engine)
     )
-    return TestClient(create_app(sqlite_engine, operations=operations))
+    return TestClient(create_app(sqlite_engine, auth=TEST_AUTH, operations=operations), headers=OPERATOR)
 
 
 def test_dead_letters_and_invalid_input_are_listed_apart(client: TestClient, sqlite_engine: Engine) -> None:
@@ -53,7 +54,7 @@ def test_dead_letters_and_invalid_input_are_listed_apart(client: TestClient, sql
     dead = client.get("/admin/dead-letters").json()
     invalid = client.get("/admin/invalid").json()
 
-    assert [item["id"] for item in dead["items"]] == [dead_id] and dead["total"] == 1
+    assert [item["id"] for item in dead["items"]] == [dead_id] and dead["next_cursor"] is None
     assert dead["items"][0]["origin"] == WORKFLOW_QUEUE
     assert dead["items"][0]["reason"] == "database is locked (try 3)"
     assert [item["id"] for item in invalid["items"]] == [invalid_id]
@@ -74,7 +75,8 @@ def test_show_returns_the_payload_and_the_actions_taken(client: TestClient, sqli
     [action] = shown["actions"]
     assert (action["operator"], action["action"]) == ("alice", "replay")
     assert client.get(f"/admin/invalid/{dead_id}").status_code == 404
-    assert client.get("/admin/dead-letters/4711").status_code == 404
+    missing = client.get("/admin/dead-letters/4711")
+    assert missing.status_code == 404 and missing.json()["code"] == "parked-message-not-found"
 
 
 def test_replaying_a_dead_letter_republishes_it_to_its_consumer_and_a_second_action_conflicts(
@@ -96,21 +98,36 @@ def test_replaying_a_dead_letter_republishes_it_to_its_consumer_and_a_second_act
     assert bus.queue_depth(WORKFLOW_QUEUE) == 0
     bus.close()
 
-    again = client.post(f"/admin/dead-letters/{dead_id}/replay", headers={"X-Operator": "bob"})
-    discard = client.post(f"/admin/dead-letters/{dead_id}/discard", headers={"X-Operator": "bob"})
+    bob = bearer("operator", sub="bob")
+    again = client.post(f"/admin/dead-letters/{dead_id}/replay", headers=bob)
+    discard = client.post(f"/admin/dead-letters/{dead_id}/discard", headers=bob)
     assert (again.status_code, discard.status_code) == (409, 409)
-    assert "already replayed" in again.json()["detail"]
+    assert "already replayed" in again.json()["detail"] and again.json()["code"] == "not-parked"
     with sqlite_engine.connect() as conn:
         assert [(a.operator, a.action) for a in list_actions(conn)] == [("alice", "replay")]
 
 
-def test_an_action_without_an_operator_is_refused(client: TestClient, sqlite_engine: Engine) -> None:
+def test_an_action_needs_an_authenticated_operator(client: TestClient, sqlite_engine: Engine) -> None:
     dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
-    for headers in ({}, {"X-Operator": "  "}):
+    for headers, status in (({"Authorization": ""}, 401), (bearer("viewer"), 403)):
         for action in ("replay", "discard"):
             answer = client.post(f"/admin/dead-letters/{dead_id}/{action}", headers=headers)
-            assert answer.status_code == 400 and "X-Operator" in answer.json()["detail"]
+            assert answer.status_code == status
     assert client.get(f"/admin/dead-letters/{dead_id}").json()["status"] == "parked"
+    with sqlite_engine.connect() as conn:
+        assert list_actions(conn) == []
+
+
+def test_the_operator_recorded_is_the_token_subject_not_a_header(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
+    headers = {**bearer("operator", sub="carol"), "X-Operator": "mallory"}
+    assert (
+        client.post(f"/admin/dead-letters/{dead_id}/discard", headers=headers).json()["operator"] == "carol"
+    )
+    with sqlite_engine.connect() as conn:
+        assert [(a.operator, a.action) for a in list_actions(conn)] == [("carol", "discard")]
 
 
 def test_replaying_an_unchanged_invalid_record_parks_it_again(
@@ -136,24 +153,29 @@ def test_an_invalid_envelope_cannot_be_replayed_and_is_discarded(
     envelope_id = park_invalid_envelope(sqlite_engine)
     refused = client.post(f"/admin/invalid/{envelope_id}/replay", headers=OPERATOR)
     assert refused.status_code == 422 and "discard" in refused.json()["detail"]
+    assert refused.json()["code"] == "not-replayable"
 
     discarded = client.post(f"/admin/invalid/{envelope_id}/discard", headers=OPERATOR)
 
     assert discarded.status_code == 200 and discarded.json()["message"]["status"] == "discarded"
     assert client.get("/admin/invalid").json()["items"] == []
-    assert client.get("/admin/invalid", params={"status": "discarded"}).json()["total"] == 1
+    assert len(client.get("/admin/invalid", params={"status": "discarded"}).json()["items"]) == 1
 
 
 def test_a_bus_failure_during_replay_is_a_503_and_changes_nothing(sqlite_engine: Engine) -> None:
     def broker_down() -> Bus:
         raise BusUnavailableError("connection refused")
 
-    client = TestClient(create_app(sqlite_engine, operations=Operations(sqlite_engine, open_bus=broker_down)))
+    app = create_app(
+        sqlite_engine, auth=TEST_AUTH, operations=Operations(sqlite_engine, open_bus=broker_down)
+    )
+    client = TestClient(app, headers=OPERATOR)
     dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
 
     answer = client.post(f"/admin/dead-letters/{dead_id}/replay", headers=OPERATOR)
 
     assert answer.status_code == 503 and "connection refused" in answer.json()["detail"]
+    assert answer.json()["code"] == "bus-unavailable"
     assert client.get(f"/admin/dead-letters/{dead_id}").json()["status"] == "parked"
 
 
@@ -162,9 +184,12 @@ def test_listing_pages_with_a_cursor_and_checks_its_parameters(
 ) -> None:
     ids = [park_dead_letter(sqlite_engine, dead_letter_payload(application_no=f"A{n}")) for n in range(3)]
     first = client.get("/admin/dead-letters", params={"limit": 2}).json()
-    assert [item["id"] for item in first["items"]] == ids[:2] and first["next_after"] == ids[1]
-    rest = client.get("/admin/dead-letters", params={"limit": 2, "after": first["next_after"]}).json()
-    assert [item["id"] for item in rest["items"]] == ids[2:] and rest["next_after"] is None
+    assert [item["id"] for item in first["items"]] == ids[:2] and first["next_cursor"]
+    rest = client.get("/admin/dead-letters", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [item["id"] for item in rest["items"]] == ids[2:] and rest["next_cursor"] is None
+    # A cursor of one listing is not accepted by another.
+    foreign = client.get("/admin/invalid", params={"cursor": first["next_cursor"]})
+    assert foreign.status_code == 400 and foreign.json()["code"] == "invalid-cursor"
     assert client.get("/admin/dead-letters", params={"status": "lost"}).status_code == 422
     assert client.get("/admin/dead-letters", params={"limit": 0}).status_code == 422
 

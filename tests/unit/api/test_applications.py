@@ -10,8 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from api.applications import applications_router
+from api.applications import CaseView, applications_router
+from api.feasibility import feasibility_router
 from canonical_model.case import Case
+from feasibility.config import load_feasibility_config
+from feasibility.service import FeasibilityService
+from tests.support.auth import TEST_AUTH, bearer
+from tests.unit.feasibility.builders import application
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
@@ -111,6 +116,30 @@ def test_detail_and_timeline(client: TestClient) -> None:
     assert client.get("/v1/applications/NOPE/timeline").status_code == 404
 
 
+@pytest.mark.usefixtures("client")  # the tracked cases
+def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: Engine) -> None:
+    rules = load_feasibility_config(PROJECT_ROOT)
+    served = FastAPI()
+    served.include_router(applications_router(sqlite_engine, config=load_workflow_config(PROJECT_ROOT)))
+    served.include_router(feasibility_router(sqlite_engine, config=rules))
+    both = TestClient(served)
+    before = both.get("/v1/applications/H1").json()
+    assert before["feasibility"] is None
+    with sqlite_engine.begin() as conn:
+        FeasibilityService(rules).assess_application(conn, application("H1", 400), correlation_id="c1")
+    assessed = both.get("/v1/applications/H1").json()
+    kept = both.get("/v1/applications/H1/feasibility")
+    assert kept.status_code == 200
+    assert assessed["feasibility"] == kept.json()
+    assert assessed["feasibility"]["application_no"] == "H1"
+    assert assessed["feasibility"]["requested_capacity_kva"] == 400
+    # Only that application's view carries it.
+    assert both.get("/v1/applications/R02").json()["feasibility"] is None
+    # The documented model describes the whole answer, with and without an assessment.
+    CaseView.model_validate(assessed)
+    CaseView.model_validate(before)
+
+
 def test_stage_analytics(client: TestClient) -> None:
     body = client.get("/v1/analytics/stages").json()
     assert body["unit"] == "working days"
@@ -124,6 +153,6 @@ def test_stage_analytics(client: TestClient) -> None:
 
 
 def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine))
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/applications").json() == {"items": [], "limit": 50, "next_cursor": None}
     assert client.get("/v1/applications/X").status_code == 404

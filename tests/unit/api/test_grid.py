@@ -15,6 +15,7 @@ from api.app import create_app
 from api.grid import MAX_LIMIT, encode_cursor, grid_router
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
+from tests.support.auth import TEST_AUTH, bearer
 from workflow.grid import handle_grid_event
 
 SCHEMAS = {"substation": "substation.v1", "feeder": "feeder.v1", "transformer": "distribution_transformer.v1"}
@@ -148,7 +149,7 @@ def test_single_items_and_deleted_ones(client: TestClient) -> None:
     [
         ({"limit": MAX_LIMIT + 1}, 422, "less than or equal to 1000"),
         ({"limit": 0}, 422, "greater than or equal to 1"),
-        ({"cursor": "not-a-cursor"}, 400, "not a cursor this API returned"),
+        ({"cursor": "not-a-cursor"}, 400, "not a cursor of this listing"),
         ({"cursor": encode_cursor("feeder", "XL1")}, 400, "not a cursor of this listing"),
         ({"bbox": "112,33,113"}, 422, "four numbers"),
         ({"bbox": "113,33,112,34"}, 422, "min <= max"),
@@ -164,7 +165,7 @@ def test_bad_parameters_are_rejected_with_a_reason(
 
 
 def test_the_hub_api_serves_the_grid_and_documents_it(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine))
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/grid/transformers").json() == {"items": [], "limit": 100, "next_cursor": None}
     paths = client.get("/openapi.json").json()["paths"]
     assert {

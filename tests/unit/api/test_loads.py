@@ -23,6 +23,7 @@ from api.loads import loads_router
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from routes.config import load_hub_config
+from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import PROFILE_RECORDED, handle_load_event
 from yekuo.settings import PROJECT_ROOT, DispatchSettings, Settings
 
@@ -138,7 +139,8 @@ def test_an_upload_goes_through_the_intake_and_its_status_can_be_read(
         pass
     outcomes = client.get(f"/v1/dispatch/files/{digest}").json()["outcomes"]
     assert [item["outcome"] for item in outcomes] == ["published", "duplicate"]
-    assert client.get("/v1/dispatch/files/NOT-A-HASH").status_code == 400
+    not_a_hash = client.get("/v1/dispatch/files/NOT-A-HASH")
+    assert not_a_hash.status_code == 422 and "SHA-256" in not_a_hash.json()["detail"]
 
 
 def _profile_event(equipment: str, day: str, source: str = "dispatch") -> CloudEvent:
@@ -168,7 +170,7 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
             for equipment in ("XL000001", "XL000002", "PB0000001"):
                 handle_load_event(conn, _profile_event(equipment, day))
         handle_load_event(conn, _profile_event("XL000001", "2026-11-20", source="metering"))
-    client = TestClient(create_app(sqlite_engine))
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     seen = []
     cursor = None
     while True:
@@ -199,9 +201,9 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
 
 
 def test_bad_listing_parameters_are_refused(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine))
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/load-profiles", params={"cursor": "not-a-cursor"}).status_code == 400
     backwards = client.get("/v1/load-profiles", params={"date_from": "2026-11-21", "date_to": "2026-11-20"})
-    assert backwards.status_code == 400
+    assert backwards.status_code == 422 and backwards.json()["code"] == "invalid-parameter"
     assert client.get("/v1/load-profiles", params={"source": "scada"}).status_code == 422
     assert client.get("/v1/load-profiles", params={"limit": 0}).status_code == 422

@@ -19,6 +19,7 @@ from bus.outbox import EventDraft, OutboxRelay, stage_event
 from bus.port import Bus, Message
 from canonical_model.registry import schema_uri
 from store.schema import outbox
+from tests.support.auth import TEST_AUTH
 from yekuo.consumers import CONSUMERS
 from yekuo.errors import BusUnavailableError, UnroutableError
 from yekuo.metrics import (
@@ -74,7 +75,7 @@ def _scrape(client: TestClient) -> Samples:
 
 def _client(engine: Engine, open_bus_: object, queues: list[WatchedQueue] = QUEUES) -> TestClient:
     metrics = HubMetrics(engine, open_bus_, queues, clock=lambda: NOW)  # type: ignore[arg-type]
-    return TestClient(create_app(engine, operations=Operations(engine), metrics=metrics))
+    return TestClient(create_app(engine, auth=TEST_AUTH, operations=Operations(engine), metrics=metrics))
 
 
 def _message(n: int) -> Message:

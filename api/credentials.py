@@ -1,0 +1,114 @@
+"""Callers' credentials: HS256 bearer tokens (PyJWT) and hashed API keys for legacy systems.
+
+A token names its caller in `sub`, its roles in a `roles` claim and extra permissions (e.g. `pii:read`) in a
+space-separated `scope` claim; issuer, audience and expiry are always checked. An API key is looked up by its
+SHA-256, so the configuration never holds a key itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jwt
+
+from yekuo.settings import AuthSettings
+
+ALGORITHM = "HS256"
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
+MIN_SECRET_BYTES = 32
+
+
+class CredentialsError(Exception):
+    """The presented credentials are missing, malformed, expired or not ours; the message says which."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who presented valid credentials, with the roles and extra scopes those credentials carry."""
+
+    sub: str
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    via: str  # "token" or "api_key"
+
+
+def hash_api_key(key: str) -> str:
+    """The hex SHA-256 of an API key, as configured in YEKUO_AUTH__API_KEYS."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def signing_secret(auth: AuthSettings) -> str:
+    """The configured secret, refusing a missing or short one (a short HMAC key can be brute-forced)."""
+    if auth.jwt_secret is None:
+        raise CredentialsError("no token secret is configured (YEKUO_AUTH__JWT_SECRET)")
+    secret = auth.jwt_secret.get_secret_value()
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise CredentialsError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def mint_token(
+    auth: AuthSettings,
+    *,
+    sub: str,
+    roles: Iterable[str],
+    scopes: Iterable[str] = (),
+    ttl_s: int | None = None,
+    now: float | None = None,
+) -> str:
+    """A signed bearer token for `sub` with these roles and extra scopes, valid for ttl_s seconds."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": sub,
+        "iss": auth.issuer,
+        "aud": auth.audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + (auth.token_ttl_s if ttl_s is None else ttl_s),
+        "roles": sorted(set(roles)),
+        "scope": " ".join(sorted(set(scopes))),
+    }
+    return jwt.encode(claims, signing_secret(auth), algorithm=ALGORITHM)
+
+
+def verify_token(auth: AuthSettings, token: str) -> Caller:
+    """The caller a bearer token names, once its signature, issuer, audience and lifetime check out."""
+    try:
+        claims = jwt.decode(
+            token,
+            signing_secret(auth),
+            algorithms=[ALGORITHM],
+            audience=auth.audience,
+            issuer=auth.issuer,
+            leeway=auth.leeway_s,
+            options={"require": ["sub", "exp", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise CredentialsError("the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise CredentialsError(f"the token is not valid: {exc}") from exc
+    roles = claims.get("roles", [])
+    scope = claims.get("scope", "")
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise CredentialsError("the token's roles claim must be a list of role names")
+    if not isinstance(scope, str):
+        raise CredentialsError("the token's scope claim must be a space-separated string")
+    return Caller(sub=claims["sub"], roles=frozenset(roles), scopes=frozenset(scope.split()), via="token")
+
+
+def verify_api_key(auth: AuthSettings, key: str) -> Caller:
+    """The legacy system a key belongs to; keys are compared by hash in constant time."""
+    presented = hash_api_key(key)
+    for configured in auth.api_keys:
+        if hmac.compare_digest(presented, configured.sha256):
+            return Caller(
+                sub=configured.name,
+                roles=frozenset(configured.roles),
+                scopes=frozenset(configured.scopes),
+                via="api_key",
+            )
+    raise CredentialsError("the API key is not known")

@@ -1,0 +1,178 @@
+"""Access control of the API: who is calling (bearer token or API key) and whether the route allows it.
+
+One ASGI middleware guards every route the app serves, whatever kind of route it is. It finds the route
+the request is for, looks up the permission that route needs in the access policy (api/access.yaml) and
+answers 401 (no or invalid credentials) or 403 (a permission missing) as problem+json before any handler
+runs. Public routes pass without credentials; a path the app does not serve passes on to its 404.
+Handlers get the caller through the `current_principal` dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import iter_route_contexts
+from starlette.datastructures import Headers
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.access import AccessPolicy, RouteKey
+from api.credentials import Caller, CredentialsError, verify_api_key, verify_token
+from api.problems import problem, problem_response
+from yekuo.errors import ConfigError
+from yekuo.settings import AuthSettings
+
+API_KEY_HEADER = "X-API-Key"
+PII_READ = "pii:read"
+PRINCIPAL_STATE = "principal"
+_CHALLENGE = 'Bearer realm="yekuo-hub"'
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: its name, roles and every permission they and its extra scopes grant."""
+
+    sub: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    via: str  # "token" or "api_key"
+
+    def can(self, permission: str) -> bool:
+        """Whether the caller holds a permission."""
+        return permission in self.permissions
+
+
+def served_routes(app: FastAPI) -> Iterator[RouteKey]:
+    """Every (METHOD, path template) the app serves; HEAD is answered as GET and not listed apart.
+
+    A route without methods (a mount, a websocket) cannot be matched against the policy, so it is refused.
+    """
+    for route in iter_route_contexts(app.routes):
+        if route.path is None or route.methods is None:
+            raise ConfigError(
+                f"route {route.path or route!r} has no HTTP methods; the access policy cannot guard it"
+            )
+        for method in sorted(route.methods):
+            if method != "HEAD":
+                yield method, route.path
+
+
+@dataclass(frozen=True)
+class _GuardedPath:
+    pattern: re.Pattern[str]
+    needs: Mapping[str, str | None]  # METHOD → permission, None when public
+
+
+def route_table(app: FastAPI, policy: AccessPolicy) -> list[_GuardedPath]:
+    """The app's paths in routing order, each with what its methods need (a checked policy covers all)."""
+    table: dict[str, dict[str, str | None]] = {}
+    for method, path in served_routes(app):
+        table.setdefault(path, {})[method] = policy.routes[(method, path)]
+    return [_GuardedPath(compile_path(path)[0], needs) for path, needs in table.items()]
+
+
+class AccessControl:
+    """ASGI middleware enforcing the policy on every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, table: list[_GuardedPath], policy: AccessPolicy, auth: AuthSettings):
+        self.app = app
+        self.table = table
+        self.policy = policy
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        path = _route_path(scope)
+        guarded = next((entry for entry in self.table if entry.pattern.match(path)), None)
+        if guarded is None or method not in guarded.needs:
+            # Not served (404) or not with this method (405): the router answers, nothing is exposed.
+            await self.app(scope, receive, send)
+            return
+        needed = guarded.needs[method]
+        if needed is not None:
+            refusal = self._refusal(scope, Headers(scope=scope), needed, f"{method} {path}")
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope, headers: Headers, needed: str, request_line: str) -> Any:
+        instance = scope["path"]
+        try:
+            caller = self._caller(headers)
+        except CredentialsError as exc:
+            challenge = (
+                _CHALLENGE if headers.get("authorization") is None else f'{_CHALLENGE}, error="invalid_token"'
+            )
+            return problem_response(
+                "unauthenticated", str(exc), instance, headers={"WWW-Authenticate": challenge}
+            )
+        principal = Principal(
+            sub=caller.sub,
+            roles=caller.roles,
+            permissions=self.policy.permissions_of(caller.roles, caller.scopes),
+            via=caller.via,
+        )
+        if not principal.can(needed):
+            log.info("refused %s to %s (%s): needs %s", request_line, principal.sub, principal.via, needed)
+            roles = ", ".join(self.policy.roles_granting(needed)) or "none; it is granted as an extra scope"
+            return problem_response(
+                "forbidden",
+                f"this endpoint needs the permission {needed} (roles granting it: {roles})",
+                instance,
+            )
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        return None
+
+    def _caller(self, headers: Headers) -> Caller:
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise CredentialsError("the Authorization header must be 'Bearer <token>'")
+            return verify_token(self.auth, token.strip())
+        key = headers.get(API_KEY_HEADER)
+        if key is not None:
+            return verify_api_key(self.auth, key)
+        raise CredentialsError(
+            f"credentials are required: Authorization: Bearer <token>, or {API_KEY_HEADER}"
+        )
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def current_principal(request: Request) -> Principal:
+    """The caller of a guarded route (a dependency); a public route has none and must not ask."""
+    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if not isinstance(principal, Principal):
+        raise problem("unauthenticated", "this endpoint is public and has no authenticated caller")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def caller_can_read_pii(request: Request) -> bool:
+    """Whether the caller holds pii:read (a dependency); False on a public route."""
+    principal = caller_of(request.scope)
+    return principal is not None and principal.can(PII_READ)
+
+
+def caller_of(scope: Scope) -> Principal | None:
+    """The principal the access control attached to a request, for middleware further in."""
+    principal = scope.get("state", {}).get(PRINCIPAL_STATE)
+    return principal if isinstance(principal, Principal) else None

@@ -1,0 +1,80 @@
+"""Tokens and API keys: what is minted verifies, what is tampered with does not, and the `yekuo auth` CLI."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from pydantic import SecretStr
+
+from api.credentials import CredentialsError, hash_api_key, mint_token, verify_api_key, verify_token
+from tests.support.auth import INTEGRATOR_API_KEY, INTEGRATOR_NAME, TEST_AUTH, TEST_SECRET
+from yekuo.cli import main
+from yekuo.settings import ApiKeySettings, AuthSettings
+
+
+def test_a_minted_token_names_its_caller_roles_and_scopes() -> None:
+    caller = verify_token(
+        TEST_AUTH, mint_token(TEST_AUTH, sub="alice", roles=["viewer"], scopes=["pii:read"])
+    )
+    assert (caller.sub, caller.roles, caller.scopes, caller.via) == (
+        "alice",
+        {"viewer"},
+        {"pii:read"},
+        "token",
+    )
+
+
+def test_a_token_is_checked_against_the_clock_with_leeway() -> None:
+    issued = time.time() - 3600
+    stale = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=3600 - 10, now=issued)
+    assert verify_token(TEST_AUTH, stale).sub == "alice"  # 10 s past expiry, within the 30 s leeway
+    expired = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=3600 - 60, now=issued)
+    with pytest.raises(CredentialsError, match="expired"):
+        verify_token(TEST_AUTH, expired)
+
+
+def test_a_token_signed_with_another_algorithm_is_refused() -> None:
+    # Only HS256 is accepted, whatever algorithm a token names in its header.
+    claims = {"sub": "eve", "iss": TEST_AUTH.issuer, "aud": TEST_AUTH.audience, "exp": int(time.time()) + 60}
+    forged = jwt.encode(claims, TEST_SECRET * 2, algorithm="HS512")
+    with pytest.raises(CredentialsError):
+        verify_token(TEST_AUTH, forged)
+
+
+def test_api_keys_are_matched_by_hash_only() -> None:
+    caller = verify_api_key(TEST_AUTH, INTEGRATOR_API_KEY)
+    assert (caller.sub, caller.roles, caller.via) == (INTEGRATOR_NAME, {"integrator"}, "api_key")
+    assert INTEGRATOR_API_KEY not in TEST_AUTH.model_dump_json()
+    with pytest.raises(CredentialsError):
+        verify_api_key(TEST_AUTH, hash_api_key(INTEGRATOR_API_KEY))  # the hash itself is no key
+
+
+def test_settings_refuse_a_key_entry_that_is_not_a_hash() -> None:
+    with pytest.raises(ValueError, match="sha256"):
+        ApiKeySettings(name="pms", sha256="plaintext-key", roles=["integrator"])
+
+
+def test_the_cli_mints_a_verifiable_token_and_hashes_keys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("YEKUO_AUTH__JWT_SECRET", TEST_SECRET)
+    assert (
+        main(["auth", "token", "--sub", "ops", "--role", "operator", "--scope", "pii:read", "--ttl", "60"])
+        == 0
+    )
+    caller = verify_token(AuthSettings(jwt_secret=SecretStr(TEST_SECRET)), capsys.readouterr().out.strip())
+    assert (caller.sub, caller.roles, caller.scopes) == ("ops", {"operator"}, {"pii:read"})
+    assert main(["auth", "hash-key", "k"]) == 0
+    assert capsys.readouterr().out.strip() == hash_api_key("k")
+
+
+def test_the_cli_and_the_hub_refuse_to_run_without_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    monkeypatch.delenv("YEKUO_AUTH__JWT_SECRET", raising=False)
+    monkeypatch.setenv("YEKUO_DB_URL", f"sqlite:///{tmp_path}/hub.db")
+    assert main(["auth", "token", "--sub", "x", "--role", "admin"]) == 1
+    assert main(["run"]) == 1
+    assert "YEKUO_AUTH__JWT_SECRET" in capsys.readouterr().err

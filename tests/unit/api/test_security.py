@@ -1,0 +1,238 @@
+"""Role × endpoint matrix over every route the app serves, and the ways credentials are refused.
+
+The expected matrix is written out here, apart from api/access.yaml, so a change of the policy that widens
+or narrows access fails a test until this table says the same; a route the app serves that is missing here
+(or from the policy) fails too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import jwt
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+
+from api.access import load_access_policy
+from api.app import create_app
+from api.credentials import CredentialsError, mint_token
+from api.security import served_routes
+from store.database import create_engine, create_schema
+from tests.support.auth import (
+    INTEGRATOR_API_KEY,
+    TEST_AUTH,
+    TEST_SECRET,
+    api_key_headers,
+    bearer,
+    token,
+)
+from yekuo.settings import AuthSettings
+
+ROLES = ("viewer", "operator", "integrator", "admin")
+PUBLIC = frozenset({"public"})
+READERS = frozenset({"viewer", "admin"})
+OPERATORS = frozenset({"operator", "admin"})
+INTEGRATORS = frozenset({"integrator", "admin"})
+
+EXPECTED: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/soap/marketing"): PUBLIC,
+    ("POST", "/soap/marketing"): frozenset({"integrator", "admin"}),
+    ("POST", "/v1/dispatch/files"): frozenset({"integrator", "admin"}),
+    ("POST", "/v1/applications"): frozenset({"integrator", "admin"}),
+    ("GET", "/v1/submissions/{tracking_id}"): frozenset({"viewer", "integrator", "admin"}),
+    ("GET", "/v1/dispatch/files/{sha256}"): frozenset({"viewer", "integrator", "admin"}),
+    ("POST", "/v1/feasibility/preview"): frozenset({"viewer", "integrator", "admin"}),
+    ("GET", "/v1/applications"): READERS,
+    ("GET", "/v1/applications/{application_no}"): READERS,
+    ("GET", "/v1/applications/{application_no}/timeline"): READERS,
+    ("GET", "/v1/applications/{application_no}/feasibility"): READERS,
+    ("GET", "/v1/analytics/stages"): READERS,
+    ("GET", "/v1/customers/{customer_no}"): READERS,
+    ("GET", "/v1/grid/substations"): READERS,
+    ("GET", "/v1/grid/substations/{equipment_id}"): READERS,
+    ("GET", "/v1/grid/feeders"): READERS,
+    ("GET", "/v1/grid/feeders/{equipment_id}"): READERS,
+    ("GET", "/v1/grid/transformers"): READERS,
+    ("GET", "/v1/grid/transformers/{equipment_id}"): READERS,
+    ("GET", "/v1/load-profiles"): READERS,
+    ("GET", "/admin/adapters"): OPERATORS,
+    ("GET", "/admin/adapters/{name}"): OPERATORS,
+    ("GET", "/admin/dead-letters"): OPERATORS,
+    ("GET", "/admin/dead-letters/{parked_id}"): OPERATORS,
+    ("POST", "/admin/dead-letters/{parked_id}/replay"): OPERATORS,
+    ("POST", "/admin/dead-letters/{parked_id}/discard"): OPERATORS,
+    ("GET", "/admin/invalid"): OPERATORS,
+    ("GET", "/admin/invalid/{parked_id}"): OPERATORS,
+    ("POST", "/admin/invalid/{parked_id}/replay"): OPERATORS,
+    ("POST", "/admin/invalid/{parked_id}/discard"): OPERATORS,
+    ("GET", "/asyncapi.json"): PUBLIC,
+    ("GET", "/v1/events"): frozenset({"viewer", "integrator", "admin"}),
+    ("GET", "/v1/events/stream"): frozenset({"viewer", "integrator", "admin"}),
+    ("POST", "/v1/webhooks"): INTEGRATORS,
+    ("GET", "/v1/webhooks"): INTEGRATORS,
+    ("GET", "/v1/webhooks/{subscription_id}"): INTEGRATORS,
+    ("DELETE", "/v1/webhooks/{subscription_id}"): INTEGRATORS,
+    ("GET", "/v1/webhooks/{subscription_id}/deliveries"): INTEGRATORS,
+    ("GET", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}"): INTEGRATORS,
+    ("POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): INTEGRATORS,
+}
+
+# Values that satisfy each path parameter's own validation, so the request reaches the handler.
+PATH_VALUES = {"parked_id": "1", "sha256": "0" * 64}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('security')}/hub.db")
+    create_schema(engine)
+    return create_app(engine, auth=TEST_AUTH)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> TestClient:
+    return TestClient(app)
+
+
+def _url(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda match: PATH_VALUES.get(match[1], "X1"), path)
+
+
+def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
+    body = {"json": {}} if method == "POST" else {}
+    if path == "/v1/events/stream":
+        # A bad resume id ends the request with 400 once access is granted, instead of a live stream.
+        headers = {**headers, "Last-Event-ID": "not-an-id"}
+    return client.request(method, _url(path), headers=headers, **body).status_code
+
+
+def test_every_served_route_is_in_the_matrix(app: FastAPI) -> None:
+    assert set(served_routes(app)) == set(EXPECTED)
+
+
+def test_the_policy_grants_exactly_the_matrix() -> None:
+    policy = load_access_policy()
+    for route, allowed in EXPECTED.items():
+        needed = policy.routes[route]
+        if allowed == PUBLIC:
+            assert needed is None, route
+        else:
+            assert set(policy.roles_granting(needed)) == allowed, route
+
+
+CASES = [(method, path, role) for (method, path) in EXPECTED for role in ROLES]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), CASES, ids=[f"{m} {p} as {r}" for m, p, r in CASES])
+def test_each_role_reaches_exactly_its_routes(client: TestClient, method: str, path: str, role: str) -> None:
+    allowed = EXPECTED[(method, path)]
+    status = _call(client, method, path, bearer(role))
+    if allowed == PUBLIC or role in allowed:
+        assert status not in (401, 403), status
+    else:
+        assert status == 403
+
+
+@pytest.mark.parametrize(("method", "path"), list(EXPECTED), ids=[f"{m} {p}" for m, p in EXPECTED])
+def test_no_guarded_route_answers_without_credentials(client: TestClient, method: str, path: str) -> None:
+    status = _call(client, method, path, {})
+    if EXPECTED[(method, path)] == PUBLIC:
+        assert status not in (401, 403)
+    else:
+        assert status == 401
+
+
+def test_a_token_without_roles_reaches_nothing_guarded(client: TestClient) -> None:
+    for method, path in EXPECTED:
+        if EXPECTED[(method, path)] != PUBLIC:
+            assert _call(client, method, path, bearer()) == 403, (method, path)
+
+
+def test_the_integrator_api_key_pushes_and_submits_but_reads_nothing(client: TestClient) -> None:
+    assert _call(client, "POST", "/soap/marketing", api_key_headers()) not in (401, 403)
+    assert _call(client, "POST", "/v1/applications", api_key_headers()) not in (401, 403)
+    assert _call(client, "GET", "/v1/applications", api_key_headers()) == 403
+    assert _call(client, "GET", "/admin/dead-letters", api_key_headers()) == 403
+
+
+def _signed(claims: dict[str, object], secret: str = TEST_SECRET, algorithm: str = "HS256") -> dict[str, str]:
+    now = int(time.time())
+    base: dict[str, object] = {
+        "sub": "eve",
+        "iss": TEST_AUTH.issuer,
+        "aud": TEST_AUTH.audience,
+        "iat": now,
+        "exp": now + 600,
+        "roles": ["admin"],
+    }
+    return {"Authorization": f"Bearer {jwt.encode({**base, **claims}, secret, algorithm=algorithm)}"}
+
+
+REFUSED = {
+    "bad signature": _signed({}, secret="another-secret-of-the-same-length-0123456789"),
+    "expired": _signed({"exp": int(time.time()) - 3600}),
+    "wrong audience": _signed({"aud": "another-api"}),
+    "wrong issuer": _signed({"iss": "someone-else"}),
+    "no expiry": {"Authorization": "Bearer " + jwt.encode({"sub": "eve", "roles": ["admin"]}, TEST_SECRET)},
+    "roles not a list": _signed({"roles": "admin"}),
+    "not a token": {"Authorization": "Bearer not.a.token"},
+    "another scheme": {"Authorization": f"Basic {token('admin')}"},
+    "empty bearer": {"Authorization": "Bearer "},
+    "unknown API key": {"X-API-Key": INTEGRATOR_API_KEY + "x"},
+}
+
+
+@pytest.mark.parametrize("headers", REFUSED.values(), ids=list(REFUSED))
+def test_invalid_credentials_are_401_problems(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.get("/v1/applications", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "unauthenticated"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_unsigned_token_is_refused(client: TestClient) -> None:
+    now = int(time.time())
+    claims = {
+        "sub": "eve",
+        "iss": TEST_AUTH.issuer,
+        "aud": TEST_AUTH.audience,
+        "exp": now + 600,
+        "roles": ["admin"],
+    }
+    header = jwt.utils.base64url_encode(b'{"alg":"none","typ":"JWT"}').decode()
+    payload = jwt.utils.base64url_encode(jwt.api_jws.json.dumps(claims).encode()).decode()
+    response = client.get("/v1/applications", headers={"Authorization": f"Bearer {header}.{payload}."})
+    assert response.status_code == 401
+
+
+def test_a_refusal_names_the_permission_and_the_roles_granting_it(client: TestClient) -> None:
+    response = client.get("/admin/dead-letters", headers=bearer("viewer"))
+    body = response.json()
+    assert response.status_code == 403 and body["code"] == "forbidden"
+    assert "admin:read" in body["detail"] and "operator" in body["detail"]
+
+
+def test_an_unknown_scope_grants_nothing(client: TestClient) -> None:
+    assert client.get("/v1/applications", headers=bearer(scopes=["resources:admin", "*"])).status_code == 403
+
+
+def test_without_a_configured_secret_no_token_is_accepted(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine, auth=AuthSettings()))
+    assert client.get("/v1/applications", headers=bearer("admin")).status_code == 401
+    assert client.get("/health").status_code == 200
+
+
+def test_a_short_secret_cannot_mint_or_verify() -> None:
+    with pytest.raises(CredentialsError, match="at least 32 bytes"):
+        mint_token(AuthSettings(jwt_secret=SecretStr("short")), sub="x", roles=["admin"])
