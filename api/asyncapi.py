@@ -1,0 +1,382 @@
+"""The AsyncAPI 3.0 document of the bus, built from the route table, the hub's own events and the consumers.
+
+Channels are (exchange, routing-key template) pairs: a route's template such as
+`application.changed.{customer_class}` becomes the channel address with `customer_class` as a parameter.
+Messages are CloudEvents in structured mode: the AMQP body is the whole envelope (id, source, type, subject,
+time, correlationid, sequence, data), so those attributes are described in the payload, which embeds the
+canonical JSON Schemas (draft 2020-12) under components/schemas. `send` operations are what the hub
+publishes, `receive` operations what each consumer queue reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from fastapi import APIRouter
+
+from canonical_model.application import ConnectionApplication
+from canonical_model.projection import ProjectionUpdate
+from canonical_model.registry import MODELS, build_all, schema_name_of, schema_uri
+from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
+from feasibility.service import SCHEMA_NAME as FEASIBILITY_SCHEMA
+from mappings.engine import Mapping as FieldMapping
+from mappings.templates import parse_template
+from routes.config import load_hub_config
+from routes.table import Route
+from workflow.events import (
+    CASE_ASSIGNED,
+    CASE_AT_RISK,
+    CASE_OVERDUE,
+    CASE_STAGE_CHANGED,
+    ROUTING_KEYS,
+)
+from workflow.projection import PROJECTION_UPDATED
+from workflow.projection import ROUTING_PREFIX as PROJECTION_PREFIX
+from yekuo.consumers import CONSUMERS, ConsumerSpec
+from yekuo.settings import Settings
+
+ASYNCAPI_VERSION = "3.0.0"
+JSON_SCHEMA_2020_12 = "application/schema+json;version=2020-12"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+ENVELOPE_SCHEMA = "envelope.v1"
+AMQP_BINDING_VERSION = "0.3.0"
+# Keys of channels, operations and components may hold only these characters.
+_UNSAFE_KEY = re.compile(r"[^\w.\-]")
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event type the hub publishes: where, under which routing-key template, with which data model.
+
+    key_model names the canonical model whose fields fill the routing-key placeholders; when it is the
+    event's own data model, each placeholder's value can be read from the payload.
+    """
+
+    event_type: str
+    exchange: str
+    routing_key: str
+    schema_name: str
+    description: str
+    producer: str
+    key_model: str
+
+
+def route_events(routes: Iterable[Route], mappings: Mapping[str, FieldMapping]) -> list[PublishedEvent]:
+    """What the routes of the route table publish."""
+    events = []
+    for route in routes:
+        schema_name = schema_name_of(mappings[route.mapping].target)
+        events.append(
+            PublishedEvent(
+                event_type=route.event_type,
+                exchange=route.exchange,
+                routing_key=route.routing_key.text,
+                schema_name=schema_name,
+                description=route.description or f"published by route {route.name}",
+                producer=f"route {route.name} ({route.source_system}/{route.record_type})",
+                key_model=schema_name,
+            )
+        )
+    return events
+
+
+def hub_events(exchange: str) -> list[PublishedEvent]:
+    """The events the hub decides itself: stage changes, assignments, alerts, feasibility, projections."""
+    application = schema_name_of(ConnectionApplication)
+    projection_schema = schema_name_of(ProjectionUpdate)
+
+    def case_event(event_type: str, schema_name: str, description: str, producer: str) -> PublishedEvent:
+        return PublishedEvent(
+            event_type=event_type,
+            exchange=exchange,
+            routing_key=f"{ROUTING_KEYS[event_type]}.{{customer_class}}",
+            schema_name=schema_name,
+            description=description,
+            producer=producer,
+            key_model=application,
+        )
+
+    return [
+        case_event(CASE_STAGE_CHANGED, "stage_transition.v1", "a case moved to another stage", "workflow"),
+        case_event(CASE_ASSIGNED, "survey_assignment.v1", "a site survey was assigned", "workflow monitor"),
+        case_event(CASE_AT_RISK, "case_alert.v1", "a stage is close to its time limit", "workflow monitor"),
+        case_event(CASE_OVERDUE, "case_alert.v1", "a stage is past its time limit", "workflow monitor"),
+        PublishedEvent(
+            event_type=FEASIBILITY_ASSESSED,
+            exchange=exchange,
+            routing_key=f"{ROUTING_PREFIX}.{{verdict}}",
+            schema_name=FEASIBILITY_SCHEMA,
+            description="the supply feasibility of an application was assessed",
+            producer="feasibility",
+            key_model=FEASIBILITY_SCHEMA,
+        ),
+        *(
+            PublishedEvent(
+                event_type=PROJECTION_UPDATED,
+                exchange=exchange,
+                routing_key=key,
+                schema_name=projection_schema,
+                description=f"the {projection} projection stored a change (read by the feasibility checks)",
+                producer=f"{projection} consumer",
+                key_model=projection_schema,
+            )
+            for projection, key in (
+                ("grid", f"{PROJECTION_PREFIX}.grid.{{equipment_kind}}"),
+                ("loads", f"{PROJECTION_PREFIX}.loads"),
+            )
+        ),
+    ]
+
+
+def build_asyncapi(
+    events: Sequence[PublishedEvent],
+    *,
+    broker_url: str,
+    consumers: Sequence[ConsumerSpec] = CONSUMERS,
+    version: str = "1.0.0",
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of the given published events and the consumers reading them."""
+    schemas = build_all()
+    channels: dict[str, dict[str, Any]] = {}
+    messages: dict[str, dict[str, Any]] = {}
+    producers: dict[str, list[str]] = {}
+    addresses: dict[str, str] = {}
+    vhost = _vhost(broker_url)
+    for event in events:
+        channel_id = _key(f"{event.exchange}.{event.routing_key}")
+        channel = channels.setdefault(channel_id, _channel(event, schemas, vhost))
+        message_id = _key(event.event_type)
+        channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
+        messages.setdefault(message_id, _message(event))
+        producers.setdefault(channel_id, []).append(event.producer)
+        addresses[channel_id] = event.routing_key
+
+    operations: dict[str, dict[str, Any]] = {}
+    for channel_id, channel in channels.items():
+        operations[_key(f"publish.{channel_id}")] = _operation(
+            "send",
+            channel_id,
+            channel,
+            "The hub publishes (persistent, mandatory, with publisher confirms): "
+            + "; ".join(dict.fromkeys(producers[channel_id])),
+            {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING_VERSION},
+        )
+    for consumer in consumers:
+        for channel_id, channel in channels.items():
+            if any(topic_may_match(topic, addresses[channel_id]) for topic in consumer.topics):
+                operation = _operation(
+                    "receive",
+                    channel_id,
+                    channel,
+                    f"Consumer {consumer.name} reads queue {consumer.queue} (bound to "
+                    f"{', '.join(consumer.topics)}); each event takes effect once through its inbox.",
+                    {"ack": True, "bindingVersion": AMQP_BINDING_VERSION},
+                )
+                operation["x-yekuo-queue"] = consumer.queue
+                operations[_key(f"{consumer.name}.receive.{channel_id}")] = operation
+
+    used = {ENVELOPE_SCHEMA, *(event.schema_name for event in events)}
+    document: dict[str, Any] = {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "yekuo-hub events",
+            "version": version,
+            "description": (
+                "Canonical events of the 业扩报装 integration hub on its RabbitMQ topic exchanges. Every "
+                "message is a CloudEvent 1.0 in structured mode (the body is the whole envelope); the AMQP "
+                "properties repeat message_id = id, correlation_id = correlationid and type = type. "
+                "Consumers deduplicate on id and order per subject by sequence."
+            ),
+        },
+        "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": {
+                name: {"schemaFormat": JSON_SCHEMA_2020_12, "schema": schemas[name]} for name in sorted(used)
+            },
+            "messages": messages,
+        },
+    }
+    server = broker_server(broker_url)
+    if server is not None:
+        document["servers"] = {"broker": server}
+    return document
+
+
+def broker_server(broker_url: str) -> dict[str, Any] | None:
+    """The AsyncAPI server of an amqp:// URL, without its credentials; None for the in-process bus."""
+    parts = urlsplit(broker_url)
+    if parts.scheme not in {"amqp", "amqps"}:
+        return None
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    server: dict[str, Any] = {
+        "host": f"{parts.hostname}:{port}",
+        "protocol": parts.scheme,
+        "protocolVersion": "0.9.1",
+        "description": "the RabbitMQ broker the hub publishes to",
+    }
+    vhost = _vhost(broker_url)
+    if vhost != "/":
+        server["pathname"] = f"/{vhost}"
+    return server
+
+
+def topic_may_match(pattern: str, template: str) -> bool:
+    """Whether an AMQP topic binding can match some routing key the template produces.
+
+    A word of the template that holds a placeholder can be any word, so a literal word of the pattern
+    may match it.
+    """
+    words = [(any(name for _, name in parse_template(word)), word) for word in template.split(".")]
+    return _match(pattern.split("."), words)
+
+
+def _match(pattern: list[str], words: list[tuple[bool, str]]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    if not words:
+        return False
+    variable, word = words[0]
+    return (head == "*" or variable or head == word) and _match(rest, words[1:])
+
+
+def asyncapi_router(document: Mapping[str, Any]) -> APIRouter:
+    """GET /asyncapi.json serving the given document (built once, at start-up)."""
+    router = APIRouter(tags=["operations"])
+    body = dict(document)
+
+    @router.get("/asyncapi.json", summary="The AsyncAPI 3.0 document of the hub's events")
+    def asyncapi() -> dict[str, Any]:
+        return body
+
+    return router
+
+
+def _key(text: str) -> str:
+    return _UNSAFE_KEY.sub("_", text.replace("{", "").replace("}", ""))
+
+
+def _vhost(broker_url: str) -> str:
+    path = urlsplit(broker_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def _channel(event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost: str) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "address": event.routing_key,
+        "title": f"{event.exchange}: {event.routing_key}",
+        "messages": {},
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": event.exchange,
+                    "type": "topic",
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": vhost,
+                },
+                "bindingVersion": AMQP_BINDING_VERSION,
+            }
+        },
+    }
+    names = [name for _, name in parse_template(event.routing_key) if name]
+    if names:
+        channel["parameters"] = {name: _parameter(event, name, schemas[event.key_model]) for name in names}
+    return channel
+
+
+def _parameter(event: PublishedEvent, name: str, key_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A routing-key placeholder: its meaning and values from the model field that fills it."""
+    field = dict(key_schema.get("properties", {}).get(name, {}))
+    target = field.get("$ref") or next((o["$ref"] for o in field.get("allOf", []) if "$ref" in o), None)
+    if isinstance(target, str):
+        field = {**key_schema.get("$defs", {}).get(target.rsplit("/", 1)[-1], {}), **field}
+    model = _model_title(event.key_model)
+    parameter: dict[str, Any] = {
+        "description": f"{field.get('description') or name} ({model}.{name})",
+    }
+    if isinstance(field.get("enum"), list):
+        parameter["enum"] = [str(value) for value in field["enum"]]
+    if event.key_model == event.schema_name:
+        parameter["location"] = f"$message.payload#/data/{name}"
+    return parameter
+
+
+def _model_title(schema_name: str) -> str:
+    return next(model.__name__ for model, name in MODELS.values() if name == schema_name)
+
+
+def _message(event: PublishedEvent) -> dict[str, Any]:
+    uri = schema_uri(event.schema_name)
+    return {
+        "name": event.event_type,
+        "title": _model_title(event.schema_name),
+        "summary": event.description,
+        "contentType": CLOUDEVENTS_CONTENT_TYPE,
+        "correlationId": {
+            "description": "ties together every event caused by one change",
+            "location": "$message.payload#/correlationid",
+        },
+        "payload": {
+            "schemaFormat": JSON_SCHEMA_2020_12,
+            "schema": {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "allOf": [{"$ref": schema_uri(ENVELOPE_SCHEMA)}],
+                "properties": {
+                    "type": {"const": event.event_type},
+                    "dataschema": {"const": uri},
+                    "data": {"$ref": uri},
+                },
+            },
+        },
+        "bindings": {"amqp": {"messageType": event.event_type, "bindingVersion": AMQP_BINDING_VERSION}},
+    }
+
+
+def _operation(
+    action: str, channel_id: str, channel: Mapping[str, Any], description: str, binding: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "description": description,
+        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in channel["messages"]],
+        "bindings": {"amqp": binding},
+    }
+
+
+def document_for(
+    routes: Iterable[Route],
+    mappings: Mapping[str, FieldMapping],
+    *,
+    exchange: str,
+    broker_url: str,
+    consumers: Sequence[ConsumerSpec] = CONSUMERS,
+) -> dict[str, Any]:
+    """The document of a loaded configuration: its routes plus the hub's own events on its exchange."""
+    return build_asyncapi(
+        [*route_events(routes, mappings), *hub_events(exchange)], broker_url=broker_url, consumers=consumers
+    )
+
+
+def settings_document(settings: Settings) -> dict[str, Any]:
+    """The document of the configuration, exchange and broker the settings name."""
+    config = load_hub_config(settings.config_dir)
+    return document_for(
+        config.routes, config.mappings, exchange=settings.exchange, broker_url=settings.bus_url
+    )
+
+
+def render(document: Mapping[str, Any]) -> str:
+    """The document as JSON text, as exported and committed."""
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"

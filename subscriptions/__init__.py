@@ -1,0 +1,1 @@
+"""Subscriptions for platforms that cannot speak AMQP: the event feed behind SSE, and signed webhooks."""

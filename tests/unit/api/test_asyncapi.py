@@ -1,0 +1,215 @@
+"""The AsyncAPI document: valid against the official 3.0.0 schema, generated from the route table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from api.asyncapi import asyncapi_router, broker_server, document_for, topic_may_match
+from canonical_model.envelope import CloudEvent
+from feasibility.service import FEASIBILITY_ASSESSED
+from routes.config import load_hub_config
+from tests.unit.routes.config_copy import copy_config
+from workflow.events import ROUTING_KEYS
+from workflow.projection import PROJECTION_UPDATED
+from yekuo.settings import PROJECT_ROOT
+
+SPEC_SCHEMA = PROJECT_ROOT / "tests" / "data" / "asyncapi" / "asyncapi-3.0.0.schema.json"
+BROKER = "amqp://hub:secret@broker.example:5672/utility"
+
+EXTRA_ROUTE = """
+  - name: marketing-application-withdrawn
+    description: an application was withdrawn in the marketing system
+    source: {system: marketing, record: application}
+    mapping: marketing/application
+    event_type: cn.yekuo.application.withdrawn.v1
+    exchange: yekuo.events
+    routing_key: "application.withdrawn.{business_type}"
+    subject: "{application_no}"
+"""
+
+
+def generated(config_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
+    config = load_hub_config(config_dir)
+    return document_for(config.routes, config.mappings, exchange="yekuo.events", broker_url=BROKER)
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return generated()
+
+
+@pytest.fixture(scope="module")
+def spec_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SPEC_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    assert validator_class is jsonschema.Draft7Validator
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+def payload_validator(document: dict[str, Any], message_id: str) -> jsonschema.Draft202012Validator:
+    """A validator of one message's payload, resolving the canonical schemas embedded in the document."""
+    schemas = document["components"]["schemas"]
+    registry: Registry[Any] = Registry().with_resources(
+        (entry["schema"]["$id"], Resource(entry["schema"], DRAFT202012)) for entry in schemas.values()
+    )
+    payload = document["components"]["messages"][message_id]["payload"]
+    assert payload["schemaFormat"] == "application/schema+json;version=2020-12"
+    return jsonschema.Draft202012Validator(payload["schema"], registry=registry)
+
+
+def test_the_document_is_valid_against_the_asyncapi_3_schema(
+    document: dict[str, Any], spec_validator: jsonschema.protocols.Validator
+) -> None:
+    errors = sorted(spec_validator.iter_errors(document), key=lambda error: list(error.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message[:200]}" for e in errors[:5])
+    assert document["asyncapi"] == "3.0.0"
+
+
+def test_the_spec_schema_rejects_a_broken_document(
+    document: dict[str, Any], spec_validator: jsonschema.protocols.Validator
+) -> None:
+    # Proves the validation test can fail: an operation with an action AsyncAPI 3 does not know.
+    broken = json.loads(json.dumps(document))
+    next(iter(broken["operations"].values()))["action"] = "publish"
+    assert not spec_validator.is_valid(broken)
+
+
+def test_every_route_has_a_channel_with_its_exchange_and_a_send_operation(document: dict[str, Any]) -> None:
+    config = load_hub_config(PROJECT_ROOT)
+    addresses = {
+        (ch["bindings"]["amqp"]["exchange"]["name"], ch["address"]): ch
+        for ch in document["channels"].values()
+    }
+    for route in config.routes:
+        channel = addresses[(route.exchange, route.routing_key.text)]
+        assert route.event_type in channel["messages"]
+    sends = {op["channel"]["$ref"] for op in document["operations"].values() if op["action"] == "send"}
+    assert sends == {f"#/channels/{key}" for key in document["channels"]}
+
+
+def test_the_hub_s_own_events_are_documented(document: dict[str, Any]) -> None:
+    messages = document["components"]["messages"]
+    # Every case event the workflow can publish, and the feasibility result.
+    for event_type in (*ROUTING_KEYS, FEASIBILITY_ASSESSED, PROJECTION_UPDATED):
+        assert event_type in messages
+    verdict = document["channels"]["yekuo.events.feasibility.assessed.verdict"]["parameters"]["verdict"]
+    assert "feasible" in verdict["enum"]
+    assert verdict["location"] == "$message.payload#/data/verdict"
+
+
+def test_consumers_receive_the_channels_their_bindings_match(document: dict[str, Any]) -> None:
+    receives = {
+        (key.split(".receive.")[0], op["channel"]["$ref"].removeprefix("#/channels/"))
+        for key, op in document["operations"].items()
+        if op["action"] == "receive"
+    }
+    assert ("workflow", "yekuo.events.application.changed.customer_class") in receives
+    assert ("grid", "yekuo.events.grid.feeder.deleted") in receives
+    assert ("grid", "yekuo.events.application.changed.customer_class") not in receives
+    assert ("marketing_writeback", "yekuo.events.case.stage_changed.customer_class") in receives
+    assert ("marketing_writeback", "yekuo.events.case.overdue.customer_class") not in receives
+
+
+def test_a_route_parameter_names_its_field_and_values(document: dict[str, Any]) -> None:
+    channel = document["channels"]["yekuo.events.application.changed.customer_class"]
+    parameter = channel["parameters"]["customer_class"]
+    assert parameter["enum"] == ["lv_residential", "lv_non_residential", "hv_single_source", "hv_dual_source"]
+    assert parameter["location"] == "$message.payload#/data/customer_class"
+    # Case events take the class from the application, not from their own payload: no location.
+    case = document["channels"]["yekuo.events.case.overdue.customer_class"]["parameters"]["customer_class"]
+    assert "location" not in case
+
+
+def test_the_payload_schema_accepts_a_real_event_and_refuses_a_wrong_one(document: dict[str, Any]) -> None:
+    validator = payload_validator(document, "cn.yekuo.customer.changed.v1")
+    event = CloudEvent(
+        id="e-1",
+        source="/marketing/customer",
+        type="cn.yekuo.customer.changed.v1",
+        subject="C0001",
+        time="2026-03-02T08:00:00+08:00",  # type: ignore[arg-type]
+        dataschema="urn:yekuo:schema:customer.v1",
+        correlationid="c-1",
+        sequence=1,
+        data={"customer_no": "C0001", "name": "张三", "category": "residential"},
+    ).model_dump(mode="json")
+    errors = [error.message for error in validator.iter_errors(event)]
+    assert not errors, errors
+    assert not validator.is_valid({**event, "type": "cn.yekuo.application.changed.v1"})
+    assert not validator.is_valid({**event, "data": {"name": "no number"}})
+    assert not validator.is_valid({key: value for key, value in event.items() if key != "sequence"})
+
+
+def test_adding_a_route_adds_its_channel(
+    tmp_path: Path, spec_validator: jsonschema.protocols.Validator
+) -> None:
+    config_dir = copy_config(tmp_path / "config")
+    routes_file = config_dir / "routes" / "marketing.yaml"
+    routes_file.write_text(routes_file.read_text(encoding="utf-8") + EXTRA_ROUTE, encoding="utf-8")
+    before = generated()
+    after = generated(config_dir)
+    added = set(after["channels"]) - set(before["channels"])
+    assert added == {"yekuo.events.application.withdrawn.business_type"}
+    channel = after["channels"]["yekuo.events.application.withdrawn.business_type"]
+    assert channel["address"] == "application.withdrawn.{business_type}"
+    assert "cn.yekuo.application.withdrawn.v1" in after["components"]["messages"]
+    # The workflow consumer binds application.#, so it is documented as receiving the new channel.
+    assert "workflow.receive.yekuo.events.application.withdrawn.business_type" in after["operations"]
+    assert spec_validator.is_valid(after)
+
+
+def test_the_server_is_the_broker_without_credentials() -> None:
+    assert broker_server(BROKER) == {
+        "host": "broker.example:5672",
+        "protocol": "amqp",
+        "protocolVersion": "0.9.1",
+        "description": "the RabbitMQ broker the hub publishes to",
+        "pathname": "/utility",
+    }
+    assert broker_server("memory://") is None
+    assert "secret" not in json.dumps(generated())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "template", "matches"),
+    [
+        ("application.#", "application.changed.{customer_class}", True),
+        ("case.stage_changed.#", "case.stage_changed.{customer_class}", True),
+        ("case.stage_changed.#", "case.overdue.{customer_class}", False),
+        ("case.*.hv_dual_source", "case.overdue.{customer_class}", True),
+        ("grid.*", "grid.feeder.changed", False),
+        ("#", "load.profile.recorded", True),
+    ],
+)
+def test_topic_matching_treats_a_placeholder_as_any_word(pattern: str, template: str, matches: bool) -> None:
+    assert topic_may_match(pattern, template) is matches
+
+
+def test_the_router_serves_the_document(document: dict[str, Any]) -> None:
+    app = FastAPI()
+    app.include_router(asyncapi_router(document))
+    with TestClient(app) as client:
+        response = client.get("/asyncapi.json")
+    assert response.status_code == 200
+    assert response.json() == json.loads(json.dumps(document))
+
+
+def test_the_command_exports_the_document_of_the_configured_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yekuo.cli import main
+
+    monkeypatch.setenv("YEKUO_BUS_URL", BROKER)
+    out = tmp_path / "asyncapi.json"
+    assert main(["asyncapi", "export", "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(generated()))

@@ -1,0 +1,416 @@
+"""Webhooks: subscriptions over the API, and signed deliveries with retries, ordering, parking and replay.
+
+The receiver is a real HTTP server (pytest-httpserver) scripted per event id; the dispatcher runs step by
+step on a test clock, so retries are driven by moving the clock, never by waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pytest_httpserver import HTTPServer
+from sqlalchemy.engine import Engine
+from werkzeug import Request, Response
+
+from api.listing import encode_cursor
+from api.problems import install_problem_handlers
+from api.webhooks import webhooks_router
+from store.database import utcnow
+from subscriptions.feed import FeedPruner
+from subscriptions.settings import SubscriptionSettings
+from subscriptions.signing import SIGNATURE_HEADER, signature_header, verify
+from subscriptions.webhooks import WebhookDispatcher, backoff
+from tests.unit.api.test_events import IDENTITY_NUMBER, T0, append, customer_event, grid_event
+
+SETTINGS = SubscriptionSettings(
+    webhook_initial_backoff_s=10, webhook_max_backoff_s=60, webhook_max_attempts=4, webhook_lease_s=30
+)
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that answers each event id with scripted statuses (then 200) and logs every call."""
+
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    calls: list[tuple[str, int, dict[str, str], bytes]] = field(default_factory=list)
+
+    def __call__(self, request: Request) -> Response:
+        event_id = request.headers["X-Yekuo-Event-Id"]
+        script = self.statuses.get(event_id, [])
+        status = script.pop(0) if script else 200
+        self.calls.append((event_id, status, dict(request.headers), request.get_data()))
+        return Response("ok" if status < 300 else "broken", status=status)
+
+    def delivered(self) -> list[str]:
+        return [event_id for event_id, status, _, _ in self.calls if status == 200]
+
+    def attempts(self) -> list[tuple[str, int]]:
+        return [(event_id, status) for event_id, status, _, _ in self.calls]
+
+
+@pytest.fixture
+def receiver(httpserver: HTTPServer) -> Receiver:
+    handler = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    return handler
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def dispatcher(sqlite_engine: Engine, clock: Clock) -> Iterator[WebhookDispatcher]:
+    worker = WebhookDispatcher(sqlite_engine, SETTINGS, clock=clock, owner="hub-a")
+    yield worker
+    worker.close()
+
+
+def api(engine: Engine, *, pii: bool = False) -> TestClient:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(webhooks_router(engine, can_read_pii=lambda: pii))
+    return TestClient(app)
+
+
+def subscribe(engine: Engine, url: str, *, pii: bool = False, **body: Any) -> dict[str, Any]:
+    with api(engine, pii=pii) as client:
+        response = client.post("/v1/webhooks", json={"url": url, **body})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def every_page(client: TestClient, path: str, *, limit: int) -> list[dict[str, Any]]:
+    """Every item of a listing, following next_cursor until it is null."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": limit}
+    for _ in range(50):
+        body = client.get(path, params=params).json()
+        items += body["items"]
+        if body["next_cursor"] is None:
+            return items
+        params["cursor"] = body["next_cursor"]
+    raise AssertionError(f"{path} never reached its last page")
+
+
+def run_until_idle(dispatcher: WebhookDispatcher, limit: int = 50) -> None:
+    for _ in range(limit):
+        if not dispatcher.step():
+            return
+    raise AssertionError("the dispatcher never became idle")
+
+
+# --- the management API -------------------------------------------------------------------------------
+
+
+
+def run_through_every_try(dispatcher: WebhookDispatcher, clock: Clock) -> None:
+    """Let the dispatcher make every attempt it may, waiting out the longest backoff between them."""
+    for _ in range(SETTINGS.webhook_max_attempts):
+        run_until_idle(dispatcher)
+        clock.advance(SETTINGS.webhook_max_backoff_s)
+
+def test_a_subscription_shows_its_secret_once(sqlite_engine: Engine) -> None:
+    created = subscribe(sqlite_engine, "https://platform.example/hooks", event_types=["cn.yekuo.case"])
+    assert created["secret"].startswith("whsec_")
+    assert created["event_types"] == ["cn.yekuo.case"]
+    assert created["active"] is True
+    with api(sqlite_engine) as client:
+        listed = client.get("/v1/webhooks").json()
+        one = client.get(f"/v1/webhooks/{created['id']}").json()
+    assert [item["id"] for item in listed["items"]] == [created["id"]]
+    assert (listed["limit"], listed["next_cursor"]) == (100, None)
+    assert "secret" not in listed["items"][0]
+    assert "secret" not in one
+    assert one["deliveries"] == {"pending": 0, "delivered": 0, "parked": 0}
+
+
+def test_subscriptions_page_with_a_cursor_oldest_first(sqlite_engine: Engine) -> None:
+    created = [subscribe(sqlite_engine, f"https://platform.example/hooks/{n}")["id"] for n in range(5)]
+    with api(sqlite_engine) as client:
+        seen = [item["id"] for item in every_page(client, "/v1/webhooks", limit=2)]
+        refused = client.get("/v1/webhooks", params={"sort": "url"})
+        foreign = client.get("/v1/webhooks", params={"cursor": encode_cursor("applications", ["x", "y"])})
+    assert seen == created
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid-sort")
+    assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid-cursor")
+
+
+def test_bad_subscriptions_are_refused(sqlite_engine: Engine) -> None:
+    with api(sqlite_engine) as client:
+        assert client.post("/v1/webhooks", json={"url": "ftp://x.example/"}).status_code == 422
+        bad_filter = {"url": "https://x.example/", "event_types": ["cn.yekuo.%"]}
+        assert client.post("/v1/webhooks", json=bad_filter).status_code == 422
+        with_pii = {"url": "https://x.example/", "include_pii": True}
+        refused = client.post("/v1/webhooks", json=with_pii)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    with api(sqlite_engine, pii=True) as client:
+        assert client.post("/v1/webhooks", json=with_pii).status_code == 201
+
+
+def test_deleting_a_subscription_removes_it(sqlite_engine: Engine) -> None:
+    created = subscribe(sqlite_engine, "https://platform.example/hooks")
+    with api(sqlite_engine) as client:
+        assert client.delete(f"/v1/webhooks/{created['id']}").status_code == 204
+        gone = [
+            client.delete(f"/v1/webhooks/{created['id']}"),
+            client.get(f"/v1/webhooks/{created['id']}"),
+            client.get(f"/v1/webhooks/{created['id']}/deliveries"),
+        ]
+    for response in gone:
+        assert (response.status_code, response.json()["code"]) == (404, "webhook-not-found")
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+# --- delivery -----------------------------------------------------------------------------------------
+
+
+def test_a_delivery_is_signed_and_the_signature_verifies(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    created = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    append(sqlite_engine, customer_event(1))
+    run_until_idle(dispatcher)
+    [(event_id, status, headers, body)] = receiver.calls
+    assert (event_id, status) == ("evt-1", 200)
+    header = headers[SIGNATURE_HEADER]
+    now = int(clock().timestamp())
+    assert header == signature_header(created["secret"], now, body)
+    assert verify(created["secret"], header, body, now=now)
+    assert not verify("whsec_other", header, body, now=now)
+    assert not verify(created["secret"], header, body + b" ", now=now)
+    assert not verify(created["secret"], header, body, now=now + 3600)  # too old: a replayed request
+    assert headers["Content-Type"] == "application/cloudevents+json; charset=utf-8"
+    event = json.loads(body)
+    assert event["id"] == "evt-1"
+    assert event["type"] == "cn.yekuo.customer.changed.v1"
+    # Masked: the subscription was created without include_pii.
+    assert event["data"]["identity_document"]["number"] == "**************1234"
+
+
+def test_personal_data_goes_only_to_a_subscription_allowed_it(
+    sqlite_engine: Engine, httpserver: HTTPServer, receiver: Receiver, dispatcher: WebhookDispatcher
+) -> None:
+    subscribe(sqlite_engine, httpserver.url_for("/hook"), pii=True, include_pii=True)
+    append(sqlite_engine, customer_event(1))
+    run_until_idle(dispatcher)
+    [(_, _, _, body)] = receiver.calls
+    assert json.loads(body)["data"]["identity_document"]["number"] == IDENTITY_NUMBER
+
+
+def test_a_subscription_gets_only_new_events_of_its_types(
+    sqlite_engine: Engine, httpserver: HTTPServer, receiver: Receiver, dispatcher: WebhookDispatcher
+) -> None:
+    append(sqlite_engine, grid_event(1))  # before the subscription: not sent
+    subscribe(sqlite_engine, httpserver.url_for("/hook"), event_types=["cn.yekuo.grid"])
+    append(sqlite_engine, customer_event(2), grid_event(3), grid_event(4, "main_transformer"))
+    run_until_idle(dispatcher)
+    assert receiver.delivered() == ["grid-3", "grid-4"]
+
+
+def test_a_failing_delivery_is_retried_with_growing_backoff_and_logged(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    created = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    receiver.statuses["evt-1"] = [500, 503]
+    append(sqlite_engine, customer_event(1))
+    run_until_idle(dispatcher)
+    assert receiver.attempts() == [("evt-1", 500)]
+    clock.advance(9)
+    run_until_idle(dispatcher)  # not due yet
+    assert len(receiver.calls) == 1
+    clock.advance(1)
+    run_until_idle(dispatcher)
+    assert receiver.attempts() == [("evt-1", 500), ("evt-1", 503)]
+    clock.advance(19)
+    run_until_idle(dispatcher)
+    assert len(receiver.calls) == 2  # the second wait is twice the first
+    clock.advance(1)
+    run_until_idle(dispatcher)
+    assert receiver.delivered() == ["evt-1"]
+
+    with api(sqlite_engine) as client:
+        listing = client.get(f"/v1/webhooks/{created['id']}/deliveries").json()
+        [delivery] = listing["items"]
+        detail = client.get(f"/v1/webhooks/{created['id']}/deliveries/{delivery['id']}").json()
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 3
+    log = detail["attempt_log"]
+    assert [(entry["attempt"], entry["status_code"]) for entry in log] == [(1, 500), (2, 503), (3, 200)]
+    assert [entry["error"] for entry in log] == ["HTTP 500", "HTTP 503", None]
+    next_tries = [
+        entry["next_attempt_at"] and datetime.fromisoformat(entry["next_attempt_at"]) for entry in log
+    ]
+    assert next_tries == [T0 + timedelta(seconds=10), T0 + timedelta(seconds=10 + 20), None]
+
+
+def test_deliveries_page_with_a_cursor_that_fits_only_their_subscription(
+    sqlite_engine: Engine, httpserver: HTTPServer, receiver: Receiver, dispatcher: WebhookDispatcher
+) -> None:
+    created = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    other = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    append(sqlite_engine, *(customer_event(n) for n in range(1, 6)))
+    run_until_idle(dispatcher)
+    deliveries = f"/v1/webhooks/{created['id']}/deliveries"
+    with api(sqlite_engine) as client:
+        seen = [item["event_id"] for item in every_page(client, deliveries, limit=2)]
+        first = client.get(deliveries, params={"limit": 2}).json()
+        foreign = client.get(
+            f"/v1/webhooks/{other['id']}/deliveries", params={"cursor": first["next_cursor"]}
+        )
+        refused = client.get(deliveries, params={"sort": "-id"})
+    assert seen == [f"evt-{n}" for n in range(1, 6)]
+    assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid-cursor")
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid-sort")
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    assert [backoff(n, SETTINGS).total_seconds() for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+def test_deliveries_keep_feed_order_and_none_is_lost(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    receiver.statuses["evt-2"] = [500]
+    append(sqlite_engine, *(customer_event(n) for n in range(1, 6)))
+    run_until_idle(dispatcher)
+    # evt-2 failed: nothing after it went out while it waits for its retry.
+    assert receiver.attempts() == [("evt-1", 200), ("evt-2", 500)]
+    append(sqlite_engine, customer_event(6))
+    clock.advance(10)
+    run_until_idle(dispatcher)
+    assert receiver.delivered() == [f"evt-{n}" for n in range(1, 7)]
+
+
+def test_a_delivery_is_parked_after_its_last_try_and_can_be_replayed(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    created = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    receiver.statuses["evt-1"] = [500] * SETTINGS.webhook_max_attempts
+    append(sqlite_engine, customer_event(1), customer_event(2))
+    run_through_every_try(dispatcher, clock)
+    # Parked after four tries; the queue moved on to evt-2.
+    assert receiver.attempts() == [("evt-1", 500)] * 4 + [("evt-2", 200)]
+    with api(sqlite_engine) as client:
+        parked = client.get(f"/v1/webhooks/{created['id']}/deliveries", params={"status": "parked"}).json()
+        [delivery] = parked["items"]
+        assert delivery["event_id"] == "evt-1"
+        assert delivery["last_status_code"] == 500
+        assert client.get(f"/v1/webhooks/{created['id']}").json()["deliveries"] == {
+            "pending": 0,
+            "delivered": 1,
+            "parked": 1,
+        }
+        replay = client.post(f"/v1/webhooks/{created['id']}/deliveries/{delivery['id']}/replay")
+        assert (replay.status_code, replay.json()) == (202, {"id": delivery["id"], "status": "pending"})
+        again = client.post(f"/v1/webhooks/{created['id']}/deliveries/{delivery['id']}/replay")
+        assert (again.status_code, again.json()["code"]) == (409, "delivery-pending")
+        unknown = client.post(f"/v1/webhooks/{created['id']}/deliveries/999/replay")
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "delivery-not-found")
+        missing = client.get(f"/v1/webhooks/{created['id']}/deliveries/999")
+        assert (missing.status_code, missing.json()["code"]) == (404, "delivery-not-found")
+    run_until_idle(dispatcher)
+    assert receiver.delivered() == ["evt-2", "evt-1"]
+
+
+def test_an_unreachable_receiver_is_a_failed_attempt(
+    sqlite_engine: Engine, dispatcher: WebhookDispatcher
+) -> None:
+    created = subscribe(sqlite_engine, "http://127.0.0.1:9/hook")  # discard port: connection refused
+    append(sqlite_engine, customer_event(1))
+    run_until_idle(dispatcher)
+    with api(sqlite_engine) as client:
+        [delivery] = client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["items"]
+    assert delivery["status"] == "pending"
+    assert delivery["last_status_code"] is None
+    assert delivery["last_error"].startswith("ConnectError")
+
+
+def test_one_process_at_a_time_serves_a_subscription(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    append(sqlite_engine, customer_event(1))
+    run_until_idle(dispatcher)
+    other = WebhookDispatcher(sqlite_engine, SETTINGS, clock=clock, owner="hub-b")
+    try:
+        append(sqlite_engine, customer_event(2))
+        assert other.step() is False  # hub-a's lease still runs
+        assert receiver.delivered() == ["evt-1"]
+        clock.advance(SETTINGS.webhook_lease_s + 1)
+        run_until_idle(other)  # hub-a went quiet: hub-b takes over
+        assert receiver.delivered() == ["evt-1", "evt-2"]
+        assert dispatcher.step() is False
+    finally:
+        other.close()
+
+
+def test_the_feed_is_pruned_only_behind_every_subscription(
+    sqlite_engine: Engine, httpserver: HTTPServer, receiver: Receiver, dispatcher: WebhookDispatcher
+) -> None:
+    subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    append(sqlite_engine, *(customer_event(n) for n in range(1, 5)))
+    pruner = FeedPruner(sqlite_engine, SubscriptionSettings(feed_max_rows=1), clock=utcnow)
+    assert pruner.prune() == 0  # the subscription has not taken them yet
+    run_until_idle(dispatcher)
+    assert receiver.delivered() == ["evt-1", "evt-2", "evt-3", "evt-4"]
+    assert pruner.prune() == 3
+
+
+def test_delivered_deliveries_follow_the_feed_retention_and_parked_ones_stay(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    created = subscribe(sqlite_engine, httpserver.url_for("/hook"))
+    receiver.statuses["evt-2"] = [500] * SETTINGS.webhook_max_attempts
+    append(sqlite_engine, customer_event(1), customer_event(2))
+    run_through_every_try(dispatcher, clock)
+    later = clock.now + timedelta(days=8)
+    FeedPruner(sqlite_engine, SubscriptionSettings(feed_retention_days=7), clock=lambda: later).prune()
+    with api(sqlite_engine) as client:
+        left = client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["items"]
+    assert [(item["event_id"], item["status"]) for item in left] == [("evt-2", "parked")]
