@@ -13,6 +13,9 @@ COPY workflow workflow
 COPY feasibility feasibility
 COPY api api
 COPY simulators simulators
+COPY subscriptions subscriptions
+COPY scenario scenario
+COPY scenarios scenarios
 COPY yekuo yekuo
 RUN pip install --no-cache-dir -e .
 ENV YEKUO_CONFIG_DIR=/app

@@ -1,4 +1,4 @@
-"""The equipment the dispatch simulator measures: feeders and distribution transformers of the PMS grid.
+"""The equipment the dispatch simulator measures: feeders, main and distribution transformers of PMS.
 
 Ids and names come from the PMS simulator (read from its database, or from a private in-memory copy seeded
 the same way), so the load files join the grid equipment the hub learns from PMS. Each piece gets a load
@@ -17,7 +17,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from simulators.pms.schema import feeders, transformers
+from simulators.pms.schema import feeders, main_transformers, transformers
 from simulators.pms.seed import seed_database
 from yekuo.errors import ConfigError
 
@@ -28,9 +28,10 @@ _INDUSTRIAL_TRADES = ("纺织", "化工", "建材", "冶金", "机械", "造纸"
 
 
 class EquipmentKind(StrEnum):
-    """What is measured."""
+    """What is measured: dispatch automation measures feeders and main transformers, metering the rest."""
 
     FEEDER = "feeder"
+    MAIN_TRANSFORMER = "main_transformer"
     TRANSFORMER = "transformer"
 
 
@@ -109,6 +110,28 @@ def read_pms_equipment(
     return equipment
 
 
+def read_main_transformers(engine: Engine, *, seed: int) -> list[Equipment]:
+    """Every in-service main transformer of a PMS database (EDRL in MVA), with a seeded load class."""
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(main_transformers.c.OBJ_ID, main_transformers.c.SBMC, main_transformers.c.EDRL)
+            .where(main_transformers.c.YXZT == "20")
+            .order_by(main_transformers.c.OBJ_ID)
+        ).all()
+    classes = list(LoadClass)
+    return [
+        Equipment(
+            row.OBJ_ID,
+            row.SBMC,
+            EquipmentKind.MAIN_TRANSFORMER,
+            round(float(row.EDRL) * 1000 * POWER_FACTOR, 1),
+            rng.choices(classes, (5, 3, 2))[0],
+        )
+        for row in rows
+    ]
+
+
 def pms_equipment(
     *,
     pms_seed: int = 20261126,
@@ -137,8 +160,8 @@ def pms_equipment(
 
 
 def split(equipment: Sequence[Equipment]) -> tuple[list[Equipment], list[Equipment]]:
-    """The feeders and the transformers of a list."""
+    """What dispatch automation measures (feeders, main transformers) and what metering measures."""
     return (
-        [item for item in equipment if item.kind is EquipmentKind.FEEDER],
+        [item for item in equipment if item.kind is not EquipmentKind.TRANSFORMER],
         [item for item in equipment if item.kind is EquipmentKind.TRANSFORMER],
     )

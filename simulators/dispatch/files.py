@@ -28,7 +28,7 @@ from typing import Any
 from adapters.dispatch.cime import Block, Header, iter_cime_bytes, iter_cime_lines
 from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, Curve, iter_curve_lines
 from simulators.dispatch.curves import POINTS, daily_curve
-from simulators.dispatch.equipment import Equipment
+from simulators.dispatch.equipment import Equipment, EquipmentKind
 
 REGION = "南阳"
 GOOD = 0
@@ -80,14 +80,25 @@ class Reading:
     quality: tuple[int, ...]
 
 
+def _utilisation(item: Equipment) -> float:
+    """A spring weekday's peak as a share of the rating, fixed per equipment.
+
+    Main transformers run lighter: a substation's load must fit on its other transformers when one trips
+    (N-1).
+    """
+    share = random.Random(item.equipment_id).random()
+    if item.kind is EquipmentKind.MAIN_TRANSFORMER:
+        return 0.25 + 0.2 * share
+    return 0.35 + 0.4 * share
+
+
 def readings(
     equipment: Sequence[Equipment], day: date, rng: random.Random, *, flag_rate: float = 0.01
 ) -> list[Reading]:
     """Each equipment's measured day, with a seeded ~flag_rate of points flagged bad."""
     out = []
     for item in equipment:
-        utilisation = 0.35 + 0.4 * random.Random(item.equipment_id).random()
-        curve = daily_curve(item.load_class, day, item.rated_kw, rng, utilisation=utilisation)
+        curve = daily_curve(item.load_class, day, item.rated_kw, rng, utilisation=_utilisation(item))
         values: list[float | None] = list(curve)
         codes = [GOOD] * POINTS
         for n in range(POINTS):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from simulators.dispatch.equipment import Equipment, pms_equipment, read_pms_equipment
+from simulators.dispatch.equipment import Equipment, EquipmentKind, pms_equipment, read_pms_equipment
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import WrittenFile
 from simulators.dispatch.writer import DEFAULT_OVERSIZE_BYTES, DispatchWriter
@@ -83,8 +83,10 @@ def run(
     )
     rng = random.Random(seed)
     day = start or date.today() - timedelta(days=7)
+    lines = sum(1 for item in writer.feeders if item.kind is EquipmentKind.FEEDER)
+    mains = f"{len(writer.feeders) - lines} main transformers, " if len(writer.feeders) > lines else ""
     out(
-        f"dispatch simulator: writing into {out_dir} from {day} (seed {seed}, {len(writer.feeders)} feeders, "
+        f"dispatch simulator: writing into {out_dir} from {day} (seed {seed}, {lines} feeders, {mains}"
         f"{len(writer.transformers)} transformers); Ctrl-C to stop"
     )
     written: list[WrittenFile] = []

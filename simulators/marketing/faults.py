@@ -3,8 +3,10 @@
 A FaultPlan holds rules "fault F on operation O, on its calls N..M" or "record APP_NO=X carries fault F".
 Rules are counted per rule: calls=(2, 3) fires on the second and third request the rule matches, so a
 plan gives the same faults on every run. Call faults spoil a whole answer; record faults change the
-matching application records inside an otherwise good answer. `yekuo sim marketing --fault SPEC` takes
-rules in the form `fault[:op=Operation][:calls=N|N-M|N-][:app=APP_NO][:delay=seconds]`.
+matching application records inside an otherwise good answer. A rule may also hold for a time window only
+(after=S, for=S: seconds since the plan started), as an outage from 10:00 to 10:30 does; calls outside
+the window are not counted by it. `yekuo sim marketing --fault SPEC` takes rules in the form
+`fault[:op=Operation][:calls=N|N-M|N-][:app=APP_NO][:delay=seconds][:after=seconds][:for=seconds]`.
 
 TRIGGER_TABLE lists every trigger with what the simulator does and what the hub must do about it;
 trigger_table_markdown() renders it for the README.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -142,7 +144,8 @@ class FaultRule:
 
     operation None matches every operation. app_no narrows the rule: a call fault then matches only
     requests about that application (appNo); a record fault changes only that application's records.
-    delay_s is the pause of latency and timeout.
+    delay_s is the pause of latency and timeout. after_s and for_s limit the rule to calls arriving in that
+    window (seconds since the plan started; for_s None: no end).
     """
 
     fault: Fault
@@ -151,12 +154,21 @@ class FaultRule:
     last: int | None = None
     app_no: str | None = None
     delay_s: float | None = None
+    after_s: float = 0.0
+    for_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.first < 1 or (self.last is not None and self.last < self.first):
             raise ConfigError(f"fault {self.fault.value}: calls {self.first}-{self.last} is not a range")
-        if self.delay_s is not None and self.delay_s < 0:
-            raise ConfigError(f"fault {self.fault.value}: delay must not be negative, got {self.delay_s}")
+        for what, value in (("delay", self.delay_s), ("after", self.after_s), ("for", self.for_s)):
+            if value is not None and value < 0:
+                raise ConfigError(f"fault {self.fault.value}: {what} must not be negative, got {value}")
+
+    def active_at(self, elapsed_s: float) -> bool:
+        """Whether a call arriving elapsed_s seconds after the plan started lies in the rule's window."""
+        if elapsed_s < self.after_s:
+            return False
+        return self.for_s is None or elapsed_s < self.after_s + self.for_s
 
     @property
     def delay(self) -> float:
@@ -165,7 +177,7 @@ class FaultRule:
 
     @classmethod
     def parse(cls, spec: str) -> FaultRule:
-        """A rule from `fault[:op=Operation][:calls=N|N-M|N-][:app=APP_NO][:delay=seconds]`."""
+        """A rule from `fault[:op=Operation][:calls=N|N-M|N-][:app=APP_NO][:delay=s][:after=s][:for=s]`."""
         name, *options = [part.strip() for part in spec.split(":")]
         try:
             fault = Fault(name)
@@ -177,15 +189,29 @@ class FaultRule:
         values: dict[str, str] = {}
         for option in options:
             key, separator, value = option.partition("=")
-            if not separator or key not in ("op", "calls", "app", "delay") or not value:
-                raise ConfigError(f"fault {spec!r}: expected op=, calls=, app= or delay=, got {option!r}")
+            if not separator or key not in ("op", "calls", "app", "delay", "after", "for") or not value:
+                raise ConfigError(
+                    f"fault {spec!r}: expected op=, calls=, app=, delay=, after= or for=, got {option!r}"
+                )
             values[key] = value
         first, last = _calls(values.get("calls", "1-"), spec)
-        try:
-            delay = float(values["delay"]) if "delay" in values else None
-        except ValueError:
-            raise ConfigError(f"fault {spec!r}: delay must be a number of seconds") from None
-        return cls(fault, values.get("op"), first, last, values.get("app"), delay)
+        seconds: dict[str, float] = {}
+        for key in ("delay", "after", "for"):
+            if key in values:
+                try:
+                    seconds[key] = float(values[key])
+                except ValueError:
+                    raise ConfigError(f"fault {spec!r}: {key} must be a number of seconds") from None
+        return cls(
+            fault,
+            values.get("op"),
+            first,
+            last,
+            values.get("app"),
+            seconds.get("delay"),
+            after_s=seconds.get("after", 0.0),
+            for_s=seconds.get("for"),
+        )
 
 
 def _calls(text: str, spec: str) -> tuple[int, int | None]:
@@ -226,11 +252,18 @@ class FaultPlan:
 
     rules: Sequence[FaultRule] = ()
     calls: list[CallRecord] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.rules = tuple(self.rules)
         self._counts = [0] * len(self.rules)
         self._lock = threading.Lock()
+        self._started = self.clock()
+
+    def restart_clock(self) -> None:
+        """Count the rules' time windows from now on (e.g. once the simulated day begins)."""
+        with self._lock:
+            self._started = self.clock()
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> FaultPlan:
@@ -242,8 +275,10 @@ class FaultPlan:
         call: FaultRule | None = None
         records: list[FaultRule] = []
         with self._lock:
+            now = self.clock()
+            elapsed = now - self._started
             for index, rule in enumerate(self.rules):
-                if rule.operation not in (None, operation):
+                if rule.operation not in (None, operation) or not rule.active_at(elapsed):
                     continue
                 if rule.fault not in RECORD_FAULTS and rule.app_no not in (None, app_no):
                     continue
@@ -257,7 +292,7 @@ class FaultPlan:
                     call = rule
             faults = CallFaults(call, tuple(records))
             fired = ((call.fault,) if call else ()) + tuple(rule.fault for rule in records)
-            self.calls.append(CallRecord(operation, app_no, fired, time.monotonic()))
+            self.calls.append(CallRecord(operation, app_no, fired, now))
         return faults
 
     def count(self, operation: str, fault: Fault | None = None) -> int:

@@ -337,6 +337,14 @@ def generate_world(
 
     The same arguments always give the same world.
     """
+    customer_rows, application_rows = generate_rows(seed, customers, applications, start)
+    return MarketingWorld(customer_rows, application_rows)
+
+
+def generate_rows(
+    seed: int, customers: int, applications: int, start: datetime = DEFAULT_START
+) -> tuple[list[CustomerRow], list[ApplicationRow]]:
+    """The rows of generate_world, for callers that adjust them (place sites, hold back applications)."""
     if customers < 1:
         raise ConfigError(f"customers must be at least 1, got {customers}")
     if applications < 0:
@@ -359,4 +367,4 @@ def generate_world(
         if row["BUSI_TYPE_CODE"] == "101":
             customer["STATUS_CODE"] = "2"
         application_rows.append(row)
-    return MarketingWorld((customer for customer, _ in classified), application_rows)
+    return [customer for customer, _ in classified], application_rows

@@ -83,6 +83,7 @@ def run(
     *,
     faults: Sequence[str] = (),
     push_url: str | None = None,
+    push_api_key: str | None = None,
     change_interval_s: float | None = None,
 ) -> None:
     """Generate a seeded world and serve it in the foreground, printing the WSDL URL once listening."""
@@ -97,7 +98,7 @@ def run(
     if push_url:
         lines.append(f"pushing changes to {push_url}")
     print("\n".join(lines), flush=True)
-    pusher = Pusher(push_url, world).start() if push_url else None
+    pusher = Pusher(push_url, world, api_key=push_api_key).start() if push_url else None
     stop = threading.Event()
     if change_interval_s:
         threading.Thread(

@@ -334,6 +334,30 @@ class MarketingWorld:
         self._notify(changed)
         return copy.deepcopy(changed)
 
+    def add_application(self, row: ApplicationRow) -> None:
+        """Take in an application entered at the counter: it is listed after every change so far.
+
+        Its (UPDATE_TIME, APP_NO) must sort after every listed application, as a poller that has read up to
+        the newest change would otherwise never see it. Its customer must exist.
+        """
+        with self._lock:
+            key = _watermark_key(row)
+            if row["APP_NO"] in self._applications:
+                raise ConfigError(f"duplicate application APP_NO {row['APP_NO']!r}")
+            if row["CONS_NO"] not in self._customers:
+                raise ConfigError(f"application {row['APP_NO']}: no customer {row['CONS_NO']!r}")
+            if self._order and key <= self._order[-1]:
+                raise ConfigError(
+                    f"application {row['APP_NO']} changed at {row['UPDATE_TIME']} would be listed before "
+                    f"changes already listed (newest {self._order[-1][0]})"
+                )
+            self._applications[row["APP_NO"]] = copy.deepcopy(row)
+            self._order.append(key)
+            # Applications created later through the service must not reuse its number.
+            upcoming = next(self._app_numbers)
+            self._app_numbers = itertools.count(max(upcoming, _highest_suffix([row["APP_NO"]]) + 1))
+        self._notify(row)
+
     def _apply_locked(
         self, app_no: str, changes: Mapping[str, object], at: datetime | None
     ) -> ApplicationRow:

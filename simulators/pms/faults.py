@@ -3,6 +3,8 @@
 trigger                         effect on a reader such as the PMS adapter
 late_commit(engine, key)        a change stamped with GXSJ now that stays invisible until the block ends,
                                 so it commits after later changes were already read (a long transaction)
+bulk_rerating(engine, keys, kva) a batch job re-rates many transformers in one statement, one GXSJ: every
+                                open application whose connection point it touches must be re-assessed
 table_lock(engine, table)       an exclusive lock that blocks readers of the table until the block ends:
                                 SQLite BEGIN EXCLUSIVE (rollback-journal mode), PostgreSQL LOCK TABLE
                                 ... ACCESS EXCLUSIVE, MariaDB LOCK TABLES ... WRITE; readers wait for
@@ -13,7 +15,7 @@ a dropped connection            not a trigger here: put a TCP relay between the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -38,6 +40,26 @@ def late_commit(
         if updated.rowcount != 1:
             raise ConfigError(f"no distribution transformer {key!r} to change late")
         yield at
+
+
+def bulk_rerating(
+    engine: Engine, keys: Sequence[str], rated_kva: float, *, clock: Callable[[], datetime] = local_now
+) -> datetime:
+    """Re-rate the transformers `keys` to rated_kva (EDRL, XH) in one transaction with one GXSJ; return it."""
+    if not keys:
+        raise ConfigError("a bulk re-rating needs at least one transformer")
+    if rated_kva <= 0:
+        raise ConfigError(f"a transformer rating must be positive, got {rated_kva}")
+    at = clock()
+    with engine.begin() as conn:
+        updated = conn.execute(
+            transformers.update()
+            .where(transformers.c.OBJ_ID.in_(list(keys)))
+            .values(EDRL=rated_kva, XH=f"S13-M-{rated_kva:g}/10", GXSJ=at)
+        )
+        if updated.rowcount != len(set(keys)):
+            raise ConfigError(f"only {updated.rowcount} of {len(set(keys))} transformers to re-rate exist")
+    return at
 
 
 @contextmanager

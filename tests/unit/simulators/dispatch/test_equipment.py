@@ -13,10 +13,11 @@ from simulators.dispatch.equipment import (
     classify_transformer,
     feeder_rated_kw,
     pms_equipment,
+    read_main_transformers,
     read_pms_equipment,
     split,
 )
-from simulators.pms.schema import feeders, transformers
+from simulators.pms.schema import feeders, main_transformers, transformers
 from simulators.pms.seed import seed_database
 from yekuo.errors import ConfigError
 
@@ -72,3 +73,21 @@ def test_an_empty_pms_database_is_an_error() -> None:
     seed_database(engine, seed=1, substation_count=1, feeder_count=0, transformer_count=0)
     with pytest.raises(ConfigError, match="no feeders or in-service transformers"):
         read_pms_equipment(engine, feeder_count=1, transformer_count=1, seed=1)
+
+
+def test_main_transformers_are_measured_by_dispatch_automation_at_their_rating(pms: sa.Engine) -> None:
+    mains = read_main_transformers(pms, seed=3)
+    with pms.connect() as conn:
+        ratings = dict(
+            conn.execute(sa.select(main_transformers.c.OBJ_ID, main_transformers.c.EDRL)).tuples().all()
+        )
+    assert {item.equipment_id for item in mains} == set(ratings)
+    assert all(item.rated_kw == pytest.approx(float(ratings[item.equipment_id]) * 900) for item in mains)
+    measured_by_dispatch, metered = split(
+        [*mains, *read_pms_equipment(pms, feeder_count=2, transformer_count=3, seed=3)]
+    )
+    assert {item.kind for item in measured_by_dispatch} == {
+        EquipmentKind.MAIN_TRANSFORMER,
+        EquipmentKind.FEEDER,
+    }
+    assert {item.kind for item in metered} == {EquipmentKind.TRANSFORMER}

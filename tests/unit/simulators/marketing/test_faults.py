@@ -25,6 +25,7 @@ from yekuo.errors import ConfigError
         ("http_500:calls=4", FaultRule(Fault.HTTP_500, None, 4, 4)),
         ("latency:calls=5-", FaultRule(Fault.LATENCY, None, 5, None)),
         ("unknown_code:app=2611020001234", FaultRule(Fault.UNKNOWN_CODE, app_no="2611020001234")),
+        ("http_500:after=2:for=2.5", FaultRule(Fault.HTTP_500, after_s=2.0, for_s=2.5)),
     ],
 )
 def test_rules_parse_from_the_command_line_form(spec: str, rule: FaultRule) -> None:
@@ -35,7 +36,9 @@ def test_rules_parse_from_the_command_line_form(spec: str, rule: FaultRule) -> N
     ("spec", "message"),
     [
         ("meteor_strike", "unknown marketing fault trigger 'meteor_strike'"),
-        ("timeout:when=now", "expected op=, calls=, app= or delay=, got 'when=now'"),
+        ("timeout:when=now", "expected op=, calls=, app=, delay=, after= or for=, got 'when=now'"),
+        ("http_500:after=-2", "after must not be negative"),
+        ("http_500:for=long", "for must be a number of seconds"),
         ("timeout:calls=x", "calls must be N, N-M or N-, got 'x'"),
         ("timeout:calls=3-2", "calls 3-2 is not a range"),
         ("timeout:calls=0", "calls 0-0 is not a range"),
@@ -64,6 +67,31 @@ def test_a_rule_fires_on_its_range_of_matching_calls_only() -> None:
     assert plan.count("GetCustomers") == 4
     assert plan.count("GetCustomers", Fault.SERVER_FAULT) == 2
     assert plan.count("GetApplication", Fault.SERVER_FAULT) == 0
+
+
+def test_a_time_window_fires_only_on_calls_inside_it_counted_from_the_restart() -> None:
+    now = [100.0]
+    rule = FaultRule.parse("http_500:op=ListChangedApplications:after=2:for=3")
+    plan = FaultPlan([rule], clock=lambda: now[0])
+    now[0] = 150.0
+    plan.restart_clock()
+    fired = []
+    for offset in (0.0, 1.9, 2.0, 4.9, 5.0, 9.0):
+        now[0] = 150.0 + offset
+        call = plan.begin_call("ListChangedApplications", None).call
+        fired.append(call.fault if call else None)
+    assert fired == [None, None, Fault.HTTP_500, Fault.HTTP_500, None, None]
+
+
+def test_calls_outside_a_window_do_not_count_toward_its_call_range() -> None:
+    now = [0.0]
+    plan = FaultPlan([FaultRule.parse("server_fault:after=10:calls=2")], clock=lambda: now[0])
+    assert plan.begin_call("GetCustomers", None).call is None
+    now[0] = 10.0
+    first_inside = plan.begin_call("GetCustomers", None).call
+    second_inside = plan.begin_call("GetCustomers", None).call
+    assert first_inside is None
+    assert second_inside is not None and second_inside.fault is Fault.SERVER_FAULT
 
 
 def test_a_call_fault_for_an_application_counts_only_calls_about_it() -> None:

@@ -326,3 +326,35 @@ def test_listeners_hear_every_change_as_a_copy(world: MarketingWorld) -> None:
     heard[0]["ELEC_ADDR"] = "changed by a listener"
     stored = world.application(first)
     assert stored is not None and stored["ELEC_ADDR"] == "新地址"
+
+
+def test_an_added_application_is_listed_after_everything_read_so_far(world: MarketingWorld) -> None:
+    newest = world.all_applications()[-1]
+    read_to = (newest["UPDATE_TIME"], newest["APP_NO"])
+    later = (datetime.strptime(newest["UPDATE_TIME"], LEGACY_TIME_FORMAT) + timedelta(seconds=5)).strftime(
+        LEGACY_TIME_FORMAT
+    )
+    added = ApplicationRow(**{**newest, "APP_NO": "2611269999999", "UPDATE_TIME": later})
+    seen: list[str] = []
+    world.subscribe(lambda row: seen.append(row["APP_NO"]))
+    world.add_application(added)
+    rows, has_more = world.changed_applications(*read_to, page_size=10)
+    assert [row["APP_NO"] for row in rows] == ["2611269999999"] and not has_more
+    assert seen == ["2611269999999"]
+    assert world.application_count == 401
+
+
+def test_an_application_that_would_be_listed_before_read_changes_is_refused(world: MarketingWorld) -> None:
+    newest = world.all_applications()[-1]
+    earlier = ApplicationRow(**{**newest, "APP_NO": "0000000000001"})
+    with pytest.raises(ConfigError, match="would be listed before changes already listed"):
+        world.add_application(earlier)
+    later = (datetime.strptime(newest["UPDATE_TIME"], LEGACY_TIME_FORMAT) + timedelta(seconds=1)).strftime(
+        LEGACY_TIME_FORMAT
+    )
+    orphan = ApplicationRow(
+        **{**newest, "APP_NO": "2611260000002", "UPDATE_TIME": later, "CONS_NO": "4130000000"}
+    )
+    with pytest.raises(ConfigError, match="no customer '4130000000'"):
+        world.add_application(orphan)
+    assert world.application_count == 400

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from simulators.pms.faults import late_commit, table_lock
+from simulators.pms.faults import bulk_rerating, late_commit, table_lock
 from simulators.pms.schema import transformers
 from simulators.pms.seed import seed_database
 from yekuo.errors import ConfigError
@@ -45,3 +45,26 @@ def test_a_table_lock_blocks_readers_until_released(engine: Engine) -> None:
     with table_lock(engine, "T_SB_ZNYC_PDBYQ"), pytest.raises(sa.exc.OperationalError, match="locked"):
         rating(engine, "PB0000001")
     assert rating(engine, "PB0000001") > 0
+
+
+def test_a_bulk_rerating_changes_every_named_transformer_with_one_timestamp(engine: Engine) -> None:
+    untouched = rating(engine, "PB0000005")
+    at = bulk_rerating(engine, ["PB0000001", "PB0000002", "PB0000003"], 30, clock=lambda: AT)
+    assert at == AT
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(transformers.c.OBJ_ID, transformers.c.EDRL, transformers.c.XH, transformers.c.GXSJ)
+            .where(transformers.c.OBJ_ID.in_(["PB0000001", "PB0000002", "PB0000003"]))
+        ).all()
+    assert {(float(row.EDRL), row.GXSJ) for row in rows} == {(30.0, AT)}
+    assert all(row.XH.endswith("-30/10") for row in rows)
+    assert rating(engine, "PB0000005") == untouched
+
+
+def test_a_bulk_rerating_of_missing_transformers_changes_nothing(engine: Engine) -> None:
+    before = rating(engine, "PB0000001")
+    with pytest.raises(ConfigError, match="only 1 of 2 transformers"):
+        bulk_rerating(engine, ["PB0000001", "PB9"], 30, clock=lambda: AT)
+    assert rating(engine, "PB0000001") == before
+    with pytest.raises(ConfigError, match="at least one transformer"):
+        bulk_rerating(engine, [], 30)

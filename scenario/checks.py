@@ -1,0 +1,199 @@
+"""Checking a scenario's expectations against the hub's store once a run has settled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from canonical_model.case import CaseStatus
+from scenario.model import Count, Expectations
+from store.feasibility import feasibility_assessments
+from store.grid import grid_equipment
+from store.loads import load_profiles
+from store.parking import list_parked
+from store.schema import cases, customers
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One expectation: what was expected, what the store held, and whether that passes."""
+
+    name: str
+    expected: str
+    actual: str
+    passed: bool
+    why: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the runner observed outside the store: loop failures, drop-folder outcomes, earlier verdicts."""
+
+    day: date
+    loop_failures: Mapping[str, int]
+    drop_dir: Path
+    verdicts_before: Mapping[str, str] | None
+
+
+def verdicts(conn: Connection) -> dict[str, str]:
+    """The current verdict of every assessed application."""
+    table = feasibility_assessments
+    return {
+        row.application_no: row.verdict
+        for row in conn.execute(sa.select(table.c.application_no, table.c.verdict))
+    }
+
+
+def _count(conn: Connection, query: Any) -> int:
+    return int(conn.execute(query).scalar_one())
+
+
+def _check(name: str, count: Count, actual: int, why: str = "") -> CheckResult:
+    passed = count.holds(actual)
+    return CheckResult(name, count.describe(), str(actual), passed, "" if passed else why)
+
+
+def _files(folder: Path) -> int:
+    return sum(1 for path in folder.glob("*") if path.is_file() and path.suffix != ".reason")
+
+
+def evaluate(conn: Connection, expect: Expectations, facts: RunFacts) -> list[CheckResult]:
+    """Every expectation of the scenario: totals, verdicts, parked messages, loop failures, files."""
+    return [
+        *_totals(conn, expect, facts),
+        *_verdicts(conn, expect, facts),
+        *_parked(conn, expect),
+        *_loops(expect, facts),
+        *_files_checks(expect, facts),
+    ]
+
+
+def _totals(conn: Connection, expect: Expectations, facts: RunFacts) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    count_of = sa.select(sa.func.count())
+    totals = {
+        "cases": (expect.cases, count_of.select_from(cases), "applications tracked as cases"),
+        "customers": (expect.customers, count_of.select_from(customers), "customers in the hub's store"),
+        "grid_equipment": (
+            expect.grid_equipment,
+            count_of.select_from(grid_equipment).where(grid_equipment.c.deleted_at.is_(None)),
+            "pieces of equipment in the grid projection (deleted ones not counted)",
+        ),
+        "load_profiles": (
+            expect.load_profiles,
+            count_of.select_from(load_profiles),
+            "load profiles (equipment, day, phase) in the load projection",
+        ),
+        "overdue_cases": (
+            expect.overdue_cases,
+            count_of.select_from(cases).where(
+                cases.c.status == CaseStatus.OPEN.value, cases.c.deadline < facts.day
+            ),
+            f"open cases whose stage deadline lies before the simulated day {facts.day.isoformat()}",
+        ),
+        "assessed": (
+            expect.assessed,
+            count_of.select_from(feasibility_assessments),
+            "applications with a feasibility assessment (none once at energisation or withdrawn)",
+        ),
+    }
+    for name, (count, query, meaning) in totals.items():
+        if count is not None:
+            actual = _count(conn, query)
+            results.append(_check(name, count, actual, f"{actual} {meaning}"))
+    return results
+
+
+def _verdicts(conn: Connection, expect: Expectations, facts: RunFacts) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    current = verdicts(conn)
+    for verdict, count in expect.verdict_counts.items():
+        actual = sum(1 for value in current.values() if value == verdict)
+        results.append(_check(f"verdict {verdict}", count, actual, f"{actual} of {len(current)} assessments"))
+    for wanted in expect.verdicts:
+        found = current.get(wanted.application)
+        why = "no assessment of this application" if found is None else f"assessed {found}"
+        results.append(
+            CheckResult(
+                f"verdict of {wanted.application}",
+                wanted.verdict,
+                found or "none",
+                found == wanted.verdict,
+                "" if found == wanted.verdict else why,
+            )
+        )
+    if expect.verdicts_changed is not None:
+        before = facts.verdicts_before or {}
+        changed = sorted(no for no, verdict in current.items() if no in before and before[no] != verdict)
+        why = (
+            "no fault fired once settled, so nothing was compared"
+            if facts.verdicts_before is None
+            else f"{len(before)} verdicts before them; changed: {', '.join(changed[:5]) or 'none'}"
+        )
+        results.append(_check("verdicts changed", expect.verdicts_changed, len(changed), why))
+    return results
+
+
+def _parked(conn: Connection, expect: Expectations) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for parked in expect.parked:
+        messages = [
+            message
+            for message in list_parked(conn, parked.kind)
+            if (parked.system is None or message.source_system == parked.system)
+            and (parked.reason_code is None or message.reason_code == parked.reason_code)
+            and (parked.reason_contains is None or parked.reason_contains in message.reason)
+        ]
+        label = f"parked {parked.kind}" + (f" from {parked.system}" if parked.system else "")
+        if parked.reason_code:
+            label += f" ({parked.reason_code})"
+        if parked.reason_contains:
+            label += f" with reason containing {parked.reason_contains!r}"
+        reasons = sorted({message.reason for message in list_parked(conn, parked.kind)})
+        why = "parked reasons: " + ("; ".join(reason[:120] for reason in reasons[:5]) or "none")
+        results.append(_check(label, parked.count, len(messages), why))
+    return results
+
+
+def _loops(expect: Expectations, facts: RunFacts) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for loop, count in expect.source_failures.items():
+        failures = facts.loop_failures.get(loop)
+        if failures is None:
+            results.append(
+                CheckResult(
+                    f"transient failures of {loop}",
+                    count.describe(),
+                    "no such loop",
+                    False,
+                    f"loops: {', '.join(sorted(facts.loop_failures))}",
+                )
+            )
+        else:
+            results.append(
+                _check(f"transient failures of {loop}", count, failures, "as counted by the hub loop")
+            )
+    return results
+
+
+def _files_checks(expect: Expectations, facts: RunFacts) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for label, count, folder in (
+        ("files done", expect.files_done, "done"),
+        ("files in error", expect.files_error, "error"),
+    ):
+        if count is not None:
+            results.append(
+                _check(label, count, _files(facts.drop_dir / folder), f"in {facts.drop_dir / folder}")
+            )
+    return results
