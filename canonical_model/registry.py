@@ -22,6 +22,7 @@ from canonical_model.grid import (
     Substation,
 )
 from canonical_model.load import LoadProfile, Measurement
+from canonical_model.projection import ProjectionUpdate
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_URI_PREFIX = "urn:yekuo:schema:"
@@ -46,6 +47,7 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "LoadProfile": (LoadProfile, "load_profile.v1"),
     "Measurement": (Measurement, "measurement.v1"),
     "FeasibilityAssessment": (FeasibilityAssessment, "feasibility_assessment.v1"),
+    "ProjectionUpdate": (ProjectionUpdate, "projection_update.v1"),
 }
 
 

@@ -1,8 +1,12 @@
 """The feasibility consumer: assesses applications when they arrive or change, and when their grid changes.
 
-Bindings: application.# (assess, or release reservations once withdrawn or energised), grid.# and load.#
-(re-assess the open applications that used the equipment or lie within reach of it) and feasibility.#
-(its own results, bound so that every result it publishes has a queue; they need no action here).
+Bindings: application.# (assess, or release reservations once withdrawn or energised), projection.# (re-assess
+the open applications that used the equipment or lie within reach of it) and feasibility.# (its own results,
+bound so that every result it publishes has a queue; they need no action here).
+
+Grid and load changes arrive as the projections' own notices (cn.yekuo.projection.updated.v1), published
+after the grid or loads consumer stored the change, not as the source events: those reach every consumer in
+no fixed order, and a re-assessment that ran first would read the grid without the change.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
-from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
+from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
 from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
+from workflow.projection import PROJECTION_UPDATED
 from yekuo.errors import SchemaViolationError
 from yekuo.settings import Settings
 
@@ -27,9 +32,7 @@ log = logging.getLogger(__name__)
 
 APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
 STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-PROFILE_RECORDED = "cn.yekuo.load.profile.recorded.v1"
-GRID_PREFIX = "cn.yekuo.grid."
-TOPICS = ("application.#", "grid.#", "load.#", "feasibility.#")
+TOPICS = ("application.#", "projection.#", "feasibility.#")
 
 
 def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
@@ -54,13 +57,11 @@ class FeasibilityHandler:
             report: StageReport = _validated(StageReport, event)
             if report.stage in self.service.config.rules_for().release_stages:
                 self.service.release(conn, report.application_no)
-        elif event.type.startswith(GRID_PREFIX):
-            self._equipment_changed(conn, event, event.subject, _location(event.data))
-        elif event.type == PROFILE_RECORDED:
-            equipment_id = event.data.get("equipment_id") if isinstance(event.data, dict) else None
-            if not isinstance(equipment_id, str) or not equipment_id:
-                raise SchemaViolationError(f"load profile event {event.id} names no equipment_id")
-            self._equipment_changed(conn, event, equipment_id, None)
+        elif event.type == PROJECTION_UPDATED:
+            update: ProjectionUpdate = _validated(ProjectionUpdate, event)
+            affected = self.service.affected(conn, update.equipment_id, update.location)
+            if affected:
+                self.service.reassess(conn, affected, correlation_id=event.correlationid)
         elif event.type != FEASIBILITY_ASSESSED:
             # Telemetry values and other application events do not change an assessment's inputs.
             log.debug("feasibility ignores %s (event %s)", event.type, event.id)
@@ -73,22 +74,6 @@ class FeasibilityHandler:
             return
         self.service.assess_application(conn, application, correlation_id=event.correlationid)
 
-    def _equipment_changed(
-        self, conn: Connection, event: CloudEvent, equipment_id: str, location: GeoPoint | None
-    ) -> None:
-        affected = self.service.affected(conn, equipment_id, location)
-        if affected:
-            self.service.reassess(conn, affected, correlation_id=event.correlationid)
-
-
-def _location(data: Any) -> GeoPoint | None:
-    location = data.get("location") if isinstance(data, dict) else None
-    if not isinstance(location, dict):
-        return None
-    try:
-        return GeoPoint.model_validate(location)
-    except pydantic.ValidationError:
-        return None
 
 
 @cache

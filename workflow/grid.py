@@ -1,5 +1,8 @@
 """The grid projection: keeps grid_equipment current from cn.yekuo.grid.<kind>.changed|deleted events.
 
+Every stored change is announced (workflow/projection.py) for the feasibility checks, which must read the
+projection only once it holds the change.
+
 Any kind the routes publish under that pattern is kept, so a newly onboarded PMS table needs no code here.
 The document is validated against the canonical model its event names (dataschema). Ordering is guarded per
 equipment: a change older than the last applied change of the same source (by sequence) is ignored, and a
@@ -18,10 +21,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
+from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
+from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import MODELS, schema_uri
 from store.database import utcnow
 from store.grid import bump_grid_revision, cell_of, cells_covering, grid_equipment
+from workflow.projection import announce
 
 GRID_EVENT = re.compile(r"^cn\.yekuo\.grid\.(?P<kind>[a-z_]+)\.(?P<change>changed|deleted)\.v[0-9]+$")
 _MODELS_BY_SCHEMA: dict[str, type[BaseModel]] = {schema_uri(name): model for model, name in MODELS.values()}
@@ -96,6 +102,22 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
         "updated_at": utcnow(),
     }
     _write(conn, row is not None, kind, event.subject, values)
+    point = GeoPoint.model_validate(location) if location.get("lon") is not None else None
+    announce(conn, _update(kind, event, location=point), event)
+
+
+def _update(
+    kind: str, event: CloudEvent, *, location: GeoPoint | None = None, deleted: bool = False
+) -> ProjectionUpdate:
+    return ProjectionUpdate(
+        projection=Projection.GRID,
+        equipment_id=event.subject,
+        equipment_kind=kind,
+        deleted=deleted,
+        location=location,
+        source_event_id=event.id,
+        source_event_type=event.type,
+    )
 
 
 def _apply_deletion(conn: Connection, kind: str, event: CloudEvent, document: dict[str, Any]) -> None:
@@ -118,6 +140,7 @@ def _apply_deletion(conn: Connection, kind: str, event: CloudEvent, document: di
         # Deleted before its change arrived: keep the mark, so the late change is recognised as stale.
         values["document"] = document
     _write(conn, row is not None, kind, event.subject, values)
+    announce(conn, _update(kind, event, deleted=True), event)
 
 
 def _time(value: Any) -> datetime | None:

@@ -16,9 +16,10 @@ from api.feasibility import feasibility_router
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
 from canonical_model.feasibility import FeasibilityAssessment, RuleResult, Verdict
+from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
-from feasibility.consumer import APPLICATION_CHANGED, PROFILE_RECORDED, TOPICS, FeasibilityHandler
+from feasibility.consumer import APPLICATION_CHANGED, TOPICS, FeasibilityHandler
 from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
 from store.schema import outbox
 from tests.unit.feasibility.builders import (
@@ -33,6 +34,8 @@ from tests.unit.feasibility.builders import (
     store_peak,
     transformer,
 )
+from workflow.grid import handle_grid_event
+from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 
 CONFIG = load_feasibility_config(ROOT)
@@ -66,6 +69,23 @@ def _event(event_type: str, subject: str, data: dict[str, Any], schema: str) -> 
         sequence=1,
         data=data,
     )
+
+
+def _load_update(equipment_id: str) -> CloudEvent:
+    """The loads consumer's notice that a profile of the equipment was stored."""
+    update = ProjectionUpdate(
+        projection=Projection.LOADS,
+        equipment_id=equipment_id,
+        source_event_id=str(uuid.uuid4()),
+        source_event_type="cn.yekuo.load.profile.recorded.v1",
+    )
+    return _event(PROJECTION_UPDATED, equipment_id, update.model_dump(mode="json"), "projection_update.v1")
+
+
+def _outbox_events(engine: Engine, event_type: str) -> list[CloudEvent]:
+    with engine.connect() as conn:
+        bodies = conn.execute(sa.select(outbox.c.body).where(outbox.c.event_type == event_type)).scalars()
+        return [CloudEvent.model_validate_json(body) for body in bodies]
 
 
 def _application_event(app: ConnectionApplication) -> CloudEvent:
@@ -158,7 +178,7 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     # A new profile of the transformer it used runs the assessment again: 300 kW / 0.9 = 333 kVA > 320.
     with grid.begin() as conn:
         store_peak(conn, "T1", 300)
-        handler(conn, _event(PROFILE_RECORDED, "T1", {"equipment_id": "T1"}, "load_profile.v1"))
+        handler(conn, _load_update("T1"))
     assert _published(grid)[-1] == (FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.needs_reinforcement")
     with grid.connect() as conn:
         assert reservations(conn) == []
@@ -166,7 +186,7 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     assert kept is not None and kept["verdict"] == "needs_reinforcement"
     with grid.begin() as conn:
         store_peak(conn, "T1", 150)
-        handler(conn, _event(PROFILE_RECORDED, "T1", {"equipment_id": "T1"}, "load_profile.v1"))
+        handler(conn, _load_update("T1"))
     with grid.connect() as conn:
         assert reservations(conn) == [("A1", "T1", 100.0)]
     with grid.begin() as conn:
@@ -176,7 +196,7 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     # Once energised, grid changes no longer re-run it.
     count = len(_published(grid))
     with grid.begin() as conn:
-        handler(conn, _event(PROFILE_RECORDED, "T1", {"equipment_id": "T1"}, "load_profile.v1"))
+        handler(conn, _load_update("T1"))
     assert len(_published(grid)) == count
 
 
@@ -193,17 +213,25 @@ def test_a_new_transformer_near_an_open_site_reassesses_it(
         store_peak(conn, "T9", 100)
         for equipment_id, peak_kw in LV_UPSTREAM_PEAKS_KW.items():
             store_peak(conn, equipment_id, peak_kw)
-        data = new.model_dump(mode="json", exclude_none=True)
-        handler(
+    # The grid consumer stores the new transformer and announces it once stored; the notice re-runs the check.
+    data = new.model_dump(mode="json", exclude_none=True)
+    with sqlite_engine.begin() as conn:
+        handle_grid_event(
             conn, _event("cn.yekuo.grid.transformer.changed.v1", "T9", data, "distribution_transformer.v1")
         )
+    (notice,) = _outbox_events(sqlite_engine, PROJECTION_UPDATED)
+    assert (notice.subject, notice.data["equipment_kind"]) == ("T9", "transformer")
+    with sqlite_engine.begin() as conn:
+        handler(conn, notice)
     assert _published(sqlite_engine)[-1][2] == "feasibility.assessed.feasible"
 
 
 def test_the_consumer_binds_every_key_it_publishes() -> None:
     spec = next(spec for spec in CONSUMERS if spec.name == "feasibility")
     assert spec.topics == TOPICS
-    assert "feasibility.#" in spec.topics and "application.#" in spec.topics
+    assert "feasibility.#" in spec.topics and "application.#" in spec.topics and "projection.#" in spec.topics
+    # Source grid and load events reach it only as the projections' notices, after they are stored.
+    assert not any(topic.startswith(("grid.", "load.")) for topic in spec.topics)
 
 
 def test_the_api_serves_kept_assessments_and_previews_without_reserving(

@@ -24,7 +24,13 @@ from simulators.pms.seed import seed_database
 from store.checkpoints import load_checkpoint
 from store.database import create_engine, create_schema, drop_schema
 from store.schema import outbox
-from tests.support.pipeline import GRID_CONSUMER, last_outbox_id, pipeline, subject_counts
+from tests.support.pipeline import (
+    FEASIBILITY_CONSUMER,
+    GRID_CONSUMER,
+    last_outbox_id,
+    pipeline,
+    subject_counts,
+)
 from tests.support.pms import backend_url, pms_database, projected_transformers, source_transformers
 from tests.support.relay import TcpRelay
 from yekuo.errors import SourceUnavailableError
@@ -107,7 +113,8 @@ def test_an_outage_mid_sync_under_the_running_hub_loses_and_doubles_nothing(
         )
         bus_url = unique_url("pms-outage")
         settings = Settings(bus_url=bus_url, marketing=MarketingSettings(poll_interval_s=0.05))
-        hub = Hub(settings, sources=[source], engine=store, config=config, consumers=[GRID_CONSUMER])
+        consumers = [GRID_CONSUMER, FEASIBILITY_CONSUMER]
+        hub = Hub(settings, sources=[source], engine=store, config=config, consumers=consumers)
         hub.start()
         try:
             wait_for("part of the sync is committed", lambda: staged(store) >= 500)
@@ -209,6 +216,7 @@ def test_a_table_lock_times_out_as_source_unavailable_then_reading_resumes(
 def select_only_user(backend: str, url: str) -> Iterator[str]:
     """A database user that may read the PMS tables and nothing else; yields its URL."""
     name = f"pms_reader_{uuid.uuid4().hex[:8]}"
+    database = make_url(url).database
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if backend == "postgres":
@@ -217,7 +225,7 @@ def select_only_user(backend: str, url: str) -> Iterator[str]:
         else:
             for host in MARIADB_HOSTS:
                 conn.exec_driver_sql(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY 'reader'")
-                conn.exec_driver_sql(f"GRANT SELECT ON test.* TO '{name}'@'{host}'")
+                conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO '{name}'@'{host}'")
     try:
         yield make_url(url).set(username=name, password="reader").render_as_string(hide_password=False)
     finally:

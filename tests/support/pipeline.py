@@ -28,6 +28,9 @@ from yekuo.hub import hub_topology
 from yekuo.ingest import Ingestor
 
 GRID_CONSUMER: ConsumerSpec = next(spec for spec in CONSUMERS if spec.name == "grid")
+# The grid consumer announces what it stored to the feasibility checks; their queue takes those notices
+# (left unread here), so the relay can publish them.
+FEASIBILITY_CONSUMER: ConsumerSpec = next(spec for spec in CONSUMERS if spec.name == "feasibility")
 
 
 class Pipeline:
@@ -39,7 +42,7 @@ class Pipeline:
         self.ingestor = Ingestor(engine, config.router)
         exchanges = sorted({route.exchange for route in config.routes})
         declaring = open_bus(bus_url)
-        declaring.declare(hub_topology(exchanges, [GRID_CONSUMER]))
+        declaring.declare(hub_topology(exchanges, [GRID_CONSUMER, FEASIBILITY_CONSUMER]))
         declaring.close()
         self.relay = OutboxRelay(engine, open_bus(bus_url))
         self.consumer = InboxConsumer(

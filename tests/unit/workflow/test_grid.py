@@ -18,7 +18,9 @@ from canonical_model.registry import schema_uri
 from routes.config import load_hub_config
 from store.database import create_engine, create_schema
 from store.grid import grid_equipment
+from store.schema import outbox
 from workflow.grid import GRID_EVENT, EquipmentFilter, get_equipment, handle_grid_event, list_equipment
+from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 from yekuo.settings import PROJECT_ROOT
 
@@ -219,3 +221,22 @@ def test_moved_equipment_is_found_by_a_box_search_at_its_new_place_only(engine: 
 
     assert found((113.6, 34.7, 113.7, 34.8)) == ["PB1"]
     assert found((112.45, 32.95, 112.55, 33.05)) == []
+
+
+def test_stored_changes_and_deletions_are_announced_and_ignored_ones_are_not(engine: Engine) -> None:
+    first, stale = changed(transformer(), 2), changed(transformer(rated_capacity_kva=1.0), 1)
+    removal = deleted("PB1", "2026-11-26T10:00:00+08:00", sequence=3)
+    apply(engine, first, stale)
+    apply(engine, removal)
+    with engine.connect() as conn:
+        bodies = conn.execute(
+            sa.select(outbox.c.body, outbox.c.routing_key)
+            .where(outbox.c.event_type == PROJECTION_UPDATED)
+            .order_by(outbox.c.id)
+        ).all()
+    notices = [(CloudEvent.model_validate_json(row.body).data, row.routing_key) for row in bodies]
+    assert [(data["source_event_id"], data["deleted"], key) for data, key in notices] == [
+        (first.id, False, "projection.grid.transformer"),
+        (removal.id, True, "projection.grid.transformer"),
+    ]
+    assert notices[0][0]["location"] == {"lon": 112.5, "lat": 33.0}

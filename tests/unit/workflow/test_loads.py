@@ -13,7 +13,9 @@ from sqlalchemy.engine import Engine
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles
+from store.schema import outbox
 from workflow.loads import MEASUREMENT_RECORDED, PROFILE_RECORDED, handle_load_event
+from workflow.projection import PROJECTION_UPDATED
 from yekuo.errors import InvalidRecordError
 
 
@@ -116,3 +118,21 @@ def test_an_unknown_event_type_is_an_error(sqlite_engine: Engine) -> None:
         pytest.raises(InvalidRecordError, match=r"cn\.yekuo\.load\.other\.v1"),
     ):
         handle_load_event(conn, event("cn.yekuo.load.other.v1", profile("XL1", "2026-11-20", 1.0)))
+
+
+def _notices(engine: Engine) -> list[tuple[str, str | None, str | None]]:
+    with engine.connect() as conn:
+        bodies = conn.execute(
+            sa.select(outbox.c.body).where(outbox.c.event_type == PROJECTION_UPDATED).order_by(outbox.c.id)
+        ).scalars()
+        events = [CloudEvent.model_validate_json(body) for body in bodies]
+    return [(e.subject, e.data.get("data_date"), e.data.get("source_event_id")) for e in events]
+
+
+def test_each_stored_profile_is_announced_and_an_ignored_one_is_not(sqlite_engine: Engine) -> None:
+    newer = event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2)
+    older = event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1)
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, newer)
+        handle_load_event(conn, older)
+    assert _notices(sqlite_engine) == [("XL1", "2026-11-20", newer.id)]

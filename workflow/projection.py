@@ -1,0 +1,50 @@
+"""Announcing projection changes: an outbox event staged in the transaction that stored the change.
+
+The outbox publishes it only after that transaction commits, so whoever receives it reads the projection
+with the change in it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy.engine import Connection
+
+from bus.outbox import EventDraft, stage_event
+from canonical_model.envelope import CloudEvent
+from canonical_model.projection import ProjectionUpdate
+from canonical_model.registry import schema_name_of, schema_uri
+from yekuo.settings import Settings
+
+PROJECTION_UPDATED = "cn.yekuo.projection.updated.v1"
+ROUTING_PREFIX = "projection"
+
+
+@cache
+def _exchange() -> str:
+    return Settings().exchange
+
+
+def routing_key(update: ProjectionUpdate) -> str:
+    """projection.grid.<kind> or projection.loads."""
+    parts = [ROUTING_PREFIX, update.projection.value]
+    if update.equipment_kind:
+        parts.append(update.equipment_kind)
+    return ".".join(parts)
+
+
+def announce(conn: Connection, update: ProjectionUpdate, cause: CloudEvent) -> None:
+    """Stage the notice of a stored change in the caller's transaction."""
+    stage_event(
+        conn,
+        EventDraft(
+            event_type=PROJECTION_UPDATED,
+            source=f"/hub/projection/{update.projection.value}",
+            subject=update.equipment_id,
+            dataschema=schema_uri(schema_name_of(ProjectionUpdate)),
+            data=update.model_dump(mode="json", exclude_none=True),
+            exchange=_exchange(),
+            routing_key=routing_key(update),
+        ),
+        correlation_id=cause.correlationid,
+    )
