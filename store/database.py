@@ -10,15 +10,31 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import store.grid  # noqa: F401  (registers the grid tables on metadata)
+from store import audit as _audit  # noqa: F401  (registers audit_log on metadata)
+from store import event_feed as _event_feed  # noqa: F401  (registers the event feed tables)
 from store import feasibility as _feasibility  # noqa: F401  (registers the feasibility tables on metadata)
+from store import idempotency as _idempotency  # noqa: F401  (registers idempotency_keys on metadata)
 from store import loads as _loads  # noqa: F401  (registers the load and intake tables on metadata)
 from store import operations as _operations  # noqa: F401  (registers operator_actions on metadata)
 from store import submissions as _submissions  # noqa: F401  (registers the marketing exchange tables)
+from store import webhooks as _webhooks  # noqa: F401  (registers the webhook subscription tables)
+from store.crypto import Keyring, bind_keyring, keyring_from_settings
 from store.schema import metadata
+from yekuo.settings import Settings
 
 
-def create_engine(url: str) -> Engine:
-    """An engine for the hub database; SQLite gets WAL and a busy timeout so threads can share it."""
+def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:
+    """An engine for the hub database; SQLite gets WAL and a busy timeout so threads can share it.
+
+    Personal data is sealed with keyring, by default the one YEKUO_PII__* configures (without it, the
+    public development key, with a warning).
+    """
+    engine = _create_engine(url)
+    bind_keyring(engine, keyring or keyring_from_settings(Settings().pii))
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":

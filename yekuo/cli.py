@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,18 @@ def _schemas_export(args: argparse.Namespace) -> int:
 
     for path in export(Path(args.out) if args.out else SCHEMA_DIR):
         print(path)
+    return 0
+
+
+def _asyncapi_export(args: argparse.Namespace) -> int:
+    from api.asyncapi import render, settings_document
+
+    text = render(settings_document(Settings()))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(args.out)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -83,6 +96,7 @@ def _sim_marketing(args: argparse.Namespace) -> int:
         applications=args.applications,
         faults=args.fault,
         push_url=args.push_url,
+        push_api_key=args.push_api_key,
         change_interval_s=args.change_interval,
     )
     return 0
@@ -129,6 +143,64 @@ def _sim_dispatch(args: argparse.Namespace) -> int:
             manifest=Path(args.manifest) if args.manifest else None,
         )
     return 0
+
+
+def _sim_all(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from simulators.dispatch.faults import parse_faults
+    from simulators.suite import SuiteOptions, run_suite
+    from simulators.world import WorldScale
+
+    scale = WorldScale(
+        customers=args.customers,
+        applications=args.applications,
+        substations=args.substations,
+        feeders=args.feeders,
+        transformers=args.transformers,
+    )
+    run_suite(
+        SuiteOptions(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            scale=scale,
+            pms_db_url=args.pms_db_url,
+            reset=args.reset,
+            pms_interval_s=args.pms_interval,
+            pms_changes=args.pms_changes,
+            dispatch_out=Path(args.dispatch_out),
+            dispatch_interval_s=args.dispatch_interval,
+            dispatch_days=args.dispatch_days,
+            dispatch_start=date.fromisoformat(args.dispatch_start) if args.dispatch_start else None,
+            dispatch_faults=parse_faults(args.dispatch_faults),
+            dispatch_fault_rate=args.dispatch_fault_rate,
+            marketing_faults=args.fault,
+        )
+    )
+    return 0
+
+
+def _scenario_run(args: argparse.Namespace) -> int:
+    from scenario.loader import load_scenario
+    from scenario.report import render_json, render_text
+    from scenario.runner import RunOptions, run_scenario
+    from yekuo.errors import ConfigError
+
+    try:
+        scenario = load_scenario(Path(args.file))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    options = RunOptions(
+        db_url=args.db_url, bus_url=args.bus_url, work_dir=Path(args.work_dir) if args.work_dir else None
+    )
+    # With --json, stdout carries the report only; progress goes to stderr.
+    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else None
+    result = run_scenario(scenario, options, say=progress or (lambda line: print(line, flush=True)))
+    print(render_json(result) if args.json else render_text(result), end="")
+    return 0 if result.passed else 1
+
 
 def _dlq(args: argparse.Namespace) -> int:
     from yekuo.dlq import run
@@ -185,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="target folder (default: canonical_model/schemas)")
     export.set_defaults(func=_schemas_export)
 
+    asyncapi = commands.add_parser("asyncapi", help="the AsyncAPI 3.0 document of the hub's events")
+    asyncapi_commands = asyncapi.add_subparsers(dest="asyncapi_command", required=True)
+    asyncapi_export = asyncapi_commands.add_parser("export", help="write the document built from the routes")
+    asyncapi_export.add_argument("--out", help="target file (default: standard output)")
+    asyncapi_export.set_defaults(func=_asyncapi_export)
+
     report = commands.add_parser("report", help="reports over the workflow state")
     reports = report.add_subparsers(dest="report", required=True)
     stages = reports.add_parser("stages", help="stage durations (mean, p50, p90 working days) and rework")
@@ -232,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], help="fault[:op=O][:calls=N-M][:app=A][:delay=S], repeatable"
     )
     marketing.add_argument("--push-url", help="push every change to the hub's /soap/marketing endpoint")
+    marketing.add_argument(
+        "--push-api-key",
+        default=os.environ.get("YEKUO_SIM_PUSH_API_KEY"),
+        help="the API key the hub issued to the marketing system (default: $YEKUO_SIM_PUSH_API_KEY)",
+    )
     marketing.add_argument("--change-interval", type=float, help="move an application a step every S s")
     marketing.set_defaults(func=_sim_marketing)
     pms = sims.add_parser("pms", help="production management system (legacy database): seed, then change it")
@@ -263,7 +346,82 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch.add_argument("--feeders", type=int, default=200, help="feeders to measure")
     dispatch.add_argument("--transformers", type=int, default=1000, help="transformers to measure")
     dispatch.set_defaults(func=_sim_dispatch)
+    _add_sim_all(sims)
+    _add_scenario(commands)
+
+    from yekuo import audit, auth, pii
+
+    pii.add_parser(commands)
+    audit.add_parser(commands)
+    auth.add_parser(commands)
     return parser
+
+
+def _add_sim_all(sims: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    every = sims.add_parser(
+        "all",
+        help="marketing, PMS and dispatch simulators together on one seeded world",
+        description="One seed gives one world: the PMS grid is seeded, the marketing customers are placed "
+        "next to its transformers, the dispatch files measure its feeders and transformers. Serves the "
+        "marketing system in the foreground; PMS and dispatch change in the background.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    every.add_argument("--host", default="127.0.0.1", help="marketing simulator: address to listen on")
+    every.add_argument("--port", type=int, default=8001, help="marketing simulator: port, 0 for any")
+    every.add_argument("--seed", type=int, default=20261126, help="seed of the whole world")
+    every.add_argument("--customers", type=int, default=150, help="marketing customers")
+    every.add_argument("--applications", type=int, default=200, help="marketing applications")
+    every.add_argument("--substations", type=int, default=100, help="PMS substations")
+    every.add_argument("--feeders", type=int, default=2000, help="PMS 10 kV feeders")
+    every.add_argument("--transformers", type=int, default=50000, help="PMS distribution transformers")
+    every.add_argument(
+        "--pms-db-url", default="sqlite:///var/pms.db", help="SQLAlchemy URL of the PMS database"
+    )
+    every.add_argument("--reset", action="store_true", help="drop the PMS tables and seed them afresh")
+    every.add_argument(
+        "--pms-interval", type=float, default=5.0, help="PMS: seconds between rounds of changes"
+    )
+    every.add_argument("--pms-changes", type=int, default=20, help="PMS: rows changed per round")
+    every.add_argument(
+        "--dispatch-out", default="var/dispatch/incoming", help="dispatch: folder the files are written to"
+    )
+    every.add_argument(
+        "--dispatch-interval", type=float, default=10.0, help="dispatch: seconds between simulated days"
+    )
+    every.add_argument("--dispatch-days", type=int, default=None, help="dispatch: stop after this many days")
+    every.add_argument("--dispatch-start", help="dispatch: first simulated day, YYYY-MM-DD (a week ago)")
+    every.add_argument(
+        "--dispatch-faults", default="", help="dispatch: comma-separated fault triggers, or all"
+    )
+    every.add_argument(
+        "--dispatch-fault-rate", type=float, default=0.0, help="dispatch: chance of a faulty file a day, 0-1"
+    )
+    every.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="marketing: fault[:op=O][:calls=N-M][:app=A][:delay=S][:after=S][:for=S], repeatable",
+    )
+    every.set_defaults(func=_sim_all)
+
+
+def _add_scenario(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scenario = commands.add_parser("scenario", help="rehearse the hub against the simulators")
+    scenarios = scenario.add_subparsers(dest="scenario_command", required=True)
+    run = scenarios.add_parser(
+        "run",
+        help="run a scenario file and check its expectations (exit 0 pass, 1 fail, 2 invalid file)",
+        description="Runs the hub against the three simulators on the scenario's seeded world, plays its "
+        "fault schedule, shows progress, then prints a pass/fail report of its expectations.",
+    )
+    run.add_argument("file", help="scenario YAML file, e.g. scenarios/normal-day.yaml")
+    run.add_argument(
+        "--db-url", help="hub database; it is emptied first (default: SQLite in a temporary folder)"
+    )
+    run.add_argument("--bus-url", help="bus (default: a private in-process bus)")
+    run.add_argument("--work-dir", help="keep the PMS database and drop folder here (default: temporary)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON (progress on stderr)")
+    run.set_defaults(func=_scenario_run)
 
 
 def main(argv: list[str] | None = None) -> int:

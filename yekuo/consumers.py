@@ -8,6 +8,7 @@ from adapters.marketing.writeback import handle_writeback, writeback_topics
 from bus.retry import parking_queue
 from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
 from feasibility.consumer import handle_feasibility_event
+from subscriptions.feed import feed_topics, record_feed_event
 from workflow.caselog import record_case_event
 from workflow.cases import handle_event
 from workflow.consumer import EventHandler
@@ -47,3 +48,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     # Supply feasibility of applications, re-run when their grid or load changes; binds its own results too.
     ConsumerSpec("feasibility", FEASIBILITY_TOPICS, handle_feasibility_event),
 )
+# Every event some consumer reads also goes into the event feed that SSE clients and webhooks are served from.
+EVENT_FEED = ConsumerSpec(
+    "event_feed", feed_topics(topic for spec in CONSUMERS for topic in spec.topics), record_feed_event
+)
+CONSUMERS = (*CONSUMERS, EVENT_FEED)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from adapters.marketing.source import MarketingSource
-from bus import open_bus
+from api.credentials import hash_api_key, mint_token
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
 from yekuo.hub import Hub, HubStatus
 from yekuo.serve import build_api
-from yekuo.settings import Settings
+from yekuo.settings import ApiKeySettings, Settings
 from yekuo.webserver import BackgroundServer
+
+DEMO_TOKEN_TTL_S = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         flush=True,
     )
 
+    settings, credentials = demo_credentials(settings)
     engine = create_engine(settings.db_url)
     # A demo starts from an empty hub so that its counts speak of this run only.
     drop_schema(engine)
@@ -47,7 +53,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     source = MarketingSource(simulator.wsdl_url, page_size=settings.marketing.page_size)
     hub = Hub(settings, sources=[source], engine=engine)
     hub.prepare()
-    _purge_demo_queues(settings, hub)
+    hub.purge_queues()
     hub.start()
     api = BackgroundServer(build_api(hub), host=settings.api_host, port=options.api_port).start()
     print(
@@ -65,7 +71,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         print(
             _summary(
                 status, expected, simulator.wsdl_url, api.base_url, world.all_applications()[0]["APP_NO"]
-            ),
+            )
+            + credentials.describe(api.base_url),
             flush=True,
         )
         if options.exit_after_settled:
@@ -82,14 +89,37 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         engine.dispose()
 
 
-def _purge_demo_queues(settings: Settings, hub: Hub) -> None:
-    bus = open_bus(settings.bus_url)
-    try:
-        for consumer in hub.consumers:
-            bus.purge(consumer.queue)
-            bus.purge(consumer.parking_queue)
-    finally:
-        bus.close()
+@dataclass(frozen=True)
+class DemoCredentials:
+    """What a tester needs to call the demo's API: an admin token and the integrator's API key."""
+
+    admin_token: str
+    integrator_key: str
+
+    def describe(self, api_url: str) -> str:
+        """Lines to print after the summary."""
+        return "\n".join(
+            [
+                f"  admin token (12 h, with pii:read)    : {self.admin_token}",
+                f"  integrator API key (X-API-Key)       : {self.integrator_key}",
+                f'  with a token: curl -H "Authorization: Bearer $TOKEN" {api_url}/v1/applications',
+                "",
+            ]
+        )
+
+
+def demo_credentials(settings: Settings) -> tuple[Settings, DemoCredentials]:
+    """Settings whose auth has a secret (an ephemeral one unless configured) and a fresh integrator key."""
+    auth = settings.auth
+    if auth.jwt_secret is None:
+        auth = auth.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})
+    integrator_key = secrets.token_urlsafe(24)
+    demo_key = ApiKeySettings(
+        name="demo-integrator", sha256=hash_api_key(integrator_key), roles=["integrator"]
+    )
+    auth = auth.model_copy(update={"api_keys": [*auth.api_keys, demo_key]})
+    token = mint_token(auth, sub="demo-admin", roles=["admin"], scopes=["pii:read"], ttl_s=DEMO_TOKEN_TTL_S)
+    return settings.model_copy(update={"auth": auth}), DemoCredentials(token, integrator_key)
 
 
 def _wait_until_settled(hub: Hub, expected: int, timeout_s: float) -> HubStatus | None:

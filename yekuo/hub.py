@@ -25,11 +25,15 @@ from bus.outbox import OutboxRelay, pending_count
 from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
 from routes.config import HubConfig, load_hub_config
+from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
 from store.parking import count_parked
+from subscriptions.settings import subscription_settings
+from subscriptions.webhooks import WebhookDispatcher
 from workflow.consumer import InboxConsumer
 from workflow.monitor import MonitorLoop
 from workflow.queries import count_cases
+from yekuo.audit import record_config_loaded
 from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusError, SourceUnavailableError
 from yekuo.ingest import Ingestor
@@ -98,7 +102,7 @@ class Hub:
         workers: Sequence[tuple[str, Callable[[], bool]]] = (),
     ) -> None:
         self.settings = settings
-        self.engine = engine or create_engine(settings.db_url)
+        self.engine = engine or create_engine(settings.db_url, keyring=keyring_from_settings(settings.pii))
         self.config = config or load_hub_config(settings.config_dir)
         self.sources = sources
         self.consumers = tuple(consumers)
@@ -121,6 +125,16 @@ class Hub:
         finally:
             bus.close()
 
+    def purge_queues(self) -> None:
+        """Empty every consumer's queue and parking lot, so a rehearsal on a shared broker starts clean."""
+        bus = open_bus(self.settings.bus_url)
+        try:
+            for consumer in self.consumers:
+                bus.purge(consumer.queue)
+                bus.purge(consumer.parking_queue)
+        finally:
+            bus.close()
+
     @property
     def event_exchanges(self) -> list[str]:
         """The hub's own event exchange and every exchange a route publishes to."""
@@ -129,6 +143,7 @@ class Hub:
     def start(self) -> None:
         """Start every loop in its own thread."""
         self.prepare()
+        record_config_loaded(self.engine, self.settings.config_dir)
         for source in self.sources:
             self._spawn(f"poll:{source.name}", functools.partial(self.ingestor.poll_source, source))
         self._spawn("relay", self._relay_loop_factory())
@@ -136,6 +151,8 @@ class Hub:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
         self._spawn("drain", self._drainer_loop_factory())
         self._spawn("monitor", MonitorLoop.for_engine(self.engine).step)
+        # Signed webhooks from the event feed, and the feed's retention.
+        self._spawn("write:subscriptions", WebhookDispatcher(self.engine, subscription_settings()).step)
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
         if self.settings.dispatch is not None:

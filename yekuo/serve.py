@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import time
 
 from fastapi import FastAPI
@@ -12,8 +13,10 @@ from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import pms_source
 from adapters.records import PollingSource
 from api.app import create_app
+from api.credentials import CredentialsError, signing_secret
 from bus import open_bus
 from routes.config import load_hub_config
+from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine
 from yekuo.hub import Hub
 from yekuo.ingest import Ingestor
@@ -34,13 +37,36 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     metrics = HubMetrics(hub.engine, operations.open_bus, watched_queues(hub.consumers))
     reports = {"marketing": marketing.status(lambda: hub.health)} if marketing is not None else None
     return create_app(
-        hub.engine, readiness=hub.readiness, operations=operations, metrics=metrics, adapter_reports=reports
+        hub.engine,
+        auth=hub.settings.auth,
+        readiness=hub.readiness,
+        operations=operations,
+        metrics=metrics,
+        adapter_reports=reports,
     )
+
+
+def production_keyring(settings: Settings) -> Keyring:
+    """The keyring personal data is sealed with, once the settings hold everything a real hub needs.
+
+    Raises CredentialsError without a token secret (tokens signed with a known one would let anyone in)
+    and PiiKeyError without a key (real customers' personal data needs a real key, not the development one).
+    """
+    signing_secret(settings.auth)
+    return keyring_from_settings(settings.pii, allow_development=False)
 
 
 def serve_hub(settings: Settings) -> int:
     """Run until interrupted."""
-    engine = create_engine(settings.db_url)
+    try:
+        keyring = production_keyring(settings)
+    except CredentialsError as exc:
+        print(f"yekuo run: {exc}; mint tokens with `yekuo auth token` once it is set", file=sys.stderr)
+        return 1
+    except PiiKeyError as exc:
+        print(f"yekuo run: {exc}", file=sys.stderr)
+        return 1
+    engine = create_engine(settings.db_url, keyring=keyring)
     config = load_hub_config(settings.config_dir)
     marketing = build_marketing(settings.marketing, engine)
     sources: list[PollingSource] = [marketing.source]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,42 @@ class DispatchSettings(BaseModel):
     progress_every_rows: int = Field(default=100_000, ge=1, description="log progress every this many rows")
 
 
+class ApiKeySettings(BaseModel):
+    """A legacy system's API key: only its SHA-256 is configured (`yekuo auth hash-key`), never the key."""
+
+    name: str = Field(min_length=1, description="who calls with this key; recorded as the caller (sub)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the key")
+    roles: list[str] = Field(default_factory=list, description="roles granted to the key's holder")
+    scopes: list[str] = Field(default_factory=list, description="extra permissions, e.g. pii:read")
+
+
+class AuthSettings(BaseModel):
+    """Who may call the API: HS256 bearer tokens signed with jwt_secret, or API keys for legacy systems.
+
+    jwt_secret None means no token can be verified; `yekuo run` refuses to start without one.
+    """
+
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 signing secret, at least 32 bytes")
+    issuer: str = Field(default="yekuo-hub", description="required `iss` of every token")
+    audience: str = Field(default="yekuo-api", description="required `aud` of every token")
+    leeway_s: float = Field(default=30.0, ge=0, description="clock skew tolerated on exp and nbf")
+    token_ttl_s: int = Field(default=3600, ge=1, description="lifetime of a token `yekuo auth token` mints")
+    api_keys: list[ApiKeySettings] = Field(default_factory=list, description="keys of legacy systems")
+
+
+class PiiSettings(BaseModel):
+    """Keys that encrypt personal data at rest (AES-256-GCM), by key id.
+
+    keys maps a key id to a base64-encoded 32-byte key (YEKUO_PII__KEYS='{"k2026":"..."}'); new values are
+    encrypted with active_key_id, and every listed key still opens what it encrypted, so a key can be
+    removed only after `yekuo pii rotate-key` has re-encrypted its values. No keys: the demo and tests
+    use the public development key, and `yekuo run` refuses to start.
+    """
+
+    keys: dict[str, SecretStr] = Field(default_factory=dict, description="key id -> base64 32-byte key")
+    active_key_id: str | None = Field(default=None, description="key id new values use; None: the only key")
+
+
 class Settings(BaseSettings):
     """All hub settings; every field can be set as YEKUO_<NAME> (nested: YEKUO_MARKETING__PAGE_SIZE)."""
 
@@ -99,6 +135,8 @@ class Settings(BaseSettings):
     marketing: MarketingSettings = MarketingSettings()
     pms: PmsSettings = PmsSettings()
     delivery: DeliverySettings = DeliverySettings()
+    pii: PiiSettings = PiiSettings()
+    auth: AuthSettings = AuthSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

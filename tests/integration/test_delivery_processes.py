@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
 from api.app import create_app
-from bus import open_bus
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.schema import outbox
 from tests.conftest import POSTGRES_URL
+from tests.support.auth import TEST_AUTH
 from yekuo.hub import Hub
 from yekuo.settings import Settings
 
@@ -37,19 +37,9 @@ def empty_hub(rabbitmq_url: str, postgres_engine: Engine) -> Iterator[Settings]:
     settings = Settings(bus_url=rabbitmq_url, db_url=POSTGRES_URL)
     hub = Hub(settings, sources=[], engine=postgres_engine)
     hub.prepare()
-    _purge(settings, hub)
+    hub.purge_queues()
     yield settings
-    _purge(settings, hub)
-
-
-def _purge(settings: Settings, hub: Hub) -> None:
-    bus = open_bus(settings.bus_url)
-    try:
-        for consumer in hub.consumers:
-            bus.purge(consumer.queue)
-            bus.purge(consumer.parking_queue)
-    finally:
-        bus.close()
+    hub.purge_queues()
 
 
 def _application_events_per_subject(engine: Engine) -> dict[str, int]:
@@ -115,7 +105,7 @@ def test_a_source_outage_is_reported_and_the_poll_resumes_where_it_stopped(
     simulator = SimulatorServer(world).start()
     port = simulator.port
     hub = Hub(empty_hub, sources=[MarketingSource(simulator.wsdl_url, page_size=20)], engine=postgres_engine)
-    api = TestClient(create_app(postgres_engine, readiness=hub.readiness))
+    api = TestClient(create_app(postgres_engine, auth=TEST_AUTH, readiness=hub.readiness))
     hub.start()
     try:
         wait_for(lambda: counts(postgres_engine)["cases"] >= 60, 60, lambda: str(counts(postgres_engine)))
