@@ -68,6 +68,7 @@ def create_app(
     operations: Operations | None = None,
     metrics: HubMetrics | None = None,
     adapter_reports: Mapping[str, AdapterReport] | None = None,
+    on_push: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
@@ -77,6 +78,7 @@ def create_app(
     operations backs the /admin endpoints (default: the configured bus and mappings); metrics measures
     the gauges of /metrics (default: this database, the operations' bus and every consumer's queues).
     adapter_reports backs /admin/adapters (default: the marketing adapter as the database shows it).
+    on_push runs after the marketing push endpoint stored a new notification (the hub wakes its poller).
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(engine, operator_service.open_bus, watched_queues(CONSUMERS))
@@ -116,7 +118,7 @@ def create_app(
 
     app.include_router(admin_router(operator_service))
     app.include_router(adapter_status_router(engine, adapter_reports or {"marketing": MarketingStatus()}))
-    app.include_router(marketing_push_router(engine))
+    app.include_router(marketing_push_router(engine, on_stored=on_push))
     app.include_router(submissions_router(engine))
 
     app.include_router(applications_router(engine))

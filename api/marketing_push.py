@@ -15,6 +15,7 @@ a soap:Client fault; a storage failure is a soap:Server fault ("send it again").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -87,10 +88,17 @@ async def _read_bounded(request: Request, max_bytes: int, drain_bytes: int) -> b
 class PushReceiver:
     """Parses, validates and stores one pushed notification."""
 
-    def __init__(self, engine: Engine, contract: PushContract, max_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        contract: PushContract,
+        max_bytes: int,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.contract = contract
         self.max_bytes = max_bytes
+        self.on_stored = on_stored
 
     def receive(self, body: bytes) -> Response:
         try:
@@ -119,6 +127,8 @@ class PushReceiver:
         except sa.exc.SQLAlchemyError:
             log.exception("could not store a marketing push of %s", application["APP_NO"])
             return _fault(FaultCode.SERVER, "the hub could not store the notification; send it again later")
+        if self.on_stored is not None and not receipt.duplicate:
+            self.on_stored()
         answer = etree.Element(_q("ApplicationChangedResponse"), nsmap={"push": NAMESPACE})
         etree.SubElement(answer, _q("accepted")).text = "true"
         etree.SubElement(answer, _q("duplicate")).text = "true" if receipt.duplicate else "false"
@@ -154,11 +164,19 @@ ACCEPTED_EXAMPLE = (
 
 
 def marketing_push_router(
-    engine: Engine, *, max_bytes: int = DEFAULT_MAX_BYTES, drain_bytes: int = DEFAULT_DRAIN_BYTES
+    engine: Engine,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    drain_bytes: int = DEFAULT_DRAIN_BYTES,
+    on_stored: Callable[[], None] | None = None,
 ) -> APIRouter:
-    """The push endpoint and its WSDL over the hub database."""
+    """The push endpoint and its WSDL over the hub database.
+
+    on_stored runs after each new notification is stored: the hub wakes the marketing poller with it, so
+    the push is taken at once instead of at the next poll.
+    """
     contract = PushContract()
-    receiver = PushReceiver(engine, contract, max_bytes)
+    receiver = PushReceiver(engine, contract, max_bytes, on_stored)
     router = APIRouter(tags=["marketing push"])
 
     @router.get(

@@ -112,6 +112,7 @@ class Hub:
         self.ingestor = Ingestor(self.engine, self.config.router)
         self.health: dict[str, LoopHealth] = {}
         self._stop = threading.Event()
+        self._wakes: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._relays: list[OutboxRelay] = []
         self._buses: list[Bus] = []
@@ -159,9 +160,17 @@ class Hub:
             intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
             self._spawn(f"intake:{intake.name}", intake.step)
 
+    def wake(self, loop: str) -> None:
+        """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
+        event = self._wakes.get(loop)
+        if event is not None:
+            event.set()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask every loop to stop and wait for it."""
         self._stop.set()
+        for event in self._wakes.values():
+            event.set()
         for thread in self._threads:
             thread.join(timeout_s)
         for source in self.sources:
@@ -265,6 +274,7 @@ class Hub:
 
     def _spawn(self, name: str, step: Callable[[], bool]) -> None:
         health = self.health.setdefault(name, LoopHealth())
+        self._wakes[name] = threading.Event()
         thread = threading.Thread(target=self._run_loop, args=(name, step, health), name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -303,4 +313,6 @@ class Hub:
                 continue
             health.ok = True
             if not busy:
-                self._stop.wait(idle_s)
+                wake = self._wakes[name]
+                wake.wait(idle_s)
+                wake.clear()

@@ -36,6 +36,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     )
     metrics = HubMetrics(hub.engine, operations.open_bus, watched_queues(hub.consumers))
     reports = {"marketing": marketing.status(lambda: hub.health)} if marketing is not None else None
+    wake = functools.partial(hub.wake, f"poll:{marketing.source.name}") if marketing is not None else None
     return create_app(
         hub.engine,
         auth=hub.settings.auth,
@@ -43,6 +44,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
         operations=operations,
         metrics=metrics,
         adapter_reports=reports,
+        on_push=wake,
     )
 
 

@@ -159,3 +159,41 @@ def test_hostile_pushes_get_faults_and_the_running_hub_keeps_serving(
     assert report["available"] is True and report["push_inbox"]["received"] == 1
     assert report["loops"]["poll:marketing"]["ok"] is True
     assert Counter(application_events(hub.engine).values()) == Counter({1: 29, 2: 1})
+
+
+def test_a_push_wakes_a_poller_that_would_otherwise_sleep_for_an_hour(
+    world: MarketingWorld, tmp_path: Path
+) -> None:
+    settings = Settings(
+        bus_url=f"memory://{uuid.uuid4()}",
+        db_url=f"sqlite:///{tmp_path}/hub.db",
+        marketing=MarketingSettings(poll_interval_s=3600),
+        auth=TEST_AUTH,
+    )
+    engine = create_engine(settings.db_url)
+    with SimulatorServer(world) as simulator:
+        marketing = build_marketing(
+            settings.marketing.model_copy(update={"wsdl_url": simulator.wsdl_url}), engine
+        )
+        hub = Hub(settings, sources=[marketing.source], engine=engine)
+        hub.start()
+        try:
+            with BackgroundServer(build_api(hub, marketing)) as api:
+                # The first sync pages on without pausing; then the poller idles for its hour.
+                _wait(lambda: hub.status().cases == 30 and hub.status().pending == 0, "the first sync")
+                app_no = _open(world, 1)[0]
+                row = world.apply_change(app_no, {"ELEC_ADDR": "南阳市卧龙区车站南路7号"})
+                endpoint = f"{api.base_url}{PUSH_PATH}"
+                pushed = httpx2.post(endpoint, content=notification(row, world), headers=api_key_headers())
+                assert pushed.status_code == 200
+
+                def updated() -> bool:
+                    case = httpx2.get(
+                        f"{api.base_url}/v1/applications/{app_no}", headers=bearer("viewer")
+                    ).json()
+                    return bool(case["application"].get("site_address") == "南阳市卧龙区车站南路7号")
+
+                _wait(updated, "the pushed change, taken when the push woke the poller")
+        finally:
+            hub.stop()
+            engine.dispose()

@@ -99,6 +99,21 @@ def test_a_repeated_push_is_acknowledged_as_a_duplicate(
     assert _stored(sqlite_engine) == 1
 
 
+def test_each_new_notification_wakes_the_poller_once_and_a_duplicate_does_not(
+    world: MarketingWorld, sqlite_engine: Engine
+) -> None:
+    wakes: list[str] = []
+    app = FastAPI()
+    app.include_router(marketing_push_router(sqlite_engine, on_stored=lambda: wakes.append("wake")))
+    first, second = world.all_applications()[:2]
+    with BackgroundServer(app) as server:
+        _post(server, notification(first, world))
+        _post(server, notification(first, world))
+        _post(server, notification(second, world))
+        _fault(_post(server, b"<not-soap/>"))
+    assert wakes == ["wake", "wake"]
+
+
 @pytest.mark.parametrize(
     ("inner", "message"),
     [
