@@ -1,19 +1,22 @@
-"""Freshness: from a change in the marketing system until the API shows it, over a steady stream of changes.
+"""Freshness: from a marketing-system push until the API shows the case and its feasibility verdict.
 
 Two processes, as in production where the legacy system is another machine:
-- this one runs the hub (yekuo.hub.Hub: poller, relay, consumers, as `yekuo run` does) and its API;
+- this one runs the hub (yekuo.hub.Hub: poller with its push inbox, relay, consumers, as `yekuo run`
+  does) and its API, whose push endpoint wakes the poller once a notification is stored;
 - a child runs the marketing simulator, changes one application at a time at a fixed rate (a new site
-  address carrying a marker), and polls GET /v1/applications/{no} until the case shows the marker.
+  address carrying a marker), pushes each change to the hub's SOAP endpoint (/soap/marketing) with the
+  integrator's API key, and polls GET /v1/applications/{no} until the case shows the marker and a
+  feasibility assessment made after the change.
 
-The marketing system has no push to the hub yet, so a change reaches the hub when the poller next asks.
-The poller's pick-up time of each change is recorded too, splitting freshness into the wait for the poll
-and the hub's own pipeline (poll pick-up to readable case), which is what a push would leave.
-Both processes read time.monotonic(), one system-wide clock on Linux.
+The poller's pick-up time of each change is recorded too, splitting freshness into push to pick-up and
+the hub's own pipeline (pick-up to readable case and verdict). Both processes read time.monotonic(), one
+system-wide clock on Linux; assessment times are compared with time.time(), also shared.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -21,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from multiprocessing import get_context
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
@@ -31,9 +35,11 @@ from sqlalchemy.engine import Engine
 from adapters.marketing.source import MarketingSource
 from adapters.records import SourceBatch
 from api.app import create_app
+from api.marketing_push import PUSH_PATH
 from bench.credentials import bench_credentials
 from routes.config import HubConfig
 from routes.router import Router
+from simulators.marketing.push import Pusher
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from yekuo.consumers import ConsumerSpec
@@ -43,6 +49,9 @@ from yekuo.settings import Settings
 from yekuo.webserver import BackgroundServer
 
 VISIBLE_TIMEOUT_S = 30.0
+# STATUS_CODE of applications in the feasibility rules' release stages (mappings/codes/marketing/
+# status_code.yaml: 09 energisation, 10 archived).
+CLOSED_STATUS = frozenset({"09", "10"})
 _OBSERVE_EVERY_S = 0.02
 # Reads of the API in flight at once: watching must not load the hub it watches, even when it lags.
 _OBSERVERS_IN_FLIGHT = 4
@@ -51,7 +60,8 @@ _SYNC_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class ChangeTiming:
-    """When one change was made in the marketing system and when the API first showed it (None: never)."""
+    """When one change was made in the marketing system and when the API first showed it with a verdict
+    assessed after it (None: never)."""
 
     application_no: str
     changed_at: float
@@ -108,21 +118,32 @@ def _marker(index: int) -> str:
     return f"南阳市卧龙区车站南路{index}号(变更{index})"
 
 
+def _shows_change(case: Mapping[str, Any], marker: str, changed_wall: float) -> bool:
+    """The case holds the changed address and a feasibility verdict assessed after the change."""
+    application = case.get("application") or {}
+    assessment = case.get("feasibility") or {}
+    assessed_at = assessment.get("assessed_at")
+    return (
+        application.get("site_address") == marker
+        and isinstance(assessed_at, str)
+        and datetime.fromisoformat(assessed_at).timestamp() >= changed_wall
+    )
+
+
 async def _observe(
     client: httpx2.AsyncClient,
     in_flight: asyncio.Semaphore,
     application_no: str,
     marker: str,
     changed_at: float,
+    changed_wall: float,
 ) -> float | None:
     deadline = changed_at + VISIBLE_TIMEOUT_S
     while time.monotonic() < deadline:
         async with in_flight:
             response = await client.get(f"/v1/applications/{application_no}")
-        if response.status_code == 200:
-            application = response.json().get("application") or {}
-            if application.get("site_address") == marker:
-                return time.monotonic()
+        if response.status_code == 200 and _shows_change(response.json(), marker, changed_wall):
+            return time.monotonic()
         await asyncio.sleep(_OBSERVE_EVERY_S)
     return None
 
@@ -140,31 +161,31 @@ async def _change_stream(
             if delay > 0:
                 await asyncio.sleep(delay)
             marker = _marker(index)
-            changed_at = time.monotonic()
+            changed_at, changed_wall = time.monotonic(), time.time()
+            # The world's change goes out as a push (the Pusher subscribed to it) right away.
             server.world.apply_change(application_no, {"ELEC_ADDR": marker})
-            observers.append(
-                (
-                    application_no,
-                    changed_at,
-                    asyncio.create_task(_observe(client, in_flight, application_no, marker, changed_at)),
-                )
-            )
+            watch = _observe(client, in_flight, application_no, marker, changed_at, changed_wall)
+            observers.append((application_no, changed_at, asyncio.create_task(watch)))
         return [ChangeTiming(number, changed_at, await task) for number, changed_at, task in observers]
 
 
 def simulate_marketing(pipe: Pipe, seed: int, applications: int, changes: int, rate: float) -> None:
     """Child process: serve a seeded marketing world, then make `changes` changes at `rate` per second.
 
-    Protocol on the pipe: send (wsdl_url, application count); receive the hub API's base URL and the
-    headers that authenticate a reader once the hub has the whole world; send the list of ChangeTiming.
+    Protocol on the pipe: send (wsdl_url, application count); receive the hub API's base URL, the headers
+    that authenticate a reader and the API key to push with, once the hub has the whole world; send the
+    list of ChangeTiming.
     """
     world = generate_world(seed, customers=max(1, applications // 2), applications=applications)
     numbers = [row["APP_NO"] for row in world.all_applications()]
-    chosen = random.Random(seed).sample(numbers, min(changes, len(numbers)))
+    # Only open applications get a new assessment; energised and archived ones have none to wait for.
+    assessed = [row["APP_NO"] for row in world.all_applications() if row["STATUS_CODE"] not in CLOSED_STATUS]
+    chosen = random.Random(seed).sample(assessed, min(changes, len(assessed)))
     with SimulatorServer(world) as server:
         pipe.send((server.wsdl_url, len(numbers)))
-        api_url, headers = pipe.recv()
-        pipe.send(asyncio.run(_change_stream(server, api_url, headers, chosen, rate)))
+        api_url, headers, push_api_key = pipe.recv()
+        with Pusher(f"{api_url}{PUSH_PATH}", world, api_key=push_api_key):
+            pipe.send(asyncio.run(_change_stream(server, api_url, headers, chosen, rate)))
 
 
 def _bench_config(config: HubConfig, exchange: str) -> HubConfig:
@@ -216,12 +237,17 @@ def measure_freshness(
         hub.start()
         try:
             credentials = bench_credentials()
-            app = create_app(engine, auth=credentials.auth, readiness=hub.readiness)
+            app = create_app(
+                engine,
+                auth=credentials.auth,
+                readiness=hub.readiness,
+                on_push=functools.partial(hub.wake, f"poll:{source.name}"),
+            )
             with BackgroundServer(app, name="bench hub api") as api:
                 initial = _wait_for_sync(hub, world_size)
                 failures_before = _loop_failures(hub)
                 with _counting_errors() as errors:
-                    parent_end.send((api.base_url, credentials.headers))
+                    parent_end.send((api.base_url, credentials.headers, credentials.push_api_key))
                     timings: list[ChangeTiming] = parent_end.recv()
                 loop_failures = _loop_failures(hub) - failures_before
         finally:

@@ -510,7 +510,7 @@ def api_section(run: Run) -> None:
 
 
 def freshness_section(run: Run) -> None:
-    """8. From a marketing change until the case shows it through the API."""
+    """8. From a marketing-system push until the case and its feasibility verdict show through the API."""
     scale = run.scale
     engine = run.env.fresh_engine()
     settings = Settings(bus_url=run.env.amqp_url, db_url=run.env.schema_url, exchange=BENCH_EXCHANGE)
@@ -556,12 +556,11 @@ def freshness_section(run: Run) -> None:
         "picked_up": result.picked_up,
     }
     detail = (
-        f"by polling (no SOAP push endpoint yet); {len(result.changes)} changes at "
-        f"{scale.freshness_rate:g}/s, poll interval "
-        f"{result.poll_interval_s:g} s, {lost} not visible within {freshness.VISIBLE_TIMEOUT_S:g} s; "
+        f"SOAP push to /soap/marketing, which wakes the poller; {len(result.changes)} changes at "
+        f"{scale.freshness_rate:g}/s, {lost} not visible within {freshness.VISIBLE_TIMEOUT_S:g} s; "
         f"hub meanwhile: {result.loop_failures} loop failures, {result.errors_logged} errors logged"
     )
-    label = "freshness, marketing change to case readable via API"
+    label = "freshness, marketing push to case and verdict readable via API"
     if not seen:
         run.measures.append(
             Measure.not_measured(
@@ -586,8 +585,8 @@ def freshness_section(run: Run) -> None:
                 f"{len(samples)} changes",
             )
             for name, what, samples in (
-                ("poll_wait", "change to poll pick-up", waits),
-                ("pipeline", "poll pick-up to readable case", pipeline),
+                ("poll_wait", "push to pick-up from the push inbox", waits),
+                ("pipeline", "pick-up to readable case and verdict", pipeline),
             )
             for pct in (50, 99)
         ]
@@ -695,7 +694,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks, print the table, write the JSON; 1 if a section could not run."""
     args = parse_args(argv)
-    # The workflow handler stages its case events for the exchange named by the settings: the benchmark's.
+    # The hub's own events (case events, feasibility results, projection notices) are staged for the exchange
+    # the settings name: the benchmark's.
     os.environ["YEKUO_EXCHANGE"] = BENCH_EXCHANGE
     progress = Progress()
     scale = QUICK if args.quick else FULL
