@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,9 +19,10 @@ from adapters.marketing.source import MarketingSource
 from api.app import create_app
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
+from store.crypto import new_key
 from store.schema import outbox
 from tests.conftest import POSTGRES_URL
-from tests.support.auth import TEST_AUTH
+from tests.support.auth import TEST_AUTH, TEST_SECRET
 from yekuo.hub import Hub
 from yekuo.settings import Settings
 
@@ -60,6 +62,9 @@ def _start_hub_process(settings: Settings, wsdl_url: str, log: Path) -> subproce
         "YEKUO_MARKETING__WSDL_URL": wsdl_url,
         "YEKUO_MARKETING__PAGE_SIZE": "40",
         "YEKUO_API_PORT": "0",
+        # `yekuo run` refuses to start without a token secret and a key for personal data.
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"test": new_key()}),
     }
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "yekuo.cli", "run"], env=env, stdout=out, stderr=out)
