@@ -1,13 +1,15 @@
 """Benchmark of the dispatch file intake: time, rows/s and peak RSS for 10k, 100k and 1M-row files.
 
 Usage: .venv/bin/python bench/file_feed.py [--quick] [--sizes 10000,100000] [--formats cime,csv]
-                                          [--workdir DIR] [--db-url URL] [--keep]
+                                          [--workdir DIR] [--db-url URL] [--keep] [--json OUT]
 
 For each format and size it writes a file (streamed, so writing takes no memory either), then runs the
 intake on it in a fresh Python process against a fresh hub database (SQLite in the work folder unless
 --db-url is given), so each peak RSS is that of one intake run alone. The CIM/E file is a telemetry dump
 (<Analog::南阳> rows, GBK); the CSV file holds 96-point daily curves (one LoadProfile per row), the heavier
-of the two per row. The intake logs its progress while it reads. --quick runs 10k and 100k rows only.
+of the two per row. The intake logs its progress while it reads. --quick runs 10k and 40k rows only.
+--json writes every run's figures to OUT as {"runs": [{format, rows, seconds, peak_rss_mib, ...}]}, which
+`python -m bench` reads into its table.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 SIZES = (10_000, 100_000, 1_000_000)
-QUICK_SIZES = (10_000, 100_000)
+QUICK_SIZES = (10_000, 40_000)
 FORMATS = ("cime", "csv")
 EQUIPMENT = 50_000
 _VARIANTS = 64
@@ -120,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="10k and 100k rows only")
+    parser.add_argument("--quick", action="store_true", help="10k and 40k rows only")
     parser.add_argument("--sizes", help="comma-separated row counts (overrides --quick)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="cime, csv or both")
     parser.add_argument("--workdir", help="where files and databases go (default: a temporary folder)")
     parser.add_argument("--db-url", help="hub database (default: a fresh SQLite file per run)")
     parser.add_argument("--keep", action="store_true", help="keep the files and databases")
+    parser.add_argument("--json", help="also write the figures of every run to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--progress-every", type=int, default=100_000, help="log progress every N rows")
     args = parser.parse_args(argv)
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": results}, indent=2), encoding="utf-8")
     print(
         f"{'format':<6} {'rows':>9} {'MB':>8} {'seconds':>9} {'rows/s':>9} {'events':>9} {'peak RSS MiB':>13}"
     )

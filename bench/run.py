@@ -20,7 +20,7 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import api_latency, feasibility, feed, freshness, hub_paths
+from bench import api_latency, feasibility_latency, feed, freshness, hub_paths
 from bench.env import BENCH_EXCHANGE, BenchEnv, Progress
 from bench.profiling import Profiles
 from bench.raw import QueueType, measure_raw, measure_reference
@@ -280,7 +280,7 @@ def durable_section(run: Run) -> None:
             "  ingest to outbox alone (route, validate, envelope, INSERT)",
             rate(events, figures.ingest_seconds),
             "ev/s",
-            f"{events:,} events, {figures.ingest_statements / events:.1f} SQL statements per event",
+            f"{events:,} events, {figures.ingest_statements / events:.2f} SQL statements per event",
             ratio_to=raw.key,
         ),
         Measure(
@@ -398,7 +398,7 @@ def feasibility_section(run: Run) -> None:
     run.env.progress(f"feasibility: {checks:,} checks on 50,000 transformers and 2,000 feeders")
     engine = run.env.fresh_engine()
     try:
-        figures = feasibility.measure_feasibility(engine, checks=checks)
+        figures = feasibility_latency.measure_feasibility(engine, checks=checks)
     finally:
         engine.dispose()
     run.extra["feasibility"] = asdict(figures)

@@ -93,23 +93,10 @@ class Ingestor:
         self, conn: Connection, record: RawRecord, correlation_id: str, outcome: IngestOutcome
     ) -> list[tuple[EventDraft, str]]:
         """The record's events as outbox drafts; none when the record is parked instead."""
-        try:
-            routed = self._router.route(record)
-        except InvalidRecordError as exc:
-            parked_id = park(
-                conn,
-                kind="invalid",
-                reason_code=exc.reason_code,
-                reason=str(exc),
-                payload=dict(record.payload),
-                source_system=record.system,
-                record_type=record.record_type,
-                record_key=record.key,
-                position=dict(record.position),
-            )
+        routed = route_or_park(conn, self._router, record, correlation_id)
+        if routed.parked is not None:
             self.stats.invalid += 1
-            INGEST_INVALID.labels(record.system, exc.reason_code).inc()
-            outcome.parked_ids.append(parked_id)
+            outcome.parked_ids.append(routed.parked.parked_id)
             # The reason can quote the rejected value, which may be personal data: it stays in the
             # (encrypted) parked entry, and the log names only the kind of failure and the field.
             log.warning(
@@ -117,23 +104,66 @@ class Ingestor:
                 record.system,
                 record.record_type,
                 record.key,
-                parked_id,
-                exc.reason_code,
-                f" in field {field}" if (field := getattr(exc, "field", None)) else "",
+                routed.parked.parked_id,
+                routed.parked.reason_code,
+                f" in field {routed.parked.field}" if routed.parked.field else "",
             )
-            return []
-        return [
-            (
-                EventDraft(
-                    event_type=event.event_type,
-                    source=event.source,
-                    subject=event.subject,
-                    dataschema=event.dataschema,
-                    data=event.data,
-                    exchange=event.exchange,
-                    routing_key=event.routing_key,
-                ),
-                correlation_id,
-            )
-            for event in routed
-        ]
+        return routed.drafts
+
+
+@dataclass(frozen=True)
+class ParkedRecord:
+    """Where a record that could not be routed was parked, and why (kind and field, never the value)."""
+
+    parked_id: int
+    reason_code: str
+    field: str | None
+
+
+@dataclass(frozen=True)
+class RoutedRecord:
+    """A record's outbox drafts, or the entry it was parked as instead."""
+
+    drafts: list[tuple[EventDraft, str]]
+    parked: ParkedRecord | None = None
+
+
+def route_or_park(
+    conn: Connection, router: Router, record: RawRecord, correlation_id: str, *, where: str = ""
+) -> RoutedRecord:
+    """Route one raw record to outbox drafts, or park it as invalid in the caller's transaction.
+
+    where prefixes the parked reason (a file and line, for instance).
+    """
+    try:
+        routed = router.route(record)
+    except InvalidRecordError as exc:
+        parked_id = park(
+            conn,
+            kind="invalid",
+            reason_code=exc.reason_code,
+            reason=f"{where}{exc}",
+            payload=dict(record.payload),
+            source_system=record.system,
+            record_type=record.record_type,
+            record_key=record.key,
+            position=dict(record.position),
+        )
+        INGEST_INVALID.labels(record.system, exc.reason_code).inc()
+        return RoutedRecord([], ParkedRecord(parked_id, exc.reason_code, getattr(exc, "field", None)))
+    drafts = [
+        (
+            EventDraft(
+                event_type=event.event_type,
+                source=event.source,
+                subject=event.subject,
+                dataschema=event.dataschema,
+                data=event.data,
+                exchange=event.exchange,
+                routing_key=event.routing_key,
+            ),
+            correlation_id,
+        )
+        for event in routed
+    ]
+    return RoutedRecord(drafts)

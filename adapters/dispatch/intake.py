@@ -45,11 +45,12 @@ from adapters.dispatch.records import (
     sniff_format,
 )
 from adapters.records import RawRecord
-from bus.outbox import EventDraft, stage_event
+from bus.outbox import EventDraft, stage_events
 from routes.router import Router
 from store.loads import FileOutcome, log_outcome, published_file, record_published
 from store.parking import park
-from yekuo.errors import InvalidRecordError, MalformedInputError
+from yekuo.errors import MalformedInputError
+from yekuo.ingest import route_or_park
 from yekuo.logs import correlated
 from yekuo.settings import DispatchSettings
 
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
 _SNIFF_BYTES = 64 * 1024
+# Outbox drafts gathered before they are staged together.
+STAGE_BATCH = 500
 
 
 @dataclass
@@ -276,10 +279,11 @@ class DispatchIntake:
         size = os.fstat(claim.file.fileno()).st_size
         started = time.monotonic()
         items = iter_file_records(reader, source_name=name, file_format=file_format, wanted=self._has_route)
+        pending: list[tuple[EventDraft, str]] = []
         for item in items:
             counts.rows += 1
             if isinstance(item, RawRecord):
-                self._stage(conn, item, correlation_id, counts)
+                self._stage(conn, item, correlation_id, counts, pending)
             elif isinstance(item, BrokenRow):
                 park(
                     conn,
@@ -305,6 +309,7 @@ class DispatchIntake:
                     100.0 * reader.bytes_read / max(size, 1),
                     counts.rows / elapsed,
                 )
+        stage_events(conn, pending)
         if reader.hexdigest() != sha256:
             raise MalformedInputError(
                 f"{name}: the file changed while it was read (still being written?); it was not published"
@@ -316,36 +321,25 @@ class DispatchIntake:
             known = self._routed[record_type] = bool(self._router.routes_for(SYSTEM, record_type))
         return known
 
-    def _stage(self, conn: Connection, record: RawRecord, correlation_id: str, counts: _Counts) -> None:
-        try:
-            routed = self._router.route(record)
-        except InvalidRecordError as exc:
-            where = f"{record.position.get('file')}:{record.position.get('line')}"
-            park(
-                conn,
-                kind="invalid",
-                reason_code=exc.reason_code,
-                reason=f"{where}: {exc}",
-                payload=dict(record.payload),
-                source_system=record.system,
-                record_type=record.record_type,
-                record_key=record.key,
-                position=dict(record.position),
-            )
+    def _stage(
+        self,
+        conn: Connection,
+        record: RawRecord,
+        correlation_id: str,
+        counts: _Counts,
+        pending: list[tuple[EventDraft, str]],
+    ) -> None:
+        where = f"{record.position.get('file')}:{record.position.get('line')}: "
+        routed = route_or_park(conn, self._router, record, correlation_id, where=where)
+        if routed.parked is not None:
             counts.invalid += 1
             return
-        for event in routed:
-            draft = EventDraft(
-                event_type=event.event_type,
-                source=event.source,
-                subject=event.subject,
-                dataschema=event.dataschema,
-                data=event.data,
-                exchange=event.exchange,
-                routing_key=event.routing_key,
-            )
-            stage_event(conn, draft, correlation_id=correlation_id)
-            counts.events += 1
+        pending.extend(routed.drafts)
+        counts.events += len(routed.drafts)
+        # The outbox takes the events in batches: its cost is per batch, and memory stays flat.
+        if len(pending) >= STAGE_BATCH:
+            stage_events(conn, pending)
+            pending.clear()
 
     def _duplicate(self, claim: Claim, base: FileOutcome, existing: dict[str, object]) -> FileOutcome:
         first = existing.get("file_name", "?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from bench.feasibility import measure_feasibility, synthetic_grid
+from bench.feasibility_latency import measure_feasibility, synthetic_grid
 
 
 def test_a_small_run_reports_both_paths(sqlite_engine: Engine) -> None:
