@@ -24,6 +24,7 @@ from canonical_model.envelope import CloudEvent
 from store.database import utcnow
 from store.schema import outbox
 from store.sequences import allocate_sequences
+from store.transaction_work import current_work
 from yekuo.errors import BusError, UnroutableError
 from yekuo.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
@@ -47,6 +48,31 @@ class EventDraft:
 def stage_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> CloudEvent:
     """Wrap a draft in its envelope and add it to the outbox inside the caller's transaction."""
     return stage_events(conn, [(draft, correlation_id)])[0]
+
+
+_DEFERRED = "deferred_events"
+
+
+def defer_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> None:
+    """Stage a draft when the transaction's work is finished, with the others deferred in it.
+
+    Events that need not be interleaved with the caller's other writes (notices that something was stored)
+    are staged together in one round trip per batch. Outside an open TransactionWork: staged at once.
+    """
+    work = current_work(conn)
+    if work is None:
+        stage_event(conn, draft, correlation_id=correlation_id)
+        return
+    deferred: list[tuple[EventDraft, str]] | None = work.memo.get(_DEFERRED)
+    if deferred is None:
+        deferred = work.memo[_DEFERRED] = []
+        pending = deferred
+
+        def stage_deferred(end_conn: Connection) -> None:
+            stage_events(end_conn, pending)
+
+        work.before_end(stage_deferred)
+    deferred.append((draft, correlation_id))
 
 
 def stage_events(conn: Connection, drafts: Sequence[tuple[EventDraft, str]]) -> list[CloudEvent]:

@@ -196,7 +196,16 @@ class _Run:
             settings = Settings(
                 bus_url=options.bus_url or f"memory://scenario-{uuid.uuid4()}",
                 db_url=options.db_url or f"sqlite:///{work / 'hub.db'}",
-                marketing=MarketingSettings(wsdl_url=simulator.wsdl_url, poll_interval_s=0.2, timeout_s=5.0),
+                # The day is played in seconds, so the call backoffs and the breaker shrink with it: the
+                # client's own retries must give up within an outage for the hub loop to see it at all.
+                marketing=MarketingSettings(
+                    wsdl_url=simulator.wsdl_url,
+                    poll_interval_s=0.2,
+                    timeout_s=5.0,
+                    retry_initial_s=0.1,
+                    retry_max_s=0.2,
+                    breaker_reset_s=1.0,
+                ),
                 pms=PmsSettings(db_url=str(pms_engine.url), overlap_s=5.0),
                 delivery=DeliverySettings(retry_delays_ms=[200, 500, 1000]),
                 dispatch=DispatchSettings(drop_dir=drop_dir, stable_s=0.2, scan_interval_s=0.1),

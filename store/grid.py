@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from store.schema import KEY, UtcDateTime, metadata
+from store.transaction_work import current_work
 
 # Side of a square cell of the coarse spatial key, in degrees (about 1.1 km north-south). A search reads
 # the cells its box covers through an index instead of scanning a whole longitude band.
@@ -89,8 +90,24 @@ grid_revision = sa.Table(
 )
 
 
+_REVISION_MEMO = "grid_revision"
+
+
 def bump_grid_revision(conn: Connection) -> int:
-    """The next grid revision, for the caller to stamp on the rows it writes in its transaction."""
+    """The next grid revision, for the caller to stamp on the rows it writes in its transaction.
+
+    Within an open TransactionWork the revision is bumped once: every row the transaction writes carries
+    it, and a reader fetching the rows written after an earlier revision gets them all at its commit.
+    """
+    work = current_work(conn)
+    if work is not None:
+        if _REVISION_MEMO not in work.memo:
+            work.memo[_REVISION_MEMO] = _bump(conn)
+        return int(work.memo[_REVISION_MEMO])
+    return _bump(conn)
+
+
+def _bump(conn: Connection) -> int:
     if conn.dialect.name in ("postgresql", "sqlite"):
         insert = (
             postgresql.insert(grid_revision)

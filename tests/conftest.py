@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from store.database import create_engine, create_schema, drop_schema
+from yekuo.logs import HANDLER_NAME
 
 RABBITMQ_URL = os.environ.get("YEKUO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("YEKUO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -26,6 +29,28 @@ def require_service(name: str, port: int) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _hub_logging_undone() -> Iterator[None]:
+    """Take back the stderr handler a CLI command run in-process installs, with the level it set.
+
+    Its stream is the test's captured stderr, closed once the test ends: later tests would log into it.
+    """
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [handler for handler in root.handlers if handler.get_name() != HANDLER_NAME]
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _leaks_named_by_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect garbage after each test that runs services, so a connection it left open is reported
+    against it rather than against whichever later test the collector happens to run in."""
+    yield
+    if request.node.path.parent.name in ("integration", "e2e"):
+        gc.collect()
 
 
 @pytest.fixture

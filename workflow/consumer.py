@@ -29,6 +29,7 @@ from canonical_model.envelope import CloudEvent
 from store.database import utcnow
 from store.parking import park
 from store.schema import inbox
+from store.transaction_work import transaction_work
 from yekuo import metrics
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,10 @@ class InboxConsumer:
             outcome = ConsumerStats()
             failed: tuple[int, BaseException] | None = None
             try:
-                with self._engine.connect() as conn:
+                with self._engine.connect() as conn, transaction_work(conn) as work:
                     failed = self._apply_all(conn, [event for _, event in pending], outcome)
                     if failed is None:
+                        work.finish(conn)
                         conn.commit()
                     else:
                         conn.rollback()
@@ -225,7 +227,9 @@ class InboxConsumer:
         savepoint = conn.begin_nested()
         try:
             conn.execute(_INBOX_ADD, {"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
-            self._handler(conn, event)
+            with transaction_work(conn) as work:
+                self._handler(conn, event)
+                work.finish(conn)
             savepoint.commit()
         except sa.exc.IntegrityError:
             # Another consumer of the same queue committed this event id first.

@@ -1,7 +1,7 @@
 """Announcing projection changes: an outbox event staged in the transaction that stored the change.
 
 The outbox publishes it only after that transaction commits, so whoever receives it reads the projection
-with the change in it.
+with the change in it. The notices of a consumer's batch are staged together when its work is finished.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from functools import cache
 
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, stage_event
+from bus.outbox import EventDraft, defer_event
 from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_name_of, schema_uri
@@ -35,7 +35,7 @@ def routing_key(update: ProjectionUpdate) -> str:
 
 def announce(conn: Connection, update: ProjectionUpdate, cause: CloudEvent) -> None:
     """Stage the notice of a stored change in the caller's transaction."""
-    stage_event(
+    defer_event(
         conn,
         EventDraft(
             event_type=PROJECTION_UPDATED,

@@ -173,6 +173,10 @@ class Hub:
             event.set()
         for thread in self._threads:
             thread.join(timeout_s)
+        stuck = [thread.name for thread in self._threads if thread.is_alive()]
+        if stuck:
+            # Their connections go back to the pool only when they end; the caller should know.
+            log.error("hub loops still running %.0f s after the stop: %s", timeout_s, ", ".join(stuck))
         for source in self.sources:
             source.close()
         for bus in list(self._buses):

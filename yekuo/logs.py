@@ -68,9 +68,13 @@ def correlated(value: str) -> Iterator[None]:
         correlation_id.reset(token)
 
 
+HANDLER_NAME = "yekuo"
+
+
 def configure(level: int = logging.INFO) -> None:
     """Send hub logs to stderr as key=value lines with the correlation id."""
     handler = logging.StreamHandler()
+    handler.set_name(HANDLER_NAME)
     handler.addFilter(_CorrelationFilter())
     handler.addFilter(PiiRedactingFilter())
     handler.setFormatter(

@@ -14,15 +14,20 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Bus, Message
 from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
+from store.grid import grid_state
 from store.parking import list_parked
+from store.schema import outbox
 from workflow.cases import handle_event
 from workflow.consumer import InboxConsumer
+from workflow.grid import handle_grid_event
+from workflow.projection import PROJECTION_UPDATED
 from workflow.queries import count_cases, get_case
 from yekuo.consumers import ConsumerSpec
 from yekuo.hub import hub_topology
 from yekuo.metrics import REGISTRY
 
 from .events import application_event
+from .test_grid import changed, transformer
 
 EXCHANGE = "yekuo.events"
 SPEC = ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event)
@@ -200,3 +205,30 @@ def test_failing_events_in_a_batch_are_set_aside_and_the_rest_commits_once(
         assert {n for n in range(6) if get_case(conn, f"B{n}") is not None} == {0, 2, 3, 5}
         inbox_rows = conn.execute(sa.text("SELECT event_id FROM inbox")).scalars().all()
     assert sorted(inbox_rows) == sorted(event.id for event in events if event.id not in poison)
+
+
+def _grid_revision_and_notices(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        state = grid_state(conn)
+        notices = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == PROJECTION_UPDATED)
+        ).scalar_one()
+    assert state is not None
+    return state[1], notices
+
+
+def test_a_batch_is_one_transaction_work_and_an_event_alone_is_its_own(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    _publish(bus, *(changed(transformer(key), 1) for key in ("PB1", "PB2", "PB3")))
+    consumer = _consumer(sqlite_engine, bus, handle_grid_event)
+    assert consumer.consume_once(timeout_s=0.2) == 3
+    assert _grid_revision_and_notices(sqlite_engine) == (1, 3)
+    # The event-by-event path: each event in its savepoint, with its own work.
+    _publish(bus, *(changed(transformer(key), 2) for key in ("PB1", "PB2")))
+    deliveries = bus.fetch(SPEC.queue, 10, 0.2)
+    with sqlite_engine.begin() as conn:
+        for delivery in deliveries:
+            assert consumer._handle(conn, delivery) is None
+    assert _grid_revision_and_notices(sqlite_engine) == (3, 5)

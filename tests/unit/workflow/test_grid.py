@@ -17,8 +17,9 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from routes.config import load_hub_config
 from store.database import create_engine, create_schema
-from store.grid import grid_equipment
+from store.grid import grid_equipment, grid_state
 from store.schema import outbox
+from store.transaction_work import transaction_work
 from workflow.grid import GRID_EVENT, EquipmentFilter, get_equipment, handle_grid_event, list_equipment
 from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
@@ -240,3 +241,41 @@ def test_stored_changes_and_deletions_are_announced_and_ignored_ones_are_not(eng
         (removal.id, True, "projection.grid.transformer"),
     ]
     assert notices[0][0]["location"] == {"lon": 112.5, "lat": 33.0}
+
+
+def _revision_and_notices(engine: Engine) -> tuple[int | None, int, set[int]]:
+    with engine.connect() as conn:
+        state = grid_state(conn)
+        notices = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == PROJECTION_UPDATED)
+        ).scalar_one()
+        revisions = set(conn.execute(sa.select(grid_equipment.c.revision)).scalars())
+    return (None if state is None else state[1]), notices, revisions
+
+
+def test_a_batch_in_one_transaction_work_bumps_the_revision_once_and_announces_at_its_end(
+    engine: Engine,
+) -> None:
+    apply(engine, changed(transformer("PB0"), 1))
+    assert _revision_and_notices(engine) == (1, 1, {1})
+    with engine.connect() as conn, transaction_work(conn) as work:
+        for key in ("PB1", "PB2", "PB3"):
+            handle_grid_event(conn, changed(transformer(key), 1))
+        handle_grid_event(conn, deleted("PB0", "2026-11-26T10:00:00+08:00", sequence=2))
+        staged = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == PROJECTION_UPDATED)
+        ).scalar_one()
+        assert staged == 1, "the batch's notices wait for the end of its work"
+        work.finish(conn)
+        conn.commit()
+    # One bump for the four writes; every row written carries it; four notices, staged at the end.
+    assert _revision_and_notices(engine) == (2, 5, {2})
+
+
+def test_work_left_unfinished_is_rolled_back_with_nothing_announced(engine: Engine) -> None:
+    with engine.connect() as conn, transaction_work(conn):
+        handle_grid_event(conn, changed(transformer("PB1"), 1))
+        conn.rollback()
+    with engine.begin() as conn:
+        handle_grid_event(conn, changed(transformer("PB2"), 1))
+    assert _revision_and_notices(engine) == (1, 1, {1})
