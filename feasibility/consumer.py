@@ -75,7 +75,6 @@ class FeasibilityHandler:
         self.service.assess_application(conn, application, correlation_id=event.correlationid)
 
 
-
 @cache
 def default_handler() -> FeasibilityHandler:
     """The handler over the rules and exchange named by the environment (YEKUO_CONFIG_DIR ...)."""

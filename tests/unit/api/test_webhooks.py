@@ -123,12 +123,12 @@ def run_until_idle(dispatcher: WebhookDispatcher, limit: int = 50) -> None:
 # --- the management API -------------------------------------------------------------------------------
 
 
-
 def run_through_every_try(dispatcher: WebhookDispatcher, clock: Clock) -> None:
     """Let the dispatcher make every attempt it may, waiting out the longest backoff between them."""
     for _ in range(SETTINGS.webhook_max_attempts):
         run_until_idle(dispatcher)
         clock.advance(SETTINGS.webhook_max_backoff_s)
+
 
 def test_a_subscription_shows_its_secret_once(sqlite_engine: Engine) -> None:
     created = subscribe(sqlite_engine, "https://platform.example/hooks", event_types=["cn.yekuo.case"])

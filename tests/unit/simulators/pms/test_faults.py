@@ -53,8 +53,9 @@ def test_a_bulk_rerating_changes_every_named_transformer_with_one_timestamp(engi
     assert at == AT
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(transformers.c.OBJ_ID, transformers.c.EDRL, transformers.c.XH, transformers.c.GXSJ)
-            .where(transformers.c.OBJ_ID.in_(["PB0000001", "PB0000002", "PB0000003"]))
+            sa.select(
+                transformers.c.OBJ_ID, transformers.c.EDRL, transformers.c.XH, transformers.c.GXSJ
+            ).where(transformers.c.OBJ_ID.in_(["PB0000001", "PB0000002", "PB0000003"]))
         ).all()
     assert {(float(row.EDRL), row.GXSJ) for row in rows} == {(30.0, AT)}
     assert all(row.XH.endswith("-30/10") for row in rows)
