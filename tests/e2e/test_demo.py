@@ -39,7 +39,8 @@ def _run_demo(tmp_path: Path, bus_url: str, applications: int) -> dict[str, int]
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "tracked 0/" in result.stdout  # progress was shown before the summary
+    # Progress was shown before the summary (how far the first line got depends on the machine's speed).
+    assert re.search(rf"^tracked \d+/{applications}  records read", result.stdout, re.MULTILINE), result.stdout
     counts = {
         label: int(value)
         for label, value in re.findall(
