@@ -40,7 +40,8 @@ def _run_demo(tmp_path: Path, bus_url: str, applications: int) -> dict[str, int]
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # Progress was shown before the summary (how far the first line got depends on the machine's speed).
-    assert re.search(rf"^tracked \d+/{applications}  records read", result.stdout, re.MULTILINE), result.stdout
+    progress = re.search(rf"^tracked \d+/{applications}  records read", result.stdout, re.MULTILINE)
+    assert progress, result.stdout
     counts = {
         label: int(value)
         for label, value in re.findall(
