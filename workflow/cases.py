@@ -18,7 +18,7 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, stage_event
+from bus.outbox import EventDraft, defer_event, stage_event
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
@@ -143,14 +143,17 @@ class CaseTracker:
         for entry in state.timeline:
             key = (entry.source_event_id, entry.kind.value, entry.stage_from, entry.stage_to, entry.at)
             if entry.kind in STAGE_ENTRY_KINDS and entry.visit is not None and key not in published:
-                self.publish(
+                # Deferred: a consumer's batch stages all its stage changes in one round trip at its end.
+                defer_event(
                     conn,
-                    state,
-                    CASE_STAGE_CHANGED,
-                    entry.model_dump(mode="json"),
-                    "stage_transition.v1",
+                    self._draft(
+                        state,
+                        CASE_STAGE_CHANGED,
+                        entry.model_dump(mode="json"),
+                        "stage_transition.v1",
+                        entry.at,
+                    ),
                     correlation_id=correlation_id,
-                    time=entry.at,
                 )
         return state
 
@@ -167,18 +170,21 @@ class CaseTracker:
     ) -> CloudEvent:
         """Stage one of the hub's case events in the outbox."""
         return stage_event(
-            conn,
-            EventDraft(
-                event_type=event_type,
-                source=HUB_SOURCE,
-                subject=state.application_no,
-                dataschema=schema_uri(schema_name),
-                data=data,
-                exchange=self.exchange,
-                routing_key=f"{ROUTING_KEYS[event_type]}.{state.application.customer_class.value}",
-                time=time,
-            ),
-            correlation_id=correlation_id,
+            conn, self._draft(state, event_type, data, schema_name, time), correlation_id=correlation_id
+        )
+
+    def _draft(
+        self, state: CaseState, event_type: str, data: dict[str, Any], schema_name: str, time: datetime | None
+    ) -> EventDraft:
+        return EventDraft(
+            event_type=event_type,
+            source=HUB_SOURCE,
+            subject=state.application_no,
+            dataschema=schema_uri(schema_name),
+            data=data,
+            exchange=self.exchange,
+            routing_key=f"{ROUTING_KEYS[event_type]}.{state.application.customer_class.value}",
+            time=time,
         )
 
     def _application_changed(self, conn: Connection, event: CloudEvent) -> None:
