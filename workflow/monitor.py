@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -40,6 +40,7 @@ class TickReport:
     unassigned: list[str] = field(default_factory=list)
     at_risk: int = 0
     overdue: int = 0
+    interrupted: bool = False
 
 
 class CaseMonitor:
@@ -49,11 +50,15 @@ class CaseMonitor:
         self._engine = engine
         self.tracker = tracker
 
-    def tick(self, now: datetime | None = None) -> TickReport:
+    def tick(
+        self, now: datetime | None = None, *, stopping: Callable[[], bool] = lambda: False
+    ) -> TickReport:
         """One pass at `now` (default: the current time).
 
         Each case is handled in a transaction of its own that first locks the case row, the same order
-        the consumer takes, so a pass never holds up the consumer for longer than one case.
+        the consumer takes, so a pass never holds up the consumer for longer than one case. A pass over
+        many cases stops between two of them once stopping() is true (the report says it was interrupted),
+        so a hub shutting down does not wait for the whole pass.
         """
         moment = now or utcnow()
         report = TickReport()
@@ -83,12 +88,12 @@ class CaseMonitor:
                 ).scalars()
             )
             workload = open_workload(conn)
-        for application_no in stale:
+        for application_no in _while_running(stale, stopping, report):
             with self._engine.begin() as conn:
                 _lock_case(conn, application_no)
                 self.tracker.rebuild(conn, application_no, correlation_id=correlation_id)
                 report.refreshed += 1
-        for application_no in pending:
+        for application_no in _while_running(pending, stopping, report):
             with self._engine.begin() as conn:
                 _lock_case(conn, application_no)
                 self._assign(conn, application_no, moment, correlation_id, workload, report)
@@ -98,7 +103,7 @@ class CaseMonitor:
                 len(report.unassigned),
                 report.unassigned[0],
             )
-        for application_no in due:
+        for application_no in _while_running(due, stopping, report):
             with self._engine.begin() as conn:
                 _lock_case(conn, application_no)
                 self._alert(conn, application_no, today, moment, correlation_id, report)
@@ -235,26 +240,43 @@ class MonitorLoop:
         interval_s: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.monitor = monitor
         self.interval_s = interval_s
         self._clock = clock
+        self._stopping = stopping
         self._next = clock()
         self.last_report: TickReport | None = None
 
     @classmethod
-    def for_engine(cls, engine: Engine, tracker: CaseTracker | None = None) -> MonitorLoop:
+    def for_engine(
+        cls,
+        engine: Engine,
+        tracker: CaseTracker | None = None,
+        *,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> MonitorLoop:
         """A loop over the default tracker (or the given one) with the configured interval."""
         chosen = tracker or default_tracker()
-        return cls(CaseMonitor(engine, chosen), chosen.config.monitoring.interval_s)
+        return cls(CaseMonitor(engine, chosen), chosen.config.monitoring.interval_s, stopping=stopping)
 
     def step(self) -> bool:
         """Run a pass when one is due; always False, as nothing more is due right after a pass."""
         if self._clock() < self._next:
             return False
-        self.last_report = self.monitor.tick()
+        self.last_report = self.monitor.tick(stopping=self._stopping)
         self._next = self._clock() + self.interval_s
         return False
+
+
+def _while_running(items: list[str], stopping: Callable[[], bool], report: TickReport) -> Iterator[str]:
+    """The items one by one, until stopping() is true: then the report is marked interrupted."""
+    for item in items:
+        if stopping():
+            report.interrupted = True
+            return
+        yield item
 
 
 def _lock_case(conn: Connection, application_no: str) -> None:

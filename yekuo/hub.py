@@ -151,7 +151,7 @@ class Hub:
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
         self._spawn("drain", self._drainer_loop_factory())
-        self._spawn("monitor", MonitorLoop.for_engine(self.engine).step)
+        self._spawn("monitor", MonitorLoop.for_engine(self.engine, stopping=self._stop.is_set).step)
         # Signed webhooks from the event feed, and the feed's retention.
         self._spawn("write:subscriptions", WebhookDispatcher(self.engine, subscription_settings()).step)
         for name, worker_step in self.workers:

@@ -157,3 +157,24 @@ def test_the_loop_runs_a_pass_every_interval(sqlite_engine: Engine, tracker: Cas
     now[0] += 1.0
     loop.step()
     assert loop.last_report is not first
+
+
+def test_a_pass_stops_between_two_cases_and_the_next_pass_does_the_rest(
+    sqlite_engine: Engine, tracker: CaseTracker
+) -> None:
+    with sqlite_engine.begin() as conn:
+        for number in ("A1", "A2", "A3"):
+            tracker(conn, application_event(number, 1))
+    monitor = CaseMonitor(sqlite_engine, tracker)
+    asked: list[int] = []
+
+    def stop_after_two() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    partial = monitor.tick(at, stopping=stop_after_two)
+    assert partial.interrupted and partial.overdue == 2
+    rest = monitor.tick(at)
+    assert not rest.interrupted and rest.overdue == 1
+    assert len(_published(sqlite_engine, "cn.yekuo.case.overdue.v1")) == 3
