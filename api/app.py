@@ -37,7 +37,7 @@ from subscriptions.settings import subscription_settings
 from yekuo.consumers import CONSUMERS
 from yekuo.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from yekuo.operations import Operations
-from yekuo.settings import AuthSettings, Settings
+from yekuo.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
@@ -69,6 +69,8 @@ def create_app(
     metrics: HubMetrics | None = None,
     adapter_reports: Mapping[str, AdapterReport] | None = None,
     on_push: Callable[[], None] | None = None,
+    webhooks: WebhookSettings | None = None,
+    submissions: SubmissionSettings | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
@@ -79,6 +81,8 @@ def create_app(
     the gauges of /metrics (default: this database, the operations' bus and every consumer's queues).
     adapter_reports backs /admin/adapters (default: the marketing adapter as the database shows it).
     on_push runs after the marketing push endpoint stored a new notification (the hub wakes its poller).
+    webhooks bounds webhook destinations and subscriptions per caller (default: YEKUO_WEBHOOKS__*).
+    submissions bounds the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*).
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(engine, operator_service.open_bus, watched_queues(CONSUMERS))
@@ -119,16 +123,18 @@ def create_app(
     app.include_router(admin_router(operator_service))
     app.include_router(adapter_status_router(engine, adapter_reports or {"marketing": MarketingStatus()}))
     app.include_router(marketing_push_router(engine, on_stored=on_push))
-    app.include_router(submissions_router(engine))
+    submission_limits = submissions or Settings().submissions
+    app.include_router(submissions_router(engine, limits=submission_limits))
 
     app.include_router(applications_router(engine))
     app.include_router(customers_router(engine))
-    app.include_router(feasibility_router(engine))
+    app.include_router(feasibility_router(engine, limits=submission_limits))
     app.include_router(grid_router(engine))
     app.include_router(loads_router(engine))
     feed_settings = subscription_settings()
     app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
-    app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii))
+    webhook_settings = webhooks or Settings().webhooks
+    app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
     app.include_router(asyncapi_router(settings_document(Settings())))
 
     access = policy or load_access_policy()

@@ -47,6 +47,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "invalid-file-name": ProblemType(400, "The file name is not a plain file name"),
     "no-legacy-code": ProblemType(422, "The marketing system has no code for a value"),
     "unknown-province": ProblemType(422, "No rule set for that province"),
+    "webhook-destination-refused": ProblemType(422, "The hub does not deliver webhooks to that URL"),
     "payload-too-large": ProblemType(413, "The request body is larger than allowed"),
     "not-found": ProblemType(404, "No such resource"),
     "method-not-allowed": ProblemType(405, "The resource does not accept that method"),
@@ -70,9 +71,11 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "idempotency-key-reused": ProblemType(409, "The Idempotency-Key was used for a different request"),
     "idempotency-key-in-use": ProblemType(409, "A request with this Idempotency-Key is still in progress"),
     "delivery-pending": ProblemType(409, "The delivery is still pending; it needs no replay"),
+    "webhook-limit-reached": ProblemType(409, "The caller holds as many webhook subscriptions as allowed"),
     # The hub or one of its dependencies cannot serve it now.
     "bus-unavailable": ProblemType(503, "The bus refused the message; nothing changed"),
     "dispatch-not-configured": ProblemType(503, "The dispatch intake is not configured"),
+    "insufficient-storage": ProblemType(507, "The drop folder's disk is too full to take a file"),
     "service-unavailable": ProblemType(503, "The service cannot answer now"),
     "internal-error": ProblemType(500, "Internal error"),
 }

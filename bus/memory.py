@@ -46,7 +46,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -61,6 +60,7 @@ from bus.codec import (
     unroutable_text,
 )
 from bus.port import Delivery, ExchangeSpec, Message, QueueSpec, Topology
+from yekuo import clock
 from yekuo.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
 
 _LOG = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ def _record_death(headers: dict[str, Any], queue: str, reason: str, stored: _Sto
                 "count": 1,
                 "reason": reason,
                 "queue": queue,
-                "time": datetime.now(UTC).replace(microsecond=0),
+                "time": clock.now().replace(microsecond=0),
                 "exchange": stored.exchange,
                 "routing-keys": [stored.routing_key],
             },

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bus.port import Binding, Delivery, ExchangeSpec, Message, QueueSpec
+from yekuo import clock
 
 RETRY_EXCHANGE = "yekuo.retry"
 REQUEUE_EXCHANGE = "yekuo.requeue"
@@ -86,7 +86,7 @@ def next_hop(delivery: Delivery, error: BaseException, policy: RetryPolicy) -> t
     attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
     history = [
         *failures_of(headers),
-        {"at": datetime.now(UTC).isoformat(), "attempt": attempt, "error": _describe(error)},
+        {"at": clock.now().isoformat(), "attempt": attempt, "error": _describe(error)},
     ]
     headers[ATTEMPT_HEADER] = attempt
     headers[FAILURES_HEADER] = history

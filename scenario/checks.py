@@ -37,10 +37,13 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What the runner observed outside the store: loop failures, drop-folder outcomes, earlier verdicts."""
+    """What the runner observed outside the store: transient failures, drop-folder outcomes, earlier verdicts.
+
+    source_failures: by adapter (marketing: every failed call of its client) and by hub loop (poll:pms).
+    """
 
     day: date
-    loop_failures: Mapping[str, int]
+    source_failures: Mapping[str, int]
     drop_dir: Path
     verdicts_before: Mapping[str, str] | None
 
@@ -168,20 +171,20 @@ def _parked(conn: Connection, expect: Expectations) -> list[CheckResult]:
 def _loops(expect: Expectations, facts: RunFacts) -> list[CheckResult]:
     results: list[CheckResult] = []
     for loop, count in expect.source_failures.items():
-        failures = facts.loop_failures.get(loop)
+        failures = facts.source_failures.get(loop)
         if failures is None:
             results.append(
                 CheckResult(
                     f"transient failures of {loop}",
                     count.describe(),
-                    "no such loop",
+                    "no such adapter or loop",
                     False,
-                    f"loops: {', '.join(sorted(facts.loop_failures))}",
+                    f"counted: {', '.join(sorted(facts.source_failures))}",
                 )
             )
         else:
             results.append(
-                _check(f"transient failures of {loop}", count, failures, "as counted by the hub loop")
+                _check(f"transient failures of {loop}", count, failures, "as counted where they happened")
             )
     return results
 

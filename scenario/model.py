@@ -203,7 +203,8 @@ class Expectations(_Strict):
     )
     parked: list[ParkedExpectation] = Field(default_factory=list)
     source_failures: dict[str, Count] = Field(
-        default_factory=dict, description="transient failures a hub loop met, by loop (poll:marketing)"
+        default_factory=dict,
+        description="transient failures by adapter (marketing: failed calls) or hub loop (poll:pms)",
     )
     files_done: Count | None = None
     files_error: Count | None = None

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from adapters.marketing.source import MarketingSource
+from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import PmsSource
 from adapters.records import PollingSource
 from bus import open_bus
@@ -45,11 +45,14 @@ from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import feasibility_assessments
 from store.parking import count_parked
 from store.schema import inbox, outbox, parked
+from yekuo import clock
 from yekuo.hub import Hub, hub_topology
 from yekuo.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY_STARTS_AT = clock_time(8, 30)
+# The hub's clock stands here when a run starts: after every application of the day was entered.
+DAY_ENDS_AT = clock_time(18, 0)
 QUIET_S = 1.5
 _PROGRESS_EVERY_S = 1.0
 
@@ -103,7 +106,10 @@ def run_scenario(
 def _run_in(
     scenario: Scenario, options: RunOptions, work: Path, say: Callable[[str], None], started: float
 ) -> RunResult:
-    with _Run.started(scenario, options, work, say) as run:
+    # The whole run, simulators and hub alike, lives on the scenario's day, so its seeded dates, load files
+    # and deadlines agree with one another on whatever day the scenario is run.
+    day_clock = clock.RunningClock(datetime.combine(scenario.day, DAY_ENDS_AT, tzinfo=SHANGHAI))
+    with clock.use(day_clock), _Run.started(scenario, options, work, say) as run:
         return run.play(started)
 
 
@@ -129,7 +135,7 @@ def _entered_today(row: ApplicationRow) -> ApplicationRow:
 
 
 def _local_today() -> date:
-    return datetime.now(SHANGHAI).date()
+    return clock.now().astimezone(SHANGHAI).date()
 
 
 class _Run:
@@ -142,6 +148,7 @@ class _Run:
         simulator: SimulatorServer,
         writer: DispatchWriter,
         hub: Hub,
+        marketing: MarketingAdapter,
         drop_dir: Path,
         backlog: list[ApplicationRow],
         held_back: list[ApplicationRow],
@@ -152,6 +159,7 @@ class _Run:
         self.simulator = simulator
         self.writer = writer
         self.hub = hub
+        self.marketing = marketing
         self.drop_dir = drop_dir
         self.backlog = backlog
         self.held_back = held_back
@@ -196,8 +204,7 @@ class _Run:
             settings = Settings(
                 bus_url=options.bus_url or f"memory://scenario-{uuid.uuid4()}",
                 db_url=options.db_url or f"sqlite:///{work / 'hub.db'}",
-                # The day is played in seconds, so the call backoffs and the breaker shrink with it: the
-                # client's own retries must give up within an outage for the hub loop to see it at all.
+                # The day is played in seconds, so the call backoffs and the breaker shrink with it.
                 marketing=MarketingSettings(
                     wsdl_url=simulator.wsdl_url,
                     poll_interval_s=0.2,
@@ -214,7 +221,8 @@ class _Run:
             # Counts must speak of this run only.
             drop_schema(hub_engine)
             create_schema(hub_engine)
-            hub = _hub(settings, hub_engine, simulator.wsdl_url)
+            marketing = build_marketing(settings.marketing, hub_engine)
+            hub = _hub(settings, hub_engine, marketing)
             say(
                 f"scenario {scenario.name}: seed {scenario.seed}, {len(world.customers)} customers, "
                 f"{backlog} backlog + {len(world.applications) - backlog} applications over "
@@ -228,6 +236,7 @@ class _Run:
                 simulator,
                 writer,
                 hub,
+                marketing,
                 drop_dir,
                 [_shifted(row, days_ago) for row in ordered[:backlog]],
                 [_entered_today(row) for row in ordered[backlog:]],
@@ -263,7 +272,11 @@ class _Run:
             self.notes.append(f"not settled within {self.scenario.timeout_s:g} s: {self._progress()}")
         facts = RunFacts(
             day=self.scenario.day,
-            loop_failures={name: health.failures for name, health in self.hub.health.items()},
+            source_failures={
+                **{name: health.failures for name, health in self.hub.health.items()},
+                # Counted at the adapter: its own retries may hide a short outage from the poll loop.
+                "marketing": self.marketing.client.breaker.status().failed_calls,
+            },
             drop_dir=self.drop_dir,
             verdicts_before=verdicts_before,
         )
@@ -432,14 +445,12 @@ class _Run:
         )
 
 
-def _hub(settings: Settings, engine: Engine, wsdl_url: str) -> Hub:
+def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub:
     from routes.config import load_hub_config
 
     config = load_hub_config(settings.config_dir)
     sources: list[PollingSource] = [
-        MarketingSource(
-            wsdl_url, page_size=settings.marketing.page_size, timeout_s=settings.marketing.timeout_s
-        ),
+        marketing.source,
         PmsSource(config.routes, state_engine=engine, settings=settings.pms),
     ]
     hub = Hub(settings, sources=sources, engine=engine, config=config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from store import submissions as _submissions  # noqa: F401  (registers the mark
 from store import webhooks as _webhooks  # noqa: F401  (registers the webhook subscription tables)
 from store.crypto import Keyring, bind_keyring, keyring_from_settings
 from store.schema import metadata
+from yekuo import clock
 from yekuo.settings import Settings
 
 
@@ -64,5 +65,5 @@ def drop_schema(engine: Engine) -> None:
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware, from the hub's clock."""
+    return clock.now()

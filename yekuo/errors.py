@@ -9,6 +9,8 @@
     ├── SourceError                 a legacy system could not be read or written
     │   ├── SourceUnavailableError  transient: timeout, reset, HTTP 5xx, database outage (retry)
     │   └── SourceRejectedError     the legacy system refused the request (business fault; do not retry)
+    ├── DestinationRefusedError     a webhook URL is not http(s) or reaches an address not allowed (no retry)
+    ├── DestinationUnresolvedError  a webhook URL's host name resolves to no address now (retry)
     └── BusError                    the message bus failed
         ├── BusUnavailableError     transient: connection lost, broker down (retry)
         ├── UnroutableError         a mandatory publish matched no queue; the event stays unsent
@@ -87,6 +89,14 @@ class SourceUnavailableError(SourceError):
 
 class SourceRejectedError(SourceError):
     """The legacy system refused the request; retrying cannot help."""
+
+
+class DestinationRefusedError(YekuoError):
+    """A webhook URL the hub will not deliver to: its scheme, or an address it is or resolves to."""
+
+
+class DestinationUnresolvedError(YekuoError):
+    """A webhook URL's host name does not resolve (now); a delivery tries again later."""
 
 
 class BusError(YekuoError):

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
+from adapters.dispatch.dropfolder import DropFolder, with_sweeps
 from adapters.dispatch.intake import DispatchIntake
 from adapters.records import PollingSource
 from bus import open_bus
@@ -37,6 +38,7 @@ from yekuo.audit import record_config_loaded
 from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusError, SourceUnavailableError
 from yekuo.ingest import Ingestor
+from yekuo.logs import redact
 from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,12 +155,23 @@ class Hub:
         self._spawn("drain", self._drainer_loop_factory())
         self._spawn("monitor", MonitorLoop.for_engine(self.engine, stopping=self._stop.is_set).step)
         # Signed webhooks from the event feed, and the feed's retention.
-        self._spawn("write:subscriptions", WebhookDispatcher(self.engine, subscription_settings()).step)
+        dispatcher = WebhookDispatcher(self.engine, subscription_settings(), webhooks=self.settings.webhooks)
+        self._spawn("write:subscriptions", dispatcher.step)
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
         if self.settings.dispatch is not None:
-            intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
-            self._spawn(f"intake:{intake.name}", intake.step)
+            dispatch = self.settings.dispatch
+            # The folder carries the free-space floor and the retentions; it is swept in the intake's loop.
+            folder = DropFolder.from_settings(dispatch)
+            intake = DispatchIntake(
+                self.engine,
+                self.config.router,
+                folder,
+                max_file_bytes=dispatch.max_file_bytes,
+                progress_every_rows=dispatch.progress_every_rows,
+                scan_interval_s=dispatch.scan_interval_s,
+            )
+            self._spawn(f"intake:{intake.name}", with_sweeps(folder, intake.step))
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
@@ -291,7 +304,8 @@ class Hub:
             error = state.outcome.exception() if state.outcome else None
             health.ok = False
             health.failures += 1
-            health.last_error = str(error)
+            # Shown to operators without pii:read: an error quoting a record must not show its identity.
+            health.last_error = redact(str(error))
             log.warning("%s: transient failure #%d, backing off: %s", name, state.attempt_number, error)
 
         retrying = tenacity.Retrying(

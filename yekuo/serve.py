@@ -16,8 +16,10 @@ from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
 from bus import open_bus
 from routes.config import load_hub_config
+from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine
+from yekuo.audit import AnchorLoop
 from yekuo.hub import Hub
 from yekuo.ingest import Ingestor
 from yekuo.metrics import HubMetrics, watched_queues
@@ -45,6 +47,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
         metrics=metrics,
         adapter_reports=reports,
         on_push=wake,
+        webhooks=hub.settings.webhooks,
     )
 
 
@@ -62,20 +65,25 @@ def serve_hub(settings: Settings) -> int:
     """Run until interrupted."""
     try:
         keyring = production_keyring(settings)
+        # A chain keyed with the public development key could be rewritten by anyone.
+        chain_key = chain_key_from_settings(settings.audit, allow_development=False)
     except CredentialsError as exc:
         print(f"yekuo run: {exc}; mint tokens with `yekuo auth token` once it is set", file=sys.stderr)
         return 1
-    except PiiKeyError as exc:
+    except (PiiKeyError, AuditKeyError) as exc:
         print(f"yekuo run: {exc}", file=sys.stderr)
         return 1
     engine = create_engine(settings.db_url, keyring=keyring)
+    bind_chain_key(engine, chain_key)
     config = load_hub_config(settings.config_dir)
     marketing = build_marketing(settings.marketing, engine)
     sources: list[PollingSource] = [marketing.source]
     pms = pms_source(settings, config.routes, engine)
     if pms is not None:
         sources.append(pms)
-    hub = Hub(settings, sources=sources, engine=engine, config=config, workers=[marketing.writer_loop])
+    anchors = AnchorLoop(engine, settings.audit)
+    workers = [marketing.writer_loop, ("audit:anchor", anchors.step)]
+    hub = Hub(settings, sources=sources, engine=engine, config=config, workers=workers)
     hub.start()
     api = BackgroundServer(build_api(hub, marketing), host=settings.api_host, port=settings.api_port).start()
     polled = ", ".join(source.name for source in sources)

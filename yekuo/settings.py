@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A DNS name: dot-separated labels of letters, digits and inner hyphens (IDNs in their xn-- form).
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 class MarketingSettings(BaseModel):
@@ -29,8 +34,10 @@ class MarketingSettings(BaseModel):
     push_batch: int = Field(default=500, ge=1, description="pushed records staged per step")
     write_initial_backoff_s: float = Field(default=2.0, ge=0, description="first wait before a write retry")
     write_max_backoff_s: float = Field(default=300.0, ge=0, description="longest wait between write retries")
-    write_max_attempts: int | None = Field(
-        default=None, ge=1, description="give a write up after this many tries; None: keep trying"
+    write_max_attempts: int = Field(
+        default=50,
+        ge=1,
+        description="tries of a write failing for a transient reason before it is failed (refusals: one try)",
     )
 
 
@@ -72,6 +79,7 @@ class DispatchSettings(BaseModel):
     """The drop folder of the dispatch and metering file feeds (CIM/E, curve CSV) and how files are taken.
 
     Files land in <drop_dir>/incoming/ and move to processing/, then done/ or error/ (with a .reason file).
+    One size limit serves both ways in: an upload the intake would refuse is refused before it is stored.
     """
 
     drop_dir: Path = Field(default=PROJECT_ROOT / "var" / "dispatch", description="root of the drop folder")
@@ -79,8 +87,23 @@ class DispatchSettings(BaseModel):
         default=2.0, ge=0, description="a file is taken once its size and mtime stayed the same this long"
     )
     max_file_bytes: int = Field(
-        default=2 * 1024**3, ge=1, description="larger files (and uploads) are refused, the files to error/"
+        default=256 * 1024**2,
+        ge=1,
+        description="largest file taken: a bigger upload gets 413 as it streams, a bigger dropped one error/",
     )
+    min_free_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="free space kept on the drop folder's disk: below it uploads get 507, new files wait",
+    )
+    min_free_percent: float = Field(
+        default=0.0, ge=0, le=100, description="the same floor as a share of the disk; the larger one applies"
+    )
+    done_retention_days: int = Field(default=30, ge=1, description="days files stay in done/, then deleted")
+    error_retention_days: int = Field(
+        default=90, ge=1, description="days files stay in error/ (with their .reason file), then deleted"
+    )
+    sweep_interval_s: float = Field(default=3600.0, gt=0, description="how often done/ and error/ are swept")
     scan_interval_s: float = Field(default=1.0, gt=0, description="how often incoming/ is listed when idle")
     progress_every_rows: int = Field(default=100_000, ge=1, description="log progress every this many rows")
 
@@ -121,6 +144,74 @@ class PiiSettings(BaseModel):
     active_key_id: str | None = Field(default=None, description="key id new values use; None: the only key")
 
 
+class WebhookSettings(BaseModel):
+    """Where webhook deliveries may go, and how many subscriptions one caller may hold."""
+
+    max_per_caller: int = Field(default=20, ge=1, description="subscriptions one caller may hold at once")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names or CIDR ranges allowed although private, loopback or link-local",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names_or_ranges(cls, entries: list[str]) -> list[str]:
+        checked = []
+        for entry in entries:
+            text = entry.strip().lower().rstrip(".")
+            try:
+                checked.append(str(ipaddress.ip_network(text, strict=False)))
+                continue
+            except ValueError:
+                pass
+            if not _HOST_NAME.fullmatch(text):
+                raise ValueError(f"{entry!r} is neither a host name nor an address range like 10.8.0.0/16")
+            checked.append(text)
+        return checked
+
+
+class SubmissionSettings(BaseModel):
+    """Limits on applications new platforms submit through the API (and feasibility previews)."""
+
+    min_capacity_kva: float = Field(
+        default=1.0, gt=0, allow_inf_nan=False, description="smallest requested capacity accepted, kVA"
+    )
+    max_capacity_kva: float = Field(
+        default=200_000.0, gt=0, allow_inf_nan=False, description="largest requested capacity accepted, kVA"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SubmissionSettings:
+        if self.min_capacity_kva > self.max_capacity_kva:
+            low, high = self.min_capacity_kva, self.max_capacity_kva
+            raise ValueError(f"min_capacity_kva {low:g} is above max_capacity_kva {high:g}")
+        return self
+
+
+class AuditSettings(BaseModel):
+    """The keyed audit chain and where its anchors are written, outside the database.
+
+    chain_key is a base64 key of at least 32 bytes (`yekuo audit new-key`). None: the demo and tests use
+    the public development key, and `yekuo run` refuses to start.
+    """
+
+    chain_key: SecretStr | None = Field(
+        default=None, description="HMAC key of the audit chain; None: the public development key"
+    )
+    anchor_path: Path = Field(
+        default=PROJECT_ROOT / "var" / "audit-anchors.jsonl",
+        description="append-only file the anchors go to; keep it on other storage than the database",
+    )
+    anchor_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often `yekuo run` anchors the chain (also once at start)"
+    )
+    unkeyed_through: int = Field(
+        default=0,
+        ge=0,
+        description="last entry written before the chain was keyed: entries up to it may carry plain SHA-256",
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings; every field can be set as YEKUO_<NAME> (nested: YEKUO_MARKETING__PAGE_SIZE)."""
 
@@ -137,6 +228,9 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     pii: PiiSettings = PiiSettings()
     auth: AuthSettings = AuthSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    submissions: SubmissionSettings = SubmissionSettings()
+    audit: AuditSettings = AuditSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

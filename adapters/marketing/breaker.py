@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from store.database import utcnow
 from yekuo.errors import ConfigError, SourceUnavailableError
+from yekuo.logs import redact
 
 
 class CircuitState(StrEnum):
@@ -35,13 +36,18 @@ class CircuitOpenError(SourceUnavailableError):
 
 @dataclass(frozen=True)
 class BreakerStatus:
-    """A snapshot of a circuit breaker, for /ready and the admin status."""
+    """A snapshot of a circuit breaker, for /ready and the admin status.
+
+    failed_calls counts every call that failed for a transient reason since start, retries included: the
+    failures as the adapter met them, whether or not its retries hid them from the loop above.
+    """
 
     name: str
     state: CircuitState
     consecutive_failures: int
     failure_threshold: int
     trips: int
+    failed_calls: int
     opened_at: datetime | None
     retry_in_s: float | None
     last_error: str | None
@@ -62,6 +68,7 @@ class BreakerStatus:
             "consecutive_failures": self.consecutive_failures,
             "failure_threshold": self.failure_threshold,
             "trips": self.trips,
+            "failed_calls": self.failed_calls,
             "opened_at": self.opened_at.isoformat() if self.opened_at else None,
             "retry_in_s": self.retry_in_s,
             "last_error": self.last_error,
@@ -98,6 +105,7 @@ class CircuitBreaker:
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._trips = 0
+        self._failed_calls = 0
         self._opened_mono = 0.0
         self._opened_at: datetime | None = None
         self._trial_running = False
@@ -135,7 +143,8 @@ class CircuitBreaker:
         """Record a call that failed for a reason worth a retry (unavailable, unreadable answer)."""
         with self._lock:
             self._failures += 1
-            self._last_error = str(error)
+            self._failed_calls += 1
+            self._last_error = redact(str(error))  # shown to operators, who may lack pii:read
             self._last_failure_at = self._now()
             trial = self._state is CircuitState.HALF_OPEN
             self._trial_running = False
@@ -157,6 +166,7 @@ class CircuitBreaker:
                 consecutive_failures=self._failures,
                 failure_threshold=self.failure_threshold,
                 trips=self._trips,
+                failed_calls=self._failed_calls,
                 opened_at=self._opened_at,
                 retry_in_s=retry_in,
                 last_error=self._last_error,

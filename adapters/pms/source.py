@@ -47,7 +47,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,6 +59,7 @@ from adapters.pms.state import Pending, Position, SyncState, TableState
 from adapters.pms.tables import BoundTable, PolledTable, plain, polled_tables
 from adapters.records import RawRecord, SourceBatch
 from routes.table import Route
+from yekuo import clock as yekuo_clock
 from yekuo.errors import ConfigError, SourceUnavailableError
 from yekuo.settings import PmsSettings, Settings
 
@@ -170,7 +171,7 @@ class PmsSource:
             self._zone = ZoneInfo(self.settings.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown PMS time zone {self.settings.timezone!r}") from None
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or yekuo_clock.now
         self.registry = RowRegistry(state_engine, name)
         self._bound: dict[str, BoundTable] = {}
 

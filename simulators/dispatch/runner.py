@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -22,7 +23,11 @@ from simulators.dispatch.equipment import Equipment, EquipmentKind, pms_equipmen
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import WrittenFile
 from simulators.dispatch.writer import DEFAULT_OVERSIZE_BYTES, DispatchWriter
+from yekuo import clock
 from yekuo.errors import ConfigError
+
+# Legacy systems stamp local times in Asia/Shanghai.
+DISPATCH_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def choose_equipment(
@@ -82,7 +87,7 @@ def run(
         pause=functools.partial(_hold, stop, hold_s),
     )
     rng = random.Random(seed)
-    day = start or date.today() - timedelta(days=7)
+    day = start or clock.now().astimezone(DISPATCH_ZONE).date() - timedelta(days=7)
     lines = sum(1 for item in writer.feeders if item.kind is EquipmentKind.FEEDER)
     mains = f"{len(writer.feeders) - lines} main transformers, " if len(writer.feeders) > lines else ""
     out(

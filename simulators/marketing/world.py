@@ -10,8 +10,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict, cast
+from zoneinfo import ZoneInfo
 
+from yekuo import clock
 from yekuo.errors import ConfigError, SourceRejectedError
+
+# Legacy systems stamp local times in Asia/Shanghai.
+LEGACY_ZONE = ZoneInfo("Asia/Shanghai")
 
 LEGACY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -305,7 +310,7 @@ class MarketingWorld:
     def _next_change_time(self) -> datetime:
         # One second after the newest change places a change after every watermark handed out so far.
         if not self._order:
-            return datetime.now().replace(microsecond=0)
+            return clock.now().astimezone(LEGACY_ZONE).replace(tzinfo=None, microsecond=0)
         return datetime.strptime(self._order[-1][0], LEGACY_TIME_FORMAT) + timedelta(seconds=1)
 
     def advance(self, app_no: str, at: datetime | None = None) -> ApplicationRow:

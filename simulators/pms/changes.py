@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from simulators.pms.schema import DEVICE_TYPES, coordinates, feeders, transformers
 from simulators.pms.seed import transformer_id, transformer_model
+from yekuo import clock
 from yekuo.errors import ConfigError
 
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
@@ -67,7 +68,7 @@ class Change:
 
 def local_now() -> datetime:
     """The current Asia/Shanghai wall time, naive and in whole seconds, as PMS writes GXSJ."""
-    return datetime.now(LOCAL_ZONE).replace(tzinfo=None, microsecond=0)
+    return clock.now().astimezone(LOCAL_ZONE).replace(tzinfo=None, microsecond=0)
 
 
 class ChangeGenerator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,9 +37,17 @@ from tests.unit.feasibility.builders import (
 )
 from workflow.grid import handle_grid_event
 from workflow.projection import PROJECTION_UPDATED
+from yekuo import clock
 from yekuo.consumers import CONSUMERS
 
 CONFIG = load_feasibility_config(ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _hub_clock_at_now() -> Iterator[None]:
+    """The builders date the load readings from NOW, so every part of the hub (the API too) reads NOW."""
+    with clock.frozen_at(NOW):
+        yield
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def _facts(tmp_path: Path, before: dict[str, str] | None = None) -> RunFacts:
     (tmp_path / "drop" / "done" / "a.csv").write_text("x")
     (tmp_path / "drop" / "error" / "b.cime").write_text("x")
     (tmp_path / "drop" / "error" / "b.cime.reason").write_text("truncated")
-    return RunFacts(DAY, {"poll:marketing": 2, "poll:pms": 0}, tmp_path / "drop", before)
+    return RunFacts(DAY, {"marketing": 2, "poll:marketing": 0, "poll:pms": 0}, tmp_path / "drop", before)
 
 
 def test_expectations_that_hold_pass(engine: Engine, tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_expectations_that_hold_pass(engine: Engine, tmp_path: Path) -> None:
                 {"reason_code": "malformed", "reason_contains": "not a number", "count": 1},
                 {"kind": "dead", "count": 0},
             ],
-            "source_failures": {"poll:marketing": {"min": 1}},
+            "source_failures": {"marketing": {"min": 1}},
             "files_done": 1,
             "files_error": 1,
         }
@@ -100,6 +100,8 @@ def test_expectations_that_fail_say_what_the_store_holds(engine: Engine, tmp_pat
     parked = results["parked invalid from marketing"]
     assert parked.actual == "0"
     assert parked.why == "parked reasons: line 7: 'abc' is not a number; unknown code"
-    assert results["transient failures of poll:dispatch"].why == "loops: poll:marketing, poll:pms"
+    assert (
+        results["transient failures of poll:dispatch"].why == "counted: marketing, poll:marketing, poll:pms"
+    )
     assert results["transient failures of poll:pms"].actual == "0"
     assert results["files in error"].actual == "1"  # the .reason file beside it is not counted
