@@ -1,6 +1,9 @@
 """Admin endpoints over parked messages: dead letters and invalid input, to list, inspect, replay and discard.
 
 Actions are recorded with the name of the authenticated caller (the token's `sub`) as the operator.
+Personal data in payloads, reasons and action details is masked (yekuo.masking) unless the caller holds
+pii:read; each message whose personal data such a caller was shown is recorded in the audit log with the
+caller, the route and the message id. An action's answer is always masked: GET the message to see it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_para
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
-from api.security import CurrentPrincipal
-from store.operations import OperatorAction
+from api.security import PII_READ, CurrentPrincipal, Principal
 from store.parking import ParkedKind, ParkedMessage
 from yekuo.errors import BusError
 from yekuo.operations import (
@@ -26,6 +28,8 @@ from yekuo.operations import (
     NotReplayableError,
     OperationError,
     Operations,
+    ParkedDetail,
+    PiiReader,
     UnknownParkedError,
     origin,
 )
@@ -58,11 +62,12 @@ def _add_collection(
 
     @router.get(
         f"/{segment}",
-        summary=f"List {description}",
+        summary=f"List {description}; personal data masked unless the caller holds pii:read",
         name=f"list_{kind}",
         responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
     )
     def list_messages(
+        principal: CurrentPrincipal,
         status: Annotated[
             StatusFilter, Query(description="which messages (default: still parked)")
         ] = "parked",
@@ -73,23 +78,27 @@ def _add_collection(
         check_sort(sort, SORTS)
         after = _parked_id(decode_cursor_of(listing, cursor, 1)[0], cursor) if cursor else None
         with _errors():
-            found = operations.list_messages(
-                kind=kind, status=None if status == "all" else status, after=after, limit=limit
+            found = operations.browse(
+                kind=kind,
+                status=None if status == "all" else status,
+                after=after,
+                limit=limit,
+                reader=_reader(principal, f"GET /admin/{segment}"),
             )
         following = encode_cursor_of(listing, [found.next_after]) if found.next_after is not None else None
         return page([_summary(message) for message in found.items], limit, following)
 
     @router.get(
         f"/{segment}/{{parked_id}}",
-        summary="One parked message with its payload",
+        summary="One parked message with its payload; personal data masked unless the caller holds pii:read",
         name=f"show_{kind}",
         responses=problem_responses("parked-message-not-found"),
     )
-    def show(parked_id: ParkedId) -> dict[str, Any]:
+    def show(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+        reader = _reader(principal, f"GET /admin/{segment}/{{parked_id}}")
         with _errors():
-            message = operations.show(parked_id, kind=kind)
-            actions = operations.history(parked_id)
-        return _detail(message, actions)
+            detail = operations.inspect(parked_id, kind=kind, reader=reader)
+        return _detail(detail)
 
     @router.post(
         f"/{segment}/{{parked_id}}/replay",
@@ -113,6 +122,11 @@ def _add_collection(
 ACTION_PROBLEMS = problem_responses(
     "parked-message-not-found", "not-parked", "not-replayable", "operation-refused", "bus-unavailable"
 )
+
+
+def _reader(principal: Principal, view: str) -> PiiReader | None:
+    """The caller as a reader of personal data if it may read it unmasked; None: shown masked."""
+    return PiiReader(principal.sub, view) if principal.can(PII_READ) else None
 
 
 def _parked_id(value: Any, cursor: str) -> int:
@@ -168,11 +182,13 @@ def _summary(message: ParkedMessage) -> dict[str, Any]:
     }
 
 
-def _detail(message: ParkedMessage, actions: list[OperatorAction]) -> dict[str, Any]:
+def _detail(detail: ParkedDetail) -> dict[str, Any]:
+    message = detail.message
     return {
         **_summary(message),
         "position": message.position,
         "payload": message.payload,
+        "masked": list(detail.hidden),
         "actions": [
             {
                 "at": action.at.isoformat(),
@@ -180,6 +196,6 @@ def _detail(message: ParkedMessage, actions: list[OperatorAction]) -> dict[str, 
                 "action": action.action,
                 "detail": action.detail,
             }
-            for action in actions
+            for action in detail.actions
         ],
     }

@@ -242,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
     dlq_show = dlq_commands.add_parser("show", parents=[dlq_options], help="one message with its payload")
     dlq_show.add_argument("id", type=int)
+    dlq_show.add_argument(
+        "--unmask",
+        action="store_true",
+        help="show personal data unmasked; the read is recorded in the audit log under --operator",
+    )
+    dlq_show.add_argument("--operator", help="who is reading, for the audit log (default: OS user)")
     for name, text in (
         ("replay", "send a message through the hub again (safe: consumers deduplicate)"),
         ("discard", "drop a message for good (it stays listed as discarded)"),

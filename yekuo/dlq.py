@@ -1,4 +1,8 @@
-"""`yekuo dlq`: list, show, replay and discard parked messages from a terminal (the operator service)."""
+"""`yekuo dlq`: list, show, replay and discard parked messages from a terminal (the operator service).
+
+Personal data is masked in everything printed (yekuo.masking). `yekuo dlq show --unmask` prints one message
+unmasked and records that read in the audit log under the operator's name (--operator, default the OS user).
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from store.database import create_engine
-from store.operations import OperatorAction
-from store.parking import ParkedMessage
 from yekuo.errors import YekuoError
-from yekuo.operations import ActionResult, OperationError, Operations, ParkedPage, origin
+from yekuo.operations import (
+    ActionResult,
+    OperationError,
+    Operations,
+    ParkedDetail,
+    ParkedPage,
+    PiiReader,
+    origin,
+)
 from yekuo.settings import Settings
 
 REASON_WIDTH = 60
+SHOW_VIEW = "yekuo dlq show --unmask"  # the view an unmasked read is audited under
 
 
 def default_operator() -> str | None:
@@ -58,13 +69,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _execute(operations: Operations, args: argparse.Namespace) -> str:
     if args.dlq_command == "list":
         status = None if args.status == "all" else args.status
-        page = operations.list_messages(kind=args.kind, status=status, after=args.after, limit=args.limit)
+        page = operations.browse(kind=args.kind, status=status, after=args.after, limit=args.limit)
         return render_list(page, args)
-    if args.dlq_command == "show":
-        return render_detail(operations.show(args.id), operations.history(args.id))
+    if args.dlq_command == "show" and not args.unmask:
+        return render_detail(operations.inspect(args.id))
     operator = args.operator or default_operator()
     if not operator:
         raise OperationError("cannot tell who is acting: give --operator NAME")
+    if args.dlq_command == "show":
+        return render_detail(operations.inspect(args.id, reader=PiiReader(operator, SHOW_VIEW)))
     if args.dlq_command == "replay":
         return render_result(operations.replay(args.id, operator=operator))
     return render_result(operations.discard(args.id, operator=operator))
@@ -95,8 +108,9 @@ def render_list(page: ParkedPage, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def render_detail(message: ParkedMessage, actions: Sequence[OperatorAction]) -> str:
-    """Everything known about one parked message, its payload and the actions taken on it."""
+def render_detail(detail: ParkedDetail) -> str:
+    """Everything known about one parked message, its payload and the actions taken on it, as shown."""
+    message, actions = detail.message, detail.actions
     fields = [
         ("kind", message.kind),
         ("status", message.status),
@@ -110,6 +124,8 @@ def render_detail(message: ParkedMessage, actions: Sequence[OperatorAction]) -> 
         fields.append(("position", _json(message.position)))
     elif message.record_key is not None:
         fields.append(("message id", message.record_key))
+    if detail.hidden:
+        fields.append(("masked", f"{', '.join(detail.hidden)} (personal data; --unmask shows it, audited)"))
     lines = [f"parked message #{message.id}"]
     lines += [f"  {name:<12} {value}" for name, value in fields]
     payload = message.payload

@@ -8,6 +8,11 @@ its new reason. Either way the parked row is marked in the same transaction as t
 and a row that is no longer parked cannot be acted on twice. The same transaction chains the action into
 the audit log (store.audit), so an action and its audit entry commit together or not at all.
 
+What an operator is shown (browse, inspect, and the result of an action) has its personal data masked
+(yekuo.masking). Only a named PiiReader sees it unmasked, and each message whose personal data it was
+shown is chained into the audit log as a pii.read entry: who, through which view, which message, which
+fields.
+
 Errors (all YekuoError): OperationError for a request that cannot be carried out (no operator given),
 with UnknownParkedError (no such message of that kind), NotParkedError (already replayed or
 discarded) and NotReplayableError (nothing to replay it into); BusError when the republish failed, in
@@ -20,8 +25,8 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
@@ -35,8 +40,9 @@ from store.database import utcnow
 from store.operations import OperatorAction, list_actions, record_action
 from store.parking import ParkedKind, ParkedMessage
 from store.schema import parked
-from yekuo.errors import BusError, YekuoError
+from yekuo.errors import BusError, ConfigError, YekuoError
 from yekuo.ingest import Ingestor
+from yekuo.masking import LegacyPii, mask_parked
 from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ BOOKKEEPING_HEADER_PREFIXES = (
     "x-delivery-count",
 )
 REPLAYED_BY_HEADER = "x-yekuo-replayed-by"
+PII_READ_ACTION = "pii.read"  # the audit action of an unmasked read, as for customers (store.audit)
 
 
 class OperationError(YekuoError):
@@ -86,6 +93,23 @@ class ParkedPage:
 
 
 @dataclass(frozen=True)
+class PiiReader:
+    """Who is shown personal data unmasked (the audit actor) and through which view, e.g. an API route."""
+
+    actor: str
+    view: str
+
+
+@dataclass(frozen=True)
+class ParkedDetail:
+    """One parked message and the actions taken on it, as shown; hidden names what was masked."""
+
+    message: ParkedMessage
+    actions: list[OperatorAction]
+    hidden: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ActionResult:
     """What an operator action did: the row afterwards, and for a re-parked record the new row's id."""
 
@@ -110,7 +134,9 @@ class Operations:
     """List, inspect, replay and discard parked messages; every action is recorded with its operator.
 
     open_bus opens a bus connection for a replay (default: the configured bus URL); ingestor routes a
-    replayed invalid record (default: built on first use from the configured mappings and routes).
+    replayed invalid record (default: built on first use from the configured mappings and routes);
+    personal_data names the legacy fields holding personal data (default: derived on first use from the
+    configured mappings).
     """
 
     def __init__(
@@ -120,12 +146,15 @@ class Operations:
         open_bus: BusOpener | None = None,
         ingestor: Ingestor | None = None,
         settings: Settings | None = None,
+        personal_data: LegacyPii | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings or Settings()
         self.open_bus: BusOpener = open_bus or functools.partial(open_bus_url, self._settings.bus_url)
         self._ingestor = ingestor
         self._ingestor_lock = threading.Lock()
+        self._personal_data = personal_data
+        self._personal_data_lock = threading.Lock()
 
     def list_messages(
         self,
@@ -158,14 +187,51 @@ class Operations:
         return ParkedPage(items=items, total=int(total), next_after=next_after)
 
     def show(self, parked_id: int, *, kind: ParkedKind | None = None) -> ParkedMessage:
-        """One parked message with its payload."""
+        """One parked message as stored, personal data included; what an operator sees comes from inspect."""
         with self._engine.connect() as conn:
             return _fetch(conn, parked_id, kind)
 
-    def history(self, parked_id: int) -> list[OperatorAction]:
-        """The operator actions taken on one parked message, oldest first."""
-        with self._engine.connect() as conn:
-            return list_actions(conn, parked_id)
+    def browse(
+        self,
+        *,
+        kind: ParkedKind | None = None,
+        status: ParkedStatus | None = "parked",
+        after: int | None = None,
+        limit: int = 50,
+        reader: PiiReader | None = None,
+    ) -> ParkedPage:
+        """A page of list_messages as an operator sees it: reasons masked, unless a reader is named.
+
+        A reader's read is audited for every message of the page whose reason quoted personal data.
+        """
+        found = self.list_messages(kind=kind, status=status, after=after, limit=limit)
+        views = [mask_parked(message, self.personal_data) for message in found.items]
+        if reader is None:
+            return replace(found, items=[view.message for view in views])
+        revealed = [view.message.id for view in views if "reason" in view.hidden]
+        if revealed:
+            with self._engine.begin() as conn:
+                for parked_id in revealed:
+                    _audit_read(conn, reader, parked_id, ["reason"])
+        return found
+
+    def inspect(
+        self, parked_id: int, *, kind: ParkedKind | None = None, reader: PiiReader | None = None
+    ) -> ParkedDetail:
+        """One parked message with its payload and its actions as an operator sees it: personal data
+        masked, unless a reader is named; that read is audited in the same transaction when it showed any.
+        """
+        with self._engine.begin() as conn:
+            message = _fetch(conn, parked_id, kind)
+            actions = list_actions(conn, parked_id)
+            masked = mask_parked(message, self.personal_data)
+            masked_actions = [replace(action, detail=masked.mask_text(action.detail)) for action in actions]
+            hidden = masked.hidden + (("actions",) if masked_actions != actions else ())
+            if reader is None:
+                return ParkedDetail(masked.message, masked_actions, hidden)
+            if hidden:
+                _audit_read(conn, reader, parked_id, hidden)
+        return ParkedDetail(message, actions, ())
 
     def replay(self, parked_id: int, *, operator: str, kind: ParkedKind | None = None) -> ActionResult:
         """Send a parked message through the hub again and mark it replayed.
@@ -207,7 +273,9 @@ class Operations:
             origin(message),
             "republished" if message.kind == "dead" else result,
         )
-        return ActionResult("replay", who, message, detail, reparked_id=reparked_id, events=events)
+        return self._masked(
+            ActionResult("replay", who, message, detail, reparked_id=reparked_id, events=events)
+        )
 
     def discard(self, parked_id: int, *, operator: str, kind: ParkedKind | None = None) -> ActionResult:
         """Mark a parked message discarded: an operator decided it must not be processed."""
@@ -221,7 +289,7 @@ class Operations:
             _audit(conn, who, "discard", message)
             message = _fetch(conn, parked_id, None)
         log.info("operator %s discarded parked #%d: %s", who, parked_id, detail)
-        return ActionResult("discard", who, message, detail)
+        return self._masked(ActionResult("discard", who, message, detail))
 
     @property
     def ingestor(self) -> Ingestor:
@@ -233,6 +301,30 @@ class Operations:
                 config = load_hub_config(self._settings.config_dir)
                 self._ingestor = Ingestor(self._engine, config.router)
             return self._ingestor
+
+    @property
+    def personal_data(self) -> LegacyPii:
+        """Which legacy fields hold personal data, derived from the configured mappings."""
+        with self._personal_data_lock:
+            if self._personal_data is None:
+                from routes.config import load_hub_config
+
+                try:
+                    mappings = load_hub_config(self._settings.config_dir).mappings.values()
+                    self._personal_data = LegacyPii.from_mappings(mappings)
+                except ConfigError as exc:
+                    log.warning(
+                        "the mappings cannot be read, so every value of a parked legacy record is shown "
+                        "masked: %s",
+                        exc,
+                    )
+                    self._personal_data = LegacyPii.unknown()
+            return self._personal_data
+
+    def _masked(self, result: ActionResult) -> ActionResult:
+        """What an action did, as shown: its detail may quote the record's reason, and with it PII."""
+        masked = mask_parked(result.message, self.personal_data)
+        return replace(result, message=masked.message, detail=masked.mask_text(result.detail))
 
     def _republish(self, message: ParkedMessage, operator: str) -> str:
         original = _original_message(message, operator)
@@ -273,6 +365,17 @@ def _audit(
         detail.update(reparked_id=reparked_id, events=events)
     subject = f"parked/{message.id}"
     append_entry(conn, actor=operator, action=f"parked.{action}", subject=subject, detail=detail)
+
+
+def _audit_read(conn: Connection, reader: PiiReader, parked_id: int, fields: Sequence[str]) -> None:
+    """Chain an unmasked read: who, through which view, which message, which fields it showed."""
+    append_entry(
+        conn,
+        actor=_check_operator(reader.actor),
+        action=PII_READ_ACTION,
+        subject=f"parked/{parked_id}",
+        detail={"view": reader.view, "fields": sorted(fields)},
+    )
 
 
 def _check_operator(operator: str) -> str:

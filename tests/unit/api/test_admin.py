@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from api.app import create_app
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
+from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
 from tests.support.auth import TEST_AUTH, bearer
 from yekuo.errors import BusUnavailableError
@@ -19,16 +21,22 @@ from yekuo.operations import Operations
 
 from ..yekuo.parked_samples import (
     AUDIT_QUEUE,
+    IDENTITY_NO,
+    NOT_PERSONAL,
+    PERSONAL_VALUES,
     WORKFLOW_QUEUE,
     dead_letter_payload,
     declare_consumers,
     park_dead_letter,
     park_invalid_envelope,
     park_invalid_record,
+    personal_customer_record,
+    personal_dead_letter_payload,
     shipped_ingestor,
 )
 
 OPERATOR = bearer("operator", sub="alice")
+PII_OPERATOR = bearer("operator", scopes=["pii:read"], sub="pat")
 
 
 @pytest.fixture
@@ -203,3 +211,110 @@ def test_the_admin_routes_are_documented(client: TestClient) -> None:
             f"/admin/{collection}/{{parked_id}}/replay",
             f"/admin/{collection}/{{parked_id}}/discard",
         } <= set(paths)
+
+
+def _pii_reads(engine: Engine) -> list[AuditEntry]:
+    with engine.connect() as conn:
+        return list_entries(conn, action="pii.read")
+
+
+def _personal_shown(text: str) -> list[str]:
+    return [value for value in PERSONAL_VALUES if value in text]
+
+
+def test_without_pii_read_invalid_input_is_listed_and_shown_masked_and_its_other_data_in_clear(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    personal_id = park_invalid_record(sqlite_engine, personal_customer_record())
+    plain_id = park_invalid_record(sqlite_engine)
+
+    listing = client.get("/admin/invalid")
+    shown = client.get(f"/admin/invalid/{personal_id}")
+
+    assert (listing.status_code, shown.status_code) == (200, 200)
+    assert _personal_shown(listing.text) == [] and _personal_shown(shown.text) == []
+    items = {item["id"]: item for item in listing.json()["items"]}
+    assert "**************1234" in items[personal_id]["reason"]
+    assert "identity_document.number" in items[personal_id]["reason"]
+    assert "AC99999" in items[plain_id]["reason"]  # nothing personal: shown as parked
+    detail = shown.json()
+    assert all(value in shown.text for value in NOT_PERSONAL)
+    assert detail["payload"]["CERT_NO"] == "**************1234"
+    assert detail["payload"]["CONTACTS"][0]["CONTACT_NAME"] == "李明"
+    assert detail["origin"] == "marketing/customer 4130012345"
+    assert detail["masked"] == ["payload.BANK_ACCT", "payload.CERT_NO", "payload.CONTACTS[].MOBILE", "reason"]
+    assert _pii_reads(sqlite_engine) == []
+
+
+def test_with_pii_read_invalid_input_is_shown_unmasked_and_each_such_read_is_audited(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    personal_id = park_invalid_record(sqlite_engine, personal_customer_record())
+    plain_id = park_invalid_record(sqlite_engine)
+
+    listing = client.get("/admin/invalid", headers=PII_OPERATOR)
+    shown = client.get(f"/admin/invalid/{personal_id}", headers=PII_OPERATOR)
+
+    assert IDENTITY_NO in listing.text
+    assert _personal_shown(shown.text) == list(PERSONAL_VALUES) and shown.json()["masked"] == []
+    assert all(value in shown.text for value in NOT_PERSONAL)
+    reads = _pii_reads(sqlite_engine)
+    assert [(entry.actor, entry.subject, entry.detail["view"]) for entry in reads] == [
+        ("pat", f"parked/{personal_id}", "GET /admin/invalid"),
+        ("pat", f"parked/{personal_id}", "GET /admin/invalid/{parked_id}"),
+    ]
+    assert reads[0].detail["fields"] == ["reason"]
+    assert "payload.CERT_NO" in reads[1].detail["fields"]
+    # The record without personal data was read too, but nothing was unmasked for it.
+    assert all(entry.subject != f"parked/{plain_id}" for entry in reads)
+    assert not _personal_shown(json.dumps([entry.detail for entry in reads]))
+
+
+def test_dead_letters_are_masked_without_pii_read_and_unmasked_and_audited_with_it(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    payload = personal_dead_letter_payload()
+    dead_id = park_dead_letter(sqlite_engine, payload)
+
+    masked_list = client.get("/admin/dead-letters")
+    masked = client.get(f"/admin/dead-letters/{dead_id}")
+
+    assert _personal_shown(masked_list.text) == [] and _personal_shown(masked.text) == []
+    assert (
+        masked_list.json()["items"][0]["reason"] == "duplicate key (contact_phone)=(*******0001) in contacts"
+    )
+    body = json.loads(masked.json()["payload"]["body"])
+    assert body["data"]["name"] == "南阳市宛城区李记餐馆" and body["id"] == payload["message_id"]
+    assert body["data"]["identity_document"]["number"] == "**************1234"
+    assert masked.json()["payload"]["headers"] == payload["headers"]
+    assert _pii_reads(sqlite_engine) == []
+
+    unmasked_list = client.get("/admin/dead-letters", headers=PII_OPERATOR)
+    unmasked = client.get(f"/admin/dead-letters/{dead_id}", headers=PII_OPERATOR)
+
+    assert unmasked.json()["payload"] == payload
+    assert unmasked_list.json()["items"][0]["reason"] == payload["failures"][-1]["error"]
+    assert [(entry.subject, entry.detail["view"]) for entry in _pii_reads(sqlite_engine)] == [
+        (f"parked/{dead_id}", "GET /admin/dead-letters"),
+        (f"parked/{dead_id}", "GET /admin/dead-letters/{parked_id}"),
+    ]
+
+
+def test_action_answers_and_the_recorded_action_details_do_not_show_personal_data_unmasked(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    personal_id = park_invalid_record(sqlite_engine, personal_customer_record())
+
+    replayed = client.post(f"/admin/invalid/{personal_id}/replay", headers=PII_OPERATOR)
+
+    # Parked again with the same reason, which quotes the identity number: the answer is masked for anyone.
+    assert replayed.status_code == 200 and replayed.json()["reparked_id"] is not None
+    assert _personal_shown(replayed.text) == [] and "**************1234" in replayed.json()["detail"]
+    shown = client.get(f"/admin/invalid/{personal_id}").json()
+    assert [action["operator"] for action in shown["actions"]] == ["pat"]
+    assert _personal_shown(json.dumps(shown, ensure_ascii=False)) == [] and "actions" in shown["masked"]
+    assert _pii_reads(sqlite_engine) == []
+    unmasked = client.get(f"/admin/invalid/{personal_id}", headers=PII_OPERATOR).json()
+    assert IDENTITY_NO in unmasked["actions"][0]["detail"]
+    [read] = _pii_reads(sqlite_engine)
+    assert "actions" in read.detail["fields"]

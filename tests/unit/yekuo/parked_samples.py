@@ -17,8 +17,8 @@ from store.parking import park
 from yekuo.ingest import Ingestor
 from yekuo.settings import PROJECT_ROOT
 
-from ..mappings.samples import application_record
-from ..workflow.events import application_event
+from ..mappings.samples import application_record, customer_record
+from ..workflow.events import application_event, customer_event
 
 EXCHANGE = "yekuo.events"
 WORKFLOW_QUEUE = "yekuo.workflow"
@@ -113,6 +113,45 @@ def unknown_voltage_record(application_no: str = "A2") -> RawRecord:
         application_record(APP_NO=application_no, VOLT_CODE="AC99999"),
         {"key": application_no},
     )
+
+
+# Personal data of the samples below: a resident ID, the bank account and both contacts' mobiles of
+# mappings.samples.customer_record, and, beside them, data of the same record that is not personal.
+IDENTITY_NO = "110101199003071234"
+BANK_ACCOUNT = "6222021712000123456"
+MOBILES = ("13803770001", "13903770002")
+PERSONAL_VALUES = (IDENTITY_NO, BANK_ACCOUNT, *MOBILES)
+NOT_PERSONAL = (
+    "南阳市宛城区李记餐馆",
+    "南阳市宛城区仲景路66号",
+    "中国工商银行南阳分行",
+    "李明",
+    "4130012345",
+)
+
+
+def personal_customer_record(customer_no: str = "4130012345") -> RawRecord:
+    """A customer whose identity number the marketing system sent as a number: parked as a schema
+    violation whose reason quotes that number."""
+    record = customer_record(CONS_NO=customer_no, CERT_TYPE_CODE="01", CERT_NO=int(IDENTITY_NO))
+    assert record["BANK_ACCT"] == BANK_ACCOUNT
+    assert tuple(contact["MOBILE"] for contact in record["CONTACTS"]) == MOBILES
+    return RawRecord("marketing", "customer", customer_no, record, {"key": customer_no})
+
+
+def personal_dead_letter_payload(queue: str = WORKFLOW_QUEUE) -> dict[str, Any]:
+    """A customer event its consumer gave up on, the last failure quoting a contact's mobile."""
+    event = customer_event(
+        "4130012345",
+        identity_document={"type": "resident_id", "number": IDENTITY_NO},
+        bank_account={"bank": "中国工商银行南阳分行", "account_no": BANK_ACCOUNT},
+        contacts=[{"name": "李明", "phone": MOBILES[0]}, {"name": "王芳", "phone": MOBILES[1]}],
+    )
+    payload = dead_letter_payload(queue)
+    payload.update(message_id=event.id, correlation_id=event.correlationid, type=event.type)
+    payload.update(body=event.model_dump_json(), routing_key="customer.changed.marketing")
+    payload["failures"][-1]["error"] = f"duplicate key (contact_phone)=({MOBILES[0]}) in contacts"
+    return payload
 
 
 @functools.cache

@@ -11,11 +11,16 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.outbox import pending_count
+from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
 from store.parking import count_parked
 from yekuo.cli import main
 
 from .parked_samples import (
+    IDENTITY_NO,
+    MOBILES,
+    NOT_PERSONAL,
+    PERSONAL_VALUES,
     WORKFLOW_QUEUE,
     config_knowing_voltage,
     dead_letter_payload,
@@ -23,6 +28,8 @@ from .parked_samples import (
     park_dead_letter,
     park_invalid_envelope,
     park_invalid_record,
+    personal_customer_record,
+    personal_dead_letter_payload,
 )
 
 
@@ -144,3 +151,106 @@ def test_refusals_name_what_was_wrong(
     assert "no parked message with id 4711" in capsys.readouterr().err
     assert main(["dlq", "list", *db, "--kind", "dead"]) == 0
     assert "no parked messages (kind dead, status parked)" in capsys.readouterr().out
+
+
+def _pii_reads(engine: Engine) -> list[AuditEntry]:
+    with engine.connect() as conn:
+        return list_entries(conn, action="pii.read")
+
+
+def _personal_shown(text: str) -> list[str]:
+    return [value for value in PERSONAL_VALUES if value in text]
+
+
+def test_list_masks_personal_data_in_reasons_and_keeps_the_rest(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead_id = park_dead_letter(sqlite_engine, personal_dead_letter_payload())
+    invalid_id = park_invalid_record(sqlite_engine)
+
+    assert main(["dlq", "list", *db]) == 0
+
+    out = capsys.readouterr().out
+    assert MOBILES[0] not in out and "duplicate key (contact_phone)=(*******0001)" in out
+    assert "marketing/application A2" in out and "retries_exhausted" in out
+    assert f"{dead_id} " in out and f"{invalid_id} " in out and "2 of 2 shown" in out
+    assert _pii_reads(sqlite_engine) == []
+
+
+def test_show_masks_an_invalid_record_by_default_and_writes_no_audit_entry(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    invalid_id = park_invalid_record(sqlite_engine, personal_customer_record())
+
+    assert main(["dlq", "show", str(invalid_id), *db]) == 0
+
+    out = capsys.readouterr().out
+    assert _personal_shown(out) == []
+    assert all(value in out for value in NOT_PERSONAL)
+    assert '"CERT_NO": "**************1234"' in out and "identity_document.number" in out
+    assert "masked       payload.BANK_ACCT, payload.CERT_NO, payload.CONTACTS[].MOBILE, reason" in out
+    assert _pii_reads(sqlite_engine) == []
+
+
+def test_show_unmask_prints_personal_data_and_audits_the_read_under_the_operator(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    invalid_id = park_invalid_record(sqlite_engine, personal_customer_record())
+
+    assert main(["dlq", "show", str(invalid_id), "--unmask", "--operator", "alice", *db]) == 0
+
+    out = capsys.readouterr().out
+    assert _personal_shown(out) == list(PERSONAL_VALUES) and "masked " not in out
+    assert all(value in out for value in NOT_PERSONAL)
+    [read] = _pii_reads(sqlite_engine)
+    assert (read.actor, read.subject, read.detail["view"]) == (
+        "alice",
+        f"parked/{invalid_id}",
+        "yekuo dlq show --unmask",
+    )
+    assert read.detail["fields"] == [
+        "payload.BANK_ACCT",
+        "payload.CERT_NO",
+        "payload.CONTACTS[].MOBILE",
+        "reason",
+    ]
+
+
+def test_show_unmask_of_a_dead_letter_names_the_os_user_and_needs_someone_to_name(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = personal_dead_letter_payload()
+    dead_id = park_dead_letter(sqlite_engine, payload)
+
+    assert main(["dlq", "show", str(dead_id), *db]) == 0
+    masked = capsys.readouterr().out
+    assert _personal_shown(masked) == [] and payload["message_id"] in masked and "李明" in masked
+    assert "#3 at 2026-11-20T09:13:00+00:00: duplicate key (contact_phone)=(*******0001)" in masked
+
+    monkeypatch.setattr("yekuo.dlq.getpass.getuser", lambda: "ops-night-shift")
+    assert main(["dlq", "show", str(dead_id), "--unmask", *db]) == 0
+    assert payload["body"] in capsys.readouterr().out
+    [read] = _pii_reads(sqlite_engine)
+    assert (read.actor, read.subject) == ("ops-night-shift", f"parked/{dead_id}")
+
+    def nobody() -> str:
+        raise KeyError("uid 4711 has no name")
+
+    monkeypatch.setattr("yekuo.dlq.getpass.getuser", nobody)
+    assert main(["dlq", "show", str(dead_id), "--unmask", *db]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "give --operator NAME" in captured.err
+    assert len(_pii_reads(sqlite_engine)) == 1
+
+
+def test_an_action_result_is_printed_masked(
+    sqlite_engine: Engine, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    invalid_id = park_invalid_record(sqlite_engine, personal_customer_record())
+
+    assert main(["dlq", "replay", str(invalid_id), "--operator", "carol", *db]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"replayed #{invalid_id} (operator carol): still invalid, parked again as #")
+    assert IDENTITY_NO not in out and "**************1234" in out
+    assert _pii_reads(sqlite_engine) == []

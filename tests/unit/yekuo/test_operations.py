@@ -17,6 +17,7 @@ from bus.memory import discard_broker, unique_url
 from bus.outbox import pending_count
 from bus.port import Bus
 from routes.config import load_hub_config
+from store.audit import list_entries
 from store.operations import list_actions
 from store.parking import count_parked
 from store.schema import outbox
@@ -27,8 +28,10 @@ from yekuo.operations import (
     NotReplayableError,
     OperationError,
     Operations,
+    PiiReader,
     UnknownParkedError,
 )
+from yekuo.settings import Settings
 
 from .parked_samples import (
     AUDIT_QUEUE,
@@ -40,6 +43,7 @@ from .parked_samples import (
     park_dead_letter,
     park_invalid_envelope,
     park_invalid_record,
+    personal_customer_record,
     shipped_ingestor,
 )
 
@@ -252,3 +256,58 @@ def test_listing_filters_by_kind_and_status_and_pages_with_a_cursor(
         operations.list_messages(limit=0)
     with pytest.raises(OperationError, match="status must be one of"):
         operations.list_messages(status="lost")  # type: ignore[arg-type]
+
+
+def test_operator_views_are_masked_unless_a_reader_is_named_and_only_that_read_is_audited(
+    operations: Operations, sqlite_engine: Engine
+) -> None:
+    parked_id = park_invalid_record(sqlite_engine, personal_customer_record())
+    plain_id = park_invalid_record(sqlite_engine)
+
+    masked = operations.inspect(parked_id)
+    page = operations.browse(kind="invalid")
+
+    assert masked.message.payload["CERT_NO"] == "**************1234" and "reason" in masked.hidden
+    assert masked.message.payload["CONS_NAME"] == "南阳市宛城区李记餐馆"
+    assert "110101199003071234" not in " ".join(message.reason for message in page.items)
+    with sqlite_engine.connect() as conn:
+        assert list_entries(conn, action="pii.read") == []
+
+    reader = PiiReader("erin", "test view")
+    unmasked = operations.inspect(parked_id, reader=reader)
+    unmasked_page = operations.browse(kind="invalid", reader=reader)
+    plain = operations.inspect(plain_id, reader=reader)
+
+    assert unmasked.message == operations.show(parked_id) and unmasked.hidden == ()
+    assert unmasked_page.items == operations.list_messages(kind="invalid").items
+    assert plain.message == operations.show(plain_id)
+    with sqlite_engine.connect() as conn:
+        reads = list_entries(conn, action="pii.read")
+    # One entry per message whose personal data was shown; the plain record had none to show.
+    assert [(entry.actor, entry.subject) for entry in reads] == [
+        ("erin", f"parked/{parked_id}"),
+        ("erin", f"parked/{parked_id}"),
+    ]
+    assert [entry.detail["view"] for entry in reads] == ["test view", "test view"]
+
+
+def test_a_reader_must_be_named(operations: Operations, sqlite_engine: Engine) -> None:
+    parked_id = park_invalid_record(sqlite_engine, personal_customer_record())
+    with pytest.raises(OperationError, match="operator name is required"):
+        operations.inspect(parked_id, reader=PiiReader("  ", "test view"))
+    with sqlite_engine.connect() as conn:
+        assert list_entries(conn, action="pii.read") == []
+
+
+def test_when_the_mappings_cannot_be_read_every_value_of_a_legacy_record_is_shown_masked(
+    sqlite_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parked_id = park_invalid_record(sqlite_engine, personal_customer_record())
+    operations = Operations(sqlite_engine, settings=Settings(config_dir=tmp_path))
+
+    with caplog.at_level(logging.WARNING, logger="yekuo.operations"):
+        shown = operations.inspect(parked_id).message
+
+    assert shown.payload["CERT_NO"] == "**************1234" and shown.payload["ORG_NO"] == "*****"
+    assert set(shown.payload) == set(personal_customer_record().payload)
+    assert "mappings cannot be read" in caplog.text
