@@ -4,13 +4,21 @@ A subscription receives every new feed event matching its type filters as a sign
 subscriptions/webhooks.py). Its secret is shown once, in the answer that creates it. Personal data is sent
 unmasked only to a subscription created with include_pii by a caller who may read it. Both lists follow the
 shared list conventions (api/listing.py); a cursor of one subscription's deliveries is refused by another's.
+
+A subscription belongs to the caller that created it: every route shows and changes only the caller's own
+subscriptions, and another caller's answers 404 exactly like an unknown id, so its existence is not
+revealed. A caller holding webhooks:all (the admin role) sees and manages everyone's. A URL must be http(s)
+and reach only allowed addresses (subscriptions/destinations.py), and a caller holds at most
+settings.webhooks.max_per_caller subscriptions.
 """
 
-# No `from __future__ import annotations` here: the routes' annotations name the PII dependency passed to
-# webhooks_router, a local that FastAPI can only see in annotations evaluated when the route is defined.
+# No `from __future__ import annotations` here: the routes' annotations name the PII and caller dependencies
+# passed to webhooks_router, locals FastAPI can only see in annotations evaluated when a route is defined.
 import re
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,9 +38,11 @@ from api.listing import (
     sort_param,
 )
 from api.problems import ProblemError, problem, problem_responses
+from api.security import CurrentPrincipal
 from store.database import utcnow
 from store.webhooks import (
     PENDING,
+    SubscriptionLimitError,
     create_subscription,
     delete_subscription,
     get_delivery,
@@ -41,6 +51,9 @@ from store.webhooks import (
     list_subscriptions,
     replay_delivery,
 )
+from subscriptions.destinations import DestinationPolicy, Resolver
+from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
+from yekuo.settings import WebhookSettings
 
 MAX_FILTERS = 20
 DEFAULT_LIMIT = 100
@@ -50,6 +63,8 @@ MAX_DELIVERY_ID = 2**63 - 1
 SUBSCRIPTION_SORTS = ("created_at",)  # oldest first, then by id
 DELIVERY_SORTS = ("id",)  # deliveries page by id, oldest first
 _TYPE_FILTER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$")
+# Granted to administrators: every caller's subscriptions, not only their own.
+WEBHOOKS_ALL = "webhooks:all"
 
 PiiDependency = Callable[..., bool] | Callable[..., Awaitable[bool]]
 SubscriptionId = Annotated[str, Path(max_length=64, description="id of the subscription")]
@@ -59,6 +74,22 @@ DeliveryId = Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID, description="id of th
 def no_pii() -> bool:
     """The default PII policy until the API's security wires the caller's permission: never unmasked."""
     return False
+
+
+@dataclass(frozen=True)
+class WebhookCaller:
+    """Whose subscriptions a request may see and change."""
+
+    owner: str
+    sees_all: bool  # an administrator: every owner's subscriptions
+
+
+CallerDependency = Callable[..., WebhookCaller] | Callable[..., Awaitable[WebhookCaller]]
+
+
+def principal_caller(principal: CurrentPrincipal) -> WebhookCaller:
+    """The authenticated caller (a dependency): its own subscriptions, or all of them with webhooks:all."""
+    return WebhookCaller(owner=principal.sub, sees_all=principal.can(WEBHOOKS_ALL))
 
 
 class NewSubscription(BaseModel):
@@ -86,6 +117,7 @@ class SubscriptionView(BaseModel):
     """A subscription as listed (never with its secret)."""
 
     id: str = Field(examples=["7c0e5a43-1d2b-4f6e-8a9c-0b1d2e3f4a5b"])
+    owner: str = Field(description="the caller that created it", examples=["marketing"])
     url: str = Field(examples=["https://platform.example/hooks/yekuo"])
     event_types: list[str] = Field(examples=[["cn.yekuo.case", "cn.yekuo.application.changed.v1"]])
     include_pii: bool = Field(examples=[False])
@@ -188,17 +220,39 @@ def deliveries_position(subscription_id: str, cursor: str) -> int:
     return delivery_id
 
 
-def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> APIRouter:
-    """The /v1/webhooks routes over the subscription tables in the given database."""
+def webhooks_router(
+    engine: Engine,
+    *,
+    can_read_pii: PiiDependency = no_pii,
+    caller: CallerDependency = principal_caller,
+    settings: WebhookSettings | None = None,
+    resolver: Resolver = socket.getaddrinfo,
+) -> APIRouter:
+    """The /v1/webhooks routes over the subscription tables in the given database.
+
+    caller says whose subscriptions a request reaches (default: the authenticated principal's); settings
+    bound destinations and the subscriptions per caller (default: public addresses only, the default cap);
+    resolver resolves a subscribed URL's host (default: socket.getaddrinfo).
+    """
+    limits = settings or WebhookSettings()
+    destinations = DestinationPolicy(limits, resolver=resolver)
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     PiiAllowed = Annotated[bool, Depends(can_read_pii)]
+    Caller = Annotated[WebhookCaller, Depends(caller)]
 
-    def known(subscription_id: str) -> dict[str, Any]:
+    def owner_filter(who: WebhookCaller) -> str | None:
+        return None if who.sees_all else who.owner
+
+    def known(subscription_id: str, who: WebhookCaller) -> dict[str, Any]:
         with engine.connect() as conn:
-            found = get_subscription(conn, subscription_id)
+            found = get_subscription(conn, subscription_id, owner=owner_filter(who))
         if found is None:
-            raise problem("webhook-not-found", f"webhook subscription {subscription_id[:64]} is not known")
+            raise webhook_not_found(subscription_id)
         return found
+
+    def webhook_not_found(subscription_id: str) -> ProblemError:
+        # The same answer for an unknown id and for another caller's: neither says whether it exists.
+        return problem("webhook-not-found", f"webhook subscription {subscription_id[:64]} is not known")
 
     def delivery_not_found(subscription_id: str, delivery_id: int) -> ProblemError:
         return problem(
@@ -209,32 +263,48 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
         "",
         status_code=201,
         response_model=CreatedSubscription,
-        responses=problem_responses("forbidden"),
+        responses=problem_responses("forbidden", "webhook-destination-refused", "webhook-limit-reached"),
         summary="Subscribe a URL to new events; the answer holds the signing secret",
     )
-    def create(body: NewSubscription, pii: PiiAllowed) -> dict[str, Any]:
+    def create(body: NewSubscription, pii: PiiAllowed, who: Caller) -> dict[str, Any]:
         if body.include_pii and not pii:
             raise problem("forbidden", "include_pii needs the pii:read permission")
+        url = str(body.url)
+        try:
+            destinations.vet(url)
+        except (DestinationRefusedError, DestinationUnresolvedError) as exc:
+            raise problem("webhook-destination-refused", f"{url[:200]}: {exc}") from exc
         secret = "whsec_" + secrets.token_urlsafe(32)
-        with engine.begin() as conn:
-            created = create_subscription(
-                conn,
-                url=str(body.url),
-                event_types=body.event_types,
-                secret=secret,
-                include_pii=body.include_pii,
-                description=body.description,
-                now=utcnow(),
-            )
+        try:
+            with engine.begin() as conn:
+                created = create_subscription(
+                    conn,
+                    owner=who.owner,
+                    url=url,
+                    event_types=body.event_types,
+                    secret=secret,
+                    include_pii=body.include_pii,
+                    description=body.description,
+                    now=utcnow(),
+                    max_per_owner=limits.max_per_caller,
+                )
+        except SubscriptionLimitError as exc:
+            raise problem(
+                "webhook-limit-reached",
+                f"{exc.owner} already holds {exc.held} webhook subscriptions, the most a caller may hold "
+                f"(settings.webhooks.max_per_caller = {limits.max_per_caller}); delete one first",
+                limit=limits.max_per_caller,
+            ) from exc
         return {**created, "secret": secret}
 
     @router.get(
         "",
         response_model=Page[SubscriptionView],
         responses=LIST_PROBLEMS,
-        summary="Webhook subscriptions, oldest first",
+        summary="The caller's webhook subscriptions (an admin's: everyone's), oldest first",
     )
     def list_all(
+        who: Caller,
         limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: CursorParam = None,
         sort: Annotated[str | None, sort_param(SUBSCRIPTION_SORTS)] = None,
@@ -242,14 +312,13 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
         check_sort(sort, SUBSCRIPTION_SORTS)
         after = subscriptions_position(cursor) if cursor else None
         with engine.connect() as conn:
-            # An integration platform holds a handful of subscriptions, so the store lists them all and
-            # the page is cut here, by the same (created_at, id) key the store orders by.
-            every = list_subscriptions(conn)
-        following = [item for item in every if after is None or (item["created_at"], item["id"]) > after]
-        items = following[:limit]
-        more = len(following) > limit
+            # One more than asked tells whether another page follows.
+            found = list_subscriptions(conn, owner=owner_filter(who), after=after, limit=limit + 1)
+        items = found[:limit]
         last = items[-1] if items else None
-        next_cursor = subscriptions_cursor(last["created_at"], last["id"]) if more and last else None
+        next_cursor = (
+            subscriptions_cursor(last["created_at"], last["id"]) if len(found) > limit and last else None
+        )
         return page(items, limit, next_cursor)
 
     @router.get(
@@ -258,8 +327,8 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
         responses=problem_responses("webhook-not-found"),
         summary="One subscription with its deliveries counted by status",
     )
-    def read(subscription_id: SubscriptionId) -> dict[str, Any]:
-        return known(subscription_id)
+    def read(subscription_id: SubscriptionId, who: Caller) -> dict[str, Any]:
+        return known(subscription_id, who)
 
     @router.delete(
         "/{subscription_id}",
@@ -268,10 +337,10 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
         responses=problem_responses("webhook-not-found"),
         summary="Delete a subscription and its delivery log",
     )
-    def delete(subscription_id: SubscriptionId) -> Response:
+    def delete(subscription_id: SubscriptionId, who: Caller) -> Response:
         with engine.begin() as conn:
-            if not delete_subscription(conn, subscription_id):
-                raise problem("webhook-not-found", f"webhook subscription {subscription_id} is not known")
+            if not delete_subscription(conn, subscription_id, owner=owner_filter(who)):
+                raise webhook_not_found(subscription_id)
         return Response(status_code=204)
 
     @router.get(
@@ -282,6 +351,7 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
     )
     def deliveries(
         subscription_id: SubscriptionId,
+        who: Caller,
         status: Annotated[DeliveryStatus | None, Query(description="only this status")] = None,
         limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: CursorParam = None,
@@ -289,7 +359,7 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
     ) -> dict[str, Any]:
         check_sort(sort, DELIVERY_SORTS)
         after = deliveries_position(subscription_id, cursor) if cursor else 0
-        known(subscription_id)
+        known(subscription_id, who)
         with engine.connect() as conn:
             # One more than asked tells whether another page follows.
             found = list_deliveries(conn, subscription_id, status=status, after=after, limit=limit + 1)
@@ -301,10 +371,11 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
     @router.get(
         "/{subscription_id}/deliveries/{delivery_id}",
         response_model=DeliveryDetail,
-        responses=problem_responses("delivery-not-found"),
+        responses=problem_responses("webhook-not-found", "delivery-not-found"),
         summary="One delivery with the log of its attempts",
     )
-    def delivery(subscription_id: SubscriptionId, delivery_id: DeliveryId) -> dict[str, Any]:
+    def delivery(subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller) -> dict[str, Any]:
+        known(subscription_id, who)
         with engine.connect() as conn:
             found = get_delivery(conn, subscription_id, delivery_id)
         if found is None:
@@ -315,10 +386,11 @@ def webhooks_router(engine: Engine, *, can_read_pii: PiiDependency = no_pii) -> 
         "/{subscription_id}/deliveries/{delivery_id}/replay",
         status_code=202,
         response_model=ReplayAccepted,
-        responses=problem_responses("delivery-not-found", "delivery-pending"),
+        responses=problem_responses("webhook-not-found", "delivery-not-found", "delivery-pending"),
         summary="Send a parked (or delivered) delivery again, from its first try",
     )
-    def replay(subscription_id: SubscriptionId, delivery_id: DeliveryId) -> dict[str, Any]:
+    def replay(subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller) -> dict[str, Any]:
+        known(subscription_id, who)
         with engine.begin() as conn:
             if get_delivery(conn, subscription_id, delivery_id) is None:
                 raise delivery_not_found(subscription_id, delivery_id)

@@ -2,8 +2,12 @@
 
 A subscription's cursor is the last feed id it has taken: the dispatcher copies newer matching feed events
 into webhook_deliveries (body as it will be sent) and moves the cursor in one transaction, so the feed can
-be pruned behind it without losing a delivery. A lease (owner, until) lets one hub process at a time work
-on a subscription, which keeps its deliveries in order.
+be pruned behind it without losing a delivery. A lease (lease_owner, lease_until) lets one hub process at
+a time work on a subscription, which keeps its deliveries in order.
+
+Each subscription belongs to the caller that created it (its owner). Creating one locks the owner's row
+in webhook_owners first, so two creations by one caller run one after the other and the second counts
+the first: a cap on subscriptions per caller holds under concurrent requests too.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from store.encrypted import SealedText
 from store.event_feed import FEED_ID, FeedEntry, last_feed_id
 from store.schema import KEY, UtcDateTime, metadata
+from yekuo.errors import YekuoError
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -28,6 +34,7 @@ webhook_subscriptions = sa.Table(
     "webhook_subscriptions",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner", KEY, nullable=False, comment="the caller that created it; only it and admins see it"),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column(
         "event_types", sa.JSON, nullable=False, comment="type filters: exact or dotted prefix; [] = all"
@@ -40,6 +47,13 @@ webhook_subscriptions = sa.Table(
     sa.Column("lease_owner", KEY, nullable=True),
     sa.Column("lease_until", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_webhook_subscriptions_owner", "owner", "created_at", "id"),
+)
+
+webhook_owners = sa.Table(
+    "webhook_owners",
+    metadata,
+    sa.Column("owner", KEY, primary_key=True, comment="a caller that has subscribed; its row is the lock"),
 )
 
 webhook_deliveries = sa.Table(
@@ -84,6 +98,7 @@ webhook_attempts = sa.Table(
 
 _PUBLIC_COLUMNS = (
     webhook_subscriptions.c.id,
+    webhook_subscriptions.c.owner,
     webhook_subscriptions.c.url,
     webhook_subscriptions.c.event_types,
     webhook_subscriptions.c.include_pii,
@@ -118,21 +133,41 @@ class Delivery:
     next_attempt_at: datetime | None
 
 
+class SubscriptionLimitError(YekuoError):
+    """The owner already holds as many subscriptions as it may."""
+
+    def __init__(self, owner: str, held: int) -> None:
+        self.owner = owner
+        self.held = held
+        super().__init__(f"{owner} holds {held} webhook subscriptions")
+
+
 def create_subscription(
     conn: Connection,
     *,
+    owner: str,
     url: str,
     event_types: list[str],
     secret: str,
     include_pii: bool,
     description: str | None,
     now: datetime,
+    max_per_owner: int | None = None,
 ) -> dict[str, Any]:
-    """A new active subscription that takes events newer than the feed's current end."""
+    """A new active subscription of `owner` that takes events newer than the feed's current end.
+
+    Raises SubscriptionLimitError when the owner already holds max_per_owner subscriptions (None: no cap).
+    """
+    if max_per_owner is not None:
+        _lock_owner(conn, owner)
+        held = count_subscriptions(conn, owner)
+        if held >= max_per_owner:
+            raise SubscriptionLimitError(owner, held)
     subscription_id = str(uuid.uuid4())
     conn.execute(
         webhook_subscriptions.insert().values(
             id=subscription_id,
+            owner=owner,
             url=url,
             event_types=event_types,
             secret=secret,
@@ -143,24 +178,71 @@ def create_subscription(
             created_at=now,
         )
     )
-    created = get_subscription(conn, subscription_id)
+    created = get_subscription(conn, subscription_id, owner=owner)
     assert created is not None
     return created
 
 
-def list_subscriptions(conn: Connection) -> list[dict[str, Any]]:
-    """Every subscription, oldest first, without secrets."""
-    rows = conn.execute(
-        sa.select(*_PUBLIC_COLUMNS).order_by(webhook_subscriptions.c.created_at, webhook_subscriptions.c.id)
-    ).all()
+def _lock_owner(conn: Connection, owner: str) -> None:
+    """Hold the owner's row lock until the transaction ends, creating the row on its first subscription.
+
+    One upsert does both: it locks an existing row for update at once (a select-then-insert would take
+    shared or gap locks first, which two creations can deadlock on) and waits for a concurrent insert of
+    the same owner to commit.
+    """
+    table = webhook_owners
+    statement: sa.Insert
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        upsert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+        statement = upsert.values(owner=owner).on_conflict_do_update(
+            index_elements=[table.c.owner], set_={"owner": upsert.excluded.owner}
+        )
+    else:
+        statement = mysql.insert(table).values(owner=owner).on_duplicate_key_update(owner=owner)
+    conn.execute(statement)
+
+
+def count_subscriptions(conn: Connection, owner: str) -> int:
+    """How many subscriptions an owner holds."""
+    query = sa.select(sa.func.count()).where(webhook_subscriptions.c.owner == owner)
+    return int(conn.execute(query).scalar_one())
+
+
+def list_subscriptions(
+    conn: Connection, *, owner: str | None, after: tuple[datetime, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` subscriptions after the (created_at, id) position, oldest first, without secrets.
+
+    owner None lists every owner's subscriptions (an administrator's view).
+    """
+    table = webhook_subscriptions
+    query = sa.select(*_PUBLIC_COLUMNS)
+    if owner is not None:
+        query = query.where(table.c.owner == owner)
+    if after is not None:
+        created_at, subscription_id = after
+        query = query.where(
+            sa.or_(
+                table.c.created_at > created_at,
+                sa.and_(table.c.created_at == created_at, table.c.id > subscription_id),
+            )
+        )
+    rows = conn.execute(query.order_by(table.c.created_at, table.c.id).limit(limit)).all()
     return [dict(row._mapping) for row in rows]
 
 
-def get_subscription(conn: Connection, subscription_id: str) -> dict[str, Any] | None:
-    """One subscription without its secret, with its deliveries counted by status; None if unknown."""
-    row = conn.execute(
-        sa.select(*_PUBLIC_COLUMNS).where(webhook_subscriptions.c.id == subscription_id)
-    ).first()
+def _owned(subscription_id: str, owner: str | None) -> sa.ColumnElement[bool]:
+    """The subscription with this id, if `owner` holds it (owner None: whoever holds it)."""
+    found = webhook_subscriptions.c.id == subscription_id
+    return found if owner is None else sa.and_(found, webhook_subscriptions.c.owner == owner)
+
+
+def get_subscription(conn: Connection, subscription_id: str, *, owner: str | None) -> dict[str, Any] | None:
+    """One subscription without its secret, with its deliveries counted by status.
+
+    None if it is unknown or another owner's (owner None: any owner's).
+    """
+    row = conn.execute(sa.select(*_PUBLIC_COLUMNS).where(_owned(subscription_id, owner))).first()
     if row is None:
         return None
     counts = conn.execute(
@@ -172,16 +254,22 @@ def get_subscription(conn: Connection, subscription_id: str) -> dict[str, Any] |
     return {**row._mapping, "deliveries": deliveries}
 
 
-def delete_subscription(conn: Connection, subscription_id: str) -> bool:
-    """Remove a subscription with its deliveries and their attempts; False if it was not there."""
+def delete_subscription(conn: Connection, subscription_id: str, *, owner: str | None) -> bool:
+    """Remove a subscription with its deliveries and their attempts.
+
+    False if it was not there or is another owner's (owner None: any owner's).
+    """
+    if (
+        conn.execute(sa.select(webhook_subscriptions.c.id).where(_owned(subscription_id, owner))).first()
+        is None
+    ):
+        return False
     delivery_ids = sa.select(webhook_deliveries.c.id).where(
         webhook_deliveries.c.subscription_id == subscription_id
     )
     conn.execute(webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(delivery_ids)))
     conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.subscription_id == subscription_id))
-    deleted = conn.execute(
-        webhook_subscriptions.delete().where(webhook_subscriptions.c.id == subscription_id)
-    )
+    deleted = conn.execute(webhook_subscriptions.delete().where(_owned(subscription_id, owner)))
     return bool(deleted.rowcount)
 
 

@@ -4,6 +4,11 @@ Per subscription, deliveries go out one at a time in feed order: a failed delive
 (growing backoff, persisted in the delivery log) and holds back the ones after it, until it succeeds or is
 parked after the last try; then the queue moves on. An operator can replay a parked delivery. Receivers
 get every event at least once (a lost answer means a repeat) and deduplicate on X-Yekuo-Event-Id.
+
+Before each attempt the subscription's URL is vetted again (subscriptions/destinations.py) and the POST
+goes to the address that passed, never to a fresh resolution of the name. A delivery whose destination is
+refused is parked at once with the reason in its log (retrying cannot help until the allowlist or the DNS
+changes; then it can be replayed); other subscriptions are served as usual.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -33,9 +39,12 @@ from store.webhooks import (
     record_attempt,
     take_lease,
 )
+from subscriptions.destinations import Destination, DestinationPolicy, Resolver
 from subscriptions.feed import FeedPruner, public_event
 from subscriptions.settings import SubscriptionSettings
 from subscriptions.signing import SIGNATURE_HEADER, signature_header
+from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
+from yekuo.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +64,43 @@ def delivery_body(entry: FeedEntry, subscription: Subscription) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
+def delivery_client(settings: SubscriptionSettings, *, verify: ssl.SSLContext | bool = True) -> httpx2.Client:
+    """The HTTP client deliveries go out with; verify is what checks receivers' certificates.
+
+    It keeps no connection alive: the pool knows connections by address, so a TLS connection opened for
+    one host name could carry a delivery for another name on the same address, whose certificate nobody
+    checked.
+    """
+    return httpx2.Client(
+        timeout=settings.webhook_timeout_s,
+        follow_redirects=False,
+        verify=verify,
+        limits=httpx2.Limits(max_keepalive_connections=0),
+    )
+
+
 class WebhookDispatcher:
-    """One step serves every active subscription this process can lease; run it as a hub loop."""
+    """One step serves every active subscription this process can lease; run it as a hub loop.
+
+    webhooks holds the destination allowlist (default: none, public addresses only); resolver resolves
+    host names before each attempt (default: socket.getaddrinfo).
+    """
 
     def __init__(
         self,
         engine: Engine,
         settings: SubscriptionSettings,
         *,
+        webhooks: WebhookSettings | None = None,
+        resolver: Resolver = socket.getaddrinfo,
         client: httpx2.Client | None = None,
         clock: Callable[[], datetime] = utcnow,
         owner: str | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._client = client or httpx2.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        self._destinations = DestinationPolicy(webhooks or WebhookSettings(), resolver=resolver)
+        self._client = client or delivery_client(settings)
         self._clock = clock
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pruner = FeedPruner(engine, settings, clock=clock)
@@ -134,8 +165,8 @@ class WebhookDispatcher:
             with self._engine.begin() as conn:
                 record_attempt(conn, delivery, outcome)
             sent = True
-            if not outcome.delivered:
-                break
+            if outcome.next_attempt_at is not None:
+                break  # it waits for its next try, and everything after it waits too
         return sent
 
     def _attempt(self, subscription: Subscription, delivery: Delivery, now: datetime) -> AttemptOutcome:
@@ -151,20 +182,23 @@ class WebhookDispatcher:
         }
         status: int | None = None
         error: str | None = None
+        refused = False
         started = time.perf_counter()
         try:
-            # Streamed and closed unread: a receiver's answer body is never needed, whatever its size.
-            with self._client.stream("POST", subscription.url, content=body, headers=headers) as response:
-                status = response.status_code
-        except httpx2.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            destination = self._destinations.vet(subscription.url)
+        except DestinationRefusedError as exc:
+            error, refused = f"destination refused: {exc}"[:MAX_ERROR_CHARS], True
+        except DestinationUnresolvedError as exc:
+            error = f"destination unresolved: {exc}"[:MAX_ERROR_CHARS]
+        else:
+            status, error = self._post(destination, body, headers)
         duration_ms = int((time.perf_counter() - started) * 1000)
         delivered = status is not None and 200 <= status < 300
         if status is not None and not delivered:
             error = f"HTTP {status}"
         attempt = delivery.attempts + 1
         next_attempt_at = None
-        if not delivered and attempt < self._settings.webhook_max_attempts:
+        if not delivered and not refused and attempt < self._settings.webhook_max_attempts:
             next_attempt_at = now + backoff(attempt, self._settings)
         if not delivered:
             log.warning(
@@ -177,6 +211,31 @@ class WebhookDispatcher:
                 f"next try at {next_attempt_at.isoformat()}" if next_attempt_at else "parked",
             )
         return AttemptOutcome(now, status, error, duration_ms, delivered, next_attempt_at)
+
+    def _post(
+        self, destination: Destination, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """POST to the first vetted address taking a connection: (HTTP status, None) or (None, why not)."""
+        error: str | None = None
+        for address in destination.addresses:
+            try:
+                # Streamed and closed unread: a receiver's answer body is never needed, whatever its size.
+                # Redirects are not followed, whatever the client says: their Location was never vetted.
+                with self._client.stream(
+                    "POST",
+                    destination.pinned_url(address),
+                    content=body,
+                    headers={**headers, "Host": destination.host_header},
+                    extensions=destination.extensions,
+                    follow_redirects=False,
+                ) as response:
+                    return response.status_code, None
+            except httpx2.ConnectError as exc:
+                # Nothing was sent: the host's next address may take it.
+                error = f"{type(exc).__name__}: {exc} ({address})"[:MAX_ERROR_CHARS]
+            except httpx2.HTTPError as exc:
+                return None, f"{type(exc).__name__}: {exc} ({address})"[:MAX_ERROR_CHARS]
+        return None, error
 
     def _prune_when_due(self) -> None:
         now = self._clock()

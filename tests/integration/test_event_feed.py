@@ -36,6 +36,8 @@ from store.database import create_engine, create_schema, drop_schema
 from store.event_feed import append_event, read_feed
 from store.schema import outbox
 from store.webhooks import (
+    SubscriptionLimitError,
+    count_subscriptions,
     create_subscription,
     delete_subscription,
     get_delivery,
@@ -51,9 +53,11 @@ from tests.unit.api.test_events import customer_event, grid_event
 from workflow.consumer import InboxConsumer
 from yekuo.consumers import EVENT_FEED
 from yekuo.hub import Hub, hub_topology
-from yekuo.settings import PROJECT_ROOT, Settings
+from yekuo.settings import PROJECT_ROOT, Settings, WebhookSettings
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
+# pytest-httpserver listens on localhost, which webhook deliveries may reach only when allowed.
+LOCAL_RECEIVER = WebhookSettings(allowed_hosts=["localhost"])
 
 
 def test_every_event_the_pipeline_publishes_reaches_the_feed_once(sqlite_engine: Engine) -> None:
@@ -144,6 +148,53 @@ def test_a_second_writer_waits_for_the_first_so_ids_appear_in_commit_order(serve
         assert [entry.event["id"] for entry in read_feed(reader, after=0)] == ["evt-1", "evt-2"]
 
 
+@pytest.mark.parametrize("owners_first", [True, False], ids=["known caller", "first subscription"])
+def test_the_subscription_cap_holds_against_a_concurrent_creation(
+    server_engine: Engine, owners_first: bool
+) -> None:
+    new = {
+        "url": "https://platform.example/hooks",
+        "event_types": [],
+        "secret": "whsec_test",
+        "include_pii": False,
+        "description": None,
+        "now": NOW,
+    }
+    if owners_first:
+        with server_engine.begin() as conn:
+            create_subscription(conn, owner="platform", max_per_owner=2, **new)
+    first = server_engine.connect()
+    transaction = first.begin()
+    create_subscription(first, owner="platform", max_per_owner=2 if owners_first else 1, **new)
+    outcome: list[str] = []
+
+    def second_creation() -> None:
+        try:
+            with server_engine.begin() as conn:
+                create_subscription(conn, owner="platform", max_per_owner=2 if owners_first else 1, **new)
+            outcome.append("created")
+        except SubscriptionLimitError:
+            outcome.append("refused")
+
+    thread = threading.Thread(target=second_creation)
+    thread.start()
+    try:
+        thread.join(timeout=1.0)
+        # The first creation holds the caller's lock: the second waits, then counts it.
+        assert thread.is_alive()
+        transaction.commit()
+        thread.join(timeout=30)
+    finally:
+        if transaction.is_active:
+            transaction.rollback()
+        first.close()
+    assert not thread.is_alive()
+    assert outcome == ["refused"]
+    with server_engine.begin() as conn:
+        assert count_subscriptions(conn, "platform") == (2 if owners_first else 1)
+        create_subscription(conn, owner="another-platform", max_per_owner=1, **new)  # its own cap
+
+
 @pytest.mark.rabbitmq
 def test_the_feed_queue_on_rabbitmq_takes_every_canonical_routing_key(
     rabbitmq_url: str, sqlite_engine: Engine
@@ -190,12 +241,18 @@ def test_a_running_hub_delivers_a_published_event_to_a_webhook(
         return Response("ok")
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receive)
-    settings = Settings(bus_url=unique_url("feed"), db_url=str(sqlite_engine.url), config_dir=PROJECT_ROOT)
+    settings = Settings(
+        bus_url=unique_url("feed"),
+        db_url=str(sqlite_engine.url),
+        config_dir=PROJECT_ROOT,
+        webhooks=LOCAL_RECEIVER,
+    )
     hub = Hub(settings, sources=[], engine=sqlite_engine)
     hub.prepare()
     with sqlite_engine.begin() as conn:
         create_subscription(
             conn,
+            owner="platform",
             url=httpserver.url_for("/hook"),
             event_types=["cn.yekuo.customer"],
             secret="whsec_test",
@@ -246,11 +303,14 @@ def test_webhook_delivery_retry_and_replay_work_on_the_server_databases(
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receive)
     clock = {"now": NOW}
     settings = SubscriptionSettings(webhook_max_attempts=2, webhook_initial_backoff_s=5)
-    dispatcher = WebhookDispatcher(server_engine, settings, clock=lambda: clock["now"], owner="hub-a")
+    dispatcher = WebhookDispatcher(
+        server_engine, settings, webhooks=LOCAL_RECEIVER, clock=lambda: clock["now"], owner="hub-a"
+    )
     try:
         with server_engine.begin() as conn:
             subscription = create_subscription(
                 conn,
+                owner="platform",
                 url=httpserver.url_for("/hook"),
                 event_types=[],
                 secret="whsec_test",
@@ -281,6 +341,6 @@ def test_webhook_delivery_retry_and_replay_work_on_the_server_databases(
             FeedPruner(server_engine, SubscriptionSettings(feed_max_rows=1), clock=lambda: NOW).prune() == 1
         )
         with server_engine.begin() as conn:
-            assert delete_subscription(conn, subscription["id"])
+            assert delete_subscription(conn, subscription["id"], owner="platform")
     finally:
         dispatcher.close()

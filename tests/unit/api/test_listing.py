@@ -57,6 +57,7 @@ def path_values(engine: Engine) -> dict[str, str]:
     with engine.begin() as conn:
         subscription = create_subscription(
             conn,
+            owner="platform",
             url="https://platform.example/hooks",
             event_types=[],
             secret="whsec_listing",

@@ -1,12 +1,15 @@
 """Webhooks: subscriptions over the API, and signed deliveries with retries, ordering, parking and replay.
 
-The receiver is a real HTTP server (pytest-httpserver) scripted per event id; the dispatcher runs step by
-step on a test clock, so retries are driven by moving the clock, never by waiting.
+The receiver is a real HTTP server (pytest-httpserver on 127.0.0.1, which the allowlist of these tests
+names) scripted per event id; the dispatcher runs step by step on a test clock, installed as the hub's
+clock, so retries are driven by moving the clock, never by waiting. Host names resolve through a scripted
+DNS. Each caller sees only its own subscriptions; an admin sees all of them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,19 +22,28 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
+from api.app import create_app
 from api.listing import encode_cursor
 from api.problems import install_problem_handlers
-from api.webhooks import webhooks_router
+from api.webhooks import WebhookCaller, webhooks_router
 from store.database import utcnow
 from subscriptions.feed import FeedPruner
 from subscriptions.settings import SubscriptionSettings
 from subscriptions.signing import SIGNATURE_HEADER, signature_header, verify
 from subscriptions.webhooks import WebhookDispatcher, backoff
+from tests.support.auth import TEST_AUTH, bearer
+from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
 from tests.unit.api.test_events import IDENTITY_NUMBER, T0, append, customer_event, grid_event
+from yekuo import clock as hub_clock
+from yekuo.settings import WebhookSettings
 
 SETTINGS = SubscriptionSettings(
     webhook_initial_backoff_s=10, webhook_max_backoff_s=60, webhook_max_attempts=4, webhook_lease_s=30
 )
+# The receiver listens on 127.0.0.1: only the allowlist lets deliveries go there.
+LOCAL_RECEIVER = WebhookSettings(allowed_hosts=["127.0.0.1/32"])
+DNS = ScriptedDns({"platform.example": [PUBLIC_ADDRESS], "x.example": [PUBLIC_ADDRESS]})
+OWNER = "platform-a"
 
 
 @dataclass
@@ -67,6 +79,12 @@ class Receiver:
 
 
 @pytest.fixture
+def httpserver(httpserver_ipv4: HTTPServer) -> HTTPServer:
+    """The webhook receiver, on 127.0.0.1."""
+    return httpserver_ipv4
+
+
+@pytest.fixture
 def receiver(httpserver: HTTPServer) -> Receiver:
     handler = Receiver()
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
@@ -74,26 +92,48 @@ def receiver(httpserver: HTTPServer) -> Receiver:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Iterator[Clock]:
+    fixed = Clock()
+    with hub_clock.use(fixed):
+        yield fixed
 
 
 @pytest.fixture
 def dispatcher(sqlite_engine: Engine, clock: Clock) -> Iterator[WebhookDispatcher]:
-    worker = WebhookDispatcher(sqlite_engine, SETTINGS, clock=clock, owner="hub-a")
+    worker = WebhookDispatcher(
+        sqlite_engine, SETTINGS, webhooks=LOCAL_RECEIVER, resolver=DNS, clock=clock, owner="hub-a"
+    )
     yield worker
     worker.close()
 
 
-def api(engine: Engine, *, pii: bool = False) -> TestClient:
+def api(
+    engine: Engine,
+    *,
+    pii: bool = False,
+    caller: str = OWNER,
+    admin: bool = False,
+    settings: WebhookSettings = LOCAL_RECEIVER,
+    dns: ScriptedDns = DNS,
+) -> TestClient:
+    """The webhook routes as `caller` sees them (an admin sees every caller's subscriptions)."""
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(webhooks_router(engine, can_read_pii=lambda: pii))
+    router = webhooks_router(
+        engine,
+        can_read_pii=lambda: pii,
+        caller=lambda: WebhookCaller(caller, sees_all=admin),
+        settings=settings,
+        resolver=dns,
+    )
+    app.include_router(router)
     return TestClient(app)
 
 
-def subscribe(engine: Engine, url: str, *, pii: bool = False, **body: Any) -> dict[str, Any]:
-    with api(engine, pii=pii) as client:
+def subscribe(
+    engine: Engine, url: str, *, pii: bool = False, caller: str = OWNER, dns: ScriptedDns = DNS, **body: Any
+) -> dict[str, Any]:
+    with api(engine, pii=pii, caller=caller, dns=dns) as client:
         response = client.post("/v1/webhooks", json={"url": url, **body})
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -135,6 +175,7 @@ def test_a_subscription_shows_its_secret_once(sqlite_engine: Engine) -> None:
     assert created["secret"].startswith("whsec_")
     assert created["event_types"] == ["cn.yekuo.case"]
     assert created["active"] is True
+    assert created["owner"] == OWNER
     with api(sqlite_engine) as client:
         listed = client.get("/v1/webhooks").json()
         one = client.get(f"/v1/webhooks/{created['id']}").json()
@@ -373,7 +414,9 @@ def test_one_process_at_a_time_serves_a_subscription(
     subscribe(sqlite_engine, httpserver.url_for("/hook"))
     append(sqlite_engine, customer_event(1))
     run_until_idle(dispatcher)
-    other = WebhookDispatcher(sqlite_engine, SETTINGS, clock=clock, owner="hub-b")
+    other = WebhookDispatcher(
+        sqlite_engine, SETTINGS, webhooks=LOCAL_RECEIVER, resolver=DNS, clock=clock, owner="hub-b"
+    )
     try:
         append(sqlite_engine, customer_event(2))
         assert other.step() is False  # hub-a's lease still runs
@@ -414,3 +457,176 @@ def test_delivered_deliveries_follow_the_feed_retention_and_parked_ones_stay(
     with api(sqlite_engine) as client:
         left = client.get(f"/v1/webhooks/{created['id']}/deliveries").json()["items"]
     assert [(item["event_id"], item["status"]) for item in left] == [("evt-2", "parked")]
+
+
+# --- ownership ----------------------------------------------------------------------------------------
+
+
+def test_another_caller_cannot_reach_my_subscription_and_an_admin_can(
+    sqlite_engine: Engine,
+    httpserver: HTTPServer,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+    clock: Clock,
+) -> None:
+    mine = subscribe(sqlite_engine, httpserver.url_for("/hook"), caller="platform-a")
+    theirs = subscribe(sqlite_engine, httpserver.url_for("/hook"), caller="platform-b")
+    receiver.statuses["evt-1"] = [500] * (2 * SETTINGS.webhook_max_attempts)
+    append(sqlite_engine, customer_event(1))
+    run_through_every_try(dispatcher, clock)
+    with api(sqlite_engine, caller="platform-a") as owner:
+        [parked] = owner.get(f"/v1/webhooks/{mine['id']}/deliveries", params={"status": "parked"}).json()[
+            "items"
+        ]
+    base = f"/v1/webhooks/{mine['id']}"
+    with api(sqlite_engine, caller="platform-b") as other:
+        listed = other.get("/v1/webhooks").json()["items"]
+        refused = {
+            "get": other.get(base),
+            "deliveries": other.get(f"{base}/deliveries"),
+            "delivery": other.get(f"{base}/deliveries/{parked['id']}"),
+            "replay": other.post(f"{base}/deliveries/{parked['id']}/replay"),
+            "delete": other.delete(base),
+        }
+        unknown = other.get("/v1/webhooks/no-such-subscription")
+        assert other.get(f"/v1/webhooks/{theirs['id']}").status_code == 200  # its own one, beside
+    assert [item["id"] for item in listed] == [theirs["id"]]
+    for action, response in refused.items():
+        # Answered exactly as an unknown id is: nothing says the subscription exists.
+        assert (response.status_code, response.json()["code"]) == (404, "webhook-not-found"), action
+        assert response.json()["detail"] == unknown.json()["detail"].replace(
+            "no-such-subscription", mine["id"]
+        )
+    with api(sqlite_engine, caller="platform-a") as owner:
+        left = owner.get(base).json()
+        assert [item["id"] for item in owner.get("/v1/webhooks").json()["items"]] == [mine["id"]]
+    assert left["deliveries"] == {"pending": 0, "delivered": 0, "parked": 1}  # untouched by the other caller
+
+    with api(sqlite_engine, caller="ops", admin=True) as admin:
+        everyone = admin.get("/v1/webhooks").json()["items"]
+        assert admin.get(base).json()["owner"] == "platform-a"
+        assert admin.get(f"{base}/deliveries/{parked['id']}").json()["status"] == "parked"
+        assert admin.post(f"{base}/deliveries/{parked['id']}/replay").status_code == 202
+        assert admin.delete(f"/v1/webhooks/{theirs['id']}").status_code == 204
+    # Both were created at the same instant of the test clock: their order is by id.
+    assert {item["id"]: item["owner"] for item in everyone} == {
+        mine["id"]: "platform-a",
+        theirs["id"]: "platform-b",
+    }
+    run_until_idle(dispatcher)
+    assert receiver.attempts()[-1] == ("evt-1", 200)  # the admin's replay went out
+
+
+def test_ownership_follows_the_authenticated_caller_of_the_whole_api(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, webhooks=WebhookSettings()))
+    platform_a = bearer("integrator", sub="platform-a")
+    platform_b = bearer("integrator", sub="platform-b")
+    admin = bearer("admin", sub="ops")
+    url = f"https://{PUBLIC_ADDRESS}/hooks"  # an address literal: nothing to resolve
+    created = client.post("/v1/webhooks", json={"url": url}, headers=platform_a)
+    assert created.status_code == 201, created.text
+    mine = created.json()["id"]
+    assert created.json()["owner"] == "platform-a"
+    assert client.post("/v1/webhooks", json={"url": url}, headers=platform_b).status_code == 201
+
+    assert client.delete(f"/v1/webhooks/{mine}", headers=platform_b).status_code == 404
+    assert client.get(f"/v1/webhooks/{mine}", headers=platform_b).status_code == 404
+    assert client.get(f"/v1/webhooks/{mine}", headers=platform_a).status_code == 200
+    owners = [item["owner"] for item in client.get("/v1/webhooks", headers=admin).json()["items"]]
+    assert sorted(owners) == ["platform-a", "platform-b"]
+    assert [item["id"] for item in client.get("/v1/webhooks", headers=platform_a).json()["items"]] == [mine]
+    assert client.delete(f"/v1/webhooks/{mine}", headers=admin).status_code == 204
+    assert client.get(f"/v1/webhooks/{mine}", headers=platform_a).status_code == 404
+
+
+# --- destinations when subscribing --------------------------------------------------------------------
+
+# url, and what the refusal says of it
+REFUSED_URLS = {
+    "loopback": ("http://127.0.0.1:8080/hook", "loopback"),
+    "loopback IPv6": ("http://[::1]/hook", "loopback"),
+    "cloud metadata": ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    "link-local IPv6": ("http://[fe80::1]/hook", "link-local"),
+    "private 10/8": ("http://10.0.0.8/hook", "private"),
+    "private 172.16/12": ("http://172.20.1.1/hook", "private"),
+    "private 192.168/16": ("http://192.168.0.10/hook", "private"),
+    "unique local IPv6": ("http://[fd00::8]/hook", "private"),
+    "this network": ("http://0.0.0.0:8080/hook", "unspecified"),
+    "carrier-grade NAT": ("http://100.64.1.1/hook", "carrier-grade NAT"),
+    "multicast": ("http://239.1.1.1/hook", "multicast"),
+    "reserved": ("http://240.1.1.1/hook", "reserved"),
+    "IPv4-mapped loopback": ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    "name resolving to loopback": ("http://rebind.example/hook", "rebind.example resolves to 127.0.0.1"),
+    "name that does not resolve": ("http://nowhere.example/hook", "nowhere.example does not resolve"),
+}
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED_URLS.values(), ids=list(REFUSED_URLS))
+def test_subscribing_refuses_internal_destinations_beside_a_public_one(
+    sqlite_engine: Engine, url: str, reason: str
+) -> None:
+    dns = ScriptedDns({"rebind.example": ["127.0.0.1"], "platform.example": [PUBLIC_ADDRESS]})
+    with api(sqlite_engine, settings=WebhookSettings(), dns=dns) as client:
+        refused = client.post("/v1/webhooks", json={"url": url})
+        good = client.post("/v1/webhooks", json={"url": "https://platform.example/hooks"})
+        listed = client.get("/v1/webhooks").json()["items"]
+    assert (refused.status_code, refused.json()["code"]) == (422, "webhook-destination-refused")
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert reason in refused.json()["detail"]
+    assert good.status_code == 201
+    assert [item["url"] for item in listed] == ["https://platform.example/hooks"]
+
+
+def test_the_refusal_names_the_address_and_its_kind(sqlite_engine: Engine) -> None:
+    dns = ScriptedDns({"rebind.example": [PUBLIC_ADDRESS, "169.254.169.254"]})
+    with api(sqlite_engine, settings=WebhookSettings(), dns=dns) as client:
+        detail = client.post("/v1/webhooks", json={"url": "http://rebind.example/x"}).json()["detail"]
+    assert "rebind.example resolves to 169.254.169.254, which is a link-local address" in detail
+    assert "settings.webhooks.allowed_hosts" in detail
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://platform.example/hook", "file:///etc/passwd", "gopher://platform.example/", "javascript:x"]
+)
+def test_subscribing_refuses_non_http_schemes(sqlite_engine: Engine, url: str) -> None:
+    with api(sqlite_engine) as client:
+        refused = client.post("/v1/webhooks", json={"url": url})
+        assert client.post("/v1/webhooks", json={"url": "https://platform.example/hook"}).status_code == 201
+    assert (refused.status_code, refused.json()["code"]) == (422, "validation-failed")
+    assert re.search(r"scheme should be 'http' or 'https'|valid URL", refused.text)
+
+
+def test_the_allowlist_lets_a_local_receiver_be_subscribed(sqlite_engine: Engine) -> None:
+    local = WebhookSettings(allowed_hosts=["127.0.0.1/32", "receiver.internal"])
+    dns = ScriptedDns({"receiver.internal": ["10.20.30.40"]})
+    with api(sqlite_engine, settings=local, dns=dns) as client:
+        assert client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9000/hook"}).status_code == 201
+        assert client.post("/v1/webhooks", json={"url": "http://receiver.internal/hook"}).status_code == 201
+        refused = client.post("/v1/webhooks", json={"url": "http://127.0.0.2:9000/hook"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "webhook-destination-refused")
+
+
+# --- the cap per caller -------------------------------------------------------------------------------
+
+
+def test_a_caller_holds_at_most_max_per_caller_subscriptions(sqlite_engine: Engine) -> None:
+    capped = WebhookSettings(allowed_hosts=["127.0.0.1/32"], max_per_caller=3)
+    url = {"url": "https://platform.example/hook"}
+    with api(sqlite_engine, caller="platform-a", settings=capped) as client:
+        created = [client.post("/v1/webhooks", json=url) for _ in range(3)]
+        over = client.post("/v1/webhooks", json=url)
+        assert client.delete(f"/v1/webhooks/{created[0].json()['id']}").status_code == 204
+        again = client.post("/v1/webhooks", json=url)
+        over_again = client.post("/v1/webhooks", json=url)
+        held = client.get("/v1/webhooks").json()["items"]
+    with api(sqlite_engine, caller="platform-b", settings=capped) as other:
+        beside = other.post("/v1/webhooks", json=url)
+    assert [response.status_code for response in created] == [201, 201, 201]
+    assert (over.status_code, over.json()["code"]) == (409, "webhook-limit-reached")
+    assert over.headers["content-type"] == "application/problem+json"
+    assert "platform-a already holds 3 webhook subscriptions" in over.json()["detail"]
+    assert "max_per_caller = 3" in over.json()["detail"] and over.json()["limit"] == 3
+    assert again.status_code == 201  # a deleted subscription frees its place
+    assert over_again.status_code == 409
+    assert len(held) == 3
+    assert beside.status_code == 201  # another caller's cap is its own
