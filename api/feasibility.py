@@ -1,28 +1,35 @@
-"""Feasibility API: the kept assessment of an application, and a what-if preview that reserves nothing."""
+"""Feasibility API: the kept assessment of an application, and a what-if preview that reserves nothing.
+
+The preview's input holds to the same rules as a submission (api/inputs.py): finite numbers, a capacity in
+the configured range, no control characters.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
+from api.inputs import FiniteNumber, RequestModel, SiteLocation, check_capacity
 from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass, ImportanceGrade
-from canonical_model.common import GeoPoint, UrbanRural
+from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment
 from feasibility.config import FeasibilityConfig, load_feasibility_config
 from feasibility.engine import FeasibilityRequest
 from feasibility.service import FeasibilityService
-from yekuo.settings import Settings
+from yekuo.settings import Settings, SubmissionSettings
 
 
-class PreviewRequest(BaseModel):
+class PreviewRequest(RequestModel):
     """A what-if question: could this capacity be supplied at this place?"""
 
-    requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA")
-    site_location: GeoPoint = Field(description="site location, WGS84")
+    requested_capacity_kva: FiniteNumber = Field(
+        gt=0, description="requested capacity, kVA; within the range submissions are held to"
+    )
+    site_location: SiteLocation = Field(description="site location, WGS84")
     customer_class: CustomerClass = Field(description="customer class")
     importance_grade: ImportanceGrade = Field(
         default=ImportanceGrade.NONE, description="important user grade"
@@ -42,12 +49,15 @@ def feasibility_router(
     engine: Engine,
     *,
     config: FeasibilityConfig | None = None,
+    limits: SubmissionSettings | None = None,
 ) -> APIRouter:
     """The /v1/applications/{no}/feasibility and /v1/feasibility/preview routes over the given database.
 
-    config gives the rules (default: feasibility/rules.yaml of the configuration folder).
+    config gives the rules (default: feasibility/rules.yaml of the configuration folder); limits bound the
+    previewed capacity as they bound a submission's (default: the settings of the environment).
     """
     router = APIRouter()
+    bounds = limits or Settings().submissions
 
     def service() -> FeasibilityService:
         return FeasibilityService(config or _configured_rules())
@@ -78,6 +88,7 @@ def feasibility_router(
         response_model_exclude_none=True,
     )
     def preview(body: PreviewRequest) -> FeasibilityAssessment:
+        check_capacity(body.requested_capacity_kva, bounds)
         rules = config or _configured_rules()
         if body.province is not None and body.province not in rules.provinces:
             raise problem(

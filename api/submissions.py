@@ -3,9 +3,13 @@
 
 The request is validated (canonical names and values, the same as the application resource) and turned
 into the marketing system's codes before it is accepted, so a value the marketing system has no code for
-is refused at once (422, naming the field). An accepted submission is stored and answered 202 with its
-tracking id; the marketing writer creates it in the marketing system with retries (adapters/marketing/
-writer.py) and the case is then tracked under the application number the marketing system answered.
+is refused at once (422, naming the field). So is text holding a control character, a number that is not
+a finite JSON number, and a capacity outside the configured range (settings.submissions): a request the
+marketing system could never take is not accepted only to fail later. An accepted submission is stored
+and answered 202 with its tracking id; the marketing writer creates it in the marketing system with
+retries (adapters/marketing/writer.py) and the case is then tracked under the application number the
+marketing system answered. One the marketing system refuses, or that fails past the writer's bound, ends
+`failed` with the reason in GET /v1/submissions/{tracking_id}.
 An Idempotency-Key header makes a retried POST return the first submission instead of making another.
 """
 
@@ -24,6 +28,7 @@ from pydantic import Field, model_validator
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
+from api.inputs import FiniteNumber, RequestModel, SiteLocation, StrictFlag, check_capacity
 from api.problems import problem, problem_responses
 from canonical_model.application import (
     BusinessType,
@@ -32,16 +37,37 @@ from canonical_model.application import (
     ImportanceGrade,
     SubmissionChannel,
 )
-from canonical_model.common import CanonicalModel, GeoPoint, UrbanRural
+from canonical_model.common import UrbanRural
 from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
 from store.schema import cases
 from store.submissions import Submission, add_submission, get_submission, submission_by_key
+from yekuo.settings import Settings, SubmissionSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 191
 
 
-class NewCustomer(CanonicalModel):
+class SubmittedDocument(RequestModel, Document):
+    """A document handed in with an online application (申请资料)."""
+
+    doc_type: str = Field(min_length=1, max_length=32, description="document kind (资料类型)")
+    name: str = Field(min_length=1, max_length=200, description="document name (资料名称)")
+    received: StrictFlag = Field(default=True, description="whether it was received (是否已收)")
+
+
+class SubmittedIdentityDocument(RequestModel, IdentityDocument):
+    """The identity document of a new customer (证件)."""
+
+
+class SubmittedContact(RequestModel, Contact):
+    """A contact person of a new customer (联系人)."""
+
+
+class SubmittedBankAccount(RequestModel, BankAccount):
+    """The bank account of a new customer (银行账户)."""
+
+
+class NewCustomer(RequestModel):
     """A customer registered together with its first application (新户)."""
 
     name: str = Field(min_length=1, max_length=200, description="customer name (户名)")
@@ -50,30 +76,38 @@ class NewCustomer(CanonicalModel):
         default=None, pattern=r"^[A-T](\d{2,4})?$", description="industry classification GB/T 4754 (行业分类)"
     )
     address: str | None = Field(default=None, max_length=500, description="supply address (用电地址)")
-    identity_document: IdentityDocument = Field(description="identity document (证件)")
-    contacts: tuple[Contact, ...] = Field(min_length=1, max_length=10, description="contact persons (联系人)")
-    bank_account: BankAccount | None = Field(default=None, description="bank account (银行账户)")
+    identity_document: SubmittedIdentityDocument = Field(description="identity document (证件)")
+    contacts: tuple[SubmittedContact, ...] = Field(
+        min_length=1, max_length=10, description="contact persons (联系人)"
+    )
+    bank_account: SubmittedBankAccount | None = Field(default=None, description="bank account (银行账户)")
 
 
-class OnlineApplication(CanonicalModel):
+class OnlineApplication(RequestModel):
     """An application a new platform submits on behalf of a customer (网上业扩申请).
 
     Name an existing customer with customer_no, or register a new one with customer.
     """
 
     business_type: BusinessType = Field(description="business type (业务类型)")
-    requested_capacity_kva: float = Field(
-        gt=0, le=1_000_000, description="requested capacity, kVA (申请容量)"
+    requested_capacity_kva: FiniteNumber = Field(
+        gt=0,
+        description="requested capacity, kVA (申请容量); within the hub's configured range "
+        "(YEKUO_SUBMISSIONS__MIN_CAPACITY_KVA, YEKUO_SUBMISSIONS__MAX_CAPACITY_KVA)",
     )
-    requested_voltage_kv: float | None = Field(default=None, gt=0, description="supply voltage asked for, kV")
+    requested_voltage_kv: FiniteNumber | None = Field(
+        default=None, gt=0, le=1000, description="supply voltage asked for, kV"
+    )
     customer_class: CustomerClass = Field(description="customer class (客户分类)")
     importance_grade: ImportanceGrade = Field(default=ImportanceGrade.NONE, description="重要用户等级")
     site_address: str = Field(min_length=1, max_length=500, description="site address (用电地址)")
-    site_location: GeoPoint | None = Field(default=None, description="site location (用电地址坐标)")
+    site_location: SiteLocation | None = Field(default=None, description="site location (用电地址坐标)")
     channel: SubmissionChannel = Field(default=SubmissionChannel.ONLINE, description="受理渠道")
     org_no: str = Field(min_length=1, max_length=32, description="responsible supply unit (供电单位)")
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
-    documents: tuple[Document, ...] = Field(default=(), max_length=50, description="documents (申请资料)")
+    documents: tuple[SubmittedDocument, ...] = Field(
+        default=(), max_length=50, description="documents (申请资料)"
+    )
     customer_no: str | None = Field(default=None, min_length=1, max_length=32, description="户号")
     customer: NewCustomer | None = Field(default=None, description="a customer to register (新户)")
 
@@ -108,9 +142,18 @@ def _view(submission: Submission, tracked: bool) -> dict[str, Any]:
     }
 
 
-def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = default_codes) -> APIRouter:
-    """POST /v1/applications and GET /v1/submissions/{tracking_id} over the hub database."""
+def submissions_router(
+    engine: Engine,
+    *,
+    codes: Callable[[], ReverseCodes] = default_codes,
+    limits: SubmissionSettings | None = None,
+) -> APIRouter:
+    """POST /v1/applications and GET /v1/submissions/{tracking_id} over the hub database.
+
+    limits bound the requested capacity (default: the settings of the environment).
+    """
     router = APIRouter(tags=["submissions"])
+    bounds = limits or Settings().submissions
 
     @router.post(
         "/v1/applications",
@@ -143,6 +186,7 @@ def submissions_router(engine: Engine, *, codes: Callable[[], ReverseCodes] = de
             ),
         ] = None,
     ) -> JSONResponse:
+        check_capacity(application.requested_capacity_kva, bounds)
         request = application.model_dump(mode="json", exclude_none=True)
         digest = _request_hash(request)
         try:

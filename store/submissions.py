@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from store.encrypted import SealedJson
 from store.schema import KEY, UtcDateTime, metadata
 from store.sequences import next_sequence
+from yekuo import clock
 
 PUSH_SEQUENCE_KEY = "marketing|push"
 LEGACY_TIME = sa.String(19)
@@ -90,8 +91,8 @@ marketing_writebacks = sa.Table(
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware (store.database imports this module, so it cannot be used here)."""
-    return datetime.now(UTC)
+    """The current time, from the hub's clock (store.database imports this module, so it lives here too)."""
+    return clock.now()
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,14 @@ marketing_writebacks (stage changes and other results). Each step takes the rows
 under a lease while it calls the marketing system, and settles it:
 - answered: a submission becomes `submitted` with its application number, a write-back `done`; a created
   application is also fetched into the push inbox, so its case opens without waiting for the next poll;
-- refused (soap:Client fault): `failed` with the faultstring as reason, not retried; the others go on;
-- unavailable or an unreadable answer: tried again later, with exponential backoff and jitter (the write's
-  request id makes a repeat harmless); after max_attempts, if set, `failed`;
-- circuit open: nothing is called; the step raises, and the hub loop backs off.
+- refused for good: `failed` at the first try, with the reason, and the others go on. That is a soap:Client
+  fault or HTTP 4xx (the marketing system's answer names the field), and arguments holding a character XML
+  cannot carry (stored before the API refused them): such a request could never be sent, so it is not;
+- unavailable (timeout, reset, soap:Server fault, HTTP 5xx) or an unreadable answer: tried again later,
+  with exponential backoff and jitter (the write's request id makes a repeat harmless); after
+  max_attempts tries, `failed` with the last error as reason;
+- circuit open: nothing is called and no try is counted; the step raises, and the hub loop backs off.
+A failed row keeps its reason: GET /v1/submissions/{tracking_id} shows it, /admin/adapters counts it.
 Write-backs of one application are sent in the order they were queued: one waiting for its retry holds
 back the later ones of that application.
 """
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +31,6 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.breaker import CircuitOpenError
 from adapters.marketing.client import MarketingClient
-from store.database import utcnow
 from store.submissions import (
     Submission,
     Writeback,
@@ -38,6 +42,7 @@ from store.submissions import (
     store_push,
     submissions,
 )
+from yekuo import clock
 from yekuo.errors import (
     ConfigError,
     MalformedInputError,
@@ -45,27 +50,56 @@ from yekuo.errors import (
     SourceUnavailableError,
     YekuoError,
 )
+from yekuo.settings import MarketingSettings
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (SourceUnavailableError, MalformedInputError)
+DEFAULT_MAX_ATTEMPTS = MarketingSettings.model_fields["write_max_attempts"].default
+# Outside XML 1.0's Char production: the SOAP request cannot be built at all.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def unsendable(arguments: Mapping[str, Any], path: str = "") -> str | None:
+    """Why these arguments can never be sent (a text holding a character XML cannot carry), or None."""
+    for name, value in _leaves(arguments, path):
+        if isinstance(value, str):
+            found = _NOT_XML.search(value)
+            if found is not None:
+                return (
+                    f"{name} holds U+{ord(found.group()):04X} at position {found.start()}, which XML "
+                    "cannot carry: the marketing system cannot be sent this request"
+                )
+    return None
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
 
 
 @dataclass(frozen=True)
 class WriterPolicy:
-    """How the writer retries: backoff from initial_backoff_s doubling to max_backoff_s, with jitter; gives
-    up after max_attempts (None: never); holds a row for lease_s; takes batch rows per step."""
+    """How the writer retries: backoff from initial_backoff_s doubling to max_backoff_s, with jitter; fails a
+    write after max_attempts tries that failed for a transient reason; holds a row for lease_s; takes
+    batch rows per step."""
 
     initial_backoff_s: float = 2.0
     max_backoff_s: float = 300.0
-    max_attempts: int | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     lease_s: float = 120.0
     batch: int = 50
 
     def __post_init__(self) -> None:
         if self.initial_backoff_s < 0 or self.max_backoff_s < self.initial_backoff_s:
             raise ConfigError("writer backoff must satisfy 0 <= initial_backoff_s <= max_backoff_s")
-        if self.max_attempts is not None and self.max_attempts < 1:
+        if self.max_attempts < 1:
             raise ConfigError(f"writer max_attempts must be at least 1, got {self.max_attempts}")
         if self.lease_s <= 0 or self.batch < 1:
             raise ConfigError("writer lease_s must be positive and batch at least 1")
@@ -89,7 +123,10 @@ class WriterStats:
 
 
 class MarketingWriter:
-    """Creates submitted applications in the marketing system and sends the queued write-backs."""
+    """Creates submitted applications in the marketing system and sends the queued write-backs.
+
+    "Now" comes from the hub's clock (yekuo.clock), the one the submission store stamps its rows with.
+    """
 
     name = "marketing"
 
@@ -99,19 +136,17 @@ class MarketingWriter:
         client: MarketingClient,
         *,
         policy: WriterPolicy | None = None,
-        clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
         self.policy = policy or WriterPolicy()
         self.stats = WriterStats()
-        self._clock = clock
         self._rng = rng or random.Random()
 
     def step(self) -> bool:
         """Send what is due; return whether anything was sent (a hub loop step)."""
-        now = self._clock()
+        now = clock.now()
         with self.engine.connect() as conn:
             due = due_submissions(conn, now, self.policy.batch)
             queued = pending_writebacks(conn, self.policy.batch * 4)
@@ -136,7 +171,7 @@ class MarketingWriter:
         return worked
 
     def _lease(self) -> datetime:
-        return self._clock() + timedelta(seconds=self.policy.lease_s)
+        return clock.now() + timedelta(seconds=self.policy.lease_s)
 
     def _submit(self, submission: Submission) -> bool:
         key = submissions.c.tracking_id
@@ -145,6 +180,10 @@ class MarketingWriter:
                 return False
         arguments = submission.arguments
         attempts = submission.attempts + 1
+        reason = unsendable(arguments)
+        if reason is not None:
+            self._fail(submissions, key, submission.tracking_id, attempts, reason)
+            return True
         try:
             created = self.client.create_application(
                 submission.tracking_id, arguments["application"], arguments.get("customer")
@@ -168,7 +207,7 @@ class MarketingWriter:
                 application_no=created.app_no,
                 customer_no=created.cons_no,
                 attempts=attempts,
-                submitted_at=self._clock(),
+                submitted_at=clock.now(),
                 last_error=None,
             )
         self.stats.submitted += 1
@@ -192,6 +231,10 @@ class MarketingWriter:
             if not claim(conn, marketing_writebacks, key, writeback.id, self._lease()):
                 return None
         attempts = writeback.attempts + 1
+        reason = unsendable(writeback.arguments)
+        if reason is not None:
+            self._fail(marketing_writebacks, key, writeback.id, attempts, reason)
+            return "failed"
         try:
             answer = self.client.write(writeback.operation, writeback.arguments)
         except CircuitOpenError:
@@ -212,7 +255,7 @@ class MarketingWriter:
                 status="done",
                 result=answer,
                 attempts=attempts,
-                done_at=self._clock(),
+                done_at=clock.now(),
                 last_error=None,
             )
         self.stats.written += 1
@@ -227,15 +270,15 @@ class MarketingWriter:
         with self.engine.begin() as conn:
             settle(conn, table, key, value, status="failed", reason=reason, attempts=attempts)
         self.stats.failed += 1
-        log.warning("marketing refused %s %s: %s", table.name, value, reason)
+        log.warning("%s %s failed: %s", table.name, value, reason)
 
     def _again(self, table: Any, key: Any, value: object, attempts: int, error: YekuoError) -> None:
         self.stats.last_error = str(error)
         limit = self.policy.max_attempts
-        if limit is not None and attempts >= limit:
+        if attempts >= limit:
             self._fail(table, key, value, attempts, f"gave up after {attempts} attempts: {error}")
             return
-        due = self._clock() + timedelta(seconds=self.policy.delay(attempts, self._rng))
+        due = clock.now() + timedelta(seconds=self.policy.delay(attempts, self._rng))
         with self.engine.begin() as conn:
             settle(conn, table, key, value, attempts=attempts, next_attempt_at=due, last_error=str(error))
         self.stats.retried += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.problems import install_problem_handlers
 from api.submissions import submissions_router
 from store.database import utcnow
 from store.schema import cases
 from store.submissions import get_submission, submissions
+from yekuo.settings import SubmissionSettings
 
 REQUEST: dict[str, Any] = {
     "business_type": "new_connection",
@@ -35,8 +39,14 @@ REQUEST: dict[str, Any] = {
 
 @pytest.fixture
 def client(sqlite_engine: Engine) -> TestClient:
+    return _client(sqlite_engine)
+
+
+def _client(engine: Engine, limits: SubmissionSettings | None = None) -> TestClient:
+    # With the hub's problem handlers, as the API serves it: they never echo the refused input back.
     app = FastAPI()
-    app.include_router(submissions_router(sqlite_engine))
+    app.include_router(submissions_router(engine, limits=limits))
+    install_problem_handlers(app)
     return TestClient(app)
 
 
@@ -103,7 +113,7 @@ def test_invalid_requests_are_refused_naming_the_field(
 ) -> None:
     response = client.post("/v1/applications", json=request_body)
     assert response.status_code == 422
-    assert any(error["loc"][: len(location)] == location for error in response.json()["detail"])
+    assert any(error["loc"][: len(location)] == location for error in response.json()["errors"])
 
 
 def test_an_industry_code_outside_gb_t_4754_is_refused(client: TestClient) -> None:
@@ -111,7 +121,7 @@ def test_an_industry_code_outside_gb_t_4754_is_refused(client: TestClient) -> No
     request["customer"]["industry_code"] = "Z9999"
     response = client.post("/v1/applications", json=request)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "customer", "industry_code"]
+    assert response.json()["errors"][0]["loc"] == ["body", "customer", "industry_code"]
 
 
 def test_a_value_the_marketing_system_has_no_code_for_is_refused(client: TestClient) -> None:
@@ -120,6 +130,182 @@ def test_a_value_the_marketing_system_has_no_code_for_is_refused(client: TestCli
     assert response.json()["detail"] == (
         "field 'requested_voltage_kv': no code in table marketing/volt_code for 20.0"
     )
+
+
+# Every optional text field filled in, so a walk over it reaches every text field of the request.
+FULL_REQUEST: dict[str, Any] = {
+    **REQUEST,
+    "requested_voltage_kv": 0.38,
+    "importance_grade": "none",
+    "channel": "online",
+    "urban_rural": "urban",
+    "documents": [{"doc_type": "01", "name": "身份证明", "received": True}],
+    "customer": {
+        **REQUEST["customer"],
+        "industry_code": "C13",
+        "address": "南阳市卧龙区人民路8号",
+        "contacts": [{"name": "张伟", "phone": "13803770001", "role": "legal"}],
+        "bank_account": {"bank": "中国工商银行南阳分行", "account_no": "6222021714000012345"},
+    },
+}
+# C0 (tab and line feed included), DEL, C1 and a lone surrogate.
+CONTROL_CHARACTERS = [
+    "\x00",
+    "\x01",
+    "\t",
+    "\n",
+    "\r",
+    "\x1b",
+    "\x1f",
+    "\x7f",
+    "\x80",
+    "\x85",
+    "\x9f",
+    "\ud800",
+]
+
+
+def _text_fields(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _text_fields(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _text_fields(item, (*path, index))
+    elif isinstance(value, str):
+        yield path
+
+
+def _with(request: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(request)
+    target: Any = changed
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return changed
+
+
+def _post_raw(client: TestClient, body: bytes) -> Any:
+    return client.post("/v1/applications", content=body, headers={"Content-Type": "application/json"})
+
+
+def _locations(response: Any) -> list[list[str]]:
+    return [error["loc"] for error in response.json()["errors"]]
+
+
+def test_the_full_request_is_accepted(client: TestClient) -> None:
+    assert client.post("/v1/applications", json=FULL_REQUEST).status_code == 202
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS, ids=[f"U+{ord(c):04X}" for c in CONTROL_CHARACTERS])
+def test_a_control_character_in_any_text_field_is_refused_naming_the_field(
+    client: TestClient, sqlite_engine: Engine, character: str
+) -> None:
+    fields = list(_text_fields(FULL_REQUEST))
+    assert ("site_address",) in fields and ("customer", "contacts", 0, "phone") in fields
+    for path in fields:
+        for placed in (f"人民路{character}8号", f"{character}8号", f"8号{character}"):
+            # ASCII JSON: a lone surrogate travels as its \ud800 escape, as a hostile client would send it.
+            response = _post_raw(client, json.dumps(_with(FULL_REQUEST, path, placed)).encode())
+            assert response.status_code == 422, (path, placed)
+            assert ["body", *map(str, path)] in _locations(response), (path, response.json())
+    accepted = client.post("/v1/applications", json=FULL_REQUEST)
+    assert accepted.status_code == 202
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(submissions)).scalar_one() == 1
+
+
+def test_a_control_character_in_a_field_name_is_refused_without_echoing_it(client: TestClient) -> None:
+    response = _post_raw(client, json.dumps({**REQUEST, "site\u0000address": "x"}).encode())
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["msg"] == "a field name contains a control character"
+    assert client.post("/v1/applications", json=REQUEST).status_code == 202
+
+
+NUMBER_FIELDS = [
+    ("requested_capacity_kva",),
+    ("requested_voltage_kv",),
+    ("site_location", "lon"),
+    ("site_location", "lat"),
+]
+# JSON text, as sent: Python's json module reads NaN, Infinity and 1e400 (as inf) without complaint.
+BAD_NUMBERS = [
+    "true",
+    "false",
+    '"50"',
+    '"12.5"',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e400",
+    "1" + "0" * 400,
+    "[]",
+    "{}",
+]
+PLACEHOLDER = "@number@"
+
+
+def _with_number(path: tuple[str | int, ...], text: str) -> bytes:
+    body = json.dumps(_with(FULL_REQUEST, path, PLACEHOLDER))
+    return body.replace(f'"{PLACEHOLDER}"', text).encode()
+
+
+@pytest.mark.parametrize("path", NUMBER_FIELDS, ids=[".".join(path) for path in NUMBER_FIELDS])
+def test_a_number_that_is_not_a_finite_json_number_is_refused_naming_the_field(
+    client: TestClient, path: tuple[str, ...]
+) -> None:
+    for text in BAD_NUMBERS:
+        response = _post_raw(client, _with_number(path, text))
+        assert response.status_code == 422, text
+        assert ["body", *path] in _locations(response), (text, response.json())
+    # The same field with a good number, sent the same way, gets through.
+    good = {"requested_capacity_kva": "12", "requested_voltage_kv": "0.38", "lon": "112.53", "lat": "33"}
+    assert _post_raw(client, _with_number(path, good[path[-1]])).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (("requested_capacity_kva",), "1e-320"),
+        (("requested_capacity_kva",), "1e308"),
+        (("requested_capacity_kva",), "0.5"),
+        (("requested_capacity_kva",), "200000.5"),
+        (("requested_voltage_kv",), "1e308"),
+        (("site_location", "lon"), "1e308"),
+        (("site_location", "lat"), "-1e308"),
+    ],
+)
+def test_a_number_out_of_range_is_refused_naming_the_field(
+    client: TestClient, path: tuple[str, ...], text: str
+) -> None:
+    response = _post_raw(client, _with_number(path, text))
+    assert response.status_code == 422
+    assert _locations(response) == [["body", *path]]
+    assert client.post("/v1/applications", json=FULL_REQUEST).status_code == 202
+
+
+@pytest.mark.parametrize("text", ['"true"', "1", "0", '"yes"'])
+def test_a_flag_that_is_not_a_json_boolean_is_refused(client: TestClient, text: str) -> None:
+    response = _post_raw(client, _with_number(("documents", 0, "received"), text))
+    assert response.status_code == 422
+    assert _locations(response) == [["body", "documents", "0", "received"]]
+
+
+def test_the_capacity_range_is_the_configured_one(sqlite_engine: Engine) -> None:
+    client = _client(sqlite_engine, SubmissionSettings(min_capacity_kva=10, max_capacity_kva=100))
+    for capacity in (9.99, 100.01, 12_000):
+        response = client.post("/v1/applications", json={**REQUEST, "requested_capacity_kva": capacity})
+        assert response.status_code == 422, capacity
+        assert response.json()["errors"] == [
+            {
+                "loc": ["body", "requested_capacity_kva"],
+                "msg": "must be between 10 and 100 kVA",
+                "type": "capacity_range",
+            }
+        ]
+    for capacity in (10, 55.5, 100):
+        response = client.post("/v1/applications", json={**REQUEST, "requested_capacity_kva": capacity})
+        assert response.status_code == 202, capacity
 
 
 def test_an_unknown_tracking_id_is_not_found(client: TestClient) -> None:

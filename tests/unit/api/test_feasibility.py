@@ -1,0 +1,119 @@
+"""Tests of the feasibility preview's input: the same strict text and numbers, and range, as a submission."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.feasibility import feasibility_router
+from api.problems import install_problem_handlers
+from feasibility.config import load_feasibility_config
+from yekuo.settings import PROJECT_ROOT, SubmissionSettings
+
+PREVIEW: dict[str, Any] = {
+    "requested_capacity_kva": 50,
+    "site_location": {"lon": 112.53, "lat": 33.0},
+    "customer_class": "lv_residential",
+    "importance_grade": "none",
+    "urban_rural": "urban",
+    "province": "henan",
+}
+PLACEHOLDER = "@value@"
+
+
+def _client(engine: Engine, limits: SubmissionSettings | None = None) -> TestClient:
+    app = FastAPI()
+    app.include_router(
+        feasibility_router(engine, config=load_feasibility_config(PROJECT_ROOT), limits=limits)
+    )
+    install_problem_handlers(app)
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine) -> TestClient:
+    return _client(sqlite_engine)
+
+
+def _preview(client: TestClient, path: tuple[str, ...], text: str) -> Any:
+    body: dict[str, Any] = json.loads(json.dumps(PREVIEW))
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = PLACEHOLDER
+    raw = json.dumps(body).replace(f'"{PLACEHOLDER}"', text)
+    return client.post("/v1/feasibility/preview", content=raw, headers={"Content-Type": "application/json"})
+
+
+def _locations(response: Any) -> list[list[str]]:
+    return [error["loc"] for error in response.json()["errors"]]
+
+
+def test_a_good_preview_is_answered(client: TestClient) -> None:
+    response = client.post("/v1/feasibility/preview", json=PREVIEW)
+    assert response.status_code == 200
+    assert response.json()["requested_capacity_kva"] == 50
+
+
+NUMBER_PATHS = [("requested_capacity_kva",), ("site_location", "lon"), ("site_location", "lat")]
+BAD_NUMBERS = ["true", '"50"', "NaN", "Infinity", "-Infinity", "1e400", "1e308", "-1e308"]
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [(path, text) for path in NUMBER_PATHS for text in BAD_NUMBERS]
+    # A subnormal capacity is a positive number, but not a capacity anyone connects.
+    + [(("requested_capacity_kva",), "1e-320")],
+)
+def test_a_number_that_is_not_finite_or_in_range_is_refused_naming_the_field(
+    client: TestClient, path: tuple[str, ...], text: str
+) -> None:
+    response = _preview(client, path, text)
+    assert response.status_code == 422
+    assert ["body", *path] in _locations(response)
+    assert client.post("/v1/feasibility/preview", json=PREVIEW).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", [("province",), ("customer_class",), ("urban_rural",), ("importance_grade",)]
+)
+@pytest.mark.parametrize("character", ["\\u0000", "\\t", "\\u007f", "\\u0085", "\\ud800"])
+def test_a_control_character_in_a_text_field_is_refused_naming_the_field(
+    client: TestClient, path: tuple[str, ...], character: str
+) -> None:
+    response = _preview(client, path, f'"henan{character}"')
+    assert response.status_code == 422
+    assert _locations(response) == [["body", *path]]
+    assert response.json()["errors"][0]["type"] == "control_character"
+    assert client.post("/v1/feasibility/preview", json=PREVIEW).status_code == 200
+
+
+def test_the_previewed_capacity_is_held_to_the_configured_range(sqlite_engine: Engine) -> None:
+    client = _client(sqlite_engine, SubmissionSettings(min_capacity_kva=10, max_capacity_kva=100))
+    for capacity in (9, 101):
+        response = client.post(
+            "/v1/feasibility/preview", json={**PREVIEW, "requested_capacity_kva": capacity}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {
+                "loc": ["body", "requested_capacity_kva"],
+                "msg": "must be between 10 and 100 kVA",
+                "type": "capacity_range",
+            }
+        ]
+    assert (
+        client.post("/v1/feasibility/preview", json={**PREVIEW, "requested_capacity_kva": 100}).status_code
+        == 200
+    )
+
+
+def test_an_unknown_field_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/feasibility/preview", json={**PREVIEW, "capacity": 50})
+    assert response.status_code == 422
+    assert _locations(response) == [["body", "capacity"]]
