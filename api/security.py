@@ -5,6 +5,11 @@ the request is for, looks up the permission that route needs in the access polic
 answers 401 (no or invalid credentials) or 403 (a permission missing) as problem+json before any handler
 runs. Public routes pass without credentials; a path the app does not serve passes on to its 404.
 Handlers get the caller through the `current_principal` dependency.
+
+Every refusal is logged (request, client address, status and reason; for a 403 also the caller) and
+counted in yekuo_api_auth_failures_total{status, reason}. The reason of a 401 is one of missing,
+malformed, invalid or expired; neither the log nor the label ever holds the credentials presented, any
+part of them, or what the token decoder said about them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
@@ -25,6 +31,7 @@ from api.access import AccessPolicy, RouteKey
 from api.credentials import Caller, CredentialsError, verify_api_key, verify_token
 from api.problems import problem, problem_response
 from yekuo.errors import ConfigError
+from yekuo.metrics import AUTH_FAILURES
 from yekuo.settings import AuthSettings
 
 API_KEY_HEADER = "X-API-Key"
@@ -111,6 +118,9 @@ class AccessControl:
         try:
             caller = self._caller(headers)
         except CredentialsError as exc:
+            reason, presented = _unauthenticated(headers, exc)
+            log.warning("refused %s from %s: 401, %s %s", request_line, _client(scope), reason, presented)
+            AUTH_FAILURES.labels(status="401", reason=reason).inc()
             challenge = (
                 _CHALLENGE if headers.get("authorization") is None else f'{_CHALLENGE}, error="invalid_token"'
             )
@@ -124,7 +134,15 @@ class AccessControl:
             via=caller.via,
         )
         if not principal.can(needed):
-            log.info("refused %s to %s (%s): needs %s", request_line, principal.sub, principal.via, needed)
+            log.warning(
+                "refused %s to %s (%s) from %s: 403, needs %s",
+                request_line,
+                principal.sub,
+                principal.via,
+                _client(scope),
+                needed,
+            )
+            AUTH_FAILURES.labels(status="403", reason=needed).inc()
             roles = ", ".join(self.policy.roles_granting(needed)) or "none; it is granted as an extra scope"
             return problem_response(
                 "forbidden",
@@ -147,6 +165,30 @@ class AccessControl:
         raise CredentialsError(
             f"credentials are required: Authorization: Bearer <token>, or {API_KEY_HEADER}"
         )
+
+
+def _unauthenticated(headers: Headers, error: CredentialsError) -> tuple[str, str]:
+    """Why credentials were refused (missing, malformed, expired, invalid) and what kind they were.
+
+    Only the headers' presence and shape and the error's class are looked at: the credentials and the
+    decoder's message stay out of logs and metrics.
+    """
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "malformed", "Authorization header"
+        # verify_token chains PyJWT's error as the cause; its class tells an expired token from a bad one.
+        expired = isinstance(error.__cause__, jwt.ExpiredSignatureError)
+        return ("expired" if expired else "invalid"), "bearer token"
+    if headers.get(API_KEY_HEADER) is not None:
+        return "invalid", "API key"
+    return "missing", "credentials"
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "an unknown address"
 
 
 def _route_path(scope: Scope) -> str:

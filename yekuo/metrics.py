@@ -28,6 +28,7 @@ from store.schema import outbox, parked
 from yekuo.errors import BusError, ConfigError
 
 __all__ = [
+    "AUTH_FAILURES",
     "CONSUMER_DUPLICATES",
     "CONSUMER_HANDLED",
     "CONSUMER_INVALID",
@@ -102,6 +103,13 @@ CONSUMER_DUPLICATES = Counter(
     "yekuo_consumer_duplicates",
     "Deliveries a consumer skipped because the event id was already in its inbox.",
     ["consumer"],
+    registry=REGISTRY,
+)
+AUTH_FAILURES = Counter(
+    "yekuo_api_auth_failures",
+    "API requests access control refused, by status and reason: 401 with missing, malformed, invalid or "
+    "expired credentials, 403 with the permission the caller lacked.",
+    ["status", "reason"],
     registry=REGISTRY,
 )
 

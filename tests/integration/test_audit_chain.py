@@ -1,6 +1,7 @@
-"""The audit log is a hash chain: verify passes on an untouched chain and names the first entry that was
-modified, deleted, reordered or cut off; operator actions and configuration loads are chained, and
-concurrent appenders on PostgreSQL keep one linear chain."""
+"""The audit log is a keyed hash chain: verify passes on an untouched chain and names the first entry that
+was modified, deleted, reordered or cut off; operator actions and configuration loads are chained, and
+concurrent appenders on PostgreSQL keep one linear chain. (Keying, anchors and chains written before
+keying: tests/unit/store/test_audit.py.)"""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from store.audit import (
     GENESIS_HASH,
     append_entry,
     audit_log,
+    chain_key_of,
     entry_hash,
     list_entries,
     record_pii_read,
+    unkeyed_entry_hash,
     verify_chain,
 )
 from tests.unit.yekuo.parked_samples import park_invalid_record, shipped_ingestor
@@ -60,16 +63,34 @@ def test_a_modified_detail_is_named(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
         conn.execute(audit_log.update().where(audit_log.c.id == 3).values(detail={"n": 30}))
 
-    assert verdict(sqlite_engine) == (3, "entry 3 was modified: its content does not match its hash")
+    assert verdict(sqlite_engine) == (
+        3,
+        "entry 3 was modified or hashed with another key: its content does not match its hash under the "
+        "configured chain key",
+    )
 
 
-def test_a_modified_entry_with_a_recomputed_hash_breaks_the_next_link(sqlite_engine: Engine) -> None:
+def test_a_modified_entry_rehashed_without_the_key_is_named(sqlite_engine: Engine) -> None:
+    chain_of(sqlite_engine, 5)
+    with sqlite_engine.begin() as conn:
+        (entry,) = [entry for entry in list_entries(conn) if entry.id == 3]
+        forged = unkeyed_entry_hash(
+            id=3, at=entry.at, actor="someone-else", action=entry.action, subject=entry.subject,
+            detail=entry.detail, prev_hash=entry.prev_hash,
+        )  # fmt: skip
+        conn.execute(audit_log.update().where(audit_log.c.id == 3).values(actor="someone-else", hash=forged))
+
+    entry_id, reason = verdict(sqlite_engine)
+    assert entry_id == 3 and "rewritten without the chain key" in reason
+
+
+def test_a_modified_entry_rehashed_with_the_key_breaks_the_next_link(sqlite_engine: Engine) -> None:
     chain_of(sqlite_engine, 5)
     with sqlite_engine.begin() as conn:
         (entry,) = [entry for entry in list_entries(conn) if entry.id == 3]
         forged = entry_hash(
-            id=3, at=entry.at, actor="someone-else", action=entry.action, subject=entry.subject,
-            detail=entry.detail, prev_hash=entry.prev_hash,
+            chain_key_of(conn.dialect), id=3, at=entry.at, actor="someone-else", action=entry.action,
+            subject=entry.subject, detail=entry.detail, prev_hash=entry.prev_hash,
         )  # fmt: skip
         conn.execute(audit_log.update().where(audit_log.c.id == 3).values(actor="someone-else", hash=forged))
 
@@ -105,16 +126,17 @@ def test_swapped_entries_are_found(sqlite_engine: Engine) -> None:
 
 
 def test_audit_verify_exits_1_naming_the_entry(
-    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]
+    sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chain_of(sqlite_engine, 3)
     url = sqlite_engine.url.render_as_string(hide_password=False)
+    anchors = ["--anchor-path", str(tmp_path / "anchors.jsonl")]
 
-    assert main(["audit", "verify", "--db-url", url]) == 0
+    assert main(["audit", "verify", "--db-url", url, *anchors]) == 0
     assert "audit chain intact: 3 entries" in capsys.readouterr().out
     with sqlite_engine.begin() as conn:
         conn.execute(audit_log.update().where(audit_log.c.id == 2).values(subject="thing/other"))
-    assert main(["audit", "verify", "--db-url", url]) == 1
+    assert main(["audit", "verify", "--db-url", url, *anchors]) == 1
     assert "BROKEN at entry 2" in capsys.readouterr().err
     assert main(["audit", "list", "--db-url", url, "--after", "2"]) == 0
     assert "thing/3" in capsys.readouterr().out

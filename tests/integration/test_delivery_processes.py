@@ -19,6 +19,7 @@ from adapters.marketing.source import MarketingSource
 from api.app import create_app
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
+from store.audit import new_chain_key
 from store.crypto import new_key
 from store.schema import outbox
 from tests.conftest import POSTGRES_URL
@@ -62,9 +63,11 @@ def _start_hub_process(settings: Settings, wsdl_url: str, log: Path) -> subproce
         "YEKUO_MARKETING__WSDL_URL": wsdl_url,
         "YEKUO_MARKETING__PAGE_SIZE": "40",
         "YEKUO_API_PORT": "0",
-        # `yekuo run` refuses to start without a token secret and a key for personal data.
+        # `yekuo run` refuses to start without a token secret, a key for personal data and an audit key.
         "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
         "YEKUO_PII__KEYS": json.dumps({"test": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_AUDIT__ANCHOR_PATH": str(log.parent / "audit-anchors.jsonl"),
     }
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "yekuo.cli", "run"], env=env, stdout=out, stderr=out)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 
 from scenario.loader import load_scenario
+from store.audit import chain_key_from_settings
 from yekuo.cli import build_parser
 from yekuo.serve import production_keyring
 from yekuo.settings import PROJECT_ROOT, Settings
@@ -151,4 +152,6 @@ def test_the_hub_service_holds_what_yekuo_run_refuses_to_start_without() -> None
         for key, value in env.items():
             patch.setenv(key, value)
         keyring = production_keyring(Settings())
+        chain_key = chain_key_from_settings(Settings().audit, allow_development=False)
     assert (keyring.active_kid, keyring.development) == ("compose-dev", False)
+    assert not chain_key.development

@@ -7,6 +7,7 @@ or narrows access fails a test until this table says the same; a route the app s
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -14,6 +15,7 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
@@ -236,3 +238,69 @@ def test_without_a_configured_secret_no_token_is_accepted(sqlite_engine: Engine)
 def test_a_short_secret_cannot_mint_or_verify() -> None:
     with pytest.raises(CredentialsError, match="at least 32 bytes"):
         mint_token(AuthSettings(jwt_secret=SecretStr("short")), sub="x", roles=["admin"])
+
+
+def _auth_failures(client: TestClient) -> dict[tuple[str, str], float]:
+    """yekuo_api_auth_failures_total by (status, reason), as /metrics exposes it."""
+    text = client.get("/metrics").text
+    return {
+        (sample.labels["status"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "yekuo_api_auth_failures"
+        for sample in family.samples
+        if sample.name == "yekuo_api_auth_failures_total"
+    }
+
+
+def test_refusals_are_logged_without_the_credentials_and_counted_beside_a_served_request(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = _signed({}, secret="another-secret-of-the-same-length-0123456789")
+    expired = _signed({"exp": int(time.time()) - 3600})
+    basic = {"Authorization": f"Basic {token('admin')}"}
+    unknown_key = {"X-API-Key": "secret-key-nobody-was-given-0042"}
+    viewer = bearer("viewer")
+    presented = [forged, expired, basic, unknown_key, viewer]
+    before = _auth_failures(client)
+
+    with caplog.at_level(logging.INFO, logger="api.security"):
+        statuses = [
+            client.get("/v1/applications").status_code,
+            client.get("/v1/applications", headers=forged).status_code,
+            client.get("/v1/applications", headers=expired).status_code,
+            client.get("/v1/applications", headers=basic).status_code,
+            client.get("/v1/applications", headers=unknown_key).status_code,
+            client.get("/admin/dead-letters", headers=viewer).status_code,
+            client.get("/v1/applications", headers=viewer).status_code,
+        ]
+    after = _auth_failures(client)
+
+    assert statuses == [401, 401, 401, 401, 401, 403, 200]
+    messages = [record.getMessage() for record in caplog.records if record.name == "api.security"]
+    assert [message.split(": ", 1)[1] for message in messages] == [
+        "401, missing credentials",
+        "401, invalid bearer token",
+        "401, expired bearer token",
+        "401, malformed Authorization header",
+        "401, invalid API key",
+        "403, needs admin:read",
+    ]
+    assert all(
+        record.levelno == logging.WARNING for record in caplog.records if record.name == "api.security"
+    )
+    assert "GET /admin/dead-letters to tester (token) from testclient" in messages[-1]
+    logged = caplog.text
+    for headers in presented:
+        credential = next(iter(headers.values())).split(" ")[-1]
+        # No credential, nor any piece of one (a JWT's header, claims or signature segment).
+        assert all(part not in logged for part in credential.split(".") if len(part) >= 8), headers
+    for decoder_says in ("Signature", "the token", "not known", "must be 'Bearer"):
+        assert decoder_says not in logged
+    counted = {label: after.get(label, 0.0) - before.get(label, 0.0) for label in after}
+    assert {label: delta for label, delta in counted.items() if delta} == {
+        ("401", "missing"): 1.0,
+        ("401", "invalid"): 2.0,
+        ("401", "expired"): 1.0,
+        ("401", "malformed"): 1.0,
+        ("403", "admin:read"): 1.0,
+    }
