@@ -5,6 +5,10 @@ every telemetry value: a bit mask where 0 means good and any set bit means the v
 (0x01 overflow, 0x10 blocked, 0x20 substituted, 0x40 not topical, 0x80 invalid). The hub keeps the code as
 the source gave it and never uses a flagged or missing value as a good one: a point is good only when it
 has a value and its code is 0, or the source gives no codes at all (metering curves carry none).
+
+A value flagged invalid (0x80) is no measurement at all (producers write 0, a spike or the last value
+there), so it is kept as missing, load_kw None beside its code: no reader can take it for a measured 0.
+Values with other flags (stale, substituted) keep their number for display and are still not good.
 """
 
 from __future__ import annotations
@@ -12,11 +16,23 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
 from canonical_model.common import CanonicalModel, SourceRef
 
 POINTS_PER_DAY = 96
+# The quality bit (IEC 60870-5-104 IV) that marks a value invalid: the value is stored as missing.
+INVALID_QUALITY = 0x80
+
+
+def flags_invalid(quality: int | None) -> bool:
+    """Whether a quality code marks its value invalid."""
+    return quality is not None and bool(quality & INVALID_QUALITY)
+
+
+def _missing_when_invalid(load_kw: float | None, info: ValidationInfo) -> float | None:
+    # quality is declared before load_kw, so it is validated first (absent here when it failed).
+    return None if flags_invalid(info.data.get("quality")) else load_kw
 
 
 class LoadSource(StrEnum):
@@ -38,15 +54,18 @@ class LoadPhase(StrEnum):
 class LoadPoint(CanonicalModel):
     """One 15-minute point of a daily profile."""
 
-    load_kw: float | None = Field(
-        default=None, description="active power over the interval, kW (有功功率); None when missing"
-    )
     quality: int | None = Field(
         default=None,
         ge=0,
         description="quality code as the source gave it (质量码); 0 = good, any set bit = not trusted; "
         "None when the source gives no codes",
     )
+    load_kw: float | None = Field(
+        default=None,
+        description="active power over the interval, kW (有功功率); None when missing or flagged invalid",
+    )
+
+    _invalid_is_missing = field_validator("load_kw")(_missing_when_invalid)
 
     @property
     def good(self) -> bool:
@@ -95,14 +114,18 @@ class Measurement(CanonicalModel):
     name: str | None = Field(default=None, description="measurement name in the source (量测名称)")
     quantity: MeasuredQuantity = Field(description="what is measured (量测类型)")
     measured_at: AwareDatetime = Field(description="time stamp of the value (时标)")
-    load_kw: float | None = Field(default=None, description="active power, kW; None when missing")
-    source_unit: str = Field(
-        min_length=1, description="unit the source reported the value in (单位); load_kw is converted from it"
-    )
     quality: int | None = Field(
         default=None, ge=0, description="quality code as the source gave it (质量码); 0 = good"
     )
+    load_kw: float | None = Field(
+        default=None, description="active power, kW; None when missing or flagged invalid"
+    )
+    source_unit: str = Field(
+        min_length=1, description="unit the source reported the value in (单位); load_kw is converted from it"
+    )
     source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")
+
+    _invalid_is_missing = field_validator("load_kw")(_missing_when_invalid)
 
     @property
     def good(self) -> bool:

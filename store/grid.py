@@ -67,6 +67,7 @@ grid_equipment = sa.Table(
     sa.Column("document", sa.JSON, nullable=False, comment="latest canonical document"),
     sa.Column("source_updated_at", UtcDateTime(), nullable=True, comment="the document's updated_at"),
     sa.Column("change_sequence", sa.BigInteger, nullable=True, comment="sequence of the change applied"),
+    sa.Column("change_source", sa.String(128), nullable=True, comment="source of that change (/pms/feeder)"),
     sa.Column("deleted_at", UtcDateTime(), nullable=True, comment="when the source deletion was found"),
     sa.Column("deleted_version_at", UtcDateTime(), nullable=True, comment="last_changed_at of the deletion"),
     sa.Column("last_event_id", KEY, nullable=False),

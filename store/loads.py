@@ -3,7 +3,8 @@
 dispatch_files holds one row per distinct file content (its SHA-256) that was published. The intake writes
 it in the same transaction as the file's events, so a file dropped again with the same content is
 recognised and not published twice, by any hub process, even after a crash between commit and clean-up.
-dispatch_file_log records the outcome of every file the intake finished (published, duplicate, error).
+dispatch_file_log records the outcome of every file the intake finished (published, duplicate, error), with
+the encoding it was read as and whether the file declared it or the intake detected it.
 
 load_profiles holds the latest LoadProfile per equipment, day, phase and measuring system, with its peak
 over good points; load_measurements the telemetry values per measurement point and time.
@@ -12,13 +13,14 @@ over good points; load_measurements the telemetry values per measurement point a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.schema import KEY, UtcDateTime, metadata
+from yekuo import clock
 
 SHA256 = sa.String(64)
 
@@ -48,6 +50,11 @@ dispatch_file_log = sa.Table(
     sa.Column("events", sa.BigInteger, nullable=False),
     sa.Column("invalid", sa.BigInteger, nullable=False, comment="rows parked on the invalid channel"),
     sa.Column("skipped", sa.BigInteger, nullable=False, comment="rows of record types without a route"),
+    sa.Column(
+        "encoding", sa.String(16), nullable=True, comment="UTF-8 | GBK | GB18030 | ASCII; None: unread"
+    ),
+    sa.Column("encoding_source", sa.String(16), nullable=True, comment="declared | bom | detected"),
+    sa.Column("encoding_declared", sa.String(32), nullable=True, comment="the Code= the file declared"),
     sa.Column("worker", KEY, nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=False),
     sa.Index("ix_dispatch_file_log_sha256", "sha256", "id"),
@@ -87,7 +94,12 @@ load_measurements = sa.Table(
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """What the intake did with one file."""
+    """What the intake did with one file.
+
+    encoding: what the file was read as (UTF-8, GBK, GB18030, or ASCII when undeclared and ASCII only);
+    encoding_source: declared, bom or detected; encoding_declared: the Code= the file declared. All None
+    when the file was not read (too large, a duplicate, empty).
+    """
 
     file_name: str
     stored_name: str
@@ -99,10 +111,13 @@ class FileOutcome:
     invalid: int = 0
     skipped: int = 0
     reason: str | None = None
+    encoding: str | None = None
+    encoding_source: str | None = None
+    encoding_declared: str | None = None
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def record_published(conn: Connection, outcome: FileOutcome, *, file_format: str, worker: str) -> None:
@@ -139,6 +154,9 @@ def log_outcome(conn: Connection, outcome: FileOutcome, *, worker: str) -> None:
             events=outcome.events,
             invalid=outcome.invalid,
             skipped=outcome.skipped,
+            encoding=outcome.encoding,
+            encoding_source=outcome.encoding_source,
+            encoding_declared=outcome.encoding_declared,
             worker=worker,
             finished_at=_now(),
         )

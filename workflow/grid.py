@@ -8,6 +8,11 @@ The document is validated against the canonical model its event names (dataschem
 equipment: a change older than the last applied change of the same source (by sequence) is ignored, and a
 deletion marks the row instead of removing it, so that a change the deletion already superseded (by source
 time) cannot bring the equipment back, while a later re-insertion does.
+
+Several systems may describe the same equipment: PMS, the system of record, and the dispatch model files
+(CIM/E Substation and Feeder blocks) use the same ids. Sequences are counted per source, so they are compared
+only within one source. A system of record's change always applies; another system's change applies only to
+equipment no system of record has set, so a thinner dispatch record never overwrites what PMS says.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from workflow.projection import announce
 
 GRID_EVENT = re.compile(r"^cn\.yekuo\.grid\.(?P<kind>[a-z_]+)\.(?P<change>changed|deleted)\.v[0-9]+$")
 _MODELS_BY_SCHEMA: dict[str, type[BaseModel]] = {schema_uri(name): model for model, name in MODELS.values()}
+# Legacy systems whose word on equipment wins over any other's.
+RECORD_SYSTEMS = frozenset({"pms"})
 
 
 def handle_grid_event(conn: Connection, event: CloudEvent) -> None:
@@ -53,7 +60,11 @@ def handle_grid_event(conn: Connection, event: CloudEvent) -> None:
 _table = grid_equipment
 _WHERE = (_table.c.kind == sa.bindparam("w_kind"), _table.c.equipment_id == sa.bindparam("w_id"))
 _SELECT_ROW = sa.select(
-    _table.c.change_sequence, _table.c.source_updated_at, _table.c.deleted_at, _table.c.deleted_version_at
+    _table.c.change_sequence,
+    _table.c.change_source,
+    _table.c.source_updated_at,
+    _table.c.deleted_at,
+    _table.c.deleted_version_at,
 ).where(*_WHERE)
 _INSERT = _table.insert()
 _UPDATE = _table.update().where(*_WHERE)
@@ -75,7 +86,10 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
     row = _row(conn, kind, event.subject)
     updated_at = _time(document.get("updated_at"))
     if row is not None:
-        if row.change_sequence is not None and event.sequence <= row.change_sequence:
+        if row.change_source == event.source:
+            if row.change_sequence is not None and event.sequence <= row.change_sequence:
+                return
+        elif _of_record(row.change_source) and not _of_record(event.source):
             return
         if (
             row.deleted_at is not None
@@ -96,6 +110,7 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
         "document": document,
         "source_updated_at": updated_at,
         "change_sequence": event.sequence,
+        "change_source": event.source,
         "deleted_at": None,
         "deleted_version_at": None,
         "last_event_id": event.id,
@@ -141,6 +156,11 @@ def _apply_deletion(conn: Connection, kind: str, event: CloudEvent, document: di
         values["document"] = document
     _write(conn, row is not None, kind, event.subject, values)
     announce(conn, _update(kind, event, deleted=True), event)
+
+
+def _of_record(source: str | None) -> bool:
+    # Sources are "/<system>/<record type>".
+    return source is not None and source.lstrip("/").partition("/")[0] in RECORD_SYSTEMS
 
 
 def _time(value: Any) -> datetime | None:

@@ -9,10 +9,15 @@ Syntax read here (one construct per line; spaces and tabs around a line are igno
     #    1     411300001   白河变                               data row
     </Substation::南阳>                                         block end
 
-- Fields are separated by runs of spaces or tabs. A field that starts with ' or " runs to the next same
-  quote and is taken literally (so '' is the empty string and 'null' the word null); a quote elsewhere
-  in a field is an ordinary character. Unquoted ``null`` (any case) and ``-`` in a data row mean empty
-  (None). Column names and labels are always literal.
+- Fields are separated by runs of spaces or tabs. A line that separates its fields by tabs (a tab
+  precedes one of them: ``#\t1\t白河 变``, as D5000 writes) is split at tabs only, spaces around a tab
+  ignored, so a value there may hold spaces without quotes. In a line separated by spaces only, a value
+  with spaces must be quoted. A row whose field count differs from the column count is an error either
+  way; values are never shifted or merged to make it fit.
+  A field that starts with ' or " runs to the next same quote and is taken literally (so '' is the
+  empty string and 'null' the word null); a quote elsewhere in a field is an ordinary character.
+  Unquoted ``null`` (any case) and ``-`` in a data row mean empty (None). Column names and labels are
+  always literal.
 - The entity part (``::Entity``) of a block tag is optional; ``None`` when absent.
 - Vertical form: a block whose column line starts with ``@@`` lists one attribute per row, as
   ``# name value`` or ``# order name value`` (the order number is ignored; the words after ``@@`` only
@@ -23,7 +28,8 @@ Syntax read here (one construct per line; spaces and tabs around a line are igno
 - ``$`` lines are skipped wherever they occur; producers use them for remarks and they carry no data.
   A ``//`` line anywhere else than right after a column line is a comment and is skipped too.
 - The header must be the first line for its ``Code=`` to choose the decoding (see encoding.py); blank,
-  ``$`` and ``//`` lines before it are tolerated, the encoding is then detected.
+  ``$`` and ``//`` lines before it are tolerated, the encoding is then detected. ``on_encoding`` is told
+  which it was.
 
 The stream of items is: Header, then per block BlockStart, CimeRow..., BlockEnd, with CimeRowError
 items where a line is wrong. Only one block's header state (and, in vertical form, one record) is held.
@@ -52,11 +58,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from adapters.dispatch.encoding import BinaryReader, codec_for, iter_text_lines
+from adapters.dispatch.encoding import BinaryReader, EncodingListener, codec_for, iter_text_lines
 from yekuo.errors import MalformedInputError
 
 _SEPARATOR = re.compile(r"[ \t]+")
 _TOKEN = re.compile(r"""'[^']*'(?![^ \t])|"[^"]*"(?![^ \t])|[^ \t]+""")
+# A field of a tab-separated line: quoted up to a tab (or the end), or text between tabs, trimmed of spaces.
+_TAB_TOKEN = re.compile(r"""'[^']*'(?=[ ]*(?:\t|$))|"[^"]*"(?=[ ]*(?:\t|$))|[^ \t](?:[^\t]*[^ \t])?""")
 _ATTRIBUTE = re.compile(r"""[ \t]*([^ \t='"]+)[ \t]*=[ \t]*(?:'([^']*)'|"([^"]*)"|([^ \t'"]*))""")
 _CLASS_FORBIDDEN = frozenset(" \t<>:!/'\"=")
 _ENTITY_FORBIDDEN = frozenset(" \t<>")
@@ -86,12 +94,16 @@ class BlockStart:
 
 @dataclass(frozen=True, slots=True)
 class CimeRow:
-    """One record of a block: every column of its BlockStart mapped to its text, or None when empty."""
+    """One record of a block: every column of its BlockStart mapped to its text, or None when empty.
+
+    raw_line is the line as read (a vertical record's first line), for parking a row a caller rejects.
+    """
 
     class_name: str
     entity: str | None
     line_no: int
     values: dict[str, str | None]
+    raw_line: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +148,20 @@ class _RowProblem(Exception):
     """A problem with one line; turned into a CimeRowError by the parser."""
 
 
-def iter_cime(stream: BinaryReader, *, source_name: str) -> Iterator[CimeItem]:
-    """Parse a CIM/E file item by item; memory does not grow with the number of rows."""
+def iter_cime(
+    stream: BinaryReader, *, source_name: str, on_encoding: EncodingListener | None = None
+) -> Iterator[CimeItem]:
+    """Parse a CIM/E file item by item; memory does not grow with the number of rows.
+
+    on_encoding: told what the file is read as, declared or detected (see encoding.py).
+    """
     parser = _Parser(source_name)
     items = parser.items
     last = 0
-    for line_no, text in iter_text_lines(stream, source_name=source_name, declaration=_declared_code):
+    lines = iter_text_lines(
+        stream, source_name=source_name, declaration=_declared_code, on_encoding=on_encoding
+    )
+    for line_no, text in lines:
         last = line_no
         parser.feed(line_no, text)
         if items:
@@ -179,6 +199,7 @@ class _OpenBlock:
         "mode",
         "record",
         "record_line",
+        "record_raw",
         "started",
         "usable",
     )
@@ -197,6 +218,7 @@ class _OpenBlock:
         self.usable = True
         self.record: dict[str, str | None] = {}
         self.record_line = 0
+        self.record_raw = ""
 
     @property
     def tag(self) -> str:
@@ -380,12 +402,18 @@ class _Parser:
         values = _row_values(line)
         columns = block.columns
         if len(values) != len(columns):
+            hint = ""
+            if not _tab_separated(line, 1):
+                if len(values) > len(columns):
+                    hint = "; a value that holds spaces must be quoted, or the fields separated by tabs"
+            elif any(value is not None and " " in value for value in values):
+                hint = "; the line separates its fields by tabs, so its spaces belong to the values"
             raise _RowProblem(
                 f"{len(values)} fields, but the column line (line {block.columns_line}) has {len(columns)}"
+                + hint
             )
-        self.items.append(
-            CimeRow(block.class_name, block.entity, line_no, dict(zip(columns, values, strict=True)))
-        )
+        values_by_column = dict(zip(columns, values, strict=True))
+        self.items.append(CimeRow(block.class_name, block.entity, line_no, values_by_column, self.raw))
 
     def _vertical_row(self, block: _OpenBlock, line_no: int, line: str) -> None:
         fields = _split_fields(line, 1)
@@ -398,6 +426,7 @@ class _Parser:
             raise _RowProblem(f"attribute {name!r} is not among the block's columns {list(block.columns)}")
         if not block.record:
             block.record_line = line_no
+            block.record_raw = self.raw
         block.record[name] = _value(value, quoted)
 
     def _complete_record(self, block: _OpenBlock) -> None:
@@ -407,7 +436,8 @@ class _Parser:
             block.columns = tuple(record)
             self._start(block)
         values = {column: record.get(column) for column in block.columns}
-        self.items.append(CimeRow(block.class_name, block.entity, block.record_line, values))
+        row = CimeRow(block.class_name, block.entity, block.record_line, values, block.record_raw)
+        self.items.append(row)
 
 
 def _split_name(name: str) -> tuple[str, str | None]:
@@ -435,10 +465,31 @@ def _parse_attributes(text: str) -> dict[str, str]:
     return attributes
 
 
+def _tokens(line: str, start: int) -> list[str]:
+    """The fields of a line from position start as written, quotes included (see the module docstring)."""
+    tokens: list[str] = _TOKEN.findall(line, start)
+    # The split at tabs can differ only where spaces separate fields too. Spaces inside fields are inside
+    # quotes (an unquoted field has none), so counting them is a cheap test that most lines pass.
+    if len(tokens) > 1 and "\t" in line and line.count(" ", start) != "".join(tokens).count(" "):
+        tab_tokens: list[str] = _TAB_TOKEN.findall(line, start)
+        if tab_tokens != tokens and _tab_separated(line, start):
+            return tab_tokens
+    return tokens
+
+
+def _tab_separated(line: str, start: int) -> bool:
+    """Whether a tab precedes one of the line's fields (a tab inside a quoted value does not count)."""
+    end = start
+    for match in _TOKEN.finditer(line, start):
+        if "\t" in line[end : match.start()]:
+            return True
+        end = match.end()
+    return False
+
+
 def _split_fields(line: str, start: int) -> list[tuple[str, bool]]:
     """Split a line from position start into (text, was_quoted) fields."""
-    tokens: list[str] = _TOKEN.findall(line, start)
-    return [_unquoted(token) if token[0] in "'\"" else (token, False) for token in tokens]
+    return [_unquoted(token) if token[0] in "'\"" else (token, False) for token in _tokens(line, start)]
 
 
 def _unquoted(token: str) -> tuple[str, bool]:
@@ -460,7 +511,7 @@ def _value(text: str, quoted: bool) -> str | None:
 
 def _row_values(line: str) -> list[str | None]:
     """The values of a data row; its hot path, so it rewrites the token list in place."""
-    tokens: list[str] = _TOKEN.findall(line, 1)
+    tokens = _tokens(line, 1)
     values = cast(list[str | None], tokens)
     for index, token in enumerate(tokens):
         # "-" is the CIM/E empty-value marker (bandit takes the comparison for a password).

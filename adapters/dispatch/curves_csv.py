@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from adapters.dispatch.encoding import BinaryReader, iter_text_lines
+from adapters.dispatch.encoding import BinaryReader, EncodingListener, iter_text_lines
 from yekuo.errors import MalformedInputError
 
 POINTS = 96
@@ -81,10 +81,15 @@ class _Layout:
     extra: tuple[tuple[str, int], ...]
 
 
-def iter_curves(stream: BinaryReader, *, source_name: str) -> Iterator[CurveRow | CurveRowError]:
-    """Parse a curve CSV row by row; memory does not grow with the number of rows."""
+def iter_curves(
+    stream: BinaryReader, *, source_name: str, on_encoding: EncodingListener | None = None
+) -> Iterator[CurveRow | CurveRowError]:
+    """Parse a curve CSV row by row; memory does not grow with the number of rows.
+
+    on_encoding: told what the file is read as (see encoding.py).
+    """
     layout: _Layout | None = None
-    for line_no, text in iter_text_lines(stream, source_name=source_name):
+    for line_no, text in iter_text_lines(stream, source_name=source_name, on_encoding=on_encoding):
         if not text.strip():
             continue
         try:

@@ -20,6 +20,9 @@ Which encoding decodes the lines:
 Any line that the chosen encoding cannot decode, a NUL byte (binary data, not text) or a line longer
 than ``max_line_bytes`` raises MalformedInputError naming the file and the line: a wrong encoding
 garbles every later line too, so it is a problem of the whole file, not of one record.
+
+A caller that reports what a file was read as passes ``on_encoding``: it is told the TextEncoding once,
+as soon as it is settled (before the first line it decodes; for a file of ASCII only, at its end).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from __future__ import annotations
 import codecs
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from yekuo.errors import MalformedInputError
 
@@ -42,6 +46,32 @@ _CODECS = {
     "gb18030": "gb18030",
 }
 _DISPLAY = {"utf-8": "UTF-8", "gbk": "GBK", "gb18030": "GB18030"}
+
+EncodingSource = Literal["declared", "bom", "detected"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextEncoding:
+    """What a feed was read as, and how that was settled.
+
+    name: UTF-8, GBK or GB18030; ASCII when nothing was declared and the feed holds ASCII bytes only
+    (it reads the same in all three). declared: the name as the file wrote it, when it declared one.
+    """
+
+    name: str
+    source: EncodingSource
+    declared: str | None = None
+
+    def describe(self) -> str:
+        """One line for an operator, e.g. 'GBK (declared Code=gb2312)' or 'GB18030 (detected)'."""
+        if self.source == "declared":
+            return f"{self.name} (declared Code={self.declared})"
+        if self.source == "bom":
+            return f"{self.name} (byte-order mark)"
+        return f"{self.name} (detected)"
+
+
+EncodingListener = Callable[[TextEncoding], None]
 
 
 class BinaryReader(Protocol):
@@ -71,11 +101,14 @@ def iter_text_lines(
     chunk_size: int = 64 * 1024,
     sample_bytes: int = 64 * 1024,
     max_line_bytes: int = 1024 * 1024,
+    on_encoding: EncodingListener | None = None,
 ) -> Iterator[tuple[int, str]]:
     """Yield (line number, text without the line break) for every line, blank ones included.
 
     declaration: reads the declared encoding name from the first line's bytes (BOM removed), or None.
+    on_encoding: told once what the feed is read as (see the module docstring).
     """
+    tell = on_encoding or _ignore
     raw = _iter_byte_lines(stream, source_name=source_name, chunk_size=chunk_size, max_line=max_line_bytes)
     first = next(raw, None)
     if first is None:
@@ -88,15 +121,21 @@ def iter_text_lines(
 
     if declared is not None:
         codec = codec_for(declared, source_name=source_name)
+        tell(TextEncoding(_DISPLAY[codec], "declared", declared))
         if has_bom and codec != "utf-8":
             raise MalformedInputError(
                 f"{source_name}:1: the file starts with a UTF-8 byte-order mark but declares {declared}"
             )
         yield from _decode_all(lines, 1, codec, source_name, f"declared {declared} but")
     elif has_bom:
+        tell(TextEncoding("UTF-8", "bom"))
         yield from _decode_all(lines, 1, "utf-8", source_name, "UTF-8 byte-order mark but")
     else:
-        yield from _detect_and_decode(lines, source_name, sample_bytes)
+        yield from _detect_and_decode(lines, source_name, sample_bytes, tell)
+
+
+def _ignore(encoding: TextEncoding) -> None:
+    """The listener of callers that do not ask what a feed was read as."""
 
 
 def _iter_byte_lines(
@@ -154,7 +193,7 @@ def _decode_error(
 
 
 def _detect_and_decode(
-    lines: Iterator[bytes], source_name: str, sample_bytes: int
+    lines: Iterator[bytes], source_name: str, sample_bytes: int, tell: EncodingListener
 ) -> Iterator[tuple[int, str]]:
     for number, data in enumerate(lines, start=1):
         if data.isascii():
@@ -168,10 +207,12 @@ def _detect_and_decode(
             if size >= sample_bytes:
                 break
         codec = "utf-8" if all(_is_utf8(chunk) for chunk in held) else "gb18030"
+        tell(TextEncoding(_DISPLAY[codec], "detected"))
         premise = f"detected {_DISPLAY[codec]} from lines {number}-{number + len(held) - 1} but"
         yield from _decode_all(iter(held), number, codec, source_name, premise)
         yield from _decode_all(lines, number + len(held), codec, source_name, premise)
         return
+    tell(TextEncoding("ASCII", "detected"))
 
 
 def _is_utf8(data: bytes) -> bool:

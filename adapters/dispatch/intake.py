@@ -14,6 +14,10 @@ For every claimed file (see dropfolder.py for the life cycle and the claim):
    rolls the transaction back, so none of its rows is published, and the file goes to error/ with a
    .reason file. After a commit the file goes to done/.
 
+Every outcome (the FileOutcome, its dispatch_file_log row, the log line and the .reason file) says what the
+file was read as: the encoding its header declared (CIM/E Code=), a UTF-8 byte-order mark, or the one
+detected (see encoding.py), beside the counts of rows, events, parked and skipped rows.
+
 Memory stays bounded: the parsers stream, and rows go to the database as they are read. Progress is logged
 every ``progress_every_rows`` rows. Any other failure (the hub database is down, say) leaves the file in
 processing/ unlocked; the next take-over of orphans retries it, and its rolled-back transaction left nothing.
@@ -36,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.dispatch.dropfolder import Claim, DropFolder
+from adapters.dispatch.encoding import TextEncoding
 from adapters.dispatch.records import (
     SYSTEM,
     BrokenRow,
@@ -81,6 +86,24 @@ class _Counts:
     events: int = 0
     invalid: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    encoding: TextEncoding | None = None
+
+    def read_as(self, encoding: TextEncoding) -> None:
+        """Note what the file is read as (the parsers call this once it is settled)."""
+        self.encoding = encoding
+
+    def onto(self, outcome: FileOutcome) -> FileOutcome:
+        """The outcome with the rows read and the encoding they were read in."""
+        encoding = self.encoding
+        if encoding is None:
+            return replace(outcome, rows=self.rows)
+        return replace(
+            outcome,
+            rows=self.rows,
+            encoding=encoding.name,
+            encoding_source=encoding.source,
+            encoding_declared=encoding.declared,
+        )
 
 
 class _Duplicate(Exception):
@@ -230,16 +253,17 @@ class DispatchIntake:
             return self._duplicate(claim, base, existing or {})
         except MalformedInputError as exc:
             # The counts of a rolled-back file say how far it was read; nothing of it was kept.
-            return self._fail(claim, replace(base, rows=counts.rows), str(exc))
+            return self._fail(claim, counts.onto(base), str(exc), counts.encoding)
         self.folder.finish(claim, "done")
         self.stats.rows += counts.rows
         self.stats.events += counts.events
         self.stats.invalid += counts.invalid
         skipped = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.skipped.items()))
         log.info(
-            "published %s (%s, %d bytes): %d rows, %d events, %d invalid%s in %.1f s",
+            "published %s (%s, %s, %d bytes): %d rows, %d events, %d invalid%s in %.1f s",
             claim.original,
             file_format,
+            _describe(counts.encoding),
             size,
             counts.rows,
             counts.events,
@@ -252,9 +276,8 @@ class DispatchIntake:
     @staticmethod
     def _published(base: FileOutcome, counts: _Counts) -> FileOutcome:
         return replace(
-            base,
+            counts.onto(base),
             outcome="published",
-            rows=counts.rows,
             events=counts.events,
             invalid=counts.invalid,
             skipped=sum(counts.skipped.values()),
@@ -278,7 +301,13 @@ class DispatchIntake:
         reader = _HashingReader(claim.file)
         size = os.fstat(claim.file.fileno()).st_size
         started = time.monotonic()
-        items = iter_file_records(reader, source_name=name, file_format=file_format, wanted=self._has_route)
+        items = iter_file_records(
+            reader,
+            source_name=name,
+            file_format=file_format,
+            wanted=self._has_route,
+            on_encoding=counts.read_as,
+        )
         pending: list[tuple[EventDraft, str]] = []
         for item in items:
             counts.rows += 1
@@ -351,7 +380,9 @@ class DispatchIntake:
         log.info("%s is a duplicate (%s); nothing published", claim.original, reason)
         return outcome
 
-    def _fail(self, claim: Claim, base: FileOutcome, reason: str) -> FileOutcome:
+    def _fail(
+        self, claim: Claim, base: FileOutcome, reason: str, encoding: TextEncoding | None = None
+    ) -> FileOutcome:
         outcome = replace(base, outcome="error", reason=reason)
         details = [
             reason,
@@ -359,6 +390,7 @@ class DispatchIntake:
             f"file: {claim.original}",
             f"sha256: {base.sha256 or '-'}",
             f"size: {base.size_bytes} bytes",
+            f"encoding: {_describe(encoding)}",
             f"rows read before the problem: {base.rows}; none of the file's rows was published",
         ]
         self.folder.finish(claim, "error", "\n".join(details))
@@ -366,6 +398,10 @@ class DispatchIntake:
             log_outcome(conn, outcome, worker=self.worker)
         log.error("%s moved to error/: %s", claim.original, reason)
         return outcome
+
+
+def _describe(encoding: TextEncoding | None) -> str:
+    return encoding.describe() if encoding is not None else "not settled (the file was not read that far)"
 
 
 def _hash(file: BinaryIO) -> str:

@@ -24,7 +24,8 @@ def test_the_peak_counts_good_points_only() -> None:
     loads = profile(points)
     assert loads.peak_kw == 195.0
     assert loads.good_points == 93
-    assert loads.points[50].quality == 128 and loads.points[50].load_kw == 9000.0
+    assert loads.points[50].quality == 128 and loads.points[50].load_kw is None
+    assert loads.points[51].quality == 32 and loads.points[51].load_kw == 8000.0
     assert loads.data_date == date(2026, 11, 20) and loads.phase == "total"
 
 
@@ -64,3 +65,27 @@ def test_a_measurement_is_good_only_unflagged_with_a_value() -> None:
     assert not Measurement.model_validate({**base, "quality": 0}).good
     with pytest.raises(ValidationError, match="measured_at"):
         Measurement.model_validate({**base, "measured_at": "2026-11-20T20:15:00"})
+
+
+@pytest.mark.parametrize(
+    ("quality", "kept"), [(128, None), (0x80 | 0x40, None), (64, 0.0), (32, 0.0), (0, 0.0)]
+)
+def test_a_value_flagged_invalid_is_kept_as_missing_with_its_code(quality: int, kept: float | None) -> None:
+    point = LoadPoint.model_validate({"load_kw": 0.0, "quality": quality})
+    assert point.load_kw == kept and point.quality == quality
+    assert point.model_dump(exclude_none=True) == {
+        "quality": quality,
+        **({} if kept is None else {"load_kw": kept}),
+    }
+    measurement = Measurement.model_validate(
+        {
+            "measurement_id": "XL000001-P",
+            "equipment_id": "XL000001",
+            "quantity": "active_power",
+            "measured_at": "2026-11-20T20:15:00+08:00",
+            "source_unit": "MW",
+            "load_kw": 0.0,
+            "quality": quality,
+        }
+    )
+    assert measurement.load_kw == kept and measurement.quality == quality

@@ -127,6 +127,25 @@ def test_a_newer_change_replaces_and_an_older_one_is_ignored(engine: Engine) -> 
     assert live(engine) == transformer(rated_capacity_kva=630.0)
 
 
+def _from_dispatch(change: CloudEvent) -> CloudEvent:
+    return change.model_copy(update={"id": str(uuid.uuid4()), "source": "/dispatch/transformer"})
+
+
+def test_sequences_are_compared_within_one_source_and_the_system_of_record_wins(engine: Engine) -> None:
+    # Dispatch's model file describes equipment PMS does not know yet: it is kept until PMS speaks.
+    apply(engine, _from_dispatch(changed(transformer(rated_capacity_kva=315.0), 40)))
+    assert live(engine) == transformer(rated_capacity_kva=315.0)
+    # PMS's own counter is far behind dispatch's, yet its change applies: sequences of two sources differ.
+    apply(engine, changed(transformer(rated_capacity_kva=400.0), 1))
+    assert live(engine) == transformer(rated_capacity_kva=400.0)
+    # A later dispatch record never overwrites what the system of record said ...
+    apply(engine, _from_dispatch(changed(transformer(rated_capacity_kva=200.0), 41)))
+    assert live(engine) == transformer(rated_capacity_kva=400.0)
+    # ... while PMS's next change still applies, and its older one is still ignored.
+    apply(engine, changed(transformer(rated_capacity_kva=630.0), 2), changed(transformer(), 1))
+    assert live(engine) == transformer(rated_capacity_kva=630.0)
+
+
 def test_a_deletion_hides_the_equipment_and_an_older_change_cannot_bring_it_back(engine: Engine) -> None:
     apply(engine, changed(transformer(updated="2026-11-26T10:00:00+08:00"), 1))
     apply(engine, deleted("PB1", "2026-11-26T10:00:00+08:00"))

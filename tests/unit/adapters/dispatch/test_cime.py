@@ -167,7 +167,7 @@ def test_row_errors_do_not_stop_the_good_rows_around_them() -> None:
         (2, "data outside any block"),
         (6, "2 fields, but the column line (line 4) has 3"),
         (7, "unbalanced ' quote in field \"'unterminated\""),
-        (8, "unbalanced ' quote in field \"'no\""),
+        (8, "unbalanced ' quote in field \"'no space'after\""),
         (10, "not a CIM/E line (expected <, </, @, //, # or $)"),
         (
             11,
@@ -190,7 +190,8 @@ def test_row_error_carries_the_raw_line_and_becomes_a_parkable_error() -> None:
     (error,) = [item for item in items if isinstance(item, CimeRowError)]
     assert error.raw_line == "#  1  2"
     assert str(error.as_error("model.cime")) == (
-        "model.cime:4: 2 fields, but the column line (line 3) has 1: '#  1  2'"
+        "model.cime:4: 2 fields, but the column line (line 3) has 1; a value that holds spaces must be "
+        "quoted, or the fields separated by tabs: '#  1  2'"
     )
 
 
@@ -334,6 +335,95 @@ def test_quoting_and_empty_markers() -> None:
     assert rows(parse(text)) == [
         CimeRow("A", None, 4, {"a": "null", "b": None, "c": "-", "d": "", "e": "it's 1 m", "f": "O'Brien"})
     ]
+
+
+def test_tab_separated_rows_keep_the_inner_spaces_of_unquoted_names() -> None:
+    text = "\n".join(
+        [
+            "<! System=D5000 Code=GBK !>",
+            "<Substation::南阳>",
+            "@\tNum\tmRID\tname\ttype",
+            "#\t1\t411300001\t白河 变\t110kV",
+            "#\t2\t411300002 \t  卧龙  东 变 \t110kV",
+            "#\t3\t411300003\t'独山 变'\tnull",
+            "#\t4\t411300004\t\t光武变\t\t35kV",
+            "# 5 411300005 '宛城 变' 10kV",
+            "</Substation::南阳>",
+        ]
+    )
+
+    items = parse(text.encode("gbk"))
+
+    assert errors(items) == []
+    assert [row.values["name"] for row in rows(items)] == [
+        "白河 变",
+        "卧龙  东 变",
+        "独山 变",
+        "光武变",
+        "宛城 变",
+    ]
+    assert rows(items)[1].values == {"Num": "2", "mRID": "411300002", "name": "卧龙  东 变", "type": "110kV"}
+    assert rows(items)[2].values["type"] is None
+
+
+def test_a_space_in_a_value_of_a_space_separated_row_is_never_guessed_around() -> None:
+    text = (
+        "<! !>\n<Substation::南阳>\n@ Num mRID name type\n# 1 411300001 白河 变 110kV\n</Substation::南阳>\n"
+    )
+
+    assert errors(parse(text)) == [
+        (
+            4,
+            "5 fields, but the column line (line 3) has 4; a value that holds spaces must be quoted, "
+            "or the fields separated by tabs",
+        )
+    ]
+
+
+def test_a_tab_separated_row_missing_a_field_is_an_error_although_its_words_match_the_columns() -> None:
+    # Split at spaces too, the six words would fill the six columns with shifted values.
+    text = "\n".join(
+        [
+            "<! !>",
+            "<Substation::南阳>",
+            "@\tNum\tmRID\tname\ttype\tx\ty",
+            "#\t1\t411300001\t白河 变\t110kV\t112.5301",
+            "#\t2\t411300002\t卧龙 变\t110kV\t112.4712\t33.0123",
+            "</Substation::南阳>",
+        ]
+    )
+
+    items = parse(text)
+
+    assert errors(items) == [
+        (
+            4,
+            "5 fields, but the column line (line 3) has 6; the line separates its fields by tabs, "
+            "so its spaces belong to the values",
+        )
+    ]
+    assert [row.values["name"] for row in rows(items)] == ["卧龙 变"]
+
+
+def test_a_one_column_row_after_a_tab_keeps_its_spaces_and_a_row_mixing_separators_is_refused() -> None:
+    text = "<! !>\n<A>\n@\tname\n#\t白河 变\n</A>\n<B>\n@ a b\n#\t1 2\n</B>\n"
+
+    items = parse(text)
+
+    assert [row.values for row in rows(items)] == [{"name": "白河 变"}]
+    assert errors(items) == [
+        (
+            8,
+            "1 fields, but the column line (line 7) has 2; the line separates its fields by tabs, "
+            "so its spaces belong to the values",
+        )
+    ]
+
+
+def test_vertical_rows_separated_by_tabs_keep_spaces_in_values() -> None:
+    text = "<! !>\n<Substation::南阳>\n@@\n#\t1\tmRID\t411300001\n#\t2\tname\t白河 变\n</Substation::南阳>\n"
+
+    assert rows(parse(text)) == [CimeRow("Substation", "南阳", 4, {"mRID": "411300001", "name": "白河 变"})]
 
 
 def test_block_tag_attributes_and_entityless_blocks() -> None:
@@ -554,6 +644,36 @@ def test_parse_of_render_is_identity(header: Header, block_list: list[Block]) ->
     data = render_cime(header, block_list).encode("utf-8")
 
     assert collect(parse(data)) == (header, block_list)
+
+
+# What a producer that separates fields by tabs and never quotes can write: no tab, line break or NUL,
+# no leading or trailing space, no leading quote, and not an empty marker.
+unquoted_texts = st.text(
+    st.one_of(st.sampled_from(" 白河 变'\"-"), st.characters(exclude_categories=("Cs", "Cc", "Zs"))),
+    min_size=1,
+    max_size=12,
+).filter(
+    lambda text: text == text.strip(" ") and text[0] not in "'\"" and text != "-" and text.lower() != "null"
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    columns=st.lists(names, min_size=1, max_size=5, unique=True),
+    data=st.data(),
+)
+def test_tab_separated_unquoted_rows_parse_to_their_values(columns: list[str], data: st.DataObject) -> None:
+    row_list = data.draw(
+        st.lists(st.lists(unquoted_texts, min_size=len(columns), max_size=len(columns)), max_size=4)
+    )
+    lines = ["<! Code=GB18030 !>", "<Feeder::南阳>", "@\t" + "\t".join(columns)]
+    lines += ["#\t" + "\t".join(row) for row in row_list]
+    lines.append("</Feeder::南阳>")
+
+    items = parse(("\n".join(lines) + "\n").encode("gb18030"))
+
+    assert errors(items) == []
+    assert [row.values for row in rows(items)] == [dict(zip(columns, row, strict=True)) for row in row_list]
 
 
 MARKERS = ("<!", "!>", "<", ">", "</", "::", "@", "@@", "//", "#", "$", "=")

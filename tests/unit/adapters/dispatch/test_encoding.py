@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.dispatch.encoding import codec_for, iter_text_lines
+from adapters.dispatch.encoding import TextEncoding, codec_for, iter_text_lines
 from yekuo.errors import MalformedInputError
 
 CHINESE = ["白河变\t110kV", "卧龙Ⅰ线有功", "南阳供电公司"]
@@ -151,3 +151,43 @@ def test_lines_survive_any_chunking(lines: list[str], codec: str, chunk_size: in
 
     expected = lines if lines[-1] else lines[:-1]
     assert result == list(enumerate(expected, start=1))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"code=gb2312\n" + "白河变".encode("gbk"), TextEncoding("GBK", "declared", "gb2312")),
+        (b"\xef\xbb\xbf" + "名称\n".encode(), TextEncoding("UTF-8", "bom")),
+        ("ID\n白河变\n".encode("gbk"), TextEncoding("GB18030", "detected")),
+        ("ID\n白河变\n".encode(), TextEncoding("UTF-8", "detected")),
+        (b"ID\n411300001\n", TextEncoding("ASCII", "detected")),
+    ],
+)
+def test_the_listener_is_told_once_what_the_feed_is_read_as(data: bytes, expected: TextEncoding) -> None:
+    heard: list[TextEncoding] = []
+
+    lines_of(data, declaration=declared, on_encoding=heard.append)
+
+    assert heard == [expected]
+
+
+def test_the_encoding_is_told_before_the_first_decoded_line_so_a_failing_file_still_reports_it() -> None:
+    heard: list[TextEncoding] = []
+    stream = iter_text_lines(
+        io.BytesIO(b"code=UTF-8\n" + "白河变".encode("gbk")),
+        source_name="feed.txt",
+        declaration=declared,
+        on_encoding=heard.append,
+    )
+
+    with pytest.raises(MalformedInputError, match="declared UTF-8 but line 2"):
+        list(stream)
+    assert [item.describe() for item in heard] == ["UTF-8 (declared Code=UTF-8)"]
+
+
+def test_encodings_describe_how_they_were_settled() -> None:
+    assert [
+        TextEncoding("GBK", "declared", "GBK").describe(),
+        TextEncoding("UTF-8", "bom").describe(),
+        TextEncoding("GB18030", "detected").describe(),
+    ] == ["GBK (declared Code=GBK)", "UTF-8 (byte-order mark)", "GB18030 (detected)"]

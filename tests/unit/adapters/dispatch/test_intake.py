@@ -17,12 +17,15 @@ from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from adapters.dispatch.records import sniff_format as records_sniff_format
 from adapters.records import RawRecord
+from canonical_model.envelope import CloudEvent
 from routes.config import load_hub_config
 from routes.router import RoutedEvent, Router
-from store.loads import dispatch_file_log, dispatch_files
+from store.loads import dispatch_file_log, dispatch_files, load_measurements, load_profiles
 from store.loads import published_file as store_published_file
 from store.parking import list_parked
 from store.schema import outbox
+from workflow.grid import get_equipment, handle_grid_event
+from workflow.loads import handle_load_event
 from yekuo.settings import PROJECT_ROOT, DispatchSettings
 
 
@@ -92,7 +95,7 @@ def curve_cime(
     code = f" Code={declared}" if declared else ""
     lines = [f"<! System=D5000{code} Time='2026-11-21 00:05:00' !>"]
     if extra_block:
-        lines += ["<Substation::南阳>", "@\tNum\tmRID\tname", "#\t1\tDZ000001\t白河变", "</Substation::南阳>"]
+        lines += ["<Breaker::南阳>", "@\tNum\tmRID\tname", "#\t1\tKG000001\t白河开关", "</Breaker::南阳>"]
     lines += [
         "<LoadCurve::南阳>",
         "@\t" + "\t".join(["Num", "mRID", "name", "date", *POINT_COLUMNS, *QUALITY_COLUMNS]),
@@ -151,7 +154,8 @@ def test_a_good_file_is_published_whole_and_moved_to_done(
     assert first["data_date"] == "2026-11-20" and len(first["points"]) == 96
     assert first["points"][0] == {"load_kw": 1500.0, "quality": 0}
     assert first["points"][3] == {"quality": 128}
-    assert first["points"][80] == {"load_kw": 99000.0, "quality": 128}
+    assert first["points"][80] == {"quality": 128}, "a value flagged invalid is kept as missing"
+    assert first["points"][81] == {"load_kw": 1200.0, "quality": 64}, "a stale value keeps its number"
     [entry] = log_rows(sqlite_engine)
     assert (entry["outcome"], entry["rows"], entry["events"], entry["invalid"], entry["skipped"]) == (
         "published",
@@ -413,3 +417,199 @@ def test_the_intake_is_built_from_the_settings(sqlite_engine: Engine, router: Ro
     claim = intake.folder.claim("big.csv")
     assert claim is not None
     assert intake.take(claim).reason == f"big.csv: {size} bytes, more than the 50 bytes allowed"
+
+
+def model_lines() -> list[str]:
+    """A D5000 model and telemetry export: tab-separated, names with inner spaces, one bad row per kind."""
+    stamp = "'2026-11-20 00:15:00'"
+    return [
+        f"<! System=D5000 Version=1.0 Code=GBK Time={stamp} !>",
+        "<Substation::南阳>",
+        "@\tNum\tmRID\tname\ttype\tx\ty",
+        "//\t序号\t标识\t名称\t厂站类型\t经度\t纬度",
+        "#\t1\t411300001\t白河 变\t110kV\t112.5301\t32.9907",
+        "#\t2\t411300002\t卧龙变\t110kV\t112.4712",
+        "</Substation::南阳>",
+        "<SubstationPW::南阳>",
+        "@\tNum\tmRID\tname\ttype\tx\ty",
+        "#\t1\t411300501\t独山 开闭所\t10kV\t112.5500\t33.0100",
+        "</SubstationPW::南阳>",
+        "<Feeder::南阳>",
+        "@\tNum\tmRID\tname\tsubstation\tratedCurrent\ttieSwitches",
+        "#\t1\t411300301\t白河 110kV 出线\t411300001\t600\t0",
+        "</Feeder::南阳>",
+        "<FeederPW::南阳>",
+        "@\tNum\tmRID\tname\tsubstation\tratedCurrent\ttieSwitches",
+        "//\t序号\t标识\t名称\t所属厂站\t允许电流A\t联络开关数",
+        "#\t1\t411300101\t白河Ⅰ线 城东段\t411300001\t485\t2",
+        "#\t2\t411300102\t白河Ⅱ线\t411300001\t四百八十五\t1",
+        "#\t3\t411300201\t'卧龙Ⅰ线 北段'\t411300002\t400\tnull",
+        "</FeederPW::南阳>",
+        "<Analog::南阳>",
+        "@\tNum\tmRID\tname\tvalue\tunit\tquality\ttime",
+        f"#\t1\t411300101-P\t白河Ⅰ线 有功\t4.62\tMW\t0\t{stamp}",
+        f"#\t2\t411300102-P\t白河Ⅱ线 有功\t0\tMW\t128\t{stamp}",
+        f"#\t3\t411300201-P\t卧龙Ⅰ线 有功\t-\tMW\t8\t{stamp}",
+        f"#\t4\t411300101-Q\t白河Ⅰ线 无功\t1.20\tMvar\t0\t{stamp}",
+        f"#\t5\t411300101-W\t白河Ⅰ线 其他\t1.00\tMW\t0\t{stamp}",
+        "</Analog::南阳>",
+    ]
+
+
+def cloud_events(engine: Engine) -> list[CloudEvent]:
+    with engine.connect() as conn:
+        bodies = conn.execute(sa.select(outbox.c.body).order_by(outbox.c.id)).scalars().all()
+    return [CloudEvent.model_validate_json(body) for body in bodies]
+
+
+def test_a_gbk_model_file_becomes_grid_records_and_load_readings_and_its_bad_rows_are_parked_by_line(
+    intake: DispatchIntake, folder: DropFolder, sqlite_engine: Engine
+) -> None:
+    drop(folder, "d5000_model_20261120.cime", ("\n".join(model_lines()) + "\n").encode("gbk"))
+    assert run_until_idle(intake) == 1
+
+    published = cloud_events(sqlite_engine)
+    assert [(event.type, event.subject) for event in published] == [
+        ("cn.yekuo.grid.substation.changed.v1", "411300001"),
+        ("cn.yekuo.grid.substation.changed.v1", "411300501"),
+        ("cn.yekuo.grid.feeder.changed.v1", "411300301"),
+        ("cn.yekuo.grid.feeder.changed.v1", "411300101"),
+        ("cn.yekuo.grid.feeder.changed.v1", "411300201"),
+        ("cn.yekuo.load.measurement.recorded.v1", "411300101"),
+        ("cn.yekuo.load.measurement.recorded.v1", "411300102"),
+        ("cn.yekuo.load.measurement.recorded.v1", "411300201"),
+    ]
+    with sqlite_engine.begin() as conn:
+        for event in published:
+            (handle_grid_event if event.type.startswith("cn.yekuo.grid.") else handle_load_event)(conn, event)
+    with sqlite_engine.connect() as conn:
+        station = get_equipment(conn, "substation", "411300001")
+        distribution = get_equipment(conn, "substation", "411300501")
+        city_east = get_equipment(conn, "feeder", "411300101")
+        north = get_equipment(conn, "feeder", "411300201")
+        outgoing = get_equipment(conn, "feeder", "411300301")
+        readings = {
+            row.equipment_id: (row.load_kw, row.quality, row.good)
+            for row in conn.execute(sa.select(load_measurements))
+        }
+        parked = list_parked(conn, "invalid")
+    assert station is not None and distribution is not None and outgoing is not None
+    assert (station["name"], station["voltage_kv"], station["status"]) == ("白河 变", 110.0, "in_service")
+    assert station["location"] == {"lon": 112.5301, "lat": 32.9907}
+    assert (distribution["name"], distribution["voltage_kv"]) == ("独山 开闭所", 10.0)
+    assert outgoing["name"] == "白河 110kV 出线"
+    assert city_east is not None and north is not None
+    assert (city_east["name"], city_east["substation_id"]) == ("白河Ⅰ线 城东段", "411300001")
+    assert (city_east["allowed_current_a"], city_east["tie_switch_count"]) == (485.0, 2)
+    assert north["name"] == "卧龙Ⅰ线 北段" and "tie_switch_count" not in north
+    assert readings == {
+        "411300101": (4620.0, 0, True),
+        "411300102": (None, 128, False),
+        "411300201": (None, 8, False),
+    }, "values flagged invalid or missing are stored as missing with their code, never as 0"
+
+    assert [(item.position or {}).get("line") for item in parked] == [6, 20, 29]
+    assert all((item.position or {}).get("file") == "d5000_model_20261120.cime" for item in parked)
+    too_short, not_a_number, unknown_quantity = parked
+    assert too_short.reason.startswith(
+        "d5000_model_20261120.cime:6: 5 fields, but the column line (line 3) has 6"
+    )
+    assert too_short.payload == {"line": "#\t2\t411300002\t卧龙变\t110kV\t112.4712"}
+    assert not_a_number.reason_code == "mapping"
+    assert not_a_number.reason.startswith("d5000_model_20261120.cime:20: mappings/dispatch/feeder_pw.yaml:")
+    assert "allowed_current_a" in not_a_number.reason and "四百八十五" in not_a_number.reason
+    assert unknown_quantity.reason == (
+        "d5000_model_20261120.cime:29: mRID '411300101-W' ends in an unknown quantity 'W'; "
+        "known: P active power, Q reactive power, I current, U or V voltage"
+    )
+
+    [entry] = log_rows(sqlite_engine)
+    assert (entry["outcome"], entry["rows"], entry["events"], entry["invalid"], entry["skipped"]) == (
+        "published",
+        12,
+        8,
+        3,
+        1,
+    )
+    assert (entry["encoding"], entry["encoding_source"], entry["encoding_declared"]) == (
+        "GBK",
+        "declared",
+        "GBK",
+    )
+
+
+def test_a_curve_point_flagged_invalid_reaches_the_load_store_as_missing_not_zero(
+    intake: DispatchIntake, folder: DropFolder, sqlite_engine: Engine
+) -> None:
+    values, codes = points(1.0, bad={5: ("0", "128"), 6: ("-", "0"), 7: ("0", "0")})
+    drop(folder, "curve.cime", curve_cime([("XL000001", "10kV白河Ⅰ线", values, codes)]))
+    run_until_idle(intake)
+    [event] = cloud_events(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, event)
+    with sqlite_engine.connect() as conn:
+        [stored] = conn.execute(sa.select(load_profiles)).all()
+    stored_points = stored.document["points"]
+    assert stored_points[5] == {"quality": 128}
+    assert stored_points[6] == {"quality": 0}
+    assert stored_points[7] == {"load_kw": 0.0, "quality": 0}, "a measured 0 stays a 0"
+    assert stored.good_points == 94
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("declared.cime", curve_cime([("XL1", "白河线", *points(1.0))]), ("GBK", "declared", "GBK")),
+        (
+            "declared_gb2312.cime",
+            curve_cime([("XL1", "白河线", *points(1.0))], declared="gb2312"),
+            ("GBK", "declared", "gb2312"),
+        ),
+        (
+            "undeclared.cime",
+            curve_cime([("XL1", "白河线", *points(1.0))], declared=None),
+            ("GB18030", "detected", None),
+        ),
+        ("bom.csv", b"\xef\xbb\xbf" + curve_csv([csv_row("PB0000001")]), ("UTF-8", "bom", None)),
+        ("ascii.csv", curve_csv([csv_row("PB0000001")]), ("ASCII", "detected", None)),
+    ],
+)
+def test_the_outcome_reports_the_encoding_declared_or_detected(
+    intake: DispatchIntake,
+    folder: DropFolder,
+    sqlite_engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    data: bytes,
+    expected: tuple[str, str, str | None],
+) -> None:
+    drop(folder, name, data)
+    with caplog.at_level(logging.INFO, logger="adapters.dispatch.intake"):
+        run_until_idle(intake)
+    [entry] = log_rows(sqlite_engine)
+    assert entry["outcome"] == "published" and entry["events"] == 1
+    assert (entry["encoding"], entry["encoding_source"], entry["encoding_declared"]) == expected
+    [published] = [
+        record.getMessage() for record in caplog.records if record.getMessage().startswith("published")
+    ]
+    assert published.startswith(f"published {name} (")
+    assert f", {expected[0]} (" in published
+
+
+def test_a_failed_file_reports_its_encoding_and_counts_in_the_reason_file(
+    intake: DispatchIntake, folder: DropFolder, sqlite_engine: Engine
+) -> None:
+    head = b"<! System=D5000 Code=UTF-8 !>\n<Breaker::NY>\n@\tmRID\tname\n#\tKG1\tswitch-1\n"
+    drop(folder, "wrong.cime", head + "#\tKG2\t白河开关\n</Breaker::NY>\n".encode("gbk"))
+    run_until_idle(intake)
+    [entry] = log_rows(sqlite_engine)
+    assert entry["outcome"] == "error" and "declared UTF-8 but line 5 is not valid UTF-8" in entry["reason"]
+    assert (entry["encoding"], entry["encoding_source"], entry["encoding_declared"]) == (
+        "UTF-8",
+        "declared",
+        "UTF-8",
+    )
+    [reason_file] = folder.error.glob("*.reason")
+    reason = reason_file.read_text(encoding="utf-8").splitlines()
+    assert "encoding: UTF-8 (declared Code=UTF-8)" in reason
+    assert "rows read before the problem: 1; none of the file's rows was published" in reason

@@ -6,9 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS
 from adapters.dispatch.records import (
+    QUANTITIES,
     BrokenRow,
     FileFormat,
     FileItem,
@@ -101,7 +104,7 @@ def test_cime_curves_without_quality_columns_have_no_codes() -> None:
 
 def test_rows_of_unrouted_classes_are_skipped_and_broken_lines_reported() -> None:
     data = SAMPLE.read_bytes().replace(b"#\t2\t411300002", b"#\t2\t411300002\textra\tfields")
-    result = items(data, "cime", {"analog"})
+    result = items(data, "cime", {"analog_p"})
     skipped = [item for item in result if isinstance(item, SkippedRow)]
     broken = [item for item in result if isinstance(item, BrokenRow)]
     records = [item for item in result if isinstance(item, RawRecord)]
@@ -115,13 +118,15 @@ def test_rows_of_unrouted_classes_are_skipped_and_broken_lines_reported() -> Non
     assert broken[0].message.startswith("feed.dat:6: 8 fields, but the column line (line 3) has 6")
     assert "extra" in broken[0].raw_line
     assert [record.key for record in records] == ["411300101-P", "411300102-P", "411300201-P"]
+    assert {record.record_type for record in records} == {"analog_p"}
     assert records[2].payload["value"] is None and records[2].payload["quality"] == "8"
+    assert (records[2].payload["EQUIPMENT"], records[2].payload["QUANTITY"]) == ("411300201", "P")
     assert "POINTS" not in records[0].payload
 
 
 def test_a_row_without_mrid_is_keyed_by_file_and_line() -> None:
-    data = "<! Code=UTF-8 !>\n<Analog>\n@ name value\n# 甲 1.5\n</Analog>\n".encode()
-    [record] = items(data, "cime", {"analog"})
+    data = "<! Code=UTF-8 !>\n<Analog>\n@ name equipment measurementType value\n# 甲 XL1 P 1.5\n</Analog>\n"
+    [record] = items(data.encode(), "cime", {"analog_p"})
     assert isinstance(record, RawRecord)
     assert record.key == "feed.dat:4" and record.position["block"] == "Analog"
 
@@ -164,3 +169,187 @@ def test_csv_rows_are_skipped_when_no_route_takes_them() -> None:
     header = "ID,DATA_DATE," + ",".join(POINT_COLUMNS)
     data = "\n".join([header, ",".join(["A", "2026-11-20", *(["1"] * 96)])]).encode()
     assert items(data, "csv", set()) == [SkippedRow(2, "power_curve")]
+
+
+def analog_file(columns: str, rows: list[str]) -> bytes:
+    lines = ["<! System=D5000 Code=GBK !>", "<Analog::南阳>", "@\t" + columns.replace(" ", "\t")]
+    lines += ["#\t" + row.replace(" ", "\t") for row in rows]
+    lines.append("</Analog::南阳>")
+    return ("\n".join(lines) + "\n").encode("gbk")
+
+
+ANALOG_QUANTITIES = {"analog_p", "analog_q", "analog_i", "analog_u"}
+
+
+def test_an_analog_mrid_names_the_equipment_and_the_quantity() -> None:
+    data = analog_file(
+        "Num mRID name value unit quality time",
+        [
+            "1 411300101-P 白河Ⅰ线有功 4.62 MW 0 2026-11-20T00:15:00",
+            "2 411300101-Q 白河Ⅰ线无功 1.10 Mvar 0 2026-11-20T00:15:00",
+            "3 411300101-I 白河Ⅰ线电流 210 A 0 2026-11-20T00:15:00",
+            "4 411300001-U 白河变母线电压 10.4 kV 0 2026-11-20T00:15:00",
+            "5 411300001-v 白河变母线电压 10.5 kV 0 2026-11-20T00:15:00",
+            "6 XL-0001-p 带连字符的设备 1.0 MW 0 2026-11-20T00:15:00",
+        ],
+    )
+
+    records = items(data, "cime", ANALOG_QUANTITIES)
+
+    assert all(isinstance(record, RawRecord) for record in records)
+    named = [
+        (record.record_type, record.payload["EQUIPMENT"], record.payload["QUANTITY"], record.key)
+        for record in records
+        if isinstance(record, RawRecord)
+    ]
+    assert named == [
+        ("analog_p", "411300101", "P", "411300101-P"),
+        ("analog_q", "411300101", "Q", "411300101-Q"),
+        ("analog_i", "411300101", "I", "411300101-I"),
+        ("analog_u", "411300001", "U", "411300001-U"),
+        ("analog_u", "411300001", "V", "411300001-v"),
+        ("analog_p", "XL-0001", "P", "XL-0001-p"),
+    ]
+
+
+def outline(item: FileItem) -> tuple[str, int]:
+    line = item.position["line"] if isinstance(item, RawRecord) else item.line_no
+    return type(item).__name__, line
+
+
+def test_analog_rows_of_quantities_without_a_route_are_skipped_not_broken() -> None:
+    data = analog_file(
+        "Num mRID value quality",
+        ["1 411300101-P 4.62 0", "2 411300101-Q 1.10 0", "3 411300101-I 210 0", "4 411300102-P 3.18 0"],
+    )
+
+    result = items(data, "cime", {"analog_p"})
+
+    assert [outline(item) for item in result] == [
+        ("RawRecord", 4),
+        ("SkippedRow", 5),
+        ("SkippedRow", 6),
+        ("RawRecord", 7),
+    ]
+    assert [item.record_type for item in result if isinstance(item, SkippedRow)] == ["analog_q", "analog_i"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "row", "reason"),
+    [
+        (
+            "Num mRID value",
+            "1 411300101-X 4.62",
+            "mRID '411300101-X' ends in an unknown quantity 'X'; known: P active power, Q reactive power, "
+            "I current, U or V voltage",
+        ),
+        (
+            "Num mRID value",
+            "1 411300101 4.62",
+            "mRID '411300101' does not name the measured equipment as <equipment>-<quantity> "
+            "(e.g. 411300101-P), and the block has no equipment column",
+        ),
+        (
+            "Num mRID measurementType value",
+            "1 411300101-Q P 4.62",
+            "mRID '411300101-Q' names quantity Q, but measurementType says 'P'",
+        ),
+        (
+            "Num mRID equipment measurementType value",
+            "1 YC0001 XL1 功率 4.62",
+            "unknown quantity in measurementType '功率'; known: P active power, Q reactive power, I current, "
+            "U or V voltage",
+        ),
+        (
+            "Num mRID equipment value",
+            "1 YC0001 XL1 4.62",
+            "no quantity: measurementType is empty or missing, and mRID 'YC0001' has no -<quantity> suffix",
+        ),
+        (
+            "Num mRID equipment value",
+            "1 YC0001-P null 4.62",
+            "the equipment column is empty: the row names no measured equipment",
+        ),
+    ],
+)
+def test_an_analog_row_that_does_not_name_what_it_measures_is_broken_with_its_line(
+    columns: str, row: str, reason: str
+) -> None:
+    good = "2 411300102-P 3.18" if columns == "Num mRID value" else None
+    rows = [row, good] if good else [row]
+    result = items(analog_file(columns, rows), "cime", ANALOG_QUANTITIES)
+
+    broken = result[0]
+    assert isinstance(broken, BrokenRow)
+    assert broken.line_no == 4 and broken.message == f"feed.dat:4: {reason}"
+    assert broken.raw_line == "#\t" + row.replace(" ", "\t")
+    if good:
+        assert isinstance(result[1], RawRecord) and result[1].payload["EQUIPMENT"] == "411300102"
+
+
+def test_an_equipment_column_names_the_equipment_when_the_block_has_one() -> None:
+    data = analog_file(
+        "Num mRID equipment measurementType value", ["1 YC-0001-P XL000001 P 1.5", "2 YC0002 XL000002 p 2.5"]
+    )
+
+    records = items(data, "cime", {"analog_p"})
+
+    assert [
+        (record.payload["EQUIPMENT"], record.payload["QUANTITY"])
+        for record in records
+        if isinstance(record, RawRecord)
+    ] == [("XL000001", "P"), ("XL000002", "P")]
+
+
+def test_each_grid_block_kind_is_a_record_type_with_names_kept_whole() -> None:
+    blocks = [
+        ("Substation", "Num mRID name type x y", "1 411300001 白河 变 110kV 112.5301 32.9907"),
+        ("SubstationPW", "Num mRID name type x y", "1 411300501 独山 开闭所 10kV 112.55 33.01"),
+        (
+            "Feeder",
+            "Num mRID name substation ratedCurrent tieSwitches",
+            "1 411300301 白河 出线 411300001 600 0",
+        ),
+        (
+            "FeederPW",
+            "Num mRID name substation ratedCurrent tieSwitches",
+            "1 411300101 白河Ⅰ线 东段 411300001 485 2",
+        ),
+    ]
+    lines = ["<! System=D5000 Code=GBK !>"]
+    for class_name, columns, row in blocks:
+        cells = row.split(" ")
+        # The name holds a space; only tabs separate the fields.
+        cells[2:4] = [f"{cells[2]} {cells[3]}"]
+        lines += [f"<{class_name}::南阳>", "@\t" + columns.replace(" ", "\t"), "#\t" + "\t".join(cells)]
+        lines.append(f"</{class_name}::南阳>")
+    data = ("\n".join(lines) + "\n").encode("gbk")
+
+    records = items(data, "cime", {"substation", "substation_pw", "feeder", "feeder_pw"})
+
+    assert [
+        (record.record_type, record.key, record.payload["name"])
+        for record in records
+        if isinstance(record, RawRecord)
+    ] == [
+        ("substation", "411300001", "白河 变"),
+        ("substation_pw", "411300501", "独山 开闭所"),
+        ("feeder", "411300301", "白河 出线"),
+        ("feeder_pw", "411300101", "白河Ⅰ线 东段"),
+    ]
+    assert len(records) == 4
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    equipment=st.text(st.sampled_from("0123456789ABXLab-_白河"), min_size=1, max_size=12),
+    quantity=st.sampled_from(sorted(QUANTITIES)),
+)
+def test_any_equipment_id_comes_back_whole_from_its_mrid(equipment: str, quantity: str) -> None:
+    data = analog_file("Num mRID value", [f"1 {equipment}-{quantity.lower()} 1.0"])
+
+    [record] = items(data, "cime", set(QUANTITIES.values()))
+
+    assert isinstance(record, RawRecord)
+    assert (record.payload["EQUIPMENT"], record.payload["QUANTITY"]) == (equipment, quantity)
+    assert record.record_type == QUANTITIES[quantity]

@@ -307,7 +307,7 @@ def test_an_unreachable_database_is_source_unavailable(
 def test_a_missing_table_is_a_config_error_at_its_route(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    route = next(r for r in config.routes if r.record_type == "feeder")
+    route = next(r for r in config.routes if (r.source_system, r.record_type) == ("pms", "feeder"))
     assert route.table is not None
     broken = dataclasses.replace(route, table=dataclasses.replace(route.table, table="T_SB_ZWYC_DKX_OLD"))
     routes = [broken if r is route else r for r in config.routes]
@@ -320,7 +320,7 @@ def test_a_missing_table_is_a_config_error_at_its_route(
 def test_a_missing_column_and_a_non_time_change_column_are_config_errors(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    route = next(r for r in config.routes if r.record_type == "feeder")
+    route = next(r for r in config.routes if (r.source_system, r.record_type) == ("pms", "feeder"))
     assert route.table is not None
     for table, message in (
         (dataclasses.replace(route.table, key="OBJID"), "has no column OBJID"),

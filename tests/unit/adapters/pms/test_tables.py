@@ -63,7 +63,7 @@ def test_a_table_with_numeric_keys_is_polled_and_reconciled(
         conn.execute(
             poles.insert(), [{"GTID": n, "GTMC": f"{n}号杆", "GXSJ": clock.local()} for n in (2, 10, 33)]
         )
-    template = next(r for r in config.routes if r.record_type == "feeder")
+    template = next(r for r in config.routes if (r.source_system, r.record_type) == ("pms", "feeder"))
     route = dataclasses.replace(
         template,
         record_type="pole",
