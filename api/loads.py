@@ -3,17 +3,25 @@
 POST /v1/dispatch/files?name=<file name> takes the raw file as the request body (any content type) and
 drops it into the intake's incoming/ folder, so an upload goes through the same pipeline as a file put
 there by a producer: same claim, duplicate check, streaming, invalid channel and error/ folder. The body
-is streamed to a hidden temporary file and renamed into place once complete; bodies larger than the
-intake's max_file_bytes are refused (413), as are names that are not a plain file name (400).
+is streamed to a hidden temporary file and renamed into place once complete. Refused, with nothing left
+in incoming/:
+- a name that is not a plain file name (400);
+- a body larger than the intake's max_file_bytes (413): by its Content-Length before anything is read, or
+  while it streams, as soon as the bytes received pass the limit;
+- any file while the drop folder's disk has less free than its floor, or a body that would take it below
+  (507, naming the free space and the floor); files already in incoming/ wait there meanwhile.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
+import shutil
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,15 +30,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
-from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DropFolder
+from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DiskUsage, DropFolder, FreeSpace
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
+from api.problems import ProblemError, problem_responses
 from api.problems import problem as problem_error
-from api.problems import problem_responses
 from canonical_model.load import LoadPhase, LoadSource
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
 from yekuo.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -82,11 +92,16 @@ def check_file_name(name: str) -> str:
     return name
 
 
-def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRouter:
+def loads_router(
+    engine: Engine,
+    *,
+    settings: Settings | None = None,
+    disk_usage: Callable[[Path], DiskUsage] = shutil.disk_usage,
+) -> APIRouter:
     """The /v1/load-profiles and /v1/dispatch/files routes over the given database.
 
-    settings gives the dispatch drop folder and size limit (default: read from the environment); without a
-    configured drop folder the upload answers 503.
+    settings gives the dispatch drop folder, its size limit and free-space floor (default: read from the
+    environment); without a configured drop folder the upload answers 503. disk_usage tells the free space.
     """
     router = APIRouter()
     dispatch = (settings or Settings()).dispatch
@@ -141,7 +156,9 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
                     }
                 }
             },
-            **problem_responses("invalid-file-name", "payload-too-large", "dispatch-not-configured"),
+            **problem_responses(
+                "invalid-file-name", "payload-too-large", "dispatch-not-configured", "insufficient-storage"
+            ),
         },
         openapi_extra={
             "requestBody": {
@@ -160,13 +177,19 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
                 "dispatch-not-configured", "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)"
             )
         limit = dispatch.max_file_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        header = request.headers.get("content-length")
+        declared = int(header) if header is not None and header.isdigit() else None
+        if declared is not None and declared > limit:
             raise problem_error(
                 "payload-too-large", f"the file is {declared} bytes, more than the {limit} bytes allowed"
             )
-        incoming = DropFolder(dispatch.drop_dir, stable_s=dispatch.stable_s).incoming
-        stored, digest, size = await _receive(request, incoming, name, limit)
+        folder = DropFolder.from_settings(dispatch, disk_usage=disk_usage)
+        space = folder.free_space()
+        if space is not None and space.low:
+            raise _no_room(space, name, "so no file is taken")
+        if space is not None and declared is not None and declared > space.room_bytes:
+            raise _no_room(space, name, f"and the file's {declared} bytes would take it below that")
+        stored, digest, size = await _receive(request, folder.incoming, name, limit, space)
         with engine.connect() as conn:
             earlier = published_file(conn, digest)
         body = {
@@ -200,8 +223,25 @@ def loads_router(engine: Engine, *, settings: Settings | None = None) -> APIRout
     return router
 
 
-async def _receive(request: Request, incoming: Path, name: str, limit: int) -> tuple[str, str, int]:
-    """Stream the body into incoming/ under a unique name; return it, the content hash and the size."""
+def _no_room(space: FreeSpace, name: str, why: str) -> ProblemError:
+    """507 insufficient-storage for a file the drop folder's disk cannot take now."""
+    log.warning("refused the upload of %s: the drop folder's disk has %s", name, space.describe())
+    return problem_error(
+        "insufficient-storage",
+        f"the drop folder's disk has {space.describe()}, {why}; try again once space is freed",
+        free_bytes=space.free_bytes,
+        min_free_bytes=space.floor_bytes,
+    )
+
+
+async def _receive(
+    request: Request, incoming: Path, name: str, limit: int, space: FreeSpace | None
+) -> tuple[str, str, int]:
+    """Stream the body into incoming/ under a unique name; return it, the content hash and the size.
+
+    Reading stops at the first chunk that takes the body over the size limit or over the room left above
+    the free-space floor (a body without Content-Length is only known by what arrives).
+    """
     token = secrets.token_hex(6)
     temporary = incoming / f".upload-{token}.part"
     digest = hashlib.sha256()
@@ -213,6 +253,10 @@ async def _receive(request: Request, incoming: Path, name: str, limit: int) -> t
                 if size > limit:
                     raise problem_error(
                         "payload-too-large", f"the file is more than the {limit} bytes allowed"
+                    )
+                if space is not None and size > space.room_bytes:
+                    raise _no_room(
+                        space, name, f"and the file passed {size} bytes, which would take it below that"
                     )
                 digest.update(chunk)
                 # Chunks are small and land in the page cache; the event loop is not held up noticeably.

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
 import pytest
 from fastapi import FastAPI
@@ -20,6 +24,7 @@ from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from api.app import create_app
 from api.loads import loads_router
+from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from routes.config import load_hub_config
@@ -27,11 +32,69 @@ from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import PROFILE_RECORDED, handle_load_event
 from yekuo.settings import PROJECT_ROOT, DispatchSettings, Settings
 
+GIB = 1024**3
 
-def client_for(engine: Engine, settings: Settings | None) -> TestClient:
+
+class Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+class FakeDisk:
+    """The drop folder's file system as disk_usage reports it; a test fills and frees it."""
+
+    def __init__(self, free: int, total: int = 100 * GIB) -> None:
+        self.free = free
+        self.total = total
+
+    def __call__(self, path: Path) -> Usage:
+        return Usage(self.total, self.total - self.free, self.free)
+
+
+def app_for(engine: Engine, settings: Settings | None, disk: FakeDisk | None = None) -> FastAPI:
     app = FastAPI()
-    app.include_router(loads_router(engine, settings=settings or Settings(dispatch=None)))
-    return TestClient(app)
+    router = loads_router(
+        engine, settings=settings or Settings(dispatch=None), disk_usage=disk or FakeDisk(free=50 * GIB)
+    )
+    app.include_router(router)
+    install_problem_handlers(app)
+    return app
+
+
+def client_for(engine: Engine, settings: Settings | None, disk: FakeDisk | None = None) -> TestClient:
+    return TestClient(app_for(engine, settings, disk))
+
+
+def post_in_chunks(app: FastAPI, name: str, chunks: Iterator[bytes]) -> tuple[int, dict[str, Any]]:
+    """POST a body without Content-Length to the ASGI app, handing over one chunk per receive as a server
+    does, so the test sees how much of the body the endpoint read (the test client reads it all first)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        chunk = next(chunks, None)
+        return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/dispatch/files",
+        "raw_path": b"/v1/dispatch/files",
+        "query_string": urlencode({"name": name}).encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"transfer-encoding", b"chunked")],
+        "client": ("testclient", 50000),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
 
 
 @pytest.fixture
@@ -141,6 +204,120 @@ def test_an_upload_goes_through_the_intake_and_its_status_can_be_read(
     assert [item["outcome"] for item in outcomes] == ["published", "duplicate"]
     not_a_hash = client.get("/v1/dispatch/files/NOT-A-HASH")
     assert not_a_hash.status_code == 422 and "SHA-256" in not_a_hash.json()["detail"]
+
+
+def run_intake(intake: DispatchIntake) -> None:
+    while intake.step() or intake.step():
+        pass
+
+
+def intake_for(engine: Engine, dispatch: DispatchSettings, disk: FakeDisk) -> DispatchIntake:
+    """The intake the hub would run over this drop folder, seeing the same (fake) disk as the API."""
+    return DispatchIntake(
+        engine,
+        load_hub_config(PROJECT_ROOT).router,
+        DropFolder.from_settings(dispatch, disk_usage=disk),
+        max_file_bytes=dispatch.max_file_bytes,
+        scan_interval_s=1e-9,
+    )
+
+
+def test_an_upload_over_the_limit_gets_413_mid_stream_while_one_under_it_is_taken(
+    sqlite_engine: Engine, drop_dir: Path
+) -> None:
+    dispatch = DispatchSettings(drop_dir=drop_dir, stable_s=0.0, max_file_bytes=20_000)
+    disk = FakeDisk(free=50 * GIB)
+    app = app_for(sqlite_engine, Settings(dispatch=dispatch), disk)
+    client = TestClient(app)
+    sent: list[int] = []
+
+    def endless_upload() -> Iterator[bytes]:
+        for index in range(1000):
+            sent.append(index)
+            yield b"y" * 1000
+
+    status, problem = post_in_chunks(app, "huge.csv", endless_upload())
+    assert status == 413 and problem["code"] == "payload-too-large"
+    assert "20000 bytes allowed" in problem["detail"]
+    assert len(sent) == 21, "reading stops at the first chunk past the limit"
+    assert os.listdir(drop_dir / "incoming") == [], "no partial file is left behind"
+    declared = client.post("/v1/dispatch/files", params={"name": "huge.csv"}, content=b"y" * 20_001)
+    assert declared.status_code == 413 and declared.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert os.listdir(drop_dir / "incoming") == []
+
+    # A file put straight into incoming/ over the limit still goes to error/ with its reason.
+    dropped = curves("PB0000009") * 30
+    assert len(dropped) > 20_000
+    (drop_dir / "incoming" / "dropped-huge.csv").write_bytes(dropped)
+    good = curves("PB0000001")
+    accepted = client.post("/v1/dispatch/files", params={"name": "good.csv"}, content=good)
+    assert accepted.status_code == 202
+    run_intake(intake_for(sqlite_engine, dispatch, disk))
+    [outcome] = client.get(accepted.json()["status_url"]).json()["outcomes"]
+    assert (outcome["outcome"], outcome["events"]) == ("published", 1)
+    assert [name.endswith("-good.csv") for name in os.listdir(drop_dir / "done")] == [True]
+    [reason] = [name for name in os.listdir(drop_dir / "error") if name.endswith(".reason")]
+    assert reason.endswith("_dropped-huge.csv.reason")
+    assert "more than the 20000 bytes allowed" in (drop_dir / "error" / reason).read_text(encoding="utf-8")
+    assert os.listdir(drop_dir / "incoming") == []
+
+
+def test_a_full_disk_refuses_uploads_with_507_and_files_in_incoming_wait_until_space_is_back(
+    sqlite_engine: Engine, drop_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.dispatch.dropfolder")
+    dispatch = DispatchSettings(drop_dir=drop_dir, stable_s=0.0, min_free_bytes=GIB)
+    disk = FakeDisk(free=5 * GIB)
+    client = client_for(sqlite_engine, Settings(dispatch=dispatch), disk)
+    intake = intake_for(sqlite_engine, dispatch, disk)
+    waiting = client.post("/v1/dispatch/files", params={"name": "first.csv"}, content=curves("PB0000001"))
+    assert waiting.status_code == 202
+
+    disk.free = GIB - 1
+    refused = client.post("/v1/dispatch/files", params={"name": "second.csv"}, content=curves("PB0000002"))
+    assert refused.status_code == 507 and refused.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    problem = refused.json()
+    assert problem["code"] == "insufficient-storage"
+    assert (problem["free_bytes"], problem["min_free_bytes"]) == (GIB - 1, GIB)
+    assert f"{GIB - 1} bytes" in problem["detail"] and f"at least {GIB} bytes" in problem["detail"]
+    run_intake(intake)
+    assert os.listdir(drop_dir / "incoming") == [waiting.json()["file_name"]], "it waits, nothing is lost"
+    assert os.listdir(drop_dir / "error") == [] and os.listdir(drop_dir / "done") == []
+    assert client.get(waiting.json()["status_url"]).status_code == 404
+    warnings = [record for record in caplog.records if record.name == "adapters.dispatch.dropfolder"]
+    assert len(warnings) == 1 and "1 file(s) wait in incoming/" in warnings[0].getMessage()
+
+    disk.free = 5 * GIB
+    again = client.post("/v1/dispatch/files", params={"name": "second.csv"}, content=curves("PB0000002"))
+    assert again.status_code == 202
+    run_intake(intake)
+    assert os.listdir(drop_dir / "incoming") == []
+    for accepted in (waiting, again):
+        [outcome] = client.get(accepted.json()["status_url"]).json()["outcomes"]
+        assert (outcome["outcome"], outcome["events"]) == ("published", 1)
+    assert any("has space again" in record.getMessage() for record in caplog.records)
+
+
+def test_an_upload_that_would_take_the_disk_below_its_floor_is_refused_and_a_smaller_one_fits(
+    sqlite_engine: Engine, drop_dir: Path
+) -> None:
+    dispatch = DispatchSettings(drop_dir=drop_dir, stable_s=0.0, min_free_bytes=0, min_free_percent=10.0)
+    disk = FakeDisk(free=10_000 + 5_000, total=100_000)  # the floor is 10 % of the disk: room for 5,000 bytes
+    client = client_for(sqlite_engine, Settings(dispatch=dispatch), disk)
+    declared = client.post("/v1/dispatch/files", params={"name": "big.csv"}, content=b"x" * 5_001)
+    assert declared.status_code == 507 and "5001 bytes would take it below" in declared.json()["detail"]
+    assert declared.json()["min_free_bytes"] == 10_000
+
+    def streamed() -> Iterator[bytes]:
+        for _ in range(6):
+            yield b"x" * 1_000
+
+    unknown_length = client.post("/v1/dispatch/files", params={"name": "big.csv"}, content=streamed())
+    assert unknown_length.status_code == 507 and "passed 6000 bytes" in unknown_length.json()["detail"]
+    assert os.listdir(drop_dir / "incoming") == []
+    fits = client.post("/v1/dispatch/files", params={"name": "small.csv"}, content=b"x" * 5_000)
+    assert fits.status_code == 202
+    assert os.listdir(drop_dir / "incoming") == [fits.json()["file_name"]]
 
 
 def _profile_event(equipment: str, day: str, source: str = "dispatch") -> CloudEvent:

@@ -1,16 +1,32 @@
-"""Tests of adapters/dispatch/dropfolder.py: readiness, atomic claims, orphans, done and error."""
+"""Tests of adapters/dispatch/dropfolder.py: readiness, atomic claims, orphans, done and error, retention
+and the free-space floor."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from adapters.dispatch.dropfolder import DropFolder, is_candidate, original_name
+from adapters.dispatch.dropfolder import (
+    LOW_SPACE_REMINDER_S,
+    DropFolder,
+    is_candidate,
+    original_name,
+    with_sweeps,
+)
+from yekuo import clock as hub_clock
+from yekuo.settings import DispatchSettings
+
+GIB = 1024**3
+# The hub clock is fixed here; every file time below is set relative to it.
+HUB_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -197,3 +213,162 @@ def test_the_claim_of_a_killed_process_is_taken_over(folder: DropFolder) -> None
     [orphan] = folder.orphans()
     assert orphan.original == "loads.csv" and orphan.file.read() == b"rows"
     orphan.release()
+
+
+class Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+class FakeDisk:
+    """The drop folder's file system as disk_usage reports it; a test fills and frees it."""
+
+    def __init__(self, free: int, total: int = 100 * GIB) -> None:
+        self.free = free
+        self.total = total
+        self.calls = 0
+
+    def __call__(self, path: Path) -> Usage:
+        self.calls += 1
+        return Usage(self.total, self.total - self.free, self.free)
+
+
+def aged(path: Path, age: timedelta) -> Path:
+    """A file whose mtime is `age` before the fixed hub time."""
+    path.write_bytes(b"x")
+    stamp = (HUB_NOW - age).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_retention_deletes_only_files_older_than_their_folders_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.dispatch.dropfolder")
+    folder = DropFolder(
+        tmp_path / "drop", done_retention=timedelta(days=30), error_retention=timedelta(days=90)
+    )
+    aged(folder.done / "old_a.csv", timedelta(days=31))
+    aged(folder.done / "young_b.csv", timedelta(days=29))
+    for name, days in (("old_c.cime", 91), ("kept_d.cime", 89), ("mid_e.csv", 31)):
+        aged(folder.error / name, timedelta(days=days))
+        aged(folder.error / f"{name}.reason", timedelta(days=days))
+    aged(folder.error / "lost_f.csv.reason", timedelta(days=100))  # its file is gone already
+    aged(folder.error / "young_g.csv", timedelta(days=10))
+    aged(folder.error / "young_g.csv.reason", timedelta(days=100))  # a reason stays with its file
+    with hub_clock.frozen_at(HUB_NOW):
+        removed = folder.sweep()
+    assert sorted(path.name for path in removed) == ["lost_f.csv.reason", "old_a.csv", "old_c.cime"]
+    assert os.listdir(folder.done) == ["young_b.csv"]
+    assert sorted(os.listdir(folder.error)) == [
+        "kept_d.cime",
+        "kept_d.cime.reason",
+        "mid_e.csv",
+        "mid_e.csv.reason",
+        "young_g.csv",
+        "young_g.csv.reason",
+    ]
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("deleted done/old_a.csv, last changed 2026-10-20" in line for line in logged)
+    assert any("deleted error/old_c.cime and its reason file" in line for line in logged)
+
+
+def test_a_finished_file_ages_from_when_it_was_finished_by_the_hub_clock(tmp_path: Path) -> None:
+    folder = DropFolder.from_settings(DispatchSettings(drop_dir=tmp_path / "drop", stable_s=0.0))
+    # Copied in with its mtime kept (rsync -t, cp -p): its age must not count from then.
+    aged(folder.incoming / "copied.csv", timedelta(days=400))
+    aged(folder.incoming / "broken.cime", timedelta(days=400))
+    with hub_clock.frozen_at(HUB_NOW) as now:
+        good = folder.claim("copied.csv")
+        bad = folder.claim("broken.cime")
+        assert good is not None and bad is not None
+        done = folder.finish(good, "done")
+        failed = folder.finish(bad, "error", "broken.cime:3: the file ends inside a block")
+        reason = folder.error / f"{failed.name}.reason"
+        assert done.stat().st_mtime == failed.stat().st_mtime == reason.stat().st_mtime == HUB_NOW.timestamp()
+        assert folder.sweep() == []
+        now.advance(timedelta(days=30, seconds=1))
+        assert folder.sweep() == [done], "done/ keeps files 30 days by default"
+        assert os.listdir(folder.error) != []
+        now.advance(timedelta(days=60))
+        assert folder.sweep() == [failed], "error/ keeps files 90 days by default"
+    assert os.listdir(folder.done) == [] and os.listdir(folder.error) == []
+
+
+def test_the_worker_step_sweeps_once_per_interval_and_still_runs_its_own_step(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    folder = DropFolder(
+        tmp_path / "drop", clock=clock, done_retention=timedelta(days=30), sweep_interval_s=3600
+    )
+    taken: list[float] = []
+
+    def intake_step() -> bool:
+        taken.append(clock.now)
+        return True
+
+    step = with_sweeps(folder, intake_step)
+    first = aged(folder.done / "first.csv", timedelta(days=31))
+    with hub_clock.frozen_at(HUB_NOW):
+        assert step() is True
+        assert not first.exists()
+        second = aged(folder.done / "second.csv", timedelta(days=31))
+        clock.now += 3599
+        step()
+        assert second.exists(), "no sweep before its interval has passed"
+        clock.now += 1
+        step()
+        assert not second.exists()
+    assert len(taken) == 3
+
+
+def test_while_space_is_low_files_wait_in_incoming_and_are_taken_once_it_is_back(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.dispatch.dropfolder")
+    disk = FakeDisk(free=2 * GIB)
+    folder = DropFolder(tmp_path / "drop", stable_s=2.0, clock=clock, min_free_bytes=GIB, disk_usage=disk)
+    (folder.incoming / "loads.csv").write_bytes(b"ID,DATA_DATE\n")
+    assert folder.ready() == []
+    disk.free = GIB - 1
+    clock.now += 5
+    assert folder.ready() == []
+    assert folder.claim("loads.csv") is None
+    assert os.listdir(folder.incoming) == ["loads.csv"]
+    assert os.listdir(folder.processing) == [] and os.listdir(folder.error) == []
+    clock.now += 60
+    assert folder.ready() == []
+
+    def warnings() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+    assert len(warnings()) == 1, "one warning, not one per look"
+    assert "1 file(s) wait in incoming/" in warnings()[0] and f"at least {GIB} bytes" in warnings()[0]
+    clock.now += LOW_SPACE_REMINDER_S
+    folder.ready()
+    assert len(warnings()) == 2, "a reminder while it lasts"
+    disk.free = 2 * GIB
+    assert folder.ready() == ["loads.csv"], "its stable time was counted while it waited"
+    claim = folder.claim("loads.csv")
+    assert claim is not None and claim.file.read() == b"ID,DATA_DATE\n"
+    claim.release()
+    assert any("has space again" in record.getMessage() for record in caplog.records)
+
+
+def test_the_floor_is_the_larger_of_its_bytes_and_its_share_of_the_disk(tmp_path: Path) -> None:
+    big = DropFolder(
+        tmp_path / "a", min_free_bytes=GIB, min_free_percent=5.0, disk_usage=FakeDisk(4 * GIB, 100 * GIB)
+    )
+    space = big.free_space()
+    assert space is not None and space.floor_bytes == 5 * GIB and space.low and space.room_bytes == 0
+    small = DropFolder(
+        tmp_path / "b", min_free_bytes=GIB, min_free_percent=5.0, disk_usage=FakeDisk(4 * GIB, 10 * GIB)
+    )
+    space = small.free_space()
+    assert space is not None and space.floor_bytes == GIB and not space.low and space.room_bytes == 3 * GIB
+    disk = FakeDisk(0)
+    unguarded = DropFolder(tmp_path / "c", stable_s=0.0, disk_usage=disk)
+    (unguarded.incoming / "a.csv").write_bytes(b"x")
+    unguarded.ready()
+    assert unguarded.free_space() is None and unguarded.ready() == ["a.csv"] and disk.calls == 0
