@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
-from adapters.dispatch.dropfolder import DropFolder, with_sweeps
+from adapters.dispatch.dropfolder import with_sweeps
 from adapters.dispatch.intake import DispatchIntake
 from adapters.records import PollingSource
 from bus import open_bus
@@ -160,18 +160,9 @@ class Hub:
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
         if self.settings.dispatch is not None:
-            dispatch = self.settings.dispatch
-            # The folder carries the free-space floor and the retentions; it is swept in the intake's loop.
-            folder = DropFolder.from_settings(dispatch)
-            intake = DispatchIntake(
-                self.engine,
-                self.config.router,
-                folder,
-                max_file_bytes=dispatch.max_file_bytes,
-                progress_every_rows=dispatch.progress_every_rows,
-                scan_interval_s=dispatch.scan_interval_s,
-            )
-            self._spawn(f"intake:{intake.name}", with_sweeps(folder, intake.step))
+            intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
+            # The retention sweep runs in the intake's own loop.
+            self._spawn(f"intake:{intake.name}", with_sweeps(intake.folder, intake.step))
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A day of telemetry for a prefecture fits well within this; larger files are refused.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
 # A DNS name: dot-separated labels of letters, digits and inner hyphens (IDNs in their xn-- form).
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
@@ -87,7 +89,7 @@ class DispatchSettings(BaseModel):
         default=2.0, ge=0, description="a file is taken once its size and mtime stayed the same this long"
     )
     max_file_bytes: int = Field(
-        default=256 * 1024**2,
+        default=DEFAULT_MAX_FILE_BYTES,
         ge=1,
         description="largest file taken: a bigger upload gets 413 as it streams, a bigger dropped one error/",
     )

@@ -57,7 +57,7 @@ from store.parking import park
 from yekuo.errors import MalformedInputError
 from yekuo.ingest import route_or_park
 from yekuo.logs import correlated
-from yekuo.settings import DispatchSettings
+from yekuo.settings import DEFAULT_MAX_FILE_BYTES, DispatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class DispatchIntake:
         router: Router,
         folder: DropFolder,
         *,
-        max_file_bytes: int = 2 * 1024**3,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         progress_every_rows: int = 100_000,
         scan_interval_s: float = 1.0,
         recover_interval_s: float = 30.0,
@@ -168,11 +168,11 @@ class DispatchIntake:
 
     @classmethod
     def from_settings(cls, settings: DispatchSettings, engine: Engine, router: Router) -> DispatchIntake:
-        """An intake over the configured drop folder."""
+        """An intake over the configured drop folder, with its free-space floor and retentions."""
         return cls(
             engine,
             router,
-            DropFolder(settings.drop_dir, stable_s=settings.stable_s),
+            DropFolder.from_settings(settings),
             max_file_bytes=settings.max_file_bytes,
             progress_every_rows=settings.progress_every_rows,
             scan_interval_s=settings.scan_interval_s,

@@ -19,7 +19,7 @@ Trigger table (trigger: file written -> right outcome at the hub):
   a number, an impossible date)
   -> each junk row parked as invalid with file, line and reason; every good row published.
 - oversized: a curve CSV grown (sparse) to --oversize-bytes, by default 3 GiB, above the hub's default
-  limit of 2 GiB (YEKUO_DISPATCH__MAX_FILE_BYTES)
+  limit of 256 MiB (YEKUO_DISPATCH__MAX_FILE_BYTES)
   -> error/ unread, its reason naming the size and the limit.
 - still_writing: a curve CSV written under its final name in two halves with a pause of --hold seconds
   -> not taken while incomplete; then published once, whole.
