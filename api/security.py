@@ -20,7 +20,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
@@ -28,7 +27,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access import AccessPolicy, RouteKey
-from api.credentials import Caller, CredentialsError, verify_api_key, verify_token
+from api.credentials import Caller, CredentialsError, TokenExpiredError, verify_api_key, verify_token
 from api.problems import problem, problem_response
 from yekuo.errors import ConfigError
 from yekuo.metrics import AUTH_FAILURES
@@ -178,9 +177,7 @@ def _unauthenticated(headers: Headers, error: CredentialsError) -> tuple[str, st
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "malformed", "Authorization header"
-        # verify_token chains PyJWT's error as the cause; its class tells an expired token from a bad one.
-        expired = isinstance(error.__cause__, jwt.ExpiredSignatureError)
-        return ("expired" if expired else "invalid"), "bearer token"
+        return ("expired" if isinstance(error, TokenExpiredError) else "invalid"), "bearer token"
     if headers.get(API_KEY_HEADER) is not None:
         return "invalid", "API key"
     return "missing", "credentials"

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from pydantic import SecretStr
 
-from api.credentials import CredentialsError, hash_api_key, mint_token, verify_api_key, verify_token
+from api.credentials import (
+    CredentialsError,
+    TokenExpiredError,
+    hash_api_key,
+    mint_token,
+    verify_api_key,
+    verify_token,
+)
 from tests.support.auth import INTEGRATOR_API_KEY, INTEGRATOR_NAME, TEST_AUTH, TEST_SECRET
+from yekuo import clock
 from yekuo.cli import main
 from yekuo.settings import ApiKeySettings, AuthSettings
 
@@ -31,8 +40,29 @@ def test_a_token_is_checked_against_the_clock_with_leeway() -> None:
     stale = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=3600 - 10, now=issued)
     assert verify_token(TEST_AUTH, stale).sub == "alice"  # 10 s past expiry, within the 30 s leeway
     expired = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=3600 - 60, now=issued)
-    with pytest.raises(CredentialsError, match="expired"):
+    with pytest.raises(TokenExpiredError, match="expired"):
         verify_token(TEST_AUTH, expired)
+
+
+def test_token_lifetimes_follow_the_hub_clock_not_the_wall_clock() -> None:
+    # Both times lie far from the wall clock: only the hub's clock can make these checks come out so.
+    minted_at = datetime(2031, 3, 1, tzinfo=UTC)
+    with clock.frozen_at(minted_at) as hub_clock:
+        token = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=600)
+        assert jwt.decode(token, options={"verify_signature": False})["iat"] == int(minted_at.timestamp())
+        assert verify_token(TEST_AUTH, token).sub == "alice"
+        hub_clock.advance(timedelta(seconds=600 + 31))
+        with pytest.raises(TokenExpiredError, match="expired"):
+            verify_token(TEST_AUTH, token)
+        hub_clock.now = minted_at - timedelta(seconds=31)
+        with pytest.raises(TokenExpiredError, match="not valid yet"):
+            verify_token(TEST_AUTH, token)
+
+
+def test_lifetime_claims_that_are_not_numbers_are_refused() -> None:
+    claims = {"sub": "eve", "iss": TEST_AUTH.issuer, "aud": TEST_AUTH.audience, "exp": "tomorrow"}
+    with pytest.raises(CredentialsError, match="exp claim must be a number"):
+        verify_token(TEST_AUTH, jwt.encode(claims, TEST_SECRET, algorithm="HS256"))
 
 
 def test_a_token_signed_with_another_algorithm_is_refused() -> None:
