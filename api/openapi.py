@@ -1,5 +1,6 @@
 """Completes /openapi.json from the access policy: security schemes, each operation's permission, the
-problem responses every operation can give and the Idempotency-Key header of every write."""
+problem responses every operation can give, the Idempotency-Key header of every write, and success bodies
+reduced to the named models their routes document."""
 
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ def _complete(operation: dict[str, Any], method: str, path: str, policy: AccessP
         parameters = operation.setdefault("parameters", [])
         if not any(parameter.get("name") == IDEMPOTENCY_HEADER for parameter in parameters):
             parameters.append(dict(_IDEMPOTENCY_PARAMETER))
+    for status, response in responses.items():
+        if status.startswith("2"):
+            _name_success_schemas(response.get("content", {}))
     # The framework's own 422 body is replaced by a problem (api/problems.py), so it is not documented.
     validation = responses.get("422", {}).get("content", {})
     if "HTTPValidationError" in str(validation.get("application/json", {})):
@@ -94,3 +98,17 @@ def _complete(operation: dict[str, Any], method: str, path: str, policy: AccessP
     for status, response in problem_responses(*codes).items():
         entry = responses.setdefault(str(status), {"description": response["description"]})
         entry.setdefault("content", {}).update(response["content"])
+
+
+def _name_success_schemas(content: dict[str, Any]) -> None:
+    """Leave each success body with the named model its route documents, and text bodies typed as text.
+
+    Handlers return plain dicts, so the framework merges the `dict[str, Any]` of their return annotation
+    into the named model's `$ref`; code generators then see an anonymous object instead of the model.
+    """
+    for media_type, body in content.items():
+        schema = body.get("schema") or {}
+        if "$ref" in schema:
+            body["schema"] = {"$ref": schema["$ref"]}
+        elif not schema and not media_type.endswith("json"):
+            body["schema"] = {"type": "string", "description": f"the {media_type} document"}
