@@ -75,6 +75,28 @@ def mint_token(
     return jwt.encode(claims, signing_secret(auth), algorithm=ALGORITHM)
 
 
+# What a caller is told about a refused token, by PyJWT's error class, most specific first. PyJWT's own
+# messages can quote the decoded bytes of the token, so they stay out of answers and logs.
+_TOKEN_REFUSALS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAudienceError, "the token is meant for another audience"),
+    (jwt.InvalidIssuerError, "the token was issued by another issuer"),
+    (jwt.MissingRequiredClaimError, "the token lacks a required claim (sub, exp, iss, aud)"),
+    (jwt.InvalidSignatureError, "the token's signature does not verify"),
+    (jwt.InvalidAlgorithmError, f"the token is not signed with {ALGORITHM}"),
+    (jwt.DecodeError, "the token is not a well-formed JWT"),
+)
+
+
+def _refusal_of(error: jwt.InvalidTokenError) -> str:
+    """A fixed description of why a token was refused, safe to send to any caller."""
+    for kind, message in _TOKEN_REFUSALS:
+        if isinstance(error, kind):
+            return message
+    return "the token is not valid"
+
+
 def verify_token(auth: AuthSettings, token: str) -> Caller:
     """The caller a bearer token names, once its signature, issuer, audience and lifetime check out."""
     try:
@@ -87,10 +109,8 @@ def verify_token(auth: AuthSettings, token: str) -> Caller:
             leeway=auth.leeway_s,
             options={"require": ["sub", "exp", "iss", "aud"]},
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise CredentialsError("the token has expired") from exc
     except jwt.InvalidTokenError as exc:
-        raise CredentialsError(f"the token is not valid: {exc}") from exc
+        raise CredentialsError(_refusal_of(exc)) from exc
     roles = claims.get("roles", [])
     scope = claims.get("scope", "")
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):

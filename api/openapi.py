@@ -83,6 +83,8 @@ def _complete(operation: dict[str, Any], method: str, path: str, policy: AccessP
         codes += ["unauthenticated", "forbidden"]
     if operation.get("parameters") or operation.get("requestBody"):
         codes.append("validation-failed")
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        codes += ["malformed-json", "unsupported-media-type"]
     if method in WRITE_METHODS:
         codes += ["idempotency-key-reused", "payload-too-large"]
         parameters = operation.setdefault("parameters", [])
