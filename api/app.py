@@ -60,16 +60,16 @@ class Readiness(BaseModel):
 
 
 class AsyncApiDocument(BaseModel):
-    """The AsyncAPI 3.0 document of the hub's events, as the AsyncAPI specification defines it."""
+    """The AsyncAPI 3.0 document of the hub's events; its members are as that specification defines them."""
 
     model_config = ConfigDict(extra="allow")
 
     asyncapi: str = Field(description="AsyncAPI version", examples=["3.0.0"])
     info: dict[str, Any] = Field(description="title, version and description of the hub's events")
-    servers: dict[str, Any] = Field(description="the brokers, by name")
-    channels: dict[str, Any] = Field(description="one channel per routing key")
-    operations: dict[str, Any] = Field(description="what the hub sends on each channel")
-    components: dict[str, Any] = Field(description="messages and their JSON Schemas")
+    servers: dict[str, Any] = Field(default_factory=dict, description="the brokers, by name")
+    channels: dict[str, Any] = Field(default_factory=dict, description="one channel per routing key")
+    operations: dict[str, Any] = Field(default_factory=dict, description="what the hub sends on each channel")
+    components: dict[str, Any] = Field(default_factory=dict, description="messages and their JSON Schemas")
 
 
 def create_app(

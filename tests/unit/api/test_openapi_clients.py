@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from api.app import create_app
 from store.database import create_engine, create_schema
-from tests.support.auth import TEST_AUTH, token
+from store.parking import park
+from tests.support.auth import TEST_AUTH, bearer, token
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
@@ -32,6 +35,19 @@ from yekuo.webserver import BackgroundServer
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 CLIENT_PACKAGE = "yekuo_hub_client"
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
+SUBMISSION: dict[str, Any] = {
+    "business_type": "new_connection",
+    "requested_capacity_kva": 12,
+    "customer_class": "lv_residential",
+    "site_address": "南阳市卧龙区人民路8号",
+    "org_no": "41401",
+    "customer": {
+        "name": "张伟",
+        "category": "residential",
+        "identity_document": {"type": "resident_id", "number": "411303199001011234"},
+        "contacts": [{"name": "张伟", "phone": "13803770001"}],
+    },
+}
 # Success bodies that are documents in a format of their own rather than JSON models.
 TEXT_MEDIA_TYPES = ("text/plain", "text/xml", "text/event-stream")
 
@@ -42,10 +58,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     engine = create_engine(f"sqlite:///{folder}/hub.db")
     create_schema(engine)
     tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
-    with engine.begin() as conn:
-        tracker(conn, application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00"))
-        tracker(conn, application_event("H2", 1, submitted_at="2026-11-27T10:00:00+08:00"))
     with clock.use(clock.FixedClock(NOW)):
+        with engine.begin() as conn:
+            tracker(conn, application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00"))
+            tracker(conn, application_event("H2", 1, submitted_at="2026-11-27T10:00:00+08:00"))
+            for kind in ("dead", "invalid"):
+                park(conn, kind=kind, reason_code="test", reason="parked by the test", payload={"a": 1})
         yield TestClient(create_app(engine, auth=TEST_AUTH))
     engine.dispose()
 
@@ -122,6 +140,61 @@ def test_json_bodies_document_malformed_json_and_a_wrong_content_type(document: 
     submit = document["paths"]["/v1/applications"]["post"]["responses"]
     assert "malformed-json" in submit["400"]["description"]
     assert "unsupported-media-type" in submit["415"]["description"]
+
+
+def _conforms(document: dict[str, Any], response: Any, status: int) -> None:
+    """The body matches the schema the document gives this path, method and status."""
+    assert response.status_code == status, response.text
+    route = response.request.url.path
+    for path, operations in document["paths"].items():
+        pattern = "^" + re.sub(r"\{\w+\}", "[^/]+", path) + "$"
+        if re.match(pattern, route) and response.request.method.lower() in operations:
+            responses = operations[response.request.method.lower()]["responses"]
+            schema = responses[str(status)]["content"]["application/json"]["schema"]
+            validator = Draft202012Validator({**schema, "components": document["components"]})
+            errors = [
+                f"{list(error.absolute_path)}: {error.message}"
+                for error in validator.iter_errors(response.json())
+            ]
+            assert not errors, (route, errors[:5])
+            return
+    raise AssertionError(f"{route} is not in the document")
+
+
+# Reads whose bodies are checked against their documented models, over the seeded data.
+READS = [
+    "/health",
+    "/asyncapi.json",
+    "/v1/applications",
+    "/v1/applications/H1",
+    "/v1/applications/H1/timeline",
+    "/v1/analytics/stages",
+    "/v1/load-profiles",
+    "/v1/events",
+    "/admin/adapters",
+    "/admin/adapters/marketing",
+    "/admin/dead-letters",
+    "/admin/dead-letters/1",
+    "/admin/invalid",
+    "/admin/invalid/2",
+]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_read_answers_what_its_model_documents(
+    hub: TestClient, document: dict[str, Any], path: str
+) -> None:
+    _conforms(document, hub.get(path, headers=bearer("admin", scopes=["pii:read"])), 200)
+
+
+def test_a_submission_and_a_discard_answer_what_their_models_document(
+    hub: TestClient, document: dict[str, Any]
+) -> None:
+    admin = bearer("admin", scopes=["pii:read"])
+    accepted = hub.post("/v1/applications", json=SUBMISSION, headers=admin)
+    _conforms(document, accepted, 202)
+    _conforms(document, hub.get(accepted.json()["status_url"], headers=admin), 200)
+    _conforms(document, hub.post("/admin/invalid/2/discard", headers=admin), 200)
 
 
 @pytest.fixture(scope="module")
