@@ -4,6 +4,7 @@ reduced to the named models their routes document."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -62,6 +63,7 @@ def install_openapi(app: FastAPI, policy: AccessPolicy) -> None:
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
                 _complete(operation, method.upper(), path, policy)
+        _drop_framework_validation_models(components["schemas"], schema)
         app.openapi_schema = schema
         return schema
 
@@ -114,3 +116,12 @@ def _name_success_schemas(content: dict[str, Any]) -> None:
             body["schema"] = {"$ref": schema["$ref"]}
         elif not schema and not media_type.endswith("json"):
             body["schema"] = {"type": "string", "description": f"the {media_type} document"}
+
+
+def _drop_framework_validation_models(schemas: dict[str, Any], document: dict[str, Any]) -> None:
+    """Remove the framework's 422 models once no response refers to them: a client generator would
+    otherwise emit types the hub never sends."""
+    for name in ("HTTPValidationError", "ValidationError"):
+        reference = json.dumps(f"#/components/schemas/{name}")
+        if name in schemas and reference not in json.dumps(document):
+            del schemas[name]
