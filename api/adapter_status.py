@@ -10,17 +10,78 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
 from api.problems import problem, problem_responses
 
 AdapterReport = Callable[[Connection], dict[str, Any]]
 ADAPTERS_EXAMPLE = {
-    "items": [{"name": "marketing", "available": True, "loops": {"poll": {"ok": True}}}],
+    "items": [
+        {
+            "name": "marketing",
+            "available": True,
+            "circuit": {"state": "closed"},
+            "watermark": {"changed_at": "2026-11-20 08:30:00", "key": "2026112000001"},
+            "watermark_age_s": 12.5,
+            "push_inbox": {"received": 3, "waiting": 0, "taken_up_to": 3},
+            "submissions": {"done": 2},
+            "writebacks": {},
+            "loops": {"poll:marketing": {"ok": True, "failures": 0, "last_error": None}},
+        }
+    ],
     "limit": 1,
     "next_cursor": None,
     "degraded": [],
 }
+
+
+class LoopHealth(BaseModel):
+    """The last step of one of the adapter's loops."""
+
+    ok: bool | None = Field(description="whether the last step succeeded; null before the first")
+    failures: int | None = Field(description="failed steps in a row")
+    last_error: str | None = Field(description="what the last failed step reported")
+
+
+class PushInbox(BaseModel):
+    """Notifications the legacy system pushed to the hub."""
+
+    received: int = Field(description="notifications stored")
+    waiting: int = Field(description="notifications not yet taken up by the poller")
+    taken_up_to: int = Field(description="sequence number of the last notification taken up")
+
+
+class Watermark(BaseModel):
+    """How far the poller has read the legacy system's changes."""
+
+    changed_at: str = Field(description="change time of the last record read, in the legacy format")
+    key: str = Field(description="key of the last record read")
+
+
+class AdapterStatus(BaseModel):
+    """One adapter's state; an adapter may report more members than these (e.g. source and writer counts)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="adapter name", examples=["marketing"])
+    available: bool | None = Field(description="whether its circuit lets calls through; null when not called")
+    circuit: dict[str, Any] | None = Field(description="the circuit breaker's state; null when not called")
+    watermark: Watermark | None = Field(description="where polling stands; null before the first poll")
+    watermark_age_s: float | None = Field(description="seconds since the watermark's change time")
+    push_inbox: PushInbox = Field(description="the push inbox")
+    submissions: dict[str, int] = Field(description="submissions per status")
+    writebacks: dict[str, int] = Field(description="write-backs per status")
+    loops: dict[str, LoopHealth] = Field(description="the adapter's loops by name")
+
+
+class AdapterPage(BaseModel):
+    """Every adapter in one page, and the names of the degraded ones."""
+
+    items: list[AdapterStatus] = Field(description="one entry per adapter")
+    limit: int = Field(description="the number of adapters")
+    next_cursor: None = Field(description="always null: one page holds every adapter")
+    degraded: list[str] = Field(description="adapters whose circuit is open or one of whose loops failed")
 
 
 def _degraded(report: Mapping[str, Any]) -> bool:
@@ -35,7 +96,9 @@ def adapter_status_router(engine: Engine, reports: Mapping[str, AdapterReport]) 
     @router.get(
         "/adapters",
         summary="Every adapter: circuit, watermark, push inbox, outbound queues, loops",
-        responses={200: {"content": {"application/json": {"example": ADAPTERS_EXAMPLE}}}},
+        responses={
+            200: {"model": AdapterPage, "content": {"application/json": {"example": ADAPTERS_EXAMPLE}}}
+        },
     )
     def list_adapters() -> dict[str, Any]:
         # A handful of adapters: one page always holds them all, so next_cursor is always null.
@@ -49,7 +112,9 @@ def adapter_status_router(engine: Engine, reports: Mapping[str, AdapterReport]) 
         }
 
     @router.get(
-        "/adapters/{name}", summary="One adapter's state", responses=problem_responses("adapter-not-found")
+        "/adapters/{name}",
+        summary="One adapter's state",
+        responses={200: {"model": AdapterStatus}, **problem_responses("adapter-not-found")},
     )
     def read_adapter(name: str) -> dict[str, Any]:
         report = reports.get(name)

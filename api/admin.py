@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
@@ -33,6 +34,55 @@ from yekuo.operations import (
     UnknownParkedError,
     origin,
 )
+
+
+class ParkedSummary(BaseModel):
+    """A parked message as listings show it; personal data in `reason` masked unless pii:read."""
+
+    id: int = Field(description="id of the parked message")
+    kind: str = Field(description="dead or invalid", examples=["invalid"])
+    status: str = Field(description="parked, replayed or discarded", examples=["parked"])
+    reason_code: str = Field(description="machine-readable cause")
+    reason: str = Field(description="what went wrong")
+    origin: str = Field(description="the consumer queue or the legacy record it came from")
+    source_system: str | None = Field(description="legacy system of the record, if it came from one")
+    record_type: str | None = Field(description="record type of the legacy record, if any")
+    record_key: str | None = Field(description="key of the legacy record, if any")
+    created_at: AwareDatetime = Field(description="when it was parked")
+
+
+class ParkedPage(Page[ParkedSummary]):
+    """One page of parked messages."""
+
+
+class ParkedAction(BaseModel):
+    """An operator action taken on a parked message."""
+
+    at: AwareDatetime = Field(description="when it was taken")
+    operator: str = Field(description="who took it (the token's subject)")
+    action: str = Field(description="replay or discard")
+    detail: str = Field(description="what it did")
+
+
+class ParkedMessageDetail(ParkedSummary):
+    """One parked message with its payload and the actions taken on it."""
+
+    position: dict[str, Any] | None = Field(description="where the record was read in its source, if known")
+    payload: Any = Field(description="the message as it was parked; personal data masked unless pii:read")
+    masked: list[str] = Field(description="the parts shown masked, e.g. payload, reason, actions")
+    actions: list[ParkedAction] = Field(description="actions taken, oldest first")
+
+
+class ParkedActionResult(BaseModel):
+    """What a replay or a discard did; the message is shown masked."""
+
+    action: str = Field(description="replay or discard")
+    operator: str = Field(description="who took it")
+    detail: str = Field(description="what it did")
+    reparked_id: int | None = Field(description="id of the new parked message if the replay parked it again")
+    events: int = Field(description="events the replay published")
+    message: ParkedSummary = Field(description="the parked message afterwards")
+
 
 SORTS = ("id",)  # parked messages page by id, oldest first
 DEFAULT_LIMIT = 50
@@ -64,7 +114,7 @@ def _add_collection(
         f"/{segment}",
         summary=f"List {description}; personal data masked unless the caller holds pii:read",
         name=f"list_{kind}",
-        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
+        responses={200: {"model": ParkedPage}, **LIST_PROBLEMS},
     )
     def list_messages(
         principal: CurrentPrincipal,
@@ -92,7 +142,7 @@ def _add_collection(
         f"/{segment}/{{parked_id}}",
         summary="One parked message with its payload; personal data masked unless the caller holds pii:read",
         name=f"show_{kind}",
-        responses=problem_responses("parked-message-not-found"),
+        responses={200: {"model": ParkedMessageDetail}, **problem_responses("parked-message-not-found")},
     )
     def show(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
         reader = _reader(principal, f"GET /admin/{segment}/{{parked_id}}")
@@ -104,7 +154,7 @@ def _add_collection(
         f"/{segment}/{{parked_id}}/replay",
         summary="Send the message through the hub again (safe: consumers deduplicate by event id)",
         name=f"replay_{kind}",
-        responses=ACTION_PROBLEMS,
+        responses={200: {"model": ParkedActionResult}, **ACTION_PROBLEMS},
     )
     def replay(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
         return _act(operations.replay, parked_id, kind, principal.sub)
@@ -113,7 +163,7 @@ def _add_collection(
         f"/{segment}/{{parked_id}}/discard",
         summary="Drop the message for good; it stays listed as discarded",
         name=f"discard_{kind}",
-        responses=ACTION_PROBLEMS,
+        responses={200: {"model": ParkedActionResult}, **ACTION_PROBLEMS},
     )
     def discard(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
         return _act(operations.discard, parked_id, kind, principal.sub)

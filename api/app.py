@@ -8,10 +8,11 @@ as problem+json (api/problems.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.status import MarketingStatus
@@ -56,6 +57,19 @@ class Readiness(BaseModel):
 
     status: str = Field(description="ready or not ready", examples=["ready"])
     checks: dict[str, bool] = Field(examples=[{"database": True, "bus": True, "source:marketing": True}])
+
+
+class AsyncApiDocument(BaseModel):
+    """The AsyncAPI 3.0 document of the hub's events; its members are as that specification defines them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    asyncapi: str = Field(description="AsyncAPI version", examples=["3.0.0"])
+    info: dict[str, Any] = Field(description="title, version and description of the hub's events")
+    servers: dict[str, Any] = Field(default_factory=dict, description="the brokers, by name")
+    channels: dict[str, Any] = Field(default_factory=dict, description="one channel per routing key")
+    operations: dict[str, Any] = Field(default_factory=dict, description="what the hub sends on each channel")
+    components: dict[str, Any] = Field(default_factory=dict, description="messages and their JSON Schemas")
 
 
 def create_app(
@@ -135,7 +149,9 @@ def create_app(
     app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
     webhook_settings = webhooks or Settings().webhooks
     app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
-    app.include_router(asyncapi_router(settings_document(Settings())))
+    app.include_router(
+        asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
+    )
 
     access = policy or load_access_policy()
     check_coverage(access, served_routes(app))

@@ -19,8 +19,8 @@ from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_para
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
-from canonical_model.application import CustomerClass
-from canonical_model.case import Case, SurveyAssignment
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.case import Case, CaseStatus, StageTransition, SurveyAssignment
 from canonical_model.common import CanonicalModel
 from canonical_model.feasibility import FeasibilityAssessment
 from store.database import utcnow
@@ -65,6 +65,81 @@ class CaseNotification(CanonicalModel):
     stage: str | None = Field(description="stage the event is about")
     time: AwareDatetime = Field(description="when it happened")
     data: dict[str, Any] = Field(description="the event's data")
+
+
+class ApplicationSummary(CanonicalModel):
+    """A tracked application as the listing shows it: the case without its documents and timeline."""
+
+    application_no: str = Field(description="application number (申请编号)")
+    customer_no: str = Field(description="customer number (户号)")
+    customer_class: CustomerClass = Field(description="customer class (客户分类)")
+    business_type: BusinessType = Field(description="business type (业务类型)")
+    importance_grade: ImportanceGrade = Field(description="important user grade (重要用户等级)")
+    flow: str = Field(description="flow of workflow/stages.yaml the case follows (流程)")
+    province: str | None = Field(description="province whose limits apply, if configured")
+    status: CaseStatus = Field(description="open or closed")
+    stage: str = Field(description="current stage (当前环节)")
+    stage_entered_at: AwareDatetime = Field(description="when the current stage was entered")
+    stage_limit_days: int | None = Field(description="limit of the current stage, working days")
+    deadline: date | None = Field(description="due date of the current stage (到期日)")
+    deadline_provisional: bool = Field(description="deadline counts unpublished calendar days")
+    working_days_left: int | None = Field(
+        description="working days left in the current stage; null when closed"
+    )
+    overdue: bool = Field(description="the current stage is past its deadline")
+    at_risk: bool = Field(description="the current stage is close to its deadline")
+    opened_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
+    submitted_at: AwareDatetime = Field(description="when the application was submitted (same as opened_at)")
+    closed_at: AwareDatetime | None = Field(description="when the terminal stage was entered")
+    updated_at: AwareDatetime = Field(description="when the case last changed")
+    responsible: str | None = Field(description="responsible supply unit (责任单位)")
+    assignee: str | None = Field(description="staff id of the open survey task (勘查人员)")
+    rework_count: int = Field(ge=0, description="returns to an earlier stage (返工次数)")
+    anomaly_count: int = Field(ge=0, description="transitions the stage model does not allow")
+
+
+class ApplicationPage(Page[ApplicationSummary]):
+    """One page of tracked applications."""
+
+
+class ApplicationTimeline(CanonicalModel):
+    """An application's stage changes and hub actions, in order."""
+
+    application_no: str = Field(description="application number (申请编号)")
+    timeline: tuple[StageTransition, ...] = Field(description="the entries, oldest first")
+
+
+class StageFigures(CanonicalModel):
+    """Figures of one group of stage visits; durations in working days, rounded to 0.01."""
+
+    stage: str = Field(description="stage id")
+    customer_class: str | None = Field(description="customer class of the group; null when not grouped by it")
+    unit: str | None = Field(description="supply unit of the group; null when not grouped by it")
+    completed: int = Field(description="visits that left the stage")
+    mean_days: float | None = Field(description="mean duration of completed visits; null without any")
+    p50_days: float | None = Field(description="median duration of completed visits")
+    p90_days: float | None = Field(description="90th percentile of the durations of completed visits")
+    over_limit: int = Field(description="completed visits that took longer than the stage limit")
+    rework: int = Field(description="visits that were a return to the stage")
+    in_progress: int = Field(description="visits still in the stage")
+
+
+class ReworkTotals(CanonicalModel):
+    """How often cases went back to an earlier stage."""
+
+    total: int = Field(description="returns to an earlier stage, over all cases")
+    cases: int = Field(description="cases with at least one return")
+
+
+class StageAnalyticsReport(CanonicalModel):
+    """Stage durations grouped by stage, by stage and class, and by stage and unit, with rework totals."""
+
+    unit: str = Field(description="unit of the durations", examples=["working days"])
+    stage_names: dict[str, str] = Field(description="name of each stage id, in stage order")
+    by_stage: tuple[StageFigures, ...] = Field(description="one group per stage")
+    by_stage_and_class: tuple[StageFigures, ...] = Field(description="one group per stage and customer class")
+    by_stage_and_unit: tuple[StageFigures, ...] = Field(description="one group per stage and supply unit")
+    rework: ReworkTotals = Field(description="rework over the matching visits")
 
 
 class CaseView(Case):
@@ -124,7 +199,7 @@ def applications_router(
         "/v1/applications",
         tags=["applications"],
         summary="Tracked applications, filtered and paged",
-        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
+        responses={200: {"model": ApplicationPage}, **LIST_PROBLEMS},
     )
     def list_applications(
         stage: Annotated[str | None, Query(max_length=64, description="current stage id")] = None,
@@ -184,7 +259,7 @@ def applications_router(
         "/v1/applications/{application_no}/timeline",
         tags=["applications"],
         summary="Stage changes and hub actions of an application, in order",
-        responses=problem_responses("application-not-found"),
+        responses={200: {"model": ApplicationTimeline}, **problem_responses("application-not-found")},
     )
     def read_timeline(application_no: str) -> dict[str, Any]:
         with engine.connect() as conn:
@@ -197,6 +272,7 @@ def applications_router(
         "/v1/analytics/stages",
         tags=["analytics"],
         summary="Stage durations (mean, p50, p90 in working days) per stage, class and unit, with rework",
+        responses={200: {"model": StageAnalyticsReport}},
     )
     def read_stage_analytics(
         customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,

@@ -92,6 +92,26 @@ def _check_lifetime(claims: dict[str, Any], leeway_s: float) -> None:
         raise TokenExpiredError("the token is not valid yet")
 
 
+# What a caller is told about a refused token, by PyJWT's error class, most specific first. PyJWT's own
+# messages can quote the decoded bytes of the token, so they stay out of answers and logs.
+_TOKEN_REFUSALS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.InvalidAudienceError, "the token is meant for another audience"),
+    (jwt.InvalidIssuerError, "the token was issued by another issuer"),
+    (jwt.MissingRequiredClaimError, "the token lacks a required claim (sub, exp, iss, aud)"),
+    (jwt.InvalidSignatureError, "the token's signature does not verify"),
+    (jwt.InvalidAlgorithmError, f"the token is not signed with {ALGORITHM}"),
+    (jwt.DecodeError, "the token is not a well-formed JWT"),
+)
+
+
+def _refusal_of(error: jwt.InvalidTokenError) -> str:
+    """A fixed description of why a token was refused, safe to send to any caller."""
+    for kind, message in _TOKEN_REFUSALS:
+        if isinstance(error, kind):
+            return message
+    return "the token is not valid"
+
+
 def verify_token(auth: AuthSettings, token: str) -> Caller:
     """The caller a bearer token names, once its signature, issuer, audience and lifetime check out."""
     try:
@@ -110,7 +130,7 @@ def verify_token(auth: AuthSettings, token: str) -> Caller:
             },
         )
     except jwt.InvalidTokenError as exc:
-        raise CredentialsError(f"the token is not valid: {exc}") from exc
+        raise CredentialsError(_refusal_of(exc)) from exc
     _check_lifetime(claims, auth.leeway_s)
     roles = claims.get("roles", [])
     scope = claims.get("scope", "")

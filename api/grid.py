@@ -65,6 +65,18 @@ Status = Annotated[EquipmentStatus | None, Query(description="operating status")
 Bbox = Annotated[str | None, Query(max_length=200, description="min_lon,min_lat,max_lon,max_lat (WGS84)")]
 
 
+class SubstationPage(Page[Substation]):
+    """One page of substations."""
+
+
+class FeederPage(Page[Feeder]):
+    """One page of feeders."""
+
+
+class TransformerPage(Page[DistributionTransformer]):
+    """One page of distribution transformers."""
+
+
 def grid_router(engine: Engine) -> APIRouter:
     """The /v1/grid routes over the grid projection in the given database."""
     router = APIRouter(prefix="/v1/grid", tags=["grid"])
@@ -87,7 +99,7 @@ def grid_router(engine: Engine) -> APIRouter:
 
     @router.get(
         "/substations",
-        responses={200: {"model": Page[Substation]}, **LIST_PROBLEMS},
+        responses={200: {"model": SubstationPage}, **LIST_PROBLEMS},
         summary="Substations, optionally within a bounding box",
     )
     def list_substations(
@@ -102,7 +114,7 @@ def grid_router(engine: Engine) -> APIRouter:
 
     @router.get(
         "/feeders",
-        responses={200: {"model": Page[Feeder]}, **LIST_PROBLEMS},
+        responses={200: {"model": FeederPage}, **LIST_PROBLEMS},
         summary="Feeders, optionally of one substation",
     )
     def list_feeders(
@@ -117,7 +129,7 @@ def grid_router(engine: Engine) -> APIRouter:
 
     @router.get(
         "/transformers",
-        responses={200: {"model": Page[DistributionTransformer]}, **LIST_PROBLEMS},
+        responses={200: {"model": TransformerPage}, **LIST_PROBLEMS},
         summary="Distribution transformers by feeder, substation or bounding box",
     )
     def list_transformers(

@@ -4,6 +4,10 @@ response shape, `{"items": [...], "limit": n, "next_cursor": "..." | null}`.
 A cursor is the base64url JSON of the listing's name and the key of the last item sent, so a cursor of
 one listing is refused by another (400 `invalid-cursor`). `sort` names a field, `-field` for descending;
 each listing accepts only the orders it can page through by key, and anything else is 422 `invalid-sort`.
+
+Each listing documents its page as a named subclass, `class ApplicationPage(Page[ApplicationSummary])`:
+pydantic would name `Page[X]` itself `Page_X_` in /openapi.json, which client generators turn into awkward
+type names.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DiskUsage, DropFolder, FreeSpace
@@ -36,7 +37,8 @@ from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import ProblemError, problem_responses
 from api.problems import problem as problem_error
-from canonical_model.load import LoadPhase, LoadSource
+from canonical_model.common import SourceRef
+from canonical_model.load import LoadPhase, LoadPoint, LoadSource
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
 from yekuo.settings import Settings
 
@@ -92,6 +94,79 @@ def check_file_name(name: str) -> str:
     return name
 
 
+class LoadProfileView(BaseModel):
+    """A daily load profile (load.v1) with its peak and the number of usable points."""
+
+    equipment_id: str = Field(description="PMS equipment id: feeder or transformer (设备ID)")
+    equipment_name: str | None = Field(default=None, description="equipment name in the source (设备名称)")
+    data_date: date = Field(description="the day the points cover, Asia/Shanghai (数据日期)")
+    phase: LoadPhase = Field(default=LoadPhase.TOTAL, description="total or per-phase active power")
+    source: LoadSource = Field(description="the measuring system: dispatch automation or metering")
+    points: list[LoadPoint] = Field(description="points[n] covers minutes 15n to 15(n+1) of the day")
+    source_refs: list[SourceRef] = Field(default=[], description="legacy records this came from")
+    peak_kw: float | None = Field(description="the highest usable point; null when none is usable")
+    good_points: int = Field(description="how many points are usable (present and not flagged)")
+
+
+class LoadProfilePage(Page[LoadProfileView]):
+    """One page of daily load profiles."""
+
+
+class DispatchFileAccepted(BaseModel):
+    """A file taken into the drop folder; the intake reads it in the background."""
+
+    file_name: str = Field(
+        description="name the file is stored under", examples=["upload-3f9a1c2b4d5e-a.csv"]
+    )
+    sha256: str = Field(description="SHA-256 of the content", examples=[EXAMPLE_SHA256])
+    size_bytes: int = Field(description="size of the content", examples=[1024])
+    status_url: str = Field(
+        description="where to follow it", examples=[f"/v1/dispatch/files/{EXAMPLE_SHA256}"]
+    )
+    duplicate_of: str | None = Field(description="the file already published with this content, if any")
+
+
+class PublishedDispatchFile(BaseModel):
+    """The file whose content the intake published."""
+
+    sha256: str = Field(description="SHA-256 of the content")
+    file_name: str = Field(description="name the file arrived under")
+    stored_name: str = Field(description="name in the drop folder's done/")
+    format: str = Field(description="cime or csv")
+    size_bytes: int = Field(description="size of the content")
+    worker: str = Field(description="host:pid of the hub process that published it")
+    published_at: AwareDatetime = Field(description="when it was published")
+
+
+class DispatchFileOutcome(BaseModel):
+    """What the intake did with one file of this content."""
+
+    id: int = Field(description="id of the outcome")
+    sha256: str | None = Field(description="SHA-256 of the content")
+    file_name: str = Field(description="name the file arrived under")
+    stored_name: str = Field(description="name in the drop folder")
+    outcome: str = Field(description="published, duplicate or error")
+    reason: str | None = Field(description="why it was an error or a duplicate")
+    size_bytes: int = Field(description="size of the content")
+    rows: int = Field(description="data rows read, broken ones included")
+    events: int = Field(description="events published")
+    invalid: int = Field(description="rows parked on the invalid channel")
+    skipped: int = Field(description="rows of record types without a route")
+    encoding: str | None = Field(description="UTF-8, GBK, GB18030 or ASCII; null when not read")
+    encoding_source: str | None = Field(description="declared, bom or detected")
+    encoding_declared: str | None = Field(description="the Code= the file declared")
+    worker: str = Field(description="host:pid of the hub process that finished it")
+    finished_at: AwareDatetime = Field(description="when the intake finished it")
+
+
+class DispatchFileStatus(BaseModel):
+    """What the intake did with a file content."""
+
+    sha256: str = Field(description="SHA-256 of the content")
+    published: PublishedDispatchFile | None = Field(description="the published file; null when none was")
+    outcomes: list[DispatchFileOutcome] = Field(description="every finished file of this content, in order")
+
+
 def loads_router(
     engine: Engine,
     *,
@@ -110,7 +185,7 @@ def loads_router(
         "/v1/load-profiles",
         tags=["loads"],
         summary="Daily load profiles, filtered and paged",
-        responses={200: {"model": Page[dict[str, Any]]}, **LIST_PROBLEMS},
+        responses={200: {"model": LoadProfilePage}, **LIST_PROBLEMS},
     )
     def read_profiles(
         equipment: Annotated[str | None, Query(max_length=64, description="PMS equipment id")] = None,
@@ -143,19 +218,7 @@ def loads_router(
         summary="Upload a CIM/E or curve CSV file into the dispatch intake",
         status_code=202,
         responses={
-            202: {
-                "content": {
-                    "application/json": {
-                        "example": {
-                            "file_name": "upload-3f9a1c2b4d5e-loads.csv",
-                            "sha256": EXAMPLE_SHA256,
-                            "size_bytes": 1024,
-                            "status_url": f"/v1/dispatch/files/{EXAMPLE_SHA256}",
-                            "duplicate_of": None,
-                        }
-                    }
-                }
-            },
+            202: {"model": DispatchFileAccepted},
             **problem_responses(
                 "invalid-file-name", "payload-too-large", "dispatch-not-configured", "insufficient-storage"
             ),
@@ -205,7 +268,10 @@ def loads_router(
         "/v1/dispatch/files/{sha256}",
         tags=["loads"],
         summary="What the intake did with a file, by the SHA-256 of its content",
-        responses=problem_responses("invalid-parameter", "dispatch-file-not-found"),
+        responses={
+            200: {"model": DispatchFileStatus},
+            **problem_responses("invalid-parameter", "dispatch-file-not-found"),
+        },
     )
     def read_file_status(sha256: str) -> dict[str, Any]:
         if not _SHA256.match(sha256):

@@ -1,8 +1,10 @@
 """Completes /openapi.json from the access policy: security schemes, each operation's permission, the
-problem responses every operation can give and the Idempotency-Key header of every write."""
+problem responses every operation can give, the Idempotency-Key header of every write, and success bodies
+reduced to the named models their routes document."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -61,6 +63,7 @@ def install_openapi(app: FastAPI, policy: AccessPolicy) -> None:
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
                 _complete(operation, method.upper(), path, policy)
+        _drop_framework_validation_models(components["schemas"], schema)
         app.openapi_schema = schema
         return schema
 
@@ -82,11 +85,16 @@ def _complete(operation: dict[str, Any], method: str, path: str, policy: AccessP
         codes += ["unauthenticated", "forbidden"]
     if operation.get("parameters") or operation.get("requestBody"):
         codes.append("validation-failed")
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        codes += ["malformed-json", "unsupported-media-type"]
     if method in WRITE_METHODS:
         codes += ["idempotency-key-reused", "payload-too-large"]
         parameters = operation.setdefault("parameters", [])
         if not any(parameter.get("name") == IDEMPOTENCY_HEADER for parameter in parameters):
             parameters.append(dict(_IDEMPOTENCY_PARAMETER))
+    for status, response in responses.items():
+        if status.startswith("2"):
+            _name_success_schemas(response.get("content", {}))
     # The framework's own 422 body is replaced by a problem (api/problems.py), so it is not documented.
     validation = responses.get("422", {}).get("content", {})
     if "HTTPValidationError" in str(validation.get("application/json", {})):
@@ -94,3 +102,26 @@ def _complete(operation: dict[str, Any], method: str, path: str, policy: AccessP
     for status, response in problem_responses(*codes).items():
         entry = responses.setdefault(str(status), {"description": response["description"]})
         entry.setdefault("content", {}).update(response["content"])
+
+
+def _name_success_schemas(content: dict[str, Any]) -> None:
+    """Leave each success body with the named model its route documents, and text bodies typed as text.
+
+    Handlers return plain dicts, so the framework merges the `dict[str, Any]` of their return annotation
+    into the named model's `$ref`; code generators then see an anonymous object instead of the model.
+    """
+    for media_type, body in content.items():
+        schema = body.get("schema") or {}
+        if "$ref" in schema:
+            body["schema"] = {"$ref": schema["$ref"]}
+        elif not schema and not media_type.endswith("json"):
+            body["schema"] = {"type": "string", "description": f"the {media_type} document"}
+
+
+def _drop_framework_validation_models(schemas: dict[str, Any], document: dict[str, Any]) -> None:
+    """Remove the framework's 422 models once no response refers to them: a client generator would
+    otherwise emit types the hub never sends."""
+    for name in ("HTTPValidationError", "ValidationError"):
+        reference = json.dumps(f"#/components/schemas/{name}")
+        if name in schemas and reference not in json.dumps(document):
+            del schemas[name]

@@ -41,6 +41,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "forbidden": ProblemType(403, "The caller lacks the permission this endpoint needs"),
     # Requests the API cannot take as they are.
     "validation-failed": ProblemType(422, "The request does not validate"),
+    "malformed-json": ProblemType(400, "The request body is not well-formed JSON"),
+    "unsupported-media-type": ProblemType(415, "The request body's content type is not accepted here"),
     "invalid-cursor": ProblemType(400, "The cursor was not made by this listing"),
     "invalid-sort": ProblemType(422, "The listing cannot be sorted that way"),
     "invalid-parameter": ProblemType(422, "A parameter has a value the endpoint cannot use"),
@@ -184,6 +186,31 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _unreadable_body(request: Request, exc: RequestValidationError) -> JSONResponse | None:
+    """415 for a body the framework left as bytes because it was not sent as JSON, 400 for broken JSON.
+
+    Either way the request never reached validation, so 422 would send the client looking at its fields.
+    """
+    if isinstance(exc.body, (bytes, bytearray)):
+        sent = request.headers.get("content-type")
+        detail = f"the body was sent as {sent[:80]!r}" if sent else "the body was sent without a Content-Type"
+        return problem_response(
+            "unsupported-media-type",
+            f"{detail}; send it as application/json",
+            request.url.path,
+            headers={"Accept": "application/json"},
+        )
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            # The decoder's message names the expected token and the offset, never the body's content.
+            reason = str((error.get("ctx") or {}).get("error", "invalid JSON"))
+            position = error.get("loc", ("body", "?"))[-1]
+            return problem_response(
+                "malformed-json", f"the body is not JSON: {reason} at character {position}", request.url.path
+            )
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of the app as problem+json."""
 
@@ -203,6 +230,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        unreadable = _unreadable_body(request, exc)
+        if unreadable is not None:
+            return unreadable
         errors = [
             {
                 "loc": [str(part) for part in error.get("loc", ())],

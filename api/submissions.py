@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
@@ -45,6 +45,7 @@ from yekuo.settings import Settings, SubmissionSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 191
+EXAMPLE_TRACKING_ID = "0b6c1f0e-3a59-4f1e-9d55-2c1b7f0e8a11"
 
 
 class SubmittedDocument(RequestModel, Document):
@@ -118,6 +119,39 @@ class OnlineApplication(RequestModel):
         return self
 
 
+class SubmissionAccepted(BaseModel):
+    """A submission the hub took on; it creates the application in the marketing system in the background."""
+
+    tracking_id: str = Field(description="id of the submission", examples=[EXAMPLE_TRACKING_ID])
+    status_url: str = Field(
+        description="where to follow it", examples=[f"/v1/submissions/{EXAMPLE_TRACKING_ID}"]
+    )
+    replayed: bool = Field(description="true when an earlier request with the same Idempotency-Key made it")
+
+
+class SubmissionLinks(BaseModel):
+    """Where the submission and its application can be read."""
+
+    self: str = Field(description="this submission")
+    application: str | None = Field(description="the application, once the marketing system numbered it")
+
+
+class SubmissionStatus(BaseModel):
+    """Where an online submission stands."""
+
+    tracking_id: str = Field(description="id of the submission")
+    status: str = Field(description="pending, submitted or failed", examples=["submitted"])
+    application_no: str | None = Field(description="number the marketing system gave the application")
+    customer_no: str | None = Field(description="customer number the marketing system gave")
+    reason: str | None = Field(description="why it failed, when it did")
+    attempts: int = Field(description="calls made to the marketing system")
+    last_error: str | None = Field(description="the last transient error while still pending")
+    created_at: AwareDatetime = Field(description="when the hub took it on")
+    submitted_at: AwareDatetime | None = Field(description="when the marketing system accepted it")
+    case_tracked: bool = Field(description="whether the hub tracks the application's case yet")
+    links: SubmissionLinks = Field(description="related resources")
+
+
 def _request_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -160,18 +194,7 @@ def submissions_router(
         status_code=202,
         summary="Submit an online application; the hub creates it in the marketing system",
         responses={
-            202: {
-                "description": "accepted; follow it at status_url",
-                "content": {
-                    "application/json": {
-                        "example": {
-                            "tracking_id": "0b6c1f0e-3a59-4f1e-9d55-2c1b7f0e8a11",
-                            "status_url": "/v1/submissions/0b6c1f0e-3a59-4f1e-9d55-2c1b7f0e8a11",
-                            "replayed": False,
-                        }
-                    }
-                },
-            },
+            202: {"description": "accepted; follow it at status_url", "model": SubmissionAccepted},
             **problem_responses("idempotency-key-reused", "no-legacy-code"),
         },
     )
@@ -231,7 +254,7 @@ def submissions_router(
     @router.get(
         "/v1/submissions/{tracking_id}",
         summary="Where an online submission stands",
-        responses=problem_responses("submission-not-found"),
+        responses={200: {"model": SubmissionStatus}, **problem_responses("submission-not-found")},
     )
     def read_submission(tracking_id: str) -> dict[str, Any]:
         with engine.connect() as conn:

@@ -220,6 +220,14 @@ def deliveries_position(subscription_id: str, cursor: str) -> int:
     return delivery_id
 
 
+class SubscriptionPage(Page[SubscriptionView]):
+    """One page of webhook subscriptions."""
+
+
+class DeliveryPage(Page[DeliveryView]):
+    """One page of a subscription's deliveries."""
+
+
 def webhooks_router(
     engine: Engine,
     *,
@@ -299,7 +307,7 @@ def webhooks_router(
 
     @router.get(
         "",
-        response_model=Page[SubscriptionView],
+        response_model=SubscriptionPage,
         responses=LIST_PROBLEMS,
         summary="The caller's webhook subscriptions (an admin's: everyone's), oldest first",
     )
@@ -345,7 +353,7 @@ def webhooks_router(
 
     @router.get(
         "/{subscription_id}/deliveries",
-        response_model=Page[DeliveryView],
+        response_model=DeliveryPage,
         responses={**LIST_PROBLEMS, **problem_responses("webhook-not-found")},
         summary="A subscription's deliveries, oldest first",
     )

@@ -47,7 +47,21 @@ def _assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
         ("GET", "/v1/applications", {"params": {"cursor": "bm9wZQ"}}, 400, "invalid-cursor"),
         ("GET", "/v1/applications", {"params": {"sort": "-opened_at"}}, 422, "invalid-sort"),
         ("GET", "/v1/grid/substations", {"params": {"bbox": "1,2,3"}}, 422, "invalid-parameter"),
-        ("POST", "/v1/feasibility/preview", {"content": b"{not json"}, 422, "validation-failed"),
+        (
+            "POST",
+            "/v1/feasibility/preview",
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "malformed-json",
+        ),
+        ("POST", "/v1/feasibility/preview", {"content": b"{not json"}, 415, "unsupported-media-type"),
+        (
+            "POST",
+            "/v1/webhooks",
+            {"content": b'{"url": "https://example.org/hook"}', "headers": {"Content-Type": "text/plain"}},
+            415,
+            "unsupported-media-type",
+        ),
         (
             "POST",
             "/v1/dispatch/files",
@@ -69,6 +83,36 @@ def test_a_validation_problem_lists_each_error_without_echoing_the_input(client:
     body = _assert_problem(response, 422, "validation-failed")
     assert any(error["loc"][-1] == "requested_capacity_kva" for error in body["errors"])
     assert secret not in response.text
+
+
+def test_malformed_json_is_a_400_that_names_the_place_but_not_the_content(client: TestClient) -> None:
+    secret = "411302199001011234"
+    response = client.post(
+        "/v1/feasibility/preview",
+        content=f'{{"note": "{secret}", "requested_capacity_kva": }}'.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    body = _assert_problem(response, 400, "malformed-json")
+    assert "Expecting value at character" in body["detail"] and secret not in response.text
+
+
+def test_a_json_body_with_a_json_suffix_media_type_still_validates(client: TestClient) -> None:
+    response = client.post(
+        "/v1/feasibility/preview",
+        content=b'{"requested_capacity_kva": -1}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    _assert_problem(response, 422, "validation-failed")
+
+
+def test_a_wrong_content_type_is_named_and_the_accepted_one_offered(client: TestClient) -> None:
+    response = client.post(
+        "/v1/feasibility/preview",
+        content=b'{"requested_capacity_kva": 100}',
+        headers={"Content-Type": "text/csv"},
+    )
+    body = _assert_problem(response, 415, "unsupported-media-type")
+    assert "'text/csv'" in body["detail"] and response.headers["accept"] == "application/json"
 
 
 def test_an_unexpected_error_is_a_500_problem_that_reveals_nothing() -> None:

@@ -203,6 +203,28 @@ def test_invalid_credentials_are_401_problems(client: TestClient, headers: dict[
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+_NOT_UTF8_HEADER = jwt.utils.base64url_encode(b"\xb7\xfe{").decode()
+_NOT_JSON_HEADER = jwt.utils.base64url_encode(b"alg=HS256").decode()
+# What the caller is told, for tokens whose decoder message would quote the token's bytes.
+TOLD = [
+    (f"Bearer {_NOT_UTF8_HEADER}.e30.c2ln", "the token is not a well-formed JWT"),
+    (f"Bearer {_NOT_JSON_HEADER}.e30.c2ln", "the token is not a well-formed JWT"),
+    ("Bearer not.a.token", "the token is not a well-formed JWT"),
+    (REFUSED["bad signature"]["Authorization"], "the token's signature does not verify"),
+    (REFUSED["wrong audience"]["Authorization"], "the token is meant for another audience"),
+    (REFUSED["expired"]["Authorization"], "the token has expired"),
+]
+
+
+@pytest.mark.parametrize(("authorization", "detail"), TOLD)
+def test_a_401_tells_a_fixed_reason_and_never_the_decoders_message(
+    client: TestClient, authorization: str, detail: str
+) -> None:
+    response = client.get("/v1/applications", headers={"Authorization": authorization})
+    assert (response.status_code, response.json()["detail"]) == (401, detail)
+    assert "codec" not in response.text and "0xb7" not in response.text
+
+
 def test_an_unsigned_token_is_refused(client: TestClient) -> None:
     now = int(time.time())
     claims = {
