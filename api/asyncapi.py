@@ -6,6 +6,11 @@ Messages are CloudEvents in structured mode: the AMQP body is the whole envelope
 time, correlationid, sequence, data), so those attributes are described in the payload, which embeds the
 canonical JSON Schemas (draft 2020-12) under components/schemas. `send` operations are what the hub
 publishes, `receive` operations what each consumer queue reads.
+
+AsyncAPI tools resolve every `$ref` from the document root, not from a schema's own `$id`, so the embedded
+schemas lose `$id` and `$schema` (schemaFormat names the dialect) and their refs are rewritten to document
+paths: `#/$defs/X` inside application.v1 becomes `#/components/schemas/application.v1/schema/$defs/X`, and
+a schema URI such as `urn:yekuo:schema:envelope.v1` becomes `#/components/schemas/envelope.v1/schema`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from fastapi import APIRouter
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.projection import ProjectionUpdate
-from canonical_model.registry import MODELS, build_all, schema_name_of, schema_uri
+from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
 from feasibility.service import SCHEMA_NAME as FEASIBILITY_SCHEMA
 from mappings.engine import Mapping as FieldMapping
@@ -198,7 +203,8 @@ def build_asyncapi(
         "operations": operations,
         "components": {
             "schemas": {
-                name: {"schemaFormat": JSON_SCHEMA_2020_12, "schema": schemas[name]} for name in sorted(used)
+                name: {"schemaFormat": JSON_SCHEMA_2020_12, "schema": _embedded(schemas[name], name)}
+                for name in sorted(used)
             },
             "messages": messages,
         },
@@ -330,17 +336,51 @@ def _message(event: PublishedEvent) -> dict[str, Any]:
         "payload": {
             "schemaFormat": JSON_SCHEMA_2020_12,
             "schema": {
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "allOf": [{"$ref": schema_uri(ENVELOPE_SCHEMA)}],
+                "allOf": [{"$ref": schema_path(ENVELOPE_SCHEMA)}],
                 "properties": {
                     "type": {"const": event.event_type},
                     "dataschema": {"const": uri},
-                    "data": {"$ref": uri},
+                    "data": {"$ref": schema_path(event.schema_name)},
                 },
             },
         },
         "bindings": {"amqp": {"messageType": event.event_type, "bindingVersion": AMQP_BINDING_VERSION}},
     }
+
+
+def schema_path(schema_name: str, fragment: str = "") -> str:
+    """The document path of an embedded canonical schema, or of a JSON pointer fragment inside it."""
+    return f"#/components/schemas/{schema_name}/schema{fragment}"
+
+
+def document_ref(ref: str, within: str) -> str:
+    """A `$ref` of the canonical schema `within`, rewritten to resolve from the AsyncAPI document root."""
+    target, _, fragment = ref.partition("#")
+    if not target:
+        return schema_path(within, fragment)
+    if target.startswith(SCHEMA_URI_PREFIX):
+        return schema_path(target.removeprefix(SCHEMA_URI_PREFIX), fragment)
+    raise ValueError(f"schema {within}: $ref {ref!r} is neither local nor a canonical schema URI")
+
+
+def _embedded(schema: Mapping[str, Any], schema_name: str) -> dict[str, Any]:
+    """A canonical schema as embedded in the document: no `$id`/`$schema`, every `$ref` a document path."""
+    body = {key: value for key, value in schema.items() if key not in {"$id", "$schema"}}
+    rewritten: dict[str, Any] = _rewrite_refs(body, schema_name)
+    return rewritten
+
+
+def _rewrite_refs(node: Any, schema_name: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: document_ref(value, schema_name)
+            if key == "$ref" and isinstance(value, str)
+            else _rewrite_refs(value, schema_name)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(item, schema_name) for item in node]
+    return node
 
 
 def _operation(
