@@ -194,8 +194,10 @@ def build_asyncapi(
             "description": (
                 "Canonical events of the 业扩报装 integration hub on its RabbitMQ topic exchanges. Every "
                 "message is a CloudEvent 1.0 in structured mode (the body is the whole envelope); the AMQP "
-                "properties repeat message_id = id, correlation_id = correlationid and type = type. "
-                "Consumers deduplicate on id and order per subject by sequence."
+                "properties repeat message_id = id, correlation_id = correlationid and type = type, and the "
+                "headers carry every attribute but data as a `cloudEvents:` application property (e.g. "
+                "cloudEvents:type), in its string form. time is always UTC with a Z; sequence is a decimal "
+                "string. Consumers deduplicate on id and order per subject by sequence's integer value."
             ),
         },
         "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
 from canonical_model.envelope import CloudEvent
 from store.database import utcnow
@@ -168,6 +169,7 @@ class OutboxRelay:
                     body=bytes(row.body),
                     routing_key=row.routing_key,
                     message_id=row.event_id,
+                    headers=cloudevent_properties(CloudEvent.model_validate_json(row.body)),
                     correlation_id=row.correlation_id,
                     type=row.event_type,
                 )
