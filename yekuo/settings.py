@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bus.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A DNS name: dot-separated labels of letters, digits and inner hyphens (IDNs in their xn-- form).
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -223,6 +225,20 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     exchange: str = "yekuo.events"
+    bus_namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        description="the deployment's exchanges and queues on the broker: <namespace>.events, "
+        "<namespace>.workflow, ...; give staging and production on one broker different ones",
+    )
+
+    @field_validator("bus_namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        # A ConfigError is not a ValueError: say the same thing as one, so pydantic reports it.
+        if not NAMESPACE_PATTERN.fullmatch(namespace):
+            raise ValueError(namespace_problem(namespace))
+        return namespace
+
     marketing: MarketingSettings = MarketingSettings()
     pms: PmsSettings = PmsSettings()
     delivery: DeliverySettings = DeliverySettings()
