@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
-from canonical_model.envelope import CloudEvent
+from canonical_model.envelope import DEFAULT_INSTANCE_URI, CloudEvent, check_instance_uri
 from store.database import utcnow
 from store.schema import outbox
 from store.sequences import allocate_sequences
@@ -133,9 +133,12 @@ def pending_count(conn: Connection) -> int:
 class OutboxRelay:
     """Publishes committed outbox events in id order and marks them sent once confirmed."""
 
-    def __init__(self, engine: Engine, bus: Bus, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, engine: Engine, bus: Bus, *, batch_size: int = 500, instance_uri: str = DEFAULT_INSTANCE_URI
+    ) -> None:
         self._engine = engine
         self.bus = bus
+        self._instance_uri = check_instance_uri(instance_uri)
         self._batch_size = batch_size
         self.published = 0
 
@@ -164,17 +167,7 @@ class OutboxRelay:
             return 0
         confirmed = 0
         for exchange, group in _group_by_exchange(rows):
-            messages = [
-                Message(
-                    body=bytes(row.body),
-                    routing_key=row.routing_key,
-                    message_id=row.event_id,
-                    headers=cloudevent_properties(CloudEvent.model_validate_json(row.body)),
-                    correlation_id=row.correlation_id,
-                    type=row.event_type,
-                )
-                for row in group
-            ]
+            messages = [self._message(row) for row in group]
             try:
                 self.bus.publish(exchange, messages)
             except BusError as exc:
@@ -185,6 +178,18 @@ class OutboxRelay:
             confirmed += len(group)
         self.published += confirmed
         return confirmed
+
+    def _message(self, row: Any) -> Message:
+        """The wire form of a staged event: its source absolute, its attributes also as properties."""
+        event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
+        return Message(
+            body=event.model_dump_json().encode("utf-8"),
+            routing_key=row.routing_key,
+            message_id=row.event_id,
+            headers=cloudevent_properties(event),
+            correlation_id=row.correlation_id,
+            type=row.event_type,
+        )
 
     def _mark_sent(self, ids: Sequence[int]) -> None:
         with self._engine.begin() as conn:

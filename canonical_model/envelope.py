@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,10 @@ from pydantic import (
 )
 
 EVENT_TYPE_PATTERN = r"^cn\.yekuo\.[a-z_]+(\.[a-z_]+)*\.v[0-9]+$"
+# The hub instance's identity on the bus (YEKUO_INSTANCE_URI): an absolute URI with no '/', '?' or '#', so
+# that `<instance><producer path>` (urn:yekuo:hub:prod-gd/marketing/application) splits back unambiguously.
+DEFAULT_INSTANCE_URI = "urn:yekuo:hub:default"
+INSTANCE_URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^/?#\s]+$")
 SEQUENCE_PATTERN = r"^[1-9][0-9]{0,18}$"
 
 
@@ -63,7 +68,9 @@ class CloudEvent(BaseModel):
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, description="unique event id; consumers deduplicate on it")
     source: str = Field(
-        min_length=1, description="URI reference of the producer, e.g. /marketing/application"
+        min_length=1,
+        description="the producer: on the bus the hub instance's URI followed by the producer path, e.g. "
+        "urn:yekuo:hub:prod-gd/marketing/application; inside the hub, before relaying, the path alone",
     )
     type: str = Field(
         pattern=EVENT_TYPE_PATTERN, description="event type, e.g. cn.yekuo.application.changed.v1"
@@ -77,3 +84,31 @@ class CloudEvent(BaseModel):
     correlationid: str = Field(min_length=1, description="ties together every event caused by one change")
     sequence: SequenceNumber
     data: dict[str, Any] = Field(description="the canonical document")
+
+    @property
+    def producer(self) -> str:
+        """The producer path (/<system>/<record type>, /hub/workflow) whatever instance published the event.
+
+        The hub stores and compares producers by this path, so an event keeps its identity across the
+        relay, which makes the source absolute, and across a change of the instance URI.
+        """
+        if self.source.startswith("/"):
+            return self.source
+        slash = self.source.find("/")
+        return self.source[slash:] if slash >= 0 else "/"
+
+    def published_by(self, instance_uri: str) -> CloudEvent:
+        """The event as the instance publishes it: its source made absolute under the instance URI."""
+        if not self.source.startswith("/"):
+            return self
+        return self.model_copy(update={"source": f"{instance_uri}{self.source}"})
+
+
+def check_instance_uri(uri: str) -> str:
+    """The instance URI, or a ValueError saying what it must look like."""
+    if not INSTANCE_URI_PATTERN.fullmatch(uri):
+        raise ValueError(
+            f"instance URI {uri!r} must be an absolute URI without '/', '?' or '#', "
+            "e.g. urn:yekuo:hub:prod-gd"
+        )
+    return uri

@@ -231,7 +231,7 @@ class Hub:
 
         def step() -> bool:
             if "relay" not in state:
-                relay = OutboxRelay(self.engine, self._open_bus())
+                relay = OutboxRelay(self.engine, self._open_bus(), instance_uri=self.settings.instance_uri)
                 state["relay"] = relay
                 self._relays.append(relay)
             try:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
+from canonical_model.envelope import DEFAULT_INSTANCE_URI, check_instance_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A DNS name: dot-separated labels of letters, digits and inner hyphens (IDNs in their xn-- form).
@@ -230,6 +231,17 @@ class Settings(BaseSettings):
         description="the deployment's exchanges and queues on the broker: <namespace>.events, "
         "<namespace>.workflow, ...; give staging and production on one broker different ones",
     )
+
+    instance_uri: str = Field(
+        default=DEFAULT_INSTANCE_URI,
+        description="this hub instance's identity, the start of every event's source on the bus "
+        "(an absolute URI without '/', e.g. urn:yekuo:hub:prod-gd)",
+    )
+
+    @field_validator("instance_uri")
+    @classmethod
+    def _instance(cls, uri: str) -> str:
+        return check_instance_uri(uri)
 
     @field_validator("bus_namespace")
     @classmethod

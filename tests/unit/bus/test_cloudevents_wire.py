@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 import pytest
@@ -23,6 +24,7 @@ from bus.rabbitmq import RabbitMQBus
 from canonical_model.envelope import CloudEvent
 from store.schema import outbox
 from tests.conftest import RABBITMQ_URL, require_service
+from yekuo.settings import Settings
 
 SHANGHAI_OPENED = "2026-03-02T08:00:00.250+08:00"
 
@@ -151,6 +153,7 @@ def check_with_the_sdk(deliveries: list[Delivery]) -> None:
         assert structured == binary
         assert isinstance(structured["sequence"], str) and structured["sequence"].isdigit()
         assert structured["time"].endswith("Z")
+        assert structured["source"] == "urn:yekuo:hub:default/marketing/application"
         assert structured["id"] == delivery.message.message_id
     sequences = sorted(
         int(sdk_reads(d)[0]["sequence"]) for d in deliveries if sdk_reads(d)[0]["subject"] == "A0"
@@ -213,3 +216,32 @@ def test_rabbitmq_and_the_memory_bus_deliver_the_same_messages_the_sdk_reads(
         return (m.body, headers, m.content_type, m.message_id, m.correlation_id, m.type)
 
     assert sorted(map(wire, in_process)) == sorted(map(wire, from_rabbitmq))
+
+
+def test_the_published_source_is_absolute_and_names_the_instance() -> None:
+    staged = envelope()
+    published = staged.published_by("urn:yekuo:hub:prod-gd")
+    assert published.source == "urn:yekuo:hub:prod-gd/marketing/application"
+    assert urlsplit(published.source).scheme == "urn"
+    assert published.producer == staged.producer == "/marketing/application"
+    assert published.published_by("urn:yekuo:hub:other") == published
+
+
+@pytest.mark.parametrize("bad", ["yekuo-hub", "/hub", "https://yekuo.example/hub", "urn:a b", "urn:x?y"])
+def test_an_instance_uri_that_would_not_split_back_is_refused(bad: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match="instance URI"):
+        Settings(instance_uri=bad)
+    assert Settings(instance_uri="urn:yekuo:hub:staging").instance_uri == "urn:yekuo:hub:staging"
+
+
+def test_the_relay_publishes_under_its_instance_uri(sqlite_engine: Engine, memory_url: str) -> None:
+    with sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("A1", "events"), correlation_id="c")
+    bus = open_bus(memory_url)
+    try:
+        OutboxRelay(sqlite_engine, bus, instance_uri="urn:yekuo:hub:staging").relay_once()
+        (delivery,) = bus.fetch("tap", 5, 0.2)
+    finally:
+        bus.close()
+    structured, binary = sdk_reads(delivery)
+    assert structured["source"] == binary["source"] == "urn:yekuo:hub:staging/marketing/application"
