@@ -24,7 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter
 
+from bus.namespace import DEFAULT_NAMESPACE, broker_name
 from canonical_model.application import ConnectionApplication
+from canonical_model.envelope import DEFAULT_INSTANCE_URI
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
@@ -144,6 +146,8 @@ def build_asyncapi(
     broker_url: str,
     consumers: Sequence[ConsumerSpec] = CONSUMERS,
     version: str = "1.0.0",
+    namespace: str = DEFAULT_NAMESPACE,
+    instance_uri: str = DEFAULT_INSTANCE_URI,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the given published events and the consumers reading them."""
     schemas = build_all()
@@ -154,7 +158,7 @@ def build_asyncapi(
     vhost = _vhost(broker_url)
     for event in events:
         channel_id = _key(f"{event.exchange}.{event.routing_key}")
-        channel = channels.setdefault(channel_id, _channel(event, schemas, vhost))
+        channel = channels.setdefault(channel_id, _channel(event, schemas, vhost, namespace))
         message_id = _key(event.event_type)
         channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
         messages.setdefault(message_id, _message(event))
@@ -172,17 +176,18 @@ def build_asyncapi(
             {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING_VERSION},
         )
     for consumer in consumers:
+        queue = broker_name(namespace, consumer.queue)
         for channel_id, channel in channels.items():
             if any(topic_may_match(topic, addresses[channel_id]) for topic in consumer.topics):
                 operation = _operation(
                     "receive",
                     channel_id,
                     channel,
-                    f"Consumer {consumer.name} reads queue {consumer.queue} (bound to "
+                    f"Consumer {consumer.name} reads queue {queue} (bound to "
                     f"{', '.join(consumer.topics)}); each event takes effect once through its inbox.",
                     {"ack": True, "bindingVersion": AMQP_BINDING_VERSION},
                 )
-                operation["x-yekuo-queue"] = consumer.queue
+                operation["x-yekuo-queue"] = queue
                 operations[_key(f"{consumer.name}.receive.{channel_id}")] = operation
 
     used = {ENVELOPE_SCHEMA, *(event.schema_name for event in events)}
@@ -197,7 +202,9 @@ def build_asyncapi(
                 "properties repeat message_id = id, correlation_id = correlationid and type = type, and the "
                 "headers carry every attribute but data as a `cloudEvents:` application property (e.g. "
                 "cloudEvents:type), in its string form. time is always UTC with a Z; sequence is a decimal "
-                "string. Consumers deduplicate on id and order per subject by sequence's integer value."
+                "string. Consumers deduplicate on id and order per subject by sequence's integer value. "
+                f"source is this instance's URI ({instance_uri}) followed by the producer path, e.g. "
+                f"{instance_uri}/marketing/application."
             ),
         },
         "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,
@@ -278,7 +285,9 @@ def _vhost(broker_url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
-def _channel(event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost: str) -> dict[str, Any]:
+def _channel(
+    event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost: str, namespace: str
+) -> dict[str, Any]:
     channel: dict[str, Any] = {
         "address": event.routing_key,
         "title": f"{event.exchange}: {event.routing_key}",
@@ -287,7 +296,7 @@ def _channel(event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost
             "amqp": {
                 "is": "routingKey",
                 "exchange": {
-                    "name": event.exchange,
+                    "name": broker_name(namespace, event.exchange),
                     "type": "topic",
                     "durable": True,
                     "autoDelete": False,
@@ -404,10 +413,16 @@ def document_for(
     exchange: str,
     broker_url: str,
     consumers: Sequence[ConsumerSpec] = CONSUMERS,
+    namespace: str = DEFAULT_NAMESPACE,
+    instance_uri: str = DEFAULT_INSTANCE_URI,
 ) -> dict[str, Any]:
     """The document of a loaded configuration: its routes plus the hub's own events on its exchange."""
     return build_asyncapi(
-        [*route_events(routes, mappings), *hub_events(exchange)], broker_url=broker_url, consumers=consumers
+        [*route_events(routes, mappings), *hub_events(exchange)],
+        broker_url=broker_url,
+        consumers=consumers,
+        namespace=namespace,
+        instance_uri=instance_uri,
     )
 
 
@@ -415,7 +430,12 @@ def settings_document(settings: Settings) -> dict[str, Any]:
     """The document of the configuration, exchange and broker the settings name."""
     config = load_hub_config(settings.config_dir)
     return document_for(
-        config.routes, config.mappings, exchange=settings.exchange, broker_url=settings.bus_url
+        config.routes,
+        config.mappings,
+        exchange=settings.exchange,
+        broker_url=settings.bus_url,
+        namespace=settings.bus_namespace,
+        instance_uri=settings.instance_uri,
     )
 
 

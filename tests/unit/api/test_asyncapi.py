@@ -270,3 +270,17 @@ def test_the_command_exports_the_document_of_the_configured_broker(
     out = tmp_path / "asyncapi.json"
     assert main(["asyncapi", "export", "--out", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(generated()))
+
+
+def test_a_namespace_names_the_broker_s_exchanges_and_queues() -> None:
+    config = load_hub_config(PROJECT_ROOT)
+    staging = document_for(
+        config.routes, config.mappings, exchange="yekuo.events", broker_url=BROKER, namespace="staging"
+    )
+    channel = staging["channels"]["yekuo.events.application.changed.customer_class"]
+    assert channel["bindings"]["amqp"]["exchange"]["name"] == "staging.events"
+    receive = staging["operations"]["workflow.receive.yekuo.events.application.changed.customer_class"]
+    assert receive["x-yekuo-queue"] == "staging.workflow"
+    assert "urn:yekuo:hub:default/marketing/application" in staging["info"]["description"]
+    default = generated()["channels"]["yekuo.events.application.changed.customer_class"]
+    assert default["bindings"]["amqp"]["exchange"]["name"] == "yekuo.events"
