@@ -8,6 +8,7 @@ which consumers absorb through their inbox (at-least-once on the bus, exactly-on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -180,16 +182,25 @@ class OutboxRelay:
         return confirmed
 
     def _message(self, row: Any) -> Message:
-        """The wire form of a staged event: its source absolute, its attributes also as properties."""
-        event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
-        return Message(
-            body=event.model_dump_json().encode("utf-8"),
+        """The wire form of a staged event: its source absolute, its attributes also as properties.
+
+        A body that is not an envelope (only the outbox writer adds rows, so it would be damaged) is sent
+        as it is, without properties: the consumers park it as invalid, and the events behind it go on.
+        """
+        message = Message(
+            body=bytes(row.body),
             routing_key=row.routing_key,
             message_id=row.event_id,
-            headers=cloudevent_properties(event),
             correlation_id=row.correlation_id,
             type=row.event_type,
         )
+        try:
+            event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
+        except pydantic.ValidationError as exc:
+            log.error("outbox event %s is not a CloudEvent, relayed as it is: %s", row.event_id, exc)
+            return message
+        body = event.model_dump_json().encode("utf-8")
+        return dataclasses.replace(message, body=body, headers=cloudevent_properties(event))
 
     def _mark_sent(self, ids: Sequence[int]) -> None:
         with self._engine.begin() as conn:

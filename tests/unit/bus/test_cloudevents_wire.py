@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pydantic
 import pytest
 from cloudevents.http import from_http
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from bus import open_bus
@@ -245,3 +245,21 @@ def test_the_relay_publishes_under_its_instance_uri(sqlite_engine: Engine, memor
         bus.close()
     structured, binary = sdk_reads(delivery)
     assert structured["source"] == binary["source"] == "urn:yekuo:hub:staging/marketing/application"
+
+
+def test_a_damaged_outbox_body_goes_out_as_it_is_and_the_events_behind_it_too(
+    sqlite_engine: Engine, memory_url: str
+) -> None:
+    with sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("A1", "events"), correlation_id="c")
+        stage_event(conn, _draft("A2", "events"), correlation_id="c")
+        first = conn.execute(select(outbox.c.id).order_by(outbox.c.id)).scalars().first()
+        conn.execute(update(outbox).where(outbox.c.id == first).values(body=b"not json"))
+    bus = open_bus(memory_url)
+    try:
+        assert OutboxRelay(sqlite_engine, bus).relay_once() == 2
+        damaged, good = bus.fetch("tap", 5, 0.2)
+    finally:
+        bus.close()
+    assert damaged.message.body == b"not json" and not cloudevent_attributes(damaged.message.headers)
+    assert sdk_reads(good)[0]["subject"] == "A2"
