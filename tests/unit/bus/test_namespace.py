@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pydantic
@@ -10,8 +11,9 @@ import pytest
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.namespace import broker_name
-from bus.port import Message
+from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.retry import RetryPolicy, next_hop
+from tests.conftest import RABBITMQ_URL, require_service
 from yekuo.consumers import CONSUMERS
 from yekuo.errors import ConfigError
 from yekuo.hub import hub_topology
@@ -104,3 +106,29 @@ def test_a_bad_namespace_is_refused_before_connecting() -> None:
         Settings(bus_namespace="a.b")
     assert Settings(bus_namespace="staging").bus_namespace == "staging"
     assert Settings().bus_namespace == "yekuo"
+
+
+@pytest.mark.rabbitmq
+def test_two_namespaces_on_rabbitmq_do_not_see_each_other_s_messages() -> None:
+    require_service("RabbitMQ", 5672)
+    namespaces = [f"unit-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    topology = Topology(
+        exchanges=(ExchangeSpec("yekuo.events"),),
+        queues=(QueueSpec(WORKFLOW.queue, bindings=(Binding("yekuo.events", "application.#"),)),),
+    )
+    buses = [open_bus(RABBITMQ_URL, namespace) for namespace in namespaces]
+    try:
+        for bus, namespace in zip(buses, namespaces, strict=True):
+            bus.declare(topology)
+            bus.publish("yekuo.events", [event(f"{namespace}-1")])
+        for bus, namespace in zip(buses, namespaces, strict=True):
+            deliveries = bus.fetch(WORKFLOW.queue, 10, 2.0)
+            assert [d.message.message_id for d in deliveries] == [f"{namespace}-1"]
+            assert deliveries[0].exchange == "yekuo.events"
+            bus.ack(deliveries[0])
+            assert bus.queue_depth(WORKFLOW.queue) == 0
+    finally:
+        for bus in buses:
+            bus.delete_queue(WORKFLOW.queue)
+            bus.delete_exchange("yekuo.events")
+            bus.close()
