@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit unit-moved-clock tools bench bench-quick clean
+.PHONY: install demo test lint unit unit-moved-clock tools asyncapi-parser bench bench-quick clean
 
 install: $(STAMP)
 
@@ -38,8 +38,17 @@ unit-moved-clock: install tools
 	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
 # System tools the tests drive, from Debian's packages; installed once, when missing.
-tools:
+tools: asyncapi-parser
 	@command -v faketime >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+
+# The official AsyncAPI parser (pinned in tools/asyncapi/package-lock.json), from npm; installed once, when missing.
+ASYNCAPI_PARSER := tools/asyncapi/node_modules/@asyncapi/parser/package.json
+
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
+$(ASYNCAPI_PARSER): tools/asyncapi/package-lock.json
+	cd tools/asyncapi && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
 
 unit: install
 	$(BIN)/pytest tests/unit

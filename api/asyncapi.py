@@ -6,6 +6,11 @@ Messages are CloudEvents in structured mode: the AMQP body is the whole envelope
 time, correlationid, sequence, data), so those attributes are described in the payload, which embeds the
 canonical JSON Schemas (draft 2020-12) under components/schemas. `send` operations are what the hub
 publishes, `receive` operations what each consumer queue reads.
+
+AsyncAPI tools resolve every `$ref` from the document root, not from a schema's own `$id`, so the embedded
+schemas lose `$id` and `$schema` (schemaFormat names the dialect) and their refs are rewritten to document
+paths: `#/$defs/X` inside application.v1 becomes `#/components/schemas/application.v1/schema/$defs/X`, and
+a schema URI such as `urn:yekuo:schema:envelope.v1` becomes `#/components/schemas/envelope.v1/schema`.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter
 
+from bus.namespace import DEFAULT_NAMESPACE, broker_name
 from canonical_model.application import ConnectionApplication
+from canonical_model.envelope import DEFAULT_INSTANCE_URI
 from canonical_model.projection import ProjectionUpdate
-from canonical_model.registry import MODELS, build_all, schema_name_of, schema_uri
+from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
 from feasibility.service import SCHEMA_NAME as FEASIBILITY_SCHEMA
 from mappings.engine import Mapping as FieldMapping
@@ -139,6 +146,8 @@ def build_asyncapi(
     broker_url: str,
     consumers: Sequence[ConsumerSpec] = CONSUMERS,
     version: str = "1.0.0",
+    namespace: str = DEFAULT_NAMESPACE,
+    instance_uri: str = DEFAULT_INSTANCE_URI,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the given published events and the consumers reading them."""
     schemas = build_all()
@@ -149,7 +158,7 @@ def build_asyncapi(
     vhost = _vhost(broker_url)
     for event in events:
         channel_id = _key(f"{event.exchange}.{event.routing_key}")
-        channel = channels.setdefault(channel_id, _channel(event, schemas, vhost))
+        channel = channels.setdefault(channel_id, _channel(event, schemas, vhost, namespace))
         message_id = _key(event.event_type)
         channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
         messages.setdefault(message_id, _message(event))
@@ -167,17 +176,18 @@ def build_asyncapi(
             {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING_VERSION},
         )
     for consumer in consumers:
+        queue = broker_name(namespace, consumer.queue)
         for channel_id, channel in channels.items():
             if any(topic_may_match(topic, addresses[channel_id]) for topic in consumer.topics):
                 operation = _operation(
                     "receive",
                     channel_id,
                     channel,
-                    f"Consumer {consumer.name} reads queue {consumer.queue} (bound to "
+                    f"Consumer {consumer.name} reads queue {queue} (bound to "
                     f"{', '.join(consumer.topics)}); each event takes effect once through its inbox.",
                     {"ack": True, "bindingVersion": AMQP_BINDING_VERSION},
                 )
-                operation["x-yekuo-queue"] = consumer.queue
+                operation["x-yekuo-queue"] = queue
                 operations[_key(f"{consumer.name}.receive.{channel_id}")] = operation
 
     used = {ENVELOPE_SCHEMA, *(event.schema_name for event in events)}
@@ -189,8 +199,12 @@ def build_asyncapi(
             "description": (
                 "Canonical events of the 业扩报装 integration hub on its RabbitMQ topic exchanges. Every "
                 "message is a CloudEvent 1.0 in structured mode (the body is the whole envelope); the AMQP "
-                "properties repeat message_id = id, correlation_id = correlationid and type = type. "
-                "Consumers deduplicate on id and order per subject by sequence."
+                "properties repeat message_id = id, correlation_id = correlationid and type = type, and the "
+                "headers carry every attribute but data as a `cloudEvents:` application property (e.g. "
+                "cloudEvents:type), in its string form. time is always UTC with a Z; sequence is a decimal "
+                "string. Consumers deduplicate on id and order per subject by sequence's integer value. "
+                f"source is this instance's URI ({instance_uri}) followed by the producer path, e.g. "
+                f"{instance_uri}/marketing/application."
             ),
         },
         "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,
@@ -198,7 +212,8 @@ def build_asyncapi(
         "operations": operations,
         "components": {
             "schemas": {
-                name: {"schemaFormat": JSON_SCHEMA_2020_12, "schema": schemas[name]} for name in sorted(used)
+                name: {"schemaFormat": JSON_SCHEMA_2020_12, "schema": _embedded(schemas[name], name)}
+                for name in sorted(used)
             },
             "messages": messages,
         },
@@ -270,7 +285,9 @@ def _vhost(broker_url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
-def _channel(event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost: str) -> dict[str, Any]:
+def _channel(
+    event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost: str, namespace: str
+) -> dict[str, Any]:
     channel: dict[str, Any] = {
         "address": event.routing_key,
         "title": f"{event.exchange}: {event.routing_key}",
@@ -279,7 +296,7 @@ def _channel(event: PublishedEvent, schemas: Mapping[str, dict[str, Any]], vhost
             "amqp": {
                 "is": "routingKey",
                 "exchange": {
-                    "name": event.exchange,
+                    "name": broker_name(namespace, event.exchange),
                     "type": "topic",
                     "durable": True,
                     "autoDelete": False,
@@ -330,17 +347,51 @@ def _message(event: PublishedEvent) -> dict[str, Any]:
         "payload": {
             "schemaFormat": JSON_SCHEMA_2020_12,
             "schema": {
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "allOf": [{"$ref": schema_uri(ENVELOPE_SCHEMA)}],
+                "allOf": [{"$ref": schema_path(ENVELOPE_SCHEMA)}],
                 "properties": {
                     "type": {"const": event.event_type},
                     "dataschema": {"const": uri},
-                    "data": {"$ref": uri},
+                    "data": {"$ref": schema_path(event.schema_name)},
                 },
             },
         },
         "bindings": {"amqp": {"messageType": event.event_type, "bindingVersion": AMQP_BINDING_VERSION}},
     }
+
+
+def schema_path(schema_name: str, fragment: str = "") -> str:
+    """The document path of an embedded canonical schema, or of a JSON pointer fragment inside it."""
+    return f"#/components/schemas/{schema_name}/schema{fragment}"
+
+
+def document_ref(ref: str, within: str) -> str:
+    """A `$ref` of the canonical schema `within`, rewritten to resolve from the AsyncAPI document root."""
+    target, _, fragment = ref.partition("#")
+    if not target:
+        return schema_path(within, fragment)
+    if target.startswith(SCHEMA_URI_PREFIX):
+        return schema_path(target.removeprefix(SCHEMA_URI_PREFIX), fragment)
+    raise ValueError(f"schema {within}: $ref {ref!r} is neither local nor a canonical schema URI")
+
+
+def _embedded(schema: Mapping[str, Any], schema_name: str) -> dict[str, Any]:
+    """A canonical schema as embedded in the document: no `$id`/`$schema`, every `$ref` a document path."""
+    body = {key: value for key, value in schema.items() if key not in {"$id", "$schema"}}
+    rewritten: dict[str, Any] = _rewrite_refs(body, schema_name)
+    return rewritten
+
+
+def _rewrite_refs(node: Any, schema_name: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: document_ref(value, schema_name)
+            if key == "$ref" and isinstance(value, str)
+            else _rewrite_refs(value, schema_name)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(item, schema_name) for item in node]
+    return node
 
 
 def _operation(
@@ -362,10 +413,16 @@ def document_for(
     exchange: str,
     broker_url: str,
     consumers: Sequence[ConsumerSpec] = CONSUMERS,
+    namespace: str = DEFAULT_NAMESPACE,
+    instance_uri: str = DEFAULT_INSTANCE_URI,
 ) -> dict[str, Any]:
     """The document of a loaded configuration: its routes plus the hub's own events on its exchange."""
     return build_asyncapi(
-        [*route_events(routes, mappings), *hub_events(exchange)], broker_url=broker_url, consumers=consumers
+        [*route_events(routes, mappings), *hub_events(exchange)],
+        broker_url=broker_url,
+        consumers=consumers,
+        namespace=namespace,
+        instance_uri=instance_uri,
     )
 
 
@@ -373,7 +430,12 @@ def settings_document(settings: Settings) -> dict[str, Any]:
     """The document of the configuration, exchange and broker the settings name."""
     config = load_hub_config(settings.config_dir)
     return document_for(
-        config.routes, config.mappings, exchange=settings.exchange, broker_url=settings.bus_url
+        config.routes,
+        config.mappings,
+        exchange=settings.exchange,
+        broker_url=settings.bus_url,
+        namespace=settings.bus_namespace,
+        instance_uri=settings.instance_uri,
     )
 
 

@@ -5,6 +5,10 @@ cannot carry fails the same way, with the same error, on memory:// and amqp://. 
 stores headers as the encoded table (encode_headers) and decodes them on delivery, so a consumer sees
 exactly what it would see from RabbitMQ: datetimes lose sub-second precision and come back in UTC,
 Decimals come back normalized, and floats and tuples are refused.
+
+Events travel in CloudEvents structured mode (the body is the whole JSON envelope) and, as the AMQP
+binding allows, also carry every attribute as a `cloudEvents:`-prefixed application property (AMQP 0-9-1
+headers), so that a broker or consumer can route and filter without parsing the body.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pika import data as pika_data
 from pika import exceptions as pika_exceptions
 
 from bus.port import Message, Topology
+from canonical_model.envelope import CloudEvent
 from yekuo.errors import BusError, ConfigError
 
 # AMQP 0-9-1 short strings (routing keys, names, message properties) carry at most 255 bytes of UTF-8.
@@ -77,6 +82,38 @@ def normalize_value(value: Any) -> Any:
 
 def _as_str(key: str | bytes) -> str:
     return key if isinstance(key, str) else key.decode("utf-8", errors="replace")
+
+
+# The binding's prefix for attributes in application properties (CloudEvents AMQP binding 1.0, 3.1.3.1).
+# Its later revision also allows `cloudEvents_` for JMS-style selectors, which readers here accept too.
+CLOUDEVENTS_PREFIX = "cloudEvents:"
+CLOUDEVENTS_PREFIXES = (CLOUDEVENTS_PREFIX, "cloudEvents_")
+# Left out as the binding says: the AMQP content type stands for it (and the body is the data).
+_NOT_A_PROPERTY = frozenset({"data", "datacontenttype"})
+
+
+def cloudevent_properties(event: CloudEvent) -> dict[str, str]:
+    """Every attribute of the event as a `cloudEvents:` application property, in its canonical string form.
+
+    Strings throughout: `time` stays the RFC 3339 text with its `Z` (an AMQP timestamp would drop the
+    sub-second part) and `sequence` is the String the sequence extension defines.
+    """
+    wire = event.model_dump(mode="json")
+    return {
+        f"{CLOUDEVENTS_PREFIX}{name}": str(value)
+        for name, value in wire.items()
+        if name not in _NOT_A_PROPERTY
+    }
+
+
+def cloudevent_attributes(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The CloudEvents attributes among a message's application properties, without their prefix."""
+    return {
+        name.removeprefix(prefix): value
+        for name, value in headers.items()
+        for prefix in CLOUDEVENTS_PREFIXES
+        if name.startswith(prefix)
+    }
 
 
 def check_message(message: Message) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from bus.namespace import DEFAULT_NAMESPACE, NamespacedBus, check_namespace
 from bus.port import Bus
 from yekuo.errors import ConfigError
 
@@ -11,12 +12,21 @@ MEMORY_SCHEMES = frozenset({"memory"})
 AMQP_SCHEMES = frozenset({"amqp", "amqps"})
 
 
-def open_bus(url: str) -> Bus:
+def open_bus(url: str, namespace: str = DEFAULT_NAMESPACE) -> Bus:
     """Open a new connection (a Bus is not thread-safe: each thread opens its own).
 
     memory:// and memory://<name> share one in-process broker per name; amqp://user:pass@host:port/vhost
-    connects to RabbitMQ (BusUnavailableError when it cannot). Any other scheme is a ConfigError.
+    connects to RabbitMQ (BusUnavailableError when it cannot). Any other scheme is a ConfigError. Under a
+    namespace other than the default, exchange and queue names are the namespace's (bus.namespace).
     """
+    if namespace == DEFAULT_NAMESPACE:
+        return _open(url)
+    # Checked before connecting, so a bad namespace leaves no connection open.
+    check_namespace(namespace)
+    return NamespacedBus(_open(url), namespace)
+
+
+def _open(url: str) -> Bus:
     scheme = urlsplit(url).scheme.lower()
     if scheme in MEMORY_SCHEMES:
         from bus.memory import open_memory_bus

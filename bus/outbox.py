@@ -8,6 +8,7 @@ which consumers absorb through their inbox (at-least-once on the bus, exactly-on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections import Counter
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
-from canonical_model.envelope import CloudEvent
+from canonical_model.envelope import DEFAULT_INSTANCE_URI, CloudEvent, check_instance_uri
 from store.database import utcnow
 from store.schema import outbox
 from store.sequences import allocate_sequences
@@ -132,9 +135,12 @@ def pending_count(conn: Connection) -> int:
 class OutboxRelay:
     """Publishes committed outbox events in id order and marks them sent once confirmed."""
 
-    def __init__(self, engine: Engine, bus: Bus, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, engine: Engine, bus: Bus, *, batch_size: int = 500, instance_uri: str = DEFAULT_INSTANCE_URI
+    ) -> None:
         self._engine = engine
         self.bus = bus
+        self._instance_uri = check_instance_uri(instance_uri)
         self._batch_size = batch_size
         self.published = 0
 
@@ -163,16 +169,7 @@ class OutboxRelay:
             return 0
         confirmed = 0
         for exchange, group in _group_by_exchange(rows):
-            messages = [
-                Message(
-                    body=bytes(row.body),
-                    routing_key=row.routing_key,
-                    message_id=row.event_id,
-                    correlation_id=row.correlation_id,
-                    type=row.event_type,
-                )
-                for row in group
-            ]
+            messages = [self._message(row) for row in group]
             try:
                 self.bus.publish(exchange, messages)
             except BusError as exc:
@@ -183,6 +180,27 @@ class OutboxRelay:
             confirmed += len(group)
         self.published += confirmed
         return confirmed
+
+    def _message(self, row: Any) -> Message:
+        """The wire form of a staged event: its source absolute, its attributes also as properties.
+
+        A body that is not an envelope (only the outbox writer adds rows, so it would be damaged) is sent
+        as it is, without properties: the consumers park it as invalid, and the events behind it go on.
+        """
+        message = Message(
+            body=bytes(row.body),
+            routing_key=row.routing_key,
+            message_id=row.event_id,
+            correlation_id=row.correlation_id,
+            type=row.event_type,
+        )
+        try:
+            event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
+        except pydantic.ValidationError as exc:
+            log.error("outbox event %s is not a CloudEvent, relayed as it is: %s", row.event_id, exc)
+            return message
+        body = event.model_dump_json().encode("utf-8")
+        return dataclasses.replace(message, body=body, headers=cloudevent_properties(event))
 
     def _mark_sent(self, ids: Sequence[int]) -> None:
         with self._engine.begin() as conn:

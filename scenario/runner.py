@@ -354,7 +354,7 @@ class _Run:
 
     def _settle(self, what: str, deadline: float) -> bool:
         self.say(f"settling {what} ...")
-        bus = open_bus(self.hub.settings.bus_url)
+        bus = open_bus(self.hub.settings.bus_url, self.hub.settings.bus_namespace)
         queues = [
             queue.name
             for queue in hub_topology(self.hub.event_exchanges, self.hub.consumers, self.hub.retry).queues

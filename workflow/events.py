@@ -69,5 +69,5 @@ class CaseEvent:
     ) -> CaseEvent:
         """The stored form of a CloudEvent."""
         return cls(
-            event.id, application_no, event.source, event.sequence, event.type, time, event.data, visit
+            event.id, application_no, event.producer, event.sequence, event.type, time, event.data, visit
         )

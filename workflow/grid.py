@@ -86,10 +86,10 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
     row = _row(conn, kind, event.subject)
     updated_at = _time(document.get("updated_at"))
     if row is not None:
-        if row.change_source == event.source:
+        if row.change_source == event.producer:
             if row.change_sequence is not None and event.sequence <= row.change_sequence:
                 return
-        elif _of_record(row.change_source) and not _of_record(event.source):
+        elif _of_record(row.change_source) and not _of_record(event.producer):
             return
         if (
             row.deleted_at is not None
@@ -110,7 +110,7 @@ def _apply_change(conn: Connection, kind: str, event: CloudEvent, document: dict
         "document": document,
         "source_updated_at": updated_at,
         "change_sequence": event.sequence,
-        "change_source": event.source,
+        "change_source": event.producer,
         "deleted_at": None,
         "deleted_version_at": None,
         "last_event_id": event.id,
@@ -159,7 +159,7 @@ def _apply_deletion(conn: Connection, kind: str, event: CloudEvent, document: di
 
 
 def _of_record(source: str | None) -> bool:
-    # Sources are "/<system>/<record type>".
+    # Stored sources are producer paths, "/<system>/<record type>" (CloudEvent.producer).
     return source is not None and source.lstrip("/").partition("/")[0] in RECORD_SYSTEMS
 
 

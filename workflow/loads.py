@@ -27,7 +27,7 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
             profile.model_dump(mode="json", exclude_none=True),
             peak_kw=profile.peak_kw,
             good_points=profile.good_points,
-            event_source=event.source,
+            event_source=event.producer,
             sequence=event.sequence,
             event_id=event.id,
         )

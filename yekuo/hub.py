@@ -122,7 +122,7 @@ class Hub:
     def prepare(self) -> None:
         """Create the hub tables and declare the bus topology."""
         create_schema(self.engine)
-        bus = open_bus(self.settings.bus_url)
+        bus = open_bus(self.settings.bus_url, self.settings.bus_namespace)
         try:
             bus.declare(hub_topology(self.event_exchanges, self.consumers, self.retry))
         finally:
@@ -130,7 +130,7 @@ class Hub:
 
     def purge_queues(self) -> None:
         """Empty every consumer's queue and parking lot, so a rehearsal on a shared broker starts clean."""
-        bus = open_bus(self.settings.bus_url)
+        bus = open_bus(self.settings.bus_url, self.settings.bus_namespace)
         try:
             for consumer in self.consumers:
                 bus.purge(consumer.queue)
@@ -213,7 +213,7 @@ class Hub:
         return True
 
     def _open_bus(self) -> Bus:
-        bus = open_bus(self.settings.bus_url)
+        bus = open_bus(self.settings.bus_url, self.settings.bus_namespace)
         self._buses.append(bus)
         return bus
 
@@ -222,7 +222,7 @@ class Hub:
 
         def step() -> bool:
             if "relay" not in state:
-                relay = OutboxRelay(self.engine, self._open_bus())
+                relay = OutboxRelay(self.engine, self._open_bus(), instance_uri=self.settings.instance_uri)
                 state["relay"] = relay
                 self._relays.append(relay)
             try:

@@ -150,7 +150,9 @@ class Operations:
     ) -> None:
         self._engine = engine
         self._settings = settings or Settings()
-        self.open_bus: BusOpener = open_bus or functools.partial(open_bus_url, self._settings.bus_url)
+        self.open_bus: BusOpener = open_bus or functools.partial(
+            open_bus_url, self._settings.bus_url, self._settings.bus_namespace
+        )
         self._ingestor = ingestor
         self._ingestor_lock = threading.Lock()
         self._personal_data = personal_data

@@ -32,7 +32,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     """The API of a running hub: its readiness, the operators' actions and its metrics."""
     operations = Operations(
         hub.engine,
-        open_bus=functools.partial(open_bus, hub.settings.bus_url),
+        open_bus=functools.partial(open_bus, hub.settings.bus_url, hub.settings.bus_namespace),
         ingestor=Ingestor(hub.engine, hub.config.router),
         settings=hub.settings,
     )

@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bus.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
+from canonical_model.envelope import DEFAULT_INSTANCE_URI, check_instance_uri
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A day of telemetry for a prefecture fits well within this; larger files are refused.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
@@ -225,6 +228,31 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     exchange: str = "yekuo.events"
+    bus_namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        description="the deployment's exchanges and queues on the broker: <namespace>.events, "
+        "<namespace>.workflow, ...; give staging and production on one broker different ones",
+    )
+
+    instance_uri: str = Field(
+        default=DEFAULT_INSTANCE_URI,
+        description="this hub instance's identity, the start of every event's source on the bus "
+        "(an absolute URI without '/', e.g. urn:yekuo:hub:prod-gd)",
+    )
+
+    @field_validator("instance_uri")
+    @classmethod
+    def _instance(cls, uri: str) -> str:
+        return check_instance_uri(uri)
+
+    @field_validator("bus_namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        # A ConfigError is not a ValueError: say the same thing as one, so pydantic reports it.
+        if not NAMESPACE_PATTERN.fullmatch(namespace):
+            raise ValueError(namespace_problem(namespace))
+        return namespace
+
     marketing: MarketingSettings = MarketingSettings()
     pms: PmsSettings = PmsSettings()
     delivery: DeliverySettings = DeliverySettings()

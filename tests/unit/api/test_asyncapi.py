@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from api.asyncapi import asyncapi_router, broker_server, document_for, topic_may_match
+from api.asyncapi import asyncapi_router, broker_server, document_for, document_ref, topic_may_match
 from canonical_model.envelope import CloudEvent
 from feasibility.service import FEASIBILITY_ASSESSED
 from routes.config import load_hub_config
@@ -56,15 +56,38 @@ def spec_validator() -> jsonschema.protocols.Validator:
     return validator_class(schema)
 
 
+DOCUMENT_URI = "urn:test:asyncapi"
+
+
 def payload_validator(document: dict[str, Any], message_id: str) -> jsonschema.Draft202012Validator:
-    """A validator of one message's payload, resolving the canonical schemas embedded in the document."""
-    schemas = document["components"]["schemas"]
-    registry: Registry[Any] = Registry().with_resources(
-        (entry["schema"]["$id"], Resource(entry["schema"], DRAFT202012)) for entry in schemas.values()
-    )
+    """A validator of one message's payload, resolving refs from the document root as AsyncAPI tools do."""
+    registry: Registry[Any] = Registry().with_resource(DOCUMENT_URI, Resource(document, DRAFT202012))
     payload = document["components"]["messages"][message_id]["payload"]
     assert payload["schemaFormat"] == "application/schema+json;version=2020-12"
-    return jsonschema.Draft202012Validator(payload["schema"], registry=registry)
+    pointer = f"{DOCUMENT_URI}#/components/messages/{message_id}/payload/schema"
+    return jsonschema.Draft202012Validator({"$ref": pointer}, registry=registry)
+
+
+def refs_in(node: Any, path: str = "#") -> list[tuple[str, str]]:
+    """Every (location, $ref value) in a JSON document."""
+    if isinstance(node, dict):
+        found = [(path, node["$ref"])] if isinstance(node.get("$ref"), str) else []
+        for key, value in node.items():
+            found += refs_in(value, f"{path}/{key}")
+        return found
+    if isinstance(node, list):
+        return [ref for index, item in enumerate(node) for ref in refs_in(item, f"{path}/{index}")]
+    return []
+
+
+def resolve_pointer(document: Any, ref: str) -> Any:
+    """The node a `#/...` JSON pointer names in the document; KeyError/IndexError when there is none."""
+    assert ref.startswith("#/"), f"{ref!r} is not a path from the document root"
+    node = document
+    for token in ref[2:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node
 
 
 def test_the_document_is_valid_against_the_asyncapi_3_schema(
@@ -73,6 +96,40 @@ def test_the_document_is_valid_against_the_asyncapi_3_schema(
     errors = sorted(spec_validator.iter_errors(document), key=lambda error: list(error.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message[:200]}" for e in errors[:5])
     assert document["asyncapi"] == "3.0.0"
+
+
+def test_every_ref_resolves_from_the_document_root(document: dict[str, Any]) -> None:
+    refs = refs_in(document)
+    assert len(refs) > 100
+    unresolved = []
+    for location, ref in refs:
+        try:
+            target = resolve_pointer(document, ref)
+        except (AssertionError, KeyError, IndexError, ValueError):
+            unresolved.append(f"{location}: {ref}")
+            continue
+        assert isinstance(target, dict), f"{location}: {ref} names a {type(target).__name__}"
+    assert not unresolved, unresolved[:5]
+    # Embedded schemas carry no $id, which would make a JSON Schema tool resolve their refs elsewhere.
+    assert all("$id" not in entry["schema"] for entry in document["components"]["schemas"].values())
+
+
+def test_a_local_ref_of_a_canonical_schema_becomes_a_document_path(document: dict[str, Any]) -> None:
+    application = document["components"]["schemas"]["application.v1"]["schema"]
+    business_type = application["properties"]["business_type"]
+    refs = [business_type.get("$ref"), *(item.get("$ref") for item in business_type.get("allOf", []))]
+    assert "#/components/schemas/application.v1/schema/$defs/BusinessType" in refs
+    payload = document["components"]["messages"]["cn.yekuo.application.changed.v1"]["payload"]["schema"]
+    assert payload["allOf"] == [{"$ref": "#/components/schemas/envelope.v1/schema"}]
+    assert payload["properties"]["data"] == {"$ref": "#/components/schemas/application.v1/schema"}
+
+
+def test_a_ref_outside_the_canonical_schemas_is_refused() -> None:
+    with pytest.raises(ValueError, match="neither local nor a canonical schema URI"):
+        document_ref("https://example.com/other.json", "application.v1")
+    assert document_ref("urn:yekuo:schema:case.v1#/$defs/Stage", "x.v1") == (
+        "#/components/schemas/case.v1/schema/$defs/Stage"
+    )
 
 
 def test_the_spec_schema_rejects_a_broken_document(
@@ -213,3 +270,17 @@ def test_the_command_exports_the_document_of_the_configured_broker(
     out = tmp_path / "asyncapi.json"
     assert main(["asyncapi", "export", "--out", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(generated()))
+
+
+def test_a_namespace_names_the_broker_s_exchanges_and_queues() -> None:
+    config = load_hub_config(PROJECT_ROOT)
+    staging = document_for(
+        config.routes, config.mappings, exchange="yekuo.events", broker_url=BROKER, namespace="staging"
+    )
+    channel = staging["channels"]["yekuo.events.application.changed.customer_class"]
+    assert channel["bindings"]["amqp"]["exchange"]["name"] == "staging.events"
+    receive = staging["operations"]["workflow.receive.yekuo.events.application.changed.customer_class"]
+    assert receive["x-yekuo-queue"] == "staging.workflow"
+    assert "urn:yekuo:hub:default/marketing/application" in staging["info"]["description"]
+    default = generated()["channels"]["yekuo.events.application.changed.customer_class"]
+    assert default["bindings"]["amqp"]["exchange"]["name"] == "yekuo.events"

@@ -298,3 +298,22 @@ def test_work_left_unfinished_is_rolled_back_with_nothing_announced(engine: Engi
     with engine.begin() as conn:
         handle_grid_event(conn, changed(transformer("PB2"), 1))
     assert _revision_and_notices(engine) == (1, 1, {1})
+
+
+def _as_published(change: CloudEvent, instance: str = "urn:yekuo:hub:prod-gd") -> CloudEvent:
+    return change.published_by(instance).model_copy(update={"id": str(uuid.uuid4())})
+
+
+def test_absolute_sources_from_the_bus_keep_the_system_of_record_and_the_order_per_source(
+    engine: Engine,
+) -> None:
+    # Events arrive with the instance URI in front of the producer path; staged ones (relative) mix in.
+    apply(engine, _as_published(changed(transformer(rated_capacity_kva=400.0), 5)))
+    apply(engine, changed(transformer(rated_capacity_kva=200.0), 4))
+    assert live(engine) == transformer(rated_capacity_kva=400.0)
+    apply(engine, _as_published(_from_dispatch(changed(transformer(rated_capacity_kva=315.0), 90))))
+    assert live(engine) == transformer(rated_capacity_kva=400.0)
+    apply(engine, _as_published(changed(transformer(rated_capacity_kva=630.0), 6), "urn:yekuo:hub:other"))
+    assert live(engine) == transformer(rated_capacity_kva=630.0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(grid_equipment.c.change_source)).scalar_one() == "/pms/transformer"
