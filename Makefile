@@ -37,7 +37,7 @@ test: install lint tools
 unit-moved-clock: install tools
 	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
-# System tools the tests drive, from Debian's packages; installed once, when missing.
+# Tools the tests drive (libfaketime from Debian, the AsyncAPI parser from npm); installed once, when missing.
 tools: asyncapi-parser
 	@command -v faketime >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 
