@@ -145,5 +145,7 @@ def create_app(
     app.add_middleware(Idempotency, engine=engine)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, exempt=SELF_BOUNDED_PATHS)
     app.add_middleware(ControlCharacters)
-    app.add_middleware(AccessControl, table=route_table(app, access), policy=access, auth=auth)
+    app.add_middleware(
+        AccessControl, table=route_table(app, access, soap_paths=(PUSH_PATH,)), policy=access, auth=auth
+    )
     return app
