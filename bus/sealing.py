@@ -12,6 +12,7 @@ data of a schema the hub does not know is left as it is (the hub stages none).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -76,6 +77,25 @@ def decode_event(body: bytes, keyring: Callable[[], Keyring]) -> CloudEvent:
     if event.dataschema not in _personal_paths():
         return event
     return event.model_copy(update={"data": open_event_data(event.data, event.dataschema, keyring)})
+
+
+def open_event_body(body: str, keyring: Callable[[], Keyring]) -> str:
+    """An event's JSON text with its sealed personal fields opened, for a reader allowed to see them.
+
+    Text that is not such an event, or holds nothing sealed, comes back as it is. Raises SealedFieldError
+    when a personal field does not open.
+    """
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        return body
+    dataschema = str(event.get("dataschema"))
+    opened = open_event_data(event["data"], dataschema, keyring)
+    if opened == event["data"]:
+        return body
+    return json.dumps({**event, "data": opened}, ensure_ascii=False)
 
 
 def _seal(keyring: Callable[[], Keyring], binding: str, value: str) -> str:
