@@ -286,7 +286,11 @@ def marketing_push_router(
         responses={
             200: {"content": {"text/xml": {"example": ACCEPTED_EXAMPLE}}},
             500: {
-                "description": "a SOAP fault: soap:Client (refused, do not resend) or soap:Server (resend)"
+                "description": (
+                    "a SOAP fault: soap:Client (refused, do not resend as is: a missing or refused "
+                    "credential, a record lacking a field the hub's mapping requires, an unknown code) "
+                    "or soap:Server (resend)"
+                )
             },
         },
         openapi_extra={
