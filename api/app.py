@@ -28,7 +28,7 @@ from api.grid import grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
-from api.marketing_push import PUSH_PATH, marketing_push_router
+from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
@@ -85,6 +85,7 @@ def create_app(
     on_push: Callable[[], None] | None = None,
     webhooks: WebhookSettings | None = None,
     submissions: SubmissionSettings | None = None,
+    push_mappings: PushMappings | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
@@ -97,6 +98,7 @@ def create_app(
     on_push runs after the marketing push endpoint stored a new notification (the hub wakes its poller).
     webhooks bounds webhook destinations and subscriptions per caller (default: YEKUO_WEBHOOKS__*).
     submissions bounds the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*).
+    push_mappings are the mappings pushed marketing records go through (default: the project's own).
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(engine, operator_service.open_bus, watched_queues(CONSUMERS))
@@ -136,7 +138,7 @@ def create_app(
 
     app.include_router(admin_router(operator_service))
     app.include_router(adapter_status_router(engine, adapter_reports or {"marketing": MarketingStatus()}))
-    app.include_router(marketing_push_router(engine, on_stored=on_push))
+    app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
     submission_limits = submissions or Settings().submissions
     app.include_router(submissions_router(engine, limits=submission_limits))
 
@@ -161,5 +163,7 @@ def create_app(
     app.add_middleware(Idempotency, engine=engine)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, exempt=SELF_BOUNDED_PATHS)
     app.add_middleware(ControlCharacters)
-    app.add_middleware(AccessControl, table=route_table(app, access), policy=access, auth=auth)
+    app.add_middleware(
+        AccessControl, table=route_table(app, access, soap_paths=(PUSH_PATH,)), policy=access, auth=auth
+    )
     return app

@@ -10,13 +10,23 @@ Hostile input costs bounded time and memory: the body is read in chunks and at m
 connection is closed); the XML parser loads no DTD, expands no entity, opens no network or file and
 refuses deep nesting; parsing runs in a worker thread, so the event loop keeps serving. Every refusal is
 a soap:Client fault; a storage failure is a soap:Server fault ("send it again").
+
+A notification is taken whole or refused whole: it carries one version of one application (and its
+customer), and a soap:Client fault means nothing of it was stored, so the sender keeps it, fixes it and
+sends it again. The fields the hub's mappings require (mappings/marketing/application.yaml and
+customer.yaml) are required by the served WSDL too (api/push_requirements.py), and each record is run
+through its mapping before it is stored: a record the mapping would park (a missing field, an unknown
+code) is refused at once, with the fields named in the faultstring.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
@@ -25,8 +35,13 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from adapters.marketing.legacy import APPLICATION_FIELDS, CUSTOMER_FIELDS, record_from_xml
+from api.push_requirements import missing_fields, require_in_schema, requirement_of
+from mappings.codes import load_code_tables
+from mappings.engine import Mapping
+from mappings.loader import CODES_FOLDER, load_mapping
 from store.submissions import PushReceipt, marketing_push, store_push
-from yekuo.errors import MalformedInputError
+from yekuo.errors import InvalidRecordError, MalformedInputError
+from yekuo.settings import PROJECT_ROOT
 from yekuo.soap import (
     SOAP_CONTENT_TYPE,
     SOAP_ENV_NS,
@@ -55,11 +70,71 @@ def _q(local: str) -> str:
     return f"{{{NAMESPACE}}}{local}"
 
 
-class PushContract(WsdlContract):
-    """The push WSDL: served with the address it was fetched from; validates pushed notifications."""
+APPLICATION_MAPPING = "marketing/application"
+CUSTOMER_MAPPING = "marketing/customer"
 
-    def __init__(self, wsdl_path: Path = WSDL_PATH) -> None:
-        super().__init__(wsdl_path)
+
+@dataclass(frozen=True)
+class PushMappings:
+    """The mappings a pushed application and customer go through on their way to canonical records."""
+
+    application: Mapping
+    customer: Mapping
+
+    @classmethod
+    def of(cls, mappings: AbcMapping[str, Mapping]) -> PushMappings:
+        """The two out of the hub's loaded mappings (by name)."""
+        return cls(mappings[APPLICATION_MAPPING], mappings[CUSTOMER_MAPPING])
+
+    @classmethod
+    def load(cls, config_dir: Path = PROJECT_ROOT) -> PushMappings:
+        """Load the two from config_dir/mappings; raises ConfigError (file:line) if either is wrong."""
+        mappings_dir = config_dir / "mappings"
+        codes = load_code_tables(mappings_dir / CODES_FOLDER, root=config_dir)
+        return cls(
+            *(
+                load_mapping(mappings_dir / f"{name}.yaml", codes, mappings_dir, root=config_dir)
+                for name in (APPLICATION_MAPPING, CUSTOMER_MAPPING)
+            )
+        )
+
+
+class PushContract(WsdlContract):
+    """The push WSDL, its required elements taken from the mappings; validates pushed notifications."""
+
+    def __init__(self, mappings: PushMappings, wsdl_path: Path = WSDL_PATH) -> None:
+        self.application = requirement_of(mappings.application)
+        self.customer = requirement_of(mappings.customer)
+        super().__init__(wsdl_path, prepare=self._require)
+
+    def _require(self, schema: etree._Element) -> None:
+        require_in_schema(schema, "Application", self.application)
+        require_in_schema(schema, "Customer", self.customer)
+
+    def missing(self, request: etree._Element) -> list[str]:
+        """The required fields an ApplicationChanged lacks, as application/... and customer/... paths."""
+        found: list[str] = []
+        for part, requirement in (("application", self.application), ("customer", self.customer)):
+            record = request.find(_q(part))
+            if record is not None:
+                found.extend(f"{part}/{path}" for path in missing_fields(record, requirement, NAMESPACE))
+        return found
+
+
+def _lacking(request: etree._Element, missing: list[str]) -> str:
+    app_no = (request.findtext(f"{_q('application')}/{_q('APP_NO')}") or "").strip() or "without APP_NO"
+    return (
+        f"application {app_no} lacks fields the hub requires: {', '.join(missing)}; "
+        "nothing was stored, send it again complete"
+    )
+
+
+def _mapped(mapping: Mapping, record: dict[str, Any], what: str) -> None:
+    """Run a record through its mapping as the pipeline will; a record it would park is refused now."""
+    try:
+        mapping.apply(record)
+    except InvalidRecordError as exc:
+        raise MalformedInputError(f"{what} would not map, nothing was stored: {exc}") from exc
 
 
 def _fault(code: FaultCode, message: str) -> Response:
@@ -92,11 +167,13 @@ class PushReceiver:
         self,
         engine: Engine,
         contract: PushContract,
+        mappings: PushMappings,
         max_bytes: int,
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.contract = contract
+        self.mappings = mappings
         self.max_bytes = max_bytes
         self.on_stored = on_stored
 
@@ -105,6 +182,10 @@ class PushReceiver:
             request = parse_envelope(body, max_bytes=self.max_bytes, max_depth=MAX_DEPTH)
             if request.tag != _q("ApplicationChanged"):
                 raise MalformedInputError(f"unknown operation {request.tag}")
+            # Named before the schema check, whose message would name only the first gap in a sequence.
+            missing = self.contract.missing(request)
+            if missing:
+                raise MalformedInputError(_lacking(request, missing))
             self.contract.validate(request)
             application = record_from_xml(request.find(_q("application")), APPLICATION_FIELDS, NAMESPACE)
             customer_element = request.find(_q("customer"))
@@ -118,6 +199,9 @@ class PushReceiver:
                     f"customer {customer['CONS_NO']} is not the customer {application['CONS_NO']} of "
                     f"application {application['APP_NO']}"
                 )
+            _mapped(self.mappings.application, application, f"application {application['APP_NO']}")
+            if customer is not None:
+                _mapped(self.mappings.customer, customer, f"customer {customer['CONS_NO']}")
         except MalformedInputError as exc:
             log.warning("refused a marketing push: %s", exc)
             return _fault(FaultCode.CLIENT, str(exc))
@@ -169,14 +253,19 @@ def marketing_push_router(
     max_bytes: int = DEFAULT_MAX_BYTES,
     drain_bytes: int = DEFAULT_DRAIN_BYTES,
     on_stored: Callable[[], None] | None = None,
+    mappings: PushMappings | None = None,
 ) -> APIRouter:
     """The push endpoint and its WSDL over the hub database.
+
+    mappings are the ones the hub maps pushed records with (default: loaded from the project's folder);
+    the WSDL requires what they require, and a record they would refuse is refused at once.
 
     on_stored runs after each new notification is stored: the hub wakes the marketing poller with it, so
     the push is taken at once instead of at the next poll.
     """
-    contract = PushContract()
-    receiver = PushReceiver(engine, contract, max_bytes, on_stored)
+    push_mappings = mappings or PushMappings.load()
+    contract = PushContract(push_mappings)
+    receiver = PushReceiver(engine, contract, push_mappings, max_bytes, on_stored)
     router = APIRouter(tags=["marketing push"])
 
     @router.get(
@@ -197,7 +286,11 @@ def marketing_push_router(
         responses={
             200: {"content": {"text/xml": {"example": ACCEPTED_EXAMPLE}}},
             500: {
-                "description": "a SOAP fault: soap:Client (refused, do not resend) or soap:Server (resend)"
+                "description": (
+                    "a SOAP fault: soap:Client (refused, do not resend as is: a missing or refused "
+                    "credential, a record lacking a field the hub's mapping requires, an unknown code) "
+                    "or soap:Server (resend)"
+                )
             },
         },
         openapi_extra={

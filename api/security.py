@@ -4,6 +4,9 @@ One ASGI middleware guards every route the app serves, whatever kind of route it
 the request is for, looks up the permission that route needs in the access policy (api/access.yaml) and
 answers 401 (no or invalid credentials) or 403 (a permission missing) as problem+json before any handler
 runs. Public routes pass without credentials; a path the app does not serve passes on to its 404.
+SOAP routes are refused in SOAP's own terms instead: a soap:Client Fault with HTTP 500 and no Bearer
+challenge, because SOAP 1.1 clients read a fault from a 500 answer and fail on anything else (SOAP 1.1
+section 6.2; WS-I Basic Profile 1.1 R1126).
 Handlers get the caller through the `current_principal` dependency.
 
 Every refusal is logged (request, client address, status and reason; for a 403 also the caller) and
@@ -16,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,6 +36,7 @@ from api.problems import problem, problem_response
 from yekuo.errors import ConfigError
 from yekuo.metrics import AUTH_FAILURES
 from yekuo.settings import AuthSettings
+from yekuo.soap import SOAP_CONTENT_TYPE, FaultCode, build_fault
 
 API_KEY_HEADER = "X-API-Key"
 PII_READ = "pii:read"
@@ -74,14 +79,23 @@ def served_routes(app: FastAPI) -> Iterator[RouteKey]:
 class _GuardedPath:
     pattern: re.Pattern[str]
     needs: Mapping[str, str | None]  # METHOD → permission, None when public
+    soap: bool = False  # refusals are SOAP Faults, not problems
 
 
-def route_table(app: FastAPI, policy: AccessPolicy) -> list[_GuardedPath]:
-    """The app's paths in routing order, each with what its methods need (a checked policy covers all)."""
+def route_table(app: FastAPI, policy: AccessPolicy, soap_paths: Collection[str] = ()) -> list[_GuardedPath]:
+    """The app's paths in routing order, each with what its methods need (a checked policy covers all).
+
+    soap_paths are the path templates of SOAP endpoints, whose callers are refused with SOAP Faults.
+    """
     table: dict[str, dict[str, str | None]] = {}
     for method, path in served_routes(app):
         table.setdefault(path, {})[method] = policy.routes[(method, path)]
-    return [_GuardedPath(compile_path(path)[0], needs) for path, needs in table.items()]
+    return [_GuardedPath(compile_path(path)[0], needs, path in soap_paths) for path, needs in table.items()]
+
+
+def _soap_refusal(message: str) -> Response:
+    # SOAP 1.1 over HTTP: a fault travels with status 500, whatever the reason; no WWW-Authenticate.
+    return Response(build_fault(FaultCode.CLIENT, message), status_code=500, media_type=SOAP_CONTENT_TYPE)
 
 
 class AccessControl:
@@ -106,13 +120,13 @@ class AccessControl:
             return
         needed = guarded.needs[method]
         if needed is not None:
-            refusal = self._refusal(scope, Headers(scope=scope), needed, f"{method} {path}")
+            refusal = self._refusal(scope, Headers(scope=scope), needed, f"{method} {path}", guarded.soap)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope, headers: Headers, needed: str, request_line: str) -> Any:
+    def _refusal(self, scope: Scope, headers: Headers, needed: str, request_line: str, soap: bool) -> Any:
         instance = scope["path"]
         try:
             caller = self._caller(headers)
@@ -120,6 +134,8 @@ class AccessControl:
             reason, presented = _unauthenticated(headers, exc)
             log.warning("refused %s from %s: 401, %s %s", request_line, _client(scope), reason, presented)
             AUTH_FAILURES.labels(status="401", reason=reason).inc()
+            if soap:
+                return _soap_refusal(f"authentication failed: {reason} {presented}")
             challenge = (
                 _CHALLENGE if headers.get("authorization") is None else f'{_CHALLENGE}, error="invalid_token"'
             )
@@ -142,6 +158,8 @@ class AccessControl:
                 needed,
             )
             AUTH_FAILURES.labels(status="403", reason=needed).inc()
+            if soap:
+                return _soap_refusal(f"not authorized: this operation needs the permission {needed}")
             roles = ", ".join(self.policy.roles_granting(needed)) or "none; it is granted as an extra scope"
             return problem_response(
                 "forbidden",

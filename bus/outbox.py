@@ -4,11 +4,16 @@ The writer adds an event inside the caller's database transaction, so an adapter
 events it covers commit together or not at all. The relay publishes committed events with publisher
 confirms and marks them sent only after the broker confirmed them: a crash in between re-publishes,
 which consumers absorb through their inbox (at-least-once on the bus, exactly-once effect).
+
+The body is encoded for the bus when the event is staged, with its personal fields sealed under the
+keyring of the connection's engine (bus/sealing.py): what the relay publishes carries no personal data
+in clear. The events stage_events returns keep their data open, for the caller's own use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -23,7 +28,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
+from bus.sealing import seal_event_data
 from canonical_model.envelope import DEFAULT_INSTANCE_URI, CloudEvent, check_instance_uri
+from store.crypto import keyring_of
 from store.database import utcnow
 from store.schema import outbox
 from store.sequences import allocate_sequences
@@ -91,6 +98,7 @@ def stage_events(conn: Connection, drafts: Sequence[tuple[EventDraft, str]]) -> 
     last = allocate_sequences(conn, counts)
     following = {key: last[key] - count + 1 for key, count in counts.items()}
     now = utcnow()
+    keyring = functools.partial(keyring_of, conn.dialect)
     events: list[CloudEvent] = []
     rows: list[dict[str, Any]] = []
     for (draft, correlation_id), key in zip(drafts, keys, strict=True):
@@ -108,6 +116,9 @@ def stage_events(conn: Connection, drafts: Sequence[tuple[EventDraft, str]]) -> 
             data=draft.data,
         )
         events.append(event)
+        on_the_wire = event.model_copy(
+            update={"data": seal_event_data(event.data, event.dataschema, keyring)}
+        )
         rows.append(
             {
                 "event_id": event.id,
@@ -116,7 +127,7 @@ def stage_events(conn: Connection, drafts: Sequence[tuple[EventDraft, str]]) -> 
                 "exchange": draft.exchange,
                 "routing_key": draft.routing_key,
                 "correlation_id": correlation_id,
-                "body": event.model_dump_json().encode("utf-8"),
+                "body": on_the_wire.model_dump_json().encode("utf-8"),
                 "created_at": now,
                 "attempts": 0,
             }

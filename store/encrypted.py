@@ -123,7 +123,7 @@ class PiiFieldsJson(sa.TypeDecorator[Any]):
             return None
         keyring = keyring_of(dialect)
         for path in pii_paths(self.model):
-            value = _map_at(value, path, functools.partial(keyring.seal_text, field=self._where(path)))
+            value = map_at(value, path, functools.partial(keyring.seal_text, field=self._where(path)))
         return value
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
@@ -131,7 +131,7 @@ class PiiFieldsJson(sa.TypeDecorator[Any]):
             return None
         keyring = keyring_of(dialect)
         for path in pii_paths(self.model):
-            value = _map_at(value, path, functools.partial(_open_if_sealed, keyring, self._where(path)))
+            value = map_at(value, path, functools.partial(_open_if_sealed, keyring, self._where(path)))
         return value
 
     def stored_key_ids(self, raw: Any) -> list[str | None]:
@@ -261,15 +261,15 @@ def _whole_value_key_ids(raw: Any) -> list[str | None]:
     return [sealed_key_id(raw)]
 
 
-def _map_at(node: Any, path: PiiPath, change: Callable[[str], str]) -> Any:
+def map_at(node: Any, path: PiiPath, change: Callable[[str], str]) -> Any:
     """The node with change applied to the strings at path; only the containers on the way are copied."""
     if not path:
         return change(node) if isinstance(node, str) else node
     head, rest = path[0], path[1:]
     if head == "[]":
-        return [_map_at(item, rest, change) for item in node] if isinstance(node, list) else node
+        return [map_at(item, rest, change) for item in node] if isinstance(node, list) else node
     if isinstance(node, dict) and node.get(head) is not None:
-        return {**node, head: _map_at(node[head], rest, change)}
+        return {**node, head: map_at(node[head], rest, change)}
     return node
 
 

@@ -10,11 +10,15 @@ two round trips per event, which the common all-good batch does not pay.
 
 An event whose handler fails is rolled back alone and sent through the retry queues (bus/retry.py);
 after the last retry it is parked. A message that is not a CloudEvent is parked as invalid at once:
-retrying cannot make it readable.
+retrying cannot make it readable. Events are decoded in one place (bus.sealing.decode_event), which
+opens their sealed personal fields with the keyring of the consumer's engine; one whose personal field
+does not open (a key this hub lacks, an altered value) is parked as invalid too, to be replayed once the
+key is configured.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,7 +29,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.port import Bus, Delivery, Message
 from bus.retry import RetryPolicy, group_by_exchange, next_hop
+from bus.sealing import SealedFieldError, decode_event
 from canonical_model.envelope import CloudEvent
+from store.crypto import keyring_of
 from store.database import utcnow
 from store.parking import park
 from store.schema import inbox
@@ -145,9 +151,10 @@ class InboxConsumer:
         concurrent consumer's inbox row) gives None, with nothing kept, for the event-by-event path.
         Counters change only when the batch commits, so a batch done again is counted once.
         """
+        keyring = functools.partial(keyring_of, self._engine.dialect)
         try:
-            events = [CloudEvent.model_validate_json(delivery.message.body) for delivery in deliveries]
-        except pydantic.ValidationError:
+            events = [decode_event(delivery.message.body, keyring) for delivery in deliveries]
+        except (pydantic.ValidationError, SealedFieldError):
             return None
         failures: list[tuple[Delivery, BaseException]] = []
         pending = list(zip(deliveries, events, strict=True))
@@ -209,17 +216,12 @@ class InboxConsumer:
         """Apply one delivery; return the handler's error if it failed (its savepoint is rolled back)."""
         message = delivery.message
         try:
-            event = CloudEvent.model_validate_json(message.body)
+            event = decode_event(message.body, functools.partial(keyring_of, self._engine.dialect))
         except pydantic.ValidationError as exc:
-            park(
-                conn,
-                kind="invalid",
-                reason_code="envelope",
-                reason=f"message {message.message_id} on {self._queue} is not a CloudEvent: {_brief(exc)}",
-                payload=message.body.decode("utf-8", errors="replace"),
-                record_key=message.message_id,
-            )
-            self.stats.invalid += 1
+            self._park_invalid(conn, message, "envelope", f"is not a CloudEvent: {_brief(exc)}")
+            return None
+        except SealedFieldError as exc:
+            self._park_invalid(conn, message, "sealed_field", str(exc))
             return None
         if self._seen(conn, event.id):
             self.stats.duplicates += 1
@@ -244,6 +246,17 @@ class InboxConsumer:
         self.stats.handled += 1
         self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
         return None
+
+    def _park_invalid(self, conn: Connection, message: Message, reason_code: str, why: str) -> None:
+        park(
+            conn,
+            kind="invalid",
+            reason_code=reason_code,
+            reason=f"message {message.message_id} on {self._queue} {why}",
+            payload=message.body.decode("utf-8", errors="replace"),
+            record_key=message.message_id,
+        )
+        self.stats.invalid += 1
 
     def _seen(self, conn: Connection, event_id: str) -> bool:
         return conn.execute(_INBOX_SEEN, {"consumer": self._name, "event_id": event_id}).first() is not None

@@ -35,7 +35,9 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.records import RawRecord
 from bus.factory import open_bus as open_bus_url
 from bus.port import Bus, Message
+from bus.sealing import SealedFieldError, open_event_body
 from store.audit import append_entry
+from store.crypto import keyring_of
 from store.database import utcnow
 from store.operations import OperatorAction, list_actions, record_action
 from store.parking import ParkedKind, ParkedMessage
@@ -233,7 +235,24 @@ class Operations:
                 return ParkedDetail(masked.message, masked_actions, hidden)
             if hidden:
                 _audit_read(conn, reader, parked_id, hidden)
-        return ParkedDetail(message, actions, ())
+        return ParkedDetail(self._opened(message), actions, ())
+
+    def _opened(self, message: ParkedMessage) -> ParkedMessage:
+        """A dead letter with the personal fields its event carries sealed (bus/sealing.py) opened."""
+        payload = message.payload
+        if (
+            message.kind != "dead"
+            or not isinstance(payload, dict)
+            or not isinstance(payload.get("body"), str)
+        ):
+            return message
+        try:
+            body = open_event_body(payload["body"], functools.partial(keyring_of, self._engine.dialect))
+        except SealedFieldError as exc:
+            # Shown sealed: the reader learns why, and the message stays as it is for a replay.
+            log.warning("parked message %s: %s", message.id, exc)
+            return message
+        return replace(message, payload={**payload, "body": body})
 
     def replay(self, parked_id: int, *, operator: str, kind: ParkedKind | None = None) -> ActionResult:
         """Send a parked message through the hub again and mark it replayed.

@@ -14,6 +14,7 @@ from adapters.pms.source import pms_source
 from adapters.records import PollingSource
 from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
+from api.marketing_push import PushMappings
 from bus import open_bus
 from routes.config import load_hub_config
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
@@ -48,6 +49,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
         adapter_reports=reports,
         on_push=wake,
         webhooks=hub.settings.webhooks,
+        push_mappings=PushMappings.of(hub.config.mappings),
     )
 
 

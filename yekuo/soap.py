@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -128,9 +129,12 @@ def fault_code(faultcode: str | None) -> FaultCode | None:
 class WsdlContract:
     """A hand-written WSDL: served with the address it was fetched from, and the XSD requests must satisfy."""
 
-    def __init__(self, wsdl_path: Path) -> None:
+    def __init__(self, wsdl_path: Path, prepare: Callable[[etree._Element], None] | None = None) -> None:
+        """prepare may edit the WSDL's schema element before it is compiled and served."""
         self._wsdl = parse_xml(wsdl_path.read_bytes(), max_bytes=256 * 1024, max_depth=16)
         schema = self._wsdl.find(f"{{{_WSDL_NS}}}types/{{{_XSD_NS}}}schema")
+        if prepare is not None:
+            prepare(schema)
         self._schema = etree.XMLSchema(copy.deepcopy(schema))
         # An XMLSchema keeps its error log on the instance, so validations must not interleave.
         self._lock = threading.Lock()

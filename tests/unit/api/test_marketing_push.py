@@ -6,25 +6,30 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import httpx2
 import pytest
 import sqlalchemy as sa
 import zeep
 from fastapi import FastAPI
+from lxml import etree
 from pytest_httpserver import HTTPServer
+from ruamel.yaml import YAML
 from sqlalchemy.engine import Engine
 
-from api.marketing_push import NAMESPACE, PUSH_PATH, marketing_push_router
+from api.marketing_push import NAMESPACE, PUSH_PATH, WSDL_PATH, marketing_push_router
 from simulators.marketing.push import notification
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import MarketingWorld
 from store.submissions import marketing_push, pushes_after
+from yekuo.settings import PROJECT_ROOT
 from yekuo.soap import SOAP_ENV_NS, parse_envelope
 from yekuo.webserver import BackgroundServer
 
 START = datetime(2026, 11, 2, 8, 30)
 NS = {"push": NAMESPACE}
+XS = {"xs": "http://www.w3.org/2001/XMLSchema"}
 ENVELOPE = (
     f'<soap:Envelope xmlns:soap="{SOAP_ENV_NS}" xmlns:push="{NAMESPACE}">'
     "<soap:Body>{}</soap:Body></soap:Envelope>"
@@ -114,30 +119,127 @@ def test_each_new_notification_wakes_the_poller_once_and_a_duplicate_does_not(
     assert wakes == ["wake", "wake"]
 
 
+def test_a_push_of_only_the_keys_is_refused_naming_every_field_the_mapping_requires(
+    hub: BackgroundServer, sqlite_engine: Engine
+) -> None:
+    inner = (
+        "<push:ApplicationChanged><push:application><push:APP_NO>A1</push:APP_NO>"
+        "<push:UPDATE_TIME>2026-11-20 09:13:05</push:UPDATE_TIME>"
+        "</push:application></push:ApplicationChanged>"
+    )
+    assert _fault(_post(hub, ENVELOPE.format(inner).encode())) == (
+        "soap:Client",
+        "application A1 lacks fields the hub requires: application/APPLY_CAP, "
+        "application/BUSI_TYPE_CODE, application/CHANNEL_CODE, application/CONS_NO, "
+        "application/CUST_CLASS_CODE, application/HANDLE_TIME; nothing was stored, send it again complete",
+    )
+    assert _stored(sqlite_engine) == 0
+
+
+def _changed(world: MarketingWorld, index: int, path: str, text: str | None) -> bytes:
+    """A complete notification of the world's index-th application, one element changed (None: removed)."""
+    envelope = etree.fromstring(notification(world.all_applications()[index], world))
+    element = envelope.find(f".//{path}", namespaces=NS)
+    assert element is not None, path
+    if text is None:
+        element.getparent().remove(element)
+    else:
+        element.text = text
+    return bytes(etree.tostring(envelope))
+
+
 @pytest.mark.parametrize(
-    ("inner", "message"),
+    ("path", "text", "message"),
     [
         (
-            "<push:ApplicationChanged><push:application><push:APP_NO>1</push:APP_NO></push:application>"
-            "</push:ApplicationChanged>",
-            "ApplicationChanged does not satisfy the schema: ",
+            "push:application/push:BUSI_TYPE_CODE",
+            "  ",
+            "lacks fields the hub requires: application/BUSI_TYPE_CODE;",
         ),
-        ("<push:Nonsense/>", f"unknown operation {{{NAMESPACE}}}Nonsense"),
+        ("push:customer/push:CONS_NAME", None, "lacks fields the hub requires: customer/CONS_NAME;"),
         (
-            "<push:ApplicationChanged><push:application><push:APP_NO>1</push:APP_NO><push:CONS_NO>2</push:CONS_NO>"
-            "<push:UPDATE_TIME>2026-11-20 09:13:05</push:UPDATE_TIME></push:application>"
-            "<push:customer><push:CONS_NO>3</push:CONS_NO></push:customer></push:ApplicationChanged>",
-            "customer 3 is not the customer 2 of application 1",
+            "push:application/push:DOCUMENTS/push:DOCUMENT[2]/push:DOC_NAME",
+            None,
+            "lacks fields the hub requires: application/DOCUMENTS/DOCUMENT[2]/DOC_NAME;",
+        ),
+        (
+            "push:customer/push:CONTACTS/push:CONTACT/push:MOBILE",
+            "",
+            "lacks fields the hub requires: customer/CONTACTS/CONTACT[1]/MOBILE;",
+        ),
+        ("push:application/push:APPLY_CAP", "lots", "ApplicationChanged does not satisfy the schema: "),
+        ("push:customer/push:CONS_NO", "3", "customer 3 is not the customer "),
+        (
+            "push:application/push:BUSI_TYPE_CODE",
+            "999",
+            "would not map, nothing was stored: mappings/marketing/application.yaml:",
         ),
     ],
-    ids=["missing-update-time", "unknown-operation", "foreign-customer"],
+    ids=["blank", "customer-field", "document-field", "contact-field", "schema", "foreign-customer", "code"],
 )
-def test_a_wrong_notification_is_a_client_fault_and_nothing_is_stored(
-    hub: BackgroundServer, sqlite_engine: Engine, inner: str, message: str
+def test_a_wrong_notification_is_a_client_fault_naming_the_problem_and_nothing_is_stored(
+    hub: BackgroundServer,
+    world: MarketingWorld,
+    sqlite_engine: Engine,
+    path: str,
+    text: str | None,
+    message: str,
 ) -> None:
-    code, text = _fault(_post(hub, ENVELOPE.format(inner).encode()))
-    assert code == "soap:Client" and text.startswith(message)
+    code, faultstring = _fault(_post(hub, _changed(world, 4, path, text)))
+    assert code == "soap:Client" and message in faultstring, faultstring
     assert _stored(sqlite_engine) == 0
+    accepted = parse_envelope(_post(hub, notification(world.all_applications()[4], world)).content)
+    assert accepted.findtext("push:accepted", namespaces=NS) == "true"
+    assert _stored(sqlite_engine) == 1
+
+
+def test_an_unknown_code_names_the_field_and_its_source(hub: BackgroundServer, world: MarketingWorld) -> None:
+    _, faultstring = _fault(_post(hub, _changed(world, 5, "push:application/push:BUSI_TYPE_CODE", "999")))
+    assert "field 'business_type' (source BUSI_TYPE_CODE)" in faultstring and "'999'" in faultstring
+
+
+def test_an_unknown_operation_is_a_client_fault(hub: BackgroundServer, sqlite_engine: Engine) -> None:
+    assert _fault(_post(hub, ENVELOPE.format("<push:Nonsense/>").encode())) == (
+        "soap:Client",
+        f"unknown operation {{{NAMESPACE}}}Nonsense",
+    )
+    assert _stored(sqlite_engine) == 0
+
+
+def _required_by_yaml(fields: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
+    """Read apart from the mapping loader: the sources marked required (without a default), and per group."""
+    required = {spec["from"] for spec in fields.values() if spec.get("required") and "default" not in spec}
+    groups = {
+        spec["each"]: _required_by_yaml(spec["fields"])[0] for spec in fields.values() if "each" in spec
+    }
+    return required, groups
+
+
+def _required_in_wsdl(wsdl: bytes, type_name: str) -> set[str]:
+    schema = etree.fromstring(wsdl)
+    elements = schema.iterfind(f".//xs:complexType[@name='{type_name}']//xs:element", namespaces=XS)
+    return {str(e.get("name")) for e in elements if e.get("minOccurs", "1") != "0"}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "record_type", "item_types"),
+    [
+        ("application", "Application", {"DOCUMENTS": "Document"}),
+        ("customer", "Customer", {"CONTACTS": "Contact"}),
+    ],
+)
+def test_the_wsdl_requires_exactly_what_the_mapping_requires(
+    hub: BackgroundServer, mapping: str, record_type: str, item_types: dict[str, str]
+) -> None:
+    fields = YAML(typ="safe").load((PROJECT_ROOT / "mappings" / "marketing" / f"{mapping}.yaml").read_text())
+    required, groups = _required_by_yaml(fields["fields"])
+    assert groups.keys() == item_types.keys()
+    served = httpx2.get(f"{hub.base_url}{PUSH_PATH}?wsdl").content
+    committed = WSDL_PATH.read_bytes()
+    for wsdl in (served, committed):
+        assert _required_in_wsdl(wsdl, record_type) == required
+        for group, item_type in item_types.items():
+            assert _required_in_wsdl(wsdl, item_type) == groups[group]
 
 
 BILLION_LAUGHS = (

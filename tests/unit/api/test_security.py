@@ -33,6 +33,7 @@ from tests.support.auth import (
     token,
 )
 from yekuo.settings import AuthSettings
+from yekuo.soap import parse_envelope
 
 ROLES = ("viewer", "operator", "integrator", "admin")
 PUBLIC = frozenset({"public"})
@@ -90,6 +91,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): INTEGRATORS,
 }
 
+SOAP_PATHS = frozenset({"/soap/marketing"})
+
 # Values that satisfy each path parameter's own validation, so the request reaches the handler.
 PATH_VALUES = {"parked_id": "1", "sha256": "0" * 64}
 
@@ -115,7 +118,17 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
     if path == "/v1/events/stream":
         # A bad resume id ends the request with 400 once access is granted, instead of a live stream.
         headers = {**headers, "Last-Event-ID": "not-an-id"}
-    return client.request(method, _url(path), headers=headers, **body).status_code
+    response = client.request(method, _url(path), headers=headers, **body)
+    if path in SOAP_PATHS and response.status_code == 500:
+        # SOAP callers are refused with a soap:Client Fault; read it back as the refusal it stands for.
+        fault = parse_envelope(response.content)
+        if fault.findtext("faultcode") == "soap:Client":
+            faultstring = str(fault.findtext("faultstring"))
+            if faultstring.startswith("authentication failed: "):
+                return 401
+            if faultstring.startswith("not authorized: "):
+                return 403
+    return response.status_code
 
 
 def test_every_served_route_is_in_the_matrix(app: FastAPI) -> None:
@@ -223,6 +236,35 @@ def test_a_401_tells_a_fixed_reason_and_never_the_decoders_message(
     response = client.get("/v1/applications", headers={"Authorization": authorization})
     assert (response.status_code, response.json()["detail"]) == (401, detail)
     assert "codec" not in response.text and "0xb7" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "faultstring"),
+    [
+        ({}, "authentication failed: missing credentials"),
+        ({"X-API-Key": "a-key-nobody-was-given-0042"}, "authentication failed: invalid API key"),
+        ({"Authorization": "Bearer not.a.token"}, "authentication failed: invalid bearer token"),
+        (bearer("viewer"), "not authorized: this operation needs the permission legacy:push"),
+    ],
+    ids=["missing", "unknown key", "bad token", "no permission"],
+)
+def test_soap_callers_are_refused_with_a_client_fault_not_a_bearer_challenge(
+    client: TestClient, headers: dict[str, str], faultstring: str
+) -> None:
+    response = client.post(
+        "/soap/marketing", content=b"<x/>", headers={**headers, "Content-Type": "text/xml"}
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/xml")
+    assert "www-authenticate" not in response.headers
+    fault = parse_envelope(response.content)
+    assert (fault.findtext("faultcode"), fault.findtext("faultstring")) == ("soap:Client", faultstring)
+    assert "a-key-nobody" not in response.text and "not.a.token" not in response.text
+
+
+def test_the_push_wsdl_stays_public(client: TestClient) -> None:
+    response = client.get("/soap/marketing?wsdl")
+    assert response.status_code == 200 and b"MarketingPush" in response.content
 
 
 def test_an_unsigned_token_is_refused(client: TestClient) -> None:

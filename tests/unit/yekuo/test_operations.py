@@ -16,11 +16,14 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.outbox import pending_count
 from bus.port import Bus
+from bus.sealing import seal_event_data
 from routes.config import load_hub_config
 from store.audit import list_entries
+from store.crypto import development_keyring
 from store.operations import list_actions
 from store.parking import count_parked
 from store.schema import outbox
+from tests.unit.workflow.events import customer_event
 from yekuo.errors import BusUnavailableError, UnroutableError
 from yekuo.ingest import Ingestor
 from yekuo.operations import (
@@ -311,3 +314,27 @@ def test_when_the_mappings_cannot_be_read_every_value_of_a_legacy_record_is_show
     assert shown.payload["CERT_NO"] == "**************1234" and shown.payload["ORG_NO"] == "*****"
     assert set(shown.payload) == set(personal_customer_record().payload)
     assert "mappings cannot be read" in caplog.text
+
+
+def test_a_reader_sees_the_personal_fields_a_dead_letter_carries_sealed_opened(
+    operations: Operations, sqlite_engine: Engine
+) -> None:
+    event = customer_event(
+        "C5",
+        identity_document={"type": "resident_id", "number": "110101199003071234"},
+        contacts=[{"name": "李记", "phone": "13912345678"}],
+    )
+    sealed = seal_event_data(event.data, event.dataschema, development_keyring)
+    payload = {**dead_letter_payload(), "body": event.model_copy(update={"data": sealed}).model_dump_json()}
+    parked_id = park_dead_letter(sqlite_engine, payload)
+
+    masked = operations.inspect(parked_id)
+    unmasked = operations.inspect(parked_id, reader=PiiReader("erin", "test view"))
+
+    assert "110101199003071234" not in masked.message.payload["body"]
+    assert "enc:v1:" not in masked.message.payload["body"]
+    opened = json.loads(unmasked.message.payload["body"])["data"]
+    assert opened["identity_document"]["number"] == "110101199003071234"
+    assert opened["contacts"][0]["phone"] == "13912345678"
+    # Stored as it came off the bus: sealed, ready for a replay.
+    assert "110101199003071234" not in operations.show(parked_id).payload["body"]

@@ -10,7 +10,7 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from api.marketing_push import PushContract
+from api.marketing_push import PushContract, PushMappings
 from simulators.marketing.push import PUSH_NAMESPACE, Pusher, notification, send
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import MarketingWorld
@@ -38,9 +38,10 @@ def _ack(duplicate: bool = False) -> bytes:
 
 
 def test_every_notification_satisfies_the_hubs_push_contract(world: MarketingWorld) -> None:
-    contract = PushContract()
+    contract = PushContract(PushMappings.load())
     for row in world.all_applications():
         request = parse_envelope(notification(row, world, "n-1"))
+        assert contract.missing(request) == []
         contract.validate(request)
         assert request.findtext("push:application/push:APP_NO", namespaces=NS) == row["APP_NO"]
         assert request.findtext("push:customer/push:CONS_NO", namespaces=NS) == row["CONS_NO"]
