@@ -20,8 +20,10 @@ from bus.port import Binding, QueueSpec, Topology
 from canonical_model.registry import SCHEMA_DIR, schema_uri
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
+from simulators.marketing.world import MarketingWorld
 from tests.conftest import POSTGRES_URL
 from tests.support.auth import TEST_AUTH, bearer
+from tests.support.cloudevents import sdk_reads
 from yekuo.hub import Hub
 from yekuo.settings import Settings
 
@@ -98,7 +100,7 @@ def test_marketing_applications_arrive_as_cases_with_their_mapped_fields(
             hub.stop()
     try:
         _check_cases(postgres_engine, world.all_applications())
-        _check_published_messages(admin, tap, expected=status.published)
+        _check_published_messages(admin, tap, expected=status.published, world=world)
     finally:
         admin.delete_queue(tap)
         admin.close()
@@ -133,19 +135,37 @@ def _same_instant(left: str, right: str) -> bool:
     return datetime.fromisoformat(left) == datetime.fromisoformat(right)
 
 
-def _check_published_messages(admin: Any, tap: str, expected: int) -> None:
+def _personal_values(world: MarketingWorld) -> set[str]:
+    """Every identity number, mobile and bank account the simulated customers hold, as sent by the source."""
+    values: set[str] = set()
+    for customer in world.customers([row["CONS_NO"] for row in world.all_applications()]):
+        values.update(value for value in (customer["CERT_NO"], customer["BANK_ACCT"]) if value)
+        values.update(
+            str(contact["MOBILE"]) for contact in customer.get("CONTACTS") or [] if contact["MOBILE"]
+        )
+    return values
+
+
+def _check_published_messages(admin: Any, tap: str, expected: int, world: MarketingWorld) -> None:
     validators = _validators()
     envelope = validators[schema_uri("envelope.v1")]
     deliveries = []
     while batch := admin.fetch(tap, 500, 1.0):
         deliveries.extend(batch)
     assert len(deliveries) == expected > 0
+    personal = _personal_values(world)
+    assert personal, "the simulated customers carry personal data to look for"
     kinds = set()
     for delivery in deliveries:
         event = json.loads(delivery.message.body)
         envelope.validate(event)
         validators[event["dataschema"]].validate(event["data"])
         assert delivery.message.message_id == event["id"]
+        # What an integrator's own tools read: the official SDK, from the body and from the headers alike.
+        structured, binary = sdk_reads(delivery)
+        assert structured == binary and structured["id"] == event["id"]
+        body = delivery.message.body.decode("utf-8")
+        assert not [value for value in personal if value in body], f"personal data in clear: {event['type']}"
         kinds.add(event["type"])
         admin.ack(delivery)
     # The workflow publishes a stage change per case and the feasibility check an assessment; the

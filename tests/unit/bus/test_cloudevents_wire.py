@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import pydantic
 import pytest
-from cloudevents.http import from_http
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
@@ -24,6 +23,7 @@ from bus.rabbitmq import RabbitMQBus
 from canonical_model.envelope import CloudEvent
 from store.schema import outbox
 from tests.conftest import RABBITMQ_URL, require_service
+from tests.support.cloudevents import sdk_reads
 from yekuo.settings import Settings
 
 SHANGHAI_OPENED = "2026-03-02T08:00:00.250+08:00"
@@ -89,19 +89,6 @@ def test_every_attribute_but_data_and_its_content_type_is_an_application_propert
     }
     # Readers accept the underscore form of the binding too, and ignore other headers.
     assert cloudevent_attributes({"cloudEvents_id": "x", "x-attempt": 2}) == {"id": "x"}
-
-
-def sdk_reads(delivery: Delivery) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The attributes the official SDK reads from a delivery: structured (body), binary (properties)."""
-    message = delivery.message
-    structured = from_http({"content-type": message.content_type}, message.body)
-    data = json.loads(message.body)["data"]
-    attributes = cloudevent_attributes(message.headers)
-    assert all(isinstance(value, str) for value in attributes.values()), attributes
-    binary_headers = {f"ce-{name}": value for name, value in attributes.items()}
-    binary = from_http({**binary_headers, "content-type": "application/json"}, json.dumps(data))
-    assert structured.data == binary.data == data
-    return structured.get_attributes(), binary.get_attributes()
 
 
 def _draft(subject: str, exchange: str, time: datetime | None = None) -> EventDraft:
