@@ -37,9 +37,11 @@ test: install lint tools
 unit-moved-clock: install tools
 	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
-# Tools the tests drive (libfaketime from Debian, the AsyncAPI parser from npm); installed once, when missing.
+# Tools the tests drive (libfaketime and poppler-utils from Debian, the AsyncAPI parser from npm); installed
+# once, when missing. poppler's pdftotext and pdftoppm read back the supply-scheme reply PDF.
 tools: asyncapi-parser
 	@command -v faketime >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
 
 # The official AsyncAPI parser (pinned in tools/asyncapi/package-lock.json), from npm; installed once, when missing.
 ASYNCAPI_PARSER := tools/asyncapi/node_modules/@asyncapi/parser/package.json

@@ -31,6 +31,7 @@ from api.loads import loads_router
 from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
+from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
 from api.webhooks import webhooks_router
@@ -143,6 +144,7 @@ def create_app(
     app.include_router(submissions_router(engine, limits=submission_limits))
 
     app.include_router(applications_router(engine))
+    app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router(engine))
     app.include_router(feasibility_router(engine, limits=submission_limits))
     app.include_router(grid_router(engine))
