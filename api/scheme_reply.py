@@ -276,7 +276,10 @@ def scheme_reply_router(
         summary="The supply-scheme reply form (供电方案答复单) as a PDF; the name masked without pii:read",
         response_class=Response,
         responses={
-            200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "the reply form"},
+            200: {
+                "content": {PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                "description": "the reply form",
+            },
             **problem_responses("application-not-found", "feasibility-not-found"),
         },
     )
