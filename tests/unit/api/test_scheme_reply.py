@@ -299,3 +299,34 @@ def test_a_name_is_masked_after_its_first_character() -> None:
     assert mask_name("张伟") == "张*"
     assert mask_name("南阳市宛城区李记餐馆") == "南*********"
     assert mask_name("李") == "李"
+
+
+def test_a_condition_code_the_template_does_not_name_is_shown_not_dropped() -> None:
+    assessment = _assessment(
+        "A1",
+        conditions=[{"code": "harmonic_study", "detail": "x"}, {"code": "insufficient_data", "detail": "y"}],
+    )
+    fields = reply_fields(
+        load_reply_template(),
+        application={"application_no": "A1"},
+        customer=None,
+        assessment=assessment,
+        replied_on=date(2026, 12, 7),
+        unmasked=False,
+    )
+    assert fields["conditions"].splitlines() == [
+        "1. 其他条件（harmonic_study）",
+        "2. 部分电网数据缺失或过期，需现场勘查核实后确认供电方案。",
+    ]
+    no_conditions = _assessment("A1", conditions=[])
+    assert (
+        reply_fields(
+            load_reply_template(),
+            application={"application_no": "A1"},
+            customer=None,
+            assessment=no_conditions,
+            replied_on=date(2026, 12, 7),
+            unmasked=False,
+        )["conditions"]
+        == "无"
+    )
