@@ -16,6 +16,7 @@ from canonical_model.application import BusinessType, ConnectionApplication, Cus
 from canonical_model.common import UrbanRural
 from mappings.codes import CodeTables
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
+from workflow.workdays import LATE_DECEMBER_FROM
 from yekuo.errors import ConfigError
 
 WORKFLOW_FOLDER = "workflow"
@@ -28,7 +29,7 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
 _AREAS = tuple(member.value for member in UrbanRural)
-_TOP_KEYS = ("stages", "commitments", "flows", "monitoring", "provinces")
+_TOP_KEYS = ("stages", "commitments", "flows", "monitoring", "calendar", "provinces")
 _STAGE_KEYS = ("name",)
 _FLOW_KEYS = ("description", "when", "commitment_days", "steps")
 _WHEN_KEYS = ("classes", "important", "max_capacity_kva")
@@ -141,6 +142,7 @@ class WorkflowConfig:
     provinces: tuple[Province, ...]
     staff: tuple[StaffMember, ...]
     commitments: Mapping[str, int] = field(default_factory=dict)
+    late_december_from: int = LATE_DECEMBER_FROM
 
     def flow_for(self, application: ConnectionApplication) -> Flow:
         """The first flow whose selector takes the application (the loader proves one always does)."""
@@ -583,6 +585,24 @@ def _read_top_commitments(reader: _Reader, document: Any) -> dict[str, int]:
     return commitments
 
 
+def _read_calendar(reader: _Reader, document: Any) -> int:
+    """The first December day whose working-day status waits for the next year's holiday notice."""
+    node = document.get("calendar")
+    if node is None:
+        return LATE_DECEMBER_FROM
+    if not is_map(node):
+        reader.error("'calendar' must be a map with key: late_december_from", key_line(document, "calendar"))
+        return LATE_DECEMBER_FROM
+    reader.keys(node, ("late_december_from",), "calendar")
+    day = reader.integer(node, "late_december_from", "calendar", 1, required=False)
+    if day is not None and day > 31:
+        reader.error(
+            f"calendar: 'late_december_from' is a day of December, got {day}",
+            key_line(node, "late_december_from"),
+        )
+    return LATE_DECEMBER_FROM if day is None else day
+
+
 def _read_roster(reader: _Reader, document: Any) -> list[StaffMember]:
     staff: list[StaffMember] = []
     if not is_map(document) or not is_list(document.get("staff")):
@@ -649,6 +669,7 @@ def read_workflow_config(
     flows: list[Flow] = []
     provinces: list[Province] = []
     commitments: dict[str, int] = {}
+    late_december_from = LATE_DECEMBER_FROM
     monitoring: Monitoring | None = None
     if is_map(document):
         reader.keys(document, _TOP_KEYS, "the stage model")
@@ -659,6 +680,7 @@ def read_workflow_config(
             _check_coverage(reader, flows, key_line(document, "flows"))
         commitments = _read_top_commitments(reader, document)
         monitoring = _read_monitoring(reader, document.get("monitoring"))
+        late_december_from = _read_calendar(reader, document)
         provinces = _read_provinces(reader, document.get("provinces"), flows)
     elif document is not None:
         reader.error(f"the stage model is a map with keys: {', '.join(_TOP_KEYS)}", 1)
@@ -670,7 +692,9 @@ def read_workflow_config(
         _check_status_codes(diag, codes, stages)
     if len(diag.errors) > before or monitoring is None:
         return None
-    config = WorkflowConfig(stages, tuple(flows), monitoring, tuple(provinces), tuple(staff), commitments)
+    config = WorkflowConfig(
+        stages, tuple(flows), monitoring, tuple(provinces), tuple(staff), commitments, late_december_from
+    )
     assert is_map(document), "a stage model read without errors is a map"
     _check_commitments(
         reader,

@@ -250,3 +250,13 @@ def test_a_class_without_a_commitment_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'commitments' needs 'hv_dual_source'") as caught:
         load_workflow_config(root)
     assert caught.value.line == _line_of(stages, "commitments:")
+
+
+def test_the_late_december_day_is_read_and_checked(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    assert load_workflow_config(root).late_december_from == 15
+    _replace(stages, "late_december_from: 15", "late_december_from: 40")
+    with pytest.raises(ConfigError, match="'late_december_from' is a day of December, got 40") as caught:
+        load_workflow_config(root)
+    assert caught.value.line == _line_of(stages, "late_december_from: 40")
