@@ -208,6 +208,8 @@ class CaseTracker:
         application_no = state.application_no
         visit = state.visit
         application = state.application
+        end_to_end = state.end_to_end
+        assert end_to_end is not None, "a folded case is always measured"
         values: dict[str, Any] = {
             "customer_no": application.customer_no,
             "customer_class": application.customer_class.value,
@@ -225,6 +227,10 @@ class CaseTracker:
             "deadline_provisional": bool(visit.deadline and visit.deadline.provisional),
             "provisional": state.provisional,
             "calendar": calendar_signature(self.calendar),
+            "end_to_end_commitment_days": end_to_end.commitment_days,
+            "end_to_end_deadline": end_to_end.deadline.due if end_to_end.deadline else None,
+            "end_to_end_at_risk_from": end_to_end.at_risk_from,
+            "end_to_end_provisional": bool(end_to_end.deadline and end_to_end.deadline.provisional),
             "opened_at": state.opened_at,
             "closed_at": state.closed_at,
             "updated_at": utcnow(),
