@@ -81,6 +81,13 @@ class ConnectionApplication(CanonicalModel):
         description="workflow stage the source reports, a stage id of workflow/stages.yaml (流程环节)",
     )
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
+    trade_code: str | None = Field(
+        default=None, min_length=1, description="declared trade, GB/T 4754 code (行业分类)"
+    )
+    special_load: bool = Field(
+        default=False,
+        description="a special load (特殊负荷: impact, harmonic or unbalanced load), declared or found",
+    )
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
     documents: tuple[Document, ...] = Field(default=(), description="documents handed in (申请资料)")
     source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")

@@ -29,7 +29,7 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
 _AREAS = tuple(member.value for member in UrbanRural)
-_TOP_KEYS = ("stages", "commitments", "flows", "monitoring", "calendar", "provinces")
+_TOP_KEYS = ("stages", "commitments", "special_loads", "flows", "monitoring", "calendar", "provinces")
 _STAGE_KEYS = ("name",)
 _FLOW_KEYS = ("description", "when", "commitment_days", "steps")
 _WHEN_KEYS = ("classes", "important", "max_capacity_kva")
@@ -65,11 +65,12 @@ class Flow:
     steps: tuple[Step, ...]
     commitment_days: int | None = None
 
-    def matches(self, application: ConnectionApplication) -> bool:
-        """Whether this flow's selector takes the application."""
+    def matches(self, application: ConnectionApplication, *, special_load: bool = False) -> bool:
+        """Whether this flow's selector takes the application; a special load counts as important, as
+        both need design review and mid-construction inspection."""
         if application.customer_class.value not in self.classes:
             return False
-        important = application.importance_grade is not ImportanceGrade.NONE
+        important = special_load or application.importance_grade is not ImportanceGrade.NONE
         if self.important is not None and self.important != important:
             return False
         if self.max_capacity_kva is None:
@@ -143,11 +144,18 @@ class WorkflowConfig:
     staff: tuple[StaffMember, ...]
     commitments: Mapping[str, int] = field(default_factory=dict)
     late_december_from: int = LATE_DECEMBER_FROM
+    special_trade_codes: tuple[str, ...] = ()
+
+    def is_special_load(self, application: ConnectionApplication) -> bool:
+        """Flagged as a special load, or declaring a trade whose code starts with a configured one."""
+        code = application.trade_code or ""
+        return application.special_load or any(code.startswith(prefix) for prefix in self.special_trade_codes)
 
     def flow_for(self, application: ConnectionApplication) -> Flow:
         """The first flow whose selector takes the application (the loader proves one always does)."""
+        special = self.is_special_load(application)
         for flow in self.flows:
-            if flow.matches(application):
+            if flow.matches(application, special_load=special):
                 return flow
         raise ConfigError(
             f"no flow of {WORKFLOW_FOLDER}/{STAGES_FILE} takes application {application.application_no} "
@@ -603,6 +611,27 @@ def _read_calendar(reader: _Reader, document: Any) -> int:
     return LATE_DECEMBER_FROM if day is None else day
 
 
+def _read_special_loads(reader: _Reader, document: Any) -> tuple[str, ...]:
+    """GB/T 4754 trade codes (or their leading digits) whose applications are special loads."""
+    node = document.get("special_loads")
+    if node is None:
+        return ()
+    if not is_map(node):
+        reader.error(
+            "'special_loads' must be a map with key: trade_codes", key_line(document, "special_loads")
+        )
+        return ()
+    reader.keys(node, ("trade_codes",), "special_loads")
+    codes = reader.choices(node, "trade_codes", "special_loads", ())
+    for index, code in enumerate(node.get("trade_codes") or ()):
+        if isinstance(code, str) and not code.isdigit():
+            reader.error(
+                f"special_loads: trade code {code!r} must be GB/T 4754 digits",
+                item_line(node["trade_codes"], index),
+            )
+    return tuple(sorted(codes or ()))
+
+
 def _read_roster(reader: _Reader, document: Any) -> list[StaffMember]:
     staff: list[StaffMember] = []
     if not is_map(document) or not is_list(document.get("staff")):
@@ -670,6 +699,7 @@ def read_workflow_config(
     provinces: list[Province] = []
     commitments: dict[str, int] = {}
     late_december_from = LATE_DECEMBER_FROM
+    special_trade_codes: tuple[str, ...] = ()
     monitoring: Monitoring | None = None
     if is_map(document):
         reader.keys(document, _TOP_KEYS, "the stage model")
@@ -681,6 +711,7 @@ def read_workflow_config(
         commitments = _read_top_commitments(reader, document)
         monitoring = _read_monitoring(reader, document.get("monitoring"))
         late_december_from = _read_calendar(reader, document)
+        special_trade_codes = _read_special_loads(reader, document)
         provinces = _read_provinces(reader, document.get("provinces"), flows)
     elif document is not None:
         reader.error(f"the stage model is a map with keys: {', '.join(_TOP_KEYS)}", 1)
@@ -693,7 +724,14 @@ def read_workflow_config(
     if len(diag.errors) > before or monitoring is None:
         return None
     config = WorkflowConfig(
-        stages, tuple(flows), monitoring, tuple(provinces), tuple(staff), commitments, late_december_from
+        stages,
+        tuple(flows),
+        monitoring,
+        tuple(provinces),
+        tuple(staff),
+        commitments,
+        late_december_from,
+        special_trade_codes,
     )
     assert is_map(document), "a stage model read without errors is a map"
     _check_commitments(
