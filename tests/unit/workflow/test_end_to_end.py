@@ -160,3 +160,18 @@ def test_end_to_end_at_risk_then_overdue_each_once_as_typed_events(
         f"end to end: due {due.isoformat()}, 1 working day(s) left of 5",
         f"end to end: due {due.isoformat()}, -1 working day(s) left of 5",
     ]
+
+
+def test_a_provisional_end_to_end_deadline_is_redone_once_the_calendar_knows_next_year(
+    sqlite_engine: Engine, tracker: CaseTracker, config: WorkflowConfig
+) -> None:
+    with sqlite_engine.begin() as conn:
+        tracker(conn, application_event("E4", 1))
+    moment = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    assert _case(sqlite_engine, "E4", moment)["end_to_end_provisional"] is True
+    with clock.frozen_at(moment):
+        assert CaseMonitor(sqlite_engine, tracker).tick().refreshed == 0
+        updated = CaseTracker(config, WorkingCalendar(published_years=range(2001, 2028)))
+        assert CaseMonitor(sqlite_engine, updated).tick().refreshed == 1
+    case = _case(sqlite_engine, "E4", moment)
+    assert (case["end_to_end_deadline"], case["end_to_end_provisional"]) == (date(2026, 12, 22), False)
