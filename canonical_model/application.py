@@ -81,8 +81,8 @@ class ConnectionApplication(CanonicalModel):
         description="workflow stage the source reports, a stage id of workflow/stages.yaml (流程环节)",
     )
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
-    trade_code: str | None = Field(
-        default=None, min_length=1, description="declared trade, GB/T 4754 code (行业分类)"
+    industry_code: str | None = Field(
+        default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
     )
     special_load: bool = Field(
         default=False,

@@ -26,6 +26,7 @@ ROSTER_FILE = "roster.yaml"
 STATUS_CODE_TABLE = "status_code"
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_INDUSTRY = re.compile(r"^[A-T]\d{0,4}$")
 _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
 _AREAS = tuple(member.value for member in UrbanRural)
@@ -144,12 +145,14 @@ class WorkflowConfig:
     staff: tuple[StaffMember, ...]
     commitments: Mapping[str, int] = field(default_factory=dict)
     late_december_from: int = LATE_DECEMBER_FROM
-    special_trade_codes: tuple[str, ...] = ()
+    special_industry_codes: tuple[str, ...] = ()
 
     def is_special_load(self, application: ConnectionApplication) -> bool:
-        """Flagged as a special load, or declaring a trade whose code starts with a configured one."""
-        code = application.trade_code or ""
-        return application.special_load or any(code.startswith(prefix) for prefix in self.special_trade_codes)
+        """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
+        code = application.industry_code or ""
+        return application.special_load or any(
+            code.startswith(prefix) for prefix in self.special_industry_codes
+        )
 
     def flow_for(self, application: ConnectionApplication) -> Flow:
         """The first flow whose selector takes the application (the loader proves one always does)."""
@@ -612,22 +615,22 @@ def _read_calendar(reader: _Reader, document: Any) -> int:
 
 
 def _read_special_loads(reader: _Reader, document: Any) -> tuple[str, ...]:
-    """GB/T 4754 trade codes (or their leading digits) whose applications are special loads."""
+    """GB/T 4754 industry codes (or their leading part) whose applications are special loads."""
     node = document.get("special_loads")
     if node is None:
         return ()
     if not is_map(node):
         reader.error(
-            "'special_loads' must be a map with key: trade_codes", key_line(document, "special_loads")
+            "'special_loads' must be a map with key: industry_codes", key_line(document, "special_loads")
         )
         return ()
-    reader.keys(node, ("trade_codes",), "special_loads")
-    codes = reader.choices(node, "trade_codes", "special_loads", ())
-    for index, code in enumerate(node.get("trade_codes") or ()):
-        if isinstance(code, str) and not code.isdigit():
+    reader.keys(node, ("industry_codes",), "special_loads")
+    codes = reader.choices(node, "industry_codes", "special_loads", ())
+    for index, code in enumerate(node.get("industry_codes") or ()):
+        if isinstance(code, str) and not _INDUSTRY.match(code):
             reader.error(
-                f"special_loads: trade code {code!r} must be GB/T 4754 digits",
-                item_line(node["trade_codes"], index),
+                f"special_loads: industry code {code!r} is not GB/T 4754 (a letter A-T, up to 4 digits)",
+                item_line(node["industry_codes"], index),
             )
     return tuple(sorted(codes or ()))
 
@@ -699,7 +702,7 @@ def read_workflow_config(
     provinces: list[Province] = []
     commitments: dict[str, int] = {}
     late_december_from = LATE_DECEMBER_FROM
-    special_trade_codes: tuple[str, ...] = ()
+    special_industry_codes: tuple[str, ...] = ()
     monitoring: Monitoring | None = None
     if is_map(document):
         reader.keys(document, _TOP_KEYS, "the stage model")
@@ -711,7 +714,7 @@ def read_workflow_config(
         commitments = _read_top_commitments(reader, document)
         monitoring = _read_monitoring(reader, document.get("monitoring"))
         late_december_from = _read_calendar(reader, document)
-        special_trade_codes = _read_special_loads(reader, document)
+        special_industry_codes = _read_special_loads(reader, document)
         provinces = _read_provinces(reader, document.get("provinces"), flows)
     elif document is not None:
         reader.error(f"the stage model is a map with keys: {', '.join(_TOP_KEYS)}", 1)
@@ -731,7 +734,7 @@ def read_workflow_config(
         tuple(staff),
         commitments,
         late_december_from,
-        special_trade_codes,
+        special_industry_codes,
     )
     assert is_map(document), "a stage model read without errors is a map"
     _check_commitments(

@@ -265,11 +265,11 @@ def test_the_late_december_day_is_read_and_checked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "flow"),
     [
-        ({"customer_class": "hv_single_source", "trade_code": "3120"}, "full_chain_hv_single_source"),
-        ({"customer_class": "hv_dual_source", "trade_code": "32160"}, "full_chain_hv_dual_source"),
+        ({"customer_class": "hv_single_source", "industry_code": "C3120"}, "full_chain_hv_single_source"),
+        ({"customer_class": "hv_dual_source", "industry_code": "C3216"}, "full_chain_hv_dual_source"),
         ({"customer_class": "lv_non_residential", "special_load": True}, "full_chain_lv_non_residential"),
-        ({"customer_class": "hv_single_source", "trade_code": "3130"}, "hv_single_source_4_step"),
-        ({"customer_class": "hv_single_source", "trade_code": "1312"}, "hv_single_source_4_step"),
+        ({"customer_class": "hv_single_source", "industry_code": "C3130"}, "hv_single_source_4_step"),
+        ({"customer_class": "hv_single_source", "industry_code": "C1312"}, "hv_single_source_4_step"),
     ],
 )
 def test_special_loads_take_the_full_chain(
@@ -281,10 +281,10 @@ def test_special_loads_take_the_full_chain(
     assert full == flow.startswith("full_chain")
 
 
-def test_a_special_load_trade_code_that_is_not_digits_is_an_error(tmp_path: Path) -> None:
+def test_a_special_load_industry_code_outside_gb_t_4754_is_an_error(tmp_path: Path) -> None:
     root = _workspace(tmp_path)
     stages = root / "workflow" / "stages.yaml"
-    _replace(stages, 'trade_codes: ["3120", "3140", "3216"]', 'trade_codes: ["3120", "C31", "3216"]')
-    with pytest.raises(ConfigError, match="trade code 'C31' must be GB/T 4754 digits") as caught:
+    _replace(stages, 'industry_codes: ["C3120", "C3140", "C3216"]', 'industry_codes: ["C3120", "3140"]')
+    with pytest.raises(ConfigError, match="industry code '3140' is not GB/T 4754") as caught:
         load_workflow_config(root)
-    assert caught.value.line == _line_of(stages, '"C31"')
+    assert caught.value.line == _line_of(stages, '"3140"]')
