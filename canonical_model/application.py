@@ -84,9 +84,9 @@ class ConnectionApplication(CanonicalModel):
     industry_code: str | None = Field(
         default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
     )
-    special_load: bool = Field(
-        default=False,
-        description="a special load (特殊负荷: impact, harmonic or unbalanced load), declared or found",
+    special_load: bool | None = Field(
+        default=None,
+        description="a special load (特殊负荷: impact, harmonic or unbalanced load); null when not stated",
     )
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
     documents: tuple[Document, ...] = Field(default=(), description="documents handed in (申请资料)")

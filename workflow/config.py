@@ -150,7 +150,7 @@ class WorkflowConfig:
     def is_special_load(self, application: ConnectionApplication) -> bool:
         """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
         code = application.industry_code or ""
-        return application.special_load or any(
+        return application.special_load is True or any(
             code.startswith(prefix) for prefix in self.special_industry_codes
         )
 
