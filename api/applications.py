@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
@@ -67,7 +67,28 @@ class CaseNotification(CanonicalModel):
     data: dict[str, Any] = Field(description="the event's data")
 
 
-class ApplicationSummary(CanonicalModel):
+EndToEndStatus = Literal["on_track", "at_risk", "overdue", "paused", "met", "missed"]
+
+
+class EndToEndView(CanonicalModel):
+    """A case against the utility's end-to-end commitment, counted in working days from acceptance."""
+
+    end_to_end_commitment_days: int = Field(
+        ge=1, description="working days the utility commits to from acceptance to power (全流程时限)"
+    )
+    end_to_end_deadline: date | None = Field(
+        description="last working day of the commitment, the customer's works added; null while they run"
+    )
+    end_to_end_provisional: bool = Field(description="the end-to-end deadline counts days not yet final")
+    end_to_end_status: EndToEndStatus = Field(
+        description="on_track, at_risk or overdue while open; paused in the customer's works; met or missed"
+    )
+    end_to_end_working_days_left: int | None = Field(
+        description="working days left to the end-to-end deadline, negative past it; null unless open"
+    )
+
+
+class ApplicationSummary(EndToEndView):
     """A tracked application as the listing shows it: the case without its documents and timeline."""
 
     application_no: str = Field(description="application number (申请编号)")
@@ -142,7 +163,7 @@ class StageAnalyticsReport(CanonicalModel):
     rework: ReworkTotals = Field(description="rework over the matching visits")
 
 
-class CaseView(Case):
+class CaseView(Case, EndToEndView):
     """A tracked application: the case (case.v1) with its deadline state, documents and notifications."""
 
     submitted_at: AwareDatetime = Field(description="when the application was submitted (same as opened_at)")

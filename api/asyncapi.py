@@ -111,8 +111,18 @@ def hub_events(exchange: str) -> list[PublishedEvent]:
     return [
         case_event(CASE_STAGE_CHANGED, "stage_transition.v1", "a case moved to another stage", "workflow"),
         case_event(CASE_ASSIGNED, "survey_assignment.v1", "a site survey was assigned", "workflow monitor"),
-        case_event(CASE_AT_RISK, "case_alert.v1", "a stage is close to its time limit", "workflow monitor"),
-        case_event(CASE_OVERDUE, "case_alert.v1", "a stage is past its time limit", "workflow monitor"),
+        case_event(
+            CASE_AT_RISK,
+            "case_alert.v1",
+            "a stage or the whole case (scope) is close to its time limit",
+            "workflow monitor",
+        ),
+        case_event(
+            CASE_OVERDUE,
+            "case_alert.v1",
+            "a stage or the whole case (scope) is past its time limit",
+            "workflow monitor",
+        ),
         PublishedEvent(
             event_type=FEASIBILITY_ASSESSED,
             exchange=exchange,

@@ -81,6 +81,13 @@ class ConnectionApplication(CanonicalModel):
         description="workflow stage the source reports, a stage id of workflow/stages.yaml (流程环节)",
     )
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
+    industry_code: str | None = Field(
+        default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
+    )
+    special_load: bool | None = Field(
+        default=None,
+        description="a special load (特殊负荷: impact, harmonic or unbalanced load); null when not stated",
+    )
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
     documents: tuple[Document, ...] = Field(default=(), description="documents handed in (申请资料)")
     source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")

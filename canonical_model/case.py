@@ -41,6 +41,13 @@ class AlertKind(StrEnum):
     OVERDUE = "overdue"
 
 
+class AlertScope(StrEnum):
+    """What a deadline alert is about: one stage's limit, or the case's end-to-end commitment (全流程时限)."""
+
+    STAGE = "stage"
+    END_TO_END = "end_to_end"
+
+
 class StageReport(CanonicalModel):
     """A stage change reported by a legacy system other than through the application record (环节变更)."""
 
@@ -104,15 +111,23 @@ class SurveyAssignment(CanonicalModel):
 
 
 class CaseAlert(CanonicalModel):
-    """A deadline alert for one stage visit: at risk (预警) or overdue (超期)."""
+    """A deadline alert, at risk (预警) or overdue (超期), for one stage visit or for the whole case.
+
+    An end-to-end alert (scope end_to_end) is about the utility's commitment from acceptance to power: its
+    stage is the stage the case is in, its visit 'end_to_end', entered_at the acceptance time and
+    limit_days the commitment.
+    """
 
     application_no: str = Field(min_length=1, description="application number (申请编号)")
     kind: AlertKind = Field(description="at_risk or overdue")
+    scope: AlertScope = Field(
+        default=AlertScope.STAGE, description="stage: the stage's limit; end_to_end: the case's commitment"
+    )
     stage: str = Field(pattern=STAGE_PATTERN, description="stage whose limit is at risk or exceeded")
-    visit: str = Field(min_length=1, description="stage visit key")
+    visit: str = Field(min_length=1, description="stage visit key, or 'end_to_end'")
     customer_class: CustomerClass = Field(description="customer class (客户分类)")
-    entered_at: AwareDatetime = Field(description="when the stage was entered")
-    limit_days: int = Field(ge=1, description="time limit of the stage, working days (时限)")
+    entered_at: AwareDatetime = Field(description="when the stage was entered (the application accepted)")
+    limit_days: int = Field(ge=1, description="time limit of the stage or commitment, working days (时限)")
     deadline: date = Field(description="last working day of the limit, Asia/Shanghai (到期日)")
     deadline_provisional: bool = Field(
         description="the deadline counts days of a year whose adjusted workdays are not published yet"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
+from importlib.metadata import version
 from typing import Any
 
 import pydantic
@@ -46,9 +47,13 @@ _UPDATE_CASE = cases.update().where(cases.c.application_no == sa.bindparam("key"
 
 
 def calendar_signature(calendar: WorkingCalendar) -> str:
-    """Which published years a computation used, so provisional results are redone when that changes."""
+    """Which calendar data a computation used, so provisional results are redone when that changes.
+
+    It names the installed holidays package version too: an update can correct a published year's days.
+    """
     years = sorted(calendar.published_years)
-    return f"{years[0]}-{years[-1]}/{len(years)}" if years else "none"
+    published = f"{years[0]}-{years[-1]}/{len(years)}" if years else "none"
+    return f"{published}@{version('holidays')}/dec{calendar.late_december_from}"
 
 
 class CaseTracker:
@@ -62,7 +67,7 @@ class CaseTracker:
         exchange: str = DEFAULT_EXCHANGE,
     ) -> None:
         self.config = config
-        self.calendar = calendar or WorkingCalendar()
+        self.calendar = calendar or WorkingCalendar(late_december_from=config.late_december_from)
         self.exchange = exchange
         self._handlers: dict[str, Callable[[Connection, CloudEvent], None]] = {
             APPLICATION_CHANGED: self._application_changed,
@@ -203,6 +208,8 @@ class CaseTracker:
         application_no = state.application_no
         visit = state.visit
         application = state.application
+        end_to_end = state.end_to_end
+        assert end_to_end is not None, "a folded case is always measured"
         values: dict[str, Any] = {
             "customer_no": application.customer_no,
             "customer_class": application.customer_class.value,
@@ -220,6 +227,10 @@ class CaseTracker:
             "deadline_provisional": bool(visit.deadline and visit.deadline.provisional),
             "provisional": state.provisional,
             "calendar": calendar_signature(self.calendar),
+            "end_to_end_commitment_days": end_to_end.commitment_days,
+            "end_to_end_deadline": end_to_end.deadline.due if end_to_end.deadline else None,
+            "end_to_end_at_risk_from": end_to_end.at_risk_from,
+            "end_to_end_provisional": bool(end_to_end.deadline and end_to_end.deadline.provisional),
             "opened_at": state.opened_at,
             "closed_at": state.closed_at,
             "updated_at": utcnow(),

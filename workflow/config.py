@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from canonical_model.application import BusinessType, ConnectionApplication, Cus
 from canonical_model.common import UrbanRural
 from mappings.codes import CodeTables
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
+from workflow.workdays import LATE_DECEMBER_FROM
 from yekuo.errors import ConfigError
 
 WORKFLOW_FOLDER = "workflow"
@@ -25,26 +26,32 @@ ROSTER_FILE = "roster.yaml"
 STATUS_CODE_TABLE = "status_code"
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_INDUSTRY = re.compile(r"^[A-T]\d{0,4}$")
 _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
 _AREAS = tuple(member.value for member in UrbanRural)
-_TOP_KEYS = ("stages", "flows", "monitoring", "provinces")
+_TOP_KEYS = ("stages", "commitments", "special_loads", "flows", "monitoring", "calendar", "provinces")
 _STAGE_KEYS = ("name",)
-_FLOW_KEYS = ("description", "when", "steps")
+_FLOW_KEYS = ("description", "when", "commitment_days", "steps")
 _WHEN_KEYS = ("classes", "important", "max_capacity_kva")
-_STEP_KEYS = ("stage", "limit_days", "survey")
+_STEP_KEYS = ("stage", "limit_days", "survey", "customer_works")
 _MONITORING_KEYS = ("at_risk_days", "interval_s")
-_PROVINCE_KEYS = ("name", "org_prefixes", "limits", "at_risk_days")
+_PROVINCE_KEYS = ("name", "org_prefixes", "commitments", "limits", "at_risk_days")
 _STAFF_KEYS = ("id", "name", "unit", "regions", "business_types", "capacity")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One stage of a flow with its limit in working days (None for the terminal stage)."""
+    """One stage of a flow with its limit in working days (None for the terminal stage).
+
+    customer_works: the customer's own works (外部工程); the utility's end-to-end commitment does not count
+    them, so the end-to-end clock stops while a case is in such a stage.
+    """
 
     stage: str
     limit_days: int | None
     survey: bool
+    customer_works: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,14 @@ class Flow:
     important: bool | None
     max_capacity_kva: Mapping[str, float] | None
     steps: tuple[Step, ...]
+    commitment_days: int | None = None
 
-    def matches(self, application: ConnectionApplication) -> bool:
-        """Whether this flow's selector takes the application."""
+    def matches(self, application: ConnectionApplication, *, special_load: bool = False) -> bool:
+        """Whether this flow's selector takes the application; a special load counts as important, as
+        both need design review and mid-construction inspection."""
         if application.customer_class.value not in self.classes:
             return False
-        important = application.importance_grade is not ImportanceGrade.NONE
+        important = special_load or application.importance_grade is not ImportanceGrade.NONE
         if self.important is not None and self.important != important:
             return False
         if self.max_capacity_kva is None:
@@ -110,6 +119,7 @@ class Province:
     org_prefixes: tuple[str, ...]
     limits: Mapping[str, Mapping[str, int]]
     at_risk_days: int | None
+    commitments: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,18 +136,29 @@ class StaffMember:
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """The stage model, monitoring settings, provinces and survey roster."""
+    """The stage model, end-to-end commitments, monitoring settings, provinces and survey roster."""
 
     stages: Mapping[str, str]
     flows: tuple[Flow, ...]
     monitoring: Monitoring
     provinces: tuple[Province, ...]
     staff: tuple[StaffMember, ...]
+    commitments: Mapping[str, int] = field(default_factory=dict)
+    late_december_from: int = LATE_DECEMBER_FROM
+    special_industry_codes: tuple[str, ...] = ()
+
+    def is_special_load(self, application: ConnectionApplication) -> bool:
+        """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
+        code = application.industry_code or ""
+        return application.special_load is True or any(
+            code.startswith(prefix) for prefix in self.special_industry_codes
+        )
 
     def flow_for(self, application: ConnectionApplication) -> Flow:
         """The first flow whose selector takes the application (the loader proves one always does)."""
+        special = self.is_special_load(application)
         for flow in self.flows:
-            if flow.matches(application):
+            if flow.matches(application, special_load=special):
                 return flow
         raise ConfigError(
             f"no flow of {WORKFLOW_FOLDER}/{STAGES_FILE} takes application {application.application_no} "
@@ -169,6 +190,23 @@ class WorkflowConfig:
             if override is not None:
                 return override
         return step.limit_days
+
+    def commitment_days(self, flow: Flow, province: Province | None) -> int:
+        """Working days the utility commits to for a case of this flow, end to end.
+
+        A flow's own commitment_days wins; otherwise its class's commitment (the province's, if it sets
+        one); a flow serving several classes is held to the tightest of them.
+        """
+        if flow.commitment_days is not None:
+            return flow.commitment_days
+        by_class = {**self.commitments, **(province.commitments if province is not None else {})}
+        return min(by_class[cls] for cls in flow.classes)
+
+    def committed_days(self, flow: Flow, province: Province | None) -> int:
+        """The sum of the flow's limits that count against its commitment (customer works excluded)."""
+        return sum(
+            self.limit_days(flow, step.stage, province) or 0 for step in flow.steps if not step.customer_works
+        )
 
     def at_risk_days(self, province: Province | None) -> int:
         """How many working days left make a stage at risk."""
@@ -345,7 +383,17 @@ def _read_steps(reader: _Reader, node: Any, what: str, stages: Mapping[str, str]
         elif survey and last:
             reader.error(f"{what}: the terminal stage cannot hold a survey", line)
             ok = False
-        steps.append(Step(stage, limit, bool(survey)))
+        works = item.get("customer_works", False)
+        if not isinstance(works, bool):
+            reader.error(
+                f"{what}: 'customer_works' must be true or false, got {works!r}",
+                key_line(item, "customer_works"),
+            )
+            ok = False
+        elif works and last:
+            reader.error(f"{what}: the terminal stage cannot be the customer's works", line)
+            ok = False
+        steps.append(Step(stage, limit, bool(survey), bool(works)))
     return tuple(steps) if ok else None
 
 
@@ -372,9 +420,10 @@ def _read_flows(reader: _Reader, node: Any, stages: Mapping[str, str]) -> tuple[
         steps = _read_steps(reader, body.get("steps"), what, stages) if "steps" in body else None
         if "steps" not in body:
             reader.error(f"{what} needs 'steps'", line)
-        if steps is None or not classes:
+        commitment = reader.integer(body, "commitment_days", what, 1, required=False)
+        if steps is None or not classes or ("commitment_days" in body and commitment is None):
             continue
-        flow = Flow(name, description, classes, important, capacity, steps)
+        flow = Flow(name, description, classes, important, capacity, steps, commitment)
         shadow = _shadowing(flows, flow)
         if shadow is not None:
             reader.error(
@@ -434,6 +483,7 @@ def _read_province(reader: _Reader, province_id: str, node: Any, flows: list[Flo
     name = reader.text(node, "name", what) or province_id
     prefixes = reader.choices(node, "org_prefixes", what, ())
     at_risk = reader.integer(node, "at_risk_days", what, 0, required=False)
+    commitments = _read_commitments(reader, node["commitments"], what) if "commitments" in node else {}
     limits: dict[str, dict[str, int]] = {}
     raw = node.get("limits", {})
     if not is_map(raw) and raw != {}:
@@ -463,7 +513,46 @@ def _read_province(reader: _Reader, province_id: str, node: Any, flows: list[Flo
                 limits[flow_name][stage] = days
     if prefixes is None:
         return None
-    return Province(province_id, name, tuple(sorted(prefixes)), limits, at_risk)
+    return Province(province_id, name, tuple(sorted(prefixes)), limits, at_risk, commitments)
+
+
+def _read_commitments(reader: _Reader, node: Any, what: str) -> dict[str, int]:
+    """A map customer class -> end-to-end commitment in working days."""
+    commitments: dict[str, int] = {}
+    if not is_map(node):
+        reader.error(f"{what}: 'commitments' must map customer class -> working days", _line(node))
+        return commitments
+    reader.keys(node, _CLASSES, f"{what} 'commitments'")
+    for cls in _CLASSES:
+        if cls in node:
+            days = reader.integer(node, cls, f"{what} 'commitments'", 1)
+            if days is not None:
+                commitments[cls] = days
+    return commitments
+
+
+def _check_commitments(
+    reader: _Reader,
+    config: WorkflowConfig,
+    flow_lines: Mapping[str, int],
+    province_lines: Mapping[str, int],
+) -> None:
+    """Refuse a flow whose limits add up to more than its end-to-end commitment, anywhere it applies."""
+    for flow in config.flows:
+        default = (config.committed_days(flow, None), config.commitment_days(flow, None))
+        for province in (None, *config.provinces):
+            committed = config.committed_days(flow, province)
+            allowed = config.commitment_days(flow, province)
+            # A province that changes neither side of a broken flow is not blamed for it a second time.
+            if committed <= allowed or (province is not None and (committed, allowed) == default):
+                continue
+            where = "" if province is None else f" in province '{province.id}'"
+            line = flow_lines[flow.name] if province is None else province_lines[province.id]
+            reader.error(
+                f"flow '{flow.name}'{where}: its stage limits add up to {committed} working days, over its "
+                f"end-to-end commitment of {allowed}",
+                line,
+            )
 
 
 def _read_provinces(reader: _Reader, node: Any, flows: list[Flow]) -> list[Province]:
@@ -493,6 +582,57 @@ def _read_provinces(reader: _Reader, node: Any, flows: list[Flow]) -> list[Provi
             owner[prefix] = province_id
         provinces.append(province)
     return provinces
+
+
+def _read_top_commitments(reader: _Reader, document: Any) -> dict[str, int]:
+    """The end-to-end commitment of every customer class; each class needs one."""
+    if "commitments" not in document:
+        reader.error("the stage model needs 'commitments': customer class -> working days", 1)
+        return {}
+    commitments = _read_commitments(reader, document["commitments"], "the stage model")
+    for cls in _CLASSES:
+        if cls not in commitments and is_map(document["commitments"]) and cls not in document["commitments"]:
+            reader.error(f"'commitments' needs '{cls}'", key_line(document, "commitments"))
+    return commitments
+
+
+def _read_calendar(reader: _Reader, document: Any) -> int:
+    """The first December day whose working-day status waits for the next year's holiday notice."""
+    node = document.get("calendar")
+    if node is None:
+        return LATE_DECEMBER_FROM
+    if not is_map(node):
+        reader.error("'calendar' must be a map with key: late_december_from", key_line(document, "calendar"))
+        return LATE_DECEMBER_FROM
+    reader.keys(node, ("late_december_from",), "calendar")
+    day = reader.integer(node, "late_december_from", "calendar", 1, required=False)
+    if day is not None and day > 31:
+        reader.error(
+            f"calendar: 'late_december_from' is a day of December, got {day}",
+            key_line(node, "late_december_from"),
+        )
+    return LATE_DECEMBER_FROM if day is None else day
+
+
+def _read_special_loads(reader: _Reader, document: Any) -> tuple[str, ...]:
+    """GB/T 4754 industry codes (or their leading part) whose applications are special loads."""
+    node = document.get("special_loads")
+    if node is None:
+        return ()
+    if not is_map(node):
+        reader.error(
+            "'special_loads' must be a map with key: industry_codes", key_line(document, "special_loads")
+        )
+        return ()
+    reader.keys(node, ("industry_codes",), "special_loads")
+    codes = reader.choices(node, "industry_codes", "special_loads", ())
+    for index, code in enumerate(node.get("industry_codes") or ()):
+        if isinstance(code, str) and not _INDUSTRY.match(code):
+            reader.error(
+                f"special_loads: industry code {code!r} is not GB/T 4754 (a letter A-T, up to 4 digits)",
+                item_line(node["industry_codes"], index),
+            )
+    return tuple(sorted(codes or ()))
 
 
 def _read_roster(reader: _Reader, document: Any) -> list[StaffMember]:
@@ -560,6 +700,9 @@ def read_workflow_config(
     stages: dict[str, str] = {}
     flows: list[Flow] = []
     provinces: list[Province] = []
+    commitments: dict[str, int] = {}
+    late_december_from = LATE_DECEMBER_FROM
+    special_industry_codes: tuple[str, ...] = ()
     monitoring: Monitoring | None = None
     if is_map(document):
         reader.keys(document, _TOP_KEYS, "the stage model")
@@ -568,7 +711,10 @@ def read_workflow_config(
         if flows and complete:
             # Coverage is only judged over a complete set of flows, so one broken flow is reported once.
             _check_coverage(reader, flows, key_line(document, "flows"))
+        commitments = _read_top_commitments(reader, document)
         monitoring = _read_monitoring(reader, document.get("monitoring"))
+        late_december_from = _read_calendar(reader, document)
+        special_industry_codes = _read_special_loads(reader, document)
         provinces = _read_provinces(reader, document.get("provinces"), flows)
     elif document is not None:
         reader.error(f"the stage model is a map with keys: {', '.join(_TOP_KEYS)}", 1)
@@ -580,7 +726,24 @@ def read_workflow_config(
         _check_status_codes(diag, codes, stages)
     if len(diag.errors) > before or monitoring is None:
         return None
-    return WorkflowConfig(stages, tuple(flows), monitoring, tuple(provinces), tuple(staff))
+    config = WorkflowConfig(
+        stages,
+        tuple(flows),
+        monitoring,
+        tuple(provinces),
+        tuple(staff),
+        commitments,
+        late_december_from,
+        special_industry_codes,
+    )
+    assert is_map(document), "a stage model read without errors is a map"
+    _check_commitments(
+        reader,
+        config,
+        {flow.name: key_line(document["flows"], flow.name) for flow in flows},
+        {province.id: key_line(document["provinces"], province.id) for province in provinces},
+    )
+    return None if len(diag.errors) > before else config
 
 
 def load_workflow_config(config_dir: Path) -> WorkflowConfig:

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import (
     AlertKind,
+    AlertScope,
     CaseAlert,
     CaseAnomaly,
     CaseStatus,
@@ -70,6 +71,29 @@ class Visit:
     provisional: bool = False
 
 
+# The visit key of end-to-end alerts: one of each kind per case.
+END_TO_END = "end_to_end"
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """The case against the utility's end-to-end commitment, counted from the day it was accepted.
+
+    The customer's own works stop the clock: the days of finished works push the deadline back, and while
+    the case is in them there is no deadline (paused).
+    """
+
+    commitment_days: int
+    customer_works_days: int
+    deadline: Deadline | None
+    at_risk_from: date | None
+
+    @property
+    def paused(self) -> bool:
+        """Whether the case is in the customer's works, with the clock stopped."""
+        return self.deadline is None
+
+
 @dataclass
 class CaseState:
     """Everything known about a case, derived from its events."""
@@ -84,6 +108,7 @@ class CaseState:
     assignments: list[SurveyAssignment] = field(default_factory=list)
     alerts: set[tuple[AlertKind, str]] = field(default_factory=set)
     rework_count: int = 0
+    end_to_end: EndToEnd | None = None
 
     @property
     def application_no(self) -> str:
@@ -130,7 +155,11 @@ class CaseState:
     @property
     def provisional(self) -> bool:
         """Whether any deadline or duration counted days of an unpublished calendar year."""
-        return any(visit.provisional for visit in self.visits)
+        end_to_end = self.end_to_end
+        overall = (
+            end_to_end is not None and end_to_end.deadline is not None and end_to_end.deadline.provisional
+        )
+        return overall or any(visit.provisional for visit in self.visits)
 
 
 def order_events(events: Iterable[CaseEvent]) -> list[CaseEvent]:
@@ -411,6 +440,25 @@ def _measure(state: CaseState, config: WorkflowConfig, calendar: WorkingCalendar
             visit.provisional = visit.provisional or calendar.spans_unpublished(entered, max(entered, left))
             if visit.deadline is not None:
                 visit.over_limit = left > visit.deadline.due
+    state.end_to_end = _end_to_end(state, config, calendar, at_risk_days)
+
+
+def _end_to_end(
+    state: CaseState, config: WorkflowConfig, calendar: WorkingCalendar, at_risk_days: int
+) -> EndToEnd:
+    """The end-to-end deadline: the commitment in working days after acceptance, plus the customer's works."""
+    commitment = config.commitment_days(state.flow, state.province)
+    works_days = 0
+    for visit in state.visits:
+        step = (config.flow_named(visit.flow) or state.flow).step(visit.stage)
+        if step is None or not step.customer_works:
+            continue
+        if visit.left_at is None:
+            return EndToEnd(commitment, works_days, None, None)
+        works_days += calendar.working_days_after(local_date(visit.entered_at), local_date(visit.left_at))
+    deadline = calendar.add_working_days(local_date(state.opened_at), commitment + works_days)
+    at_risk_from = calendar.subtract_working_days(deadline.due, at_risk_days)
+    return EndToEnd(commitment, works_days, deadline, at_risk_from)
 
 
 def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:
@@ -447,6 +495,7 @@ def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:
                 source_event_id=event.event_id,
                 responsible=alert.responsible,
                 note=(
+                    f"{'end to end: ' if alert.scope is AlertScope.END_TO_END else ''}"
                     f"due {alert.deadline.isoformat()}"
                     f"{' (provisional)' if alert.deadline_provisional else ''}, "
                     f"{alert.working_days_left} working day(s) left of {alert.limit_days}"

@@ -1,8 +1,12 @@
 """Periodic workflow duties: survey assignment, at-risk and overdue alerts, and provisional deadline refresh.
 
+Alerts watch two deadlines of every open case: its current stage's limit, and its end-to-end commitment
+(scope end_to_end, visit 'end_to_end'), each alerted at risk once and overdue once.
+
 Each duty is a decision of the hub. It is kept as an event of the case (case_events, source /hub/workflow)
 and published through the outbox in the same transaction, so a rebuilt case shows it and it is never made
-twice: case_events allows one assignment and one alert of each kind per stage visit.
+twice: case_events allows one assignment and one alert of each kind per stage visit (and per case for
+the end-to-end deadline).
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical_model.case import AlertKind, CaseAlert, CaseStatus
+from canonical_model.case import AlertKind, AlertScope, CaseAlert, CaseStatus
 from store.database import utcnow
 from store.schema import cases
 from workflow.assignment import choose_assignee, open_workload
 from workflow.cases import CaseTracker, calendar_signature, default_tracker
 from workflow.events import CASE_ASSIGNED, CASE_AT_RISK, CASE_OVERDUE, CaseEvent
-from workflow.fold import CaseState, fold_case
+from workflow.fold import END_TO_END, CaseState, fold_case
 from workflow.workdays import local_date
 
 log = logging.getLogger(__name__)
@@ -83,7 +87,10 @@ class CaseMonitor:
             due = list(
                 conn.execute(
                     sa.select(cases.c.application_no)
-                    .where(cases.c.status == CaseStatus.OPEN.value, cases.c.at_risk_from <= today)
+                    .where(
+                        cases.c.status == CaseStatus.OPEN.value,
+                        sa.or_(cases.c.at_risk_from <= today, cases.c.end_to_end_at_risk_from <= today),
+                    )
                     .order_by(cases.c.deadline, cases.c.application_no)
                 ).scalars()
             )
@@ -151,9 +158,27 @@ class CaseMonitor:
         if state is None:
             return
         kind = self._alert_due(state, today)
-        if kind is None:
-            return
-        alert = self._alert_of(state, kind, today, now)
+        if kind is not None:
+            self._raise(conn, state, self._alert_of(state, kind, today, now), now, correlation_id, report)
+            # The next decision is published against the case as it now stands, this alert included.
+            state = self._state(conn, application_no)
+            if state is None:
+                return
+        overall = self._end_to_end_due(state, today)
+        if overall is not None:
+            alert = self._end_to_end_alert_of(state, overall, today, now)
+            self._raise(conn, state, alert, now, correlation_id, report)
+
+    def _raise(
+        self,
+        conn: Connection,
+        state: CaseState,
+        alert: CaseAlert,
+        now: datetime,
+        correlation_id: str,
+        report: TickReport,
+    ) -> None:
+        kind = alert.kind
         if self._decide(
             conn,
             state,
@@ -181,6 +206,41 @@ class CaseMonitor:
         if today >= visit.at_risk_from and not raised:
             return AlertKind.AT_RISK
         return None
+
+    @staticmethod
+    def _end_to_end_due(state: CaseState, today: date) -> AlertKind | None:
+        """The end-to-end alert the case needs now and has not had; none while the customer's works run."""
+        overall = state.end_to_end
+        if state.status is not CaseStatus.OPEN or overall is None or overall.deadline is None:
+            return None
+        raised = {kind for kind, key in state.alerts if key == END_TO_END}
+        if today > overall.deadline.due:
+            return None if AlertKind.OVERDUE in raised else AlertKind.OVERDUE
+        if overall.at_risk_from is not None and today >= overall.at_risk_from and not raised:
+            return AlertKind.AT_RISK
+        return None
+
+    def _end_to_end_alert_of(
+        self, state: CaseState, kind: AlertKind, today: date, now: datetime
+    ) -> CaseAlert:
+        overall = state.end_to_end
+        assert overall is not None and overall.deadline is not None
+        return CaseAlert(
+            application_no=state.application_no,
+            kind=kind,
+            scope=AlertScope.END_TO_END,
+            stage=state.stage,
+            visit=END_TO_END,
+            customer_class=state.application.customer_class,
+            entered_at=state.opened_at,
+            limit_days=overall.commitment_days,
+            deadline=overall.deadline.due,
+            deadline_provisional=overall.deadline.provisional,
+            working_days_left=self.tracker.calendar.days_left(today, overall.deadline.due),
+            responsible=state.application.org_no,
+            assignee=state.assignee,
+            detected_at=now,
+        )
 
     def _alert_of(self, state: CaseState, kind: AlertKind, today: date, now: datetime) -> CaseAlert:
         visit = state.visit

@@ -42,6 +42,32 @@ def _deadline_state(row: Row[Any], today: date, calendar: WorkingCalendar) -> di
     }
 
 
+def _end_to_end_state(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str, Any]:
+    """The case against its end-to-end commitment: met or missed once closed, else where it stands today."""
+    deadline: date | None = row.end_to_end_deadline
+    left: int | None = None
+    if deadline is None:
+        status = "paused"
+    elif row.status != CaseStatus.OPEN.value:
+        closed = local_date(row.closed_at) if row.closed_at is not None else today
+        status = "met" if closed <= deadline else "missed"
+    else:
+        left = calendar.days_left(today, deadline)
+        if today > deadline:
+            status = "overdue"
+        elif row.end_to_end_at_risk_from is not None and today >= row.end_to_end_at_risk_from:
+            status = "at_risk"
+        else:
+            status = "on_track"
+    return {
+        "end_to_end_commitment_days": row.end_to_end_commitment_days,
+        "end_to_end_deadline": deadline,
+        "end_to_end_provisional": row.end_to_end_provisional,
+        "end_to_end_status": status,
+        "end_to_end_working_days_left": left,
+    }
+
+
 def _summary(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str, Any]:
     return {
         "application_no": row.application_no,
@@ -58,6 +84,7 @@ def _summary(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str,
         "deadline": row.deadline,
         "deadline_provisional": row.deadline_provisional,
         **_deadline_state(row, today, calendar),
+        **_end_to_end_state(row, today, calendar),
         "opened_at": row.opened_at,
         "submitted_at": row.opened_at,
         "closed_at": row.closed_at,

@@ -9,8 +9,11 @@ days) but none of its adjusted workdays.
 A year counts as published when the package carries its official arrangement: the years listed in
 `ChinaStaticHolidays.special_public_holidays`, the table the package fills from each year's State Council
 notice. Every other year is counted from the rules (weekends and rule-based holidays), and whatever is
-computed from such days is marked provisional. Nothing is stored as final: deadlines are recomputed from
-the stage entry time with the calendar in force, so they become final once a package update knows the year.
+computed from such days is marked provisional. So is a span that ends late in December while the next
+year is unpublished: the next year's notice can still turn a December weekend into an adjusted workday, so
+from `late_december_from` on such a day is not final either. Nothing is stored as final: deadlines are
+recomputed from the stage entry time with the calendar in force, so they become final once a package update
+knows the year.
 Dates are local dates in Asia/Shanghai.
 """
 
@@ -28,6 +31,9 @@ from holidays.countries.china import ChinaStaticHolidays
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ONE_DAY = timedelta(days=1)
 _SECONDS_PER_DAY = 86400.0
+# From this day of December on, a day's status waits for the next year's notice (workflow/stages.yaml
+# calendar.late_december_from overrides it).
+LATE_DECEMBER_FROM = 15
 
 
 def published_years_of_package() -> frozenset[int]:
@@ -52,12 +58,18 @@ class WorkingCalendar:
     """Working-day arithmetic on the Chinese calendar.
 
     published_years: years whose arrangement is official; by default those the installed package carries.
+    late_december_from: the first December day whose status waits for the next year's notice.
     """
 
-    def __init__(self, published_years: Iterable[int] | None = None) -> None:
+    def __init__(
+        self, published_years: Iterable[int] | None = None, *, late_december_from: int = LATE_DECEMBER_FROM
+    ) -> None:
+        if not 1 <= late_december_from <= 31:
+            raise ValueError(f"late_december_from is a day of December, got {late_december_from}")
         self.published_years = (
             frozenset(published_years) if published_years is not None else published_years_of_package()
         )
+        self.late_december_from = late_december_from
         self._lock = threading.Lock()
         self._years: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
 
@@ -73,8 +85,12 @@ class WorkingCalendar:
         return day.weekday() < 5 and day not in days_off
 
     def spans_unpublished(self, first: date, last: date) -> bool:
-        """Whether any day from first to last (inclusive) lies in an unpublished year."""
-        return any(not self.is_published(year) for year in range(first.year, last.year + 1))
+        """Whether any day from first to last (inclusive) is not final: in an unpublished year, or late in
+        a December whose next year is unpublished."""
+        if any(not self.is_published(year) for year in range(first.year, last.year + 1)):
+            return True
+        late = last.month == 12 and last.day >= self.late_december_from
+        return late and not self.is_published(last.year + 1)
 
     def add_working_days(self, start: date, days: int) -> Deadline:
         """The days-th working day after start (start itself not counted); days must be at least 1."""

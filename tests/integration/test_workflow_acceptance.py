@@ -4,6 +4,8 @@ Stage durations are drawn log-normal in working days (seeded; about one in ten o
 into legacy events that go as CloudEvents through the real InboxConsumer on the in-process bus. The test
 computes the expected overdue set and stage statistics itself, straight from the holidays package and the
 limits it wrote into the configuration, and checks that duplicated, shuffled delivery gives the same cases.
+End-to-end deadlines are computed the same way: the commitment in working days after acceptance, plus the
+working days the customer's external works took.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ FLOWS: dict[str, tuple[tuple[str, ...], bool, tuple[tuple[str, int], ...]]] = {
     "lv_3_step": (
         ("lv_non_residential",),
         False,
-        (("acceptance", 1), ("scheme_reply", 7), ("energisation", 5)),
+        (("acceptance", 1), ("scheme_reply", 2), ("energisation", 3)),
     ),
     "hv_single": (
         ("hv_single_source",),
@@ -73,9 +75,14 @@ FLOWS: dict[str, tuple[tuple[str, ...], bool, tuple[tuple[str, int], ...]]] = {
     "hv_dual": (
         ("hv_dual_source",),
         False,
-        (("acceptance", 2), ("scheme_reply", 30), ("external_works", 20), ("energisation", 5)),
+        (("acceptance", 2), ("scheme_reply", 25), ("external_works", 20), ("energisation", 5)),
     ),
 }
+# End-to-end commitments in working days: per class, and the full chain's own (the sum of its limits).
+COMMITMENTS = {"lv_residential": 5, "lv_non_residential": 6, "hv_single_source": 22, "hv_dual_source": 32}
+FULL_CHAIN_COMMITMENT = 48
+# The customer's own works: they stop the end-to-end clock.
+CUSTOMER_WORKS = "external_works"
 TERMINAL = "archived"
 # Supply units 414xx belong to a province that gives single-source scheme replies 12 days instead of 15.
 PROVINCE_OVERRIDE = ("414", "hv_single", "scheme_reply", 12)
@@ -156,15 +163,20 @@ def _write_config(folder: Path) -> None:
         TERMINAL,
     ):
         lines.append(f"  {name}: {{name: {name}}}")
+    lines.append("commitments:")
+    lines += [f"  {name}: {days}" for name, days in COMMITMENTS.items()]
     lines.append("flows:")
     for flow, (classes, important, steps) in FLOWS.items():
         lines.append(f"  {flow}:")
         lines.append(f"    when: {{classes: [{', '.join(classes)}], important: {str(important).lower()}}}")
+        if flow == "full_chain":
+            lines.append(f"    commitment_days: {FULL_CHAIN_COMMITMENT}")
         lines.append("    steps:")
         for stage, limit in steps:
             surveyed = stage == "site_survey" or (stage == "scheme_reply" and flow != "full_chain")
             survey = ", survey: true" if surveyed else ""
-            lines.append(f"      - {{stage: {stage}, limit_days: {limit}{survey}}}")
+            works = ", customer_works: true" if stage == CUSTOMER_WORKS else ""
+            lines.append(f"      - {{stage: {stage}, limit_days: {limit}{survey}{works}}}")
         lines.append(f"      - {{stage: {TERMINAL}}}")
     prefix, flow_name, stage_name, days = PROVINCE_OVERRIDE
     lines += [
@@ -355,13 +367,68 @@ def test_the_overdue_set_equals_the_one_computed_from_calendar_and_limits(
     assert found == expected
 
 
+def _working_days_after(start: date, end: date) -> int:
+    return sum(is_workday(start + timedelta(days=n)) for n in range(1, (end - start).days + 1))
+
+
+def _expected_end_to_end(sim: Simulated) -> date | None:
+    """The end-to-end due date, or None while the customer's works run."""
+    commitment = FULL_CHAIN_COMMITMENT if sim.flow == "full_chain" else COMMITMENTS[sim.customer_class]
+    works = 0
+    for stage, entered, left, _ in sim.visits:
+        if stage != CUSTOMER_WORKS:
+            continue
+        if left is None:
+            return None
+        works += _working_days_after(entered.astimezone(SHANGHAI).date(), left.astimezone(SHANGHAI).date())
+    return due_date(sim.visits[0][1], commitment + works)
+
+
+def _expected_end_to_end_overdue(simulated: list[Simulated]) -> set[str]:
+    today = NOW.date()
+    overdue = set()
+    for sim in simulated:
+        due = _expected_end_to_end(sim)
+        if sim.visits[-1][2] is None and due is not None and today > due:
+            overdue.add(sim.number)
+    return overdue
+
+
+def test_end_to_end_deadlines_equal_the_ones_computed_from_calendar_and_commitments(
+    scenario: tuple[list[Simulated], CaseTracker, Engine],
+) -> None:
+    simulated, tracker, engine = scenario
+    found: dict[str, tuple[date | None, str]] = {}
+    after = None
+    with engine.connect() as conn:
+        while True:
+            page, after = list_cases(
+                conn, CaseFilter(), limit=97, after=after, calendar=tracker.calendar, now=NOW
+            )
+            found.update(
+                (item["application_no"], (item["end_to_end_deadline"], item["end_to_end_status"]))
+                for item in page
+            )
+            if after is None:
+                break
+    assert {number: due for number, (due, _) in found.items()} == {
+        sim.number: _expected_end_to_end(sim) for sim in simulated
+    }
+    overdue = {number for number, (_, status) in found.items() if status == "overdue"}
+    assert overdue == _expected_end_to_end_overdue(simulated)
+    statuses = {status for _, status in found.values()}
+    assert {"overdue", "paused", "met", "missed", "on_track"} <= statuses
+
+
 def test_the_monitor_raises_one_overdue_alert_per_overdue_case(
     scenario: tuple[list[Simulated], CaseTracker, Engine],
 ) -> None:
     simulated, tracker, engine = scenario
     monitor = CaseMonitor(engine, tracker)
     report = monitor.tick(NOW.astimezone(UTC))
-    assert report.overdue == len(_expected_overdue(simulated))
+    # One per overdue stage and one per case past its end-to-end deadline.
+    expected = len(_expected_overdue(simulated)) + len(_expected_end_to_end_overdue(simulated))
+    assert report.overdue == expected
     assert report.assigned > 0 and report.unassigned == []
     assert monitor.tick(NOW.astimezone(UTC)).overdue == 0
 

@@ -20,6 +20,7 @@ from tests.unit.feasibility.builders import application
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
+from workflow.workdays import published_years_of_package
 from yekuo.settings import PROJECT_ROOT
 
 # Monday 30 November 2026, 10:00 in Asia/Shanghai.
@@ -156,3 +157,21 @@ def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> No
     client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/applications").json() == {"items": [], "limit": 50, "next_cursor": None}
     assert client.get("/v1/applications/X").status_code == 404
+
+
+def test_the_case_shows_its_end_to_end_deadline(client: TestClient) -> None:
+    # High voltage single source accepted Thursday 26 November: 22 working days, due Monday 28 December,
+    # which waits for the 2027 holiday notice (after 15 December) unless the package already has it.
+    detail = client.get("/v1/applications/H1").json()
+    assert detail["end_to_end_commitment_days"] == 22
+    assert detail["end_to_end_deadline"] == "2026-12-28"
+    assert detail["end_to_end_provisional"] is (2027 not in published_years_of_package())
+    assert (detail["end_to_end_status"], detail["end_to_end_working_days_left"]) == ("on_track", 20)
+    # Residential accepted Monday 2 November: 5 working days, due Monday 9 November, 15 working days ago.
+    [late] = [
+        item
+        for item in client.get("/v1/applications", params={"limit": 100}).json()["items"]
+        if item["application_no"] == "R02"
+    ]
+    assert (late["end_to_end_deadline"], late["end_to_end_status"]) == ("2026-11-09", "overdue")
+    assert late["end_to_end_working_days_left"] == -15

@@ -348,6 +348,8 @@ def _case(application_no: str) -> dict[str, Any]:
         "deadline_provisional": False,
         "provisional": False,
         "calendar": "none",
+        "end_to_end_commitment_days": 5,
+        "end_to_end_provisional": False,
         "opened_at": now,
         "updated_at": now,
         "survey_pending": False,

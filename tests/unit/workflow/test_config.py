@@ -66,7 +66,7 @@ def test_limits_follow_the_domain_defaults_and_provinces_override_them(config: W
     single = config.flow_for(_application())
     dual = config.flow_for(_application(customer_class="hv_dual_source"))
     assert config.limit_days(single, "scheme_reply", None) == 15
-    assert config.limit_days(dual, "scheme_reply", None) == 30
+    assert config.limit_days(dual, "scheme_reply", None) == 25
     assert config.limit_days(single, "archived", None) is None
     henan = config.province_for("41401")
     assert henan is not None and henan.name == "河南"
@@ -186,3 +186,105 @@ def test_check_config_covers_the_workflow_files_and_the_status_code_table(tmp_pa
         f"mappings/codes/marketing/status_code.yaml:{_line_of(table, 'energised')}: "
         "code '09' maps to 'energised', not a stage of workflow/stages.yaml",
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "commitment"),
+    [
+        ({"customer_class": "lv_residential"}, 5),
+        ({"customer_class": "lv_non_residential", "requested_capacity_kva": 80}, 6),
+        ({"customer_class": "lv_non_residential", "requested_capacity_kva": 400}, 6),
+        ({"customer_class": "hv_single_source"}, 22),
+        ({"customer_class": "hv_dual_source"}, 32),
+    ],
+)
+def test_the_reformed_flows_add_up_within_the_state_grid_commitments(
+    config: WorkflowConfig, overrides: dict[str, object], commitment: int
+) -> None:
+    flow = config.flow_for(_application(**overrides))
+    assert config.commitment_days(flow, None) == commitment
+    # Summed here from the steps, customer works left out, not with the config's own helper.
+    counted = [step.limit_days or 0 for step in flow.steps if not step.customer_works]
+    assert sum(counted) <= commitment
+
+
+def test_a_flow_over_its_commitment_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    _replace(
+        stages,
+        "{stage: scheme_reply, limit_days: 2, survey: true}",
+        "{stage: scheme_reply, limit_days: 7, survey: true}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_workflow_config(root)
+    assert caught.value.file == "workflow/stages.yaml"
+    assert caught.value.line == _line_of(stages, "lv_non_residential_3_step:")
+    assert "flow 'lv_non_residential_3_step': its stage limits add up to 11 working days, over its " in str(
+        caught.value
+    )
+    assert "commitment of 6" in str(caught.value)
+
+
+def test_a_province_override_over_its_commitment_is_refused_and_a_raised_commitment_lets_it_through(
+    tmp_path: Path,
+) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    _replace(stages, "limits: {}", "limits: {hv_dual_source_4_step: {scheme_reply: 30}}")
+    with pytest.raises(ConfigError, match="in province 'henan': its stage limits add up to 37") as caught:
+        load_workflow_config(root)
+    assert caught.value.line == _line_of(stages, "henan:")
+    _replace(stages, "limits: {hv", "commitments: {hv_dual_source: 37}\n    limits: {hv")
+    config = load_workflow_config(root)
+    henan = config.province_for("41401")
+    dual = config.flow_for(_application(customer_class="hv_dual_source"))
+    assert config.commitment_days(dual, henan) == 37
+    assert config.commitment_days(dual, None) == 32
+
+
+def test_a_class_without_a_commitment_is_an_error(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    _replace(stages, "  hv_dual_source: 32\n", "")
+    with pytest.raises(ConfigError, match="'commitments' needs 'hv_dual_source'") as caught:
+        load_workflow_config(root)
+    assert caught.value.line == _line_of(stages, "commitments:")
+
+
+def test_the_late_december_day_is_read_and_checked(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    assert load_workflow_config(root).late_december_from == 15
+    _replace(stages, "late_december_from: 15", "late_december_from: 40")
+    with pytest.raises(ConfigError, match="'late_december_from' is a day of December, got 40") as caught:
+        load_workflow_config(root)
+    assert caught.value.line == _line_of(stages, "late_december_from: 40")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "flow"),
+    [
+        ({"customer_class": "hv_single_source", "industry_code": "C3120"}, "full_chain_hv_single_source"),
+        ({"customer_class": "hv_dual_source", "industry_code": "C3216"}, "full_chain_hv_dual_source"),
+        ({"customer_class": "lv_non_residential", "special_load": True}, "full_chain_lv_non_residential"),
+        ({"customer_class": "hv_single_source", "industry_code": "C3130"}, "hv_single_source_4_step"),
+        ({"customer_class": "hv_single_source", "industry_code": "C1312"}, "hv_single_source_4_step"),
+    ],
+)
+def test_special_loads_take_the_full_chain(
+    config: WorkflowConfig, overrides: dict[str, object], flow: str
+) -> None:
+    chosen = config.flow_for(_application(**overrides))
+    assert chosen.name == flow
+    full = {"design_review", "mid_inspection"} <= {step.stage for step in chosen.steps}
+    assert full == flow.startswith("full_chain")
+
+
+def test_a_special_load_industry_code_outside_gb_t_4754_is_an_error(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    stages = root / "workflow" / "stages.yaml"
+    _replace(stages, 'industry_codes: ["C3120", "C3140", "C3216"]', 'industry_codes: ["C3120", "3140"]')
+    with pytest.raises(ConfigError, match="industry code '3140' is not GB/T 4754") as caught:
+        load_workflow_config(root)
+    assert caught.value.line == _line_of(stages, '"3140"]')

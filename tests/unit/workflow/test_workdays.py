@@ -4,9 +4,11 @@ and provisional counts into 2027, whose adjusted workdays are not published yet.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from importlib.metadata import version
 
 import pytest
 
+from workflow.cases import calendar_signature
 from workflow.workdays import SHANGHAI, Deadline, WorkingCalendar, published_years_of_package
 
 # The calendar as of November 2026: arrangements published up to 2026 (State Council notice of Nov 2025).
@@ -125,3 +127,28 @@ def test_working_time_of_many_days_matches_the_day_count(calendar: WorkingCalend
     assert calendar.working_time(start, end) == pytest.approx(
         calendar.working_days_after(date(2026, 1, 4), date(2027, 1, 4))
     )
+
+
+def test_a_deadline_late_in_december_waits_for_next_years_notice(calendar: WorkingCalendar) -> None:
+    # 2026-12-14 is before the configured 15th: final. 2026-12-15 on: 2027's notice could still move a day.
+    assert calendar.add_working_days(date(2026, 12, 10), 2) == Deadline(date(2026, 12, 14), provisional=False)
+    assert calendar.add_working_days(date(2026, 12, 10), 3) == Deadline(date(2026, 12, 15), provisional=True)
+    assert calendar.add_working_days(date(2026, 12, 21), 4) == Deadline(date(2026, 12, 25), provisional=True)
+
+
+def test_late_december_is_final_once_the_next_year_is_published() -> None:
+    later = WorkingCalendar(published_years=[*AS_OF_NOV_2026, 2027])
+    assert later.add_working_days(date(2026, 12, 21), 4) == Deadline(date(2026, 12, 25), provisional=False)
+
+
+def test_the_late_december_day_is_configurable() -> None:
+    strict = WorkingCalendar(published_years=AS_OF_NOV_2026, late_december_from=28)
+    assert strict.add_working_days(date(2026, 12, 21), 4).provisional is False
+    assert strict.add_working_days(date(2026, 12, 21), 5).provisional is True
+    with pytest.raises(ValueError, match="a day of December"):
+        WorkingCalendar(late_december_from=32)
+
+
+def test_the_calendar_signature_names_the_package_version_and_the_late_december_day() -> None:
+    signature = calendar_signature(WorkingCalendar(published_years=AS_OF_NOV_2026, late_december_from=20))
+    assert signature == f"2001-2026/26@{version('holidays')}/dec20"
