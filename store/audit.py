@@ -205,7 +205,7 @@ def record_pii_read(conn: Connection, actor: str, subject: str, fields: Sequence
 
 
 def entry_hash(
-    key: ChainKey,
+    key: ChainKey | None,
     *,
     id: int,
     at: datetime,
@@ -215,23 +215,17 @@ def entry_hash(
     detail: Mapping[str, Any],
     prev_hash: str,
 ) -> str:
-    """HMAC-SHA256 (hex) under the chain key over the canonical JSON of an entry and the previous hash."""
+    """HMAC-SHA256 (hex) under the chain key over the canonical JSON of an entry and the previous hash.
+
+    key None gives the plain SHA-256 of the same JSON: how entries were hashed before the chain was keyed.
+    """
     canonical = _canonical(id, at, actor, action, subject, detail, prev_hash)
+    if key is None:
+        return hashlib.sha256(canonical).hexdigest()
     return hmac.new(key.secret, canonical, hashlib.sha256).hexdigest()
 
 
-def unkeyed_entry_hash(
-    *,
-    id: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    subject: str,
-    detail: Mapping[str, Any],
-    prev_hash: str,
-) -> str:
-    """Plain SHA-256 (hex) of the same canonical JSON: how entries were hashed before the chain was keyed."""
-    return hashlib.sha256(_canonical(id, at, actor, action, subject, detail, prev_hash)).hexdigest()
+unkeyed_entry_hash = functools.partial(entry_hash, None)
 
 
 def list_entries(
