@@ -192,6 +192,7 @@ stage_visits = sa.Table(
     sa.Column("entered_at", UtcDateTime(), nullable=False),
     sa.Column("left_at", UtcDateTime(), nullable=True),
     sa.Column("exit_kind", sa.String(32), nullable=True, comment="forward | rework | anomaly"),
+    sa.Column("exit_cause", sa.String(32), nullable=True, comment="rework cause given by the source"),
     sa.Column("observed", sa.Boolean, nullable=False, comment="the hub saw the stage being entered"),
     sa.Column("limit_days", sa.Integer, nullable=True),
     sa.Column("deadline", sa.Date, nullable=True),
@@ -199,6 +200,22 @@ stage_visits = sa.Table(
     sa.Column("over_limit", sa.Boolean, nullable=True),
     sa.Index("ix_stage_visits_case", "application_no", "ordinal"),
     sa.Index("ix_stage_visits_stage", "stage"),
+)
+
+consistency_findings = sa.Table(
+    "consistency_findings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("application_no", KEY, nullable=False),
+    sa.Column("rule", KEY, nullable=False, comment="configured rule name"),
+    sa.Column("category", sa.String(32), nullable=False, comment="rework cause the finding prevents"),
+    sa.Column("found_at", UtcDateTime(), nullable=False),
+    sa.Column("cleared_at", UtcDateTime(), nullable=True, comment="when a later record no longer disagreed"),
+    sa.Column("systems", sa.JSON, nullable=False, comment="the systems whose records disagree"),
+    sa.Column("details", sa.JSON, nullable=False, comment="the disagreeing values, personal data masked"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.UniqueConstraint("application_no", "rule", name="uq_consistency_findings_rule"),
+    sa.Index("ix_consistency_findings_found", "found_at"),
 )
 
 case_feed = sa.Table(
