@@ -19,6 +19,7 @@ from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
+from api.analytics import analytics_router
 from api.applications import applications_router
 from api.asyncapi import asyncapi_router, settings_document
 from api.customers import customers_router
@@ -102,7 +103,9 @@ def create_app(
     push_mappings are the mappings pushed marketing records go through (default: the project's own).
     """
     operator_service = operations or Operations(engine)
-    hub_metrics = metrics or HubMetrics(engine, operator_service.open_bus, watched_queues(CONSUMERS))
+    hub_metrics = metrics or HubMetrics(
+        engine, operator_service.open_bus, watched_queues(CONSUMERS), process=Settings().process
+    )
     app = FastAPI(
         title="yekuo-hub unified API",
         version="1.0.0",
@@ -144,6 +147,7 @@ def create_app(
     app.include_router(submissions_router(engine, limits=submission_limits))
 
     app.include_router(applications_router(engine))
+    app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
     app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router(engine))
     app.include_router(feasibility_router(engine, limits=submission_limits))

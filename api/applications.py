@@ -1,4 +1,4 @@
-"""Applications API: tracked cases with filters and cursor pagination, timelines and stage analytics.
+"""Applications API: tracked cases with filters and cursor pagination, and their timelines.
 
 The case view embeds the latest feasibility assessment of the application, the same document
 GET /v1/applications/{no}/feasibility serves, or null while there is none.
@@ -25,10 +25,7 @@ from canonical_model.common import CanonicalModel
 from canonical_model.feasibility import FeasibilityAssessment
 from store.database import utcnow
 from store.feasibility import feasibility_assessments
-from workflow.analytics import stage_analytics
 from workflow.caselog import case_feed_of
-from workflow.cases import default_tracker
-from workflow.config import WorkflowConfig
 from workflow.queries import CaseFilter, get_case, get_timeline, list_cases
 from workflow.workdays import SHANGHAI, WorkingCalendar
 
@@ -130,39 +127,6 @@ class ApplicationTimeline(CanonicalModel):
     timeline: tuple[StageTransition, ...] = Field(description="the entries, oldest first")
 
 
-class StageFigures(CanonicalModel):
-    """Figures of one group of stage visits; durations in working days, rounded to 0.01."""
-
-    stage: str = Field(description="stage id")
-    customer_class: str | None = Field(description="customer class of the group; null when not grouped by it")
-    unit: str | None = Field(description="supply unit of the group; null when not grouped by it")
-    completed: int = Field(description="visits that left the stage")
-    mean_days: float | None = Field(description="mean duration of completed visits; null without any")
-    p50_days: float | None = Field(description="median duration of completed visits")
-    p90_days: float | None = Field(description="90th percentile of the durations of completed visits")
-    over_limit: int = Field(description="completed visits that took longer than the stage limit")
-    rework: int = Field(description="visits that were a return to the stage")
-    in_progress: int = Field(description="visits still in the stage")
-
-
-class ReworkTotals(CanonicalModel):
-    """How often cases went back to an earlier stage."""
-
-    total: int = Field(description="returns to an earlier stage, over all cases")
-    cases: int = Field(description="cases with at least one return")
-
-
-class StageAnalyticsReport(CanonicalModel):
-    """Stage durations grouped by stage, by stage and class, and by stage and unit, with rework totals."""
-
-    unit: str = Field(description="unit of the durations", examples=["working days"])
-    stage_names: dict[str, str] = Field(description="name of each stage id, in stage order")
-    by_stage: tuple[StageFigures, ...] = Field(description="one group per stage")
-    by_stage_and_class: tuple[StageFigures, ...] = Field(description="one group per stage and customer class")
-    by_stage_and_unit: tuple[StageFigures, ...] = Field(description="one group per stage and supply unit")
-    rework: ReworkTotals = Field(description="rework over the matching visits")
-
-
 class CaseView(Case, EndToEndView):
     """A tracked application: the case (case.v1) with its deadline state, documents and notifications."""
 
@@ -201,20 +165,15 @@ def _start_of(day: date) -> datetime:
 def applications_router(
     engine: Engine,
     *,
-    config: WorkflowConfig | None = None,
     calendar: WorkingCalendar | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> APIRouter:
-    """The /v1/applications and /v1/analytics routes over the given database.
+    """The /v1/applications routes over the given database.
 
-    config gives stage order and names to the analytics (default: the configured stage model); clock
-    gives "now" for deadline state (overdue, at risk, working days left).
+    clock gives "now" for deadline state (overdue, at risk, working days left).
     """
     router = APIRouter()
     shared_calendar = calendar or WorkingCalendar()
-
-    def workflow_config() -> WorkflowConfig:
-        return config or default_tracker().config
 
     @router.get(
         "/v1/applications",
@@ -288,29 +247,5 @@ def applications_router(
         if entries is None:
             raise problem("application-not-found", f"application {application_no} is not tracked")
         return {"application_no": application_no, "timeline": entries}
-
-    @router.get(
-        "/v1/analytics/stages",
-        tags=["analytics"],
-        summary="Stage durations (mean, p50, p90 in working days) per stage, class and unit, with rework",
-        responses={200: {"model": StageAnalyticsReport}},
-    )
-    def read_stage_analytics(
-        customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
-        unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
-        entered_from: Annotated[date | None, Query(description="stages entered on or after")] = None,
-        entered_to: Annotated[date | None, Query(description="stages entered on or before")] = None,
-    ) -> dict[str, Any]:
-        chosen = workflow_config()
-        with engine.connect() as conn:
-            analytics = stage_analytics(
-                conn,
-                stage_order=tuple(chosen.stages),
-                customer_class=customer_class.value if customer_class else None,
-                unit=unit,
-                entered_from=_start_of(entered_from) if entered_from else None,
-                entered_to=_start_of(entered_to + timedelta(days=1)) if entered_to else None,
-            )
-        return {"unit": "working days", "stage_names": dict(chosen.stages), **analytics.as_dict()}
 
     return router

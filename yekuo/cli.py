@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from yekuo.settings import Settings
@@ -62,6 +63,52 @@ def _report_stages(args: argparse.Namespace) -> int:
         engine.dispose()
     print(render_stage_report(analytics, config.stages), end="")
     return 0
+
+
+def _report_process(args: argparse.Namespace) -> int:
+    from datetime import datetime, time, timedelta
+
+    from store.database import create_engine
+    from workflow.config import load_workflow_config
+    from workflow.process import CaseFilter, process_figures
+    from workflow.report import render_process_report
+    from workflow.workdays import SHANGHAI, WorkingCalendar
+
+    if args.period_from and args.period_to and args.period_from > args.period_to:
+        print(f"--from {args.period_from} is after --to {args.period_to}", file=sys.stderr)
+        return 2
+    settings = Settings()
+    config = load_workflow_config(Path(args.config_dir) if args.config_dir else settings.config_dir)
+    where = CaseFilter(
+        basis=args.basis,
+        period_from=datetime.combine(args.period_from, time(), SHANGHAI) if args.period_from else None,
+        period_to=(
+            datetime.combine(args.period_to + timedelta(days=1), time(), SHANGHAI) if args.period_to else None
+        ),
+        customer_class=args.customer_class,
+        unit=args.unit,
+    )
+    engine = create_engine(args.db_url or settings.db_url)
+    try:
+        with engine.connect() as conn:
+            figures = process_figures(
+                conn,
+                config=config,
+                calendar=WorkingCalendar(),
+                where=where,
+                target_days=settings.process.target_working_days,
+            )
+    finally:
+        engine.dispose()
+    print(render_process_report(figures), end="")
+    return 0
+
+
+def _local_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-30") from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -271,12 +318,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="reports over the workflow state")
     reports = report.add_subparsers(dest="report", required=True)
-    stages = reports.add_parser("stages", help="stage durations (mean, p50, p90 working days) and rework")
+    stages = reports.add_parser(
+        "stages", help="stage durations (spread in working days), rework and bottlenecks"
+    )
     stages.add_argument("--customer-class", help="only this customer class, e.g. hv_single_source")
     stages.add_argument("--unit", help="only this supply unit (ORG_NO)")
     stages.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
     stages.add_argument("--config-dir", help="folder holding workflow/ (default: YEKUO_CONFIG_DIR)")
     stages.set_defaults(func=_report_stages)
+    process = reports.add_parser(
+        "process", help="days from application to power, commitments kept, rework by cause, findings"
+    )
+    process.add_argument("--from", dest="period_from", type=_local_date, help="period start (inclusive)")
+    process.add_argument("--to", dest="period_to", type=_local_date, help="period end (inclusive)")
+    process.add_argument(
+        "--basis",
+        choices=("energised", "opened"),
+        default="energised",
+        help="cases energised in the period, or submitted in it (default: %(default)s)",
+    )
+    process.add_argument("--customer-class", help="only this customer class, e.g. hv_single_source")
+    process.add_argument("--unit", help="only this supply unit (ORG_NO)")
+    process.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    process.add_argument("--config-dir", help="folder holding workflow/ (default: YEKUO_CONFIG_DIR)")
+    process.set_defaults(func=_report_process)
 
     demo = commands.add_parser("demo", help="run the marketing simulator, the hub and the API together")
     demo.add_argument("--seed", type=int, default=20261126, help="simulator seed (default: %(default)s)")

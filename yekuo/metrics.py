@@ -6,6 +6,11 @@ Gauges that describe shared state (outbox lag, parked messages, queue depths) ar
 database and the broker at scrape time by HubMetrics, so every hub process reports the same truth and
 the numbers survive restarts. A dependency that cannot be read at scrape time makes its gauges absent
 and sets yekuo_scrape_dependency_up{dependency} to 0; the scrape itself still succeeds.
+
+The process gauges (yekuo_process_*) are the figures of workflow/process.py over the cases energised in a
+trailing window (YEKUO_PROCESS__WINDOW_DAYS, 90 days by default) up to the scrape, per customer class and
+supply unit: both come from configured, bounded sets. Days to power are in working days (quantile 0.5 and
+0.9) and in calendar days. A group without a measured case has no duration or ratio samples.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -25,7 +30,11 @@ from sqlalchemy.engine import Engine
 from bus.port import Bus
 from store.database import utcnow
 from store.schema import outbox, parked
+from workflow.config import WorkflowConfig
+from workflow.process import ANY_CAUSE, CaseFilter, Spread, case_records, findings, group_figures, grouped
+from workflow.workdays import WorkingCalendar
 from yekuo.errors import BusError, ConfigError
+from yekuo.settings import ProcessSettings
 
 __all__ = [
     "AUTH_FAILURES",
@@ -157,12 +166,19 @@ class HubMetrics:
         *,
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], datetime] = utcnow,
+        process: ProcessSettings | None = None,
+        workflow: WorkflowConfig | None = None,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
+        """process sets the process gauges' window; workflow gives the flows (default: configured ones)."""
         self._engine = engine
         self._open_bus = open_bus
         self._queues = tuple(queues)
         self._registry = registry
         self._clock = clock
+        self._process = process or ProcessSettings()
+        self._workflow = workflow
+        self._calendar = calendar or WorkingCalendar()
 
     def exposition(self) -> bytes:
         """The counters of the registry and the gauges measured now, in Prometheus text format."""
@@ -196,6 +212,7 @@ class HubMetrics:
                     .where(parked.c.status == "parked")
                     .group_by(parked.c.kind)
                 ).all()
+                process = self._process_gauges(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("metrics scrape could not read the database: %s", exc)
             return None
@@ -217,7 +234,77 @@ class HubMetrics:
         )
         for kind, count in sorted(by_kind.items()):
             parked_gauge.add_metric([kind], float(count))
-        return [lag, age, parked_gauge]
+        return [lag, age, parked_gauge, *process]
+
+    def _process_gauges(self, conn: sa.Connection) -> list[Metric]:
+        """The process figures over the cases energised in the trailing window, per class and unit."""
+        if self._workflow is None:
+            # Imported here: the tracker module pulls in the bus outbox, which metrics need not load.
+            from workflow.cases import default_tracker
+
+            self._workflow = default_tracker().config
+        now = self._clock()
+        window = self._process.window_days
+        where = CaseFilter(basis="energised", period_from=now - timedelta(days=window), period_to=now)
+        records = case_records(
+            conn,
+            config=self._workflow,
+            calendar=self._calendar,
+            where=where,
+            target_days=self._process.target_working_days,
+        )
+        labels = ["customer_class", "unit"]
+        scope = f"cases energised in the last {window} days"
+        energised = GaugeMetricFamily(
+            "yekuo_process_energised_cases", f"Cases energised ({scope}).", labels=labels
+        )
+        working = GaugeMetricFamily(
+            "yekuo_process_days_to_power",
+            f"Working days from submission to power, by quantile ({scope}).",
+            labels=[*labels, "quantile"],
+        )
+        calendar_days = GaugeMetricFamily(
+            "yekuo_process_calendar_days_to_power",
+            f"Calendar days from submission to power, by quantile ({scope}).",
+            labels=[*labels, "quantile"],
+        )
+        commitment = GaugeMetricFamily(
+            "yekuo_process_within_commitment_ratio",
+            f"Share energised by the end-to-end commitment deadline ({scope}).",
+            labels=labels,
+        )
+        target = GaugeMetricFamily(
+            "yekuo_process_within_target_ratio",
+            f"Share energised within {self._process.target_working_days} working days of submission"
+            f" ({scope}).",
+            labels=labels,
+        )
+        for group in grouped(records, lambda record: (record.customer_class, record.unit, None)):
+            values = [group.customer_class or "", group.unit or "unknown"]
+            energised.add_metric(values, float(group.energised))
+            _quantiles(working, values, group.working_days)
+            _quantiles(calendar_days, values, group.calendar_days)
+            if group.within_commitment is not None:
+                commitment.add_metric(values, group.within_commitment)
+            if group.within_target is not None:
+                target.add_metric(values, group.within_target)
+        rework = GaugeMetricFamily(
+            "yekuo_process_rework_ratio",
+            f"Share of cases with at least one return to an earlier stage, by cause ({scope}).",
+            labels=["cause"],
+        )
+        if records:
+            for cause, figures in group_figures(records).rework.items():
+                if cause != ANY_CAUSE and figures.share is not None:
+                    rework.add_metric([cause], figures.share)
+        found = GaugeMetricFamily(
+            "yekuo_process_findings_total",
+            f"Consistency findings found in the last {window} days, by category.",
+            labels=["category"],
+        )
+        for category, count in findings(conn, where).by_category.items():
+            found.add_metric([category], float(count))
+        return [energised, working, calendar_days, commitment, target, rework, found]
 
     def _queue_gauges(self) -> list[Metric] | None:
         if not self._queues:
@@ -250,6 +337,12 @@ class HubMetrics:
             except BusError:
                 log.debug("closing the scrape's bus connection failed", exc_info=True)
         return [depth]
+
+
+def _quantiles(family: GaugeMetricFamily, labels: list[str], spread: Spread) -> None:
+    for quantile, value in (("0.5", spread.p50), ("0.9", spread.p90)):
+        if value is not None:
+            family.add_metric([*labels, quantile], value)
 
 
 class _Both:

@@ -193,6 +193,17 @@ class SubmissionSettings(BaseModel):
         return self
 
 
+class ProcessSettings(BaseModel):
+    """The process figures: the /metrics gauges' trailing window and the customers' target."""
+
+    window_days: int = Field(
+        default=90, ge=1, le=3660, description="the gauges cover cases energised in this many days up to now"
+    )
+    target_working_days: int = Field(
+        default=15, ge=1, le=365, description="working days from submission to power customers ask for"
+    )
+
+
 class AuditSettings(BaseModel):
     """The keyed audit chain and where its anchors are written, outside the database.
 
@@ -261,6 +272,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     submissions: SubmissionSettings = SubmissionSettings()
     audit: AuditSettings = AuditSettings()
+    process: ProcessSettings = ProcessSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

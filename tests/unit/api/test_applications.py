@@ -60,7 +60,7 @@ def client(sqlite_engine: Engine) -> TestClient:
             ),
         )
     app = FastAPI()
-    app.include_router(applications_router(sqlite_engine, config=config, clock=lambda: NOW))
+    app.include_router(applications_router(sqlite_engine, clock=lambda: NOW))
     return TestClient(app)
 
 
@@ -121,7 +121,7 @@ def test_detail_and_timeline(client: TestClient) -> None:
 def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: Engine) -> None:
     rules = load_feasibility_config(PROJECT_ROOT)
     served = FastAPI()
-    served.include_router(applications_router(sqlite_engine, config=load_workflow_config(PROJECT_ROOT)))
+    served.include_router(applications_router(sqlite_engine))
     served.include_router(feasibility_router(sqlite_engine, config=rules))
     both = TestClient(served)
     before = both.get("/v1/applications/H1").json()
