@@ -329,8 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     process = reports.add_parser(
         "process", help="days from application to power, commitments kept, rework by cause, findings"
     )
-    process.add_argument("--from", dest="period_from", type=_local_date, help="period start (inclusive)")
-    process.add_argument("--to", dest="period_to", type=_local_date, help="period end (inclusive)")
+    process.add_argument(
+        "--from", dest="period_from", type=_local_date, metavar="DATE", help="period start (inclusive)"
+    )
+    process.add_argument(
+        "--to", dest="period_to", type=_local_date, metavar="DATE", help="period end (inclusive)"
+    )
     process.add_argument(
         "--basis",
         choices=("energised", "opened"),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 import statistics
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from workflow.analytics import percentile, stage_analytics
 from workflow.cases import CaseTracker
+from yekuo.clock import frozen_at
 
 from .events import application_event
 
@@ -26,11 +29,19 @@ def test_percentiles_interpolate_like_the_inclusive_method(size: int) -> None:
 
 
 def _feed(
-    engine: Engine, tracker: CaseTracker, number: str, org_no: str, steps: list[tuple[str, str]]
+    engine: Engine,
+    tracker: CaseTracker,
+    number: str,
+    org_no: str,
+    steps: list[tuple[str, str]],
+    **application: Any,
 ) -> None:
     with engine.begin() as conn:
         for sequence, (stage, at) in enumerate(steps, start=1):
-            tracker(conn, application_event(number, sequence, stage=stage, updated_at=at, org_no=org_no))
+            event = application_event(
+                number, sequence, stage=stage, updated_at=at, org_no=org_no, **application
+            )
+            tracker(conn, event)
 
 
 def test_figures_per_stage_class_and_unit_with_rework(sqlite_engine: Engine, tracker: CaseTracker) -> None:
@@ -84,3 +95,70 @@ def test_figures_per_stage_class_and_unit_with_rework(sqlite_engine: Engine, tra
         "scheme_reply": 1,
         "external_works": 0,
     }
+
+
+def test_spread_and_bottlenecks_count_working_days_past_deadlines(
+    sqlite_engine: Engine, tracker: CaseTracker
+) -> None:
+    # Residential 2-step flow: acceptance 2 working days, energisation 3; March 2026 has no holiday.
+    with frozen_at(datetime(2026, 6, 1, tzinfo=UTC)):
+        # B1: acceptance Mon 2 March 09:00, due Wed 4, left Fri 6 12:00: 1.5 working days past (5 and half
+        # of 6). Energisation from then, due Wed 11, left Thu 12 06:00: 0.25 past.
+        _feed(
+            sqlite_engine,
+            tracker,
+            "B1",
+            "41401",
+            [
+                ("acceptance", "2026-03-02T09:00:00+08:00"),
+                ("energisation", "2026-03-06T12:00:00+08:00"),
+                ("archived", "2026-03-12T06:00:00+08:00"),
+            ],
+            customer_class="lv_residential",
+            submitted_at="2026-03-02T09:00:00+08:00",
+        )
+        # B2: acceptance left Wed 4 March 18:00, in time although it lasted 2.375 working days.
+        # Energisation due Mon 9, left Tue 10 12:00: 0.5 past.
+        _feed(
+            sqlite_engine,
+            tracker,
+            "B2",
+            "41402",
+            [
+                ("acceptance", "2026-03-02T09:00:00+08:00"),
+                ("energisation", "2026-03-04T18:00:00+08:00"),
+                ("archived", "2026-03-10T12:00:00+08:00"),
+            ],
+            customer_class="lv_residential",
+            submitted_at="2026-03-02T09:00:00+08:00",
+        )
+        with sqlite_engine.connect() as conn:
+            analytics = stage_analytics(conn, stage_order=tuple(tracker.config.stages))
+    acceptance = next(item for item in analytics.by_stage if item.stage == "acceptance")
+    durations = [15 / 24 + 3 + 12 / 24, 15 / 24 + 1 + 18 / 24]
+    assert acceptance.min_days == pytest.approx(min(durations))
+    assert acceptance.max_days == pytest.approx(max(durations))
+    assert acceptance.p10_days == pytest.approx(min(durations) + 0.1 * (max(durations) - min(durations)))
+    assert acceptance.stdev_days == pytest.approx(statistics.pstdev(durations))
+    stages = [
+        (item.stage, item.excess_days, item.over_limit, item.completed)
+        for item in analytics.bottleneck_stages
+    ]
+    assert stages == [("acceptance", pytest.approx(1.5), 1, 2), ("energisation", pytest.approx(0.75), 2, 2)]
+    units = [
+        (item.unit, item.excess_days, item.over_limit, item.completed) for item in analytics.bottleneck_units
+    ]
+    assert units == [("41401", pytest.approx(1.75), 2, 2), ("41402", pytest.approx(0.5), 1, 2)]
+    assert analytics.as_dict()["bottlenecks"]["units"][0] == {
+        "stage": None,
+        "unit": "41401",
+        "excess_days": 1.75,
+        "over_limit": 2,
+        "completed": 2,
+    }
+
+
+def test_no_visits_give_empty_spreads_and_rankings(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        analytics = stage_analytics(conn)
+    assert analytics.by_stage == () and analytics.bottleneck_stages == () and analytics.bottleneck_units == ()

@@ -1,14 +1,18 @@
-"""The stage report: the analytics as tables, and `yekuo report stages` printing them from the database."""
+"""The reports: stage and process figures as tables, and `yekuo report stages|process` printing them."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from workflow.analytics import StageAnalytics, StageStats
+from workflow.analytics import Bottleneck, StageAnalytics, StageStats
 from workflow.cases import CaseTracker
-from workflow.report import render_stage_report
+from workflow.process import UNSPECIFIED, CaseRecord, Findings, ProcessFigures, group_figures, grouped
+from workflow.report import render_process_report, render_stage_report
 from yekuo.cli import main
+from yekuo.clock import frozen_at
 
 from .events import application_event
 
@@ -20,8 +24,12 @@ def _stats(stage: str, **values: object) -> StageStats:
         "unit": None,
         "completed": 4,
         "mean_days": 1.25,
+        "min_days": 0.5,
+        "p10_days": 0.65,
         "p50_days": 1.0,
         "p90_days": 2.5,
+        "max_days": 3.0,
+        "stdev_days": 0.75,
         "over_limit": 1,
         "rework": 0,
         "in_progress": 2,
@@ -34,12 +42,23 @@ def test_the_report_has_one_table_per_grouping_and_rework_totals() -> None:
     analytics = StageAnalytics(
         by_stage=(
             _stats("acceptance"),
-            _stats("scheme_reply", mean_days=None, p50_days=None, p90_days=None, completed=0),
+            _stats(
+                "scheme_reply",
+                completed=0,
+                **dict.fromkeys(
+                    ("mean_days", "min_days", "p10_days", "p50_days", "p90_days", "max_days", "stdev_days")
+                ),
+            ),
         ),
         by_class=(_stats("acceptance", customer_class="hv_single_source"),),
         by_unit=(_stats("acceptance", unit="41401", rework=3),),
         rework_total=3,
         cases_with_rework=2,
+        bottleneck_stages=(
+            Bottleneck("scheme_reply", None, 4.5, 2, 3),
+            Bottleneck("acceptance", None, 0.0, 0, 4),
+        ),
+        bottleneck_units=(Bottleneck(None, "41402", 4.5, 2, 5),),
     )
     text = render_stage_report(analytics, {"acceptance": "业务受理"})
     lines = text.splitlines()
@@ -48,20 +67,46 @@ def test_the_report_has_one_table_per_grouping_and_rework_totals() -> None:
         "stage",
         "done",
         "mean",
+        "min",
+        "p10",
         "p50",
         "p90",
+        "max",
+        "stdev",
         "over",
         "limit",
         "rework",
         "in",
         "progress",
     ]
-    assert lines[3].split() == ["acceptance", "业务受理", "4", "1.25", "1.00", "2.50", "1", "0", "2"]
-    assert lines[4].split() == ["scheme_reply", "0", "-", "-", "-", "1", "0", "2"]
+    assert lines[3].split() == [
+        "acceptance",
+        "业务受理",
+        "4",
+        "1.25",
+        "0.50",
+        "0.65",
+        "1.00",
+        "2.50",
+        "3.00",
+        "0.75",
+        "1",
+        "0",
+        "2",
+    ]
+    assert lines[4].split() == ["scheme_reply", "0", "-", "-", "-", "-", "-", "-", "-", "1", "0", "2"]
     # Figures are right-aligned under their headers, whatever the width of the Chinese stage names.
     assert len(lines[3]) + sum(1 for c in lines[3] if ord(c) > 0x2E80) == len(lines[2])
     assert "By customer class" in text and "hv_single_source" in text
     assert "By supply unit" in text and "41401" in text
+    stages = text.split("Bottleneck stages (working days past deadlines)\n")[1].splitlines()
+    assert stages[0].split() == ["stage", "days", "past", "over", "limit", "done"]
+    assert [row.split() for row in stages[2:4]] == [
+        ["scheme_reply", "4.50", "2", "3"],
+        ["acceptance", "业务受理", "0.00", "0", "4"],
+    ]
+    units = text.split("Bottleneck units (working days past deadlines)\n")[1].splitlines()
+    assert units[2].split() == ["41402", "4.50", "2", "5"]
     assert text.endswith("Rework: 3 return(s) to an earlier stage in 2 case(s)\n")
 
 
@@ -76,5 +121,115 @@ def test_the_cli_prints_the_report_from_the_hub_database(
     assert main(["report", "stages", "--db-url", sqlite_engine.url.render_as_string()]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("acceptance"))
-    assert row.split() == ["acceptance", "业务受理", "1", "1.00", "1.00", "1.00", "0", "0", "0"]
+    # One visit of one working day: every figure of the spread is 1, the deviation 0.
+    assert row.split() == [
+        "acceptance",
+        "业务受理",
+        "1",
+        *["1.00"] * 6,
+        "0.00",
+        "0",
+        "0",
+        "0",
+    ]
     assert "scheme_reply 供电方案答复" in out
+
+
+def _record(number: str, unit: str, working: float | None, **values: object) -> CaseRecord:
+    base: dict[str, object] = {
+        "application_no": number,
+        "customer_class": "lv_residential",
+        "unit": unit,
+        "energised_at": datetime(2026, 3, 4, 1, tzinfo=UTC) if working is not None else None,
+        "measured": working is not None,
+        "working_days": working,
+        "calendar_days": None if working is None else working + 2,
+        "within_commitment": None if working is None else working <= 5,
+        "within_target": None if working is None else working <= 15,
+        "rework_causes": (),
+        "survey_to_scheme_days": None,
+        "scheme_drafting_days": None,
+    }
+    base.update(values)
+    return CaseRecord(**base)  # type: ignore[arg-type]
+
+
+def test_the_process_report_shows_both_day_counts_shares_rework_and_findings() -> None:
+    records = [
+        _record("A", "41401", 2.0),
+        _record("B", "41402", 12.0, rework_causes=("information_error", "information_error")),
+        _record("C", "41402", None, rework_causes=(UNSPECIFIED,)),
+    ]
+    figures = ProcessFigures(
+        basis="opened",
+        target_days=15,
+        overall=group_figures(records),
+        by_class=grouped(records, lambda record: (record.customer_class, None, None)),
+        by_unit=grouped(records, lambda record: (None, record.unit, None)),
+        by_month=grouped(records[:2], lambda record: (None, None, record.month)),
+        in_progress=1,
+        findings=Findings(3, 2, 2, {"information_error": 3}, {"address_mismatch": 3}),
+    )
+    text = render_process_report(figures)
+    assert text.startswith("Process figures over the cases submitted in the period; wd = working days")
+    overall = text.split("Overall\n")[1].splitlines()
+    assert overall[0].split()[:5] == ["cases", "energised", "wd", "mean", "wd"]
+    # 3 cases, 2 energised; working days 2 and 12 (mean 7, p50 7, p90 11), calendar days 4 and 14;
+    # commitment (5) kept by A only, target (15) by both; B and C reworked.
+    assert overall[2].split() == [
+        "3",
+        "2",
+        "7.00",
+        "7.00",
+        "11.00",
+        "9.00",
+        "9.00",
+        "13.00",
+        "50.0%",
+        "100.0%",
+        "66.7%",
+    ]
+    assert "By supply unit" in text and "41402" in text
+    assert "2026-03" in text.split("By month of energisation\n")[1]
+    causes = text.split("Rework by cause (overall)\n")[1].splitlines()
+    assert causes[2].split() == ["information_error", "1", "33.3%", "2"]
+    assert ["unspecified", "1", "33.3%", "1"] in [line.split() for line in causes]
+    assert "Consistency findings: 3 (2 open) on 2 application(s)" in text
+    assert "  category information_error: 3" in text
+    assert text.endswith("In progress: 1 case(s) not energised\n")
+
+
+def test_the_cli_prints_the_process_report(
+    sqlite_engine: Engine, tracker: CaseTracker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with frozen_at(datetime(2026, 6, 1, tzinfo=UTC)), sqlite_engine.begin() as conn:
+        for sequence, (stage, moment) in enumerate(
+            [("acceptance", "2026-03-02"), ("energisation", "2026-03-03"), ("archived", "2026-03-05")], 1
+        ):
+            at = f"{moment}T09:00:00+08:00"
+            event = application_event(
+                "R1",
+                sequence,
+                stage=stage,
+                customer_class="lv_residential",
+                submitted_at="2026-03-02T09:00:00+08:00",
+                updated_at=at,
+            )
+            tracker(conn, event)
+    url = sqlite_engine.url.render_as_string()
+    assert main(["report", "process", "--db-url", url, "--from", "2026-03-01", "--to", "2026-03-31"]) == 0
+    out = capsys.readouterr().out
+    overall = out.split("Overall\n")[1].splitlines()
+    # Mon 2 to Thu 5 March 09:00: 3 working and 3 calendar days, within 5 and 15 working days.
+    assert overall[2].split() == ["1", "1", *["3.00"] * 6, "100.0%", "100.0%", "0.0%"]
+    assert main(["report", "process", "--db-url", url, "--from", "2026-04-01"]) == 0
+    assert "(no cases)" in capsys.readouterr().out
+
+
+def test_the_cli_refuses_a_reversed_period(sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    url = sqlite_engine.url.render_as_string()
+    assert main(["report", "process", "--db-url", url, "--from", "2026-03-02", "--to", "2026-03-01"]) == 2
+    assert "--from 2026-03-02 is after --to 2026-03-01" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", "process", "--from", "2 March"])
+    assert "'2 March' is not a date like 2026-11-30" in capsys.readouterr().err
