@@ -1,4 +1,4 @@
-"""The applications API: filters, cursor pagination, detail, timeline and stage analytics."""
+"""The applications API: filters, cursor pagination, detail and timeline."""
 
 from __future__ import annotations
 
@@ -139,18 +139,6 @@ def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: E
     # The documented model describes the whole answer, with and without an assessment.
     CaseView.model_validate(assessed)
     CaseView.model_validate(before)
-
-
-def test_stage_analytics(client: TestClient) -> None:
-    body = client.get("/v1/analytics/stages").json()
-    assert body["unit"] == "working days"
-    [acceptance, scheme] = body["by_stage"]
-    assert (acceptance["stage"], acceptance["completed"], acceptance["in_progress"]) == ("acceptance", 1, 24)
-    assert acceptance["mean_days"] == 1.0  # H1: Thursday 26 10:00 to Friday 27 10:00
-    assert scheme["stage"] == "scheme_reply" and scheme["in_progress"] == 1
-    assert body["rework"] == {"total": 0, "cases": 0}
-    only = client.get("/v1/analytics/stages", params={"customer_class": "lv_residential"}).json()
-    assert [item["stage"] for item in only["by_stage"]] == ["acceptance"]
 
 
 def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> None:

@@ -176,6 +176,7 @@ READS = [
     "/v1/applications/H1",
     "/v1/applications/H1/timeline",
     "/v1/analytics/stages",
+    "/v1/analytics/process",
     "/v1/load-profiles",
     "/v1/events",
     "/admin/adapters",

@@ -62,6 +62,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/applications/{application_no}/feasibility"): READERS,
     ("GET", "/v1/applications/{application_no}/scheme.pdf"): READERS,
     ("GET", "/v1/analytics/stages"): READERS,
+    ("GET", "/v1/analytics/process"): READERS,
     ("GET", "/v1/customers/{customer_no}"): READERS,
     ("GET", "/v1/grid/substations"): READERS,
     ("GET", "/v1/grid/substations/{equipment_id}"): READERS,
