@@ -18,8 +18,12 @@ from bus.memory import discard_broker, unique_url
 from bus.outbox import EventDraft, OutboxRelay, stage_event
 from bus.port import Bus, Message
 from canonical_model.registry import schema_uri
-from store.schema import outbox
+from store.schema import consistency_findings, outbox, stage_visits
 from tests.support.auth import TEST_AUTH
+from tests.unit.workflow.events import application_event
+from workflow.cases import CaseTracker
+from workflow.config import load_workflow_config
+from yekuo.clock import frozen_at
 from yekuo.consumers import CONSUMERS
 from yekuo.errors import BusUnavailableError, UnroutableError
 from yekuo.metrics import (
@@ -30,6 +34,7 @@ from yekuo.metrics import (
     watched_queues,
 )
 from yekuo.operations import Operations
+from yekuo.settings import PROJECT_ROOT, ProcessSettings
 
 from ..mappings.samples import application_record
 from .parked_samples import (
@@ -220,3 +225,150 @@ def test_every_consumer_is_watched_on_its_queue_and_its_parking_queue() -> None:
     for consumer in CONSUMERS:
         assert WatchedQueue(consumer.name, consumer.queue) in watched
         assert WatchedQueue(consumer.name, consumer.parking_queue) in watched
+
+
+def _feed_case(
+    conn: sa.Connection, tracker: CaseTracker, number: str, steps: list[tuple[str, str]], **fields: str
+) -> None:
+    submitted = f"2026-{steps[0][1]}T09:00:00+08:00"
+    for sequence, (stage, day) in enumerate(steps, start=1):
+        updated = f"2026-{day}T09:00:00+08:00"
+        tracker(
+            conn,
+            application_event(
+                number, sequence, stage=stage, submitted_at=submitted, updated_at=updated, **fields
+            ),
+        )
+
+
+def test_process_gauges_cover_the_trailing_window(sqlite_engine: Engine) -> None:
+    # Sunday 5 April 2026, 12:00 in Asia/Shanghai; a 30-day window starts Friday 6 March 12:00. March
+    # 2026 has no holiday: working days are weekdays.
+    now = datetime(2026, 4, 5, 4, 0, tzinfo=UTC)
+    residential = {"customer_class": "lv_residential"}
+    with frozen_at(now), sqlite_engine.begin() as conn:
+        tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
+        # Energised Wed 4 March: before the window.
+        _feed_case(
+            conn,
+            tracker,
+            "R1",
+            [("acceptance", "03-02"), ("energisation", "03-03"), ("archived", "03-04")],
+            org_no="41402",
+            **residential,
+        )
+        # Mon 2 to Thu 26 March: 18 working days, 24 calendar days; commitment (due 9 March) and target
+        # (15 working days, due 23 March) missed; one return for an information error.
+        _feed_case(
+            conn,
+            tracker,
+            "R2",
+            [
+                ("acceptance", "03-02"),
+                ("energisation", "03-05"),
+                ("acceptance", "03-06"),
+                ("energisation", "03-09"),
+                ("archived", "03-26"),
+            ],
+            org_no="41402",
+            **residential,
+        )
+        conn.execute(
+            stage_visits.update()
+            .where(stage_visits.c.application_no == "R2", stage_visits.c.exit_kind == "rework")
+            .values(exit_cause="information_error")
+        )
+        # Mon 30 March to Wed 1 April: 2 working days, 2 calendar days; both met.
+        _feed_case(
+            conn,
+            tracker,
+            "R3",
+            [("acceptance", "03-30"), ("energisation", "03-31"), ("archived", "04-01")],
+            org_no="41402",
+            **residential,
+        )
+        # High voltage: Mon 2 to Wed 25 March, 17 working days; commitment (22 + 7 days of customer works)
+        # met, target missed.
+        _feed_case(
+            conn,
+            tracker,
+            "H1",
+            [
+                ("acceptance", "03-02"),
+                ("scheme_reply", "03-04"),
+                ("external_works", "03-12"),
+                ("energisation", "03-23"),
+                ("archived", "03-25"),
+            ],
+            org_no="41401",
+        )
+        # First seen archived on 10 March: energised, not measured.
+        _feed_case(conn, tracker, "U1", [("archived", "03-10")], org_no="41401", **residential)
+        for number, category, day in (
+            ("R2", "information_error", 10),
+            ("H1", "documents_missing", 12),
+            ("X9", "information_error", 12),
+            ("R1", "information_error", 3),  # before the window
+        ):
+            conn.execute(
+                consistency_findings.insert().values(
+                    application_no=number,
+                    rule=f"{category}_rule",
+                    category=category,
+                    found_at=datetime(2026, 3, day, 2, tzinfo=UTC),
+                    systems=["marketing", "pms"],
+                    details={},
+                    message="records disagree",
+                )
+            )
+    metrics = HubMetrics(
+        sqlite_engine,
+        lambda: open_bus("memory://"),
+        [],
+        clock=lambda: now,
+        process=ProcessSettings(window_days=30),
+    )
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    low, high, first_seen = (
+        ("lv_residential", "41402"),
+        ("hv_single_source", "41401"),
+        ("lv_residential", "41401"),
+    )
+
+    def group(pair: tuple[str, str], **extra: str) -> dict[str, str]:
+        return {"customer_class": pair[0], "unit": pair[1], **extra}
+
+    assert value("yekuo_process_energised_cases", **group(low)) == 2  # R2 and R3; R1 is before the window
+    assert value("yekuo_process_energised_cases", **group(first_seen)) == 1
+    assert value("yekuo_process_days_to_power", **group(low, quantile="0.5")) == pytest.approx((18 + 2) / 2)
+    assert value("yekuo_process_days_to_power", **group(low, quantile="0.9")) == pytest.approx(2 + 0.9 * 16)
+    assert value("yekuo_process_days_to_power", **group(high, quantile="0.5")) == pytest.approx(17)
+    assert value("yekuo_process_calendar_days_to_power", **group(low, quantile="0.5")) == pytest.approx(13)
+    assert value("yekuo_process_days_to_power", **group(first_seen, quantile="0.5")) is None
+    assert value("yekuo_process_within_commitment_ratio", **group(low)) == pytest.approx(0.5)
+    assert value("yekuo_process_within_commitment_ratio", **group(high)) == 1.0
+    assert value("yekuo_process_within_target_ratio", **group(high)) == 0.0
+    assert value("yekuo_process_within_commitment_ratio", **group(first_seen)) is None
+    # Four cases in the window, one (R2) returned for an information error.
+    assert value("yekuo_process_rework_ratio", cause="information_error") == pytest.approx(1 / 4)
+    assert value("yekuo_process_rework_ratio", cause="unspecified") == 0.0
+    assert value("yekuo_process_findings_total", category="information_error") == 2
+    assert value("yekuo_process_findings_total", category="documents_missing") == 1
+    assert value("yekuo_scrape_dependency_up", dependency="database") == 1
+
+
+def test_without_cases_the_process_gauges_have_no_samples(sqlite_engine: Engine) -> None:
+    metrics = HubMetrics(sqlite_engine, lambda: open_bus("memory://"), [], clock=lambda: NOW)
+    families = {
+        family.name: family for family in text_string_to_metric_families(metrics.exposition().decode())
+    }
+    assert families["yekuo_process_energised_cases"].samples == []
+    assert families["yekuo_process_rework_ratio"].samples == []
