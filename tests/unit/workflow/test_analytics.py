@@ -141,14 +141,15 @@ def test_spread_and_bottlenecks_count_working_days_past_deadlines(
     assert acceptance.p10_days == pytest.approx(min(durations) + 0.1 * (max(durations) - min(durations)))
     assert acceptance.stdev_days == pytest.approx(statistics.pstdev(durations))
     stages = [
-        (item.stage, item.excess_days, item.over_limit, item.completed)
+        (item.stage, round(item.excess_days, 6), item.over_limit, item.completed)
         for item in analytics.bottleneck_stages
     ]
-    assert stages == [("acceptance", pytest.approx(1.5), 1, 2), ("energisation", pytest.approx(0.75), 2, 2)]
+    assert stages == [("acceptance", 1.5, 1, 2), ("energisation", 0.75, 2, 2)]
     units = [
-        (item.unit, item.excess_days, item.over_limit, item.completed) for item in analytics.bottleneck_units
+        (item.unit, round(item.excess_days, 6), item.over_limit, item.completed)
+        for item in analytics.bottleneck_units
     ]
-    assert units == [("41401", pytest.approx(1.75), 2, 2), ("41402", pytest.approx(0.5), 1, 2)]
+    assert units == [("41401", 1.75, 2, 2), ("41402", 0.5, 1, 2)]
     assert analytics.as_dict()["bottlenecks"]["units"][0] == {
         "stage": None,
         "unit": "41401",

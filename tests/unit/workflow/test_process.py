@@ -72,9 +72,6 @@ def finding(conn: Connection, number: str, rule: str, category: str, found: str,
     )
 
 
-RESIDENTIAL = {"customer_class": "lv_residential"}
-
-
 @pytest.fixture
 def frozen() -> Iterator[None]:
     with frozen_at(NOW):
@@ -92,7 +89,7 @@ def seeded(sqlite_engine: Engine, tracker: CaseTracker, frozen: None) -> Engine:
             "R1",
             [("acceptance", at("03-02")), ("energisation", at("03-03")), ("archived", at("03-04"))],
             org_no="41401",
-            **RESIDENTIAL,
+            customer_class="lv_residential",
         )
         # R2: two returns for information errors; 2 March to Thu 26 March 09:00: weekdays 2-25 March are
         # 18 working days, 24 calendar days. Commitment due 9 March: missed; target due 23 March: missed.
@@ -111,7 +108,7 @@ def seeded(sqlite_engine: Engine, tracker: CaseTracker, frozen: None) -> Engine:
             ],
             causes=("information_error", "information_error"),
             org_no="41402",
-            **RESIDENTIAL,
+            customer_class="lv_residential",
         )
         # H1: high voltage 4-step (the survey is done in scheme reply); one return without a cause.
         # 2 March to Wed 25 March 09:00: 17 working days, 23 calendar days. Commitment 22 plus 7 working
@@ -142,12 +139,21 @@ def seeded(sqlite_engine: Engine, tracker: CaseTracker, frozen: None) -> Engine:
             "R3",
             [("acceptance", at("03-30")), ("energisation", at("03-31")), ("archived", at("04-01"))],
             org_no="41402",
-            **RESIDENTIAL,
+            customer_class="lv_residential",
         )
         # U1: first seen already archived: energised, but when is unknown, so it is not measured.
-        feed(conn, tracker, "U1", [("archived", at("03-10"))], org_no="41401", **RESIDENTIAL)
+        feed(
+            conn, tracker, "U1", [("archived", at("03-10"))], org_no="41401", customer_class="lv_residential"
+        )
         # P1: still in acceptance, in progress.
-        feed(conn, tracker, "P1", [("acceptance", at("03-16"))], org_no="41401", **RESIDENTIAL)
+        feed(
+            conn,
+            tracker,
+            "P1",
+            [("acceptance", at("03-16"))],
+            org_no="41401",
+            customer_class="lv_residential",
+        )
 
         finding(conn, "R2", "address_mismatch", "information_error", at("03-03"), at("03-06"))
         finding(conn, "R2", "capacity_mismatch", "information_error", at("03-10"), None)
@@ -268,7 +274,7 @@ def test_holidays_are_no_working_days(
             tracker,
             "L1",
             [("acceptance", at("04-30")), ("energisation", at("05-06")), ("archived", at("05-07"))],
-            **RESIDENTIAL,
+            customer_class="lv_residential",
         )
     overall = figures(sqlite_engine, config, calendar).overall
     # Thu 30 April 09:00 to Thu 7 May 09:00: 15 hours of 30 April, 1-5 May off, 6 May, 9 hours of 7 May.
@@ -382,7 +388,7 @@ def test_a_cause_the_source_invented_is_shown_not_dropped(
                 ("archived", at("03-06")),
             ],
             causes=("meter_fault",),
-            **RESIDENTIAL,
+            customer_class="lv_residential",
         )
     rework = figures(sqlite_engine, config, calendar).overall.rework
     assert rework["meter_fault"].returns == 1 and rework["unspecified"].returns == 0
