@@ -19,7 +19,7 @@ from canonical_model.common import CanonicalModel
 from workflow.analytics import stage_analytics
 from workflow.cases import default_tracker
 from workflow.config import WorkflowConfig
-from workflow.process import TARGET_WORKING_DAYS, Basis, CaseFilter, process_figures
+from workflow.process import TARGET_WORKING_DAYS, Basis, ProcessFilter, process_figures
 from workflow.workdays import SHANGHAI, WorkingCalendar
 
 
@@ -230,7 +230,7 @@ def analytics_router(
         unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
     ) -> dict[str, Any]:
         start, end = _period(period_from, period_to)
-        where = CaseFilter(
+        where = ProcessFilter(
             basis=basis,
             period_from=start,
             period_to=end,

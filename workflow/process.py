@@ -214,7 +214,7 @@ class ProcessFigures:
 
 
 @dataclass(frozen=True)
-class CaseFilter:
+class ProcessFilter:
     """Which cases the figures consider; the period is [period_from, period_to)."""
 
     basis: Basis = "energised"
@@ -235,11 +235,11 @@ def process_figures(
     *,
     config: WorkflowConfig,
     calendar: WorkingCalendar,
-    where: CaseFilter | None = None,
+    where: ProcessFilter | None = None,
     target_days: int = TARGET_WORKING_DAYS,
 ) -> ProcessFigures:
     """The figures over the cases `where` selects (default: every case)."""
-    chosen = where or CaseFilter()
+    chosen = where or ProcessFilter()
     records = case_records(conn, config=config, calendar=calendar, where=chosen, target_days=target_days)
     return ProcessFigures(
         basis=chosen.basis,
@@ -261,7 +261,7 @@ def case_records(
     *,
     config: WorkflowConfig,
     calendar: WorkingCalendar,
-    where: CaseFilter,
+    where: ProcessFilter,
     target_days: int = TARGET_WORKING_DAYS,
 ) -> list[CaseRecord]:
     """The cases `where` selects, each with its durations and rework causes."""
@@ -280,7 +280,7 @@ def case_records(
     return [_record(row, visits.get(row.application_no, []), config, calendar, target_days) for row in rows]
 
 
-def _selected(where: CaseFilter) -> sa.Subquery:
+def _selected(where: ProcessFilter) -> sa.Subquery:
     query = sa.select(
         cases.c.application_no,
         cases.c.customer_class,
@@ -432,7 +432,7 @@ def _rework(records: Sequence[CaseRecord]) -> dict[str, CauseFigures]:
     return result
 
 
-def in_progress(conn: Connection, where: CaseFilter) -> int:
+def in_progress(conn: Connection, where: ProcessFilter) -> int:
     """Cases not energised: at the end of the period (basis energised) or now (basis opened)."""
     query = sa.select(sa.func.count()).select_from(cases)
     if where.customer_class is not None:
@@ -455,7 +455,7 @@ def in_progress(conn: Connection, where: CaseFilter) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def findings(conn: Connection, where: CaseFilter) -> Findings:
+def findings(conn: Connection, where: ProcessFilter) -> Findings:
     """Consistency findings found in the period, of the class and unit asked for.
 
     A finding on an application the hub does not track has no class or unit: it counts only when neither

@@ -70,7 +70,7 @@ def _report_process(args: argparse.Namespace) -> int:
 
     from store.database import create_engine
     from workflow.config import load_workflow_config
-    from workflow.process import CaseFilter, process_figures
+    from workflow.process import ProcessFilter, process_figures
     from workflow.report import render_process_report
     from workflow.workdays import SHANGHAI, WorkingCalendar
 
@@ -79,7 +79,7 @@ def _report_process(args: argparse.Namespace) -> int:
         return 2
     settings = Settings()
     config = load_workflow_config(Path(args.config_dir) if args.config_dir else settings.config_dir)
-    where = CaseFilter(
+    where = ProcessFilter(
         basis=args.basis,
         period_from=datetime.combine(args.period_from, time(), SHANGHAI) if args.period_from else None,
         period_to=(

@@ -30,11 +30,11 @@ from sqlalchemy.engine import Engine
 from bus.port import Bus
 from store.database import utcnow
 from store.schema import outbox, parked
-from workflow.config import WorkflowConfig
-from workflow.process import ANY_CAUSE, CaseFilter, Spread, case_records, findings, group_figures, grouped
+from workflow.config import WorkflowConfig, load_workflow_config
+from workflow.process import ANY_CAUSE, ProcessFilter, Spread, case_records, findings, group_figures, grouped
 from workflow.workdays import WorkingCalendar
 from yekuo.errors import BusError, ConfigError
-from yekuo.settings import ProcessSettings
+from yekuo.settings import ProcessSettings, Settings
 
 __all__ = [
     "AUTH_FAILURES",
@@ -239,13 +239,10 @@ class HubMetrics:
     def _process_gauges(self, conn: sa.Connection) -> list[Metric]:
         """The process figures over the cases energised in the trailing window, per class and unit."""
         if self._workflow is None:
-            # Imported here: the tracker module pulls in the bus outbox, which metrics need not load.
-            from workflow.cases import default_tracker
-
-            self._workflow = default_tracker().config
+            self._workflow = load_workflow_config(Settings().config_dir)
         now = self._clock()
         window = self._process.window_days
-        where = CaseFilter(basis="energised", period_from=now - timedelta(days=window), period_to=now)
+        where = ProcessFilter(basis="energised", period_from=now - timedelta(days=window), period_to=now)
         records = case_records(
             conn,
             config=self._workflow,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from store.schema import consistency_findings, stage_visits
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
-from workflow.process import CaseFilter, ProcessFigures, process_figures
+from workflow.process import ProcessFigures, ProcessFilter, process_figures
 from workflow.workdays import SHANGHAI, WorkingCalendar
 from yekuo.clock import frozen_at
 
@@ -164,7 +164,7 @@ def seeded(sqlite_engine: Engine, tracker: CaseTracker, frozen: None) -> Engine:
 
 
 def figures(
-    engine: Engine, config: WorkflowConfig, calendar: WorkingCalendar, where: CaseFilter | None = None
+    engine: Engine, config: WorkflowConfig, calendar: WorkingCalendar, where: ProcessFilter | None = None
 ) -> ProcessFigures:
     with engine.connect() as conn:
         return process_figures(conn, config=config, calendar=calendar, where=where)
@@ -309,16 +309,16 @@ def test_findings_by_category_and_rule(
     assert (found.total, found.open, found.cases) == (5, 4, 4)
     assert found.by_category == {"documents_missing": 1, "information_error": 4}
     assert found.by_rule == {"address_mismatch": 3, "capacity_mismatch": 1, "missing_licence": 1}
-    march = CaseFilter(period_from=local("03-01"), period_to=local("04-01"))
+    march = ProcessFilter(period_from=local("03-01"), period_to=local("04-01"))
     assert figures(seeded, config, calendar, march).findings.total == 4  # R1's February finding is out
     # A class filter leaves out findings of other classes and of applications not tracked.
-    residential = figures(seeded, config, calendar, CaseFilter(customer_class="lv_residential")).findings
+    residential = figures(seeded, config, calendar, ProcessFilter(customer_class="lv_residential")).findings
     assert residential.by_rule == {"address_mismatch": 2, "capacity_mismatch": 1}
 
 
 def test_period_by_energisation(seeded: Engine, config: WorkflowConfig, calendar: WorkingCalendar) -> None:
     march = figures(
-        seeded, config, calendar, CaseFilter(period_from=local("03-01"), period_to=local("04-01"))
+        seeded, config, calendar, ProcessFilter(period_from=local("03-01"), period_to=local("04-01"))
     )
     # Energised in March: R1, R2, H1, U1. At the end of March, P1 and R3 (energised 1 April) were open.
     assert (march.overall.cases, march.overall.measured) == (4, 3)
@@ -330,21 +330,21 @@ def test_period_by_energisation(seeded: Engine, config: WorkflowConfig, calendar
 def test_period_by_submission_counts_cases_in_progress(
     seeded: Engine, config: WorkflowConfig, calendar: WorkingCalendar
 ) -> None:
-    where = CaseFilter(basis="opened", period_from=local("03-01"), period_to=local("04-01"))
+    where = ProcessFilter(basis="opened", period_from=local("03-01"), period_to=local("04-01"))
     result = figures(seeded, config, calendar, where)
     # Submitted in March: all six; P1 is in progress and counts in the rework shares only.
     assert (result.overall.cases, result.overall.energised, result.in_progress) == (6, 5, 1)
     assert result.overall.rework["any"].share == pytest.approx(2 / 6)
     assert result.overall.working_days.count == 4
-    late = CaseFilter(basis="opened", period_from=local("03-20"), period_to=local("04-01"))
+    late = ProcessFilter(basis="opened", period_from=local("03-20"), period_to=local("04-01"))
     assert figures(seeded, config, calendar, late).overall.cases == 1  # R3
 
 
 def test_class_and_unit_filters(seeded: Engine, config: WorkflowConfig, calendar: WorkingCalendar) -> None:
-    unit = figures(seeded, config, calendar, CaseFilter(unit="41402"))
+    unit = figures(seeded, config, calendar, ProcessFilter(unit="41402"))
     assert [item.unit for item in unit.by_unit] == ["41402"]
     assert unit.overall.cases == 2 and unit.in_progress == 0
-    high = figures(seeded, config, calendar, CaseFilter(customer_class="hv_single_source"))
+    high = figures(seeded, config, calendar, ProcessFilter(customer_class="hv_single_source"))
     assert high.overall.cases == 1 and high.overall.rework["unspecified"].cases == 1
     assert high.findings.by_category == {"documents_missing": 1}
 
@@ -363,9 +363,9 @@ def test_no_cases_give_empty_figures(
 
 def test_bad_filters_are_refused() -> None:
     with pytest.raises(ValueError, match="basis must be one of energised, opened"):
-        CaseFilter(basis="closed")  # type: ignore[arg-type]
+        ProcessFilter(basis="closed")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="the period starts"):
-        CaseFilter(period_from=local("03-02"), period_to=local("03-01"))
+        ProcessFilter(period_from=local("03-02"), period_to=local("03-01"))
 
 
 def test_a_cause_the_source_invented_is_shown_not_dropped(
