@@ -311,12 +311,12 @@ def _record(
     energised: datetime | None = row.closed_at
     # The terminal visit is the last one; first seen there, its entry is not the moment of power.
     measured = energised is not None and bool(visits) and bool(visits[-1].observed)
-    working = calendar.working_time(opened, energised) if measured and energised else None
-    calendar_days = (
-        (energised - opened).total_seconds() / _SECONDS_PER_DAY if measured and energised else None
-    )
+    working = calendar_days = None
     within_commitment = within_target = None
     if measured and energised is not None:
+        working = calendar.working_time(opened, energised)
+        # A source that reports power before submission gives 0, as working_time does, not a negative.
+        calendar_days = max((energised - opened).total_seconds(), 0.0) / _SECONDS_PER_DAY
         day = local_date(energised)
         deadline: date | None = row.end_to_end_deadline
         within_commitment = None if deadline is None else day <= deadline

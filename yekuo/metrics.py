@@ -9,13 +9,16 @@ and sets yekuo_scrape_dependency_up{dependency} to 0; the scrape itself still su
 
 The process gauges (yekuo_process_*) are the figures of workflow/process.py over the cases energised in a
 trailing window (YEKUO_PROCESS__WINDOW_DAYS, 90 days by default) up to the scrape, per customer class and
-supply unit: both come from configured, bounded sets. Days to power are in working days (quantile 0.5 and
-0.9) and in calendar days. A group without a measured case has no duration or ratio samples.
+supply unit: four classes and the utility's supply units (ORG_NO) keep the label sets bounded. Days to
+power are in working days (quantile 0.5 and 0.9) and in calendar days. A group without a measured case has
+no duration or ratio samples. They read every case of the window, so a process recomputes them at most
+every YEKUO_PROCESS__REFRESH_S seconds and serves the last figures in between.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -177,6 +180,7 @@ class HubMetrics:
         self._registry = registry
         self._clock = clock
         self._process = process or ProcessSettings()
+        self._process_cache: tuple[float, list[Metric]] | None = None
         self._workflow = workflow
         self._calendar = calendar or WorkingCalendar()
 
@@ -212,7 +216,7 @@ class HubMetrics:
                     .where(parked.c.status == "parked")
                     .group_by(parked.c.kind)
                 ).all()
-                process = self._process_gauges(conn)
+                process = self._cached_process_gauges(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("metrics scrape could not read the database: %s", exc)
             return None
@@ -235,6 +239,15 @@ class HubMetrics:
         for kind, count in sorted(by_kind.items()):
             parked_gauge.add_metric([kind], float(count))
         return [lag, age, parked_gauge, *process]
+
+    def _cached_process_gauges(self, conn: sa.Connection) -> list[Metric]:
+        """The process gauges, recomputed when older than refresh_s: they read every case of the window."""
+        cached = self._process_cache
+        if cached is not None and time.monotonic() - cached[0] < self._process.refresh_s:
+            return cached[1]
+        gauges = self._process_gauges(conn)
+        self._process_cache = (time.monotonic(), gauges)
+        return gauges
 
     def _process_gauges(self, conn: sa.Connection) -> list[Metric]:
         """The process figures over the cases energised in the trailing window, per class and unit."""

@@ -202,6 +202,9 @@ class ProcessSettings(BaseModel):
     target_working_days: int = Field(
         default=15, ge=1, le=365, description="working days from submission to power customers ask for"
     )
+    refresh_s: float = Field(
+        default=60.0, ge=0, allow_inf_nan=False, description="seconds scrapes reuse the last gauges computed"
+    )
 
 
 class AuditSettings(BaseModel):

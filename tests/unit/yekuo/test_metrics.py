@@ -372,3 +372,38 @@ def test_without_cases_the_process_gauges_have_no_samples(sqlite_engine: Engine)
     }
     assert families["yekuo_process_energised_cases"].samples == []
     assert families["yekuo_process_rework_ratio"].samples == []
+
+
+def test_process_gauges_are_recomputed_after_the_refresh_interval(sqlite_engine: Engine) -> None:
+    now = datetime(2026, 4, 5, 4, 0, tzinfo=UTC)
+
+    def energised(metrics: HubMetrics) -> list[float]:
+        families = text_string_to_metric_families(metrics.exposition().decode())
+        return [
+            sample.value
+            for family in families
+            if family.name == "yekuo_process_energised_cases"
+            for sample in family.samples
+        ]
+
+    cached = HubMetrics(sqlite_engine, lambda: open_bus("memory://"), [], clock=lambda: now)
+    fresh = HubMetrics(
+        sqlite_engine,
+        lambda: open_bus("memory://"),
+        [],
+        clock=lambda: now,
+        process=ProcessSettings(refresh_s=0),
+    )
+    assert energised(cached) == [] and energised(fresh) == []
+    with frozen_at(now), sqlite_engine.begin() as conn:
+        steps = [("acceptance", "03-30"), ("energisation", "03-31"), ("archived", "04-01")]
+        _feed_case(
+            conn,
+            CaseTracker(load_workflow_config(PROJECT_ROOT)),
+            "R3",
+            steps,
+            customer_class="lv_residential",
+        )
+    # Within a minute of its last computation a process serves the same figures; with no interval, new ones.
+    assert energised(cached) == []
+    assert energised(fresh) == [1.0]
