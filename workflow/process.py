@@ -2,10 +2,11 @@
 
 What each figure counts (a case is a row of `cases`, its visits the rows of `stage_visits`):
 
-- Energised: the case reached its flow's terminal stage (归档, entered when 装表接电 is finished, so power is
-  on). Its energisation time is when that stage was entered. A case first seen already in the terminal
-  stage is energised, but its energisation time is unknown: it counts in `energised` only, never in
-  durations or shares (`measured` counts the others). A case not energised is in progress.
+- Energised: the case is closed in its flow's terminal stage (归档, entered when 装表接电 is finished, so
+  power is on). Its energisation time is when that stage was entered (the case's closed_at). A case first
+  seen already in the terminal stage is energised, but its energisation time is unknown: it counts in
+  `energised` only, never in durations or shares (`measured` counts the others). A case not closed is in
+  progress; a case closed in any other stage is neither.
 - Days to power: from the application's submission (the case's opened_at) to energisation. `working_days`
   counts Chinese working days (workflow/workdays.py; each working day counts the share of it that passed),
   `calendar_days` counts elapsed 24-hour days: the reference study's 45 and 22 days are calendar days.
@@ -267,7 +268,7 @@ def case_records(
     """The cases `where` selects, each with its durations and rework causes."""
     if target_days < 1:
         raise ValueError(f"the target counts at least one working day, got {target_days}")
-    selected = _selected(where)
+    selected = _selected(where, sorted({flow.terminal_stage for flow in config.flows}))
     visits: dict[str, list[Any]] = defaultdict(list)
     visit_query = (
         sa.select(stage_visits)
@@ -280,14 +281,15 @@ def case_records(
     return [_record(row, visits.get(row.application_no, []), config, calendar, target_days) for row in rows]
 
 
-def _selected(where: ProcessFilter) -> sa.Subquery:
+def _selected(where: ProcessFilter, terminal_stages: Sequence[str]) -> sa.Subquery:
+    energised = sa.and_(cases.c.closed_at.is_not(None), cases.c.stage.in_(terminal_stages))
     query = sa.select(
+        sa.case((energised, cases.c.closed_at), else_=None).label("energised_at"),
         cases.c.application_no,
         cases.c.customer_class,
         cases.c.responsible,
         cases.c.flow,
         cases.c.opened_at,
-        cases.c.closed_at,
         cases.c.end_to_end_deadline,
     )
     if where.customer_class is not None:
@@ -300,7 +302,7 @@ def _selected(where: ProcessFilter) -> sa.Subquery:
     if where.period_to is not None:
         query = query.where(column < where.period_to)
     if where.basis == "energised":
-        query = query.where(cases.c.closed_at.is_not(None))
+        query = query.where(energised)
     return query.subquery()
 
 
@@ -308,7 +310,7 @@ def _record(
     row: Any, visits: Sequence[Any], config: WorkflowConfig, calendar: WorkingCalendar, target_days: int
 ) -> CaseRecord:
     opened: datetime = row.opened_at
-    energised: datetime | None = row.closed_at
+    energised: datetime | None = row.energised_at
     # The terminal visit is the last one; first seen there, its entry is not the moment of power.
     measured = energised is not None and bool(visits) and bool(visits[-1].observed)
     working = calendar_days = None

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from store.schema import consistency_findings, stage_visits
+from store.schema import cases, consistency_findings, stage_visits
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.process import ProcessFigures, ProcessFilter, process_figures
@@ -392,3 +392,20 @@ def test_a_cause_the_source_invented_is_shown_not_dropped(
         )
     rework = figures(sqlite_engine, config, calendar).overall.rework
     assert rework["meter_fault"].returns == 1 and rework["unspecified"].returns == 0
+
+
+def test_a_case_closed_outside_its_terminal_stage_is_neither_energised_nor_in_progress(
+    seeded: Engine, config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    # P1 closed on 20 March while in acceptance, as a case the customer gives up is.
+    with seeded.begin() as conn:
+        conn.execute(
+            cases.update()
+            .where(cases.c.application_no == "P1")
+            .values(status="closed", closed_at=datetime.fromisoformat(at("03-20")))
+        )
+    result = figures(seeded, config, calendar)
+    assert (result.overall.cases, result.overall.energised, result.in_progress) == (5, 5, 0)
+    opened = figures(seeded, config, calendar, ProcessFilter(basis="opened"))
+    assert (opened.overall.cases, opened.overall.energised, opened.in_progress) == (6, 5, 0)
+    assert [item.month for item in opened.by_month] == ["2026-03", "2026-04"]
