@@ -40,15 +40,15 @@ class StageStats:
     unit: str | None
     completed: int
     mean_days: float | None
+    min_days: float | None
+    p10_days: float | None
     p50_days: float | None
     p90_days: float | None
+    max_days: float | None
+    stdev_days: float | None
     over_limit: int
     rework: int
     in_progress: int
-    min_days: float | None = None
-    p10_days: float | None = None
-    max_days: float | None = None
-    stdev_days: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, durations rounded to 0.01 working day."""
@@ -93,15 +93,15 @@ class Bottleneck:
 
 @dataclass(frozen=True)
 class StageAnalytics:
-    """Stage figures grouped three ways, and rework totals."""
+    """Stage figures grouped three ways, rework totals, and the stages and units ranked as bottlenecks."""
 
     by_stage: tuple[StageStats, ...]
     by_class: tuple[StageStats, ...]
     by_unit: tuple[StageStats, ...]
     rework_total: int
     cases_with_rework: int
-    bottleneck_stages: tuple[Bottleneck, ...] = ()
-    bottleneck_units: tuple[Bottleneck, ...] = ()
+    bottleneck_stages: tuple[Bottleneck, ...]
+    bottleneck_units: tuple[Bottleneck, ...]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
