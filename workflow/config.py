@@ -149,14 +149,8 @@ class WorkflowConfig:
     commitments: Mapping[str, int] = field(default_factory=dict)
     late_december_from: int = LATE_DECEMBER_FROM
     special_industry_codes: tuple[str, ...] = ()
+    # Stages outside every flow that close a case from any stage, with the outcome they give.
     closing_stages: Mapping[str, CaseOutcome] = field(default_factory=dict)
-
-    def outcome_of(self, flow: Flow, stage: str) -> CaseOutcome | None:
-        """How a case in this stage ended: energised at the flow's terminal stage, the closing stage's
-        outcome (withdrawn, cancelled), or None while it is open."""
-        if stage == flow.terminal_stage:
-            return CaseOutcome.ENERGISED
-        return self.closing_stages.get(stage)
 
     def is_special_load(self, application: ConnectionApplication) -> bool:
         """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
