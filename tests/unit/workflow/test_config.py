@@ -301,7 +301,6 @@ def test_a_special_load_industry_code_outside_gb_t_4754_is_an_error(tmp_path: Pa
     assert caught.value.line == _line_of(stages, '"3140"]')
 
 
-
 def test_the_closing_stages_are_withdrawn_and_cancelled_outside_every_flow(config: WorkflowConfig) -> None:
     assert config.closing_stages == {"withdrawn": CaseOutcome.WITHDRAWN, "cancelled": CaseOutcome.CANCELLED}
     assert all(flow.position(stage) is None for flow in config.flows for stage in config.closing_stages)

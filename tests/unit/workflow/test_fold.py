@@ -258,4 +258,3 @@ def test_a_case_first_seen_withdrawn_is_closed(config: WorkflowConfig, calendar:
         (TimelineKind.FIRST_SEEN, "withdrawn")
     ]
     assert state.outcome is CaseOutcome.WITHDRAWN and state.anomalies == []
-
