@@ -254,7 +254,8 @@ class _Run:
             if scenario.history is not None and history is not None:
                 say(
                     f"history: {earlier} applications over {scenario.history.days} days before the day, "
-                    f"process {scenario.history.process}, {len(history.releases)} changes to replay"
+                    f"process {scenario.history.process}, {len(history.releases)} changes to replay; "
+                    f"{_lives_summary(history)}"
                 )
             say(
                 f"scenario {scenario.name}: seed {scenario.seed}, {len(world.customers)} customers, "
@@ -369,10 +370,10 @@ class _Run:
         if flow.index(change.status) < flow.index(current["STATUS_CODE"]):
             return world.send_back(release.app_no, change.status, change.cause, at=change.at)
         moved = world.advance(release.app_no, at=change.at)
-        if moved["STATUS_CODE"] != change.status:
+        if moved["STATUS_CODE"] != release.status:
             raise ConfigError(
                 f"history of {release.app_no}: the marketing simulator moved it to {moved['STATUS_CODE']}, "
-                f"the process to {change.status}"
+                f"the process to {release.status}"
             )
         return moved
 
@@ -545,6 +546,23 @@ class _Run:
             f"released {self.released}/{len(self.held_back)}  tracked {status.cases}  assessed {assessed}  "
             f"records {status.records}  in outbox {status.pending}  parked {status.rejected}{note}"
         )
+
+
+def _lives_summary(history: HistoryPlan) -> str:
+    """The drawn lives in figures, changes after the day included, to compare with what the hub measures."""
+    lives = history.lives
+    returned = sum(1 for life in lives if life.returns)
+    closed = sum(1 for life in lives if life.outcome != "energised")
+    days = [
+        (powered - life.accepted_at).total_seconds() / 86400
+        for life in lives
+        if (powered := life.powered_at()) is not None
+    ]
+    mean = f"{sum(days) / len(days):.1f}" if days else "-"
+    return (
+        f"their whole lives: {returned} returned at least once, {closed} withdrawn or cancelled, "
+        f"{mean} days from acceptance to power on average"
+    )
 
 
 def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub:

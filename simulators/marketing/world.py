@@ -647,7 +647,9 @@ class MarketingWorld:
                     f"({', '.join(flow)})"
                 )
             moved = current["STATUS_CODE"] != status_code
-            row = self._apply_locked(app_no, {"STATUS_CODE": status_code}, None) if moved else current
+            # Another system reports the step only, never why: a return reason of an earlier send-back goes.
+            changes = {"STATUS_CODE": status_code, "RETURN_REASON_CODE": None}
+            row = self._apply_locked(app_no, changes, None) if moved else current
             self._requests[request_id] = ("UpdateApplicationStage", app_no)
             self._stage_writes.append(
                 StageWrite(request_id, app_no, status_code, changed_at, remark, operator, moved)

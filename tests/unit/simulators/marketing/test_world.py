@@ -438,3 +438,11 @@ def test_an_archived_application_cannot_be_withdrawn(world: MarketingWorld) -> N
         world.advance(row["APP_NO"])
     with pytest.raises(ConfigError, match=r"is closed \(STATUS_CODE 10\) and cannot be withdrawn"):
         world.withdraw(row["APP_NO"])
+
+
+def test_a_stage_another_system_writes_clears_the_return_reason(world: MarketingWorld) -> None:
+    moved = _open_in(world, 5)
+    flow = status_flow(moved)
+    world.send_back(moved["APP_NO"], flow[0], "04")
+    written, applied = world.update_stage("w-reason", moved["APP_NO"], flow[1], "2026-12-01 10:00:00")
+    assert applied and (written["STATUS_CODE"], written["RETURN_REASON_CODE"]) == (flow[1], None)
