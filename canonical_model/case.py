@@ -171,7 +171,9 @@ class Case(CanonicalModel):
     deadline: date | None = Field(default=None, description="due date of the current stage (到期日)")
     deadline_provisional: bool = Field(default=False, description="deadline counts unpublished calendar days")
     opened_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
-    closed_at: AwareDatetime | None = Field(default=None, description="when the terminal stage was entered")
+    closed_at: AwareDatetime | None = Field(
+        default=None, description="when the case was closed: its terminal or a closing stage entered"
+    )
     outcome: CaseOutcome | None = Field(default=None, description="how the case ended; null while open")
     responsible: str | None = Field(default=None, description="responsible supply unit (责任单位)")
     assignee: str | None = Field(default=None, description="staff id of the open survey task (勘查人员)")

@@ -21,7 +21,6 @@ from typing import Any
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
 from simulators.marketing.world import (
     CANCELLED_STATUS,
-    FULL_CHAIN_STATUSES,
     WITHDRAWN_STATUS,
     ApplicationRow,
     status_flow,
@@ -405,7 +404,7 @@ def _read_entry_errors(reader: _Reader, node: Any, what: str) -> tuple[float, tu
         return rate, ()
     statuses: list[str] = []
     for index, status in enumerate(found_at):
-        if status not in FULL_CHAIN_STATUSES[1:-1] and status != "04":
+        if status not in WAITING_STATUSES[1:]:
             reader.error(
                 f"{what} entry_errors: {status!r} is not a status where work is checked (02 to 09)",
                 item_line(found_at, index),
