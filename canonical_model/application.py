@@ -47,6 +47,15 @@ class SubmissionChannel(StrEnum):
     ACCOUNT_MANAGER = "account_manager"
 
 
+class ReworkCause(StrEnum):
+    """Why the source sent an application back to an earlier stage (退回原因)."""
+
+    INFORMATION_ERROR = "information_error"
+    DOCUMENTS_MISSING = "documents_missing"
+    DESIGN_CHANGE = "design_change"
+    GRID_CONSTRAINT = "grid_constraint"
+
+
 class Document(CanonicalModel):
     """A document handed in with the application (申请资料)."""
 
@@ -79,6 +88,11 @@ class ConnectionApplication(CanonicalModel):
         default=None,
         pattern=r"^[a-z][a-z0-9_]*$",
         description="workflow stage the source reports, a stage id of workflow/stages.yaml (流程环节)",
+    )
+    rework_cause: ReworkCause | None = Field(
+        default=None,
+        description="why the source last sent the application back to an earlier stage (退回原因); null when "
+        "it gave no cause or did not send it back",
     )
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
     industry_code: str | None = Field(

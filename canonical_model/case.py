@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, Field
 
-from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, ReworkCause
 from canonical_model.common import CanonicalModel, SourceRef
 
 STAGE_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -20,14 +20,25 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"
 
 
+class CaseOutcome(StrEnum):
+    """How a closed case ended: power delivered (送电), withdrawn by the customer (撤销) or cancelled by the
+    utility (终止)."""
+
+    ENERGISED = "energised"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
+
+
 class TimelineKind(StrEnum):
-    """What a timeline entry records."""
+    """What a timeline entry records; closed: the case left its flow for a closing stage (withdrawal,
+    cancellation)."""
 
     OPENED = "opened"
     FIRST_SEEN = "first_seen"
     FORWARD = "forward"
     REWORK = "rework"
     ANOMALY = "anomaly"
+    CLOSED = "closed"
     FLOW_CHANGED = "flow_changed"
     ASSIGNED = "assigned"
     AT_RISK = "at_risk"
@@ -73,6 +84,9 @@ class StageTransition(CanonicalModel):
     source_event_id: str = Field(min_length=1, description="id of the event it came from (来源事件)")
     responsible: str | None = Field(default=None, description="responsible person or unit (责任人/责任单位)")
     note: str | None = Field(default=None, description="explanation (备注)")
+    cause: ReworkCause | None = Field(
+        default=None, description="for a rework, the cause the source gave (退回原因); null when it gave none"
+    )
 
 
 class CaseAnomaly(CanonicalModel):
@@ -157,7 +171,10 @@ class Case(CanonicalModel):
     deadline: date | None = Field(default=None, description="due date of the current stage (到期日)")
     deadline_provisional: bool = Field(default=False, description="deadline counts unpublished calendar days")
     opened_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
-    closed_at: AwareDatetime | None = Field(default=None, description="when the terminal stage was entered")
+    closed_at: AwareDatetime | None = Field(
+        default=None, description="when the case was closed: its terminal or a closing stage entered"
+    )
+    outcome: CaseOutcome | None = Field(default=None, description="how the case ended; null while open")
     responsible: str | None = Field(default=None, description="responsible supply unit (责任单位)")
     assignee: str | None = Field(default=None, description="staff id of the open survey task (勘查人员)")
     rework_count: int = Field(ge=0, description="returns to an earlier stage (返工次数)")

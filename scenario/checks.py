@@ -74,6 +74,7 @@ def evaluate(conn: Connection, expect: Expectations, facts: RunFacts) -> list[Ch
     """Every expectation of the scenario: totals, verdicts, parked messages, loop failures, files."""
     return [
         *_totals(conn, expect, facts),
+        *_outcomes(conn, expect),
         *_verdicts(conn, expect, facts),
         *_parked(conn, expect),
         *_loops(expect, facts),
@@ -104,6 +105,11 @@ def _totals(conn: Connection, expect: Expectations, facts: RunFacts) -> list[Che
             ),
             f"open cases whose stage deadline lies before the simulated day {facts.day.isoformat()}",
         ),
+        "reworked_cases": (
+            expect.reworked_cases,
+            count_of.select_from(cases).where(cases.c.rework_count > 0),
+            "cases returned to an earlier stage at least once",
+        ),
         "assessed": (
             expect.assessed,
             count_of.select_from(feasibility_assessments),
@@ -115,6 +121,22 @@ def _totals(conn: Connection, expect: Expectations, facts: RunFacts) -> list[Che
             actual = _count(conn, query)
             results.append(_check(name, count, actual, f"{actual} {meaning}"))
     return results
+
+
+def _outcomes(conn: Connection, expect: Expectations) -> list[CheckResult]:
+    if not expect.outcomes:
+        return []
+    found = {
+        outcome or "open": int(count)
+        for outcome, count in conn.execute(
+            sa.select(cases.c.outcome, sa.func.count()).group_by(cases.c.outcome)
+        ).all()
+    }
+    summary = ", ".join(f"{outcome} {count}" for outcome, count in sorted(found.items())) or "no cases"
+    return [
+        _check(f"{outcome} cases", count, found.get(outcome, 0), f"cases by outcome: {summary}")
+        for outcome, count in expect.outcomes.items()
+    ]
 
 
 def _verdicts(conn: Connection, expect: Expectations, facts: RunFacts) -> list[CheckResult]:

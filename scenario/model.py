@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulators.dispatch.faults import Fault as DispatchFault
 from simulators.marketing.faults import Fault as MarketingFault
+from simulators.marketing.process import PROCESS_FILE, load_processes
 from simulators.world import WorldScale
+from yekuo.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -80,6 +83,30 @@ class Scale(_Strict):
             feeders=self.feeders,
             transformers=self.transformers,
         )
+
+
+class History(_Strict):
+    """Applications accepted over the `days` before the scenario day, replayed before the day starts.
+
+    Each one's life is drawn from a process of the process file (simulators/marketing/process.yaml, or
+    process_file: a file of the same form, relative to the working directory), and every status change that
+    falls before the day is replayed through the marketing simulator at its own legacy time.
+    """
+
+    days: int = Field(ge=1)
+    applications: int = Field(ge=1)
+    process: str = Field(default="manual", min_length=1)
+    process_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _known_process(self) -> History:
+        try:
+            known = load_processes(self.process_file or PROCESS_FILE)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.process not in known:
+            raise ValueError(f"no process '{self.process}'; known: {', '.join(sorted(known)) or 'none'}")
+        return self
 
 
 class _Timed(_Strict):
@@ -208,6 +235,10 @@ class Expectations(_Strict):
     )
     files_done: Count | None = None
     files_error: Count | None = None
+    reworked_cases: Count | None = Field(default=None, description="cases returned to an earlier stage")
+    outcomes: dict[Literal["open", "energised", "withdrawn", "cancelled"], Count] = Field(
+        default_factory=dict, description="cases by outcome; open: not closed yet"
+    )
 
 
 class Scenario(_Strict):
@@ -222,5 +253,26 @@ class Scenario(_Strict):
     )
     timeout_s: float = Field(default=60.0, gt=0, description="give up settling after this many seconds")
     scale: Scale = Scale()
+    history: History | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
     expect: Expectations = Expectations()
+
+    @model_validator(mode="after")
+    def _history_without_backlog(self) -> Scenario:
+        # Both place applications before the day; a backlog row would be listed before the history's changes.
+        if self.history is not None and self.scale.backlog is not None:
+            raise ValueError("give a history or a scale.backlog, not both")
+        return self
+
+    def world_scale(self) -> WorldScale:
+        """The simulators' scale: the history's applications count among the seeded ones."""
+        scale = self.scale.world()
+        if self.history is None:
+            return scale
+        return WorldScale(
+            customers=scale.customers,
+            applications=scale.applications + self.history.applications,
+            substations=scale.substations,
+            feeders=scale.feeders,
+            transformers=scale.transformers,
+        )

@@ -1,7 +1,10 @@
 """Running a scenario: the three simulators on one seeded world, the hub against them, faults, then checks.
 
 Simulated time is compressed: the day's applications reach the marketing simulator evenly over
-`day_seconds` of wall time, and faults fire at their second of that day (or once it has settled). The hub
+`day_seconds` of wall time, and faults fire at their second of that day (or once it has settled). A
+scenario with a history first replays the drawn lives of earlier applications (scenario/history.py): every
+status change at its own legacy time, in listing order, and never a second change of an application before
+the hub's poll has taken in its previous one, as a poll sees only an application's latest state. The hub
 runs in-process with every source (marketing, PMS, dispatch drop folder) and every consumer, on SQLite and
 the in-process bus unless a database or bus URL is given. The run ends once the hub has settled: every
 release and fault done, nothing in the outbox or any queue, every loop healthy and the store unchanged
@@ -27,25 +30,38 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from adapters.marketing.source import SYSTEM as MARKETING
+from adapters.marketing.source import MarketingCheckpoint
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import PmsSource
 from adapters.records import PollingSource
 from bus import open_bus
 from bus.memory import topic_matches
 from scenario.checks import CheckResult, RunFacts, evaluate, verdicts
+from scenario.history import HistoryPlan, Release, plan_history
 from scenario.model import DispatchFaultSpec, FaultSpec, MarketingFaultSpec, PmsFaultSpec, Scenario
 from simulators.dispatch.writer import DispatchWriter
 from simulators.marketing.faults import FaultPlan
 from simulators.marketing.server import SimulatorServer
-from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, MarketingWorld, status_flow
+from simulators.marketing.world import (
+    CANCELLED_STATUS,
+    LEGACY_TIME_FORMAT,
+    WITHDRAWN_STATUS,
+    ApplicationRow,
+    MarketingWorld,
+    status_flow,
+)
 from simulators.pms.faults import bulk_rerating
 from simulators.pms.schema import drop_pms_schema, transformers
 from simulators.world import build_world, dispatch_equipment
+from store.checkpoints import load_checkpoint
 from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import feasibility_assessments
 from store.parking import count_parked
 from store.schema import inbox, outbox, parked
+from workflow.workdays import WorkingCalendar
 from yekuo import clock
+from yekuo.errors import ConfigError
 from yekuo.hub import Hub, hub_topology
 from yekuo.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
 
@@ -75,6 +91,9 @@ class RunResult:
     settled: bool
     elapsed_s: float
     notes: list[str] = field(default_factory=list)
+    # The history replayed: per application, the (STATUS_CODE, RETURN_REASON_CODE) it was given, in order,
+    # its appearance first.
+    replayed: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -152,6 +171,7 @@ class _Run:
         drop_dir: Path,
         backlog: list[ApplicationRow],
         held_back: list[ApplicationRow],
+        history: HistoryPlan | None,
         say: Callable[[str], None],
     ) -> None:
         self.scenario = scenario
@@ -163,6 +183,8 @@ class _Run:
         self.drop_dir = drop_dir
         self.backlog = backlog
         self.held_back = held_back
+        self.history = history
+        self.replayed: dict[str, list[tuple[str, str | None]]] = {}
         self.say = say
         self.released = 0
         self.notes: list[str] = []
@@ -184,8 +206,9 @@ class _Run:
             drop_dir = work / "dispatch"
             shutil.rmtree(drop_dir, ignore_errors=True)
             start = datetime.combine(scenario.day, DAY_STARTS_AT)
-            world = build_world(scenario.seed, scale.world(), pms_engine, start=start)
+            world = build_world(scenario.seed, scenario.world_scale(), pms_engine, start=start)
             backlog = scale.backlog.applications if scale.backlog else 0
+            earlier = scenario.history.applications if scenario.history else 0
             days_ago = scale.backlog.days_ago if scale.backlog else 0
             # In listing order, so each release lands after everything a poller has read.
             ordered = sorted(world.applications, key=lambda row: (row["UPDATE_TIME"], row["APP_NO"]))
@@ -223,9 +246,20 @@ class _Run:
             create_schema(hub_engine)
             marketing = build_marketing(settings.marketing, hub_engine)
             hub = _hub(settings, hub_engine, marketing)
+            history = (
+                plan_history(scenario.history, ordered[:earlier], start, scenario.seed, WorkingCalendar())
+                if scenario.history is not None
+                else None
+            )
+            if scenario.history is not None and history is not None:
+                say(
+                    f"history: {earlier} applications over {scenario.history.days} days before the day, "
+                    f"process {scenario.history.process}, {len(history.releases)} changes to replay; "
+                    f"{_lives_summary(history)}"
+                )
             say(
                 f"scenario {scenario.name}: seed {scenario.seed}, {len(world.customers)} customers, "
-                f"{backlog} backlog + {len(world.applications) - backlog} applications over "
+                f"{backlog} backlog + {len(world.applications) - backlog - earlier} applications over "
                 f"{scenario.day_seconds:g} s, grid {scale.substations}/{scale.feeders}/{scale.transformers}, "
                 f"{scale.load_days} days of load files"
             )
@@ -239,7 +273,8 @@ class _Run:
                 marketing,
                 drop_dir,
                 [_shifted(row, days_ago) for row in ordered[:backlog]],
-                [_entered_today(row) for row in ordered[backlog:]],
+                [_entered_today(row) for row in ordered[backlog + earlier :]],
+                history,
                 say,
             )
         finally:
@@ -256,6 +291,8 @@ class _Run:
         deadline = started + self.scenario.timeout_s
         settled = self._settle("the seeded grid and loads", deadline)
         verdicts_before: dict[str, str] | None = None
+        if settled and self.history is not None:
+            settled = self._replay(self.history.releases, deadline) and self._settle("the history", deadline)
         if settled:
             self._play_day()
             settled = self._settle("the day", deadline)
@@ -282,7 +319,73 @@ class _Run:
         )
         with self.hub.engine.connect() as conn:
             checks = evaluate(conn, self.scenario.expect, facts)
-        return RunResult(self.scenario.name, checks, settled, time.monotonic() - started, self.notes)
+        return RunResult(
+            self.scenario.name, checks, settled, time.monotonic() - started, self.notes, self.replayed
+        )
+
+    def _replay(self, releases: tuple[Release, ...], deadline: float) -> bool:
+        """Release the history in order; False when the hub did not keep up before the deadline.
+
+        A poll reads an application's latest state only, so before a second change of an application whose
+        previous change the hub has not taken in, wait until its poll has read past everything released.
+        The poller commits its watermark with the events it staged, so a watermark past a change means that
+        version is on its way to the cases.
+        """
+        self.say(f"replaying {len(releases)} changes of the history ...")
+        waiting: set[str] = set()
+        newest: tuple[str, str] | None = None
+        next_progress = time.monotonic() + _PROGRESS_EVERY_S
+        for number, release in enumerate(releases, start=1):
+            if release.app_no in waiting:
+                assert newest is not None, "a waiting application was released before"
+                if not self._polled_past(newest, deadline):
+                    self.notes.append(f"the history's replay stopped at change {number} of {len(releases)}")
+                    return False
+                waiting.clear()
+            row = self._apply(release)
+            self.replayed.setdefault(release.app_no, []).append(
+                (row["STATUS_CODE"], row["RETURN_REASON_CODE"])
+            )
+            waiting.add(release.app_no)
+            newest = (row["UPDATE_TIME"], row["APP_NO"])
+            if time.monotonic() >= next_progress:
+                self.say(f"  history: {number}/{len(releases)} changes released  {self._progress()}")
+                next_progress += _PROGRESS_EVERY_S
+        return True
+
+    def _apply(self, release: Release) -> ApplicationRow:
+        """Make one release's change in the marketing simulator, through the world's own operations."""
+        world = self.simulator.world
+        change = release.change
+        if change is None:
+            world.add_application(release.row)
+            return release.row
+        if change.status == WITHDRAWN_STATUS:
+            return world.withdraw(release.app_no, at=change.at)
+        if change.status == CANCELLED_STATUS:
+            return world.cancel(release.app_no, at=change.at)
+        current = world.application(release.app_no)
+        assert current is not None, "an application is released before it changes"
+        flow = status_flow(current)
+        if flow.index(change.status) < flow.index(current["STATUS_CODE"]):
+            return world.send_back(release.app_no, change.status, change.cause, at=change.at)
+        moved = world.advance(release.app_no, at=change.at)
+        if moved["STATUS_CODE"] != release.status:
+            raise ConfigError(
+                f"history of {release.app_no}: the marketing simulator moved it to {moved['STATUS_CODE']}, "
+                f"the process to {release.status}"
+            )
+        return moved
+
+    def _polled_past(self, newest: tuple[str, str], deadline: float) -> bool:
+        """Wait until the marketing poller's watermark reaches newest (UPDATE_TIME, APP_NO)."""
+        while time.monotonic() < deadline:
+            with self.hub.engine.connect() as conn:
+                watermark = MarketingCheckpoint.from_dict(load_checkpoint(conn, MARKETING)).watermark
+            if watermark is not None and (watermark.changed_at, watermark.key) >= newest:
+                return True
+            time.sleep(0.05)
+        return False
 
     def _schedule(self) -> list[_Action]:
         # The backlog arrives first, once grid and loads are in, so its assessments see the whole grid.
@@ -443,6 +546,23 @@ class _Run:
             f"released {self.released}/{len(self.held_back)}  tracked {status.cases}  assessed {assessed}  "
             f"records {status.records}  in outbox {status.pending}  parked {status.rejected}{note}"
         )
+
+
+def _lives_summary(history: HistoryPlan) -> str:
+    """The drawn lives in figures, changes after the day included, to compare with what the hub measures."""
+    lives = history.lives
+    returned = sum(1 for life in lives if life.returns)
+    closed = sum(1 for life in lives if life.outcome != "energised")
+    days = [
+        (powered - life.accepted_at).total_seconds() / 86400
+        for life in lives
+        if (powered := life.powered_at()) is not None
+    ]
+    mean = f"{sum(days) / len(days):.1f}" if days else "-"
+    return (
+        f"their whole lives: {returned} returned at least once, {closed} withdrawn or cancelled, "
+        f"{mean} days from acceptance to power on average"
+    )
 
 
 def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub:

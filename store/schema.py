@@ -144,6 +144,7 @@ cases = sa.Table(
     sa.Column("end_to_end_provisional", sa.Boolean, nullable=False),
     sa.Column("opened_at", UtcDateTime(), nullable=False),
     sa.Column("closed_at", UtcDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True, comment="energised, withdrawn, cancelled; null: open"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("responsible", KEY, nullable=True),
     sa.Column("assignee", KEY, nullable=True, comment="staff id of the open survey task"),
@@ -175,6 +176,7 @@ timeline = sa.Table(
     sa.Column("source_event_id", KEY, nullable=False),
     sa.Column("responsible", KEY, nullable=True),
     sa.Column("note", sa.Text, nullable=True),
+    sa.Column("cause", sa.String(32), nullable=True, comment="rework cause given by the source"),
     sa.Index("ix_timeline_case", "application_no", "position"),
 )
 

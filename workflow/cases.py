@@ -233,6 +233,7 @@ class CaseTracker:
             "end_to_end_provisional": bool(end_to_end.deadline and end_to_end.deadline.provisional),
             "opened_at": state.opened_at,
             "closed_at": state.closed_at,
+            "outcome": state.outcome.value if state.outcome else None,
             "updated_at": utcnow(),
             "responsible": application.org_no,
             "assignee": state.assignee,
@@ -263,6 +264,7 @@ class CaseTracker:
                     "source_event_id": entry.source_event_id,
                     "responsible": entry.responsible,
                     "note": entry.note,
+                    "cause": entry.cause.value if entry.cause else None,
                 }
                 for entry in state.timeline
             ],
@@ -282,6 +284,7 @@ class CaseTracker:
                     "entered_at": item.entered_at,
                     "left_at": item.left_at,
                     "exit_kind": item.exit_kind.value if item.exit_kind else None,
+                    "exit_cause": item.exit_cause.value if item.exit_cause else None,
                     "observed": item.observed,
                     "limit_days": item.limit_days,
                     "deadline": item.deadline.due if item.deadline else None,

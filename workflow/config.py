@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical_model.application import BusinessType, ConnectionApplication, CustomerClass, ImportanceGrade
+from canonical_model.case import CaseOutcome
 from canonical_model.common import UrbanRural
 from mappings.codes import CodeTables
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
@@ -31,7 +32,9 @@ _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
 _AREAS = tuple(member.value for member in UrbanRural)
 _TOP_KEYS = ("stages", "commitments", "special_loads", "flows", "monitoring", "calendar", "provinces")
-_STAGE_KEYS = ("name",)
+_STAGE_KEYS = ("name", "outcome")
+# Outcomes a closing stage can give; energised is the outcome of reaching a flow's terminal stage.
+_CLOSING_OUTCOMES = tuple(member.value for member in CaseOutcome if member is not CaseOutcome.ENERGISED)
 _FLOW_KEYS = ("description", "when", "commitment_days", "steps")
 _WHEN_KEYS = ("classes", "important", "max_capacity_kva")
 _STEP_KEYS = ("stage", "limit_days", "survey", "customer_works")
@@ -146,6 +149,8 @@ class WorkflowConfig:
     commitments: Mapping[str, int] = field(default_factory=dict)
     late_december_from: int = LATE_DECEMBER_FROM
     special_industry_codes: tuple[str, ...] = ()
+    # Stages outside every flow that close a case from any stage, with the outcome they give.
+    closing_stages: Mapping[str, CaseOutcome] = field(default_factory=dict)
 
     def is_special_load(self, application: ConnectionApplication) -> bool:
         """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
@@ -283,23 +288,35 @@ def _line(node: Any) -> int:
     return int(node.lc.line) + 1 if is_map(node) or is_list(node) else 1
 
 
-def _read_stages(reader: _Reader, node: Any) -> dict[str, str]:
+def _read_stages(reader: _Reader, node: Any) -> tuple[dict[str, str], dict[str, CaseOutcome]]:
+    """Stage id -> name, and the closing stages (those with an outcome) -> their outcome."""
     stages: dict[str, str] = {}
+    closing: dict[str, CaseOutcome] = {}
     if not is_map(node) or not node:
         reader.error("'stages' must be a non-empty map of stage id -> {name: ...}", _line(node))
-        return stages
+        return stages, closing
     for stage_id, body in node.items():
         line = key_line(node, stage_id)
         if not isinstance(stage_id, str) or not _ID.match(stage_id):
             reader.error(f"stage id {stage_id!r} must be lower_snake_case", line)
             continue
         if not is_map(body):
-            reader.error(f"stage '{stage_id}' must be a map with key: name", line)
+            reader.error(f"stage '{stage_id}' must be a map with keys: {', '.join(_STAGE_KEYS)}", line)
             continue
         reader.keys(body, _STAGE_KEYS, f"stage '{stage_id}'")
         name = reader.text(body, "name", f"stage '{stage_id}'")
         stages[stage_id] = name or stage_id
-    return stages
+        if "outcome" in body:
+            outcome = body["outcome"]
+            if outcome not in _CLOSING_OUTCOMES:
+                reader.error(
+                    f"stage '{stage_id}': 'outcome' must be one of: {', '.join(_CLOSING_OUTCOMES)}, got "
+                    f"{outcome!r} (energised is reaching a flow's terminal stage)",
+                    key_line(body, "outcome"),
+                )
+            else:
+                closing[stage_id] = CaseOutcome(outcome)
+    return stages, closing
 
 
 def _read_when(
@@ -340,7 +357,9 @@ def _read_when(
     return classes, important, capacity
 
 
-def _read_steps(reader: _Reader, node: Any, what: str, stages: Mapping[str, str]) -> tuple[Step, ...] | None:
+def _read_steps(
+    reader: _Reader, node: Any, what: str, stages: Mapping[str, str], closing: Mapping[str, CaseOutcome]
+) -> tuple[Step, ...] | None:
     if not is_list(node) or len(node) < 2:
         reader.error(f"{what}: 'steps' must list at least two stages", _line(node))
         return None
@@ -361,6 +380,13 @@ def _read_steps(reader: _Reader, node: Any, what: str, stages: Mapping[str, str]
             continue
         if stage not in stages:
             reader.error(f"{what}: stage '{stage}' is not defined under 'stages'", line)
+            ok = False
+        elif stage in closing:
+            reader.error(
+                f"{what}: stage '{stage}' closes a case ({closing[stage].value}) from any stage and "
+                "cannot be a step of a flow",
+                line,
+            )
             ok = False
         if stage in seen:
             reader.error(
@@ -397,7 +423,9 @@ def _read_steps(reader: _Reader, node: Any, what: str, stages: Mapping[str, str]
     return tuple(steps) if ok else None
 
 
-def _read_flows(reader: _Reader, node: Any, stages: Mapping[str, str]) -> tuple[list[Flow], bool]:
+def _read_flows(
+    reader: _Reader, node: Any, stages: Mapping[str, str], closing: Mapping[str, CaseOutcome]
+) -> tuple[list[Flow], bool]:
     """The flows that are well formed, and whether every flow was."""
     flows: list[Flow] = []
     if not is_map(node) or not node:
@@ -417,7 +445,7 @@ def _read_flows(reader: _Reader, node: Any, stages: Mapping[str, str]) -> tuple[
         reader.keys(body, _FLOW_KEYS, what)
         description = reader.text(body, "description", what, required=False) or ""
         classes, important, capacity = _read_when(reader, body.get("when"), what)
-        steps = _read_steps(reader, body.get("steps"), what, stages) if "steps" in body else None
+        steps = _read_steps(reader, body.get("steps"), what, stages, closing) if "steps" in body else None
         if "steps" not in body:
             reader.error(f"{what} needs 'steps'", line)
         commitment = reader.integer(body, "commitment_days", what, 1, required=False)
@@ -698,6 +726,7 @@ def read_workflow_config(
     reader = _Reader(diag, diag.display(stages_path))
     document = read_yaml(stages_path, reader.file, diag)
     stages: dict[str, str] = {}
+    closing: dict[str, CaseOutcome] = {}
     flows: list[Flow] = []
     provinces: list[Province] = []
     commitments: dict[str, int] = {}
@@ -706,8 +735,8 @@ def read_workflow_config(
     monitoring: Monitoring | None = None
     if is_map(document):
         reader.keys(document, _TOP_KEYS, "the stage model")
-        stages = _read_stages(reader, document.get("stages"))
-        flows, complete = _read_flows(reader, document.get("flows"), stages)
+        stages, closing = _read_stages(reader, document.get("stages"))
+        flows, complete = _read_flows(reader, document.get("flows"), stages, closing)
         if flows and complete:
             # Coverage is only judged over a complete set of flows, so one broken flow is reported once.
             _check_coverage(reader, flows, key_line(document, "flows"))
@@ -735,6 +764,7 @@ def read_workflow_config(
         commitments,
         late_december_from,
         special_industry_codes,
+        closing,
     )
     assert is_map(document), "a stage model read without errors is a map"
     _check_commitments(

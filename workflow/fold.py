@@ -5,25 +5,28 @@ the time each change happened (ties by source name). The hub's own decisions (as
 move stages; they are attached to the timeline by their own time. So a case depends only on the set of
 its events, never on the order or the number of times they arrived.
 
-Transitions follow the stage model: the next step of the flow is a forward move, any earlier step a rework.
-Anything else a legacy system reports is an anomaly. The legacy system is the system of record for where
-the work stands, so the case follows a skipped or re-opened stage and flags it; a stage that is not part of
-the case's flow at all cannot be tracked, so the case stays where it is and the anomaly is recorded.
+Transitions follow the stage model: the next step of the flow is a forward move, any earlier step a rework
+(with the cause the source gave, if any), and a closing stage (withdrawn, cancelled) closes the case from
+any stage. Anything else a legacy system reports is an anomaly. The legacy system is the system of record
+for where the work stands, so the case follows a skipped or re-opened stage and flags it; a stage that is
+not part of the case's flow at all cannot be tracked, so the case stays where it is and the anomaly is
+recorded.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from canonical_model.application import ConnectionApplication
+from canonical_model.application import ConnectionApplication, ReworkCause
 from canonical_model.case import (
     AlertKind,
     AlertScope,
     CaseAlert,
     CaseAnomaly,
+    CaseOutcome,
     CaseStatus,
     StageReport,
     StageTransition,
@@ -47,6 +50,7 @@ STAGE_ENTRY_KINDS = frozenset(
         TimelineKind.FORWARD,
         TimelineKind.REWORK,
         TimelineKind.ANOMALY,
+        TimelineKind.CLOSED,
     }
 )
 
@@ -63,6 +67,7 @@ class Visit:
     unit: str | None
     left_at: datetime | None = None
     exit_kind: TimelineKind | None = None
+    exit_cause: ReworkCause | None = None
     limit_days: int | None = None
     deadline: Deadline | None = None
     at_risk_from: date | None = None
@@ -102,6 +107,7 @@ class CaseState:
     flow: Flow
     province: Province | None
     opened_at: datetime
+    closing_stages: Mapping[str, CaseOutcome] = field(default_factory=dict)
     visits: list[Visit] = field(default_factory=list)
     timeline: list[StageTransition] = field(default_factory=list)
     anomalies: list[CaseAnomaly] = field(default_factory=list)
@@ -126,13 +132,20 @@ class CaseState:
         return self.visit.stage
 
     @property
+    def outcome(self) -> CaseOutcome | None:
+        """Energised in the flow's terminal stage, withdrawn or cancelled in a closing stage, else None."""
+        if self.stage == self.flow.terminal_stage:
+            return CaseOutcome.ENERGISED
+        return self.closing_stages.get(self.stage)
+
+    @property
     def status(self) -> CaseStatus:
-        """Closed once the flow's terminal stage is reached."""
-        return CaseStatus.CLOSED if self.stage == self.flow.terminal_stage else CaseStatus.OPEN
+        """Closed once the flow's terminal stage or a closing stage is reached."""
+        return CaseStatus.OPEN if self.outcome is None else CaseStatus.CLOSED
 
     @property
     def closed_at(self) -> datetime | None:
-        """When the terminal stage was entered, for a closed case."""
+        """When the terminal or closing stage was entered, for a closed case."""
         return self.visit.entered_at if self.status is CaseStatus.CLOSED else None
 
     @property
@@ -228,10 +241,12 @@ class _Builder:
             flow=flow,
             province=self.config.province_for(application.org_no),
             opened_at=application.submitted_at,
+            closing_stages=self.config.closing_stages,
         )
         self.state = state
         reported = application.stage or flow.first_stage
-        if flow.position(reported) is None:
+        # A case first seen closed (withdrawn, cancelled) is taken as it is, like one first seen further on.
+        if flow.position(reported) is None and reported not in state.closing_stages:
             self._enter(
                 flow.first_stage,
                 application.submitted_at,
@@ -286,14 +301,22 @@ class _Builder:
             )
             state.flow = flow
         if application.stage is not None:
-            self._move(application.stage, event.time, event, application.org_no, None)
+            self._move(
+                application.stage, event.time, event, application.org_no, None, application.rework_cause
+            )
 
     def _report(self, event: CaseEvent, report: StageReport) -> None:
         responsible = report.responsible or self._opened().application.org_no
         self._move(report.stage, report.at, event, responsible, report.note)
 
     def _move(
-        self, target: str, at: datetime, event: CaseEvent, responsible: str | None, note: str | None
+        self,
+        target: str,
+        at: datetime,
+        event: CaseEvent,
+        responsible: str | None,
+        note: str | None,
+        cause: ReworkCause | None = None,
     ) -> None:
         state = self._opened()
         current = state.stage
@@ -301,6 +324,10 @@ class _Builder:
             return
         flow = state.flow
         here, there = flow.position(current), flow.position(target)
+        closing = state.closing_stages.get(target)
+        if closing is not None:
+            self._close(target, closing, at, event, responsible, note)
+            return
         if there is None:
             self._anomaly(
                 event,
@@ -309,11 +336,11 @@ class _Builder:
                 f"stage '{target}' is not part of flow {flow.name}; the case stays in {current}",
             )
             return
-        if here is None or current == flow.terminal_stage:
+        if here is None or state.status is CaseStatus.CLOSED:
             kind = TimelineKind.ANOMALY
             reason = (
                 f"the case was closed in {current}"
-                if here is not None
+                if state.status is CaseStatus.CLOSED
                 else (f"the case was in '{current}', which flow {flow.name} does not have")
             )
         elif there == here + 1:
@@ -336,6 +363,34 @@ class _Builder:
                 )
             )
         text = "; ".join(part for part in (reason, note) if part) or None
+        rework_cause = cause if kind is TimelineKind.REWORK else None
+        self._enter(target, at, event, kind, responsible, text, observed=True, cause=rework_cause)
+
+    def _close(
+        self,
+        target: str,
+        outcome: CaseOutcome,
+        at: datetime,
+        event: CaseEvent,
+        responsible: str | None,
+        note: str | None,
+    ) -> None:
+        """Enter a closing stage: from an open case a closure, from a closed one an anomaly it follows."""
+        state = self._opened()
+        kind, reason = TimelineKind.CLOSED, None
+        if state.status is CaseStatus.CLOSED:
+            kind, reason = TimelineKind.ANOMALY, f"the case was closed in {state.stage}"
+            state.anomalies.append(
+                CaseAnomaly(
+                    at=at,
+                    source_system=event.system,
+                    source_event_id=event.event_id,
+                    stage_from=state.stage,
+                    stage_to=target,
+                    reason=reason,
+                )
+            )
+        text = "; ".join(part for part in (reason, f"outcome: {outcome.value}", note) if part)
         self._enter(target, at, event, kind, responsible, text, observed=True)
 
     def _enter(
@@ -348,12 +403,14 @@ class _Builder:
         note: str | None,
         *,
         observed: bool,
+        cause: ReworkCause | None = None,
     ) -> None:
         state = self._opened()
         previous = state.visits[-1] if state.visits else None
         if previous is not None:
             previous.left_at = at
             previous.exit_kind = kind
+            previous.exit_cause = cause
         ordinal = 1 + sum(1 for visit in state.visits if visit.stage == stage)
         visit = Visit(
             stage=stage,
@@ -373,6 +430,7 @@ class _Builder:
             event,
             responsible or state.application.org_no,
             note,
+            cause,
         )
 
     def _anomaly(self, event: CaseEvent, at: datetime, target: str, reason: str) -> None:
@@ -400,6 +458,7 @@ class _Builder:
         event: CaseEvent,
         responsible: str | None,
         note: str | None,
+        cause: ReworkCause | None = None,
     ) -> None:
         state = self._opened()
         state.timeline.append(
@@ -415,6 +474,7 @@ class _Builder:
                 source_event_id=event.event_id,
                 responsible=responsible,
                 note=note,
+                cause=cause,
             )
         )
 

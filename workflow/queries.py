@@ -9,11 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from canonical_model.case import CaseStatus
+from canonical_model.case import CaseOutcome, CaseStatus
 from store.database import utcnow
 from store.schema import case_events, cases, customers, timeline
 from workflow.events import CASE_ASSIGNED
 from workflow.workdays import WorkingCalendar, local_date
+
+# Outcomes of a case closed without power.
+_UNDELIVERED = frozenset({CaseOutcome.WITHDRAWN.value, CaseOutcome.CANCELLED.value})
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,16 @@ def _deadline_state(row: Row[Any], today: date, calendar: WorkingCalendar) -> di
 
 
 def _end_to_end_state(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str, Any]:
-    """The case against its end-to-end commitment: met or missed once closed, else where it stands today."""
+    """The case against its end-to-end commitment: met or missed once energised, else where it stands today.
+
+    A case withdrawn or cancelled was never delivered, so it neither met nor missed the commitment: its
+    status is its outcome.
+    """
     deadline: date | None = row.end_to_end_deadline
     left: int | None = None
-    if deadline is None:
+    if row.outcome in _UNDELIVERED:
+        status = row.outcome
+    elif deadline is None:
         status = "paused"
     elif row.status != CaseStatus.OPEN.value:
         closed = local_date(row.closed_at) if row.closed_at is not None else today
@@ -113,6 +122,7 @@ def _entries(conn: Connection, application_no: str) -> list[dict[str, Any]]:
             "source_event_id": entry.source_event_id,
             "responsible": entry.responsible,
             "note": entry.note,
+            "cause": entry.cause,
         }
         for entry in rows
     ]
@@ -138,6 +148,7 @@ def get_case(
     return {
         **_summary(row, local_date(now or utcnow()), calendar or WorkingCalendar()),
         "anomalies": row.anomalies,
+        "outcome": row.outcome,
         "assignment": assignment,
         "application": row.application,
         "timeline": _entries(conn, application_no),

@@ -30,6 +30,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
     "HANDLE_TIME",
     "UPDATE_TIME",
     "STATUS_CODE",
+    "RETURN_REASON_CODE",
     "ORG_NO",
     "URBAN_RURAL_FLAG",
     "DOCUMENTS",

@@ -398,6 +398,7 @@ class _Generator:
             HANDLE_TIME=handled.strftime(LEGACY_TIME_FORMAT),
             UPDATE_TIME=updated.strftime(LEGACY_TIME_FORMAT),
             STATUS_CODE="01",
+            RETURN_REASON_CODE=None,
             ORG_NO=customer["ORG_NO"],
             URBAN_RURAL_FLAG=customer["URBAN_RURAL_FLAG"],
             DOCUMENTS=documents,

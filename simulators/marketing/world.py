@@ -46,6 +46,7 @@ class ApplicationRow(TypedDict):
     HANDLE_TIME: str
     UPDATE_TIME: str
     STATUS_CODE: str
+    RETURN_REASON_CODE: str | None
     ORG_NO: str
     URBAN_RURAL_FLAG: str
     DOCUMENTS: list[DocumentRow]
@@ -86,11 +87,20 @@ class CustomerRow(TypedDict):
 # The marketing system's own workflow: STATUS_CODE values an application passes through, per process.
 # "01" acceptance, "02" site survey, "03" scheme reply, "04" external works, "05" design review,
 # "06" mid inspection, "07" completion inspection, "08" contract, "09" meter installation and energisation,
-# "10" archived.
+# "10" archived. Two codes close an application outside its flow: "11" withdrawn by the customer (撤销) and
+# "12" cancelled or terminated by the utility (终止).
 TWO_STEP_STATUSES = ("01", "09", "10")
 THREE_STEP_STATUSES = ("01", "03", "09", "10")
 FOUR_STEP_STATUSES = ("01", "03", "04", "09", "10")
 FULL_CHAIN_STATUSES = ("01", "02", "03", "05", "06", "07", "08", "09", "10")
+ARCHIVED_STATUS = "10"
+WITHDRAWN_STATUS = "11"
+CANCELLED_STATUS = "12"
+CLOSED_STATUSES = frozenset({ARCHIVED_STATUS, WITHDRAWN_STATUS, CANCELLED_STATUS})
+# RETURN_REASON_CODE (退回原因), set when the workflow sends an application back to an earlier node: "01"
+# information error (信息错误), "02" customer documents missing (资料不全), "03" design change (设计变更),
+# "04" grid constraint (电网受限). A forward move clears it.
+RETURN_REASON_CODES = frozenset({"01", "02", "03", "04"})
 # Low-voltage customers up to these capacities are served under 三零 (zero visit, approval, investment).
 ZERO_VISIT_LIMIT_KVA = {"1": 160.0, "2": 100.0}
 
@@ -314,17 +324,87 @@ class MarketingWorld:
         return datetime.strptime(self._order[-1][0], LEGACY_TIME_FORMAT) + timedelta(seconds=1)
 
     def advance(self, app_no: str, at: datetime | None = None) -> ApplicationRow:
-        """Move an application to the next STATUS_CODE of its flow (a no-op change once archived)."""
+        """Move an application to the next STATUS_CODE of its flow (a no-op change once archived).
+
+        The forward move clears the return reason of an earlier send-back. A withdrawn or cancelled
+        application does not move.
+        """
         with self._lock:
-            current = self._applications.get(app_no)
-            if current is None:
-                raise ConfigError(f"application {app_no!r} does not exist")
+            current = self._existing(app_no)
+            if current["STATUS_CODE"] in (WITHDRAWN_STATUS, CANCELLED_STATUS):
+                raise ConfigError(
+                    f"application {app_no} is closed (STATUS_CODE {current['STATUS_CODE']}): no advance"
+                )
             flow = status_flow(current)
             position = flow.index(current["STATUS_CODE"]) if current["STATUS_CODE"] in flow else 0
             following = flow[min(position + 1, len(flow) - 1)]
-            changed = self._apply_locked(app_no, {"STATUS_CODE": following}, at)
+            changed = self._apply_locked(app_no, {"STATUS_CODE": following, "RETURN_REASON_CODE": None}, at)
         self._notify(changed)
         return copy.deepcopy(changed)
+
+    def send_back(
+        self, app_no: str, to_status: str, cause: str | None, at: datetime | None = None
+    ) -> ApplicationRow:
+        """Return an open application to an earlier STATUS_CODE of its flow, with RETURN_REASON_CODE cause.
+
+        cause is one of RETURN_REASON_CODES, or None for a return without a stated reason.
+        """
+        with self._lock:
+            current = self._open_application(app_no, "sent back", at)
+            flow = status_flow(current)
+            if to_status not in flow:
+                raise ConfigError(
+                    f"application {app_no}: STATUS_CODE {to_status!r} is not a step of its process "
+                    f"({', '.join(flow)})"
+                )
+            if current["STATUS_CODE"] in flow and flow.index(to_status) >= flow.index(current["STATUS_CODE"]):
+                raise ConfigError(
+                    f"application {app_no}: a send-back goes to an earlier step than "
+                    f"{current['STATUS_CODE']}, not to {to_status}"
+                )
+            if cause is not None and cause not in RETURN_REASON_CODES:
+                raise ConfigError(
+                    f"application {app_no}: RETURN_REASON_CODE {cause!r} is not one of "
+                    f"{', '.join(sorted(RETURN_REASON_CODES))}"
+                )
+            changed = self._apply_locked(app_no, {"STATUS_CODE": to_status, "RETURN_REASON_CODE": cause}, at)
+        self._notify(changed)
+        return copy.deepcopy(changed)
+
+    def withdraw(self, app_no: str, at: datetime | None = None) -> ApplicationRow:
+        """The customer withdraws an open application (撤销): STATUS_CODE "11"."""
+        return self._close(app_no, WITHDRAWN_STATUS, "withdrawn", at)
+
+    def cancel(self, app_no: str, at: datetime | None = None) -> ApplicationRow:
+        """The utility cancels or terminates an open application (终止): STATUS_CODE "12"."""
+        return self._close(app_no, CANCELLED_STATUS, "cancelled", at)
+
+    def _close(self, app_no: str, status: str, what: str, at: datetime | None) -> ApplicationRow:
+        with self._lock:
+            self._open_application(app_no, what, at)
+            changed = self._apply_locked(app_no, {"STATUS_CODE": status, "RETURN_REASON_CODE": None}, at)
+        self._notify(changed)
+        return copy.deepcopy(changed)
+
+    def _existing(self, app_no: str) -> ApplicationRow:
+        current = self._applications.get(app_no)
+        if current is None:
+            raise ConfigError(f"application {app_no!r} does not exist")
+        return current
+
+    def _open_application(self, app_no: str, what: str, at: datetime | None) -> ApplicationRow:
+        """The application, refused when it is closed or `at` lies before its last change."""
+        current = self._existing(app_no)
+        if current["STATUS_CODE"] in CLOSED_STATUSES:
+            raise ConfigError(
+                f"application {app_no} is closed (STATUS_CODE {current['STATUS_CODE']}) and cannot be {what}"
+            )
+        if at is not None and at.strftime(LEGACY_TIME_FORMAT) < current["UPDATE_TIME"]:
+            raise ConfigError(
+                f"application {app_no} cannot be {what} at {at:%Y-%m-%d %H:%M:%S}, before its last change "
+                f"at {current['UPDATE_TIME']}"
+            )
+        return current
 
     def apply_change(
         self, app_no: str, changes: Mapping[str, object], at: datetime | None = None
@@ -467,6 +547,7 @@ class MarketingWorld:
             HANDLE_TIME=moment.strftime(LEGACY_TIME_FORMAT),
             UPDATE_TIME=moment.strftime(LEGACY_TIME_FORMAT),
             STATUS_CODE="01",
+            RETURN_REASON_CODE=None,
             ORG_NO=str(_text(application, "ORG_NO")),
             URBAN_RURAL_FLAG=urban_rural,
             DOCUMENTS=[
@@ -566,7 +647,9 @@ class MarketingWorld:
                     f"({', '.join(flow)})"
                 )
             moved = current["STATUS_CODE"] != status_code
-            row = self._apply_locked(app_no, {"STATUS_CODE": status_code}, None) if moved else current
+            # Another system reports the step only, never why: a return reason of an earlier send-back goes.
+            changes = {"STATUS_CODE": status_code, "RETURN_REASON_CODE": None}
+            row = self._apply_locked(app_no, changes, None) if moved else current
             self._requests[request_id] = ("UpdateApplicationStage", app_no)
             self._stage_writes.append(
                 StageWrite(request_id, app_no, status_code, changed_at, remark, operator, moved)

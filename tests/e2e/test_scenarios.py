@@ -20,7 +20,15 @@ SCENARIOS = PROJECT_ROOT / "scenarios"
 
 
 @pytest.mark.parametrize(
-    "name", ["normal-day", "marketing-outage", "dispatch-gbk-garbage", "pms-bulk-rerating", "stress-day"]
+    "name",
+    [
+        "normal-day",
+        "marketing-outage",
+        "dispatch-gbk-garbage",
+        "pms-bulk-rerating",
+        "stress-day",
+        "manual-baseline",
+    ],
 )
 def test_a_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")

@@ -29,6 +29,7 @@ def mappings() -> dict[str, Mapping]:
         ("IMPORTANCE_CODE", "importance_grade", "importance_code"),
         ("CHANNEL_CODE", "channel", "channel_code"),
         ("STATUS_CODE", "stage", "status_code"),
+        ("RETURN_REASON_CODE", "rework_cause", "return_reason_code"),
         ("URBAN_RURAL_FLAG", "urban_rural", "urban_rural_flag"),
     ],
 )

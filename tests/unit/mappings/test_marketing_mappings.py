@@ -153,3 +153,32 @@ def test_legacy_mistakes_become_invalid_record_errors(mappings: dict[str, Mappin
         )
     with pytest.raises(SchemaViolationError, match="field 'industry_code' \\(source TRADE_CODE\\)"):
         mappings["marketing/customer"].apply(customer_record(TRADE_CODE="6210"))
+
+
+@pytest.mark.parametrize(
+    ("code", "cause"),
+    [
+        ("01", "information_error"),
+        ("02", "documents_missing"),
+        ("03", "design_change"),
+        ("04", "grid_constraint"),
+    ],
+)
+def test_a_return_reason_becomes_the_rework_cause(
+    mappings: dict[str, Mapping], code: str, cause: str
+) -> None:
+    mapped = mappings["marketing/application"].apply(application_record(RETURN_REASON_CODE=code))
+    assert mapped["rework_cause"] == cause
+
+
+def test_no_return_reason_leaves_the_rework_cause_out(mappings: dict[str, Mapping]) -> None:
+    for record in (application_record(), application_record(RETURN_REASON_CODE=None)):
+        assert "rework_cause" not in mappings["marketing/application"].apply(record)
+
+
+@pytest.mark.parametrize(("code", "stage"), [("11", "withdrawn"), ("12", "cancelled")])
+def test_withdrawn_and_cancelled_statuses_map_to_the_closing_stages(
+    mappings: dict[str, Mapping], code: str, stage: str
+) -> None:
+    mapped = mappings["marketing/application"].apply(application_record(STATUS_CODE=code))
+    assert (mapped["legacy_status"], mapped["stage"]) == (code, stage)

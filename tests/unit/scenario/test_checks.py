@@ -13,6 +13,7 @@ from scenario.model import Expectations
 from store.database import create_engine, create_schema
 from store.feasibility import feasibility_assessments
 from store.parking import park
+from store.schema import cases
 
 DAY = date(2026, 11, 26)
 
@@ -105,3 +106,64 @@ def test_expectations_that_fail_say_what_the_store_holds(engine: Engine, tmp_pat
     )
     assert results["transient failures of poll:pms"].actual == "0"
     assert results["files in error"].actual == "1"  # the .reason file beside it is not counted
+
+
+def test_rework_and_outcome_counts_are_checked(engine: Engine, tmp_path: Path) -> None:
+    opened = datetime(2026, 11, 2, tzinfo=UTC)
+    with engine.begin() as conn:
+        for number, outcome, reworks in (
+            ("C1", None, 0),
+            ("C2", "withdrawn", 1),
+            ("C3", "energised", 2),
+            ("C4", "energised", 0),
+        ):
+            conn.execute(cases.insert().values(**_case_row(number, opened, outcome, reworks)))
+    expect = Expectations.model_validate(
+        {
+            "reworked_cases": 2,
+            "outcomes": {"energised": 2, "withdrawn": {"min": 1}, "open": 1, "cancelled": 0},
+        }
+    )
+    with engine.connect() as conn:
+        results = evaluate(conn, expect, _facts(tmp_path))
+    assert [(r.name, r.actual, r.passed) for r in results] == [
+        ("reworked_cases", "2", True),
+        ("energised cases", "2", True),
+        ("withdrawn cases", "1", True),
+        ("open cases", "1", True),
+        ("cancelled cases", "0", True),
+    ]
+    wrong = Expectations.model_validate({"outcomes": {"withdrawn": 0}})
+    with engine.connect() as conn:
+        [failed] = evaluate(conn, wrong, _facts(tmp_path / "again"))
+    assert not failed.passed
+    assert failed.why == "cases by outcome: energised 2, open 1, withdrawn 1"
+
+
+def _case_row(number: str, opened: datetime, outcome: str | None, reworks: int) -> dict[str, object]:
+    return {
+        "application_no": number,
+        "customer_no": "4130000001",
+        "customer_class": "lv_residential",
+        "business_type": "new_connection",
+        "importance_grade": "none",
+        "flow": "lv_residential_2_step",
+        "status": "open" if outcome is None else "closed",
+        "stage": "acceptance",
+        "stage_visit": "acceptance#1",
+        "stage_entered_at": opened,
+        "deadline_provisional": False,
+        "provisional": False,
+        "calendar": "test",
+        "end_to_end_commitment_days": 5,
+        "end_to_end_provisional": False,
+        "opened_at": opened,
+        "outcome": outcome,
+        "updated_at": opened,
+        "survey_pending": False,
+        "rework_count": reworks,
+        "anomaly_count": 0,
+        "event_count": 1,
+        "application": {},
+        "anomalies": [],
+    }

@@ -23,7 +23,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_shipped_scenarios_are_the_five_of_the_issue_and_all_load() -> None:
+def test_the_shipped_scenarios_all_load() -> None:
     names = {load_scenario(path).name for path in SHIPPED}
     assert names == {
         "normal-day",
@@ -31,7 +31,50 @@ def test_the_shipped_scenarios_are_the_five_of_the_issue_and_all_load() -> None:
         "dispatch-gbk-garbage",
         "pms-bulk-rerating",
         "stress-day",
+        "manual-baseline",
     }
+
+
+def test_a_history_adds_its_applications_to_the_seeded_world(tmp_path: Path) -> None:
+    scenario = load_scenario(
+        _write(
+            tmp_path,
+            """
+name: with-history
+seed: 7
+scale: {customers: 5, applications_per_day: 3}
+history: {days: 90, applications: 12}
+expect: {reworked_cases: {min: 1}, outcomes: {withdrawn: {max: 2}, open: {min: 0}}}
+""",
+        )
+    )
+    assert scenario.history is not None and scenario.history.process == "manual"
+    assert scenario.world_scale().applications == 15
+    assert scenario.expect.outcomes["withdrawn"] == Count(max=2)
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ("{days: 90, applications: 12, process: hurried}", "no process 'hurried'; known: integrated, manual"),
+        ("{days: 0, applications: 12}", "history.days: Input should be greater than or equal to 1"),
+        ("{days: 9, applications: 2, process_file: missing.yaml}", "cannot read the file"),
+    ],
+)
+def test_a_broken_history_is_refused_with_its_line(tmp_path: Path, history: str, message: str) -> None:
+    path = _write(tmp_path, f"name: x\nseed: 1\nhistory: {history}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(path)
+    assert f"{path}:3: " in str(caught.value) and message in str(caught.value)
+
+
+def test_a_history_and_a_backlog_are_refused_together(tmp_path: Path) -> None:
+    text = (
+        "name: x\nseed: 1\nscale: {backlog: {applications: 1, days_ago: 5}}\n"
+        "history: {days: 9, applications: 2}\n"
+    )
+    with pytest.raises(ConfigError, match=r"give a history or a scale\.backlog, not both"):
+        load_scenario(_write(tmp_path, text))
 
 
 def test_a_full_scenario_loads_with_its_faults_and_expectations(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store.schema import case_events, outbox
+from store.schema import case_events, outbox, stage_visits
 from workflow.cases import CaseTracker
 from workflow.events import CASE_STAGE_CHANGED
 from workflow.queries import count_cases, get_case, get_customer
@@ -101,6 +101,62 @@ def test_forward_moves_and_a_rework_are_tracked(sqlite_engine: Engine, tracker: 
     assert case["anomaly_count"] == 0
     # Scheme reply of single-source high voltage: 15 working days from Wednesday 25 November.
     assert case["deadline"] == datetime(2026, 12, 16).date()
+
+
+def test_a_rework_cause_is_stored_on_the_visit_left_and_on_the_timeline(
+    sqlite_engine: Engine, tracker: CaseTracker
+) -> None:
+    steps = [
+        ("acceptance", "2026-11-20T09:13:05+08:00", None),
+        ("scheme_reply", "2026-11-23T10:00:00+08:00", None),
+        ("acceptance", "2026-11-24T10:00:00+08:00", "information_error"),
+        ("scheme_reply", "2026-11-25T10:00:00+08:00", None),
+        ("acceptance", "2026-11-26T10:00:00+08:00", None),
+    ]
+    with sqlite_engine.begin() as conn:
+        for sequence, (stage, at, cause) in enumerate(steps, start=1):
+            extra = {"rework_cause": cause} if cause else {}
+            tracker(conn, application_event("A1", sequence, stage=stage, updated_at=at, **extra))
+    with sqlite_engine.connect() as conn:
+        visits = conn.execute(
+            sa.select(stage_visits.c.visit, stage_visits.c.exit_kind, stage_visits.c.exit_cause)
+            .where(stage_visits.c.application_no == "A1")
+            .order_by(stage_visits.c.ordinal)
+        ).all()
+    assert [tuple(row) for row in visits] == [
+        ("acceptance#1", "forward", None),
+        ("scheme_reply#1", "rework", "information_error"),
+        ("acceptance#2", "forward", None),
+        ("scheme_reply#2", "rework", None),
+        ("acceptance#3", None, None),
+    ]
+    case = _case(sqlite_engine, "A1")
+    assert [(e["kind"], e["cause"]) for e in case["timeline"] if e["kind"] == "rework"] == [
+        ("rework", "information_error"),
+        ("rework", None),
+    ]
+    assert case["outcome"] is None and case["status"] == "open"
+    rework = [p for p in _published(sqlite_engine) if p.get("kind") == "rework"]
+    assert [p.get("cause") for p in rework] == ["information_error", None]
+
+
+@pytest.mark.parametrize("outcome", ["withdrawn", "cancelled"])
+def test_a_withdrawn_or_cancelled_case_is_closed_with_its_outcome_and_never_late(
+    sqlite_engine: Engine, tracker: CaseTracker, outcome: str
+) -> None:
+    # Accepted 20 November, closed months later: far past the 22-day commitment, yet not missed.
+    with sqlite_engine.begin() as conn:
+        tracker(conn, application_event("A1", 1))
+        tracker(conn, application_event("A1", 2, stage=outcome, updated_at="2027-02-26T10:00:00+08:00"))
+        tracker(conn, application_event("A2", 1, stage="archived", updated_at="2027-02-26T10:00:00+08:00"))
+    case = _case(sqlite_engine, "A1")
+    assert (case["status"], case["stage"], case["outcome"]) == ("closed", outcome, outcome)
+    assert case["closed_at"] == datetime(2027, 2, 26, 2, 0, tzinfo=UTC)
+    assert case["overdue"] is False and case["at_risk"] is False
+    assert case["end_to_end_status"] == outcome
+    assert case["timeline"][-1]["kind"] == "closed"
+    energised = _case(sqlite_engine, "A2")
+    assert (energised["outcome"], energised["end_to_end_status"]) == ("energised", "missed")
 
 
 def test_an_illegal_transition_is_an_anomaly_on_the_case_not_a_crash(

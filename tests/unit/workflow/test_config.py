@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from canonical_model.application import ConnectionApplication
+from canonical_model.case import CaseOutcome
 from routes.config import check_config
 from tests.unit.routes.config_copy import copy_config
 from workflow.config import WorkflowConfig, load_workflow_config
@@ -114,6 +115,16 @@ def _line_of(path: Path, needle: str) -> int:
             "when: {classes: [hv_dual_source], important: true}",
             "when: {classes: [hv_triple_source], important: true}",
             "'hv_triple_source'",
+        ),
+        (
+            "withdrawn: {name: 撤销, outcome: withdrawn}",
+            "withdrawn: {name: 撤销, outcome: energised}",
+            "'outcome' must be one of: withdrawn, cancelled, got 'energised'",
+        ),
+        (
+            "{stage: contract, limit_days: 5}",
+            "{stage: cancelled, limit_days: 5}",
+            "stage 'cancelled' closes a case \\(cancelled\\) from any stage and cannot be a step",
         ),
         (
             'org_prefixes: ["41"]\n    limits: {}',
@@ -288,3 +299,8 @@ def test_a_special_load_industry_code_outside_gb_t_4754_is_an_error(tmp_path: Pa
     with pytest.raises(ConfigError, match="industry code '3140' is not GB/T 4754") as caught:
         load_workflow_config(root)
     assert caught.value.line == _line_of(stages, '"3140"]')
+
+
+def test_the_closing_stages_are_withdrawn_and_cancelled_outside_every_flow(config: WorkflowConfig) -> None:
+    assert config.closing_stages == {"withdrawn": CaseOutcome.WITHDRAWN, "cancelled": CaseOutcome.CANCELLED}
+    assert all(flow.position(stage) is None for flow in config.flows for stage in config.closing_stages)

@@ -7,7 +7,10 @@ import random
 from datetime import datetime
 from typing import Any
 
-from canonical_model.case import TimelineKind
+import pytest
+
+from canonical_model.application import ReworkCause
+from canonical_model.case import CaseOutcome, CaseStatus, TimelineKind
 from workflow.config import WorkflowConfig
 from workflow.events import APPLICATION_CHANGED, CASE_ASSIGNED, STAGE_REPORTED, CaseEvent
 from workflow.fold import CaseState, fold_case, order_events
@@ -26,8 +29,10 @@ APPLICATION: dict[str, Any] = {
 }
 
 
-def _app(sequence: int, stage: str, at: str) -> CaseEvent:
+def _app(sequence: int, stage: str, at: str, rework_cause: str | None = None) -> CaseEvent:
     data = {**APPLICATION, "stage": stage, "updated_at": at}
+    if rework_cause is not None:
+        data["rework_cause"] = rework_cause
     return CaseEvent(
         f"m{sequence}",
         "A1",
@@ -147,3 +152,109 @@ def test_hub_decisions_join_the_timeline_by_time_and_do_not_move_stages(
     assert [entry.position for entry in state.timeline] == [0, 1, 2, 3]
     assert state.stage == "acceptance"
     assert state.assignee is None  # the assignment belonged to the scheme-reply visit that was left
+
+
+def test_a_rework_records_its_cause_on_the_entry_and_on_the_visit_it_left(
+    config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    events = [
+        _app(1, "acceptance", "2026-11-20T09:00:00+08:00"),
+        _app(2, "scheme_reply", "2026-11-23T09:00:00+08:00"),
+        _app(3, "acceptance", "2026-11-24T09:00:00+08:00", rework_cause="documents_missing"),
+        _app(4, "scheme_reply", "2026-11-25T09:00:00+08:00"),
+        _app(5, "external_works", "2026-11-26T09:00:00+08:00"),
+        _app(6, "scheme_reply", "2026-11-27T09:00:00+08:00"),  # sent back without a cause
+    ]
+    state = fold_case(events, config, calendar)
+    assert state is not None
+    assert state.rework_count == 2
+    reworks = [entry for entry in state.timeline if entry.kind is TimelineKind.REWORK]
+    assert [(entry.stage_from, entry.stage_to, entry.cause) for entry in reworks] == [
+        ("scheme_reply", "acceptance", ReworkCause.DOCUMENTS_MISSING),
+        ("external_works", "scheme_reply", None),
+    ]
+    assert [(visit.key, visit.exit_kind, visit.exit_cause) for visit in state.visits] == [
+        ("acceptance#1", TimelineKind.FORWARD, None),
+        ("scheme_reply#1", TimelineKind.REWORK, ReworkCause.DOCUMENTS_MISSING),
+        ("acceptance#2", TimelineKind.FORWARD, None),
+        ("scheme_reply#2", TimelineKind.FORWARD, None),
+        ("external_works#1", TimelineKind.REWORK, None),
+        ("scheme_reply#3", None, None),
+    ]
+
+
+def test_a_cause_on_a_forward_move_is_not_a_rework_cause(
+    config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    # A source that keeps the last return reason on the record after the case moves on again.
+    events = [
+        _app(1, "acceptance", "2026-11-20T09:00:00+08:00"),
+        _app(2, "scheme_reply", "2026-11-23T09:00:00+08:00", rework_cause="design_change"),
+    ]
+    state = fold_case(events, config, calendar)
+    assert state is not None
+    assert [entry.cause for entry in state.timeline] == [None, None]
+    assert state.visits[0].exit_cause is None
+
+
+@pytest.mark.parametrize(
+    ("stage", "outcome"), [("withdrawn", CaseOutcome.WITHDRAWN), ("cancelled", CaseOutcome.CANCELLED)]
+)
+def test_a_closing_stage_closes_the_case_from_any_stage_with_its_outcome(
+    config: WorkflowConfig, calendar: WorkingCalendar, stage: str, outcome: CaseOutcome
+) -> None:
+    events = [
+        _app(1, "acceptance", "2026-11-20T09:00:00+08:00"),
+        _app(2, "scheme_reply", "2026-11-23T09:00:00+08:00"),
+        _app(3, stage, "2026-11-24T10:00:00+08:00"),
+    ]
+    state = fold_case(events, config, calendar)
+    assert state is not None
+    assert (state.stage, state.status, state.outcome) == (stage, CaseStatus.CLOSED, outcome)
+    assert state.closed_at == datetime.fromisoformat("2026-11-24T10:00:00+08:00")
+    last = state.timeline[-1]
+    assert (last.kind, last.stage_from, last.stage_to) == (TimelineKind.CLOSED, "scheme_reply", stage)
+    assert state.anomalies == [] and state.rework_count == 0
+    assert state.visits[-2].exit_kind is TimelineKind.CLOSED
+    assert state.visits[-1].limit_days is None and state.visits[-1].deadline is None
+
+
+def test_an_open_case_has_no_outcome_and_an_archived_one_was_energised(
+    config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    opened = fold_case(STREAM[:2], config, calendar)
+    assert opened is not None and opened.outcome is None and opened.status is CaseStatus.OPEN
+    archived = fold_case([*STREAM, _app(5, "archived", "2026-12-21T09:00:00+08:00")], config, calendar)
+    assert archived is not None
+    assert (archived.status, archived.outcome) == (CaseStatus.CLOSED, CaseOutcome.ENERGISED)
+
+
+def test_a_change_after_a_withdrawal_is_an_anomaly_the_case_follows(
+    config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    events = [
+        _app(1, "acceptance", "2026-11-20T09:00:00+08:00"),
+        _app(2, "withdrawn", "2026-11-23T09:00:00+08:00"),
+        _app(3, "scheme_reply", "2026-11-24T09:00:00+08:00"),
+        _app(4, "cancelled", "2026-11-25T09:00:00+08:00"),
+    ]
+    state = fold_case(events, config, calendar)
+    assert state is not None
+    # The source re-opened the case: it follows and flags it; the cancellation then closes it normally.
+    assert [anomaly.reason for anomaly in state.anomalies] == ["the case was closed in withdrawn"]
+    assert [entry.kind for entry in state.timeline] == [
+        TimelineKind.OPENED,
+        TimelineKind.CLOSED,
+        TimelineKind.ANOMALY,
+        TimelineKind.CLOSED,
+    ]
+    assert state.outcome is CaseOutcome.CANCELLED
+
+
+def test_a_case_first_seen_withdrawn_is_closed(config: WorkflowConfig, calendar: WorkingCalendar) -> None:
+    state = fold_case([_app(1, "withdrawn", "2026-11-23T09:00:00+08:00")], config, calendar)
+    assert state is not None
+    assert [(entry.kind, entry.stage_to) for entry in state.timeline] == [
+        (TimelineKind.FIRST_SEEN, "withdrawn")
+    ]
+    assert state.outcome is CaseOutcome.WITHDRAWN and state.anomalies == []

@@ -358,3 +358,91 @@ def test_an_application_that_would_be_listed_before_read_changes_is_refused(worl
     with pytest.raises(ConfigError, match="no customer '4130000000'"):
         world.add_application(orphan)
     assert world.application_count == 400
+
+
+def _open_in(world: MarketingWorld, length: int) -> ApplicationRow:
+    """An open application whose process has at least `length` steps, moved to its third step."""
+    row = next(
+        r for r in world.all_applications() if len(status_flow(r)) >= length and r["STATUS_CODE"] == "01"
+    )
+    world.advance(row["APP_NO"])
+    return world.advance(row["APP_NO"])
+
+
+def test_send_back_returns_to_an_earlier_step_with_its_reason_and_advance_clears_it(
+    world: MarketingWorld,
+) -> None:
+    moved = _open_in(world, 5)
+    flow = status_flow(moved)
+    assert moved["STATUS_CODE"] == flow[2]
+    back = world.send_back(moved["APP_NO"], flow[0], "02")
+    assert (back["STATUS_CODE"], back["RETURN_REASON_CODE"]) == (flow[0], "02")
+    assert back["UPDATE_TIME"] > moved["UPDATE_TIME"]
+    again = world.advance(moved["APP_NO"])
+    assert (again["STATUS_CODE"], again["RETURN_REASON_CODE"]) == (flow[1], None)
+    without = world.send_back(moved["APP_NO"], flow[0], None)
+    assert without["RETURN_REASON_CODE"] is None
+
+
+@pytest.mark.parametrize(
+    ("to_status", "cause", "message"),
+    [
+        ("99", "01", r"STATUS_CODE '99' is not a step of its process"),
+        ("CURRENT", "01", r"a send-back goes to an earlier step than"),
+        ("LATER", "01", r"a send-back goes to an earlier step than"),
+        ("FIRST", "05", r"RETURN_REASON_CODE '05' is not one of 01, 02, 03, 04"),
+    ],
+)
+def test_send_back_refuses_a_bad_target_or_reason(
+    world: MarketingWorld, to_status: str, cause: str, message: str
+) -> None:
+    moved = _open_in(world, 5)
+    flow = status_flow(moved)
+    target = {"CURRENT": flow[2], "LATER": flow[3], "FIRST": flow[0]}.get(to_status, to_status)
+    with pytest.raises(ConfigError, match=message):
+        world.send_back(moved["APP_NO"], target, cause)
+    assert world.application(moved["APP_NO"]) == moved
+
+
+def test_send_back_refuses_an_unknown_application_and_a_time_before_the_last_change(
+    world: MarketingWorld,
+) -> None:
+    with pytest.raises(ConfigError, match="'0000000000000' does not exist"):
+        world.send_back("0000000000000", "01", "01")
+    moved = _open_in(world, 5)
+    before = datetime.strptime(moved["UPDATE_TIME"], LEGACY_TIME_FORMAT) - timedelta(seconds=1)
+    with pytest.raises(ConfigError, match="before its last change"):
+        world.send_back(moved["APP_NO"], "01", "01", at=before)
+
+
+@pytest.mark.parametrize(("close", "status"), [("withdraw", "11"), ("cancel", "12")])
+def test_withdraw_and_cancel_close_an_open_application(
+    world: MarketingWorld, close: str, status: str
+) -> None:
+    moved = _open_in(world, 4)
+    at = datetime.strptime(moved["UPDATE_TIME"], LEGACY_TIME_FORMAT) + timedelta(days=3)
+    closed = getattr(world, close)(moved["APP_NO"], at=at)
+    assert (closed["STATUS_CODE"], closed["UPDATE_TIME"]) == (status, at.strftime(LEGACY_TIME_FORMAT))
+    for again in (world.withdraw, world.cancel):
+        with pytest.raises(ConfigError, match=f"is closed \\(STATUS_CODE {status}\\) and cannot be"):
+            again(moved["APP_NO"])
+    with pytest.raises(ConfigError, match="is closed"):
+        world.send_back(moved["APP_NO"], "01", "01")
+    with pytest.raises(ConfigError, match="no advance"):
+        world.advance(moved["APP_NO"])
+
+
+def test_an_archived_application_cannot_be_withdrawn(world: MarketingWorld) -> None:
+    row = next(r for r in world.all_applications() if status_flow(r) == TWO_STEP_STATUSES)
+    while world.application(row["APP_NO"])["STATUS_CODE"] != "10":  # type: ignore[index]
+        world.advance(row["APP_NO"])
+    with pytest.raises(ConfigError, match=r"is closed \(STATUS_CODE 10\) and cannot be withdrawn"):
+        world.withdraw(row["APP_NO"])
+
+
+def test_a_stage_another_system_writes_clears_the_return_reason(world: MarketingWorld) -> None:
+    moved = _open_in(world, 5)
+    flow = status_flow(moved)
+    world.send_back(moved["APP_NO"], flow[0], "04")
+    written, applied = world.update_stage("w-reason", moved["APP_NO"], flow[1], "2026-12-01 10:00:00")
+    assert applied and (written["STATUS_CODE"], written["RETURN_REASON_CODE"]) == (flow[1], None)
