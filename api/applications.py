@@ -20,7 +20,7 @@ from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
 from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
-from canonical_model.case import Case, CaseStatus, StageTransition, SurveyAssignment
+from canonical_model.case import Case, CaseOutcome, CaseStatus, StageTransition, SurveyAssignment
 from canonical_model.common import CanonicalModel
 from canonical_model.feasibility import FeasibilityAssessment
 from store.database import utcnow
@@ -64,7 +64,9 @@ class CaseNotification(CanonicalModel):
     data: dict[str, Any] = Field(description="the event's data")
 
 
-EndToEndStatus = Literal["on_track", "at_risk", "overdue", "paused", "met", "missed"]
+EndToEndStatus = Literal[
+    "on_track", "at_risk", "overdue", "paused", "met", "missed", "withdrawn", "cancelled"
+]
 
 
 class EndToEndView(CanonicalModel):
@@ -78,7 +80,10 @@ class EndToEndView(CanonicalModel):
     )
     end_to_end_provisional: bool = Field(description="the end-to-end deadline counts days not yet final")
     end_to_end_status: EndToEndStatus = Field(
-        description="on_track, at_risk or overdue while open; paused in the customer's works; met or missed"
+        description=(
+            "on_track, at_risk or overdue while open; paused in the customer's works; met or missed once"
+            " energised; withdrawn or cancelled when the case closed without power"
+        )
     )
     end_to_end_working_days_left: int | None = Field(
         description="working days left to the end-to-end deadline, negative past it; null unless open"
@@ -109,6 +114,7 @@ class ApplicationSummary(EndToEndView):
     opened_at: AwareDatetime = Field(description="when the application was accepted (受理时间)")
     submitted_at: AwareDatetime = Field(description="when the application was submitted (same as opened_at)")
     closed_at: AwareDatetime | None = Field(description="when the terminal stage was entered")
+    outcome: CaseOutcome | None = Field(description="energised, withdrawn or cancelled; null while open")
     updated_at: AwareDatetime = Field(description="when the case last changed")
     responsible: str | None = Field(description="responsible supply unit (责任单位)")
     assignee: str | None = Field(description="staff id of the open survey task (勘查人员)")
