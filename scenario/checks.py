@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.case import CaseStatus
-from scenario.model import Count, Expectations
+from scenario.model import Count, Expectations, ProcessExpectation, ProcessFigure
 from store.feasibility import feasibility_assessments
 from store.grid import grid_equipment
 from store.loads import load_profiles
 from store.parking import list_parked
 from store.schema import cases, customers
+from workflow.config import WorkflowConfig
+from workflow.process import ANY_CAUSE, GroupFigures, ProcessFigures, ProcessFilter, process_figures
+from workflow.workdays import SHANGHAI, WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class RunFacts:
     source_failures: Mapping[str, int]
     drop_dir: Path
     verdicts_before: Mapping[str, str] | None
+    workflow: WorkflowConfig | None = None
 
 
 def verdicts(conn: Connection) -> dict[str, str]:
@@ -75,6 +79,7 @@ def evaluate(conn: Connection, expect: Expectations, facts: RunFacts) -> list[Ch
     return [
         *_totals(conn, expect, facts),
         *_outcomes(conn, expect),
+        *_process(conn, expect.process, facts),
         *_verdicts(conn, expect, facts),
         *_parked(conn, expect),
         *_loops(expect, facts),
@@ -137,6 +142,52 @@ def _outcomes(conn: Connection, expect: Expectations) -> list[CheckResult]:
         _check(f"{outcome} cases", count, found.get(outcome, 0), f"cases by outcome: {summary}")
         for outcome, count in expect.outcomes.items()
     ]
+
+
+def _process(conn: Connection, expect: ProcessExpectation | None, facts: RunFacts) -> list[CheckResult]:
+    if expect is None:
+        return []
+    if facts.workflow is None:
+        raise ValueError("process expectations need the run's workflow configuration")
+    day_ends = datetime.combine(facts.day + timedelta(days=1), time(), SHANGHAI)
+    where = ProcessFilter(
+        basis="energised",
+        period_from=day_ends - timedelta(days=expect.energised_within_days),
+        period_to=day_ends,
+    )
+    figures = process_figures(conn, config=facts.workflow, calendar=WorkingCalendar(), where=where)
+    overall = figures.overall
+    days = expect.energised_within_days
+    window = f"{overall.energised} case(s) energised in the {days} days to {facts.day}"
+    results = []
+    for name, band in expect.figures.items():
+        actual = _figure(figures, overall, name)
+        shown = "not measured" if actual is None else f"{actual:.3g}"
+        passed = band.holds(actual)
+        why = "" if passed else window
+        results.append(CheckResult(f"process {name}", band.describe(), shown, passed, why))
+    return results
+
+
+def _figure(figures: ProcessFigures, overall: GroupFigures, name: ProcessFigure) -> float | None:
+    """One named figure; shares are of the energised cases, days are the hub's measured durations."""
+    rework = overall.rework  # every known cause and "any" are always present
+    named: dict[str, float | None] = {
+        "calendar_days_mean": overall.calendar_days.mean,
+        "calendar_days_p50": overall.calendar_days.p50,
+        "working_days_mean": overall.working_days.mean,
+        "working_days_p50": overall.working_days.p50,
+        "within_commitment_share": overall.within_commitment,
+        "within_target_share": overall.within_target,
+        "any_rework_share": rework[ANY_CAUSE].share,
+        "information_error_rework_share": rework["information_error"].share,
+        "documents_missing_rework_share": rework["documents_missing"].share,
+        "survey_to_scheme_mean": overall.survey_to_scheme_days.mean,
+        "scheme_drafting_mean": overall.scheme_drafting_days.mean,
+        "findings": float(figures.findings.total),
+        "cases_with_findings": float(figures.findings.cases),
+    }
+    return named[name]
 
 
 def _verdicts(conn: Connection, expect: Expectations, facts: RunFacts) -> list[CheckResult]:

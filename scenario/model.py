@@ -214,6 +214,62 @@ class VerdictExpectation(_Strict):
     verdict: Literal["feasible", "feasible_with_conditions", "needs_reinforcement", "not_feasible"]
 
 
+class Band(_Strict):
+    """A figure that must lie in [min, max] (days or shares)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Band:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+    def holds(self, actual: float | None) -> bool:
+        """Whether actual lies in the band; a figure the hub could not measure never does."""
+        if actual is None:
+            return False
+        return (self.min is None or actual >= self.min) and (self.max is None or actual <= self.max)
+
+    def describe(self) -> str:
+        """The band in words, as the report shows it."""
+        if self.max is None:
+            return f"at least {self.min:g}"
+        if self.min is None:
+            return f"at most {self.max:g}"
+        return f"between {self.min:g} and {self.max:g}"
+
+
+# Figures of workflow/process.py a scenario can hold the hub to, over the cases energised in its window.
+ProcessFigure = Literal[
+    "calendar_days_mean",
+    "calendar_days_p50",
+    "working_days_mean",
+    "working_days_p50",
+    "within_commitment_share",
+    "within_target_share",
+    "any_rework_share",
+    "information_error_rework_share",
+    "documents_missing_rework_share",
+    "survey_to_scheme_mean",
+    "scheme_drafting_mean",
+    "findings",
+    "cases_with_findings",
+]
+
+
+class ProcessExpectation(_Strict):
+    """The hub's process figures (GET /v1/analytics/process) over the cases energised in a trailing window."""
+
+    energised_within_days: int = Field(
+        gt=0, description="the cases energised in this many days up to the end of the scenario day"
+    )
+    figures: dict[ProcessFigure, Band] = Field(min_length=1)
+
+
 class Expectations(_Strict):
     """What the hub's store must hold once the run has settled; every entry is optional."""
 
@@ -239,6 +295,7 @@ class Expectations(_Strict):
     outcomes: dict[Literal["open", "energised", "withdrawn", "cancelled"], Count] = Field(
         default_factory=dict, description="cases by outcome; open: not closed yet"
     )
+    process: ProcessExpectation | None = None
 
 
 class Scenario(_Strict):

@@ -14,6 +14,12 @@ from store.database import create_engine, create_schema
 from store.feasibility import feasibility_assessments
 from store.parking import park
 from store.schema import cases
+from tests.unit.workflow.events import application_event
+from workflow.cases import CaseTracker
+from workflow.config import load_workflow_config
+from workflow.workdays import WorkingCalendar
+from yekuo.clock import frozen_at
+from yekuo.settings import PROJECT_ROOT
 
 DAY = date(2026, 11, 26)
 
@@ -167,3 +173,83 @@ def _case_row(number: str, opened: datetime, outcome: str | None, reworks: int) 
         "application": {},
         "anomalies": [],
     }
+
+
+def _energised(engine: Engine, number: str, accepted: str, energised: str, archived: str) -> None:
+    """A residential case taken through the 2-step flow by the tracker, at local (Asia/Shanghai) times."""
+    tracker = CaseTracker(load_workflow_config(PROJECT_ROOT), WorkingCalendar())
+    steps = [("acceptance", accepted), ("energisation", energised), ("archived", archived)]
+    with engine.begin() as conn:
+        for sequence, (stage, moment) in enumerate(steps, start=1):
+            event = application_event(
+                number,
+                sequence,
+                stage=stage,
+                submitted_at=accepted,
+                updated_at=moment,
+                customer_class="lv_residential",
+                requested_capacity_kva=8.0,
+            )
+            tracker(conn, event)
+
+
+def test_process_figures_are_the_hubs_own_over_the_cases_energised_in_the_window(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with frozen_at(datetime(2026, 11, 26, 10, 0, tzinfo=UTC)):
+        # P1: Mon 2 to Fri 6 November, 09:00: 4 calendar days, archived inside a 30-day window.
+        _energised(
+            engine,
+            "P1",
+            "2026-11-02T09:00:00+08:00",
+            "2026-11-03T09:00:00+08:00",
+            "2026-11-06T09:00:00+08:00",
+        )
+        # P2: 2 to 16 November, 09:00: 14 calendar days, also inside.
+        _energised(
+            engine,
+            "P2",
+            "2026-11-02T09:00:00+08:00",
+            "2026-11-09T09:00:00+08:00",
+            "2026-11-16T09:00:00+08:00",
+        )
+        # P3: archived on 1 October, outside the window: its 30 days must not count.
+        _energised(
+            engine,
+            "P3",
+            "2026-09-01T09:00:00+08:00",
+            "2026-09-02T09:00:00+08:00",
+            "2026-10-01T09:00:00+08:00",
+        )
+        expect = Expectations.model_validate(
+            {
+                "process": {
+                    "energised_within_days": 30,
+                    # (4 + 14) / 2 = 9 calendar days; neither case went back, and no findings were raised.
+                    "figures": {
+                        "calendar_days_mean": {"min": 8.99, "max": 9.01},
+                        "any_rework_share": {"max": 0},
+                        "findings": {"max": 0},
+                        "scheme_drafting_mean": {"min": 0},
+                    },
+                }
+            }
+        )
+        facts = RunFacts(DAY, {}, tmp_path, None, workflow=load_workflow_config(PROJECT_ROOT))
+        with engine.connect() as conn:
+            results = {result.name: result for result in evaluate(conn, expect, facts)}
+    assert results["process calendar_days_mean"].passed, results["process calendar_days_mean"]
+    assert results["process calendar_days_mean"].actual == "9"
+    assert results["process any_rework_share"].passed
+    assert results["process findings"].passed
+    # No residential flow has a scheme reply stage: a figure the hub could not measure never passes.
+    drafting = results["process scheme_drafting_mean"]
+    assert (drafting.passed, drafting.actual) == (False, "not measured")
+    assert "2 case(s) energised in the 30 days to 2026-11-26" in drafting.why
+
+
+def test_process_expectations_name_known_figures_only() -> None:
+    with pytest.raises(ValueError, match="days_to_nowhere"):
+        Expectations.model_validate(
+            {"process": {"energised_within_days": 30, "figures": {"days_to_nowhere": {"min": 1}}}}
+        )
