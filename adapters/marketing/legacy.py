@@ -32,6 +32,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
     "STATUS_CODE",
     "ORG_NO",
     "URBAN_RURAL_FLAG",
+    "TRADE_CODE",
     "DOCUMENTS",
 )
 CUSTOMER_FIELDS: tuple[str, ...] = (

@@ -48,6 +48,7 @@ class ApplicationRow(TypedDict):
     STATUS_CODE: str
     ORG_NO: str
     URBAN_RURAL_FLAG: str
+    TRADE_CODE: str | None
     DOCUMENTS: list[DocumentRow]
 
 
@@ -469,6 +470,7 @@ class MarketingWorld:
             STATUS_CODE="01",
             ORG_NO=str(_text(application, "ORG_NO")),
             URBAN_RURAL_FLAG=urban_rural,
+            TRADE_CODE=_text(application, "TRADE_CODE"),
             DOCUMENTS=[
                 DocumentRow(
                     DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),
