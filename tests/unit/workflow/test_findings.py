@@ -1,0 +1,210 @@
+"""Findings in the workflow: kept per application and rule, published, cleared when corrected, raised anew."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from canonical_model.consistency import ConsistencyFinding
+from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
+from store.schema import consistency_findings, outbox
+from workflow.cases import CaseTracker
+from workflow.config import WorkflowConfig
+from workflow.consistency import load_consistency_config
+from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
+from workflow.findings import findings_of
+from workflow.grid import handle_grid_event
+from workflow.workdays import WorkingCalendar
+from yekuo import clock
+from yekuo.settings import PROJECT_ROOT
+
+from .events import application_event, customer_event
+
+FOUND = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen() -> Iterator[clock.FixedClock]:
+    with clock.frozen_at(FOUND) as fixed:
+        yield fixed
+
+
+@pytest.fixture
+def checking(config: WorkflowConfig, calendar: WorkingCalendar) -> CaseTracker:
+    return CaseTracker(config, calendar, consistency=load_consistency_config(PROJECT_ROOT))
+
+
+def transformer_event(district: str, **changes: Any) -> CloudEvent:
+    document: dict[str, Any] = {
+        "transformer_id": "PB1",
+        "name": "PB1号公变",
+        "rated_capacity_kva": 400.0,
+        "voltage_kv": 10.0,
+        "status": "in_service",
+        "ownership": "public",
+        "transformer_district_id": district,
+        "location": {"lon": 112.5, "lat": 33.0},
+        "updated_at": "2026-11-26T10:00:00+08:00",
+    }
+    document.update(changes)
+    return CloudEvent(
+        id=f"grid-{district}",
+        source="/pms/transformer",
+        type="cn.yekuo.grid.transformer.changed.v1",
+        subject="PB1",
+        time=FOUND,
+        dataschema=schema_uri("distribution_transformer.v1"),
+        correlationid="c",
+        sequence=1,
+        data=document,
+    )
+
+
+def low_voltage(number: str, sequence: int = 1, **changes: Any) -> CloudEvent:
+    data: dict[str, Any] = {
+        "customer_no": "4130000001",
+        "customer_class": "lv_non_residential",
+        "requested_capacity_kva": 50.0,
+        "site_location": {"lon": 112.5005, "lat": 33.0005},
+        "site_address": "南阳市卧龙区中州路12号",
+        "industry_code": "H6210",
+        "urban_rural": "urban",
+        "updated_at": f"2026-11-20T09:{13 + sequence:02d}:05+08:00",
+    }
+    data.update(changes)
+    return application_event(number, sequence, **data)
+
+
+def the_customer(sequence: int = 1, **changes: Any) -> CloudEvent:
+    data: dict[str, Any] = {
+        "category": "general_commercial",
+        "industry_code": "H6210",
+        "transformer_district_id": "TG0000001",
+        "contract_capacity_kva": 50.0,
+        "supply_voltage_kv": 0.38,
+        "urban_rural": "urban",
+    }
+    data.update(changes)
+    return customer_event("4130000001", sequence, **data)
+
+
+def apply(engine: Engine, tracker: CaseTracker, *events: CloudEvent) -> None:
+    with engine.begin() as conn:
+        for event in events:
+            if event.type.startswith("cn.yekuo.grid."):
+                handle_grid_event(conn, event)
+            else:
+                tracker(conn, event)
+
+
+def published(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
+    query = sa.select(outbox.c.event_type, outbox.c.routing_key, outbox.c.body).order_by(outbox.c.id)
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(outbox.c.event_type.like("%consistency%"))).all()
+    return [(kind, key, json.loads(body)["data"]) for kind, key, body in rows]
+
+
+def stored(engine: Engine, application_no: str = "A1") -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return findings_of(conn, application_no, unmasked=False)
+
+
+def test_a_clean_case_has_no_findings(sqlite_engine: Engine, checking: CaseTracker, frozen: object) -> None:
+    apply(sqlite_engine, checking, transformer_event("TG0000001"), the_customer(), low_voltage("A1"))
+    assert stored(sqlite_engine) == []
+    assert published(sqlite_engine) == []
+
+
+def test_a_finding_is_stored_and_published_then_cleared_when_the_record_is_corrected(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: clock.FixedClock
+) -> None:
+    apply(sqlite_engine, checking, transformer_event("TG0000001"), the_customer())
+    apply(sqlite_engine, checking, low_voltage("A1", industry_code="C1711"))
+    [finding] = stored(sqlite_engine)
+    assert finding["rule"] == "industry_code_agrees"
+    assert finding["category"] == "information_error"
+    assert finding["systems"] == ["marketing"]
+    assert [item["value"] for item in finding["values"]] == ["C1711", "H6210"]
+    assert finding["found_at"] == FOUND.isoformat() and finding["cleared_at"] is None
+    [(kind, key, data)] = published(sqlite_engine)
+    assert kind == CASE_FINDING_RAISED
+    assert key == "case.consistency_finding.lv_non_residential"
+    event = ConsistencyFinding.model_validate(data)
+    assert event.application_no == "A1" and event.rule == "industry_code_agrees"
+    assert event.state == "raised" and event.found_at == FOUND
+
+    # The same record again changes nothing and announces nothing.
+    apply(sqlite_engine, checking, low_voltage("A1", sequence=2, industry_code="C1711"))
+    assert len(published(sqlite_engine)) == 1
+
+    later = frozen.advance(timedelta(hours=1))
+    apply(sqlite_engine, checking, low_voltage("A1", sequence=3, industry_code="H6210"))
+    [finding] = stored(sqlite_engine)
+    assert finding["cleared_at"] == later.isoformat()
+    kind, _, data = published(sqlite_engine)[-1]
+    assert kind == CASE_FINDING_CLEARED
+    assert data["state"] == "cleared"
+    assert datetime.fromisoformat(data["cleared_at"]) == later
+
+    # It comes back: raised again, with a new found_at.
+    again = frozen.advance(timedelta(hours=1))
+    apply(sqlite_engine, checking, low_voltage("A1", sequence=4, industry_code="C1711"))
+    [finding] = stored(sqlite_engine)
+    assert finding["found_at"] == again.isoformat() and finding["cleared_at"] is None
+    assert [kind for kind, _, _ in published(sqlite_engine)] == [
+        CASE_FINDING_RAISED,
+        CASE_FINDING_CLEARED,
+        CASE_FINDING_RAISED,
+    ]
+
+
+def test_a_customer_record_change_rechecks_its_open_cases(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    apply(sqlite_engine, checking, transformer_event("TG0000001"), the_customer(), low_voltage("A1"))
+    assert stored(sqlite_engine) == []
+    apply(sqlite_engine, checking, the_customer(2, transformer_district_id="TG0000404"))
+    [finding] = stored(sqlite_engine)
+    assert finding["rule"] == "transformer_district_known"
+    assert finding["systems"] == ["marketing", "pms"]
+    apply(sqlite_engine, checking, the_customer(3))
+    [finding] = stored(sqlite_engine)
+    assert finding["cleared_at"] is not None
+
+
+def test_personal_values_are_stored_masked_and_sealed_apart(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    far = {"lon": 112.5, "lat": 33.01}
+    apply(
+        sqlite_engine,
+        checking,
+        transformer_event("TG0000001"),
+        the_customer(),
+        low_voltage("A1", site_location=far),
+    )
+    [finding] = stored(sqlite_engine)
+    assert finding["rule"] == "site_within_supply_radius"
+    site = next(item for item in finding["values"] if item["field"] == "site_location")
+    assert site["personal"] is True and site["value"].startswith("****") and "112.5" not in site["value"]
+    with sqlite_engine.connect() as conn:
+        [unmasked] = findings_of(conn, "A1", unmasked=True)
+        raw = conn.execute(sa.text("SELECT personal FROM consistency_findings")).scalar_one()
+    plain = next(item for item in unmasked["values"] if item["field"] == "site_location")
+    assert plain["value"] == "112.500000,33.010000"
+    assert "112.5" not in raw  # sealed at rest
+    [(_, _, data)] = published(sqlite_engine)
+    assert "112.500000,33.010000" not in json.dumps(data)
+
+
+def test_without_rules_nothing_is_checked(sqlite_engine: Engine, tracker: CaseTracker) -> None:
+    apply(sqlite_engine, tracker, the_customer(), low_voltage("A1", industry_code="C1711"))
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(consistency_findings)).scalar_one() == 0
