@@ -153,3 +153,13 @@ def test_legacy_mistakes_become_invalid_record_errors(mappings: dict[str, Mappin
         )
     with pytest.raises(SchemaViolationError, match="field 'industry_code' \\(source TRADE_CODE\\)"):
         mappings["marketing/customer"].apply(customer_record(TRADE_CODE="6210"))
+
+
+def test_the_application_s_declared_trade_code_becomes_its_industry_code(
+    mappings: dict[str, Mapping],
+) -> None:
+    application = mappings["marketing/application"]
+    assert application.apply(application_record(TRADE_CODE="C1711"))["industry_code"] == "C1711"
+    assert "industry_code" not in application.apply(application_record())
+    with pytest.raises(SchemaViolationError, match="field 'industry_code' \\(source TRADE_CODE\\)"):
+        application.apply(application_record(TRADE_CODE="1711"))
