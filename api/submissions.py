@@ -58,7 +58,7 @@ from store.schema import cases
 from store.submissions import Submission, add_submission, get_submission, submission_by_key
 from workflow.cases import default_tracker
 from workflow.consistency import AppliedFacts, ConsistencyConfig, CustomerFacts
-from workflow.findings import StoreKnowledge, customer_facts, masked_values
+from workflow.findings import DistrictIndex, StoreKnowledge, customer_facts, masked_values
 from yekuo.settings import Settings, SubmissionSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -231,7 +231,7 @@ def _default_rules() -> ConsistencyConfig | None:
 
 
 def pre_review(
-    conn: Connection, application: OnlineApplication, rules: ConsistencyConfig
+    conn: Connection, application: OnlineApplication, rules: ConsistencyConfig, districts: DistrictIndex
 ) -> list[dict[str, Any]]:
     """The findings of the rules about a submission, against what the hub knows, personal values masked."""
     applied = AppliedFacts(
@@ -256,7 +256,8 @@ def pre_review(
         )
     else:
         customer = customer_facts(conn, str(application.customer_no))
-    return [_shown(finding) for finding in rules.check(applied, customer, StoreKnowledge(conn))]
+    knowledge = StoreKnowledge(conn, districts)
+    return [_shown(finding) for finding in rules.check(applied, customer, knowledge)]
 
 
 def _shown(finding: ConsistencyFinding) -> dict[str, Any]:
@@ -286,6 +287,7 @@ def submissions_router(
     router = APIRouter(tags=["submissions"])
     bounds = limits or Settings().submissions
     refused = PROBLEM_TYPES["consistency-findings"]
+    districts = DistrictIndex()  # kept across requests: it reads only what the grid changed since
 
     @router.post(
         "/v1/applications",
@@ -336,7 +338,7 @@ def submissions_router(
         findings: list[dict[str, Any]] = []
         if configured is not None:
             with engine.connect() as conn:
-                findings = pre_review(conn, application, configured)
+                findings = pre_review(conn, application, configured, districts)
         standing = [finding for finding in findings if finding["rule"] not in accepted]
         if standing:
             names = ", ".join(finding["rule"] for finding in standing)

@@ -135,6 +135,29 @@ class CustomerFacts:
         )
 
 
+@dataclass(frozen=True)
+class OpenCase:
+    """What the duplicate check needs of another open application."""
+
+    application_no: str
+    customer_no: str
+    business_type: str
+    site_location: GeoPoint | None = None
+    site_address: str | None = None
+
+    @classmethod
+    def of_document(cls, document: Mapping[str, Any]) -> OpenCase:
+        """From a stored ConnectionApplication document, without validating all of it again."""
+        location = document.get("site_location")
+        return cls(
+            application_no=document["application_no"],
+            customer_no=document["customer_no"],
+            business_type=document["business_type"],
+            site_location=GeoPoint.model_validate(location) if location else None,
+            site_address=document.get("site_address"),
+        )
+
+
 class Knowledge(Protocol):
     """What the hub knows beside the application: the PMS grid and the other open cases."""
 
@@ -146,7 +169,7 @@ class Knowledge(Protocol):
 
     def open_applications(
         self, *, customer_no: str | None, business_type: str, org_no: str | None
-    ) -> Sequence[ConnectionApplication]:
+    ) -> Sequence[OpenCase]:
         """Open applications of a business type, of the customer or of the supply unit."""
 
 
@@ -393,7 +416,7 @@ def _check_industry_code(
     )
 
 
-def _duplicate_reason(rule: Rule, applied: AppliedFacts, other: ConnectionApplication) -> str | None:
+def _duplicate_reason(rule: Rule, applied: AppliedFacts, other: OpenCase) -> str | None:
     if rule.params["same_customer"] and applied.customer_no and other.customer_no == applied.customer_no:
         return "same customer"
     here, there = applied.site_location, other.site_location
@@ -419,7 +442,7 @@ def _check_duplicate(
     for other in sorted(candidates, key=lambda item: item.application_no):
         if other.application_no == applied.application_no:
             continue
-        if other.business_type.value != applied.business_type:
+        if other.business_type != applied.business_type:
             continue
         reason = _duplicate_reason(rule, applied, other)
         if reason is not None:

@@ -10,6 +10,7 @@ coordinates) are stored masked in details, their plain form sealed beside them, 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from workflow.consistency import (
     AppliedFacts,
     ConsistencyConfig,
     CustomerFacts,
+    OpenCase,
     TransformerFacts,
 )
 from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, HUB_SOURCE, ROUTING_KEYS
@@ -39,51 +41,90 @@ FINDING_SCHEMA = "consistency_finding.v1"
 TRANSFORMER_KIND = "transformer"
 
 
-class StoreKnowledge:
-    """What the hub database knows: the grid projection's transformers and the open cases.
+class DistrictIndex:
+    """The live PMS distribution transformers by marketing district, kept current by grid revision.
 
-    The transformers of each district are read once per grid revision: a check runs for every application
-    event, and scanning the projection's documents each time would cost far more than the check.
+    A check runs for every application event. The whole projection is read once per projection generation;
+    after that only the rows written since the revision last seen are read (grid_equipment.revision), so a
+    busy PMS sync does not make every check scan the grid again.
     """
 
-    def __init__(self, conn: Connection, cache: dict[str, Any] | None = None) -> None:
-        self._conn = conn
-        self._cache = cache if cache is not None else {}
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
 
-    def _districts(self) -> dict[str, list[TransformerFacts]]:
-        state = grid_state(self._conn)
-        if self._cache.get("state") != state or "districts" not in self._cache:
-            rows = self._conn.execute(
-                sa.select(grid_equipment.c.equipment_id, grid_equipment.c.document)
-                .where(grid_equipment.c.kind == TRANSFORMER_KIND, grid_equipment.c.deleted_at.is_(None))
-                .order_by(grid_equipment.c.equipment_id)
-            )
-            districts: dict[str, list[TransformerFacts]] = {}
-            count = 0
-            for row in rows:
-                count += 1
-                district = row.document.get("transformer_district_id")
-                if district:
-                    districts.setdefault(district, []).append(
-                        TransformerFacts.of_document(row.equipment_id, row.document)
-                    )
-            self._cache.update(state=state, districts=districts, count=count)
-        districts_now: dict[str, list[TransformerFacts]] = self._cache["districts"]
-        return districts_now
+    def _reset(self) -> None:
+        self._generation: str | None = None
+        self._revision = 0
+        self._by_id: dict[str, TransformerFacts] = {}
+        self._district_of: dict[str, str] = {}
+        self._districts: dict[str, dict[str, TransformerFacts]] = {}
+
+    def refresh(self, conn: Connection) -> None:
+        """Take in what the projection changed since the last refresh."""
+        state = grid_state(conn)
+        with self._lock:
+            if state is None:
+                self._reset()  # no grid yet
+                return
+            generation, revision = state
+            query = sa.select(
+                grid_equipment.c.equipment_id, grid_equipment.c.document, grid_equipment.c.deleted_at
+            ).where(grid_equipment.c.kind == TRANSFORMER_KIND)
+            if generation != self._generation:
+                self._reset()
+            elif revision > self._revision:
+                query = query.where(grid_equipment.c.revision > self._revision)
+            else:
+                return
+            for row in conn.execute(query):
+                self._take(row.equipment_id, row.document, row.deleted_at is None)
+            self._generation, self._revision = generation, revision
+
+    def _take(self, equipment_id: str, document: dict[str, Any], live: bool) -> None:
+        self._by_id.pop(equipment_id, None)
+        district = self._district_of.pop(equipment_id, None)
+        if district is not None:
+            self._districts[district].pop(equipment_id, None)
+        if not live:
+            return
+        self._by_id[equipment_id] = facts = TransformerFacts.of_document(equipment_id, document)
+        district = document.get("transformer_district_id")
+        if district:
+            self._district_of[equipment_id] = district
+            self._districts.setdefault(district, {})[equipment_id] = facts
+
+    @property
+    def live_count(self) -> int:
+        """How many live transformers the projection holds."""
+        return len(self._by_id)
+
+    def of_district(self, district_id: str) -> TransformerFacts | None:
+        """The district's transformer, one in service first when PMS links several."""
+        with self._lock:
+            linked = [facts for _, facts in sorted(self._districts.get(district_id, {}).items())]
+        return next((item for item in linked if item.status == "in_service"), linked[0] if linked else None)
+
+
+class StoreKnowledge:
+    """What the hub database knows: the grid projection's transformers and the open cases."""
+
+    def __init__(self, conn: Connection, districts: DistrictIndex | None = None) -> None:
+        self._conn = conn
+        self._districts = districts or DistrictIndex()
+        self._districts.refresh(conn)
 
     def holds_transformers(self) -> bool:
         """Whether the grid projection holds any live distribution transformer."""
-        self._districts()
-        return bool(self._cache["count"])
+        return self._districts.live_count > 0
 
     def transformer_of_district(self, district_id: str) -> TransformerFacts | None:
         """The district's transformer, one in service first when PMS links several."""
-        linked = self._districts().get(district_id, [])
-        return next((item for item in linked if item.status == "in_service"), linked[0] if linked else None)
+        return self._districts.of_district(district_id)
 
     def open_applications(
         self, *, customer_no: str | None, business_type: str, org_no: str | None
-    ) -> Sequence[ConnectionApplication]:
+    ) -> Sequence[OpenCase]:
         """Open cases of the business type of this customer or of this supply unit."""
         scope = [cases.c.customer_no == customer_no] if customer_no else []
         if org_no:
@@ -95,7 +136,7 @@ class StoreKnowledge:
                 cases.c.status == "open", cases.c.business_type == business_type, sa.or_(*scope)
             )
         ).scalars()
-        return [ConnectionApplication.model_validate(document) for document in rows]
+        return [OpenCase.of_document(document) for document in rows]
 
 
 def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts | None:
@@ -138,11 +179,11 @@ class ConsistencyChecker:
     exchange: str
 
     def __post_init__(self) -> None:
-        self._cache: dict[str, Any] = {}
+        self._districts = DistrictIndex()
 
     def knowledge(self, conn: Connection) -> StoreKnowledge:
         """What the hub knows, read through conn."""
-        return StoreKnowledge(conn, self._cache)
+        return StoreKnowledge(conn, self._districts)
 
     def check_application(
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str

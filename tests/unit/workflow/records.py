@@ -14,7 +14,7 @@ from .events import application_event, customer_event
 AT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
-def transformer_event(district: str, **changes: Any) -> CloudEvent:
+def transformer_event(district: str, sequence: int = 1, **changes: Any) -> CloudEvent:
     document: dict[str, Any] = {
         "transformer_id": "PB1",
         "name": "PB1号公变",
@@ -28,14 +28,14 @@ def transformer_event(district: str, **changes: Any) -> CloudEvent:
     }
     document.update(changes)
     return CloudEvent(
-        id=f"grid-{district}",
+        id=f"grid-{district}-{sequence}",
         source="/pms/transformer",
         type="cn.yekuo.grid.transformer.changed.v1",
         subject="PB1",
         time=AT,
         dataschema=schema_uri("distribution_transformer.v1"),
         correlationid="c",
-        sequence=1,
+        sequence=sequence,
         data=document,
     )
 

@@ -16,6 +16,7 @@ from workflow.consistency import (
     AppliedFacts,
     ConsistencyConfig,
     CustomerFacts,
+    OpenCase,
     TransformerFacts,
     distance_m,
     load_consistency_config,
@@ -35,7 +36,7 @@ class Known:
     def __init__(
         self,
         transformers: dict[str, TransformerFacts] | None = None,
-        applications: Sequence[ConnectionApplication] = (),
+        applications: Sequence[OpenCase] = (),
     ) -> None:
         self.transformers = transformers or {}
         self.applications = list(applications)
@@ -48,10 +49,9 @@ class Known:
 
     def open_applications(
         self, *, customer_no: str | None, business_type: str, org_no: str | None
-    ) -> Sequence[ConnectionApplication]:
-        return [
-            item for item in self.applications if item.customer_no == customer_no or item.org_no == org_no
-        ]
+    ) -> Sequence[OpenCase]:
+        # The store narrows them to the customer's and the supply unit's; the check judges each.
+        return self.applications
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def customer(**changes: object) -> CustomerFacts:
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
-def other_application(number: str, **changes: object) -> ConnectionApplication:
+def other_application(number: str, **changes: object) -> OpenCase:
     document: dict[str, object] = {
         "application_no": number,
         "business_type": "new_connection",
@@ -114,7 +114,8 @@ def other_application(number: str, **changes: object) -> ConnectionApplication:
         "site_address": "南阳市宛城区新华路1号",
     }
     document.update(changes)
-    return ConnectionApplication.model_validate(document)
+    stored = ConnectionApplication.model_validate(document).model_dump(mode="json", exclude_none=True)
+    return OpenCase.of_document(stored)
 
 
 def rules_found(

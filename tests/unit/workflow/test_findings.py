@@ -13,12 +13,13 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
+from canonical_model.registry import schema_uri
 from store.schema import consistency_findings, outbox
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.consistency import load_consistency_config
 from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
-from workflow.findings import findings_of
+from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
 from workflow.workdays import WorkingCalendar
 from yekuo import clock
@@ -47,6 +48,12 @@ def apply(engine: Engine, tracker: CaseTracker, *events: CloudEvent) -> None:
                 handle_grid_event(conn, event)
             else:
                 tracker(conn, event)
+
+
+def apply_grid(engine: Engine, *events: CloudEvent) -> None:
+    with engine.begin() as conn:
+        for event in events:
+            handle_grid_event(conn, event)
 
 
 def published(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
@@ -153,3 +160,47 @@ def test_without_rules_nothing_is_checked(sqlite_engine: Engine, tracker: CaseTr
     apply(sqlite_engine, tracker, the_customer(), low_voltage("A1", industry_code="C1711"))
     with sqlite_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(consistency_findings)).scalar_one() == 0
+
+
+def test_the_district_index_follows_the_grid_by_revision(sqlite_engine: Engine) -> None:
+    index = DistrictIndex()
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    assert index.live_count == 0 and index.of_district("TG0000001") is None
+
+    apply_grid(sqlite_engine, transformer_event("TG0000001"))
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    found = index.of_district("TG0000001")
+    assert found is not None and found.equipment_id == "PB1" and found.status == "in_service"
+
+    # Only the rows written since the last revision are read again: the change is seen, the rest kept.
+    apply_grid(
+        sqlite_engine,
+        transformer_event("TG0000001", 2, status="out_of_service", updated_at="2026-11-27T10:00:00+08:00"),
+    )
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    found = index.of_district("TG0000001")
+    assert found is not None and found.status == "out_of_service"
+
+    gone = CloudEvent(
+        id="grid-gone",
+        source="/pms/transformer_deleted",
+        type="cn.yekuo.grid.transformer.deleted.v1",
+        subject="PB1",
+        time=FOUND,
+        dataschema=schema_uri("equipment_deletion.v1"),
+        correlationid="c",
+        sequence=1,
+        data={
+            "equipment_id": "PB1",
+            "kind": "transformer",
+            "last_changed_at": "2026-11-27T10:00:00+08:00",
+            "detected_at": "2026-11-28T10:00:00+08:00",
+        },
+    )
+    apply_grid(sqlite_engine, gone)
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    assert index.of_district("TG0000001") is None and index.live_count == 0
