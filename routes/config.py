@@ -13,7 +13,7 @@ from mappings.yamlfile import Diagnostics
 from routes.router import Router
 from routes.table import Route, read_routes
 from workflow.config import read_workflow_config
-from workflow.consistency import WORKFLOW_FOLDER, read_consistency_config
+from workflow.consistency_config import WORKFLOW_FOLDER, read_consistency_config
 from yekuo.errors import ConfigError
 
 MAPPINGS_FOLDER = "mappings"

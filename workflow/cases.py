@@ -32,7 +32,8 @@ from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.schema import case_events, cases, customers, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
-from workflow.consistency import ConsistencyConfig, load_consistency_config
+from workflow.consistency import ConsistencyConfig
+from workflow.consistency_config import load_consistency_config
 from workflow.events import (
     APPLICATION_CHANGED,
     CASE_STAGE_CHANGED,

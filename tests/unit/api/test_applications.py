@@ -22,7 +22,7 @@ from tests.unit.workflow.events import application_event
 from tests.unit.workflow.records import low_voltage, the_customer, transformer_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from workflow.consistency import load_consistency_config
+from workflow.consistency_config import load_consistency_config
 from workflow.grid import handle_grid_event
 from workflow.workdays import published_years_of_package
 from yekuo import clock

@@ -17,7 +17,7 @@ from canonical_model.registry import schema_uri
 from store.schema import consistency_findings, outbox
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
-from workflow.consistency import load_consistency_config
+from workflow.consistency_config import load_consistency_config
 from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
 from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
