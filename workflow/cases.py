@@ -8,7 +8,7 @@ timeline as if it had come in order.
 
 With consistency rules configured, an application's case is checked against the customer record, the
 grid and the other open cases after each rebuild, and a customer's open cases when its record changes
-(workflow/findings.py).
+(workflow/findings.py); a transformer's projection update re-checks the cases its findings concern.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.schema import case_events, cases, customers, stage_visits, timeline
@@ -43,8 +44,9 @@ from workflow.events import (
     STAGE_REPORTED,
     CaseEvent,
 )
-from workflow.findings import ConsistencyChecker
+from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
+from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo.errors import InvalidRecordError, SchemaViolationError
 from yekuo.settings import Settings
@@ -83,6 +85,7 @@ class CaseTracker:
             APPLICATION_CHANGED: self._application_changed,
             STAGE_REPORTED: self._stage_reported,
             CUSTOMER_CHANGED: self._customer_changed,
+            PROJECTION_UPDATED: self._projection_updated,
         }
 
     def __call__(self, conn: Connection, event: CloudEvent) -> None:
@@ -216,6 +219,11 @@ class CaseTracker:
         customer = apply_customer_changed(conn, event)
         if self.checker is not None:
             self.checker.check_customer(conn, customer.customer_no, correlation_id=event.correlationid)
+
+    def _projection_updated(self, conn: Connection, event: CloudEvent) -> None:
+        update: ProjectionUpdate = _validated(ProjectionUpdate, event)
+        if self.checker is not None and update.equipment_kind == TRANSFORMER_KIND:
+            self.checker.check_grid_change(conn, update.equipment_id, correlation_id=event.correlationid)
 
     def _stage_reported(self, conn: Connection, event: CloudEvent) -> None:
         report = _validated(StageReport, event)

@@ -39,6 +39,8 @@ from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, HUB_SOURC
 
 FINDING_SCHEMA = "consistency_finding.v1"
 TRANSFORMER_KIND = "transformer"
+# Kinds whose findings a change of PMS data can resolve.
+GRID_KINDS = frozenset({"equipment_unknown", "capacity_voltage_mismatch", "site_outside_supply_radius"})
 
 
 class DistrictIndex:
@@ -93,6 +95,11 @@ class DistrictIndex:
         if district:
             self._district_of[equipment_id] = district
             self._districts.setdefault(district, {})[equipment_id] = facts
+
+    def district_of(self, equipment_id: str) -> str | None:
+        """The district a transformer was linked to when last read."""
+        with self._lock:
+            return self._district_of.get(equipment_id)
 
     @property
     def live_count(self) -> int:
@@ -205,6 +212,45 @@ class ConsistencyChecker:
         for document in list(documents):
             application = ConnectionApplication.model_validate(document)
             self.check_application(conn, application, correlation_id=correlation_id)
+
+    def check_grid_change(self, conn: Connection, transformer_id: str, *, correlation_id: str) -> None:
+        """Re-check the open cases whose standing grid findings name a changed transformer's district.
+
+        So a finding clears once PMS is corrected. A PMS change that makes a clean case disagree shows
+        at the case's next application or customer change: finding those cases would mean searching every
+        customer by district on every grid change.
+        """
+        before = self._districts.district_of(transformer_id)
+        self._districts.refresh(conn)
+        districts = {name for name in (before, self._districts.district_of(transformer_id)) if name}
+        rules = [rule.name for rule in self.config.enabled if rule.kind in GRID_KINDS]
+        if not districts or not rules:
+            return
+        table = consistency_findings
+        rows = conn.execute(
+            sa.select(table.c.application_no, table.c.details).where(
+                table.c.cleared_at.is_(None), table.c.rule.in_(rules)
+            )
+        )
+        numbers = sorted(
+            {
+                row.application_no
+                for row in rows
+                if any(
+                    item.get("field") == "transformer_district_id" and item.get("value") in districts
+                    for item in row.details
+                )
+            }
+        )
+        for number in numbers:
+            document = conn.execute(
+                sa.select(cases.c.application).where(
+                    cases.c.application_no == number, cases.c.status == "open"
+                )
+            ).scalar()
+            if document is not None:
+                application = ConnectionApplication.model_validate(document)
+                self.check_application(conn, application, correlation_id=correlation_id)
 
     def _reconcile(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +22,10 @@ from workflow.consistency_config import load_consistency_config
 from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
 from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
+from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo import clock
+from yekuo.consumers import CONSUMERS
 from yekuo.settings import PROJECT_ROOT
 
 from .records import low_voltage, the_customer, transformer_event
@@ -204,3 +207,47 @@ def test_the_district_index_follows_the_grid_by_revision(sqlite_engine: Engine) 
     with sqlite_engine.connect() as conn:
         index.refresh(conn)
     assert index.of_district("TG0000001") is None and index.live_count == 0
+
+
+def projection_update(transformer_id: str = "PB1") -> CloudEvent:
+    return CloudEvent(
+        id=f"projection-{transformer_id}-{uuid.uuid4()}",
+        source="/hub/projection/grid",
+        type=PROJECTION_UPDATED,
+        subject=transformer_id,
+        time=FOUND,
+        dataschema=schema_uri("projection_update.v1"),
+        correlationid="c",
+        sequence=1,
+        data={
+            "projection": "grid",
+            "equipment_id": transformer_id,
+            "equipment_kind": "transformer",
+            "source_event_id": "grid-x",
+            "source_event_type": "cn.yekuo.grid.transformer.changed.v1",
+        },
+    )
+
+
+def test_a_finding_clears_when_pms_is_corrected(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    other = transformer_event("TG0000002", transformer_id="PB2")
+    apply_grid(sqlite_engine, other)
+    apply(sqlite_engine, checking, the_customer(), low_voltage("A1"))
+    [finding] = stored(sqlite_engine)
+    assert finding["rule"] == "transformer_district_known" and finding["cleared_at"] is None
+
+    # PMS links its transformer to the district; the projection's notice reaches the workflow.
+    apply_grid(sqlite_engine, transformer_event("TG0000001"))
+    apply(sqlite_engine, checking, projection_update("PB2"))
+    assert stored(sqlite_engine)[0]["cleared_at"] is None  # another transformer: nothing to re-check
+    apply(sqlite_engine, checking, projection_update("PB1"))
+    [finding] = stored(sqlite_engine)
+    assert finding["cleared_at"] is not None
+    assert [kind for kind, _, _ in published(sqlite_engine)] == [CASE_FINDING_RAISED, CASE_FINDING_CLEARED]
+
+
+def test_the_workflow_consumer_hears_of_transformer_changes() -> None:
+    [workflow] = [spec for spec in CONSUMERS if spec.name == "workflow"]
+    assert "projection.grid.transformer" in workflow.topics
