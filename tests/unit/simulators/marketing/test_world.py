@@ -358,3 +358,11 @@ def test_an_application_that_would_be_listed_before_read_changes_is_refused(worl
     with pytest.raises(ConfigError, match="no customer '4130000000'"):
         world.add_application(orphan)
     assert world.application_count == 400
+
+
+def test_an_application_created_online_keeps_its_declared_trade_code(world: MarketingWorld) -> None:
+    declared, _ = world.create_application("req-t", {**NEW_APPLICATION, "TRADE_CODE": "H6210"}, NEW_CUSTOMER)
+    undeclared, _ = world.create_application("req-u", NEW_APPLICATION, NEW_CUSTOMER)
+    assert declared["TRADE_CODE"] == "H6210"
+    assert undeclared["TRADE_CODE"] is None
+    assert list(declared).index("TRADE_CODE") == list(declared).index("URBAN_RURAL_FLAG") + 1
