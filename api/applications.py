@@ -179,6 +179,9 @@ class CaseFinding(CanonicalModel):
         description="the disagreeing values per system; personal ones masked without pii:read"
     )
     message: str = Field(description="what disagrees, in the rule's words")
+    accepted: bool = Field(
+        description="the online submission accepted it by naming the rule (accept_findings)"
+    )
     found_at: AwareDatetime = Field(description="when the hub found it (again)")
     cleared_at: AwareDatetime | None = Field(
         description="when a later record resolved it; null while it stands"

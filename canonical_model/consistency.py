@@ -48,6 +48,9 @@ class ConsistencyFinding(CanonicalModel):
     systems: tuple[str, ...] = Field(min_length=1, description="the systems whose records disagree")
     values: tuple[FindingValue, ...] = Field(description="the disagreeing values, per system")
     message: str = Field(min_length=1, description="the rule's message with the values filled in")
+    accepted: bool = Field(
+        default=False, description="the online submission accepted this rule's findings (accept_findings)"
+    )
     found_at: AwareDatetime | None = Field(default=None, description="when the hub found it")
     cleared_at: AwareDatetime | None = Field(
         default=None, description="when a later record no longer disagreed; null while it stands"

@@ -220,6 +220,9 @@ consistency_findings = sa.Table(
         nullable=True,
         comment="the personal values of details unmasked, by position, for callers who may read them",
     ),
+    sa.Column(
+        "accepted", sa.Boolean, nullable=False, default=False, comment="accepted by the online submission"
+    ),
     sa.UniqueConstraint("application_no", "rule", name="uq_consistency_findings_rule"),
     sa.Index("ix_consistency_findings_found", "found_at"),
 )

@@ -4,7 +4,8 @@ When an application record arrives or changes, and when a customer record change
 that customer), the enabled rules run against what the hub knows. Each finding is kept in
 consistency_findings, one row per application and rule, and published as case.consistency_finding in the
 same transaction; a rule that no longer finds anything sets cleared_at and publishes
-case.consistency_cleared; a disagreement that comes back is raised again. Personal values (site address,
+case.consistency_cleared; a disagreement that comes back is raised again. A finding whose rule the case's
+online submission accepted (accept_findings) is marked accepted. Personal values (site address,
 coordinates) are stored masked in details, their plain form sealed beside them, and travel masked.
 """
 
@@ -28,6 +29,7 @@ from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.grid import grid_equipment, grid_state
 from store.schema import cases, consistency_findings, customers
+from store.submissions import submissions
 from workflow.consistency import (
     AppliedFacts,
     ConsistencyConfig,
@@ -154,6 +156,14 @@ def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts | None:
     return CustomerFacts.of_customer(Customer.model_validate(document)) if document is not None else None
 
 
+def accepted_rules(conn: Connection, application_no: str) -> frozenset[str]:
+    """The rules whose findings the online submission of an application accepted (accept_findings)."""
+    requests = conn.execute(
+        sa.select(submissions.c.request).where(submissions.c.application_no == application_no)
+    ).scalars()
+    return frozenset(rule for request in requests for rule in request.get("accept_findings") or ())
+
+
 def masked_values(values: Sequence[FindingValue]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(the values with personal ones masked, the plain personal values by position)."""
     shown: list[dict[str, Any]] = []
@@ -265,7 +275,9 @@ class ConsistencyChecker:
             row.rule: row for row in conn.execute(sa.select(table).where(table.c.application_no == number))
         }
         now = utcnow()
+        accepted = accepted_rules(conn, number) if findings else frozenset()
         for finding in findings:
+            finding = finding.model_copy(update={"accepted": finding.rule in accepted})
             details, personal = masked_values(finding.values)
             values = {
                 "category": finding.category,
@@ -273,6 +285,7 @@ class ConsistencyChecker:
                 "details": details,
                 "message": finding.message,
                 "personal": personal or None,
+                "accepted": finding.accepted,
             }
             row = stored.get(finding.rule)
             if row is None:
@@ -285,7 +298,7 @@ class ConsistencyChecker:
                     table.update().where(table.c.id == row.id).values(found_at=now, cleared_at=None, **values)
                 )
                 found_at = now
-            elif row.details != details or row.message != finding.message:
+            elif row.details != details or row.message != finding.message or row.accepted != finding.accepted:
                 conn.execute(table.update().where(table.c.id == row.id).values(**values))
                 found_at = row.found_at
             else:
@@ -307,6 +320,7 @@ class ConsistencyChecker:
                 systems=tuple(row.systems),
                 values=tuple(FindingValue.model_validate(item) for item in row.details),
                 message=row.message,
+                accepted=row.accepted,
                 found_at=row.found_at,
                 cleared_at=now,
             )
@@ -355,6 +369,7 @@ def findings_of(conn: Connection, application_no: str, *, unmasked: bool) -> lis
             "systems": list(row.systems),
             "values": unmasked_values(row.details, row.personal) if unmasked else list(row.details),
             "message": row.message,
+            "accepted": row.accepted,
             "found_at": row.found_at.isoformat(),
             "cleared_at": row.cleared_at.isoformat() if row.cleared_at else None,
         }

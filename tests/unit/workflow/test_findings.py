@@ -16,6 +16,7 @@ from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from store.schema import consistency_findings, outbox
+from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.consistency_config import load_consistency_config
@@ -251,3 +252,26 @@ def test_a_finding_clears_when_pms_is_corrected(
 def test_the_workflow_consumer_hears_of_transformer_changes() -> None:
     [workflow] = [spec for spec in CONSUMERS if spec.name == "workflow"]
     assert "projection.grid.transformer" in workflow.topics
+
+
+def test_a_finding_the_online_submission_accepted_is_marked_accepted_on_the_case(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    request = {"industry_code": "C1711", "accept_findings": ["industry_code_agrees"]}
+    with sqlite_engine.begin() as conn:
+        add_submission(
+            conn, tracking_id="t-1", idempotency_key=None, request_hash="h", request=request, arguments={}
+        )
+        settle(conn, submissions, submissions.c.tracking_id, "t-1", status="submitted", application_no="A1")
+    apply(sqlite_engine, checking, the_customer(), low_voltage("A1", industry_code="C1711"))
+    # Another application of the customer, not submitted online (it is also a duplicate of A1).
+    apply(sqlite_engine, checking, low_voltage("A2", industry_code="C1711"))
+    [accepted] = stored(sqlite_engine, "A1")
+    others = {item["rule"]: item for item in stored(sqlite_engine, "A2")}
+    assert accepted["rule"] == "industry_code_agrees" and accepted["accepted"] is True
+    assert others["industry_code_agrees"]["accepted"] is False
+    assert others["no_duplicate_application"]["accepted"] is False
+    events = {
+        (data["application_no"], data["rule"], data["accepted"]) for _, _, data in published(sqlite_engine)
+    }
+    assert ("A1", "industry_code_agrees", True) in events and ("A2", "industry_code_agrees", False) in events
