@@ -16,8 +16,8 @@ Before it is accepted, a submission is pre-reviewed with the workflow's consiste
 (workflow/consistency.yaml) against what the hub knows: the customer record, the PMS grid and the open
 cases. Findings are answered 422 `consistency-findings`, listing each, unless the request names every one
 of their rules in accept_findings: then it is accepted and the findings come back with the 202. The same
-rules run again on the case once the marketing system has created it, so accepted findings stand on the
-case until the records agree.
+rules run again on the case once the marketing system has created it: the findings stand on the case,
+marked accepted, until the records agree.
 """
 
 from __future__ import annotations
