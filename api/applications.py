@@ -1,7 +1,9 @@
 """Applications API: tracked cases with filters and cursor pagination, and their timelines.
 
 The case view embeds the latest feasibility assessment of the application, the same document
-GET /v1/applications/{no}/feasibility serves, or null while there is none.
+GET /v1/applications/{no}/feasibility serves, or null while there is none, and the consistency findings
+of the case (workflow/findings.py), personal values masked unless the caller holds pii:read; an unmasked
+read is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, Field
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,13 +21,17 @@ from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_para
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
+from api.security import PII_READ, caller_of
 from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.case import Case, CaseOutcome, CaseStatus, StageTransition, SurveyAssignment
 from canonical_model.common import CanonicalModel
+from canonical_model.consistency import FindingValue
 from canonical_model.feasibility import FeasibilityAssessment
+from store.audit import record_pii_read
 from store.database import utcnow
 from store.feasibility import feasibility_assessments
 from workflow.caselog import case_feed_of
+from workflow.findings import findings_of
 from workflow.queries import CaseFilter, get_case, get_timeline, list_cases
 from workflow.workdays import SHANGHAI, WorkingCalendar
 
@@ -133,6 +139,25 @@ class ApplicationTimeline(CanonicalModel):
     timeline: tuple[StageTransition, ...] = Field(description="the entries, oldest first")
 
 
+class CaseFinding(CanonicalModel):
+    """A consistency finding of the case: records of two systems (or two records) that disagree."""
+
+    rule: str = Field(description="configured rule that found it (workflow/consistency.yaml)")
+    category: str = Field(description="rework cause it prevents", examples=["information_error"])
+    systems: tuple[str, ...] = Field(description="the systems whose records disagree")
+    values: tuple[FindingValue, ...] = Field(
+        description="the disagreeing values per system; personal ones masked without pii:read"
+    )
+    message: str = Field(description="what disagrees, in the rule's words")
+    accepted: bool = Field(
+        description="the online submission accepted it by naming the rule (accept_findings)"
+    )
+    found_at: AwareDatetime = Field(description="when the hub found it (again)")
+    cleared_at: AwareDatetime | None = Field(
+        description="when a later record resolved it; null while it stands"
+    )
+
+
 class CaseView(Case, EndToEndView):
     """A tracked application: the case (case.v1) with its deadline state, documents and notifications."""
 
@@ -149,6 +174,9 @@ class CaseView(Case, EndToEndView):
     notifications: tuple[CaseNotification, ...] = Field(description="case events published, oldest first")
     feasibility: FeasibilityAssessment | None = Field(
         description="the latest supply-feasibility assessment, as /feasibility serves it; null while none"
+    )
+    findings: tuple[CaseFinding, ...] = Field(
+        description="consistency findings, standing and cleared, oldest first (一致性核查)"
     )
 
 
@@ -232,14 +260,24 @@ def applications_router(
         summary="A tracked application with its timeline, notifications and latest feasibility assessment",
         responses={200: {"model": CaseView}, **problem_responses("application-not-found")},
     )
-    def read_application(application_no: str) -> dict[str, Any]:
-        with engine.connect() as conn:
+    def read_application(application_no: str, request: Request) -> dict[str, Any]:
+        principal = caller_of(request.scope)
+        unmasked = principal is not None and principal.can(PII_READ)
+        # Reading unmasked personal values and recording who did it commit together, or neither happens.
+        with engine.begin() as conn:
             case = get_case(conn, application_no, calendar=shared_calendar, now=clock())
             if case is None:
                 raise problem("application-not-found", f"application {application_no} is not tracked")
             notifications = case_feed_of(conn, application_no)
             feasibility = latest_feasibility(conn, application_no)
-        return {**case, "notifications": notifications, "feasibility": feasibility}
+            findings = findings_of(conn, application_no, unmasked=unmasked)
+            personal = sorted(
+                {f"findings.{item['rule']}.{value['field']}" for item in findings for value in item["values"]
+                 if value["personal"]}
+            )  # fmt: skip
+            if unmasked and personal and principal is not None:
+                record_pii_read(conn, principal.sub, f"application/{application_no}", personal)
+        return {**case, "notifications": notifications, "feasibility": feasibility, "findings": findings}
 
     @router.get(
         "/v1/applications/{application_no}/timeline",

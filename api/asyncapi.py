@@ -38,6 +38,8 @@ from routes.table import Route
 from workflow.events import (
     CASE_ASSIGNED,
     CASE_AT_RISK,
+    CASE_FINDING_CLEARED,
+    CASE_FINDING_RAISED,
     CASE_OVERDUE,
     CASE_STAGE_CHANGED,
     ROUTING_KEYS,
@@ -122,6 +124,18 @@ def hub_events(exchange: str) -> list[PublishedEvent]:
             "case_alert.v1",
             "a stage or the whole case (scope) is past its time limit",
             "workflow monitor",
+        ),
+        case_event(
+            CASE_FINDING_RAISED,
+            "consistency_finding.v1",
+            "a consistency rule found records of the case disagreeing (raised, or raised again)",
+            "workflow",
+        ),
+        case_event(
+            CASE_FINDING_CLEARED,
+            "consistency_finding.v1",
+            "a later record no longer disagrees: the finding is cleared",
+            "workflow",
         ),
         PublishedEvent(
             event_type=FEASIBILITY_ASSESSED,

@@ -70,6 +70,24 @@ class SiteLocation(RequestModel, GeoPoint):
     lat: FiniteNumber = Field(ge=-90, le=90, description="latitude, WGS84 (纬度)")
 
 
+def check_rule_names(names: set[str], known: set[str], field: str) -> None:
+    """Refuse rule names that no configured rule has, with a 422 naming the field and the names."""
+    unknown = sorted(names - known)
+    if not unknown:
+        return
+    raise RequestValidationError(
+        [
+            {
+                "type": "unknown_rule",
+                "loc": ("body", field),
+                "msg": f"no consistency rule is named {', '.join(unknown)}; "
+                f"the rules are: {', '.join(sorted(known))}",
+                "input": unknown,
+            }
+        ]
+    )
+
+
 def check_capacity(value: float, limits: SubmissionSettings, field: str = "requested_capacity_kva") -> None:
     """Refuse a capacity outside the configured range with a 422 naming the field."""
     if limits.min_capacity_kva <= value <= limits.max_capacity_kva:

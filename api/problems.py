@@ -48,6 +48,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "invalid-parameter": ProblemType(422, "A parameter has a value the endpoint cannot use"),
     "invalid-file-name": ProblemType(400, "The file name is not a plain file name"),
     "no-legacy-code": ProblemType(422, "The marketing system has no code for a value"),
+    "consistency-findings": ProblemType(422, "The submission disagrees with what the hub knows"),
     "unknown-province": ProblemType(422, "No rule set for that province"),
     "webhook-destination-refused": ProblemType(422, "The hub does not deliver webhooks to that URL"),
     "payload-too-large": ProblemType(413, "The request body is larger than allowed"),

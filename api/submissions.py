@@ -11,6 +11,13 @@ retries (adapters/marketing/writer.py) and the case is then tracked under the ap
 marketing system answered. One the marketing system refuses, or that fails past the writer's bound, ends
 `failed` with the reason in GET /v1/submissions/{tracking_id}.
 An Idempotency-Key header makes a retried POST return the first submission instead of making another.
+
+Before it is accepted, a submission is pre-reviewed with the workflow's consistency rules
+(workflow/consistency.yaml) against what the hub knows: the customer record, the PMS grid and the open
+cases. Findings are answered 422 `consistency-findings`, listing each, unless the request names every one
+of their rules in accept_findings: then it is accepted and the findings come back with the 202. The same
+rules run again on the case once the marketing system has created it: the findings stand on the case,
+marked accepted, until the records agree.
 """
 
 from __future__ import annotations
@@ -25,11 +32,18 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
-from api.inputs import FiniteNumber, RequestModel, SiteLocation, StrictFlag, check_capacity
-from api.problems import problem, problem_responses
+from api.inputs import FiniteNumber, RequestModel, SiteLocation, StrictFlag, check_capacity, check_rule_names
+from api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPES,
+    Problem,
+    problem,
+    problem_body,
+    problem_responses,
+)
 from canonical_model.application import (
     BusinessType,
     CustomerClass,
@@ -38,9 +52,13 @@ from canonical_model.application import (
     SubmissionChannel,
 )
 from canonical_model.common import UrbanRural
+from canonical_model.consistency import RULE_PATTERN, ConsistencyFinding, FindingValue
 from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
 from store.schema import cases
 from store.submissions import Submission, add_submission, get_submission, submission_by_key
+from workflow.cases import default_tracker
+from workflow.consistency import AppliedFacts, ConsistencyConfig, CustomerFacts
+from workflow.findings import DistrictIndex, StoreKnowledge, customer_facts, masked_values
 from yekuo.settings import Settings, SubmissionSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -106,17 +124,45 @@ class OnlineApplication(RequestModel):
     channel: SubmissionChannel = Field(default=SubmissionChannel.ONLINE, description="受理渠道")
     org_no: str = Field(min_length=1, max_length=32, description="responsible supply unit (供电单位)")
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
+    industry_code: str | None = Field(
+        default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
+    )
     documents: tuple[SubmittedDocument, ...] = Field(
         default=(), max_length=50, description="documents (申请资料)"
     )
     customer_no: str | None = Field(default=None, min_length=1, max_length=32, description="户号")
     customer: NewCustomer | None = Field(default=None, description="a customer to register (新户)")
+    accept_findings: tuple[Annotated[str, Field(pattern=RULE_PATTERN, max_length=64)], ...] | None = Field(
+        default=None,
+        max_length=20,
+        description="consistency rules whose findings the submitter has checked and accepts; a submission "
+        "with findings of other rules is answered 422 consistency-findings",
+    )
 
     @model_validator(mode="after")
     def _one_customer(self) -> OnlineApplication:
         if (self.customer_no is None) == (self.customer is None):
             raise ValueError("give either customer_no (an existing customer) or customer (a new one)")
         return self
+
+
+class PreReviewFinding(BaseModel):
+    """A consistency finding of the pre-review: what the submission says against what the hub knows."""
+
+    rule: str = Field(description="configured rule that found it; name it in accept_findings to go ahead")
+    kind: str = Field(description="built-in check kind of the rule")
+    category: str = Field(description="rework cause it prevents", examples=["information_error"])
+    systems: tuple[str, ...] = Field(description="where the disagreeing values come from")
+    values: tuple[FindingValue, ...] = Field(description="the disagreeing values; personal ones masked")
+    message: str = Field(description="what disagrees, in the rule's words")
+
+
+class SubmissionProblem(Problem):
+    """A refused submission; `consistency-findings` lists what the pre-review found."""
+
+    findings: tuple[PreReviewFinding, ...] | None = Field(
+        default=None, description="with consistency-findings: each finding not accepted"
+    )
 
 
 class SubmissionAccepted(BaseModel):
@@ -127,6 +173,9 @@ class SubmissionAccepted(BaseModel):
         description="where to follow it", examples=[f"/v1/submissions/{EXAMPLE_TRACKING_ID}"]
     )
     replayed: bool = Field(description="true when an earlier request with the same Idempotency-Key made it")
+    findings: tuple[PreReviewFinding, ...] = Field(
+        default=(), description="findings of the pre-review the request accepted (accept_findings)"
+    )
 
 
 class SubmissionLinks(BaseModel):
@@ -176,18 +225,69 @@ def _view(submission: Submission, tracked: bool) -> dict[str, Any]:
     }
 
 
+def _default_rules() -> ConsistencyConfig | None:
+    checker = default_tracker().checker
+    return checker.config if checker is not None else None
+
+
+def pre_review(
+    conn: Connection, application: OnlineApplication, rules: ConsistencyConfig, districts: DistrictIndex
+) -> list[dict[str, Any]]:
+    """The findings of the rules about a submission, against what the hub knows, personal values masked."""
+    applied = AppliedFacts(
+        system="submission",
+        application_no=None,
+        customer_no=application.customer_no,
+        business_type=application.business_type.value,
+        customer_class=application.customer_class.value,
+        site_location=application.site_location,
+        site_address=application.site_address,
+        industry_code=application.industry_code,
+        requested_voltage_kv=application.requested_voltage_kv,
+        urban_rural=application.urban_rural.value if application.urban_rural else None,
+        org_no=application.org_no,
+    )
+    if application.customer is not None:
+        customer: CustomerFacts | None = CustomerFacts(
+            system="submission",
+            customer_no=None,
+            industry_code=application.customer.industry_code,
+            urban_rural=applied.urban_rural,
+        )
+    else:
+        customer = customer_facts(conn, str(application.customer_no))
+    knowledge = StoreKnowledge(conn, districts)
+    return [_shown(finding) for finding in rules.check(applied, customer, knowledge)]
+
+
+def _shown(finding: ConsistencyFinding) -> dict[str, Any]:
+    values, _ = masked_values(finding.values)
+    return {
+        "rule": finding.rule,
+        "kind": finding.kind,
+        "category": finding.category,
+        "systems": list(finding.systems),
+        "values": values,
+        "message": finding.message,
+    }
+
+
 def submissions_router(
     engine: Engine,
     *,
     codes: Callable[[], ReverseCodes] = default_codes,
     limits: SubmissionSettings | None = None,
+    rules: Callable[[], ConsistencyConfig | None] = _default_rules,
 ) -> APIRouter:
     """POST /v1/applications and GET /v1/submissions/{tracking_id} over the hub database.
 
-    limits bound the requested capacity (default: the settings of the environment).
+    limits bound the requested capacity (default: the settings of the environment); rules are the
+    consistency rules of the pre-review (default: the workflow's, None: no pre-review).
     """
     router = APIRouter(tags=["submissions"])
     bounds = limits or Settings().submissions
+    refused = PROBLEM_TYPES["consistency-findings"]
+    districts = DistrictIndex()  # kept across requests: it reads only what the grid changed since
 
     @router.post(
         "/v1/applications",
@@ -195,7 +295,18 @@ def submissions_router(
         summary="Submit an online application; the hub creates it in the marketing system",
         responses={
             202: {"description": "accepted; follow it at status_url", "model": SubmissionAccepted},
-            **problem_responses("idempotency-key-reused", "no-legacy-code"),
+            **problem_responses("idempotency-key-reused"),
+            422: {
+                "description": f"`consistency-findings`: {refused.title}; "
+                f"`no-legacy-code`: {PROBLEM_TYPES['no-legacy-code'].title}",
+                "model": SubmissionProblem,
+                "content": {
+                    PROBLEM_CONTENT_TYPE: {
+                        "schema": {"$ref": "#/components/schemas/SubmissionProblem"},
+                        "example": problem_body("consistency-findings", refused.title, "/v1/applications"),
+                    }
+                },
+            },
         },
     )
     def submit(
@@ -210,6 +321,10 @@ def submissions_router(
         ] = None,
     ) -> JSONResponse:
         check_capacity(application.requested_capacity_kva, bounds)
+        configured = rules()
+        accepted = set(application.accept_findings or ())
+        if configured is not None:
+            check_rule_names(accepted, {rule.name for rule in configured.rules}, "accept_findings")
         request = application.model_dump(mode="json", exclude_none=True)
         digest = _request_hash(request)
         try:
@@ -220,6 +335,19 @@ def submissions_router(
             earlier = _earlier(idempotency_key, digest)
             if earlier is not None:
                 return earlier
+        findings: list[dict[str, Any]] = []
+        if configured is not None:
+            with engine.connect() as conn:
+                findings = pre_review(conn, application, configured, districts)
+        standing = [finding for finding in findings if finding["rule"] not in accepted]
+        if standing:
+            names = ", ".join(finding["rule"] for finding in standing)
+            raise problem(
+                "consistency-findings",
+                f"the submission disagrees with what the hub knows ({names}); correct it, or name the "
+                "rules in accept_findings to submit it as it is",
+                findings=standing,
+            )
         tracking_id = str(uuid.uuid4())
         try:
             with engine.begin() as conn:
@@ -237,7 +365,7 @@ def submissions_router(
             if earlier is None:
                 raise
             return earlier
-        return _accepted(tracking_id, replayed=False)
+        return _accepted(tracking_id, replayed=False, findings=findings)
 
     def _earlier(key: str, digest: str) -> JSONResponse | None:
         with engine.connect() as conn:
@@ -272,10 +400,17 @@ def submissions_router(
     return router
 
 
-def _accepted(tracking_id: str, *, replayed: bool) -> JSONResponse:
+def _accepted(
+    tracking_id: str, *, replayed: bool, findings: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     location = f"/v1/submissions/{tracking_id}"
     return JSONResponse(
-        {"tracking_id": tracking_id, "status_url": location, "replayed": replayed},
+        {
+            "tracking_id": tracking_id,
+            "status_url": location,
+            "replayed": replayed,
+            "findings": findings or [],
+        },
         status_code=202,
         headers={"Location": location},
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import Case, CaseAlert, StageReport, StageTransition, SurveyAssignment
+from canonical_model.consistency import ConsistencyFinding
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
 from canonical_model.feasibility import FeasibilityAssessment
@@ -43,6 +44,7 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "Case": (Case, "case.v1"),
     "StageTransition": (StageTransition, "stage_transition.v1"),
     "CaseAlert": (CaseAlert, "case_alert.v1"),
+    "ConsistencyFinding": (ConsistencyFinding, "consistency_finding.v1"),
     "SurveyAssignment": (SurveyAssignment, "survey_assignment.v1"),
     "LoadProfile": (LoadProfile, "load_profile.v1"),
     "Measurement": (Measurement, "measurement.v1"),

@@ -13,6 +13,7 @@ from mappings.yamlfile import Diagnostics
 from routes.router import Router
 from routes.table import Route, read_routes
 from workflow.config import read_workflow_config
+from workflow.consistency_config import WORKFLOW_FOLDER, read_consistency_config
 from yekuo.errors import ConfigError
 
 MAPPINGS_FOLDER = "mappings"
@@ -44,6 +45,8 @@ def check_config(config_dir: Path) -> list[ConfigError]:
     codes, _, _ = _read(config_dir, diag)
     read_workflow_config(config_dir, diag, codes)
     read_feasibility_config(config_dir, diag)
+    if (config_dir / WORKFLOW_FOLDER).is_dir():  # a missing folder is reported by the stage model
+        read_consistency_config(config_dir, diag)
     return list(diag.errors)
 
 

@@ -72,6 +72,9 @@ class Scale(_Strict):
     feeders: int = Field(default=12, ge=1)
     transformers: int = Field(default=150, ge=1)
     load_days: int = Field(default=3, ge=0, description="days of load files written before the day starts")
+    disagreement_rate: float = Field(
+        default=0.05, ge=0, le=1, description="share of applications seeded with an information error"
+    )
 
     def world(self) -> WorldScale:
         """The simulators' scale: the backlog counts among the seeded applications."""
@@ -82,6 +85,7 @@ class Scale(_Strict):
             substations=self.substations,
             feeders=self.feeders,
             transformers=self.transformers,
+            disagreement_rate=self.disagreement_rate,
         )
 
 

@@ -3,8 +3,13 @@
 The PMS grid is seeded first. Marketing customers are then generated from the same seed and each site that
 has coordinates is placed within about SITE_RADIUS_M of an in-service public distribution transformer of
 that grid (the connection points of low-voltage customers; every transformer also marks its feeder), so
-the hub's feasibility search finds connection points near every application. The dispatch simulator
+the hub's feasibility search finds connection points near every application, and a low-voltage customer's
+transformer district (TG_ID) is that transformer's (YXTQBH), as 营配贯通 links them. The dispatch simulator
 measures the feeders and transformers of the same PMS database.
+
+disagreement_rate seeds the information errors the hub's consistency rules look for: that share of the
+applications declares another trade code than its customer record, or its customer names a transformer
+district PMS does not know (half each). It is 0 unless asked for, so a world is clean by default.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ SITE_RADIUS_M = 100.0
 _METRES_PER_DEGREE = 111_320.0
 # Keeps the placement's random stream apart from the generators that share the seed.
 _PLACEMENT_SALT = 0x5173
+_DISAGREEMENT_SALT = 0x7E57
+# Trade codes (GB/T 4754) a wrongly keyed application declares instead of its customer's.
+_OTHER_TRADE_CODES = ("C1711", "F5212", "H6210", "I6450", "K7010", "Q8411")
+# A point a site lies near: longitude, latitude and the transformer's marketing district (TG_ID).
+SitePoint = tuple[float, float, str]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class WorldScale:
     substations: int = 100
     feeders: int = 2000
     transformers: int = 50000
+    disagreement_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,35 +91,42 @@ def build_world(
     points = transformer_points(pms_engine)
     customers, applications = generate_rows(seed, scale.customers, scale.applications, start)
     place_sites(customers, applications, points, random.Random(seed ^ _PLACEMENT_SALT))
+    if scale.disagreement_rate:
+        rng = random.Random(seed ^ _DISAGREEMENT_SALT)
+        seed_disagreements(customers, applications, scale.disagreement_rate, rng)
     return SharedWorld(seed, customers, applications, summary)
 
 
-def transformer_points(engine: Engine) -> list[tuple[float, float]]:
-    """(lon, lat) of every in-service public distribution transformer with coordinates, in OBJ_ID order."""
+def transformer_points(engine: Engine) -> list[SitePoint]:
+    """(lon, lat, TG_ID) of every in-service public distribution transformer with coordinates and a
+    district, in OBJ_ID order."""
     transformer_type = DEVICE_TYPES["transformer"]
     query = (
-        sa.select(coordinates.c.JD, coordinates.c.WD)
+        sa.select(coordinates.c.JD, coordinates.c.WD, transformers.c.YXTQBH)
         .join(transformers, transformers.c.OBJ_ID == coordinates.c.SBID)
         .where(
             coordinates.c["SBLX"] == transformer_type,
             transformers.c.YXZT == "20",
             transformers.c.SYXZ == "01",
+            transformers.c.YXTQBH.is_not(None),
         )
         .order_by(transformers.c.OBJ_ID)
     )
     with engine.connect() as conn:
-        return [(float(row.JD), float(row.WD)) for row in conn.execute(query)]
+        return [(float(row.JD), float(row.WD), str(row.YXTQBH)) for row in conn.execute(query)]
 
 
 def place_sites(
     customers: list[CustomerRow],
     applications: list[ApplicationRow],
-    points: list[tuple[float, float]],
+    points: list[SitePoint],
     rng: random.Random,
 ) -> None:
     """Move every mapped customer site next to one of the points, and its applications' sites with it.
 
-    Sites without coordinates stay without: the hub must cope with applications nobody put on a map.
+    Sites without coordinates stay without: the hub must cope with applications nobody put on a map. A
+    customer with a transformer district takes the district of its point (one without a site, a point
+    picked by its customer number, so the placement's random draws stay as they were).
     """
     if not points:
         raise ConfigError(
@@ -117,8 +135,12 @@ def place_sites(
     moved: dict[str, tuple[float, float]] = {}
     for customer in customers:
         if customer["LONGITUDE"] is None or customer["LATITUDE"] is None:
+            if customer["TG_ID"] is not None:
+                customer["TG_ID"] = points[int(customer["CONS_NO"]) % len(points)][2]
             continue
-        lon, lat = rng.choice(points)
+        lon, lat, district = rng.choice(points)
+        if customer["TG_ID"] is not None:
+            customer["TG_ID"] = district
         dlat = rng.uniform(-SITE_RADIUS_M, SITE_RADIUS_M) / _METRES_PER_DEGREE
         dlon = rng.uniform(-SITE_RADIUS_M, SITE_RADIUS_M) / (_METRES_PER_DEGREE * math.cos(math.radians(lat)))
         site = (round(lon + dlon, 6), round(lat + dlat, 6))
@@ -127,6 +149,34 @@ def place_sites(
     for application in applications:
         if application["LONGITUDE"] is not None and application["CONS_NO"] in moved:
             application["LONGITUDE"], application["LATITUDE"] = moved[application["CONS_NO"]]
+
+
+def seed_disagreements(
+    customers: list[CustomerRow], applications: list[ApplicationRow], rate: float, rng: random.Random
+) -> int:
+    """Make about rate of the applications disagree with their customer or with PMS; return how many.
+
+    Half declare another trade code than their customer record (applications with one); half have a
+    customer whose transformer district PMS does not know (customers with one; all their applications).
+    """
+    if not 0 <= rate <= 1:
+        raise ConfigError(f"disagreement_rate must be between 0 and 1, got {rate}")
+    by_number = {customer["CONS_NO"]: customer for customer in customers}
+    seeded = 0
+    for application in applications:
+        if rng.random() >= rate:
+            continue
+        customer = by_number[application["CONS_NO"]]
+        if rng.random() < 0.5 and application["TRADE_CODE"] is not None:
+            application["TRADE_CODE"] = rng.choice(
+                [code for code in _OTHER_TRADE_CODES if code != customer["TRADE_CODE"]]
+            )
+            seeded += 1
+        elif customer["TG_ID"] is not None:
+            # PMS numbers districts TG0000000-TG9999999; a ninth digit is a keying error it never holds.
+            customer["TG_ID"] = f"TG{rng.randrange(10**8, 10**9)}"
+            seeded += 1
+    return seeded
 
 
 def dispatch_equipment(engine: Engine, seed: int) -> list[Equipment]:

@@ -216,6 +216,15 @@ consistency_findings = sa.Table(
     sa.Column("systems", sa.JSON, nullable=False, comment="the systems whose records disagree"),
     sa.Column("details", sa.JSON, nullable=False, comment="the disagreeing values, personal data masked"),
     sa.Column("message", sa.Text, nullable=False),
+    sa.Column(
+        "personal",
+        SealedJson("consistency_findings.personal"),
+        nullable=True,
+        comment="the personal values of details unmasked, by position, for callers who may read them",
+    ),
+    sa.Column(
+        "accepted", sa.Boolean, nullable=False, default=False, comment="accepted by the online submission"
+    ),
     sa.UniqueConstraint("application_no", "rule", name="uq_consistency_findings_rule"),
     sa.Index("ix_consistency_findings_found", "found_at"),
 )

@@ -5,6 +5,10 @@ The handler keeps each application or stage event in case_events and rebuilds th
 timeline has and the previous one did not are published as case.stage_changed through the outbox, in the
 same transaction. So duplicates change nothing, and an event that arrives late takes its place in the
 timeline as if it had come in order.
+
+With consistency rules configured, an application's case is checked against the customer record, the
+grid and the other open cases after each rebuild, and a customer's open cases when its record changes
+(workflow/findings.py); a transformer's projection update re-checks the cases its findings concern.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.schema import case_events, cases, customers, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
+from workflow.consistency import ConsistencyConfig
+from workflow.consistency_config import load_consistency_config
 from workflow.events import (
     APPLICATION_CHANGED,
     CASE_STAGE_CHANGED,
@@ -37,7 +44,9 @@ from workflow.events import (
     STAGE_REPORTED,
     CaseEvent,
 )
+from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
+from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo.errors import InvalidRecordError, SchemaViolationError
 from yekuo.settings import Settings
@@ -65,14 +74,18 @@ class CaseTracker:
         calendar: WorkingCalendar | None = None,
         *,
         exchange: str = DEFAULT_EXCHANGE,
+        consistency: ConsistencyConfig | None = None,
     ) -> None:
         self.config = config
         self.calendar = calendar or WorkingCalendar(late_december_from=config.late_december_from)
         self.exchange = exchange
+        # Without rules nothing is checked: the stage tracking works alone.
+        self.checker = ConsistencyChecker(consistency, exchange) if consistency is not None else None
         self._handlers: dict[str, Callable[[Connection, CloudEvent], None]] = {
             APPLICATION_CHANGED: self._application_changed,
             STAGE_REPORTED: self._stage_reported,
-            CUSTOMER_CHANGED: apply_customer_changed,
+            CUSTOMER_CHANGED: self._customer_changed,
+            PROJECTION_UPDATED: self._projection_updated,
         }
 
     def __call__(self, conn: Connection, event: CloudEvent) -> None:
@@ -195,8 +208,22 @@ class CaseTracker:
     def _application_changed(self, conn: Connection, event: CloudEvent) -> None:
         application = _validated(ConnectionApplication, event)
         stored = CaseEvent.of(event, application.application_no, application.updated_at)
-        if self.record(conn, stored):
-            self.rebuild(conn, application.application_no, correlation_id=event.correlationid)
+        if not self.record(conn, stored):
+            return
+        state = self.rebuild(conn, application.application_no, correlation_id=event.correlationid)
+        if state is not None and self.checker is not None:
+            # The folded application is the latest record, whatever order the events arrived in.
+            self.checker.check_application(conn, state.application, correlation_id=event.correlationid)
+
+    def _customer_changed(self, conn: Connection, event: CloudEvent) -> None:
+        customer = apply_customer_changed(conn, event)
+        if self.checker is not None:
+            self.checker.check_customer(conn, customer.customer_no, correlation_id=event.correlationid)
+
+    def _projection_updated(self, conn: Connection, event: CloudEvent) -> None:
+        update: ProjectionUpdate = _validated(ProjectionUpdate, event)
+        if self.checker is not None and update.equipment_kind == TRANSFORMER_KIND:
+            self.checker.check_grid_change(conn, update.equipment_id, correlation_id=event.correlationid)
 
     def _stage_reported(self, conn: Connection, event: CloudEvent) -> None:
         report = _validated(StageReport, event)
@@ -305,9 +332,9 @@ def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
         ) from exc
 
 
-def apply_customer_changed(conn: Connection, event: CloudEvent) -> None:
+def apply_customer_changed(conn: Connection, event: CloudEvent) -> Customer:
     """Keep the latest customer document for the API, ignoring updates older than the one stored."""
-    customer = _validated(Customer, event)
+    customer: Customer = _validated(Customer, event)
     document = customer.model_dump(mode="json", exclude_none=True)
     row = conn.execute(
         sa.select(customers.c.last_sequence).where(customers.c.customer_no == customer.customer_no)
@@ -327,13 +354,18 @@ def apply_customer_changed(conn: Connection, event: CloudEvent) -> None:
             .where(customers.c.customer_no == customer.customer_no)
             .values(document=document, last_sequence=event.sequence, updated_at=utcnow())
         )
+    return customer
 
 
 @cache
 def default_tracker() -> CaseTracker:
     """The tracker over the configuration and exchange named by the environment (YEKUO_CONFIG_DIR ...)."""
     settings = Settings()
-    return CaseTracker(load_workflow_config(settings.config_dir), exchange=settings.exchange)
+    return CaseTracker(
+        load_workflow_config(settings.config_dir),
+        exchange=settings.exchange,
+        consistency=load_consistency_config(settings.config_dir),
+    )
 
 
 def handle_event(conn: Connection, event: CloudEvent) -> None:

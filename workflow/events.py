@@ -18,6 +18,8 @@ CASE_STAGE_CHANGED = "cn.yekuo.case.stage_changed.v1"
 CASE_ASSIGNED = "cn.yekuo.case.assigned.v1"
 CASE_AT_RISK = "cn.yekuo.case.at_risk.v1"
 CASE_OVERDUE = "cn.yekuo.case.overdue.v1"
+CASE_FINDING_RAISED = "cn.yekuo.case.consistency_finding.v1"
+CASE_FINDING_CLEARED = "cn.yekuo.case.consistency_cleared.v1"
 
 # The hub's own events: decisions kept with the case, and notifications for other consumers.
 HUB_SOURCE = "/hub/workflow"
@@ -28,6 +30,8 @@ ROUTING_KEYS = {
     CASE_ASSIGNED: "case.assigned",
     CASE_AT_RISK: "case.at_risk",
     CASE_OVERDUE: "case.overdue",
+    CASE_FINDING_RAISED: "case.consistency_finding",
+    CASE_FINDING_CLEARED: "case.consistency_cleared",
 }
 
 

@@ -36,7 +36,8 @@ class ConsumerSpec:
 
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
-    ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event),
+    # Applications, customers, and transformer changes that may resolve a consistency finding.
+    ConsumerSpec("workflow", ("application.#", "customer.#", "projection.grid.transformer"), handle_event),
     # The hub's own case events (stage changes, assignments, alerts) as a notification and audit feed.
     ConsumerSpec("case_feed", ("case.#",), record_case_event),
     # Grid equipment from PMS (and any further grid source) into the projection the API reads.

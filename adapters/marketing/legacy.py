@@ -33,6 +33,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
     "RETURN_REASON_CODE",
     "ORG_NO",
     "URBAN_RURAL_FLAG",
+    "TRADE_CODE",
     "DOCUMENTS",
 )
 CUSTOMER_FIELDS: tuple[str, ...] = (

@@ -138,6 +138,8 @@ def submission_arguments(request: Mapping[str, Any], codes: ReverseCodes) -> dic
         application["URBAN_RURAL_FLAG"] = codes.code(
             "marketing/urban_rural_flag", request["urban_rural"], field="urban_rural"
         )
+    if request.get("industry_code") is not None:
+        application["TRADE_CODE"] = request["industry_code"]
     arguments: dict[str, Any] = {"application": _present(application)}
     customer = request.get("customer")
     if customer is not None:

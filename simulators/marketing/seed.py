@@ -401,6 +401,7 @@ class _Generator:
             RETURN_REASON_CODE=None,
             ORG_NO=customer["ORG_NO"],
             URBAN_RURAL_FLAG=customer["URBAN_RURAL_FLAG"],
+            TRADE_CODE=customer["TRADE_CODE"],
             DOCUMENTS=documents,
         )
         # Older applications have moved further along their process.

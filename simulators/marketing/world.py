@@ -49,6 +49,7 @@ class ApplicationRow(TypedDict):
     RETURN_REASON_CODE: str | None
     ORG_NO: str
     URBAN_RURAL_FLAG: str
+    TRADE_CODE: str | None
     DOCUMENTS: list[DocumentRow]
 
 
@@ -550,6 +551,7 @@ class MarketingWorld:
             RETURN_REASON_CODE=None,
             ORG_NO=str(_text(application, "ORG_NO")),
             URBAN_RURAL_FLAG=urban_rural,
+            TRADE_CODE=_text(application, "TRADE_CODE"),
             DOCUMENTS=[
                 DocumentRow(
                     DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),

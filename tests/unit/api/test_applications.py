@@ -15,12 +15,17 @@ from api.feasibility import feasibility_router
 from canonical_model.case import Case
 from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService
+from store.audit import list_entries
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import application
 from tests.unit.workflow.events import application_event
+from tests.unit.workflow.records import low_voltage, the_customer, transformer_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
+from workflow.consistency_config import load_consistency_config
+from workflow.grid import handle_grid_event
 from workflow.workdays import published_years_of_package
+from yekuo import clock
 from yekuo.settings import PROJECT_ROOT
 
 # Monday 30 November 2026, 10:00 in Asia/Shanghai.
@@ -163,3 +168,36 @@ def test_the_case_shows_its_end_to_end_deadline(client: TestClient) -> None:
     ]
     assert (late["end_to_end_deadline"], late["end_to_end_status"]) == ("2026-11-09", "overdue")
     assert late["end_to_end_working_days_left"] == -15
+
+
+def test_the_case_view_shows_its_findings_with_personal_values_masked_by_role(sqlite_engine: Engine) -> None:
+    tracker = CaseTracker(
+        load_workflow_config(PROJECT_ROOT), consistency=load_consistency_config(PROJECT_ROOT)
+    )
+    with clock.frozen_at(NOW), sqlite_engine.begin() as conn:
+        handle_grid_event(conn, transformer_event("TG0000001"))
+        tracker(conn, the_customer())
+        tracker(conn, low_voltage("F1", site_location={"lon": 112.5, "lat": 33.01}, industry_code="C1711"))
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+
+    viewed = client.get("/v1/applications/F1", headers=bearer("viewer"))
+    assert viewed.status_code == 200
+    findings = {item["rule"]: item for item in viewed.json()["findings"]}
+    assert set(findings) == {"site_within_supply_radius", "industry_code_agrees"}
+    radius = findings["site_within_supply_radius"]
+    assert radius["systems"] == ["marketing", "pms"] and radius["category"] == "information_error"
+    assert datetime.fromisoformat(radius["found_at"]) == NOW and radius["cleared_at"] is None
+    site = next(value for value in radius["values"] if value["field"] == "site_location")
+    assert site["personal"] is True and "112.5" not in site["value"]
+    assert [value["value"] for value in findings["industry_code_agrees"]["values"]] == ["C1711", "H6210"]
+    CaseView.model_validate(viewed.json())
+
+    unmasked = client.get("/v1/applications/F1", headers=bearer("viewer", scopes=["pii:read"], sub="agent-7"))
+    radius = next(item for item in unmasked.json()["findings"] if item["rule"] == "site_within_supply_radius")
+    site = next(value for value in radius["values"] if value["field"] == "site_location")
+    assert site["value"] == "112.500000,33.010000"
+    with sqlite_engine.connect() as conn:
+        reads = list_entries(conn, action="pii.read")
+    assert [(entry.actor, entry.subject, entry.detail["fields"]) for entry in reads] == [
+        ("agent-7", "application/F1", ["findings.site_within_supply_radius.site_location"])
+    ]

@@ -14,11 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.problems import install_problem_handlers
-from api.submissions import submissions_router
+from api.submissions import SubmissionProblem, submissions_router
 from store.database import utcnow
 from store.schema import cases
 from store.submissions import get_submission, submissions
-from yekuo.settings import SubmissionSettings
+from tests.unit.workflow.records import low_voltage, the_customer
+from workflow.cases import CaseTracker
+from workflow.config import load_workflow_config
+from yekuo.settings import PROJECT_ROOT, SubmissionSettings
 
 REQUEST: dict[str, Any] = {
     "business_type": "new_connection",
@@ -359,3 +362,92 @@ def _case(application_no: str) -> dict[str, Any]:
         "application": {},
         "anomalies": [],
     }
+
+
+def _known(engine: Engine) -> None:
+    """A customer the hub knows (a restaurant, H6210) and an open case at 南阳市卧龙区中州路12号."""
+    tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
+    with engine.begin() as conn:
+        tracker(conn, the_customer())
+        tracker(conn, low_voltage("A1", customer_no="4130000777", site_location=None))
+
+
+EXISTING: dict[str, Any] = {
+    **{key: value for key, value in REQUEST.items() if key != "customer"},
+    "customer_no": "4130000001",
+    "customer_class": "lv_non_residential",
+    "requested_capacity_kva": 50,
+    "site_address": "南阳市卧龙区七一路3号",
+    "industry_code": "H6210",
+}
+
+
+def test_a_submission_that_disagrees_is_answered_with_its_findings(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    _known(sqlite_engine)
+    response = client.post("/v1/applications", json={**EXISTING, "industry_code": "C1711"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "consistency-findings"
+    assert body["type"].endswith("/consistency-findings") and "industry_code_agrees" in body["detail"]
+    [finding] = body["findings"]
+    assert finding["rule"] == "industry_code_agrees" and finding["category"] == "information_error"
+    assert finding["systems"] == ["submission", "marketing"]
+    assert [(v["system"], v["value"]) for v in finding["values"]] == [
+        ("submission", "C1711"),
+        ("marketing", "H6210"),
+    ]
+    SubmissionProblem.model_validate(body)
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(submissions)).scalar_one() == 0
+
+
+def test_a_submission_that_accepts_its_findings_goes_through_with_them(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    _known(sqlite_engine)
+    request = {**EXISTING, "industry_code": "C1711", "accept_findings": ["industry_code_agrees"]}
+    response = client.post("/v1/applications", json=request)
+    assert response.status_code == 202
+    [finding] = response.json()["findings"]
+    assert finding["rule"] == "industry_code_agrees"
+    with sqlite_engine.connect() as conn:
+        stored = get_submission(conn, response.json()["tracking_id"])
+    assert stored is not None
+    assert stored.request["accept_findings"] == ["industry_code_agrees"]
+    # The declared trade code is forwarded, so the case shows the same finding once it is created.
+    assert stored.arguments["application"]["TRADE_CODE"] == "C1711"
+
+
+def test_a_duplicate_is_refused_while_good_submissions_beside_it_go_through(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    _known(sqlite_engine)
+    duplicate = client.post("/v1/applications", json={**EXISTING, "site_address": "南阳市卧龙区 中州路12号"})
+    good = client.post("/v1/applications", json=EXISTING)
+    new_customer = client.post("/v1/applications", json=REQUEST)
+    assert duplicate.status_code == 422
+    [finding] = duplicate.json()["findings"]
+    assert finding["rule"] == "no_duplicate_application" and "A1" in finding["message"]
+    address = next(value for value in finding["values"] if value["field"] == "site_address")
+    assert address["personal"] is True and "中州路" not in address["value"]
+    assert good.status_code == 202 and good.json()["findings"] == []
+    assert new_customer.status_code == 202
+
+
+def test_accepting_a_rule_that_does_not_exist_is_refused_naming_the_field(client: TestClient) -> None:
+    response = client.post("/v1/applications", json={**REQUEST, "accept_findings": ["no_such_rule"]})
+    assert response.status_code == 422
+    assert _locations(response) == [["body", "accept_findings"]]
+    assert "no_such_rule" in response.text
+
+
+def test_without_rules_there_is_no_pre_review(sqlite_engine: Engine) -> None:
+    _known(sqlite_engine)
+    app = FastAPI()
+    app.include_router(submissions_router(sqlite_engine, rules=lambda: None))
+    install_problem_handlers(app)
+    response = TestClient(app).post("/v1/applications", json={**EXISTING, "industry_code": "C1711"})
+    assert response.status_code == 202

@@ -182,3 +182,13 @@ def test_withdrawn_and_cancelled_statuses_map_to_the_closing_stages(
 ) -> None:
     mapped = mappings["marketing/application"].apply(application_record(STATUS_CODE=code))
     assert (mapped["legacy_status"], mapped["stage"]) == (code, stage)
+
+
+def test_the_application_s_declared_trade_code_becomes_its_industry_code(
+    mappings: dict[str, Mapping],
+) -> None:
+    application = mappings["marketing/application"]
+    assert application.apply(application_record(TRADE_CODE="C1711"))["industry_code"] == "C1711"
+    assert "industry_code" not in application.apply(application_record())
+    with pytest.raises(SchemaViolationError, match="field 'industry_code' \\(source TRADE_CODE\\)"):
+        application.apply(application_record(TRADE_CODE="1711"))

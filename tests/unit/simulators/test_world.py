@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import replace
 
+import pytest
 import sqlalchemy as sa
 
 from simulators.pms.schema import coordinates, main_transformers, transformers
-from simulators.world import SITE_RADIUS_M, WorldScale, build_world, dispatch_equipment
+from simulators.world import SITE_RADIUS_M, WorldScale, build_world, dispatch_equipment, seed_disagreements
+from yekuo.errors import ConfigError
 
 SCALE = WorldScale(customers=60, applications=40, substations=2, feeders=6, transformers=50)
 
@@ -68,3 +72,40 @@ def test_a_seeded_database_is_kept_and_the_dispatch_feed_measures_its_equipment(
     with engine.connect() as conn:
         mains = set(conn.execute(sa.select(main_transformers.c.OBJ_ID)).scalars())
     assert mains and mains <= measured  # their N-1 check needs their load
+
+
+def _districts(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        query = sa.select(transformers.c.YXTQBH).where(
+            transformers.c.YXZT == "20", transformers.c.SYXZ == "01"
+        )
+        return {district for district in conn.execute(query).scalars() if district}
+
+
+def test_a_default_world_is_consistent_customers_name_districts_pms_knows() -> None:
+    engine = sa.create_engine("sqlite://")
+    world = build_world(5, SCALE, engine)
+    known = _districts(engine)
+    named = [c["TG_ID"] for c in world.customers if c["TG_ID"] is not None]
+    assert len(named) > 30 and set(named) <= known
+    by_customer = {c["CONS_NO"]: c for c in world.customers}
+    assert all(a["TRADE_CODE"] == by_customer[a["CONS_NO"]]["TRADE_CODE"] for a in world.applications)
+
+
+def test_a_disagreement_rate_seeds_both_kinds_of_information_error() -> None:
+    engine = sa.create_engine("sqlite://")
+    scale = WorldScale(customers=60, applications=200, substations=2, feeders=6, transformers=50)
+    world = build_world(5, replace(scale, disagreement_rate=0.3), engine)
+    known = _districts(engine)
+    by_customer = {c["CONS_NO"]: c for c in world.customers}
+    trade = [a for a in world.applications if a["TRADE_CODE"] != by_customer[a["CONS_NO"]]["TRADE_CODE"]]
+    unknown = [c for c in world.customers if c["TG_ID"] is not None and c["TG_ID"] not in known]
+    assert trade and unknown
+    # About 30% of 200 applications, give or take the draws that find no field to change.
+    assert 15 <= len(trade) + len(unknown) <= 80
+    assert build_world(5, replace(scale, disagreement_rate=0.3), sa.create_engine("sqlite://")) == world
+
+
+def test_a_rate_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="disagreement_rate must be between 0 and 1"):
+        seed_disagreements([], [], 1.5, random.Random(1))

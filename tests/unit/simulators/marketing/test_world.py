@@ -446,3 +446,11 @@ def test_a_stage_another_system_writes_clears_the_return_reason(world: Marketing
     world.send_back(moved["APP_NO"], flow[0], "04")
     written, applied = world.update_stage("w-reason", moved["APP_NO"], flow[1], "2026-12-01 10:00:00")
     assert applied and (written["STATUS_CODE"], written["RETURN_REASON_CODE"]) == (flow[1], None)
+
+
+def test_an_application_created_online_keeps_its_declared_trade_code(world: MarketingWorld) -> None:
+    declared, _ = world.create_application("req-t", {**NEW_APPLICATION, "TRADE_CODE": "H6210"}, NEW_CUSTOMER)
+    undeclared, _ = world.create_application("req-u", NEW_APPLICATION, NEW_CUSTOMER)
+    assert declared["TRADE_CODE"] == "H6210"
+    assert undeclared["TRADE_CODE"] is None
+    assert list(declared).index("TRADE_CODE") == list(declared).index("URBAN_RURAL_FLAG") + 1
