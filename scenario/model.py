@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -101,6 +102,10 @@ class History(_Strict):
     applications: int = Field(ge=1)
     process: str = Field(default="manual", min_length=1)
     process_file: Path | None = None
+    act_on_findings: bool = Field(
+        default=False,
+        description="staff correct a record as soon as the hub's consistency checks flag it",
+    )
 
     @model_validator(mode="after")
     def _known_process(self) -> History:
@@ -330,10 +335,7 @@ class Scenario(_Strict):
         scale = self.scale.world()
         if self.history is None:
             return scale
-        return WorldScale(
-            customers=scale.customers,
-            applications=scale.applications + self.history.applications,
-            substations=scale.substations,
-            feeders=scale.feeders,
-            transformers=scale.transformers,
+        # A history spans months: one customer with two open applications would be a duplicate, not a world.
+        return replace(
+            scale, applications=scale.applications + self.history.applications, distinct_customers=True
         )

@@ -58,7 +58,7 @@ from store.checkpoints import load_checkpoint
 from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import feasibility_assessments
 from store.parking import count_parked
-from store.schema import inbox, outbox, parked
+from store.schema import cases, consistency_findings, inbox, outbox, parked
 from workflow.config import load_workflow_config
 from workflow.workdays import WorkingCalendar
 from yekuo import clock
@@ -186,6 +186,8 @@ class _Run:
         self.held_back = held_back
         self.history = history
         self.replayed: dict[str, list[tuple[str, str | None]]] = {}
+        # Mistyped records put right because the hub flagged them (histories that act on findings).
+        self.corrections = 0
         self.say = say
         self.released = 0
         self.notes: list[str] = []
@@ -293,7 +295,7 @@ class _Run:
         settled = self._settle("the seeded grid and loads", deadline)
         verdicts_before: dict[str, str] | None = None
         if settled and self.history is not None:
-            settled = self._replay(self.history.releases, deadline) and self._settle("the history", deadline)
+            settled = self._replay(self.history, deadline) and self._settle("the history", deadline)
         if settled:
             self._play_day()
             settled = self._settle("the day", deadline)
@@ -325,40 +327,86 @@ class _Run:
             self.scenario.name, checks, settled, time.monotonic() - started, self.notes, self.replayed
         )
 
-    def _replay(self, releases: tuple[Release, ...], deadline: float) -> bool:
+    def _replay(self, plan: HistoryPlan, deadline: float) -> bool:
         """Release the history in order; False when the hub did not keep up before the deadline.
 
         A poll reads an application's latest state only, so before a second change of an application whose
         previous change the hub has not taken in, wait until its poll has read past everything released.
         The poller commits its watermark with the events it staged, so a watermark past a change means that
-        version is on its way to the cases.
+        version is on its way to the cases. Where staff act on findings, a mistyped record waits for the
+        hub's checks; when they flag it, the rest of the application's life is the corrected one.
         """
-        self.say(f"replaying {len(releases)} changes of the history ...")
+        pending = list(plan.releases)
+        self.say(f"replaying {len(pending)} changes of the history ...")
         waiting: set[str] = set()
         newest: tuple[str, str] | None = None
         next_progress = time.monotonic() + _PROGRESS_EVERY_S
-        for number, release in enumerate(releases, start=1):
+        number = 0
+        while number < len(pending):
+            release = pending[number]
+            number += 1
             if release.app_no in waiting:
                 assert newest is not None, "a waiting application was released before"
                 if not self._polled_past(newest, deadline):
-                    self.notes.append(f"the history's replay stopped at change {number} of {len(releases)}")
+                    self.notes.append(f"the history's replay stopped at change {number} of {len(pending)}")
                     return False
                 waiting.clear()
             row = self._apply(release)
-            self.replayed.setdefault(release.app_no, []).append(
-                (row["STATUS_CODE"], row["RETURN_REASON_CODE"])
-            )
+            if release.change is not None:
+                self.replayed.setdefault(release.app_no, []).append(
+                    (row["STATUS_CODE"], row["RETURN_REASON_CODE"])
+                )
             waiting.add(release.app_no)
             newest = (row["UPDATE_TIME"], row["APP_NO"])
+            corrected = plan.corrected.get(release.app_no)
+            if release.mistyped and corrected is not None:
+                flagged = self._flagged(release, deadline)
+                if flagged is None:
+                    self.notes.append(f"the hub did not check {release.app_no}'s mistyped record in time")
+                    return False
+                if flagged:
+                    self.corrections += 1
+                    later = [item for item in pending[number:] if item.app_no != release.app_no]
+                    pending[number:] = sorted([*later, *corrected], key=lambda item: (item.at, item.app_no))
             if time.monotonic() >= next_progress:
-                self.say(f"  history: {number}/{len(releases)} changes released  {self._progress()}")
+                self.say(f"  history: {number}/{len(pending)} changes released  {self._progress()}")
                 next_progress += _PROGRESS_EVERY_S
+        if plan.corrected:
+            self.say(
+                f"  history: staff corrected {self.corrections} of {len(plan.corrected)} mistyped survey"
+                " records as soon as the hub flagged them"
+            )
         return True
+
+    def _flagged(self, release: Release, deadline: float) -> bool | None:
+        """Whether the hub's checks flag the application once its case holds the release; None: no answer."""
+        released_at = release.at.replace(tzinfo=SHANGHAI)
+        while time.monotonic() < deadline:
+            with self.hub.engine.connect() as conn:
+                document = conn.execute(
+                    sa.select(cases.c.application).where(cases.c.application_no == release.app_no)
+                ).scalar()
+                standing = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(consistency_findings)
+                    .where(
+                        consistency_findings.c.application_no == release.app_no,
+                        consistency_findings.c.cleared_at.is_(None),
+                    )
+                ).scalar_one()
+            if standing:
+                return True
+            if document is not None and datetime.fromisoformat(document["updated_at"]) >= released_at:
+                return False
+            time.sleep(0.05)
+        return None
 
     def _apply(self, release: Release) -> ApplicationRow:
         """Make one release's change in the marketing simulator, through the world's own operations."""
         world = self.simulator.world
         change = release.change
+        if release.edit is not None:
+            return world.apply_change(release.app_no, release.edit, at=release.at)
         if change is None:
             world.add_application(release.row)
             return release.row

@@ -57,6 +57,8 @@ class WorldScale:
     feeders: int = 2000
     transformers: int = 50000
     disagreement_rate: float = 0.0
+    # Each application from a customer of its own, as in a history where one customer rarely applies twice.
+    distinct_customers: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def build_world(
             transformer_count=scale.transformers,
         )
     points = transformer_points(pms_engine)
-    customers, applications = generate_rows(seed, scale.customers, scale.applications, start)
+    customers, applications = generate_rows(
+        seed, scale.customers, scale.applications, start, distinct_customers=scale.distinct_customers
+    )
     place_sites(customers, applications, points, random.Random(seed ^ _PLACEMENT_SALT))
     if scale.disagreement_rate:
         rng = random.Random(seed ^ _DISAGREEMENT_SALT)

@@ -133,6 +133,8 @@ class Life:
     accepted_at: datetime
     flow: tuple[str, ...]
     changes: tuple[Change, ...]
+    # When the survey step was finished with a mistyped record; None when it was entered right.
+    entry_error_at: datetime | None = None
 
     @property
     def outcome(self) -> str:
@@ -208,9 +210,19 @@ def _survey_index(flow: Sequence[str]) -> int:
 
 
 def draw_life(
-    process: Process, row: ApplicationRow, accepted_at: datetime, seed: int, calendar: WorkingCalendar
+    process: Process,
+    row: ApplicationRow,
+    accepted_at: datetime,
+    seed: int,
+    calendar: WorkingCalendar,
+    *,
+    entry_error_caught: bool = False,
 ) -> Life:
-    """The life of an application accepted at accepted_at (naive local time); the same seed, the same life."""
+    """The life of an application accepted at accepted_at (naive local time); the same seed, the same life.
+
+    entry_error_caught draws the life in which a survey entry error was corrected as soon as it was made, so
+    it never sends the application back: the same life up to the step where the error would have been found.
+    """
     rng = random.Random(f"{seed}:{process.name}:{row['APP_NO']}")
     flow = status_flow(row)
     last = len(flow) - 1
@@ -234,6 +246,7 @@ def draw_life(
         min(survey + 1, last - 1),
     )
     entry_error = entry_error and found > survey
+    entry_error_at: datetime | None = None
     changes: list[Change] = []
     moment = accepted_at
     index = 0
@@ -246,11 +259,13 @@ def draw_life(
             changes.append(Change(moment, closing_status))
             break
         moment = _later(moment, after_working_days(moment, days, calendar))
+        if entry_error and index == survey and entry_error_at is None:
+            entry_error_at = moment
         target, cause = index + 1, None
         if documents_missing and index == 1:
             documents_missing = False
             target, cause = 0, CAUSE_CODES["documents_missing"]
-        elif entry_error and index == found:
+        elif entry_error and index == found and not entry_error_caught:
             entry_error = False
             target, cause = survey, CAUSE_CODES["information_error"]
         else:
@@ -260,7 +275,7 @@ def draw_life(
                 target, cause = index - 1, rule.cause(rng)
         changes.append(Change(moment, flow[target], cause))
         index = target
-    return Life(row["APP_NO"], accepted_at, flow, tuple(changes))
+    return Life(row["APP_NO"], accepted_at, flow, tuple(changes), entry_error_at)
 
 
 def _later(previous: datetime, moment: datetime) -> datetime:

@@ -426,13 +426,26 @@ def generate_world(
 
 
 def generate_rows(
-    seed: int, customers: int, applications: int, start: datetime = DEFAULT_START
+    seed: int,
+    customers: int,
+    applications: int,
+    start: datetime = DEFAULT_START,
+    *,
+    distinct_customers: bool = False,
 ) -> tuple[list[CustomerRow], list[ApplicationRow]]:
-    """The rows of generate_world, for callers that adjust them (place sites, hold back applications)."""
+    """The rows of generate_world, for callers that adjust them (place sites, hold back applications).
+
+    Applications pick their customers at random, so a customer may have several; with distinct_customers
+    each application has a customer of its own.
+    """
     if customers < 1:
         raise ConfigError(f"customers must be at least 1, got {customers}")
     if applications < 0:
         raise ConfigError(f"applications must not be negative, got {applications}")
+    if distinct_customers and applications > customers:
+        raise ConfigError(
+            f"{applications} applications need as many customers of their own, but there are {customers}"
+        )
     generator = _Generator(seed, start.replace(microsecond=0, tzinfo=None))
     rng = generator.rng
     cons_numbers = rng.sample(range(10**7), customers)
@@ -443,8 +456,9 @@ def generate_rows(
     ]
     application_rows: list[ApplicationRow] = []
     sequence = rng.randrange(1, 10**5)
-    for updated in generator.update_times(applications):
-        customer, cust_class = rng.choice(classified)
+    own = rng.sample(classified, applications) if distinct_customers else []
+    for index, updated in enumerate(generator.update_times(applications)):
+        customer, cust_class = own[index] if distinct_customers else rng.choice(classified)
         # Gaps in the numbering, as other business types share the sequence; 7 digits last for 10^6 rows.
         sequence += rng.randint(1, 9)
         row = generator.application(sequence, customer, cust_class, updated)
