@@ -140,7 +140,7 @@ def plan_history(
         )
         if error_found is not None:
             releases.append(Release(_soon_after(life.changes, error_found.at), entered, None, _site(entered)))
-        if history.act_on_findings:
+        if history.act_on_findings and keyed_at < day_starts:
             caught = draw_life(process, entered, accepted_at, seed, calendar, entry_error_caught=True)
             fixed_at = _soon_after(caught.changes, keyed_at, CORRECTED_AFTER)
             corrected[life.app_no] = tuple(

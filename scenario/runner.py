@@ -95,6 +95,8 @@ class RunResult:
     # The history replayed: per application, the (STATUS_CODE, RETURN_REASON_CODE) it was given, in order,
     # its appearance first.
     replayed: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # Applications whose mistyped survey record staff put right because the hub flagged it.
+    corrected: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -186,8 +188,8 @@ class _Run:
         self.held_back = held_back
         self.history = history
         self.replayed: dict[str, list[tuple[str, str | None]]] = {}
-        # Mistyped records put right because the hub flagged them (histories that act on findings).
-        self.corrections = 0
+        # Applications whose mistyped record was put right because the hub flagged it.
+        self.corrected: list[str] = []
         self.say = say
         self.released = 0
         self.notes: list[str] = []
@@ -324,7 +326,13 @@ class _Run:
         with self.hub.engine.connect() as conn:
             checks = evaluate(conn, self.scenario.expect, facts)
         return RunResult(
-            self.scenario.name, checks, settled, time.monotonic() - started, self.notes, self.replayed
+            self.scenario.name,
+            checks,
+            settled,
+            time.monotonic() - started,
+            self.notes,
+            self.replayed,
+            tuple(self.corrected),
         )
 
     def _replay(self, plan: HistoryPlan, deadline: float) -> bool:
@@ -352,7 +360,7 @@ class _Run:
                     return False
                 waiting.clear()
             row = self._apply(release)
-            if release.change is not None:
+            if release.edit is None:
                 self.replayed.setdefault(release.app_no, []).append(
                     (row["STATUS_CODE"], row["RETURN_REASON_CODE"])
                 )
@@ -365,7 +373,7 @@ class _Run:
                     self.notes.append(f"the hub did not check {release.app_no}'s mistyped record in time")
                     return False
                 if flagged:
-                    self.corrections += 1
+                    self.corrected.append(release.app_no)
                     later = [item for item in pending[number:] if item.app_no != release.app_no]
                     pending[number:] = sorted([*later, *corrected], key=lambda item: (item.at, item.app_no))
             if time.monotonic() >= next_progress:
@@ -373,7 +381,7 @@ class _Run:
                 next_progress += _PROGRESS_EVERY_S
         if plan.corrected:
             self.say(
-                f"  history: staff corrected {self.corrections} of {len(plan.corrected)} mistyped survey"
+                f"  history: staff corrected {len(self.corrected)} of {len(plan.corrected)} mistyped survey"
                 " records as soon as the hub flagged them"
             )
         return True

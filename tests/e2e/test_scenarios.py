@@ -28,6 +28,7 @@ SCENARIOS = PROJECT_ROOT / "scenarios"
         "pms-bulk-rerating",
         "stress-day",
         "manual-baseline",
+        "integrated",
     ],
 )
 def test_a_shipped_scenario_passes(name: str, tmp_path: Path) -> None:

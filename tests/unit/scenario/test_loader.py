@@ -31,6 +31,7 @@ def test_the_shipped_scenarios_all_load() -> None:
         "dispatch-gbk-garbage",
         "pms-bulk-rerating",
         "stress-day",
+        "integrated",
         "manual-baseline",
     }
 

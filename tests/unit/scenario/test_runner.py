@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 
 from mappings.codes import load_code_tables
 from scenario.model import Count, Expectations, History, Scale, Scenario
 from scenario.runner import RunOptions, run_scenario
+from simulators.marketing.process import PROCESS_FILE
 from store.database import create_engine
-from store.schema import cases, stage_visits
+from store.schema import cases, consistency_findings, stage_visits
 from yekuo.settings import PROJECT_ROOT
 
 SCENARIO = Scenario(
@@ -18,7 +20,7 @@ SCENARIO = Scenario(
     seed=20261126,
     day_seconds=0.5,
     timeout_s=120,
-    scale=Scale(customers=30, applications_per_day=1, substations=2, feeders=4, transformers=30, load_days=0),
+    scale=Scale(customers=45, applications_per_day=1, substations=2, feeders=4, transformers=30, load_days=0),
     history=History(days=60, applications=40, process="manual"),
     expect=Expectations(cases=Count(min=41, max=41)),
 )
@@ -63,3 +65,62 @@ def test_the_replayed_history_loses_no_intermediate_status(tmp_path: Path) -> No
         changes += len(released) - 1
     assert anomalies == 0
     assert changes > 40 and reworks > 0  # the lives moved, and some went back
+
+
+class _QuotedStrings(yaml.SafeDumper):
+    """Quotes every string, so status codes such as "08" stay strings."""
+
+
+_QuotedStrings.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
+
+
+def test_staff_who_act_on_the_hubs_findings_put_flagged_records_right_and_avoid_the_rework(
+    tmp_path: Path,
+) -> None:
+    process = yaml.safe_load(PROCESS_FILE.read_text(encoding="utf-8"))
+    manual = process["processes"]["manual"]
+    # Every survey mistyped, and no other return, so each information-error return is an entry error's.
+    manual.update(documents_missing=0.0, returns={}, withdrawal_rate=0.0, cancellation_rate=0.0)
+    manual["entry_errors"]["rate"] = 1.0
+    process["processes"] = {"manual": manual}
+    process_file = tmp_path / "process.yaml"
+    process_file.write_text(yaml.dump(process, Dumper=_QuotedStrings, allow_unicode=True), encoding="utf-8")
+    scenario = SCENARIO.model_copy(
+        update={
+            "history": History(
+                days=60, applications=40, process="manual", process_file=process_file, act_on_findings=True
+            ),
+            "expect": Expectations(cases=Count(min=41, max=41)),
+            # Only the mistyped sites disagree, so every finding of the supply radius is one of them.
+            "scale": SCENARIO.scale.model_copy(update={"disagreement_rate": 0.0}),
+        }
+    )
+    result = run_scenario(scenario, RunOptions(work_dir=tmp_path / "run"), say=lambda _line: None)
+    assert result.passed, [check for check in result.checks if not check.passed] or result.notes
+    engine = create_engine(f"sqlite:///{tmp_path / 'run' / 'hub.db'}")
+    try:
+        with engine.connect() as conn:
+            flagged = conn.execute(
+                sa.select(consistency_findings.c.application_no, consistency_findings.c.cleared_at).where(
+                    consistency_findings.c.rule == "site_within_supply_radius"
+                )
+            ).all()
+            sent_back = set(
+                conn.execute(
+                    sa.select(stage_visits.c.application_no).where(
+                        stage_visits.c.exit_cause == "information_error"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert result.corrected, "the hub flagged some mistyped sites"
+    # What staff corrected is exactly what the hub flagged, each finding cleared by the correction; those
+    # applications never went back for an information error.
+    assert set(result.corrected) == {number for number, _ in flagged}
+    assert all(cleared is not None for _, cleared in flagged)
+    assert not sent_back & set(result.corrected)
+    for number in result.corrected:
+        assert [reason for _, reason in result.replayed[number] if reason] == [], number

@@ -143,6 +143,37 @@ def test_survey_entry_errors_come_back_later_as_information_errors(
             assert change.status == entered
 
 
+def test_an_entry_error_caught_when_made_sends_nothing_back_and_shortens_the_life(
+    manual: Process, rows: list[ApplicationRow]
+) -> None:
+    errors_only = _only(manual, entry_error_rate=1.0, entry_error_found_at=("03", "07", "09"))
+    code = CAUSE_CODES["information_error"]
+    compared = 0
+    for row in rows[:300]:
+        missed = draw_life(errors_only, row, MONDAY, 5, CALENDAR)
+        caught = draw_life(errors_only, row, MONDAY, 5, CALENDAR, entry_error_caught=True)
+        assert caught.entry_error_at == missed.entry_error_at
+        if missed.entry_error_at is None:
+            continue
+        compared += 1
+        (sent_back,) = [change for change in missed.returns if change.cause == code]
+        assert missed.entry_error_at < sent_back.at
+        assert caught.returns == []
+        # The same life up to the step that would have found the error, then no return.
+        before = tuple(change for change in missed.changes if change.at < sent_back.at)
+        assert caught.changes[: len(before)] == before
+        powered, without_rework = missed.powered_at(), caught.powered_at()
+        assert powered is not None and without_rework is not None and without_rework < powered
+    assert compared > 250
+
+
+def test_a_life_without_an_entry_error_has_no_entry_error_time(
+    manual: Process, rows: list[ApplicationRow]
+) -> None:
+    quiet = _only(manual)
+    assert all(draw_life(quiet, row, MONDAY, 5, CALENDAR).entry_error_at is None for row in rows[:100])
+
+
 def test_completion_inspection_passes_first_time_at_the_configured_rate(
     manual: Process, rows: list[ApplicationRow]
 ) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from simulators.marketing.seed import generate_world, resident_id, social_credit_code
+from simulators.marketing.seed import generate_rows, generate_world, resident_id, social_credit_code
 from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, MarketingWorld
 from yekuo.errors import ConfigError
 
@@ -154,3 +154,15 @@ def test_check_characters_match_published_examples() -> None:
 def test_rejects_a_world_without_customers() -> None:
     with pytest.raises(ConfigError, match="customers must be at least 1, got 0"):
         generate_world(seed=1, customers=0, applications=10, start=START)
+
+
+def test_applications_may_share_customers_unless_each_is_to_have_its_own() -> None:
+    _, shared = generate_rows(3, 40, 120)
+    assert len({row["CONS_NO"] for row in shared}) < 120  # 120 applications among 40 customers
+    customers, own = generate_rows(3, 150, 120, distinct_customers=True)
+    assert len({row["CONS_NO"] for row in own}) == 120
+    assert {row["CONS_NO"] for row in own} <= {customer["CONS_NO"] for customer in customers}
+    with pytest.raises(
+        ConfigError, match="121 applications need as many customers of their own, but there are 120"
+    ):
+        generate_rows(3, 120, 121, distinct_customers=True)
