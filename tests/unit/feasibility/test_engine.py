@@ -9,7 +9,7 @@ import pytest
 from canonical_model.application import CustomerClass, ImportanceGrade
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
-from feasibility.engine import GridArea, LoadReading, evaluate, plan
+from feasibility.engine import GridArea, LoadReading, evaluate, plan, reservation_targets
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
     NOW,
@@ -88,24 +88,35 @@ def _mv_grid(feeder_load_rate: float, ties: int) -> tuple[GridArea, dict[str, Lo
     return area, loads
 
 
-def test_630_kva_on_a_feeder_at_65_percent_with_one_tie_switch_fails_n_minus_1() -> None:
+def test_630_kva_on_a_feeder_already_beyond_n_minus_1_is_judged_on_its_increment() -> None:
     area, loads = _mv_grid(0.65, ties=1)
     planned = plan(request(630), RULES, area)
     assert planned.voltage_kv == 10  # 630 x 0.9 = 567 kW > 160 kW
     assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
 
     capacity = math.sqrt(3) * 10 * 485  # 8400.4 kVA
+    # No industry and not residential: demand factor 1.0, the request adds its full 630 kVA.
+    assert assessment.increment_kva == 630 and assessment.demand_factor == 1.0
     after = (0.65 * capacity + 630) / capacity  # 0.65 + 0.075 = 0.725
     n1_limit = 1 / (1 + 1)  # k/(k+1) with one tie switch = 0.5
+    # F1 was at 65% against its 50% N-1 limit before the request: that shortfall, 0.15 x 8400.4 =
+    # 1260.1 kVA, is an existing-grid condition for planning, not the applicant's (it used to be
+    # blamed for 1890.1 kVA, the existing 1260.1 plus its own 630).
     n1 = check(assessment, "feeder_n_minus_1", "F1")
-    assert n1.result is RuleResult.FAIL
+    assert n1.result is RuleResult.EXISTING_DEFICIENCY
     assert n1.threshold["max_load_rate"] == n1_limit
-    assert n1.detail.endswith(f"= {after:.4f} > 0.5000")
+    (existing,) = [e for e in assessment.existing_grid if e.rule == "feeder_n_minus_1"]
+    assert existing.equipment_id == "F1"
+    assert existing.load_rate_before == pytest.approx(0.65, abs=0.001)
+    assert existing.shortfall_before_kva == pytest.approx(0.15 * capacity, abs=0.01)
+    assert existing.increment_kva == 630
+    assert f"{after:.4f} after" in n1.detail
+    # The 70% planning limit was kept before (0.65) and the request itself crosses it (0.725): that part
+    # is the applicant's, short by (0.725 - 0.7) x 8400.4 = 210.0 kVA.
     assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
-    shortfall = 0.65 * capacity + 630 - 0.5 * capacity  # 0.15 x 8400.4 + 630 = 1890.1 kVA
-    n1_fix = [r for r in assessment.reinforcement if r.reason == "feeder_n_minus_1"]
-    assert n1_fix[0].equipment_id == "F1"
-    assert n1_fix[0].shortfall_kva == pytest.approx(shortfall, abs=0.01)
+    (fix,) = assessment.reinforcement
+    assert (fix.equipment_id, fix.reason) == ("F1", "feeder_load_rate")
+    assert fix.shortfall_kva == pytest.approx(0.65 * capacity + 630 - 0.7 * capacity, abs=0.01)
     # The substation keeps N-1: 1.3 x (2-1)/2 = 0.65 >= (2 x 9000/0.9 + 630) / 100,000 = 0.2063.
     mt = check(assessment, "main_transformer_n_minus_1", "S1")
     assert mt.result is RuleResult.PASS
@@ -124,7 +135,7 @@ def test_the_same_request_on_a_lightly_loaded_feeder_with_two_ties_is_feasible()
     assert source.load_rate_after == pytest.approx(0.375, abs=0.001)
 
 
-def test_a_single_main_transformer_cannot_keep_n_minus_1() -> None:
+def test_a_single_main_transformer_is_a_planning_note_not_a_zero_limit() -> None:
     area = GridArea(
         engine_view(
             substation("S1", 3000), main_transformer("S1-T1", "S1", 50_000), feeder("F1", "S1", 300, ties=3)
@@ -132,10 +143,24 @@ def test_a_single_main_transformer_cannot_keep_n_minus_1() -> None:
     )
     loads = {"F1": LoadReading(1000), "S1-T1": LoadReading(1000)}
     assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    # 1.3 x (1-1)/1 = 0 would refuse any load: one unit cannot keep N-1, which is the substation's
+    # condition, noted for planning, with no limit to fail.
     mt = check(assessment, "main_transformer_n_minus_1", "S1")
-    assert mt.threshold["max_load_rate"] == 0  # 1.3 x (1-1)/1
-    assert mt.result is RuleResult.FAIL
-    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+    assert mt.result is RuleResult.CONDITION
+    assert mt.threshold["max_load_rate"] is None
+    # The unit itself is held to its load-rate limit: (1000 / 0.9 + 630) / 50,000 = 0.0348 <= 0.8.
+    rate = check(assessment, "main_transformer_load_rate", "S1")
+    assert rate.result is RuleResult.PASS
+    assert rate.detail.endswith("= 0.0348 <= 0.8000")
+    (existing,) = assessment.existing_grid
+    assert (existing.equipment_id, existing.rule, existing.max_load_rate) == (
+        "S1",
+        "main_transformer_n_minus_1",
+        None,
+    )
+    assert existing.load_rate_before == pytest.approx(1000 / 0.9 / 50_000, abs=0.001)
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.reinforcement == ()
 
 
 def _two_substations() -> tuple[GridArea, dict[str, LoadReading]]:
@@ -220,7 +245,8 @@ def test_stale_load_gives_insufficient_data_not_a_guess() -> None:
     assessment = evaluate(plan(request(50), RULES, area), area, loads, {}, assessed_at=NOW)
     rate = check(assessment, "transformer_load_rate", "T1")
     assert rate.result is RuleResult.INSUFFICIENT_DATA
-    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
+    assert reservation_targets(assessment) == []  # nothing is promised on data that is not there
     assert [c.code for c in assessment.conditions] == ["insufficient_data"]
     assert "stale" in assessment.conditions[0].detail
     assert assessment.schemes[0].sources[0].headroom_kva is None
@@ -235,9 +261,11 @@ def test_reserved_capacity_reduces_headroom() -> None:
     assert free.verdict is Verdict.FEASIBLE
     assert free.schemes[0].sources[0].headroom_kva == pytest.approx(153.333, abs=0.001)
     taken = evaluate(planned, area, loads, {"T1": 100}, assessed_at=NOW)
-    # (166.67 + 100 + 100) / 400 = 0.917 > 0.8; short by 366.67 - 320 = 46.67 kVA
+    # The 100 kVA others hold counts at the simultaneity 0.8: 80 kVA. Before: (166.67 + 80) / 400 = 0.617
+    # <= 0.8; after: (166.67 + 80 + 100) / 400 = 0.867 > 0.8, short by 346.67 - 320 = 26.67 kVA.
     assert taken.verdict is Verdict.NEEDS_REINFORCEMENT
-    assert taken.reinforcement[0].shortfall_kva == pytest.approx(46.667, abs=0.001)
+    assert taken.reinforcement[0].shortfall_kva == pytest.approx(26.667, abs=0.001)
+    assert taken.schemes[0].sources[0].headroom_kva == pytest.approx(320 - 166.667 - 80, abs=0.001)
 
 
 def test_search_widens_until_enough_candidates_and_stops_at_the_supply_radius() -> None:
@@ -257,7 +285,7 @@ def test_search_widens_until_enough_candidates_and_stops_at_the_supply_radius() 
         planned_assessment := evaluate(planned, area, {}, {}, assessed_at=NOW), "connection_point_search"
     )
     assert search.threshold["radii_m"] == [200, 250]
-    assert planned_assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert planned_assessment.verdict is Verdict.INSUFFICIENT_DATA  # no loads, no feeder: no answer
 
 
 def test_no_connection_point_in_reach_is_not_feasible() -> None:
@@ -309,15 +337,19 @@ def test_a_low_voltage_request_with_room_on_its_transformer_still_fails_its_feed
 def test_a_low_voltage_request_counts_what_others_reserved_on_its_feeder() -> None:
     area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
     loads = _with_upstream({"T1": LoadReading(150)})
-    # F1 allows 0.7 x 8400.36 = 5880.25 kVA; 2222.22 kVA peak + 3600 reserved + 100 = 5922.22 > 5880.25
-    assessment = evaluate(plan(request(100), RULES, area), area, loads, {"F1": 3_600}, assessed_at=NOW)
-    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.FAIL
+    capacity = math.sqrt(3) * 10 * 485  # 8400.45 kVA; two ties: N-1 limit 2/3, 5600.30 kVA
+    planned = plan(request(100), RULES, area)
+    alone = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # (2222.22 + 100) / 8400.45 = 0.2764: nothing else on F1, it passes.
+    assert check(alone, "feeder_n_minus_1", "F1").result is RuleResult.PASS
+    # 4125 kVA held by others counts 4125 x 0.8 = 3300: before (2222.22 + 3300) / 8400.45 = 0.6574 <= 2/3,
+    # after (5522.22 + 100) / 8400.45 = 0.6693 > 2/3: the request crosses N-1, short by 5622.22 - 5600.30.
+    assessment = evaluate(planned, area, loads, {"F1": 4_125}, assessed_at=NOW)
+    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.PASS  # 0.6693 <= 0.7
     assert check(assessment, "transformer_load_rate", "T1").result is RuleResult.PASS
-    # 5922.22 / 8400.36 = 0.705 is over the two-tie N-1 limit of 0.667 as well.
-    assert [(r.equipment_id, r.reason) for r in assessment.reinforcement] == [
-        ("F1", "feeder_load_rate"),
-        ("F1", "feeder_n_minus_1"),
-    ]
+    (fix,) = assessment.reinforcement
+    assert (fix.equipment_id, fix.reason) == ("F1", "feeder_n_minus_1")
+    assert fix.shortfall_kva == pytest.approx(2000 / 0.9 + 3300 + 100 - capacity * 2 / 3, abs=0.001)
 
 
 def test_a_low_voltage_request_whose_feeder_is_unknown_is_not_told_plainly_feasible() -> None:
@@ -326,4 +358,4 @@ def test_a_low_voltage_request_whose_feeder_is_unknown_is_not_told_plainly_feasi
         plan(request(100), RULES, area), area, {"T1": LoadReading(150)}, {}, assessed_at=NOW
     )
     assert check(assessment, "feeder_load_rate").result is RuleResult.INSUFFICIENT_DATA
-    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
