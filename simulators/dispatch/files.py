@@ -186,7 +186,12 @@ def power_curve_lines(day_readings: Iterable[Reading]) -> Iterable[str]:
         Curve(
             id=reading.equipment.equipment_id,
             data_date=reading.day,
-            points=tuple(None if value is None else Decimal(f"{value:.3f}") for value in reading.load_kw),
+            # The metering platform has no quality codes: a reading it could not take is an empty cell,
+            # not a spike nobody downstream could tell from a load.
+            points=tuple(
+                None if value is None or code == INVALID else Decimal(f"{value:.3f}")
+                for value, code in zip(reading.load_kw, reading.quality, strict=True)
+            ),
             data_type="1",
         )
         for reading in day_readings

@@ -105,6 +105,8 @@ _AREA_BY_VOLTAGE = {"33": (("02", 0.3), ("03", 0.7)), "32": (("02", 0.15), ("03"
 _RURAL_AREAS = (("04", 0.3), ("05", 0.6), ("06", 0.1))
 _NEXT_AREA_OUT = {"02": "03", "03": "04", "04": "05", "05": "06", "06": "06"}
 _UNITS = {"02": (2, 2, 3), "03": (2, 2, 3), "04": (1, 2, 2), "05": (1, 1, 2), "06": (1,)}
+# Half-width in degrees of the square a feeder's equipment lies in around its substation (0.01 deg ~ 1 km).
+_SPREAD_DEG = {"02": 0.018, "03": 0.02, "04": 0.03, "05": 0.07, "06": 0.08}
 _TIES = {"02": (1, 2, 2, 3), "03": (1, 1, 2, 3), "04": (0, 1, 1, 2), "05": (0, 0, 0, 1), "06": (0,)}
 _SERIES = ("S11-M", "S13-M", "SBH15-M", "SCB13")
 # Nanyang prefecture, roughly: lon 111.9-113.4, lat 32.3-33.8.
@@ -194,6 +196,7 @@ class _Feeder:
     obj_id: str
     substation: _Substation
     tie_switches: int
+    area: str
 
 
 class _Generator:
@@ -272,7 +275,7 @@ class _Generator:
                 raise ConfigError("feeders need at least one substation")
             index = per_substation[sub.obj_id] = per_substation.get(sub.obj_id, 0) + 1
             area = _NEXT_AREA_OUT[sub.area] if rng.random() < 0.2 else sub.area
-            feeder = _Feeder(feeder_id(n), sub, rng.choice(_TIES[area]))
+            feeder = _Feeder(feeder_id(n), sub, rng.choice(_TIES[area]), area)
             self.feeders.append(feeder)
             rows.append(
                 {
@@ -317,7 +320,7 @@ class _Generator:
                 "TYRQ": _commissioned(rng),
                 "GXSJ": self.times.next(),
                 # Not a column: where the GIS row goes, if the transformer has one.
-                "_AT": self.near(feeder.substation) if rng.random() < 0.99 else None,
+                "_AT": self.near(feeder) if rng.random() < 0.99 else None,
             }
 
     def switch_rows(self) -> Iterator[dict[str, Any]]:
@@ -335,14 +338,17 @@ class _Generator:
                     "YXZT": "20",
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),
-                    "_AT": self.near(feeder.substation),
+                    "_AT": self.near(feeder),
                 }
 
-    def near(self, sub: _Substation) -> tuple[float, float]:
-        """A point within about 4 km of a substation."""
+    def near(self, feeder: _Feeder) -> tuple[float, float]:
+        """A point along a feeder: within about 2 km of its substation in A and B areas, 3 km in C and
+        8 km in D and E, so that most feeders keep their class's supply radius (3, 5, 15 km)."""
+        spread = _SPREAD_DEG[feeder.area]
+        sub = feeder.substation
         return (
-            round(sub.lon + self.rng.uniform(-0.04, 0.04), 6),
-            round(sub.lat + self.rng.uniform(-0.04, 0.04), 6),
+            round(sub.lon + self.rng.uniform(-spread, spread), 6),
+            round(sub.lat + self.rng.uniform(-spread, spread), 6),
         )
 
     def gis_row(self, obj_id: str, device_type: str, at: tuple[float, float]) -> dict[str, Any]:
