@@ -139,7 +139,7 @@ def _reading(
     recent = [row for row in usable if row.data_date >= window]
     first = min(row.data_date for row in rows if row.data_date >= window)
     basis = f"highest of {len(recent)} good day(s) in the last {rules.window_days} days"
-    if first > window:
+    if first > window + timedelta(days=rules.max_age_days):
         # The record is shorter than the window: last year's season stands in for the missing part.
         seasonal = [row for row in usable if season_from <= row.data_date <= season_to and row not in recent]
         recent += seasonal
