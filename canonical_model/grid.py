@@ -44,6 +44,11 @@ class SupplyAreaClass(StrEnum):
     E = "E"
 
 
+# The classes as a pattern rather than an enum: client generators name enum members after their values,
+# and "A+" and "A" would both become A.
+AREA_CLASS_PATTERN = r"^(A\+|[A-E])$"
+
+
 class _Equipment(CanonicalModel):
     """Fields every piece of grid equipment has."""
 
@@ -63,8 +68,8 @@ class Substation(_Equipment):
 
     substation_id: str = Field(min_length=1, description="PMS equipment id of the substation (电站ID)")
     owner_unit: str | None = Field(default=None, description="operating and maintenance unit (运维单位)")
-    supply_area_class: SupplyAreaClass | None = Field(
-        default=None, description="supply-area class of the area it serves (供电区域)"
+    supply_area_class: str | None = Field(
+        default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
     )
 
 
@@ -85,8 +90,8 @@ class Feeder(_Equipment):
     tie_switch_count: int | None = Field(
         default=None, ge=0, description="tie switches to other feeders, for N-1 (联络开关数)"
     )
-    supply_area_class: SupplyAreaClass | None = Field(
-        default=None, description="supply-area class of the area it serves (供电区域)"
+    supply_area_class: str | None = Field(
+        default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
     )
 
 

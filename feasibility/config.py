@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canonical_model.grid import SupplyAreaClass
 from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
 
 FEASIBILITY_FOLDER = "feasibility"
@@ -16,7 +17,7 @@ AREAS = ("urban", "rural")
 LEVELS = ("lv", "mv", "hv")
 CRITERIA = ("distance", "headroom", "load_rate", "n1_margin", "reinforcement")
 # Supply-area classes (DL/T 5729); "unknown" is the rule for equipment whose class the grid data lacks.
-AREA_CLASSES = ("A+", "A", "B", "C", "D", "E")
+AREA_CLASSES = tuple(area_class.value for area_class in SupplyAreaClass)
 UNKNOWN_CLASS = "unknown"
 REQUIRED = "required"
 RECOMMENDED = "recommended"
