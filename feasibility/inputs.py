@@ -98,10 +98,14 @@ def read_loads(
             table.c.data_date >= min(window, season[0]),
         )
     ).all()
-    latest = _latest_dates(conn, equipment_ids)
     by_equipment: dict[str, list[Any]] = {}
     for row in rows:
         by_equipment.setdefault(row.equipment_id, []).append(row)
+    latest = {key: max(row.data_date for row in found) for key, found in by_equipment.items()}
+    unseen = [key for key in equipment_ids if key not in latest]
+    if unseen:
+        # Nothing in the basis window: only the date of an older profile is wanted, for the message.
+        latest.update(_latest_dates(conn, unseen))
     return {
         equipment_id: _reading(
             by_equipment.get(equipment_id, []), latest.get(equipment_id), (fresh, window, season), rules
