@@ -88,6 +88,12 @@ class ExistingGridCondition(CanonicalModel):
         default=None, description="what the request adds to the equipment's load, kVA"
     )
     note: str = Field(description="the planning note (规划建议)")
+    blocks_connection: bool = Field(
+        default=False,
+        description="the equipment is already past its rating: nothing can be connected to it until the "
+        "reinforcement is built (the verdict is then not_feasible, 暂不具备供电条件, not the applicant's "
+        "reinforcement)",
+    )
 
 
 class SupplySource(CanonicalModel):

@@ -55,6 +55,7 @@ class Rules:
     feeder_load_rate: float
     mt_overload: float
     mt_load_rate: float
+    overload_ceiling: float
     n1_by_class: Mapping[str, str]
     class_radius_m: Mapping[str, Mapping[str, float]]
     demand_residential: float
@@ -204,6 +205,7 @@ SPEC: Spec = {
         "feeder_load_rate": _fraction,
         "main_transformer_overload": _positive,
         "main_transformer_load_rate": _fraction,
+        "overload_ceiling": _positive,
     },
     "supply_area": {
         "n_minus_1": {name: _policy for name in (*AREA_CLASSES, UNKNOWN_CLASS)},
@@ -296,6 +298,7 @@ def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
         feeder_load_rate=float(limits["feeder_load_rate"]),
         mt_overload=float(limits["main_transformer_overload"]),
         mt_load_rate=float(limits["main_transformer_load_rate"]),
+        overload_ceiling=float(limits["overload_ceiling"]),
         n1_by_class={str(name): str(policy) for name, policy in area["n_minus_1"].items()},
         class_radius_m={
             str(name): {level: float(value) for level, value in levels.items()}

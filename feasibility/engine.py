@@ -392,6 +392,7 @@ class _Source:
     conditions: list[Condition] = field(default_factory=list)
     reinforcement: list[Reinforcement] = field(default_factory=list)
     existing: list[ExistingGridCondition] = field(default_factory=list)
+    blocked: bool = False
     area_class: str | None = None
     capacity_kva: float | None = None
     peak_kva: float | None = None
@@ -410,6 +411,10 @@ class _Source:
 
     @property
     def verdict(self) -> Verdict:
+        if self.blocked:
+            # Not the applicant's doing, so not its reinforcement: the grid cannot supply it for now
+            # (暂不具备供电条件) and the existing-grid condition says why.
+            return Verdict.NOT_FEASIBLE
         if self.reinforcement:
             return Verdict.NEEDS_REINFORCEMENT
         if any(condition.code == INSUFFICIENT for condition in self.conditions):
@@ -570,6 +575,7 @@ class _Evaluator:
                     note=f"{kind} {subject} is at {before:.1%} against its {why} of {limit:.1%} before this "
                     f"request, short by {shortfall_before:.1f} kVA: a reinforcement project for grid "
                     "planning, not the applicant's",
+                    blocks_connection=before > self.rules.overload_ceiling + 1e-9,
                 ),
             )
         else:
@@ -597,8 +603,7 @@ class _Evaluator:
         )
         return before, after
 
-    @staticmethod
-    def _existing(source: _Source, finding: ExistingGridCondition) -> None:
+    def _existing(self, source: _Source, finding: ExistingGridCondition) -> None:
         source.existing.append(finding)
         source.conditions.append(
             Condition(
@@ -607,6 +612,18 @@ class _Evaluator:
                 equipment_id=finding.equipment_id,
             )
         )
+        if finding.blocks_connection:
+            # Past its rating already: no load can be added here until planning's reinforcement is built.
+            source.blocked = True
+            source.conditions.append(
+                Condition(
+                    code="existing_overload",
+                    detail=f"{finding.equipment_id} already carries more than "
+                    f"{self.rules.overload_ceiling:.0%} of its rating: the connection waits for the grid's "
+                    "own reinforcement",
+                    equipment_id=finding.equipment_id,
+                )
+            )
 
     def source(self, candidate: Candidate) -> _Source:
         item = candidate.equipment

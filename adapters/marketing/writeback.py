@@ -115,7 +115,10 @@ def _judgement(assessment: FeasibilityAssessment) -> list[str]:
         rate = f" at {found.load_rate_before:.1%}" if found.load_rate_before is not None else ""
         limit = f" > {found.max_load_rate:.1%}" if found.max_load_rate is not None and rate else ""
         short = f" short {found.shortfall_before_kva:g} kVA" if found.shortfall_before_kva is not None else ""
-        notes.append(f"existing grid (planning): {found.rule} {found.equipment_id}{rate}{limit}{short}")
+        blocks = ", blocks connection until reinforced" if found.blocks_connection else ""
+        notes.append(
+            f"existing grid (planning): {found.rule} {found.equipment_id}{rate}{limit}{short}{blocks}"
+        )
     return notes
 
 

@@ -593,3 +593,39 @@ def test_a_request_without_a_site_is_insufficient_data() -> None:
     assessment = evaluate(planned, GridArea(()), {}, {}, assessed_at=NOW)
     assert assessment.verdict is Verdict.INSUFFICIENT_DATA
     assert reservation_targets(assessment) == []
+
+
+def test_equipment_already_past_its_rating_cannot_take_the_connection_and_it_is_not_the_applicants() -> None:
+    area = GridArea(
+        engine_view(
+            *lv_upstream(),
+            transformer("T-over", "F1", "S1", 20, rated_kva=100),
+            transformer("T-ok", "F1", "S1", 120, rated_kva=400),
+        )
+    )
+    # T-over: 135 kW / 0.9 = 150 kVA on 100 kVA, 150% before anyone applied.
+    loads = _with_upstream({"T-over": LoadReading(135), "T-ok": LoadReading(150)})
+    planned = plan(request(8, customer_class=CustomerClass.LV_RESIDENTIAL), RULES, area)
+    assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # The healthy transformer is recommended: (166.67 + 3.2) / 400 = 0.4247.
+    assert assessment.verdict is Verdict.FEASIBLE
+    assert [s.sources[0].equipment_id for s in assessment.schemes] == ["T-ok", "T-over"]
+    over = assessment.schemes[1]
+    # On T-over alone nothing can be connected until the grid is reinforced: 暂不具备供电条件, with the
+    # shortfall the grid's (150 - 0.8 x 100 = 70 kVA), none of it the household's.
+    assert over.verdict is Verdict.NOT_FEASIBLE
+    assert over.reinforcement == ()
+    (existing,) = over.existing_grid
+    assert existing.blocks_connection
+    assert existing.shortfall_before_kva == pytest.approx(70, abs=0.001)
+    assert "existing_overload" in [c.code for c in over.conditions]
+    alone = GridArea(engine_view(*lv_upstream(), transformer("T-over", "F1", "S1", 20, rated_kva=100)))
+    blocked = evaluate(
+        plan(request(8, customer_class=CustomerClass.LV_RESIDENTIAL), RULES, alone),
+        alone,
+        loads,
+        {},
+        assessed_at=NOW,
+    )
+    assert blocked.verdict is Verdict.NOT_FEASIBLE
+    assert reservation_targets(blocked) == []

@@ -191,6 +191,29 @@ def test_the_remark_keeps_the_applicants_result_apart_from_the_existing_grid() -
     )
 
 
+def test_an_existing_overload_that_blocks_the_connection_says_so() -> None:
+    finding = {
+        "equipment_id": "PB0000022",
+        "kind": "distribution_transformer",
+        "rule": "transformer_load_rate",
+        "max_load_rate": 0.8,
+        "load_rate_before": 1.5,
+        "shortfall_before_kva": 70.0,
+        "note": "planning",
+        "blocks_connection": True,
+    }
+    arguments = feasibility_arguments(
+        _assessed(verdict="not_feasible", reserved_kva=0.0, increment_kva=3.2, existing_grid=[finding]),
+        default_codes(),
+    )
+    assert arguments is not None
+    assert arguments["verdict"] == "04"
+    assert arguments["remark"] == (
+        "not_feasible; reserved 0 kVA; request adds 3.2 kVA; existing grid (planning): transformer_load_rate "
+        "PB0000022 at 150.0% > 80.0% short 70 kVA, blocks connection until reinforced"
+    )
+
+
 def test_insufficient_data_has_its_own_legacy_code() -> None:
     arguments = feasibility_arguments(
         _assessed(verdict="insufficient_data", reserved_kva=0.0), default_codes()
