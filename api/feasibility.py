@@ -35,6 +35,11 @@ class PreviewRequest(RequestModel):
         default=ImportanceGrade.NONE, description="important user grade"
     )
     urban_rural: UrbanRural | None = Field(default=None, description="area; unknown counts as rural")
+    industry_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-T](\d{2,4})?$",
+        description="declared industry, GB/T 4754 (行业分类): selects the demand factor",
+    )
     province: str | None = Field(
         default=None, max_length=64, description="rule set; default rules when left out"
     )
@@ -101,6 +106,7 @@ def feasibility_router(
             importance_grade=body.importance_grade,
             site=body.site_location,
             urban_rural=body.urban_rural,
+            industry_code=body.industry_code,
         )
         with engine.connect() as conn:
             return service().preview(conn, request, province=body.province)

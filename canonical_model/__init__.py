@@ -32,6 +32,7 @@ from canonical_model.customer import (
 from canonical_model.envelope import CloudEvent
 from canonical_model.feasibility import (
     Condition,
+    ExistingGridCondition,
     FeasibilityAssessment,
     Reinforcement,
     RuleCheck,
@@ -48,6 +49,7 @@ from canonical_model.grid import (
     GridEquipment,
     MainTransformer,
     Substation,
+    SupplyAreaClass,
     TransformerOwnership,
 )
 from canonical_model.load import (
@@ -78,6 +80,7 @@ __all__ = [
     "Document",
     "EquipmentDeletion",
     "EquipmentStatus",
+    "ExistingGridCondition",
     "FeasibilityAssessment",
     "Feeder",
     "GeoPoint",
@@ -100,6 +103,7 @@ __all__ = [
     "StageTransition",
     "SubmissionChannel",
     "Substation",
+    "SupplyAreaClass",
     "SupplyScheme",
     "SupplySource",
     "SurveyAssignment",

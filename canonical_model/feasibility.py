@@ -22,6 +22,8 @@ class Verdict(StrEnum):
     FEASIBLE_WITH_CONDITIONS = "feasible_with_conditions"
     NEEDS_REINFORCEMENT = "needs_reinforcement"
     NOT_FEASIBLE = "not_feasible"
+    # Load or grid data a required check needs is missing or stale: no answer and no reservation.
+    INSUFFICIENT_DATA = "insufficient_data"
 
 
 class RuleResult(StrEnum):
@@ -32,6 +34,11 @@ class RuleResult(StrEnum):
     FAIL = "fail"
     INSUFFICIENT_DATA = "insufficient_data"
     INFO = "info"
+    # The equipment was beyond the limit before the request: a planning matter, not the applicant's.
+    EXISTING_DEFICIENCY = "existing_deficiency"
+    # A limit the area class only recommends (N-1 in class C), or a planning guide such as the supply
+    # radius, is exceeded: the scheme carries a condition, not a reinforcement.
+    CONDITION = "condition"
 
 
 class RuleCheck(CanonicalModel):
@@ -41,7 +48,9 @@ class RuleCheck(CanonicalModel):
     subject: str | None = Field(default=None, description="equipment or scheme the rule was applied to")
     inputs: dict[str, Any] = Field(default_factory=dict, description="input values used")
     threshold: dict[str, Any] = Field(default_factory=dict, description="configured limits used")
-    result: RuleResult = Field(description="pass, fail, insufficient_data or info")
+    result: RuleResult = Field(
+        description="pass, fail, insufficient_data, info, existing_deficiency or condition"
+    )
     detail: str = Field(description="the arithmetic in words")
 
 
@@ -62,6 +71,31 @@ class Reinforcement(CanonicalModel):
     shortfall_kva: float | None = Field(default=None, description="capacity missing, kVA")
 
 
+class ExistingGridCondition(CanonicalModel):
+    """A deficiency the grid had before the request (存量问题): for planning, not the applicant's."""
+
+    equipment_id: str = Field(min_length=1, description="equipment concerned")
+    kind: str = Field(description="distribution_transformer, feeder or substation")
+    rule: str = Field(description="the rule it does not meet, e.g. feeder_n_minus_1")
+    max_load_rate: float | None = Field(
+        default=None, description="the limit; None where the rule cannot be applied (radial, one unit)"
+    )
+    load_rate_before: float | None = Field(default=None, description="load rate before the request")
+    shortfall_before_kva: float | None = Field(
+        default=None, description="capacity missing before the request, kVA"
+    )
+    increment_kva: float | None = Field(
+        default=None, description="what the request adds to the equipment's load, kVA"
+    )
+    note: str = Field(description="the planning note (规划建议)")
+    blocks_connection: bool = Field(
+        default=False,
+        description="the equipment is already past its rating: nothing can be connected to it until the "
+        "reinforcement is built (the verdict is then not_feasible, 暂不具备供电条件, not the applicant's "
+        "reinforcement)",
+    )
+
+
 class SupplySource(CanonicalModel):
     """One connection point of a scheme, with its numbers after the new load is connected."""
 
@@ -76,7 +110,9 @@ class SupplySource(CanonicalModel):
     reserved_kva: float = Field(default=0, description="capacity reserved by other open applications, kVA")
     headroom_kva: float | None = Field(default=None, description="headroom before this application, kVA")
     headroom_after_kva: float | None = Field(default=None, description="headroom after it, kVA")
+    load_rate_before: float | None = Field(default=None, description="load rate before connection")
     load_rate_after: float | None = Field(default=None, description="load rate after connection")
+    area_class: str | None = Field(default=None, description="supply-area class, A+ ... E (供电区域)")
     n1_limit: float | None = Field(default=None, description="maximum load rate that keeps N-1")
 
 
@@ -90,6 +126,9 @@ class SupplyScheme(CanonicalModel):
     criteria: dict[str, float] = Field(default_factory=dict, description="criterion scores, 0..1")
     reinforcement: tuple[Reinforcement, ...] = Field(default=(), description="reinforcement it needs")
     conditions: tuple[Condition, ...] = Field(default=(), description="conditions it carries")
+    existing_grid: tuple[ExistingGridCondition, ...] = Field(
+        default=(), description="deficiencies of its equipment before the request, for planning"
+    )
 
 
 class FeasibilityAssessment(CanonicalModel):
@@ -100,10 +139,24 @@ class FeasibilityAssessment(CanonicalModel):
     assessed_at: AwareDatetime = Field(description="when the assessment ran")
     requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA")
     site_location: GeoPoint | None = Field(default=None, description="site location")
-    verdict: Verdict = Field(description="feasible, with conditions, needs reinforcement or not feasible")
+    verdict: Verdict = Field(
+        description="feasible, with conditions, needs reinforcement (caused by this request), not feasible "
+        "or insufficient data"
+    )
     recommended_voltage_kv: float | None = Field(default=None, description="recommended supply voltage, kV")
     schemes: tuple[SupplyScheme, ...] = Field(default=(), description="candidate schemes, best first")
-    reinforcement: tuple[Reinforcement, ...] = Field(default=(), description="of the recommended scheme")
+    reinforcement: tuple[Reinforcement, ...] = Field(
+        default=(), description="of the recommended scheme, caused by this request"
+    )
     conditions: tuple[Condition, ...] = Field(default=(), description="of the recommended scheme")
+    increment_kva: float | None = Field(
+        default=None, description="the load the request adds: requested kVA x demand factor"
+    )
+    demand_factor: float | None = Field(default=None, description="demand factor applied (需要系数)")
+    existing_grid: tuple[ExistingGridCondition, ...] = Field(
+        default=(),
+        description="deficiencies the recommended scheme's equipment had before the request (存量问题), "
+        "for grid planning; they are not the applicant's and alone never need reinforcement",
+    )
     reserved_kva: float = Field(default=0, description="capacity reserved for this application, kVA")
     trace: tuple[RuleCheck, ...] = Field(default=(), description="every rule applied, in order")

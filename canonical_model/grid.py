@@ -33,6 +33,22 @@ class TransformerOwnership(StrEnum):
     DEDICATED = "dedicated"
 
 
+class SupplyAreaClass(StrEnum):
+    """Supply-area class (供电区域类别, 配电网规划设计技术导则 DL/T 5729) by load density."""
+
+    A_PLUS = "A+"
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    E = "E"
+
+
+# The classes as a pattern rather than an enum: client generators name enum members after their values,
+# and "A+" and "A" would both become A.
+AREA_CLASS_PATTERN = r"^(A\+|[A-E])$"
+
+
 class _Equipment(CanonicalModel):
     """Fields every piece of grid equipment has."""
 
@@ -52,6 +68,9 @@ class Substation(_Equipment):
 
     substation_id: str = Field(min_length=1, description="PMS equipment id of the substation (电站ID)")
     owner_unit: str | None = Field(default=None, description="operating and maintenance unit (运维单位)")
+    supply_area_class: str | None = Field(
+        default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
+    )
 
 
 class MainTransformer(_Equipment):
@@ -71,6 +90,9 @@ class Feeder(_Equipment):
     tie_switch_count: int | None = Field(
         default=None, ge=0, description="tie switches to other feeders, for N-1 (联络开关数)"
     )
+    supply_area_class: str | None = Field(
+        default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
+    )
 
 
 class DistributionTransformer(_Equipment):
@@ -82,6 +104,12 @@ class DistributionTransformer(_Equipment):
     rated_capacity_kva: float = Field(gt=0, description="rated capacity, kVA (额定容量)")
     model: str | None = Field(default=None, description="type designation, e.g. S13-M-400/10 (型号)")
     ownership: TransformerOwnership | None = Field(default=None, description="public or dedicated (使用性质)")
+    route_length_m: float | None = Field(
+        default=None,
+        ge=0,
+        description="length along the 10 kV line from the source substation, metres, where the GIS has "
+        "the route (供电路径长度)",
+    )
     transformer_district_id: str | None = Field(
         default=None,
         description="marketing transformer district TG_ID (台区); the 营配贯通 link, whose reverse is "

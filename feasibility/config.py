@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canonical_model.grid import SupplyAreaClass
 from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
 
 FEASIBILITY_FOLDER = "feasibility"
@@ -15,6 +16,14 @@ DEFAULT_PROVINCE = "default"
 AREAS = ("urban", "rural")
 LEVELS = ("lv", "mv", "hv")
 CRITERIA = ("distance", "headroom", "load_rate", "n1_margin", "reinforcement")
+# Supply-area classes (DL/T 5729); "unknown" is the rule for equipment whose class the grid data lacks.
+AREA_CLASSES = tuple(area_class.value for area_class in SupplyAreaClass)
+UNKNOWN_CLASS = "unknown"
+REQUIRED = "required"
+RECOMMENDED = "recommended"
+NOT_REQUIRED = "not_required"
+N1_POLICIES = (REQUIRED, RECOMMENDED, NOT_REQUIRED)
+CLASS_LEVELS = ("lv", "mv")
 
 
 @dataclass(frozen=True)
@@ -40,12 +49,38 @@ class Rules:
     supply_radius_m: Mapping[str, Mapping[str, float]]
     max_age_days: int
     min_good_points: int
+    window_days: int
+    same_season_days: int
     dt_load_rate: float
     feeder_load_rate: float
     mt_overload: float
+    mt_load_rate: float
+    overload_ceiling: float
+    n1_by_class: Mapping[str, str]
+    class_radius_m: Mapping[str, Mapping[str, float]]
+    demand_residential: float
+    demand_industries: Mapping[str, float]
+    demand_default: float
+    simultaneity: float
     weights: Mapping[str, float]
     release_stages: frozenset[str]
     withdrawn_statuses: frozenset[str]
+
+    def n1_policy(self, area_class: str | None) -> str:
+        """required, recommended or not_required: what N-1 means in an area class (unknown: its own rule)."""
+        return self.n1_by_class.get(area_class or UNKNOWN_CLASS, self.n1_by_class[UNKNOWN_CLASS])
+
+    def demand_factor(self, residential: bool, industry_code: str | None) -> tuple[float, str]:
+        """The demand factor of a request and where it came from: the longest configured GB/T 4754 prefix
+        of its industry, else the residential factor, else the default."""
+        if industry_code:
+            for length in range(len(industry_code), 0, -1):
+                factor = self.demand_industries.get(industry_code[:length])
+                if factor is not None:
+                    return factor, f"industry {industry_code[:length]}"
+        if residential:
+            return self.demand_residential, "residential"
+        return self.demand_default, "default (load type unknown)"
 
     def max_radius_m(self) -> float:
         """The widest supply radius of any area and level: how far a grid change can affect a site."""
@@ -99,6 +134,23 @@ def _weight(value: Any) -> str | None:
     return None
 
 
+def _policy(value: Any) -> str | None:
+    if value not in N1_POLICIES:
+        return f"must be one of {list(N1_POLICIES)}, not {value!r}"
+    return None
+
+
+def _factors(value: Any) -> str | None:
+    if not isinstance(value, dict) or not value:
+        return f"must be a map of GB/T 4754 code prefix to factor, not {value!r}"
+    for code, factor in value.items():
+        if not isinstance(code, str) or not code[:1].isalpha() or not code[:1].isupper():
+            return f"keys must be GB/T 4754 codes (a section letter A-T and digits), not {code!r}"
+        if _fraction(factor):
+            return f"factor of {code!r} {_fraction(factor)}"
+    return None
+
+
 def _names(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         return f"must be a list of names, not {value!r}"
@@ -142,11 +194,28 @@ SPEC: Spec = {
         "max_schemes": _count,
         "supply_radius_m": {area: {level: _positive for level in LEVELS} for area in AREAS},
     },
-    "load": {"max_age_days": _count, "min_good_points": _count},
+    "load": {
+        "max_age_days": _count,
+        "min_good_points": _count,
+        "window_days": _count,
+        "same_season_days": _count,
+    },
     "limits": {
         "distribution_transformer_load_rate": _fraction,
         "feeder_load_rate": _fraction,
         "main_transformer_overload": _positive,
+        "main_transformer_load_rate": _fraction,
+        "overload_ceiling": _positive,
+    },
+    "supply_area": {
+        "n_minus_1": {name: _policy for name in (*AREA_CLASSES, UNKNOWN_CLASS)},
+        "supply_radius_m": {name: {level: _positive for level in CLASS_LEVELS} for name in AREA_CLASSES},
+    },
+    "demand": {
+        "residential": _fraction,
+        "industries": _factors,
+        "default": _fraction,
+        "simultaneity": _fraction,
     },
     "weights": {criterion: _weight for criterion in CRITERIA},
     "release_stages": _names,
@@ -207,6 +276,7 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
     voltage, search, load, limits = raw["voltage"], raw["search"], raw["load"], raw["limits"]
+    area, demand = raw["supply_area"], raw["demand"]
     return Rules(
         province=province,
         power_factor=float(raw["power_factor"]),
@@ -222,9 +292,22 @@ def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
         },
         max_age_days=int(load["max_age_days"]),
         min_good_points=int(load["min_good_points"]),
+        window_days=int(load["window_days"]),
+        same_season_days=int(load["same_season_days"]),
         dt_load_rate=float(limits["distribution_transformer_load_rate"]),
         feeder_load_rate=float(limits["feeder_load_rate"]),
         mt_overload=float(limits["main_transformer_overload"]),
+        mt_load_rate=float(limits["main_transformer_load_rate"]),
+        overload_ceiling=float(limits["overload_ceiling"]),
+        n1_by_class={str(name): str(policy) for name, policy in area["n_minus_1"].items()},
+        class_radius_m={
+            str(name): {level: float(value) for level, value in levels.items()}
+            for name, levels in area["supply_radius_m"].items()
+        },
+        demand_residential=float(demand["residential"]),
+        demand_industries={str(code): float(factor) for code, factor in demand["industries"].items()},
+        demand_default=float(demand["default"]),
+        simultaneity=float(demand["simultaneity"]),
         weights={criterion: float(value) for criterion, value in raw["weights"].items()},
         release_stages=frozenset(raw["release_stages"]),
         withdrawn_statuses=frozenset(raw["withdrawn_statuses"]),

@@ -4,6 +4,11 @@ It runs in two steps so the caller can lock what it needs in between: plan() rec
 finds candidate connection points; evaluate() applies the capacity, N-1 and important-customer rules to
 them with the loads and reservations the caller read, and ranks the schemes. Every rule adds a RuleCheck
 to the trace; missing or stale inputs give insufficient_data, never an assumed value.
+
+The applicant is judged on what it adds (its increment: requested kVA x demand factor). Equipment that was
+already beyond a limit before the request is an existing-grid condition for planning, reported apart; only
+a limit the request itself crosses needs reinforcement. N-1 applies as the equipment's supply-area class
+requires it, and a radial feeder or a one-transformer substation is a planning note, never a 0% limit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from canonical_model.application import CustomerClass, ImportanceGrade
 from canonical_model.common import GeoPoint, UrbanRural
 from canonical_model.feasibility import (
     Condition,
+    ExistingGridCondition,
     FeasibilityAssessment,
     Reinforcement,
     RuleCheck,
@@ -26,8 +32,8 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
-from feasibility.config import Rules
-from feasibility.spatial import SpatialIndex
+from feasibility.config import NOT_REQUIRED, REQUIRED, Rules
+from feasibility.spatial import SpatialIndex, haversine_m
 
 TRANSFORMER = "transformer"
 FEEDER = "feeder"
@@ -44,9 +50,11 @@ SOURCE_RULES: Mapping[ImportanceGrade, tuple[int, int]] = {
 _VERDICT_ORDER = {
     Verdict.FEASIBLE: 0,
     Verdict.FEASIBLE_WITH_CONDITIONS: 1,
-    Verdict.NEEDS_REINFORCEMENT: 2,
-    Verdict.NOT_FEASIBLE: 3,
+    Verdict.INSUFFICIENT_DATA: 2,
+    Verdict.NEEDS_REINFORCEMENT: 3,
+    Verdict.NOT_FEASIBLE: 4,
 }
+INSUFFICIENT = "insufficient_data"
 _KIND_NAMES = {TRANSFORMER: "distribution_transformer", FEEDER: "feeder", SUBSTATION: "substation"}
 
 
@@ -67,6 +75,8 @@ class Equipment:
     allowed_current_a: float | None = None
     tie_switches: int | None = None
     public: bool = True
+    area_class: str | None = None
+    route_length_m: float | None = None
 
 
 class GridArea:
@@ -104,6 +114,16 @@ class GridArea:
             elif item.kind == SUBSTATION:
                 self.hv.add(item.lon, item.lat, item.equipment_id)
 
+    def area_class_of(self, item: Equipment) -> str | None:
+        """The supply-area class of an item: its own, else its feeder's, else its substation's."""
+        if item.area_class:
+            return item.area_class
+        feeder = self.feeders.get(item.feeder_id or "") if item.kind == TRANSFORMER else None
+        if feeder is not None and feeder.area_class:
+            return feeder.area_class
+        substation = self.substations.get(self.substation_of(item) or "")
+        return substation.area_class if substation is not None else None
+
     def substation_of(self, item: Equipment) -> str | None:
         """The substation an item is fed from, through its feeder when it names none itself."""
         if item.kind == SUBSTATION:
@@ -116,11 +136,17 @@ class GridArea:
 
 @dataclass(frozen=True)
 class LoadReading:
-    """Recent peak of one piece of equipment, or why there is none (missing, stale, incomplete)."""
+    """The load basis of one piece of equipment, or why there is none (missing, stale, incomplete).
+
+    peak_kw: the highest good point of the basis window; power_factor: measured at that peak where the
+    curves carry one (None: the configured factor applies); basis: how the window was chosen, for the trace.
+    """
 
     peak_kw: float | None
     data_date: date | None = None
     problem: str | None = None
+    power_factor: float | None = None
+    basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +159,7 @@ class FeasibilityRequest:
     site: GeoPoint | None = None
     urban_rural: UrbanRural | None = None
     application_no: str | None = None
+    industry_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,9 +324,7 @@ def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
         return result
     if request.site is None:
         result.conditions.append(
-            Condition(
-                code="insufficient_data", detail="the site location is missing: no connection point search"
-            )
+            Condition(code=INSUFFICIENT, detail="the site location is missing: no connection point search")
         )
         result.trace.append(
             RuleCheck(
@@ -308,7 +333,7 @@ def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
                 detail="no site location",
             )
         )
-        result.final = Verdict.FEASIBLE_WITH_CONDITIONS
+        result.final = Verdict.INSUFFICIENT_DATA
         return result
     index = {"lv": area.lv, "mv": area.mv, "hv": area.hv}[level]
     limit = rules.supply_radius_m[_area(request)][level]
@@ -366,24 +391,35 @@ class _Source:
     checks: list[RuleCheck] = field(default_factory=list)
     conditions: list[Condition] = field(default_factory=list)
     reinforcement: list[Reinforcement] = field(default_factory=list)
+    existing: list[ExistingGridCondition] = field(default_factory=list)
+    blocked: bool = False
+    area_class: str | None = None
     capacity_kva: float | None = None
     peak_kva: float | None = None
     reserved_kva: float = 0.0
+    counted_reserved_kva: float = 0.0
     allowed_rate: float | None = None
     n1_limit: float | None = None
+    load_rate_before: float | None = None
     load_rate_after: float | None = None
 
     @property
     def headroom_kva(self) -> float | None:
         if self.capacity_kva is None or self.peak_kva is None or self.allowed_rate is None:
             return None
-        return self.capacity_kva * self.allowed_rate - self.peak_kva - self.reserved_kva
+        return self.capacity_kva * self.allowed_rate - self.peak_kva - self.counted_reserved_kva
 
     @property
     def verdict(self) -> Verdict:
+        if self.blocked:
+            # Not the applicant's doing, so not its reinforcement: the grid cannot supply it for now
+            # (暂不具备供电条件) and the existing-grid condition says why.
+            return Verdict.NOT_FEASIBLE
         if self.reinforcement:
             return Verdict.NEEDS_REINFORCEMENT
-        if self.conditions:
+        if any(condition.code == INSUFFICIENT for condition in self.conditions):
+            return Verdict.INSUFFICIENT_DATA
+        if self.conditions or self.existing:
             return Verdict.FEASIBLE_WITH_CONDITIONS
         return Verdict.FEASIBLE
 
@@ -394,6 +430,7 @@ class _FeederLimits:
 
     capacity: float | None
     peak: float | None
+    before: float | None
     after: float | None
     allowed_rate: float
     n1_limit: float | None
@@ -412,8 +449,27 @@ class _Evaluator:
         self.area = area
         self.loads = loads
         self.reserved = reserved
-        self.request_kva = plan_.request.requested_capacity_kva
-        self._substation_checks: dict[str, tuple[RuleCheck, Reinforcement | None, Condition | None]] = {}
+        request = plan_.request
+        residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
+        self.demand_factor, self.demand_source = self.rules.demand_factor(residential, request.industry_code)
+        # What the request adds to every piece of equipment above it: its increment.
+        self.request_kva = request.requested_capacity_kva * self.demand_factor
+
+    def demand_check(self) -> RuleCheck:
+        """The increment the request is judged on, as a trace entry."""
+        request = self.plan.request
+        return RuleCheck(
+            rule="request_increment",
+            inputs={
+                "requested_kva": request.requested_capacity_kva,
+                "customer_class": request.customer_class.value,
+                "industry_code": request.industry_code,
+            },
+            threshold={"demand_factor": self.demand_factor, "from": self.demand_source},
+            result=RuleResult.INFO,
+            detail=f"{request.requested_capacity_kva:g} kVA x demand factor {self.demand_factor:g} "
+            f"({self.demand_source}) = {self.request_kva:.1f} kVA added to the equipment",
+        )
 
     def peak_kva(self, equipment_id: str, source: _Source) -> float | None:
         reading = self.loads.get(equipment_id) or LoadReading(None, None, "no load profile")
@@ -421,13 +477,32 @@ class _Evaluator:
             problem = reading.problem or "no good load point"
             source.conditions.append(
                 Condition(
-                    code="insufficient_data",
+                    code=INSUFFICIENT,
                     detail=f"load of {equipment_id}: {problem} (max age {self.rules.max_age_days} days)",
                     equipment_id=equipment_id,
                 )
             )
             return None
-        return reading.peak_kw / self.rules.power_factor
+        measured = reading.power_factor is not None and 0 < reading.power_factor <= 1
+        factor = reading.power_factor if measured and reading.power_factor else self.rules.power_factor
+        peak = reading.peak_kw / factor
+        source.checks.append(
+            RuleCheck(
+                rule="load_basis",
+                subject=equipment_id,
+                inputs={
+                    "peak_kw": reading.peak_kw,
+                    "peak_date": reading.data_date.isoformat() if reading.data_date else None,
+                    "power_factor": factor,
+                    "power_factor_from": "measured" if measured else "configured",
+                },
+                threshold={"window_days": self.rules.window_days, "max_age_days": self.rules.max_age_days},
+                result=RuleResult.INFO,
+                detail=f"{reading.basis or 'peak'}: {reading.peak_kw:.1f} kW / {factor:g} "
+                f"({'measured' if measured else 'configured'} power factor) = {peak:.1f} kVA",
+            )
+        )
+        return peak
 
     def limit_check(
         self,
@@ -440,14 +515,24 @@ class _Evaluator:
         limit: float,
         kind: str,
         why: str,
-    ) -> float | None:
-        """load rate after = (peak + reserved + request) / capacity, which must stay <= limit."""
+        *,
+        policy: str = REQUIRED,
+    ) -> tuple[float | None, float | None]:
+        """Load rates (before, after) the request: (peak + reserved x simultaneity [+ increment]) / capacity.
+
+        After within the limit passes. Before already beyond it is an existing-grid condition (planning's,
+        with the increment the request adds). Otherwise the request crosses the limit itself: reinforcement
+        where the rule is required, a condition where the area class only recommends it.
+        """
+        counted = reserved * self.rules.simultaneity
         inputs: dict[str, Any] = {
             "capacity_kva": _r(capacity),
             "peak_kva": _r(peak),
             "reserved_kva": _r(reserved),
-            "requested_kva": _r(self.request_kva),
+            "simultaneity": self.rules.simultaneity,
+            "increment_kva": _r(self.request_kva),
         }
+        threshold: dict[str, Any] = {"max_load_rate": _r(limit), "why": why, "policy": policy}
         if capacity is None or peak is None:
             missing = "capacity" if capacity is None else "recent peak load"
             source.checks.append(
@@ -455,36 +540,96 @@ class _Evaluator:
                     rule=rule,
                     subject=subject,
                     inputs=inputs,
-                    threshold={"max_load_rate": _r(limit)},
+                    threshold=threshold,
                     result=RuleResult.INSUFFICIENT_DATA,
                     detail=f"{missing} of {subject} unknown",
                 )
             )
-            return None
-        after = (peak + reserved + self.request_kva) / capacity
-        passed = after <= limit + 1e-9
+            return None, None
+        before = (peak + counted) / capacity
+        after = (peak + counted + self.request_kva) / capacity
+        arithmetic = (
+            f"({peak:.1f} + {reserved:.1f} x {self.rules.simultaneity:g} + {self.request_kva:.1f}) / "
+            f"{capacity:.1f} = {after:.4f}"
+        )
+        if after <= limit + 1e-9:
+            result, detail = RuleResult.PASS, f"{arithmetic} <= {limit:.4f}"
+        elif before > limit + 1e-9:
+            shortfall_before = peak + counted - capacity * limit
+            result = RuleResult.EXISTING_DEFICIENCY
+            detail = (
+                f"before the request ({peak:.1f} + {reserved:.1f} x {self.rules.simultaneity:g}) / "
+                f"{capacity:.1f} = {before:.4f} > {limit:.4f}: an existing-grid condition, short by "
+                f"{shortfall_before:.1f} kVA; the request adds {self.request_kva:.1f} kVA ({after:.4f} after)"
+            )
+            self._existing(
+                source,
+                ExistingGridCondition(
+                    equipment_id=subject,
+                    kind=kind,
+                    rule=rule,
+                    max_load_rate=_r(limit),
+                    load_rate_before=_r(before),
+                    shortfall_before_kva=_r(shortfall_before),
+                    increment_kva=_r(self.request_kva),
+                    note=f"{kind} {subject} is at {before:.1%} against its {why} of {limit:.1%} before this "
+                    f"request, short by {shortfall_before:.1f} kVA: a reinforcement project for grid "
+                    "planning, not the applicant's",
+                    blocks_connection=before > self.rules.overload_ceiling + 1e-9,
+                ),
+            )
+        else:
+            shortfall = peak + counted + self.request_kva - capacity * limit
+            detail = f"{arithmetic} > {limit:.4f} (within the limit before the request: {before:.4f})"
+            if policy == REQUIRED:
+                result = RuleResult.FAIL
+                source.reinforcement.append(
+                    Reinforcement(equipment_id=subject, kind=kind, reason=rule, shortfall_kva=_r(shortfall))
+                )
+            else:
+                result = RuleResult.CONDITION
+                source.conditions.append(
+                    Condition(
+                        code="n1_recommended",
+                        detail=f"{rule} of {subject} is recommended in its area class and would be short "
+                        f"by {shortfall:.1f} kVA after the request",
+                        equipment_id=subject,
+                    )
+                )
         source.checks.append(
             RuleCheck(
-                rule=rule,
-                subject=subject,
-                inputs=inputs,
-                threshold={"max_load_rate": _r(limit), "why": why},
-                result=RuleResult.PASS if passed else RuleResult.FAIL,
-                detail=f"({peak:.1f} + {reserved:.1f} + {self.request_kva:g}) / {capacity:.1f} = {after:.4f} "
-                f"{'<=' if passed else '>'} {limit:.4f}",
+                rule=rule, subject=subject, inputs=inputs, threshold=threshold, result=result, detail=detail
             )
         )
-        if not passed:
-            shortfall = peak + reserved + self.request_kva - capacity * limit
-            source.reinforcement.append(
-                Reinforcement(equipment_id=subject, kind=kind, reason=rule, shortfall_kva=_r(shortfall))
+        return before, after
+
+    def _existing(self, source: _Source, finding: ExistingGridCondition) -> None:
+        source.existing.append(finding)
+        source.conditions.append(
+            Condition(
+                code="existing_grid_condition",
+                detail=f"{finding.rule} of {finding.equipment_id}: {finding.note}",
+                equipment_id=finding.equipment_id,
             )
-        return after
+        )
+        if finding.blocks_connection:
+            # Past its rating already: no load can be added here until planning's reinforcement is built.
+            source.blocked = True
+            source.conditions.append(
+                Condition(
+                    code="existing_overload",
+                    detail=f"{finding.equipment_id} already carries more than "
+                    f"{self.rules.overload_ceiling:.0%} of its rating: the connection waits for the grid's "
+                    "own reinforcement",
+                    equipment_id=finding.equipment_id,
+                )
+            )
 
     def source(self, candidate: Candidate) -> _Source:
         item = candidate.equipment
-        source = _Source(candidate, self.area.substation_of(item))
+        source = _Source(candidate, self.area.substation_of(item), area_class=self.area.area_class_of(item))
         source.reserved_kva = self.reserved.get(item.equipment_id, 0.0)
+        source.counted_reserved_kva = source.reserved_kva * self.rules.simultaneity
         if item.kind == TRANSFORMER:
             self._transformer(source, item)
         elif item.kind == FEEDER:
@@ -492,13 +637,14 @@ class _Evaluator:
             self._main_transformers(source)
         else:
             self._main_transformers(source)
+        self._supply_radius(source)
         return source
 
     def _transformer(self, source: _Source, item: Equipment) -> None:
         source.capacity_kva = item.rated_kva
         source.peak_kva = self.peak_kva(item.equipment_id, source)
         source.allowed_rate = source.n1_limit = self.rules.dt_load_rate
-        source.load_rate_after = self.limit_check(
+        source.load_rate_before, source.load_rate_after = self.limit_check(
             source,
             "transformer_load_rate",
             item.equipment_id,
@@ -522,7 +668,7 @@ class _Evaluator:
             )
             source.conditions.append(
                 Condition(
-                    code="insufficient_data",
+                    code=INSUFFICIENT,
                     detail=f"feeder of transformer {item.equipment_id} unknown",
                     equipment_id=item.equipment_id,
                 )
@@ -534,7 +680,7 @@ class _Evaluator:
     def _feeder(self, source: _Source, item: Equipment) -> None:
         limits = self._feeder_limits(source, item, source.reserved_kva)
         source.capacity_kva, source.peak_kva = limits.capacity, limits.peak
-        source.load_rate_after = limits.after
+        source.load_rate_before, source.load_rate_after = limits.before, limits.after
         source.allowed_rate = limits.allowed_rate
         if limits.n1_limit is not None:
             source.n1_limit = limits.n1_limit
@@ -557,13 +703,13 @@ class _Evaluator:
         if capacity is None:
             source.conditions.append(
                 Condition(
-                    code="insufficient_data",
+                    code=INSUFFICIENT,
                     detail=f"allowed current of feeder {item.equipment_id} unknown",
                     equipment_id=item.equipment_id,
                 )
             )
         peak = self.peak_kva(item.equipment_id, source)
-        after = self.limit_check(
+        before, after = self.limit_check(
             source,
             "feeder_load_rate",
             item.equipment_id,
@@ -574,25 +720,72 @@ class _Evaluator:
             "feeder",
             "planning limit",
         )
+        plain = _FeederLimits(capacity, peak, before, after, self.rules.feeder_load_rate, None)
+        area_class = self.area.area_class_of(item)
+        policy = self.rules.n1_policy(area_class)
+        shown = area_class or "unknown"
         k = item.tie_switches
+        inputs: dict[str, Any] = {"tie_switches": k, "area_class": shown}
+        if policy == NOT_REQUIRED:
+            source.checks.append(
+                RuleCheck(
+                    rule="feeder_n_minus_1",
+                    subject=item.equipment_id,
+                    inputs=inputs,
+                    threshold={"policy": policy},
+                    result=RuleResult.INFO,
+                    detail=f"N-1 is not required in supply-area class {shown}",
+                )
+            )
+            return plain
         if k is None:
             source.checks.append(
                 RuleCheck(
                     rule="feeder_n_minus_1",
                     subject=item.equipment_id,
-                    inputs={"tie_switches": None},
+                    inputs=inputs,
+                    threshold={"policy": policy},
                     result=RuleResult.INSUFFICIENT_DATA,
                     detail="tie switch count unknown",
                 )
             )
             source.conditions.append(
                 Condition(
-                    code="insufficient_data",
+                    # Unknown ties block the answer only where N-1 is required.
+                    code=INSUFFICIENT if policy == REQUIRED else "confirm_n1",
                     detail=f"tie switches of feeder {item.equipment_id} unknown",
                     equipment_id=item.equipment_id,
                 )
             )
-            return _FeederLimits(capacity, peak, after, self.rules.feeder_load_rate, None)
+            return plain
+        if k == 0:
+            note = (
+                f"radial feeder {item.equipment_id} has no tie switch: its load cannot be transferred "
+                f"when it trips, so N-1 ({policy} in class {shown}) cannot be kept; planning: a tie to a "
+                "neighbouring feeder"
+            )
+            source.checks.append(
+                RuleCheck(
+                    rule="feeder_n_minus_1",
+                    subject=item.equipment_id,
+                    inputs=inputs,
+                    threshold={"policy": policy, "max_load_rate": None},
+                    result=RuleResult.CONDITION,
+                    detail=note,
+                )
+            )
+            self._existing(
+                source,
+                ExistingGridCondition(
+                    equipment_id=item.equipment_id,
+                    kind="feeder",
+                    rule="feeder_n_minus_1",
+                    load_rate_before=_r(before),
+                    increment_kva=_r(self.request_kva),
+                    note=note,
+                ),
+            )
+            return plain
         n1 = k / (k + 1)
         self.limit_check(
             source,
@@ -603,9 +796,10 @@ class _Evaluator:
             reserved,
             n1,
             "feeder",
-            f"k/(k+1) with k={k} tie switch(es)",
+            f"N-1 limit k/(k+1) with k={k} tie switch(es), class {shown}",
+            policy=policy,
         )
-        return _FeederLimits(capacity, peak, after, min(self.rules.feeder_load_rate, n1), n1)
+        return _FeederLimits(capacity, peak, before, after, min(self.rules.feeder_load_rate, n1), n1)
 
     def _main_transformers(self, source: _Source) -> None:
         substation = source.substation_id
@@ -617,11 +811,14 @@ class _Evaluator:
                     detail=f"source substation of {source.candidate.equipment.equipment_id} unknown",
                 )
             )
-            source.conditions.append(Condition(code="insufficient_data", detail="source substation unknown"))
+            source.conditions.append(Condition(code=INSUFFICIENT, detail="source substation unknown"))
             return
         units = self.area.main_transformers.get(substation, [])
         n = len(units)
-        limit = self.rules.mt_overload * (n - 1) / n if n else 0.0
+        station = self.area.substations.get(substation)
+        area_class = (station.area_class if station else None) or source.area_class
+        policy = self.rules.n1_policy(area_class)
+        shown = area_class or "unknown"
         reserved = self.reserved.get(substation, 0.0)
         if not units:
             capacity: float | None = None
@@ -630,21 +827,126 @@ class _Evaluator:
             capacity = sum(unit.rated_kva or 0.0 for unit in units)
             peaks = [self.peak_kva(unit.equipment_id, source) for unit in units]
             peak = None if any(p is None for p in peaks) else sum(p for p in peaks if p is not None)
-        after = self.limit_check(
+        if n >= 2 and policy != NOT_REQUIRED:
+            rule, limit = "main_transformer_n_minus_1", self.rules.mt_overload * (n - 1) / n
+            why = f"N-1 limit {self.rules.mt_overload:g} x (n-1)/n with n={n} main transformers"
+            why += f", class {shown}"
+        else:
+            rule, limit = "main_transformer_load_rate", self.rules.mt_load_rate
+            why = "load-rate limit"
+            if n == 1 and policy != NOT_REQUIRED:
+                note = (
+                    f"substation {substation} has a single main transformer: its load cannot move to another "
+                    f"unit, so N-1 ({policy} in class {shown}) cannot be kept; planning: a second unit or "
+                    "transfer through 10 kV ties"
+                )
+                source.checks.append(
+                    RuleCheck(
+                        rule="main_transformer_n_minus_1",
+                        subject=substation,
+                        inputs={"main_transformers": n, "area_class": shown},
+                        threshold={"policy": policy, "max_load_rate": None},
+                        result=RuleResult.CONDITION,
+                        detail=note,
+                    )
+                )
+                self._existing(
+                    source,
+                    ExistingGridCondition(
+                        equipment_id=substation,
+                        kind="substation",
+                        rule="main_transformer_n_minus_1",
+                        load_rate_before=_r((peak + reserved * self.rules.simultaneity) / capacity)
+                        if peak is not None and capacity
+                        else None,
+                        increment_kva=_r(self.request_kva),
+                        note=note,
+                    ),
+                )
+            elif n:
+                why = f"load-rate limit (N-1 {policy} in class {shown})"
+        if not units and policy != NOT_REQUIRED:
+            rule = "main_transformer_n_minus_1"
+        before, after = self.limit_check(
             source,
-            "main_transformer_n_minus_1",
+            rule,
             substation,
             capacity,
             peak,
             reserved,
             limit,
             "substation",
-            f"{self.rules.mt_overload:g} x (n-1)/n with n={n} main transformer(s)",
+            why,
+            policy=policy if rule == "main_transformer_n_minus_1" else REQUIRED,
         )
         if source.candidate.equipment.kind == SUBSTATION:
             source.capacity_kva, source.peak_kva, source.reserved_kva = capacity, peak, reserved
+            source.counted_reserved_kva = reserved * self.rules.simultaneity
             source.allowed_rate = source.n1_limit = limit
-            source.load_rate_after = after
+            source.load_rate_before, source.load_rate_after = before, after
+
+    def _supply_radius(self, source: _Source) -> None:
+        """The supply radius of the area class: 0.4 kV from the transformer, 10 kV from the substation."""
+        site = self.plan.request.site
+        level = self.plan.level
+        if site is None or level not in ("lv", "mv"):
+            return
+        item = source.candidate.equipment
+        area_class = source.area_class
+        limits = self.rules.class_radius_m.get(area_class or "")
+        if limits is None:
+            source.checks.append(
+                RuleCheck(
+                    rule="supply_radius",
+                    subject=item.equipment_id,
+                    inputs={"area_class": area_class},
+                    result=RuleResult.INFO,
+                    detail="supply-area class unknown: only the search radius applied",
+                )
+            )
+            return
+        lengths: list[tuple[str, float, float, str]] = []
+        if level == "lv":
+            lengths.append(
+                ("lv", source.candidate.distance_m, limits["lv"], "straight line from the transformer")
+            )
+        station = self.area.substations.get(source.substation_id or "")
+        if item.kind == TRANSFORMER and item.route_length_m is not None:
+            lengths.append(("mv", item.route_length_m, limits["mv"], "along the line from the substation"))
+        elif station is not None and station.lon is not None and station.lat is not None:
+            point = (item.lon, item.lat) if item.kind == TRANSFORMER else (site.lon, site.lat)
+            if point[0] is not None and point[1] is not None:
+                length = haversine_m(station.lon, station.lat, point[0], point[1])
+                lengths.append(
+                    ("mv", length, limits["mv"], "straight line from the substation, no route in the data")
+                )
+        for voltage, length, limit, how in lengths:
+            within = length <= limit
+            source.checks.append(
+                RuleCheck(
+                    rule="supply_radius",
+                    subject=item.equipment_id,
+                    inputs={
+                        "area_class": area_class,
+                        "level": voltage,
+                        "length_m": round(length, 1),
+                        "measured": how,
+                    },
+                    threshold={"max_m": limit},
+                    result=RuleResult.PASS if within else RuleResult.CONDITION,
+                    detail=f"{'0.4' if voltage == 'lv' else '10'} kV supply length {length:.0f} m ({how}) "
+                    f"{'<=' if within else '>'} {limit:g} m in class {area_class}",
+                )
+            )
+            if not within:
+                source.conditions.append(
+                    Condition(
+                        code="supply_radius_exceeded",
+                        detail=f"{length:.0f} m ({how}) is beyond the {limit:g} m supply radius of class "
+                        f"{area_class}: the voltage at the site must be checked",
+                        equipment_id=item.equipment_id,
+                    )
+                )
 
     def criteria(self, source: _Source) -> dict[str, float]:
         headroom = source.headroom_kva
@@ -659,7 +961,8 @@ class _Evaluator:
             "headroom": _clamp(after_headroom / allowed) if after_headroom is not None and allowed else 0.0,
             "load_rate": _clamp(1 - rate) if rate is not None else 0.0,
             "n1_margin": _clamp((limit - rate) / limit) if rate is not None and limit else 0.0,
-            "reinforcement": 0.0 if source.reinforcement else 1.0,
+            # An existing deficiency is not the applicant's, but a healthier connection point is better.
+            "reinforcement": 0.0 if source.reinforcement else (0.5 if source.existing else 1.0),
         }
 
 
@@ -686,7 +989,9 @@ def _supply_source(source: _Source, request_kva: float) -> SupplySource:
         reserved_kva=_r(source.reserved_kva) or 0.0,
         headroom_kva=_r(headroom),
         headroom_after_kva=_r(headroom - request_kva) if headroom is not None else None,
+        load_rate_before=_r(source.load_rate_before),
         load_rate_after=_r(source.load_rate_after),
+        area_class=source.area_class,
         n1_limit=_r(source.n1_limit),
     )
 
@@ -763,6 +1068,7 @@ def evaluate(
     if verdict is None:
         evaluator = _Evaluator(plan_, area, loads, reserved)
         sources = [evaluator.source(candidate) for candidate in plan_.candidates]
+        trace.append(evaluator.demand_check())
         for source in sources:
             trace.extend(source.checks)
         weights = rules.weights
@@ -813,13 +1119,17 @@ def evaluate(
                     rank=rank,
                     score=score,
                     verdict=scheme.verdict,
-                    sources=tuple(_supply_source(s, request.requested_capacity_kva) for s in scheme.sources),
+                    sources=tuple(_supply_source(s, evaluator.request_kva) for s in scheme.sources),
                     criteria=values,
                     reinforcement=tuple(r for s in scheme.sources for r in s.reinforcement),
                     conditions=_unique([c for s in scheme.sources for c in s.conditions] + scheme.conditions),
+                    existing_grid=_unique_existing(e for s in scheme.sources for e in s.existing),
                 )
             )
         verdict = ranked[0].verdict if ranked else Verdict.NOT_FEASIBLE
+        increment, factor = _r(evaluator.request_kva), evaluator.demand_factor
+    else:
+        increment = factor = None
     best = ranked[0] if ranked else None
     return FeasibilityAssessment(
         application_no=request.application_no,
@@ -832,6 +1142,9 @@ def evaluate(
         schemes=tuple(ranked),
         reinforcement=best.reinforcement if best else (),
         conditions=_unique(conditions + (list(best.conditions) if best else [])),
+        increment_kva=increment,
+        demand_factor=factor,
+        existing_grid=best.existing_grid if best else (),
         trace=tuple(trace),
     )
 
@@ -840,6 +1153,13 @@ def _unique(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
     seen: dict[tuple[str, str], Condition] = {}
     for condition in conditions:
         seen.setdefault((condition.code, condition.detail), condition)
+    return tuple(seen.values())
+
+
+def _unique_existing(found: Iterable[ExistingGridCondition]) -> tuple[ExistingGridCondition, ...]:
+    seen: dict[tuple[str, str], ExistingGridCondition] = {}
+    for item in found:
+        seen.setdefault((item.equipment_id, item.rule), item)
     return tuple(seen.values())
 
 

@@ -51,6 +51,8 @@ def equipment_of(kind: str, document: Mapping[str, Any]) -> Equipment:
         allowed_current_a=document.get("allowed_current_a"),
         tie_switches=document.get("tie_switch_count"),
         public=document.get("ownership") != "dedicated",
+        area_class=document.get("supply_area_class"),
+        route_length_m=document.get("route_length_m"),
     )
 
 
@@ -61,50 +63,96 @@ def bbox_around(site: GeoPoint, radius_m: float) -> tuple[float, float, float, f
     return site.lon - dlon, site.lat - dlat, site.lon + dlon, site.lat + dlat
 
 
+def basis_dates(rules: Rules, today: date) -> tuple[date, date, tuple[date, date]]:
+    """(oldest day of the stale check, oldest day of the window, last year's season around today).
+
+    The load basis is the highest good day of the last rules.window_days. Where an equipment's history is
+    shorter than that window, the same season of last year (rules.same_season_days either side of today a
+    year ago) counts too, so a short record does not miss the season's peak.
+    """
+    fresh = today - timedelta(days=rules.max_age_days)
+    window = today - timedelta(days=rules.window_days)
+    year_ago = today - timedelta(days=365)
+    half = timedelta(days=rules.same_season_days)
+    return fresh, window, (year_ago - half, year_ago + half)
+
+
 def read_loads(
     conn: Connection, equipment_ids: Collection[str], rules: Rules, today: date
 ) -> dict[str, LoadReading]:
-    """The recent peak of each piece of equipment, or why there is none.
+    """The load basis of each piece of equipment, or why there is none.
 
-    Recent means a profile dated within rules.max_age_days before today; only profiles with at least
-    rules.min_good_points good points count, and their peak is over good points only.
+    Without a profile dated within rules.max_age_days before today, or with none of those days complete
+    (rules.min_good_points good points), the data is stale or incomplete: no basis. Otherwise the basis is
+    the highest good point of the complete days in the window, and of last year's season where the window's
+    history is shorter than the window (basis_dates).
     """
     if not equipment_ids:
         return {}
     table = load_profiles
-    oldest = today - timedelta(days=rules.max_age_days)
+    fresh, window, season = basis_dates(rules, today)
     rows = conn.execute(
         sa.select(table.c.equipment_id, table.c.data_date, table.c.peak_kw, table.c.good_points).where(
-            table.c.equipment_id.in_(sorted(equipment_ids)), table.c.phase == TOTAL_PHASE
+            table.c.equipment_id.in_(sorted(equipment_ids)),
+            table.c.phase == TOTAL_PHASE,
+            table.c.data_date >= min(window, season[0]),
         )
     ).all()
     by_equipment: dict[str, list[Any]] = {}
     for row in rows:
         by_equipment.setdefault(row.equipment_id, []).append(row)
-    readings: dict[str, LoadReading] = {}
-    for equipment_id in equipment_ids:
-        readings[equipment_id] = _reading(by_equipment.get(equipment_id, []), oldest, rules)
-    return readings
+    latest = {key: max(row.data_date for row in found) for key, found in by_equipment.items()}
+    unseen = [key for key in equipment_ids if key not in latest]
+    if unseen:
+        # Nothing in the basis window: only the date of an older profile is wanted, for the message.
+        latest.update(_latest_dates(conn, unseen))
+    return {
+        equipment_id: _reading(
+            by_equipment.get(equipment_id, []), latest.get(equipment_id), (fresh, window, season), rules
+        )
+        for equipment_id in equipment_ids
+    }
 
 
-def _reading(rows: Iterable[Any], oldest: date, rules: Rules) -> LoadReading:
-    rows = list(rows)
-    if not rows:
+def _latest_dates(conn: Connection, equipment_ids: Collection[str]) -> dict[str, date]:
+    table = load_profiles
+    query = (
+        sa.select(table.c.equipment_id, sa.func.max(table.c.data_date))
+        .where(table.c.equipment_id.in_(sorted(equipment_ids)), table.c.phase == TOTAL_PHASE)
+        .group_by(table.c.equipment_id)
+    )
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def _reading(
+    rows: list[Any], latest: date | None, dates: tuple[date, date, tuple[date, date]], rules: Rules
+) -> LoadReading:
+    fresh, window, (season_from, season_to) = dates
+    if latest is None:
         return LoadReading(None, None, "no load profile")
-    recent = [row for row in rows if row.data_date >= oldest]
-    latest = max(row.data_date for row in rows)
-    if not recent:
-        return LoadReading(None, latest, f"stale: latest profile is of {latest.isoformat()}, before {oldest}")
-    usable = [row for row in recent if row.peak_kw is not None and row.good_points >= rules.min_good_points]
-    if not usable:
-        best = max(row.good_points for row in recent)
+    if latest < fresh:
+        return LoadReading(None, latest, f"stale: latest profile is of {latest.isoformat()}, before {fresh}")
+    usable = [row for row in rows if row.peak_kw is not None and row.good_points >= rules.min_good_points]
+    if not any(row.data_date >= fresh for row in usable):
+        best = max((row.good_points for row in rows if row.data_date >= fresh), default=0)
         return LoadReading(
             None,
             latest,
-            f"incomplete: at most {best} good points of 96 since {oldest} (need {rules.min_good_points})",
+            f"incomplete: at most {best} good points of 96 since {fresh} (need {rules.min_good_points})",
         )
-    peak = max(usable, key=lambda row: row.peak_kw)
-    return LoadReading(float(peak.peak_kw), peak.data_date)
+    recent = [row for row in usable if row.data_date >= window]
+    first = min(row.data_date for row in rows if row.data_date >= window)
+    basis = f"highest of {len(recent)} good day(s) in the last {rules.window_days} days"
+    if first > window + timedelta(days=rules.max_age_days):
+        # The record is shorter than the window: last year's season stands in for the missing part.
+        seasonal = [row for row in usable if season_from <= row.data_date <= season_to and row not in recent]
+        recent += seasonal
+        basis += (
+            f" (history from {first.isoformat()} only) and {len(seasonal)} of last year's season "
+            f"{season_from.isoformat()}..{season_to.isoformat()}"
+        )
+    peak = max(recent, key=lambda row: row.peak_kw)
+    return LoadReading(float(peak.peak_kw), peak.data_date, basis=f"{basis}, peak on {peak.data_date}")
 
 
 def read_reserved(conn: Connection, equipment_ids: Iterable[str], *, exclude: str | None) -> dict[str, float]:

@@ -56,6 +56,7 @@ def request_of(application: ConnectionApplication) -> FeasibilityRequest:
         site=application.site_location,
         urban_rural=application.urban_rural,
         application_no=application.application_no,
+        industry_code=application.industry_code,
     )
 
 

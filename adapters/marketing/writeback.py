@@ -83,7 +83,11 @@ def feasibility_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, A
         return None
     voltage = assessment.recommended_voltage_kv
     volt_code: str | None = None
-    notes = [f"{assessment.verdict.value}", f"reserved {assessment.reserved_kva:g} kVA"]
+    notes = [
+        f"{assessment.verdict.value}",
+        f"reserved {assessment.reserved_kva:g} kVA",
+        *_judgement(assessment),
+    ]
     if voltage is not None:
         try:
             volt_code = codes.code("marketing/volt_code", voltage, field="recommended_voltage_kv")
@@ -97,6 +101,25 @@ def feasibility_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, A
         "assessedAt": legacy_time(assessment.assessed_at),
         "remark": "; ".join(notes),
     }
+
+
+def _judgement(assessment: FeasibilityAssessment) -> list[str]:
+    """The applicant's own result, then the grid's existing deficiencies, kept apart in the remark."""
+    notes = []
+    if assessment.increment_kva is not None:
+        notes.append(f"request adds {assessment.increment_kva:g} kVA")
+    for fix in assessment.reinforcement:
+        short = f" short {fix.shortfall_kva:g} kVA" if fix.shortfall_kva is not None else ""
+        notes.append(f"caused by the request: {fix.reason} {fix.equipment_id}{short}")
+    for found in assessment.existing_grid:
+        rate = f" at {found.load_rate_before:.1%}" if found.load_rate_before is not None else ""
+        limit = f" > {found.max_load_rate:.1%}" if found.max_load_rate is not None and rate else ""
+        short = f" short {found.shortfall_before_kva:g} kVA" if found.shortfall_before_kva is not None else ""
+        blocks = ", blocks connection until reinforced" if found.blocks_connection else ""
+        notes.append(
+            f"existing grid (planning): {found.rule} {found.equipment_id}{rate}{limit}{short}{blocks}"
+        )
+    return notes
 
 
 WRITEBACK_RULES: dict[str, WritebackRule] = {

@@ -12,6 +12,12 @@ Shapes (share of the day's peak, by hour of day h):
 Seasonal intensity follows the month in Nanyang's climate: summer cooling peaks in late July, winter
 heating in mid January. A spring weekday peaks at `utilisation` x the equipment's rated kW (before noise);
 the seasons and the week move other days' peaks up or down from there.
+
+How loaded each piece of equipment is (utilisation) is fixed per equipment id and spread like a healthy
+prefecture grid: most feeders and distribution transformers peak at 25-50% of their rating on a spring
+weekday (about 30-60% in winter and summer), one in ten at 50-65%, and one in twenty-five is overloaded
+(75-95%, beyond the planning limits). Main transformers run lighter, 25-45%, so a substation's load fits on
+its other units when one trips.
 """
 
 from __future__ import annotations
@@ -72,6 +78,19 @@ def shape(load_class: LoadClass, day: date, hour: float) -> float:
         )
     busy = 1.1 if weekend else 1.0
     return busy * (0.15 + 0.5 * _plateau(hour, 9.0, 21.5) + (0.15 + 0.45 * summer) * _bump(hour, 15.0, 2.0))
+
+
+def utilisation(equipment_id: str, *, main_transformer: bool = False) -> float:
+    """A spring weekday's peak as a share of the rating, fixed per equipment id (see the module text)."""
+    draw = random.Random(equipment_id)
+    roll, share = draw.random(), draw.random()
+    if main_transformer:
+        return 0.25 + 0.2 * share
+    if roll < 0.04:
+        return 0.75 + 0.2 * share
+    if roll < 0.14:
+        return 0.5 + 0.15 * share
+    return 0.25 + 0.25 * share
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from typing import Any
 
 from adapters.dispatch.cime import Block, Header, iter_cime_bytes, iter_cime_lines
 from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, Curve, iter_curve_lines
-from simulators.dispatch.curves import POINTS, daily_curve
+from simulators.dispatch.curves import POINTS, daily_curve, utilisation
 from simulators.dispatch.equipment import Equipment, EquipmentKind
 
 REGION = "南阳"
@@ -81,15 +81,8 @@ class Reading:
 
 
 def _utilisation(item: Equipment) -> float:
-    """A spring weekday's peak as a share of the rating, fixed per equipment.
-
-    Main transformers run lighter: a substation's load must fit on its other transformers when one trips
-    (N-1).
-    """
-    share = random.Random(item.equipment_id).random()
-    if item.kind is EquipmentKind.MAIN_TRANSFORMER:
-        return 0.25 + 0.2 * share
-    return 0.35 + 0.4 * share
+    """A spring weekday's peak as a share of the rating, fixed per equipment (curves.utilisation)."""
+    return utilisation(item.equipment_id, main_transformer=item.kind is EquipmentKind.MAIN_TRANSFORMER)
 
 
 def readings(
@@ -193,7 +186,12 @@ def power_curve_lines(day_readings: Iterable[Reading]) -> Iterable[str]:
         Curve(
             id=reading.equipment.equipment_id,
             data_date=reading.day,
-            points=tuple(None if value is None else Decimal(f"{value:.3f}") for value in reading.load_kw),
+            # The metering platform has no quality codes: a reading it could not take is an empty cell,
+            # not a spike nobody downstream could tell from a load.
+            points=tuple(
+                None if value is None or code == INVALID else Decimal(f"{value:.3f}")
+                for value, code in zip(reading.load_kw, reading.quality, strict=True)
+            ),
             data_type="1",
         )
         for reading in day_readings

@@ -146,7 +146,7 @@ ACCEPTED_CODES: dict[str, frozenset[str]] = {
 }
 # Feasibility verdicts (可开放容量结论): "01" feasible, "02" feasible with conditions, "03" grid
 # reinforcement needed, "04" not feasible.
-FEASIBILITY_VERDICTS = frozenset({"01", "02", "03", "04"})
+FEASIBILITY_VERDICTS = frozenset({"01", "02", "03", "04", "05"})  # "05": data insufficient
 _DEFAULT_VOLT_CODE = {"01": "AC02202", "02": "AC03802", "03": "AC00101", "04": "AC00101"}
 _NEW_APPLICATION_REQUIRED = ("BUSI_TYPE_CODE", "APPLY_CAP", "CUST_CLASS_CODE", "CHANNEL_CODE", "ORG_NO")
 _NEW_CUSTOMER_REQUIRED = ("CONS_NAME", "ELEC_TYPE_CODE", "CERT_TYPE_CODE", "CERT_NO")

@@ -3,11 +3,11 @@
 The same tables are created on SQLite, PostgreSQL and MariaDB.
 
 Tables (设备台账 equipment ledgers and a GIS coordinate table):
-    T_SB_ZNYC_DZ     substation 电站: OBJ_ID, BDZMC 名称, DYDJ 电压等级, YWDW 运维单位
+    T_SB_ZNYC_DZ     substation 电站: OBJ_ID, BDZMC 名称, DYDJ 电压等级, YWDW 运维单位, GDQY 供电区域
     T_SB_ZNYC_ZBYQ   main transformer 主变压器: OBJ_ID, SSDZ 所属电站, SBMC 名称, EDRL 额定容量 (MVA),
                      EDDY 额定电压 (a DYDJ code)
     T_SB_ZWYC_DKX    feeder 馈线: OBJ_ID, XLMC 线路名称, QSDZ 起始电站, DYDJ, YXDL 允许电流 (A),
-                     LLKGS 联络开关数
+                     LLKGS 联络开关数, GDQY 供电区域
     T_SB_ZNYC_PDBYQ  distribution transformer 配变: OBJ_ID, SBMC, XH 型号, SSDKX 所属馈线, SSDZ,
                      EDRL (kVA), DYDJ, SYXZ 使用性质 (01 公用 / 02 专用), YXTQBH 营销台区编号 (TG_ID)
     T_SB_ZWYC_ZSKG   pole-mounted switch 柱上开关: OBJ_ID, SBMC, SSDKX, KGXZ 开关性质 (01 分段 / 02 联络)
@@ -15,6 +15,8 @@ Tables (设备台账 equipment ledgers and a GIS coordinate table):
 Every equipment table also has YXZT 运行状态 (10 未投运, 20 在运, 30 退役), TYRQ 投运日期 and GXSJ 更新时间,
 the local (Asia/Shanghai) time of the last change, in whole seconds and NULL on a few migrated rows.
 DYDJ uses PMS codes ('22' = 10 kV, '32' = 110 kV), not the marketing system's VOLT_CODE ('AC00101').
+GDQY is the supply-area class of 配电网规划设计技术导则 as a code: '01' A+, '02' A, '03' B, '04' C, '05' D,
+'06' E; NULL where planning never classed the equipment.
 Nothing enforces references between tables, as in the legacy system: rows are deleted without cascades.
 """
 
@@ -45,6 +47,7 @@ substations = sa.Table(
     sa.Column("BDZMC", sa.String(64), nullable=False, comment="变电站名称"),
     sa.Column("DYDJ", sa.String(4), nullable=False, comment="电压等级"),
     sa.Column("YWDW", sa.String(64), nullable=True, comment="运维单位"),
+    sa.Column("GDQY", sa.String(2), nullable=True, comment="供电区域"),
     *_common(),
     sa.Index("IX_PMS_DZ_GXSJ", "GXSJ", "OBJ_ID"),
 )
@@ -70,6 +73,7 @@ feeders = sa.Table(
     sa.Column("DYDJ", sa.String(4), nullable=False, comment="电压等级"),
     sa.Column("YXDL", sa.Numeric(8, 1), nullable=True, comment="允许电流 (A)"),
     sa.Column("LLKGS", sa.Integer, nullable=True, comment="联络开关数"),
+    sa.Column("GDQY", sa.String(2), nullable=True, comment="供电区域"),
     *_common(),
     sa.Index("IX_PMS_DKX_GXSJ", "GXSJ", "OBJ_ID"),
 )

@@ -4,6 +4,11 @@ Defaults: 100 substations (8% 220 kV, 60% 110 kV, 32% 35 kV) with 1-3 main trans
 feeders on the 110 kV and 35 kV substations, 50,000 distribution transformers (about 70% public with a
 marketing transformer district TG_ID, 30% dedicated), one or more pole-mounted switches per feeder, and GIS
 coordinates for the substations, switches and about 99% of the transformers.
+Supply-area classes (GDQY) follow a prefecture city of Henan: the 220/110 kV substations serve the city's A
+and B areas and the county towns' C areas, the 35 kV ones county towns (C) and the countryside (D, a few E).
+A feeder serves its substation's class or, for one in five, the next class out. Urban feeders (A, B) have one
+to three tie switches; in C some and in D most are radial (no tie), and most rural 35 kV substations have a
+single main transformer, as in the countryside.
 GXSJ is realistic for a migrated legacy system: about 40% of the rows carry the one second of the data
 migration (a burst far larger than any page), the rest are spread over three years in small batch-job
 bursts, and about 0.2% are NULL.
@@ -95,6 +100,14 @@ _COMPANIES = ("纺织", "食品", "机械", "化工", "建材", "医药", "物�
 _PUBLIC_KVA = (100, 200, 200, 315, 315, 400, 400, 500, 630)
 _DEDICATED_KVA = (250, 315, 400, 500, 630, 630, 800, 1000, 1250, 1600)
 _MAIN_MVA = {"33": (180, 240), "32": (31.5, 40, 50, 63), "25": (6.3, 10, 20)}
+# GDQY codes: "02" A, "03" B, "04" C, "05" D, "06" E ("01" A+ is a provincial capital's core: none here).
+_AREA_BY_VOLTAGE = {"33": (("02", 0.3), ("03", 0.7)), "32": (("02", 0.15), ("03", 0.45), ("04", 0.4))}
+_RURAL_AREAS = (("04", 0.3), ("05", 0.6), ("06", 0.1))
+_NEXT_AREA_OUT = {"02": "03", "03": "04", "04": "05", "05": "06", "06": "06"}
+_UNITS = {"02": (2, 2, 3), "03": (2, 2, 3), "04": (1, 2, 2), "05": (1, 1, 2), "06": (1,)}
+# Half-width in degrees of the square a feeder's equipment lies in around its substation (0.01 deg ~ 1 km).
+_SPREAD_DEG = {"02": 0.018, "03": 0.02, "04": 0.03, "05": 0.07, "06": 0.08}
+_TIES = {"02": (1, 2, 2, 3), "03": (1, 1, 2, 3), "04": (0, 1, 1, 2), "05": (0, 0, 0, 1), "06": (0,)}
 _SERIES = ("S11-M", "S13-M", "SBH15-M", "SCB13")
 # Nanyang prefecture, roughly: lon 111.9-113.4, lat 32.3-33.8.
 _LON = (111.9, 113.4)
@@ -171,6 +184,11 @@ class _Substation:
     voltage: str
     lon: float
     lat: float
+    area: str
+
+
+def _pick(rng: random.Random, shares: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([code for code, _ in shares], [share for _, share in shares])[0]
 
 
 @dataclass
@@ -178,6 +196,7 @@ class _Feeder:
     obj_id: str
     substation: _Substation
     tie_switches: int
+    area: str
 
 
 class _Generator:
@@ -199,8 +218,14 @@ class _Generator:
             cycle, index = divmod(n - 1, len(_PLACES))
             place = _PLACES[index] + (str(cycle + 1) if cycle else "")
             kv = {"33": 220, "32": 110, "25": 35}[voltage]
+            area = _pick(rng, _AREA_BY_VOLTAGE.get(voltage, _RURAL_AREAS))
             sub = _Substation(
-                substation_id(n), place, voltage, round(rng.uniform(*_LON), 6), round(rng.uniform(*_LAT), 6)
+                substation_id(n),
+                place,
+                voltage,
+                round(rng.uniform(*_LON), 6),
+                round(rng.uniform(*_LAT), 6),
+                area,
             )
             self.substations.append(sub)
             rows.append(
@@ -209,6 +234,7 @@ class _Generator:
                     "BDZMC": f"{kv}kV{place}变",
                     "DYDJ": voltage,
                     "YWDW": "国网南阳供电公司变电运维中心",
+                    "GDQY": area,
                     "YXZT": "20",
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),
@@ -221,7 +247,7 @@ class _Generator:
         rows = []
         n = 0
         for sub in self.substations:
-            for unit in range(1, rng.choice((1, 2, 2, 3)) + 1):
+            for unit in range(1, rng.choice(_UNITS[sub.area]) + 1):
                 n += 1
                 rows.append(
                     {
@@ -248,7 +274,8 @@ class _Generator:
             if sub is None:
                 raise ConfigError("feeders need at least one substation")
             index = per_substation[sub.obj_id] = per_substation.get(sub.obj_id, 0) + 1
-            feeder = _Feeder(feeder_id(n), sub, rng.choice((0, 1, 1, 2, 2, 3)))
+            area = _NEXT_AREA_OUT[sub.area] if rng.random() < 0.2 else sub.area
+            feeder = _Feeder(feeder_id(n), sub, rng.choice(_TIES[area]), area)
             self.feeders.append(feeder)
             rows.append(
                 {
@@ -258,6 +285,7 @@ class _Generator:
                     "DYDJ": "22",
                     "YXDL": rng.choice((400, 485, 485, 600)),
                     "LLKGS": feeder.tie_switches,
+                    "GDQY": area,
                     "YXZT": _status(rng),
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),
@@ -292,7 +320,7 @@ class _Generator:
                 "TYRQ": _commissioned(rng),
                 "GXSJ": self.times.next(),
                 # Not a column: where the GIS row goes, if the transformer has one.
-                "_AT": self.near(feeder.substation) if rng.random() < 0.99 else None,
+                "_AT": self.near(feeder) if rng.random() < 0.99 else None,
             }
 
     def switch_rows(self) -> Iterator[dict[str, Any]]:
@@ -310,14 +338,17 @@ class _Generator:
                     "YXZT": "20",
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),
-                    "_AT": self.near(feeder.substation),
+                    "_AT": self.near(feeder),
                 }
 
-    def near(self, sub: _Substation) -> tuple[float, float]:
-        """A point within about 4 km of a substation."""
+    def near(self, feeder: _Feeder) -> tuple[float, float]:
+        """A point along a feeder: within about 2 km of its substation in A and B areas, 3 km in C and
+        8 km in D and E, so that most feeders keep their class's supply radius (3, 5, 15 km)."""
+        spread = _SPREAD_DEG[feeder.area]
+        sub = feeder.substation
         return (
-            round(sub.lon + self.rng.uniform(-0.04, 0.04), 6),
-            round(sub.lat + self.rng.uniform(-0.04, 0.04), 6),
+            round(sub.lon + self.rng.uniform(-spread, spread), 6),
+            round(sub.lat + self.rng.uniform(-spread, spread), 6),
         )
 
     def gis_row(self, obj_id: str, device_type: str, at: tuple[float, float]) -> dict[str, Any]:

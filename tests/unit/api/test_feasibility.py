@@ -13,6 +13,17 @@ from sqlalchemy.engine import Engine
 from api.feasibility import feasibility_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
+from tests.unit.feasibility.builders import (
+    NOW,
+    SITE,
+    feeder,
+    main_transformer,
+    store_grid,
+    store_peak,
+    substation,
+    transformer,
+)
+from yekuo import clock
 from yekuo.settings import PROJECT_ROOT, SubmissionSettings
 
 PREVIEW: dict[str, Any] = {
@@ -117,3 +128,45 @@ def test_an_unknown_field_is_refused(client: TestClient) -> None:
     response = client.post("/v1/feasibility/preview", json={**PREVIEW, "capacity": 50})
     assert response.status_code == 422
     assert _locations(response) == [["body", "capacity"]]
+
+
+def test_a_preview_shows_existing_grid_conditions_apart_from_the_applicants_result(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            substation("S1", 0, 600),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+            transformer("T1", "F1", "S1", 50, rated_kva=400),
+        )
+        # F1: 4500 kW / 0.9 = 5000 kVA of 8400.45 = 59.5%, past its one-tie N-1 limit of 50%.
+        for equipment_id, peak_kw in (("T1", 150.0), ("F1", 4_500.0), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
+            store_peak(conn, equipment_id, peak_kw)
+    body = {**PREVIEW, "site_location": SITE.model_dump(), "customer_class": "lv_non_residential"}
+    body.pop("province")
+    with clock.frozen_at(NOW):  # the profiles are of the builders' day
+        response = _client(sqlite_engine).post(
+            "/v1/feasibility/preview", json={**body, "industry_code": "F5211"}
+        )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["verdict"] == "feasible_with_conditions"
+    assert "reinforcement" not in answer or answer["reinforcement"] == []
+    (existing,) = answer["existing_grid"]
+    assert (existing["equipment_id"], existing["rule"], existing["max_load_rate"]) == (
+        "F1",
+        "feeder_n_minus_1",
+        0.5,
+    )
+    # Wholesale and retail (F) count 0.7: 50 kVA x 0.7 = 35 kVA is what the request adds.
+    assert (answer["demand_factor"], answer["increment_kva"]) == (0.7, 35)
+    assert existing["increment_kva"] == 35
+
+
+def test_an_industry_code_that_is_not_gb_t_4754_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/feasibility/preview", json={**PREVIEW, "industry_code": "31"})
+    assert response.status_code == 422
+    assert ["body", "industry_code"] in _locations(response)

@@ -27,6 +27,7 @@ from canonical_model.grid import (
     Feeder,
     MainTransformer,
     Substation,
+    SupplyAreaClass,
     TransformerOwnership,
 )
 from canonical_model.load import LoadPoint, LoadProfile, LoadSource
@@ -57,13 +58,16 @@ def at(east_m: float, north_m: float) -> GeoPoint:
     return GeoPoint(lon=lon, lat=lat)
 
 
-def substation(substation_id: str, east_m: float = 0, north_m: float = 0) -> Substation:
+def substation(
+    substation_id: str, east_m: float = 0, north_m: float = 0, *, area: SupplyAreaClass | None = None
+) -> Substation:
     return Substation(
         substation_id=substation_id,
         name=substation_id,
         status=EquipmentStatus.IN_SERVICE,
         voltage_kv=110,
         location=at(east_m, north_m),
+        supply_area_class=area,
     )
 
 
@@ -86,6 +90,7 @@ def feeder(
     *,
     current_a: float | None = 485,
     ties: int | None = 1,
+    area: SupplyAreaClass | None = None,
 ) -> Feeder:
     return Feeder(
         feeder_id=feeder_id,
@@ -96,6 +101,7 @@ def feeder(
         allowed_current_a=current_a,
         tie_switch_count=ties,
         location=at(east_m, north_m),
+        supply_area_class=area,
     )
 
 
@@ -107,6 +113,7 @@ def transformer(
     north_m: float = 0,
     *,
     rated_kva: float = 400,
+    route_m: float | None = None,
 ) -> DistributionTransformer:
     return DistributionTransformer(
         transformer_id=transformer_id,
@@ -118,6 +125,7 @@ def transformer(
         rated_capacity_kva=rated_kva,
         ownership=TransformerOwnership.PUBLIC,
         location=at(east_m, north_m),
+        route_length_m=route_m,
     )
 
 
@@ -228,6 +236,7 @@ def request(
     customer_class: CustomerClass = CustomerClass.LV_NON_RESIDENTIAL,
     grade: ImportanceGrade = ImportanceGrade.NONE,
     area: UrbanRural | None = UrbanRural.URBAN,
+    industry: str | None = None,
 ) -> FeasibilityRequest:
     return FeasibilityRequest(
         requested_capacity_kva=kva,
@@ -235,6 +244,7 @@ def request(
         importance_grade=grade,
         site=SITE,
         urban_rural=area,
+        industry_code=industry,
     )
 
 

@@ -82,3 +82,54 @@ def test_unknown_and_missing_keys_are_errors(tmp_path: Path) -> None:
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_feasibility_config(tmp_path)
+
+
+def test_the_shipped_rules_hold_the_planning_practice_of_section_2b() -> None:
+    rules = load_feasibility_config(ROOT).default
+    assert [rules.n1_policy(name) for name in ("A+", "A", "B", "C", "D", "E")] == [
+        "required",
+        "required",
+        "required",
+        "recommended",
+        "not_required",
+        "not_required",
+    ]
+    assert rules.n1_policy(None) == "required"  # unclassed equipment: the safe side
+    assert {name: radius["mv"] for name, radius in rules.class_radius_m.items()} == {
+        "A+": 3000,
+        "A": 3000,
+        "B": 3000,
+        "C": 5000,
+        "D": 15000,
+        "E": 15000,
+    }
+    assert [rules.class_radius_m[name]["lv"] for name in ("A", "B", "C", "D")] == [150, 250, 400, 500]
+    assert (rules.window_days, rules.simultaneity) == (365, 0.8)
+
+
+def test_the_demand_factor_takes_the_longest_industry_prefix_then_the_load_type() -> None:
+    rules = load_feasibility_config(ROOT).default
+    assert rules.demand_factor(False, "C3110") == (0.8, "industry C31")  # ferrous smelting
+    assert rules.demand_factor(False, "C3410") == (0.6, "industry C")  # other manufacturing
+    assert rules.demand_factor(True, None) == (0.4, "residential")
+    assert rules.demand_factor(True, "S") == (0.4, "residential")  # no factor for section S
+    assert rules.demand_factor(False, None) == (1.0, "default (load type unknown)")
+
+
+def test_bad_area_and_demand_settings_are_reported_with_their_line(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace("C: recommended,", "C: optional,").replace("      C17: 0.75", "      c17: 0.75")
+    lines = text.splitlines()
+    n1_line = next(i for i, line in enumerate(lines, 1) if "C: optional" in line)
+    industries_line = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("industries:"))
+    diag = Diagnostics(_copy(tmp_path, text))
+    assert read_feasibility_config(tmp_path, diag) is None
+    messages = [str(error) for error in diag.errors]
+    assert any(
+        m.startswith(f"feasibility/rules.yaml:{n1_line}: supply_area.n_minus_1.C must be one of")
+        for m in messages
+    ), messages
+    assert any(
+        m.startswith(f"feasibility/rules.yaml:{industries_line}: demand.industries keys must be GB/T 4754")
+        for m in messages
+    ), messages

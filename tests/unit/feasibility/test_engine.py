@@ -9,7 +9,8 @@ import pytest
 from canonical_model.application import CustomerClass, ImportanceGrade
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
-from feasibility.engine import GridArea, LoadReading, evaluate, plan
+from canonical_model.grid import SupplyAreaClass
+from feasibility.engine import FeasibilityRequest, GridArea, LoadReading, evaluate, plan, reservation_targets
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
     NOW,
@@ -88,24 +89,35 @@ def _mv_grid(feeder_load_rate: float, ties: int) -> tuple[GridArea, dict[str, Lo
     return area, loads
 
 
-def test_630_kva_on_a_feeder_at_65_percent_with_one_tie_switch_fails_n_minus_1() -> None:
+def test_630_kva_on_a_feeder_already_beyond_n_minus_1_is_judged_on_its_increment() -> None:
     area, loads = _mv_grid(0.65, ties=1)
     planned = plan(request(630), RULES, area)
     assert planned.voltage_kv == 10  # 630 x 0.9 = 567 kW > 160 kW
     assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
 
     capacity = math.sqrt(3) * 10 * 485  # 8400.4 kVA
+    # No industry and not residential: demand factor 1.0, the request adds its full 630 kVA.
+    assert assessment.increment_kva == 630 and assessment.demand_factor == 1.0
     after = (0.65 * capacity + 630) / capacity  # 0.65 + 0.075 = 0.725
     n1_limit = 1 / (1 + 1)  # k/(k+1) with one tie switch = 0.5
+    # F1 was at 65% against its 50% N-1 limit before the request: that shortfall, 0.15 x 8400.4 =
+    # 1260.1 kVA, is an existing-grid condition for planning, not the applicant's (it used to be
+    # blamed for 1890.1 kVA, the existing 1260.1 plus its own 630).
     n1 = check(assessment, "feeder_n_minus_1", "F1")
-    assert n1.result is RuleResult.FAIL
+    assert n1.result is RuleResult.EXISTING_DEFICIENCY
     assert n1.threshold["max_load_rate"] == n1_limit
-    assert n1.detail.endswith(f"= {after:.4f} > 0.5000")
+    (existing,) = [e for e in assessment.existing_grid if e.rule == "feeder_n_minus_1"]
+    assert existing.equipment_id == "F1"
+    assert existing.load_rate_before == pytest.approx(0.65, abs=0.001)
+    assert existing.shortfall_before_kva == pytest.approx(0.15 * capacity, abs=0.01)
+    assert existing.increment_kva == 630
+    assert f"{after:.4f} after" in n1.detail
+    # The 70% planning limit was kept before (0.65) and the request itself crosses it (0.725): that part
+    # is the applicant's, short by (0.725 - 0.7) x 8400.4 = 210.0 kVA.
     assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
-    shortfall = 0.65 * capacity + 630 - 0.5 * capacity  # 0.15 x 8400.4 + 630 = 1890.1 kVA
-    n1_fix = [r for r in assessment.reinforcement if r.reason == "feeder_n_minus_1"]
-    assert n1_fix[0].equipment_id == "F1"
-    assert n1_fix[0].shortfall_kva == pytest.approx(shortfall, abs=0.01)
+    (fix,) = assessment.reinforcement
+    assert (fix.equipment_id, fix.reason) == ("F1", "feeder_load_rate")
+    assert fix.shortfall_kva == pytest.approx(0.65 * capacity + 630 - 0.7 * capacity, abs=0.01)
     # The substation keeps N-1: 1.3 x (2-1)/2 = 0.65 >= (2 x 9000/0.9 + 630) / 100,000 = 0.2063.
     mt = check(assessment, "main_transformer_n_minus_1", "S1")
     assert mt.result is RuleResult.PASS
@@ -124,7 +136,7 @@ def test_the_same_request_on_a_lightly_loaded_feeder_with_two_ties_is_feasible()
     assert source.load_rate_after == pytest.approx(0.375, abs=0.001)
 
 
-def test_a_single_main_transformer_cannot_keep_n_minus_1() -> None:
+def test_a_single_main_transformer_is_a_planning_note_not_a_zero_limit() -> None:
     area = GridArea(
         engine_view(
             substation("S1", 3000), main_transformer("S1-T1", "S1", 50_000), feeder("F1", "S1", 300, ties=3)
@@ -132,10 +144,24 @@ def test_a_single_main_transformer_cannot_keep_n_minus_1() -> None:
     )
     loads = {"F1": LoadReading(1000), "S1-T1": LoadReading(1000)}
     assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    # 1.3 x (1-1)/1 = 0 would refuse any load: one unit cannot keep N-1, which is the substation's
+    # condition, noted for planning, with no limit to fail.
     mt = check(assessment, "main_transformer_n_minus_1", "S1")
-    assert mt.threshold["max_load_rate"] == 0  # 1.3 x (1-1)/1
-    assert mt.result is RuleResult.FAIL
-    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+    assert mt.result is RuleResult.CONDITION
+    assert mt.threshold["max_load_rate"] is None
+    # The unit itself is held to its load-rate limit: (1000 / 0.9 + 630) / 50,000 = 0.0348 <= 0.8.
+    rate = check(assessment, "main_transformer_load_rate", "S1")
+    assert rate.result is RuleResult.PASS
+    assert rate.detail.endswith("= 0.0348 <= 0.8000")
+    (existing,) = assessment.existing_grid
+    assert (existing.equipment_id, existing.rule, existing.max_load_rate) == (
+        "S1",
+        "main_transformer_n_minus_1",
+        None,
+    )
+    assert existing.load_rate_before == pytest.approx(1000 / 0.9 / 50_000, abs=0.001)
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.reinforcement == ()
 
 
 def _two_substations() -> tuple[GridArea, dict[str, LoadReading]]:
@@ -220,7 +246,8 @@ def test_stale_load_gives_insufficient_data_not_a_guess() -> None:
     assessment = evaluate(plan(request(50), RULES, area), area, loads, {}, assessed_at=NOW)
     rate = check(assessment, "transformer_load_rate", "T1")
     assert rate.result is RuleResult.INSUFFICIENT_DATA
-    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
+    assert reservation_targets(assessment) == []  # nothing is promised on data that is not there
     assert [c.code for c in assessment.conditions] == ["insufficient_data"]
     assert "stale" in assessment.conditions[0].detail
     assert assessment.schemes[0].sources[0].headroom_kva is None
@@ -235,9 +262,11 @@ def test_reserved_capacity_reduces_headroom() -> None:
     assert free.verdict is Verdict.FEASIBLE
     assert free.schemes[0].sources[0].headroom_kva == pytest.approx(153.333, abs=0.001)
     taken = evaluate(planned, area, loads, {"T1": 100}, assessed_at=NOW)
-    # (166.67 + 100 + 100) / 400 = 0.917 > 0.8; short by 366.67 - 320 = 46.67 kVA
+    # The 100 kVA others hold counts at the simultaneity 0.8: 80 kVA. Before: (166.67 + 80) / 400 = 0.617
+    # <= 0.8; after: (166.67 + 80 + 100) / 400 = 0.867 > 0.8, short by 346.67 - 320 = 26.67 kVA.
     assert taken.verdict is Verdict.NEEDS_REINFORCEMENT
-    assert taken.reinforcement[0].shortfall_kva == pytest.approx(46.667, abs=0.001)
+    assert taken.reinforcement[0].shortfall_kva == pytest.approx(26.667, abs=0.001)
+    assert taken.schemes[0].sources[0].headroom_kva == pytest.approx(320 - 166.667 - 80, abs=0.001)
 
 
 def test_search_widens_until_enough_candidates_and_stops_at_the_supply_radius() -> None:
@@ -257,7 +286,7 @@ def test_search_widens_until_enough_candidates_and_stops_at_the_supply_radius() 
         planned_assessment := evaluate(planned, area, {}, {}, assessed_at=NOW), "connection_point_search"
     )
     assert search.threshold["radii_m"] == [200, 250]
-    assert planned_assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert planned_assessment.verdict is Verdict.INSUFFICIENT_DATA  # no loads, no feeder: no answer
 
 
 def test_no_connection_point_in_reach_is_not_feasible() -> None:
@@ -309,15 +338,19 @@ def test_a_low_voltage_request_with_room_on_its_transformer_still_fails_its_feed
 def test_a_low_voltage_request_counts_what_others_reserved_on_its_feeder() -> None:
     area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
     loads = _with_upstream({"T1": LoadReading(150)})
-    # F1 allows 0.7 x 8400.36 = 5880.25 kVA; 2222.22 kVA peak + 3600 reserved + 100 = 5922.22 > 5880.25
-    assessment = evaluate(plan(request(100), RULES, area), area, loads, {"F1": 3_600}, assessed_at=NOW)
-    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.FAIL
+    capacity = math.sqrt(3) * 10 * 485  # 8400.45 kVA; two ties: N-1 limit 2/3, 5600.30 kVA
+    planned = plan(request(100), RULES, area)
+    alone = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # (2222.22 + 100) / 8400.45 = 0.2764: nothing else on F1, it passes.
+    assert check(alone, "feeder_n_minus_1", "F1").result is RuleResult.PASS
+    # 4125 kVA held by others counts 4125 x 0.8 = 3300: before (2222.22 + 3300) / 8400.45 = 0.6574 <= 2/3,
+    # after (5522.22 + 100) / 8400.45 = 0.6693 > 2/3: the request crosses N-1, short by 5622.22 - 5600.30.
+    assessment = evaluate(planned, area, loads, {"F1": 4_125}, assessed_at=NOW)
+    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.PASS  # 0.6693 <= 0.7
     assert check(assessment, "transformer_load_rate", "T1").result is RuleResult.PASS
-    # 5922.22 / 8400.36 = 0.705 is over the two-tie N-1 limit of 0.667 as well.
-    assert [(r.equipment_id, r.reason) for r in assessment.reinforcement] == [
-        ("F1", "feeder_load_rate"),
-        ("F1", "feeder_n_minus_1"),
-    ]
+    (fix,) = assessment.reinforcement
+    assert (fix.equipment_id, fix.reason) == ("F1", "feeder_n_minus_1")
+    assert fix.shortfall_kva == pytest.approx(2000 / 0.9 + 3300 + 100 - capacity * 2 / 3, abs=0.001)
 
 
 def test_a_low_voltage_request_whose_feeder_is_unknown_is_not_told_plainly_feasible() -> None:
@@ -326,4 +359,273 @@ def test_a_low_voltage_request_whose_feeder_is_unknown_is_not_told_plainly_feasi
         plan(request(100), RULES, area), area, {"T1": LoadReading(150)}, {}, assessed_at=NOW
     )
     assert check(assessment, "feeder_load_rate").result is RuleResult.INSUFFICIENT_DATA
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
+
+
+# --- The applicant is judged on what it adds --------------------------------------------------------------
+
+CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
+
+
+def test_a_household_on_a_feeder_already_past_n_minus_1_is_not_blamed_for_it() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 0, 600),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+            transformer("T1", "F1", "S1", 50, rated_kva=400),
+        )
+    )
+    # F1 at 64.5% against its one-tie N-1 limit of 50% before anyone applied.
+    loads = {
+        "T1": LoadReading(150),
+        "F1": LoadReading(0.645 * CAPACITY_485A * 0.9),
+        "S1-T1": LoadReading(9_000),
+        "S1-T2": LoadReading(9_000),
+    }
+    planned = plan(request(8, customer_class=CustomerClass.LV_RESIDENTIAL), RULES, area)
+    assert planned.voltage_kv == 0.22
+    assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # 8 kVA x residential demand factor 0.4 = 3.2 kVA is what the household adds.
+    assert (assessment.demand_factor, assessment.increment_kva) == (0.4, 3.2)
     assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert assessment.reinforcement == ()
+    (existing,) = assessment.existing_grid
+    # Short before the request: (0.645 - 0.5) x 8400.45 = 1218.06 kVA; the household adds 3.2 of it.
+    assert (existing.equipment_id, existing.rule, existing.max_load_rate) == ("F1", "feeder_n_minus_1", 0.5)
+    assert existing.shortfall_before_kva == pytest.approx(0.145 * CAPACITY_485A, abs=0.01)
+    assert existing.increment_kva == 3.2
+    assert "planning" in existing.note
+    # Its own figures pass: T1 (166.67 + 3.2) / 400 = 0.4247 <= 0.8; F1 (5418.29 + 3.2) / 8400.45 = 0.6454
+    # <= 0.7.
+    assert check(assessment, "transformer_load_rate", "T1").detail.endswith("= 0.4247 <= 0.8000")
+    assert check(assessment, "feeder_load_rate", "F1").result is RuleResult.PASS
+    assert [c.code for c in assessment.conditions] == ["existing_grid_condition"]
+
+
+def _classed_mv_grid(
+    area_class: SupplyAreaClass | None, ties: int, load_rate: float = 0.45, *, substation_m: float = 2500
+) -> tuple[GridArea, dict[str, LoadReading]]:
+    area = GridArea(
+        engine_view(
+            substation("S1", substation_m),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=ties, area=area_class),
+        )
+    )
+    loads = {
+        "F1": LoadReading(load_rate * CAPACITY_485A * 0.9),
+        "S1-T1": LoadReading(9_000),
+        "S1-T2": LoadReading(9_000),
+    }
+    return area, loads
+
+
+def test_n_minus_1_is_required_in_class_b_recommended_in_c_and_not_required_in_d() -> None:
+    # One tie: N-1 limit 0.5. Before 0.45; after 0.45 + 630 / 8400.45 = 0.525: the request crosses it,
+    # short by 0.45 x 8400.45 + 630 - 0.5 x 8400.45 = 630 - 420.02 = 209.98 kVA. The 70% planning limit
+    # holds (0.525 <= 0.7).
+    judged = {}
+    for area_class in (SupplyAreaClass.B, SupplyAreaClass.C, SupplyAreaClass.D):
+        area, loads = _classed_mv_grid(area_class, ties=1)
+        judged[area_class] = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    b, c, d = judged.values()
+    assert check(b, "feeder_n_minus_1", "F1").result is RuleResult.FAIL
+    assert b.verdict is Verdict.NEEDS_REINFORCEMENT
+    assert b.reinforcement[0].shortfall_kva == pytest.approx(630 - 0.05 * CAPACITY_485A, abs=0.01)
+    assert check(c, "feeder_n_minus_1", "F1").result is RuleResult.CONDITION
+    assert c.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert [x.code for x in c.conditions] == ["n1_recommended"]
+    assert check(d, "feeder_n_minus_1", "F1").result is RuleResult.INFO
+    assert d.verdict is Verdict.FEASIBLE
+    # In class D the substation is held to its load rate, not N-1: (20,000 + 630) / 100,000 = 0.2063.
+    assert check(d, "main_transformer_load_rate", "S1").detail.endswith("= 0.2063 <= 0.8000")
+
+
+def test_an_unclassed_feeder_keeps_the_safe_side_n_minus_1_required() -> None:
+    area, loads = _classed_mv_grid(None, ties=1)
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert check(assessment, "feeder_n_minus_1", "F1").threshold["policy"] == "required"
+    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+
+
+def test_a_radial_feeder_is_a_planning_note_never_a_zero_limit() -> None:
+    area, loads = _classed_mv_grid(SupplyAreaClass.B, ties=0)
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    n1 = check(assessment, "feeder_n_minus_1", "F1")
+    assert n1.result is RuleResult.CONDITION
+    assert n1.threshold["max_load_rate"] is None  # k/(k+1) with k = 0 would be a 0% limit
+    assert "radial" in n1.detail and "tie" in n1.detail
+    (existing,) = assessment.existing_grid
+    assert (existing.equipment_id, existing.max_load_rate) == ("F1", None)
+    # Only the 70% planning limit applies: 0.525 <= 0.7; headroom 0.7 x 8400.45 - 0.45 x 8400.45 = 2100.11.
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    source = assessment.schemes[0].sources[0]
+    assert source.headroom_kva == pytest.approx(0.25 * CAPACITY_485A, abs=0.01)
+    assert source.n1_limit is None
+    # In class D a radial feeder is normal: N-1 is not required and nothing is noted.
+    area, loads = _classed_mv_grid(SupplyAreaClass.D, ties=0)
+    rural = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert rural.verdict is Verdict.FEASIBLE
+    assert rural.existing_grid == ()
+
+
+def test_a_single_transformer_substation_in_class_d_has_only_its_load_rate() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 2500, area=SupplyAreaClass.D),
+            main_transformer("S1-T1", "S1", 10_000),
+            feeder("F1", "S1", 300, ties=0),
+        )
+    )
+    loads = {"F1": LoadReading(1800), "S1-T1": LoadReading(5400)}
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    # The feeder inherits class D from its substation. S1-T1: (5400 / 0.9 + 630) / 10,000 = 0.663 <= 0.8.
+    assert check(assessment, "main_transformer_load_rate", "S1").detail.endswith("= 0.6630 <= 0.8000")
+    assert assessment.schemes[0].sources[0].area_class == "D"
+    assert assessment.verdict is Verdict.FEASIBLE
+    # A 2,600 kVA request: (6000 + 2600) / 10,000 = 0.86 > 0.8 while 0.6 before: the request's own
+    # reinforcement, short by 8600 - 8000 = 600 kVA.
+    heavy = evaluate(plan(request(2600), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert [(r.equipment_id, r.reason) for r in heavy.reinforcement] == [("S1", "main_transformer_load_rate")]
+    assert heavy.reinforcement[0].shortfall_kva == pytest.approx(600, abs=0.001)
+
+
+# --- Supply radius by area class ------------------------------------------------------------------------
+
+
+def test_a_low_voltage_site_beyond_its_class_radius_is_a_condition_measured_in_a_straight_line() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 0, 600, area=SupplyAreaClass.B),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=2),
+            transformer("T1", "F1", "S1", 300, rated_kva=400),
+        )
+    )
+    loads = _with_upstream({"T1": LoadReading(150)})
+    # Rural: the search reaches 500 m and finds T1 at 300 m; class B's 0.4 kV radius is 250 m.
+    assessment = evaluate(
+        plan(request(50, area=UrbanRural.RURAL), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    lv, mv = [c for c in assessment.trace if c.rule == "supply_radius"]
+    assert lv.result is RuleResult.CONDITION
+    assert lv.inputs["measured"] == "straight line from the transformer"
+    assert lv.inputs["length_m"] == pytest.approx(300, abs=0.5)
+    assert lv.threshold == {"max_m": 250}
+    # 10 kV: substation (0, 600) to T1 (300, 0) = sqrt(300^2 + 600^2) = 670.8 m <= 3000 m, straight line.
+    assert mv.result is RuleResult.PASS
+    assert mv.inputs["length_m"] == pytest.approx(math.hypot(300, 600), abs=0.5)
+    assert "no route" in mv.inputs["measured"]
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert [c.code for c in assessment.conditions] == ["supply_radius_exceeded"]
+
+
+def test_the_route_along_the_line_is_used_where_the_grid_data_has_it() -> None:
+    area = GridArea(
+        engine_view(
+            substation("S1", 0, 600, area=SupplyAreaClass.B),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=2),
+            transformer("T1", "F1", "S1", 50, rated_kva=400, route_m=3_500),
+        )
+    )
+    loads = _with_upstream({"T1": LoadReading(150)})
+    assessment = evaluate(plan(request(50), RULES, area), area, loads, {}, assessed_at=NOW)
+    # 600 m in a straight line, but the line runs 3,500 m > 3,000 m (class B, 10 kV).
+    mv = next(c for c in assessment.trace if c.rule == "supply_radius" and c.inputs["level"] == "mv")
+    assert (mv.inputs["length_m"], mv.inputs["measured"]) == (3500, "along the line from the substation")
+    assert mv.result is RuleResult.CONDITION
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+
+
+def test_a_10_kv_site_is_measured_from_the_source_substation() -> None:
+    area, loads = _classed_mv_grid(SupplyAreaClass.B, ties=2, substation_m=4_000)
+    assessment = evaluate(plan(request(630), RULES, area), area, loads, {}, assessed_at=NOW)
+    radius = check(assessment, "supply_radius", "F1")
+    # Substation S1 at 4,000 m east of the site: beyond class B's 3,000 m.
+    assert radius.inputs["length_m"] == pytest.approx(4000, abs=0.5)
+    assert radius.result is RuleResult.CONDITION
+    assert "supply_radius_exceeded" in [c.code for c in assessment.conditions]
+
+
+# --- Load basis and demand ------------------------------------------------------------------------------
+
+
+def test_the_request_counts_with_the_demand_factor_of_its_trade() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = _with_upstream({"T1": LoadReading(150)})
+    # C1711 (cotton spinning) matches C17 (textiles, 0.75) before C (manufacturing, 0.6): 150 x 0.75 = 112.5.
+    assessment = evaluate(plan(request(150, industry="C1711"), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert (assessment.demand_factor, assessment.increment_kva) == (0.75, 112.5)
+    increment = check(assessment, "request_increment")
+    assert increment.threshold == {"demand_factor": 0.75, "from": "industry C17"}
+    # T1: (166.67 + 112.5) / 400 = 0.6979
+    assert check(assessment, "transformer_load_rate", "T1").detail.endswith("= 0.6979 <= 0.8000")
+    assert assessment.schemes[0].sources[0].headroom_after_kva == pytest.approx(
+        320 - 166.667 - 112.5, abs=0.001
+    )
+
+
+def test_a_measured_power_factor_replaces_the_configured_one() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    measured = _with_upstream({"T1": LoadReading(285, power_factor=0.95, basis="highest of 30 good day(s)")})
+    assessment = evaluate(plan(request(30), RULES, area), area, measured, {}, assessed_at=NOW)
+    basis = check(assessment, "load_basis", "T1")
+    # 285 kW / 0.95 = 300 kVA (at the configured 0.9 it would be 316.7 kVA)
+    assert basis.inputs["power_factor_from"] == "measured"
+    assert assessment.schemes[0].sources[0].peak_load_kva == pytest.approx(300)
+    assert basis.detail.startswith("highest of 30 good day(s): 285.0 kW / 0.95")
+    # The upstream feeder's curve carries none: the configured 0.9 stands.
+    assert check(assessment, "load_basis", "F1").inputs["power_factor_from"] == "configured"
+
+
+def test_a_request_without_a_site_is_insufficient_data() -> None:
+    planned = plan(
+        FeasibilityRequest(requested_capacity_kva=50, customer_class=CustomerClass.LV_RESIDENTIAL),
+        RULES,
+        GridArea(()),
+    )
+    assessment = evaluate(planned, GridArea(()), {}, {}, assessed_at=NOW)
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
+    assert reservation_targets(assessment) == []
+
+
+def test_equipment_already_past_its_rating_cannot_take_the_connection_and_it_is_not_the_applicants() -> None:
+    area = GridArea(
+        engine_view(
+            *lv_upstream(),
+            transformer("T-over", "F1", "S1", 20, rated_kva=100),
+            transformer("T-ok", "F1", "S1", 120, rated_kva=400),
+        )
+    )
+    # T-over: 135 kW / 0.9 = 150 kVA on 100 kVA, 150% before anyone applied.
+    loads = _with_upstream({"T-over": LoadReading(135), "T-ok": LoadReading(150)})
+    planned = plan(request(8, customer_class=CustomerClass.LV_RESIDENTIAL), RULES, area)
+    assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    # The healthy transformer is recommended: (166.67 + 3.2) / 400 = 0.4247.
+    assert assessment.verdict is Verdict.FEASIBLE
+    assert [s.sources[0].equipment_id for s in assessment.schemes] == ["T-ok", "T-over"]
+    over = assessment.schemes[1]
+    # On T-over alone nothing can be connected until the grid is reinforced: 暂不具备供电条件, with the
+    # shortfall the grid's (150 - 0.8 x 100 = 70 kVA), none of it the household's.
+    assert over.verdict is Verdict.NOT_FEASIBLE
+    assert over.reinforcement == ()
+    (existing,) = over.existing_grid
+    assert existing.blocks_connection
+    assert existing.shortfall_before_kva == pytest.approx(70, abs=0.001)
+    assert "existing_overload" in [c.code for c in over.conditions]
+    alone = GridArea(engine_view(*lv_upstream(), transformer("T-over", "F1", "S1", 20, rated_kva=100)))
+    blocked = evaluate(
+        plan(request(8, customer_class=CustomerClass.LV_RESIDENTIAL), RULES, alone),
+        alone,
+        loads,
+        {},
+        assessed_at=NOW,
+    )
+    assert blocked.verdict is Verdict.NOT_FEASIBLE
+    assert reservation_targets(blocked) == []

@@ -133,7 +133,9 @@ def test_a_service_check_sees_a_re_rating_made_after_its_previous_check(sqlite_e
         transformer("T1", "F1", "S1", 50, rated_kva=200),
     )
     with sqlite_engine.begin() as conn:
-        store_peak(conn, "T1", 150)
+        # 120 kW / 0.9 = 133.3 kVA: within 0.8 x 200 = 160 kVA before the request, so the request itself
+        # crosses it ((133.3 + 100) / 200 = 1.17 > 0.8); re-rated to 630 kVA, 233.3 / 630 = 0.37 passes.
+        store_peak(conn, "T1", 120)
         store_peak(conn, "F1", 1000)
     with sqlite_engine.connect() as conn:
         before = service.preview(conn, request(100))

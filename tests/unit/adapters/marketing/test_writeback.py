@@ -160,6 +160,68 @@ def test_a_voltage_without_a_volt_code_goes_into_the_remark() -> None:
     assert arguments["remark"] == "not_feasible; reserved 630 kVA; recommended 20 kV (no VOLT_CODE)"
 
 
+def test_the_remark_keeps_the_applicants_result_apart_from_the_existing_grid() -> None:
+    finding = {
+        "equipment_id": "XL000001",
+        "kind": "feeder",
+        "rule": "feeder_n_minus_1",
+        "max_load_rate": 0.5,
+        "load_rate_before": 0.645,
+        "shortfall_before_kva": 1218.1,
+        "increment_kva": 3.2,
+        "note": "planning",
+    }
+    fix = {"equipment_id": "PB0000001", "kind": "distribution_transformer", "reason": "transformer_load_rate"}
+    arguments = feasibility_arguments(
+        _assessed(
+            verdict="needs_reinforcement",
+            reserved_kva=0.0,
+            increment_kva=3.2,
+            reinforcement=[{**fix, "shortfall_kva": 1.5}],
+            existing_grid=[finding],
+        ),
+        default_codes(),
+    )
+    assert arguments is not None
+    assert arguments["verdict"] == "03"
+    assert arguments["remark"] == (
+        "needs_reinforcement; reserved 0 kVA; request adds 3.2 kVA; caused by the request: "
+        "transformer_load_rate PB0000001 short 1.5 kVA; existing grid (planning): feeder_n_minus_1 "
+        "XL000001 at 64.5% > 50.0% short 1218.1 kVA"
+    )
+
+
+def test_an_existing_overload_that_blocks_the_connection_says_so() -> None:
+    finding = {
+        "equipment_id": "PB0000022",
+        "kind": "distribution_transformer",
+        "rule": "transformer_load_rate",
+        "max_load_rate": 0.8,
+        "load_rate_before": 1.5,
+        "shortfall_before_kva": 70.0,
+        "note": "planning",
+        "blocks_connection": True,
+    }
+    arguments = feasibility_arguments(
+        _assessed(verdict="not_feasible", reserved_kva=0.0, increment_kva=3.2, existing_grid=[finding]),
+        default_codes(),
+    )
+    assert arguments is not None
+    assert arguments["verdict"] == "04"
+    assert arguments["remark"] == (
+        "not_feasible; reserved 0 kVA; request adds 3.2 kVA; existing grid (planning): transformer_load_rate "
+        "PB0000022 at 150.0% > 80.0% short 70 kVA, blocks connection until reinforced"
+    )
+
+
+def test_insufficient_data_has_its_own_legacy_code() -> None:
+    arguments = feasibility_arguments(
+        _assessed(verdict="insufficient_data", reserved_kva=0.0), default_codes()
+    )
+    assert arguments is not None
+    assert arguments["verdict"] == "05"
+
+
 def test_a_preview_without_an_application_is_not_written_back(sqlite_engine: Engine) -> None:
     assert feasibility_arguments(_assessed(None), default_codes()) is None
     with sqlite_engine.begin() as conn:

@@ -118,6 +118,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
             "BDZMC": "110kV卧龙变",
             "DYDJ": "32",
             "YWDW": "变电运维中心",
+            "GDQY": "03",
             "YXZT": "20",
             "GIS": None,
         }
@@ -127,6 +128,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
         "name": "110kV卧龙变",
         "voltage_kv": 110.0,
         "owner_unit": "变电运维中心",
+        "supply_area_class": "B",
         "status": "in_service",
         "source_refs": [{"system": "pms", "record_type": "substation", "key": "DZ000001"}],
     }
@@ -138,6 +140,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
             "DYDJ": "22",
             "YXDL": 485.0,
             "LLKGS": 2,
+            "GDQY": "01",
             "YXZT": "10",
         }
     )
@@ -146,6 +149,16 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
         2,
         "planned",
     )
+    assert feeder["supply_area_class"] == "A+"
+
+
+def test_a_supply_area_class_pms_does_not_know_is_refused(mappings: dict[str, Mapping]) -> None:
+    row = {"OBJ_ID": "XL1", "XLMC": "10kV卧龙1线", "DYDJ": "22", "GDQY": "A", "YXZT": "20"}
+    with pytest.raises(MappingError) as caught:
+        mappings["pms/feeder"].apply(row)
+    assert (caught.value.field, caught.value.value) == ("supply_area_class", "A")
+    # An unclassed feeder (GDQY NULL) is mapped without a class.
+    assert "supply_area_class" not in mappings["pms/feeder"].apply({**row, "GDQY": None})
 
 
 def test_a_deletion_record(mappings: dict[str, Mapping]) -> None:

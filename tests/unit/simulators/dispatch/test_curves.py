@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from simulators.dispatch.curves import daily_curve, summer_intensity, winter_intensity
+from simulators.dispatch.curves import daily_curve, summer_intensity, utilisation, winter_intensity
 from simulators.dispatch.equipment import LoadClass
 
 SPRING = date(2026, 4, 15)  # a Wednesday
@@ -78,3 +78,15 @@ def test_curves_are_96_non_negative_points_near_the_utilisation_and_seeded() -> 
     assert 0.6 * 1000 < max(points) < 0.85 * 1000
     assert points == curve(LoadClass.RESIDENTIAL, SPRING)
     assert points != curve(LoadClass.RESIDENTIAL, SPRING, seed=2)
+
+
+def test_utilisation_is_fixed_per_equipment_and_mostly_moderate() -> None:
+    assert utilisation("XL000001") == utilisation("XL000001")
+    shares = [utilisation(f"XL{n:06d}") for n in range(2000)]
+    moderate = sum(1 for share in shares if 0.25 <= share <= 0.5) / len(shares)
+    overloaded = sum(1 for share in shares if share >= 0.75) / len(shares)
+    assert 0.8 < moderate < 0.92  # about 86%
+    assert 0.02 < overloaded < 0.07  # about 4%
+    assert max(shares) <= 0.95
+    mains = [utilisation(f"ZB{n:06d}", main_transformer=True) for n in range(500)]
+    assert min(mains) >= 0.25 and max(mains) <= 0.45

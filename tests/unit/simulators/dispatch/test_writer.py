@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from datetime import date
@@ -13,7 +14,7 @@ from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, Header, it
 from adapters.dispatch.curves_csv import CurveRow, CurveRowError, iter_curves
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
-from simulators.dispatch.files import INVALID, NOT_TOPICAL, SUBSTITUTED, readings
+from simulators.dispatch.files import INVALID, NOT_TOPICAL, SUBSTITUTED, power_curve_bytes, readings
 from simulators.dispatch.writer import DispatchWriter
 from yekuo.errors import ConfigError, MalformedInputError
 
@@ -187,3 +188,16 @@ def test_only_transformers_write_only_the_csv(tmp_path: Path) -> None:
     assert [item.kind for item in writer.write_day(DAY)] == ["power_curve"]
     cime_fault = writer.write_fault(Fault.TRUNCATED, DAY)
     assert cime_fault.name.endswith(".cime") and cime_fault.rows == 5
+
+
+def test_metering_curves_leave_invalid_points_empty_rather_than_write_a_spike() -> None:
+    # The curve CSV has no quality codes, so a flagged spike written there would pass as a load.
+    item = Equipment("PB0000001", "人民路1号公变", EquipmentKind.TRANSFORMER, 360.0, LoadClass.RESIDENTIAL)
+    (reading,) = readings([item], date(2026, 7, 22), random.Random(3), flag_rate=0.3)
+    (row,) = list(iter_curves(io.BytesIO(power_curve_bytes([reading])), source_name="t.csv"))
+    assert isinstance(row, CurveRow)
+    invalid = [n for n, code in enumerate(reading.quality) if code == INVALID]
+    assert invalid  # at a 30% flag rate some points are invalid
+    assert all(row.curve.points[n] is None for n in invalid)
+    good = [n for n, code in enumerate(reading.quality) if code != INVALID and reading.load_kw[n] is not None]
+    assert all(row.curve.points[n] is not None for n in good)

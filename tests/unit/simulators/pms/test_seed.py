@@ -95,3 +95,24 @@ def test_seeding_refuses_filled_tables_and_bad_sizes(tmp_path: Path) -> None:
         seed_database(sa.create_engine("sqlite://"), substation_count=0)
     with pytest.raises(ConfigError, match="need at least one feeder"):
         seed_database(sa.create_engine("sqlite://"), substation_count=1, feeder_count=0, transformer_count=1)
+
+
+def test_supply_area_classes_shape_ties_and_main_transformers(tmp_path: Path) -> None:
+    engine, _ = seeded(tmp_path, "pms.db", substation_count=60, feeder_count=600, transformer_count=10)
+    with engine.connect() as conn:
+        subs = {row.OBJ_ID: row for row in conn.execute(sa.select(substations))}
+        lines = conn.execute(sa.select(feeders)).all()
+        units = Counter(row.SSDZ for row in conn.execute(sa.select(main_transformers)))
+    # GDQY codes: 02 A, 03 B, 04 C, 05 D, 06 E; the city's high-voltage stations serve A-C, 35 kV C-E.
+    assert {row.GDQY for row in subs.values() if row.DYDJ == "32"} <= {"02", "03", "04"}
+    assert {row.GDQY for row in subs.values() if row.DYDJ == "25"} <= {"04", "05", "06"}
+    # A feeder serves its substation's class or the next one out.
+    order = ["02", "03", "04", "05", "06"]
+    assert all(0 <= order.index(f.GDQY) - order.index(subs[f.QSDZ].GDQY) <= 1 for f in lines)
+    urban = [f.LLKGS for f in lines if f.GDQY in ("02", "03")]
+    rural = [f.LLKGS for f in lines if f.GDQY in ("05", "06")]
+    assert urban and min(urban) >= 1  # every urban feeder has a tie
+    assert rural and sum(1 for k in rural if k == 0) / len(rural) > 0.5  # most rural ones are radial
+    single = [sub for sub, row in subs.items() if row.GDQY in ("05", "06") and units[sub] == 1]
+    assert single  # single-transformer rural substations exist
+    assert all(units[sub] >= 2 for sub, row in subs.items() if row.GDQY in ("02", "03"))
