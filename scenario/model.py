@@ -220,7 +220,9 @@ class VerdictExpectation(_Strict):
     """The feasibility verdict one application must have at the end."""
 
     application: str
-    verdict: Literal["feasible", "feasible_with_conditions", "needs_reinforcement", "not_feasible"]
+    verdict: Literal[
+        "feasible", "feasible_with_conditions", "needs_reinforcement", "not_feasible", "insufficient_data"
+    ]
 
 
 class Band(_Strict):
