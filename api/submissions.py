@@ -234,19 +234,7 @@ def pre_review(
     conn: Connection, application: OnlineApplication, rules: ConsistencyConfig, districts: DistrictIndex
 ) -> list[dict[str, Any]]:
     """The findings of the rules about a submission, against what the hub knows, personal values masked."""
-    applied = AppliedFacts(
-        system="submission",
-        application_no=None,
-        customer_no=application.customer_no,
-        business_type=application.business_type.value,
-        customer_class=application.customer_class.value,
-        site_location=application.site_location,
-        site_address=application.site_address,
-        industry_code=application.industry_code,
-        requested_voltage_kv=application.requested_voltage_kv,
-        urban_rural=application.urban_rural.value if application.urban_rural else None,
-        org_no=application.org_no,
-    )
+    applied = AppliedFacts.of(application, system="submission", application_no=None)
     if application.customer is not None:
         customer: CustomerFacts | None = CustomerFacts(
             system="submission",

@@ -26,9 +26,9 @@ import math
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from canonical_model.application import ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.consistency import ConsistencyFinding, FindingValue
 from canonical_model.customer import Customer
@@ -67,6 +67,29 @@ class TransformerFacts:
         )
 
 
+class ApplicationSays(Protocol):
+    """The fields the checks read, alike in a marketing record and in an online submission."""
+
+    @property
+    def customer_no(self) -> str | None: ...
+    @property
+    def business_type(self) -> StrEnum: ...
+    @property
+    def customer_class(self) -> StrEnum: ...
+    @property
+    def site_location(self) -> GeoPoint | None: ...
+    @property
+    def site_address(self) -> str | None: ...
+    @property
+    def industry_code(self) -> str | None: ...
+    @property
+    def requested_voltage_kv(self) -> float | None: ...
+    @property
+    def urban_rural(self) -> StrEnum | None: ...
+    @property
+    def org_no(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class AppliedFacts:
     """What an application says; system is marketing for a record, submission for a pre-review."""
@@ -84,11 +107,11 @@ class AppliedFacts:
     org_no: str | None = None
 
     @classmethod
-    def of_application(cls, application: ConnectionApplication) -> AppliedFacts:
-        """The facts of a marketing application record."""
+    def of(cls, application: ApplicationSays, *, system: str, application_no: str | None) -> AppliedFacts:
+        """The facts of an application: a marketing record, or an online submission not yet numbered."""
         return cls(
-            system="marketing",
-            application_no=application.application_no,
+            system=system,
+            application_no=application_no,
             customer_no=application.customer_no,
             business_type=application.business_type.value,
             customer_class=application.customer_class.value,

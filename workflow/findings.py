@@ -207,7 +207,7 @@ class ConsistencyChecker:
     ) -> list[ConsistencyFinding]:
         """Check one application as it now stands; keep and announce what changed. Returns the findings."""
         customer = customer_facts(conn, application.customer_no)
-        applied = AppliedFacts.of_application(application)
+        applied = AppliedFacts.of(application, system="marketing", application_no=application.application_no)
         findings = self.config.check(applied, customer, self.knowledge(conn))
         self._reconcile(conn, application, findings, correlation_id)
         return findings
