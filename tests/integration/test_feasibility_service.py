@@ -147,10 +147,14 @@ def test_stale_load_data_gives_insufficient_data(sqlite_engine: Engine, service:
         store_peak(conn, "T1", 150, day=TODAY - timedelta(days=8))  # max age is 7 days
         outcome = service.assess_application(conn, application("A1", 100), correlation_id="c")
     assessment = outcome.assessment
-    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    # Stale data is no basis for a promise: the verdict says so and nothing is reserved.
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
     condition = assessment.conditions[0]
     assert condition.code == "insufficient_data"
     assert "stale: latest profile is of 2026-11-12, before 2026-11-13" in condition.detail
+    assert outcome.reserved_kva == 0
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == []
     assert (
         next(c for c in assessment.trace if c.rule == "transformer_load_rate").result
         is RuleResult.INSUFFICIENT_DATA
@@ -184,9 +188,11 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     with grid.begin() as conn:
         handler(conn, _application_event(application("A1", 100)))
     assert _published(grid) == [(FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.feasible")]
-    # A new profile of the transformer it used runs the assessment again: 300 kW / 0.9 = 333 kVA > 320.
+    # A new profile of the transformer it used runs the assessment again: 270 kW / 0.9 = 300 kVA is within
+    # 0.8 x 400 = 320 kVA before the request, and 300 + 100 = 400 > 320 after it: the request itself needs
+    # reinforcement.
     with grid.begin() as conn:
-        store_peak(conn, "T1", 300)
+        store_peak(conn, "T1", 270)
         handler(conn, _load_update("T1"))
     assert _published(grid)[-1] == (FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.needs_reinforcement")
     with grid.connect() as conn:
@@ -258,11 +264,17 @@ def test_the_api_serves_kept_assessments_and_previews_without_reserving(
     assert [c.rule for c in assessment.trace] == [
         "supply_voltage",
         "connection_point_search",
+        "request_increment",
+        "load_basis",
         "transformer_load_rate",
         "feeder_capacity",
+        "load_basis",
         "feeder_load_rate",
         "feeder_n_minus_1",
+        "load_basis",
+        "load_basis",
         "main_transformer_n_minus_1",
+        "supply_radius",
     ]
     preview = {
         "requested_capacity_kva": 100,
@@ -270,7 +282,8 @@ def test_the_api_serves_kept_assessments_and_previews_without_reserving(
         "urban_rural": "urban",
         "site_location": application("x", 1).site_location.model_dump(),  # type: ignore[union-attr]
     }
-    # The preview sees A1's 100 kVA: (166.67 + 100 + 100) / 400 > 0.8, and reserves nothing itself.
+    # The preview sees A1's 100 kVA at simultaneity 0.8: 166.67 + 80 + 100 = 346.67 > 0.8 x 400 = 320, and it
+    # reserves nothing itself.
     for _ in range(2):
         answer = client.post("/v1/feasibility/preview", json=preview)
         assert answer.status_code == 200
