@@ -154,7 +154,12 @@ cases = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("application", sa.JSON, nullable=False, comment="latest canonical ConnectionApplication"),
     sa.Column("anomalies", sa.JSON, nullable=False),
+    # Keys the duplicate check finds other applications of the same site or address by, through an index.
+    sa.Column("site_cell", sa.BigInteger, nullable=True, comment="store.grid.cell_of the site location"),
+    sa.Column("address_key", sa.String(64), nullable=True, comment="sha256 of the normalised site address"),
     sa.Index("ix_cases_customer", "customer_no"),
+    sa.Index("ix_cases_site_cell", "site_cell"),
+    sa.Index("ix_cases_address_key", "address_key"),
     sa.Index("ix_cases_opened", "opened_at", "application_no"),
     sa.Index("ix_cases_status_deadline", "status", "deadline"),
     sa.Index("ix_cases_stage", "stage"),

@@ -31,9 +31,10 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
 from store.database import utcnow
+from store.grid import cell_of
 from store.schema import case_events, cases, customers, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
-from workflow.consistency import ConsistencyConfig
+from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
 from workflow.events import (
     APPLICATION_CHANGED,
@@ -237,6 +238,7 @@ class CaseTracker:
         application = state.application
         end_to_end = state.end_to_end
         assert end_to_end is not None, "a folded case is always measured"
+        site = application.site_location
         values: dict[str, Any] = {
             "customer_no": application.customer_no,
             "customer_class": application.customer_class.value,
@@ -270,6 +272,8 @@ class CaseTracker:
             "event_count": event_count,
             "application": application.model_dump(mode="json", exclude_none=True),
             "anomalies": [anomaly.model_dump(mode="json") for anomaly in state.anomalies],
+            "site_cell": cell_of(site.lon, site.lat) if site is not None else None,
+            "address_key": address_key(application.site_address),
         }
         # Statements with bound parameters (not inline values) are compiled once and reused from the cache.
         updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values})

@@ -22,6 +22,7 @@ Kinds:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -183,9 +184,18 @@ class Knowledge(Protocol):
         """The live PMS transformer linked to a marketing transformer district, or None."""
 
     def open_applications(
-        self, *, customer_no: str | None, business_type: str, org_no: str | None
+        self,
+        *,
+        customer_no: str | None,
+        business_type: str,
+        site: GeoPoint | None,
+        within_m: float,
+        address: str | None,
     ) -> Sequence[OpenCase]:
-        """Open applications of a business type, of the customer or of the supply unit."""
+        """Open applications of a business type: of the customer, near the site, or at the same address.
+
+        A superset is fine (the check judges each candidate); the point is never to read every open case.
+        """
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,13 @@ def distance_m(a: GeoPoint, b: GeoPoint) -> float:
     dlon = math.radians(b.lon - a.lon)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
     return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def address_key(address: str | None) -> str | None:
+    """A fixed-length key of the normalised address, to find the same address through an index."""
+    if not address:
+        return None
+    return hashlib.sha256(normalised_address(address).encode("utf-8")).hexdigest()
 
 
 def normalised_address(address: str) -> str:
@@ -451,7 +468,11 @@ def _check_duplicate(
     rule: Rule, applied: AppliedFacts, customer: CustomerFacts | None, knowledge: Knowledge
 ) -> Disagreement | None:
     candidates = knowledge.open_applications(
-        customer_no=applied.customer_no, business_type=applied.business_type, org_no=applied.org_no
+        customer_no=applied.customer_no if rule.params["same_customer"] else None,
+        business_type=applied.business_type,
+        site=applied.site_location,
+        within_m=rule.params["distance_m"],
+        address=applied.site_address if rule.params["same_address"] else None,
     )
     found: list[tuple[str, str]] = []
     for other in sorted(candidates, key=lambda item: item.application_no):

@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection
 
 from bus.outbox import EventDraft, stage_event
 from canonical_model.application import ConnectionApplication
+from canonical_model.common import GeoPoint
 from canonical_model.consistency import ConsistencyFinding, FindingState, FindingValue
 from canonical_model.customer import Customer
 from canonical_model.pii import mask_value
 from canonical_model.registry import schema_uri
 from store.database import utcnow
-from store.grid import grid_equipment, grid_state
+from store.grid import box_around, cells_covering, grid_equipment, grid_state
 from store.schema import cases, consistency_findings, customers
 from store.submissions import submissions
 from workflow.consistency import (
@@ -36,6 +37,7 @@ from workflow.consistency import (
     CustomerFacts,
     OpenCase,
     TransformerFacts,
+    address_key,
 )
 from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, HUB_SOURCE, ROUTING_KEYS
 
@@ -132,12 +134,23 @@ class StoreKnowledge:
         return self._districts.of_district(district_id)
 
     def open_applications(
-        self, *, customer_no: str | None, business_type: str, org_no: str | None
+        self,
+        *,
+        customer_no: str | None,
+        business_type: str,
+        site: GeoPoint | None,
+        within_m: float,
+        address: str | None,
     ) -> Sequence[OpenCase]:
-        """Open cases of the business type of this customer or of this supply unit."""
+        """Open cases of the business type: of this customer, in cells around the site, or at the address."""
         scope = [cases.c.customer_no == customer_no] if customer_no else []
-        if org_no:
-            scope.append(cases.c.responsible == org_no)
+        if site is not None:
+            cells = cells_covering(*box_around(site.lon, site.lat, within_m))
+            if cells:
+                scope.append(cases.c.site_cell.in_(cells))
+        key = address_key(address)
+        if key is not None:
+            scope.append(cases.c.address_key == key)
         if not scope:
             return []
         rows = self._conn.execute(

@@ -41,7 +41,7 @@ def test_ten_thousand_applications_become_ten_thousand_cases(sqlite_engine: Engi
             sqlite_engine,
             fast_client(simulator.wsdl_url, timeout_s=30),
             page_size=PAGE_SIZE,
-            consumers=("workflow", "marketing_writeback"),
+            consumers=("workflow", "case_feed", "marketing_writeback"),
         ) as pipeline,
     ):
         started = time.monotonic()

@@ -47,9 +47,15 @@ class Known:
         return self.transformers.get(district_id)
 
     def open_applications(
-        self, *, customer_no: str | None, business_type: str, org_no: str | None
+        self,
+        *,
+        customer_no: str | None,
+        business_type: str,
+        site: GeoPoint | None,
+        within_m: float,
+        address: str | None,
     ) -> Sequence[OpenCase]:
-        # The store narrows them to the customer's and the supply unit's; the check judges each.
+        # The store narrows them to the customer's, the site's cells and the address; the check judges each.
         return self.applications
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
-from store.schema import consistency_findings, outbox
+from store.schema import cases, consistency_findings, outbox
 from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
@@ -275,3 +275,41 @@ def test_a_finding_the_online_submission_accepted_is_marked_accepted_on_the_case
         (data["application_no"], data["rule"], data["accepted"]) for _, _, data in published(sqlite_engine)
     }
     assert ("A1", "industry_code_agrees", True) in events and ("A2", "industry_code_agrees", False) in events
+
+
+def test_duplicates_are_found_by_customer_site_cell_and_address_across_supply_units(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    elsewhere = {"lon": 112.6, "lat": 33.1}  # about 14 km away, in other cells
+    apply(
+        sqlite_engine,
+        checking,
+        # D1: another customer of another unit, 5 m from A1's site.
+        low_voltage(
+            "D1",
+            customer_no="4130000002",
+            org_no="41402",
+            site_location={"lon": 112.50055, "lat": 33.0005},
+            site_address="南阳市宛城区建设路1号",
+        ),
+        # D2: another customer far away, at A1's address written with full-width digits and spaces.
+        low_voltage(
+            "D2",
+            customer_no="4130000003",
+            org_no="41403",
+            site_location=elsewhere,
+            site_address="南阳市卧龙区 中州路１２号",
+        ),
+        # D3: another customer of the same unit far away at another address: no duplicate.
+        low_voltage(
+            "D3", customer_no="4130000004", site_location=elsewhere, site_address="南阳市卧龙区工业路8号"
+        ),
+    )
+    apply(sqlite_engine, checking, low_voltage("A1"))
+    (finding,) = [item for item in stored(sqlite_engine) if item["rule"] == "no_duplicate_application"]
+    numbers = {value["value"] for value in finding["values"] if value["field"] == "application_no"}
+    assert numbers == {"D1", "D2"}
+    with sqlite_engine.connect() as conn:
+        query = sa.select(cases.c.application_no, cases.c.address_key)
+        keys = dict(conn.execute(query.where(cases.c.application_no.in_(["A1", "D2"]))).all())
+    assert keys["A1"] == keys["D2"] is not None
