@@ -32,6 +32,7 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
+from feasibility.basis import SOURCE_RULES, area_of, supply_level
 from feasibility.config import NOT_REQUIRED, REQUIRED, Rules
 from feasibility.spatial import SpatialIndex, haversine_m
 
@@ -40,13 +41,6 @@ FEEDER = "feeder"
 SUBSTATION = "substation"
 MAIN_TRANSFORMER = "main_transformer"
 IN_SERVICE = "in_service"
-HV_CLASSES = frozenset({CustomerClass.HV_SINGLE_SOURCE, CustomerClass.HV_DUAL_SOURCE})
-# Important grades and what their supply needs: (sources, distinct substations) per GB/T 29328.
-SOURCE_RULES: Mapping[ImportanceGrade, tuple[int, int]] = {
-    ImportanceGrade.SPECIAL: (3, 2),
-    ImportanceGrade.FIRST: (2, 2),
-    ImportanceGrade.SECOND: (2, 1),
-}
 _VERDICT_ORDER = {
     Verdict.FEASIBLE: 0,
     Verdict.FEASIBLE_WITH_CONDITIONS: 1,
@@ -160,6 +154,7 @@ class FeasibilityRequest:
     urban_rural: UrbanRural | None = None
     application_no: str | None = None
     industry_code: str | None = None
+    requested_voltage_kv: float | None = None
 
 
 @dataclass(frozen=True)
@@ -212,35 +207,53 @@ class Plan:
 
 
 def _area(request: FeasibilityRequest) -> str:
-    # An unknown area counts as rural: the lower ceiling and the wider radius, as in the workflow.
-    return request.urban_rural.value if request.urban_rural is not None else UrbanRural.RURAL.value
+    return area_of(request.urban_rural)
 
 
 def _recommend_voltage(
     request: FeasibilityRequest, rules: Rules
 ) -> tuple[float | None, str | None, RuleCheck]:
     kva = request.requested_capacity_kva
-    kw = kva * rules.power_factor
-    area = _area(request)
-    ceiling = rules.lv_ceiling_kw[area]
-    important = request.importance_grade in SOURCE_RULES
+    basis = supply_level(
+        rules,
+        request.customer_class,
+        request.importance_grade,
+        kva,
+        request.urban_rural,
+        request.requested_voltage_kv,
+    )
+    area = basis.area
     inputs: dict[str, Any] = {
         "requested_kva": kva,
         "power_factor": rules.power_factor,
-        "requested_kw": round(kw, 3),
+        "requested_kw": round(basis.kw, 3),
         "area": area,
         "customer_class": request.customer_class.value,
         "importance_grade": request.importance_grade.value,
+        "requested_voltage_kv": request.requested_voltage_kv,
     }
     threshold: dict[str, Any] = {
-        "lv_ceiling_kw": ceiling,
+        "lv_ceiling_kw": rules.lv_ceiling_kw[area],
         "single_phase_max_kw": rules.single_phase_max_kw,
         "bands": [{"voltage_kv": b.voltage_kv, "max_kva": b.max_kva} for b in rules.bands],
     }
-    if request.customer_class not in HV_CLASSES and not important and kw <= ceiling:
-        single = request.customer_class is CustomerClass.LV_RESIDENTIAL and kw < rules.single_phase_max_kw
+    requested = request.requested_voltage_kv
+    asked = ""
+    if requested is not None:
+        asked = (
+            f"; the requested {requested:g} kV is valid for {kva:g} kVA and honoured"
+            if basis.requested_valid
+            else f"; the requested {requested:g} kV cannot carry {kva:g} kVA on this basis "
+            "(low voltage only within the ceiling, else a configured band that holds it): not used"
+        )
+    if basis.low_voltage:
+        residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
+        single = residential and basis.kw < rules.single_phase_max_kw
+        if basis.requested_valid and requested is not None:
+            # 220 V asked by a load above the single-phase limit is not valid either: three-phase.
+            single = requested < 0.3 and basis.kw < rules.single_phase_max_kw
         voltage = 0.22 if single else 0.38
-        detail = f"{kva:g} kVA x {rules.power_factor:g} = {kw:.1f} kW <= {ceiling:g} kW ({area} ceiling)"
+        detail = f"{kva:g} kVA x {rules.power_factor:g} = {basis.reason}"
         detail += f" and < {rules.single_phase_max_kw:g} kW: 0.22 kV" if single else ": 0.38 kV"
         return (
             voltage,
@@ -250,16 +263,13 @@ def _recommend_voltage(
                 inputs=inputs,
                 threshold=threshold,
                 result=RuleResult.INFO,
-                detail=detail,
+                detail=detail + asked,
             ),
         )
-    why = (
-        f"{kw:.1f} kW > {ceiling:g} kW ({area} ceiling)"
-        if kw > ceiling
-        else f"customer class {request.customer_class.value} / grade {request.importance_grade.value} "
-        "needs high-voltage supply"
-    )
-    for band in rules.bands:
+    bands = rules.bands
+    if basis.requested_valid and requested is not None:
+        bands = tuple(band for band in rules.bands if band.voltage_kv == requested)
+    for band in bands:
         if kva <= band.max_kva:
             level = "mv" if band.voltage_kv <= 20 else "hv"
             return (
@@ -270,7 +280,8 @@ def _recommend_voltage(
                     inputs=inputs,
                     threshold=threshold,
                     result=RuleResult.INFO,
-                    detail=f"{why}; {kva:g} kVA <= {band.max_kva:g} kVA: {band.voltage_kv:g} kV",
+                    detail=f"{basis.reason}; {kva:g} kVA <= {band.max_kva:g} kVA: {band.voltage_kv:g} kV"
+                    + asked,
                 ),
             )
     largest = rules.bands[-1]
@@ -283,7 +294,7 @@ def _recommend_voltage(
             threshold=threshold,
             result=RuleResult.FAIL,
             detail=f"{kva:g} kVA exceeds the largest band "
-            f"({largest.voltage_kv:g} kV up to {largest.max_kva:g} kVA)",
+            f"({largest.voltage_kv:g} kV up to {largest.max_kva:g} kVA)" + asked,
         ),
     )
 

@@ -57,6 +57,7 @@ def request_of(application: ConnectionApplication) -> FeasibilityRequest:
         urban_rural=application.urban_rural,
         application_no=application.application_no,
         industry_code=application.industry_code,
+        requested_voltage_kv=application.requested_voltage_kv,
     )
 
 
