@@ -133,7 +133,9 @@ _CHANGEABLE_APPLICATION_FIELDS = frozenset(APPLICATION_FIELDS) - {"APP_NO", "UPD
 
 # Codes the marketing system accepts on an application created online; it refuses any other.
 ACCEPTED_CODES: dict[str, frozenset[str]] = {
-    "BUSI_TYPE_CODE": frozenset({"101", "111", "113", "105"}),
+    "BUSI_TYPE_CODE": frozenset(
+        {"101", "111", "113", "105", "115", "211", "213", "215", "201", "203", "217"}
+    ),
     "VOLT_CODE": frozenset({"AC02202", "AC03802", "AC00101", "AC00351", "AC01101"}),
     "CUST_CLASS_CODE": frozenset({"01", "02", "03", "04"}),
     "IMPORTANCE_CODE": frozenset({"00", "01", "02", "03", "04"}),
@@ -146,7 +148,9 @@ ACCEPTED_CODES: dict[str, frozenset[str]] = {
 }
 # Feasibility verdicts (可开放容量结论): "01" feasible, "02" feasible with conditions, "03" grid
 # reinforcement needed, "04" not feasible.
-FEASIBILITY_VERDICTS = frozenset({"01", "02", "03", "04", "05"})  # "05": data insufficient
+FEASIBILITY_VERDICTS = frozenset(
+    {"01", "02", "03", "04", "05", "06"}
+)  # "05": data insufficient, "06": no capacity check
 _DEFAULT_VOLT_CODE = {"01": "AC02202", "02": "AC03802", "03": "AC00101", "04": "AC00101"}
 _NEW_APPLICATION_REQUIRED = ("BUSI_TYPE_CODE", "APPLY_CAP", "CUST_CLASS_CODE", "CHANNEL_CODE", "ORG_NO")
 _NEW_CUSTOMER_REQUIRED = ("CONS_NAME", "ELEC_TYPE_CODE", "CERT_TYPE_CODE", "CERT_NO")
