@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.common import GeoPoint, UrbanRural
 from canonical_model.feasibility import (
     Condition,
@@ -33,7 +33,7 @@ from canonical_model.feasibility import (
     Verdict,
 )
 from feasibility.basis import SOURCE_RULES, area_of, supply_level
-from feasibility.config import NOT_REQUIRED, REQUIRED, Rules
+from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules
 from feasibility.spatial import SpatialIndex, haversine_m
 
 TRANSFORMER = "transformer"
@@ -155,6 +155,11 @@ class FeasibilityRequest:
     application_no: str | None = None
     industry_code: str | None = None
     requested_voltage_kv: float | None = None
+    business_type: BusinessType = BusinessType.NEW_CONNECTION
+    # The customer's contract capacity before a capacity change (Customer.contract_capacity_kva).
+    existing_capacity_kva: float | None = None
+    # The customer's existing supply point: the PMS transformer of its district (TG_ID), or its dedicated one.
+    existing_point_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,8 @@ class Plan:
     trace: list[RuleCheck] = field(default_factory=list)
     conditions: list[Condition] = field(default_factory=list)
     final: Verdict | None = None
+    # What the request adds before its demand factor: the whole request, or a capacity increase's increase.
+    added_kva: float = 0.0
 
     def load_ids(self, area: GridArea) -> set[str]:
         """Equipment whose recent peak the evaluation needs: candidates, the feeders above transformer
@@ -326,13 +333,149 @@ def reach(request: FeasibilityRequest, rules: Rules) -> tuple[str | None, float]
     return level, rules.supply_radius_m[_area(request)][level] if level is not None else 0.0
 
 
+def _business_type(request: FeasibilityRequest, rules: Rules) -> Plan | None:
+    """A plan that ends at the business type: one that touches no capacity or frees it (FACTS.md 2b)."""
+    kind = request.business_type
+    effect = rules.capacity_effect(kind)
+    if effect == NO_CAPACITY_CHECK:
+        check = RuleCheck(
+            rule="business_type",
+            inputs={"business_type": kind.value},
+            threshold={"capacity_effect": effect},
+            result=RuleResult.INFO,
+            detail=f"{kind.value} changes no capacity: no grid check and no reservation",
+        )
+        return Plan(request, rules, None, None, 0.0, (), [check], final=Verdict.NO_CAPACITY_CHECK)
+    if effect != FREES_CAPACITY:
+        return None
+    existing, kept = request.existing_capacity_kva, request.requested_capacity_kva
+    inputs = {"business_type": kind.value, "existing_capacity_kva": existing, "kept_kva": kept}
+    result = Plan(request, rules, None, None, 0.0, ())
+    if existing is None:
+        detail = (
+            f"{kind.value} frees capacity; the customer's existing contract capacity is unknown, so how much"
+        )
+        result.trace.append(
+            RuleCheck(
+                rule="capacity_released",
+                inputs=inputs,
+                threshold={"capacity_effect": effect},
+                result=RuleResult.CONDITION,
+                detail=detail + " is not stated",
+            )
+        )
+        result.conditions.append(
+            Condition(
+                code="existing_capacity_unknown",
+                detail="the customer's contract capacity is not in the hub: the capacity freed must be "
+                "confirmed",
+            )
+        )
+        result.final = Verdict.FEASIBLE_WITH_CONDITIONS
+        return result
+    freed = max(existing - kept, 0.0)
+    result.trace.append(
+        RuleCheck(
+            rule="capacity_released",
+            inputs=inputs,
+            threshold={"capacity_effect": effect},
+            result=RuleResult.INFO,
+            detail=f"{kind.value}: {existing:g} kVA - {kept:g} kVA kept = {freed:g} kVA freed; it never "
+            "needs reinforcement and reserves nothing",
+        )
+    )
+    result.final = Verdict.FEASIBLE
+    return result
+
+
+def _increase(request: FeasibilityRequest, result: Plan) -> bool:
+    """A capacity increase adds only its increase; False when the existing capacity is unknown."""
+    existing = request.existing_capacity_kva
+    requested = request.requested_capacity_kva
+    if existing is None:
+        result.conditions.append(
+            Condition(
+                code="existing_capacity_unknown",
+                detail="capacity increase: the customer's existing contract capacity is not in the hub, so "
+                "the increase cannot be told from the total",
+            )
+        )
+        result.trace.append(
+            RuleCheck(
+                rule="capacity_increase",
+                inputs={"requested_kva": requested, "existing_capacity_kva": None},
+                result=RuleResult.INSUFFICIENT_DATA,
+                detail="existing contract capacity unknown: the increase is not guessed",
+            )
+        )
+        result.final = Verdict.INSUFFICIENT_DATA
+        return False
+    result.added_kva = max(requested - existing, 0.0)
+    result.trace.append(
+        RuleCheck(
+            rule="capacity_increase",
+            inputs={"requested_kva": requested, "existing_capacity_kva": existing},
+            result=RuleResult.INFO,
+            detail=f"{requested:g} kVA requested - {existing:g} kVA existing contract capacity = "
+            f"{result.added_kva:g} kVA added",
+        )
+    )
+    return True
+
+
+def _existing_point(request: FeasibilityRequest, area: GridArea, level: str) -> Equipment | None:
+    """The customer's existing supply point at the level: its transformer, the feeder above it, or the
+    substation above that."""
+    item = area.transformers.get(request.existing_point_id or "")
+    if item is None or item.status != IN_SERVICE:
+        return None
+    if level == "lv":
+        return item
+    if level == "mv":
+        return area.feeders.get(item.feeder_id or "")
+    return area.substations.get(area.substation_of(item) or "")
+
+
 def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
     """Recommend the supply voltage and find candidate connection points with a widening radius."""
+    ended = _business_type(request, rules)
+    if ended is not None:
+        return ended
     voltage, level, check = _recommend_voltage(request, rules)
-    result = Plan(request, rules, voltage, level, 0.0, (), [check])
+    result = Plan(request, rules, voltage, level, 0.0, (), [check], added_kva=request.requested_capacity_kva)
     if voltage is None or level is None:
         result.final = Verdict.NOT_FEASIBLE
         return result
+    if request.business_type is BusinessType.CAPACITY_INCREASE:
+        if not _increase(request, result):
+            return result
+        point = _existing_point(request, area, level)
+        if point is not None:
+            distance = 0.0
+            if request.site is not None and point.lon is not None and point.lat is not None:
+                distance = haversine_m(request.site.lon, request.site.lat, point.lon, point.lat)
+            result.candidates = (Candidate(point, round(distance, 1)),)
+            result.radius_m = max(distance, 1.0)
+            result.trace.append(
+                RuleCheck(
+                    rule="connection_point_search",
+                    inputs={"existing_point_id": request.existing_point_id, "level": level},
+                    result=RuleResult.PASS,
+                    detail=f"capacity increase at the customer's existing supply point: "
+                    f"{_KIND_NAMES[point.kind]} {point.equipment_id} (from transformer "
+                    f"{request.existing_point_id})",
+                )
+            )
+            return result
+        result.trace.append(
+            RuleCheck(
+                rule="existing_supply_point",
+                inputs={"existing_point_id": request.existing_point_id, "level": level},
+                result=RuleResult.INFO,
+                detail="the customer's existing supply point is unknown or not in service at this level: "
+                "connection points are searched as for a new connection",
+            )
+        )
     if request.site is None:
         result.conditions.append(
             Condition(code=INSUFFICIENT, detail="the site location is missing: no connection point search")
@@ -464,7 +607,7 @@ class _Evaluator:
         residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
         self.demand_factor, self.demand_source = self.rules.demand_factor(residential, request.industry_code)
         # What the request adds to every piece of equipment above it: its increment.
-        self.request_kva = request.requested_capacity_kva * self.demand_factor
+        self.request_kva = plan_.added_kva * self.demand_factor
 
     def demand_check(self) -> RuleCheck:
         """The increment the request is judged on, as a trace entry."""
@@ -473,12 +616,13 @@ class _Evaluator:
             rule="request_increment",
             inputs={
                 "requested_kva": request.requested_capacity_kva,
+                "added_kva": self.plan.added_kva,
                 "customer_class": request.customer_class.value,
                 "industry_code": request.industry_code,
             },
             threshold={"demand_factor": self.demand_factor, "from": self.demand_source},
             result=RuleResult.INFO,
-            detail=f"{request.requested_capacity_kva:g} kVA x demand factor {self.demand_factor:g} "
+            detail=f"{self.plan.added_kva:g} kVA x demand factor {self.demand_factor:g} "
             f"({self.demand_source}) = {self.request_kva:.1f} kVA added to the equipment",
         )
 
@@ -1156,6 +1300,8 @@ def evaluate(
         increment_kva=increment,
         demand_factor=factor,
         existing_grid=best.existing_grid if best else (),
+        business_type=request.business_type.value,
+        existing_capacity_kva=request.existing_capacity_kva,
         trace=tuple(trace),
     )
 
