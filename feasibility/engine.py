@@ -71,6 +71,7 @@ class Equipment:
     public: bool = True
     area_class: str | None = None
     route_length_m: float | None = None
+    district_id: str | None = None
 
 
 class GridArea:
@@ -81,6 +82,8 @@ class GridArea:
         self.feeders: dict[str, Equipment] = {}
         self.substations: dict[str, Equipment] = {}
         self.main_transformers: dict[str, list[Equipment]] = {}
+        # Marketing transformer district (TG_ID) -> PMS transformer id, the 营配贯通 link.
+        self.districts: dict[str, str] = {}
         self.lv: SpatialIndex[str] = SpatialIndex(cell_deg)
         self.mv: SpatialIndex[str] = SpatialIndex(cell_deg)
         self.hv: SpatialIndex[str] = SpatialIndex(cell_deg)
@@ -88,6 +91,8 @@ class GridArea:
         for item in items:
             if item.kind == TRANSFORMER:
                 self.transformers[item.equipment_id] = item
+                if item.district_id:
+                    self.districts[item.district_id] = item.equipment_id
             elif item.kind == FEEDER:
                 self.feeders[item.equipment_id] = item
             elif item.kind == SUBSTATION:
@@ -158,8 +163,9 @@ class FeasibilityRequest:
     business_type: BusinessType = BusinessType.NEW_CONNECTION
     # The customer's contract capacity before a capacity change (Customer.contract_capacity_kva).
     existing_capacity_kva: float | None = None
-    # The customer's existing supply point: the PMS transformer of its district (TG_ID), or its dedicated one.
-    existing_point_id: str | None = None
+    # The customer's transformer district (TG_ID): its PMS transformer, public or dedicated, is the existing
+    # supply point of a capacity increase.
+    existing_district_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -426,7 +432,7 @@ def _increase(request: FeasibilityRequest, result: Plan) -> bool:
 def _existing_point(request: FeasibilityRequest, area: GridArea, level: str) -> Equipment | None:
     """The customer's existing supply point at the level: its transformer, the feeder above it, or the
     substation above that."""
-    item = area.transformers.get(request.existing_point_id or "")
+    item = area.transformers.get(area.districts.get(request.existing_district_id or "", ""))
     if item is None or item.status != IN_SERVICE:
         return None
     if level == "lv":
@@ -459,18 +465,18 @@ def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
             result.trace.append(
                 RuleCheck(
                     rule="connection_point_search",
-                    inputs={"existing_point_id": request.existing_point_id, "level": level},
+                    inputs={"existing_district_id": request.existing_district_id, "level": level},
                     result=RuleResult.PASS,
                     detail=f"capacity increase at the customer's existing supply point: "
                     f"{_KIND_NAMES[point.kind]} {point.equipment_id} (from transformer "
-                    f"{request.existing_point_id})",
+                    f"district {request.existing_district_id})",
                 )
             )
             return result
         result.trace.append(
             RuleCheck(
                 rule="existing_supply_point",
-                inputs={"existing_point_id": request.existing_point_id, "level": level},
+                inputs={"existing_district_id": request.existing_district_id, "level": level},
                 result=RuleResult.INFO,
                 detail="the customer's existing supply point is unknown or not in service at this level: "
                 "connection points are searched as for a new connection",

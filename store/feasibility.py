@@ -55,6 +55,20 @@ capacity_reservations = sa.Table(
     sa.Column("substation_id", KEY, nullable=True),
     sa.Column("kva", sa.Float, nullable=False),
     sa.Column("reserved_at", UtcDateTime(), nullable=False),
+    sa.Column(
+        "expires_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="lapses then: the supply scheme's validity, a temporary supply's end, or the days kept after "
+        "energisation",
+    ),
+    sa.Column("energised_at", UtcDateTime(), nullable=True, comment="when the application was energised"),
+    sa.Column(
+        "basis_kw_at_energisation",
+        sa.Float,
+        nullable=True,
+        comment="the equipment's load basis when energised; released once it rose by the configured share",
+    ),
     sa.Index("ix_capacity_reservations_equipment", "equipment_id"),
     sa.Index("ix_capacity_reservations_feeder", "feeder_id"),
     sa.Index("ix_capacity_reservations_substation", "substation_id"),
