@@ -15,7 +15,6 @@ from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
 from store.feasibility import capacity_reservations
 from store.schema import customers
-from tests.unit.workflow.events import application_event
 from tests.unit.feasibility.builders import (
     NOW,
     ROOT,
@@ -30,6 +29,7 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
+from tests.unit.workflow.events import application_event
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
 
