@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -149,7 +150,7 @@ def _handler(service: FeasibilityService) -> FeasibilityHandler:
     return FeasibilityHandler(service)
 
 
-def _document(number: str, kva: float) -> dict[str, object]:
+def _document(number: str, kva: float) -> dict[str, Any]:
     document = application(number, kva).model_dump(mode="json", exclude_none=True)
     del document["application_no"]
     return document
