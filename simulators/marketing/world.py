@@ -50,6 +50,7 @@ class ApplicationRow(TypedDict):
     ORG_NO: str
     URBAN_RURAL_FLAG: str
     TRADE_CODE: str | None
+    TEMP_END_DATE: str | None  # last day of a temporary supply (临时用电), YYYY-MM-DD
     DOCUMENTS: list[DocumentRow]
 
 
@@ -556,6 +557,7 @@ class MarketingWorld:
             ORG_NO=str(_text(application, "ORG_NO")),
             URBAN_RURAL_FLAG=urban_rural,
             TRADE_CODE=_text(application, "TRADE_CODE"),
+            TEMP_END_DATE=_text(application, "TEMP_END_DATE"),
             DOCUMENTS=[
                 DocumentRow(
                     DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),
