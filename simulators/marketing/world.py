@@ -92,7 +92,6 @@ class CustomerRow(TypedDict):
 # "10" archived. Two codes close an application outside its flow: "11" withdrawn by the customer (撤销) and
 # "12" cancelled or terminated by the utility (终止).
 TWO_STEP_STATUSES = ("01", "09", "10")
-THREE_STEP_STATUSES = ("01", "03", "09", "10")
 FOUR_STEP_STATUSES = ("01", "03", "04", "09", "10")
 FULL_CHAIN_STATUSES = ("01", "02", "03", "05", "06", "07", "08", "09", "10")
 ARCHIVED_STATUS = "10"
@@ -103,15 +102,18 @@ CLOSED_STATUSES = frozenset({ARCHIVED_STATUS, WITHDRAWN_STATUS, CANCELLED_STATUS
 # information error (信息错误), "02" customer documents missing (资料不全), "03" design change (设计变更),
 # "04" grid constraint (电网受限). A forward move clears it.
 RETURN_REASON_CODES = frozenset({"01", "02", "03", "04"})
-# Low-voltage customers up to these capacities are served under 三零 (zero visit, approval, investment).
-ZERO_VISIT_LIMIT_KVA = {"1": 160.0, "2": 100.0}
+# Low-voltage customers up to these powers are served under 三零 (zero visit, approval, investment): the
+# low-voltage ceiling of 160 kW in cities and 100 kW in rural areas, the capacity in kVA taken at this power
+# factor. Larger ones are supplied at 10 kV.
+ZERO_VISIT_LIMIT_KW = {"1": 160.0, "2": 100.0}
+POWER_FACTOR = 0.9
 
 
 def status_flow(row: ApplicationRow) -> tuple[str, ...]:
     """The STATUS_CODE sequence the marketing system runs for this application.
 
     Important users (IMPORTANCE_CODE other than "00") take the full chain; otherwise residential and
-    small low-voltage customers take 2 steps, other low-voltage customers 3 and high voltage 4.
+    low-voltage customers within the ceiling take 2 steps, and larger ones high voltage's 4.
     """
     if row["IMPORTANCE_CODE"] not in ("00", ""):
         return FULL_CHAIN_STATUSES
@@ -119,8 +121,8 @@ def status_flow(row: ApplicationRow) -> tuple[str, ...]:
     if cust_class == "01":
         return TWO_STEP_STATUSES
     if cust_class == "02":
-        limit = ZERO_VISIT_LIMIT_KVA.get(row["URBAN_RURAL_FLAG"], ZERO_VISIT_LIMIT_KVA["2"])
-        return TWO_STEP_STATUSES if row["APPLY_CAP"] <= limit else THREE_STEP_STATUSES
+        limit = ZERO_VISIT_LIMIT_KW.get(row["URBAN_RURAL_FLAG"], ZERO_VISIT_LIMIT_KW["2"])
+        return TWO_STEP_STATUSES if row["APPLY_CAP"] * POWER_FACTOR <= limit else FOUR_STEP_STATUSES
     return FOUR_STEP_STATUSES
 
 
