@@ -285,12 +285,6 @@ class FeasibilityService:
             )
         return len(rows)
 
-    def release_lapsed(self, conn: Connection) -> int:
-        """Release every reservation past its expiry (for the monitor); returns the rows released."""
-        table = capacity_reservations
-        result = conn.execute(table.delete().where(table.c.expires_at <= self.clock()))
-        return int(result.rowcount or 0)
-
     def release(self, conn: Connection, application_no: str) -> float:
         """Release an application's reservations (withdrawn or cancelled); return the kVA released."""
         table = capacity_reservations

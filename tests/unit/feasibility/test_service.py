@@ -200,11 +200,15 @@ def test_an_energised_reservation_lapses_after_the_configured_days(sqlite_engine
     with sqlite_engine.begin() as conn:
         service.assess_application(conn, application("A1", 100), correlation_id="c")
         assert service.energised(conn, "A1") == 1
+    # 61 days after energisation, past the 60 kept, with T1's load unchanged (150 kW): the next check on T1
+    # releases it although the load never showed.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=61))
     later = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=61))
     with sqlite_engine.begin() as conn:
-        # 61 days after energisation, past the 60 kept: the monitor's sweep releases it.
-        assert later.release_lapsed(conn) == 1
-        assert reservations(conn) == []
+        later.assess_application(conn, application("A2", 10), correlation_id="c")
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A2", "T1", 10.0)]
 
 
 def _customer(conn: Connection, customer_no: str, capacity: float | None, district: str | None) -> None:
