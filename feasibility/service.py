@@ -167,9 +167,28 @@ class FeasibilityService:
         if application.business_type is BusinessType.CAPACITY_INCREASE and customer is not None:
             # Only the increase is promised: the existing capacity is already in the measured peaks.
             kva = max(kva - (customer.contract_capacity_kva or 0.0), 0.0)
-        until = _reserved_until(assessment, application, rules)
+        # The scheme's validity counts from the first promise: a re-assessment does not renew it.
+        promised = conn.execute(
+            sa.select(feasibility_assessments.c.promised_at).where(
+                feasibility_assessments.c.application_no == application_no
+            )
+        ).scalar()
+        targets = reservation_targets(assessment)
+        since = promised or now
+        until = _reserved_until(assessment, application, rules, since)
+        lapsed: RuleCheck | None = None
+        if targets and until <= now:
+            lapsed = RuleCheck(
+                rule="reservation_lapsed",
+                inputs={"promised_at": since.isoformat()},
+                threshold={"lapsed_at": until.isoformat()},
+                result=RuleResult.INFO,
+                detail=f"the supply scheme promised on {since:%Y-%m-%d} lapsed on {until:%Y-%m-%d}: "
+                "nothing is reserved again until a new application",
+            )
+            targets = []
         rows = []
-        for source in reservation_targets(assessment):
+        for source in targets:
             rows.append(
                 {
                     "application_no": application_no,
@@ -187,13 +206,16 @@ class FeasibilityService:
             conn.execute(capacity_reservations.insert(), rows)
         reserved = kva * len(rows)
         update: dict[str, Any] = {"reserved_kva": reserved, "reserved_until": until if rows else None}
+        extra = [lapsed] if lapsed is not None else []
         if effect == FREES_CAPACITY:
             reduced = _reduce_customer_reservations(conn, application)
             if reduced is not None:
-                update["trace"] = (*assessment.trace, reduced)
+                extra.append(reduced)
+        if extra:
+            update["trace"] = (*assessment.trace, *extra)
         assessment = assessment.model_copy(update=update)
         event = self._publish(conn, assessment, application_no, correlation_id)
-        self._keep(conn, application, assessment, event, inputs)
+        self._keep(conn, application, assessment, event, inputs, promised or (now if rows else None))
         return Outcome(assessment, reserved, event)
 
     def _publish(
@@ -221,6 +243,7 @@ class FeasibilityService:
         assessment: FeasibilityAssessment,
         event: CloudEvent,
         inputs: Iterable[str],
+        promised_at: datetime | None,
     ) -> None:
         application_no = application.application_no
         site = application.site_location
@@ -235,6 +258,7 @@ class FeasibilityService:
             "is_open": True,
             "assessed_at": assessment.assessed_at,
             "event_id": event.id,
+            "promised_at": promised_at,
         }
         table = feasibility_assessments
         updated = conn.execute(
@@ -283,6 +307,12 @@ class FeasibilityService:
                     expires_at=now + timedelta(days=rules.energised_max_days),
                 )
             )
+        # Energised: no longer re-assessed, so a grid change does not replace what is kept.
+        conn.execute(
+            feasibility_assessments.update()
+            .where(feasibility_assessments.c.application_no == application_no)
+            .values(is_open=False)
+        )
         return len(rows)
 
     def release(self, conn: Connection, application_no: str) -> float:
@@ -357,13 +387,13 @@ class FeasibilityService:
 
 
 def _reserved_until(
-    assessment: FeasibilityAssessment, application: ConnectionApplication, rules: Rules
+    assessment: FeasibilityAssessment, application: ConnectionApplication, rules: Rules, since: datetime
 ) -> datetime:
     """When a reservation lapses: the supply scheme's validity by level (FACTS.md 2b), or the last day of a
     temporary supply if that comes first."""
     voltage = assessment.recommended_voltage_kv
     level = "lv" if voltage is not None and voltage < LV_MAX_KV else "hv"
-    until = assessment.assessed_at + timedelta(days=rules.scheme_validity_days[level])
+    until = since + timedelta(days=rules.scheme_validity_days[level])
     end = application.temporary_until
     if application.business_type is BusinessType.TEMPORARY_SUPPLY and end is not None:
         # The supply ends with the last day, local time.

@@ -28,6 +28,12 @@ feasibility_assessments = sa.Table(
     sa.Column("is_open", sa.Boolean, nullable=False, comment="false once withdrawn or energised"),
     sa.Column("assessed_at", UtcDateTime(), nullable=False),
     sa.Column("event_id", KEY, nullable=False, comment="feasibility_assessed event of this result"),
+    sa.Column(
+        "promised_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="first time capacity was reserved: the supply scheme's validity counts from it",
+    ),
     sa.Index("ix_feasibility_assessments_site", "is_open", "site_lon"),
 )
 

@@ -127,6 +127,29 @@ def test_a_reservation_lapses_with_the_supply_schemes_validity(sqlite_engine: En
         assert reservations(conn) == [("A2", "T1", 100.0)]
 
 
+def test_a_re_assessment_does_not_renew_the_schemes_validity(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        service.assess_application(conn, application("A1", 100), correlation_id="c")
+    # Assessed again 30 days on (a grid change): still until NOW + 90 days, counted from the first promise.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=30))
+    month = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=30))
+    with sqlite_engine.begin() as conn:
+        again = month.assess_application(conn, application("A1", 100), correlation_id="c")
+    assert again.assessment.reserved_until == NOW + timedelta(days=90)
+    # 91 days on the scheme has lapsed: the grid answer stands, but nothing is reserved again.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=91))
+    late = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=91))
+    with sqlite_engine.begin() as conn:
+        lapsed = late.assess_application(conn, application("A1", 100), correlation_id="c")
+    assert lapsed.assessment.verdict == "feasible" and lapsed.reserved_kva == 0
+    assert lapsed.assessment.trace[-1].rule == "reservation_lapsed"
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == []
+
+
 def test_a_high_voltage_scheme_holds_a_year_and_a_temporary_supply_ends_on_its_last_day(
     sqlite_engine: Engine,
 ) -> None:
@@ -179,9 +202,10 @@ def test_after_energisation_the_reservation_stays_until_the_load_shows(sqlite_en
         handler(conn, application_event("A1", 1, **document))
         handler(conn, application_event("A1", 2, **{**document, "stage": "energisation"}))
     with sqlite_engine.connect() as conn:
-        # Kept, at most 60 days from energisation, with T1's basis then: 150 kW.
+        # Kept, at most 60 days from energisation, with T1's basis then: 150 kW; no longer re-assessed.
         assert reservations(conn) == [("A1", "T1", 100.0)]
         assert _expiry(conn, "A1") == [NOW + timedelta(days=60)]
+        assert service.affected(conn, "T1", None) == []
     # Released once T1's basis rose by 0.5 x 100 kVA x 0.9 = 45 kW: 150 + 40 = 190 kW is not yet enough.
     with sqlite_engine.begin() as conn:
         store_peak(conn, "T1", 190.0, TODAY - timedelta(days=1))
