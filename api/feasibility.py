@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, check_capacity
 from api.problems import problem, problem_responses
-from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment
 from feasibility.config import FeasibilityConfig, load_feasibility_config
@@ -42,6 +42,19 @@ class PreviewRequest(RequestModel):
     )
     province: str | None = Field(
         default=None, max_length=64, description="rule set; default rules when left out"
+    )
+    requested_voltage_kv: FiniteNumber | None = Field(
+        default=None, gt=0, description="supply voltage asked for, kV: honoured when valid for the capacity"
+    )
+    business_type: BusinessType = Field(
+        default=BusinessType.NEW_CONNECTION,
+        description="business type (业务类型): a capacity increase adds only its increase, a reduction or "
+        "suspension frees capacity, changes such as a name change get no capacity check",
+    )
+    existing_capacity_kva: FiniteNumber | None = Field(
+        default=None,
+        ge=0,
+        description="the customer's contract capacity before a capacity change, kVA (原合同容量)",
     )
 
 
@@ -107,6 +120,9 @@ def feasibility_router(
             site=body.site_location,
             urban_rural=body.urban_rural,
             industry_code=body.industry_code,
+            requested_voltage_kv=body.requested_voltage_kv,
+            business_type=body.business_type,
+            existing_capacity_kva=body.existing_capacity_kva,
         )
         with engine.connect() as conn:
             return service().preview(conn, request, province=body.province)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 from pydantic import AwareDatetime, Field
@@ -10,12 +11,19 @@ from canonical_model.common import CanonicalModel, GeoPoint, SourceRef, UrbanRur
 
 
 class BusinessType(StrEnum):
-    """Kind of application (业务类型)."""
+    """Kind of application (业务类型), the business types of 供电营业规则."""
 
-    NEW_CONNECTION = "new_connection"
-    CAPACITY_INCREASE = "capacity_increase"
-    CAPACITY_REDUCTION = "capacity_reduction"
-    TEMPORARY_SUPPLY = "temporary_supply"
+    NEW_CONNECTION = "new_connection"  # 新装
+    CAPACITY_INCREASE = "capacity_increase"  # 增容
+    CAPACITY_REDUCTION = "capacity_reduction"  # 减容
+    SUSPENSION = "suspension"  # 暂停
+    TEMPORARY_SUPPLY = "temporary_supply"  # 临时用电
+    RELOCATION = "relocation"  # 迁址
+    VOLTAGE_CHANGE = "voltage_change"  # 改压
+    METER_RELOCATION = "meter_relocation"  # 移表
+    NAME_CHANGE = "name_change"  # 更名
+    OWNERSHIP_TRANSFER = "ownership_transfer"  # 过户
+    TARIFF_CHANGE = "tariff_change"  # 改类
 
 
 class CustomerClass(StrEnum):
@@ -70,11 +78,19 @@ class ConnectionApplication(CanonicalModel):
     application_no: str = Field(min_length=1, description="application number (申请编号)")
     business_type: BusinessType = Field(description="business type (业务类型)")
     customer_no: str = Field(min_length=1, description="customer number (户号)")
-    requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA (申请容量)")
+    requested_capacity_kva: float = Field(
+        gt=0,
+        description="requested capacity, kVA (申请容量): for a capacity increase the total after it, for a "
+        "reduction or suspension the capacity the customer keeps",
+    )
     requested_voltage_kv: float | None = Field(
         default=None, gt=0, description="supply voltage the customer asked for, kV (申请供电电压)"
     )
     customer_class: CustomerClass = Field(description="customer class (客户分类)")
+    temporary_until: date | None = Field(
+        default=None,
+        description="last day of a temporary supply (临时用电截止日期); its reservation lapses after it",
+    )
     importance_grade: ImportanceGrade = Field(
         default=ImportanceGrade.NONE, description="important user grade (重要用户等级)"
     )

@@ -24,6 +24,8 @@ class Verdict(StrEnum):
     NOT_FEASIBLE = "not_feasible"
     # Load or grid data a required check needs is missing or stale: no answer and no reservation.
     INSUFFICIENT_DATA = "insufficient_data"
+    # The business type touches no capacity (更名, 过户, 改类, 移表): no grid check, no reservation.
+    NO_CAPACITY_CHECK = "no_capacity_check"
 
 
 class RuleResult(StrEnum):
@@ -140,8 +142,8 @@ class FeasibilityAssessment(CanonicalModel):
     requested_capacity_kva: float = Field(gt=0, description="requested capacity, kVA")
     site_location: GeoPoint | None = Field(default=None, description="site location")
     verdict: Verdict = Field(
-        description="feasible, with conditions, needs reinforcement (caused by this request), not feasible "
-        "or insufficient data"
+        description="feasible, with conditions, needs reinforcement (caused by this request), not feasible, "
+        "insufficient data, or no capacity check (a business type that touches no capacity)"
     )
     recommended_voltage_kv: float | None = Field(default=None, description="recommended supply voltage, kV")
     schemes: tuple[SupplyScheme, ...] = Field(default=(), description="candidate schemes, best first")
@@ -158,5 +160,14 @@ class FeasibilityAssessment(CanonicalModel):
         description="deficiencies the recommended scheme's equipment had before the request (存量问题), "
         "for grid planning; they are not the applicant's and alone never need reinforcement",
     )
+    business_type: str | None = Field(default=None, description="business type of the application (业务类型)")
+    existing_capacity_kva: float | None = Field(
+        default=None,
+        description="the customer's contract capacity before a capacity change, kVA (原合同容量)",
+    )
     reserved_kva: float = Field(default=0, description="capacity reserved for this application, kVA")
+    reserved_until: AwareDatetime | None = Field(
+        default=None,
+        description="when the reservation lapses: the supply scheme's validity, or a temporary supply's end",
+    )
     trace: tuple[RuleCheck, ...] = Field(default=(), description="every rule applied, in order")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canonical_model.application import BusinessType
 from canonical_model.grid import SupplyAreaClass
 from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
 
@@ -24,6 +25,12 @@ RECOMMENDED = "recommended"
 NOT_REQUIRED = "not_required"
 N1_POLICIES = (REQUIRED, RECOMMENDED, NOT_REQUIRED)
 CLASS_LEVELS = ("lv", "mv")
+BUSINESS_TYPES = tuple(member.value for member in BusinessType)
+CAPACITY_CHECK = "capacity_check"
+FREES_CAPACITY = "frees_capacity"
+NO_CAPACITY_CHECK = "no_capacity_check"
+CAPACITY_EFFECTS = (CAPACITY_CHECK, FREES_CAPACITY, NO_CAPACITY_CHECK)
+VALIDITY_LEVELS = ("lv", "hv")
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,17 @@ class Rules:
     demand_default: float
     simultaneity: float
     weights: Mapping[str, float]
+    capacity_effects: Mapping[str, str]
+    scheme_validity_days: Mapping[str, int]
+    energised_load_share: float
+    energised_max_days: int
     release_stages: frozenset[str]
+    energised_stages: frozenset[str]
     withdrawn_statuses: frozenset[str]
+
+    def capacity_effect(self, business_type: BusinessType) -> str:
+        """capacity_check, frees_capacity or no_capacity_check: what the business type does to capacity."""
+        return self.capacity_effects[business_type.value]
 
     def n1_policy(self, area_class: str | None) -> str:
         """required, recommended or not_required: what N-1 means in an area class (unknown: its own rule)."""
@@ -157,6 +173,15 @@ def _names(value: Any) -> str | None:
     return None
 
 
+def _business_types(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return f"must be a list of business types, not {value!r}"
+    unknown = [item for item in value if item not in BUSINESS_TYPES]
+    if unknown:
+        return f"names unknown business types {unknown}; expected some of {list(BUSINESS_TYPES)}"
+    return None
+
+
 def _radii(value: Any) -> str | None:
     if not isinstance(value, list) or not value or any(_positive(item) for item in value):
         return f"must be a non-empty list of positive numbers, not {value!r}"
@@ -218,7 +243,13 @@ SPEC: Spec = {
         "simultaneity": _fraction,
     },
     "weights": {criterion: _weight for criterion in CRITERIA},
+    "business_types": {effect: _business_types for effect in CAPACITY_EFFECTS},
+    "reservation": {
+        "scheme_validity_days": {level: _count for level in VALIDITY_LEVELS},
+        "after_energisation": {"load_share": _fraction, "max_days": _count},
+    },
     "release_stages": _names,
+    "energised_stages": _names,
     "withdrawn_statuses": _names,
 }
 
@@ -309,9 +340,35 @@ def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
         demand_default=float(demand["default"]),
         simultaneity=float(demand["simultaneity"]),
         weights={criterion: float(value) for criterion, value in raw["weights"].items()},
+        capacity_effects={name: effect for effect, names in raw["business_types"].items() for name in names},
+        scheme_validity_days={
+            level: int(days) for level, days in raw["reservation"]["scheme_validity_days"].items()
+        },
+        energised_load_share=float(raw["reservation"]["after_energisation"]["load_share"]),
+        energised_max_days=int(raw["reservation"]["after_energisation"]["max_days"]),
         release_stages=frozenset(raw["release_stages"]),
+        energised_stages=frozenset(raw["energised_stages"]),
         withdrawn_statuses=frozenset(raw["withdrawn_statuses"]),
     )
+
+
+def _check_business_types(
+    raw: Mapping[str, Any], node: Any, file: str, diag: Diagnostics, where: str
+) -> None:
+    """Every business type has exactly one capacity effect."""
+    seen: dict[str, str] = {}
+    for effect, names in raw["business_types"].items():
+        for name in names:
+            if name in seen:
+                diag.error(
+                    f"{where}business type {name!r} is both {seen[name]} and {effect}", file, line_of(node)
+                )
+            seen[name] = effect
+    missing = [name for name in BUSINESS_TYPES if name not in seen]
+    if missing:
+        diag.error(
+            f"{where}business_types leave out {missing}: each needs a capacity effect", file, line_of(node)
+        )
 
 
 def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityConfig | None:
@@ -356,6 +413,13 @@ def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityC
     if len(diag.errors) > before:
         return None
     defaults = plain(document["defaults"])
+    _check_business_types(defaults, document["defaults"].get("business_types"), file, diag, "")
+    for name, node in provinces_node.items():
+        if "business_types" in node:
+            merged = _merge(defaults, {"business_types": plain(node["business_types"])})
+            _check_business_types(merged, node["business_types"], file, diag, f"province {name!r}: ")
+    if len(diag.errors) > before:
+        return None
     provinces = {
         str(name): _rules(
             str(name), _merge(defaults, {k: plain(v) for k, v in node.items() if k != "org_prefixes"})

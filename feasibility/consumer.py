@@ -1,6 +1,7 @@
 """The feasibility consumer: assesses applications when they arrive or change, and when their grid changes.
 
-Bindings: application.# (assess, or release reservations once withdrawn or energised), projection.# (re-assess
+Bindings: application.# (assess; release reservations once withdrawn or cancelled; keep them after
+energisation until the new load shows in the measured peaks), projection.# (re-assess
 the open applications that used the equipment or lie within reach of it) and feasibility.# (its own results,
 bound so that every result it publishes has a queue; they need no action here).
 
@@ -55,8 +56,11 @@ class FeasibilityHandler:
             self._application(conn, event)
         elif event.type == STAGE_REPORTED:
             report: StageReport = _validated(StageReport, event)
-            if report.stage in self.service.config.rules_for().release_stages:
+            rules = self.service.config.rules_for()
+            if report.stage in rules.release_stages:
                 self.service.release(conn, report.application_no)
+            elif report.stage in rules.energised_stages:
+                self.service.energised(conn, report.application_no)
         elif event.type == PROJECTION_UPDATED:
             update: ProjectionUpdate = _validated(ProjectionUpdate, event)
             affected = self.service.affected(conn, update.equipment_id, update.location)
@@ -71,6 +75,10 @@ class FeasibilityHandler:
         rules = self.service.config.rules_for(application.org_no)
         if application.stage in rules.release_stages or application.legacy_status in rules.withdrawn_statuses:
             self.service.release(conn, application.application_no)
+            return
+        if application.stage in rules.energised_stages:
+            # Energised: the reservation stays until the new load shows in the measured peaks.
+            self.service.energised(conn, application.application_no)
             return
         self.service.assess_application(conn, application, correlation_id=event.correlationid)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.common import GeoPoint, UrbanRural
 from canonical_model.feasibility import (
     Condition,
@@ -32,7 +32,8 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
-from feasibility.config import NOT_REQUIRED, REQUIRED, Rules
+from feasibility.basis import SOURCE_RULES, area_of, supply_level
+from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules
 from feasibility.spatial import SpatialIndex, haversine_m
 
 TRANSFORMER = "transformer"
@@ -40,13 +41,6 @@ FEEDER = "feeder"
 SUBSTATION = "substation"
 MAIN_TRANSFORMER = "main_transformer"
 IN_SERVICE = "in_service"
-HV_CLASSES = frozenset({CustomerClass.HV_SINGLE_SOURCE, CustomerClass.HV_DUAL_SOURCE})
-# Important grades and what their supply needs: (sources, distinct substations) per GB/T 29328.
-SOURCE_RULES: Mapping[ImportanceGrade, tuple[int, int]] = {
-    ImportanceGrade.SPECIAL: (3, 2),
-    ImportanceGrade.FIRST: (2, 2),
-    ImportanceGrade.SECOND: (2, 1),
-}
 _VERDICT_ORDER = {
     Verdict.FEASIBLE: 0,
     Verdict.FEASIBLE_WITH_CONDITIONS: 1,
@@ -77,6 +71,7 @@ class Equipment:
     public: bool = True
     area_class: str | None = None
     route_length_m: float | None = None
+    district_id: str | None = None
 
 
 class GridArea:
@@ -87,6 +82,8 @@ class GridArea:
         self.feeders: dict[str, Equipment] = {}
         self.substations: dict[str, Equipment] = {}
         self.main_transformers: dict[str, list[Equipment]] = {}
+        # Marketing transformer district (TG_ID) -> PMS transformer id, the 营配贯通 link.
+        self.districts: dict[str, str] = {}
         self.lv: SpatialIndex[str] = SpatialIndex(cell_deg)
         self.mv: SpatialIndex[str] = SpatialIndex(cell_deg)
         self.hv: SpatialIndex[str] = SpatialIndex(cell_deg)
@@ -94,6 +91,8 @@ class GridArea:
         for item in items:
             if item.kind == TRANSFORMER:
                 self.transformers[item.equipment_id] = item
+                if item.district_id:
+                    self.districts[item.district_id] = item.equipment_id
             elif item.kind == FEEDER:
                 self.feeders[item.equipment_id] = item
             elif item.kind == SUBSTATION:
@@ -160,6 +159,13 @@ class FeasibilityRequest:
     urban_rural: UrbanRural | None = None
     application_no: str | None = None
     industry_code: str | None = None
+    requested_voltage_kv: float | None = None
+    business_type: BusinessType = BusinessType.NEW_CONNECTION
+    # The customer's contract capacity before a capacity change (Customer.contract_capacity_kva).
+    existing_capacity_kva: float | None = None
+    # The customer's transformer district (TG_ID): its PMS transformer, public or dedicated, is the existing
+    # supply point of a capacity increase.
+    existing_district_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,8 @@ class Plan:
     trace: list[RuleCheck] = field(default_factory=list)
     conditions: list[Condition] = field(default_factory=list)
     final: Verdict | None = None
+    # What the request adds before its demand factor: the whole request, or a capacity increase's increase.
+    added_kva: float = 0.0
 
     def load_ids(self, area: GridArea) -> set[str]:
         """Equipment whose recent peak the evaluation needs: candidates, the feeders above transformer
@@ -212,35 +220,53 @@ class Plan:
 
 
 def _area(request: FeasibilityRequest) -> str:
-    # An unknown area counts as rural: the lower ceiling and the wider radius, as in the workflow.
-    return request.urban_rural.value if request.urban_rural is not None else UrbanRural.RURAL.value
+    return area_of(request.urban_rural)
 
 
 def _recommend_voltage(
     request: FeasibilityRequest, rules: Rules
 ) -> tuple[float | None, str | None, RuleCheck]:
     kva = request.requested_capacity_kva
-    kw = kva * rules.power_factor
-    area = _area(request)
-    ceiling = rules.lv_ceiling_kw[area]
-    important = request.importance_grade in SOURCE_RULES
+    basis = supply_level(
+        rules,
+        request.customer_class,
+        request.importance_grade,
+        kva,
+        request.urban_rural,
+        request.requested_voltage_kv,
+    )
+    area = basis.area
     inputs: dict[str, Any] = {
         "requested_kva": kva,
         "power_factor": rules.power_factor,
-        "requested_kw": round(kw, 3),
+        "requested_kw": round(basis.kw, 3),
         "area": area,
         "customer_class": request.customer_class.value,
         "importance_grade": request.importance_grade.value,
+        "requested_voltage_kv": request.requested_voltage_kv,
     }
     threshold: dict[str, Any] = {
-        "lv_ceiling_kw": ceiling,
+        "lv_ceiling_kw": rules.lv_ceiling_kw[area],
         "single_phase_max_kw": rules.single_phase_max_kw,
         "bands": [{"voltage_kv": b.voltage_kv, "max_kva": b.max_kva} for b in rules.bands],
     }
-    if request.customer_class not in HV_CLASSES and not important and kw <= ceiling:
-        single = request.customer_class is CustomerClass.LV_RESIDENTIAL and kw < rules.single_phase_max_kw
+    requested = request.requested_voltage_kv
+    asked = ""
+    if requested is not None:
+        asked = (
+            f"; the requested {requested:g} kV is valid for {kva:g} kVA and honoured"
+            if basis.requested_valid
+            else f"; the requested {requested:g} kV cannot carry {kva:g} kVA on this basis "
+            "(low voltage only within the ceiling, else a configured band that holds it): not used"
+        )
+    if basis.low_voltage:
+        residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
+        single = residential and basis.kw < rules.single_phase_max_kw
+        if basis.requested_valid and requested is not None:
+            # 220 V asked by a load above the single-phase limit is not valid either: three-phase.
+            single = requested < 0.3 and basis.kw < rules.single_phase_max_kw
         voltage = 0.22 if single else 0.38
-        detail = f"{kva:g} kVA x {rules.power_factor:g} = {kw:.1f} kW <= {ceiling:g} kW ({area} ceiling)"
+        detail = f"{kva:g} kVA x {rules.power_factor:g} = {basis.reason}"
         detail += f" and < {rules.single_phase_max_kw:g} kW: 0.22 kV" if single else ": 0.38 kV"
         return (
             voltage,
@@ -250,16 +276,13 @@ def _recommend_voltage(
                 inputs=inputs,
                 threshold=threshold,
                 result=RuleResult.INFO,
-                detail=detail,
+                detail=detail + asked,
             ),
         )
-    why = (
-        f"{kw:.1f} kW > {ceiling:g} kW ({area} ceiling)"
-        if kw > ceiling
-        else f"customer class {request.customer_class.value} / grade {request.importance_grade.value} "
-        "needs high-voltage supply"
-    )
-    for band in rules.bands:
+    bands = rules.bands
+    if basis.requested_valid and requested is not None:
+        bands = tuple(band for band in rules.bands if band.voltage_kv == requested)
+    for band in bands:
         if kva <= band.max_kva:
             level = "mv" if band.voltage_kv <= 20 else "hv"
             return (
@@ -270,7 +293,8 @@ def _recommend_voltage(
                     inputs=inputs,
                     threshold=threshold,
                     result=RuleResult.INFO,
-                    detail=f"{why}; {kva:g} kVA <= {band.max_kva:g} kVA: {band.voltage_kv:g} kV",
+                    detail=f"{basis.reason}; {kva:g} kVA <= {band.max_kva:g} kVA: {band.voltage_kv:g} kV"
+                    + asked,
                 ),
             )
     largest = rules.bands[-1]
@@ -283,7 +307,7 @@ def _recommend_voltage(
             threshold=threshold,
             result=RuleResult.FAIL,
             detail=f"{kva:g} kVA exceeds the largest band "
-            f"({largest.voltage_kv:g} kV up to {largest.max_kva:g} kVA)",
+            f"({largest.voltage_kv:g} kV up to {largest.max_kva:g} kVA)" + asked,
         ),
     )
 
@@ -315,13 +339,149 @@ def reach(request: FeasibilityRequest, rules: Rules) -> tuple[str | None, float]
     return level, rules.supply_radius_m[_area(request)][level] if level is not None else 0.0
 
 
+def _business_type(request: FeasibilityRequest, rules: Rules) -> Plan | None:
+    """A plan that ends at the business type: one that touches no capacity or frees it (FACTS.md 2b)."""
+    kind = request.business_type
+    effect = rules.capacity_effect(kind)
+    if effect == NO_CAPACITY_CHECK:
+        check = RuleCheck(
+            rule="business_type",
+            inputs={"business_type": kind.value},
+            threshold={"capacity_effect": effect},
+            result=RuleResult.INFO,
+            detail=f"{kind.value} changes no capacity: no grid check and no reservation",
+        )
+        return Plan(request, rules, None, None, 0.0, (), [check], final=Verdict.NO_CAPACITY_CHECK)
+    if effect != FREES_CAPACITY:
+        return None
+    existing, kept = request.existing_capacity_kva, request.requested_capacity_kva
+    inputs = {"business_type": kind.value, "existing_capacity_kva": existing, "kept_kva": kept}
+    result = Plan(request, rules, None, None, 0.0, ())
+    if existing is None:
+        detail = (
+            f"{kind.value} frees capacity; the customer's existing contract capacity is unknown, so how much"
+        )
+        result.trace.append(
+            RuleCheck(
+                rule="capacity_released",
+                inputs=inputs,
+                threshold={"capacity_effect": effect},
+                result=RuleResult.CONDITION,
+                detail=detail + " is not stated",
+            )
+        )
+        result.conditions.append(
+            Condition(
+                code="existing_capacity_unknown",
+                detail="the customer's contract capacity is not in the hub: the capacity freed must be "
+                "confirmed",
+            )
+        )
+        result.final = Verdict.FEASIBLE_WITH_CONDITIONS
+        return result
+    freed = max(existing - kept, 0.0)
+    result.trace.append(
+        RuleCheck(
+            rule="capacity_released",
+            inputs=inputs,
+            threshold={"capacity_effect": effect},
+            result=RuleResult.INFO,
+            detail=f"{kind.value}: {existing:g} kVA - {kept:g} kVA kept = {freed:g} kVA freed; it never "
+            "needs reinforcement and reserves nothing",
+        )
+    )
+    result.final = Verdict.FEASIBLE
+    return result
+
+
+def _increase(request: FeasibilityRequest, result: Plan) -> bool:
+    """A capacity increase adds only its increase; False when the existing capacity is unknown."""
+    existing = request.existing_capacity_kva
+    requested = request.requested_capacity_kva
+    if existing is None:
+        result.conditions.append(
+            Condition(
+                code="existing_capacity_unknown",
+                detail="capacity increase: the customer's existing contract capacity is not in the hub, so "
+                "the increase cannot be told from the total",
+            )
+        )
+        result.trace.append(
+            RuleCheck(
+                rule="capacity_increase",
+                inputs={"requested_kva": requested, "existing_capacity_kva": None},
+                result=RuleResult.INSUFFICIENT_DATA,
+                detail="existing contract capacity unknown: the increase is not guessed",
+            )
+        )
+        result.final = Verdict.INSUFFICIENT_DATA
+        return False
+    result.added_kva = max(requested - existing, 0.0)
+    result.trace.append(
+        RuleCheck(
+            rule="capacity_increase",
+            inputs={"requested_kva": requested, "existing_capacity_kva": existing},
+            result=RuleResult.INFO,
+            detail=f"{requested:g} kVA requested - {existing:g} kVA existing contract capacity = "
+            f"{result.added_kva:g} kVA added",
+        )
+    )
+    return True
+
+
+def _existing_point(request: FeasibilityRequest, area: GridArea, level: str) -> Equipment | None:
+    """The customer's existing supply point at the level: its transformer, the feeder above it, or the
+    substation above that."""
+    item = area.transformers.get(area.districts.get(request.existing_district_id or "", ""))
+    if item is None or item.status != IN_SERVICE:
+        return None
+    if level == "lv":
+        return item
+    if level == "mv":
+        return area.feeders.get(item.feeder_id or "")
+    return area.substations.get(area.substation_of(item) or "")
+
+
 def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
     """Recommend the supply voltage and find candidate connection points with a widening radius."""
+    ended = _business_type(request, rules)
+    if ended is not None:
+        return ended
     voltage, level, check = _recommend_voltage(request, rules)
-    result = Plan(request, rules, voltage, level, 0.0, (), [check])
+    result = Plan(request, rules, voltage, level, 0.0, (), [check], added_kva=request.requested_capacity_kva)
     if voltage is None or level is None:
         result.final = Verdict.NOT_FEASIBLE
         return result
+    if request.business_type is BusinessType.CAPACITY_INCREASE:
+        if not _increase(request, result):
+            return result
+        point = _existing_point(request, area, level)
+        if point is not None:
+            distance = 0.0
+            if request.site is not None and point.lon is not None and point.lat is not None:
+                distance = haversine_m(request.site.lon, request.site.lat, point.lon, point.lat)
+            result.candidates = (Candidate(point, round(distance, 1)),)
+            result.radius_m = max(distance, 1.0)
+            result.trace.append(
+                RuleCheck(
+                    rule="connection_point_search",
+                    inputs={"existing_district_id": request.existing_district_id, "level": level},
+                    result=RuleResult.PASS,
+                    detail=f"capacity increase at the customer's existing supply point: "
+                    f"{_KIND_NAMES[point.kind]} {point.equipment_id} (from transformer "
+                    f"district {request.existing_district_id})",
+                )
+            )
+            return result
+        result.trace.append(
+            RuleCheck(
+                rule="existing_supply_point",
+                inputs={"existing_district_id": request.existing_district_id, "level": level},
+                result=RuleResult.INFO,
+                detail="the customer's existing supply point is unknown or not in service at this level: "
+                "connection points are searched as for a new connection",
+            )
+        )
     if request.site is None:
         result.conditions.append(
             Condition(code=INSUFFICIENT, detail="the site location is missing: no connection point search")
@@ -453,7 +613,7 @@ class _Evaluator:
         residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
         self.demand_factor, self.demand_source = self.rules.demand_factor(residential, request.industry_code)
         # What the request adds to every piece of equipment above it: its increment.
-        self.request_kva = request.requested_capacity_kva * self.demand_factor
+        self.request_kva = plan_.added_kva * self.demand_factor
 
     def demand_check(self) -> RuleCheck:
         """The increment the request is judged on, as a trace entry."""
@@ -462,12 +622,13 @@ class _Evaluator:
             rule="request_increment",
             inputs={
                 "requested_kva": request.requested_capacity_kva,
+                "added_kva": self.plan.added_kva,
                 "customer_class": request.customer_class.value,
                 "industry_code": request.industry_code,
             },
             threshold={"demand_factor": self.demand_factor, "from": self.demand_source},
             result=RuleResult.INFO,
-            detail=f"{request.requested_capacity_kva:g} kVA x demand factor {self.demand_factor:g} "
+            detail=f"{self.plan.added_kva:g} kVA x demand factor {self.demand_factor:g} "
             f"({self.demand_source}) = {self.request_kva:.1f} kVA added to the equipment",
         )
 
@@ -1145,6 +1306,8 @@ def evaluate(
         increment_kva=increment,
         demand_factor=factor,
         existing_grid=best.existing_grid if best else (),
+        business_type=request.business_type.value,
+        existing_capacity_kva=request.existing_capacity_kva,
         trace=tuple(trace),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ def equipment_of(kind: str, document: Mapping[str, Any]) -> Equipment:
         public=document.get("ownership") != "dedicated",
         area_class=document.get("supply_area_class"),
         route_length_m=document.get("route_length_m"),
+        district_id=document.get("transformer_district_id") if kind == TRANSFORMER else None,
     )
 
 
@@ -155,14 +156,18 @@ def _reading(
     return LoadReading(float(peak.peak_kw), peak.data_date, basis=f"{basis}, peak on {peak.data_date}")
 
 
-def read_reserved(conn: Connection, equipment_ids: Iterable[str], *, exclude: str | None) -> dict[str, float]:
-    """kVA promised to other open applications on each connection point, feeder and substation."""
+def read_reserved(
+    conn: Connection, equipment_ids: Iterable[str], *, exclude: str | None, now: datetime
+) -> dict[str, float]:
+    """kVA promised to other open applications on each connection point, feeder and substation; a
+    reservation past its expiry no longer counts."""
     table = capacity_reservations
     ids = sorted(set(equipment_ids))
     if not ids:
         return {}
     query = sa.select(table.c.equipment_id, table.c.feeder_id, table.c.substation_id, table.c.kva).where(
-        sa.or_(table.c.equipment_id.in_(ids), table.c.feeder_id.in_(ids), table.c.substation_id.in_(ids))
+        sa.or_(table.c.equipment_id.in_(ids), table.c.feeder_id.in_(ids), table.c.substation_id.in_(ids)),
+        sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now),
     )
     if exclude is not None:
         query = query.where(table.c.application_no != exclude)

@@ -10,9 +10,9 @@ commit and then sees its reservations, so both cannot be told "feasible" for the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,13 +21,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bus.outbox import EventDraft, stage_event
-from canonical_model.application import ConnectionApplication
+from canonical_model.application import BusinessType, ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
-from canonical_model.feasibility import FeasibilityAssessment
+from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult
 from canonical_model.registry import schema_uri
-from feasibility.config import FeasibilityConfig, Rules
-from feasibility.engine import FeasibilityRequest, GridArea, evaluate, plan, reach, reservation_targets
+from feasibility.basis import LV_MAX_KV
+from feasibility.config import FREES_CAPACITY, FeasibilityConfig, Rules
+from feasibility.engine import (
+    FeasibilityRequest,
+    GridArea,
+    LoadReading,
+    evaluate,
+    plan,
+    reach,
+    reservation_targets,
+)
 from feasibility.grid_cache import GridCache
 from feasibility.inputs import bbox_around, read_loads, read_reserved
 from store.database import utcnow
@@ -37,6 +46,7 @@ from store.feasibility import (
     feasibility_assessments,
     feasibility_inputs,
 )
+from store.schema import customers
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +57,31 @@ SCHEMA_NAME = "feasibility_assessment.v1"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def request_of(application: ConnectionApplication) -> FeasibilityRequest:
-    """The engine's request for an application."""
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What a capacity change needs of the customer: its contract capacity and transformer district."""
+
+    contract_capacity_kva: float | None
+    district_id: str | None
+
+
+def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts:
+    """The customer's contract capacity and TG_ID from the hub's customers table (personal fields unread)."""
+    document = conn.execute(
+        sa.select(sa.type_coerce(customers.c.document, sa.JSON)).where(customers.c.customer_no == customer_no)
+    ).scalar()
+    if not document:
+        return CustomerFacts(None, None)
+    capacity = document.get("contract_capacity_kva")
+    return CustomerFacts(
+        float(capacity) if capacity is not None else None, document.get("transformer_district_id")
+    )
+
+
+def request_of(
+    application: ConnectionApplication, customer: CustomerFacts | None = None
+) -> FeasibilityRequest:
+    """The engine's request for an application, with the customer's facts for a capacity change."""
     return FeasibilityRequest(
         requested_capacity_kva=application.requested_capacity_kva,
         customer_class=application.customer_class,
@@ -57,6 +90,10 @@ def request_of(application: ConnectionApplication) -> FeasibilityRequest:
         urban_rural=application.urban_rural,
         application_no=application.application_no,
         industry_code=application.industry_code,
+        requested_voltage_kv=application.requested_voltage_kv,
+        business_type=application.business_type,
+        existing_capacity_kva=customer.contract_capacity_kva if customer else None,
+        existing_district_id=customer.district_id if customer else None,
     )
 
 
@@ -88,15 +125,19 @@ class FeasibilityService:
         self, conn: Connection, request: FeasibilityRequest, rules: Rules, *, lock: bool
     ) -> tuple[FeasibilityAssessment, list[str]]:
         now = self.clock()
-        site = request.site
         level = reach(request, rules)[0]
-        area = self._grid.area(conn) if site is not None and level else GridArea(())
+        located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
+        area = self._grid.area(conn) if located and level else GridArea(())
         planned = plan(request, rules, area)
         lock_ids = planned.lock_ids(area)
         if lock and lock_ids:
             _lock(conn, lock_ids)
         loads = read_loads(conn, planned.load_ids(area), rules, now.astimezone(SHANGHAI).date())
-        reserved = read_reserved(conn, lock_ids, exclude=request.application_no)
+        if lock:
+            # The next check releases what lapsed, or what energised load now shows in the peaks.
+            _release_lapsed(conn, lock_ids, now)
+            _release_shown(conn, loads, rules)
+        reserved = read_reserved(conn, lock_ids, exclude=request.application_no, now=now)
         assessment = evaluate(planned, area, loads, reserved, assessed_at=now)
         return assessment, sorted(set(lock_ids) | planned.load_ids(area))
 
@@ -112,15 +153,42 @@ class FeasibilityService:
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
         rules = self.config.rules_for(application.org_no)
-        request = request_of(application)
+        effect = rules.capacity_effect(application.business_type)
+        changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
+        customer = customer_facts(conn, application.customer_no) if changes else None
+        request = request_of(application, customer)
         assessment, inputs = self._run(conn, request, rules, lock=True)
         application_no = application.application_no
         conn.execute(
             capacity_reservations.delete().where(capacity_reservations.c.application_no == application_no)
         )
         now = assessment.assessed_at
+        kva = application.requested_capacity_kva
+        if application.business_type is BusinessType.CAPACITY_INCREASE and customer is not None:
+            # Only the increase is promised: the existing capacity is already in the measured peaks.
+            kva = max(kva - (customer.contract_capacity_kva or 0.0), 0.0)
+        # The scheme's validity counts from the first promise: a re-assessment does not renew it.
+        promised = conn.execute(
+            sa.select(feasibility_assessments.c.promised_at).where(
+                feasibility_assessments.c.application_no == application_no
+            )
+        ).scalar()
+        targets = reservation_targets(assessment)
+        since = promised or now
+        until = _reserved_until(assessment, application, rules, since)
+        lapsed: RuleCheck | None = None
+        if targets and until <= now:
+            lapsed = RuleCheck(
+                rule="reservation_lapsed",
+                inputs={"promised_at": since.isoformat()},
+                threshold={"lapsed_at": until.isoformat()},
+                result=RuleResult.INFO,
+                detail=f"the supply scheme promised on {since:%Y-%m-%d} lapsed on {until:%Y-%m-%d}: "
+                "nothing is reserved again until a new application",
+            )
+            targets = []
         rows = []
-        for source in reservation_targets(assessment):
+        for source in targets:
             rows.append(
                 {
                     "application_no": application_no,
@@ -129,16 +197,25 @@ class FeasibilityService:
                     "substation_id": source.substation_id
                     if source.substation_id != source.equipment_id
                     else None,
-                    "kva": application.requested_capacity_kva,
+                    "kva": kva,
                     "reserved_at": now,
+                    "expires_at": until,
                 }
             )
         if rows:
             conn.execute(capacity_reservations.insert(), rows)
-        reserved = application.requested_capacity_kva * len(rows)
-        assessment = assessment.model_copy(update={"reserved_kva": reserved})
+        reserved = kva * len(rows)
+        update: dict[str, Any] = {"reserved_kva": reserved, "reserved_until": until if rows else None}
+        extra = [lapsed] if lapsed is not None else []
+        if effect == FREES_CAPACITY:
+            reduced = _reduce_customer_reservations(conn, application)
+            if reduced is not None:
+                extra.append(reduced)
+        if extra:
+            update["trace"] = (*assessment.trace, *extra)
+        assessment = assessment.model_copy(update=update)
         event = self._publish(conn, assessment, application_no, correlation_id)
-        self._keep(conn, application, assessment, event, inputs)
+        self._keep(conn, application, assessment, event, inputs, promised or (now if rows else None))
         return Outcome(assessment, reserved, event)
 
     def _publish(
@@ -166,6 +243,7 @@ class FeasibilityService:
         assessment: FeasibilityAssessment,
         event: CloudEvent,
         inputs: Iterable[str],
+        promised_at: datetime | None,
     ) -> None:
         application_no = application.application_no
         site = application.site_location
@@ -180,6 +258,7 @@ class FeasibilityService:
             "is_open": True,
             "assessed_at": assessment.assessed_at,
             "event_id": event.id,
+            "promised_at": promised_at,
         }
         table = feasibility_assessments
         updated = conn.execute(
@@ -192,8 +271,52 @@ class FeasibilityService:
         if rows:
             conn.execute(feasibility_inputs.insert(), rows)
 
+    def energised(self, conn: Connection, application_no: str) -> int:
+        """Keep an energised application's reservations until its load shows in the measured peaks, or for
+        the configured days: record the load basis now and the latest day it is kept. Returns rows marked."""
+        table = capacity_reservations
+        stored = conn.execute(
+            sa.select(feasibility_assessments.c.application).where(
+                feasibility_assessments.c.application_no == application_no
+            )
+        ).scalar()
+        org_no = stored.get("org_no") if isinstance(stored, dict) else None
+        rules = self.config.rules_for(org_no)
+        now = self.clock()
+        rows = (
+            conn.execute(
+                sa.select(table.c.equipment_id).where(
+                    table.c.application_no == application_no, table.c.energised_at.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            return 0
+        loads = read_loads(conn, rows, rules, now.astimezone(SHANGHAI).date())
+        for equipment_id in rows:
+            reading = loads.get(equipment_id)
+            basis = reading.peak_kw if reading is not None and reading.problem is None else None
+            conn.execute(
+                table.update()
+                .where(table.c.application_no == application_no, table.c.equipment_id == equipment_id)
+                .values(
+                    energised_at=now,
+                    basis_kw_at_energisation=basis,
+                    expires_at=now + timedelta(days=rules.energised_max_days),
+                )
+            )
+        # Energised: no longer re-assessed, so a grid change does not replace what is kept.
+        conn.execute(
+            feasibility_assessments.update()
+            .where(feasibility_assessments.c.application_no == application_no)
+            .values(is_open=False)
+        )
+        return len(rows)
+
     def release(self, conn: Connection, application_no: str) -> float:
-        """Release an application's reservations (withdrawn or energised); return the kVA released."""
+        """Release an application's reservations (withdrawn or cancelled); return the kVA released."""
         table = capacity_reservations
         held = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(table.c.kva), 0.0)).where(
@@ -261,6 +384,101 @@ class FeasibilityService:
             )
         ).scalar()
         return dict(value) if value is not None else None
+
+
+def _reserved_until(
+    assessment: FeasibilityAssessment, application: ConnectionApplication, rules: Rules, since: datetime
+) -> datetime:
+    """When a reservation lapses: the supply scheme's validity by level (FACTS.md 2b), or the last day of a
+    temporary supply if that comes first."""
+    voltage = assessment.recommended_voltage_kv
+    level = "lv" if voltage is not None and voltage < LV_MAX_KV else "hv"
+    until = since + timedelta(days=rules.scheme_validity_days[level])
+    end = application.temporary_until
+    if application.business_type is BusinessType.TEMPORARY_SUPPLY and end is not None:
+        # The supply ends with the last day, local time.
+        last = datetime.combine(end + timedelta(days=1), time.min, tzinfo=SHANGHAI)
+        until = min(until, last)
+    return until
+
+
+def _release_lapsed(conn: Connection, equipment_ids: list[str], now: datetime) -> None:
+    if not equipment_ids:
+        return
+    table = capacity_reservations
+    conn.execute(
+        table.delete().where(
+            table.c.expires_at <= now,
+            sa.or_(
+                table.c.equipment_id.in_(equipment_ids),
+                table.c.feeder_id.in_(equipment_ids),
+                table.c.substation_id.in_(equipment_ids),
+            ),
+        )
+    )
+
+
+def _release_shown(conn: Connection, loads: Mapping[str, LoadReading], rules: Rules) -> None:
+    """Release energised reservations whose load shows: the equipment's load basis rose since energisation
+    by at least the configured share of the reserved kVA (in kW with the configured power factor)."""
+    ids = [key for key, reading in loads.items() if reading.peak_kw is not None and reading.problem is None]
+    if not ids:
+        return
+    table = capacity_reservations
+    held = conn.execute(
+        sa.select(
+            table.c.application_no, table.c.equipment_id, table.c.kva, table.c.basis_kw_at_energisation
+        ).where(table.c.equipment_id.in_(ids), table.c.energised_at.is_not(None))
+    ).all()
+    for row in held:
+        peak = loads[row.equipment_id].peak_kw
+        if row.basis_kw_at_energisation is None or peak is None:
+            continue
+        risen = peak - row.basis_kw_at_energisation
+        if risen >= rules.energised_load_share * row.kva * rules.power_factor:
+            conn.execute(
+                table.delete().where(
+                    table.c.application_no == row.application_no, table.c.equipment_id == row.equipment_id
+                )
+            )
+
+
+def _reduce_customer_reservations(conn: Connection, application: ConnectionApplication) -> RuleCheck | None:
+    """A reduction or suspension caps what the customer's other open applications hold at the capacity it
+    keeps: it cannot use more than that. Returns the trace entry, or None when nothing was held."""
+    table = capacity_reservations
+    kept = application.requested_capacity_kva
+    others = [
+        application_no
+        for application_no, document in conn.execute(
+            sa.select(feasibility_assessments.c.application_no, feasibility_assessments.c.application).where(
+                feasibility_assessments.c.is_open,
+                feasibility_assessments.c.application_no != application.application_no,
+            )
+        )
+        if isinstance(document, dict) and document.get("customer_no") == application.customer_no
+    ]
+    if not others:
+        return None
+    held = conn.execute(
+        sa.select(table.c.application_no, table.c.equipment_id, table.c.kva).where(
+            table.c.application_no.in_(others), table.c.kva > kept
+        )
+    ).all()
+    for row in held:
+        conn.execute(
+            table.update()
+            .where(table.c.application_no == row.application_no, table.c.equipment_id == row.equipment_id)
+            .values(kva=kept)
+        )
+    return RuleCheck(
+        rule="reservation_reduced",
+        inputs={"customer_no": application.customer_no, "open_applications": sorted(others)},
+        threshold={"kept_kva": kept},
+        result=RuleResult.INFO,
+        detail=f"{len(held)} reservation(s) of the customer's other open applications above the {kept:g} kVA "
+        "it keeps were cut to it",
+    )
 
 
 def _lock(conn: Connection, equipment_ids: list[str]) -> None:

@@ -221,7 +221,12 @@ class VerdictExpectation(_Strict):
 
     application: str
     verdict: Literal[
-        "feasible", "feasible_with_conditions", "needs_reinforcement", "not_feasible", "insufficient_data"
+        "feasible",
+        "feasible_with_conditions",
+        "needs_reinforcement",
+        "not_feasible",
+        "insufficient_data",
+        "no_capacity_check",
     ]
 
 

@@ -28,6 +28,12 @@ feasibility_assessments = sa.Table(
     sa.Column("is_open", sa.Boolean, nullable=False, comment="false once withdrawn or energised"),
     sa.Column("assessed_at", UtcDateTime(), nullable=False),
     sa.Column("event_id", KEY, nullable=False, comment="feasibility_assessed event of this result"),
+    sa.Column(
+        "promised_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="first time capacity was reserved: the supply scheme's validity counts from it",
+    ),
     sa.Index("ix_feasibility_assessments_site", "is_open", "site_lon"),
 )
 
@@ -55,6 +61,20 @@ capacity_reservations = sa.Table(
     sa.Column("substation_id", KEY, nullable=True),
     sa.Column("kva", sa.Float, nullable=False),
     sa.Column("reserved_at", UtcDateTime(), nullable=False),
+    sa.Column(
+        "expires_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="lapses then: the supply scheme's validity, a temporary supply's end, or the days kept after "
+        "energisation",
+    ),
+    sa.Column("energised_at", UtcDateTime(), nullable=True, comment="when the application was energised"),
+    sa.Column(
+        "basis_kw_at_energisation",
+        sa.Float,
+        nullable=True,
+        comment="the equipment's load basis when energised; released once it rose by the configured share",
+    ),
     sa.Index("ix_capacity_reservations_equipment", "equipment_id"),
     sa.Index("ix_capacity_reservations_feeder", "feeder_id"),
     sa.Index("ix_capacity_reservations_substation", "substation_id"),

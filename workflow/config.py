@@ -14,7 +14,8 @@ from typing import Any
 
 from canonical_model.application import BusinessType, ConnectionApplication, CustomerClass, ImportanceGrade
 from canonical_model.case import CaseOutcome
-from canonical_model.common import UrbanRural
+from feasibility.basis import supply_class
+from feasibility.config import FEASIBILITY_FOLDER, RULES_FILE, FeasibilityConfig, read_feasibility_config
 from mappings.codes import CodeTables
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
 from workflow.workdays import LATE_DECEMBER_FROM
@@ -30,13 +31,12 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _INDUSTRY = re.compile(r"^[A-T]\d{0,4}$")
 _CLASSES = tuple(member.value for member in CustomerClass)
 _BUSINESS_TYPES = tuple(member.value for member in BusinessType)
-_AREAS = tuple(member.value for member in UrbanRural)
 _TOP_KEYS = ("stages", "commitments", "special_loads", "flows", "monitoring", "calendar", "provinces")
 _STAGE_KEYS = ("name", "outcome")
 # Outcomes a closing stage can give; energised is the outcome of reaching a flow's terminal stage.
 _CLOSING_OUTCOMES = tuple(member.value for member in CaseOutcome if member is not CaseOutcome.ENERGISED)
 _FLOW_KEYS = ("description", "when", "commitment_days", "steps")
-_WHEN_KEYS = ("classes", "important", "max_capacity_kva")
+_WHEN_KEYS = ("classes", "important")
 _STEP_KEYS = ("stage", "limit_days", "survey", "customer_works")
 _MONITORING_KEYS = ("at_risk_days", "interval_s")
 _PROVINCE_KEYS = ("name", "org_prefixes", "commitments", "limits", "at_risk_days")
@@ -65,22 +65,24 @@ class Flow:
     description: str
     classes: frozenset[str]
     important: bool | None
-    max_capacity_kva: Mapping[str, float] | None
     steps: tuple[Step, ...]
     commitment_days: int | None = None
 
-    def matches(self, application: ConnectionApplication, *, special_load: bool = False) -> bool:
+    def matches(
+        self,
+        application: ConnectionApplication,
+        *,
+        special_load: bool = False,
+        supply_class: CustomerClass | None = None,
+    ) -> bool:
         """Whether this flow's selector takes the application; a special load counts as important, as
-        both need design review and mid-construction inspection."""
-        if application.customer_class.value not in self.classes:
+        both need design review and mid-construction inspection. supply_class: the class the supply level
+        gives (feasibility/basis.py), when it differs from the declared one."""
+        customer_class = supply_class or application.customer_class
+        if customer_class.value not in self.classes:
             return False
         important = special_load or application.importance_grade is not ImportanceGrade.NONE
-        if self.important is not None and self.important != important:
-            return False
-        if self.max_capacity_kva is None:
-            return True
-        area = application.urban_rural.value if application.urban_rural else UrbanRural.RURAL.value
-        return application.requested_capacity_kva <= self.max_capacity_kva[area]
+        return self.important is None or self.important == important
 
     def position(self, stage: str) -> int | None:
         """Index of a stage in the flow, or None when the flow does not have it."""
@@ -151,6 +153,9 @@ class WorkflowConfig:
     special_industry_codes: tuple[str, ...] = ()
     # Stages outside every flow that close a case from any stage, with the outcome they give.
     closing_stages: Mapping[str, CaseOutcome] = field(default_factory=dict)
+    # The low/high-voltage basis of feasibility/rules.yaml, shared with the feasibility engine; None where
+    # the configuration has no rules (flows are then chosen by the declared class alone).
+    supply_basis: FeasibilityConfig | None = None
 
     def is_special_load(self, application: ConnectionApplication) -> bool:
         """Flagged as a special load, or declaring an industry whose code starts with a configured one."""
@@ -159,11 +164,27 @@ class WorkflowConfig:
             code.startswith(prefix) for prefix in self.special_industry_codes
         )
 
+    def supply_class(self, application: ConnectionApplication) -> CustomerClass:
+        """The class whose flow the application follows: a low-voltage class the feasibility basis puts on
+        high voltage (too large for the ceiling in kW, or an important grade) follows a high-voltage flow,
+        so the workflow and the engine never disagree about low voltage."""
+        if self.supply_basis is None:
+            return application.customer_class
+        return supply_class(
+            self.supply_basis.rules_for(application.org_no),
+            application.customer_class,
+            application.importance_grade,
+            application.requested_capacity_kva,
+            application.urban_rural,
+            application.requested_voltage_kv,
+        )
+
     def flow_for(self, application: ConnectionApplication) -> Flow:
         """The first flow whose selector takes the application (the loader proves one always does)."""
         special = self.is_special_load(application)
+        chosen = self.supply_class(application)
         for flow in self.flows:
-            if flow.matches(application, special_load=special):
+            if flow.matches(application, special_load=special, supply_class=chosen):
                 return flow
         raise ConfigError(
             f"no flow of {WORKFLOW_FOLDER}/{STAGES_FILE} takes application {application.application_no} "
@@ -319,12 +340,10 @@ def _read_stages(reader: _Reader, node: Any) -> tuple[dict[str, str], dict[str, 
     return stages, closing
 
 
-def _read_when(
-    reader: _Reader, node: Any, what: str
-) -> tuple[frozenset[str], bool | None, dict[str, float] | None]:
+def _read_when(reader: _Reader, node: Any, what: str) -> tuple[frozenset[str], bool | None]:
     if not is_map(node):
         reader.error(f"{what} needs 'when', a map with keys: {', '.join(_WHEN_KEYS)}", _line(node))
-        return frozenset(), None, None
+        return frozenset(), None
     reader.keys(node, _WHEN_KEYS, f"{what} 'when'")
     classes = reader.choices(node, "classes", f"{what} 'when'", _CLASSES) or frozenset()
     important = node.get("important")
@@ -333,28 +352,7 @@ def _read_when(
             f"{what}: 'important' must be true or false, got {important!r}", key_line(node, "important")
         )
         important = None
-    capacity: dict[str, float] | None = None
-    if "max_capacity_kva" in node:
-        value = node["max_capacity_kva"]
-        if is_map(value):
-            reader.keys(value, _AREAS, f"{what} 'max_capacity_kva'")
-            limits: dict[str, float] = {}
-            for area in _AREAS:
-                if area not in value:
-                    reader.error(
-                        f"{what}: 'max_capacity_kva' needs '{area}'", key_line(node, "max_capacity_kva")
-                    )
-                    continue
-                limit = reader.number(value, area, f"{what} 'max_capacity_kva'")
-                if limit is not None:
-                    limits[area] = limit
-            if len(limits) == len(_AREAS):
-                capacity = limits
-        else:
-            single = reader.number(node, "max_capacity_kva", what)
-            if single is not None:
-                capacity = dict.fromkeys(_AREAS, single)
-    return classes, important, capacity
+    return classes, important
 
 
 def _read_steps(
@@ -444,14 +442,14 @@ def _read_flows(
             continue
         reader.keys(body, _FLOW_KEYS, what)
         description = reader.text(body, "description", what, required=False) or ""
-        classes, important, capacity = _read_when(reader, body.get("when"), what)
+        classes, important = _read_when(reader, body.get("when"), what)
         steps = _read_steps(reader, body.get("steps"), what, stages, closing) if "steps" in body else None
         if "steps" not in body:
             reader.error(f"{what} needs 'steps'", line)
         commitment = reader.integer(body, "commitment_days", what, 1, required=False)
         if steps is None or not classes or ("commitment_days" in body and commitment is None):
             continue
-        flow = Flow(name, description, classes, important, capacity, steps, commitment)
+        flow = Flow(name, description, classes, important, steps, commitment)
         shadow = _shadowing(flows, flow)
         if shadow is not None:
             reader.error(
@@ -467,26 +465,24 @@ def _cases_of(flow: Flow) -> set[tuple[str, bool]]:
 
 
 def _shadowing(earlier: list[Flow], flow: Flow) -> str | None:
-    """The name of an earlier catch-all flow that leaves nothing for this one, if any."""
+    """The name of an earlier flow that leaves nothing for this one, if any."""
     remaining = _cases_of(flow)
     last = None
     for other in earlier:
-        if other.max_capacity_kva is None:
-            covered = remaining & _cases_of(other)
-            if covered:
-                remaining -= covered
-                last = other.name
+        covered = remaining & _cases_of(other)
+        if covered:
+            remaining -= covered
+            last = other.name
     return last if not remaining else None
 
 
 def _check_coverage(reader: _Reader, flows: list[Flow], line: int) -> None:
-    catch_all = set().union(*(_cases_of(flow) for flow in flows if flow.max_capacity_kva is None))
+    taken = set().union(*(_cases_of(flow) for flow in flows))
     for cls in _CLASSES:
         for important in (False, True):
-            if (cls, important) not in catch_all:
+            if (cls, important) not in taken:
                 reader.error(
-                    f"no flow takes every {'important' if important else 'ordinary'} {cls} application "
-                    "(each class needs a flow without max_capacity_kva)",
+                    f"no flow takes {'important' if important else 'ordinary'} {cls} applications",
                     line,
                 )
 
@@ -710,11 +706,15 @@ def _check_status_codes(diag: Diagnostics, codes: CodeTables, stages: Mapping[st
 
 
 def read_workflow_config(
-    config_dir: Path, diag: Diagnostics, codes: CodeTables | None = None
+    config_dir: Path,
+    diag: Diagnostics,
+    codes: CodeTables | None = None,
+    supply_basis: FeasibilityConfig | None = None,
 ) -> WorkflowConfig | None:
     """Read and check workflow/stages.yaml and workflow/roster.yaml under config_dir; problems go to diag.
 
-    With codes, every <system>/status_code table is checked to map onto stages of the model.
+    With codes, every <system>/status_code table is checked to map onto stages of the model. With
+    supply_basis (the feasibility rules), flows are chosen by the supply class it gives.
     Returns None when anything is wrong.
     """
     before = len(diag.errors)
@@ -765,6 +765,7 @@ def read_workflow_config(
         late_december_from,
         special_industry_codes,
         closing,
+        supply_basis,
     )
     assert is_map(document), "a stage model read without errors is a map"
     _check_commitments(
@@ -779,7 +780,11 @@ def read_workflow_config(
 def load_workflow_config(config_dir: Path) -> WorkflowConfig:
     """Load the workflow configuration under config_dir; ConfigError (file:line) if anything is wrong."""
     diag = Diagnostics(config_dir)
-    config = read_workflow_config(config_dir, diag)
+    # The low-voltage basis is the feasibility engine's, so both choose low voltage alike.
+    basis = None
+    if (config_dir / FEASIBILITY_FOLDER / RULES_FILE).is_file():
+        basis = read_feasibility_config(config_dir, diag)
+    config = read_workflow_config(config_dir, diag, supply_basis=basis)
     diag.raise_if_any()
     assert config is not None, "a configuration read without errors is always built"
     return config

@@ -34,6 +34,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
     "ORG_NO",
     "URBAN_RURAL_FLAG",
     "TRADE_CODE",
+    "TEMP_END_DATE",
     "DOCUMENTS",
 )
 CUSTOMER_FIELDS: tuple[str, ...] = (

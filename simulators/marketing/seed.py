@@ -402,6 +402,9 @@ class _Generator:
             ORG_NO=customer["ORG_NO"],
             URBAN_RURAL_FLAG=customer["URBAN_RURAL_FLAG"],
             TRADE_CODE=customer["TRADE_CODE"],
+            # A temporary supply (临时用电) states its last day: half a year from acceptance, no draw so the
+            # seeded world stays as it was.
+            TEMP_END_DATE=f"{(handled + timedelta(days=180)):%Y-%m-%d}" if busi_type == "105" else None,
             DOCUMENTS=documents,
         )
         # Older applications have moved further along their process.

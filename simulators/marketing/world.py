@@ -50,6 +50,7 @@ class ApplicationRow(TypedDict):
     ORG_NO: str
     URBAN_RURAL_FLAG: str
     TRADE_CODE: str | None
+    TEMP_END_DATE: str | None  # last day of a temporary supply (临时用电), YYYY-MM-DD
     DOCUMENTS: list[DocumentRow]
 
 
@@ -91,7 +92,6 @@ class CustomerRow(TypedDict):
 # "10" archived. Two codes close an application outside its flow: "11" withdrawn by the customer (撤销) and
 # "12" cancelled or terminated by the utility (终止).
 TWO_STEP_STATUSES = ("01", "09", "10")
-THREE_STEP_STATUSES = ("01", "03", "09", "10")
 FOUR_STEP_STATUSES = ("01", "03", "04", "09", "10")
 FULL_CHAIN_STATUSES = ("01", "02", "03", "05", "06", "07", "08", "09", "10")
 ARCHIVED_STATUS = "10"
@@ -102,15 +102,18 @@ CLOSED_STATUSES = frozenset({ARCHIVED_STATUS, WITHDRAWN_STATUS, CANCELLED_STATUS
 # information error (信息错误), "02" customer documents missing (资料不全), "03" design change (设计变更),
 # "04" grid constraint (电网受限). A forward move clears it.
 RETURN_REASON_CODES = frozenset({"01", "02", "03", "04"})
-# Low-voltage customers up to these capacities are served under 三零 (zero visit, approval, investment).
-ZERO_VISIT_LIMIT_KVA = {"1": 160.0, "2": 100.0}
+# Low-voltage customers up to these powers are served under 三零 (zero visit, approval, investment): the
+# low-voltage ceiling of 160 kW in cities and 100 kW in rural areas, the capacity in kVA taken at this power
+# factor. Larger ones are supplied at 10 kV.
+ZERO_VISIT_LIMIT_KW = {"1": 160.0, "2": 100.0}
+POWER_FACTOR = 0.9
 
 
 def status_flow(row: ApplicationRow) -> tuple[str, ...]:
     """The STATUS_CODE sequence the marketing system runs for this application.
 
     Important users (IMPORTANCE_CODE other than "00") take the full chain; otherwise residential and
-    small low-voltage customers take 2 steps, other low-voltage customers 3 and high voltage 4.
+    low-voltage customers within the ceiling take 2 steps, and larger ones high voltage's 4.
     """
     if row["IMPORTANCE_CODE"] not in ("00", ""):
         return FULL_CHAIN_STATUSES
@@ -118,8 +121,8 @@ def status_flow(row: ApplicationRow) -> tuple[str, ...]:
     if cust_class == "01":
         return TWO_STEP_STATUSES
     if cust_class == "02":
-        limit = ZERO_VISIT_LIMIT_KVA.get(row["URBAN_RURAL_FLAG"], ZERO_VISIT_LIMIT_KVA["2"])
-        return TWO_STEP_STATUSES if row["APPLY_CAP"] <= limit else THREE_STEP_STATUSES
+        limit = ZERO_VISIT_LIMIT_KW.get(row["URBAN_RURAL_FLAG"], ZERO_VISIT_LIMIT_KW["2"])
+        return TWO_STEP_STATUSES if row["APPLY_CAP"] * POWER_FACTOR <= limit else FOUR_STEP_STATUSES
     return FOUR_STEP_STATUSES
 
 
@@ -133,7 +136,9 @@ _CHANGEABLE_APPLICATION_FIELDS = frozenset(APPLICATION_FIELDS) - {"APP_NO", "UPD
 
 # Codes the marketing system accepts on an application created online; it refuses any other.
 ACCEPTED_CODES: dict[str, frozenset[str]] = {
-    "BUSI_TYPE_CODE": frozenset({"101", "111", "113", "105"}),
+    "BUSI_TYPE_CODE": frozenset(
+        {"101", "111", "113", "105", "115", "211", "213", "215", "201", "203", "217"}
+    ),
     "VOLT_CODE": frozenset({"AC02202", "AC03802", "AC00101", "AC00351", "AC01101"}),
     "CUST_CLASS_CODE": frozenset({"01", "02", "03", "04"}),
     "IMPORTANCE_CODE": frozenset({"00", "01", "02", "03", "04"}),
@@ -146,7 +151,9 @@ ACCEPTED_CODES: dict[str, frozenset[str]] = {
 }
 # Feasibility verdicts (可开放容量结论): "01" feasible, "02" feasible with conditions, "03" grid
 # reinforcement needed, "04" not feasible.
-FEASIBILITY_VERDICTS = frozenset({"01", "02", "03", "04", "05"})  # "05": data insufficient
+FEASIBILITY_VERDICTS = frozenset(
+    {"01", "02", "03", "04", "05", "06"}
+)  # "05": data insufficient, "06": no capacity check
 _DEFAULT_VOLT_CODE = {"01": "AC02202", "02": "AC03802", "03": "AC00101", "04": "AC00101"}
 _NEW_APPLICATION_REQUIRED = ("BUSI_TYPE_CODE", "APPLY_CAP", "CUST_CLASS_CODE", "CHANNEL_CODE", "ORG_NO")
 _NEW_CUSTOMER_REQUIRED = ("CONS_NAME", "ELEC_TYPE_CODE", "CERT_TYPE_CODE", "CERT_NO")
@@ -552,6 +559,7 @@ class MarketingWorld:
             ORG_NO=str(_text(application, "ORG_NO")),
             URBAN_RURAL_FLAG=urban_rural,
             TRADE_CODE=_text(application, "TRADE_CODE"),
+            TEMP_END_DATE=_text(application, "TEMP_END_DATE"),
             DOCUMENTS=[
                 DocumentRow(
                     DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),

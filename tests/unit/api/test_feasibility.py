@@ -170,3 +170,22 @@ def test_an_industry_code_that_is_not_gb_t_4754_is_refused(client: TestClient) -
     response = client.post("/v1/feasibility/preview", json={**PREVIEW, "industry_code": "31"})
     assert response.status_code == 422
     assert ["body", "industry_code"] in _locations(response)
+
+
+def test_a_preview_takes_the_business_type_and_the_requested_voltage(client: TestClient) -> None:
+    renamed = client.post("/v1/feasibility/preview", json={**PREVIEW, "business_type": "name_change"})
+    assert renamed.status_code == 200
+    assert renamed.json()["verdict"] == "no_capacity_check"
+    # 50 kVA x 0.9 = 45 kW could be low voltage; a valid 10 kV request is honoured.
+    asked = client.post("/v1/feasibility/preview", json={**PREVIEW, "requested_voltage_kv": 10})
+    assert asked.json()["recommended_voltage_kv"] == 10
+    # 400 kVA contracted, 50 kept: 350 kVA freed and nothing to reinforce.
+    reduced = client.post(
+        "/v1/feasibility/preview",
+        json={**PREVIEW, "business_type": "capacity_reduction", "existing_capacity_kva": 400},
+    )
+    assert reduced.json()["verdict"] == "feasible"
+    assert reduced.json()["existing_capacity_kva"] == 400
+    unknown = client.post("/v1/feasibility/preview", json={**PREVIEW, "business_type": "relabel"})
+    assert unknown.status_code == 422
+    assert ["body", "business_type"] in _locations(unknown)

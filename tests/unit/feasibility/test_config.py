@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from canonical_model.application import BusinessType
 from feasibility.config import load_feasibility_config, read_feasibility_config
 from mappings.yamlfile import Diagnostics
 from tests.unit.feasibility.builders import ROOT
@@ -34,7 +35,27 @@ def test_the_shipped_rules_hold_the_facts_defaults() -> None:
         (35, 40000),
         (110, 100000),
     ]
-    assert rules.release_stages == {"energisation", "archived"}
+    assert rules.release_stages == {"withdrawn", "cancelled"}
+    assert rules.energised_stages == {"energisation", "archived"}
+    # FACTS.md section 2b: the supply scheme holds 3 months at low voltage, 1 year at high voltage.
+    assert rules.scheme_validity_days == {"lv": 90, "hv": 365}
+    assert rules.capacity_effect(BusinessType.CAPACITY_REDUCTION) == "frees_capacity"
+    assert rules.capacity_effect(BusinessType.SUSPENSION) == "frees_capacity"
+    assert rules.capacity_effect(BusinessType.NAME_CHANGE) == "no_capacity_check"
+    assert rules.capacity_effect(BusinessType.RELOCATION) == "capacity_check"
+
+
+def test_a_business_type_without_a_capacity_effect_names_file_and_line(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    broken = text.replace("tariff_change]", "]", 1).replace(
+        "frees_capacity: [capacity_reduction, suspension]",
+        "frees_capacity: [capacity_reduction, suspension, name_change]",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_feasibility_config(_copy(tmp_path, broken))
+    message = str(caught.value)
+    assert "business type 'name_change' is both frees_capacity and no_capacity_check" in message
+    assert "business_types leave out ['tariff_change']" in message
 
 
 def test_a_province_overrides_only_what_it_names() -> None:

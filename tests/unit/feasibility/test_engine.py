@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
-from canonical_model.application import CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
 from canonical_model.grid import SupplyAreaClass
@@ -629,3 +630,111 @@ def test_equipment_already_past_its_rating_cannot_take_the_connection_and_it_is_
     )
     assert blocked.verdict is Verdict.NOT_FEASIBLE
     assert reservation_targets(blocked) == []
+
+
+def _business(
+    kva: float, kind: BusinessType, existing: float | None, district: str | None = None
+) -> FeasibilityRequest:
+    return replace(
+        request(kva), business_type=kind, existing_capacity_kva=existing, existing_district_id=district
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", [BusinessType.NAME_CHANGE, BusinessType.TARIFF_CHANGE, BusinessType.OWNERSHIP_TRANSFER]
+)
+def test_a_change_that_touches_no_capacity_gets_no_grid_check(kind: BusinessType) -> None:
+    planned = plan(_business(400, kind, None), RULES, GridArea(()))
+    assessment = evaluate(planned, GridArea(()), {}, {}, assessed_at=NOW)
+    assert assessment.verdict is Verdict.NO_CAPACITY_CHECK
+    assert assessment.schemes == () and reservation_targets(assessment) == []
+    assert [c.rule for c in assessment.trace] == ["business_type"]
+    assert assessment.trace[0].detail == f"{kind.value} changes no capacity: no grid check and no reservation"
+
+
+@pytest.mark.parametrize("kind", [BusinessType.CAPACITY_REDUCTION, BusinessType.SUSPENSION])
+def test_a_reduction_or_suspension_frees_capacity_and_never_needs_reinforcement(kind: BusinessType) -> None:
+    # 400 kVA contracted, 250 kept: 150 kVA freed, whatever the grid's state.
+    assessment = evaluate(
+        plan(_business(250, kind, 400), RULES, GridArea(())), GridArea(()), {}, {}, assessed_at=NOW
+    )
+    assert assessment.verdict is Verdict.FEASIBLE
+    assert assessment.reinforcement == () and reservation_targets(assessment) == []
+    released = check(assessment, "capacity_released")
+    assert released.detail.startswith(f"{kind.value}: 400 kVA - 250 kVA kept = 150 kVA freed")
+    assert assessment.existing_capacity_kva == 400
+    # Without the contract capacity the freed amount is a stated condition, never a guess.
+    unknown = evaluate(
+        plan(_business(250, kind, None), RULES, GridArea(())), GridArea(()), {}, {}, assessed_at=NOW
+    )
+    assert unknown.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert [c.code for c in unknown.conditions] == ["existing_capacity_unknown"]
+
+
+def _increase_grid() -> tuple[GridArea, dict[str, LoadReading]]:
+    # T1 (400 kVA) is the customer's district TG1, 50 m east; T2 (400 kVA, idle) is nearer, 20 m west.
+    area = GridArea(
+        engine_view(
+            *lv_upstream(),
+            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
+            transformer("T2", "F1", "S1", -20),
+        )
+    )
+    loads = {key: LoadReading(value) for key, value in LV_UPSTREAM_PEAKS_KW.items()}
+    loads["T1"] = LoadReading(216.0)  # 216 kW / 0.9 = 240 kVA, the customer's 100 kVA included
+    loads["T2"] = LoadReading(0.0)
+    return area, loads
+
+
+def test_a_capacity_increase_adds_only_its_increase_at_the_existing_supply_point() -> None:
+    area, loads = _increase_grid()
+    # 160 kVA x 0.9 = 144 kW <= 160 kW urban: low voltage. 160 - 100 existing = 60 kVA added, demand
+    # factor 1.0 (load type unknown). T1: (240 + 0 x 0.8 + 60) / 400 = 0.75 <= 0.8.
+    assessment = evaluate(
+        plan(_business(160, BusinessType.CAPACITY_INCREASE, 100, "TG1"), RULES, area),
+        area,
+        loads,
+        {},
+        assessed_at=NOW,
+    )
+    assert assessment.verdict is Verdict.FEASIBLE
+    assert assessment.increment_kva == 60
+    assert [s.equipment_id for s in assessment.schemes[0].sources] == ["T1"]  # not the nearer T2
+    assert check(assessment, "capacity_increase").detail == (
+        "160 kVA requested - 100 kVA existing contract capacity = 60 kVA added"
+    )
+    assert (
+        "existing supply point: distribution_transformer T1"
+        in check(assessment, "connection_point_search").detail
+    )
+    rate = check(assessment, "transformer_load_rate", "T1")
+    assert rate.result is RuleResult.PASS and "= 0.7500 <=" in rate.detail
+    # As a new connection the full 160 kVA would load T1 to (240 + 160) / 400 = 1.0 > 0.8 (T2 is nearer and
+    # idle, so a new connection would go there instead).
+    fresh = evaluate(plan(request(160), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert fresh.schemes[0].sources[0].equipment_id == "T2"
+
+
+def test_a_capacity_increase_without_its_existing_capacity_is_insufficient_data() -> None:
+    area, loads = _increase_grid()
+    assessment = evaluate(
+        plan(_business(160, BusinessType.CAPACITY_INCREASE, None, "TG1"), RULES, area),
+        area,
+        loads,
+        {},
+        assessed_at=NOW,
+    )
+    assert assessment.verdict is Verdict.INSUFFICIENT_DATA
+    assert [c.code for c in assessment.conditions] == ["existing_capacity_unknown"]
+    assert reservation_targets(assessment) == []
+
+
+def test_a_requested_voltage_is_honoured_when_valid_and_explained_when_not() -> None:
+    # 50 kVA x 0.9 = 45 kW could be low voltage, but 10 kV holds 50 kVA (<= 10,000): honoured.
+    asked = plan(replace(request(50), requested_voltage_kv=10), RULES, GridArea(()))
+    assert asked.voltage_kv == 10
+    assert "the requested 10 kV is valid for 50 kVA and honoured" in asked.trace[0].detail
+    # 500 kVA x 0.9 = 450 kW > 160 kW: 0.38 kV cannot carry it; the 10 kV band is recommended instead.
+    refused = plan(replace(request(500), requested_voltage_kv=0.38), RULES, GridArea(()))
+    assert refused.voltage_kv == 10
+    assert "the requested 0.38 kV cannot carry 500 kVA" in refused.trace[0].detail

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
+from canonical_model.application import BusinessType
 from canonical_model.grid import SupplyAreaClass
 from feasibility.config import load_feasibility_config
+from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
+from store.feasibility import capacity_reservations
+from store.schema import customers
 from tests.unit.feasibility.builders import (
     NOW,
     ROOT,
     TODAY,
     application,
     feeder,
+    lv_upstream,
     main_transformer,
     reservations,
     store_grid,
@@ -23,6 +30,7 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
+from tests.unit.workflow.events import application_event
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
 
@@ -83,3 +91,208 @@ def test_the_applications_industry_sets_its_demand_factor(sqlite_engine: Engine)
     assert (outcome.assessment.demand_factor, outcome.assessment.increment_kva) == (0.8, 120)
     with sqlite_engine.connect() as conn:
         assert reservations(conn) == [("A3", "T1", 150.0)]
+
+
+def _expiry(conn: Connection, application_no: str) -> list[datetime]:
+    table = capacity_reservations
+    rows = conn.execute(sa.select(table.c.expires_at).where(table.c.application_no == application_no))
+    return [row[0] for row in rows]
+
+
+def _peaks_on(conn: Connection, day: date, transformer_kw: float = 150.0) -> None:
+    store_peak(conn, "T1", transformer_kw, day)
+    store_peak(conn, "F1", 0.3 * CAPACITY_485A * 0.9, day)
+    store_peak(conn, "S1-T1", 9_000.0, day)
+    store_peak(conn, "S1-T2", 9_000.0, day)
+
+
+def test_a_reservation_lapses_with_the_supply_schemes_validity(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, application("A1", 100), correlation_id="c")
+    # 100 kVA x 0.9 = 90 kW <= 160 kW: low voltage, whose scheme holds 90 days (3 months).
+    assert outcome.assessment.recommended_voltage_kv == 0.38
+    assert outcome.assessment.reserved_until == NOW + timedelta(days=90)
+    with sqlite_engine.connect() as conn:
+        assert _expiry(conn, "A1") == [NOW + timedelta(days=90)]
+    # 91 days on, with fresh load data, the next check on T1 no longer counts A1 and releases it.
+    later = NOW + timedelta(days=91)
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=91))
+    moved = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: later)
+    with sqlite_engine.begin() as conn:
+        second = moved.assess_application(conn, application("A2", 100), correlation_id="c")
+    assert second.assessment.schemes[0].sources[0].reserved_kva == 0
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A2", "T1", 100.0)]
+
+
+def test_a_re_assessment_does_not_renew_the_schemes_validity(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        service.assess_application(conn, application("A1", 100), correlation_id="c")
+    # Assessed again 30 days on (a grid change): still until NOW + 90 days, counted from the first promise.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=30))
+    month = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=30))
+    with sqlite_engine.begin() as conn:
+        again = month.assess_application(conn, application("A1", 100), correlation_id="c")
+    assert again.assessment.reserved_until == NOW + timedelta(days=90)
+    # 91 days on the scheme has lapsed: the grid answer stands, but nothing is reserved again.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=91))
+    late = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=91))
+    with sqlite_engine.begin() as conn:
+        lapsed = late.assess_application(conn, application("A1", 100), correlation_id="c")
+    assert lapsed.assessment.verdict == "feasible" and lapsed.reserved_kva == 0
+    assert lapsed.assessment.trace[-1].rule == "reservation_lapsed"
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == []
+
+
+def test_a_high_voltage_scheme_holds_a_year_and_a_temporary_supply_ends_on_its_last_day(
+    sqlite_engine: Engine,
+) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    temporary = application("A1", 100).model_copy(
+        update={"business_type": BusinessType.TEMPORARY_SUPPLY, "temporary_until": date(2026, 11, 30)}
+    )
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, temporary, correlation_id="c")
+    # Until the end of 30 November in Shanghai: 1 December 00:00 +08:00 = 30 November 16:00 UTC, well
+    # before the 90 days of the low-voltage scheme.
+    assert outcome.assessment.reserved_until == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    # 300 kVA x 0.9 = 270 kW > 160 kW: 10 kV, a one-year scheme (365 days).
+    with sqlite_engine.begin() as conn:
+        hv = service.assess_application(conn, application("A2", 300), correlation_id="c")
+    assert hv.assessment.recommended_voltage_kv == 10
+    assert hv.assessment.reserved_until == NOW + timedelta(days=365)
+
+
+def _handler(service: FeasibilityService) -> FeasibilityHandler:
+    return FeasibilityHandler(service)
+
+
+def _document(number: str, kva: float) -> dict[str, Any]:
+    document = application(number, kva).model_dump(mode="json", exclude_none=True)
+    del document["application_no"]
+    return document
+
+
+def test_withdrawn_or_cancelled_releases_the_reservation(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    handler = _handler(service)
+    for number, stage in (("A1", "withdrawn"), ("A2", "cancelled")):
+        document = _document(number, 100)
+        with sqlite_engine.begin() as conn:
+            handler(conn, application_event(number, 1, **document))
+        with sqlite_engine.connect() as conn:
+            assert (number, "T1", 100.0) in reservations(conn)
+        with sqlite_engine.begin() as conn:
+            handler(conn, application_event(number, 2, **{**document, "stage": stage}))
+        with sqlite_engine.connect() as conn:
+            assert [row for row in reservations(conn) if row[0] == number] == []
+
+
+def test_after_energisation_the_reservation_stays_until_the_load_shows(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    handler = _handler(service)
+    document = _document("A1", 100)
+    with sqlite_engine.begin() as conn:
+        handler(conn, application_event("A1", 1, **document))
+        handler(conn, application_event("A1", 2, **{**document, "stage": "energisation"}))
+    with sqlite_engine.connect() as conn:
+        # Kept, at most 60 days from energisation, with T1's basis then: 150 kW; no longer re-assessed.
+        assert reservations(conn) == [("A1", "T1", 100.0)]
+        assert _expiry(conn, "A1") == [NOW + timedelta(days=60)]
+        assert service.affected(conn, "T1", None) == []
+    # Released once T1's basis rose by 0.5 x 100 kVA x 0.9 = 45 kW: 150 + 40 = 190 kW is not yet enough.
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "T1", 190.0, TODAY - timedelta(days=1))
+        service.assess_application(conn, application("A2", 10), correlation_id="c")
+    with sqlite_engine.connect() as conn:
+        assert ("A1", "T1", 100.0) in reservations(conn)
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "T1", 195.0, TODAY - timedelta(days=2))  # 150 + 45
+        service.assess_application(conn, application("A2", 10), correlation_id="c")
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A2", "T1", 10.0)]
+
+
+def test_an_energised_reservation_lapses_after_the_configured_days(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        service.assess_application(conn, application("A1", 100), correlation_id="c")
+        assert service.energised(conn, "A1") == 1
+    # 61 days after energisation, past the 60 kept, with T1's load unchanged (150 kW): the next check on T1
+    # releases it although the load never showed.
+    with sqlite_engine.begin() as conn:
+        _peaks_on(conn, TODAY + timedelta(days=61))
+    later = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW + timedelta(days=61))
+    with sqlite_engine.begin() as conn:
+        later.assess_application(conn, application("A2", 10), correlation_id="c")
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A2", "T1", 10.0)]
+
+
+def _customer(conn: Connection, customer_no: str, capacity: float | None, district: str | None) -> None:
+    document: dict[str, object] = {"customer_no": customer_no, "name": "客户", "category": "commercial"}
+    if capacity is not None:
+        document["contract_capacity_kva"] = capacity
+    if district is not None:
+        document["transformer_district_id"] = district
+    conn.execute(
+        customers.insert().values(customer_no=customer_no, document=document, last_sequence=1, updated_at=NOW)
+    )
+
+
+def test_a_capacity_increase_reserves_its_increase_on_the_customers_transformer(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            *lv_upstream(),
+            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
+        )
+        _peaks_on(conn, TODAY, transformer_kw=216.0)
+        _customer(conn, "C1", 100, "TG1")
+    service = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
+    increase = application("A1", 160).model_copy(
+        update={"business_type": BusinessType.CAPACITY_INCREASE, "customer_no": "C1"}
+    )
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, increase, correlation_id="c")
+    # 160 - 100 = 60 kVA: T1 at (240 + 60) / 400 = 0.75 <= 0.8; only the 60 kVA is promised.
+    assert outcome.assessment.verdict == "feasible"
+    assert outcome.assessment.existing_capacity_kva == 100
+    assert outcome.reserved_kva == 60
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A1", "T1", 60.0)]
+
+
+def test_a_reduction_cuts_what_the_customers_open_applications_hold(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        _customer(conn, "C1", 400, None)
+        service.assess_application(
+            conn, application("A1", 100).model_copy(update={"customer_no": "C1"}), correlation_id="c"
+        )
+        reduction = application("A2", 50).model_copy(
+            update={"customer_no": "C1", "business_type": BusinessType.CAPACITY_REDUCTION}
+        )
+        outcome = service.assess_application(conn, reduction, correlation_id="c")
+    # 400 - 50 kept = 350 kVA freed; A1's 100 kVA is cut to the 50 kVA the customer keeps; A2 holds nothing.
+    assert outcome.assessment.verdict == "feasible" and outcome.reserved_kva == 0
+    assert [c.rule for c in outcome.assessment.trace] == ["capacity_released", "reservation_reduced"]
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A1", "T1", 50.0)]
+
+
+def test_a_name_change_is_kept_with_no_capacity_check(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    rename = application("A1", 100).model_copy(update={"business_type": BusinessType.NAME_CHANGE})
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, rename, correlation_id="c")
+    assert outcome.assessment.verdict == "no_capacity_check" and outcome.reserved_kva == 0
+    assert outcome.event is not None and outcome.event.data["verdict"] == "no_capacity_check"

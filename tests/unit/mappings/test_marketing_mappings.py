@@ -192,3 +192,23 @@ def test_the_application_s_declared_trade_code_becomes_its_industry_code(
     assert "industry_code" not in application.apply(application_record())
     with pytest.raises(SchemaViolationError, match="field 'industry_code' \\(source TRADE_CODE\\)"):
         application.apply(application_record(TRADE_CODE="1711"))
+
+
+def test_a_temporary_supply_s_end_date_becomes_temporary_until(mappings: dict[str, Mapping]) -> None:
+    application = mappings["marketing/application"]
+    mapped = application.apply(application_record(BUSI_TYPE_CODE="105", TEMP_END_DATE="2027-04-19"))
+    assert (mapped["business_type"], mapped["temporary_until"]) == ("temporary_supply", "2027-04-19")
+    assert "temporary_until" not in application.apply(application_record())
+    with pytest.raises(SchemaViolationError, match="field 'temporary_until' \\(source TEMP_END_DATE\\)"):
+        application.apply(application_record(BUSI_TYPE_CODE="105", TEMP_END_DATE="19/04/2027"))
+
+
+@pytest.mark.parametrize(
+    ("code", "business_type"),
+    [("115", "suspension"), ("211", "relocation"), ("201", "name_change"), ("217", "tariff_change")],
+)
+def test_the_business_types_of_the_supply_rules_are_mapped(
+    mappings: dict[str, Mapping], code: str, business_type: str
+) -> None:
+    mapped = mappings["marketing/application"].apply(application_record(BUSI_TYPE_CODE=code))
+    assert mapped["business_type"] == business_type

@@ -25,6 +25,9 @@ def application_event(
         "updated_at": "2026-11-20T09:13:05+08:00",
         "org_no": "41401",
     }
+    if str(data.get("customer_class", "")).startswith("lv_") and "requested_capacity_kva" not in data:
+        # A low-voltage customer of a realistic size: 630 kVA would be high voltage (feasibility/basis.py).
+        document["requested_capacity_kva"] = 8.0 if data["customer_class"] == "lv_residential" else 50.0
     document.update(data)
     return CloudEvent(
         id=str(uuid.uuid4()),
@@ -68,6 +71,9 @@ def customer_event(customer_no: str, sequence: int = 1, **data: Any) -> CloudEve
         "name": "南阳市宛城区李记餐馆",
         "category": "residential",
     }
+    if str(data.get("customer_class", "")).startswith("lv_") and "requested_capacity_kva" not in data:
+        # A low-voltage customer of a realistic size: 630 kVA would be high voltage (feasibility/basis.py).
+        document["requested_capacity_kva"] = 8.0 if data["customer_class"] == "lv_residential" else 50.0
     document.update(data)
     return CloudEvent(
         id=str(uuid.uuid4()),

@@ -34,22 +34,50 @@ def _application(**overrides: object) -> ConnectionApplication:
 @pytest.mark.parametrize(
     ("overrides", "flow", "stages"),
     [
-        ({"customer_class": "lv_residential"}, "lv_residential_2_step", 2),
+        ({"customer_class": "lv_residential", "requested_capacity_kva": 8}, "lv_residential_2_step", 2),
+        # 177 kVA x 0.9 = 159.3 kW <= 160 kW in a city: low voltage, 三零.
         (
-            {"customer_class": "lv_non_residential", "requested_capacity_kva": 160, "urban_rural": "urban"},
+            {"customer_class": "lv_non_residential", "requested_capacity_kva": 177, "urban_rural": "urban"},
             "lv_zero_visit_2_step",
             2,
         ),
+        # 160 kVA x 0.9 = 144 kW > 100 kW in a rural area: high voltage, as the engine says.
         (
             {"customer_class": "lv_non_residential", "requested_capacity_kva": 160, "urban_rural": "rural"},
-            "lv_non_residential_3_step",
-            3,
+            "hv_single_source_4_step",
+            4,
         ),
         ({"customer_class": "lv_non_residential", "requested_capacity_kva": 80}, "lv_zero_visit_2_step", 2),
+        # 630 kVA declared residential is 567 kW: high voltage.
+        ({"customer_class": "lv_residential"}, "hv_single_source_4_step", 4),
+        # 50 kVA that asks for a valid 10 kV is supplied at 10 kV: the high-voltage flow.
+        (
+            {
+                "customer_class": "lv_non_residential",
+                "requested_capacity_kva": 50,
+                "requested_voltage_kv": 10,
+            },
+            "hv_single_source_4_step",
+            4,
+        ),
         ({"customer_class": "hv_single_source"}, "hv_single_source_4_step", 4),
         ({"customer_class": "hv_dual_source"}, "hv_dual_source_4_step", 4),
         ({"customer_class": "hv_dual_source", "importance_grade": "first"}, "full_chain_hv_dual_source", 8),
-        ({"customer_class": "lv_residential", "importance_grade": "second"}, "full_chain_lv_residential", 8),
+        # An important grade that needs two sources is high voltage whatever its size.
+        (
+            {"customer_class": "lv_residential", "importance_grade": "second", "requested_capacity_kva": 8},
+            "full_chain_hv_dual_source",
+            8,
+        ),
+        (
+            {
+                "customer_class": "lv_residential",
+                "importance_grade": "temporary",
+                "requested_capacity_kva": 8,
+            },
+            "full_chain_lv_residential",
+            8,
+        ),
     ],
 )
 def test_the_reformed_flows_and_the_full_chain(
@@ -156,7 +184,7 @@ def test_a_class_without_a_flow_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_workflow_config(root)
     text = str(caught.value)
-    assert "no flow takes every ordinary hv_dual_source application" in text
+    assert "no flow takes ordinary hv_dual_source applications" in text
     assert "flow 'hv_dual_source_4_step' can never be chosen" in text
 
 
@@ -202,9 +230,9 @@ def test_check_config_covers_the_workflow_files_and_the_status_code_table(tmp_pa
 @pytest.mark.parametrize(
     ("overrides", "commitment"),
     [
-        ({"customer_class": "lv_residential"}, 5),
+        ({"customer_class": "lv_residential", "requested_capacity_kva": 8}, 5),
         ({"customer_class": "lv_non_residential", "requested_capacity_kva": 80}, 6),
-        ({"customer_class": "lv_non_residential", "requested_capacity_kva": 400}, 6),
+        ({"customer_class": "lv_non_residential", "requested_capacity_kva": 400}, 22),
         ({"customer_class": "hv_single_source"}, 22),
         ({"customer_class": "hv_dual_source"}, 32),
     ],
@@ -224,14 +252,14 @@ def test_a_flow_over_its_commitment_is_refused_with_file_and_line(tmp_path: Path
     stages = root / "workflow" / "stages.yaml"
     _replace(
         stages,
-        "{stage: scheme_reply, limit_days: 2, survey: true}",
-        "{stage: scheme_reply, limit_days: 7, survey: true}",
+        "{stage: energisation, limit_days: 5}\n      - {stage: archived}\n\n  # 2 + 15",
+        "{stage: energisation, limit_days: 7}\n      - {stage: archived}\n\n  # 2 + 15",
     )
     with pytest.raises(ConfigError) as caught:
         load_workflow_config(root)
     assert caught.value.file == "workflow/stages.yaml"
-    assert caught.value.line == _line_of(stages, "lv_non_residential_3_step:")
-    assert "flow 'lv_non_residential_3_step': its stage limits add up to 11 working days, over its " in str(
+    assert caught.value.line == _line_of(stages, "lv_zero_visit_2_step:")
+    assert "flow 'lv_zero_visit_2_step': its stage limits add up to 8 working days, over its " in str(
         caught.value
     )
     assert "commitment of 6" in str(caught.value)
@@ -278,7 +306,10 @@ def test_the_late_december_day_is_read_and_checked(tmp_path: Path) -> None:
     [
         ({"customer_class": "hv_single_source", "industry_code": "C3120"}, "full_chain_hv_single_source"),
         ({"customer_class": "hv_dual_source", "industry_code": "C3216"}, "full_chain_hv_dual_source"),
-        ({"customer_class": "lv_non_residential", "special_load": True}, "full_chain_lv_non_residential"),
+        (
+            {"customer_class": "lv_non_residential", "special_load": True, "requested_capacity_kva": 80},
+            "full_chain_lv_non_residential",
+        ),
         ({"customer_class": "hv_single_source", "industry_code": "C3130"}, "hv_single_source_4_step"),
         ({"customer_class": "hv_single_source", "industry_code": "C1312"}, "hv_single_source_4_step"),
     ],

@@ -222,6 +222,14 @@ def test_insufficient_data_has_its_own_legacy_code() -> None:
     assert arguments["verdict"] == "05"
 
 
+def test_no_capacity_check_has_its_own_legacy_code() -> None:
+    arguments = feasibility_arguments(
+        _assessed(verdict="no_capacity_check", reserved_kva=0.0), default_codes()
+    )
+    assert arguments is not None
+    assert arguments["verdict"] == "06"
+
+
 def test_a_preview_without_an_application_is_not_written_back(sqlite_engine: Engine) -> None:
     assert feasibility_arguments(_assessed(None), default_codes()) is None
     with sqlite_engine.begin() as conn:

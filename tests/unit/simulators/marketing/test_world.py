@@ -10,6 +10,7 @@ import pytest
 
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import (
+    FOUR_STEP_STATUSES,
     LEGACY_TIME_FORMAT,
     TWO_STEP_STATUSES,
     ApplicationRow,
@@ -454,3 +455,20 @@ def test_an_application_created_online_keeps_its_declared_trade_code(world: Mark
     assert declared["TRADE_CODE"] == "H6210"
     assert undeclared["TRADE_CODE"] is None
     assert list(declared).index("TRADE_CODE") == list(declared).index("URBAN_RURAL_FLAG") + 1
+
+
+@pytest.mark.parametrize(
+    ("capacity", "flag", "flow"),
+    [
+        (160.0, "1", TWO_STEP_STATUSES),  # 160 kVA x 0.9 = 144 kW <= 160 kW in a city: 三零
+        (100.0, "2", TWO_STEP_STATUSES),  # 90 kW <= 100 kW rural
+        (125.0, "2", FOUR_STEP_STATUSES),  # 112.5 kW > 100 kW rural: 10 kV, as the hub's engine says
+    ],
+)
+def test_low_voltage_non_residential_flows_follow_the_kw_ceiling(
+    world: MarketingWorld, capacity: float, flag: str, flow: tuple[str, ...]
+) -> None:
+    row = next(
+        r for r in world.all_applications() if r["CUST_CLASS_CODE"] == "02" and r["IMPORTANCE_CODE"] == "00"
+    )
+    assert status_flow(ApplicationRow(**{**row, "APPLY_CAP": capacity, "URBAN_RURAL_FLAG": flag})) == flow
