@@ -497,8 +497,8 @@ def read_open_capacity(
     before = len(diag.errors)
     for key in section:
         if key not in ("defaults", "provinces"):
-            where = key_line(section, key)
-            diag.error(f"unknown key {OPEN_CAPACITY}.{key}; expected defaults and provinces", file, where)
+            at = key_line(section, key)
+            diag.error(f"unknown key {OPEN_CAPACITY}.{key}; expected defaults and provinces", file, at)
     _check(section["defaults"], OPEN_SPEC, file, diag, f"{OPEN_CAPACITY}.defaults", complete=True)
     overrides: Any = section.get("provinces")
     if overrides is None:

@@ -130,7 +130,7 @@ class PvHosting(BaseModel):
     open_kw: float | None = Field(description="PV still connectable, kW, never negative")
     reverse_load_rate: float | None = Field(description="(PV - minimum load) / rating (DL/T 2041)")
     grade: Grade | None = Field(description="green / yellow / red; null when unknown")
-    reasons: list[str] = Field(default_factory=list, description="why figures are unknown")
+    reasons: list[str] = Field(default_factory=list, description="why figures (open_kw, grade) are unknown")
 
 
 class CapacityToLoad(BaseModel):
@@ -239,11 +239,6 @@ def load_capacity(
         for condition in figures.conditions
         if condition.code == INSUFFICIENT and condition.equipment_id in own
     ]
-    reasons += [
-        check.detail
-        for check in figures.checks
-        if check.subject in own and check.result is RuleResult.INSUFFICIENT_DATA and check.rule in LIMIT_RULES
-    ]
     notes = [c.detail for c in figures.conditions if c.code in _NOTE_CODES and c.equipment_id in own]
     limits = [
         check
@@ -255,6 +250,15 @@ def load_capacity(
     ]
     binding = min(limits, key=lambda check: float(check.threshold["max_load_rate"]), default=None)
     capacity, peak, headroom = figures.capacity_kva, figures.peak_kva, figures.headroom_kva
+    if headroom is None and not reasons:
+        # No condition says why (a substation without units): the engine's check does.
+        reasons += [
+            check.detail
+            for check in figures.checks
+            if check.subject in own
+            and check.result is RuleResult.INSUFFICIENT_DATA
+            and check.rule in LIMIT_RULES
+        ]
     known = headroom is not None and not reasons
     return LoadCapacity(
         status=Availability.KNOWN if known else Availability.UNKNOWN,
@@ -309,7 +313,7 @@ def pv_hosting(
         else:
             grade = Grade.GREEN
     return PvHosting(
-        status=Availability.KNOWN if open_kw is not None and grade is not None else Availability.UNKNOWN,
+        status=Availability.KNOWN if open_kw is not None else Availability.UNKNOWN,
         rule=rule,
         ceiling_kw=_r(ceiling),
         connected_kw=connected,
