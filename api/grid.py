@@ -243,11 +243,14 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
         kinds = (kind,) if kind is not None else KIND_ORDER
         with engine.connect() as conn:
             area = grid.area(conn)
-            items = published(area, kinds, bbox=parse_bbox(bbox) if bbox else None, voltage_kv=voltage_kv)
-            if after is not None:
-                items = [
-                    entry for entry in items if (KIND_ORDER.index(entry[0]), entry[1].equipment_id) > after
-                ]
+            items = published(
+                area,
+                kinds,
+                bbox=parse_bbox(bbox) if bbox else None,
+                voltage_kv=voltage_kv,
+                after=after,
+                limit=limit,
+            )
             chosen = items[:limit]
             open_rules = (
                 feasibility.open_capacity.rules_for(rules.province) if feasibility.open_capacity else None

@@ -14,6 +14,8 @@ Three figures per piece of equipment, all read at the moment of asking:
 
 from __future__ import annotations
 
+import bisect
+import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -174,14 +176,37 @@ class MinLoad:
     problem: str | None = None
 
 
-def location_of(area: GridArea, item: Equipment) -> GeoPoint | None:
-    """Where to show the equipment: its own position, else its substation's (feeders often have none)."""
+def _point(area: GridArea, item: Equipment) -> tuple[float, float] | None:
     if item.lon is not None and item.lat is not None:
-        return GeoPoint(lon=item.lon, lat=item.lat)
+        return item.lon, item.lat
     station = area.substations.get(area.substation_of(item) or "")
     if station is not None and station.lon is not None and station.lat is not None:
-        return GeoPoint(lon=station.lon, lat=station.lat)
+        return station.lon, station.lat
     return None
+
+
+def location_of(area: GridArea, item: Equipment) -> GeoPoint | None:
+    """Where to show the equipment: its own position, else its substation's (feeders often have none)."""
+    point = _point(area, item)
+    return GeoPoint(lon=point[0], lat=point[1]) if point is not None else None
+
+
+# Ids of each kind in order, per grid revision (a GridArea is rebuilt on every revision).
+_ORDER: weakref.WeakKeyDictionary[GridArea, dict[EquipmentKind, list[str]]] = weakref.WeakKeyDictionary()
+
+
+def _ordered(area: GridArea) -> dict[EquipmentKind, list[str]]:
+    found = _ORDER.get(area)
+    if found is None:
+        found = {kind: sorted(_table(area, kind)) for kind in KIND_ORDER}
+        _ORDER[area] = found
+    return found
+
+
+def _table(area: GridArea, kind: EquipmentKind) -> Mapping[str, Equipment]:
+    if kind is EquipmentKind.SUBSTATION:
+        return area.substations
+    return area.feeders if kind is EquipmentKind.FEEDER else area.transformers
 
 
 def published(
@@ -190,28 +215,32 @@ def published(
     *,
     bbox: tuple[float, float, float, float] | None = None,
     voltage_kv: float | None = None,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[EquipmentKind, Equipment]]:
-    """In-service public equipment of the kinds, filtered, in (kind, id) order: the listing's key."""
+    """In-service public equipment of the kinds, filtered, in (kind, id) order after the key `after`:
+    at most limit + 1 items, so the caller knows whether more follow."""
     found: list[tuple[EquipmentKind, Equipment]] = []
-    tables = {
-        EquipmentKind.SUBSTATION: area.substations,
-        EquipmentKind.FEEDER: area.feeders,
-        EquipmentKind.TRANSFORMER: area.transformers,
-    }
-    for kind in KIND_ORDER:
-        if kind not in kinds:
+    order = _ordered(area)
+    for position, kind in enumerate(KIND_ORDER):
+        if kind not in kinds or (after is not None and position < after[0]):
             continue
-        for equipment_id in sorted(tables[kind]):
-            item = tables[kind][equipment_id]
+        ids = order[kind]
+        start = bisect.bisect_right(ids, after[1]) if after is not None and position == after[0] else 0
+        table = _table(area, kind)
+        for equipment_id in ids[start:]:
+            item = table[equipment_id]
             if item.status != IN_SERVICE or not item.public:
                 continue
             if voltage_kv is not None and item.voltage_kv != voltage_kv:
                 continue
             if bbox is not None:
-                where = location_of(area, item)
-                if where is None or not (bbox[0] <= where.lon <= bbox[2] and bbox[1] <= where.lat <= bbox[3]):
+                point = _point(area, item)
+                if point is None or not (bbox[0] <= point[0] <= bbox[2] and bbox[1] <= point[1] <= bbox[3]):
                     continue
             found.append((kind, item))
+            if limit is not None and len(found) > limit:
+                return found
     return found
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Connection, Engine
 
-from canonical_model.grid import SupplyAreaClass
+from canonical_model.grid import EquipmentStatus, SupplyAreaClass, TransformerOwnership
 from canonical_model.load import LoadPoint, LoadProfile, LoadSource
 from feasibility.config import FeasibilityConfig, load_feasibility_config, read_feasibility_config
 from feasibility.grid_cache import GridCache
@@ -285,3 +285,23 @@ def test_grade_bounds_must_rise(tmp_path: Path) -> None:
     text = _rules_text("  provinces: {}\n").replace("green_max: 0.0", "green_max: 0.9")
     with pytest.raises(ConfigError, match="green_max must be below yellow_max"):
         load_feasibility_config(_write(tmp_path, text))
+
+
+def test_only_in_service_public_equipment_is_published_in_kind_then_id_order(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        _grid(conn)
+        store_grid(
+            conn,
+            transformer("T0", "F1", "S1", 70).model_copy(
+                update={"ownership": TransformerOwnership.DEDICATED}
+            ),
+            transformer("T3", "F1", "S1", 90).model_copy(update={"status": EquipmentStatus.DECOMMISSIONED}),
+            transformer("T2", "F1", "S1", 80),
+        )
+    with sqlite_engine.connect() as conn:
+        area = GridCache().area(conn)
+    listed = [item.equipment_id for _, item in published(area, KIND_ORDER)]
+    assert listed == ["S1", "F1", "T1", "T2"]
+    # A page of one after F1: T1, and T2 to tell that more follow.
+    after = [item.equipment_id for _, item in published(area, KIND_ORDER, after=(1, "F1"), limit=1)]
+    assert after == ["T1", "T2"]
