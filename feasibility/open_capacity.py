@@ -3,7 +3,9 @@
 Three figures per piece of equipment, all read at the moment of asking:
 - load: what the feasibility engine's own limits allow (equipment_headroom: load rate, N-1 by supply-area
   class), less the load basis and the reservations held x simultaneity, never below 0, with the limit
-  that binds named. Missing, stale or incomplete inputs give `unknown` and the engine's reason;
+  that binds named, and the least such figure along the chain transformer - feeder - substation (what a
+  new load at the point can really take). Missing, stale or incomplete inputs give `unknown` and the
+  engine's reason;
 - PV hosting (分布式光伏可开放容量, DL/T 2041): a transformer area takes PV up to a share of the
   transformer's rating; a feeder or substation up to its minimum daytime load + a share of its rating (the
   reverse-flow rule). The grid data carries no connected PV, so it counts 0 and says so. Graded green,
@@ -118,6 +120,14 @@ class LoadCapacity(BaseModel):
     binding_limit: BindingLimit | None = Field(description="the limit that binds")
     reasons: list[str] = Field(default_factory=list, description="why the figure is unknown")
     notes: list[str] = Field(default_factory=list, description="planning notes on the equipment")
+    open_kva_through_chain: float | None = Field(
+        default=None,
+        description="what new load here can take counting the feeder and substation above: the least "
+        "open_kva along the chain; null when any of them is unknown",
+    )
+    chain_limited_by: str | None = Field(
+        default=None, description="the equipment that sets open_kva_through_chain"
+    )
 
 
 class PvHosting(BaseModel):
@@ -491,6 +501,31 @@ def _load_ids(area: GridArea, items: Iterable[Equipment]) -> set[str]:
     return ids
 
 
+def _upstream(area: GridArea, item: Equipment) -> list[Equipment | None]:
+    """The feeder (for a transformer) and the substation above an item; None where the grid lacks one."""
+    chain: list[Equipment | None] = []
+    if item.kind == TRANSFORMER:
+        chain.append(area.feeders.get(item.feeder_id or ""))
+    if item.kind != SUBSTATION:
+        chain.append(area.substations.get(area.substation_of(item) or ""))
+    return chain
+
+
+def _through_chain(
+    item: Equipment, chain: list[Equipment | None], found: Mapping[str, LoadCapacity]
+) -> LoadCapacity:
+    """The item's figures with what the equipment above it leaves: the least open figure along the chain."""
+    own = found[item.equipment_id]
+    least, limited_by = own.open_kva, item.equipment_id
+    for above in chain:
+        figure = found[above.equipment_id].open_kva if above is not None else None
+        if above is None or figure is None or least is None:
+            return own
+        if figure < least:
+            least, limited_by = figure, above.equipment_id
+    return own.model_copy(update={"open_kva_through_chain": least, "chain_limited_by": limited_by})
+
+
 def open_capacity(
     conn: Connection,
     area: GridArea,
@@ -499,15 +534,20 @@ def open_capacity(
     open_rules: OpenCapacityRules | None,
     today: date,
 ) -> list[OpenCapacity]:
-    """Open capacity of the items from the loads and reservations conn sees now."""
-    equipment = [item for _, item in items]
-    ids = _load_ids(area, equipment)
+    """Open capacity of the items, and of the feeders and substations above them, from the loads and
+    reservations conn sees now."""
+    chains = {item.equipment_id: _upstream(area, item) for _, item in items}
+    everything = {item.equipment_id: item for _, item in items}
+    everything.update((above.equipment_id, above) for chain in chains.values() for above in chain if above)
+    ids = _load_ids(area, everything.values())
     loads = read_loads(conn, ids, rules, today)
-    reserved = read_reserved(conn, [item.equipment_id for item in equipment], exclude=None)
-    min_loads = read_min_loads(conn, ids, open_rules, rules.min_good_points, today) if open_rules else {}
+    reserved = read_reserved(conn, list(everything), exclude=None)
+    listed = _load_ids(area, (item for _, item in items))
+    min_loads = read_min_loads(conn, listed, open_rules, rules.min_good_points, today) if open_rules else {}
+    found = {key: load_capacity(rules, area, item, loads, reserved) for key, item in everything.items()}
     answers = []
     for kind, item in items:
-        load = load_capacity(rules, area, item, loads, reserved)
+        load = _through_chain(item, chains[item.equipment_id], found)
         answers.append(
             OpenCapacity(
                 kind=kind,

@@ -305,3 +305,24 @@ def test_only_in_service_public_equipment_is_published_in_kind_then_id_order(sql
     # A page of one after F1: T1, and T2 to tell that more follow.
     after = [item.equipment_id for _, item in published(area, KIND_ORDER, after=(1, "F1"), limit=1)]
     assert after == ["T1", "T2"]
+
+
+def test_the_feeder_and_substation_above_bound_what_a_transformer_can_take(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        _grid(conn)
+    t1 = _answers(sqlite_engine)["T1"].load
+    # T1 120 kVA, F1 1200.2, S1 45000: T1 itself is the least.
+    assert (t1.open_kva, t1.open_kva_through_chain, t1.chain_limited_by) == (120.0, 120.0, "T1")
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "F1", 3_690.0, TODAY - timedelta(days=1))  # 4100 kVA: 4200.223 - 4100 = 100.2 left
+    answers = _answers(sqlite_engine)
+    t1 = answers["T1"].load
+    assert (t1.open_kva, t1.open_kva_through_chain, t1.chain_limited_by) == (120.0, 100.2, "F1")
+    assert (answers["F1"].load.open_kva_through_chain, answers["F1"].load.chain_limited_by) == (100.2, "F1")
+
+
+def test_an_unknown_feeder_above_leaves_the_chain_figure_unknown(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        _grid(conn, ties=None)
+    t1 = _answers(sqlite_engine)["T1"].load
+    assert (t1.open_kva, t1.open_kva_through_chain, t1.chain_limited_by) == (120.0, None, None)
