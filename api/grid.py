@@ -27,6 +27,7 @@ from feasibility.grid_cache import GridCache
 from feasibility.open_capacity import (
     KIND_ORDER,
     CapacityToLoad,
+    DaytimeMinima,
     EquipmentKind,
     OpenCapacity,
     open_capacity,
@@ -137,6 +138,7 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
     """
     router = APIRouter(prefix="/v1/grid", tags=["grid"])
     grid = GridCache()
+    minima = DaytimeMinima()
 
     def rules_config() -> FeasibilityConfig:
         return config or _configured_rules()
@@ -255,7 +257,7 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
             open_rules = (
                 feasibility.open_capacity.rules_for(rules.province) if feasibility.open_capacity else None
             )
-            answers = open_capacity(conn, area, chosen, rules, open_rules, _today())
+            answers = open_capacity(conn, area, chosen, rules, open_rules, _today(), minima)
         last = chosen[-1] if len(items) > limit else None
         next_cursor = encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1].equipment_id]) if last else None
         return page([answer.model_dump(mode="json") for answer in answers], limit, next_cursor)

@@ -453,45 +453,78 @@ def capacity_to_load(
     )
 
 
-def read_min_loads(
-    conn: Connection,
-    equipment_ids: Collection[str],
-    rules: OpenCapacityRules,
-    min_good_points: int,
-    today: date,
-) -> dict[str, MinLoad]:
-    """The lowest good point of the PV hours over the complete days of the last rules.min_load_days."""
-    if not equipment_ids:
-        return {}
-    since = today - timedelta(days=rules.min_load_days)
-    table = load_profiles
-    rows = conn.execute(
-        sa.select(table.c.equipment_id, table.c.good_points, table.c.document).where(
-            table.c.equipment_id.in_(sorted(equipment_ids)),
-            table.c.phase == TOTAL_PHASE,
-            table.c.data_date > since,
-            table.c.data_date <= today,
+class DaytimeMinima:
+    """Minimum daytime load per equipment, each day's curve parsed once.
+
+    A day's minimum is kept under the id of the event that wrote its profile: a corrected profile comes
+    with a new event id and is read again, so the answer is never older than the load projection.
+    """
+
+    def __init__(self, max_days: int = 500_000) -> None:
+        self._days: dict[tuple[str, str, tuple[int, int]], float | None] = {}
+        self._max_days = max_days
+
+    def read(
+        self,
+        conn: Connection,
+        equipment_ids: Collection[str],
+        rules: OpenCapacityRules,
+        min_good_points: int,
+        today: date,
+    ) -> dict[str, MinLoad]:
+        """The lowest good point of the PV hours over the complete days of the last rules.min_load_days."""
+        if not equipment_ids:
+            return {}
+        since = today - timedelta(days=rules.min_load_days)
+        table = load_profiles
+        window = rules.daytime_points
+        days = conn.execute(
+            sa.select(table.c.equipment_id, table.c.event_id).where(
+                table.c.equipment_id.in_(sorted(equipment_ids)),
+                table.c.phase == TOTAL_PHASE,
+                table.c.data_date > since,
+                table.c.data_date <= today,
+                table.c.good_points >= min_good_points,
+            )
+        ).all()
+        unread = [row for row in days if (row.equipment_id, row.event_id, window) not in self._days]
+        if unread:
+            self._parse(conn, unread, window)
+        lowest: dict[str, float] = {}
+        for row in days:
+            day = self._days.get((row.equipment_id, row.event_id, window))
+            if day is not None:
+                lowest[row.equipment_id] = min(day, lowest.get(row.equipment_id, day))
+        first, last = window
+        problem = (
+            f"no complete day with good points {first}-{last} since {since.isoformat()} "
+            f"(need {min_good_points} good points of 96)"
         )
-    )
-    first, last = rules.daytime_points
-    lowest: dict[str, float] = {}
-    for row in rows:
-        if row.good_points < min_good_points:
-            continue
-        points: Sequence[Mapping[str, Any]] = (row.document or {}).get("points") or ()
-        values = [
-            float(point["load_kw"])
-            for point in points[first - 1 : last]
-            if point.get("load_kw") is not None and not point.get("quality")
-        ]
-        if values:
-            day = min(values)
-            lowest[row.equipment_id] = min(day, lowest.get(row.equipment_id, day))
-    problem = (
-        f"no complete day with good points {first}-{last} since {since.isoformat()} "
-        f"(need {min_good_points} good points of 96)"
-    )
-    return {key: MinLoad(lowest[key]) if key in lowest else MinLoad(None, problem) for key in equipment_ids}
+        return {
+            key: MinLoad(lowest[key]) if key in lowest else MinLoad(None, problem) for key in equipment_ids
+        }
+
+    def _parse(self, conn: Connection, unread: Sequence[Any], window: tuple[int, int]) -> None:
+        if len(self._days) + len(unread) > self._max_days:
+            self._days.clear()
+        table = load_profiles
+        first, last = window
+        for chunk in range(0, len(unread), 500):
+            part = unread[chunk : chunk + 500]
+            rows = conn.execute(
+                sa.select(table.c.equipment_id, table.c.event_id, table.c.document).where(
+                    table.c.equipment_id.in_(sorted({row.equipment_id for row in part})),
+                    table.c.event_id.in_([row.event_id for row in part]),
+                )
+            )
+            for row in rows:
+                points: Sequence[Mapping[str, Any]] = (row.document or {}).get("points") or ()
+                values = [
+                    float(point["load_kw"])
+                    for point in points[first - 1 : last]
+                    if point.get("load_kw") is not None and not point.get("quality")
+                ]
+                self._days[(row.equipment_id, row.event_id, window)] = min(values) if values else None
 
 
 def _load_ids(area: GridArea, items: Iterable[Equipment]) -> set[str]:
@@ -533,9 +566,10 @@ def open_capacity(
     rules: Rules,
     open_rules: OpenCapacityRules | None,
     today: date,
+    minima: DaytimeMinima | None = None,
 ) -> list[OpenCapacity]:
     """Open capacity of the items, and of the feeders and substations above them, from the loads and
-    reservations conn sees now."""
+    reservations conn sees now; minima keeps parsed daytime minima between calls."""
     chains = {item.equipment_id: _upstream(area, item) for _, item in items}
     everything = {item.equipment_id: item for _, item in items}
     everything.update((above.equipment_id, above) for chain in chains.values() for above in chain if above)
@@ -543,7 +577,8 @@ def open_capacity(
     loads = read_loads(conn, ids, rules, today)
     reserved = read_reserved(conn, list(everything), exclude=None)
     listed = _load_ids(area, (item for _, item in items))
-    min_loads = read_min_loads(conn, listed, open_rules, rules.min_good_points, today) if open_rules else {}
+    reader = minima or DaytimeMinima()
+    min_loads = reader.read(conn, listed, open_rules, rules.min_good_points, today) if open_rules else {}
     found = {key: load_capacity(rules, area, item, loads, reserved) for key, item in everything.items()}
     answers = []
     for kind, item in items:

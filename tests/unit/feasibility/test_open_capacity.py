@@ -3,6 +3,7 @@ and the open_capacity section of rules.yaml."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
 from datetime import date, timedelta
@@ -15,7 +16,7 @@ from canonical_model.grid import EquipmentStatus, SupplyAreaClass, TransformerOw
 from canonical_model.load import LoadPoint, LoadProfile, LoadSource
 from feasibility.config import FeasibilityConfig, load_feasibility_config, read_feasibility_config
 from feasibility.grid_cache import GridCache
-from feasibility.open_capacity import KIND_ORDER, OpenCapacity, open_capacity, published
+from feasibility.open_capacity import KIND_ORDER, DaytimeMinima, OpenCapacity, open_capacity, published
 from mappings.yamlfile import Diagnostics
 from store.feasibility import capacity_reservations
 from store.loads import upsert_profile
@@ -34,6 +35,7 @@ from yekuo.errors import ConfigError
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.446 kVA
 CONFIG: FeasibilityConfig = load_feasibility_config(ROOT)
+_SEQUENCES = itertools.count(1)
 
 
 def store_curve(
@@ -50,7 +52,7 @@ def store_curve(
         peak_kw=profile.peak_kw,
         good_points=profile.good_points,
         event_source="/dispatch/profile",
-        sequence=1,
+        sequence=next(_SEQUENCES),
         event_id=str(uuid.uuid4()),
     )
 
@@ -326,3 +328,21 @@ def test_an_unknown_feeder_above_leaves_the_chain_figure_unknown(sqlite_engine: 
         _grid(conn, ties=None)
     t1 = _answers(sqlite_engine)["T1"].load
     assert (t1.open_kva, t1.open_kva_through_chain, t1.chain_limited_by) == (120.0, None, None)
+
+
+def test_daytime_minima_are_read_again_when_a_days_profile_is_corrected(sqlite_engine: Engine) -> None:
+    assert CONFIG.open_capacity is not None
+    rules = CONFIG.open_capacity.default
+    minima = DaytimeMinima()
+    yesterday = TODAY - timedelta(days=1)
+    with sqlite_engine.begin() as conn:
+        store_curve(conn, "F1", night_kw=900.0, day_kw=500.0, day=yesterday)
+        store_curve(conn, "F1", night_kw=900.0, day_kw=700.0, day=yesterday - timedelta(days=1))
+    with sqlite_engine.connect() as conn:
+        assert minima.read(conn, ["F1"], rules, 72, TODAY)["F1"].kw == 500.0
+    with sqlite_engine.begin() as conn:
+        store_curve(conn, "F1", night_kw=900.0, day_kw=650.0, day=yesterday)  # the source corrects the day
+    with sqlite_engine.connect() as conn:
+        assert minima.read(conn, ["F1"], rules, 72, TODAY)["F1"].kw == 650.0
+        # Days outside the 30-day window do not count.
+        assert minima.read(conn, ["F1"], rules, 72, TODAY + timedelta(days=31))["F1"].kw is None
