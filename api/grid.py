@@ -1,29 +1,49 @@
-"""Grid equipment API: substations, feeders and distribution transformers from PMS, filtered and paged.
+"""Grid equipment API: substations, feeders and distribution transformers from PMS, filtered and paged,
+and the capacity still open on them (可开放容量) for customers choosing a site.
 
-Items are the canonical documents, fields without a value left out, in equipment-id order. `next_cursor`
+Items are the canonical documents, fields without a value left out, in equipment-id order; a substation
+also carries its capacity-to-load ratio (容载比). `next_cursor`
 is opaque: pass it back as `cursor` for the next page; it is null on the last page. A bounding box is
 `min_lon,min_lat,max_lon,max_lat` (WGS84).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlalchemy.engine import Engine
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection, Engine
 
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
 from canonical_model.grid import DistributionTransformer, EquipmentStatus, Feeder, Substation
+from feasibility.config import FeasibilityConfig, Rules, load_feasibility_config
+from feasibility.grid_cache import GridCache
+from feasibility.open_capacity import (
+    KIND_ORDER,
+    CapacityToLoad,
+    DaytimeMinima,
+    EquipmentKind,
+    OpenCapacity,
+    open_capacity,
+    published,
+    substation_ratios,
+)
 from workflow.grid import EquipmentFilter, get_equipment, list_equipment
+from yekuo import clock
+from yekuo.settings import Settings
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 SORTS = ("equipment_id",)  # the projection pages by equipment id
+OPEN_CAPACITY_SORTS = ("kind,equipment_id",)  # substations, feeders, transformers, each in id order
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def encode_cursor(kind: str, equipment_id: str) -> str:
@@ -63,10 +83,43 @@ Limit = Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)]
 Sort = Annotated[str | None, sort_param(SORTS)]
 Status = Annotated[EquipmentStatus | None, Query(description="operating status")]
 Bbox = Annotated[str | None, Query(max_length=200, description="min_lon,min_lat,max_lon,max_lat (WGS84)")]
+Province = Annotated[
+    str | None, Query(max_length=64, description="rule set of limits and thresholds; defaults when left out")
+]
 
 
-class SubstationPage(Page[Substation]):
+@cache
+def _configured_rules() -> FeasibilityConfig:
+    return load_feasibility_config(Settings().config_dir)
+
+
+def _rules_of(config: FeasibilityConfig, province: str | None) -> Rules:
+    if province is not None and province not in config.provinces:
+        raise problem(
+            "unknown-province",
+            f"province {province[:64]!r} has no rule set; known: {sorted(config.provinces)}",
+        )
+    return config.rules_for(province=province)
+
+
+def _today() -> Any:
+    return clock.now().astimezone(SHANGHAI).date()
+
+
+class SubstationView(Substation):
+    """A substation with its capacity-to-load ratio (容载比) as of the request."""
+
+    capacity_to_load: CapacityToLoad | None = Field(
+        default=None, description="null when rules.yaml has no open_capacity section"
+    )
+
+
+class SubstationPage(Page[SubstationView]):
     """One page of substations."""
+
+
+class OpenCapacityPage(Page[OpenCapacity]):
+    """One page of open capacity: substations, then feeders, then transformers, each in id order."""
 
 
 class FeederPage(Page[Feeder]):
@@ -77,9 +130,38 @@ class TransformerPage(Page[DistributionTransformer]):
     """One page of distribution transformers."""
 
 
-def grid_router(engine: Engine) -> APIRouter:
-    """The /v1/grid routes over the grid projection in the given database."""
+def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> APIRouter:
+    """The /v1/grid routes over the grid projection in the given database.
+
+    config gives the limits and thresholds of open capacity and the capacity-to-load ratio (default:
+    feasibility/rules.yaml of the configuration folder).
+    """
     router = APIRouter(prefix="/v1/grid", tags=["grid"])
+    grid = GridCache()
+    minima = DaytimeMinima()
+
+    def rules_config() -> FeasibilityConfig:
+        return config or _configured_rules()
+
+    def with_ratios(
+        conn: Connection, documents: list[dict[str, Any]], province: str | None
+    ) -> list[dict[str, Any]]:
+        feasibility = rules_config()
+        rules = _rules_of(feasibility, province)
+        if feasibility.open_capacity is None:
+            return documents
+        ratios = substation_ratios(
+            conn,
+            grid.area(conn),
+            [str(document["substation_id"]) for document in documents],
+            rules,
+            feasibility.open_capacity.rules_for(rules.province),
+            _today(),
+        )
+        return [
+            {**document, "capacity_to_load": ratios[str(document["substation_id"])].model_dump(mode="json")}
+            for document in documents
+        ]
 
     def listed(
         kind: str, where: EquipmentFilter, limit: int, cursor: str | None, sort: str | None
@@ -99,18 +181,86 @@ def grid_router(engine: Engine) -> APIRouter:
 
     @router.get(
         "/substations",
-        responses={200: {"model": SubstationPage}, **LIST_PROBLEMS},
+        responses={200: {"model": SubstationPage}, **LIST_PROBLEMS, **problem_responses("unknown-province")},
         summary="Substations, optionally within a bounding box",
     )
     def list_substations(
         bbox: Bbox = None,
         status: Status = None,
+        province: Province = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: CursorParam = None,
         sort: Sort = None,
     ) -> dict[str, Any]:
+        """Substations with their capacity-to-load ratio: main-transformer rating / load basis (kW)."""
         where = EquipmentFilter(status=_value(status), bbox=parse_bbox(bbox) if bbox else None)
-        return listed("substation", where, limit, cursor, sort)
+        found = listed("substation", where, limit, cursor, sort)
+        with engine.connect() as conn:
+            return {**found, "items": with_ratios(conn, found["items"], province)}
+
+    @router.get(
+        "/substations/{equipment_id}",
+        responses={
+            200: {"model": SubstationView},
+            **problem_responses("equipment-not-found", "unknown-province"),
+        },
+        summary="One substation, with its capacity-to-load ratio",
+        name="read_substation",
+    )
+    def read_substation(equipment_id: str, province: Province = None) -> dict[str, Any]:
+        """The substation and its capacity-to-load ratio against the planning range of its province."""
+        document = one("substation", equipment_id, "substation")
+        with engine.connect() as conn:
+            return with_ratios(conn, [document], province)[0]
+
+    @router.get(
+        "/open-capacity",
+        responses={
+            200: {"model": OpenCapacityPage},
+            **LIST_PROBLEMS,
+            **problem_responses("unknown-province"),
+        },
+        summary="Capacity open for new load and for distributed PV, per substation, feeder and transformer",
+    )
+    def list_open_capacity(
+        bbox: Bbox = None,
+        voltage_kv: Annotated[float | None, Query(gt=0, le=1000, description="rated voltage, kV")] = None,
+        kind: Annotated[EquipmentKind | None, Query(description="one kind of equipment")] = None,
+        province: Province = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        sort: Annotated[str | None, sort_param(OPEN_CAPACITY_SORTS)] = None,
+    ) -> dict[str, Any]:
+        """In-service public equipment with the capacity still open on it, computed at request time.
+
+        Kept current: each answer reads the grid cache at the database's grid revision, the load basis
+        from the load projection and the reservations of open applications as they are now, so any grid,
+        load or reservation event already stored shows in the next answer. Figures whose inputs are
+        missing, stale or incomplete are `unknown` with the reasons, never estimated.
+        """
+        check_sort(sort, OPEN_CAPACITY_SORTS)
+        feasibility = rules_config()
+        rules = _rules_of(feasibility, province)
+        after = _open_cursor(cursor) if cursor else None
+        kinds = (kind,) if kind is not None else KIND_ORDER
+        with engine.connect() as conn:
+            area = grid.area(conn)
+            items = published(
+                area,
+                kinds,
+                bbox=parse_bbox(bbox) if bbox else None,
+                voltage_kv=voltage_kv,
+                after=after,
+                limit=limit,
+            )
+            chosen = items[:limit]
+            open_rules = (
+                feasibility.open_capacity.rules_for(rules.province) if feasibility.open_capacity else None
+            )
+            answers = open_capacity(conn, area, chosen, rules, open_rules, _today(), minima)
+        last = chosen[-1] if len(items) > limit else None
+        next_cursor = encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1].equipment_id]) if last else None
+        return page([answer.model_dump(mode="json") for answer in answers], limit, next_cursor)
 
     @router.get(
         "/feeders",
@@ -162,10 +312,20 @@ def grid_router(engine: Engine) -> APIRouter:
             name=f"read_{kind}",
         )
 
-    single("substations", "substation", Substation, "substation")
     single("feeders", "feeder", Feeder, "feeder")
     single("transformers", "transformer", DistributionTransformer, "distribution transformer")
     return router
+
+
+OPEN_CAPACITY = "grid/open-capacity"
+
+
+def _open_cursor(cursor: str) -> tuple[int, str]:
+    """The (kind position, equipment id) an open-capacity cursor stands for; 400 invalid-cursor if not one."""
+    kind, equipment_id = decode_cursor_of(OPEN_CAPACITY, cursor, 2)
+    if kind not in {k.value for k in KIND_ORDER} or not isinstance(equipment_id, str):
+        raise problem("invalid-cursor", f"cursor {cursor[:80]!r} is not a cursor of this listing")
+    return KIND_ORDER.index(EquipmentKind(kind)), equipment_id
 
 
 def _value(status: EquipmentStatus | None) -> str | None:

@@ -110,6 +110,7 @@ class FeasibilityConfig:
     default: Rules
     provinces: Mapping[str, Rules]
     org_prefixes: Mapping[str, tuple[str, ...]]
+    open_capacity: OpenCapacityConfig | None = None
 
     def rules_for(self, org_no: str | None = None, province: str | None = None) -> Rules:
         """The rules of the named province, else of the province the unit belongs to, else the defaults."""
@@ -383,8 +384,12 @@ def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityC
         diag.error("the file must be a map with defaults and provinces", file, 1)
         return None
     for key in document:
-        if key not in ("defaults", "provinces"):
-            diag.error(f"unknown key {key!r}; expected defaults and provinces", file, key_line(document, key))
+        if key not in ("defaults", "provinces", OPEN_CAPACITY):
+            diag.error(
+                f"unknown key {key!r}; expected defaults, provinces and {OPEN_CAPACITY}",
+                file,
+                key_line(document, key),
+            )
     if "defaults" not in document:
         diag.error("the file lacks 'defaults'", file, 1)
         return None
@@ -410,6 +415,7 @@ def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityC
         overrides = {key: node[key] for key in node if key != "org_prefixes"}
         for key in overrides:
             _check_override(node, key, file, diag, str(name))
+    open_capacity = read_open_capacity(document, file, diag, set(provinces_node))
     if len(diag.errors) > before:
         return None
     defaults = plain(document["defaults"])
@@ -426,7 +432,7 @@ def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityC
         )
         for name, node in provinces_node.items()
     }
-    return FeasibilityConfig(_rules(DEFAULT_PROVINCE, defaults), provinces, prefixes)
+    return FeasibilityConfig(_rules(DEFAULT_PROVINCE, defaults), provinces, prefixes, open_capacity)
 
 
 def load_feasibility_config(config_dir: Path) -> FeasibilityConfig:
@@ -436,3 +442,155 @@ def load_feasibility_config(config_dir: Path) -> FeasibilityConfig:
     diag.raise_if_any()
     assert config is not None
     return config
+
+
+# --- open_capacity: the thresholds of published open capacity, PV hosting and the capacity-to-load ratio.
+
+OPEN_CAPACITY = "open_capacity"
+GROWTH_CLASSES = ("fast", "moderate", "slow")
+
+
+@dataclass(frozen=True)
+class OpenCapacityRules:
+    """One province's open-capacity thresholds (rules.yaml open_capacity), defaults merged in.
+
+    daytime_points: the first and last 15-minute point (1-96) at which PV output counts for minimum load;
+    green_max / yellow_max: the reverse load rates (DL/T 2041) up to which equipment is green / yellow.
+    """
+
+    province: str
+    pv_transformer_share: float
+    pv_reverse_share: float
+    min_load_days: int
+    daytime_points: tuple[int, int]
+    green_max: float
+    yellow_max: float
+    ratio_voltage_kv: tuple[float, float]
+    growth: str
+    ratio_ranges: Mapping[str, tuple[float, float]]
+
+    @property
+    def ratio_range(self) -> tuple[float, float]:
+        """The planning range of the capacity-to-load ratio for this province's growth class."""
+        return self.ratio_ranges[self.growth]
+
+
+@dataclass(frozen=True)
+class OpenCapacityConfig:
+    """Default open-capacity thresholds and the provinces that override them."""
+
+    default: OpenCapacityRules
+    provinces: Mapping[str, OpenCapacityRules]
+
+    def rules_for(self, province: str) -> OpenCapacityRules:
+        """The thresholds of a province (as named by Rules.province), else the defaults."""
+        return self.provinces.get(province, self.default)
+
+
+def _rate(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return f"must be a number in [0, 1], not {value!r}"
+    return None
+
+
+def _pair(value: Any, what: str, low: float, high: float, *, whole: bool = False) -> str | None:
+    kinds = int if whole else int | float
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(isinstance(item, bool) or not isinstance(item, kinds) for item in value)
+        or not low <= value[0] < value[1] <= high
+    ):
+        return f"must be [{what}] with {low:g} <= first < second <= {high:g}, not {value!r}"
+    return None
+
+
+def _growth(value: Any) -> str | None:
+    if value not in GROWTH_CLASSES:
+        return f"must be one of {list(GROWTH_CLASSES)}, not {value!r}"
+    return None
+
+
+OPEN_SPEC: Spec = {
+    "pv": {
+        "transformer_share": _fraction,
+        "reverse_flow_share": _fraction,
+        "min_load_days": _count,
+        "daytime_points": lambda v: _pair(v, "first, last", 1, 96, whole=True),
+        "grades": {"green_max": _rate, "yellow_max": _rate},
+    },
+    "capacity_to_load": {
+        "voltage_kv": lambda v: _pair(v, "lowest, highest", 0, 1000),
+        "growth": _growth,
+        "ranges": {name: (lambda v: _pair(v, "low, high", 0, 100)) for name in GROWTH_CLASSES},
+    },
+}
+
+
+def _open_rules(province: str, raw: Mapping[str, Any]) -> OpenCapacityRules:
+    pv, ratio = raw["pv"], raw["capacity_to_load"]
+    first, last = pv["daytime_points"]
+    return OpenCapacityRules(
+        province=province,
+        pv_transformer_share=float(pv["transformer_share"]),
+        pv_reverse_share=float(pv["reverse_flow_share"]),
+        min_load_days=int(pv["min_load_days"]),
+        daytime_points=(int(first), int(last)),
+        green_max=float(pv["grades"]["green_max"]),
+        yellow_max=float(pv["grades"]["yellow_max"]),
+        ratio_voltage_kv=(float(ratio["voltage_kv"][0]), float(ratio["voltage_kv"][1])),
+        growth=str(ratio["growth"]),
+        ratio_ranges={name: (float(pair[0]), float(pair[1])) for name, pair in ratio["ranges"].items()},
+    )
+
+
+def read_open_capacity(
+    document: Any, file: str, diag: Diagnostics, provinces: set[Any]
+) -> OpenCapacityConfig | None:
+    """The open_capacity section of rules.yaml (None when absent or wrong, wrongs recorded in diag).
+
+    It has `defaults` (complete) and `provinces` (overrides, each naming a province of the main rules).
+    """
+    if OPEN_CAPACITY not in document:
+        return None
+    section = document[OPEN_CAPACITY]
+    line = key_line(document, OPEN_CAPACITY)
+    if not is_map(section) or "defaults" not in section:
+        diag.error(f"{OPEN_CAPACITY} must be a map with defaults (and provinces)", file, line)
+        return None
+    before = len(diag.errors)
+    for key in section:
+        if key not in ("defaults", "provinces"):
+            at = key_line(section, key)
+            diag.error(f"unknown key {OPEN_CAPACITY}.{key}; expected defaults and provinces", file, at)
+    _check(section["defaults"], OPEN_SPEC, file, diag, f"{OPEN_CAPACITY}.defaults", complete=True)
+    overrides: Any = section.get("provinces")
+    if overrides is None:
+        overrides = {}
+    elif not is_map(overrides):
+        diag.error(f"{OPEN_CAPACITY}.provinces must be a map", file, key_line(section, "provinces"))
+        overrides = {}
+    for name in overrides:
+        where = f"{OPEN_CAPACITY}.provinces.{name}"
+        if name not in provinces:
+            diag.error(
+                f"{where}: no such province in provinces; known: {sorted(map(str, provinces))}",
+                file,
+                key_line(overrides, name),
+            )
+        _check(overrides[name], OPEN_SPEC, file, diag, where, complete=False)
+    if len(diag.errors) > before:
+        return None
+    defaults = plain(section["defaults"])
+    merged = {str(name): _merge(defaults, plain(node)) for name, node in overrides.items()}
+    for name, raw in [(f"{OPEN_CAPACITY}.defaults", defaults), *merged.items()]:
+        grades = raw["pv"]["grades"]
+        if grades["green_max"] >= grades["yellow_max"]:
+            node = section["defaults"] if name.endswith("defaults") else overrides[name]
+            diag.error(f"{name}: pv.grades.green_max must be below yellow_max", file, line_of(node))
+    if len(diag.errors) > before:
+        return None
+    return OpenCapacityConfig(
+        default=_open_rules(DEFAULT_PROVINCE, defaults),
+        provinces={name: _open_rules(name, raw) for name, raw in merged.items()},
+    )

@@ -1334,3 +1334,48 @@ def reservation_targets(assessment: FeasibilityAssessment) -> list[SupplySource]
     ):
         return []
     return list(assessment.schemes[0].sources)
+
+
+@dataclass(frozen=True)
+class EquipmentHeadroom:
+    """The engine's figures for one piece of equipment with nothing added to it (for open capacity).
+
+    headroom_kva: capacity x allowed_rate - peak - reserved x simultaneity, None when an input is unknown;
+    checks and conditions: the engine's trace of the equipment and of what feeds it.
+    """
+
+    capacity_kva: float | None
+    peak_kva: float | None
+    reserved_kva: float
+    counted_reserved_kva: float
+    allowed_rate: float | None
+    headroom_kva: float | None
+    area_class: str | None
+    substation_id: str | None
+    checks: tuple[RuleCheck, ...]
+    conditions: tuple[Condition, ...]
+
+
+def equipment_headroom(
+    rules: Rules,
+    area: GridArea,
+    item: Equipment,
+    loads: Mapping[str, LoadReading],
+    reserved: Mapping[str, float],
+) -> EquipmentHeadroom:
+    """The capacity, load-rate and N-1 rules applied to one piece of equipment as a zero-kVA candidate."""
+    request = FeasibilityRequest(requested_capacity_kva=0.0, customer_class=CustomerClass.HV_SINGLE_SOURCE)
+    plan_ = Plan(request, rules, item.voltage_kv, None, 0.0, (Candidate(item, 0.0),))
+    source = _Evaluator(plan_, area, loads, reserved).source(plan_.candidates[0])
+    return EquipmentHeadroom(
+        capacity_kva=source.capacity_kva,
+        peak_kva=source.peak_kva,
+        reserved_kva=source.reserved_kva,
+        counted_reserved_kva=source.counted_reserved_kva,
+        allowed_rate=source.allowed_rate,
+        headroom_kva=source.headroom_kva,
+        area_class=source.area_class,
+        substation_id=source.substation_id,
+        checks=tuple(source.checks),
+        conditions=tuple(source.conditions),
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
@@ -14,9 +15,26 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.grid import MAX_LIMIT, encode_cursor, grid_router
 from canonical_model.envelope import CloudEvent
+from canonical_model.grid import SupplyAreaClass
 from canonical_model.registry import schema_uri
+from feasibility.config import load_feasibility_config
+from store.feasibility import capacity_reservations
 from tests.support.auth import TEST_AUTH, bearer
+from tests.unit.feasibility.builders import (
+    NOW,
+    ROOT,
+    TODAY,
+    at,
+    feeder,
+    main_transformer,
+    store_grid,
+    store_peak,
+    substation,
+    transformer,
+)
 from workflow.grid import handle_grid_event
+from yekuo import clock
+from yekuo.clock import FixedClock
 
 SCHEMAS = {"substation": "substation.v1", "feeder": "feeder.v1", "transformer": "distribution_transformer.v1"}
 
@@ -174,3 +192,154 @@ def test_the_hub_api_serves_the_grid_and_documents_it(sqlite_engine: Engine) -> 
         "/v1/grid/transformers",
         "/v1/grid/transformers/{equipment_id}",
     } <= set(paths)
+
+
+@pytest.fixture
+def capacity(sqlite_engine: Engine) -> Iterator[TestClient]:
+    """S1 (two 50 MVA units) feeding F1 (485 A, one tie, class B) feeding T1 (400 kVA), with today's loads
+    on a clock fixed at the builders' NOW."""
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            substation("S1", 0, 600, area=SupplyAreaClass.B),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+            transformer("T1", "F1", "S1", 50, rated_kva=400),
+        )
+        store_peak(conn, "T1", 180.0)
+        store_peak(conn, "F1", 2_700.0)
+        store_peak(conn, "S1-T1", 9_000.0)
+        store_peak(conn, "S1-T2", 9_000.0)
+    app = FastAPI()
+    app.include_router(grid_router(sqlite_engine, config=load_feasibility_config(ROOT)))
+    with clock.use(FixedClock(NOW)):
+        yield TestClient(app)
+
+
+def open_kva(client: TestClient, equipment_id: str) -> float | None:
+    body = client.get("/v1/grid/open-capacity").json()
+    found = {item["equipment_id"]: item for item in body["items"]}
+    return cast(float | None, found[equipment_id]["load"]["open_kva"])
+
+
+def test_open_capacity_lists_substations_feeders_and_transformers_with_their_figures(
+    capacity: TestClient,
+) -> None:
+    body = capacity.get("/v1/grid/open-capacity").json()
+    assert [(item["kind"], item["equipment_id"]) for item in body["items"]] == [
+        ("substation", "S1"),
+        ("feeder", "F1"),
+        ("transformer", "T1"),
+    ]
+    s1, f1, t1 = body["items"]
+    # T1: 0.8 x 400 - 180 / 0.9 = 320 - 200 = 120 kVA; PV 0.8 x 400 = 320 kW, green.
+    assert t1["load"]["open_kva"] == 120.0
+    assert t1["load"]["binding_limit"]["rule"] == "transformer_load_rate"
+    assert (t1["pv"]["open_kw"], t1["pv"]["grade"]) == (320.0, "green")
+    # F1: 0.5 (N-1, one tie) x 8400.446 - 3000 = 1200.2 kVA.
+    assert f1["load"]["open_kva"] == 1200.2
+    assert f1["load"]["binding_limit"]["rule"] == "feeder_n_minus_1"
+    # S1: 0.65 x 100000 - 20000 = 45000 kVA; 100000 kVA / 18000 kW = 5.556, above moderate 1.6-1.9.
+    assert s1["load"]["open_kva"] == 45_000.0
+    assert (s1["capacity_to_load"]["ratio"], s1["capacity_to_load"]["position"]) == (5.556, "above")
+    assert body["next_cursor"] is None
+
+
+def test_open_capacity_filters_and_pages(capacity: TestClient) -> None:
+    def listed(**params: Any) -> list[str]:
+        return [
+            item["equipment_id"]
+            for item in capacity.get("/v1/grid/open-capacity", params=params).json()["items"]
+        ]
+
+    assert listed(kind="feeder") == ["F1"]
+    assert listed(voltage_kv=110) == ["S1"]
+    assert listed(voltage_kv=10) == ["F1", "T1"]
+    s1 = at(0, 600)
+    assert listed(bbox=f"{s1.lon - 0.001},{s1.lat - 0.001},{s1.lon + 0.001},{s1.lat + 0.001}") == ["S1"]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = capacity.get("/v1/grid/open-capacity", params=params).json()
+        seen += [item["equipment_id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["S1", "F1", "T1"]
+
+
+def test_a_new_reservation_a_new_load_day_and_a_grid_change_show_in_the_next_answer(
+    capacity: TestClient, sqlite_engine: Engine
+) -> None:
+    assert open_kva(capacity, "T1") == 120.0
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            capacity_reservations.insert().values(
+                application_no="A1",
+                equipment_id="T1",
+                feeder_id="F1",
+                substation_id="S1",
+                kva=50,
+                reserved_at=NOW,
+            )
+        )
+    assert open_kva(capacity, "T1") == 80.0  # 120 - 50 x 0.8
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "T1", 216.0, TODAY - timedelta(days=1))  # a higher day: 216 / 0.9 = 240 kVA
+    assert open_kva(capacity, "T1") == 40.0  # 320 - 240 - 40
+    with sqlite_engine.begin() as conn:
+        store_grid(conn, transformer("T2", "F1", "S1", 80, rated_kva=630))
+    assert open_kva(capacity, "T2") is None  # on the grid now, but no load data yet: unknown
+
+
+def test_substation_views_carry_the_capacity_to_load_ratio(capacity: TestClient) -> None:
+    one = capacity.get("/v1/grid/substations/S1").json()
+    assert one["substation_id"] == "S1"
+    assert one["capacity_to_load"] == {
+        "status": "known",
+        "main_transformer_kva": 100_000.0,
+        "load_basis_kw": 18_000.0,
+        "ratio": 5.556,
+        "growth": "moderate",
+        "range_low": 1.6,
+        "range_high": 1.9,
+        "position": "above",
+        "reasons": [],
+    }
+    listed = capacity.get("/v1/grid/substations").json()["items"]
+    assert listed[0]["capacity_to_load"]["ratio"] == 5.556
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "text"),
+    [
+        ("/v1/grid/open-capacity", {"kind": "pole"}, 422, "Input should be"),
+        ("/v1/grid/open-capacity", {"voltage_kv": 0}, 422, "greater than 0"),
+        (
+            "/v1/grid/open-capacity",
+            {"cursor": encode_cursor("feeder", "F1")},
+            400,
+            "not a cursor of this listing",
+        ),
+        ("/v1/grid/open-capacity", {"province": "atlantis"}, 422, "no rule set"),
+        ("/v1/grid/open-capacity", {"sort": "open_kva"}, 422, "not accepted here"),
+        ("/v1/grid/substations/S1", {"province": "atlantis"}, 422, "no rule set"),
+    ],
+)
+def test_bad_open_capacity_parameters_are_rejected_with_a_reason(
+    capacity: TestClient, path: str, params: dict[str, Any], status: int, text: str
+) -> None:
+    response = capacity.get(path, params=params)
+    assert response.status_code == status
+    assert text in response.text
+
+
+def test_the_hub_api_serves_open_capacity_to_viewers(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    assert client.get("/v1/grid/open-capacity").json() == {"items": [], "limit": 100, "next_cursor": None}
+    assert "/v1/grid/open-capacity" in client.get("/openapi.json").json()["paths"]
+    assert (
+        TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
+    )
