@@ -43,6 +43,7 @@ from feasibility.engine import (
 )
 from feasibility.inputs import TOTAL_PHASE, read_loads, read_reserved
 from store.loads import load_profiles
+from yekuo import clock
 
 # The engine's rules that cap a load rate; the smallest cap among them is the one that binds.
 LIMIT_RULES = frozenset(
@@ -575,7 +576,8 @@ def open_capacity(
     everything.update((above.equipment_id, above) for chain in chains.values() for above in chain if above)
     ids = _load_ids(area, everything.values())
     loads = read_loads(conn, ids, rules, today)
-    reserved = read_reserved(conn, list(everything), exclude=None)
+    # Reservations past their expiry no longer hold capacity.
+    reserved = read_reserved(conn, list(everything), exclude=None, now=clock.now())
     listed = _load_ids(area, (item for _, item in items))
     reader = minima or DaytimeMinima()
     min_loads = reader.read(conn, listed, open_rules, rules.min_good_points, today) if open_rules else {}

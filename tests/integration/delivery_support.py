@@ -26,7 +26,8 @@ def application_draft(application_no: str) -> EventDraft:
         data={
             "application_no": application_no,
             "business_type": "new_connection",
-            "customer_no": "4130000001",
+            # A customer of its own: the stream is of independent applications, none a duplicate of another.
+            "customer_no": f"C{application_no}",
             "requested_capacity_kva": 8.0,
             "customer_class": "lv_residential",
             "channel": "online",
