@@ -55,6 +55,11 @@ def _application_events_per_subject(engine: Engine) -> dict[str, int]:
     return {subject: count for subject, count in rows}
 
 
+# One deployment's keys: a hub restarted after a kill must open the personal data the killed one sealed.
+_PII_KEYS = json.dumps({"test": new_key()})
+_CHAIN_KEY = new_chain_key()
+
+
 def _start_hub_process(settings: Settings, wsdl_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -65,8 +70,8 @@ def _start_hub_process(settings: Settings, wsdl_url: str, log: Path) -> subproce
         "YEKUO_API_PORT": "0",
         # `yekuo run` refuses to start without a token secret, a key for personal data and an audit key.
         "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
-        "YEKUO_PII__KEYS": json.dumps({"test": new_key()}),
-        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_PII__KEYS": _PII_KEYS,
+        "YEKUO_AUDIT__CHAIN_KEY": _CHAIN_KEY,
         "YEKUO_AUDIT__ANCHOR_PATH": str(log.parent / "audit-anchors.jsonl"),
     }
     with log.open("ab") as out:
