@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.envelope import CloudEvent
-from canonical_model.projection import ProjectionUpdate
+from canonical_model.projection import Projection, ProjectionUpdate
 from feasibility.config import load_feasibility_config
 from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
 from workflow.projection import PROJECTION_UPDATED
@@ -63,7 +63,11 @@ class FeasibilityHandler:
                 self.service.energised(conn, report.application_no)
         elif event.type == PROJECTION_UPDATED:
             update: ProjectionUpdate = _validated(ProjectionUpdate, event)
-            affected = self.service.affected(conn, update.equipment_id, update.location)
+            affected = (
+                self.service.of_customer(conn, update.equipment_id)
+                if update.projection is Projection.CUSTOMERS
+                else self.service.affected(conn, update.equipment_id, update.location)
+            )
             if affected:
                 self.service.reassess(conn, affected, correlation_id=event.correlationid)
         elif event.type != FEASIBILITY_ASSESSED:

@@ -253,6 +253,7 @@ class FeasibilityService:
             "recommended_voltage_kv": assessment.recommended_voltage_kv,
             "document": assessment.model_dump(mode="json", exclude_none=True),
             "application": application.model_dump(mode="json", exclude_none=True),
+            "customer_no": application.customer_no,
             "site_lon": site.lon if site else None,
             "site_lat": site.lat if site else None,
             "is_open": True,
@@ -330,6 +331,15 @@ class FeasibilityService:
             .values(is_open=False)
         )
         return float(held)
+
+    def of_customer(self, conn: Connection, customer_no: str) -> list[str]:
+        """Open applications of a customer: a capacity change is judged against its contract capacity."""
+        table = feasibility_assessments
+        return sorted(
+            conn.execute(
+                sa.select(table.c.application_no).where(table.c.customer_no == customer_no, table.c.is_open)
+            ).scalars()
+        )
 
     def affected(self, conn: Connection, equipment_id: str, location: GeoPoint | None) -> list[str]:
         """Open applications whose assessment used the equipment, or whose site lies within reach of it."""

@@ -23,6 +23,9 @@ feasibility_assessments = sa.Table(
     sa.Column("recommended_voltage_kv", sa.Float, nullable=True),
     sa.Column("document", sa.JSON, nullable=False, comment="the FeasibilityAssessment"),
     sa.Column("application", sa.JSON, nullable=False, comment="the ConnectionApplication assessed"),
+    sa.Column(
+        "customer_no", KEY, nullable=True, comment="the applicant, to re-assess when its record changes"
+    ),
     sa.Column("site_lon", sa.Float, nullable=True),
     sa.Column("site_lat", sa.Float, nullable=True),
     sa.Column("is_open", sa.Boolean, nullable=False, comment="false once withdrawn or energised"),
@@ -35,6 +38,7 @@ feasibility_assessments = sa.Table(
         comment="first time capacity was reserved: the supply scheme's validity counts from it",
     ),
     sa.Index("ix_feasibility_assessments_site", "is_open", "site_lon"),
+    sa.Index("ix_feasibility_assessments_customer", "customer_no"),
 )
 
 feasibility_inputs = sa.Table(

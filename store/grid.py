@@ -28,8 +28,6 @@ CELL_DEGREES = 0.01
 _LON_CELLS = 100_000
 # Beyond this many cells a search is wider than the key helps with; it filters on the box alone.
 _MAX_CELLS = 2_000
-# Metres in a degree of latitude (and of longitude at the equator).
-_METRES_PER_DEGREE = 111_320.0
 
 
 def cell_of(lon: float | None, lat: float | None) -> int | None:
@@ -46,14 +44,6 @@ def cells_covering(min_lon: float, min_lat: float, max_lon: float, max_lat: floa
     if len(lat_cells) * len(lon_cells) > _MAX_CELLS:
         return None
     return [y * _LON_CELLS + x + _LON_CELLS // 2 for y in lat_cells for x in lon_cells]
-
-
-def box_around(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
-    """The box (min_lon, min_lat, max_lon, max_lat) holding every point within radius_m of a point."""
-    lat_span = radius_m / _METRES_PER_DEGREE
-    # Away from the poles a degree of longitude shrinks with the cosine of the latitude.
-    lon_span = radius_m / (_METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
-    return lon - lon_span, lat - lat_span, lon + lon_span, lat + lat_span
 
 
 def _cell_default(context: Any) -> int | None:

@@ -27,8 +27,9 @@ from canonical_model.consistency import ConsistencyFinding, FindingState, Findin
 from canonical_model.customer import Customer
 from canonical_model.pii import mask_value
 from canonical_model.registry import schema_uri
+from feasibility.inputs import bbox_around
 from store.database import utcnow
-from store.grid import box_around, cells_covering, grid_equipment, grid_state
+from store.grid import cells_covering, grid_equipment, grid_state
 from store.schema import cases, consistency_findings, customers
 from store.submissions import submissions
 from workflow.consistency import (
@@ -145,7 +146,7 @@ class StoreKnowledge:
         """Open cases of the business type: of this customer, in cells around the site, or at the address."""
         scope = [cases.c.customer_no == customer_no] if customer_no else []
         if site is not None:
-            cells = cells_covering(*box_around(site.lon, site.lat, within_m))
+            cells = cells_covering(*bbox_around(site, within_m))
             if cells:
                 scope.append(cases.c.site_cell.in_(cells))
         key = address_key(address)

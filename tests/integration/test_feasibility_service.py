@@ -207,7 +207,8 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     with grid.begin() as conn:
         handler(conn, _application_event(application("A1", 100, stage="energisation")))
     with grid.connect() as conn:
-        assert reservations(conn) == []
+        # Energised: the capacity stays promised until the new load shows in T1's measured peaks.
+        assert reservations(conn) == [("A1", "T1", 100.0)]
     # Once energised, grid changes no longer re-run it.
     count = len(_published(grid))
     with grid.begin() as conn:

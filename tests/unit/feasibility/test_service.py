@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.application import BusinessType
+from canonical_model.envelope import CloudEvent
 from canonical_model.grid import SupplyAreaClass
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
-from store.feasibility import capacity_reservations
-from store.schema import customers
+from store.feasibility import capacity_reservations, feasibility_assessments
+from store.schema import customers, outbox
 from tests.unit.feasibility.builders import (
     NOW,
     ROOT,
@@ -30,7 +31,9 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
-from tests.unit.workflow.events import application_event
+from tests.unit.workflow.events import application_event, customer_event
+from workflow.cases import apply_customer_changed
+from workflow.projection import PROJECTION_UPDATED
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
 
@@ -268,6 +271,41 @@ def test_a_capacity_increase_reserves_its_increase_on_the_customers_transformer(
     assert outcome.assessment.existing_capacity_kva == 100
     assert outcome.reserved_kva == 60
     with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A1", "T1", 60.0)]
+
+
+def test_a_capacity_increase_assessed_before_its_customer_is_assessed_again_once_the_customer_is_stored(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            *lv_upstream(),
+            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
+        )
+        _peaks_on(conn, TODAY, transformer_kw=216.0)
+    handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
+    document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
+    with sqlite_engine.begin() as conn:
+        handler(conn, application_event("A1", 1, **document))
+    with sqlite_engine.connect() as conn:
+        first = conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one()
+    # The application came before its customer record: the increase cannot be told from the total.
+    assert first == "insufficient_data"
+    customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
+    with sqlite_engine.begin() as conn:
+        apply_customer_changed(conn, customer)
+        (body,) = conn.execute(
+            sa.select(outbox.c.body).where(outbox.c.event_type == PROJECTION_UPDATED)
+        ).scalars()
+    notice = CloudEvent.model_validate_json(body)
+    assert notice.data["projection"] == "customers" and notice.subject == "C1"
+    with sqlite_engine.begin() as conn:
+        handler(conn, notice)
+    with sqlite_engine.connect() as conn:
+        verdict = conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one()
+        # 160 - 100 = 60 kVA on T1: (240 + 60) / 400 = 0.75 <= 0.8.
+        assert verdict == "feasible"
         assert reservations(conn) == [("A1", "T1", 60.0)]
 
 
