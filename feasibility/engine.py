@@ -764,6 +764,40 @@ class _Evaluator:
         )
         return before, after
 
+    def _planning_note(
+        self,
+        source: _Source,
+        rule: str,
+        subject: str,
+        kind: str,
+        inputs: dict[str, Any],
+        policy: str,
+        load_rate_before: float | None,
+        note: str,
+    ) -> None:
+        """N-1 the grid cannot keep whatever the load (no tie, one unit): a condition and a planning note."""
+        source.checks.append(
+            RuleCheck(
+                rule=rule,
+                subject=subject,
+                inputs=inputs,
+                threshold={"policy": policy, "max_load_rate": None},
+                result=RuleResult.CONDITION,
+                detail=note,
+            )
+        )
+        self._existing(
+            source,
+            ExistingGridCondition(
+                equipment_id=subject,
+                kind=kind,
+                rule=rule,
+                load_rate_before=load_rate_before,
+                increment_kva=_r(self.request_kva),
+                note=note,
+            ),
+        )
+
     def _existing(self, source: _Source, finding: ExistingGridCondition) -> None:
         source.existing.append(finding)
         source.conditions.append(
@@ -925,26 +959,8 @@ class _Evaluator:
                 f"when it trips, so N-1 ({policy} in class {shown}) cannot be kept; planning: a tie to a "
                 "neighbouring feeder"
             )
-            source.checks.append(
-                RuleCheck(
-                    rule="feeder_n_minus_1",
-                    subject=item.equipment_id,
-                    inputs=inputs,
-                    threshold={"policy": policy, "max_load_rate": None},
-                    result=RuleResult.CONDITION,
-                    detail=note,
-                )
-            )
-            self._existing(
-                source,
-                ExistingGridCondition(
-                    equipment_id=item.equipment_id,
-                    kind="feeder",
-                    rule="feeder_n_minus_1",
-                    load_rate_before=_r(before),
-                    increment_kva=_r(self.request_kva),
-                    note=note,
-                ),
+            self._planning_note(
+                source, "feeder_n_minus_1", item.equipment_id, "feeder", inputs, policy, _r(before), note
             )
             return plain
         n1 = k / (k + 1)
@@ -1001,28 +1017,20 @@ class _Evaluator:
                     f"unit, so N-1 ({policy} in class {shown}) cannot be kept; planning: a second unit or "
                     "transfer through 10 kV ties"
                 )
-                source.checks.append(
-                    RuleCheck(
-                        rule="main_transformer_n_minus_1",
-                        subject=substation,
-                        inputs={"main_transformers": n, "area_class": shown},
-                        threshold={"policy": policy, "max_load_rate": None},
-                        result=RuleResult.CONDITION,
-                        detail=note,
-                    )
+                rate = (
+                    (peak + reserved * self.rules.simultaneity) / capacity
+                    if peak is not None and capacity
+                    else None
                 )
-                self._existing(
+                self._planning_note(
                     source,
-                    ExistingGridCondition(
-                        equipment_id=substation,
-                        kind="substation",
-                        rule="main_transformer_n_minus_1",
-                        load_rate_before=_r((peak + reserved * self.rules.simultaneity) / capacity)
-                        if peak is not None and capacity
-                        else None,
-                        increment_kva=_r(self.request_kva),
-                        note=note,
-                    ),
+                    "main_transformer_n_minus_1",
+                    substation,
+                    "substation",
+                    {"main_transformers": n, "area_class": shown},
+                    policy,
+                    _r(rate),
+                    note,
                 )
             elif n:
                 why = f"load-rate limit (N-1 {policy} in class {shown})"
