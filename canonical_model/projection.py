@@ -15,7 +15,6 @@ class Projection(StrEnum):
 
     GRID = "grid"
     LOADS = "loads"
-    CUSTOMERS = "customers"
 
 
 class ProjectionUpdate(CanonicalModel):
@@ -26,10 +25,7 @@ class ProjectionUpdate(CanonicalModel):
     """
 
     projection: Projection = Field(description="which projection changed")
-    equipment_id: str = Field(
-        min_length=1,
-        description="PMS id of the equipment concerned (设备编号); the customer number (户号) for customers",
-    )
+    equipment_id: str = Field(min_length=1, description="PMS id of the equipment concerned (设备编号)")
     equipment_kind: str | None = Field(default=None, description="grid kind (transformer, feeder, ...)")
     deleted: bool = Field(default=False, description="the equipment was deleted at the source")
     location: GeoPoint | None = Field(default=None, description="where the equipment is, if known")

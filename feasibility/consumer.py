@@ -21,10 +21,11 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
+from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
-from canonical_model.projection import Projection, ProjectionUpdate
+from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
-from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
+from feasibility.service import FEASIBILITY_ASSESSED, CustomerFacts, FeasibilityService
 from workflow.projection import PROJECTION_UPDATED
 from yekuo.errors import SchemaViolationError
 from yekuo.settings import Settings
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
 STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-TOPICS = ("application.#", "projection.#", "feasibility.#")
+CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
+TOPICS = ("application.#", "customer.#", "projection.#", "feasibility.#")
 
 
 def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
@@ -61,13 +63,18 @@ class FeasibilityHandler:
                 self.service.release(conn, report.application_no)
             elif report.stage in rules.energised_stages:
                 self.service.energised(conn, report.application_no)
+        elif event.type == CUSTOMER_CHANGED:
+            # A capacity change is judged against the customer's contract capacity. The record may come
+            # after the application and the workflow may store it after this runs, so the event's own
+            # facts are used.
+            customer: Customer = _validated(Customer, event)
+            facts = CustomerFacts(customer.contract_capacity_kva, customer.transformer_district_id)
+            affected = self.service.of_customer(conn, customer.customer_no)
+            if affected:
+                self.service.reassess(conn, affected, correlation_id=event.correlationid, customer=facts)
         elif event.type == PROJECTION_UPDATED:
             update: ProjectionUpdate = _validated(ProjectionUpdate, event)
-            affected = (
-                self.service.of_customer(conn, update.equipment_id)
-                if update.projection is Projection.CUSTOMERS
-                else self.service.affected(conn, update.equipment_id, update.location)
-            )
+            affected = self.service.affected(conn, update.equipment_id, update.location)
             if affected:
                 self.service.reassess(conn, affected, correlation_id=event.correlationid)
         elif event.type != FEASIBILITY_ASSESSED:

@@ -149,13 +149,21 @@ class FeasibilityService:
         return assessment
 
     def assess_application(
-        self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
+        self,
+        conn: Connection,
+        application: ConnectionApplication,
+        *,
+        correlation_id: str,
+        customer: CustomerFacts | None = None,
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
         rules = self.config.rules_for(application.org_no)
         effect = rules.capacity_effect(application.business_type)
         changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
-        customer = customer_facts(conn, application.customer_no) if changes else None
+        if changes and customer is None:
+            customer = customer_facts(conn, application.customer_no)
+        elif not changes:
+            customer = None
         request = request_of(application, customer)
         assessment, inputs = self._run(conn, request, rules, lock=True)
         application_no = application.application_no
@@ -368,8 +376,18 @@ class FeasibilityService:
             )
         return sorted(found)
 
-    def reassess(self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str) -> int:
-        """Assess open applications again from the application kept with their last assessment."""
+    def reassess(
+        self,
+        conn: Connection,
+        application_nos: Iterable[str],
+        *,
+        correlation_id: str,
+        customer: CustomerFacts | None = None,
+    ) -> int:
+        """Assess open applications again from the application kept with their last assessment.
+
+        customer: the applicant's facts when they are newer than the hub's customers table.
+        """
         count = 0
         for application_no in application_nos:
             stored = conn.execute(
@@ -381,7 +399,10 @@ class FeasibilityService:
             if stored is None:
                 continue
             self.assess_application(
-                conn, ConnectionApplication.model_validate(stored), correlation_id=correlation_id
+                conn,
+                ConnectionApplication.model_validate(stored),
+                correlation_id=correlation_id,
+                customer=customer,
             )
             count += 1
         return count

@@ -28,7 +28,7 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
-from canonical_model.projection import Projection, ProjectionUpdate
+from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.grid import cell_of
@@ -47,7 +47,7 @@ from workflow.events import (
 )
 from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
-from workflow.projection import PROJECTION_UPDATED, announce
+from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo.errors import InvalidRecordError, SchemaViolationError
 from yekuo.settings import Settings
@@ -358,16 +358,6 @@ def apply_customer_changed(conn: Connection, event: CloudEvent) -> Customer:
             .where(customers.c.customer_no == customer.customer_no)
             .values(document=document, last_sequence=event.sequence, updated_at=utcnow())
         )
-    else:
-        return customer
-    # A capacity change is judged against the contract capacity kept here: its check reads it once stored.
-    update = ProjectionUpdate(
-        projection=Projection.CUSTOMERS,
-        equipment_id=customer.customer_no,
-        source_event_id=event.id,
-        source_event_type=event.type,
-    )
-    announce(conn, update, event)
     return customer
 
 

@@ -168,16 +168,14 @@ def _check_published_messages(admin: Any, tap: str, expected: int, world: Market
         assert not [value for value in personal if value in body], f"personal data in clear: {event['type']}"
         kinds.add(event["type"])
         admin.ack(delivery)
-    # The workflow publishes a stage change per case and announces each customer record it stored (capacity
-    # changes are judged against it); the feasibility check publishes an assessment; the consistency checks
-    # flag the seeded customers with two open new connections as duplicates; the monitor may add assignments
-    # and deadline alerts.
+    # The workflow publishes a stage change per case and the feasibility check an assessment; the
+    # consistency checks flag the seeded customers with two open new connections as duplicates; the
+    # monitor may add assignments and deadline alerts.
     monitoring = {"cn.yekuo.case.assigned.v1", "cn.yekuo.case.at_risk.v1", "cn.yekuo.case.overdue.v1"}
     assert kinds - monitoring == {
         "cn.yekuo.application.changed.v1",
         "cn.yekuo.customer.changed.v1",
         "cn.yekuo.case.stage_changed.v1",
         "cn.yekuo.case.consistency_finding.v1",
-        "cn.yekuo.projection.updated.v1",
         "cn.yekuo.application.feasibility_assessed.v1",
     }
