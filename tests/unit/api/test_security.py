@@ -64,6 +64,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/analytics/stages"): READERS,
     ("GET", "/v1/analytics/process"): READERS,
     ("GET", "/v1/customers/{customer_no}"): READERS,
+    ("GET", "/v1/grid/open-capacity"): READERS,
     ("GET", "/v1/grid/substations"): READERS,
     ("GET", "/v1/grid/substations/{equipment_id}"): READERS,
     ("GET", "/v1/grid/feeders"): READERS,
