@@ -69,9 +69,9 @@ class FeasibilityHandler:
             # facts are used.
             customer: Customer = _validated(Customer, event)
             facts = CustomerFacts(customer.contract_capacity_kva, customer.transformer_district_id)
-            affected = self.service.of_customer(conn, customer.customer_no)
-            if affected:
-                self.service.reassess(conn, affected, correlation_id=event.correlationid, customer=facts)
+            if self.service.keep_customer(conn, customer.customer_no, facts, event.sequence):
+                affected = self.service.of_customer(conn, customer.customer_no)
+                self.service.reassess(conn, affected, correlation_id=event.correlationid)
         elif event.type == PROJECTION_UPDATED:
             update: ProjectionUpdate = _validated(ProjectionUpdate, event)
             affected = self.service.affected(conn, update.equipment_id, update.location)

@@ -44,6 +44,7 @@ from store.feasibility import (
     capacity_locks,
     capacity_reservations,
     feasibility_assessments,
+    feasibility_customers,
     feasibility_inputs,
 )
 from store.schema import customers
@@ -66,7 +67,15 @@ class CustomerFacts:
 
 
 def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts:
-    """The customer's contract capacity and TG_ID from the hub's customers table (personal fields unread)."""
+    """The customer's contract capacity and TG_ID: as this consumer last read them from a customer record,
+    else from the hub's customers table (personal fields unread)."""
+    kept = conn.execute(
+        sa.select(feasibility_customers.c.contract_capacity_kva, feasibility_customers.c.district_id).where(
+            feasibility_customers.c.customer_no == customer_no
+        )
+    ).first()
+    if kept is not None:
+        return CustomerFacts(kept.contract_capacity_kva, kept.district_id)
     document = conn.execute(
         sa.select(sa.type_coerce(customers.c.document, sa.JSON)).where(customers.c.customer_no == customer_no)
     ).scalar()
@@ -149,21 +158,13 @@ class FeasibilityService:
         return assessment
 
     def assess_application(
-        self,
-        conn: Connection,
-        application: ConnectionApplication,
-        *,
-        correlation_id: str,
-        customer: CustomerFacts | None = None,
+        self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
         rules = self.config.rules_for(application.org_no)
         effect = rules.capacity_effect(application.business_type)
         changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
-        if changes and customer is None:
-            customer = customer_facts(conn, application.customer_no)
-        elif not changes:
-            customer = None
+        customer = customer_facts(conn, application.customer_no) if changes else None
         request = request_of(application, customer)
         assessment, inputs = self._run(conn, request, rules, lock=True)
         application_no = application.application_no
@@ -340,6 +341,23 @@ class FeasibilityService:
         )
         return float(held)
 
+    def keep_customer(self, conn: Connection, customer_no: str, facts: CustomerFacts, sequence: int) -> bool:
+        """Keep a customer's facts from its record; False when a newer record was kept already."""
+        table = feasibility_customers
+        stored = conn.execute(sa.select(table.c.sequence).where(table.c.customer_no == customer_no)).scalar()
+        values = {
+            "contract_capacity_kva": facts.contract_capacity_kva,
+            "district_id": facts.district_id,
+            "sequence": sequence,
+        }
+        if stored is None:
+            conn.execute(table.insert().values(customer_no=customer_no, **values))
+        elif sequence > stored:
+            conn.execute(table.update().where(table.c.customer_no == customer_no).values(**values))
+        else:
+            return False
+        return True
+
     def of_customer(self, conn: Connection, customer_no: str) -> list[str]:
         """Open applications of a customer: a capacity change is judged against its contract capacity."""
         table = feasibility_assessments
@@ -376,18 +394,8 @@ class FeasibilityService:
             )
         return sorted(found)
 
-    def reassess(
-        self,
-        conn: Connection,
-        application_nos: Iterable[str],
-        *,
-        correlation_id: str,
-        customer: CustomerFacts | None = None,
-    ) -> int:
-        """Assess open applications again from the application kept with their last assessment.
-
-        customer: the applicant's facts when they are newer than the hub's customers table.
-        """
+    def reassess(self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str) -> int:
+        """Assess open applications again from the application kept with their last assessment."""
         count = 0
         for application_no in application_nos:
             stored = conn.execute(
@@ -399,10 +407,7 @@ class FeasibilityService:
             if stored is None:
                 continue
             self.assess_application(
-                conn,
-                ConnectionApplication.model_validate(stored),
-                correlation_id=correlation_id,
-                customer=customer,
+                conn, ConnectionApplication.model_validate(stored), correlation_id=correlation_id
             )
             count += 1
         return count

@@ -41,6 +41,17 @@ feasibility_assessments = sa.Table(
     sa.Index("ix_feasibility_assessments_customer", "customer_no"),
 )
 
+# The feasibility consumer's own copy of what capacity changes are judged against, written when it reads a
+# customer record: it never waits on another consumer having stored the customer.
+feasibility_customers = sa.Table(
+    "feasibility_customers",
+    metadata,
+    sa.Column("customer_no", KEY, primary_key=True),
+    sa.Column("contract_capacity_kva", sa.Float, nullable=True),
+    sa.Column("district_id", KEY, nullable=True, comment="transformer district (TG_ID)"),
+    sa.Column("sequence", sa.BigInteger, nullable=False, comment="of the customer event applied"),
+)
+
 feasibility_inputs = sa.Table(
     "feasibility_inputs",
     metadata,

@@ -301,6 +301,28 @@ def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_aga
         assert reservations(conn) == [("A1", "T1", 60.0)]
 
 
+def test_a_customer_record_read_before_its_capacity_increase_is_used_when_the_increase_comes(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            *lv_upstream(),
+            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
+        )
+        _peaks_on(conn, TODAY, transformer_kw=216.0)
+    handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
+    customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
+    document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
+    with sqlite_engine.begin() as conn:
+        handler(conn, customer)  # nothing to assess yet; the hub's customers table never gets C1 here
+        handler(conn, application_event("A1", 1, **document))
+    with sqlite_engine.connect() as conn:
+        # 160 - 100 = 60 kVA on T1: (240 + 60) / 400 = 0.75 <= 0.8.
+        assert conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one() == "feasible"
+        assert reservations(conn) == [("A1", "T1", 60.0)]
+
+
 def test_a_reduction_cuts_what_the_customers_open_applications_hold(sqlite_engine: Engine) -> None:
     service = _grid(sqlite_engine, feeder_rate=0.3)
     with sqlite_engine.begin() as conn:
