@@ -246,16 +246,22 @@ def _customer(conn: Connection, customer_no: str, capacity: float | None, distri
     )
 
 
-def test_a_capacity_increase_reserves_its_increase_on_the_customers_transformer(
-    sqlite_engine: Engine,
-) -> None:
-    with sqlite_engine.begin() as conn:
+def _district_transformer(engine: Engine) -> None:
+    """T1 (400 kVA, district TG1) peaking at 216 kW = 240 kVA, below a lightly loaded feeder."""
+    with engine.begin() as conn:
         store_grid(
             conn,
             *lv_upstream(),
             transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
         )
         _peaks_on(conn, TODAY, transformer_kw=216.0)
+
+
+def test_a_capacity_increase_reserves_its_increase_on_the_customers_transformer(
+    sqlite_engine: Engine,
+) -> None:
+    _district_transformer(sqlite_engine)
+    with sqlite_engine.begin() as conn:
         _customer(conn, "C1", 100, "TG1")
     service = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
     increase = application("A1", 160).model_copy(
@@ -274,13 +280,7 @@ def test_a_capacity_increase_reserves_its_increase_on_the_customers_transformer(
 def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_again_when_it_arrives(
     sqlite_engine: Engine,
 ) -> None:
-    with sqlite_engine.begin() as conn:
-        store_grid(
-            conn,
-            *lv_upstream(),
-            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
-        )
-        _peaks_on(conn, TODAY, transformer_kw=216.0)
+    _district_transformer(sqlite_engine)
     handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
     document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
     with sqlite_engine.begin() as conn:
@@ -304,13 +304,7 @@ def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_aga
 def test_a_customer_record_read_before_its_capacity_increase_is_used_when_the_increase_comes(
     sqlite_engine: Engine,
 ) -> None:
-    with sqlite_engine.begin() as conn:
-        store_grid(
-            conn,
-            *lv_upstream(),
-            transformer("T1", "F1", "S1", 50).model_copy(update={"transformer_district_id": "TG1"}),
-        )
-        _peaks_on(conn, TODAY, transformer_kw=216.0)
+    _district_transformer(sqlite_engine)
     handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
     customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
     document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
