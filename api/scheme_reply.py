@@ -81,6 +81,7 @@ class ReplyTemplate(_Strict):
     industry_sections: dict[str, str]
     source_kinds: dict[str, str]
     source_roles: tuple[str, ...] = Field(min_length=1)
+    dedicated_line: str
     verdicts: dict[str, str]
     conditions: dict[str, str]
     no_conditions: str
@@ -180,6 +181,8 @@ def _sources(template: ReplyTemplate, assessment: Mapping[str, Any]) -> str:
     for index, source in enumerate(schemes[0]["sources"]):
         role = template.source_roles[min(index, len(template.source_roles) - 1)]
         kind = template.source_kinds.get(source["kind"], source["kind"])
+        if source.get("connection") == "dedicated_line":
+            kind = template.dedicated_line.format(circuits=source.get("circuits", 1))
         point = " ".join(part for part in (source.get("substation_id"), source.get("name")) if part)
         lines.append(f"{source['equipment_id']}／{role}／{kind} {point or source['equipment_id']}")
     return "\n".join(lines)

@@ -115,6 +115,14 @@ class SupplySource(CanonicalModel):
     load_rate_before: float | None = Field(default=None, description="load rate before connection")
     load_rate_after: float | None = Field(default=None, description="load rate after connection")
     area_class: str | None = Field(default=None, description="supply-area class, A+ ... E (供电区域)")
+    bus_section: str | None = Field(default=None, description="bus section the feeder leaves from (母线段)")
+    connection: str = Field(
+        default="existing",
+        pattern="^(existing|dedicated_line)$",
+        description="existing: a tee-off or the point itself; dedicated_line: new circuits from spare "
+        "substation bays (专线)",
+    )
+    circuits: int = Field(default=1, ge=1, description="circuits of a dedicated line (回路数)")
     n1_limit: float | None = Field(default=None, description="maximum load rate that keeps N-1")
 
 

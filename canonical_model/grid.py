@@ -71,6 +71,9 @@ class Substation(_Equipment):
     supply_area_class: str | None = Field(
         default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
     )
+    spare_bays: int | None = Field(
+        default=None, ge=0, description="spare 10 kV outgoing bays, for dedicated lines (10kV备用间隔数)"
+    )
 
 
 class MainTransformer(_Equipment):
@@ -92,6 +95,11 @@ class Feeder(_Equipment):
     )
     supply_area_class: str | None = Field(
         default=None, pattern=AREA_CLASS_PATTERN, description="supply-area class A+ ... E (供电区域)"
+    )
+    bus_section: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the substation bus section its breaker is on, e.g. I or II (所属母线段)",
     )
 
 

@@ -10,7 +10,6 @@ engine puts on 10 kV never follows a low-voltage flow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from canonical_model.application import CustomerClass, ImportanceGrade
@@ -18,12 +17,6 @@ from canonical_model.common import UrbanRural
 from feasibility.config import Rules
 
 HV_CLASSES = frozenset({CustomerClass.HV_SINGLE_SOURCE, CustomerClass.HV_DUAL_SOURCE})
-# Important grades and what their supply needs: (sources, distinct substations) per GB/T 29328.
-SOURCE_RULES: Mapping[ImportanceGrade, tuple[int, int]] = {
-    ImportanceGrade.SPECIAL: (3, 2),
-    ImportanceGrade.FIRST: (2, 2),
-    ImportanceGrade.SECOND: (2, 1),
-}
 # Below 1 kV is low voltage (0.22 and 0.38 kV).
 LV_MAX_KV = 1.0
 
@@ -67,7 +60,7 @@ def supply_level(
     ceiling = rules.lv_ceiling_kw[area]
     if customer_class in HV_CLASSES:
         lv_possible, reason = False, f"customer class {customer_class.value} is supplied at high voltage"
-    elif importance_grade in SOURCE_RULES:
+    elif importance_grade.value in rules.grade_sources:
         lv_possible, reason = False, f"importance grade {importance_grade.value} needs high-voltage sources"
     elif kw > ceiling:
         lv_possible, reason = False, f"{kw:.1f} kW > {ceiling:g} kW ({area} low-voltage ceiling)"
@@ -95,6 +88,6 @@ def supply_class(
     # A high-voltage class is never moved down: its level is high voltage whatever it asks for.
     if level.low_voltage or customer_class in HV_CLASSES:
         return customer_class
-    if importance_grade in SOURCE_RULES:
+    if importance_grade.value in rules.grade_sources:
         return CustomerClass.HV_DUAL_SOURCE
     return CustomerClass.HV_SINGLE_SOURCE

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canonical_model.application import BusinessType
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
 from canonical_model.grid import SupplyAreaClass
 from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
 
@@ -39,6 +39,15 @@ class VoltageBand:
 
     voltage_kv: float
     max_kva: float
+
+
+@dataclass(frozen=True)
+class SourceNeed:
+    """The sources a supply needs: how many, from at least how many substations, and why."""
+
+    sources: int
+    substations: int
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,27 @@ class Rules:
     release_stages: frozenset[str]
     energised_stages: frozenset[str]
     withdrawn_statuses: frozenset[str]
+    networks_kv: frozenset[float]
+    grade_sources: Mapping[str, tuple[int, int]]
+    class_sources: Mapping[str, tuple[int, int]]
+    circuit_current_a: float
+
+    def source_need(self, customer_class: CustomerClass, grade: ImportanceGrade) -> SourceNeed | None:
+        """What the customer class and the importance grade ask of the supply, the stricter of the two;
+        None for a single source."""
+        needs = [
+            (need, f"{kind} {name}")
+            for kind, name, need in (
+                ("importance grade", grade.value, self.grade_sources.get(grade.value)),
+                ("customer class", customer_class.value, self.class_sources.get(customer_class.value)),
+            )
+            if need is not None
+        ]
+        if not needs:
+            return None
+        sources = max(need[0] for need, _ in needs)
+        substations = max(need[1] for need, _ in needs)
+        return SourceNeed(sources, substations, " and ".join(why for _, why in needs))
 
     def capacity_effect(self, business_type: BusinessType) -> str:
         """capacity_check, frees_capacity or no_capacity_check: what the business type does to capacity."""
@@ -191,6 +221,30 @@ def _radii(value: Any) -> str | None:
     return None
 
 
+def _networks(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or any(_positive(item) for item in value):
+        return f"must be a non-empty list of voltages in kV, not {value!r}"
+    return None
+
+
+def _source_needs(names: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return f"must be a map of name to {{sources, substations}}, not {value!r}"
+        for name, need in value.items():
+            if name not in names:
+                return f"names {name!r}; expected some of {list(names)}"
+            if not isinstance(need, dict) or set(need) != {"sources", "substations"}:
+                return f"of {name!r} needs exactly sources and substations, not {need!r}"
+            if _count(need["sources"]) or _count(need["substations"]):
+                return f"of {name!r}: sources and substations must be whole numbers of at least 1"
+            if need["substations"] > need["sources"]:
+                return f"of {name!r}: {need['substations']} substations for {need['sources']} sources"
+        return None
+
+    return check
+
+
 def _bands(value: Any) -> str | None:
     if not isinstance(value, list) or not value:
         return f"must be a non-empty list of {{voltage_kv, max_kva}}, not {value!r}"
@@ -213,6 +267,7 @@ SPEC: Spec = {
         "single_phase_max_kw": _positive,
         "lv_ceiling_kw": {area: _positive for area in AREAS},
         "bands": _bands,
+        "networks_kv": _networks,
     },
     "search": {
         "radii_m": _radii,
@@ -243,6 +298,11 @@ SPEC: Spec = {
         "default": _fraction,
         "simultaneity": _fraction,
     },
+    "sources": {
+        "grades": _source_needs(tuple(g.value for g in ImportanceGrade if g is not ImportanceGrade.NONE)),
+        "classes": _source_needs(tuple(c.value for c in CustomerClass)),
+    },
+    "large_load": {"circuit_current_a": _positive},
     "weights": {criterion: _weight for criterion in CRITERIA},
     "business_types": {effect: _business_types for effect in CAPACITY_EFFECTS},
     "reservation": {
@@ -309,12 +369,18 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
     voltage, search, load, limits = raw["voltage"], raw["search"], raw["load"], raw["limits"]
     area, demand = raw["supply_area"], raw["demand"]
+    networks = frozenset(float(kv) for kv in voltage["networks_kv"])
     return Rules(
         province=province,
         power_factor=float(raw["power_factor"]),
         single_phase_max_kw=float(voltage["single_phase_max_kw"]),
         lv_ceiling_kw={area: float(value) for area, value in voltage["lv_ceiling_kw"].items()},
-        bands=tuple(VoltageBand(float(b["voltage_kv"]), float(b["max_kva"])) for b in voltage["bands"]),
+        # Only the voltages the province has a network at: no 20 kV band where there is no 20 kV network.
+        bands=tuple(
+            VoltageBand(float(b["voltage_kv"]), float(b["max_kva"]))
+            for b in voltage["bands"]
+            if float(b["voltage_kv"]) in networks
+        ),
         radii_m=tuple(float(radius) for radius in search["radii_m"]),
         min_candidates=int(search["min_candidates"]),
         max_schemes=int(search["max_schemes"]),
@@ -350,7 +416,15 @@ def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
         release_stages=frozenset(raw["release_stages"]),
         energised_stages=frozenset(raw["energised_stages"]),
         withdrawn_statuses=frozenset(raw["withdrawn_statuses"]),
+        networks_kv=networks,
+        grade_sources=_needs(raw["sources"]["grades"]),
+        class_sources=_needs(raw["sources"]["classes"]),
+        circuit_current_a=float(raw["large_load"]["circuit_current_a"]),
     )
+
+
+def _needs(raw: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    return {str(name): (int(need["sources"]), int(need["substations"])) for name, need in raw.items()}
 
 
 def _check_business_types(
@@ -369,6 +443,18 @@ def _check_business_types(
     if missing:
         diag.error(
             f"{where}business_types leave out {missing}: each needs a capacity effect", file, line_of(node)
+        )
+
+
+def _check_networks(raw: Mapping[str, Any], node: Any, file: str, diag: Diagnostics, where: str) -> None:
+    """Some voltage band is on a network the province has."""
+    voltage = raw["voltage"]
+    networks = {float(kv) for kv in voltage["networks_kv"]}
+    if not any(float(band["voltage_kv"]) in networks for band in voltage["bands"]):
+        diag.error(
+            f"{where}no voltage band is on a network of voltage.networks_kv {sorted(networks)}",
+            file,
+            key_line(node, "networks_kv") if is_map(node) and "networks_kv" in node else line_of(node),
         )
 
 
@@ -420,10 +506,15 @@ def read_feasibility_config(config_dir: Path, diag: Diagnostics) -> FeasibilityC
         return None
     defaults = plain(document["defaults"])
     _check_business_types(defaults, document["defaults"].get("business_types"), file, diag, "")
+    _check_networks(defaults, document["defaults"].get("voltage"), file, diag, "")
     for name, node in provinces_node.items():
         if "business_types" in node:
             merged = _merge(defaults, {"business_types": plain(node["business_types"])})
             _check_business_types(merged, node["business_types"], file, diag, f"province {name!r}: ")
+        voltage = node.get("voltage")
+        if is_map(voltage) and ("networks_kv" in voltage or "bands" in voltage):
+            merged = _merge(defaults, {"voltage": plain(node["voltage"])})
+            _check_networks(merged, node["voltage"], file, diag, f"province {name!r}: ")
     if len(diag.errors) > before:
         return None
     provinces = {

@@ -32,8 +32,8 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
-from feasibility.basis import SOURCE_RULES, area_of, supply_level
-from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules
+from feasibility.basis import LV_MAX_KV, area_of, supply_level
+from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules, SourceNeed
 from feasibility.spatial import SpatialIndex, haversine_m
 
 TRANSFORMER = "transformer"
@@ -72,6 +72,8 @@ class Equipment:
     area_class: str | None = None
     route_length_m: float | None = None
     district_id: str | None = None
+    bus_section: str | None = None
+    spare_bays: int | None = None
 
 
 class GridArea:
@@ -191,6 +193,9 @@ class Plan:
     final: Verdict | None = None
     # What the request adds before its demand factor: the whole request, or a capacity increase's increase.
     added_kva: float = 0.0
+    # A load no feeder near it can carry: substations with the circuits a dedicated line would need.
+    dedicated: tuple[Candidate, ...] = ()
+    circuits: int = 0
 
     def load_ids(self, area: GridArea) -> set[str]:
         """Equipment whose recent peak the evaluation needs: candidates, the feeders above transformer
@@ -201,8 +206,8 @@ class Plan:
         return ids
 
     def substation_ids(self, area: GridArea) -> set[str]:
-        """Source substations of the candidates."""
-        found = (area.substation_of(candidate.equipment) for candidate in self.candidates)
+        """Source substations of the candidates and of the dedicated lines."""
+        found = (area.substation_of(candidate.equipment) for candidate in self.candidates + self.dedicated)
         return {substation for substation in found if substation}
 
     def upstream_feeder_ids(self) -> set[str]:
@@ -256,6 +261,9 @@ def _recommend_voltage(
         asked = (
             f"; the requested {requested:g} kV is valid for {kva:g} kVA and honoured"
             if basis.requested_valid
+            else f"; the requested {requested:g} kV is not a network of province {rules.province} "
+            f"({', '.join(f'{kv:g}' for kv in sorted(rules.networks_kv))} kV): not used"
+            if requested >= LV_MAX_KV and requested not in rules.networks_kv
             else f"; the requested {requested:g} kV cannot carry {kva:g} kVA on this basis "
             "(low voltage only within the ceiling, else a configured band that holds it): not used"
         )
@@ -535,7 +543,71 @@ def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
             Condition(code="no_connection_point", detail=f"no in-service connection point within {limit:g} m")
         )
         result.final = Verdict.NOT_FEASIBLE
+    elif level == "mv":
+        _large_load(result, area, limit)
     return result
+
+
+def increment_of(request: FeasibilityRequest, rules: Rules, added_kva: float) -> tuple[float, float, str]:
+    """(kVA the request adds to the equipment above it, its demand factor, where the factor came from)."""
+    residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
+    factor, source = rules.demand_factor(residential, request.industry_code)
+    return added_kva * factor, factor, source
+
+
+def _feeder_limit_kva(rules: Rules, area: GridArea, item: Equipment, voltage_kv: float) -> float | None:
+    """What a feeder may carry at most, even empty: its capacity x its load-rate limit, or its N-1 limit
+    where its area class requires N-1 and it has ties."""
+    if not item.allowed_current_a:
+        return None
+    rate = rules.feeder_load_rate
+    ties = item.tie_switches
+    if rules.n1_policy(area.area_class_of(item)) == REQUIRED and ties:
+        rate = min(rate, ties / (ties + 1))
+    return math.sqrt(3) * (item.voltage_kv or voltage_kv) * item.allowed_current_a * rate
+
+
+def _large_load(result: Plan, area: GridArea, limit: float) -> None:
+    """A 10/20 kV load beyond what any feeder near it may carry even empty gets dedicated circuits (专线)
+    from substations within the supply radius, as many as new circuits at the feeder limit need."""
+    request, rules = result.request, result.rules
+    voltage = result.voltage_kv or 10.0
+    increment, _, _ = increment_of(request, rules, result.added_kva)
+    limits = [
+        found
+        for found in (_feeder_limit_kva(rules, area, c.equipment, voltage) for c in result.candidates)
+        if found is not None
+    ]
+    if not limits or max(limits) >= increment or request.site is None:
+        return
+    circuit_kva = math.sqrt(3) * voltage * rules.circuit_current_a * rules.feeder_load_rate
+    circuits = math.ceil(increment / circuit_kva - 1e-9)
+    stations = [
+        Candidate(item, round(distance, 1))
+        for distance, substation_id in area.hv.within(request.site.lon, request.site.lat, limit)
+        if (item := area.substations.get(substation_id)) is not None
+        and (item.voltage_kv is None or item.voltage_kv > voltage)
+    ]
+    result.dedicated = tuple(sorted(stations, key=lambda c: (c.distance_m, c.equipment.equipment_id)))
+    result.circuits = circuits
+    result.trace.append(
+        RuleCheck(
+            rule="large_load",
+            inputs={
+                "increment_kva": round(increment, 1),
+                "largest_feeder_limit_kva": round(max(limits), 1),
+                "circuit_current_a": rules.circuit_current_a,
+                "feeder_load_rate": rules.feeder_load_rate,
+                "substations_found": len(stations),
+            },
+            threshold={"circuit_kva": round(circuit_kva, 1), "circuits": circuits},
+            result=RuleResult.INFO,
+            detail=f"{increment:.1f} kVA > {max(limits):.1f} kVA, the most a feeder near the site may carry: "
+            f"{circuits} dedicated circuit(s) of sqrt(3) x {voltage:g} kV x {rules.circuit_current_a:g} A x "
+            f"{rules.feeder_load_rate:g} = {circuit_kva:.1f} kVA from {len(stations)} substation(s) within "
+            f"{limit:g} m",
+        )
+    )
 
 
 def _kind_of(level: str) -> str:
@@ -562,6 +634,9 @@ class _Source:
     n1_limit: float | None = None
     load_rate_before: float | None = None
     load_rate_after: float | None = None
+    # A dedicated line: circuits from a substation's spare bays rather than a tee-off an existing feeder.
+    circuits: int = 1
+    dedicated: bool = False
 
     @property
     def headroom_kva(self) -> float | None:
@@ -609,11 +684,10 @@ class _Evaluator:
         self.area = area
         self.loads = loads
         self.reserved = reserved
-        request = plan_.request
-        residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
-        self.demand_factor, self.demand_source = self.rules.demand_factor(residential, request.industry_code)
         # What the request adds to every piece of equipment above it: its increment.
-        self.request_kva = plan_.added_kva * self.demand_factor
+        self.request_kva, self.demand_factor, self.demand_source = increment_of(
+            plan_.request, self.rules, plan_.added_kva
+        )
 
     def demand_check(self) -> RuleCheck:
         """The increment the request is judged on, as a trace entry."""
@@ -834,6 +908,50 @@ class _Evaluator:
             self._main_transformers(source)
         self._supply_radius(source)
         return source
+
+    def dedicated(self, candidate: Candidate) -> _Source:
+        """Dedicated circuits from a substation: its spare bays, its main transformers, the line length."""
+        item = candidate.equipment
+        source = _Source(
+            candidate,
+            item.equipment_id,
+            area_class=self.area.area_class_of(item),
+            circuits=self.plan.circuits,
+            dedicated=True,
+        )
+        source.reserved_kva = self.reserved.get(item.equipment_id, 0.0)
+        source.counted_reserved_kva = source.reserved_kva * self.rules.simultaneity
+        self._spare_bays(source, item)
+        self._main_transformers(source)
+        self._supply_radius(source)
+        return source
+
+    def _spare_bays(self, source: _Source, item: Equipment) -> None:
+        needed, spare = source.circuits, item.spare_bays
+        inputs = {"spare_bays": spare, "circuits": needed}
+        if spare is None:
+            result, detail = RuleResult.CONDITION, f"spare bays unknown: {needed} needed"
+            source.conditions.append(
+                Condition(
+                    code="confirm_spare_bays",
+                    detail=f"{needed} spare 10 kV bay(s) at substation {item.equipment_id} must be "
+                    "confirmed: the grid data does not record them",
+                    equipment_id=item.equipment_id,
+                )
+            )
+        elif spare >= needed:
+            result, detail = RuleResult.PASS, f"{spare} spare bay(s) >= {needed} circuit(s)"
+        else:
+            result = RuleResult.FAIL
+            detail = f"{spare} spare bay(s) < {needed} circuit(s): {needed - spare} new bay(s) to be built"
+            source.reinforcement.append(
+                Reinforcement(equipment_id=item.equipment_id, kind="substation", reason="spare_bays")
+            )
+        source.checks.append(
+            RuleCheck(
+                rule="spare_bays", subject=item.equipment_id, inputs=inputs, result=result, detail=detail
+            )
+        )
 
     def _transformer(self, source: _Source, item: Equipment) -> None:
         source.capacity_kva = item.rated_kva
@@ -1162,6 +1280,9 @@ def _supply_source(source: _Source, request_kva: float) -> SupplySource:
         load_rate_after=_r(source.load_rate_after),
         area_class=source.area_class,
         n1_limit=_r(source.n1_limit),
+        bus_section=item.bus_section,
+        connection="dedicated_line" if source.dedicated else "existing",
+        circuits=source.circuits,
     )
 
 
@@ -1178,35 +1299,51 @@ class _Scheme:
         return worst
 
 
-def _combine(sources: Sequence[_Source], grade: ImportanceGrade, limit: int) -> list[_Scheme]:
-    """Schemes of single sources, or for important customers the source sets the grade demands."""
-    if grade not in SOURCE_RULES:
+def _same_section(other: _Source, chosen: Sequence[_Source]) -> bool:
+    """Whether other leaves a substation from a bus section a chosen circuit already uses."""
+    section = other.candidate.equipment.bus_section
+    return section is not None and any(
+        source.substation_id == other.substation_id and source.candidate.equipment.bus_section == section
+        for source in chosen
+    )
+
+
+def _combine(sources: Sequence[_Source], need: SourceNeed | None, limit: int) -> list[_Scheme]:
+    """Schemes of single sources, or the source sets the customer's class and grade need: circuits that
+    share a substation leave it from different bus sections."""
+    if need is None:
         return [_Scheme([source]) for source in sources[:limit]]
-    needed, substations_needed = SOURCE_RULES[grade]
     schemes: list[_Scheme] = []
     seen: set[frozenset[str]] = set()
     for primary in sources:
         chosen = [primary]
         for other in sources:
-            if len(chosen) == needed:
+            if len(chosen) == need.sources:
                 break
-            if other in chosen:
+            if other in chosen or _same_section(other, chosen):
                 continue
             used = {source.substation_id for source in chosen}
-            if len(used) < substations_needed and other.substation_id in used:
+            if len(used) < need.substations and other.substation_id in used:
                 continue
             chosen.append(other)
         distinct = len({source.substation_id for source in chosen if source.substation_id})
         key = frozenset(source.candidate.equipment.equipment_id for source in chosen)
-        if len(chosen) < needed or distinct < substations_needed or key in seen:
+        if len(chosen) < need.sources or distinct < need.substations or key in seen:
             continue
         seen.add(key)
         scheme = _Scheme(chosen)
-        if distinct < len(chosen):
+        unrecorded = sorted(
+            source.candidate.equipment.equipment_id
+            for source in chosen
+            if source.candidate.equipment.bus_section is None
+            and sum(other.substation_id == source.substation_id for other in chosen) > 1
+        )
+        if unrecorded:
             scheme.conditions.append(
                 Condition(
                     code="confirm_bus_sections",
-                    detail="circuits share a substation: they must leave from different bus sections",
+                    detail="circuits share a substation: they must leave from different bus sections, which "
+                    f"the grid data does not record for {', '.join(unrecorded)}",
                 )
             )
         schemes.append(scheme)
@@ -1237,6 +1374,7 @@ def evaluate(
     if verdict is None:
         evaluator = _Evaluator(plan_, area, loads, reserved)
         sources = [evaluator.source(candidate) for candidate in plan_.candidates]
+        sources += [evaluator.dedicated(candidate) for candidate in plan_.dedicated]
         trace.append(evaluator.demand_check())
         for source in sources:
             trace.extend(source.checks)
@@ -1248,29 +1386,31 @@ def evaluate(
             return sum(weights[k] * v for k, v in values.items()) / total_weight if total_weight else 0.0
 
         sources.sort(key=lambda s: (_VERDICT_ORDER[s.verdict], -source_score(s), s.candidate.distance_m))
-        schemes = _combine(sources, request.importance_grade, rules.max_schemes)
-        if request.importance_grade in SOURCE_RULES:
-            needed, substations_needed = SOURCE_RULES[request.importance_grade]
+        need = rules.source_need(request.customer_class, request.importance_grade)
+        schemes = _combine(sources, need, rules.max_schemes)
+        if need is not None:
             found = len({source.substation_id for source in sources if source.substation_id})
             trace.append(
                 RuleCheck(
                     rule="important_customer_sources",
                     inputs={
+                        "customer_class": request.customer_class.value,
                         "importance_grade": request.importance_grade.value,
                         "candidates": len(sources),
                         "substations_found": found,
                     },
-                    threshold={"sources": needed, "distinct_substations": substations_needed},
+                    threshold={"sources": need.sources, "distinct_substations": need.substations},
                     result=RuleResult.PASS if schemes else RuleResult.FAIL,
-                    detail=f"needs {needed} sources from at least {substations_needed} substation(s); "
-                    f"found {len(sources)} candidate(s) at {found} substation(s)",
+                    detail=f"{need.basis}: {need.sources} sources from at least {need.substations} "
+                    f"substation(s), circuits of one substation on different bus sections; found "
+                    f"{len(sources)} candidate(s) at {found} substation(s)",
                 )
             )
             if not schemes:
                 conditions.append(
                     Condition(
                         code="sources_unavailable",
-                        detail=f"{needed} sources from {substations_needed} substation(s) are needed "
+                        detail=f"{need.sources} sources from {need.substations} substation(s) are needed "
                         f"within {plan_.radius_m:g} m; found {found} substation(s)",
                     )
                 )

@@ -54,6 +54,8 @@ def equipment_of(kind: str, document: Mapping[str, Any]) -> Equipment:
         area_class=document.get("supply_area_class"),
         route_length_m=document.get("route_length_m"),
         district_id=document.get("transformer_district_id") if kind == TRANSFORMER else None,
+        bus_section=document.get("bus_section"),
+        spare_bays=document.get("spare_bays"),
     )
 
 

@@ -3,11 +3,12 @@
 The same tables are created on SQLite, PostgreSQL and MariaDB.
 
 Tables (设备台账 equipment ledgers and a GIS coordinate table):
-    T_SB_ZNYC_DZ     substation 电站: OBJ_ID, BDZMC 名称, DYDJ 电压等级, YWDW 运维单位, GDQY 供电区域
+    T_SB_ZNYC_DZ     substation 电站: OBJ_ID, BDZMC 名称, DYDJ 电压等级, YWDW 运维单位, GDQY 供电区域,
+                     BYJGS 10kV备用间隔数 (spare outgoing bays, for dedicated lines)
     T_SB_ZNYC_ZBYQ   main transformer 主变压器: OBJ_ID, SSDZ 所属电站, SBMC 名称, EDRL 额定容量 (MVA),
                      EDDY 额定电压 (a DYDJ code)
     T_SB_ZWYC_DKX    feeder 馈线: OBJ_ID, XLMC 线路名称, QSDZ 起始电站, DYDJ, YXDL 允许电流 (A),
-                     LLKGS 联络开关数, GDQY 供电区域
+                     LLKGS 联络开关数, GDQY 供电区域, SSMX 所属母线段 (the 10 kV bus section: I, II, III)
     T_SB_ZNYC_PDBYQ  distribution transformer 配变: OBJ_ID, SBMC, XH 型号, SSDKX 所属馈线, SSDZ,
                      EDRL (kVA), DYDJ, SYXZ 使用性质 (01 公用 / 02 专用), YXTQBH 营销台区编号 (TG_ID)
     T_SB_ZWYC_ZSKG   pole-mounted switch 柱上开关: OBJ_ID, SBMC, SSDKX, KGXZ 开关性质 (01 分段 / 02 联络)
@@ -48,6 +49,7 @@ substations = sa.Table(
     sa.Column("DYDJ", sa.String(4), nullable=False, comment="电压等级"),
     sa.Column("YWDW", sa.String(64), nullable=True, comment="运维单位"),
     sa.Column("GDQY", sa.String(2), nullable=True, comment="供电区域"),
+    sa.Column("BYJGS", sa.Integer, nullable=True, comment="10kV备用间隔数"),
     *_common(),
     sa.Index("IX_PMS_DZ_GXSJ", "GXSJ", "OBJ_ID"),
 )
@@ -74,6 +76,7 @@ feeders = sa.Table(
     sa.Column("YXDL", sa.Numeric(8, 1), nullable=True, comment="允许电流 (A)"),
     sa.Column("LLKGS", sa.Integer, nullable=True, comment="联络开关数"),
     sa.Column("GDQY", sa.String(2), nullable=True, comment="供电区域"),
+    sa.Column("SSMX", sa.String(8), nullable=True, comment="所属母线段"),
     *_common(),
     sa.Index("IX_PMS_DKX_GXSJ", "GXSJ", "OBJ_ID"),
 )

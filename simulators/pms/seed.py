@@ -9,6 +9,10 @@ and B areas and the county towns' C areas, the 35 kV ones county towns (C) and t
 A feeder serves its substation's class or, for one in five, the next class out. Urban feeders (A, B) have one
 to three tie switches; in C some and in D most are radial (no tie), and most rural 35 kV substations have a
 single main transformer, as in the countryside.
+Each main transformer feeds its own 10 kV bus section (I, II, III), and a substation's feeders leave from its
+sections in turn (SSMX). Spare 10 kV bays (BYJGS) for dedicated lines: a few at most city substations, fewer
+at rural ones, none at some; drawn from a random stream of their own, so
+the rest of the grid does not depend on them.
 GXSJ is realistic for a migrated legacy system: about 40% of the rows carry the one second of the data
 migration (a burst far larger than any page), the rest are spread over three years in small batch-job
 bursts, and about 0.2% are NULL.
@@ -107,6 +111,8 @@ _NEXT_AREA_OUT = {"02": "03", "03": "04", "04": "05", "05": "06", "06": "06"}
 _UNITS = {"02": (2, 2, 3), "03": (2, 2, 3), "04": (1, 2, 2), "05": (1, 1, 2), "06": (1,)}
 # Half-width in degrees of the square a feeder's equipment lies in around its substation (0.01 deg ~ 1 km).
 _SPREAD_DEG = {"02": 0.018, "03": 0.02, "04": 0.03, "05": 0.07, "06": 0.08}
+_SECTIONS = ("I", "II", "III", "IV")
+_SPARE_BAYS = {"33": (0, 2, 4), "32": (0, 1, 2, 2, 3, 4), "25": (0, 0, 1, 1, 2)}
 _TIES = {"02": (1, 2, 2, 3), "03": (1, 1, 2, 3), "04": (0, 1, 1, 2), "05": (0, 0, 0, 1), "06": (0,)}
 _SERIES = ("S11-M", "S13-M", "SBH15-M", "SCB13")
 # Nanyang prefecture, roughly: lon 111.9-113.4, lat 32.3-33.8.
@@ -185,6 +191,7 @@ class _Substation:
     lon: float
     lat: float
     area: str
+    units: int = 1
 
 
 def _pick(rng: random.Random, shares: tuple[tuple[str, float], ...]) -> str:
@@ -204,6 +211,7 @@ class _Generator:
 
     def __init__(self, seed: int, substation_count: int, feeder_count: int, transformer_count: int) -> None:
         self.rng = random.Random(seed)
+        self.bays_rng = random.Random(f"{seed}:spare-bays")
         self.times = _Times(self.rng)
         self.substations: list[_Substation] = []
         self.feeders: list[_Feeder] = []
@@ -235,6 +243,7 @@ class _Generator:
                     "DYDJ": voltage,
                     "YWDW": "国网南阳供电公司变电运维中心",
                     "GDQY": area,
+                    "BYJGS": self.bays_rng.choice(_SPARE_BAYS[voltage]),
                     "YXZT": "20",
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),
@@ -247,7 +256,8 @@ class _Generator:
         rows = []
         n = 0
         for sub in self.substations:
-            for unit in range(1, rng.choice(_UNITS[sub.area]) + 1):
+            sub.units = rng.choice(_UNITS[sub.area])
+            for unit in range(1, sub.units + 1):
                 n += 1
                 rows.append(
                     {
@@ -286,6 +296,7 @@ class _Generator:
                     "YXDL": rng.choice((400, 485, 485, 600)),
                     "LLKGS": feeder.tie_switches,
                     "GDQY": area,
+                    "SSMX": _SECTIONS[(index - 1) % min(sub.units, len(_SECTIONS))],
                     "YXZT": _status(rng),
                     "TYRQ": _commissioned(rng),
                     "GXSJ": self.times.next(),

@@ -330,3 +330,35 @@ def test_a_condition_code_the_template_does_not_name_is_shown_not_dropped() -> N
         )["conditions"]
         == "无"
     )
+
+
+def test_a_dedicated_line_is_written_with_its_circuits_and_its_bays_to_confirm() -> None:
+    scheme = {
+        "rank": 1,
+        "score": 0.7,
+        "verdict": "feasible_with_conditions",
+        "sources": [
+            {
+                "equipment_id": "DZ000012",
+                "kind": "substation",
+                "name": "110kV卧龙变",
+                "substation_id": "DZ000012",
+                "distance_m": 2500.0,
+                "connection": "dedicated_line",
+                "circuits": 2,
+            }
+        ],
+    }
+    assessment = _assessment(
+        "A1", schemes=[scheme], conditions=[{"code": "confirm_spare_bays", "detail": "2 bays at DZ000012"}]
+    )
+    fields = reply_fields(
+        load_reply_template(),
+        application={"application_no": "A1"},
+        customer=None,
+        assessment=assessment,
+        replied_on=date(2026, 12, 7),
+        unmasked=False,
+    )
+    assert fields["sources"] == "DZ000012／主供电源／变电站新出专线2回 DZ000012 110kV卧龙变"
+    assert fields["conditions"] == "1. 专线出线需占用变电站10kV备用间隔，需核实备用间隔数量。"

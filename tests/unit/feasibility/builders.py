@@ -59,7 +59,12 @@ def at(east_m: float, north_m: float) -> GeoPoint:
 
 
 def substation(
-    substation_id: str, east_m: float = 0, north_m: float = 0, *, area: SupplyAreaClass | None = None
+    substation_id: str,
+    east_m: float = 0,
+    north_m: float = 0,
+    *,
+    area: SupplyAreaClass | None = None,
+    spare_bays: int | None = None,
 ) -> Substation:
     return Substation(
         substation_id=substation_id,
@@ -68,6 +73,7 @@ def substation(
         voltage_kv=110,
         location=at(east_m, north_m),
         supply_area_class=area,
+        spare_bays=spare_bays,
     )
 
 
@@ -91,6 +97,7 @@ def feeder(
     current_a: float | None = 485,
     ties: int | None = 1,
     area: SupplyAreaClass | None = None,
+    bus_section: str | None = None,
 ) -> Feeder:
     return Feeder(
         feeder_id=feeder_id,
@@ -102,6 +109,7 @@ def feeder(
         tie_switch_count=ties,
         location=at(east_m, north_m),
         supply_area_class=area,
+        bus_section=bus_section,
     )
 
 

@@ -29,12 +29,17 @@ def test_the_shipped_rules_hold_the_facts_defaults() -> None:
     rules = config.default
     assert rules.radii_m == (200, 500, 800, 1000, 1500, 2000)
     assert rules.supply_radius_m["urban"] == {"lv": 250, "mv": 3000, "hv": 10000}
+    # No 20 kV network by default: the 20 kV band (up to 20 MVA) is there for a province that has one.
+    assert rules.networks_kv == {10, 35, 110}
     assert [(band.voltage_kv, band.max_kva) for band in rules.bands] == [
         (10, 10000),
-        (20, 20000),
         (35, 40000),
         (110, 100000),
     ]
+    # GB/T 29328: 特级 three sources, two substations; 一级 two substations; 二级 two circuits, one substation may
+    # serve both on two bus sections; a dual-source class with no grade still gets two.
+    assert rules.grade_sources == {"special": (3, 2), "first": (2, 2), "second": (2, 1)}
+    assert rules.class_sources == {"hv_dual_source": (2, 1)}
     assert rules.release_stages == {"withdrawn", "cancelled"}
     assert rules.energised_stages == {"energisation", "archived"}
     # FACTS.md section 2b: the supply scheme holds 3 months at low voltage, 1 year at high voltage.
@@ -154,3 +159,40 @@ def test_bad_area_and_demand_settings_are_reported_with_their_line(tmp_path: Pat
         m.startswith(f"feasibility/rules.yaml:{industries_line}: demand.industries keys must be GB/T 4754")
         for m in messages
     ), messages
+
+
+def test_a_province_with_a_20_kv_network_gets_the_20_kv_band(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "provinces:\n",
+        "provinces:\n  jiangsu:\n    org_prefixes: ['32']\n    voltage: {networks_kv: [10, 20, 35, 110]}\n",
+        1,
+    )
+    config = load_feasibility_config(_copy(tmp_path, text))
+    assert [band.voltage_kv for band in config.rules_for("3240101").bands] == [10, 20, 35, 110]
+    assert [band.voltage_kv for band in config.default.bands] == [10, 35, 110]
+
+
+def test_source_needs_and_networks_are_checked_with_their_line(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    broken = text.replace("first: {sources: 2, substations: 2}", "first: {sources: 2, substations: 3}", 1)
+    broken = broken.replace("hv_dual_source: {sources: 2", "hv_triple: {sources: 2", 1)
+    lines = broken.splitlines()
+    diag = Diagnostics()
+    assert read_feasibility_config(_copy(tmp_path, broken), diag) is None
+    errors = "\n".join(str(error) for error in diag.errors)
+    grades_line = next(n for n, line in enumerate(lines, 1) if line.strip().startswith("grades:"))
+    classes_line = next(n for n, line in enumerate(lines, 1) if line.strip().startswith("classes:"))
+    assert f"rules.yaml:{grades_line}: sources.grades of 'first': 3 substations for 2 sources" in errors
+    assert f"rules.yaml:{classes_line}: sources.classes names 'hv_triple'" in errors
+
+
+def test_networks_that_leave_no_voltage_band_are_an_error(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    broken = text.replace("networks_kv: [10, 35, 110]", "networks_kv: [6]", 1)
+    line = next(n for n, row in enumerate(broken.splitlines(), 1) if "networks_kv: [6]" in row)
+    diag = Diagnostics()
+    assert read_feasibility_config(_copy(tmp_path, broken), diag) is None
+    assert [str(error).split("rules.yaml:")[1] for error in diag.errors] == [
+        f"{line}: no voltage band is on a network of voltage.networks_kv [6.0]"
+    ]

@@ -11,6 +11,7 @@ from canonical_model.application import BusinessType, CustomerClass, ImportanceG
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
 from canonical_model.grid import SupplyAreaClass
+from feasibility.config import VoltageBand
 from feasibility.engine import FeasibilityRequest, GridArea, LoadReading, evaluate, plan, reservation_targets
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
@@ -65,11 +66,34 @@ def test_unknown_area_counts_as_rural_and_small_residential_is_single_phase() ->
 
 
 def test_voltage_bands_above_low_voltage() -> None:
-    assert _voltage(15_000, UrbanRural.URBAN) == 20  # 10,000 < 15,000 <= 20,000 kVA
-    assert _voltage(30_000, UrbanRural.URBAN) == 35  # 20,000 < 30,000 <= 40,000 kVA
+    # No 20 kV network in the defaults: past 10 kV's 10,000 kVA the next voltage is 35 kV.
+    assert _voltage(15_000, UrbanRural.URBAN) == 35  # 10,000 < 15,000 <= 40,000 kVA
+    assert _voltage(30_000, UrbanRural.URBAN) == 35  # 10,000 < 30,000 <= 40,000 kVA
     assert _voltage(150_000, UrbanRural.URBAN) is None  # beyond 110 kV's 100,000 kVA
     planned = plan(request(150_000), RULES, GridArea(()))
     assert planned.final is Verdict.NOT_FEASIBLE
+
+
+WITH_20_KV = replace(
+    RULES,
+    networks_kv=frozenset({10.0, 20.0, 35.0, 110.0}),
+    bands=(
+        VoltageBand(10, 10_000),
+        VoltageBand(20, 20_000),
+        VoltageBand(35, 40_000),
+        VoltageBand(110, 100_000),
+    ),
+)
+
+
+def test_20_kv_is_offered_only_where_the_province_has_a_20_kv_network() -> None:
+    # 10,000 < 15,000 <= 20,000 kVA: 20 kV where the network exists, 35 kV where it does not.
+    assert plan(request(15_000, area=UrbanRural.URBAN), WITH_20_KV, GridArea(())).voltage_kv == 20
+    asked = plan(replace(request(15_000), requested_voltage_kv=20), RULES, GridArea(()))
+    assert asked.voltage_kv == 35
+    assert asked.trace[0].detail.endswith(
+        "; the requested 20 kV is not a network of province default (10, 35, 110 kV): not used"
+    )
 
 
 def _mv_grid(feeder_load_rate: float, ties: int) -> tuple[GridArea, dict[str, LoadReading]]:
@@ -225,6 +249,131 @@ def test_second_grade_may_share_a_substation_on_different_bus_sections() -> None
     shared = [s for s in assessment.schemes if len({x.substation_id for x in s.sources}) == 1]
     assert shared and all(len(s.sources) == 2 for s in shared)
     assert all("confirm_bus_sections" in [c.code for c in s.conditions] for s in shared)
+
+
+def test_a_dual_source_class_with_no_grade_still_gets_two_sources() -> None:
+    area, loads = _two_substations()
+    dual = request(2000, customer_class=CustomerClass.HV_DUAL_SOURCE)
+    assessment = evaluate(plan(dual, RULES, area), area, loads, {}, assessed_at=NOW)
+    assert all(len(scheme.sources) == 2 for scheme in assessment.schemes)
+    sources = check(assessment, "important_customer_sources")
+    assert sources.threshold == {"sources": 2, "distinct_substations": 1}
+    assert sources.detail.startswith("customer class hv_dual_source: 2 sources from at least 1 substation(s)")
+    # The same class with grade 一级 takes the stricter need: two substations.
+    first = replace(dual, importance_grade=ImportanceGrade.FIRST)
+    strict = evaluate(plan(first, RULES, area), area, loads, {}, assessed_at=NOW)
+    assert check(strict, "important_customer_sources").threshold == {"sources": 2, "distinct_substations": 2}
+    assert {source.substation_id for source in strict.schemes[0].sources} == {"S1", "S2"}
+
+
+def _one_substation_two_feeders(
+    first: str | None, second: str | None
+) -> tuple[GridArea, dict[str, LoadReading]]:
+    area = GridArea(
+        engine_view(
+            substation("S1", 2500),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 100, ties=2, bus_section=first),
+            feeder("F2", "S1", 150, ties=2, bus_section=second),
+        )
+    )
+    return area, {key: LoadReading(1000) for key in ("F1", "F2", "S1-T1", "S1-T2")}
+
+
+def test_second_grade_circuits_of_one_substation_leave_from_different_recorded_bus_sections() -> None:
+    area, loads = _one_substation_two_feeders("I", "II")
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.SECOND), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    best = assessment.schemes[0]
+    assert [(s.equipment_id, s.bus_section) for s in best.sources] == [("F1", "I"), ("F2", "II")]
+    # The grid data shows the two sections: nothing left to confirm.
+    assert "confirm_bus_sections" not in [c.code for c in best.conditions]
+    assert assessment.verdict is Verdict.FEASIBLE
+
+
+def test_second_grade_circuits_on_the_same_bus_section_are_no_scheme() -> None:
+    area, loads = _one_substation_two_feeders("I", "I")
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.SECOND), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    assert assessment.schemes == ()
+    assert assessment.verdict is Verdict.NOT_FEASIBLE
+    assert [c.code for c in assessment.conditions] == ["sources_unavailable"]
+
+
+def test_second_grade_circuits_with_an_unrecorded_bus_section_must_be_confirmed() -> None:
+    area, loads = _one_substation_two_feeders("I", None)
+    assessment = evaluate(
+        plan(request(2000, grade=ImportanceGrade.SECOND), RULES, area), area, loads, {}, assessed_at=NOW
+    )
+    condition = next(c for c in assessment.schemes[0].conditions if c.code == "confirm_bus_sections")
+    assert condition.detail.endswith("which the grid data does not record for F2")
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+
+
+def _large_load_grid(spare_bays: int | None) -> tuple[GridArea, dict[str, LoadReading]]:
+    """F1 (485 A, one tie, N-1 required in an unclassed area) near the site; S1 2.5 km away."""
+    area = GridArea(
+        engine_view(
+            substation("S1", 2500, spare_bays=spare_bays),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 100, ties=1),
+        )
+    )
+    return area, {"F1": LoadReading(1000), "S1-T1": LoadReading(9000), "S1-T2": LoadReading(9000)}
+
+
+def test_a_load_beyond_any_feeder_near_it_gets_dedicated_circuits_from_spare_bays() -> None:
+    area, loads = _large_load_grid(spare_bays=2)
+    planned = plan(request(9_000), RULES, area)
+    # F1 may carry at most sqrt(3) x 10 x 485 x min(0.7, 1/2) = 4200.2 kVA even empty; the request adds
+    # 9000 kVA (no industry: demand factor 1). A new circuit carries sqrt(3) x 10 x 500 x 0.7 = 6062.2 kVA,
+    # so ceil(9000 / 6062.2) = 2 circuits.
+    large = next(c for c in planned.trace if c.rule == "large_load")
+    assert large.inputs["largest_feeder_limit_kva"] == pytest.approx(4200.2, abs=0.1)
+    assert large.threshold == {"circuit_kva": pytest.approx(6062.2, abs=0.1), "circuits": 2}
+    assert [c.equipment.equipment_id for c in planned.dedicated] == ["S1"]
+    assert "S1-T1" in planned.load_ids(area) and "S1" in planned.lock_ids(area)
+    assessment = evaluate(planned, area, loads, {}, assessed_at=NOW)
+    best = assessment.schemes[0]
+    source = best.sources[0]
+    assert (source.equipment_id, source.connection, source.circuits) == ("S1", "dedicated_line", 2)
+    assert check(assessment, "spare_bays", "S1").detail == "2 spare bay(s) >= 2 circuit(s)"
+    # S1 keeps N-1 with the whole load: (2 x 9000 / 0.9 + 9000) / 100,000 = 0.29 <= 1.3 x 1/2 = 0.65.
+    assert source.load_rate_after == pytest.approx(0.29, abs=0.001)
+    assert assessment.verdict is Verdict.FEASIBLE
+    # The tee-off F1 stays on offer, behind: it would need reinforcement.
+    tee = next(s for s in assessment.schemes if s.sources[0].equipment_id == "F1")
+    assert tee.verdict is Verdict.NEEDS_REINFORCEMENT and tee.rank > best.rank
+
+
+def test_too_few_spare_bays_is_the_request_s_own_reinforcement() -> None:
+    area, loads = _large_load_grid(spare_bays=1)
+    assessment = evaluate(plan(request(9_000), RULES, area), area, loads, {}, assessed_at=NOW)
+    dedicated = next(s for s in assessment.schemes if s.sources[0].connection == "dedicated_line")
+    assert [(r.equipment_id, r.reason) for r in dedicated.reinforcement] == [("S1", "spare_bays")]
+    assert (
+        check(assessment, "spare_bays", "S1").detail
+        == "1 spare bay(s) < 2 circuit(s): 1 new bay(s) to be built"
+    )
+    assert assessment.verdict is Verdict.NEEDS_REINFORCEMENT
+
+
+def test_unrecorded_spare_bays_are_a_condition_to_confirm() -> None:
+    area, loads = _large_load_grid(spare_bays=None)
+    assessment = evaluate(plan(request(9_000), RULES, area), area, loads, {}, assessed_at=NOW)
+    assert assessment.verdict is Verdict.FEASIBLE_WITH_CONDITIONS
+    assert "confirm_spare_bays" in [c.code for c in assessment.conditions]
+
+
+def test_a_load_one_feeder_can_carry_gets_no_dedicated_line() -> None:
+    area, loads = _large_load_grid(spare_bays=2)
+    # 4000 kVA <= 4200.2 kVA, F1's limit: an ordinary tee-off.
+    planned = plan(request(4_000), RULES, area)
+    assert planned.dedicated == () and all(c.rule != "large_load" for c in planned.trace)
 
 
 def test_special_grade_needs_three_sources() -> None:

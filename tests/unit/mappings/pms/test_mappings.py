@@ -119,6 +119,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
             "DYDJ": "32",
             "YWDW": "变电运维中心",
             "GDQY": "03",
+            "BYJGS": 2,
             "YXZT": "20",
             "GIS": None,
         }
@@ -129,6 +130,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
         "voltage_kv": 110.0,
         "owner_unit": "变电运维中心",
         "supply_area_class": "B",
+        "spare_bays": 2,
         "status": "in_service",
         "source_refs": [{"system": "pms", "record_type": "substation", "key": "DZ000001"}],
     }
@@ -141,6 +143,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
             "YXDL": 485.0,
             "LLKGS": 2,
             "GDQY": "01",
+            "SSMX": "II",
             "YXZT": "10",
         }
     )
@@ -150,6 +153,7 @@ def test_substations_and_feeders(mappings: dict[str, Mapping]) -> None:
         "planned",
     )
     assert feeder["supply_area_class"] == "A+"
+    assert feeder["bus_section"] == "II"
 
 
 def test_a_supply_area_class_pms_does_not_know_is_refused(mappings: dict[str, Mapping]) -> None:

@@ -116,3 +116,29 @@ def test_supply_area_classes_shape_ties_and_main_transformers(tmp_path: Path) ->
     single = [sub for sub, row in subs.items() if row.GDQY in ("05", "06") and units[sub] == 1]
     assert single  # single-transformer rural substations exist
     assert all(units[sub] >= 2 for sub, row in subs.items() if row.GDQY in ("02", "03"))
+
+
+def test_feeders_leave_from_their_substation_s_bus_sections_in_turn_and_bays_are_spare_at_most(
+    tmp_path: Path,
+) -> None:
+    engine, _ = seeded(tmp_path, "pms.db", substation_count=60, feeder_count=600, transformer_count=10)
+    with engine.connect() as conn:
+        subs = {row.OBJ_ID: row for row in conn.execute(sa.select(substations))}
+        lines = conn.execute(sa.select(feeders).order_by(feeders.c.OBJ_ID)).all()
+        units = Counter(row.SSDZ for row in conn.execute(sa.select(main_transformers)))
+    # One 10 kV bus section per main transformer: a single-unit substation's feeders all leave from I.
+    for sub, row in subs.items():
+        sections = {f.SSMX for f in lines if f.QSDZ == sub}
+        expected = ["I", "II", "III", "IV"][: units[sub]]
+        assert sections <= set(expected), (sub, sections, units[sub])
+        if sum(f.QSDZ == sub for f in lines) >= units[sub]:
+            assert sections == set(expected)
+    bays = [row.BYJGS for row in subs.values()]
+    assert all(0 <= count <= 4 for count in bays)
+    assert 0 in bays and any(count >= 2 for count in bays)
+    # Same seed, same spare bays.
+    again, _ = seeded(tmp_path, "pms2.db", substation_count=60, feeder_count=600, transformer_count=10)
+    with again.connect() as conn:
+        assert conn.execute(sa.select(substations.c.OBJ_ID, substations.c.BYJGS)).all() == [
+            (sub, row.BYJGS) for sub, row in subs.items()
+        ]
