@@ -36,8 +36,8 @@ def test_the_shipped_rules_hold_the_facts_defaults() -> None:
         (35, 40000),
         (110, 100000),
     ]
-    # GB/T 29328: 特级 three sources, two substations; 一级 two substations; 二级 two circuits, one substation may
-    # serve both on two bus sections; a dual-source class with no grade still gets two.
+    # GB/T 29328: 特级 three sources, two substations; 一级 two substations; 二级 two circuits, one
+    # substation may serve both on two bus sections; a dual-source class with no grade still gets two.
     assert rules.grade_sources == {"special": (3, 2), "first": (2, 2), "second": (2, 1)}
     assert rules.class_sources == {"hv_dual_source": (2, 1)}
     assert rules.release_stages == {"withdrawn", "cancelled"}

@@ -370,7 +370,7 @@ def test_unrecorded_spare_bays_are_a_condition_to_confirm() -> None:
 
 
 def test_a_load_one_feeder_can_carry_gets_no_dedicated_line() -> None:
-    area, loads = _large_load_grid(spare_bays=2)
+    area, _ = _large_load_grid(spare_bays=2)
     # 4000 kVA <= 4200.2 kVA, F1's limit: an ordinary tee-off.
     planned = plan(request(4_000), RULES, area)
     assert planned.dedicated == () and all(c.rule != "large_load" for c in planned.trace)

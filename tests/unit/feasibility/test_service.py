@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical_model.application import BusinessType
+from canonical_model.application import BusinessType, CustomerClass
 from canonical_model.grid import SupplyAreaClass
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
@@ -342,3 +342,30 @@ def test_a_name_change_is_kept_with_no_capacity_check(sqlite_engine: Engine) -> 
         outcome = service.assess_application(conn, rename, correlation_id="c")
     assert outcome.assessment.verdict == "no_capacity_check" and outcome.reserved_kva == 0
     assert outcome.event is not None and outcome.event.data["verdict"] == "no_capacity_check"
+
+
+def test_a_large_load_reserves_its_dedicated_circuits_on_the_substation(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            substation("S1", 0, 600, area=SupplyAreaClass.B, spare_bays=3),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+        )
+        for equipment_id, peak_kw in (("F1", 1_000.0), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
+            store_peak(conn, equipment_id, peak_kw)
+    service = FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW)
+    large = application("A1", 9_000, customer_class=CustomerClass.HV_SINGLE_SOURCE)
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, large, correlation_id="c")
+    assessment = outcome.assessment
+    # F1 (class B from S1, one tie) may carry 0.5 x 8400.4 = 4200.2 kVA even empty; 9000 kVA needs
+    # ceil(9000 / 6062.2) = 2 new circuits, and S1 has 3 spare bays.
+    best = assessment.schemes[0].sources[0]
+    assert (best.equipment_id, best.connection, best.circuits) == ("S1", "dedicated_line", 2)
+    assert assessment.verdict == "feasible"
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A1", "S1", 9_000.0)]
+        kept = service.stored(conn, "A1")
+    assert kept is not None and kept["schemes"][0]["sources"][0]["circuits"] == 2
