@@ -3,8 +3,9 @@
 Two paths are timed over the same synthetic grid, spread evenly over a 40 km square around Zhengzhou:
 - engine: plan() and evaluate() on an in-memory GridArea built once (the rules and the spatial index);
 - database: FeasibilityService.preview() on the hub database (PostgreSQL in `make bench`), which reads the
-  equipment in the site's supply radius, the recent peaks and the reservations for every check, then runs
-  the engine (the path of the API and of the feasibility consumer).
+  equipment in the site's supply radius, the recent peaks with the power factor measured at them and the
+  reservations for every check, then runs the engine (the path of the API and of the feasibility consumer).
+  Every peak is at 20:00 and every other piece of equipment has a factor curve of that day.
 Sites are random (seeded); requests alternate between low-voltage (100 kVA) and 10 kV (630 kVA).
 """
 
@@ -41,13 +42,14 @@ from feasibility.service import FeasibilityService
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.database import create_engine, create_schema
 from store.grid import bump_grid_revision, grid_equipment
-from store.loads import load_profiles
+from store.loads import load_profiles, power_factor_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTRE = GeoPoint(lon=113.65, lat=34.75)
 SPAN_M = 40_000
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 DAY = date(2026, 11, 20)
+PEAK_POINT = 80  # 20:00-20:15
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _seed_database(engine: Engine, items: Sequence[Equipment], peaks: dict[str, 
             "phase": "total",
             "source": "dispatch",
             "peak_kw": peak,
+            "peak_point": PEAK_POINT,
             "good_points": 96,
             "document": {"equipment_id": equipment_id},
             "event_source": "/bench",
@@ -229,10 +232,26 @@ def _seed_database(engine: Engine, items: Sequence[Equipment], peaks: dict[str, 
         }
         for equipment_id, peak in peaks.items()
     ]
+    factor_rows = [
+        {
+            "equipment_id": equipment_id,
+            "data_date": DAY,
+            "phase": "total",
+            "source": "dispatch",
+            "factors": [0.85 if point == PEAK_POINT else 0.95 for point in range(96)],
+            "good_points": 96,
+            "event_source": "/bench",
+            "sequence": 1,
+            "event_id": str(uuid.uuid4()),
+            "updated_at": NOW,
+        }
+        for equipment_id in list(peaks)[::2]
+    ]
     with engine.begin() as conn:
         revision = bump_grid_revision(conn)
         conn.execute(grid_equipment.insert(), [{**row, "revision": revision} for row in grid_rows])
         conn.execute(load_profiles.insert(), profile_rows)
+        conn.execute(power_factor_curves.insert(), factor_rows)
 
 
 def measure_feasibility(
