@@ -3,13 +3,14 @@
 Two paths are timed over the same synthetic grid, spread evenly over a 40 km square around Zhengzhou:
 - engine: plan() and evaluate() on an in-memory GridArea built once (the rules and the spatial index);
 - database: FeasibilityService.preview() on the hub database (PostgreSQL in `make bench`), which reads the
-  equipment in the site's supply radius, the recent peaks and the reservations for every check, then runs
-  the engine (the path of the API and of the feasibility consumer).
+  equipment in the site's supply radius, the load basis with the power factor measured at its peak and the
+  reservations for every check, then runs the engine (the path of the API and of the feasibility consumer).
 Sites are random (seeded) in the centre of the grid; requests alternate between low-voltage (100 kVA) and
 10 kV (630 kVA). The database holds a year of daily profiles (history_days) for every feeder and main
 transformer and for each transformer a 10 kV search from those sites can reach, so the 12-month load basis
 reads a full year for every candidate; the grid is evenly dense, so the sites' square costs what any other
 would, and seeding the year only where checks look keeps the run within minutes.
+Every day peaks at 20:00, and every other piece of equipment has a factor curve of its peak day.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from feasibility.service import FeasibilityService
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.database import create_engine, create_schema
 from store.grid import bump_grid_revision, grid_equipment
-from store.loads import load_profiles
+from store.loads import load_profiles, power_factor_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTRE = GeoPoint(lon=113.65, lat=34.75)
@@ -57,6 +58,7 @@ SITES_SPAN_M = 6_000
 REACH_M = 3_000
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 DAY = date(2026, 11, 20)
+PEAK_POINT = 80  # 20:00-20:15
 
 
 @dataclass(frozen=True)
@@ -229,20 +231,24 @@ def _seed_database(
         conn.execute(grid_equipment.insert(), [{**row, "revision": revision} for row in grid_rows])
     reach = SITES_SPAN_M / 2 + REACH_M
     batch: list[dict[str, Any]] = []
+    factors: list[dict[str, Any]] = []
     with engine.begin() as conn:
-        for item in items:
+        for index, item in enumerate(items):
             peak = peaks.get(item.equipment_id)
             if peak is None:
                 continue
             days = history_days if item.kind != TRANSFORMER or _within(item, reach) else 1
-            for back in range(days):
-                day = DAY - timedelta(days=back)
-                batch.append(_profile_row(item.equipment_id, day, round(peak * _season(day), 1)))
+            history = [DAY - timedelta(days=back) for back in range(days)]
+            batch.extend(
+                _profile_row(item.equipment_id, day, round(peak * _season(day), 1)) for day in history
+            )
+            if index % 2 == 0:
+                factors.append(_factor_row(item.equipment_id, max(history, key=_season)))
             if len(batch) >= 20_000:
                 conn.execute(load_profiles.insert(), batch)
                 batch = []
-        if batch:
-            conn.execute(load_profiles.insert(), batch)
+        conn.execute(load_profiles.insert(), batch)
+        conn.execute(power_factor_curves.insert(), factors)
 
 
 def _within(item: Equipment, half_m: float) -> bool:
@@ -266,8 +272,24 @@ def _profile_row(equipment_id: str, day: date, peak_kw: float) -> dict[str, Any]
         "phase": "total",
         "source": "dispatch",
         "peak_kw": peak_kw,
+        "peak_point": PEAK_POINT,
         "good_points": 96,
         "document": {"equipment_id": equipment_id},
+        "event_source": "/bench",
+        "sequence": 1,
+        "event_id": str(uuid.uuid4()),
+        "updated_at": NOW,
+    }
+
+
+def _factor_row(equipment_id: str, day: date) -> dict[str, Any]:
+    return {
+        "equipment_id": equipment_id,
+        "data_date": day,
+        "phase": "total",
+        "source": "dispatch",
+        "factors": [0.85 if point == PEAK_POINT else 0.95 for point in range(96)],
+        "good_points": 96,
         "event_source": "/bench",
         "sequence": 1,
         "event_id": str(uuid.uuid4()),

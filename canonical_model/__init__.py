@@ -59,6 +59,8 @@ from canonical_model.load import (
     LoadSource,
     MeasuredQuantity,
     Measurement,
+    PowerFactorPoint,
+    PowerFactorProfile,
 )
 
 __all__ = [
@@ -95,6 +97,8 @@ __all__ = [
     "MainTransformer",
     "MeasuredQuantity",
     "Measurement",
+    "PowerFactorPoint",
+    "PowerFactorProfile",
     "Reinforcement",
     "RuleCheck",
     "RuleResult",

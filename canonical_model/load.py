@@ -1,4 +1,5 @@
-"""Measured load (负荷): 96-point daily profiles and point telemetry, in kW, with the source's quality codes.
+"""Measured load (负荷): 96-point daily profiles and point telemetry in kW, and daily power-factor curves,
+with the source's quality codes.
 
 Quality codes follow the IEC 60870-5-104 quality descriptor that dispatch front ends (D5000) keep with
 every telemetry value: a bit mask where 0 means good and any set bit means the value must not be trusted
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
@@ -30,9 +32,12 @@ def flags_invalid(quality: int | None) -> bool:
     return quality is not None and bool(quality & INVALID_QUALITY)
 
 
-def _missing_when_invalid(load_kw: float | None, info: ValidationInfo) -> float | None:
-    # quality is declared before load_kw, so it is validated first (absent here when it failed).
-    return None if flags_invalid(info.data.get("quality")) else load_kw
+_Value = TypeVar("_Value")
+
+
+def _missing_when_invalid(value: _Value, info: ValidationInfo) -> _Value | None:
+    # quality is declared before the value, so it is validated first (absent here when it failed).
+    return None if flags_invalid(info.data.get("quality")) else value
 
 
 class LoadSource(StrEnum):
@@ -96,8 +101,75 @@ class LoadProfile(CanonicalModel):
     @property
     def peak_kw(self) -> float | None:
         """The highest good point, or None when no point is good; flagged values never count."""
-        values = [point.load_kw for point in self.points if point.good and point.load_kw is not None]
-        return max(values) if values else None
+        point = self.peak_point
+        return None if point is None else self.points[point].load_kw
+
+    @property
+    def peak_point(self) -> int | None:
+        """The index of the highest good point (the first of equal ones), or None when no point is good."""
+        good = [
+            (point.load_kw, -n)
+            for n, point in enumerate(self.points)
+            if point.good and point.load_kw is not None
+        ]
+        # The highest load, and of equal ones the lowest index (the largest -n).
+        return -max(good)[1] if good else None
+
+
+class PowerFactorPoint(CanonicalModel):
+    """The power factor at one 15-minute point of a day."""
+
+    quality: int | None = Field(
+        default=None,
+        ge=0,
+        description="quality code as the source gave it (质量码); 0 = good, any set bit = not trusted; "
+        "None when the source gives no codes",
+    )
+    power_factor: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="power factor cos φ, 0 < value <= 1 (功率因数); None when missing or flagged invalid",
+    )
+
+    # Before the range check: a value flagged invalid is no measurement (a 0 or a spike), and refusing it
+    # would park the whole day's curve for one point its source already disowned.
+    _invalid_is_missing = field_validator("power_factor", mode="before")(_missing_when_invalid)
+
+    @property
+    def good(self) -> bool:
+        """Whether the value may be used: present, and not flagged by the source."""
+        return self.power_factor is not None and not self.quality
+
+
+class PowerFactorProfile(CanonicalModel):
+    """A piece of equipment's power factor over one day, 96 points at 15 minutes (功率因数曲线).
+
+    Point n is read at the same 15 minutes as point n of the equipment's LoadProfile, so the factor at the
+    load's peak is the point of the peak's index.
+    """
+
+    equipment_id: str = Field(min_length=1, description="PMS equipment id: feeder or transformer (设备ID)")
+    equipment_name: str | None = Field(default=None, description="equipment name in the source (设备名称)")
+    data_date: date = Field(description="the day the points cover, Asia/Shanghai (数据日期)")
+    phase: LoadPhase = Field(default=LoadPhase.TOTAL, description="total or per-phase power factor")
+    source: LoadSource = Field(description="the measuring system: dispatch automation or metering")
+    points: tuple[PowerFactorPoint, ...] = Field(
+        min_length=POINTS_PER_DAY,
+        max_length=POINTS_PER_DAY,
+        description="points[n] covers minutes 15n to 15(n+1) of the day (F1 ... F96)",
+    )
+    source_refs: tuple[SourceRef, ...] = Field(default=(), description="legacy records this came from")
+
+    @property
+    def good_points(self) -> int:
+        """How many points may be used."""
+        return sum(1 for point in self.points if point.good)
+
+    @property
+    def good_factors(self) -> tuple[float | None, ...]:
+        """Each point's power factor where it may be used, None where not."""
+        return tuple(point.power_factor if point.good else None for point in self.points)
 
 
 class MeasuredQuantity(StrEnum):

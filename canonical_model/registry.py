@@ -22,7 +22,7 @@ from canonical_model.grid import (
     MainTransformer,
     Substation,
 )
-from canonical_model.load import LoadProfile, Measurement
+from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
 from canonical_model.projection import ProjectionUpdate
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -48,6 +48,7 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "SurveyAssignment": (SurveyAssignment, "survey_assignment.v1"),
     "LoadProfile": (LoadProfile, "load_profile.v1"),
     "Measurement": (Measurement, "measurement.v1"),
+    "PowerFactorProfile": (PowerFactorProfile, "power_factor_profile.v1"),
     "FeasibilityAssessment": (FeasibilityAssessment, "feasibility_assessment.v1"),
     "ProjectionUpdate": (ProjectionUpdate, "projection_update.v1"),
 }

@@ -1,7 +1,9 @@
-"""Reading the engine's inputs from the hub database: equipment documents, recent peaks, reservations."""
+"""Reading the engine's inputs from the hub database: equipment documents, recent peaks with the power
+factor measured at them, reservations."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime, timedelta
@@ -22,7 +24,7 @@ from feasibility.engine import (
 )
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.feasibility import capacity_reservations
-from store.loads import load_profiles
+from store.loads import PeakPoint, load_profiles, power_factors_at
 
 KINDS = (TRANSFORMER, FEEDER, SUBSTATION, MAIN_TRANSFORMER)
 TOTAL_PHASE = "total"
@@ -89,13 +91,18 @@ def read_loads(
     (rules.min_good_points good points), the data is stale or incomplete: no basis. Otherwise the basis is
     the highest good point of the complete days in the window, and of last year's season where the window's
     history is shorter than the window (basis_dates).
+
+    The power factor is the one measured at the basis's peak point (power_factors_at), where a factor
+    curve of that day has a good value there; otherwise None, and the engine uses the configured factor.
+    At most three queries, however many pieces of equipment are asked for.
     """
     if not equipment_ids:
         return {}
     table = load_profiles
     fresh, window, season = basis_dates(rules, today)
+    columns = (table.c.equipment_id, table.c.data_date, table.c.source, table.c.peak_kw, table.c.peak_point)
     rows = conn.execute(
-        sa.select(table.c.equipment_id, table.c.data_date, table.c.peak_kw, table.c.good_points).where(
+        sa.select(*columns, table.c.good_points).where(
             table.c.equipment_id.in_(sorted(equipment_ids)),
             table.c.phase == TOTAL_PHASE,
             table.c.data_date >= min(window, season[0]),
@@ -109,11 +116,21 @@ def read_loads(
     if unseen:
         # Nothing in the basis window: only the date of an older profile is wanted, for the message.
         latest.update(_latest_dates(conn, unseen))
-    return {
+    based = {
         equipment_id: _reading(
             by_equipment.get(equipment_id, []), latest.get(equipment_id), (fresh, window, season), rules
         )
         for equipment_id in equipment_ids
+    }
+    peaks = [
+        PeakPoint(equipment_id, peak.data_date, peak.source, peak.peak_point)
+        for equipment_id, (_, peak) in based.items()
+        if peak is not None and peak.peak_point is not None
+    ]
+    factors = power_factors_at(conn, peaks, phase=TOTAL_PHASE)
+    return {
+        equipment_id: dataclasses.replace(reading, power_factor=factors.get(equipment_id))
+        for equipment_id, (reading, _) in based.items()
     }
 
 
@@ -129,20 +146,21 @@ def _latest_dates(conn: Connection, equipment_ids: Collection[str]) -> dict[str,
 
 def _reading(
     rows: list[Any], latest: date | None, dates: tuple[date, date, tuple[date, date]], rules: Rules
-) -> LoadReading:
+) -> tuple[LoadReading, Any | None]:
+    """The reading, and the profile row of its peak (None when there is no basis)."""
     fresh, window, (season_from, season_to) = dates
     if latest is None:
-        return LoadReading(None, None, "no load profile")
+        return LoadReading(None, None, "no load profile"), None
     if latest < fresh:
-        return LoadReading(None, latest, f"stale: latest profile is of {latest.isoformat()}, before {fresh}")
+        stale = f"stale: latest profile is of {latest.isoformat()}, before {fresh}"
+        return LoadReading(None, latest, stale), None
     usable = [row for row in rows if row.peak_kw is not None and row.good_points >= rules.min_good_points]
     if not any(row.data_date >= fresh for row in usable):
         best = max((row.good_points for row in rows if row.data_date >= fresh), default=0)
-        return LoadReading(
-            None,
-            latest,
-            f"incomplete: at most {best} good points of 96 since {fresh} (need {rules.min_good_points})",
+        incomplete = (
+            f"incomplete: at most {best} good points of 96 since {fresh} (need {rules.min_good_points})"
         )
+        return LoadReading(None, latest, incomplete), None
     recent = [row for row in usable if row.data_date >= window]
     first = min(row.data_date for row in rows if row.data_date >= window)
     basis = f"highest of {len(recent)} good day(s) in the last {rules.window_days} days"
@@ -155,7 +173,16 @@ def _reading(
             f"{season_from.isoformat()}..{season_to.isoformat()}"
         )
     peak = max(recent, key=lambda row: row.peak_kw)
-    return LoadReading(float(peak.peak_kw), peak.data_date, basis=f"{basis}, peak on {peak.data_date}")
+    basis += f", peak on {peak.data_date}{_interval(peak.peak_point)}"
+    return LoadReading(float(peak.peak_kw), peak.data_date, basis=basis), peak
+
+
+def _interval(point: int | None) -> str:
+    """' at 20:00-20:15' for point 80 (P81); '' for a profile stored without its peak point."""
+    if point is None:
+        return ""
+    start, end = point * 15, (point + 1) * 15
+    return f" at {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
 
 
 def read_reserved(

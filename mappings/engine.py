@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from mappings.codes import CodeTable
 from mappings.units import convert
@@ -348,7 +349,12 @@ class Mapping:
 
     def _describe(self, exc: ValidationError) -> str:
         problems = []
-        for error in exc.errors():
+        errors = exc.errors()
+        for error in errors:
+            if error["type"] == "too_short" and _holds_a_failed_item(error["loc"], errors):
+                # pydantic counts a list's length without its failed items, so a 96-point curve with one
+                # bad point is also "too short": noise beside the point's own error.
+                continue
             entry = self.entry_for(error["loc"])
             field_name = ".".join(str(part) for part in error["loc"]) or "<document>"
             source = f" (source {entry.source})" if entry.source else ""
@@ -358,3 +364,8 @@ class Mapping:
                 f"{error['msg']}{value}"
             )
         return "; ".join(problems)
+
+
+def _holds_a_failed_item(loc: tuple[int | str, ...], errors: cabc.Sequence[ErrorDetails]) -> bool:
+    """Whether another error lies inside the value at loc."""
+    return any(len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors)

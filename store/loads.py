@@ -7,11 +7,17 @@ dispatch_file_log records the outcome of every file the intake finished (publish
 the encoding it was read as and whether the file declared it or the intake detected it.
 
 load_profiles holds the latest LoadProfile per equipment, day, phase and measuring system, with its peak
-over good points; load_measurements the telemetry values per measurement point and time.
+over good points and the index of the point it was at; power_factor_curves the latest power-factor curve
+per equipment, day, phase and measuring system, as its good values; load_measurements the telemetry values
+per measurement point and time.
+
+The factor at a day's peak is joined when read (power_factors_at), not copied onto the profile, so a load
+curve and its factor curve give the same basis whichever is stored first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -69,6 +75,9 @@ load_profiles = sa.Table(
     sa.Column("source", sa.String(16), primary_key=True, comment="dispatch | metering"),
     sa.Column("equipment_name", sa.String(255), nullable=True),
     sa.Column("peak_kw", sa.Float, nullable=True, comment="highest good point; NULL when none is good"),
+    sa.Column(
+        "peak_point", sa.Integer, nullable=True, comment="index 0-95 of that point; NULL when none is good"
+    ),
     sa.Column("good_points", sa.Integer, nullable=False),
     sa.Column("document", sa.JSON, nullable=False, comment="latest canonical LoadProfile"),
     sa.Column("event_source", KEY, nullable=False, comment="CloudEvent source of the applied event"),
@@ -76,6 +85,22 @@ load_profiles = sa.Table(
     sa.Column("event_id", KEY, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_load_profiles_date", "data_date", "equipment_id"),
+)
+
+power_factor_curves = sa.Table(
+    "power_factor_curves",
+    metadata,
+    sa.Column("equipment_id", KEY, primary_key=True),
+    sa.Column("data_date", sa.Date, primary_key=True),
+    sa.Column("phase", sa.String(16), primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True, comment="dispatch | metering"),
+    sa.Column("equipment_name", sa.String(255), nullable=True),
+    sa.Column("factors", sa.JSON, nullable=False, comment="96 factors, null where missing or flagged"),
+    sa.Column("good_points", sa.Integer, nullable=False),
+    sa.Column("event_source", KEY, nullable=False, comment="CloudEvent source of the applied event"),
+    sa.Column("sequence", sa.BigInteger, nullable=False, comment="its per-subject sequence"),
+    sa.Column("event_id", KEY, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 load_measurements = sa.Table(
@@ -180,39 +205,130 @@ def upsert_profile(
     document: dict[str, Any],
     *,
     peak_kw: float | None,
+    peak_point: int | None,
     good_points: int,
     event_source: str,
     sequence: int,
     event_id: str,
 ) -> bool:
     """Store a profile unless the stored one came later from the same event source; return if stored."""
-    key = (
-        (load_profiles.c.equipment_id, document["equipment_id"]),
-        (load_profiles.c.data_date, date.fromisoformat(document["data_date"])),
-        (load_profiles.c.phase, document.get("phase", "total")),
-        (load_profiles.c.source, document["source"]),
-    )
-    where = sa.and_(*(column == value for column, value in key))
-    stored = conn.execute(
-        sa.select(load_profiles.c.event_source, load_profiles.c.sequence).where(where)
-    ).first()
-    if stored is not None and stored.event_source == event_source and stored.sequence >= sequence:
-        return False
+    key = {
+        "equipment_id": document["equipment_id"],
+        "data_date": date.fromisoformat(document["data_date"]),
+        "phase": document.get("phase", "total"),
+        "source": document["source"],
+    }
     values = {
         "equipment_name": document.get("equipment_name"),
         "peak_kw": peak_kw,
+        "peak_point": peak_point,
         "good_points": good_points,
         "document": document,
+    }
+    return _upsert_latest(conn, load_profiles, key, values, event_source, sequence, event_id)
+
+
+@dataclass(frozen=True)
+class FactorCurve:
+    """A day's power factors as the basis reads them: 96 values, None where a point is not good."""
+
+    equipment_id: str
+    data_date: date
+    phase: str
+    source: str
+    factors: Sequence[float | None]
+    equipment_name: str | None = None
+
+    @property
+    def good_points(self) -> int:
+        """How many points have a usable factor."""
+        return sum(1 for factor in self.factors if factor is not None)
+
+
+def upsert_power_factors(
+    conn: Connection, curve: FactorCurve, *, event_source: str, sequence: int, event_id: str
+) -> bool:
+    """Store a factor curve unless the stored one came later from the same event source; return if stored."""
+    key = {
+        "equipment_id": curve.equipment_id,
+        "data_date": curve.data_date,
+        "phase": curve.phase,
+        "source": curve.source,
+    }
+    values = {
+        "equipment_name": curve.equipment_name,
+        "factors": list(curve.factors),
+        "good_points": curve.good_points,
+    }
+    return _upsert_latest(conn, power_factor_curves, key, values, event_source, sequence, event_id)
+
+
+def _upsert_latest(
+    conn: Connection,
+    table: sa.Table,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    event_source: str,
+    sequence: int,
+    event_id: str,
+) -> bool:
+    where = sa.and_(*(table.c[column] == value for column, value in key.items()))
+    stored = conn.execute(sa.select(table.c.event_source, table.c.sequence).where(where)).first()
+    if stored is not None and stored.event_source == event_source and stored.sequence >= sequence:
+        return False
+    values = {
+        **values,
         "event_source": event_source,
         "sequence": sequence,
         "event_id": event_id,
         "updated_at": _now(),
     }
     if stored is None:
-        conn.execute(load_profiles.insert().values(**{column.name: value for column, value in key}, **values))
+        conn.execute(table.insert().values(**key, **values))
     else:
-        conn.execute(load_profiles.update().where(where).values(**values))
+        conn.execute(table.update().where(where).values(**values))
     return True
+
+
+@dataclass(frozen=True)
+class PeakPoint:
+    """Where an equipment's load basis peaked: the day, the measuring system and the point's index."""
+
+    equipment_id: str
+    data_date: date
+    source: str
+    point: int
+
+
+def power_factors_at(conn: Connection, peaks: Collection[PeakPoint], *, phase: str) -> dict[str, float]:
+    """The good power factor at each peak point, by equipment id; equipment without one is left out.
+
+    One query for all peaks. A factor curve of the peak's own measuring system is preferred; another
+    system's curve of the same equipment and day stands in where it has a good value at the point.
+    """
+    if not peaks:
+        return {}
+    table = power_factor_curves
+    days = sorted({(peak.equipment_id, peak.data_date) for peak in peaks})
+    rows = conn.execute(
+        sa.select(table.c.equipment_id, table.c.data_date, table.c.source, table.c.factors).where(
+            sa.tuple_(table.c.equipment_id, table.c.data_date).in_(days), table.c.phase == phase
+        )
+    ).all()
+    curves: dict[tuple[str, date], list[Any]] = {}
+    for row in rows:
+        curves.setdefault((row.equipment_id, row.data_date), []).append(row)
+    found: dict[str, float] = {}
+    for peak in peaks:
+        candidates = sorted(
+            curves.get((peak.equipment_id, peak.data_date), []), key=lambda row: row.source != peak.source
+        )
+        for row in candidates:
+            factor = row.factors[peak.point] if 0 <= peak.point < len(row.factors) else None
+            if factor is not None:
+                found[peak.equipment_id] = float(factor)
+                break
+    return found
 
 
 def upsert_measurement(conn: Connection, values: dict[str, Any]) -> None:

@@ -1,21 +1,26 @@
-"""The loads consumer: keeps the load projection (profiles with their good-point peak, telemetry values).
+"""The loads consumer: keeps the load projection (profiles with their good-point peak and where it was,
+power-factor curves, telemetry values).
 
-A stored profile is announced (workflow/projection.py) for the feasibility checks that depend on its peak.
+A stored profile or factor curve is announced (workflow/projection.py) for the feasibility checks that
+depend on its peak: the factor at the peak turns it into kVA.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy.engine import Connection
 
 from canonical_model.envelope import CloudEvent
-from canonical_model.load import LoadProfile, Measurement
+from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
 from canonical_model.projection import Projection, ProjectionUpdate
-from store.loads import upsert_measurement, upsert_profile
+from store.loads import FactorCurve, upsert_measurement, upsert_power_factors, upsert_profile
 from workflow.projection import announce
 from yekuo.errors import InvalidRecordError
 
 PROFILE_RECORDED = "cn.yekuo.load.profile.recorded.v1"
 MEASUREMENT_RECORDED = "cn.yekuo.load.measurement.recorded.v1"
+POWER_FACTOR_RECORDED = "cn.yekuo.load.power_factor.recorded.v1"
 
 
 def handle_load_event(conn: Connection, event: CloudEvent) -> None:
@@ -26,20 +31,28 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
             conn,
             profile.model_dump(mode="json", exclude_none=True),
             peak_kw=profile.peak_kw,
+            peak_point=profile.peak_point,
             good_points=profile.good_points,
             event_source=event.producer,
             sequence=event.sequence,
             event_id=event.id,
         )
         if stored:
-            update = ProjectionUpdate(
-                projection=Projection.LOADS,
-                equipment_id=profile.equipment_id,
-                data_date=profile.data_date,
-                source_event_id=event.id,
-                source_event_type=event.type,
-            )
-            announce(conn, update, event)
+            _announce(conn, event, profile.equipment_id, profile.data_date)
+    elif event.type == POWER_FACTOR_RECORDED:
+        factors = PowerFactorProfile.model_validate(event.data)
+        curve = FactorCurve(
+            equipment_id=factors.equipment_id,
+            data_date=factors.data_date,
+            phase=factors.phase.value,
+            source=factors.source.value,
+            factors=factors.good_factors,
+            equipment_name=factors.equipment_name,
+        )
+        if upsert_power_factors(
+            conn, curve, event_source=event.producer, sequence=event.sequence, event_id=event.id
+        ):
+            _announce(conn, event, factors.equipment_id, factors.data_date)
     elif event.type == MEASUREMENT_RECORDED:
         measurement = Measurement.model_validate(event.data)
         upsert_measurement(
@@ -56,3 +69,14 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
         )
     else:
         raise InvalidRecordError(f"the loads consumer has no handler for {event.type} (event {event.id})")
+
+
+def _announce(conn: Connection, event: CloudEvent, equipment_id: str, data_date: date) -> None:
+    update = ProjectionUpdate(
+        projection=Projection.LOADS,
+        equipment_id=equipment_id,
+        data_date=data_date,
+        source_event_id=event.id,
+        source_event_type=event.type,
+    )
+    announce(conn, update, event)

@@ -1,4 +1,4 @@
-"""Dispatch automation system (调度自动化系统) feeds: CIM/E model files and 96-point load-curve CSV files."""
+"""Dispatch automation system (调度自动化系统) feeds: CIM/E model files and 96-point curve CSV files."""
 
 from adapters.dispatch.cime import (
     Block,
@@ -15,6 +15,7 @@ from adapters.dispatch.cime import (
 )
 from adapters.dispatch.curves_csv import (
     Curve,
+    CurveKind,
     CurveRow,
     CurveRowError,
     iter_curve_lines,
@@ -32,6 +33,7 @@ __all__ = [
     "CimeRow",
     "CimeRowError",
     "Curve",
+    "CurveKind",
     "CurveRow",
     "CurveRowError",
     "Header",

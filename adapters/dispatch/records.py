@@ -1,9 +1,11 @@
 """Dispatch files as raw records: each CIM/E or curve CSV data row with its file and line, or why it broke.
 
 Record types: a CIM/E row is named after its block's class in snake case (LoadCurve -> load_curve,
-FeederPW -> feeder_pw); a curve CSV row is power_curve. Where a row holds the 96 points of a day (P1 ...
-P96, and Q1 ... Q96 when present), they are grouped into POINTS, a list of {"P": ..., "Q": ...} in point
-order, so a mapping can build the profile's points with `each`; the Pn and Qn keys are dropped.
+FeederPW -> feeder_pw); a curve CSV row is power_curve, or factor_curve when the file's header has the
+power-factor columns F1 ... F96 (see curves_csv.py). Where a row holds the 96 points of a day (P1 ... P96
+or F1 ... F96, and Q1 ... Q96 when present), they are grouped into POINTS, a list of {"P": ..., "Q": ...}
+(or {"F": ..., "Q": ...}) in point order, so a mapping can build the profile's points with `each`; the
+point and quality keys are dropped.
 
 An Analog (telemetry) row also names what it measures, and its record type says which quantity it is:
 analog_p (active power), analog_q (reactive power), analog_i (current), analog_u (voltage, written U or
@@ -29,12 +31,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, iter_cime
-from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, CurveRow, iter_curves
+from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, CurveKind, CurveRow, iter_curves
 from adapters.dispatch.encoding import UTF8_BOM, BinaryReader, EncodingListener
 from adapters.records import RawRecord
 
 SYSTEM = "dispatch"
-CSV_RECORD_TYPE = "power_curve"
+# The record type of a curve CSV row, by the kind of curve the file's header names.
+CSV_RECORD_TYPES: dict[CurveKind, str] = {CurveKind.POWER: "power_curve", CurveKind.FACTOR: "factor_curve"}
 POINTS_KEY = "POINTS"
 EQUIPMENT_KEY = "EQUIPMENT"
 QUANTITY_KEY = "QUANTITY"
@@ -226,15 +229,19 @@ def _csv_records(
     wanted: Callable[[str], bool],
     on_encoding: EncodingListener | None,
 ) -> Iterator[FileItem]:
-    take = wanted(CSV_RECORD_TYPE)
+    taken: dict[str, bool] = {}
     for item in iter_curves(stream, source_name=source_name, on_encoding=on_encoding):
         if not isinstance(item, CurveRow):
             yield BrokenRow(item.line_no, str(item.as_error(source_name)), item.raw_line)
             continue
-        if not take:
-            yield SkippedRow(item.line_no, CSV_RECORD_TYPE)
-            continue
         curve = item.curve
+        record_type = CSV_RECORD_TYPES[curve.kind]
+        take = taken.get(record_type)
+        if take is None:
+            take = taken[record_type] = wanted(record_type)
+        if not take:
+            yield SkippedRow(item.line_no, record_type)
+            continue
         day = curve.data_date.isoformat()
         quality = curve.quality or (None,) * len(curve.points)
         payload: dict[str, Any] = {
@@ -242,10 +249,12 @@ def _csv_records(
             "DATA_DATE": day,
             "DATA_TYPE": curve.data_type,
             **curve.extra,
-            POINTS_KEY: [{"P": _text(p), "Q": q} for p, q in zip(curve.points, quality, strict=True)],
+            POINTS_KEY: [
+                {curve.kind.value: _text(p), "Q": q} for p, q in zip(curve.points, quality, strict=True)
+            ],
         }
         position = {"file": source_name, "line": item.line_no}
-        yield RawRecord(SYSTEM, CSV_RECORD_TYPE, f"{curve.id}/{day}", payload, position)
+        yield RawRecord(SYSTEM, record_type, f"{curve.id}/{day}", payload, position)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -18,6 +18,13 @@ prefecture grid: most feeders and distribution transformers peak at 25-50% of th
 weekday (about 30-60% in winter and summer), one in ten at 50-65%, and one in twenty-five is overloaded
 (75-95%, beyond the planning limits). Main transformers run lighter, 25-45%, so a substation's load fits on
 its other units when one trips.
+
+Power factor (功率因数), where a meter records it: high at light load and lowest at the day's peak, when
+motors and air conditioning draw the most reactive power and capacitor banks lag behind:
+- industrial: 0.96 at light load down to about 0.86 at the peak (induction motors);
+- commercial: 0.97 down to about 0.91 (air conditioning, lighting ballasts);
+- residential: 0.98 down to about 0.93,
+falling with the square of the load's share of the day's peak, with 0.5% noise, within 0.85-0.98.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+from collections.abc import Sequence
 from datetime import date
 
 from simulators.dispatch.equipment import LoadClass
@@ -112,3 +120,30 @@ def daily_curve(
         max(0.0, shape(load_class, day, (n + 0.5) / 4.0) * scale * season * rng.gauss(1.0, 0.03))
         for n in range(POINTS)
     ]
+
+
+# Load class -> (power factor at light load, at the day's peak); see the module text.
+_POWER_FACTORS: dict[LoadClass, tuple[float, float]] = {
+    LoadClass.INDUSTRIAL: (0.96, 0.86),
+    LoadClass.COMMERCIAL: (0.97, 0.91),
+    LoadClass.RESIDENTIAL: (0.98, 0.93),
+}
+LOWEST_POWER_FACTOR = 0.85
+HIGHEST_POWER_FACTOR = 0.98
+
+
+def power_factor_curve(
+    load_class: LoadClass, loads_kw: Sequence[float | None], rng: random.Random
+) -> list[float | None]:
+    """The power factor at each point of a day's loads (None where the load is None), lowest at the peak."""
+    light, at_peak = _POWER_FACTORS[load_class]
+    peak = max((load for load in loads_kw if load is not None), default=0.0)
+    factors: list[float | None] = []
+    for load in loads_kw:
+        if load is None:
+            factors.append(None)
+            continue
+        share = min(1.0, load / peak) if peak > 0 else 0.0
+        value = light - (light - at_peak) * share**2 + rng.gauss(0.0, 0.005)
+        factors.append(min(HIGHEST_POWER_FACTOR, max(LOWEST_POWER_FACTOR, value)))
+    return factors

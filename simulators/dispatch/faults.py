@@ -18,6 +18,10 @@ Trigger table (trigger: file written -> right outcome at the hub):
 - garbage_rows_csv: a curve CSV with junk rows (a wrong field count, a broken quote, a point that is not
   a number, an impossible date)
   -> each junk row parked as invalid with file, line and reason; every good row published.
+- bad_factor_csv: a power-factor curve CSV with bad rows (a factor above 1, a factor of 0, a factor that is
+  not a number, a row one factor short)
+  -> each bad row parked as invalid with file, line and reason (an out-of-range factor by its point);
+  every good row published.
 - oversized: a curve CSV grown (sparse) to --oversize-bytes, by default 3 GiB, above the hub's default
   limit of 256 MiB (YEKUO_DISPATCH__MAX_FILE_BYTES)
   -> error/ unread, its reason naming the size and the limit.
@@ -45,6 +49,7 @@ class Fault(StrEnum):
     DUPLICATE = "duplicate"
     GARBAGE_ROWS = "garbage_rows"
     GARBAGE_ROWS_CSV = "garbage_rows_csv"
+    BAD_FACTOR_CSV = "bad_factor_csv"
     OVERSIZED = "oversized"
     STILL_WRITING = "still_writing"
 

@@ -7,6 +7,9 @@ Good files (each written under <name>.part and renamed when complete):
   active power (MW) at 20:15, its quality code and the PMS id of the feeder (equipment).
 - ``metering_power_curve_<day>.csv``: UTF-8 CSV laid out like E_MP_POWER_CURVE (ID = the transformer's PMS
   id, DATA_DATE, DATA_TYPE 1 = total active power, P1 ... P96 in kW); a missing point is an empty cell.
+- ``metering_factor_curve_<day>.csv``: UTF-8 CSV laid out like E_MP_FACTOR_CURVE (ID, DATA_DATE, DATA_TYPE
+  1 = total, F1 ... F96 the power factor, see curves.py) of the transformers whose meters record it
+  (records_power_factor); empty where the power curve is.
 
 Quality codes (CIM/E only) follow the IEC 60870-5-104 quality descriptor D5000 keeps: 0 good; 0x80 (128)
 invalid, with the value missing or a spike; 0x40 (64) not topical, the previous value repeated; 0x20 (32)
@@ -26,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.dispatch.cime import Block, Header, iter_cime_bytes, iter_cime_lines
-from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, Curve, iter_curve_lines
-from simulators.dispatch.curves import POINTS, daily_curve, utilisation
-from simulators.dispatch.equipment import Equipment, EquipmentKind
+from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, Curve, CurveKind, iter_curve_lines
+from simulators.dispatch.curves import POINTS, daily_curve, power_factor_curve, utilisation
+from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 
 REGION = "南阳"
 GOOD = 0
@@ -180,18 +183,25 @@ def analog_bytes(day_readings: Sequence[Reading]) -> bytes:
     return b"".join(iter_cime_bytes(_header(moment, "GBK", "Analog"), [block]))
 
 
+def metered(reading: Reading) -> tuple[float | None, ...]:
+    """The loads the metering platform took: None where the point is missing or flagged invalid.
+
+    The platform has no quality codes: a reading it could not take is an empty cell, not a spike nobody
+    downstream could tell from a load.
+    """
+    return tuple(
+        None if value is None or code == INVALID else value
+        for value, code in zip(reading.load_kw, reading.quality, strict=True)
+    )
+
+
 def power_curve_lines(day_readings: Iterable[Reading]) -> Iterable[str]:
     """The curve CSV of some readings, header first, points in kW."""
     curves = (
         Curve(
             id=reading.equipment.equipment_id,
             data_date=reading.day,
-            # The metering platform has no quality codes: a reading it could not take is an empty cell,
-            # not a spike nobody downstream could tell from a load.
-            points=tuple(
-                None if value is None or code == INVALID else Decimal(f"{value:.3f}")
-                for value, code in zip(reading.load_kw, reading.quality, strict=True)
-            ),
+            points=tuple(None if value is None else Decimal(f"{value:.3f}") for value in metered(reading)),
             data_type="1",
         )
         for reading in day_readings
@@ -202,6 +212,40 @@ def power_curve_lines(day_readings: Iterable[Reading]) -> Iterable[str]:
 def power_curve_bytes(day_readings: Iterable[Reading]) -> bytes:
     """The curve CSV of some readings, UTF-8."""
     return "".join(power_curve_lines(day_readings)).encode("utf-8")
+
+
+def records_power_factor(item: Equipment, seed: int, *, public_share: float = 0.5) -> bool:
+    """Whether the transformer's meter records its power factor, fixed per seed and equipment.
+
+    A dedicated transformer's customer is billed with the power-factor adjustment (力调电费), so its meter
+    always records it; of the public ones (residential) a seeded share does.
+    """
+    if item.load_class is not LoadClass.RESIDENTIAL:
+        return True
+    return random.Random(f"{seed}/{item.equipment_id}").random() < public_share
+
+
+def factor_curve_lines(day_readings: Iterable[Reading], rng: random.Random) -> Iterable[str]:
+    """The power-factor curve CSV of some readings, header first, factors to three decimals."""
+    curves = (
+        Curve(
+            id=reading.equipment.equipment_id,
+            data_date=reading.day,
+            points=tuple(
+                None if factor is None else Decimal(f"{factor:.3f}")
+                for factor in power_factor_curve(reading.equipment.load_class, metered(reading), rng)
+            ),
+            data_type="1",
+            kind=CurveKind.FACTOR,
+        )
+        for reading in day_readings
+    )
+    return iter_curve_lines(curves, kind=CurveKind.FACTOR)
+
+
+def factor_curve_bytes(day_readings: Iterable[Reading], rng: random.Random) -> bytes:
+    """The power-factor curve CSV of some readings, UTF-8."""
+    return "".join(factor_curve_lines(day_readings, rng)).encode("utf-8")
 
 
 def write_atomically(path: Path, data: bytes) -> None:

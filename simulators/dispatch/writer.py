@@ -14,10 +14,12 @@ from simulators.dispatch.files import (
     WrittenFile,
     analog_bytes,
     csv_row_boundaries,
+    factor_curve_bytes,
     load_curve_bytes,
     load_curve_lines,
     power_curve_bytes,
     readings,
+    records_power_factor,
     write_atomically,
     write_slowly,
 )
@@ -44,7 +46,10 @@ class DispatchWriter:
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.feeders, self.transformers = split(equipment)
+        self._seed = seed
         self._rng = random.Random(seed)
+        # Its own stream, so adding factor curves left every other file of a seed as it was.
+        self._factor_rng = random.Random(f"{seed}/power-factor")
         self._oversize_bytes = oversize_bytes
         self._fault_rows = fault_rows
         self._pause = pause
@@ -52,7 +57,8 @@ class DispatchWriter:
         self._last: tuple[str, bytes, WrittenFile] | None = None
 
     def write_day(self, day: date) -> list[WrittenFile]:
-        """The day's good files: feeder curves and telemetry (CIM/E), transformer curves (CSV).
+        """The day's good files: feeder curves and telemetry (CIM/E), transformer power and factor curves
+        (CSV; factor curves of the transformers whose meters record them).
 
         A kind of file whose equipment the writer does not have is left out.
         """
@@ -75,6 +81,11 @@ class DispatchWriter:
                     len(transformer_day),
                 )
             )
+            factored = [item for item in transformer_day if records_power_factor(item.equipment, self._seed)]
+            if factored:
+                factors = factor_curve_bytes(factored, self._factor_rng)
+                name = f"metering_factor_curve_{stamp}.csv"
+                written.append(self._good(name, "factor_curve", factors, len(factored)))
         return written
 
     def write_fault(self, fault: Fault, day: date) -> WrittenFile:
@@ -87,6 +98,8 @@ class DispatchWriter:
             sample = self._sample(self.feeders or self.transformers, day)
             return self._cime_fault(fault, f"dispatch_loadcurve_{stamp}.cime", sample)
         sample = self._sample(self.transformers or self.feeders, day)
+        if fault is Fault.BAD_FACTOR_CSV:
+            return self._factor_fault(fault, f"metering_factor_curve_{stamp}.csv", sample)
         return self._csv_fault(fault, f"metering_power_curve_{stamp}.csv", sample)
 
     def _sample(self, equipment: Sequence[Equipment], day: date) -> list[Reading]:
@@ -178,3 +191,21 @@ class DispatchWriter:
             lines.insert(self._rng.randint(1, len(lines)), line)
         write_atomically(path, "".join(lines).encode("utf-8"))
         return WrittenFile(name, "power_curve", rows + len(junk), rows, len(junk), "published", fault.value)
+
+    def _factor_fault(self, fault: Fault, name: str, sample: list[Reading]) -> WrittenFile:
+        rows = len(sample)
+        lines = factor_curve_bytes(sample, self._factor_rng).decode("utf-8").splitlines(keepends=True)
+        # Cells: ID, DATA_DATE, DATA_TYPE, then F1 ... F96.
+        template = lines[1].rstrip("\n").split(",")
+        above_one = list(template)
+        above_one[3 + 80] = "1.2"
+        zero = list(template)
+        zero[3] = "0"
+        not_a_number = list(template)
+        not_a_number[3 + 4] = "abc"
+        one_short = template[:-1]
+        junk = [",".join(cells) + "\n" for cells in (above_one, zero, not_a_number, one_short)]
+        for line in junk:
+            lines.insert(self._rng.randint(1, len(lines)), line)
+        write_atomically(self.out_dir / name, "".join(lines).encode("utf-8"))
+        return WrittenFile(name, "factor_curve", rows + len(junk), rows, len(junk), "published", fault.value)

@@ -177,6 +177,28 @@ def test_consumers_receive_the_channels_their_bindings_match(document: dict[str,
     assert ("marketing_writeback", "yekuo.events.case.overdue.customer_class") not in receives
 
 
+def test_every_route_s_channel_is_read_by_a_consumer(document: dict[str, Any]) -> None:
+    # Publishes are mandatory: a routing key no queue binds is unroutable, and the publish fails.
+    receivers: dict[str, set[str]] = {}
+    for key, op in document["operations"].items():
+        if op["action"] == "receive":
+            channel = op["channel"]["$ref"].removeprefix("#/channels/")
+            receivers.setdefault(channel, set()).add(key.split(".receive.")[0])
+    channels = {
+        (channel["bindings"]["amqp"]["exchange"]["name"], channel["address"]): key
+        for key, channel in document["channels"].items()
+    }
+    config = load_hub_config(PROJECT_ROOT)
+    unread = [
+        route.name
+        for route in config.routes
+        # The event feed binds what the others bind, so it alone means no consumer acts on the route.
+        if not receivers.get(channels[(route.exchange, route.routing_key.text)], set()) - {"event_feed"}
+    ]
+    assert unread == []
+    assert "loads" in receivers["yekuo.events.load.power_factor.recorded"]
+
+
 def test_a_route_parameter_names_its_field_and_values(document: dict[str, Any]) -> None:
     channel = document["channels"]["yekuo.events.application.changed.customer_class"]
     parameter = channel["parameters"]["customer_class"]

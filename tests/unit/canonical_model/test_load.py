@@ -1,4 +1,5 @@
-"""LoadProfile and Measurement: 96 points, quality codes kept, flagged or missing values never good."""
+"""LoadProfile, PowerFactorProfile and Measurement: 96 points, quality codes kept, flagged or missing values
+never good."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from canonical_model.load import LoadPoint, LoadProfile, Measurement
+from canonical_model.load import LoadPoint, LoadProfile, Measurement, PowerFactorPoint, PowerFactorProfile
 
 
 def profile(points: list[dict[str, object]]) -> LoadProfile:
@@ -89,3 +90,48 @@ def test_a_value_flagged_invalid_is_kept_as_missing_with_its_code(quality: int, 
         }
     )
     assert measurement.load_kw == kept and measurement.quality == quality
+
+
+def test_the_peak_point_is_the_index_of_the_highest_good_point_the_first_of_equal_ones() -> None:
+    points: list[dict[str, object]] = [{"load_kw": 100.0, "quality": 0} for _ in range(96)]
+    points[10] = {"load_kw": 900.0, "quality": 32}  # substituted: not good, not the peak
+    points[30] = {"load_kw": 400.0, "quality": 0}
+    points[79] = {"load_kw": 400.0, "quality": 0}
+    loads = profile(points)
+    assert (loads.peak_point, loads.peak_kw) == (30, 400.0)
+    assert profile([{"quality": 128}] * 96).peak_point is None
+
+
+def factors(points: list[dict[str, object]]) -> PowerFactorProfile:
+    return PowerFactorProfile.model_validate(
+        {"equipment_id": "PB0000001", "data_date": "2026-11-20", "source": "metering", "points": points}
+    )
+
+
+def test_power_factors_keep_the_good_values_and_drop_flagged_or_missing_ones() -> None:
+    points: list[dict[str, object]] = [{"power_factor": 0.95, "quality": 0} for _ in range(96)]
+    points[3] = {"power_factor": 0.88, "quality": 64}
+    points[4] = {"quality": 0}
+    curve = factors(points)
+    assert curve.good_points == 94 and curve.phase == "total"
+    assert curve.good_factors[:6] == (0.95, 0.95, 0.95, None, None, 0.95)
+    assert curve.points[3].power_factor == 0.88, "a stale value keeps its number, it is just not good"
+
+
+@pytest.mark.parametrize("value", [0.0, -0.9, 1.01, 95.0])
+def test_a_power_factor_outside_zero_to_one_is_refused(value: float) -> None:
+    with pytest.raises(ValidationError, match="power_factor"):
+        PowerFactorPoint(power_factor=value, quality=0)
+    assert PowerFactorPoint(power_factor=1.0).good
+
+
+@pytest.mark.parametrize("value", [0.0, 9.99])
+def test_a_factor_flagged_invalid_is_missing_whatever_its_value(value: float) -> None:
+    point = PowerFactorPoint.model_validate({"power_factor": value, "quality": 0x80})
+    assert point.power_factor is None and not point.good
+
+
+@pytest.mark.parametrize("count", [95, 97])
+def test_a_power_factor_curve_has_exactly_96_points(count: int) -> None:
+    with pytest.raises(ValidationError, match="points"):
+        factors([{"power_factor": 0.9}] * count)

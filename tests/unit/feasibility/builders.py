@@ -37,7 +37,7 @@ from feasibility.inputs import equipment_of
 from feasibility.spatial import METRES_PER_DEGREE_LAT
 from store.feasibility import capacity_reservations
 from store.grid import bump_grid_revision, grid_equipment
-from store.loads import upsert_profile
+from store.loads import FactorCurve, upsert_power_factors, upsert_profile
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE = GeoPoint(lon=113.65, lat=34.75)
@@ -192,12 +192,21 @@ def store_grid(conn: Connection, *documents: Any) -> None:
 
 
 def store_peak(
-    conn: Connection, equipment_id: str, peak_kw: float, day: date = TODAY, good: int = 96
+    conn: Connection,
+    equipment_id: str,
+    peak_kw: float,
+    day: date = TODAY,
+    good: int = 96,
+    *,
+    at: int | None = None,
 ) -> None:
-    """A daily profile whose good points peak at peak_kw (the rest of the points flagged invalid)."""
-    points = [LoadPoint(load_kw=peak_kw, quality=0)] * good + [
-        LoadPoint(load_kw=peak_kw * 9, quality=0x80)
-    ] * (96 - good)
+    """A daily profile whose good points peak at peak_kw (the rest of the points flagged invalid).
+
+    at: the one point of the peak, the others at a quarter of it; None: every good point is the peak.
+    """
+    points = [
+        LoadPoint(load_kw=peak_kw if at in (None, n) else peak_kw / 4, quality=0) for n in range(good)
+    ] + [LoadPoint(load_kw=peak_kw * 9, quality=0x80)] * (96 - good)
     profile = LoadProfile(
         equipment_id=equipment_id, data_date=day, source=LoadSource.DISPATCH, points=tuple(points)
     )
@@ -205,8 +214,23 @@ def store_peak(
         conn,
         profile.model_dump(mode="json", exclude_none=True),
         peak_kw=profile.peak_kw,
+        peak_point=profile.peak_point,
         good_points=profile.good_points,
         event_source="/dispatch/profile",
+        sequence=next(_SEQUENCES),
+        event_id=str(uuid.uuid4()),
+    )
+
+
+def store_power_factors(
+    conn: Connection, equipment_id: str, factors: dict[int, float | None], day: date = TODAY
+) -> None:
+    """A day's power-factor curve from the metering platform: 0.95, except the given points."""
+    curve = FactorCurve(equipment_id, day, "total", "metering", [factors.get(n, 0.95) for n in range(96)])
+    upsert_power_factors(
+        conn,
+        curve,
+        event_source="/dispatch/factor_curve",
         sequence=next(_SEQUENCES),
         event_id=str(uuid.uuid4()),
     )

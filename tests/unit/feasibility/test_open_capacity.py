@@ -50,6 +50,7 @@ def store_curve(
         conn,
         profile.model_dump(mode="json", exclude_none=True),
         peak_kw=profile.peak_kw,
+        peak_point=profile.peak_point,
         good_points=profile.good_points,
         event_source="/dispatch/profile",
         sequence=next(_SEQUENCES),

@@ -6,8 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from pydantic import Field
 
-from tests.unit.mappings.workspace import FIRST_FIELD_LINE, Workspace
+from canonical_model.common import CanonicalModel
+from mappings.loader import load_mapping
+from tests.unit.mappings.workspace import FIRST_FIELD_LINE, Item, Workspace
 from yekuo.errors import (
     InvalidRecordError,
     MalformedInputError,
@@ -336,6 +339,37 @@ def test_schema_violation_inside_a_list_points_at_the_sub_entry(ws: Workspace) -
     with pytest.raises(SchemaViolationError) as caught:
         mapping.apply({"K": "k", "LINES": [{"CODE": "a"}, {"CODE": None}]})
     assert str(caught.value).startswith(f"{FILE}:{FIRST_FIELD_LINE + 4}: field 'items.1.code' (source CODE)")
+
+
+class Pair(CanonicalModel):
+    """A target with a list of fixed length, as a day's 96 points are."""
+
+    key: str
+    items: tuple[Item, ...] = Field(min_length=2, max_length=2)
+
+
+def test_a_bad_item_of_a_fixed_length_list_is_reported_alone(ws: Workspace) -> None:
+    path = ws.mapping_file(
+        """
+        key: {from: K}
+        items:
+          each: LINES
+          fields:
+            code: {from: CODE}
+        """
+    )
+    mapping = load_mapping(
+        path, ws.codes(), ws.mappings_dir, root=ws.root, models={"Sample": (Pair, "pair.v1")}
+    )
+    with pytest.raises(SchemaViolationError) as caught:
+        mapping.apply({"K": "k", "LINES": [{"CODE": "a"}, {"CODE": None}]})
+    # pydantic would add "should have at least 2 items after validation, not 1": it does not count the
+    # failed item, so the list is not too short at all.
+    assert str(caught.value) == (
+        f"{FILE}:{FIRST_FIELD_LINE + 4}: field 'items.1.code' (source CODE) (Pair): Field required"
+    )
+    with pytest.raises(SchemaViolationError, match=r"field 'items' \(source LINES\) \(Pair\): .*at least 2"):
+        mapping.apply({"K": "k", "LINES": [{"CODE": "a"}]})
 
 
 def test_schema_violation_names_file_line_field_and_value(ws: Workspace) -> None:

@@ -55,8 +55,9 @@ def test_sim_all_serves_seeds_and_writes_on_one_world(tmp_path: Path) -> None:
         with urllib.request.urlopen(wsdl_url, timeout=10) as answer:
             assert b"ListChangedApplications" in answer.read()
         assert "one world, seed 9: 20 customers and 10 applications" in "".join(lines)
+        # Each day: curves and telemetry (CIM/E), power and factor curves (CSV).
         _wait_for(
-            lambda: sorted(path.suffix for path in out.iterdir()) == [".cime"] * 4 + [".csv"] * 2,
+            lambda: sorted(path.suffix for path in out.iterdir()) == [".cime"] * 4 + [".csv"] * 4,
             "two days of dispatch files",
         )
         engine = sa.create_engine(pms_url)

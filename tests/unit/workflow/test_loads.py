@@ -1,4 +1,5 @@
-"""The loads consumer keeps the latest profile per equipment and day, with the peak of its good points."""
+"""The loads consumer keeps the latest profile per equipment and day, with the peak of its good points and
+where it was, and the latest power-factor curve."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
-from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles
+from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles, power_factor_curves
 from store.schema import outbox
-from workflow.loads import MEASUREMENT_RECORDED, PROFILE_RECORDED, handle_load_event
+from workflow.loads import MEASUREMENT_RECORDED, POWER_FACTOR_RECORDED, PROFILE_RECORDED, handle_load_event
 from workflow.projection import PROJECTION_UPDATED
 from yekuo.errors import InvalidRecordError
 
 
 def event(
-    kind: str, data: dict[str, Any], *, sequence: int = 1, source: str = "/dispatch/load_curve"
+    kind: str,
+    data: dict[str, Any],
+    *,
+    sequence: int = 1,
+    source: str = "/dispatch/load_curve",
+    schema: str = "load_profile.v1",
 ) -> CloudEvent:
     return CloudEvent(
         id=str(uuid.uuid4()),
@@ -28,7 +34,7 @@ def event(
         type=kind,
         subject=data["equipment_id"],
         time=datetime.now(UTC),
-        dataschema=schema_uri("load_profile.v1"),
+        dataschema=schema_uri(schema),
         correlationid="c",
         sequence=sequence,
         data=data,
@@ -60,6 +66,7 @@ def test_a_profile_is_kept_with_the_peak_of_its_good_points(sqlite_engine: Engin
         "dispatch",
     )
     assert row.peak_kw == 195.0 and row.good_points == 95
+    assert row.peak_point == 95, "base + n peaks at the last point; the flagged spike at 90 does not count"
     assert row.equipment_name == "10kV卧龙1线"
     assert row.document["points"][90] == {"quality": 128}, "a value flagged invalid is stored as missing"
 
@@ -136,3 +143,41 @@ def test_each_stored_profile_is_announced_and_an_ignored_one_is_not(sqlite_engin
         handle_load_event(conn, newer)
         handle_load_event(conn, older)
     assert _notices(sqlite_engine) == [("XL1", "2026-11-20", newer.id)]
+
+
+def factor_curve(equipment: str, day: str, value: float) -> dict[str, Any]:
+    points: list[dict[str, Any]] = [{"power_factor": value} for _ in range(96)]
+    points[79] = {"power_factor": 0.5, "quality": 128}
+    return {"equipment_id": equipment, "data_date": day, "source": "metering", "points": points}
+
+
+def test_a_power_factor_curve_is_kept_as_its_good_factors_and_announced(sqlite_engine: Engine) -> None:
+    source, schema = "/dispatch/factor_curve", "power_factor_profile.v1"
+    newer = event(
+        POWER_FACTOR_RECORDED,
+        factor_curve("PB1", "2026-11-20", 0.9),
+        sequence=2,
+        source=source,
+        schema=schema,
+    )
+    older = event(
+        POWER_FACTOR_RECORDED,
+        factor_curve("PB1", "2026-11-20", 0.7),
+        sequence=1,
+        source=source,
+        schema=schema,
+    )
+    with sqlite_engine.begin() as conn:
+        handle_load_event(conn, newer)
+        handle_load_event(conn, older)
+    with sqlite_engine.connect() as conn:
+        [row] = conn.execute(sa.select(power_factor_curves)).all()
+    assert (row.equipment_id, row.data_date, row.phase, row.source) == (
+        "PB1",
+        date(2026, 11, 20),
+        "total",
+        "metering",
+    )
+    assert row.factors[0] == 0.9 and row.factors[79] is None and row.good_points == 95
+    assert row.event_id == newer.id, "the older curve of the same source did not replace it"
+    assert _notices(sqlite_engine) == [("PB1", "2026-11-20", newer.id)]

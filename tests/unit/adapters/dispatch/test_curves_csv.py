@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.dispatch.curves_csv import (
+    FACTOR_COLUMNS,
     POINT_COLUMNS,
     POINTS,
     QUALITY_COLUMNS,
     Curve,
+    CurveKind,
     CurveRow,
     CurveRowError,
     iter_curves,
@@ -90,6 +92,39 @@ def test_incomplete_quality_set_is_kept_as_extra_columns() -> None:
     assert isinstance(parsed, CurveRow)
     assert parsed.curve.quality is None
     assert parsed.curve.extra == {"Q1": "3"}
+
+
+def test_a_header_with_the_factor_columns_makes_power_factor_curves() -> None:
+    header = ",".join(["ID", "DATA_DATE", *FACTOR_COLUMNS, *QUALITY_COLUMNS])
+    factors = [f"0.{900 + n}" for n in range(POINTS)]
+    flags = ["0"] * 95 + ["128"]
+    good = ",".join(["PB1", "2026-11-20", *factors, *flags])
+    # The parser reads numbers; whether 1.2 is a power factor is the canonical model's question.
+    above_one = ",".join(["PB2", "2026-11-20", "1.2", *factors[1:], *flags])
+    short = ",".join(["PB3", "2026-11-20", *factors[:95], *flags])
+    letters = ",".join(["PB4", "2026-11-20", *factors[:9], "abc", *factors[10:], *flags])
+
+    items = parse("\n".join([header, good, above_one, short, letters]))
+
+    first, second, third, fourth = items
+    assert isinstance(first, CurveRow) and first.curve.kind is CurveKind.FACTOR
+    assert first.curve.points[0] == Decimal("0.900") and first.curve.points[95] == Decimal("0.995")
+    assert first.curve.quality == ("0",) * 95 + ("128",)
+    assert isinstance(second, CurveRow) and second.curve.points[0] == Decimal("1.2")
+    # 2 + 95 factors + 96 flags = 193 cells, the header has 2 + 96 + 96 = 194.
+    assert third == CurveRowError(4, "193 fields, but the header has 194", short)
+    assert isinstance(fourth, CurveRowError) and fourth.reason == "F10 'abc' is not a decimal number"
+
+
+def test_a_header_with_both_kinds_of_points_is_refused() -> None:
+    header = ",".join(["ID", "DATA_DATE", *POINT_COLUMNS, "F1"])
+    with pytest.raises(MalformedInputError, match=r"curves\.csv:1: header has both P and F point columns"):
+        parse(header + "\n")
+
+
+def test_a_factor_header_lacking_points_names_the_factor_columns() -> None:
+    with pytest.raises(MalformedInputError, match=r"lacks required columns F3, F4, F5, F6, F7 and 89 more"):
+        parse("ID,DATA_DATE,F1,F2\n")
 
 
 def test_row_errors_do_not_stop_the_good_rows_around_them() -> None:
@@ -197,6 +232,18 @@ def test_render_refuses_to_lose_data(curve: Curve, data_type: bool, message: str
         render_curves([curve], data_type=data_type)
 
 
+def test_render_writes_factor_curves_under_their_own_columns_only() -> None:
+    factors = tuple(Decimal("0.93") for _ in range(POINTS))
+    curve = Curve("PB1", date(2026, 11, 20), factors, kind=CurveKind.FACTOR)
+
+    header, line = render_curves([curve], data_type=False, kind=CurveKind.FACTOR).splitlines()
+
+    assert header == ",".join(["ID", "DATA_DATE", *FACTOR_COLUMNS])
+    assert line == ",".join(["PB1", "2026-11-20", *(["0.93"] * POINTS)])
+    with pytest.raises(MalformedInputError, match="a FACTOR curve in a POWER curve file"):
+        render_curves([curve], data_type=False)
+
+
 cell_text = st.text(
     st.characters(exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=10
 ).filter(lambda text: text == text.strip())
@@ -211,6 +258,7 @@ points = st.one_of(
 def layouts_and_curves(draw: st.DrawFn) -> tuple[dict[str, object], list[Curve]]:
     with_type = draw(st.booleans())
     with_quality = draw(st.booleans())
+    kind = draw(st.sampled_from(CurveKind))
     extra_columns = draw(
         st.lists(
             st.sampled_from(["ORG_NO", "备注", "CT", "Q1"] if not with_quality else ["ORG_NO", "备注", "CT"]),
@@ -228,6 +276,7 @@ def layouts_and_curves(draw: st.DrawFn) -> tuple[dict[str, object], list[Curve]]
                 data_type=maybe_text if with_type else st.none(),
                 quality=st.tuples(*[maybe_text] * POINTS) if with_quality else st.none(),
                 extra=st.fixed_dictionaries({name: maybe_text for name in extra_columns}),
+                kind=st.just(kind),
             ),
             max_size=3,
         )
@@ -237,6 +286,7 @@ def layouts_and_curves(draw: st.DrawFn) -> tuple[dict[str, object], list[Curve]]
         "quality": with_quality,
         "extra_columns": extra_columns,
         "compact_dates": draw(st.booleans()),
+        "kind": kind,
     }
     return options, curves
 

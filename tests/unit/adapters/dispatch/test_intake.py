@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS
+from adapters.dispatch.curves_csv import FACTOR_COLUMNS, POINT_COLUMNS, QUALITY_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from adapters.dispatch.records import sniff_format as records_sniff_format
@@ -20,7 +20,13 @@ from adapters.records import RawRecord
 from canonical_model.envelope import CloudEvent
 from routes.config import load_hub_config
 from routes.router import RoutedEvent, Router
-from store.loads import dispatch_file_log, dispatch_files, load_measurements, load_profiles
+from store.loads import (
+    dispatch_file_log,
+    dispatch_files,
+    load_measurements,
+    load_profiles,
+    power_factor_curves,
+)
 from store.loads import published_file as store_published_file
 from store.parking import list_parked
 from store.schema import outbox
@@ -239,6 +245,66 @@ def test_bad_rows_are_parked_with_file_line_and_reason_and_the_good_rows_flow(
     assert parked[2].payload["ID"] == "PB0000005"
     [entry] = log_rows(sqlite_engine)
     assert (entry["outcome"], entry["rows"], entry["events"], entry["invalid"]) == ("published", 5, 2, 3)
+
+
+def factor_row(equipment: str, factors: list[str], codes: list[str] | None = None) -> str:
+    return ",".join([equipment, "2026-11-20", "1", *factors, *(codes or ["0"] * 96)])
+
+
+def test_a_factor_curve_file_publishes_its_good_rows_and_parks_each_bad_one_with_its_reason(
+    intake: DispatchIntake, folder: DropFolder, sqlite_engine: Engine
+) -> None:
+    good = ["0.95"] * 96
+    good[80] = "0.80"
+    flagged = list(good)
+    flagged[80] = "9.99"  # a spike the meter itself flags invalid: missing, not a reason to park the day
+    flagged_codes = ["0"] * 80 + ["128"] + ["0"] * 15
+    header = "ID,DATA_DATE,DATA_TYPE," + ",".join([*FACTOR_COLUMNS, *QUALITY_COLUMNS])
+    lines = [
+        factor_row("PB0000001", good),
+        factor_row("PB0000002", [*good[:80], "1.2", *good[81:]]),
+        factor_row("PB0000003", ["0", *good[1:]]),
+        factor_row("PB0000004", [*good[:4], "abc", *good[5:]]),
+        factor_row("PB0000005", good[:95]),
+        factor_row("PB0000006", flagged, flagged_codes),
+        factor_row("PB0000007", [*good[:9], "-0.85", *good[10:]]),
+    ]
+    drop(folder, "factors.csv", ("\n".join([header, *lines]) + "\n").encode("utf-8"))
+    run_until_idle(intake)
+
+    published = events(sqlite_engine)
+    assert [event["subject"] for event in published] == ["PB0000001", "PB0000006"]
+    assert {event["type"] for event in published} == {"cn.yekuo.load.power_factor.recorded.v1"}
+    assert {event["routing_key"] for event in published} == {"load.power_factor.recorded"}
+    assert published[0]["data"]["points"][80] == {"power_factor": 0.8, "quality": 0}
+    assert published[1]["data"]["points"][80] == {"quality": 128}
+    with sqlite_engine.connect() as conn:
+        parked = list_parked(conn, "invalid")
+    assert [(item.position or {}).get("line") for item in parked] == [3, 4, 5, 6, 8]
+    above_one, zero, letters, short, negative = parked
+    for item, line, point, limit in [
+        (above_one, 3, 80, "less than or equal to 1: 1.2"),
+        (zero, 4, 0, "greater than 0: 0.0"),
+        (negative, 8, 9, "greater than 0: -0.85"),
+    ]:
+        assert item.reason_code == "schema"
+        assert item.reason == (
+            f"factors.csv:{line}: mappings/dispatch/factor_curve.yaml:20: "
+            f"field 'points.{point}.power_factor' (source F) (PowerFactorProfile): Input should be {limit}"
+        ), "the point alone: its day still has 96 points"
+    assert letters.reason.startswith("factors.csv:5: F5 'abc' is not a decimal number")
+    # ID, DATA_DATE, DATA_TYPE, 95 factors and 96 codes: one cell short of the header.
+    assert short.reason.startswith("factors.csv:6: 194 fields, but the header has 195")
+    [entry] = log_rows(sqlite_engine)
+    assert (entry["outcome"], entry["rows"], entry["events"], entry["invalid"]) == ("published", 7, 2, 5)
+
+    with sqlite_engine.begin() as conn:
+        for event in cloud_events(sqlite_engine):
+            handle_load_event(conn, event)
+    with sqlite_engine.connect() as conn:
+        stored = {row.equipment_id: row for row in conn.execute(sa.select(power_factor_curves))}
+    assert stored["PB0000001"].factors[80] == 0.8 and stored["PB0000001"].good_points == 96
+    assert stored["PB0000006"].factors[80] is None and stored["PB0000006"].good_points == 95
 
 
 def test_a_truncated_file_goes_to_error_with_its_reason_and_none_of_its_rows(

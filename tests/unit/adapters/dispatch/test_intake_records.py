@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS
+from adapters.dispatch.curves_csv import FACTOR_COLUMNS, POINT_COLUMNS, QUALITY_COLUMNS
 from adapters.dispatch.records import (
     QUANTITIES,
     BrokenRow,
@@ -169,6 +169,22 @@ def test_csv_rows_are_skipped_when_no_route_takes_them() -> None:
     header = "ID,DATA_DATE," + ",".join(POINT_COLUMNS)
     data = "\n".join([header, ",".join(["A", "2026-11-20", *(["1"] * 96)])]).encode()
     assert items(data, "csv", set()) == [SkippedRow(2, "power_curve")]
+
+
+def test_csv_rows_of_a_factor_file_become_factor_curve_records() -> None:
+    header = "ID,DATA_DATE," + ",".join([*FACTOR_COLUMNS, *QUALITY_COLUMNS])
+    factors = ["0.95"] * 96
+    factors[79] = "0.80"
+    codes = ["0"] * 96
+    codes[5] = "128"
+    data = "\n".join([header, ",".join(["PB0000001", "2026-11-20", *factors, *codes])]).encode()
+    [record] = items(data, "csv", {"factor_curve"})
+    assert isinstance(record, RawRecord)
+    assert (record.record_type, record.key) == ("factor_curve", "PB0000001/2026-11-20")
+    assert record.payload["POINTS"][79] == {"F": "0.80", "Q": "0"}
+    assert record.payload["POINTS"][5] == {"F": "0.95", "Q": "128"}
+    assert not any(key.startswith(("F", "Q")) for key in record.payload if key != "POINTS")
+    assert items(data, "csv", {"power_curve"}) == [SkippedRow(2, "factor_curve")]
 
 
 def analog_file(columns: str, rows: list[str]) -> bytes:

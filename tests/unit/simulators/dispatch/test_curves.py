@@ -7,7 +7,13 @@ from datetime import date
 
 import pytest
 
-from simulators.dispatch.curves import daily_curve, summer_intensity, utilisation, winter_intensity
+from simulators.dispatch.curves import (
+    daily_curve,
+    power_factor_curve,
+    summer_intensity,
+    utilisation,
+    winter_intensity,
+)
 from simulators.dispatch.equipment import LoadClass
 
 SPRING = date(2026, 4, 15)  # a Wednesday
@@ -90,3 +96,26 @@ def test_utilisation_is_fixed_per_equipment_and_mostly_moderate() -> None:
     assert max(shares) <= 0.95
     mains = [utilisation(f"ZB{n:06d}", main_transformer=True) for n in range(500)]
     assert min(mains) >= 0.25 and max(mains) <= 0.45
+
+
+@pytest.mark.parametrize(
+    ("load_class", "lowest", "highest"),
+    [
+        (LoadClass.INDUSTRIAL, 0.85, 0.89),  # 0.86 at the peak, with noise
+        (LoadClass.COMMERCIAL, 0.89, 0.93),  # 0.91
+        (LoadClass.RESIDENTIAL, 0.91, 0.95),  # 0.93
+    ],
+)
+def test_the_power_factor_is_lowest_at_the_peak(load_class: LoadClass, lowest: float, highest: float) -> None:
+    loads: list[float | None] = list(curve(load_class, SUMMER))
+    loads[3] = None
+    factors = power_factor_curve(load_class, loads, random.Random(2))
+    assert factors[3] is None, "no load read, no factor"
+    values = [factor for factor in factors if factor is not None]
+    assert all(0.85 <= factor <= 0.98 for factor in values)
+    peak = max(range(96), key=lambda n: loads[n] or 0.0)
+    quietest = min(range(96), key=lambda n: loads[n] if loads[n] is not None else float("inf"))
+    at_peak, at_quietest = factors[peak], factors[quietest]
+    assert at_peak is not None and at_quietest is not None
+    assert lowest <= at_peak <= highest
+    assert at_quietest > at_peak + 0.03

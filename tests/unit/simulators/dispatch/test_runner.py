@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault, parse_faults
+from simulators.dispatch.files import records_power_factor
 from simulators.dispatch.runner import run
 from simulators.pms.seed import seed_database
 from yekuo.cli import main
@@ -28,6 +29,9 @@ def quiet(_text: str) -> None:
 
 
 def test_faults_take_their_turn_and_the_manifest_says_what_the_hub_should_do(tmp_path: Path) -> None:
+    # Seed 3 counts the public transformer among those whose meters record the power factor: each day
+    # writes four files.
+    assert records_power_factor(EQUIPMENT[1], 3)
     manifest = tmp_path / "manifest.jsonl"
     faults = (Fault.DUPLICATE, Fault.GARBAGE_ROWS_CSV, Fault.UNDECLARED_ENCODING)
     written = run(
@@ -47,7 +51,7 @@ def test_faults_take_their_turn_and_the_manifest_says_what_the_hub_should_do(tmp
         "undeclared_encoding",
         "duplicate",
     ]
-    assert len(written) == 4 * 3 + 4
+    assert len(written) == 4 * 4 + 4
     assert {item.name for item in written} == {path.name for path in (tmp_path / "incoming").iterdir()}
     assert not manifest.exists()
     again = run(
@@ -64,7 +68,7 @@ def test_faults_take_their_turn_and_the_manifest_says_what_the_hub_should_do(tmp
     assert lines == [item.as_dict() for item in again]
     assert (
         lines[0]["name"] == "dispatch_loadcurve_20261101.cime"
-        and lines[-1]["name"] == "metering_power_curve_20261102.csv"
+        and lines[-1]["name"] == "metering_factor_curve_20261102.csv"
     )
 
 
@@ -83,6 +87,7 @@ def test_the_runner_stops_when_asked(tmp_path: Path) -> None:
             stop.set()
 
     written = run(tmp_path, 1, equipment=EQUIPMENT, interval_s=30, out=out, stop=stop)
+    assert not records_power_factor(EQUIPMENT[1], 1), "seed 1 writes no factor curve"
     assert len(written) == 3, "one day, then the stop"
 
 
@@ -145,5 +150,7 @@ def test_yekuo_sim_dispatch_writes_files_for_the_equipment_of_a_pms_database(
     names = sorted(path.name for path in out.iterdir())
     assert "dispatch_loadcurve_20261121.cime" in names and "metering_power_curve_20261120.csv" in names
     assert sum("truncated" in name for name in names) == 2
-    assert len((tmp_path / "m.jsonl").read_text(encoding="utf-8").splitlines()) == 8
+    # Two days of four files (curves, telemetry, power and factor curves) and the two faulty files.
+    assert "metering_factor_curve_20261121.csv" in names
+    assert len((tmp_path / "m.jsonl").read_text(encoding="utf-8").splitlines()) == len(names) == 10
     assert "2 feeders, 3 transformers" in capsys.readouterr().out

@@ -5,18 +5,32 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, Header, iter_cime
-from adapters.dispatch.curves_csv import CurveRow, CurveRowError, iter_curves
+from adapters.dispatch.curves_csv import CurveKind, CurveRow, CurveRowError, iter_curves
+from adapters.dispatch.dropfolder import DropFolder
+from adapters.dispatch.intake import DispatchIntake
+from routes.config import load_hub_config
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
-from simulators.dispatch.files import INVALID, NOT_TOPICAL, SUBSTITUTED, power_curve_bytes, readings
+from simulators.dispatch.files import (
+    INVALID,
+    NOT_TOPICAL,
+    SUBSTITUTED,
+    power_curve_bytes,
+    readings,
+    records_power_factor,
+)
 from simulators.dispatch.writer import DispatchWriter
 from yekuo.errors import ConfigError, MalformedInputError
+from yekuo.settings import PROJECT_ROOT
 
 DAY = date(2026, 7, 22)
 FEEDERS = [
@@ -50,6 +64,8 @@ def test_a_day_writes_curves_and_telemetry_in_gbk_cime_and_curves_in_csv(writer:
         ("dispatch_loadcurve_20260722.cime", 3, "published"),
         ("dispatch_analog_20260722T2015.cime", 3, "published"),
         ("metering_power_curve_20260722.csv", 5, "published"),
+        # The five are dedicated (commercial): their meters record the power factor.
+        ("metering_factor_curve_20260722.csv", 5, "published"),
     ]
     assert sorted(os.listdir(writer.out_dir)) == sorted(item.name for item in written), "no .part is left"
     curves = writer.out_dir / "dispatch_loadcurve_20260722.cime"
@@ -73,15 +89,53 @@ def test_a_day_writes_curves_and_telemetry_in_gbk_cime_and_curves_in_csv(writer:
     assert analog[0].values["value"] == rows[0].values["P81"]
     curve_rows = csv_items(writer.out_dir / "metering_power_curve_20260722.csv")
     assert all(isinstance(row, CurveRow) for row in curve_rows) and len(curve_rows) == 5
+    factor_rows = csv_items(writer.out_dir / "metering_factor_curve_20260722.csv")
+    assert [row.curve.id for row in factor_rows if isinstance(row, CurveRow)] == [
+        t.equipment_id for t in TRANSFORMERS
+    ]
+    for power, factor in zip(curve_rows, factor_rows, strict=True):
+        assert isinstance(power, CurveRow) and isinstance(factor, CurveRow)
+        assert factor.curve.kind is CurveKind.FACTOR and factor.curve.data_type == "1"
+        assert [p is None for p in factor.curve.points] == [p is None for p in power.curve.points]
+        assert all(Decimal("0.85") <= f <= Decimal("0.98") for f in factor.curve.points if f is not None)
 
 
 def test_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
     outputs = []
     for run in ("a", "b"):
-        writer = DispatchWriter(tmp_path / run, FEEDERS, seed=5)
+        writer = DispatchWriter(tmp_path / run, [*FEEDERS, *TRANSFORMERS], seed=5)
         writer.write_day(DAY)
-        outputs.append((tmp_path / run / "dispatch_loadcurve_20260722.cime").read_bytes())
-    assert outputs[0] == outputs[1]
+        outputs.append(sorted((path.name, path.read_bytes()) for path in (tmp_path / run).iterdir()))
+    assert len(outputs[0]) == 4 and outputs[0] == outputs[1]
+
+
+def test_dedicated_transformers_record_the_power_factor_and_about_half_the_public_ones() -> None:
+    public = [
+        Equipment(f"PB{n:07d}", "x", EquipmentKind.TRANSFORMER, 400.0, LoadClass.RESIDENTIAL)
+        for n in range(400)
+    ]
+    recording = [item for item in public if records_power_factor(item, 7)]
+    assert 160 < len(recording) < 240
+    assert recording == [item for item in public if records_power_factor(item, 7)], "fixed per seed"
+    assert recording != [item for item in public if records_power_factor(item, 8)]
+    assert all(records_power_factor(item, seed) for item in TRANSFORMERS for seed in (7, 8))
+
+
+def test_industrial_transformers_run_at_their_lowest_power_factor_at_their_peak(tmp_path: Path) -> None:
+    factory = Equipment(
+        "PB0000009", "南阳纺织有限公司专变", EquipmentKind.TRANSFORMER, 560.0, LoadClass.INDUSTRIAL
+    )
+    writer = DispatchWriter(tmp_path, [factory], seed=5)
+    writer.write_day(DAY)
+    [power] = csv_items(tmp_path / "metering_power_curve_20260722.csv")
+    [factor] = csv_items(tmp_path / "metering_factor_curve_20260722.csv")
+    assert isinstance(power, CurveRow) and isinstance(factor, CurveRow)
+    loads = power.curve.points
+    peak = max(range(96), key=lambda n: loads[n] or Decimal(0))
+    at_peak = factor.curve.points[peak]
+    assert at_peak is not None and at_peak < Decimal("0.9"), "below the 0.9 a province would assume"
+    night = [f for f in factor.curve.points[:20] if f is not None]  # 00:00-05:00, the base load
+    assert sum(night) / len(night) > at_peak + Decimal("0.05")
 
 
 def test_about_one_percent_of_points_are_flagged_and_spikes_are_flagged_invalid() -> None:
@@ -145,6 +199,28 @@ def test_garbage_rows_are_mixed_into_a_good_csv(writer: DispatchWriter) -> None:
     assert (written.rows, written.events, written.invalid) == (9, 5, 4)
 
 
+def test_bad_factor_rows_are_mixed_into_a_factor_csv_and_the_hub_parks_just_them(
+    writer: DispatchWriter, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    written = writer.write_fault(Fault.BAD_FACTOR_CSV, DAY)
+    items = csv_items(writer.out_dir / written.name)
+    assert sum(isinstance(item, CurveRowError) for item in items) == 2, "not a number, one factor short"
+    assert sum(isinstance(item, CurveRow) for item in items) == 7, "five good rows and two out of range"
+    assert (written.kind, written.rows, written.events, written.invalid) == ("factor_curve", 9, 5, 4)
+    folder = DropFolder(tmp_path / "drop", stable_s=0.0)
+    shutil.copy(writer.out_dir / written.name, folder.incoming / written.name)
+    intake = DispatchIntake(sqlite_engine, load_hub_config(PROJECT_ROOT).router, folder)
+    claim = folder.claim(written.name)
+    assert claim is not None
+    outcome = intake.take(claim)
+    assert (outcome.outcome, outcome.rows, outcome.events, outcome.invalid) == (
+        written.outcome,
+        written.rows,
+        written.events,
+        written.invalid,
+    )
+
+
 def test_truncated_csv_breaks_only_its_last_row(writer: DispatchWriter) -> None:
     written = writer.write_fault(Fault.TRUNCATED_CSV, DAY)
     items = csv_items(writer.out_dir / written.name)
@@ -185,7 +261,7 @@ def test_a_writer_needs_equipment(tmp_path: Path) -> None:
 
 def test_only_transformers_write_only_the_csv(tmp_path: Path) -> None:
     writer = DispatchWriter(tmp_path, TRANSFORMERS, seed=1)
-    assert [item.kind for item in writer.write_day(DAY)] == ["power_curve"]
+    assert [item.kind for item in writer.write_day(DAY)] == ["power_curve", "factor_curve"]
     cime_fault = writer.write_fault(Fault.TRUNCATED, DAY)
     assert cime_fault.name.endswith(".cime") and cime_fault.rows == 5
 
