@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, check_capacity
 from api.problems import problem, problem_responses
-from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, LoadType
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment
 from feasibility.config import FeasibilityConfig, load_feasibility_config
@@ -39,6 +39,11 @@ class PreviewRequest(RequestModel):
         default=None,
         pattern=r"^[A-T](\d{2,4})?$",
         description="declared industry, GB/T 4754 (行业分类): selects the demand factor",
+    )
+    load_type: LoadType = Field(
+        default=LoadType.GENERAL,
+        description="load type (负荷类型): a charging pile or heat pump has its own demand factor, which "
+        "wins over the industry's",
     )
     province: str | None = Field(
         default=None, max_length=64, description="rule set; default rules when left out"
@@ -120,6 +125,7 @@ def feasibility_router(
             site=body.site_location,
             urban_rural=body.urban_rural,
             industry_code=body.industry_code,
+            load_type=body.load_type,
             requested_voltage_kv=body.requested_voltage_kv,
             business_type=body.business_type,
             existing_capacity_kva=body.existing_capacity_kva,

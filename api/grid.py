@@ -1,5 +1,6 @@
 """Grid equipment API: substations, feeders and distribution transformers from PMS, filtered and paged,
-and the capacity still open on them (可开放容量) for customers choosing a site.
+the capacity still open on them (可开放容量) for customers choosing a site, and the demand factor and daily
+profile of each load type with its own (负荷类型) for load forecasts.
 
 Items are the canonical documents, fields without a value left out, in equipment-id order; a substation
 also carries its capacity-to-load ratio (容载比). `next_cursor`
@@ -21,8 +22,9 @@ from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_para
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
+from canonical_model.application import LoadType
 from canonical_model.grid import DistributionTransformer, EquipmentStatus, Feeder, Substation
-from feasibility.config import FeasibilityConfig, Rules, load_feasibility_config
+from feasibility.config import POINTS_PER_DAY, FeasibilityConfig, Rules, load_feasibility_config
 from feasibility.grid_cache import GridCache
 from feasibility.open_capacity import (
     KIND_ORDER,
@@ -120,6 +122,30 @@ class SubstationPage(Page[SubstationView]):
 
 class OpenCapacityPage(Page[OpenCapacity]):
     """One page of open capacity: substations, then feeders, then transformers, each in id order."""
+
+
+class LoadTypeProfile(BaseModel):
+    """A load type's demand factor and time-of-day profile, as the feasibility rules hold them."""
+
+    load_type: LoadType = Field(description="load type (负荷类型)")
+    demand_factor: float = Field(
+        gt=0, le=1, description="share of the requested kVA counted on the grid (需要系数)"
+    )
+    profile: list[float] = Field(
+        min_length=POINTS_PER_DAY,
+        max_length=POINTS_PER_DAY,
+        description="96 points, one per 15 minutes from 00:00 local time, normalised to a peak of 1.0",
+    )
+
+
+class LoadTypeProfiles(BaseModel):
+    """The load types of a rule set that have a factor and profile of their own."""
+
+    province: str = Field(description="the rule set the figures are from; 'default' for the defaults")
+    interval_minutes: int = Field(default=24 * 60 // POINTS_PER_DAY, description="minutes per point")
+    items: list[LoadTypeProfile] = Field(
+        description="general load is not listed: its factor is its industry's or the residential one"
+    )
 
 
 class FeederPage(Page[Feeder]):
@@ -261,6 +287,23 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
         last = chosen[-1] if len(items) > limit else None
         next_cursor = encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1].equipment_id]) if last else None
         return page([answer.model_dump(mode="json") for answer in answers], limit, next_cursor)
+
+    @router.get(
+        "/load-types",
+        response_model=LoadTypeProfiles,
+        responses=problem_responses("unknown-province"),
+        summary="Demand factor and 96-point daily profile of each load type, for load forecasts",
+    )
+    def list_load_types(province: Province = None) -> LoadTypeProfiles:
+        """Charging piles and heat pumps: each load type the rules give a factor and profile of its own."""
+        rules = _rules_of(rules_config(), province)
+        return LoadTypeProfiles(
+            province=rules.province,
+            items=[
+                LoadTypeProfile(load_type=kind, demand_factor=own.demand_factor, profile=list(own.profile))
+                for kind, own in rules.load_types.items()
+            ],
+        )
 
     @router.get(
         "/feeders",

@@ -49,6 +49,7 @@ from canonical_model.application import (
     CustomerClass,
     Document,
     ImportanceGrade,
+    LoadType,
     SubmissionChannel,
 )
 from canonical_model.common import UrbanRural
@@ -126,6 +127,10 @@ class OnlineApplication(RequestModel):
     urban_rural: UrbanRural | None = Field(default=None, description="urban or rural area (城乡类别)")
     industry_code: str | None = Field(
         default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
+    )
+    load_type: LoadType = Field(
+        default=LoadType.GENERAL,
+        description="load type (负荷类型): a charging pile or a heat pump, which has its own demand factor",
     )
     documents: tuple[SubmittedDocument, ...] = Field(
         default=(), max_length=50, description="documents (申请资料)"

@@ -26,6 +26,14 @@ class BusinessType(StrEnum):
     TARIFF_CHANGE = "tariff_change"  # 改类
 
 
+class LoadType(StrEnum):
+    """What the requested capacity feeds, where its demand factor and daily profile differ (负荷类型)."""
+
+    GENERAL = "general"  # no distinct type: the industry's or the residential demand factor applies
+    EV_CHARGING = "ev_charging"  # 充电桩, a customer's own charging pile
+    HEAT_PUMP = "heat_pump"  # 热泵, space heating (煤改电)
+
+
 class CustomerClass(StrEnum):
     """Customer class that selects the process and its time limits (客户分类)."""
 
@@ -113,6 +121,10 @@ class ConnectionApplication(CanonicalModel):
     org_no: str | None = Field(default=None, description="responsible supply unit (供电单位)")
     industry_code: str | None = Field(
         default=None, pattern=r"^[A-T](\d{2,4})?$", description="declared industry, GB/T 4754 (行业分类)"
+    )
+    load_type: LoadType = Field(
+        default=LoadType.GENERAL,
+        description="load type (负荷类型): selects its own demand factor and time-of-day profile",
     )
     special_load: bool | None = Field(
         default=None,

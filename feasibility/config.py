@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, LoadType
 from canonical_model.grid import SupplyAreaClass
 from mappings.yamlfile import Diagnostics, is_list, is_map, key_line, line_of, plain, read_yaml
 
@@ -77,6 +77,7 @@ class Rules:
     demand_residential: float
     demand_industries: Mapping[str, float]
     demand_default: float
+    load_types: Mapping[LoadType, LoadTypeRules]
     simultaneity: float
     weights: Mapping[str, float]
     capacity_effects: Mapping[str, str]
@@ -116,9 +117,14 @@ class Rules:
         """required, recommended or not_required: what N-1 means in an area class (unknown: its own rule)."""
         return self.n1_by_class.get(area_class or UNKNOWN_CLASS, self.n1_by_class[UNKNOWN_CLASS])
 
-    def demand_factor(self, residential: bool, industry_code: str | None) -> tuple[float, str]:
-        """The demand factor of a request and where it came from: the longest configured GB/T 4754 prefix
-        of its industry, else the residential factor, else the default."""
+    def demand_factor(
+        self, residential: bool, industry_code: str | None, load_type: LoadType = LoadType.GENERAL
+    ) -> tuple[float, str]:
+        """The demand factor of a request and where it came from: its load type's own factor, else the
+        longest configured GB/T 4754 prefix of its industry, else the residential factor, else the default."""
+        own = self.load_types.get(load_type)
+        if own is not None:
+            return own.demand_factor, f"load type {load_type.value}"
         if industry_code:
             for length in range(len(industry_code), 0, -1):
                 factor = self.demand_industries.get(industry_code[:length])
@@ -261,6 +267,52 @@ def _bands(value: Any) -> str | None:
 Check = Callable[[Any], str | None]
 Spec = Mapping[str, "Check | Spec"]
 
+
+# --- load_types: the demand factor and time-of-day profile of load types that have their own.
+
+POINTS_PER_DAY = 96  # 15-minute points, as the load curves (E_MP_POWER_CURVE P1..P96)
+HOURS_PER_DAY = 24
+# The general load type has none: its factor is the industry's or the residential one.
+OWN_LOAD_TYPES = tuple(load_type for load_type in LoadType if load_type is not LoadType.GENERAL)
+
+
+@dataclass(frozen=True)
+class LoadTypeRules:
+    """A load type's demand factor and its 96-point profile, normalised to a peak of 1.0."""
+
+    demand_factor: float
+    profile: tuple[float, ...]
+
+
+def _profile(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) not in (POINTS_PER_DAY, HOURS_PER_DAY):
+        shown = f"{len(value)} values" if isinstance(value, list) else repr(value)
+        return f"must list {POINTS_PER_DAY} quarter-hour or {HOURS_PER_DAY} hourly values, not {shown}"
+    for index, point in enumerate(value):
+        if isinstance(point, bool) or not isinstance(point, int | float) or not 0 <= point <= 1:
+            return f"value {index + 1} must be a number in [0, 1], not {point!r}"
+    if max(value) != 1:
+        return f"must be normalised to a peak of exactly 1.0, not {max(value)!r}"
+    return None
+
+
+LOAD_TYPE_SPEC: Spec = {
+    load_type.value: {"demand_factor": _fraction, "profile": _profile} for load_type in OWN_LOAD_TYPES
+}
+
+
+def _load_type_rules(raw: Mapping[str, Any]) -> dict[LoadType, LoadTypeRules]:
+    """The checked load_types section; an hourly profile holds for each of its hour's four quarters."""
+    rules = {}
+    for name, entry in raw.items():
+        profile = [float(point) for point in entry["profile"]]
+        repeat = POINTS_PER_DAY // len(profile)
+        rules[LoadType(name)] = LoadTypeRules(
+            float(entry["demand_factor"]), tuple(point for point in profile for _ in range(repeat))
+        )
+    return rules
+
+
 SPEC: Spec = {
     "power_factor": _fraction,
     "voltage": {
@@ -303,6 +355,7 @@ SPEC: Spec = {
         "classes": _source_needs(tuple(c.value for c in CustomerClass)),
     },
     "large_load": {"circuit_current_a": _positive},
+    "load_types": LOAD_TYPE_SPEC,
     "weights": {criterion: _weight for criterion in CRITERIA},
     "business_types": {effect: _business_types for effect in CAPACITY_EFFECTS},
     "reservation": {
@@ -405,6 +458,7 @@ def _rules(province: str, raw: Mapping[str, Any]) -> Rules:
         demand_residential=float(demand["residential"]),
         demand_industries={str(code): float(factor) for code, factor in demand["industries"].items()},
         demand_default=float(demand["default"]),
+        load_types=_load_type_rules(raw["load_types"]),
         simultaneity=float(demand["simultaneity"]),
         weights={criterion: float(value) for criterion, value in raw["weights"].items()},
         capacity_effects={name: effect for effect, names in raw["business_types"].items() for name in names},

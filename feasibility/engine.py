@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, LoadType
 from canonical_model.common import GeoPoint, UrbanRural
 from canonical_model.feasibility import (
     Condition,
@@ -161,6 +161,7 @@ class FeasibilityRequest:
     urban_rural: UrbanRural | None = None
     application_no: str | None = None
     industry_code: str | None = None
+    load_type: LoadType = LoadType.GENERAL
     requested_voltage_kv: float | None = None
     business_type: BusinessType = BusinessType.NEW_CONNECTION
     # The customer's contract capacity before a capacity change (Customer.contract_capacity_kva).
@@ -551,7 +552,7 @@ def plan(request: FeasibilityRequest, rules: Rules, area: GridArea) -> Plan:
 def increment_of(request: FeasibilityRequest, rules: Rules, added_kva: float) -> tuple[float, float, str]:
     """(kVA the request adds to the equipment above it, its demand factor, where the factor came from)."""
     residential = request.customer_class is CustomerClass.LV_RESIDENTIAL
-    factor, source = rules.demand_factor(residential, request.industry_code)
+    factor, source = rules.demand_factor(residential, request.industry_code, request.load_type)
     return added_kva * factor, factor, source
 
 

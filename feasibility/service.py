@@ -99,6 +99,7 @@ def request_of(
         urban_rural=application.urban_rural,
         application_no=application.application_no,
         industry_code=application.industry_code,
+        load_type=application.load_type,
         requested_voltage_kv=application.requested_voltage_kv,
         business_type=application.business_type,
         existing_capacity_kva=customer.contract_capacity_kva if customer else None,

@@ -35,6 +35,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
     "URBAN_RURAL_FLAG",
     "TRADE_CODE",
     "TEMP_END_DATE",
+    "LOAD_TYPE",
     "DOCUMENTS",
 )
 CUSTOMER_FIELDS: tuple[str, ...] = (

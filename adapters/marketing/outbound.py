@@ -140,6 +140,10 @@ def submission_arguments(request: Mapping[str, Any], codes: ReverseCodes) -> dic
         )
     if request.get("industry_code") is not None:
         application["TRADE_CODE"] = request["industry_code"]
+    if request.get("load_type") is not None:
+        application["LOAD_TYPE"] = codes.code(
+            "marketing/load_type_code", request["load_type"], field="load_type"
+        )
     arguments: dict[str, Any] = {"application": _present(application)}
     customer = request.get("customer")
     if customer is not None:

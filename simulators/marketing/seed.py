@@ -216,6 +216,14 @@ _CHANNEL_WEIGHTS = {
     "04": (35, 15, 0, 0, 50),
 }
 
+# LOAD_TYPE shares [G]: a household's own charging pile (充电桩, "01") is a common low-voltage residential
+# application in towns, rarer in villages; heat pumps (热泵, "02") come with rural heating conversions
+# (煤改电) applied for in the heating months, fewer in towns. Other applications state "00".
+_LOAD_TYPE_CHANGES = ("101", "111")  # new connections and capacity increases bring new equipment
+_EV_SHARE = {"1": 0.15, "2": 0.05}  # of residential ones, by URBAN_RURAL_FLAG (1 urban, 2 rural)
+_HEAT_PUMP_SHARE = {"1": 0.05, "2": 0.2}  # of residential ones accepted in the heating months
+_HEATING_MONTHS = frozenset({11, 12, 1, 2})
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -241,6 +249,23 @@ def social_credit_code(region_code: str, organisation: str) -> str:
     body = f"91{region_code}{organisation}{'X' if org_check == 10 else org_check}"
     total = sum(_USCC_CHARS.index(char) * weight for char, weight in zip(body, _USCC_WEIGHTS, strict=True))
     return body + _USCC_CHARS[(31 - total % 31) % 31]
+
+
+def load_type_code(app_no: str, cust_class: str, busi_type: str, urban_rural: str, handled: datetime) -> str:
+    """LOAD_TYPE of a seeded application, drawn from its own Random keyed by APP_NO.
+
+    A Random of its own keeps the main draw order, so every other value of a seed's world stays as it was,
+    while the same seed still gives the same load types.
+    """
+    if cust_class != "01" or busi_type not in _LOAD_TYPE_CHANGES:
+        return "00"
+    roll = random.Random(f"load type {app_no}").random()
+    ev_share = _EV_SHARE.get(urban_rural, _EV_SHARE["2"])
+    if roll < ev_share:
+        return "01"
+    if handled.month in _HEATING_MONTHS and roll < ev_share + _HEAT_PUMP_SHARE.get(urban_rural, 0.0):
+        return "02"
+    return "00"
 
 
 class _Generator:
@@ -383,8 +408,9 @@ class _Generator:
             DocumentRow(DOC_TYPE_CODE=code, DOC_NAME=name, RECEIVED_FLAG="0" if rng.random() < 0.03 else "1")
             for code, name in _DOCUMENTS_BY_CLASS[cust_class]
         ]
+        app_no = f"{handled:%y%m%d}{sequence:07d}"
         row = ApplicationRow(
-            APP_NO=f"{handled:%y%m%d}{sequence:07d}",
+            APP_NO=app_no,
             CONS_NO=customer["CONS_NO"],
             BUSI_TYPE_CODE=busi_type,
             APPLY_CAP=capacity,
@@ -405,6 +431,7 @@ class _Generator:
             # A temporary supply (临时用电) states its last day: half a year from acceptance, no draw so the
             # seeded world stays as it was.
             TEMP_END_DATE=f"{(handled + timedelta(days=180)):%Y-%m-%d}" if busi_type == "105" else None,
+            LOAD_TYPE=load_type_code(app_no, cust_class, busi_type, customer["URBAN_RURAL_FLAG"], handled),
             DOCUMENTS=documents,
         )
         # Older applications have moved further along their process.

@@ -51,6 +51,7 @@ class ApplicationRow(TypedDict):
     URBAN_RURAL_FLAG: str
     TRADE_CODE: str | None
     TEMP_END_DATE: str | None  # last day of a temporary supply (临时用电), YYYY-MM-DD
+    LOAD_TYPE: str | None  # 负荷类型: "00" general, "01" charging pile, "02" heat pump
     DOCUMENTS: list[DocumentRow]
 
 
@@ -144,6 +145,7 @@ ACCEPTED_CODES: dict[str, frozenset[str]] = {
     "IMPORTANCE_CODE": frozenset({"00", "01", "02", "03", "04"}),
     "CHANNEL_CODE": frozenset({"01", "02", "03", "04", "05"}),
     "URBAN_RURAL_FLAG": frozenset({"1", "2"}),
+    "LOAD_TYPE": frozenset({"00", "01", "02"}),
     "ELEC_TYPE_CODE": frozenset({"100", "200", "300", "400", "900"}),
     "CERT_TYPE_CODE": frozenset({"01", "02", "03", "99"}),
     "CONTACT_TYPE": frozenset({"01", "02", "03"}),
@@ -560,6 +562,7 @@ class MarketingWorld:
             URBAN_RURAL_FLAG=urban_rural,
             TRADE_CODE=_text(application, "TRADE_CODE"),
             TEMP_END_DATE=_text(application, "TEMP_END_DATE"),
+            LOAD_TYPE=_text(application, "LOAD_TYPE"),
             DOCUMENTS=[
                 DocumentRow(
                     DOC_TYPE_CODE=str(document.get("DOC_TYPE_CODE", "")),

@@ -189,3 +189,30 @@ def test_a_preview_takes_the_business_type_and_the_requested_voltage(client: Tes
     unknown = client.post("/v1/feasibility/preview", json={**PREVIEW, "business_type": "relabel"})
     assert unknown.status_code == 422
     assert ["body", "business_type"] in _locations(unknown)
+
+
+def test_a_preview_takes_the_load_type(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            substation("S1", 0, 600),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+            transformer("T1", "F1", "S1", 50, rated_kva=400),
+        )
+        for equipment_id, peak_kw in (("T1", 150.0), ("F1", 3_000.0), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
+            store_peak(conn, equipment_id, peak_kw)
+    client = _client(sqlite_engine)
+    body = {**PREVIEW, "site_location": SITE.model_dump(), "requested_capacity_kva": 16}
+    body.pop("province")
+    with clock.frozen_at(NOW):  # the profiles are of the builders' day
+        pile = client.post("/v1/feasibility/preview", json={**body, "load_type": "ev_charging"})
+        household = client.post("/v1/feasibility/preview", json=body)
+    assert pile.status_code == 200
+    # 16 kVA of charging piles x 0.5 = 8 kVA added; as ordinary household load, x 0.4 = 6.4 kVA.
+    assert (pile.json()["demand_factor"], pile.json()["increment_kva"]) == (0.5, 8)
+    assert (household.json()["demand_factor"], household.json()["increment_kva"]) == (0.4, 6.4)
+    unknown = client.post("/v1/feasibility/preview", json={**body, "load_type": "tram"})
+    assert unknown.status_code == 422
+    assert ["body", "load_type"] in _locations(unknown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -326,6 +327,7 @@ def test_substation_views_carry_the_capacity_to_load_ratio(capacity: TestClient)
         ("/v1/grid/open-capacity", {"province": "atlantis"}, 422, "no rule set"),
         ("/v1/grid/open-capacity", {"sort": "open_kva"}, 422, "not accepted here"),
         ("/v1/grid/substations/S1", {"province": "atlantis"}, 422, "no rule set"),
+        ("/v1/grid/load-types", {"province": "atlantis"}, 422, "no rule set"),
     ],
 )
 def test_bad_open_capacity_parameters_are_rejected_with_a_reason(
@@ -343,3 +345,52 @@ def test_the_hub_api_serves_open_capacity_to_viewers(sqlite_engine: Engine) -> N
     assert (
         TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
     )
+
+
+def _load_types_client(engine: Engine, config_dir: Path = ROOT) -> TestClient:
+    app = FastAPI()
+    app.include_router(grid_router(engine, config=load_feasibility_config(config_dir)))
+    return TestClient(app)
+
+
+def test_load_types_publish_each_factor_and_a_96_point_profile(sqlite_engine: Engine) -> None:
+    body = _load_types_client(sqlite_engine).get("/v1/grid/load-types").json()
+    assert (body["province"], body["interval_minutes"]) == ("default", 15)
+    items = {item["load_type"]: item for item in body["items"]}
+    assert set(items) == {"ev_charging", "heat_pump"}  # general load has no factor of its own
+    ev, heat = items["ev_charging"], items["heat_pump"]
+    assert (ev["demand_factor"], heat["demand_factor"]) == (0.5, 0.7)
+    assert len(ev["profile"]) == len(heat["profile"]) == 96
+    assert max(ev["profile"]) == max(heat["profile"]) == 1.0
+    # rules.yaml gives hours: hour 21 (1.0) fills points 85-88, 21:00-22:00; hour 6 (1.0) fills 25-28.
+    assert ev["profile"][84:88] == [1.0] * 4 and ev["profile"][:4] == [0.7] * 4
+    assert heat["profile"][24:28] == [1.0] * 4
+
+
+def test_load_types_follow_the_provinces_rules(sqlite_engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "feasibility").mkdir()
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "      single_phase_max_kw: 12\n",
+        "      single_phase_max_kw: 12\n    load_types: {heat_pump: {demand_factor: 0.85}}\n",
+    )
+    (tmp_path / "feasibility" / "rules.yaml").write_text(text, encoding="utf-8")
+    client = _load_types_client(sqlite_engine, tmp_path)
+    henan = client.get("/v1/grid/load-types", params={"province": "henan"}).json()
+    default = client.get("/v1/grid/load-types").json()
+    assert henan["province"] == "henan"
+    factors = {item["load_type"]: item["demand_factor"] for item in henan["items"]}
+    assert factors == {"ev_charging": 0.5, "heat_pump": 0.85}
+    profiles = [
+        {item["load_type"]: item["profile"] for item in answer["items"]}["heat_pump"]
+        for answer in (henan, default)
+    ]
+    assert profiles[0] == profiles[1]  # the default profile is kept
+
+
+def test_the_hub_api_serves_load_types_to_viewers(sqlite_engine: Engine) -> None:
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    response = client.get("/v1/grid/load-types")
+    assert response.status_code == 200 and len(response.json()["items"]) == 2
+    assert "/v1/grid/load-types" in client.get("/openapi.json").json()["paths"]
+    assert TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/load-types").status_code == 401

@@ -419,6 +419,8 @@ def test_a_submission_that_accepts_its_findings_goes_through_with_them(
     assert stored.request["accept_findings"] == ["industry_code_agrees"]
     # The declared trade code is forwarded, so the case shows the same finding once it is created.
     assert stored.arguments["application"]["TRADE_CODE"] == "C1711"
+    # No load type stated: general load, written as the marketing system's "00".
+    assert stored.arguments["application"]["LOAD_TYPE"] == "00"
 
 
 def test_a_duplicate_is_refused_while_good_submissions_beside_it_go_through(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from canonical_model.application import BusinessType
-from feasibility.config import load_feasibility_config, read_feasibility_config
+from canonical_model.application import BusinessType, LoadType
+from feasibility.config import LoadTypeRules, load_feasibility_config, read_feasibility_config
 from mappings.yamlfile import Diagnostics
 from tests.unit.feasibility.builders import ROOT
 from yekuo.errors import ConfigError
@@ -196,3 +196,100 @@ def test_networks_that_leave_no_voltage_band_are_an_error(tmp_path: Path) -> Non
     assert [str(error).split("rules.yaml:")[1] for error in diag.errors] == [
         f"{line}: no voltage band is on a network of voltage.networks_kv [6.0]"
     ]
+
+
+def test_a_load_type_s_own_factor_wins_over_the_industry_and_the_residential_one() -> None:
+    rules = load_feasibility_config(ROOT).default
+    # ev_charging 0.5 beats both manufacturing's 0.6 (C) and the residential 0.4.
+    assert rules.demand_factor(False, "C3410", LoadType.EV_CHARGING) == (0.5, "load type ev_charging")
+    assert rules.demand_factor(True, None, LoadType.EV_CHARGING) == (0.5, "load type ev_charging")
+    assert rules.demand_factor(True, None, LoadType.HEAT_PUMP) == (0.7, "load type heat_pump")
+    # General load has no factor of its own: the industry's and the residential one still apply.
+    assert rules.demand_factor(False, "C3410", LoadType.GENERAL) == (0.6, "industry C")
+    assert rules.demand_factor(True, None, LoadType.GENERAL) == (0.4, "residential")
+
+
+def test_an_hourly_profile_is_spread_over_its_four_quarter_hours_peaking_at_one() -> None:
+    rules = load_feasibility_config(ROOT).default
+    assert set(rules.load_types) == {LoadType.EV_CHARGING, LoadType.HEAT_PUMP}
+    ev = rules.load_types[LoadType.EV_CHARGING].profile
+    assert len(ev) == 96 and max(ev) == 1.0
+    # Hour 21 (21:00-22:00) is the evening peak: points 85-88, indexes 84-87; hour 20 gives 0.95 to 80-83.
+    assert ev[84:88] == (1.0, 1.0, 1.0, 1.0) and ev[80:84] == (0.95,) * 4
+    assert max(ev[76:92]) == 1.0 and max(ev[:76]) < 1.0  # the peak lies in 19:00-23:00
+    heat = rules.load_types[LoadType.HEAT_PUMP].profile
+    assert heat.index(1.0) == 24  # 06:00, the morning peak, is point 25
+
+
+def test_a_province_may_override_a_load_type_s_factor_and_keep_its_profile(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "      single_phase_max_kw: 12\n",
+        "      single_phase_max_kw: 12\n"
+        "    load_types: {ev_charging: {demand_factor: 0.35}, heat_pump: {profile: " + _numbers(96) + "}}\n",
+    )
+    config = load_feasibility_config(_copy(tmp_path, text))
+    henan, default = config.provinces["henan"], config.default
+    assert henan.demand_factor(True, None, LoadType.EV_CHARGING) == (0.35, "load type ev_charging")
+    assert henan.load_types[LoadType.EV_CHARGING].profile == default.load_types[LoadType.EV_CHARGING].profile
+    # A 96-point profile is taken as it stands; the heat pump keeps the default factor.
+    assert henan.load_types[LoadType.HEAT_PUMP] == LoadTypeRules(0.7, (0.5,) * 95 + (1.0,))
+    assert default.load_types[LoadType.HEAT_PUMP].profile != henan.load_types[LoadType.HEAT_PUMP].profile
+
+
+def _numbers(count: int, peak: float = 1.0) -> str:
+    return "[" + ", ".join(["0.5"] * (count - 1) + [f"{peak:g}"]) + "]"
+
+
+@pytest.mark.parametrize(
+    ("profile", "factor", "message"),
+    [
+        (
+            _numbers(23),
+            "0.5",
+            "load_types.ev_charging.profile must list 96 quarter-hour or 24 hourly values, not 23",
+        ),
+        (
+            _numbers(24, 0.9),
+            "0.5",
+            "load_types.ev_charging.profile must be normalised to a peak of exactly 1.0",
+        ),
+        (
+            _numbers(96).replace("0.5", "1.2", 1),
+            "0.5",
+            "ev_charging.profile value 1 must be a number in [0, 1]",
+        ),
+        (_numbers(24).replace("0.5", "-0.1", 1), "0.5", "value 1 must be a number in [0, 1], not -0.1"),
+        (_numbers(24), "0", "load_types.ev_charging.demand_factor must be a number in (0, 1], not 0"),
+        (_numbers(24), "1.5", "load_types.ev_charging.demand_factor must be a number in (0, 1], not 1.5"),
+    ],
+)
+def test_a_bad_load_type_is_reported_with_its_line(
+    tmp_path: Path, profile: str, factor: str, message: str
+) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    start = text.index("    ev_charging:")
+    end = text.index("    heat_pump:")
+    broken = f"    ev_charging:\n      demand_factor: {factor}\n      profile: {profile}\n"
+    text = text[:start] + broken + text[end:]
+    lines = text.splitlines()
+    key = "demand_factor:" if "demand_factor" in message else "profile:"
+    line = next(i for i, text_line in enumerate(lines, 1) if text_line.strip().startswith(key))
+    diag = Diagnostics(_copy(tmp_path, text))
+    assert read_feasibility_config(tmp_path, diag) is None
+    messages = [str(error) for error in diag.errors]
+    assert any(m.startswith(f"feasibility/rules.yaml:{line}: ") and message in m for m in messages), messages
+
+
+def test_a_load_type_without_its_profile_and_an_unknown_one_are_errors(tmp_path: Path) -> None:
+    text = (ROOT / "feasibility" / "rules.yaml").read_text(encoding="utf-8")
+    start = text.index("    ev_charging:")
+    end = text.index("    heat_pump:")
+    text = (
+        text[:start] + "    ev_charging: {demand_factor: 0.5}\n    tram: {demand_factor: 0.5}\n" + text[end:]
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_feasibility_config(_copy(tmp_path, text))
+    message = str(caught.value)
+    assert "load_types.ev_charging lacks 'profile'" in message
+    assert "unknown key 'load_types.tram'; expected one of ['ev_charging', 'heat_pump']" in message

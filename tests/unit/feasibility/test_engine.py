@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade
+from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, LoadType
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult, Verdict
 from canonical_model.grid import SupplyAreaClass
@@ -719,6 +719,35 @@ def test_the_request_counts_with_the_demand_factor_of_its_trade() -> None:
     assert assessment.schemes[0].sources[0].headroom_after_kva == pytest.approx(
         320 - 166.667 - 112.5, abs=0.001
     )
+
+
+def test_a_charging_pile_counts_with_its_load_type_s_factor_not_the_residential_one() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = _with_upstream({"T1": LoadReading(150)})
+    # A 7 kW home charging pile: 7 kW / 0.9 = 7.78 kVA requested, 7.78 x 0.9 = 7.0 kW < 10 kW: 220 V.
+    pile = replace(request(7.78, customer_class=CustomerClass.LV_RESIDENTIAL), load_type=LoadType.EV_CHARGING)
+    assessment = evaluate(plan(pile, RULES, area), area, loads, {}, assessed_at=NOW)
+    assert assessment.recommended_voltage_kv == 0.22
+    # ev_charging 0.5, not the residential 0.4: 7.78 x 0.5 = 3.89 kVA added (3.11 as a household).
+    assert (assessment.demand_factor, assessment.increment_kva) == (0.5, 3.89)
+    increment = check(assessment, "request_increment")
+    assert increment.threshold == {"demand_factor": 0.5, "from": "load type ev_charging"}
+    assert increment.detail == (
+        "7.78 kVA x demand factor 0.5 (load type ev_charging) = 3.9 kVA added to the equipment"
+    )
+    # T1: 150 kW / 0.9 = 166.67 kVA, + 3.89 = 170.56 kVA of 400: 0.4264.
+    assert check(assessment, "transformer_load_rate", "T1").detail.endswith("= 0.4264 <= 0.8000")
+
+
+def test_a_heat_pump_s_factor_wins_over_its_trade_s() -> None:
+    area = GridArea(engine_view(*lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400)))
+    loads = _with_upstream({"T1": LoadReading(150)})
+    # A textile mill (C1711: C17, 0.75 by its trade) applying for heat pumps to heat its halls.
+    mill = replace(request(100, industry="C1711"), load_type=LoadType.HEAT_PUMP)
+    assessment = evaluate(plan(mill, RULES, area), area, loads, {}, assessed_at=NOW)
+    # heat_pump 0.7, not textiles' 0.75: 100 x 0.7 = 70 kVA added.
+    assert (assessment.demand_factor, assessment.increment_kva) == (0.7, 70)
+    assert check(assessment, "request_increment").threshold["from"] == "load type heat_pump"
 
 
 def test_a_measured_power_factor_replaces_the_configured_one() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical_model.application import BusinessType, CustomerClass
+from canonical_model.application import BusinessType, CustomerClass, LoadType
 from canonical_model.grid import SupplyAreaClass
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
@@ -91,6 +91,22 @@ def test_the_applications_industry_sets_its_demand_factor(sqlite_engine: Engine)
     assert (outcome.assessment.demand_factor, outcome.assessment.increment_kva) == (0.8, 120)
     with sqlite_engine.connect() as conn:
         assert reservations(conn) == [("A3", "T1", 150.0)]
+
+
+def test_the_applications_load_type_sets_its_demand_factor_over_its_industry(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    depot = application("A4", 150).model_copy(
+        update={"industry_code": "C3110", "load_type": LoadType.EV_CHARGING}
+    )
+    with sqlite_engine.begin() as conn:
+        outcome = service.assess_application(conn, depot, correlation_id="c")
+    # A smelter's (C3110) car park of charging piles: ev_charging 0.5, not C31's 0.8: 150 x 0.5 = 75 kVA
+    # added; the full 150 kVA is held.
+    assert (outcome.assessment.demand_factor, outcome.assessment.increment_kva) == (0.5, 75)
+    increment = next(check for check in outcome.assessment.trace if check.rule == "request_increment")
+    assert increment.threshold["from"] == "load type ev_charging"
+    with sqlite_engine.connect() as conn:
+        assert reservations(conn) == [("A4", "T1", 150.0)]
 
 
 def _expiry(conn: Connection, application_no: str) -> list[datetime]:

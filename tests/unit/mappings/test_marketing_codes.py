@@ -31,6 +31,7 @@ def mappings() -> dict[str, Mapping]:
         ("STATUS_CODE", "stage", "status_code"),
         ("RETURN_REASON_CODE", "rework_cause", "return_reason_code"),
         ("URBAN_RURAL_FLAG", "urban_rural", "urban_rural_flag"),
+        ("LOAD_TYPE", "load_type", "load_type_code"),
     ],
 )
 def test_an_unknown_application_code_names_field_source_and_value(

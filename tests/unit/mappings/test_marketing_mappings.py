@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from canonical_model.application import ConnectionApplication, LoadType
 from mappings.codes import load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import load_mappings
@@ -45,6 +46,7 @@ def test_application_record(mappings: dict[str, Mapping]) -> None:
         "stage": "acceptance",
         "org_no": "41401",
         "urban_rural": "urban",
+        "load_type": "general",
         "documents": [
             {"doc_type": "001", "name": "营业执照", "received": True},
             {"doc_type": "007", "name": "用电设备清单", "received": False},
@@ -82,6 +84,7 @@ def test_sparse_application_record(mappings: dict[str, Mapping]) -> None:
         "submitted_at": "2026-11-20T09:13:05+08:00",
         "updated_at": "2026-11-21T16:40:00+08:00",
         "urban_rural": "rural",
+        "load_type": "general",
         "documents": [],
         "source_refs": [{"system": "marketing", "record_type": "application", "key": "2611200009999"}],
     }
@@ -212,3 +215,14 @@ def test_the_business_types_of_the_supply_rules_are_mapped(
 ) -> None:
     mapped = mappings["marketing/application"].apply(application_record(BUSI_TYPE_CODE=code))
     assert mapped["business_type"] == business_type
+
+
+@pytest.mark.parametrize(
+    ("code", "load_type"), [("00", "general"), ("01", "ev_charging"), ("02", "heat_pump"), (None, "general")]
+)
+def test_the_stated_load_type_is_mapped_and_an_empty_one_is_general(
+    mappings: dict[str, Mapping], code: str | None, load_type: str
+) -> None:
+    mapped = mappings["marketing/application"].apply(application_record(LOAD_TYPE=code))
+    assert mapped["load_type"] == load_type
+    assert ConnectionApplication.model_validate(mapped).load_type == LoadType(load_type)

@@ -70,6 +70,21 @@ def test_bad_records_are_parked_and_the_good_ones_around_them_flow(
     assert ingestor.stats.invalid == 3 and ingestor.stats.events == 3
 
 
+def test_an_unknown_load_type_is_parked_naming_it_and_a_known_one_flows(
+    ingestor: Ingestor, sqlite_engine: Engine
+) -> None:
+    records = [_application("A1", LOAD_TYPE="01"), _application("A2", LOAD_TYPE="07")]
+    source = ScriptedSource(SourceBatch(records, {"changed_at": "2026-11-20 09:00:00", "key": "A2"}, False))
+    ingestor.poll_source(source)
+    with sqlite_engine.connect() as conn:
+        [parked] = list_parked(conn, "invalid")
+        assert pending_count(conn) == 1
+    assert (parked.record_key, parked.reason_code) == ("A2", "mapping")
+    assert "field 'load_type' (source LOAD_TYPE)" in parked.reason
+    assert "unknown code in table marketing/load_type_code: '07'" in parked.reason
+    assert parked.payload["LOAD_TYPE"] == "07"
+
+
 def test_the_next_poll_starts_from_the_committed_checkpoint(ingestor: Ingestor) -> None:
     first = SourceBatch([_application("A1")], {"changed_at": "t1", "key": "A1"}, True)
     second = SourceBatch([], {"changed_at": "t1", "key": "A1"}, False)

@@ -98,6 +98,14 @@ def test_an_existing_customers_application(codes: ReverseCodes) -> None:
     }
 
 
+def test_a_charging_pile_is_forwarded_with_its_load_type_code(codes: ReverseCodes) -> None:
+    pile = {**REQUEST, "customer_class": "lv_residential", "load_type": "ev_charging"}
+    assert submission_arguments(pile, codes)["application"]["LOAD_TYPE"] == "01"
+    assert (
+        submission_arguments({**REQUEST, "load_type": "general"}, codes)["application"]["LOAD_TYPE"] == "00"
+    )
+
+
 def test_a_new_customers_application(codes: ReverseCodes) -> None:
     request = {key: value for key, value in REQUEST.items() if key not in ("customer_no", "site_location")}
     request["customer"] = {

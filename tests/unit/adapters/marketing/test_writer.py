@@ -130,6 +130,20 @@ def test_a_submission_is_created_and_its_application_fetched_into_the_push_inbox
     assert writer.stats.submitted == 1
 
 
+def test_a_submitted_load_type_reaches_the_marketing_system_and_comes_back_with_the_record(
+    sqlite_engine: Engine, running: SimulatorServer
+) -> None:
+    _submit(sqlite_engine, "t-ev", LOAD_TYPE="01")
+    assert _writer(sqlite_engine, running).step() is True
+    app_no = running.world.created_by("t-ev")
+    assert app_no is not None
+    created = running.world.application(app_no)
+    assert created is not None and created["LOAD_TYPE"] == "01"
+    with sqlite_engine.connect() as conn:
+        pushed = conn.execute(sa.select(marketing_push)).one()
+    assert pushed.application["LOAD_TYPE"] == "01"
+
+
 def test_a_refused_submission_fails_with_its_reason_and_the_next_one_goes_on(
     sqlite_engine: Engine, world: MarketingWorld, clock: FixedClock
 ) -> None:

@@ -8,7 +8,13 @@ from datetime import datetime
 
 import pytest
 
-from simulators.marketing.seed import generate_rows, generate_world, resident_id, social_credit_code
+from simulators.marketing.seed import (
+    generate_rows,
+    generate_world,
+    load_type_code,
+    resident_id,
+    social_credit_code,
+)
 from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, MarketingWorld
 from yekuo.errors import ConfigError
 
@@ -166,3 +172,35 @@ def test_applications_may_share_customers_unless_each_is_to_have_its_own() -> No
         ConfigError, match="121 applications need as many customers of their own, but there are 120"
     ):
         generate_rows(3, 120, 121, distinct_customers=True)
+
+
+def test_some_residential_applications_are_charging_piles_and_winter_ones_heat_pumps(
+    world: MarketingWorld,
+) -> None:
+    applications = world.all_applications()
+    by_type = Counter(application["LOAD_TYPE"] for application in applications)
+    assert set(by_type) == {"00", "01", "02"}
+    stated = [application for application in applications if application["LOAD_TYPE"] != "00"]
+    assert all(
+        application["CUST_CLASS_CODE"] == "01" and application["BUSI_TYPE_CODE"] in ("101", "111")
+        for application in stated
+    )
+    residential = [
+        application
+        for application in applications
+        if application["CUST_CLASS_CODE"] == "01" and application["BUSI_TYPE_CODE"] in ("101", "111")
+    ]
+    # About 15% of urban and 5% of rural residential ones are piles: between 5% and 15% of all of them.
+    assert 0.05 < by_type["01"] / len(residential) < 0.15
+
+
+def test_heat_pumps_are_applied_for_only_in_the_heating_months() -> None:
+    # A rural household's own draw below 0.05 is a charging pile; from 0.05 to 0.25 it is a heat pump in the
+    # heating months and general load otherwise: about 20% of 300 numbers, 60, are heat pumps in December.
+    winter, summer = datetime(2026, 12, 10, 9, 0), datetime(2026, 6, 10, 9, 0)
+    numbers = [f"26121000{n:05d}" for n in range(300)]
+    pumps = [app_no for app_no in numbers if load_type_code(app_no, "01", "101", "2", winter) == "02"]
+    assert 30 < len(pumps) < 90
+    assert all(load_type_code(app_no, "01", "101", "2", summer) == "00" for app_no in pumps)
+    assert load_type_code(pumps[0], "03", "101", "2", winter) == "00"  # high voltage: not stated
+    assert load_type_code(pumps[0], "01", "113", "2", winter) == "00"  # a reduction adds no equipment

@@ -239,6 +239,7 @@ def test_create_for_an_existing_customer(world: MarketingWorld) -> None:
             "CERT_TYPE_CODE '77' is not a valid code",
         ),
         (NEW_APPLICATION, {**NEW_CUSTOMER, "CERT_NO": " "}, "required fields missing: CERT_NO"),
+        ({**NEW_APPLICATION, "LOAD_TYPE": "07"}, NEW_CUSTOMER, "LOAD_TYPE '07' is not a valid code"),
     ],
 )
 def test_create_refuses_what_the_marketing_system_would(
@@ -455,6 +456,13 @@ def test_an_application_created_online_keeps_its_declared_trade_code(world: Mark
     assert declared["TRADE_CODE"] == "H6210"
     assert undeclared["TRADE_CODE"] is None
     assert list(declared).index("TRADE_CODE") == list(declared).index("URBAN_RURAL_FLAG") + 1
+
+
+def test_an_application_created_online_keeps_its_load_type_after_its_end_date(world: MarketingWorld) -> None:
+    pile, _ = world.create_application("req-ev", {**NEW_APPLICATION, "LOAD_TYPE": "01"}, NEW_CUSTOMER)
+    unstated, _ = world.create_application("req-none", NEW_APPLICATION, NEW_CUSTOMER)
+    assert (pile["LOAD_TYPE"], unstated["LOAD_TYPE"]) == ("01", None)
+    assert list(pile).index("LOAD_TYPE") == list(pile).index("TEMP_END_DATE") + 1
 
 
 @pytest.mark.parametrize(
