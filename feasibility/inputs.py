@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -94,87 +95,134 @@ def read_loads(
 
     The power factor is the one measured at the basis's peak point (power_factors_at), where a factor
     curve of that day has a good value there; otherwise None, and the engine uses the configured factor.
-    At most three queries, however many pieces of equipment are asked for.
+    Three queries however many pieces of equipment are asked for: the database sums up each one's days (a
+    year of rows per candidate is too many to carry into Python on every check), then the peak days are
+    read, then their factor curves.
     """
     if not equipment_ids:
         return {}
-    table = load_profiles
-    fresh, window, season = basis_dates(rules, today)
-    columns = (table.c.equipment_id, table.c.data_date, table.c.source, table.c.peak_kw, table.c.peak_point)
-    rows = conn.execute(
-        sa.select(*columns, table.c.good_points).where(
-            table.c.equipment_id.in_(sorted(equipment_ids)),
-            table.c.phase == TOTAL_PHASE,
-            table.c.data_date >= min(window, season[0]),
-        )
-    ).all()
-    by_equipment: dict[str, list[Any]] = {}
-    for row in rows:
-        by_equipment.setdefault(row.equipment_id, []).append(row)
-    latest = {key: max(row.data_date for row in found) for key, found in by_equipment.items()}
-    unseen = [key for key in equipment_ids if key not in latest]
-    if unseen:
-        # Nothing in the basis window: only the date of an older profile is wanted, for the message.
-        latest.update(_latest_dates(conn, unseen))
+    dates = basis_dates(rules, today)
+    summaries = {row.equipment_id: row for row in conn.execute(_summary_query(equipment_ids, dates, rules))}
     based = {
-        equipment_id: _reading(
-            by_equipment.get(equipment_id, []), latest.get(equipment_id), (fresh, window, season), rules
-        )
-        for equipment_id in equipment_ids
+        equipment_id: _reading(summaries.get(equipment_id), dates, rules) for equipment_id in equipment_ids
     }
+    peak_rows = _peak_rows(conn, based, dates, rules.min_good_points)
+    readings: dict[str, LoadReading] = {}
+    for equipment_id, (reading, _) in based.items():
+        row = peak_rows.get(equipment_id)
+        if row is not None:
+            basis = f"{reading.basis}, peak on {row.data_date}{_interval(row.peak_point)}"
+            reading = dataclasses.replace(reading, data_date=row.data_date, basis=basis)
+        readings[equipment_id] = reading
     peaks = [
-        PeakPoint(equipment_id, peak.data_date, peak.source, peak.peak_point)
-        for equipment_id, (_, peak) in based.items()
-        if peak is not None and peak.peak_point is not None
+        PeakPoint(equipment_id, row.data_date, row.source, row.peak_point)
+        for equipment_id, row in peak_rows.items()
+        if row.peak_point is not None
     ]
     factors = power_factors_at(conn, peaks, phase=TOTAL_PHASE)
     return {
         equipment_id: dataclasses.replace(reading, power_factor=factors.get(equipment_id))
-        for equipment_id, (reading, _) in based.items()
+        for equipment_id, reading in readings.items()
     }
 
 
-def _latest_dates(conn: Connection, equipment_ids: Collection[str]) -> dict[str, date]:
+def _summary_query(
+    equipment_ids: Collection[str], dates: tuple[date, date, tuple[date, date]], rules: Rules
+) -> sa.Select[Any]:
+    """Per equipment: its latest day, what its fresh days hold, and the window's and last season's peaks."""
     table = load_profiles
-    query = (
-        sa.select(table.c.equipment_id, sa.func.max(table.c.data_date))
+    fresh, window, (season_from, season_to) = dates
+    usable = sa.and_(table.c.good_points >= rules.min_good_points, table.c.peak_kw.is_not(None))
+    is_fresh = table.c.data_date >= fresh
+    in_window = table.c.data_date >= window
+    # Last year's season before the window: what stands in for the part of the window a short record lacks.
+    in_season = sa.and_(table.c.data_date >= season_from, table.c.data_date <= season_to, ~in_window)
+    return (
+        sa.select(
+            table.c.equipment_id,
+            sa.func.max(table.c.data_date).label("latest"),
+            sa.func.max(sa.case((is_fresh, table.c.good_points))).label("fresh_good_points"),
+            sa.func.count(sa.case((sa.and_(is_fresh, usable), 1))).label("fresh_usable"),
+            sa.func.min(sa.case((in_window, table.c.data_date))).label("first"),
+            sa.func.count(sa.case((sa.and_(in_window, usable), 1))).label("recent_days"),
+            sa.func.max(sa.case((sa.and_(in_window, usable), table.c.peak_kw))).label("recent_peak"),
+            sa.func.count(sa.case((sa.and_(in_season, usable), 1))).label("season_days"),
+            sa.func.max(sa.case((sa.and_(in_season, usable), table.c.peak_kw))).label("season_peak"),
+        )
         .where(table.c.equipment_id.in_(sorted(equipment_ids)), table.c.phase == TOTAL_PHASE)
         .group_by(table.c.equipment_id)
     )
-    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The peak a basis took, and the oldest day it may be on."""
+
+    peak_kw: float
+    since: date
 
 
 def _reading(
-    rows: list[Any], latest: date | None, dates: tuple[date, date, tuple[date, date]], rules: Rules
-) -> tuple[LoadReading, Any | None]:
-    """The reading, and the profile row of its peak (None when there is no basis)."""
+    summary: Any | None, dates: tuple[date, date, tuple[date, date]], rules: Rules
+) -> tuple[LoadReading, _Wanted | None]:
+    """The reading, and which profile row holds its peak (None when there is no basis)."""
     fresh, window, (season_from, season_to) = dates
-    if latest is None:
+    latest: date | None = summary.latest if summary is not None else None
+    if summary is None or latest is None:
         return LoadReading(None, None, "no load profile"), None
     if latest < fresh:
         stale = f"stale: latest profile is of {latest.isoformat()}, before {fresh}"
         return LoadReading(None, latest, stale), None
-    usable = [row for row in rows if row.peak_kw is not None and row.good_points >= rules.min_good_points]
-    if not any(row.data_date >= fresh for row in usable):
-        best = max((row.good_points for row in rows if row.data_date >= fresh), default=0)
+    if not summary.fresh_usable:
+        best = summary.fresh_good_points or 0
         incomplete = (
             f"incomplete: at most {best} good points of 96 since {fresh} (need {rules.min_good_points})"
         )
         return LoadReading(None, latest, incomplete), None
-    recent = [row for row in usable if row.data_date >= window]
-    first = min(row.data_date for row in rows if row.data_date >= window)
-    basis = f"highest of {len(recent)} good day(s) in the last {rules.window_days} days"
-    if first > window + timedelta(days=rules.max_age_days):
+    peak, since = float(summary.recent_peak), window
+    basis = f"highest of {summary.recent_days} good day(s) in the last {rules.window_days} days"
+    if summary.first > window + timedelta(days=rules.max_age_days):
         # The record is shorter than the window: last year's season stands in for the missing part.
-        seasonal = [row for row in usable if season_from <= row.data_date <= season_to and row not in recent]
-        recent += seasonal
+        if summary.season_peak is not None and summary.season_peak > peak:
+            peak, since = float(summary.season_peak), season_from
         basis += (
-            f" (history from {first.isoformat()} only) and {len(seasonal)} of last year's season "
-            f"{season_from.isoformat()}..{season_to.isoformat()}"
+            f" (history from {summary.first.isoformat()} only) and {summary.season_days} of last year's "
+            f"season {season_from.isoformat()}..{season_to.isoformat()}"
         )
-    peak = max(recent, key=lambda row: row.peak_kw)
-    basis += f", peak on {peak.data_date}{_interval(peak.peak_point)}"
-    return LoadReading(float(peak.peak_kw), peak.data_date, basis=basis), peak
+    return LoadReading(peak, latest, basis=basis), _Wanted(peak, since)
+
+
+def _peak_rows(
+    conn: Connection,
+    based: Mapping[str, tuple[LoadReading, _Wanted | None]],
+    dates: tuple[date, date, tuple[date, date]],
+    min_good_points: int,
+) -> dict[str, Any]:
+    """The profile row of each basis's peak: the earliest good day at that peak since the day it may be on."""
+    wanted = {equipment_id: found for equipment_id, (_, found) in based.items() if found is not None}
+    if not wanted:
+        return {}
+    table = load_profiles
+    _, window, (season_from, _) = dates
+    rows = conn.execute(
+        sa.select(
+            table.c.equipment_id, table.c.data_date, table.c.source, table.c.peak_kw, table.c.peak_point
+        )
+        .where(
+            table.c.equipment_id.in_(sorted(wanted)),
+            table.c.phase == TOTAL_PHASE,
+            table.c.data_date >= min(window, season_from),
+            table.c.good_points >= min_good_points,
+            table.c.peak_kw.in_(sorted({found.peak_kw for found in wanted.values()})),
+        )
+        .order_by(table.c.data_date)
+    ).all()
+    found: dict[str, Any] = {}
+    for row in rows:
+        target = wanted[row.equipment_id]
+        if row.peak_kw == target.peak_kw and row.data_date >= target.since:
+            found.setdefault(row.equipment_id, row)
+    return found
 
 
 def _interval(point: int | None) -> str:

@@ -85,6 +85,8 @@ load_profiles = sa.Table(
     sa.Column("event_id", KEY, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_load_profiles_date", "data_date", "equipment_id"),
+    # The feasibility load basis sums up a year of days per candidate from this index alone, never the rows.
+    sa.Index("ix_load_profiles_basis", "equipment_id", "phase", "data_date", "good_points", "peak_kw"),
 )
 
 power_factor_curves = sa.Table(
@@ -309,15 +311,19 @@ def power_factors_at(conn: Connection, peaks: Collection[PeakPoint], *, phase: s
     if not peaks:
         return {}
     table = power_factor_curves
-    days = sorted({(peak.equipment_id, peak.data_date) for peak in peaks})
+    days = {(peak.equipment_id, peak.data_date) for peak in peaks}
+    # Two plain IN lists rather than one of (id, day) pairs: SQLite finds the rows of a pair list by scanning.
     rows = conn.execute(
         sa.select(table.c.equipment_id, table.c.data_date, table.c.source, table.c.factors).where(
-            sa.tuple_(table.c.equipment_id, table.c.data_date).in_(days), table.c.phase == phase
+            table.c.equipment_id.in_(sorted({day[0] for day in days})),
+            table.c.data_date.in_(sorted({day[1] for day in days})),
+            table.c.phase == phase,
         )
     ).all()
     curves: dict[tuple[str, date], list[Any]] = {}
     for row in rows:
-        curves.setdefault((row.equipment_id, row.data_date), []).append(row)
+        if (row.equipment_id, row.data_date) in days:
+            curves.setdefault((row.equipment_id, row.data_date), []).append(row)
     found: dict[str, float] = {}
     for peak in peaks:
         candidates = sorted(

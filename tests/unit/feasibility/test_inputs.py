@@ -160,5 +160,5 @@ def test_the_measured_factors_cost_one_query_however_many_pieces_of_equipment(
     with sqlite_engine.connect() as conn:
         readings = read_loads(conn, ids, RULES, TODAY)
     assert {reading.power_factor for reading in readings.values()} == {0.8}
-    # The profiles of the window, then the factor curves of every peak day at once.
-    assert len(statements) == 2
+    # Each one's days summed up in the database, the peak days, then the factor curves of every peak day.
+    assert len(statements) == 3
