@@ -264,6 +264,18 @@ def test_a_template_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> 
         load_reply_template(tmp_path)
 
 
+def _fields_of(assessment: dict[str, Any]) -> dict[str, str]:
+    """The form's fields for application A1 with no customer record, replied on 7 December 2026."""
+    return reply_fields(
+        load_reply_template(),
+        application={"application_no": "A1"},
+        customer=None,
+        assessment=assessment,
+        replied_on=date(2026, 12, 7),
+        unmasked=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("kv", "kva", "point", "accuracy", "ct_ratio"),
     [
@@ -280,14 +292,7 @@ def test_a_template_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> 
 def test_metering_follows_voltage_and_capacity(
     kv: float, kva: float, point: str, accuracy: str, ct_ratio: str
 ) -> None:
-    fields = reply_fields(
-        load_reply_template(),
-        application={"application_no": "A1"},
-        customer=None,
-        assessment=_assessment("A1", recommended_voltage_kv=kv, requested_capacity_kva=kva),
-        replied_on=date(2026, 12, 7),
-        unmasked=False,
-    )
+    fields = _fields_of(_assessment("A1", recommended_voltage_kv=kv, requested_capacity_kva=kva))
     assert fields["metering_point"].startswith(point)
     assert fields["meter_accuracy"].startswith(accuracy)
     assert fields["ct_ratio"].startswith(ct_ratio)
@@ -306,30 +311,13 @@ def test_a_condition_code_the_template_does_not_name_is_shown_not_dropped() -> N
         "A1",
         conditions=[{"code": "harmonic_study", "detail": "x"}, {"code": "insufficient_data", "detail": "y"}],
     )
-    fields = reply_fields(
-        load_reply_template(),
-        application={"application_no": "A1"},
-        customer=None,
-        assessment=assessment,
-        replied_on=date(2026, 12, 7),
-        unmasked=False,
-    )
+    fields = _fields_of(assessment)
     assert fields["conditions"].splitlines() == [
         "1. 其他条件（harmonic_study）",
         "2. 部分电网数据缺失或过期，需现场勘查核实后确认供电方案。",
     ]
     no_conditions = _assessment("A1", conditions=[])
-    assert (
-        reply_fields(
-            load_reply_template(),
-            application={"application_no": "A1"},
-            customer=None,
-            assessment=no_conditions,
-            replied_on=date(2026, 12, 7),
-            unmasked=False,
-        )["conditions"]
-        == "无"
-    )
+    assert _fields_of(no_conditions)["conditions"] == "无"
 
 
 def test_a_dedicated_line_is_written_with_its_circuits_and_its_bays_to_confirm() -> None:
@@ -352,13 +340,6 @@ def test_a_dedicated_line_is_written_with_its_circuits_and_its_bays_to_confirm()
     assessment = _assessment(
         "A1", schemes=[scheme], conditions=[{"code": "confirm_spare_bays", "detail": "2 bays at DZ000012"}]
     )
-    fields = reply_fields(
-        load_reply_template(),
-        application={"application_no": "A1"},
-        customer=None,
-        assessment=assessment,
-        replied_on=date(2026, 12, 7),
-        unmasked=False,
-    )
+    fields = _fields_of(assessment)
     assert fields["sources"] == "DZ000012／主供电源／变电站新出专线2回 DZ000012 110kV卧龙变"
     assert fields["conditions"] == "1. 专线出线需占用变电站10kV备用间隔，需核实备用间隔数量。"

@@ -210,13 +210,18 @@ def store_peak(
     profile = LoadProfile(
         equipment_id=equipment_id, data_date=day, source=LoadSource.DISPATCH, points=tuple(points)
     )
+    store_profile(conn, profile)
+
+
+def store_profile(conn: Connection, profile: LoadProfile) -> None:
+    """Write a daily profile into the loads projection, as the loads consumer would."""
     upsert_profile(
         conn,
         profile.model_dump(mode="json", exclude_none=True),
         peak_kw=profile.peak_kw,
         peak_point=profile.peak_point,
         good_points=profile.good_points,
-        event_source="/dispatch/profile",
+        event_source=f"/dispatch/{profile.source.value}",
         sequence=next(_SEQUENCES),
         event_id=str(uuid.uuid4()),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from feasibility.grid_cache import GridCache
 from feasibility.open_capacity import KIND_ORDER, DaytimeMinima, OpenCapacity, open_capacity, published
 from mappings.yamlfile import Diagnostics
 from store.feasibility import capacity_reservations
-from store.loads import upsert_profile
 from tests.unit.feasibility.builders import (
     NOW,
     ROOT,
@@ -28,6 +26,7 @@ from tests.unit.feasibility.builders import (
     main_transformer,
     store_grid,
     store_peak,
+    store_profile,
     substation,
     transformer,
 )
@@ -43,18 +42,11 @@ def store_curve(
 ) -> None:
     """A complete day at night_kw, except the PV hours P37-P64 (09:00-16:00) at day_kw."""
     points = [LoadPoint(load_kw=day_kw if 36 <= n < 64 else night_kw, quality=0) for n in range(96)]
-    profile = LoadProfile(
-        equipment_id=equipment_id, data_date=day, source=LoadSource.DISPATCH, points=tuple(points)
-    )
-    upsert_profile(
+    store_profile(
         conn,
-        profile.model_dump(mode="json", exclude_none=True),
-        peak_kw=profile.peak_kw,
-        peak_point=profile.peak_point,
-        good_points=profile.good_points,
-        event_source="/dispatch/profile",
-        sequence=next(_SEQUENCES),
-        event_id=str(uuid.uuid4()),
+        LoadProfile(
+            equipment_id=equipment_id, data_date=day, source=LoadSource.DISPATCH, points=tuple(points)
+        ),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from datetime import date
 
 import pytest
@@ -17,28 +16,21 @@ from store.loads import (
     load_profiles,
     power_factors_at,
     upsert_power_factors,
-    upsert_profile,
 )
+from tests.unit.feasibility.builders import store_profile
 
 DAY = date(2026, 11, 20)
 _SEQUENCES = itertools.count(1)
 
 
-def store_profile(conn: Connection, equipment_id: str, peak_at: int, source: str = "metering") -> None:
+def store_day(conn: Connection, equipment_id: str, peak_at: int, source: str = "metering") -> None:
     """A day at 100 kW with a 400 kW peak at point peak_at."""
     points = [LoadPoint(load_kw=400.0 if n == peak_at else 100.0, quality=0) for n in range(96)]
-    profile = LoadProfile(
-        equipment_id=equipment_id, data_date=DAY, source=LoadSource(source), points=tuple(points)
-    )
-    upsert_profile(
+    store_profile(
         conn,
-        profile.model_dump(mode="json", exclude_none=True),
-        peak_kw=profile.peak_kw,
-        peak_point=profile.peak_point,
-        good_points=profile.good_points,
-        event_source=f"/dispatch/{source}",
-        sequence=next(_SEQUENCES),
-        event_id=str(uuid.uuid4()),
+        LoadProfile(
+            equipment_id=equipment_id, data_date=DAY, source=LoadSource(source), points=tuple(points)
+        ),
     )
 
 
@@ -69,9 +61,9 @@ def test_the_factor_at_the_peak_point_is_found_in_either_arrival_order(
     with sqlite_engine.begin() as conn:
         if factors_first:
             store_factors(conn, "PB1", {80: 0.8})
-            store_profile(conn, "PB1", peak_at=80)
+            store_day(conn, "PB1", peak_at=80)
         else:
-            store_profile(conn, "PB1", peak_at=80)
+            store_day(conn, "PB1", peak_at=80)
             store_factors(conn, "PB1", {80: 0.8})
     with sqlite_engine.connect() as conn:
         peak = peak_of(conn, "PB1")
@@ -81,10 +73,10 @@ def test_the_factor_at_the_peak_point_is_found_in_either_arrival_order(
 
 def test_no_factor_where_the_peak_point_is_not_good_or_the_day_has_no_curve(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        store_profile(conn, "GAP", peak_at=80)
+        store_day(conn, "GAP", peak_at=80)
         store_factors(conn, "GAP", {80: None})  # missing or flagged at the peak: kept as null
-        store_profile(conn, "NONE", peak_at=10)
-        store_profile(conn, "OTHER_DAY", peak_at=10)
+        store_day(conn, "NONE", peak_at=10)
+        store_day(conn, "OTHER_DAY", peak_at=10)
         upsert_power_factors(
             conn,
             FactorCurve("OTHER_DAY", date(2026, 11, 19), "total", "metering", [0.8] * 96),
@@ -100,10 +92,10 @@ def test_no_factor_where_the_peak_point_is_not_good_or_the_day_has_no_curve(sqli
 
 def test_the_peaks_own_measuring_system_is_preferred_and_another_stands_in(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        store_profile(conn, "BOTH", peak_at=40, source="dispatch")
+        store_day(conn, "BOTH", peak_at=40, source="dispatch")
         store_factors(conn, "BOTH", {40: 0.82}, source="metering")
         store_factors(conn, "BOTH", {40: 0.86}, source="dispatch")
-        store_profile(conn, "STAND_IN", peak_at=40, source="dispatch")
+        store_day(conn, "STAND_IN", peak_at=40, source="dispatch")
         store_factors(conn, "STAND_IN", {40: 0.82}, source="metering")
         store_factors(conn, "STAND_IN", {40: None}, source="dispatch")
     with sqlite_engine.connect() as conn:
