@@ -130,10 +130,9 @@ def test_an_unknown_field_is_refused(client: TestClient) -> None:
     assert _locations(response) == [["body", "capacity"]]
 
 
-def test_a_preview_shows_existing_grid_conditions_apart_from_the_applicants_result(
-    sqlite_engine: Engine,
-) -> None:
-    with sqlite_engine.begin() as conn:
+def _one_transformer_grid(engine: Engine, *, feeder_kw: float) -> None:
+    """T1 (400 kVA at 150 kW) on F1 (485 A, one tie; its peak feeder_kw) from S1 (two 50 MVA units at 9 MW)."""
+    with engine.begin() as conn:
         store_grid(
             conn,
             substation("S1", 0, 600),
@@ -142,9 +141,15 @@ def test_a_preview_shows_existing_grid_conditions_apart_from_the_applicants_resu
             feeder("F1", "S1", 300, ties=1),
             transformer("T1", "F1", "S1", 50, rated_kva=400),
         )
-        # F1: 4500 kW / 0.9 = 5000 kVA of 8400.45 = 59.5%, past its one-tie N-1 limit of 50%.
-        for equipment_id, peak_kw in (("T1", 150.0), ("F1", 4_500.0), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
+        for equipment_id, peak_kw in (("T1", 150.0), ("F1", feeder_kw), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
             store_peak(conn, equipment_id, peak_kw)
+
+
+def test_a_preview_shows_existing_grid_conditions_apart_from_the_applicants_result(
+    sqlite_engine: Engine,
+) -> None:
+    # F1: 4500 kW / 0.9 = 5000 kVA of 8400.45 = 59.5%, past its one-tie N-1 limit of 50%.
+    _one_transformer_grid(sqlite_engine, feeder_kw=4_500.0)
     body = {**PREVIEW, "site_location": SITE.model_dump(), "customer_class": "lv_non_residential"}
     body.pop("province")
     with clock.frozen_at(NOW):  # the profiles are of the builders' day
@@ -192,17 +197,7 @@ def test_a_preview_takes_the_business_type_and_the_requested_voltage(client: Tes
 
 
 def test_a_preview_takes_the_load_type(sqlite_engine: Engine) -> None:
-    with sqlite_engine.begin() as conn:
-        store_grid(
-            conn,
-            substation("S1", 0, 600),
-            main_transformer("S1-T1", "S1", 50_000),
-            main_transformer("S1-T2", "S1", 50_000),
-            feeder("F1", "S1", 300, ties=1),
-            transformer("T1", "F1", "S1", 50, rated_kva=400),
-        )
-        for equipment_id, peak_kw in (("T1", 150.0), ("F1", 3_000.0), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
-            store_peak(conn, equipment_id, peak_kw)
+    _one_transformer_grid(sqlite_engine, feeder_kw=3_000.0)
     client = _client(sqlite_engine)
     body = {**PREVIEW, "site_location": SITE.model_dump(), "requested_capacity_kva": 16}
     body.pop("province")
