@@ -131,7 +131,7 @@ def test_an_unknown_field_is_refused(client: TestClient) -> None:
 
 
 def _one_transformer_grid(engine: Engine, *, feeder_kw: float) -> None:
-    """T1 (400 kVA at 150 kW) on F1 (485 A, one tie; its peak feeder_kw) from S1 (two 50 MVA units at 9 MW)."""
+    """T1 (400 kVA at 150 kW) on F1 (485 A, one tie, peak feeder_kw) from S1 (two 50 MVA units at 9 MW)."""
     with engine.begin() as conn:
         store_grid(
             conn,
@@ -141,7 +141,8 @@ def _one_transformer_grid(engine: Engine, *, feeder_kw: float) -> None:
             feeder("F1", "S1", 300, ties=1),
             transformer("T1", "F1", "S1", 50, rated_kva=400),
         )
-        for equipment_id, peak_kw in (("T1", 150.0), ("F1", feeder_kw), ("S1-T1", 9_000.0), ("S1-T2", 9_000.0)):
+        peaks = {"T1": 150.0, "F1": feeder_kw, "S1-T1": 9_000.0, "S1-T2": 9_000.0}
+        for equipment_id, peak_kw in peaks.items():
             store_peak(conn, equipment_id, peak_kw)
 
 
