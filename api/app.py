@@ -38,7 +38,7 @@ from api.problems import install_problem_handlers
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
-from api.ui.dashboard import dashboard_router
+from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.webhooks import webhooks_router
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
@@ -187,6 +187,7 @@ def create_app(
     app.add_middleware(Idempotency, engine=engine)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, exempt=SELF_BOUNDED_PATHS)
     app.add_middleware(ControlCharacters)
+    app.add_middleware(EmptyFiltersLeftOut)
     app.add_middleware(
         AccessControl, table=route_table(app, access, soap_paths=(PUSH_PATH,)), policy=access, auth=auth
     )

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import problem
 from api.security import session_of
@@ -44,6 +46,24 @@ async def csrf_guard(request: Request) -> None:
         check_csrf(session.csrf, presented)
     except SessionError as exc:
         raise problem("forbidden", str(exc)) from exc
+
+
+class EmptyFiltersLeftOut:
+    """ASGI middleware: a dashboard page's query parameters without a value are left out.
+
+    A filter form sends every field, and an empty one means "any"; the pages share the API's typed
+    parameters (an enum, a date, a boolean), which would refuse an empty value with 422.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/ui/") and scope.get("query_string"):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            kept = urlencode([(name, value) for name, value in pairs if value != ""])
+            scope = {**scope, "query_string": kept.encode("latin-1")}
+        await self.app(scope, receive, send)
 
 
 def dashboard_router(

@@ -6,12 +6,16 @@
   const figures = document.getElementById("figures");
   const live = document.getElementById("live");
   const charts = {};
+  // Charts draw their labels on a canvas, which cannot wait for a web font: the hub's CJK font is loaded
+  // before the first drawing, or machines without Chinese system fonts would show empty boxes.
+  const FONT = getComputedStyle(document.body).fontFamily;
   let refreshes = 0;
 
   function bar(names, series, horizontal) {
     const category = { type: "category", data: names, axisLabel: { interval: 0 } };
     const value = { type: "value", minInterval: 1 };
     return {
+      textStyle: { fontFamily: FONT },
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: horizontal ? 110 : 40, right: 20, top: 30, bottom: 50, containLabel: !horizontal },
@@ -30,6 +34,7 @@
         { name: "超期", type: "bar", data: data.by_stage.overdue, color: "#d9534f" },
       ], false),
       "chart-trend": {
+        textStyle: { fontFamily: FONT },
         tooltip: { trigger: "axis" },
         legend: { top: 0 },
         grid: { left: 45, right: 45, top: 30, bottom: 30 },
@@ -111,7 +116,8 @@
     }
   }
 
-  draw(JSON.parse(document.getElementById("charts-data").textContent));
+  const initial = JSON.parse(document.getElementById("charts-data").textContent);
+  document.fonts.load("12px " + FONT, "环节").then(function () { draw(initial); }, function () { draw(initial); });
   window.addEventListener("resize", function () {
     Object.values(charts).forEach(function (chart) { chart.resize(); });
   });
