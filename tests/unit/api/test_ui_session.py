@@ -5,6 +5,7 @@ The hub's clock is frozen, so tokens are minted and checked at the same known mo
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from starlette.requests import Request
 
 from api.app import create_app
-from api.ui.session import LOGIN_COOKIE, SESSION_COOKIE, SessionError, SessionSeal
+from api.credentials import Caller
+from api.problems import ProblemError
+from api.security import SESSION_STATE
+from api.ui.dashboard import csrf_guard
+from api.ui.session import CSRF_HEADER, LOGIN_COOKIE, SESSION_COOKIE, Session, SessionError, SessionSeal
 from tests.support.auth import TEST_AUTH, token
 from yekuo.clock import FixedClock, frozen_at
 
@@ -160,3 +166,53 @@ def test_the_login_page_sets_a_pre_session_cookie_only(client: TestClient) -> No
     cookies = response.headers.get_list("set-cookie")
     assert [header.split("=")[0] for header in cookies] == [LOGIN_COOKIE]
     assert "httponly" in cookies[0].lower() and "samesite=strict" in cookies[0].lower()
+
+
+def _request(method: str, session: Session | None, headers: dict[str, str], body: bytes = b"") -> Request:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/ui/any",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "query_string": b"",
+        "state": {SESSION_STATE: session} if session is not None else {},
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body", "allowed"),
+    [
+        ("GET", {}, b"", True),  # reads change nothing
+        ("POST", {}, b"", False),
+        ("POST", {CSRF_HEADER: "guessed"}, b"", False),
+        ("POST", {CSRF_HEADER: "the-sessions-token"}, b"", True),
+        ("POST", FORM, b"csrf_token=guessed", False),
+        ("POST", FORM, b"csrf_token=the-sessions-token", True),
+        ("DELETE", {}, b"", False),
+    ],
+)
+def test_every_state_changing_request_of_a_session_needs_its_csrf_token(
+    hub_clock: FixedClock, method: str, headers: dict[str, str], body: bytes, allowed: bool
+) -> None:
+    caller = Caller(sub="tester", roles=frozenset({"viewer"}), scopes=frozenset(), via="token")
+    session = Session(caller, token="sealed in the cookie", csrf="the-sessions-token", expires_at=0)
+    request = _request(method, session, headers, body)
+    if allowed:
+        asyncio.run(csrf_guard(request))
+    else:
+        with pytest.raises(ProblemError) as refused:
+            asyncio.run(csrf_guard(request))
+        assert refused.value.status_code == 403
+
+
+def test_header_credentials_need_no_csrf_token(hub_clock: FixedClock) -> None:
+    # A bearer token is never added by the browser on its own, so a request carrying one was not forged.
+    asyncio.run(csrf_guard(_request("POST", None, {"authorization": f"Bearer {token('viewer')}"})))
