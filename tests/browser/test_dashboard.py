@@ -4,7 +4,9 @@ moving stage on screen when its event arrives, masked personal data, and no requ
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
+
+import httpx2
 from playwright.sync_api import Page, expect
 
 from api.security import PII_READ
@@ -13,10 +15,11 @@ from tests.support.auth import bearer, token
 from workflow.queries import get_case, get_customer
 
 
-def _api(live_hub: LiveHub, path: str, **params: str) -> dict:  # type: ignore[type-arg]
-    response = httpx.get(f"{live_hub.base_url}{path}", params=params, headers=bearer("admin"), timeout=10)
+def _api(live_hub: LiveHub, path: str, **params: str) -> dict[str, Any]:
+    """What the hub's API answers an admin (the figures the pages must agree with)."""
+    response = httpx2.get(f"{live_hub.base_url}{path}", params=params, headers=bearer("admin"), timeout=10)
     response.raise_for_status()
-    result: dict = response.json()  # type: ignore[type-arg]
+    result: dict[str, Any] = response.json()
     return result
 
 
@@ -163,3 +166,23 @@ def test_the_case_list_filters_and_pages(browser: Browser, live_hub: LiveHub) ->
     assert set(stages) <= {"acceptance"}
     listed = _api(live_hub, "/v1/applications", stage="acceptance", limit="200")["items"]
     assert len(stages) == min(len(listed), 50)
+
+
+def test_no_request_leaves_127_0_0_1(browser: Browser, live_hub: LiveHub) -> None:
+    page = browser.page()
+    browser.log_in(page, token("viewer"))
+    number = live_hub.world.all_applications()[0]["APP_NO"]
+    for path in ("/ui/overview", "/ui/cases", f"/ui/cases/{number}"):
+        page.goto(f"{browser.base_url}{path}")
+    expect(page.locator("#live")).to_contain_text("已连接")
+    # Scripts, styles, the charting library and the CJK font all came from the hub itself; the browser
+    # fixture then checks that no request at all went elsewhere.
+    served = {url.split("?")[0].removeprefix(browser.base_url) for url in browser.requested}
+    assert {
+        "/ui/static/ui.css",
+        "/ui/static/overview.js",
+        "/ui/static/case.js",
+        "/ui/static/vendor/echarts.min.js",
+        "/ui/static/fonts/NotoSansSC-Regular.otf",
+        "/v1/events/stream",
+    } <= served
