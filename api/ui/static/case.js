@@ -12,6 +12,11 @@
 
   async function refresh() {
     const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (response.redirected) {
+      // The session ended (its token expired): the hub sent the request on to the login form.
+      window.location.assign(response.url);
+      return;
+    }
     if (!response.ok) {
       live.textContent = "实时更新: 刷新失败 (" + response.status + ")";
       return;

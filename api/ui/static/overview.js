@@ -77,6 +77,11 @@
       credentials: "same-origin",
       headers: { Accept: "application/json" },
     });
+    if (response.redirected) {
+      // The session ended (its token expired): the hub sent the request on to the login form.
+      window.location.assign(response.url);
+      return;
+    }
     if (!response.ok) {
       live.dataset.state = "error";
       live.textContent = "实时更新: 刷新失败 (" + response.status + ")";
