@@ -73,7 +73,7 @@ unit: install
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache api/ui/static/vendor
 
 # Benchmarks against the machine's RabbitMQ and PostgreSQL; the table goes to stdout, every figure to
 # bench/results/latest.json. bench-quick runs the same table with smaller sizes in under three minutes.
