@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 class SessionEndedError(CredentialsError):
     """A dashboard session cookie that no longer opens: its token expired, or it was not sealed here."""
 
+    def __init__(self, message: str, *, expired: bool) -> None:
+        super().__init__(message)
+        self.expired = expired
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -204,7 +208,10 @@ class AccessControl:
             try:
                 session = self.sessions.open(cookie)
             except SessionError as exc:
-                raise SessionEndedError(f"the dashboard session has ended ({exc}): log in again") from exc
+                raise SessionEndedError(
+                    f"the dashboard session has ended ({exc}): log in again",
+                    expired=isinstance(exc.__cause__, TokenExpiredError),
+                ) from exc
             scope.setdefault("state", {})[SESSION_STATE] = session
             return session.caller
         raise CredentialsError(
@@ -227,7 +234,7 @@ def _unauthenticated(headers: Headers, error: CredentialsError) -> tuple[str, st
     if headers.get(API_KEY_HEADER) is not None:
         return "invalid", "API key"
     if isinstance(error, SessionEndedError):
-        return "invalid", "session cookie"
+        return ("expired" if error.expired else "invalid"), "session cookie"
     return "missing", "credentials"
 
 

@@ -80,13 +80,16 @@ def test_over_tls_the_session_cookie_is_secure(sqlite_engine: Engine, hub_clock:
     assert "secure" in _session_cookie(set_cookies).lower()
 
 
-def test_the_session_ends_with_its_token(client: TestClient, hub_clock: FixedClock) -> None:
+def test_the_session_ends_with_its_token(
+    client: TestClient, hub_clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
     _log_in(client, token("viewer", ttl_s=600))
     assert client.get("/ui/cases").status_code == 200
     # Past exp plus the 30 s leeway the hub allows for clock skew.
     hub_clock.advance(timedelta(seconds=631))
     refused = client.get("/ui/cases", follow_redirects=False)
     assert (refused.status_code, refused.headers["location"]) == (303, "/ui/login")
+    assert "refused GET /ui/cases from testclient: 401, expired session cookie" in caplog.text
 
 
 def test_a_refused_token_opens_no_session(client: TestClient) -> None:
@@ -142,13 +145,14 @@ def test_the_session_grants_only_the_tokens_roles(client: TestClient) -> None:
     assert client.get("/admin/adapters").status_code == 200
 
 
-def test_a_tampered_cookie_is_refused(client: TestClient) -> None:
+def test_a_tampered_cookie_is_refused(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     _log_in(client, token("viewer"))
     sealed = client.cookies[SESSION_COOKIE]
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB"))
     assert client.get("/ui/overview", follow_redirects=False).status_code == 303
     assert client.get("/v1/applications").status_code == 401
+    assert "401, invalid session cookie" in caplog.text
 
 
 def test_a_cookie_sealed_under_another_secret_does_not_open(hub_clock: FixedClock) -> None:
