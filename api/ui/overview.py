@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 
 from api.analytics import local_period
-from api.ui.labels import CUSTOMER_CLASSES, REWORK_CAUSES
+from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import PageFrame, render
 from canonical_model.application import CustomerClass
 from workflow.analytics import stage_analytics
@@ -182,22 +182,22 @@ def overview_router(
     """GET /ui/overview and its figures panel."""
     router = APIRouter(include_in_schema=False)
 
-    def panel(request: Request, chosen: OverviewFilter) -> tuple[dict[str, Any], dict[str, Any]]:
+    def panel(chosen: OverviewFilter) -> tuple[dict[str, Any], dict[str, Any]]:
         data = overview_data(
             engine, chosen, config=config(), calendar=calendar, target_days=target_days, now=clock()
         )
-        context = {"data": data, "causes": REWORK_CAUSES, "filter": chosen, "query": chosen.query()}
+        context = {"data": data, "filter": chosen, "query": chosen.query()}
         return context, chart_data(data, frame)
 
     @router.get("/ui/overview")
     def overview(request: Request, chosen: Filters) -> HTMLResponse:
-        context, charts = panel(request, chosen)
+        context, charts = panel(chosen)
         extra = {"charts_data": charts, "classes": CUSTOMER_CLASSES, "live_events": list(ROUTING_KEYS)}
         return render(env, request, "overview.html", {**context, **extra})
 
     @router.get("/ui/overview/figures")
-    def overview_figures(request: Request, chosen: Filters) -> JSONResponse:
-        context, charts = panel(request, chosen)
+    def overview_figures(chosen: Filters) -> JSONResponse:
+        context, charts = panel(chosen)
         html = env.get_template("overview_figures.html").render(context)
         return JSONResponse({"html": html, "charts": charts}, headers={"Cache-Control": "no-store"})
 
