@@ -5,7 +5,10 @@ in-process bus with SQLite, and its API (dashboard included) served by uvicorn o
 gets a fresh browser profile; every request the browser makes is recorded, and a test fails when one went
 anywhere but 127.0.0.1. Screenshots go to var/screenshots/.
 
-Playwright never downloads a browser here: it launches /usr/bin/chromium (`make tools` installs it).
+Playwright never downloads a browser here: it launches /usr/bin/chromium (`make tools` installs it). Its
+sync API keeps an event loop running in the main thread while it is started, so the driver and the hub
+live for one test module only: tests run after it in the same session (TestClient, asyncio.run) need the
+thread free again.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class LiveHub:
         return status.cases >= self.world.application_count and status.pending == 0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     world = generate_world(seed=19, customers=30, applications=APPLICATIONS)
     folder = tmp_path_factory.mktemp("browser-hub")
@@ -92,7 +95,7 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make tools` installs Debian's chromium"
     with sync_playwright() as driver:
