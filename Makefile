@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit unit-moved-clock tools asyncapi-parser bench bench-quick clean
+.PHONY: install demo test lint unit unit-moved-clock tools asyncapi-parser dashboard-assets bench bench-quick clean
 
-install: $(STAMP)
+install: $(STAMP) dashboard-assets
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "yekuo-hub needs Python 3.11, found " + sys.version.split()[0]'
@@ -37,11 +37,13 @@ test: install lint tools
 unit-moved-clock: install tools
 	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
-# Tools the tests drive (libfaketime and poppler-utils from Debian, the AsyncAPI parser from npm); installed
-# once, when missing. poppler's pdftotext and pdftoppm read back the supply-scheme reply PDF.
+# Tools the tests drive (libfaketime, poppler-utils and chromium from Debian, the AsyncAPI parser from npm);
+# installed once, when missing. poppler's pdftotext and pdftoppm read back the supply-scheme reply PDF;
+# Playwright drives Debian's chromium in the browser tests (tests/browser), never a browser of its own.
 tools: asyncapi-parser
 	@command -v faketime >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # The official AsyncAPI parser (pinned in tools/asyncapi/package-lock.json), from npm; installed once, when missing.
 ASYNCAPI_PARSER := tools/asyncapi/node_modules/@asyncapi/parser/package.json
@@ -52,11 +54,26 @@ $(ASYNCAPI_PARSER): tools/asyncapi/package-lock.json
 	cd tools/asyncapi && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# The dashboard's charting library (Apache ECharts, pinned in tools/echarts/package-lock.json), from npm;
+# installed once, when missing, and its built file copied where the hub serves it (/ui/static/vendor/).
+ECHARTS_SOURCE := tools/echarts/node_modules/echarts/dist/echarts.min.js
+ECHARTS_SERVED := api/ui/static/vendor/echarts.min.js
+
+dashboard-assets: $(ECHARTS_SERVED)
+
+$(ECHARTS_SOURCE): tools/echarts/package-lock.json
+	cd tools/echarts && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+$(ECHARTS_SERVED): $(ECHARTS_SOURCE)
+	mkdir -p $(dir $@)
+	cp $< $@
+
 unit: install
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache api/ui/static/vendor
 
 # Benchmarks against the machine's RabbitMQ and PostgreSQL; the table goes to stdout, every figure to
 # bench/results/latest.json. bench-quick runs the same table with smaller sizes in under three minutes.

@@ -158,7 +158,7 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=SHANGHAI)
 
 
-def _period(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+def local_period(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
     """The moments a period of local dates covers, [start of first, end of last); 422 when reversed."""
     if first is not None and last is not None and first > last:
         raise problem("invalid-parameter", f"from {first} is after to {last}")
@@ -198,7 +198,7 @@ def analytics_router(
         entered_to: Annotated[date | None, Query(description="stages entered on or before")] = None,
     ) -> dict[str, Any]:
         chosen = workflow_config()
-        start, end = _period(entered_from, entered_to)
+        start, end = local_period(entered_from, entered_to)
         with engine.connect() as conn:
             analytics = stage_analytics(
                 conn,
@@ -229,7 +229,7 @@ def analytics_router(
         customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
         unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
     ) -> dict[str, Any]:
-        start, end = _period(period_from, period_to)
+        start, end = local_period(period_from, period_to)
         where = ProcessFilter(
             basis=basis,
             period_from=start,

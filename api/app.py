@@ -1,5 +1,7 @@
 """The FastAPI application: /v1 resources over the workflow state, plus health and readiness.
 
+The web dashboard (api/ui) is served under /ui/ by the same app, guarded by the same policy.
+
 Every request passes, outermost first: access control (api/security.py, the policy in api/access.yaml),
 the body bound (api/limits.py) and Idempotency-Key handling (api/idempotency.py); every error is answered
 as problem+json (api/problems.py).
@@ -7,6 +9,7 @@ as problem+json (api/problems.py).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,8 +38,12 @@ from api.problems import install_problem_handlers
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
+from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.webhooks import webhooks_router
+from store.database import utcnow
 from subscriptions.settings import subscription_settings
+from workflow.cases import default_tracker
+from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
 from yekuo.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from yekuo.operations import Operations
@@ -160,6 +167,17 @@ def create_app(
     app.include_router(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )
+    workflow_config = functools.cache(lambda: default_tracker().config)
+    app.include_router(
+        dashboard_router(
+            engine,
+            auth=auth,
+            config=workflow_config,
+            calendar=WorkingCalendar(),
+            target_days=Settings().process.target_working_days,
+            clock=utcnow,
+        )
+    )
 
     access = policy or load_access_policy()
     check_coverage(access, served_routes(app))
@@ -169,6 +187,7 @@ def create_app(
     app.add_middleware(Idempotency, engine=engine)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, exempt=SELF_BOUNDED_PATHS)
     app.add_middleware(ControlCharacters)
+    app.add_middleware(EmptyFiltersLeftOut)
     app.add_middleware(
         AccessControl, table=route_table(app, access, soap_paths=(PUSH_PATH,)), policy=access, auth=auth
     )

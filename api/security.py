@@ -9,6 +9,12 @@ challenge, because SOAP 1.1 clients read a fault from a 500 answer and fail on a
 section 6.2; WS-I Basic Profile 1.1 R1126).
 Handlers get the caller through the `current_principal` dependency.
 
+The web dashboard (api/ui) logs in with the same tokens, kept in a sealed session cookie (api/ui/session.py).
+The cookie counts as credentials only for reads (GET, HEAD: the dashboard's pages and the event stream its
+pages follow) and for the dashboard's own routes under /ui/, each of whose state-changing requests checks
+the session's CSRF token; any other request must carry its credentials in a header. A dashboard page
+asked for without valid credentials redirects to the login page instead of answering 401.
+
 Every refusal is logged (request, client address, status and reason; for a 403 also the caller) and
 counted in yekuo_api_auth_failures_total{status, reason}. The reason of a 401 is one of missing,
 malformed, invalid or expired; neither the log nor the label ever holds the credentials presented, any
@@ -26,13 +32,15 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
-from starlette.responses import Response
+from starlette.requests import cookie_parser
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access import AccessPolicy, RouteKey
 from api.credentials import Caller, CredentialsError, TokenExpiredError, verify_api_key, verify_token
 from api.problems import problem, problem_response
+from api.ui.session import SESSION_COOKIE, Session, SessionError, SessionSeal
 from yekuo.errors import ConfigError
 from yekuo.metrics import AUTH_FAILURES
 from yekuo.settings import AuthSettings
@@ -41,9 +49,21 @@ from yekuo.soap import SOAP_CONTENT_TYPE, FaultCode, build_fault
 API_KEY_HEADER = "X-API-Key"
 PII_READ = "pii:read"
 PRINCIPAL_STATE = "principal"
+SESSION_STATE = "ui_session"
+UI_PREFIX = "/ui/"
+LOGIN_PATH = "/ui/login"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 _CHALLENGE = 'Bearer realm="yekuo-hub"'
 
 log = logging.getLogger(__name__)
+
+
+class SessionEndedError(CredentialsError):
+    """A dashboard session cookie that no longer opens: its token expired, or it was not sealed here."""
+
+    def __init__(self, message: str, *, expired: bool) -> None:
+        super().__init__(message)
+        self.expired = expired
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,7 @@ class AccessControl:
         self.table = table
         self.policy = policy
         self.auth = auth
+        self.sessions = SessionSeal(auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,20 +141,23 @@ class AccessControl:
             return
         needed = guarded.needs[method]
         if needed is not None:
-            refusal = self._refusal(scope, Headers(scope=scope), needed, f"{method} {path}", guarded.soap)
+            refusal = self._refusal(scope, needed, f"{method} {path}", guarded.soap)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope, headers: Headers, needed: str, request_line: str, soap: bool) -> Any:
+    def _refusal(self, scope: Scope, needed: str, request_line: str, soap: bool) -> Any:
         instance = scope["path"]
+        headers = Headers(scope=scope)
         try:
-            caller = self._caller(headers)
+            caller = self._caller(scope, headers)
         except CredentialsError as exc:
             reason, presented = _unauthenticated(headers, exc)
             log.warning("refused %s from %s: 401, %s %s", request_line, _client(scope), reason, presented)
             AUTH_FAILURES.labels(status="401", reason=reason).inc()
+            if _dashboard_page(scope):
+                return RedirectResponse(LOGIN_PATH, status_code=303)
             if soap:
                 return _soap_refusal(f"authentication failed: {reason} {presented}")
             challenge = (
@@ -169,7 +193,7 @@ class AccessControl:
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         return None
 
-    def _caller(self, headers: Headers) -> Caller:
+    def _caller(self, scope: Scope, headers: Headers) -> Caller:
         authorization = headers.get("authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
@@ -179,6 +203,17 @@ class AccessControl:
         key = headers.get(API_KEY_HEADER)
         if key is not None:
             return verify_api_key(self.auth, key)
+        cookie = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+        if cookie and (scope["method"] in _SAFE_METHODS or _route_path(scope).startswith(UI_PREFIX)):
+            try:
+                session = self.sessions.open(cookie)
+            except SessionError as exc:
+                raise SessionEndedError(
+                    f"the dashboard session has ended ({exc}): log in again",
+                    expired=isinstance(exc.__cause__, TokenExpiredError),
+                ) from exc
+            scope.setdefault("state", {})[SESSION_STATE] = session
+            return session.caller
         raise CredentialsError(
             f"credentials are required: Authorization: Bearer <token>, or {API_KEY_HEADER}"
         )
@@ -198,7 +233,13 @@ def _unauthenticated(headers: Headers, error: CredentialsError) -> tuple[str, st
         return ("expired" if isinstance(error, TokenExpiredError) else "invalid"), "bearer token"
     if headers.get(API_KEY_HEADER) is not None:
         return "invalid", "API key"
+    if isinstance(error, SessionEndedError):
+        return ("expired" if error.expired else "invalid"), "session cookie"
     return "missing", "credentials"
+
+
+def _dashboard_page(scope: Scope) -> bool:
+    return scope["method"] in _SAFE_METHODS and _route_path(scope).startswith(UI_PREFIX)
 
 
 def _client(scope: Scope) -> str:
@@ -227,6 +268,12 @@ def caller_can_read_pii(request: Request) -> bool:
     """Whether the caller holds pii:read (a dependency); False on a public route."""
     principal = caller_of(request.scope)
     return principal is not None and principal.can(PII_READ)
+
+
+def session_of(scope: Scope) -> Session | None:
+    """The dashboard session a request was authenticated with; None for header credentials."""
+    session = scope.get("state", {}).get(SESSION_STATE)
+    return session if isinstance(session, Session) else None
 
 
 def caller_of(scope: Scope) -> Principal | None:

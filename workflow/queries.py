@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Row
 
 from canonical_model.case import CaseOutcome, CaseStatus
 from store.database import utcnow
-from store.schema import case_events, cases, customers, timeline
+from store.schema import case_events, cases, customers, stage_visits, timeline
 from workflow.events import CASE_ASSIGNED
 from workflow.workdays import WorkingCalendar, local_date
 
@@ -163,6 +163,50 @@ def get_timeline(conn: Connection, application_no: str) -> list[dict[str, Any]] 
     return _entries(conn, application_no)
 
 
+def _overdue(today: date) -> sa.ColumnElement[bool]:
+    return sa.and_(cases.c.status == CaseStatus.OPEN.value, cases.c.deadline < today)
+
+
+def _at_risk(today: date) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        cases.c.status == CaseStatus.OPEN.value, cases.c.at_risk_from <= today, cases.c.deadline >= today
+    )
+
+
+@dataclass(frozen=True)
+class StageCount:
+    """Open cases in one stage, and how many of them are at risk or past the stage's deadline."""
+
+    stage: str
+    cases: int
+    at_risk: int
+    overdue: int
+
+
+def open_cases_by_stage(
+    conn: Connection,
+    *,
+    customer_class: str | None = None,
+    unit: str | None = None,
+    now: datetime | None = None,
+) -> list[StageCount]:
+    """Open cases counted per current stage (one grouped query), with the same at-risk and overdue tests as
+    the listing's filters, so each count is what the listing filtered the same way pages through."""
+    today = local_date(now or utcnow())
+    query = sa.select(
+        cases.c.stage,
+        sa.func.count(),
+        sa.func.sum(sa.case((_at_risk(today), 1), else_=0)),
+        sa.func.sum(sa.case((_overdue(today), 1), else_=0)),
+    ).where(cases.c.status == CaseStatus.OPEN.value)
+    if customer_class is not None:
+        query = query.where(cases.c.customer_class == customer_class)
+    if unit is not None:
+        query = query.where(cases.c.responsible == unit)
+    rows = conn.execute(query.group_by(cases.c.stage)).all()
+    return [StageCount(row[0], int(row[1]), int(row[2] or 0), int(row[3] or 0)) for row in rows]
+
+
 def list_cases(
     conn: Connection,
     where: CaseFilter,
@@ -188,9 +232,7 @@ def list_cases(
         query = query.where(cases.c.opened_at >= where.submitted_from)
     if where.submitted_before is not None:
         query = query.where(cases.c.opened_at < where.submitted_before)
-    is_open = cases.c.status == CaseStatus.OPEN.value
-    overdue = sa.and_(is_open, cases.c.deadline < today)
-    at_risk = sa.and_(is_open, cases.c.at_risk_from <= today, cases.c.deadline >= today)
+    overdue, at_risk = _overdue(today), _at_risk(today)
     if where.overdue is not None:
         query = query.where(overdue if where.overdue else sa.not_(sa.func.coalesce(overdue, False)))
     if where.at_risk is not None:
@@ -209,6 +251,41 @@ def list_cases(
     items = [_summary(row, today, chosen) for row in page]
     following = (page[-1].opened_at, page[-1].application_no) if len(rows) > limit and page else None
     return items, following
+
+
+def _used_days(row: Row[Any], calendar: WorkingCalendar, now: datetime) -> float | None:
+    """Working days a visit took; one not left yet has used those up to now, unless it is in a terminal
+    stage (no limit), whose time is no work."""
+    if row.left_at is not None:
+        return float(row.duration_days) if row.duration_days is not None else None
+    return calendar.working_time(row.entered_at, now) if row.limit_days is not None else None
+
+
+def stage_visits_of(
+    conn: Connection, application_no: str, *, calendar: WorkingCalendar, now: datetime
+) -> list[dict[str, Any]]:
+    """A case's stage visits in order: entry, exit, limit, deadline and the working days used."""
+    rows = conn.execute(
+        sa.select(stage_visits)
+        .where(stage_visits.c.application_no == application_no)
+        .order_by(stage_visits.c.ordinal)
+    ).all()
+    return [
+        {
+            "stage": row.stage,
+            "unit": row.unit,
+            "entered_at": row.entered_at,
+            "left_at": row.left_at,
+            "exit_kind": row.exit_kind,
+            "exit_cause": row.exit_cause,
+            "observed": row.observed,
+            "limit_days": row.limit_days,
+            "deadline": row.deadline,
+            "used_days": _used_days(row, calendar, now),
+            "over_limit": row.over_limit,
+        }
+        for row in rows
+    ]
 
 
 def get_customer(conn: Connection, customer_no: str) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from yekuo.settings import ApiKeySettings, Settings
 from yekuo.webserver import BackgroundServer
 
 DEMO_TOKEN_TTL_S = 12 * 3600
+DASHBOARD_PATH = "/ui/"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
 @dataclass(frozen=True)
 class DemoCredentials:
-    """What a tester needs to call the demo's API: an admin token and the integrator's API key."""
+    """What a tester needs to call the demo's API and open its dashboard: an admin token (pasted into the
+    dashboard's login form too) and the integrator's API key."""
 
     admin_token: str
     integrator_key: str
@@ -102,6 +104,7 @@ class DemoCredentials:
             [
                 f"  admin token (12 h, with pii:read)    : {self.admin_token}",
                 f"  integrator API key (X-API-Key)       : {self.integrator_key}",
+                f"  dashboard (paste the admin token)    : {api_url}{DASHBOARD_PATH}",
                 f'  with a token: curl -H "Authorization: Bearer $TOKEN" {api_url}/v1/applications',
                 "",
             ]

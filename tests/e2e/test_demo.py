@@ -61,6 +61,7 @@ def _check_printed_credentials(stdout: str) -> None:
     token = re.search(r"^\s+admin token .*:\s+(\S+)$", stdout, re.MULTILINE)
     key = re.search(r"^\s+integrator API key .*:\s+(\S+)$", stdout, re.MULTILINE)
     assert token is not None and key is not None, stdout
+    assert re.search(r"^\s+dashboard .*:\s+http://127\.0\.0\.1:\d+/ui/$", stdout, re.MULTILINE), stdout
     claims = jwt.decode(token[1], options={"verify_signature": False})
     assert claims["roles"] == ["admin"] and claims["aud"] == "yekuo-api" and claims["exp"] > claims["iat"]
 

@@ -93,12 +93,21 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/webhooks/{subscription_id}/deliveries"): INTEGRATORS,
     ("GET", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}"): INTEGRATORS,
     ("POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): INTEGRATORS,
+    ("GET", "/ui/"): PUBLIC,
+    ("GET", "/ui/login"): PUBLIC,
+    ("POST", "/ui/login"): PUBLIC,
+    ("POST", "/ui/logout"): PUBLIC,
+    ("GET", "/ui/static/{name:path}"): PUBLIC,
+    ("GET", "/ui/overview"): READERS,
+    ("GET", "/ui/overview/figures"): READERS,
+    ("GET", "/ui/cases"): READERS,
+    ("GET", "/ui/cases/{application_no}"): READERS,
 }
 
 SOAP_PATHS = frozenset({"/soap/marketing"})
 
 # Values that satisfy each path parameter's own validation, so the request reaches the handler.
-PATH_VALUES = {"parked_id": "1", "sha256": "0" * 64}
+PATH_VALUES = {"parked_id": "1", "sha256": "0" * 64, "name": "ui.css"}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +123,7 @@ def client(app: FastAPI) -> TestClient:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda match: PATH_VALUES.get(match[1], "X1"), path)
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda match: PATH_VALUES.get(match[1], "X1"), path)
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
@@ -122,7 +131,12 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
     if path == "/v1/events/stream":
         # A bad resume id ends the request with 400 once access is granted, instead of a live stream.
         headers = {**headers, "Last-Event-ID": "not-an-id"}
-    response = client.request(method, _url(path), headers=headers, **body)
+    if (method, path) == ("POST", "/ui/login"):
+        return _log_in(client)
+    response = client.request(method, _url(path), headers=headers, follow_redirects=False, **body)
+    if method == "GET" and path.startswith("/ui/") and response.headers.get("location") == "/ui/login":
+        # A dashboard page sends a user without credentials to the login page instead of answering 401.
+        return 401
     if path in SOAP_PATHS and response.status_code == 500:
         # SOAP callers are refused with a soap:Client Fault; read it back as the refusal it stands for.
         fault = parse_envelope(response.content)
@@ -132,6 +146,18 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
                 return 401
             if faultstring.startswith("not authorized: "):
                 return 403
+    return response.status_code
+
+
+def _log_in(client: TestClient) -> int:
+    """The login form as a browser sends it, in a client of its own so no session outlives the call."""
+    browser = TestClient(client.app)
+    form = browser.get("/ui/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None, form
+    response = browser.post(
+        "/ui/login", data={"token": token("viewer"), "csrf_token": csrf[1]}, follow_redirects=False
+    )
     return response.status_code
 
 
