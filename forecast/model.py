@@ -12,10 +12,10 @@ trend's and the noise's uncertainty, not the seasonal shape's.
 
 from __future__ import annotations
 
-import enum
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,17 +24,11 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from statsmodels.tsa.seasonal import MSTL
 
+from forecast.trend import Trend
+
 Array = npt.NDArray[np.float64]
 SEASONAL_DEGREE = 0  # R's stl(s.degree = 0); see the module docstring
 MIN_OBSERVATIONS = 4  # below this an ETS fit with a trend has no residual degrees of freedom
-
-
-class Trend(enum.StrEnum):
-    """A trend the ETS fit may take."""
-
-    NONE = "none"
-    ADDITIVE = "additive"
-    DAMPED = "damped"
 
 
 _ETS_TREND: Mapping[Trend, tuple[str | None, bool, str]] = {
@@ -118,10 +112,10 @@ def _deseasonalise(series: Array, periods: Sequence[int], horizon: int) -> tuple
     return series - seasonal.sum(axis=1), future, f"MSTL({names})+"
 
 
-def _best_ets(adjusted: Array, trends: Sequence[Trend]) -> tuple[object, Trend]:
+def _best_ets(adjusted: Array, trends: Sequence[Trend]) -> tuple[Any, Trend]:
     # statsmodels 0.15 needs a pandas series for get_prediction's row labels.
     data = pd.Series(adjusted)
-    best: tuple[float, object, Trend] | None = None
+    best: tuple[float, Any, Trend] | None = None
     for trend in trends:
         kind, damped, _ = _ETS_TREND[trend]
         with warnings.catch_warnings():

@@ -10,7 +10,8 @@ import pmdarima
 import pytest
 
 from forecast.history import monthly_peaks
-from forecast.model import ForecastError, Trend, forecast_series
+from forecast.model import ForecastError, forecast_series
+from forecast.trend import Trend
 from tests.unit.forecast import simulated
 
 HALF_HOURS_PER_DAY = 48
