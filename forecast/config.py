@@ -26,7 +26,7 @@ class ForecastConfig:
     min_good_points: int
     max_stale_months: int
     season_months: int
-    trends: tuple[Trend, ...]
+    trend: Trend
     undated_month: int
 
 
@@ -55,10 +55,10 @@ def _levels(value: Any) -> str | None:
     return None
 
 
-def _trends(value: Any) -> str | None:
+def _trend(value: Any) -> str | None:
     known = [trend.value for trend in Trend]
-    if not isinstance(value, list) or not value or any(item not in known for item in value):
-        return f"must be a non-empty list of {known}, not {value!r}"
+    if value not in known:
+        return f"must be one of {known}, not {value!r}"
     return None
 
 
@@ -71,7 +71,7 @@ SPEC: Mapping[str, Check | Mapping[str, Check]] = {
         "min_good_points": _whole(1, 96),
         "max_stale_months": _whole(1, 24),
     },
-    "model": {"season_months": _whole(2, 24), "trends": _trends},
+    "model": {"season_months": _whole(2, 24), "trend": _trend},
     "pipeline": {"undated_month": _whole(1, MAX_HORIZON_MONTHS)},
 }
 
@@ -117,7 +117,7 @@ def read_forecast_config(config_dir: Path, diag: Diagnostics) -> ForecastConfig 
         min_good_points=raw["history"]["min_good_points"],
         max_stale_months=raw["history"]["max_stale_months"],
         season_months=raw["model"]["season_months"],
-        trends=tuple(Trend(trend) for trend in raw["model"]["trends"]),
+        trend=Trend(raw["model"]["trend"]),
         undated_month=raw["pipeline"]["undated_month"],
     )
     if config.undated_month > config.horizon_months:

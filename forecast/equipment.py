@@ -155,7 +155,7 @@ def build_forecast(
         steps,
         season_lengths=(config.season_months,),
         levels=config.interval_levels,
-        trends=config.trends,
+        trend=config.trend,
     )
     months = []
     for ahead in range(1, horizon + 1):

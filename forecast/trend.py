@@ -1,5 +1,5 @@
 """The trends the forecasting model may fit, named as the settings name them (kept apart from the model
-so that reading the settings does not load statsmodels)."""
+so that reading the settings does not load the forecasting library)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import enum
 
 
 class Trend(enum.StrEnum):
-    """A trend the ETS fit may take."""
+    """The ETS trend: one of them, or auto for the one of lowest AICc among the three."""
 
+    AUTO = "auto"
     NONE = "none"
     ADDITIVE = "additive"
     DAMPED = "damped"

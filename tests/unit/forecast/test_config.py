@@ -28,7 +28,7 @@ def test_the_shipped_settings_load() -> None:
     assert config.interval_levels == (80, 95)
     assert config.min_history_months == 24
     assert config.season_months == 12
-    assert config.trends == (Trend.NONE, Trend.ADDITIVE, Trend.DAMPED)
+    assert config.trend is Trend.AUTO
     assert config.undated_month == 1
 
 
@@ -38,7 +38,7 @@ def test_the_shipped_settings_load() -> None:
         ("horizon_months: 36", "horizon_months: 0", 4, "horizon_months must be a whole number from 1 to 120"),
         ("[80, 95]", "[80, 80]", 7, "interval_levels must be a list of distinct whole percentages"),
         ("min_months: 24", "min_months: two", 12, "history.min_months must be a whole number"),
-        ("trends: [none, additive, damped]", "trends: [linear]", 25, "model.trends must be a non-empty list"),
+        ("trend: auto", "trend: linear", 25, "model.trend must be one of ['auto', 'none', 'additive'"),
         ("undated_month: 1", "undated_month: 40", 30, "undated_month 40 lies beyond horizon_months 36"),
         ("  season_months: 12\n", "  season_months: 12\n  seasons: 2\n", 24, "unknown key 'model.seasons'"),
     ],

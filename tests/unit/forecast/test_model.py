@@ -90,7 +90,7 @@ def test_a_series_without_two_full_cycles_is_forecast_without_that_season() -> N
     # 18 months of a straight line: a yearly season needs 24, so none is fitted, and the additive
     # trend continues the line exactly (10 per month).
     line = [100.0 + 10 * n for n in range(18)]
-    forecast = forecast_series(line, 3, season_lengths=(12,), levels=(95,), trends=(Trend.ADDITIVE,))
+    forecast = forecast_series(line, 3, season_lengths=(12,), levels=(95,), trend=Trend.ADDITIVE)
     assert forecast.model == "ETS(A,A,N)"
     assert forecast.mean == pytest.approx([280.0, 290.0, 300.0], abs=0.5)
 
