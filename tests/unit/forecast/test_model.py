@@ -45,45 +45,55 @@ def test_the_forecaster_beats_seasonal_naive_on_england_and_wales_demand(
         "coverage_95": round(covered, 3),
     }
 
-    assert forecast.model == "MSTL(48,336)+ETS(A,N,N)"
+    assert forecast.model.startswith("MSTL(48,336)+ETS(A,")
     assert ours < baseline
     assert covered >= 0.9
 
 
-def test_the_forecaster_recovers_a_known_growth_on_a_held_out_simulated_year(
+SEEDS = range(10)
+
+
+def test_the_forecaster_recovers_a_known_growth_on_held_out_simulated_years(
     backtest_results: dict[str, dict[str, float | str]],
 ) -> None:
-    # Five years of days from 2021; the first four train, the fifth (2025) is held out.
-    days = simulated.daily_peaks(date(2021, 1, 1), (date(2026, 1, 1) - date(2021, 1, 1)).days, seed=7)
-    train = monthly_peaks((d for d in days if d[0].year < 2025), before=date(2025, 1, 1), min_days=28)
-    held = monthly_peaks(days, before=date(2026, 1, 1), min_days=28).peaks[-12:]
-    assert train.first_month == date(2021, 1, 1) and len(train.peaks) == 48
-    actual = np.asarray(held, dtype=np.float64)
-
-    forecast = forecast_series(train.peaks, 12, season_lengths=(12,), levels=(80, 95))
-    # Every term of the simulation is additive, so a year of the monthly peak grows by the level's
-    # growth (80 kW) up to noise; ±15 kW is under a fifth of it, and under the noise's own spread
-    # of a year's mean (the weather's stationary sd is 30/sqrt(1-0.7^2) = 42 kW).
-    growth = float(np.mean(forecast.mean) - np.mean(train.peaks[-12:]))
-    ours = mape(actual, forecast.mean)
-    # Last year's month again: it misses a year of growth, 80 kW on peaks of about 1,250 kW (about 6%).
-    baseline = mape(actual, np.asarray(train.peaks[-12:], dtype=np.float64))
-    band = forecast.bands[95]
-    covered = int(np.sum((actual >= band.lower) & (actual <= band.upper)))
+    # Ten seeded draws of five years from 2021; the first four train, the fifth (2025) is held out.
+    # One draw's weather can move a year's growth by 30 kW either way, so the draws are judged together.
+    growths, ours, baseline, covered, models = [], [], [], 0, set()
+    for seed in SEEDS:
+        days = simulated.daily_peaks(date(2021, 1, 1), (date(2026, 1, 1) - date(2021, 1, 1)).days, seed=seed)
+        train = monthly_peaks((d for d in days if d[0].year < 2025), before=date(2025, 1, 1), min_days=28)
+        held = monthly_peaks(days, before=date(2026, 1, 1), min_days=28).peaks[-12:]
+        assert train.first_month == date(2021, 1, 1) and len(train.peaks) == 48
+        actual = np.asarray(held, dtype=np.float64)
+        forecast = forecast_series(train.peaks, 12, season_lengths=(12,), levels=(80, 95))
+        models.add(forecast.model)
+        growths.append(float(np.mean(forecast.mean) - np.mean(train.peaks[-12:])))
+        ours.append(mape(actual, forecast.mean))
+        # Last year's month again: it misses a year of growth, 80 kW on peaks of about 1,250 kW (~6%).
+        baseline.append(mape(actual, np.asarray(train.peaks[-12:], dtype=np.float64)))
+        band = forecast.bands[95]
+        covered += int(np.sum((actual >= band.lower) & (actual <= band.upper)))
+    growth, coverage = float(np.mean(growths)), covered / (12 * len(SEEDS))
     backtest_results["simulated_year"] = {
-        "model": forecast.model,
-        "mape_pct": round(ours, 2),
-        "seasonal_naive_mape_pct": round(baseline, 2),
+        "draws": len(SEEDS),
+        "models": " / ".join(sorted(models)),
+        "mape_pct": round(float(np.mean(ours)), 2),
+        "seasonal_naive_mape_pct": round(float(np.mean(baseline)), 2),
         "growth_kw_per_year": round(growth, 1),
         "known_growth_kw_per_year": simulated.GROWTH_KW_PER_YEAR,
-        "months_in_95": covered,
+        "coverage_95": round(coverage, 3),
     }
 
-    assert abs(growth - simulated.GROWTH_KW_PER_YEAR) <= 15
+    # Every term of the simulation is additive, so a year of the monthly peak grows by the level's
+    # growth (80 kW) up to noise. The mean of ten draws varies by about a third of one draw's spread,
+    # so ±10 kW (an eighth of the growth) holds it to two of its standard deviations.
+    assert abs(growth - simulated.GROWTH_KW_PER_YEAR) <= 10
     # Half the seasonal-naive miss: the forecaster must have found the growth, not only the seasons.
-    assert ours < 3.0
-    assert ours < baseline
-    assert covered >= 9
+    assert np.mean(ours) < 3.0
+    assert np.mean(ours) < np.mean(baseline)
+    # Most months, though fewer than 95%: the interval carries the trend's and the noise's uncertainty
+    # but not that of the seasonal shape, which four years estimate only roughly (see forecast/model.py).
+    assert coverage >= 0.75
 
 
 def test_a_series_without_two_full_cycles_is_forecast_without_that_season() -> None:
