@@ -11,6 +11,7 @@ COPY bus bus
 COPY store store
 COPY workflow workflow
 COPY feasibility feasibility
+COPY forecast forecast
 COPY api api
 COPY simulators simulators
 COPY subscriptions subscriptions

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feasibility.config import read_feasibility_config
+from forecast.config import read_forecast_config
 from mappings.codes import CodeTables, read_code_tables
 from mappings.engine import Mapping
 from mappings.loader import CODES_FOLDER, read_mappings
@@ -40,11 +41,13 @@ def _read(config_dir: Path, diag: Diagnostics) -> tuple[CodeTables, dict[str, Ma
 
 
 def check_config(config_dir: Path) -> list[ConfigError]:
-    """Every problem in config_dir's mappings/, routes/, workflow/ and feasibility/, with file and line."""
+    """Every problem in config_dir's mappings/, routes/, workflow/, feasibility/ and forecast/, with file and
+    line."""
     diag = Diagnostics(config_dir)
     codes, _, _ = _read(config_dir, diag)
     read_workflow_config(config_dir, diag, codes)
     read_feasibility_config(config_dir, diag)
+    read_forecast_config(config_dir, diag)
     if (config_dir / WORKFLOW_FOLDER).is_dir():  # a missing folder is reported by the stage model
         read_consistency_config(config_dir, diag)
     return list(diag.errors)

@@ -66,6 +66,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/customers/{customer_no}"): READERS,
     ("GET", "/v1/grid/open-capacity"): READERS,
     ("GET", "/v1/grid/load-types"): READERS,
+    ("GET", "/v1/forecast/equipment/{equipment_id}"): READERS,
     ("GET", "/v1/grid/substations"): READERS,
     ("GET", "/v1/grid/substations/{equipment_id}"): READERS,
     ("GET", "/v1/grid/feeders"): READERS,

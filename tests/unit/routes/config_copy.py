@@ -1,4 +1,4 @@
-"""A copy of the shipped configuration (mappings/, routes/) that a test may break."""
+"""A copy of the shipped configuration folders that a test may break."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from yekuo.settings import PROJECT_ROOT
 
 def copy_config(target: Path) -> Path:
     """Copy the YAML files of the shipped configuration folders into target; return target."""
-    for folder in ("mappings", "routes", "workflow", "feasibility"):
+    for folder in ("mappings", "routes", "workflow", "feasibility", "forecast"):
         shutil.copytree(
             PROJECT_ROOT / folder,
             target / folder,

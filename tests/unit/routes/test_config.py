@@ -136,4 +136,6 @@ def test_missing_folders_are_reported(tmp_path: Path) -> None:
         "workflow: the workflow folder is missing",
         "feasibility/rules.yaml: cannot read the file: [Errno 2] No such file or directory: "
         f"'{tmp_path / 'feasibility' / 'rules.yaml'}'",
+        "forecast/forecast.yaml: cannot read the file: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'forecast' / 'forecast.yaml'}'",
     ]

@@ -1,0 +1,10 @@
+"""Load forecasting: the equipment peak forecaster over measured history and the application pipeline.
+
+Layers, each usable alone:
+- model.forecast_series: any evenly spaced series and a horizon -> means, intervals and the model's name
+  (statsforecast MSTL + AutoETS). Every forecast goes through it, the backtests included.
+- history.monthly_peaks: daily peaks -> the run of complete monthly peaks the model takes.
+- inputs: the database reads (complete days' peaks, the pipeline's reservations with their case).
+- equipment: both combined into an EquipmentForecast (kVA), or InsufficientHistoryError with the reason.
+- config: the settings of forecast/forecast.yaml.
+"""
