@@ -67,6 +67,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "parked-message-not-found": ProblemType(404, "Parked message not found"),
     "webhook-not-found": ProblemType(404, "Webhook subscription not found"),
     "delivery-not-found": ProblemType(404, "Webhook delivery not found"),
+    "progress-not-found": ProblemType(404, "No application with this number and verification code"),
     # State that forbids the request.
     "not-parked": ProblemType(409, "The message is no longer parked"),
     "not-replayable": ProblemType(422, "The message has no legacy record to replay"),
@@ -75,6 +76,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "idempotency-key-in-use": ProblemType(409, "A request with this Idempotency-Key is still in progress"),
     "delivery-pending": ProblemType(409, "The delivery is still pending; it needs no replay"),
     "webhook-limit-reached": ProblemType(409, "The caller holds as many webhook subscriptions as allowed"),
+    "too-many-requests": ProblemType(429, "Too many requests; try again after Retry-After seconds"),
     # The hub or one of its dependencies cannot serve it now.
     "bus-unavailable": ProblemType(503, "The bus refused the message; nothing changed"),
     "dispatch-not-configured": ProblemType(503, "The dispatch intake is not configured"),
