@@ -49,6 +49,8 @@ class ProgressStep:
     entered_at: datetime
     left_at: datetime | None
     unit: str | None
+    # False: the hub first saw the application already in this stage; entered_at is that moment.
+    observed: bool
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def progress_of(
                 entered_at=visit["entered_at"],
                 left_at=visit["left_at"],
                 unit=visit["unit"],
+                observed=bool(visit["observed"]),
             )
             for visit in visits
         ),
@@ -190,6 +193,9 @@ class ProgressStepView(BaseModel):
     entered_at: AwareDatetime = Field(description="when the application entered the stage")
     left_at: AwareDatetime | None = Field(description="when it left the stage; null while it is there")
     unit: str | None = Field(description="the responsible supply unit")
+    observed: bool = Field(
+        description="false: the hub first saw the application already in the stage, at entered_at"
+    )
 
 
 class ProgressView(BaseModel):

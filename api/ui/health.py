@@ -56,6 +56,20 @@ class HealthSources:
     adapter_reports: Mapping[str, AdapterReport]
 
 
+def age_text(seconds: float | None) -> str:
+    """A lag as an operator reads it at a glance: 45 秒, 12 分钟, 3 小时 5 分, 35 天 4 小时."""
+    if seconds is None:
+        return "—"
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} 秒"
+    if whole < 3600:
+        return f"{whole // 60} 分钟"
+    if whole < 86400:
+        return f"{whole // 3600} 小时 {whole % 3600 // 60} 分"
+    return f"{whole // 86400} 天 {whole % 86400 // 3600} 小时"
+
+
 def _reader(principal: Principal, view: str) -> PiiReader | None:
     return PiiReader(principal.sub, view) if principal.can(PII_READ) else None
 
@@ -93,6 +107,7 @@ def health_router(sources: HealthSources, engine: Engine, env: Jinja2Templates) 
             limit=PAGE_SIZE,
             reader=_reader(principal, LIST_VIEW),
         )
+        backlog = sources.metrics.outbox_backlog()
         query = {"status": status, **({"kind": kind} if kind else {})}
         return render(
             env,
@@ -100,8 +115,10 @@ def health_router(sources: HealthSources, engine: Engine, env: Jinja2Templates) 
             "health.html",
             {
                 "adapters": adapters,
+                "lags": {state["name"]: age_text(state.get("watermark_age_s")) for state in adapters},
                 "degraded": degraded_of(adapters),
-                "backlog": sources.metrics.outbox_backlog(),
+                "backlog": backlog,
+                "oldest_age": age_text(backlog.oldest_age_s),
                 "queues": sources.metrics.queue_depths(),
                 "parked": [(message, origin(message)) for message in found.items],
                 "total": found.total,

@@ -37,7 +37,8 @@
 
   const option = {
     textStyle: { fontFamily: FONT },
-    legend: { top: 0 },
+    // Colour stands for load rate (the visual map), so the legend tells the kinds apart by shape only.
+    legend: { top: 0, itemStyle: { color: "#8a97a8" } },
     grid: { left: 70, right: 90, top: 35, bottom: 45 },
     tooltip: {
       formatter: function (item) {
@@ -47,8 +48,8 @@
           "<br>负载率 " + percent(point.load_rate) + "<br>可开放容量 " + echarts.format.encodeHTML(open);
       },
     },
-    xAxis: { type: "value", name: "经度", scale: true, axisLabel: { formatter: "{value}°" } },
-    yAxis: { type: "value", name: "纬度", scale: true, axisLabel: { formatter: "{value}°" } },
+    xAxis: { type: "value", name: "经度", scale: true, boundaryGap: ["5%", "5%"], axisLabel: { formatter: "{value}°" } },
+    yAxis: { type: "value", name: "纬度", scale: true, boundaryGap: ["5%", "5%"], axisLabel: { formatter: "{value}°" } },
     visualMap: {
       dimension: 2,
       min: 0,
@@ -64,10 +65,14 @@
   };
 
   const chart = window.echarts.init(element);
-  document.fonts.load("12px " + FONT, "电网").then(
-    function () { chart.setOption(option); },
-    function () { chart.setOption(option); },
-  );
+  // Tells the page (and its tests) when the points are on the canvas, after the drawing's animation.
+  chart.on("finished", function () {
+    element.dataset.points = String(points.length);
+  });
+  function draw() {
+    chart.setOption(option);
+  }
+  document.fonts.load("12px " + FONT, "电网").then(draw, draw);
   chart.on("click", function (item) {
     const row = document.querySelector('#equipment tr[data-equipment="' + CSS.escape(item.data.point.id) + '"]');
     if (row) {

@@ -94,6 +94,7 @@ def test_the_right_code_shows_stages_dates_and_units_with_the_name_masked(engine
         ("energisation", "装表接电", "41401"),
         ("archived", CONFIG.stages["archived"], "41401"),
     ]
+    assert all(step.observed for step in found.steps)  # the hub saw each stage begin
     # 09:00 in Asia/Shanghai is 01:00 UTC: acceptance ran from 2 March to the energisation on 3 March.
     first = found.steps[0]
     assert (first.entered_at, first.left_at) == (

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from api.ui.health import age_text
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from store.audit import list_entries
@@ -191,3 +192,15 @@ def test_a_session_acts_only_with_its_csrf_token(client: TestClient, sqlite_engi
     with sqlite_engine.connect() as conn:
         [action] = list_actions(conn, dead_id)
     assert action.operator == "dora"
+
+
+def test_lags_read_at_a_glance() -> None:
+    assert [
+        age_text(value) for value in (None, 45.9, 12 * 60 + 5, 3 * 3600 + 5 * 60, 35 * 86400 + 4 * 3600)
+    ] == [
+        "—",
+        "45 秒",
+        "12 分钟",
+        "3 小时 5 分",
+        "35 天 4 小时",
+    ]
