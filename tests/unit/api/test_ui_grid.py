@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from api.ui import labels
 from canonical_model.grid import SupplyAreaClass
+from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
@@ -113,3 +115,13 @@ def test_a_filter_the_api_refuses_is_refused_here_too(client: TestClient) -> Non
     assert client.get("/ui/grid", params={"province": "atlantis"}).status_code == 422
     assert client.get("/ui/grid", params={"cursor": "bogus"}).status_code == 400
     assert client.get("/ui/grid", headers=bearer("operator")).status_code == 403
+
+
+def test_the_pages_codes_have_chinese_names() -> None:
+    for table, codes in (
+        (labels.EQUIPMENT_KINDS, EquipmentKind),
+        (labels.AVAILABILITY, Availability),
+        (labels.PV_GRADES, Grade),
+        (labels.RATIO_POSITIONS, RatioPosition),
+    ):
+        assert set(table) == {code.value for code in codes}

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
+from adapters.marketing.breaker import CircuitState
 from api.app import create_app
+from api.ui import labels
 from api.ui.health import age_text
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
+from bus.port import Bus
 from store.audit import list_entries
 from store.operations import list_actions
+from store.parking import ParkedKind
 from tests.support.auth import TEST_AUTH, bearer, token
+from yekuo.errors import BusUnavailableError
 from yekuo.metrics import HubMetrics, WatchedQueue
-from yekuo.operations import Operations
+from yekuo.operations import STATUSES, Action, Operations
 
 from ..yekuo.parked_samples import (
     AUDIT_QUEUE,
@@ -204,3 +210,23 @@ def test_lags_read_at_a_glance() -> None:
         "3 小时 5 分",
         "35 天 4 小时",
     ]
+
+
+def test_without_the_bus_the_page_says_so_and_shows_the_rest(sqlite_engine: Engine) -> None:
+    def no_bus() -> Bus:
+        raise BusUnavailableError("connection refused")
+
+    metrics = HubMetrics(sqlite_engine, no_bus, WATCHED)
+    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, metrics=metrics), headers=OPERATOR)
+    park_invalid_record(sqlite_engine)
+    page = client.get("/ui/health")
+    assert page.status_code == 200
+    assert 'id="queues-unavailable"' in page.text and 'id="queues"' not in page.text
+    assert _figure(page.text, "parked_invalid") == "1"
+
+
+def test_the_pages_codes_have_chinese_names() -> None:
+    assert set(labels.PARKED_KINDS) == set(get_args(ParkedKind))
+    assert set(labels.PARKED_STATUSES) == set(STATUSES)
+    assert set(labels.OPERATOR_ACTIONS) == set(get_args(Action))
+    assert set(labels.CIRCUIT_STATES) == {state.value for state in CircuitState}
