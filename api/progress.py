@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Connection, Engine
@@ -28,6 +29,7 @@ from api.limits import RateLimiter
 from api.problems import problem, problem_responses
 from api.scheme_reply import mask_name
 from store.database import utcnow
+from store.schema import cases
 from workflow.queries import get_case, get_customer, stage_visits_of
 from workflow.workdays import WorkingCalendar
 from yekuo.settings import ProgressSettings
@@ -105,11 +107,15 @@ def progress_of(
     """The progress of the application if the code is right; None alike for an unknown number and a wrong
     code. It checks no rate limit: a caller facing the public must go through ProgressLookup."""
     names = stage_names or {}
-    case = get_case(conn, application_no, calendar=WorkingCalendar(), now=now)
-    customer = get_customer(conn, case["customer_no"]) if case is not None else None
+    customer_no = conn.execute(
+        sa.select(cases.c.customer_no).where(cases.c.application_no == application_no)
+    ).scalar()
+    # An unknown number reads a customer too (none has an empty number): both answers make the same queries.
+    customer = get_customer(conn, customer_no if customer_no is not None else "")
     phones = [str(contact.get("phone") or "") for contact in (customer or {}).get("contacts", ()) if contact]
     matched = _code_matches(phones, code) and well_formed_code(code)
-    if case is None or not matched:
+    case = get_case(conn, application_no, calendar=WorkingCalendar(), now=now) if matched else None
+    if case is None:
         return None
     visits = stage_visits_of(conn, application_no, calendar=WorkingCalendar(), now=now or utcnow())
     name = (customer or {}).get("name")
