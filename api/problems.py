@@ -52,6 +52,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "unknown-province": ProblemType(422, "No rule set for that province"),
     "webhook-destination-refused": ProblemType(422, "The hub does not deliver webhooks to that URL"),
     "payload-too-large": ProblemType(413, "The request body is larger than allowed"),
+    "too-many-requests": ProblemType(429, "Too many requests; try again after Retry-After seconds"),
     "not-found": ProblemType(404, "No such resource"),
     "method-not-allowed": ProblemType(405, "The resource does not accept that method"),
     "bad-request": ProblemType(400, "The request is malformed"),
@@ -76,7 +77,6 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "idempotency-key-in-use": ProblemType(409, "A request with this Idempotency-Key is still in progress"),
     "delivery-pending": ProblemType(409, "The delivery is still pending; it needs no replay"),
     "webhook-limit-reached": ProblemType(409, "The caller holds as many webhook subscriptions as allowed"),
-    "too-many-requests": ProblemType(429, "Too many requests; try again after Retry-After seconds"),
     # The hub or one of its dependencies cannot serve it now.
     "bus-unavailable": ProblemType(503, "The bus refused the message; nothing changed"),
     "dispatch-not-configured": ProblemType(503, "The dispatch intake is not configured"),
