@@ -89,6 +89,16 @@ def _degraded(report: Mapping[str, Any]) -> bool:
     return report.get("available") is False or any(loop.get("ok") is False for loop in loops.values())
 
 
+def adapter_states(conn: Connection, reports: Mapping[str, AdapterReport]) -> list[dict[str, Any]]:
+    """Every adapter's report as the database shows it now, with its name."""
+    return [{**report(conn), "name": name} for name, report in reports.items()]
+
+
+def degraded_of(states: list[dict[str, Any]]) -> list[str]:
+    """The names of the adapters whose circuit is open or one of whose loops failed its last step."""
+    return [state["name"] for state in states if _degraded(state)]
+
+
 def adapter_status_router(engine: Engine, reports: Mapping[str, AdapterReport]) -> APIRouter:
     """The /admin/adapters routes, one report per adapter name."""
     router = APIRouter(prefix="/admin", tags=["admin"])
@@ -103,13 +113,8 @@ def adapter_status_router(engine: Engine, reports: Mapping[str, AdapterReport]) 
     def list_adapters() -> dict[str, Any]:
         # A handful of adapters: one page always holds them all, so next_cursor is always null.
         with engine.connect() as conn:
-            items = [{**report(conn), "name": name} for name, report in reports.items()]
-        return {
-            "items": items,
-            "limit": len(items),
-            "next_cursor": None,
-            "degraded": [item["name"] for item in items if _degraded(item)],
-        }
+            items = adapter_states(conn, reports)
+        return {"items": items, "limit": len(items), "next_cursor": None, "degraded": degraded_of(items)}
 
     @router.get(
         "/adapters/{name}",

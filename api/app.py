@@ -36,10 +36,12 @@ from api.loads import loads_router
 from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
+from api.progress import ProgressLookup, progress_router
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
 from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
+from api.ui.health import HealthSources
 from api.webhooks import webhooks_router
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
@@ -149,7 +151,8 @@ def create_app(
         return Response(hub_metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.include_router(admin_router(operator_service))
-    app.include_router(adapter_status_router(engine, adapter_reports or {"marketing": MarketingStatus()}))
+    reports = adapter_reports or {"marketing": MarketingStatus()}
+    app.include_router(adapter_status_router(engine, reports))
     app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
     submission_limits = submissions or Settings().submissions
     app.include_router(submissions_router(engine, limits=submission_limits))
@@ -170,6 +173,8 @@ def create_app(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )
     workflow_config = functools.cache(lambda: default_tracker().config)
+    progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
+    app.include_router(progress_router(progress))
     app.include_router(
         dashboard_router(
             engine,
@@ -178,6 +183,8 @@ def create_app(
             calendar=WorkingCalendar(),
             target_days=Settings().process.target_working_days,
             clock=utcnow,
+            health=HealthSources(operator_service, hub_metrics, reports),
+            progress=progress,
         )
     )
 

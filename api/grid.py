@@ -10,6 +10,7 @@ is opaque: pass it back as `cursor` for the next page; it is null on the last pa
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -156,6 +157,49 @@ class TransformerPage(Page[DistributionTransformer]):
     """One page of distribution transformers."""
 
 
+class OpenCapacityReader:
+    """Open capacity as GET /v1/grid/open-capacity answers it, for that route and the dashboard's grid page.
+
+    It keeps the grid cache and the parsed daytime minima between calls; config gives the limits and
+    thresholds (default: feasibility/rules.yaml of the configuration folder).
+    """
+
+    def __init__(self, config: FeasibilityConfig | None = None) -> None:
+        self._config = config
+        self.grid = GridCache()
+        self._minima = DaytimeMinima()
+
+    def read(
+        self,
+        conn: Connection,
+        kinds: Collection[EquipmentKind],
+        *,
+        bbox: tuple[float, float, float, float] | None,
+        voltage_kv: float | None,
+        province: str | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> tuple[list[OpenCapacity], tuple[EquipmentKind, str] | None]:
+        """A page of in-service public equipment with its open capacity now, and the key of its last item
+        when more follow (None on the last page); 422 unknown-province for a province without rules."""
+        feasibility = self._config or _configured_rules()
+        rules = _rules_of(feasibility, province)
+        area = self.grid.area(conn)
+        items = published(area, kinds, bbox=bbox, voltage_kv=voltage_kv, after=after, limit=limit)
+        chosen = items[:limit]
+        open_rules = (
+            feasibility.open_capacity.rules_for(rules.province) if feasibility.open_capacity else None
+        )
+        answers = open_capacity(conn, area, chosen, rules, open_rules, _today(), self._minima)
+        last = (chosen[-1][0], chosen[-1][1].equipment_id) if len(items) > limit else None
+        return answers, last
+
+
+def open_capacity_cursor(last: tuple[EquipmentKind, str] | None) -> str | None:
+    """The opaque cursor of the open-capacity page after the key `last`; None on the last page."""
+    return encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1]]) if last else None
+
+
 def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> APIRouter:
     """The /v1/grid routes over the grid projection in the given database.
 
@@ -163,8 +207,8 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
     feasibility/rules.yaml of the configuration folder).
     """
     router = APIRouter(prefix="/v1/grid", tags=["grid"])
-    grid = GridCache()
-    minima = DaytimeMinima()
+    capacity = OpenCapacityReader(config)
+    grid = capacity.grid
 
     def rules_config() -> FeasibilityConfig:
         return config or _configured_rules()
@@ -265,28 +309,19 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
         missing, stale or incomplete are `unknown` with the reasons, never estimated.
         """
         check_sort(sort, OPEN_CAPACITY_SORTS)
-        feasibility = rules_config()
-        rules = _rules_of(feasibility, province)
-        after = _open_cursor(cursor) if cursor else None
+        after = open_capacity_after(cursor) if cursor else None
         kinds = (kind,) if kind is not None else KIND_ORDER
         with engine.connect() as conn:
-            area = grid.area(conn)
-            items = published(
-                area,
+            answers, last = capacity.read(
+                conn,
                 kinds,
                 bbox=parse_bbox(bbox) if bbox else None,
                 voltage_kv=voltage_kv,
+                province=province,
                 after=after,
                 limit=limit,
             )
-            chosen = items[:limit]
-            open_rules = (
-                feasibility.open_capacity.rules_for(rules.province) if feasibility.open_capacity else None
-            )
-            answers = open_capacity(conn, area, chosen, rules, open_rules, _today(), minima)
-        last = chosen[-1] if len(items) > limit else None
-        next_cursor = encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1].equipment_id]) if last else None
-        return page([answer.model_dump(mode="json") for answer in answers], limit, next_cursor)
+        return page([answer.model_dump(mode="json") for answer in answers], limit, open_capacity_cursor(last))
 
     @router.get(
         "/load-types",
@@ -363,7 +398,7 @@ def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> A
 OPEN_CAPACITY = "grid/open-capacity"
 
 
-def _open_cursor(cursor: str) -> tuple[int, str]:
+def open_capacity_after(cursor: str) -> tuple[int, str]:
     """The (kind position, equipment id) an open-capacity cursor stands for; 400 invalid-cursor if not one."""
     kind, equipment_id = decode_cursor_of(OPEN_CAPACITY, cursor, 2)
     if kind not in {k.value for k in KIND_ORDER} or not isinstance(equipment_id, str):

@@ -52,6 +52,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "unknown-province": ProblemType(422, "No rule set for that province"),
     "webhook-destination-refused": ProblemType(422, "The hub does not deliver webhooks to that URL"),
     "payload-too-large": ProblemType(413, "The request body is larger than allowed"),
+    "too-many-requests": ProblemType(429, "Too many requests; try again after Retry-After seconds"),
     "not-found": ProblemType(404, "No such resource"),
     "method-not-allowed": ProblemType(405, "The resource does not accept that method"),
     "bad-request": ProblemType(400, "The request is malformed"),
@@ -67,6 +68,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "parked-message-not-found": ProblemType(404, "Parked message not found"),
     "webhook-not-found": ProblemType(404, "Webhook subscription not found"),
     "delivery-not-found": ProblemType(404, "Webhook delivery not found"),
+    "progress-not-found": ProblemType(404, "No application with this number and verification code"),
     # State that forbids the request.
     "not-parked": ProblemType(409, "The message is no longer parked"),
     "not-replayable": ProblemType(422, "The message has no legacy record to replay"),

@@ -53,6 +53,8 @@ __all__ = [
     "OUTBOX_PUBLISH_FAILURES",
     "REGISTRY",
     "HubMetrics",
+    "OutboxBacklog",
+    "QueueDepth",
     "WatchedQueue",
     "watched_queues",
 ]
@@ -136,6 +138,24 @@ class WatchedQueue:
     queue: str
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    """Messages ready in a watched queue when it was read."""
+
+    consumer: str
+    queue: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """Events not yet confirmed by the broker, the oldest one's age, and parked messages by kind."""
+
+    pending: int
+    oldest_age_s: float
+    parked: dict[str, int]
+
+
 class ConsumerQueues(Protocol):
     """What watched_queues() needs of a consumer (yekuo.consumers.ConsumerSpec has it)."""
 
@@ -203,19 +223,31 @@ class HubMetrics:
         yield from queues or ()
         yield up
 
+    def outbox_backlog(self) -> OutboxBacklog:
+        """The outbox's unsent events and the parked messages waiting for an operator, read now.
+
+        Raises sqlalchemy.exc.SQLAlchemyError when the database cannot be read.
+        """
+        with self._engine.connect() as conn:
+            return self._backlog(conn)
+
+    def _backlog(self, conn: sa.Connection) -> OutboxBacklog:
+        pending, oldest = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
+        ).one()
+        parked_rows = conn.execute(
+            sa.select(parked.c.kind, sa.func.count())
+            .where(parked.c.status == "parked")
+            .group_by(parked.c.kind)
+        ).all()
+        by_kind = {"dead": 0, "invalid": 0} | {str(kind): int(count) for kind, count in parked_rows}
+        age = max((self._clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
+        return OutboxBacklog(pending=int(pending), oldest_age_s=age, parked=by_kind)
+
     def _database_gauges(self) -> list[Metric] | None:
         try:
             with self._engine.connect() as conn:
-                pending, oldest = conn.execute(
-                    sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
-                        outbox.c.sent_at.is_(None)
-                    )
-                ).one()
-                parked_rows = conn.execute(
-                    sa.select(parked.c.kind, sa.func.count())
-                    .where(parked.c.status == "parked")
-                    .group_by(parked.c.kind)
-                ).all()
+                backlog = self._backlog(conn)
                 process = self._cached_process_gauges(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("metrics scrape could not read the database: %s", exc)
@@ -224,19 +256,18 @@ class HubMetrics:
             "yekuo_outbox_pending_events",
             "Events committed to the outbox and not yet confirmed by the broker.",
         )
-        lag.add_metric([], float(pending))
+        lag.add_metric([], float(backlog.pending))
         age = GaugeMetricFamily(
             "yekuo_outbox_oldest_pending_age_seconds",
             "Age of the oldest unsent outbox event (0 when the outbox is drained).",
         )
-        age.add_metric([], max((self._clock() - oldest).total_seconds(), 0.0) if oldest else 0.0)
-        by_kind = {"dead": 0, "invalid": 0} | {str(kind): int(count) for kind, count in parked_rows}
+        age.add_metric([], backlog.oldest_age_s)
         parked_gauge = GaugeMetricFamily(
             "yekuo_parked_messages",
             "Messages waiting for an operator (status parked), by kind: dead letters and invalid input.",
             labels=["kind"],
         )
-        for kind, count in sorted(by_kind.items()):
+        for kind, count in sorted(backlog.parked.items()):
             parked_gauge.add_metric([kind], float(count))
         return [lag, age, parked_gauge, *process]
 
@@ -316,7 +347,11 @@ class HubMetrics:
             found.add_metric([category], float(count))
         return [energised, working, calendar_days, commitment, target, rework, found]
 
-    def _queue_gauges(self) -> list[Metric] | None:
+    def queue_depths(self) -> list[QueueDepth] | None:
+        """The depth of every watched queue, read from the broker now; None when the bus cannot be read.
+
+        A queue not declared yet is left out; the others still count.
+        """
         if not self._queues:
             return []
         try:
@@ -324,20 +359,15 @@ class HubMetrics:
         except (BusError, ConfigError) as exc:
             log.warning("metrics scrape could not open the bus: %s", exc)
             return None
-        depth = GaugeMetricFamily(
-            "yekuo_consumer_lag_messages",
-            "Messages ready in a consumer's queue (or, for its .parking queue, waiting for the drainer).",
-            labels=["consumer", "queue"],
-        )
+        depths = []
         try:
             for watched in self._queues:
                 try:
                     count = bus.queue_depth(watched.queue)
                 except ConfigError as exc:
-                    # The queue is not declared yet: nothing to report for it, the others still count.
                     log.warning("metrics scrape skipped queue %s: %s", watched.queue, exc)
                     continue
-                depth.add_metric([watched.consumer, watched.queue], float(count))
+                depths.append(QueueDepth(watched.consumer, watched.queue, count))
         except BusError as exc:
             log.warning("metrics scrape lost the bus: %s", exc)
             return None
@@ -346,6 +376,21 @@ class HubMetrics:
                 bus.close()
             except BusError:
                 log.debug("closing the scrape's bus connection failed", exc_info=True)
+        return depths
+
+    def _queue_gauges(self) -> list[Metric] | None:
+        depths = self.queue_depths()
+        if depths is None:
+            return None
+        if not self._queues:
+            return []
+        depth = GaugeMetricFamily(
+            "yekuo_consumer_lag_messages",
+            "Messages ready in a consumer's queue (or, for its .parking queue, waiting for the drainer).",
+            labels=["consumer", "queue"],
+        )
+        for found in depths:
+            depth.add_metric([found.consumer, found.queue], float(found.messages))
         return [depth]
 
 

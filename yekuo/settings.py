@@ -207,6 +207,28 @@ class ProcessSettings(BaseModel):
     )
 
 
+class ProgressSettings(BaseModel):
+    """Rate limits of the public progress lookup (POST /v1/progress and the /ui/progress form).
+
+    A lookup needs the application number and the last 4 digits of the registered mobile: 10,000 codes.
+    Limiting the lookups per client address and, from any address, per application number keeps guessing
+    a code slow; an answer beyond a limit is 429 with Retry-After. The counts are kept per hub process.
+    """
+
+    per_client: int = Field(
+        default=10, ge=1, le=10_000, description="lookups one client address may make per window"
+    )
+    per_application: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="lookups of one application number per window, from any address",
+    )
+    window_s: float = Field(
+        default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
+    )
+
+
 class AuditSettings(BaseModel):
     """The keyed audit chain and where its anchors are written, outside the database.
 
@@ -276,6 +298,7 @@ class Settings(BaseSettings):
     submissions: SubmissionSettings = SubmissionSettings()
     audit: AuditSettings = AuditSettings()
     process: ProcessSettings = ProcessSettings()
+    progress: ProgressSettings = ProgressSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

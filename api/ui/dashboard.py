@@ -14,12 +14,17 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.grid import OpenCapacityReader
 from api.problems import problem
+from api.progress import ProgressLookup
 from api.security import session_of
 from api.ui.assets import ECHARTS, assets_router, shipped_assets
 from api.ui.cases import cases_router
+from api.ui.grid import grid_page_router
+from api.ui.health import HealthSources, health_router
 from api.ui.login import form_fields, login_router
 from api.ui.overview import overview_router
+from api.ui.progress import progress_page_router
 from api.ui.render import PageFrame, templates
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, check_csrf
 from workflow.config import WorkflowConfig
@@ -74,8 +79,14 @@ def dashboard_router(
     calendar: WorkingCalendar,
     target_days: int,
     clock: Callable[[], datetime],
+    health: HealthSources,
+    progress: ProgressLookup,
 ) -> APIRouter:
-    """Every /ui route over the given database; config gives the stage model (names and order)."""
+    """Every /ui route over the given database; config gives the stage model (names and order).
+
+    health gives the integration health page the hub's operator service, metrics and adapter reports;
+    progress is the rate-limited lookup the public progress page shares with POST /v1/progress.
+    """
     assets = shipped_assets()
     frame = PageFrame(stage_names=config().stages, charts=ECHARTS in assets)
     env = templates(frame)
@@ -89,5 +100,8 @@ def dashboard_router(
         )
     )
     pages.include_router(cases_router(engine, env, calendar=calendar, clock=clock))
+    pages.include_router(health_router(health, engine, env))
+    pages.include_router(grid_page_router(engine, env, OpenCapacityReader()))
+    pages.include_router(progress_page_router(env, progress))
     router.include_router(pages)
     return router

@@ -94,6 +94,22 @@ EVENT_TYPES: Mapping[str, str] = {
     "cn.yekuo.case.consistency_cleared.v1": "一致性问题已消除",
 }
 
+PARKED_KINDS: Mapping[str, str] = {"dead": "死信", "invalid": "无效输入"}
+
+PARKED_STATUSES: Mapping[str, str] = {"parked": "待处理", "replayed": "已重放", "discarded": "已丢弃"}
+
+OPERATOR_ACTIONS: Mapping[str, str] = {"replay": "重放", "discard": "丢弃"}
+
+CIRCUIT_STATES: Mapping[str, str] = {"closed": "闭合 (正常)", "open": "断开", "half_open": "半开 (试探)"}
+
+EQUIPMENT_KINDS: Mapping[str, str] = {"substation": "变电站", "feeder": "10kV线路", "transformer": "配变"}
+
+AVAILABILITY: Mapping[str, str] = {"known": "已算出", "unknown": "无法计算", "not_applicable": "不适用"}
+
+PV_GRADES: Mapping[str, str] = {"green": "绿色", "yellow": "黄色", "red": "红色"}
+
+RATIO_POSITIONS: Mapping[str, str] = {"below": "偏低", "within": "合理", "above": "偏高"}
+
 TABLES: Mapping[str, Mapping[str, str]] = {
     "customer_class": CUSTOMER_CLASSES,
     "status": CASE_STATUSES,
@@ -105,6 +121,14 @@ TABLES: Mapping[str, Mapping[str, str]] = {
     "rule_result": RULE_RESULTS,
     "business_type": BUSINESS_TYPES,
     "event_type": EVENT_TYPES,
+    "parked_kind": PARKED_KINDS,
+    "parked_status": PARKED_STATUSES,
+    "operator_action": OPERATOR_ACTIONS,
+    "circuit_state": CIRCUIT_STATES,
+    "equipment_kind": EQUIPMENT_KINDS,
+    "availability": AVAILABILITY,
+    "pv_grade": PV_GRADES,
+    "ratio_position": RATIO_POSITIONS,
 }
 
 

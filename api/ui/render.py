@@ -22,7 +22,12 @@ from workflow.workdays import SHANGHAI
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 # The pages of the top bar, with the permission each needs: a link the user could not follow is not shown.
-NAV = (("/ui/overview", "流程总览", "resources:read"), ("/ui/cases", "工单", "resources:read"))
+NAV = (
+    ("/ui/overview", "流程总览", "resources:read"),
+    ("/ui/cases", "工单", "resources:read"),
+    ("/ui/health", "集成监控", "admin:read"),
+    ("/ui/grid", "电网资源", "resources:read"),
+)
 # Scripts, styles, fonts and data only from the hub itself; no inline script, no framing by other sites.
 # Inline styles stay allowed: the charting library positions its tooltips with them.
 CONTENT_SECURITY_POLICY = (

@@ -103,6 +103,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/overview/figures"): READERS,
     ("GET", "/ui/cases"): READERS,
     ("GET", "/ui/cases/{application_no}"): READERS,
+    ("GET", "/ui/health"): OPERATORS,
+    ("GET", "/ui/health/parked/{parked_id}"): OPERATORS,
+    ("POST", "/ui/health/parked/{parked_id}/replay"): OPERATORS,
+    ("POST", "/ui/health/parked/{parked_id}/discard"): OPERATORS,
+    ("GET", "/ui/grid"): READERS,
+    ("GET", "/ui/progress"): PUBLIC,
+    ("POST", "/ui/progress"): PUBLIC,
+    ("POST", "/v1/progress"): PUBLIC,
 }
 
 SOAP_PATHS = frozenset({"/soap/marketing"})

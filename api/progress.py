@@ -1,0 +1,256 @@
+"""Customers' own progress lookup (进度查询): public, by application number and a verification code.
+
+The code is the last 4 digits of a mobile number registered with the application's customer (any of its
+contacts, whose phones are sealed at rest in the customer record); it is compared in constant time. A
+wrong code gets exactly the answer an unknown application number gets, so the lookup tells nobody which
+numbers exist. The answer holds the stages with their dates and responsible units and, of personal data,
+only the customer's name masked as the supply-scheme reply masks it (张*).
+
+Lookups are rate-limited per client address and per application number (YEKUO_PROGRESS__*, see
+ProgressSettings). progress_of is the lookup itself, for any caller that has checked the limits (the
+dashboard's form, a chat assistant); ProgressLookup adds the limits, and POST /v1/progress serves it as JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy.engine import Connection, Engine
+
+from api.limits import RateLimiter
+from api.problems import problem, problem_responses
+from api.scheme_reply import mask_name
+from store.database import utcnow
+from store.schema import cases
+from workflow.queries import get_case, get_customer, stage_visits_of
+from workflow.workdays import WorkingCalendar
+from yekuo.settings import ProgressSettings
+
+CODE_DIGITS = 4
+CODE_PATTERN = rf"^[0-9]{{{CODE_DIGITS}}}$"
+MAX_APPLICATION_NO = 64
+NOT_FOUND = "no application with this number and verification code"
+# Compared against when there is no phone to compare with, so that case takes as long as a wrong code.
+_NO_PHONE = "\x00" * CODE_DIGITS
+
+
+@dataclass(frozen=True)
+class ProgressStep:
+    """One visit of a stage: when it began and ended, and the unit responsible for it."""
+
+    stage: str
+    stage_name: str
+    entered_at: datetime
+    left_at: datetime | None
+    unit: str | None
+    # False: the hub first saw the application already in this stage; entered_at is that moment.
+    observed: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a customer is shown of an application: stages, dates, units, and the name masked."""
+
+    application_no: str
+    customer_name: str | None
+    business_type: str | None
+    status: str
+    outcome: str | None
+    stage: str | None
+    stage_name: str | None
+    stage_deadline: date | None
+    responsible: str | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    steps: tuple[ProgressStep, ...]
+
+
+class RateLimitedError(Exception):
+    """Too many lookups from this address or of this application number; retry_after_s says how long."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many progress lookups: try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+def well_formed_code(code: str) -> bool:
+    """Whether the code is 4 ASCII digits, the only form a verification code takes."""
+    return re.fullmatch(CODE_PATTERN, code) is not None
+
+
+def _code_matches(phones: list[str], code: str) -> bool:
+    """Whether the code is the last 4 digits of any of the phones, each compared in constant time."""
+    tails = [digits[-CODE_DIGITS:] for digits in (re.sub(r"\D", "", phone) for phone in phones)]
+    tails = [tail for tail in tails if len(tail) == CODE_DIGITS] or [_NO_PHONE]
+    matched = False
+    for tail in tails:
+        matched |= hmac.compare_digest(tail.encode("ascii"), code.encode("ascii", "replace"))
+    return matched
+
+
+def progress_of(
+    conn: Connection,
+    application_no: str,
+    code: str,
+    *,
+    stage_names: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Progress | None:
+    """The progress of the application if the code is right; None alike for an unknown number and a wrong
+    code. It checks no rate limit: a caller facing the public must go through ProgressLookup."""
+    names = stage_names or {}
+    customer_no = conn.execute(
+        sa.select(cases.c.customer_no).where(cases.c.application_no == application_no)
+    ).scalar()
+    # An unknown number reads a customer too (none has an empty number): both answers make the same queries.
+    customer = get_customer(conn, customer_no if customer_no is not None else "")
+    phones = [str(contact.get("phone") or "") for contact in (customer or {}).get("contacts", ()) if contact]
+    matched = _code_matches(phones, code) and well_formed_code(code)
+    case = get_case(conn, application_no, calendar=WorkingCalendar(), now=now) if matched else None
+    if case is None:
+        return None
+    visits = stage_visits_of(conn, application_no, calendar=WorkingCalendar(), now=now or utcnow())
+    name = (customer or {}).get("name")
+    stage = case["stage"]
+    return Progress(
+        application_no=case["application_no"],
+        customer_name=mask_name(name) if isinstance(name, str) and name else None,
+        business_type=case["business_type"],
+        status=case["status"],
+        outcome=case["outcome"],
+        stage=stage,
+        stage_name=names.get(stage, stage) if stage else None,
+        stage_deadline=case["deadline"] if case["status"] == "open" else None,
+        responsible=case["responsible"],
+        opened_at=case["opened_at"],
+        closed_at=case["closed_at"],
+        steps=tuple(
+            ProgressStep(
+                stage=visit["stage"],
+                stage_name=names.get(visit["stage"], visit["stage"]),
+                entered_at=visit["entered_at"],
+                left_at=visit["left_at"],
+                unit=visit["unit"],
+                observed=bool(visit["observed"]),
+            )
+            for visit in visits
+        ),
+    )
+
+
+class ProgressLookup:
+    """progress_of behind the rate limits of the settings, shared by every way in (API and dashboard)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: ProgressSettings,
+        *,
+        stage_names: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
+        self._engine = engine
+        self._stage_names = stage_names
+        self.per_client = RateLimiter(settings.per_client, settings.window_s)
+        self.per_application = RateLimiter(settings.per_application, settings.window_s)
+
+    def look_up(self, client: str, application_no: str, code: str) -> Progress | None:
+        """The progress, or None for an unknown number or a wrong code; RateLimitedError past a limit.
+
+        A lookup refused for its address is not counted against the application number, so one noisy
+        address does not also lock the number's customer out.
+        """
+        wait = self.per_client.hit(client) or self.per_application.hit(application_no)
+        if wait is not None:
+            raise RateLimitedError(wait)
+        with self._engine.connect() as conn:
+            return progress_of(conn, application_no, code, stage_names=self._stage_names())
+
+
+def client_of(request: Request) -> str:
+    """The address the request came from, as the server saw it (a proxy's, behind one)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+class ProgressQuery(BaseModel):
+    """An application number and the verification code the customer received."""
+
+    application_no: Annotated[str, Field(min_length=1, max_length=MAX_APPLICATION_NO)] = Field(
+        description="application number (申请编号)", examples=["2026112000001"]
+    )
+    code: Annotated[str, Field(pattern=CODE_PATTERN)] = Field(
+        description="the last 4 digits of the mobile number registered with the application",
+        examples=["1111"],
+    )
+
+
+class ProgressStepView(BaseModel):
+    """One visit of a stage."""
+
+    stage: str = Field(description="stage id", examples=["acceptance"])
+    stage_name: str = Field(description="stage name (环节)", examples=["业务受理"])
+    entered_at: AwareDatetime = Field(description="when the application entered the stage")
+    left_at: AwareDatetime | None = Field(description="when it left the stage; null while it is there")
+    unit: str | None = Field(description="the responsible supply unit")
+    observed: bool = Field(
+        description="false: the hub first saw the application already in the stage, at entered_at"
+    )
+
+
+class ProgressView(BaseModel):
+    """An application's progress as its customer sees it; no personal data but the masked name."""
+
+    application_no: str = Field(description="application number")
+    customer_name: str | None = Field(description="customer name, masked (张*)", examples=["张*"])
+    business_type: str | None = Field(description="business type code", examples=["new_connection"])
+    status: str = Field(description="open or closed")
+    outcome: str | None = Field(description="energised, withdrawn or cancelled once closed")
+    stage: str | None = Field(description="current stage id")
+    stage_name: str | None = Field(description="current stage name")
+    stage_deadline: date | None = Field(description="the current stage's deadline while the case is open")
+    responsible: str | None = Field(description="the unit responsible now")
+    opened_at: AwareDatetime | None = Field(description="when the application was accepted")
+    closed_at: AwareDatetime | None = Field(description="when it was closed")
+    steps: list[ProgressStepView] = Field(description="the stage visits in order")
+
+
+def progress_json(found: Progress) -> dict[str, Any]:
+    """The JSON form of a progress answer."""
+    view = ProgressView.model_validate({**found.__dict__, "steps": [step.__dict__ for step in found.steps]})
+    return view.model_dump(mode="json")
+
+
+def progress_router(lookup: ProgressLookup) -> APIRouter:
+    """POST /v1/progress (public)."""
+    router = APIRouter(prefix="/v1", tags=["progress"])
+
+    @router.post(
+        "/progress",
+        summary="A customer's application progress, by application number and verification code (public)",
+        responses={
+            200: {"model": ProgressView},
+            **problem_responses("progress-not-found", "too-many-requests", "validation-failed"),
+        },
+    )
+    def look_up_progress(query: ProgressQuery, request: Request) -> dict[str, Any]:
+        """Stages, dates and responsible units of the application. The code is the last 4 digits of the
+        registered mobile; a wrong code is answered exactly as an unknown number (404), and lookups are
+        rate-limited per client address and per application number (429 with Retry-After)."""
+        try:
+            found = lookup.look_up(client_of(request), query.application_no, query.code)
+        except RateLimitedError as exc:
+            raise problem(
+                "too-many-requests", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+            ) from exc
+        if found is None:
+            raise problem("progress-not-found", NOT_FOUND)
+        return progress_json(found)
+
+    return router

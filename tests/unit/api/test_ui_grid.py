@@ -1,0 +1,127 @@
+"""The grid page shows the figures GET /v1/grid/open-capacity answers, with its filters and cursor, and the
+equipment's coordinates for the scatter plot.
+
+S1 (two 50 MVA units) feeds F1 (485 A, one tie, class B), which feeds T1 (400 kVA), with loads on a clock
+fixed at the builders' NOW, as in the grid API's tests (tests/unit/api/test_grid.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from html import unescape
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.ui import labels
+from canonical_model.grid import SupplyAreaClass
+from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
+from tests.support.auth import TEST_AUTH, bearer
+from tests.unit.feasibility.builders import (
+    NOW,
+    feeder,
+    main_transformer,
+    store_grid,
+    store_peak,
+    substation,
+    transformer,
+)
+from yekuo import clock
+from yekuo.clock import FixedClock
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine) -> Iterator[TestClient]:
+    with sqlite_engine.begin() as conn:
+        store_grid(
+            conn,
+            substation("S1", 0, 600, area=SupplyAreaClass.B),
+            main_transformer("S1-T1", "S1", 50_000),
+            main_transformer("S1-T2", "S1", 50_000),
+            feeder("F1", "S1", 300, ties=1),
+            transformer("T1", "F1", "S1", 50, rated_kva=400),
+        )
+        store_peak(conn, "T1", 180.0)
+        store_peak(conn, "F1", 2_700.0)
+        store_peak(conn, "S1-T1", 9_000.0)
+        store_peak(conn, "S1-T2", 9_000.0)
+    with clock.use(FixedClock(NOW)):
+        yield TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+
+
+def _rows(page: str) -> dict[str, dict[str, str]]:
+    rows = re.findall(
+        r'<tr data-equipment="([\w-]+)" data-kind="(\w+)"'
+        r'.*?data-load-rate="([^"]*)".*?data-open-kva="([^"]*)"',
+        page,
+        re.S,
+    )
+    return {key: {"kind": kind, "load_rate": rate, "open_kva": kva} for key, kind, rate, kva in rows}
+
+
+def _points(page: str) -> list[dict[str, object]]:
+    found = re.search(r'<script type="application/json" id="grid-points">(.*?)</script>', page, re.S)
+    assert found is not None
+    points: list[dict[str, object]] = json.loads(found[1])
+    return points
+
+
+def test_the_table_shows_the_open_capacity_the_api_answers(client: TestClient) -> None:
+    page = client.get("/ui/grid").text
+    api = client.get("/v1/grid/open-capacity").json()["items"]
+    rows = _rows(page)
+    assert list(rows) == [item["equipment_id"] for item in api] == ["S1", "F1", "T1"]
+    for item in api:
+        shown = rows[item["equipment_id"]]
+        assert shown["kind"] == item["kind"]
+        assert float(shown["open_kva"]) == item["load"]["open_kva"]
+        assert float(shown["load_rate"]) == item["load"]["load_rate"]
+    # T1: 0.8 x 400 - 180 / 0.9 = 120 kVA open; its load rate (180 / 0.9) / 400 = 50.0 %.
+    assert rows["T1"]["open_kva"] == "120.0" and ">50.0%<" in page
+    assert "变电站" in page and "配变" in page
+
+
+def test_the_plot_gets_every_listed_piece_of_equipment_at_its_coordinates(client: TestClient) -> None:
+    page = client.get("/ui/grid").text
+    api = {item["equipment_id"]: item for item in client.get("/v1/grid/open-capacity").json()["items"]}
+    points = _points(page)
+    assert [point["id"] for point in points] == ["S1", "F1", "T1"]
+    for point in points:
+        location = api[str(point["id"])]["location"]
+        assert (point["lon"], point["lat"]) == (location["lon"], location["lat"])
+        assert point["open_kva"] == api[str(point["id"])]["load"]["open_kva"]
+    assert 'id="chart-grid"' in page or "图表库未安装" in page
+
+
+def test_filters_and_the_cursor_are_the_apis(client: TestClient) -> None:
+    assert list(_rows(client.get("/ui/grid", params={"kind": "feeder"}).text)) == ["F1"]
+    assert list(_rows(client.get("/ui/grid", params={"voltage_kv": "10"}).text)) == ["F1", "T1"]
+    first = client.get("/ui/grid", params={"limit": 2}).text
+    assert list(_rows(first)) == ["S1", "F1"]
+    following = re.search(r'href="/ui/grid\?([^"]+)" id="next-page"', first)
+    assert following is not None
+    second = client.get(f"/ui/grid?{unescape(following[1])}").text
+    assert list(_rows(second)) == ["T1"] and 'id="next-page"' not in second
+    # Empty filter fields mean "any", as the form sends them.
+    assert list(_rows(client.get("/ui/grid?kind=&voltage_kv=&bbox=&province=").text)) == ["S1", "F1", "T1"]
+
+
+def test_a_filter_the_api_refuses_is_refused_here_too(client: TestClient) -> None:
+    assert client.get("/ui/grid", params={"bbox": "1,2,3"}).status_code == 422
+    assert client.get("/ui/grid", params={"province": "atlantis"}).status_code == 422
+    assert client.get("/ui/grid", params={"cursor": "bogus"}).status_code == 400
+    assert client.get("/ui/grid", headers=bearer("operator")).status_code == 403
+
+
+def test_the_pages_codes_have_chinese_names() -> None:
+    for table, codes in (
+        (labels.EQUIPMENT_KINDS, EquipmentKind),
+        (labels.AVAILABILITY, Availability),
+        (labels.PV_GRADES, Grade),
+        (labels.RATIO_POSITIONS, RatioPosition),
+    ):
+        assert set(table) == {code.value for code in codes}
