@@ -172,6 +172,7 @@ def create_app(
     app.include_router(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )
+    access = policy or load_access_policy()
     workflow_config = functools.cache(lambda: default_tracker().config)
     progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
     app.include_router(progress_router(progress))
@@ -185,10 +186,10 @@ def create_app(
             clock=utcnow,
             health=HealthSources(operator_service, hub_metrics, reports),
             progress=progress,
+            permissions=access.permissions_of,
         )
     )
 
-    access = policy or load_access_policy()
     check_coverage(access, served_routes(app))
     install_problem_handlers(app)
     install_openapi(app, access)

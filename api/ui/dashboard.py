@@ -22,7 +22,7 @@ from api.ui.assets import ECHARTS, assets_router, shipped_assets
 from api.ui.cases import cases_router
 from api.ui.grid import grid_page_router
 from api.ui.health import HealthSources, health_router
-from api.ui.login import form_fields, login_router
+from api.ui.login import Permissions, form_fields, login_router
 from api.ui.overview import overview_router
 from api.ui.progress import progress_page_router
 from api.ui.render import PageFrame, templates
@@ -81,18 +81,21 @@ def dashboard_router(
     clock: Callable[[], datetime],
     health: HealthSources,
     progress: ProgressLookup,
+    permissions: Permissions,
 ) -> APIRouter:
     """Every /ui route over the given database; config gives the stage model (names and order).
 
     health gives the integration health page the hub's operator service, metrics and adapter reports;
-    progress is the rate-limited lookup the public progress page shares with POST /v1/progress.
+    progress is the rate-limited lookup the public progress page shares with POST /v1/progress;
+    permissions turns roles and scopes into permissions (the access policy), to land a user on a page
+    it may see.
     """
     assets = shipped_assets()
     frame = PageFrame(stage_names=config().stages, charts=ECHARTS in assets)
     env = templates(frame)
     router = APIRouter(include_in_schema=False)
     router.include_router(assets_router(assets))
-    router.include_router(login_router(env, SessionSeal(auth)))
+    router.include_router(login_router(env, SessionSeal(auth), permissions))
     pages = APIRouter(dependencies=[Depends(csrf_guard)])
     pages.include_router(
         overview_router(

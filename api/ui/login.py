@@ -8,13 +8,15 @@ the session; a form without the right one is refused with 403.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.ui.render import render
+from api.credentials import Caller
+from api.ui.render import NAV, render
 from api.ui.session import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -27,6 +29,10 @@ from api.ui.session import (
 from yekuo import clock
 
 HOME = "/ui/overview"
+# Where a caller with none of the pages' permissions lands: the public progress lookup.
+PUBLIC_PAGE = "/ui/progress"
+# The access policy's roles and extra scopes to the permissions they grant (AccessPolicy.permissions_of).
+Permissions = Callable[[frozenset[str], frozenset[str]], frozenset[str]]
 # A pasted token is a few hundred bytes; anything much longer is not one.
 MAX_FORM_BYTES = 16 * 1024
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -54,8 +60,20 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
     )
 
 
-def login_router(env: Jinja2Templates, seal: SessionSeal) -> APIRouter:
-    """GET and POST /ui/login, POST /ui/logout, and /ui/ sending the user on to the overview."""
+def landing_page(caller: Caller, permissions: Permissions) -> str:
+    """The first page of the navigation the caller may see: an operator lands on integration health, not
+    on an overview it is refused."""
+    granted = permissions(caller.roles, caller.scopes)
+    return next((href for href, _, needs in NAV if needs in granted), PUBLIC_PAGE)
+
+
+def login_router(
+    env: Jinja2Templates,
+    seal: SessionSeal,
+    permissions: Permissions,
+) -> APIRouter:
+    """GET and POST /ui/login, POST /ui/logout, and /ui/ sending the user on to the first page its roles
+    allow (permissions: the access policy's roles and scopes to permissions)."""
     router = APIRouter(include_in_schema=False)
 
     def login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
@@ -66,8 +84,13 @@ def login_router(env: Jinja2Templates, seal: SessionSeal) -> APIRouter:
         return response
 
     @router.get("/ui/")
-    def home() -> RedirectResponse:
-        return RedirectResponse(HOME, status_code=303)
+    def home(request: Request) -> RedirectResponse:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        try:
+            target = landing_page(seal.open(cookie).caller, permissions) if cookie else HOME
+        except SessionError:
+            target = HOME  # an ended session: the page sends the user on to the login form
+        return RedirectResponse(target, status_code=303)
 
     @router.get("/ui/login")
     def show_login(request: Request) -> HTMLResponse:
@@ -84,7 +107,7 @@ def login_router(env: Jinja2Templates, seal: SessionSeal) -> APIRouter:
             session, cookie = seal.start(fields.get("token", "").strip())
         except SessionError as exc:
             return login_page(request, f"令牌无效: {exc}", 401)
-        response = RedirectResponse(HOME, status_code=303)
+        response = RedirectResponse(landing_page(session.caller, permissions), status_code=303)
         lifetime = max(0, session.expires_at - int(clock.now().timestamp()))
         _cookie(response, request, SESSION_COOKIE, cookie, lifetime)
         response.delete_cookie(LOGIN_COOKIE, path="/")

@@ -25,6 +25,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
+from bench.dashboard_timing import CHROMIUM, CHROMIUM_ARGS
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
@@ -35,17 +36,6 @@ from yekuo.serve import build_api
 from yekuo.settings import PROJECT_ROOT, Settings
 from yekuo.webserver import BackgroundServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
 APPLICATIONS = 40
 LOCAL_HOST = "127.0.0.1"
@@ -128,7 +118,7 @@ def browser(playwright: Playwright, live_hub: LiveHub, tmp_path: Path) -> Iterat
         str(tmp_path / "profile"),
         executable_path=str(CHROMIUM),
         headless=True,
-        args=CHROMIUM_ARGS,
+        args=list(CHROMIUM_ARGS),
         locale="zh-CN",
         viewport={"width": 1400, "height": 1000},
     )

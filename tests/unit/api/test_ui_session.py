@@ -220,3 +220,15 @@ def test_every_state_changing_request_of_a_session_needs_its_csrf_token(
 def test_header_credentials_need_no_csrf_token(hub_clock: FixedClock) -> None:
     # A bearer token is never added by the browser on its own, so a request carrying one was not forged.
     asyncio.run(csrf_guard(_request("POST", None, {"authorization": f"Bearer {token('viewer')}"})))
+
+
+@pytest.mark.parametrize(
+    ("role", "landing"),
+    [("viewer", "/ui/overview"), ("operator", "/ui/health"), ("integrator", "/ui/progress")],
+)
+def test_a_user_lands_on_the_first_page_its_roles_allow(client: TestClient, role: str, landing: str) -> None:
+    csrf = _csrf(client.get("/ui/login").text)
+    response = client.post("/ui/login", data={"token": token(role), "csrf_token": csrf}, follow_redirects=False)
+    # An operator holds admin:read, not resources:read: the overview would refuse it.
+    assert (response.status_code, response.headers["location"]) == (303, landing)
+    assert client.get("/ui/", follow_redirects=False).headers["location"] == landing
