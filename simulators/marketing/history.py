@@ -3,7 +3,8 @@
 Customers and applications are drawn as seed.py draws them (classes, capacities, trades, supply units);
 what the history adds, every parameter here:
 - volume: year k (0 for the first) has round(PER_YEAR x (1 + APPLICATION_GROWTH)^k) applications, their
-  change times spread evenly at random over the year;
+  acceptance times spread evenly at random over the year, each last changed up to 20 days later (the
+  list is in change order, as the marketing system's);
 - EV-charging adoption: of the residential new connections and capacity increases accepted in year k, a
   share EV_SHARE_FIRST_YEAR x (1 + EV_ADOPTION_GROWTH)^k (at most 1) state LOAD_TYPE "01" (charging pile),
   by a draw of their own keyed by APP_NO. The EV applications of a year therefore grow by
@@ -20,7 +21,7 @@ import random
 from datetime import datetime, timedelta
 
 from simulators.marketing.seed import _Generator
-from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, CustomerRow
+from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, CustomerRow, status_flow
 from yekuo.errors import ConfigError
 
 PER_YEAR = 1000
@@ -28,6 +29,7 @@ APPLICATION_GROWTH = 0.05
 EV_SHARE_FIRST_YEAR = 0.05
 EV_ADOPTION_GROWTH = 0.6
 EV_LOAD_TYPE = "01"
+_LAST_CHANGE_DAYS = 20
 _EV_CLASS = "01"  # residential
 _EV_BUSINESS = frozenset({"101", "111"})  # new connections and capacity increases bring new equipment
 
@@ -53,18 +55,27 @@ def generate_history(
         for index, number in enumerate(generator.rng.sample(range(10**7), customers))
     ]
     times = random.Random(f"{seed}/history/times")
-    moments: list[datetime] = []
+    accepted: list[datetime] = []
     for k in range(years):
         begin, end = datetime(first_year + k, 1, 1), datetime(first_year + k + 1, 1, 1)
         seconds = int((end - begin).total_seconds())
         count = round(per_year * (1.0 + APPLICATION_GROWTH) ** k)
-        moments += [begin + timedelta(seconds=times.randrange(seconds)) for _ in range(count)]
+        accepted += [begin + timedelta(seconds=times.randrange(seconds)) for _ in range(count)]
     applications: list[ApplicationRow] = []
-    for sequence, moment in enumerate(sorted(moments), start=1):
+    for sequence, handled in enumerate(sorted(accepted), start=1):
         customer, cust_class = times.choice(classified)
-        row = generator.application(sequence, customer, cust_class, moment)
-        # Acceptance may lie up to 20 days before the change: the acceptance year decides the adoption.
-        handled = datetime.strptime(row["HANDLE_TIME"], LEGACY_TIME_FORMAT)
+        updated = handled + timedelta(seconds=times.randrange(_LAST_CHANGE_DAYS * 86400))
+        row = generator.application(sequence, customer, cust_class, updated)
+        # The generator draws acceptance back from the change; here acceptance is drawn first, so each year
+        # holds its volume, and what depends on it follows.
+        row["APP_NO"] = f"{handled:%y%m%d}{sequence:07d}"
+        row["HANDLE_TIME"] = handled.strftime(LEGACY_TIME_FORMAT)
+        if row["TEMP_END_DATE"] is not None:
+            row["TEMP_END_DATE"] = f"{(handled + timedelta(days=180)):%Y-%m-%d}"
+        flow = status_flow(row)
+        row["STATUS_CODE"] = flow[
+            min((updated - handled).days * len(flow) // _LAST_CHANGE_DAYS, len(flow) - 1)
+        ]
         if row["LOAD_TYPE"] == EV_LOAD_TYPE:
             row["LOAD_TYPE"] = "00"
         if cust_class == _EV_CLASS and row["BUSI_TYPE_CODE"] in _EV_BUSINESS:
@@ -72,4 +83,5 @@ def generate_history(
             if roll < ev_share(handled.year - first_year):
                 row["LOAD_TYPE"] = EV_LOAD_TYPE
         applications.append(row)
+    applications.sort(key=lambda row: row["UPDATE_TIME"])
     return [customer for customer, _ in classified], applications

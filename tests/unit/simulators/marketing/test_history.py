@@ -10,8 +10,8 @@ from simulators.marketing import history
 def test_volume_and_ev_share_follow_the_documented_parameters() -> None:
     customers, applications = history.generate_history(3, 500, 2021, 3, per_year=400)
     assert len(customers) == 500
-    # 400, 400 x 1.05 = 420, 400 x 1.05^2 = 441 applications by change time.
-    assert Counter(row["UPDATE_TIME"][:4] for row in applications) == {"2021": 400, "2022": 420, "2023": 441}
+    # 400, 400 x 1.05 = 420, 400 x 1.05^2 = 441 applications by acceptance time.
+    assert Counter(row["HANDLE_TIME"][:4] for row in applications) == {"2021": 400, "2022": 420, "2023": 441}
     eligible = Counter(
         row["HANDLE_TIME"][:4]
         for row in applications
