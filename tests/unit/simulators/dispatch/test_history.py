@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from simulators.dispatch import history
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
+from simulators.pms.seed import seed_database
+from yekuo import clock
+from yekuo.cli import main
+from yekuo.clock import FixedClock
 
 SHOP = Equipment("T-SHOP", "某商场专变", EquipmentKind.TRANSFORMER, 400.0, LoadClass.COMMERCIAL)
 HOMES = Equipment("T-HOMES", "某小区公变", EquipmentKind.TRANSFORMER, 400.0, LoadClass.RESIDENTIAL)
@@ -61,3 +66,33 @@ def test_write_history_writes_one_power_curve_file_a_day(tmp_path: Path) -> None
     assert first[1].startswith("T-SHOP,2024-02-27,1,")
     assert len(list(tmp_path.glob("*.csv"))) == 366
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_yekuo_sim_dispatch_history_years_writes_the_years_and_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pms_url = f"sqlite:///{tmp_path / 'pms.db'}"
+    engine = sa.create_engine(pms_url)
+    seed_database(engine, seed=4, substation_count=2, feeder_count=3, transformer_count=10)
+    engine.dispose()
+    out = tmp_path / "incoming"
+    arguments = [
+        "sim",
+        "dispatch",
+        "--out",
+        str(out),
+        "--pms-db",
+        pms_url,
+        "--feeders",
+        "1",
+        "--transformers",
+        "2",
+    ]
+    assert main([*arguments, "--history-years", "1", "--start", "2025-03-01"]) == 0
+    assert len(list(out.glob("metering_power_curve_*.csv"))) == 365
+    assert "wrote 365 days of history curves" in capsys.readouterr().out
+    # Without --start, whole years up to the clock's: 2025 from a clock in 2026.
+    with clock.use(FixedClock(datetime(2026, 6, 1, tzinfo=UTC))):
+        assert main([*arguments, "--out", str(tmp_path / "b"), "--history-years", "1"]) == 0
+    names = sorted(path.name for path in (tmp_path / "b").glob("*.csv"))
+    assert (names[0], names[-1]) == ("metering_power_curve_20250101.csv", "metering_power_curve_20251231.csv")
