@@ -151,6 +151,7 @@ def _sim_marketing(args: argparse.Namespace) -> int:
         push_url=args.push_url,
         push_api_key=args.push_api_key,
         change_interval_s=args.change_interval,
+        history_years=args.history_years,
     )
     return 0
 
@@ -415,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the API key the hub issued to the marketing system (default: $YEKUO_SIM_PUSH_API_KEY)",
     )
     marketing.add_argument("--change-interval", type=float, help="move an application a step every S s")
+    marketing.add_argument(
+        "--history-years",
+        type=int,
+        help="serve this many complete years of applications (simulators/marketing/history.py), "
+        "--applications of them in the first year, with EV-charging adoption growing",
+    )
     marketing.set_defaults(func=_sim_marketing)
     pms = sims.add_parser("pms", help="production management system (legacy database): seed, then change it")
     pms.add_argument("--db-url", required=True, help="SQLAlchemy URL of the PMS database (sqlite:///pms.db)")

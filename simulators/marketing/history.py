@@ -21,7 +21,13 @@ import random
 from datetime import datetime, timedelta
 
 from simulators.marketing.seed import _Generator
-from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, CustomerRow, status_flow
+from simulators.marketing.world import (
+    LEGACY_TIME_FORMAT,
+    ApplicationRow,
+    CustomerRow,
+    MarketingWorld,
+    status_flow,
+)
 from yekuo.errors import ConfigError
 
 PER_YEAR = 1000
@@ -85,3 +91,8 @@ def generate_history(
         applications.append(row)
     applications.sort(key=lambda row: row["UPDATE_TIME"])
     return [customer for customer, _ in classified], applications
+
+
+def history_world(seed: int, customers: int, years: int, per_year: int, *, this_year: int) -> MarketingWorld:
+    """A world of the `years` complete years before this_year (`yekuo sim marketing --history-years`)."""
+    return MarketingWorld(*generate_history(seed, customers, this_year - years, years, per_year=per_year))

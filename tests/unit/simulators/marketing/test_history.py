@@ -33,3 +33,10 @@ def test_the_same_seed_gives_the_same_history() -> None:
     assert history.generate_history(7, 50, 2022, 1, per_year=30) != history.generate_history(
         8, 50, 2022, 1, per_year=30
     )
+
+
+def test_the_history_world_holds_the_complete_years_before_this_one() -> None:
+    world = history.history_world(5, 100, 2, 50, this_year=2026)
+    years = Counter(row["HANDLE_TIME"][:4] for row in world.all_applications())
+    # 50 in 2024 and 50 x 1.05 = 52.5, rounded to 52, in 2025.
+    assert years == {"2024": 50, "2025": 52}
