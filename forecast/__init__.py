@@ -7,4 +7,9 @@ Layers, each usable alone:
 - inputs: the database reads (complete days' peaks, the pipeline's reservations with their case).
 - equipment: both combined into an EquipmentForecast (kVA), or InsufficientHistoryError with the reason.
 - config: the settings of forecast/forecast.yaml.
+- applied, demand: the cases' applications per month by supply unit, GB/T 4754 section and load type, and
+  their forecast (DemandForecast).
+- load_share (curves reads the stored profiles): a summer-only load's share of a group's peak and its hours.
+- ev_growth: EV-charging applications and kVA per year, the growth rate and a projection.
+- demand_config: the settings of forecast/demand.yaml.
 """
