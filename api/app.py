@@ -26,6 +26,7 @@ from api.analytics import analytics_router
 from api.applications import applications_router
 from api.asyncapi import asyncapi_router, settings_document
 from api.customers import customers_router
+from api.demand import demand_router
 from api.events import events_router
 from api.feasibility import feasibility_router
 from api.forecast import forecast_router
@@ -164,6 +165,7 @@ def create_app(
     app.include_router(feasibility_router(engine, limits=submission_limits))
     app.include_router(grid_router(engine))
     app.include_router(forecast_router(engine))
+    app.include_router(demand_router(engine))
     app.include_router(loads_router(engine))
     feed_settings = subscription_settings()
     app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))

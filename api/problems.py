@@ -78,6 +78,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "delivery-pending": ProblemType(409, "The delivery is still pending; it needs no replay"),
     "webhook-limit-reached": ProblemType(409, "The caller holds as many webhook subscriptions as allowed"),
     "insufficient-load-history": ProblemType(409, "The measured load history cannot carry a forecast"),
+    "insufficient-application-history": ProblemType(409, "The application history cannot carry a forecast"),
     # The hub or one of its dependencies cannot serve it now.
     "bus-unavailable": ProblemType(503, "The bus refused the message; nothing changed"),
     "dispatch-not-configured": ProblemType(503, "The dispatch intake is not configured"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from feasibility.config import read_feasibility_config
 from forecast.config import read_forecast_config
+from forecast.demand_config import read_demand_config
 from mappings.codes import CodeTables, read_code_tables
 from mappings.engine import Mapping
 from mappings.loader import CODES_FOLDER, read_mappings
@@ -48,6 +49,7 @@ def check_config(config_dir: Path) -> list[ConfigError]:
     read_workflow_config(config_dir, diag, codes)
     read_feasibility_config(config_dir, diag)
     read_forecast_config(config_dir, diag)
+    read_demand_config(config_dir, diag)
     if (config_dir / WORKFLOW_FOLDER).is_dir():  # a missing folder is reported by the stage model
         read_consistency_config(config_dir, diag)
     return list(diag.errors)

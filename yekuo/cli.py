@@ -7,8 +7,14 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yekuo.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from simulators.dispatch.equipment import Equipment
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -145,6 +151,7 @@ def _sim_marketing(args: argparse.Namespace) -> int:
         push_url=args.push_url,
         push_api_key=args.push_api_key,
         change_interval_s=args.change_interval,
+        history_years=args.history_years,
     )
     return 0
 
@@ -175,6 +182,8 @@ def _sim_dispatch(args: argparse.Namespace) -> int:
 
     sizes = {"feeders": args.feeders, "transformers": args.transformers}
     equipment = choose_equipment(args.pms_db, pms_seed=args.pms_seed, seed=args.seed, **sizes)
+    if args.history_years is not None:
+        return _sim_dispatch_history(args, equipment)
     with contextlib.suppress(KeyboardInterrupt):
         run(
             Path(args.out),
@@ -189,6 +198,22 @@ def _sim_dispatch(args: argparse.Namespace) -> int:
             hold_s=args.hold,
             manifest=Path(args.manifest) if args.manifest else None,
         )
+    return 0
+
+
+def _sim_dispatch_history(args: argparse.Namespace, equipment: Sequence[Equipment]) -> int:
+    from simulators.dispatch.history import write_history
+    from simulators.dispatch.runner import DISPATCH_ZONE
+    from yekuo import clock
+    from yekuo.errors import ConfigError
+
+    years = args.history_years
+    if years < 1:
+        raise ConfigError(f"--history-years must be at least 1, not {years}")
+    this_year = clock.now().astimezone(DISPATCH_ZONE).year
+    start = date.fromisoformat(args.start) if args.start else date(this_year - years, 1, 1)
+    days = write_history(Path(args.out), equipment, start, years, args.seed)
+    print(f"dispatch simulator: wrote {days} days of history curves into {args.out} from {start}")
     return 0
 
 
@@ -391,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the API key the hub issued to the marketing system (default: $YEKUO_SIM_PUSH_API_KEY)",
     )
     marketing.add_argument("--change-interval", type=float, help="move an application a step every S s")
+    marketing.add_argument(
+        "--history-years",
+        type=int,
+        help="serve this many complete years of applications (simulators/marketing/history.py), "
+        "--applications of them in the first year, with EV-charging adoption growing",
+    )
     marketing.set_defaults(func=_sim_marketing)
     pms = sims.add_parser("pms", help="production management system (legacy database): seed, then change it")
     pms.add_argument("--db-url", required=True, help="SQLAlchemy URL of the PMS database (sqlite:///pms.db)")
@@ -420,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch.add_argument("--pms-seed", type=int, default=20261126, help="seed of the PMS grid to measure")
     dispatch.add_argument("--feeders", type=int, default=200, help="feeders to measure")
     dispatch.add_argument("--transformers", type=int, default=1000, help="transformers to measure")
+    dispatch.add_argument(
+        "--history-years",
+        type=int,
+        default=None,
+        help="write this many years of daily curves at once (simulators/dispatch/history.py), from --start "
+        "or 1 January that many years ago, and stop",
+    )
     dispatch.set_defaults(func=_sim_dispatch)
     _add_sim_all(sims)
     _add_scenario(commands)

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 from simulators.marketing.app import ENDPOINT_PATH, MAX_REQUEST_BYTES, create_app
 from simulators.marketing.faults import FaultPlan
+from simulators.marketing.history import history_world
 from simulators.marketing.push import Pusher
 from simulators.marketing.seed import generate_world
-from simulators.marketing.world import MarketingWorld, status_flow
+from simulators.marketing.world import LEGACY_ZONE, MarketingWorld, status_flow
+from yekuo import clock
 from yekuo.webserver import BackgroundServer, base_url_of, bind_socket, serve_forever
 
 
@@ -85,13 +87,24 @@ def run(
     push_url: str | None = None,
     push_api_key: str | None = None,
     change_interval_s: float | None = None,
+    history_years: int | None = None,
 ) -> None:
-    """Generate a seeded world and serve it in the foreground, printing the WSDL URL once listening."""
+    """Generate a seeded world and serve it in the foreground, printing the WSDL URL once listening.
+
+    history_years: a world of that many complete years of applications before the clock's year
+    (history.py), `applications` of them in the first year, instead of the default world.
+    """
     plan = FaultPlan.parse(faults)
-    world = generate_world(seed, customers, applications)
+    if history_years is None:
+        world = generate_world(seed, customers, applications)
+        size = f"{applications} applications"
+    else:
+        this_year = clock.now().astimezone(LEGACY_ZONE).year
+        world = history_world(seed, customers, history_years, applications, this_year=this_year)
+        size = f"{len(world.all_applications())} applications over {history_years} years"
     sock = bind_socket(host, port)
     lines = [
-        f"marketing simulator: {customers} customers, {applications} applications (seed {seed})",
+        f"marketing simulator: {customers} customers, {size} (seed {seed})",
         f"WSDL: {base_url_of(sock)}{ENDPOINT_PATH}?wsdl",
     ]
     lines.extend(f"fault: {spec}" for spec in faults)

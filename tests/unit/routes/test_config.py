@@ -138,4 +138,6 @@ def test_missing_folders_are_reported(tmp_path: Path) -> None:
         f"'{tmp_path / 'feasibility' / 'rules.yaml'}'",
         "forecast/forecast.yaml: cannot read the file: [Errno 2] No such file or directory: "
         f"'{tmp_path / 'forecast' / 'forecast.yaml'}'",
+        "forecast/demand.yaml: cannot read the file: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'forecast' / 'demand.yaml'}'",
     ]
