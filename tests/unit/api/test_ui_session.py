@@ -228,7 +228,8 @@ def test_header_credentials_need_no_csrf_token(hub_clock: FixedClock) -> None:
 )
 def test_a_user_lands_on_the_first_page_its_roles_allow(client: TestClient, role: str, landing: str) -> None:
     csrf = _csrf(client.get("/ui/login").text)
-    response = client.post("/ui/login", data={"token": token(role), "csrf_token": csrf}, follow_redirects=False)
+    form = {"token": token(role), "csrf_token": csrf}
+    response = client.post("/ui/login", data=form, follow_redirects=False)
     # An operator holds admin:read, not resources:read: the overview would refuse it.
     assert (response.status_code, response.headers["location"]) == (303, landing)
     assert client.get("/ui/", follow_redirects=False).headers["location"] == landing
