@@ -556,15 +556,31 @@ def increment_of(request: FeasibilityRequest, rules: Rules, added_kva: float) ->
     return added_kva * factor, factor, source
 
 
+def feeder_rate_limit(rules: Rules, area: GridArea, item: Equipment) -> tuple[float, str]:
+    """(the load rate a feeder may reach, its rule): its planning limit, or its N-1 limit k/(k+1) where its
+    area class requires N-1 and it has ties, whichever is lower."""
+    ties = item.tie_switches
+    if rules.n1_policy(area.area_class_of(item)) == REQUIRED and ties:
+        n1 = ties / (ties + 1)
+        if n1 < rules.feeder_load_rate:
+            return n1, "feeder_n_minus_1"
+    return rules.feeder_load_rate, "feeder_load_rate"
+
+
+def main_transformer_rate_limit(rules: Rules, units: int, policy: str) -> tuple[float, str]:
+    """(the load rate a substation of `units` in-service main transformers may reach, its rule): the N-1
+    limit overload x (n-1)/n where N-1 applies and a unit can take over, else the load-rate limit."""
+    if units >= 2 and policy != NOT_REQUIRED:
+        return rules.mt_overload * (units - 1) / units, "main_transformer_n_minus_1"
+    return rules.mt_load_rate, "main_transformer_load_rate"
+
+
 def _feeder_limit_kva(rules: Rules, area: GridArea, item: Equipment, voltage_kv: float) -> float | None:
     """What a feeder may carry at most, even empty: its capacity x its load-rate limit, or its N-1 limit
     where its area class requires N-1 and it has ties."""
     if not item.allowed_current_a:
         return None
-    rate = rules.feeder_load_rate
-    ties = item.tie_switches
-    if rules.n1_policy(area.area_class_of(item)) == REQUIRED and ties:
-        rate = min(rate, ties / (ties + 1))
+    rate, _ = feeder_rate_limit(rules, area, item)
     return math.sqrt(3) * (item.voltage_kv or voltage_kv) * item.allowed_current_a * rate
 
 
@@ -1123,12 +1139,11 @@ class _Evaluator:
             capacity = sum(unit.rated_kva or 0.0 for unit in units)
             peaks = [self.peak_kva(unit.equipment_id, source) for unit in units]
             peak = None if any(p is None for p in peaks) else sum(p for p in peaks if p is not None)
-        if n >= 2 and policy != NOT_REQUIRED:
-            rule, limit = "main_transformer_n_minus_1", self.rules.mt_overload * (n - 1) / n
+        limit, rule = main_transformer_rate_limit(self.rules, n, policy)
+        if rule == "main_transformer_n_minus_1":
             why = f"N-1 limit {self.rules.mt_overload:g} x (n-1)/n with n={n} main transformers"
             why += f", class {shown}"
         else:
-            rule, limit = "main_transformer_load_rate", self.rules.mt_load_rate
             why = "load-rate limit"
             if n == 1 and policy != NOT_REQUIRED:
                 note = (
