@@ -18,15 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bus.outbox import EventDraft, stage_event
-from canonical_model.planning import CapacityForecastAlert, ForecastBand
+from canonical_model.planning import (
+    CAPACITY_FORECAST_EXCEEDED,
+    CAPACITY_FORECAST_ROUTING_PREFIX,
+    CapacityForecastAlert,
+    ForecastBand,
+)
 from canonical_model.registry import schema_uri
 from forecast.equipment import EquipmentForecast
 from forecast.limits import Limit
 from store.forecast import forecast_alerts
 
-CAPACITY_FORECAST_EXCEEDED = "cn.yekuo.grid.capacity_forecast_exceeded.v1"
 FORECAST_SOURCE = "/hub/forecast"
-ROUTING_PREFIX = "grid.capacity_forecast_exceeded"
 SCHEMA_NAME = "capacity_forecast_alert.v1"
 # A rate compared to a limit: equal within rounding is within the limit, as feasibility counts it.
 _TOLERANCE = 1e-9
@@ -101,7 +104,7 @@ def raise_alert(
             dataschema=schema_uri(SCHEMA_NAME),
             data=data,
             exchange=exchange,
-            routing_key=f"{ROUTING_PREFIX}.{alert.equipment_kind}",
+            routing_key=f"{CAPACITY_FORECAST_ROUTING_PREFIX}.{alert.equipment_kind}",
             time=now,
         ),
         correlation_id=correlation_id,
