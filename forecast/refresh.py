@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from feasibility.config import FeasibilityConfig, Rules
+from feasibility.config import FeasibilityConfig, Rules, load_feasibility_config
 from feasibility.engine import FEEDER, SUBSTATION, TRANSFORMER, GridArea
 from feasibility.grid_cache import GridCache
 from forecast.alerts import crossing_of, drop_alerts, is_new, kept_alerts, raise_alert
-from forecast.config import ForecastConfig
+from forecast.config import ForecastConfig, load_forecast_config
 from forecast.equipment import InsufficientHistoryError, build_forecast, pipeline_applications
 from forecast.history import month_of
 from forecast.inputs import daily_peaks_of, pipeline_rows_of
@@ -36,6 +36,8 @@ from forecast.limits import limit_of
 from forecast.model import ForecastError
 from store.forecast import FORECAST, INSUFFICIENT_HISTORY, equipment_forecasts, forecast_alerts
 from yekuo import clock
+from yekuo.errors import ConfigError
+from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,25 @@ class RefreshSettings:
     exchange: str
     province: str | None = None
     chunk_size: int = 500
+
+
+def refresh_settings(settings: Settings, *, province: str | None = None) -> RefreshSettings:
+    """The refresh the hub settings describe: the configured rules and forecaster settings, and the
+    province given (default: settings.forecast.province); ConfigError for a province without rules."""
+    rules = load_feasibility_config(settings.config_dir)
+    chosen = province if province is not None else settings.forecast.province
+    if chosen is not None and chosen not in rules.provinces:
+        raise ConfigError(
+            f"forecast province {chosen!r} has no rule set in feasibility/rules.yaml; "
+            f"known: {sorted(rules.provinces)}"
+        )
+    return RefreshSettings(
+        rules=rules,
+        config=load_forecast_config(settings.config_dir),
+        exchange=settings.exchange,
+        province=chosen,
+        chunk_size=settings.forecast.chunk_size,
+    )
 
 
 def equipment_to_forecast(area: GridArea) -> list[tuple[str, str]]:

@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from feasibility.config import load_feasibility_config
-from forecast.alerts import CAPACITY_FORECAST_EXCEEDED, stored_alerts
+from forecast.alerts import stored_alerts
 from forecast.config import load_forecast_config
 from forecast.refresh import ForecastLoop, RefreshSettings, refresh_forecasts
 from store.feasibility import capacity_reservations
