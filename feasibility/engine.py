@@ -13,6 +13,7 @@ requires it, and a radial feeder or a one-transformer substation is a planning n
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.basis import LV_MAX_KV, area_of, supply_level
 from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules, SourceNeed
 from feasibility.spatial import SpatialIndex, haversine_m
@@ -1368,6 +1370,26 @@ def _combine(sources: Sequence[_Source], need: SourceNeed | None, limit: int) ->
     return schemes
 
 
+def forecast_note(alert: CapacityForecastAlert) -> RuleCheck:
+    """A planning alert as the trace cites it: information, not a verdict, as today's peak decides."""
+    crossing = date.fromisoformat(f"{alert.crossing_month}-01")
+    return RuleCheck(
+        rule="capacity_forecast",
+        subject=alert.equipment_id,
+        inputs={
+            "crossing_month": alert.crossing_month,
+            "forecast_peak_kva": alert.peak_kva,
+            "pipeline_share": alert.pipeline_share,
+        },
+        threshold={"max_load_rate": alert.limit_rate, "limit_kva": alert.limit_kva, "why": alert.limit_rule},
+        result=RuleResult.INFO,
+        detail=f"{_KIND_NAMES.get(alert.equipment_kind, alert.equipment_kind).replace('_', ' ')} "
+        f"{alert.equipment_id} is forecast to exceed {alert.limit_rate:.0%} in "
+        f"{calendar.month_name[crossing.month]} {crossing.year} ({alert.peak_kva:.1f} kVA against "
+        f"{alert.limit_kva:.1f} kVA, {alert.pipeline_share:.0%} of it from applications not yet energised)",
+    )
+
+
 def evaluate(
     plan_: Plan,
     area: GridArea,
@@ -1375,11 +1397,13 @@ def evaluate(
     reserved: Mapping[str, float],
     *,
     assessed_at: datetime,
+    forecast_alerts: Sequence[CapacityForecastAlert] = (),
 ) -> FeasibilityAssessment:
     """Apply the capacity, N-1 and important-customer rules to the plan's candidates and rank schemes.
 
     loads: recent peak per equipment id (absent = no data); reserved: kVA promised to other open
-    applications per equipment id (connection points and substations).
+    applications per equipment id (connection points and substations); forecast_alerts: the planning
+    alerts raised on the equipment evaluated, cited in the trace.
     """
     request = plan_.request
     rules = plan_.rules
@@ -1394,6 +1418,7 @@ def evaluate(
         trace.append(evaluator.demand_check())
         for source in sources:
             trace.extend(source.checks)
+        trace.extend(forecast_note(alert) for alert in forecast_alerts)
         weights = rules.weights
         total_weight = sum(weights.values())
 

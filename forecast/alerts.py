@@ -130,14 +130,3 @@ def drop_alerts(conn: Connection, equipment_ids: Collection[str]) -> int:
         return 0
     table = forecast_alerts
     return conn.execute(table.delete().where(table.c.equipment_id.in_(list(equipment_ids)))).rowcount
-
-
-def stored_alerts(
-    conn: Connection, equipment_ids: Collection[str] | None = None
-) -> list[CapacityForecastAlert]:
-    """The raised alerts (of the given equipment, or all), by crossing month then equipment id."""
-    table = forecast_alerts
-    query = sa.select(table.c.document).order_by(table.c.crossing_month, table.c.equipment_id)
-    if equipment_ids is not None:
-        query = query.where(table.c.equipment_id.in_(list(equipment_ids)))
-    return [CapacityForecastAlert.model_validate(row[0]) for row in conn.execute(query)]

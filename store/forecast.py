@@ -9,8 +9,12 @@ changes, and drops the row when the forecast no longer crosses.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from collections.abc import Collection
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from canonical_model.planning import CapacityForecastAlert
 from store.schema import KEY, UtcDateTime, metadata
 
 FORECAST = "forecast"
@@ -40,3 +44,14 @@ forecast_alerts = sa.Table(
     sa.Column("raised_at", UtcDateTime(), nullable=False),
     sa.Index("ix_forecast_alerts_month", "crossing_month", "equipment_id"),
 )
+
+
+def stored_alerts(
+    conn: Connection, equipment_ids: Collection[str] | None = None
+) -> list[CapacityForecastAlert]:
+    """The alerts raised (of the given equipment, or all), by crossing month then equipment id."""
+    table = forecast_alerts
+    query = sa.select(table.c.document).order_by(table.c.crossing_month, table.c.equipment_id)
+    if equipment_ids is not None:
+        query = query.where(table.c.equipment_id.in_(list(equipment_ids)))
+    return [CapacityForecastAlert.model_validate(row[0]) for row in conn.execute(query)]

@@ -105,9 +105,9 @@ def _report_process(args: argparse.Namespace) -> int:
 
 
 def _report_forecast(args: argparse.Namespace) -> int:
-    from forecast.alerts import stored_alerts
     from forecast.report import render_forecast_report
     from store.database import create_engine
+    from store.forecast import stored_alerts
 
     engine = create_engine(args.db_url or Settings().db_url)
     try:
