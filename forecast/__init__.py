@@ -4,7 +4,13 @@ Layers, each usable alone:
 - model.forecast_series: any evenly spaced series and a horizon -> means, intervals and the model's name
   (statsforecast MSTL + AutoETS). Every forecast goes through it, the backtests included.
 - history.monthly_peaks: daily peaks -> the run of complete monthly peaks the model takes.
-- inputs: the database reads (complete days' peaks, the pipeline's reservations with their case).
+- inputs: the database reads (complete days' peaks, the pipeline's reservations with their case), for one
+  piece of equipment or a chunk of them.
 - equipment: both combined into an EquipmentForecast (kVA), or InsufficientHistoryError with the reason.
 - config: the settings of forecast/forecast.yaml.
+- limits: what each piece of equipment may carry, by the feasibility rules.
+- alerts: the first forecast month over the limit, published once per crossing (planning alerts).
+- refresh: every feeder, transformer and substation forecast in chunks, kept, and alerted on; the hub
+  duty that runs it on schedule.
+- report: the alerts as `yekuo report forecast` prints them.
 """
