@@ -15,6 +15,7 @@ from forecast.config import load_forecast_config
 from forecast.refresh import ForecastLoop, RefreshSettings, refresh_forecasts
 from store.feasibility import capacity_reservations
 from store.forecast import equipment_forecasts, stored_alerts
+from store.loads import load_profiles
 from store.schema import outbox
 from tests.unit.feasibility.builders import ROOT
 from tests.unit.forecast.grid import NOW, reserve_on_t1, seed_grid
@@ -149,3 +150,19 @@ def test_the_hub_duty_refreshes_at_start_and_then_once_an_interval(
         assert loop.last_report is first
         loop.step()  # an interval later
     assert loop.last_report is not first
+
+
+def test_a_history_the_model_cannot_take_is_recorded_with_the_reason_and_the_rest_goes_on(
+    sqlite_engine: Engine, settings: RefreshSettings
+) -> None:
+    with sqlite_engine.begin() as conn:
+        seed_grid(conn)
+        # An infinite reading makes June 2025's peak infinite: no model can fit it.
+        conn.execute(
+            load_profiles.update()
+            .where(load_profiles.c.equipment_id == "T1", load_profiles.c.data_date == date(2025, 6, 2))
+            .values(peak_kw=float("inf"))
+        )
+    report = refresh_forecasts(sqlite_engine, settings, now=NOW)
+    assert (report.forecast, report.failed, report.insufficient) == (1, 1, 1)
+    assert _kept(sqlite_engine)["T1"] == ("model_error", "the series holds missing or infinite values")
