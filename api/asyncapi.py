@@ -27,6 +27,11 @@ from fastapi import APIRouter
 from bus.namespace import DEFAULT_NAMESPACE, broker_name
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import DEFAULT_INSTANCE_URI
+from canonical_model.planning import (
+    CAPACITY_FORECAST_EXCEEDED,
+    CAPACITY_FORECAST_ROUTING_PREFIX,
+    CapacityForecastAlert,
+)
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
@@ -95,7 +100,8 @@ def route_events(routes: Iterable[Route], mappings: Mapping[str, FieldMapping]) 
 
 
 def hub_events(exchange: str) -> list[PublishedEvent]:
-    """The events the hub decides itself: stage changes, assignments, alerts, feasibility, projections."""
+    """The events the hub decides itself: stage changes, assignments, alerts, feasibility, planning alerts,
+    projections."""
     application = schema_name_of(ConnectionApplication)
     projection_schema = schema_name_of(ProjectionUpdate)
 
@@ -145,6 +151,16 @@ def hub_events(exchange: str) -> list[PublishedEvent]:
             description="the supply feasibility of an application was assessed",
             producer="feasibility",
             key_model=FEASIBILITY_SCHEMA,
+        ),
+        PublishedEvent(
+            event_type=CAPACITY_FORECAST_EXCEEDED,
+            exchange=exchange,
+            routing_key=f"{CAPACITY_FORECAST_ROUTING_PREFIX}.{{equipment_kind}}",
+            schema_name=schema_name_of(CapacityForecastAlert),
+            description="an equipment's forecast peak first crosses its load-rate (or N-1) limit in a month; "
+            "raised again only when that month or the limit changes",
+            producer="forecast refresh",
+            key_model=schema_name_of(CapacityForecastAlert),
         ),
         *(
             PublishedEvent(

@@ -188,9 +188,8 @@ def _time(checks: Sequence[FeasibilityRequest], run: Callable[[FeasibilityReques
     return samples
 
 
-def _seed_database(
-    engine: Engine, items: Sequence[Equipment], peaks: dict[str, float], history_days: int
-) -> None:
+def store_grid_items(engine: Engine, items: Sequence[Equipment]) -> None:
+    """The synthetic equipment as grid projection rows, in one revision."""
     kinds = {TRANSFORMER: "transformer_id", MAIN_TRANSFORMER: "transformer_id", FEEDER: "feeder_id"}
     grid_rows = []
     for item in items:
@@ -229,6 +228,12 @@ def _seed_database(
     with engine.begin() as conn:
         revision = bump_grid_revision(conn)
         conn.execute(grid_equipment.insert(), [{**row, "revision": revision} for row in grid_rows])
+
+
+def _seed_database(
+    engine: Engine, items: Sequence[Equipment], peaks: dict[str, float], history_days: int
+) -> None:
+    store_grid_items(engine, items)
     reach = SITES_SPAN_M / 2 + REACH_M
     batch: list[dict[str, Any]] = []
     factors: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ from canonical_model.grid import (
     Substation,
 )
 from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
+from canonical_model.planning import CapacityForecastAlert
 from canonical_model.projection import ProjectionUpdate
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -51,6 +52,7 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "PowerFactorProfile": (PowerFactorProfile, "power_factor_profile.v1"),
     "FeasibilityAssessment": (FeasibilityAssessment, "feasibility_assessment.v1"),
     "ProjectionUpdate": (ProjectionUpdate, "projection_update.v1"),
+    "CapacityForecastAlert": (CapacityForecastAlert, "capacity_forecast_alert.v1"),
 }
 
 

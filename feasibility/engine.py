@@ -13,6 +13,7 @@ requires it, and a radial feeder or a one-transformer substation is a planning n
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from canonical_model.feasibility import (
     SupplySource,
     Verdict,
 )
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.basis import LV_MAX_KV, area_of, supply_level
 from feasibility.config import FREES_CAPACITY, NO_CAPACITY_CHECK, NOT_REQUIRED, REQUIRED, Rules, SourceNeed
 from feasibility.spatial import SpatialIndex, haversine_m
@@ -556,15 +558,31 @@ def increment_of(request: FeasibilityRequest, rules: Rules, added_kva: float) ->
     return added_kva * factor, factor, source
 
 
+def feeder_rate_limit(rules: Rules, area: GridArea, item: Equipment) -> tuple[float, str]:
+    """(the load rate a feeder may reach, its rule): its planning limit, or its N-1 limit k/(k+1) where its
+    area class requires N-1 and it has ties, whichever is lower."""
+    ties = item.tie_switches
+    if rules.n1_policy(area.area_class_of(item)) == REQUIRED and ties:
+        n1 = ties / (ties + 1)
+        if n1 < rules.feeder_load_rate:
+            return n1, "feeder_n_minus_1"
+    return rules.feeder_load_rate, "feeder_load_rate"
+
+
+def main_transformer_rate_limit(rules: Rules, units: int, policy: str) -> tuple[float, str]:
+    """(the load rate a substation of `units` in-service main transformers may reach, its rule): the N-1
+    limit overload x (n-1)/n where N-1 applies and a unit can take over, else the load-rate limit."""
+    if units >= 2 and policy != NOT_REQUIRED:
+        return rules.mt_overload * (units - 1) / units, "main_transformer_n_minus_1"
+    return rules.mt_load_rate, "main_transformer_load_rate"
+
+
 def _feeder_limit_kva(rules: Rules, area: GridArea, item: Equipment, voltage_kv: float) -> float | None:
     """What a feeder may carry at most, even empty: its capacity x its load-rate limit, or its N-1 limit
     where its area class requires N-1 and it has ties."""
     if not item.allowed_current_a:
         return None
-    rate = rules.feeder_load_rate
-    ties = item.tie_switches
-    if rules.n1_policy(area.area_class_of(item)) == REQUIRED and ties:
-        rate = min(rate, ties / (ties + 1))
+    rate, _ = feeder_rate_limit(rules, area, item)
     return math.sqrt(3) * (item.voltage_kv or voltage_kv) * item.allowed_current_a * rate
 
 
@@ -1123,12 +1141,11 @@ class _Evaluator:
             capacity = sum(unit.rated_kva or 0.0 for unit in units)
             peaks = [self.peak_kva(unit.equipment_id, source) for unit in units]
             peak = None if any(p is None for p in peaks) else sum(p for p in peaks if p is not None)
-        if n >= 2 and policy != NOT_REQUIRED:
-            rule, limit = "main_transformer_n_minus_1", self.rules.mt_overload * (n - 1) / n
+        limit, rule = main_transformer_rate_limit(self.rules, n, policy)
+        if rule == "main_transformer_n_minus_1":
             why = f"N-1 limit {self.rules.mt_overload:g} x (n-1)/n with n={n} main transformers"
             why += f", class {shown}"
         else:
-            rule, limit = "main_transformer_load_rate", self.rules.mt_load_rate
             why = "load-rate limit"
             if n == 1 and policy != NOT_REQUIRED:
                 note = (
@@ -1353,6 +1370,26 @@ def _combine(sources: Sequence[_Source], need: SourceNeed | None, limit: int) ->
     return schemes
 
 
+def forecast_note(alert: CapacityForecastAlert) -> RuleCheck:
+    """A planning alert as the trace cites it: information, not a verdict, as today's peak decides."""
+    crossing = date.fromisoformat(f"{alert.crossing_month}-01")
+    return RuleCheck(
+        rule="capacity_forecast",
+        subject=alert.equipment_id,
+        inputs={
+            "crossing_month": alert.crossing_month,
+            "forecast_peak_kva": alert.peak_kva,
+            "pipeline_share": alert.pipeline_share,
+        },
+        threshold={"max_load_rate": alert.limit_rate, "limit_kva": alert.limit_kva, "why": alert.limit_rule},
+        result=RuleResult.INFO,
+        detail=f"{_KIND_NAMES.get(alert.equipment_kind, alert.equipment_kind).replace('_', ' ')} "
+        f"{alert.equipment_id} is forecast to exceed {alert.limit_rate:.0%} in "
+        f"{calendar.month_name[crossing.month]} {crossing.year} ({alert.peak_kva:.1f} kVA against "
+        f"{alert.limit_kva:.1f} kVA, {alert.pipeline_share:.0%} of it from applications not yet energised)",
+    )
+
+
 def evaluate(
     plan_: Plan,
     area: GridArea,
@@ -1360,11 +1397,13 @@ def evaluate(
     reserved: Mapping[str, float],
     *,
     assessed_at: datetime,
+    forecast_alerts: Sequence[CapacityForecastAlert] = (),
 ) -> FeasibilityAssessment:
     """Apply the capacity, N-1 and important-customer rules to the plan's candidates and rank schemes.
 
     loads: recent peak per equipment id (absent = no data); reserved: kVA promised to other open
-    applications per equipment id (connection points and substations).
+    applications per equipment id (connection points and substations); forecast_alerts: the planning
+    alerts raised on the equipment evaluated, cited in the trace.
     """
     request = plan_.request
     rules = plan_.rules
@@ -1379,6 +1418,7 @@ def evaluate(
         trace.append(evaluator.demand_check())
         for source in sources:
             trace.extend(source.checks)
+        trace.extend(forecast_note(alert) for alert in forecast_alerts)
         weights = rules.weights
         total_weight = sum(weights.values())
 

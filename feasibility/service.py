@@ -47,6 +47,7 @@ from store.feasibility import (
     feasibility_customers,
     feasibility_inputs,
 )
+from store.forecast import stored_alerts
 from store.schema import customers
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,10 @@ class FeasibilityService:
             _release_lapsed(conn, lock_ids, now)
             _release_shown(conn, loads, rules)
         reserved = read_reserved(conn, lock_ids, exclude=request.application_no, now=now)
-        assessment = evaluate(planned, area, loads, reserved, assessed_at=now)
-        return assessment, sorted(set(lock_ids) | planned.load_ids(area))
+        inputs = sorted(set(lock_ids) | planned.load_ids(area))
+        alerts = stored_alerts(conn, inputs)
+        assessment = evaluate(planned, area, loads, reserved, assessed_at=now, forecast_alerts=alerts)
+        return assessment, inputs
 
     def preview(
         self, conn: Connection, request: FeasibilityRequest, *, province: str | None = None

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
+from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import MODELS, schema_uri
 from store.database import utcnow
@@ -42,6 +43,8 @@ RECORD_SYSTEMS = frozenset({"pms"})
 
 def handle_grid_event(conn: Connection, event: CloudEvent) -> None:
     """Apply one grid event to the projection; an unknown event type or schema is an error, not a drop."""
+    if event.type == CAPACITY_FORECAST_EXCEEDED:
+        return
     match = GRID_EVENT.match(event.type)
     if match is None:
         raise ValueError(f"the grid consumer has no handler for event type {event.type}")

@@ -110,6 +110,44 @@ def _report_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_forecast(args: argparse.Namespace) -> int:
+    from forecast.report import render_forecast_report
+    from store.database import create_engine
+    from store.forecast import stored_alerts
+
+    engine = create_engine(args.db_url or Settings().db_url)
+    try:
+        with engine.connect() as conn:
+            alerts = stored_alerts(conn)
+    finally:
+        engine.dispose()
+    print(render_forecast_report(alerts), end="")
+    return 0
+
+
+def _forecast_run(args: argparse.Namespace) -> int:
+    from forecast.refresh import refresh_forecasts, refresh_settings
+    from store.database import create_engine, create_schema
+    from yekuo.errors import ConfigError
+
+    settings = Settings()
+    if args.config_dir:
+        settings = settings.model_copy(update={"config_dir": Path(args.config_dir)})
+    try:
+        refresh = refresh_settings(settings, province=args.province)
+    except ConfigError as exc:
+        print(f"yekuo forecast run: {exc}", file=sys.stderr)
+        return 2
+    engine = create_engine(args.db_url or settings.db_url)
+    try:
+        create_schema(engine)
+        report = refresh_forecasts(engine, refresh)
+    finally:
+        engine.dispose()
+    print(f"forecast refresh: {report.describe()}")
+    return 0
+
+
 def _local_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -371,6 +409,24 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
     process.add_argument("--config-dir", help="folder holding workflow/ (default: YEKUO_CONFIG_DIR)")
     process.set_defaults(func=_report_process)
+
+    forecast_report = reports.add_parser(
+        "forecast", help="planning alerts: equipment forecast to exceed its limit, by crossing month"
+    )
+    forecast_report.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    forecast_report.set_defaults(func=_report_forecast)
+
+    forecast = commands.add_parser("forecast", help="equipment load forecasts")
+    forecast_commands = forecast.add_subparsers(dest="forecast_command", required=True)
+    forecast_run = forecast_commands.add_parser(
+        "run", help="forecast every substation, feeder and transformer now and raise the planning alerts"
+    )
+    forecast_run.add_argument(
+        "--province", help="rule set (default: YEKUO_FORECAST__PROVINCE, else defaults)"
+    )
+    forecast_run.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    forecast_run.add_argument("--config-dir", help="folder holding feasibility/ and forecast/")
+    forecast_run.set_defaults(func=_forecast_run)
 
     demo = commands.add_parser("demo", help="run the marketing simulator, the hub and the API together")
     demo.add_argument("--seed", type=int, default=20261126, help="simulator seed (default: %(default)s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import threading
 import time
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
 from api.marketing_push import PushMappings
 from bus import open_bus
+from forecast.refresh import ForecastLoop, refresh_settings
 from routes.config import load_hub_config
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
@@ -84,7 +86,12 @@ def serve_hub(settings: Settings) -> int:
     if pms is not None:
         sources.append(pms)
     anchors = AnchorLoop(engine, settings.audit)
-    workers = [marketing.writer_loop, ("audit:anchor", anchors.step)]
+    # A refresh runs for minutes over a large grid: it stops between chunks once the hub is stopping.
+    stopping = threading.Event()
+    forecasts = ForecastLoop(
+        engine, refresh_settings(settings), settings.forecast.refresh_interval_s, stopping=stopping.is_set
+    )
+    workers = [marketing.writer_loop, ("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
     hub = Hub(settings, sources=sources, engine=engine, config=config, workers=workers)
     hub.start()
     api = BackgroundServer(build_api(hub, marketing), host=settings.api_host, port=settings.api_port).start()
@@ -95,6 +102,7 @@ def serve_hub(settings: Settings) -> int:
             while True:
                 time.sleep(3600)
     finally:
+        stopping.set()
         hub.stop()
         api.stop()
     return 0

@@ -253,6 +253,20 @@ class AuditSettings(BaseModel):
     )
 
 
+class ForecastSettings(BaseModel):
+    """The forecast refresh `yekuo run` makes on schedule (and `yekuo forecast run` on demand)."""
+
+    refresh_interval_s: float = Field(
+        default=86400.0, gt=0, description="how often `yekuo run` refreshes the forecasts (also at start)"
+    )
+    province: str | None = Field(
+        default=None, max_length=64, description="rule set of the limits and power factor; None: the defaults"
+    )
+    chunk_size: int = Field(
+        default=500, ge=1, le=5000, description="equipment whose history is read in one query"
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings; every field can be set as YEKUO_<NAME> (nested: YEKUO_MARKETING__PAGE_SIZE)."""
 
@@ -299,6 +313,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     process: ProcessSettings = ProcessSettings()
     progress: ProgressSettings = ProgressSettings()
+    forecast: ForecastSettings = ForecastSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

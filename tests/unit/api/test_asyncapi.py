@@ -15,6 +15,7 @@ from referencing.jsonschema import DRAFT202012
 
 from api.asyncapi import asyncapi_router, broker_server, document_for, document_ref, topic_may_match
 from canonical_model.envelope import CloudEvent
+from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from feasibility.service import FEASIBILITY_ASSESSED
 from routes.config import load_hub_config
 from tests.unit.routes.config_copy import copy_config
@@ -157,8 +158,10 @@ def test_every_route_has_a_channel_with_its_exchange_and_a_send_operation(docume
 def test_the_hub_s_own_events_are_documented(document: dict[str, Any]) -> None:
     messages = document["components"]["messages"]
     # Every case event the workflow can publish, and the feasibility result.
-    for event_type in (*ROUTING_KEYS, FEASIBILITY_ASSESSED, PROJECTION_UPDATED):
+    for event_type in (*ROUTING_KEYS, FEASIBILITY_ASSESSED, PROJECTION_UPDATED, CAPACITY_FORECAST_EXCEEDED):
         assert event_type in messages
+    alert = document["channels"]["yekuo.events.grid.capacity_forecast_exceeded.equipment_kind"]
+    assert alert["parameters"]["equipment_kind"]["location"] == "$message.payload#/data/equipment_kind"
     verdict = document["channels"]["yekuo.events.feasibility.assessed.verdict"]["parameters"]["verdict"]
     assert "feasible" in verdict["enum"]
     assert verdict["location"] == "$message.payload#/data/verdict"
@@ -197,6 +200,8 @@ def test_every_route_s_channel_is_read_by_a_consumer(document: dict[str, Any]) -
     ]
     assert unread == []
     assert "loads" in receivers["yekuo.events.load.power_factor.recorded"]
+    # The planning alert is the hub's own: the event feed (and the grid page's consumer) must bind it too.
+    assert {"event_feed", "grid"} <= receivers["yekuo.events.grid.capacity_forecast_exceeded.equipment_kind"]
 
 
 def test_a_route_parameter_names_its_field_and_values(document: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ def test_quick_is_the_same_run_with_smaller_sizes() -> None:
         "feasibility",
         "api",
         "freshness",
+        "forecast",
     }
 
 

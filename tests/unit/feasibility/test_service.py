@@ -11,10 +11,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.application import BusinessType, CustomerClass, LoadType
 from canonical_model.grid import SupplyAreaClass
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
 from store.feasibility import capacity_reservations, feasibility_assessments
+from store.forecast import forecast_alerts
 from store.schema import customers
 from tests.unit.feasibility.builders import (
     NOW,
@@ -385,3 +387,51 @@ def test_a_large_load_reserves_its_dedicated_circuits_on_the_substation(sqlite_e
         assert reservations(conn) == [("A1", "S1", 9_000.0)]
         kept = service.stored(conn, "A1")
     assert kept is not None and kept["schemes"][0]["sources"][0]["circuits"] == 2
+
+
+def _forecast_alert(equipment_id: str, month: str) -> dict[str, Any]:
+    alert = CapacityForecastAlert(
+        equipment_id=equipment_id,
+        equipment_kind="feeder",
+        crossing_month=month,
+        months_ahead=8,
+        limit_rule="feeder_load_rate",
+        limit_rate=0.7,
+        capacity_kva=8400.4,
+        limit_kva=5880.3,
+        peak_kva=6000.0,
+        measured_kva=5100.0,
+        pipeline_kva=900.0,
+        pipeline_share=0.15,
+        intervals=[],
+        model="MSTL(12)+ETS(A,N,N)",
+        province="default",
+        forecast_at=NOW,
+    )
+    return {
+        "equipment_id": equipment_id,
+        "kind": "feeder",
+        "crossing_month": month,
+        "limit_rate": 0.7,
+        "document": alert.model_dump(mode="json"),
+        "event_id": f"e-{equipment_id}",
+        "raised_at": NOW,
+    }
+
+
+def test_a_planning_alert_on_equipment_checked_is_cited_in_the_trace(sqlite_engine: Engine) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        # F1 feeds the candidate T1; XL9 is elsewhere and must not be cited.
+        conn.execute(
+            forecast_alerts.insert(), [_forecast_alert("F1", "2027-07"), _forecast_alert("XL9", "2027-01")]
+        )
+        outcome = service.assess_application(conn, application("A9", 100), correlation_id="c")
+    notes = [check for check in outcome.assessment.trace if check.rule == "capacity_forecast"]
+    assert [(note.subject, note.result.value) for note in notes] == [("F1", "info")]
+    assert notes[0].detail == (
+        "feeder F1 is forecast to exceed 70% in July 2027 (6000.0 kVA against 5880.3 kVA, 15% of it from "
+        "applications not yet energised)"
+    )
+    # Information only: F1 at 30% today, the verdict is today's.
+    assert outcome.assessment.verdict == "feasible"

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from bus.memory import topic_matches
 from canonical_model.envelope import CloudEvent
+from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from canonical_model.registry import schema_uri
 from routes.config import load_hub_config
 from store.database import create_engine, create_schema
@@ -198,6 +199,14 @@ def test_events_it_cannot_apply_are_errors(engine: Engine, change: dict[str, Any
     broken = changed(transformer(), 1).model_copy(update=change)
     with pytest.raises(ValueError, match=message):
         apply(engine, broken)
+
+
+def test_a_planning_alert_under_grid_is_acknowledged_without_touching_the_projection(engine: Engine) -> None:
+    alert = event("transformer", "changed", "PB1", {"equipment_id": "PB1"}, 1, "capacity_forecast_alert.v1")
+    apply(engine, alert.model_copy(update={"type": CAPACITY_FORECAST_EXCEEDED}))
+    assert live(engine) is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 0
 
 
 def test_listings_filter_and_page_in_id_order(engine: Engine) -> None:
