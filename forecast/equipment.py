@@ -32,7 +32,7 @@ class InsufficientHistoryError(Exception):
     which and by how much."""
 
 
-class Interval(BaseModel):
+class PeakInterval(BaseModel):
     """A prediction interval of the month's peak."""
 
     level: int = Field(description="coverage in percent")
@@ -49,7 +49,7 @@ class ForecastMonth(BaseModel):
     pipeline_kva: float = Field(ge=0, description="what the pipeline's applications add by this month")
     peak_kva: float = Field(description="measured_kva + pipeline_kva")
     pipeline_share: float = Field(description="pipeline_kva / peak_kva, 0 when peak_kva is not positive")
-    intervals: list[Interval]
+    intervals: list[PeakInterval]
 
 
 class PipelineApplication(BaseModel):
@@ -173,7 +173,7 @@ def build_forecast(
                 peak_kva=round(peak, KVA_DECIMALS),
                 pipeline_share=round(added / peak, 4) if peak > 0 else 0.0,
                 intervals=[
-                    Interval(
+                    PeakInterval(
                         level=level,
                         lower_kva=round(float(band.lower[step]) + added, KVA_DECIMALS),
                         upper_kva=round(float(band.upper[step]) + added, KVA_DECIMALS),
