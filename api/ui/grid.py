@@ -1,5 +1,6 @@
 """Page 4, the grid (电网资源) for planners: substations, feeders and transformers with load rate and open
-capacity, as a table and as a scatter plot of the equipment's coordinates.
+capacity, as a table and as a scatter plot of the equipment's coordinates, under the planning alerts of the
+load forecast (the earliest crossings; a row of the table with one is marked).
 
 The figures are those of GET /v1/grid/open-capacity, read by the same OpenCapacityReader with the same
 filters and cursor. The plot places each piece of equipment by its longitude and latitude on plain axes:
@@ -27,6 +28,10 @@ from api.listing import CursorParam
 from api.ui.labels import EQUIPMENT_KINDS
 from api.ui.render import render
 from feasibility.open_capacity import KIND_ORDER, EquipmentKind, OpenCapacity
+from store.forecast import stored_alerts
+
+# The planning alerts shown above the table: the earliest crossings, the rest counted.
+SHOWN_ALERTS = 20
 
 
 def plot_points(items: list[OpenCapacity]) -> list[dict[str, Any]]:
@@ -71,6 +76,7 @@ def grid_page_router(engine: Engine, env: Jinja2Templates, capacity: OpenCapacit
                 after=open_capacity_after(cursor) if cursor else None,
                 limit=limit,
             )
+            alerts = stored_alerts(conn)
         kept = {
             "kind": kind.value if kind else None,
             "voltage_kv": f"{voltage_kv:g}" if voltage_kv is not None else None,
@@ -86,6 +92,9 @@ def grid_page_router(engine: Engine, env: Jinja2Templates, capacity: OpenCapacit
             "grid.html",
             {
                 "items": items,
+                "alerts": alerts[:SHOWN_ALERTS],
+                "alert_count": len(alerts),
+                "alerted": {alert.equipment_id: alert for alert in alerts},
                 "points": plot_points(items),
                 "kinds": EQUIPMENT_KINDS,
                 "query": query,

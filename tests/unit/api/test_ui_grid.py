@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.ui import labels
 from canonical_model.grid import SupplyAreaClass
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
+from forecast.alerts import raise_alert
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
@@ -125,3 +127,49 @@ def test_the_pages_codes_have_chinese_names() -> None:
         (labels.RATIO_POSITIONS, RatioPosition),
     ):
         assert set(table) == {code.value for code in codes}
+
+
+def test_the_forecasts_planning_alerts_head_the_page_and_mark_their_equipment(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    assert "暂无越限预警" in client.get("/ui/grid").text
+    alert = CapacityForecastAlert(
+        equipment_id="F1",
+        equipment_kind="feeder",
+        crossing_month="2027-07",
+        months_ahead=8,
+        limit_rule="feeder_n_minus_1",
+        limit_rate=0.5,
+        capacity_kva=8400.4,
+        limit_kva=4200.2,
+        peak_kva=4500.0,
+        measured_kva=3825.0,
+        pipeline_kva=675.0,
+        pipeline_share=0.15,
+        intervals=[],
+        model="MSTL(12)+ETS(A,N,N)",
+        province="default",
+        forecast_at=NOW,
+    )
+    with sqlite_engine.begin() as conn:
+        raise_alert(conn, alert, exchange="yekuo.events", correlation_id="forecast", now=NOW)
+    page = client.get("/ui/grid").text
+    section = page[page.index('id="planning-alerts"') : page.index('id="equipment"')]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", section[section.index('data-alert="F1"') :], re.S)
+    assert [unescape(cell).strip() for cell in cells[:7]] == [
+        "2027-07",
+        labels.EQUIPMENT_KINDS["feeder"],
+        "F1",
+        "feeder_n_minus_1 ≤ 50.0%",
+        "4500",
+        "4200.2",
+        "15.0%",
+    ]
+    table = page[page.index('id="equipment"') :]
+
+    def row_of(equipment_id: str) -> str:
+        start = table.index(f'data-equipment="{equipment_id}"')
+        return table[start : table.index("</tr>", start)]
+
+    assert "预警" in row_of("F1") and "2027-07" in row_of("F1")
+    assert "预警" not in row_of("T1")
