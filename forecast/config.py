@@ -97,17 +97,29 @@ def _check(node: Any, spec: Mapping[str, Any], file: str, diag: Diagnostics, whe
             diag.error(f"{where or 'the file'} lacks {key!r}", file, line_of(node))
 
 
-def read_forecast_config(config_dir: Path, diag: Diagnostics) -> ForecastConfig | None:
-    """The settings under config_dir, or None after recording every problem in diag."""
-    path = config_dir / FORECAST_FOLDER / SETTINGS_FILE
+def read_checked(
+    config_dir: Path, name: str, spec: Mapping[str, Any], diag: Diagnostics
+) -> tuple[Any, str] | None:
+    """The YAML file forecast/<name> under config_dir and its display name, checked against spec; None
+    after recording every problem in diag."""
+    path = config_dir / FORECAST_FOLDER / name
     file = diag.display(path)
     before = len(diag.errors)
     document = read_yaml(path, file, diag)
     if document is None:
         return None
-    _check(document, SPEC, file, diag, "")
+    _check(document, spec, file, diag, "")
     if len(diag.errors) > before:
         return None
+    return document, file
+
+
+def read_forecast_config(config_dir: Path, diag: Diagnostics) -> ForecastConfig | None:
+    """The settings under config_dir, or None after recording every problem in diag."""
+    checked = read_checked(config_dir, SETTINGS_FILE, SPEC, diag)
+    if checked is None:
+        return None
+    document, file = checked
     raw = plain(document)
     config = ForecastConfig(
         horizon_months=raw["horizon_months"],

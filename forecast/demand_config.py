@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from canonical_model.application import BusinessType
-from forecast.config import FORECAST_FOLDER, MAX_HORIZON_MONTHS, Check, _check, _levels, _whole
-from mappings.yamlfile import Diagnostics, key_line, plain, read_yaml
+from forecast.config import MAX_HORIZON_MONTHS, Check, _levels, _whole, read_checked
+from mappings.yamlfile import Diagnostics, key_line, plain
 
 SETTINGS_FILE = "demand.yaml"
 
@@ -102,15 +102,11 @@ SPEC: Mapping[str, Mapping[str, Check]] = {
 
 def read_demand_config(config_dir: Path, diag: Diagnostics) -> DemandConfig | None:
     """The settings under config_dir, or None after recording every problem in diag."""
-    path = config_dir / FORECAST_FOLDER / SETTINGS_FILE
-    file = diag.display(path)
     before = len(diag.errors)
-    document = read_yaml(path, file, diag)
-    if document is None:
+    checked = read_checked(config_dir, SETTINGS_FILE, SPEC, diag)
+    if checked is None:
         return None
-    _check(document, SPEC, file, diag, "")
-    if len(diag.errors) > before:
-        return None
+    document, file = checked
     raw = plain(document)
     demand, share, ev = raw["demand"], raw["load_share"], raw["ev_growth"]
     if demand["default_months"] > demand["max_months"]:
