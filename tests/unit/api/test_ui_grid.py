@@ -19,13 +19,13 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.ui import labels
 from canonical_model.grid import SupplyAreaClass
-from canonical_model.planning import CapacityForecastAlert
 from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
 from forecast.alerts import raise_alert
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
     feeder,
+    feeder_alert,
     main_transformer,
     store_grid,
     store_peak,
@@ -133,24 +133,8 @@ def test_the_forecasts_planning_alerts_head_the_page_and_mark_their_equipment(
     client: TestClient, sqlite_engine: Engine
 ) -> None:
     assert "暂无越限预警" in client.get("/ui/grid").text
-    alert = CapacityForecastAlert(
-        equipment_id="F1",
-        equipment_kind="feeder",
-        crossing_month="2027-07",
-        months_ahead=8,
-        limit_rule="feeder_n_minus_1",
-        limit_rate=0.5,
-        capacity_kva=8400.4,
-        limit_kva=4200.2,
-        peak_kva=4500.0,
-        measured_kva=3825.0,
-        pipeline_kva=675.0,
-        pipeline_share=0.15,
-        intervals=[],
-        model="MSTL(12)+ETS(A,N,N)",
-        province="default",
-        forecast_at=NOW,
-    )
+    # 6000 kVA forecast for July 2027 against F1's N-1 limit, 0.5 x 8400.4 = 4200.2 kVA; 15% from the pipeline.
+    alert = feeder_alert("F1", "2027-07", rule="feeder_n_minus_1", rate=0.5)
     with sqlite_engine.begin() as conn:
         raise_alert(conn, alert, exchange="yekuo.events", correlation_id="forecast", now=NOW)
     page = client.get("/ui/grid").text
@@ -161,7 +145,7 @@ def test_the_forecasts_planning_alerts_head_the_page_and_mark_their_equipment(
         labels.EQUIPMENT_KINDS["feeder"],
         "F1",
         "feeder_n_minus_1 ≤ 50.0%",
-        "4500",
+        "6000",
         "4200.2",
         "15.0%",
     ]

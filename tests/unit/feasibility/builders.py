@@ -31,6 +31,7 @@ from canonical_model.grid import (
     TransformerOwnership,
 )
 from canonical_model.load import LoadPoint, LoadProfile, LoadSource
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.config import Rules, load_feasibility_config
 from feasibility.engine import Equipment, FeasibilityRequest
 from feasibility.inputs import equipment_of
@@ -290,3 +291,28 @@ def reservations(conn: Connection) -> list[tuple[str, str, float]]:
     table = capacity_reservations
     rows = conn.execute(sa.select(table.c.application_no, table.c.equipment_id, table.c.kva)).all()
     return sorted((row.application_no, row.equipment_id, row.kva) for row in rows)
+
+
+def feeder_alert(
+    equipment_id: str, month: str, *, rule: str = "feeder_load_rate", rate: float = 0.7
+) -> CapacityForecastAlert:
+    """A planning alert of a 485 A feeder (8400.4 kVA): 5100 kVA measured + 900 kVA of pipeline = 6000 kVA
+    forecast for `month`, over its `rule` limit of `rate`."""
+    return CapacityForecastAlert(
+        equipment_id=equipment_id,
+        equipment_kind="feeder",
+        crossing_month=month,
+        months_ahead=8,
+        limit_rule=rule,
+        limit_rate=rate,
+        capacity_kva=8400.4,
+        limit_kva=round(8400.4 * rate, 1),
+        peak_kva=6000.0,
+        measured_kva=5100.0,
+        pipeline_kva=900.0,
+        pipeline_share=0.15,
+        intervals=[],
+        model="MSTL(12)+ETS(A,N,N)",
+        province="default",
+        forecast_at=NOW,
+    )

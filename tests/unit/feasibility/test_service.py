@@ -11,7 +11,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.application import BusinessType, CustomerClass, LoadType
 from canonical_model.grid import SupplyAreaClass
-from canonical_model.planning import CapacityForecastAlert
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
@@ -24,6 +23,7 @@ from tests.unit.feasibility.builders import (
     TODAY,
     application,
     feeder,
+    feeder_alert,
     lv_upstream,
     main_transformer,
     reservations,
@@ -390,24 +390,7 @@ def test_a_large_load_reserves_its_dedicated_circuits_on_the_substation(sqlite_e
 
 
 def _forecast_alert(equipment_id: str, month: str) -> dict[str, Any]:
-    alert = CapacityForecastAlert(
-        equipment_id=equipment_id,
-        equipment_kind="feeder",
-        crossing_month=month,
-        months_ahead=8,
-        limit_rule="feeder_load_rate",
-        limit_rate=0.7,
-        capacity_kva=8400.4,
-        limit_kva=5880.3,
-        peak_kva=6000.0,
-        measured_kva=5100.0,
-        pipeline_kva=900.0,
-        pipeline_share=0.15,
-        intervals=[],
-        model="MSTL(12)+ETS(A,N,N)",
-        province="default",
-        forecast_at=NOW,
-    )
+    alert = feeder_alert(equipment_id, month)
     return {
         "equipment_id": equipment_id,
         "kind": "feeder",
