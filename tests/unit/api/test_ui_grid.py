@@ -133,7 +133,7 @@ def test_the_forecasts_planning_alerts_head_the_page_and_mark_their_equipment(
     client: TestClient, sqlite_engine: Engine
 ) -> None:
     assert "暂无越限预警" in client.get("/ui/grid").text
-    # 6000 kVA forecast for July 2027 against F1's N-1 limit, 0.5 x 8400.4 = 4200.2 kVA; 15% from the pipeline.
+    # 6000 kVA forecast for July 2027 over F1's N-1 limit, 0.5 x 8400.4 = 4200.2 kVA; 15% from the pipeline.
     alert = feeder_alert("F1", "2027-07", rule="feeder_n_minus_1", rate=0.5)
     with sqlite_engine.begin() as conn:
         raise_alert(conn, alert, exchange="yekuo.events", correlation_id="forecast", now=NOW)
