@@ -16,12 +16,7 @@ from feasibility.config import load_feasibility_config
 from tests.unit.feasibility.builders import (
     NOW,
     SITE,
-    feeder,
-    main_transformer,
-    store_grid,
-    store_peak,
-    substation,
-    transformer,
+    store_one_transformer_grid,
 )
 from yekuo import clock
 from yekuo.settings import PROJECT_ROOT, SubmissionSettings
@@ -131,19 +126,9 @@ def test_an_unknown_field_is_refused(client: TestClient) -> None:
 
 
 def _one_transformer_grid(engine: Engine, *, feeder_kw: float) -> None:
-    """T1 (400 kVA at 150 kW) on F1 (485 A, one tie, peak feeder_kw) from S1 (two 50 MVA units at 9 MW)."""
+    """T1 at 150 kW on F1 (peak feeder_kw) from S1, an unclassed substation."""
     with engine.begin() as conn:
-        store_grid(
-            conn,
-            substation("S1", 0, 600),
-            main_transformer("S1-T1", "S1", 50_000),
-            main_transformer("S1-T2", "S1", 50_000),
-            feeder("F1", "S1", 300, ties=1),
-            transformer("T1", "F1", "S1", 50, rated_kva=400),
-        )
-        peaks = {"T1": 150.0, "F1": feeder_kw, "S1-T1": 9_000.0, "S1-T2": 9_000.0}
-        for equipment_id, peak_kw in peaks.items():
-            store_peak(conn, equipment_id, peak_kw)
+        store_one_transformer_grid(conn, transformer_kw=150.0, feeder_kw=feeder_kw)
 
 
 def test_a_preview_shows_existing_grid_conditions_apart_from_the_applicants_result(

@@ -26,11 +26,9 @@ from tests.unit.feasibility.builders import (
     ROOT,
     TODAY,
     at,
-    feeder,
-    main_transformer,
     store_grid,
+    store_one_transformer_grid,
     store_peak,
-    substation,
     transformer,
 )
 from workflow.grid import handle_grid_event
@@ -200,18 +198,7 @@ def capacity(sqlite_engine: Engine) -> Iterator[TestClient]:
     """S1 (two 50 MVA units) feeding F1 (485 A, one tie, class B) feeding T1 (400 kVA), with today's loads
     on a clock fixed at the builders' NOW."""
     with sqlite_engine.begin() as conn:
-        store_grid(
-            conn,
-            substation("S1", 0, 600, area=SupplyAreaClass.B),
-            main_transformer("S1-T1", "S1", 50_000),
-            main_transformer("S1-T2", "S1", 50_000),
-            feeder("F1", "S1", 300, ties=1),
-            transformer("T1", "F1", "S1", 50, rated_kva=400),
-        )
-        store_peak(conn, "T1", 180.0)
-        store_peak(conn, "F1", 2_700.0)
-        store_peak(conn, "S1-T1", 9_000.0)
-        store_peak(conn, "S1-T2", 9_000.0)
+        store_one_transformer_grid(conn, transformer_kw=180.0, feeder_kw=2_700.0, area=SupplyAreaClass.B)
     app = FastAPI()
     app.include_router(grid_router(sqlite_engine, config=load_feasibility_config(ROOT)))
     with clock.use(FixedClock(NOW)):

@@ -24,13 +24,8 @@ from forecast.alerts import raise_alert
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
-    feeder,
     feeder_alert,
-    main_transformer,
-    store_grid,
-    store_peak,
-    substation,
-    transformer,
+    store_one_transformer_grid,
 )
 from yekuo import clock
 from yekuo.clock import FixedClock
@@ -39,18 +34,7 @@ from yekuo.clock import FixedClock
 @pytest.fixture
 def client(sqlite_engine: Engine) -> Iterator[TestClient]:
     with sqlite_engine.begin() as conn:
-        store_grid(
-            conn,
-            substation("S1", 0, 600, area=SupplyAreaClass.B),
-            main_transformer("S1-T1", "S1", 50_000),
-            main_transformer("S1-T2", "S1", 50_000),
-            feeder("F1", "S1", 300, ties=1),
-            transformer("T1", "F1", "S1", 50, rated_kva=400),
-        )
-        store_peak(conn, "T1", 180.0)
-        store_peak(conn, "F1", 2_700.0)
-        store_peak(conn, "S1-T1", 9_000.0)
-        store_peak(conn, "S1-T2", 9_000.0)
+        store_one_transformer_grid(conn, transformer_kw=180.0, feeder_kw=2_700.0, area=SupplyAreaClass.B)
     with clock.use(FixedClock(NOW)):
         yield TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
 

@@ -316,3 +316,21 @@ def feeder_alert(
         province="default",
         forecast_at=NOW,
     )
+
+
+def store_one_transformer_grid(
+    conn: Connection, *, transformer_kw: float, feeder_kw: float, area: SupplyAreaClass | None = None
+) -> None:
+    """S1 (two 50 MVA units at 9,000 kW each, class `area`) feeding F1 (485 A, one tie) feeding T1 (400 kVA),
+    with the day's peaks of T1 and F1."""
+    store_grid(
+        conn,
+        substation("S1", 0, 600, area=area),
+        main_transformer("S1-T1", "S1", 50_000),
+        main_transformer("S1-T2", "S1", 50_000),
+        feeder("F1", "S1", 300, ties=1),
+        transformer("T1", "F1", "S1", 50, rated_kva=400),
+    )
+    peaks = {"T1": transformer_kw, "F1": feeder_kw, "S1-T1": 9_000.0, "S1-T2": 9_000.0}
+    for equipment_id, peak_kw in peaks.items():
+        store_peak(conn, equipment_id, peak_kw)
