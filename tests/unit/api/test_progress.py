@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -21,7 +20,7 @@ from api.app import create_app
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup, RateLimitedError, progress_of, progress_router
 from tests.support.auth import TEST_AUTH
-from tests.unit.workflow.events import application_event, customer_event
+from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
 from yekuo import clock
@@ -31,25 +30,6 @@ from yekuo.settings import PROJECT_ROOT, ProgressSettings
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 PHONE = "138-0000-1111"  # the code is its last 4 digits, 1111, whatever separators it was stored with
 CONFIG = load_workflow_config(PROJECT_ROOT)
-
-
-def _case(
-    tracker: CaseTracker, conn: sa.Connection, number: str, customer: str, days: list[tuple[str, str]]
-) -> None:
-    for sequence, (stage, day) in enumerate(days, start=1):
-        tracker(
-            conn,
-            application_event(
-                number,
-                sequence,
-                stage=stage,
-                customer_class="lv_residential",
-                customer_no=customer,
-                submitted_at=f"2026-{days[0][1]}T09:00:00+08:00",
-                updated_at=f"2026-{day}T09:00:00+08:00",
-                org_no="41401",
-            ),
-        )
 
 
 @pytest.fixture
@@ -66,16 +46,16 @@ def engine(sqlite_engine: Engine, hub_clock: FixedClock) -> Engine:
         tracker(conn, customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": PHONE}]))
         tracker(conn, customer_event("C2", name="王芳", contacts=[]))
         # A1 energised: accepted Mon 2 March, energised Tue 3, archived Wed 4. A3 still in acceptance.
-        _case(
+        track_stages(
             tracker,
             conn,
             "A1",
-            "C1",
-            [("acceptance", "03-02"), ("energisation", "03-03"), ("archived", "03-04")],
+            customer_no="C1",
+            days=[("acceptance", "03-02"), ("energisation", "03-03"), ("archived", "03-04")],
         )
-        _case(tracker, conn, "A3", "C1", [("acceptance", "03-17")])
+        track_stages(tracker, conn, "A3", customer_no="C1", days=[("acceptance", "03-17")])
         # A customer without a registered phone: no code opens it.
-        _case(tracker, conn, "A9", "C2", [("acceptance", "03-18")])
+        track_stages(tracker, conn, "A9", customer_no="C2", days=[("acceptance", "03-18")])
     return sqlite_engine
 
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from html import unescape
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -20,7 +19,7 @@ from api.app import create_app
 from store.audit import list_entries
 from store.schema import consistency_findings, stage_visits
 from tests.support.auth import TEST_AUTH, bearer
-from tests.unit.workflow.events import application_event, customer_event
+from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
 from yekuo.clock import frozen_at
@@ -30,25 +29,6 @@ NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 RESIDENTIAL = "lv_residential"
 
 
-def _case(
-    tracker: CaseTracker, conn: sa.Connection, number: str, org_no: str, days: list[tuple[str, str]]
-) -> None:
-    for sequence, (stage, day) in enumerate(days, start=1):
-        tracker(
-            conn,
-            application_event(
-                number,
-                sequence,
-                stage=stage,
-                customer_class=RESIDENTIAL,
-                customer_no="C1",
-                submitted_at=f"2026-{days[0][1]}T09:00:00+08:00",
-                updated_at=f"2026-{day}T09:00:00+08:00",
-                org_no=org_no,
-            ),
-        )
-
-
 @pytest.fixture
 def engine(sqlite_engine: Engine) -> Iterator[Engine]:
     tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
@@ -56,20 +36,22 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
         with sqlite_engine.begin() as conn:
             tracker(conn, customer_event("C1", contacts=[{"name": "李明", "phone": "13800001111"}]))
             # A1 energised after 2 working days; A2 with one return (documents missing), energised after 10.
-            _case(tracker, conn, "A1", "41401", [("acceptance", "03-02"), ("energisation", "03-03"),
-                                                  ("archived", "03-04")])  # fmt: skip
-            _case(tracker, conn, "A2", "41402", [("acceptance", "03-02"), ("energisation", "03-05"),
-                                                  ("acceptance", "03-06"), ("energisation", "03-09"),
-                                                  ("archived", "03-16")])  # fmt: skip
+            a1 = [("acceptance", "03-02"), ("energisation", "03-03"), ("archived", "03-04")]
+            track_stages(tracker, conn, "A1", org_no="41401", days=a1)
+            a2 = [("acceptance", "03-02"), ("energisation", "03-05"), ("acceptance", "03-06")]
+            a2 += [("energisation", "03-09"), ("archived", "03-16")]
+            track_stages(tracker, conn, "A2", org_no="41402", days=a2)
             conn.execute(
                 stage_visits.update()
                 .where(stage_visits.c.application_no == "A2", stage_visits.c.exit_kind == "rework")
                 .values(exit_cause="documents_missing")
             )
             # Open in June, their limits long past (all overdue): A3 and A4 in acceptance, A5 in energisation.
-            _case(tracker, conn, "A3", "41401", [("acceptance", "03-17")])
-            _case(tracker, conn, "A4", "41401", [("acceptance", "03-18")])
-            _case(tracker, conn, "A5", "41402", [("acceptance", "03-18"), ("energisation", "03-19")])
+            track_stages(tracker, conn, "A3", org_no="41401", days=[("acceptance", "03-17")])
+            track_stages(tracker, conn, "A4", org_no="41401", days=[("acceptance", "03-18")])
+            track_stages(
+                tracker, conn, "A5", org_no="41402", days=[("acceptance", "03-18"), ("energisation", "03-19")]
+            )
             conn.execute(
                 consistency_findings.insert().values(
                     application_no="A2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,3 +87,30 @@ def customer_event(customer_no: str, sequence: int = 1, **data: Any) -> CloudEve
         sequence=sequence,
         data=document,
     )
+
+
+def track_stages(
+    track: Callable[[Any, CloudEvent], Any],
+    conn: Any,
+    number: str,
+    days: list[tuple[str, str]],
+    *,
+    customer_no: str = "C1",
+    org_no: str = "41401",
+) -> None:
+    """A residential application of 2026 through the given (stage, MM-DD) steps, one event each at 09:00
+    Shanghai time, submitted on the first step's day, fed to a case tracker."""
+    for sequence, (stage, day) in enumerate(days, start=1):
+        track(
+            conn,
+            application_event(
+                number,
+                sequence,
+                stage=stage,
+                customer_class="lv_residential",
+                customer_no=customer_no,
+                submitted_at=f"2026-{days[0][1]}T09:00:00+08:00",
+                updated_at=f"2026-{day}T09:00:00+08:00",
+                org_no=org_no,
+            ),
+        )
