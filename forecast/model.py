@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from statsforecast.models import MSTL, AutoETS
 
 from forecast.trend import Trend
 
@@ -77,6 +76,9 @@ def forecast_series(
     if horizon < 1:
         raise ForecastError(f"the horizon must be at least 1 step, not {horizon}")
     periods = sorted({p for p in season_lengths if p >= 2 and len(series) >= 2 * p})
+    # Imported at the first forecast, not when the API app is built: the library takes over a second to load.
+    from statsforecast.models import MSTL, AutoETS
+
     code, damped = _ETS[trend]
     ets = AutoETS(model=code, damped=damped)
     model: Any = MSTL(season_length=periods, trend_forecaster=ets) if periods else ets
