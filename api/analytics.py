@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass
 from canonical_model.common import CanonicalModel
-from workflow.analytics import stage_analytics
+from workflow.analytics import VisitFilter, stage_analytics
 from workflow.cases import default_tracker
 from workflow.config import WorkflowConfig
 from workflow.process import TARGET_WORKING_DAYS, Basis, ProcessFilter, process_figures
-from workflow.workdays import SHANGHAI, WorkingCalendar
+from workflow.workdays import SHANGHAI
 
 
 class StageFigures(CanonicalModel):
@@ -172,7 +172,6 @@ def analytics_router(
     engine: Engine,
     *,
     config: WorkflowConfig | None = None,
-    calendar: WorkingCalendar | None = None,
     target_days: int = TARGET_WORKING_DAYS,
 ) -> APIRouter:
     """The /v1/analytics routes over the given database.
@@ -181,7 +180,6 @@ def analytics_router(
     the customers' target from submission to power, in working days.
     """
     router = APIRouter(tags=["analytics"])
-    shared_calendar = calendar or WorkingCalendar()
 
     def workflow_config() -> WorkflowConfig:
         return config or default_tracker().config
@@ -200,15 +198,13 @@ def analytics_router(
         chosen = workflow_config()
         start, end = local_period(entered_from, entered_to)
         with engine.connect() as conn:
-            analytics = stage_analytics(
-                conn,
-                stage_order=tuple(chosen.stages),
+            where = VisitFilter(
                 customer_class=customer_class.value if customer_class else None,
                 unit=unit,
                 entered_from=start,
                 entered_to=end,
-                calendar=shared_calendar,
             )
+            analytics = stage_analytics(conn, stage_order=tuple(chosen.stages), where=where)
         return {"unit": "working days", "stage_names": dict(chosen.stages), **analytics.as_dict()}
 
     @router.get(
@@ -238,9 +234,7 @@ def analytics_router(
             unit=unit,
         )
         with engine.connect() as conn:
-            figures = process_figures(
-                conn, config=workflow_config(), calendar=shared_calendar, where=where, target_days=target_days
-            )
+            figures = process_figures(conn, where=where, target_days=target_days)
         return figures.as_dict()
 
     return router

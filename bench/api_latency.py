@@ -1,10 +1,11 @@
 """API latency with many cases stored: GET /v1/applications/{no} and a filtered list, at a steady rate.
 
 Cases are made by the workflow handler itself (workflow.cases.handle_event) from seeded marketing
-applications, then cloned in SQL up to the wanted count: the handler rebuilds a case in about a dozen
-statements, which at its rate would take most of the run for 100,000 cases. Every table with an
-application_no column is cloned row for row under new application numbers, so each clone has the same
-shape (timeline, stage visits, events) as the case it was made from.
+applications, each moved through its flow's stages over the last year (seed_cases), then cloned in SQL up
+to the wanted count: the handler rebuilds a case in about a dozen statements, which at its rate would take
+most of the run for 100,000 cases. Every table with an application_no column is cloned row for row under
+new application numbers, so each clone has the same shape (timeline, stage visits, events, figures) as the
+case it was made from.
 
 The API is served by uvicorn in a thread of this process; the load comes from another process
 (bench.load), open-loop at a fixed rate.
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from multiprocessing import get_context
 
 import sqlalchemy as sa
@@ -29,15 +31,20 @@ from api.app import create_app
 from bench.credentials import bench_credentials
 from bench.load import LoadResult, run_load
 from bench.statements import counting_statements
+from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
 from routes.router import Router
 from store.database import utcnow
 from store.schema import metadata
 from workflow.cases import handle_event
+from workflow.config import Flow, WorkflowConfig
 from yekuo.errors import ConfigError
 from yekuo.webserver import BackgroundServer
 
 SEED_BATCH = 200
+# The seeded applications are submitted over the last year; one in ten goes back a stage once.
+LIFE_DAYS = 365
+REWORK_SHARE = 0.1
 LIST_PATH = "/v1/applications"
 # An operator's question: non-residential low-voltage applications of one supply unit, first page.
 LIST_QUERY = "customer_class=lv_non_residential&unit=41401&limit=50"
@@ -55,33 +62,76 @@ class EndpointLatency:
     server_cpu_s: float
 
 
-def seed_cases(engine: Engine, router: Router, records: Sequence[RawRecord]) -> list[str]:
-    """Apply the records' application events through the workflow handler; return the case numbers."""
+def seed_cases(
+    engine: Engine, router: Router, records: Sequence[RawRecord], *, config: WorkflowConfig, seed: int = 31
+) -> list[str]:
+    """Apply the records' applications through the workflow handler, each with a life; return the numbers.
+
+    Each application is submitted on a day of the last LIFE_DAYS and moves through its flow's stages, one
+    event per stage, each stage taking between a third and one and a half of its limit; one in ten goes
+    back once for rework. Stages due after now are not reached, so the recent cases are in progress and the
+    older ones energised: the process figures and the overview count a realistic mix, not only cases first
+    seen mid-flow.
+    """
+    rng = random.Random(seed)
+    now = utcnow()
     numbers = []
-    events = []
+    lives: list[list[CloudEvent]] = []
     for record in records:
         if record.record_type != "application":
             continue
         for routed in router.route(record):
-            events.append(
-                CloudEvent(
-                    id=str(uuid.uuid4()),
-                    source=routed.source,
-                    type=routed.event_type,
-                    subject=routed.subject,
-                    time=utcnow(),
-                    dataschema=routed.dataschema,
-                    correlationid=str(uuid.uuid4()),
-                    sequence=1,
-                    data=routed.data,
-                )
+            application = ConnectionApplication.model_validate(routed.data)
+            flow = config.flow_for(application)
+            submitted = now - timedelta(days=rng.uniform(1, LIFE_DAYS))
+            stages = _life(flow, submitted, now, rng)
+            lives.append(
+                [
+                    CloudEvent(
+                        id=str(uuid.uuid4()),
+                        source=routed.source,
+                        type=routed.event_type,
+                        subject=routed.subject,
+                        time=utcnow(),
+                        dataschema=routed.dataschema,
+                        correlationid=str(uuid.uuid4()),
+                        sequence=sequence,
+                        data={
+                            **routed.data,
+                            "stage": stage,
+                            "submitted_at": submitted.isoformat(),
+                            "updated_at": moment.isoformat(),
+                        },
+                    )
+                    for sequence, (stage, moment) in enumerate(stages, start=1)
+                ]
             )
             numbers.append(routed.subject)
-    for start in range(0, len(events), SEED_BATCH):
+    for start in range(0, len(lives), SEED_BATCH):
         with engine.begin() as conn:
-            for event in events[start : start + SEED_BATCH]:
-                handle_event(conn, event)
+            for events in lives[start : start + SEED_BATCH]:
+                for event in events:
+                    handle_event(conn, event)
     return numbers
+
+
+def _life(flow: Flow, submitted: datetime, now: datetime, rng: random.Random) -> list[tuple[str, datetime]]:
+    """The stages an application reached by now, with when it entered each."""
+    steps = list(flow.steps)
+    path = [step.stage for step in steps]
+    if rng.random() < REWORK_SHARE and len(path) > 2:
+        back = rng.randrange(1, len(path) - 1)
+        path = [*path[: back + 1], path[back - 1], *path[back:]]
+    limits = {step.stage: step.limit_days or 1 for step in steps}
+    moment = submitted
+    reached = []
+    for stage in path:
+        if moment > now:
+            break
+        reached.append((stage, moment))
+        # Limits count working days: five of them take about seven calendar days.
+        moment += timedelta(days=limits[stage] * rng.uniform(1 / 3, 1.5) * 7 / 5)
+    return reached
 
 
 def clone_numbers(count: int) -> list[str]:

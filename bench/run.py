@@ -40,6 +40,7 @@ from bench.report import Measure, Target, evaluate, percentile, rate, results_do
 from bus.port import Topology
 from bus.rabbitmq import RabbitMQBus
 from routes.config import load_hub_config
+from workflow.config import load_workflow_config
 from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusUnavailableError, YekuoError
 from yekuo.hub import hub_topology
@@ -463,7 +464,7 @@ def api_section(run: Run) -> None:
     try:
         records = legacy_records(scale.api_seed_records, seed=31)
         run.env.progress(f"api: making cases from {len(records):,} records with the workflow handler")
-        seeded = api_latency.seed_cases(engine, router, records)
+        seeded = api_latency.seed_cases(engine, router, records, config=load_workflow_config(PROJECT_ROOT))
         clones = api_latency.clone_numbers(scale.api_cases - len(seeded))
         run.env.progress(f"api: cloning {len(seeded):,} cases up to {scale.api_cases:,}")
         with engine.begin() as conn:

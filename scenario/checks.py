@@ -18,9 +18,8 @@ from store.grid import grid_equipment
 from store.loads import load_profiles
 from store.parking import list_parked
 from store.schema import cases, customers
-from workflow.config import WorkflowConfig
 from workflow.process import ANY_CAUSE, GroupFigures, ProcessFigures, ProcessFilter, process_figures
-from workflow.workdays import SHANGHAI, WorkingCalendar
+from workflow.workdays import SHANGHAI
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,6 @@ class RunFacts:
     source_failures: Mapping[str, int]
     drop_dir: Path
     verdicts_before: Mapping[str, str] | None
-    workflow: WorkflowConfig | None = None
 
 
 def verdicts(conn: Connection) -> dict[str, str]:
@@ -147,15 +145,13 @@ def _outcomes(conn: Connection, expect: Expectations) -> list[CheckResult]:
 def _process(conn: Connection, expect: ProcessExpectation | None, facts: RunFacts) -> list[CheckResult]:
     if expect is None:
         return []
-    if facts.workflow is None:
-        raise ValueError("process expectations need the run's workflow configuration")
     day_ends = datetime.combine(facts.day + timedelta(days=1), time(), SHANGHAI)
     where = ProcessFilter(
         basis="energised",
         period_from=day_ends - timedelta(days=expect.energised_within_days),
         period_to=day_ends,
     )
-    figures = process_figures(conn, config=facts.workflow, calendar=WorkingCalendar(), where=where)
+    figures = process_figures(conn, where=where)
     overall = figures.overall
     days = expect.energised_within_days
     window = f"{overall.energised} case(s) energised in the {days} days to {facts.day}"

@@ -59,7 +59,6 @@ from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import feasibility_assessments
 from store.parking import count_parked
 from store.schema import cases, consistency_findings, inbox, outbox, parked
-from workflow.config import load_workflow_config
 from workflow.workdays import WorkingCalendar
 from yekuo import clock
 from yekuo.errors import ConfigError
@@ -321,7 +320,6 @@ class _Run:
             },
             drop_dir=self.drop_dir,
             verdicts_before=verdicts_before,
-            workflow=load_workflow_config(self.hub.settings.config_dir),
         )
         with self.hub.engine.connect() as conn:
             checks = evaluate(conn, self.scenario.expect, facts)

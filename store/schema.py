@@ -205,8 +205,42 @@ stage_visits = sa.Table(
     sa.Column("deadline", sa.Date, nullable=True),
     sa.Column("duration_days", sa.Float, nullable=True, comment="working days spent, for left visits"),
     sa.Column("over_limit", sa.Boolean, nullable=True),
+    sa.Column(
+        "excess_days",
+        sa.Float,
+        nullable=True,
+        comment="working days past the deadline when left (0 in time); null: not left, or not seen entered",
+    ),
     sa.Index("ix_stage_visits_case", "application_no", "ordinal"),
     sa.Index("ix_stage_visits_stage", "stage"),
+    # Reworks are few among the visits; the process figures read them for every group.
+    sa.Index("ix_stage_visits_exit", "exit_kind"),
+)
+
+# The analytics table of the process figures: one row per case, written with the case (workflow/facts.py).
+case_figures = sa.Table(
+    "case_figures",
+    metadata,
+    sa.Column("application_no", KEY, primary_key=True),
+    sa.Column("customer_class", sa.String(32), nullable=False),
+    sa.Column("unit", KEY, nullable=True, comment="the responsible supply unit"),
+    sa.Column("opened_at", UtcDateTime(), nullable=False),
+    sa.Column("energised_at", UtcDateTime(), nullable=True, comment="null: not energised"),
+    sa.Column("energised_month", sa.String(7), nullable=True, comment="YYYY-MM in Asia/Shanghai"),
+    sa.Column("measured", sa.Boolean, nullable=False, comment="energised, and seen from submission to power"),
+    sa.Column("working_days", sa.Float, nullable=True),
+    sa.Column("calendar_days", sa.Float, nullable=True),
+    sa.Column("within_commitment", sa.Boolean, nullable=True),
+    sa.Column(
+        "power_working_day",
+        sa.Integer,
+        nullable=True,
+        comment="working day after submission power came on; within a target of n when at most n",
+    ),
+    sa.Column("survey_to_scheme_days", sa.Float, nullable=True),
+    sa.Column("scheme_drafting_days", sa.Float, nullable=True),
+    sa.Index("ix_case_figures_energised", "energised_at"),
+    sa.Index("ix_case_figures_opened", "opened_at"),
 )
 
 consistency_findings = sa.Table(

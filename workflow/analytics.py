@@ -10,7 +10,8 @@ Bottlenecks rank the stages, and the supply units, by the working days their com
 their deadlines: per visit, the working days from the end of its due day (the limit's last working day) to
 leaving. That is the time over the limit as the deadline counts it: a limit counts whole working days after
 the day of entry, so a visit's duration minus its limit would count part of the entry day as excess even
-for a visit that finished in time.
+for a visit that finished in time. It is counted once, when the case is stored (stage_visits.excess_days,
+workflow/facts.py), and summed here by the database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +29,6 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.case import TimelineKind
 from store.schema import stage_visits
-from workflow.workdays import SHANGHAI, WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -138,34 +138,37 @@ class _Row:
     left: bool
     exit_kind: str | None
     over_limit: bool | None
-    excess: float | None
+
+
+@dataclass(frozen=True)
+class VisitFilter:
+    """Which stage visits the figures consider: of a class and unit, entered in [entered_from, entered_to)."""
+
+    customer_class: str | None = None
+    unit: str | None = None
+    entered_from: datetime | None = None
+    entered_to: datetime | None = None
+
+    def applied(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """The query narrowed to the visits this filter takes."""
+        # Terminal stages have no limit and are never left: they close the case and are no work to measure.
+        query = query.where(stage_visits.c.limit_days.is_not(None))
+        if self.customer_class is not None:
+            query = query.where(stage_visits.c.customer_class == self.customer_class)
+        if self.unit is not None:
+            query = query.where(stage_visits.c.unit == self.unit)
+        if self.entered_from is not None:
+            query = query.where(stage_visits.c.entered_at >= self.entered_from)
+        if self.entered_to is not None:
+            query = query.where(stage_visits.c.entered_at < self.entered_to)
+        return query
 
 
 def stage_analytics(
-    conn: Connection,
-    *,
-    stage_order: Sequence[str] = (),
-    customer_class: str | None = None,
-    unit: str | None = None,
-    entered_from: datetime | None = None,
-    entered_to: datetime | None = None,
-    calendar: WorkingCalendar | None = None,
+    conn: Connection, *, stage_order: Sequence[str] = (), where: VisitFilter | None = None
 ) -> StageAnalytics:
-    """Figures over the stage visits that match the filters (entered in [entered_from, entered_to)).
-
-    calendar counts the working days past deadlines (default: the installed holidays package's).
-    """
-    days = calendar or WorkingCalendar()
-    # Terminal stages have no limit and are never left: they close the case and are no work to measure.
-    query = sa.select(stage_visits).where(stage_visits.c.limit_days.is_not(None))
-    if customer_class is not None:
-        query = query.where(stage_visits.c.customer_class == customer_class)
-    if unit is not None:
-        query = query.where(stage_visits.c.unit == unit)
-    if entered_from is not None:
-        query = query.where(stage_visits.c.entered_at >= entered_from)
-    if entered_to is not None:
-        query = query.where(stage_visits.c.entered_at < entered_to)
+    """Figures over the stage visits `where` selects (default: all)."""
+    chosen = where or VisitFilter()
     rows = [
         _Row(
             application_no=row.application_no,
@@ -177,9 +180,8 @@ def stage_analytics(
             left=row.left_at is not None,
             exit_kind=row.exit_kind,
             over_limit=row.over_limit,
-            excess=_excess(days, row.deadline, row.left_at) if row.observed else None,
         )
-        for row in conn.execute(query)
+        for row in conn.execute(chosen.applied(sa.select(stage_visits)))
     ]
     rank = {stage: index for index, stage in enumerate(stage_order)}
 
@@ -190,41 +192,51 @@ def stage_analytics(
     by_class = _grouped(rows, lambda row: (row.stage, row.customer_class), order, "class")
     by_unit = _grouped(rows, lambda row: (row.stage, row.unit), order, "unit")
     reworks = [row for row in rows if row.exit_kind == TimelineKind.REWORK.value]
+    stages, units = bottlenecks(conn, chosen)
     return StageAnalytics(
         by_stage=by_stage,
         by_class=by_class,
         by_unit=by_unit,
         rework_total=len(reworks),
         cases_with_rework=len({row.application_no for row in reworks}),
-        bottleneck_stages=_bottlenecks(rows, lambda row: (row.stage, None)),
-        bottleneck_units=_bottlenecks(rows, lambda row: (None, row.unit)),
+        bottleneck_stages=stages,
+        bottleneck_units=units,
     )
 
 
-def _excess(calendar: WorkingCalendar, due: date | None, left_at: datetime | None) -> float | None:
-    """Working days from the end of the due day to leaving; 0 when left in time, None while not left."""
-    if left_at is None or due is None:
-        return None
-    end_of_due = datetime.combine(due + timedelta(days=1), time(), tzinfo=SHANGHAI)
-    return calendar.working_time(end_of_due, left_at)
+def bottlenecks(
+    conn: Connection, where: VisitFilter | None = None
+) -> tuple[tuple[Bottleneck, ...], tuple[Bottleneck, ...]]:
+    """Stages, then supply units, ranked by working days past their deadlines, most first.
 
-
-def _bottlenecks(
-    rows: Iterable[_Row], key: Callable[[_Row], tuple[str | None, str | None]]
-) -> tuple[Bottleneck, ...]:
-    """Groups ranked by working days past their deadlines, most first; completed, observed visits only."""
-    groups: dict[tuple[str | None, str | None], list[float]] = defaultdict(list)
-    over: dict[tuple[str | None, str | None], int] = defaultdict(int)
-    for row in rows:
-        if row.excess is None:
-            continue
-        groups[key(row)].append(row.excess)
-        over[key(row)] += bool(row.over_limit)
-    ranked = sorted(groups, key=lambda group: (-sum(groups[group]), group[0] or "", group[1] or ""))
-    return tuple(
-        Bottleneck(group[0], group[1], sum(groups[group]), over[group], len(groups[group]))
-        for group in ranked
-    )
+    Summed by the database over the visits' stored excess (workflow/facts.py): completed visits the hub
+    saw begin.
+    """
+    chosen = where or VisitFilter()
+    excess = stage_visits.c.excess_days
+    ranked = []
+    for column in (stage_visits.c.stage, stage_visits.c.unit):
+        query = chosen.applied(
+            sa.select(
+                column,
+                sa.func.sum(excess),
+                sa.func.sum(sa.case((stage_visits.c.over_limit.is_(True), 1), else_=0)),
+                sa.func.count(),
+            ).where(excess.is_not(None))
+        ).group_by(column)
+        groups = [
+            Bottleneck(
+                stage=key if column is stage_visits.c.stage else None,
+                unit=key if column is stage_visits.c.unit else None,
+                excess_days=float(total),
+                over_limit=int(over),
+                completed=int(count),
+            )
+            for key, total, over, count in conn.execute(query)
+        ]
+        groups.sort(key=lambda group: (-group.excess_days, group.stage or "", group.unit or ""))
+        ranked.append(tuple(groups))
+    return ranked[0], ranked[1]
 
 
 def _grouped(

@@ -1,10 +1,10 @@
 """Case tracking: every application becomes a case, rebuilt from its stored events whenever one arrives.
 
 The handler keeps each application or stage event in case_events and rebuilds the case from all of them
-(workflow.fold), replacing its derived rows: cases, timeline and stage_visits. Stage entries the rebuilt
-timeline has and the previous one did not are published as case.stage_changed through the outbox, in the
-same transaction. So duplicates change nothing, and an event that arrives late takes its place in the
-timeline as if it had come in order.
+(workflow.fold), replacing its derived rows: cases, timeline, stage_visits and the analytics facts
+(case_figures, workflow/facts.py). Stage entries the rebuilt timeline has and the previous one did not are
+published as case.stage_changed through the outbox, in the same transaction. So duplicates change
+nothing, and an event that arrives late takes its place in the timeline as if it had come in order.
 
 With consistency rules configured, an application's case is checked against the customer record, the
 grid and the other open cases after each rebuild, and a customer's open cases when its record changes
@@ -25,14 +25,14 @@ from sqlalchemy.engine import Connection
 
 from bus.outbox import EventDraft, defer_event, stage_event
 from canonical_model.application import ConnectionApplication
-from canonical_model.case import StageReport
+from canonical_model.case import CaseOutcome, StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
 from store.database import utcnow
 from store.grid import cell_of
-from store.schema import case_events, cases, customers, stage_visits, timeline
+from store.schema import case_events, case_figures, cases, customers, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
@@ -45,6 +45,7 @@ from workflow.events import (
     STAGE_REPORTED,
     CaseEvent,
 )
+from workflow.facts import VisitFacts, case_facts, excess_days
 from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
 from workflow.projection import PROJECTION_UPDATED
@@ -300,31 +301,56 @@ class CaseTracker:
                 for entry in state.timeline
             ],
         )
+        visits = [
+            {
+                "application_no": application_no,
+                "ordinal": ordinal,
+                "visit": item.key,
+                "stage": item.stage,
+                "flow": item.flow,
+                "customer_class": application.customer_class.value,
+                "unit": item.unit,
+                "entered_at": item.entered_at,
+                "left_at": item.left_at,
+                "exit_kind": item.exit_kind.value if item.exit_kind else None,
+                "exit_cause": item.exit_cause.value if item.exit_cause else None,
+                "observed": item.observed,
+                "limit_days": item.limit_days,
+                "deadline": item.deadline.due if item.deadline else None,
+                "duration_days": item.duration_days,
+                "over_limit": item.over_limit,
+                # Terminal stages have no limit and are never left: no work to measure against a deadline.
+                "excess_days": excess_days(self.calendar, item.deadline.due, item.left_at)
+                if item.observed and item.deadline is not None and item.limit_days is not None
+                else None,
+            }
+            for ordinal, item in enumerate(state.visits)
+        ]
         conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
-        conn.execute(
-            stage_visits.insert(),
-            [
-                {
-                    "application_no": application_no,
-                    "ordinal": ordinal,
-                    "visit": item.key,
-                    "stage": item.stage,
-                    "flow": item.flow,
-                    "customer_class": application.customer_class.value,
-                    "unit": item.unit,
-                    "entered_at": item.entered_at,
-                    "left_at": item.left_at,
-                    "exit_kind": item.exit_kind.value if item.exit_kind else None,
-                    "exit_cause": item.exit_cause.value if item.exit_cause else None,
-                    "observed": item.observed,
-                    "limit_days": item.limit_days,
-                    "deadline": item.deadline.due if item.deadline else None,
-                    "duration_days": item.duration_days,
-                    "over_limit": item.over_limit,
-                }
-                for ordinal, item in enumerate(state.visits)
+        conn.execute(stage_visits.insert(), visits)
+        facts = case_facts(
+            application_no=application_no,
+            customer_class=values["customer_class"],
+            unit=values["responsible"],
+            flow=state.flow,
+            opened_at=state.opened_at,
+            energised_at=state.closed_at if state.outcome is CaseOutcome.ENERGISED else None,
+            end_to_end_deadline=values["end_to_end_deadline"],
+            visits=[
+                VisitFacts(
+                    stage=item.stage,
+                    entered_at=item.entered_at,
+                    left_at=item.left_at,
+                    exit_kind=item.exit_kind.value if item.exit_kind else None,
+                    observed=item.observed,
+                    duration_days=item.duration_days,
+                )
+                for item in state.visits
             ],
+            calendar=self.calendar,
         )
+        conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
+        conn.execute(case_figures.insert(), facts.row())
 
 
 def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:

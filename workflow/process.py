@@ -1,6 +1,8 @@
 """Process figures: time from application to power, commitments kept, rework by cause, the checks' findings.
 
-What each figure counts (a case is a row of `cases`, its visits the rows of `stage_visits`):
+What each figure counts (a case is a row of `cases`, its visits the rows of `stage_visits`). The durations,
+commitment and target facts of each case are counted once, when the case is stored (workflow/facts.py,
+table case_figures); the figures are counts, shares and spreads over those rows.
 
 - Energised: the case is closed in its flow's terminal stage (归档, entered when 装表接电 is finished, so
   power is on). Its energisation time is when that stage was entered (the case's closed_at). A case first
@@ -39,28 +41,24 @@ Groups: by customer class, by unit (the case's responsible supply unit, ORG_NO),
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.case import TimelineKind
-from store.schema import cases, consistency_findings, stage_visits
+from store.schema import case_figures, cases, consistency_findings, stage_visits
 from workflow.analytics import percentile
-from workflow.config import WorkflowConfig
-from workflow.workdays import SHANGHAI, WorkingCalendar, local_date
 
 # Rework causes a source may give (stage_visits.exit_cause); UNSPECIFIED stands for none given.
 REWORK_CAUSES = ("information_error", "documents_missing", "design_change", "grid_constraint")
 UNSPECIFIED = "unspecified"
 ANY_CAUSE = "any"
-SCHEME_REPLY_STAGE = "scheme_reply"
 # Customers ask for power within 15 working days (FACTS.md section 1).
 TARGET_WORKING_DAYS = 15
-_SECONDS_PER_DAY = 86400.0
 
 Basis = Literal["energised", "opened"]
 BASES: tuple[Basis, ...] = ("energised", "opened")
@@ -89,29 +87,6 @@ class Spread:
             "p50": _round(self.p50),
             "p90": _round(self.p90),
         }
-
-
-@dataclass(frozen=True)
-class CaseRecord:
-    """One case reduced to what the figures need."""
-
-    application_no: str
-    customer_class: str
-    unit: str | None
-    energised_at: datetime | None
-    measured: bool
-    working_days: float | None
-    calendar_days: float | None
-    within_commitment: bool | None
-    within_target: bool | None
-    rework_causes: tuple[str, ...]
-    survey_to_scheme_days: float | None
-    scheme_drafting_days: float | None
-
-    @property
-    def month(self) -> str | None:
-        """Month of energisation in Asia/Shanghai, as YYYY-MM."""
-        return None if self.energised_at is None else self.energised_at.astimezone(SHANGHAI).strftime("%Y-%m")
 
 
 @dataclass(frozen=True)
@@ -231,206 +206,242 @@ class ProcessFilter:
             raise ValueError(f"the period starts at {self.period_from} but ends at {self.period_to}")
 
 
+_NONE = Spread(0, None, None, None)
+Grouping = Literal["overall", "class", "unit", "month", "class_unit"]
+GROUPINGS: tuple[Grouping, ...] = ("overall", "class", "unit", "month")
+_KEYS: dict[Grouping, tuple[str, ...]] = {
+    "overall": (),
+    "class": ("customer_class",),
+    "unit": ("unit",),
+    "month": ("energised_month",),
+    "class_unit": ("customer_class", "unit"),
+}
+_SPREADS = ("working_days", "calendar_days", "survey_to_scheme_days", "scheme_drafting_days")
+GroupKey = tuple[str | None, str | None, str | None]
+
+
 def process_figures(
     conn: Connection,
     *,
-    config: WorkflowConfig,
-    calendar: WorkingCalendar,
     where: ProcessFilter | None = None,
     target_days: int = TARGET_WORKING_DAYS,
+    groupings: Sequence[Grouping] = GROUPINGS,
 ) -> ProcessFigures:
-    """The figures over the cases `where` selects (default: every case)."""
+    """The figures over the cases `where` selects (default: every case); groupings not asked for are empty."""
     chosen = where or ProcessFilter()
-    records = case_records(conn, config=config, calendar=calendar, where=chosen, target_days=target_days)
+    groups = grouped_figures(conn, where=chosen, groupings=("overall", *groupings), target_days=target_days)
     return ProcessFigures(
         basis=chosen.basis,
         target_days=target_days,
-        overall=group_figures(records),
-        by_class=grouped(records, lambda record: (record.customer_class, None, None)),
-        by_unit=grouped(records, lambda record: (None, record.unit, None)),
-        by_month=grouped(
-            [record for record in records if record.energised_at is not None],
-            lambda record: (None, None, record.month),
-        ),
+        overall=groups["overall"][0],
+        by_class=groups.get("class", ()),
+        by_unit=groups.get("unit", ()),
+        by_month=groups.get("month", ()),
         in_progress=in_progress(conn, chosen),
         findings=findings(conn, chosen),
     )
 
 
-def case_records(
+def grouped_figures(
     conn: Connection,
     *,
-    config: WorkflowConfig,
-    calendar: WorkingCalendar,
     where: ProcessFilter,
+    groupings: Sequence[Grouping],
     target_days: int = TARGET_WORKING_DAYS,
-) -> list[CaseRecord]:
-    """The cases `where` selects, each with its durations and rework causes."""
+) -> dict[Grouping, tuple[GroupFigures, ...]]:
+    """The figures of each group of each grouping, in key order (a missing key sorts first).
+
+    The database counts and sums over case_figures, one query per grouping. PostgreSQL also takes the
+    spreads' percentiles (percentile_cont interpolates as `percentile` does); on other databases the
+    durations are read once for every grouping and spread here. The reworks are read once.
+    """
     if target_days < 1:
         raise ValueError(f"the target counts at least one working day, got {target_days}")
-    selected = _selected(where, sorted({flow.terminal_stage for flow in config.flows}))
-    visits: dict[str, list[Any]] = defaultdict(list)
-    visit_query = (
-        sa.select(stage_visits)
-        .where(stage_visits.c.application_no.in_(sa.select(selected.c.application_no)))
-        .order_by(stage_visits.c.application_no, stage_visits.c.ordinal)
-    )
-    for visit in conn.execute(visit_query):
-        visits[visit.application_no].append(visit)
-    rows = conn.execute(sa.select(selected).order_by(selected.c.opened_at, selected.c.application_no))
-    return [_record(row, visits.get(row.application_no, []), config, calendar, target_days) for row in rows]
+    selected = _selected(where)
+    in_database = conn.dialect.name == "postgresql"
+    durations = [] if in_database else _durations(conn, selected)
+    reworks = conn.execute(
+        sa.select(
+            selected.c.customer_class,
+            selected.c.unit,
+            selected.c.energised_month,
+            stage_visits.c.application_no,
+            stage_visits.c.exit_cause,
+        )
+        .join(selected, stage_visits.c.application_no == selected.c.application_no)
+        .where(stage_visits.c.exit_kind == TimelineKind.REWORK.value)
+    ).all()
+    result: dict[Grouping, tuple[GroupFigures, ...]] = {}
+    for grouping in dict.fromkeys(groupings):
+        counts, spreads = _aggregates(conn, selected, grouping, target_days, spreads=in_database)
+        if not in_database:
+            spreads = _spread_here(durations, grouping)
+        returns: dict[GroupKey, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        for row in reworks:
+            by_case = returns[_key(grouping, row)][row.exit_cause or UNSPECIFIED]
+            by_case[row.application_no] = by_case.get(row.application_no, 0) + 1
+        result[grouping] = tuple(
+            _group(group, counts[group], spreads.get(group, {}), returns[group])
+            for group in sorted(counts, key=lambda group: tuple(part or "" for part in group))
+        )
+    return result
 
 
-def _selected(where: ProcessFilter, terminal_stages: Sequence[str]) -> sa.Subquery:
-    energised = sa.and_(cases.c.closed_at.is_not(None), cases.c.stage.in_(terminal_stages))
-    query = sa.select(
-        sa.case((energised, cases.c.closed_at), else_=None).label("energised_at"),
-        cases.c.application_no,
-        cases.c.customer_class,
-        cases.c.responsible,
-        cases.c.flow,
-        cases.c.opened_at,
-        cases.c.end_to_end_deadline,
-    )
+def _selected(where: ProcessFilter) -> sa.Subquery:
+    table = case_figures
+    query = sa.select(table)
     if where.customer_class is not None:
-        query = query.where(cases.c.customer_class == where.customer_class)
+        query = query.where(table.c.customer_class == where.customer_class)
     if where.unit is not None:
-        query = query.where(cases.c.responsible == where.unit)
-    column = cases.c.closed_at if where.basis == "energised" else cases.c.opened_at
+        query = query.where(table.c.unit == where.unit)
+    column = table.c.energised_at if where.basis == "energised" else table.c.opened_at
     if where.period_from is not None:
         query = query.where(column >= where.period_from)
     if where.period_to is not None:
         query = query.where(column < where.period_to)
     if where.basis == "energised":
-        query = query.where(energised)
+        query = query.where(table.c.energised_at.is_not(None))
     return query.subquery()
 
 
-def _record(
-    row: Any, visits: Sequence[Any], config: WorkflowConfig, calendar: WorkingCalendar, target_days: int
-) -> CaseRecord:
-    opened: datetime = row.opened_at
-    energised: datetime | None = row.energised_at
-    # The terminal visit is the last one; first seen there, its entry is not the moment of power.
-    measured = energised is not None and bool(visits) and bool(visits[-1].observed)
-    working = calendar_days = None
-    within_commitment = within_target = None
-    if measured and energised is not None:
-        working = calendar.working_time(opened, energised)
-        # A source that reports power before submission gives 0, as working_time does, not a negative.
-        calendar_days = max((energised - opened).total_seconds(), 0.0) / _SECONDS_PER_DAY
-        day = local_date(energised)
-        deadline: date | None = row.end_to_end_deadline
-        within_commitment = None if deadline is None else day <= deadline
-        within_target = day <= calendar.add_working_days(local_date(opened), target_days).due
-    causes = tuple(
-        visit.exit_cause or UNSPECIFIED for visit in visits if visit.exit_kind == TimelineKind.REWORK.value
-    )
-    survey_to_scheme = drafting = None
-    if energised is not None:
-        survey_to_scheme = _survey_to_scheme(row.flow, visits, config, calendar)
-        drafting = _drafting(visits)
-    return CaseRecord(
-        application_no=row.application_no,
-        customer_class=row.customer_class,
-        unit=row.responsible,
-        energised_at=energised,
-        measured=measured,
-        working_days=working,
-        calendar_days=calendar_days,
-        within_commitment=within_commitment,
-        within_target=within_target,
-        rework_causes=causes,
-        survey_to_scheme_days=survey_to_scheme,
-        scheme_drafting_days=drafting,
-    )
+@dataclass(frozen=True)
+class _Counts:
+    cases: int
+    energised: int
+    measured: int
+    committed: int
+    within_commitment: int
+    targeted: int
+    within_target: int
 
 
-def _survey_to_scheme(
-    flow_name: str, visits: Sequence[Any], config: WorkflowConfig, calendar: WorkingCalendar
-) -> float | None:
-    flow = config.flow_named(flow_name)
-    survey = next((step.stage for step in flow.steps if step.survey), None) if flow else None
-    if survey is None:
-        return None
-    first = next((visit for visit in visits if visit.stage == survey), None)
-    left = [
-        visit.left_at
-        for visit in visits
-        if visit.stage == SCHEME_REPLY_STAGE and visit.exit_kind == TimelineKind.FORWARD.value
+Spreads = dict[GroupKey, dict[str, Spread]]
+
+
+def _aggregates(
+    conn: Connection, selected: sa.Subquery, grouping: Grouping, target_days: int, *, spreads: bool
+) -> tuple[dict[GroupKey, _Counts], Spreads]:
+    """Each group's counts and, with spreads (PostgreSQL only), its spreads."""
+    keys = [selected.c[name] for name in _KEYS[grouping]]
+
+    def true_count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    columns: list[sa.ColumnElement[Any]] = [
+        sa.func.count(),
+        sa.func.count(selected.c.energised_at),
+        true_count(selected.c.measured.is_(True)),
+        sa.func.count(selected.c.within_commitment),
+        true_count(selected.c.within_commitment.is_(True)),
+        sa.func.count(selected.c.power_working_day),
+        true_count(selected.c.power_working_day <= target_days),
     ]
-    if first is None or not first.observed or not left:
-        return None
-    return calendar.working_time(first.entered_at, left[-1])
+    if spreads:
+        for name in _SPREADS:
+            value = selected.c[name]
+            columns += [
+                sa.func.count(value),
+                sa.func.avg(value),
+                *(sa.func.percentile_cont(fraction).within_group(value) for fraction in (0.5, 0.9)),
+            ]
+    query = sa.select(*keys, *columns)
+    if keys:
+        query = query.group_by(*keys)
+    if grouping == "month":
+        query = query.where(selected.c.energised_month.is_not(None))
+    counts: dict[GroupKey, _Counts] = {}
+    spread: Spreads = {}
+    for row in conn.execute(query):
+        named = dict(zip(_KEYS[grouping], row[: len(keys)], strict=True))
+        group = (named.get("customer_class"), named.get("unit"), named.get("energised_month"))
+        values = row[len(keys) :]
+        counts[group] = _Counts(*(int(value) for value in values[:7]))
+        if spreads:
+            spread[group] = {
+                name: Spread(
+                    int(count),
+                    _float(mean),
+                    _float(p50),
+                    _float(p90),
+                )
+                for name, (count, mean, p50, p90) in zip(
+                    _SPREADS,
+                    (values[7 + 4 * index : 11 + 4 * index] for index in range(len(_SPREADS))),
+                    strict=True,
+                )
+            }
+    return counts, spread
 
 
-def _drafting(visits: Sequence[Any]) -> float | None:
-    scheme = [visit for visit in visits if visit.stage == SCHEME_REPLY_STAGE]
-    if not scheme or any(not visit.observed or visit.duration_days is None for visit in scheme):
-        return None
-    return float(sum(visit.duration_days for visit in scheme))
+def _durations(conn: Connection, selected: sa.Subquery) -> Sequence[Any]:
+    return conn.execute(
+        sa.select(
+            selected.c.customer_class,
+            selected.c.unit,
+            selected.c.energised_month,
+            *(selected.c[name] for name in _SPREADS),
+        ).where(sa.or_(*(selected.c[name].is_not(None) for name in _SPREADS)))
+    ).all()
 
 
-GroupKey = tuple[str | None, str | None, str | None]
+def _spread_here(durations: Sequence[Any], grouping: Grouping) -> Spreads:
+    values: dict[GroupKey, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in durations:
+        group = _key(grouping, row)
+        for name in _SPREADS:
+            if (value := getattr(row, name)) is not None:
+                values[group][name].append(value)
+    return {
+        group: {name: Spread.of(items) for name, items in named.items()} for group, named in values.items()
+    }
 
 
-def grouped(records: Sequence[CaseRecord], key: Callable[[CaseRecord], GroupKey]) -> tuple[GroupFigures, ...]:
-    """The figures of each group of records, in key order (a missing unit sorts first)."""
-    groups: dict[GroupKey, list[CaseRecord]] = defaultdict(list)
-    for record in records:
-        groups[key(record)].append(record)
-
-    def order(group: GroupKey) -> tuple[Hashable, ...]:
-        return tuple(part or "" for part in group)
-
-    return tuple(group_figures(groups[group], *group) for group in sorted(groups, key=order))
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
-def group_figures(
-    records: Sequence[CaseRecord],
-    customer_class: str | None = None,
-    unit: str | None = None,
-    month: str | None = None,
+def _key(grouping: Grouping, row: Any) -> GroupKey:
+    names = _KEYS[grouping]
+    return (
+        row.customer_class if "customer_class" in names else None,
+        row.unit if "unit" in names else None,
+        row.energised_month if "energised_month" in names else None,
+    )
+
+
+def _group(
+    group: GroupKey, counts: _Counts, spreads: dict[str, Spread], returns: dict[str, dict[str, int]]
 ) -> GroupFigures:
-    """The figures of one group of cases."""
-    measured = [record for record in records if record.measured]
-    committed = [record.within_commitment for record in measured if record.within_commitment is not None]
-    targeted = [record.within_target for record in measured if record.within_target is not None]
+    customer_class, unit, month = group
     return GroupFigures(
         customer_class=customer_class,
         unit=unit,
         month=month,
-        cases=len(records),
-        energised=sum(1 for record in records if record.energised_at is not None),
-        measured=len(measured),
-        working_days=Spread.of(record.working_days for record in measured if record.working_days is not None),
-        calendar_days=Spread.of(
-            record.calendar_days for record in measured if record.calendar_days is not None
-        ),
-        within_commitment=_share(sum(committed), len(committed)),
-        within_target=_share(sum(targeted), len(targeted)),
-        rework=_rework(records),
-        survey_to_scheme_days=Spread.of(
-            record.survey_to_scheme_days for record in records if record.survey_to_scheme_days is not None
-        ),
-        scheme_drafting_days=Spread.of(
-            record.scheme_drafting_days for record in records if record.scheme_drafting_days is not None
-        ),
+        cases=counts.cases,
+        energised=counts.energised,
+        measured=counts.measured,
+        working_days=spreads.get("working_days", _NONE),
+        calendar_days=spreads.get("calendar_days", _NONE),
+        within_commitment=_share(counts.within_commitment, counts.committed),
+        within_target=_share(counts.within_target, counts.targeted),
+        rework=_rework(returns, counts.cases),
+        survey_to_scheme_days=spreads.get("survey_to_scheme_days", _NONE),
+        scheme_drafting_days=spreads.get("scheme_drafting_days", _NONE),
     )
 
 
-def _rework(records: Sequence[CaseRecord]) -> dict[str, CauseFigures]:
+def _rework(returns: dict[str, dict[str, int]], cases_in_group: int) -> dict[str, CauseFigures]:
     # Known causes always appear; a cause the source invented is shown under its own name, not dropped.
-    extra = sorted({cause for record in records for cause in record.rework_causes} - set(REWORK_CAUSES))
-    extra = [cause for cause in extra if cause != UNSPECIFIED]
+    extra = sorted(set(returns) - {*REWORK_CAUSES, UNSPECIFIED})
+    every: dict[str, int] = defaultdict(int)
+    for by_case in returns.values():
+        for application_no, count in by_case.items():
+            every[application_no] += count
     result = {}
     for cause in (*REWORK_CAUSES, *extra, UNSPECIFIED, ANY_CAUSE):
-        counts = [
-            len(record.rework_causes) if cause == ANY_CAUSE else record.rework_causes.count(cause)
-            for record in records
-        ]
-        with_cause = sum(1 for count in counts if count)
-        result[cause] = CauseFigures(with_cause, _share(with_cause, len(records)), sum(counts))
+        by_case = every if cause == ANY_CAUSE else returns.get(cause, {})
+        with_cause = len(by_case)
+        result[cause] = CauseFigures(with_cause, _share(with_cause, cases_in_group), sum(by_case.values()))
     return result
 
 

@@ -53,7 +53,7 @@ def _asyncapi_export(args: argparse.Namespace) -> int:
 
 def _report_stages(args: argparse.Namespace) -> int:
     from store.database import create_engine
-    from workflow.analytics import stage_analytics
+    from workflow.analytics import VisitFilter, stage_analytics
     from workflow.config import load_workflow_config
     from workflow.report import render_stage_report
 
@@ -63,7 +63,9 @@ def _report_stages(args: argparse.Namespace) -> int:
     try:
         with engine.connect() as conn:
             analytics = stage_analytics(
-                conn, stage_order=tuple(config.stages), customer_class=args.customer_class, unit=args.unit
+                conn,
+                stage_order=tuple(config.stages),
+                where=VisitFilter(customer_class=args.customer_class, unit=args.unit),
             )
     finally:
         engine.dispose()
@@ -75,16 +77,14 @@ def _report_process(args: argparse.Namespace) -> int:
     from datetime import datetime, time, timedelta
 
     from store.database import create_engine
-    from workflow.config import load_workflow_config
     from workflow.process import ProcessFilter, process_figures
     from workflow.report import render_process_report
-    from workflow.workdays import SHANGHAI, WorkingCalendar
+    from workflow.workdays import SHANGHAI
 
     if args.period_from and args.period_to and args.period_from > args.period_to:
         print(f"--from {args.period_from} is after --to {args.period_to}", file=sys.stderr)
         return 2
     settings = Settings()
-    config = load_workflow_config(Path(args.config_dir) if args.config_dir else settings.config_dir)
     where = ProcessFilter(
         basis=args.basis,
         period_from=datetime.combine(args.period_from, time(), SHANGHAI) if args.period_from else None,
@@ -97,13 +97,7 @@ def _report_process(args: argparse.Namespace) -> int:
     engine = create_engine(args.db_url or settings.db_url)
     try:
         with engine.connect() as conn:
-            figures = process_figures(
-                conn,
-                config=config,
-                calendar=WorkingCalendar(),
-                where=where,
-                target_days=settings.process.target_working_days,
-            )
+            figures = process_figures(conn, where=where, target_days=settings.process.target_working_days)
     finally:
         engine.dispose()
     print(render_process_report(figures), end="")
@@ -407,7 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--customer-class", help="only this customer class, e.g. hv_single_source")
     process.add_argument("--unit", help="only this supply unit (ORG_NO)")
     process.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
-    process.add_argument("--config-dir", help="folder holding workflow/ (default: YEKUO_CONFIG_DIR)")
     process.set_defaults(func=_report_process)
 
     forecast_report = reports.add_parser(

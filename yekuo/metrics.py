@@ -33,11 +33,9 @@ from sqlalchemy.engine import Engine
 from bus.port import Bus
 from store.database import utcnow
 from store.schema import outbox, parked
-from workflow.config import WorkflowConfig, load_workflow_config
-from workflow.process import ANY_CAUSE, ProcessFilter, Spread, case_records, findings, group_figures, grouped
-from workflow.workdays import WorkingCalendar
+from workflow.process import ANY_CAUSE, ProcessFilter, Spread, findings, grouped_figures
 from yekuo.errors import BusError, ConfigError
-from yekuo.settings import ProcessSettings, Settings
+from yekuo.settings import ProcessSettings
 
 __all__ = [
     "AUTH_FAILURES",
@@ -190,10 +188,8 @@ class HubMetrics:
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], datetime] = utcnow,
         process: ProcessSettings | None = None,
-        workflow: WorkflowConfig | None = None,
-        calendar: WorkingCalendar | None = None,
     ) -> None:
-        """process sets the process gauges' window; workflow gives the flows (default: configured ones)."""
+        """process sets the process gauges' window."""
         self._engine = engine
         self._open_bus = open_bus
         self._queues = tuple(queues)
@@ -201,8 +197,6 @@ class HubMetrics:
         self._clock = clock
         self._process = process or ProcessSettings()
         self._process_cache: tuple[float, list[Metric]] | None = None
-        self._workflow = workflow
-        self._calendar = calendar or WorkingCalendar()
 
     def exposition(self) -> bytes:
         """The counters of the registry and the gauges measured now, in Prometheus text format."""
@@ -282,16 +276,13 @@ class HubMetrics:
 
     def _process_gauges(self, conn: sa.Connection) -> list[Metric]:
         """The process figures over the cases energised in the trailing window, per class and unit."""
-        if self._workflow is None:
-            self._workflow = load_workflow_config(Settings().config_dir)
         now = self._clock()
         window = self._process.window_days
         where = ProcessFilter(basis="energised", period_from=now - timedelta(days=window), period_to=now)
-        records = case_records(
+        groups = grouped_figures(
             conn,
-            config=self._workflow,
-            calendar=self._calendar,
             where=where,
+            groupings=("overall", "class_unit"),
             target_days=self._process.target_working_days,
         )
         labels = ["customer_class", "unit"]
@@ -320,7 +311,7 @@ class HubMetrics:
             f" ({scope}).",
             labels=labels,
         )
-        for group in grouped(records, lambda record: (record.customer_class, record.unit, None)):
+        for group in groups["class_unit"]:
             values = [group.customer_class or "", group.unit or "unknown"]
             energised.add_metric(values, float(group.energised))
             _quantiles(working, values, group.working_days)
@@ -334,8 +325,9 @@ class HubMetrics:
             f"Share of cases with at least one return to an earlier stage, by cause ({scope}).",
             labels=["cause"],
         )
-        if records:
-            for cause, figures in group_figures(records).rework.items():
+        [overall] = groups["overall"]
+        if overall.cases:
+            for cause, figures in overall.rework.items():
                 if cause != ANY_CAUSE and figures.share is not None:
                     rework.add_metric([cause], figures.share)
         found = GaugeMetricFamily(

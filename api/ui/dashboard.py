@@ -98,9 +98,7 @@ def dashboard_router(
     router.include_router(login_router(env, SessionSeal(auth), permissions))
     pages = APIRouter(dependencies=[Depends(csrf_guard)])
     pages.include_router(
-        overview_router(
-            engine, env, frame, config=config, calendar=calendar, target_days=target_days, clock=clock
-        )
+        overview_router(engine, env, frame, config=config, target_days=target_days, clock=clock)
     )
     pages.include_router(cases_router(engine, env, calendar=calendar, clock=clock))
     pages.include_router(health_router(health, engine, env))

@@ -27,12 +27,11 @@ from api.analytics import local_period
 from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import PageFrame, render
 from canonical_model.application import CustomerClass
-from workflow.analytics import stage_analytics
+from workflow.analytics import VisitFilter, bottlenecks
 from workflow.config import WorkflowConfig
 from workflow.events import ROUTING_KEYS
 from workflow.process import Basis, ProcessFilter, process_figures
 from workflow.queries import open_cases_by_stage
-from workflow.workdays import WorkingCalendar
 
 INFORMATION_ERROR = "information_error"
 
@@ -80,7 +79,6 @@ def overview_data(
     chosen: OverviewFilter,
     *,
     config: WorkflowConfig,
-    calendar: WorkingCalendar,
     target_days: int,
     now: datetime,
 ) -> dict[str, Any]:
@@ -93,19 +91,13 @@ def overview_data(
         customer_class=chosen.customer_class,
         unit=chosen.unit,
     )
+    visits = VisitFilter(
+        customer_class=chosen.customer_class, unit=chosen.unit, entered_from=start, entered_to=end
+    )
     with engine.connect() as conn:
-        process = process_figures(
-            conn, config=config, calendar=calendar, where=where, target_days=target_days
-        )
-        stages = stage_analytics(
-            conn,
-            stage_order=tuple(config.stages),
-            customer_class=chosen.customer_class,
-            unit=chosen.unit,
-            entered_from=start,
-            entered_to=end,
-            calendar=calendar,
-        )
+        # The page shows the overall figures and the monthly trend: the other groupings are not read.
+        process = process_figures(conn, where=where, target_days=target_days, groupings=("month",))
+        stages, units = bottlenecks(conn, visits)
         counts = {
             count.stage: count
             for count in open_cases_by_stage(
@@ -131,7 +123,10 @@ def overview_data(
         "at_risk": sum(item["at_risk"] for item in by_stage),
         "overdue": sum(item["overdue"] for item in by_stage),
         "information_errors": figures["findings"]["by_category"].get(INFORMATION_ERROR, 0),
-        "bottlenecks": stages.as_dict()["bottlenecks"],
+        "bottlenecks": {
+            "stages": [item.as_dict() for item in stages],
+            "units": [item.as_dict() for item in units],
+        },
     }
 
 
@@ -175,7 +170,6 @@ def overview_router(
     frame: PageFrame,
     *,
     config: Callable[[], WorkflowConfig],
-    calendar: WorkingCalendar,
     target_days: int,
     clock: Callable[[], datetime],
 ) -> APIRouter:
@@ -183,9 +177,7 @@ def overview_router(
     router = APIRouter(include_in_schema=False)
 
     def panel(chosen: OverviewFilter) -> tuple[dict[str, Any], dict[str, Any]]:
-        data = overview_data(
-            engine, chosen, config=config(), calendar=calendar, target_days=target_days, now=clock()
-        )
+        data = overview_data(engine, chosen, config=config(), target_days=target_days, now=clock())
         context = {"data": data, "filter": chosen, "query": chosen.query()}
         return context, chart_data(data, frame)
 

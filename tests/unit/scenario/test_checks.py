@@ -235,7 +235,7 @@ def test_process_figures_are_the_hubs_own_over_the_cases_energised_in_the_window
                 }
             }
         )
-        facts = RunFacts(DAY, {}, tmp_path, None, workflow=load_workflow_config(PROJECT_ROOT))
+        facts = RunFacts(DAY, {}, tmp_path, None)
         with engine.connect() as conn:
             results = {result.name: result for result in evaluate(conn, expect, facts)}
     assert results["process calendar_days_mean"].passed, results["process calendar_days_mean"]

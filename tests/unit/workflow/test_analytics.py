@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from workflow.analytics import percentile, stage_analytics
+from workflow.analytics import VisitFilter, percentile, stage_analytics
 from workflow.cases import CaseTracker
 from yekuo.clock import frozen_at
 
@@ -89,7 +89,7 @@ def test_figures_per_stage_class_and_unit_with_rework(sqlite_engine: Engine, tra
     assert (analytics.rework_total, analytics.cases_with_rework) == (1, 1)
 
     with sqlite_engine.connect() as conn:
-        only_a1 = stage_analytics(conn, unit="41401")
+        only_a1 = stage_analytics(conn, where=VisitFilter(unit="41401"))
     assert {item.stage: item.completed for item in only_a1.by_stage} == {
         "acceptance": 1,
         "scheme_reply": 1,

@@ -9,7 +9,16 @@ from sqlalchemy.engine import Engine
 
 from workflow.analytics import Bottleneck, StageAnalytics, StageStats
 from workflow.cases import CaseTracker
-from workflow.process import UNSPECIFIED, CaseRecord, Findings, ProcessFigures, group_figures, grouped
+from workflow.process import (
+    ANY_CAUSE,
+    REWORK_CAUSES,
+    UNSPECIFIED,
+    CauseFigures,
+    Findings,
+    GroupFigures,
+    ProcessFigures,
+    Spread,
+)
 from workflow.report import render_process_report, render_stage_report
 from yekuo.cli import main
 from yekuo.clock import frozen_at
@@ -135,38 +144,48 @@ def test_the_cli_prints_the_report_from_the_hub_database(
     assert "scheme_reply 供电方案答复" in out
 
 
-def _record(number: str, unit: str, working: float | None, **values: object) -> CaseRecord:
-    base: dict[str, object] = {
-        "application_no": number,
-        "customer_class": "lv_residential",
-        "unit": unit,
-        "energised_at": datetime(2026, 3, 4, 1, tzinfo=UTC) if working is not None else None,
-        "measured": working is not None,
-        "working_days": working,
-        "calendar_days": None if working is None else working + 2,
-        "within_commitment": None if working is None else working <= 5,
-        "within_target": None if working is None else working <= 15,
-        "rework_causes": (),
-        "survey_to_scheme_days": None,
-        "scheme_drafting_days": None,
-    }
-    base.update(values)
-    return CaseRecord(**base)  # type: ignore[arg-type]
+def _group(
+    cases: int,
+    working: list[float],
+    *,
+    unit: str | None = None,
+    month: str | None = None,
+    **rework: CauseFigures,
+) -> GroupFigures:
+    """A group's figures as the store would give them: calendar days are working days plus 2."""
+    none = CauseFigures(0, 0.0, 0)
+    return GroupFigures(
+        customer_class=None,
+        unit=unit,
+        month=month,
+        cases=cases,
+        energised=len(working),
+        measured=len(working),
+        working_days=Spread.of(working),
+        calendar_days=Spread.of(days + 2 for days in working),
+        within_commitment=sum(days <= 5 for days in working) / len(working) if working else None,
+        within_target=sum(days <= 15 for days in working) / len(working) if working else None,
+        rework={cause: rework.get(cause, none) for cause in (*REWORK_CAUSES, UNSPECIFIED, ANY_CAUSE)},
+        survey_to_scheme_days=Spread.of(()),
+        scheme_drafting_days=Spread.of(()),
+    )
 
 
 def test_the_process_report_shows_both_day_counts_shares_rework_and_findings() -> None:
-    records = [
-        _record("A", "41401", 2.0),
-        _record("B", "41402", 12.0, rework_causes=("information_error", "information_error")),
-        _record("C", "41402", None, rework_causes=(UNSPECIFIED,)),
-    ]
+    # A (unit 41401) energised in 2 working days; B (41402) in 12 after two returns for information
+    # errors; C (41402) not energised, returned once without a cause.
+    reworked = {
+        "information_error": CauseFigures(1, 1 / 3, 2),
+        UNSPECIFIED: CauseFigures(1, 1 / 3, 1),
+        ANY_CAUSE: CauseFigures(2, 2 / 3, 3),
+    }
     figures = ProcessFigures(
         basis="opened",
         target_days=15,
-        overall=group_figures(records),
-        by_class=grouped(records, lambda record: (record.customer_class, None, None)),
-        by_unit=grouped(records, lambda record: (None, record.unit, None)),
-        by_month=grouped(records[:2], lambda record: (None, None, record.month)),
+        overall=_group(3, [2.0, 12.0], **reworked),
+        by_class=(),
+        by_unit=(_group(1, [2.0], unit="41401"), _group(2, [12.0], unit="41402", **reworked)),
+        by_month=(_group(2, [2.0, 12.0], month="2026-03"),),
         in_progress=1,
         findings=Findings(3, 2, 2, {"information_error": 3}, {"address_mismatch": 3}),
     )
