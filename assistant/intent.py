@@ -37,8 +37,14 @@ _PROGRESS = re.compile(
 )
 # Wording about the customer's own application (or asking for a lookup), which general wording does not undo.
 _OWN = re.compile(
-    r"我的|我家|我们家|我们的|我们公司|我公司|我厂|咱家|我(这边|这个)|我(申请|报装|提交|办理|报|办|交)的|"
+    r"我们?(的|家|店|厂|公司|单位|这边|这个)|咱(们)?家|我司|我(申请|报装|提交|办理|报|办|交)的|"
     r"我(申请|报装|提交)了|(申请|报装|提交)了.{0,6}(还|怎么|为什么)|帮我|给我|替我|麻烦"
+)
+# With wording about the customer's own application: when something happens, or whether it has happened.
+_WHEN_OR_STATE = re.compile(
+    r"什么时候|几时|哪天|还要多久|还得等多久|"
+    r"(处理|办理|办|审核|审批|批|受理|排|通过|完成|弄)(完|好|上|下来)?了?(吗|没|没有)|"
+    r"被退回|退回了|驳回|退件|卡在"
 )
 _GENERAL_TIME = re.compile(
     r"(多久|多长时间|几天|多少天|多少个?工作日).{0,6}(通电|送电|接电|装表|有电|办完|办好)"
@@ -74,9 +80,12 @@ def progress_question(text: str) -> ProgressQuestion | None:
 def _asks_progress(text: str) -> bool:
     if _HOWTO.search(text) and not _OWN.search(text):
         return False
+    own = _OWN.search(text) is not None
     if _PROGRESS.search(text):
-        return not (_GENERAL.search(text) and not _OWN.search(text))
-    return bool(_GENERAL_TIME.search(text) and _OWN.search(text) and not _GENERAL.search(text))
+        return own or not _GENERAL.search(text)
+    if own and _WHEN_OR_STATE.search(text):
+        return True
+    return own and _GENERAL_TIME.search(text) is not None and not _GENERAL.search(text)
 
 
 def _application_no(text: str) -> str | None:

@@ -19,6 +19,9 @@ from assistant.intent import ProgressQuestion, progress_question
         "我申请了半个月了怎么还没装表",
         "我家的报装多久能通电",
         "查询一下我的业扩进度",
+        "我们厂的电哪天能接上",
+        "我的增容申请审批下来了没有",
+        "我提交的申请是不是被退回了",
     ],
 )
 def test_own_progress_wording_is_a_progress_question(text: str) -> None:
@@ -37,6 +40,9 @@ def test_own_progress_wording_is_a_progress_question(text: str) -> None:
         "报装流程有哪些环节",
         "申请用电要交钱吗",
         "电费怎么交",
+        "可以在这里查办电进度吗,要填什么",
+        "我是租户,报装要准备什么材料",
+        "以后不用电了,能销户吗",
     ],
 )
 def test_general_questions_are_not_progress_questions(text: str) -> None:
