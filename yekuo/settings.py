@@ -238,7 +238,10 @@ class AssistantSettings(BaseModel):
     """
 
     province: str = Field(
-        default="default", min_length=1, max_length=64, description="knowledge base under knowledge/<province>/"
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="knowledge base under knowledge/<province>/",
     )
     answer_threshold: float | None = Field(
         default=None, ge=0, le=1, description="least score an entry is answered with; None: retrieval's own"
