@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,6 +72,7 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
         "【验证码】",
     ),
 )
+_SPACE_BY_CHINESE = re.compile(r"(?<=[^\x00-\x7f]) | (?=[^\x00-\x7f])")
 NAME = "【姓名】"
 _NAME_CUE = re.compile(
     r"(我叫|我的名字是|本人(?:是|名叫|叫)?|户名(?:是|为)?\s*[:：]?)\s*([\u4e00-\u9fff·]{1,4})"
@@ -90,11 +92,15 @@ def _name(match: re.Match[str]) -> str:
 
 
 def scrub(question: str) -> str:
-    """The question with its personal data replaced by placeholders (【手机号】, 【姓名】, ...)."""
-    text = " ".join(question.split())
+    """The question with its personal data replaced by placeholders (【手机号】, 【姓名】, ...).
+
+    Full-width digits and letters are read as ASCII first, so they hide nothing; spaces beside Chinese
+    text are dropped after, so "电费 【手机号】 怎么交" and "电费【手机号】怎么交" are one question.
+    """
+    text = " ".join(unicodedata.normalize("NFKC", question).split())
     for pattern, placeholder in _SHAPES:
         text = pattern.sub(placeholder, text)
-    return _NAME_CUE.sub(_name, text)
+    return _SPACE_BY_CHINESE.sub("", _NAME_CUE.sub(_name, text))
 
 
 @dataclass(frozen=True)
