@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     assistant_commands = assistant.add_subparsers(dest="assistant_command", required=True)
     gaps = assistant_commands.add_parser(
         "gaps",
-        help="questions the knowledge base could not answer or answered with low confidence, most asked first",
+        help="questions the knowledge base answered badly or not at all, most asked first",
         description="Questions are kept with personal data replaced (【手机号】, 【姓名】, ...), one row per "
         "scrubbed text, for staff to turn into knowledge entries.",
     )
