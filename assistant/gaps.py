@@ -128,7 +128,12 @@ class GapLog:
         text = scrub(question)
         key = hashlib.sha256(text.encode("utf-8")).hexdigest()
         now = self._clock()
-        latest = {"kind": kind, "best_entry_id": entry_id, "best_score": score, "last_asked_at": now}
+        latest: dict[str, object] = {
+            "kind": kind,
+            "best_entry_id": entry_id,
+            "best_score": score,
+            "last_asked_at": now,
+        }
         with self._engine.begin() as conn:
             if _count_again(conn, key, latest):
                 return

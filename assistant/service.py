@@ -34,6 +34,9 @@ class KnowledgeSearch(Protocol):
     def search(self, question: str) -> KnowledgeMatch | None:
         """The closest entry, or None when none is close enough to answer with."""
 
+    def closest(self, question: str) -> KnowledgeMatch | None:
+        """The closest entry however far (None: no word of the question is known), for staff."""
+
 
 class GapRecorder(Protocol):
     """Where questions the knowledge base did not answer well go (assistant/gaps.py's GapLog)."""
@@ -103,7 +106,7 @@ class Assistant:
             return AssistantAnswer("progress", text, progress=found)
         match = self._index.search(question)
         if match is None:
-            self._keep(question, "unanswered", None)
+            self._keep(question, "unanswered", self._index.closest(question))
             return AssistantAnswer("refused", refusal_answer(self.hotline))
         if not match.confident:
             self._keep(question, "low_confidence", match)
