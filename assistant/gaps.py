@@ -158,8 +158,8 @@ def _count_again(conn: Connection, key: str, latest: dict[str, object]) -> bool:
 
 
 def list_gaps(conn: Connection, *, since: datetime | None = None, limit: int = 50) -> list[Gap]:
-    """The gaps most asked first (the most recently asked first among equals); since: only those asked
-    again at or after that moment."""
+    """The gaps most asked first (the most recently asked first among equals); since: only those last
+    asked at or after that moment."""
     query = sa.select(assistant_gaps)
     if since is not None:
         query = query.where(assistant_gaps.c.last_asked_at >= since)
