@@ -12,6 +12,8 @@ COPY store store
 COPY workflow workflow
 COPY feasibility feasibility
 COPY forecast forecast
+COPY assistant assistant
+COPY knowledge knowledge
 COPY api api
 COPY simulators simulators
 COPY subscriptions subscriptions

@@ -24,6 +24,7 @@ from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
 from api.analytics import analytics_router
 from api.applications import applications_router
+from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
 from api.customers import customers_router
 from api.demand import demand_router
@@ -44,6 +45,7 @@ from api.submissions import submissions_router
 from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.ui.health import HealthSources
 from api.webhooks import webhooks_router
+from assistant.service import Assistant
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
 from workflow.cases import default_tracker
@@ -99,6 +101,7 @@ def create_app(
     webhooks: WebhookSettings | None = None,
     submissions: SubmissionSettings | None = None,
     push_mappings: PushMappings | None = None,
+    assistant: Assistant | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
@@ -112,6 +115,8 @@ def create_app(
     webhooks bounds webhook destinations and subscriptions per caller (default: YEKUO_WEBHOOKS__*).
     submissions bounds the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*).
     push_mappings are the mappings pushed marketing records go through (default: the project's own).
+    assistant answers POST /v1/assistant/ask and the progress page's chat box (default: the knowledge base
+    of YEKUO_ASSISTANT__PROVINCE, loaded and checked here, over the progress lookup's budget).
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(
@@ -178,6 +183,11 @@ def create_app(
     workflow_config = functools.cache(lambda: default_tracker().config)
     progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
     app.include_router(progress_router(progress))
+    settings = Settings()
+    customer_assistant = assistant or build_assistant(
+        engine, progress, settings.assistant, settings.config_dir
+    )
+    app.include_router(assistant_router(customer_assistant))
     app.include_router(
         dashboard_router(
             engine,
@@ -188,6 +198,7 @@ def create_app(
             clock=utcnow,
             health=HealthSources(operator_service, hub_metrics, reports),
             progress=progress,
+            assistant=customer_assistant,
             permissions=access.permissions_of,
         )
     )

@@ -31,7 +31,7 @@ from api.scheme_reply import mask_name
 from store.database import utcnow
 from store.schema import cases
 from workflow.queries import get_case, get_customer, stage_visits_of
-from workflow.workdays import WorkingCalendar
+from workflow.workdays import WorkingCalendar, local_date
 from yekuo.settings import ProgressSettings
 
 CODE_DIGITS = 4
@@ -71,6 +71,22 @@ class Progress:
     opened_at: datetime | None
     closed_at: datetime | None
     steps: tuple[ProgressStep, ...]
+    # The current stage against its limit, while the case is open (None otherwise). Days used count the
+    # working days after the day the stage was entered, up to today; used and left add up to the limit.
+    stage_limit_days: int | None = None
+    stage_working_days_used: int | None = None
+    stage_working_days_left: int | None = None
+    stage_deadline_provisional: bool = False
+    at_risk: bool = False
+    overdue: bool = False
+    # The whole application against its end-to-end commitment: the customer's own works extend the
+    # deadline and are not counted as used; no deadline while they are under way (status paused).
+    end_to_end_commitment_days: int | None = None
+    end_to_end_deadline: date | None = None
+    end_to_end_working_days_used: int | None = None
+    end_to_end_working_days_left: int | None = None
+    end_to_end_status: str | None = None
+    end_to_end_provisional: bool = False
 
 
 class RateLimitedError(Exception):
@@ -103,10 +119,13 @@ def progress_of(
     *,
     stage_names: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    calendar: WorkingCalendar | None = None,
 ) -> Progress | None:
     """The progress of the application if the code is right; None alike for an unknown number and a wrong
     code. It checks no rate limit: a caller facing the public must go through ProgressLookup."""
     names = stage_names or {}
+    moment = now or utcnow()
+    working = calendar or WorkingCalendar()
     customer_no = conn.execute(
         sa.select(cases.c.customer_no).where(cases.c.application_no == application_no)
     ).scalar()
@@ -114,12 +133,16 @@ def progress_of(
     customer = get_customer(conn, customer_no if customer_no is not None else "")
     phones = [str(contact.get("phone") or "") for contact in (customer or {}).get("contacts", ()) if contact]
     matched = _code_matches(phones, code) and well_formed_code(code)
-    case = get_case(conn, application_no, calendar=WorkingCalendar(), now=now) if matched else None
+    case = get_case(conn, application_no, calendar=working, now=moment) if matched else None
     if case is None:
         return None
-    visits = stage_visits_of(conn, application_no, calendar=WorkingCalendar(), now=now or utcnow())
+    visits = stage_visits_of(conn, application_no, calendar=working, now=moment)
     name = (customer or {}).get("name")
     stage = case["stage"]
+    open_case = case["status"] == "open"
+    limit: int | None = case["stage_limit_days"] if open_case else None
+    today = local_date(moment)
+    commitment_left: int | None = case["end_to_end_working_days_left"]
     return Progress(
         application_no=case["application_no"],
         customer_name=mask_name(name) if isinstance(name, str) and name else None,
@@ -143,6 +166,24 @@ def progress_of(
             )
             for visit in visits
         ),
+        stage_limit_days=limit,
+        stage_working_days_used=(
+            working.working_days_after(local_date(case["stage_entered_at"]), today)
+            if limit is not None
+            else None
+        ),
+        stage_working_days_left=case["working_days_left"] if limit is not None else None,
+        stage_deadline_provisional=bool(open_case and case["deadline_provisional"]),
+        at_risk=case["at_risk"],
+        overdue=case["overdue"],
+        end_to_end_commitment_days=case["end_to_end_commitment_days"],
+        end_to_end_deadline=case["end_to_end_deadline"],
+        end_to_end_working_days_used=(
+            case["end_to_end_commitment_days"] - commitment_left if commitment_left is not None else None
+        ),
+        end_to_end_working_days_left=commitment_left,
+        end_to_end_status=case["end_to_end_status"],
+        end_to_end_provisional=bool(case["end_to_end_provisional"]),
     )
 
 
@@ -155,9 +196,12 @@ class ProgressLookup:
         settings: ProgressSettings,
         *,
         stage_names: Callable[[], Mapping[str, str]] = dict,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         self._engine = engine
         self._stage_names = stage_names
+        # One calendar for every lookup: it caches each year's holidays once, not once per lookup.
+        self._calendar = calendar or WorkingCalendar()
         self.per_client = RateLimiter(settings.per_client, settings.window_s)
         self.per_application = RateLimiter(settings.per_application, settings.window_s)
 
@@ -171,7 +215,9 @@ class ProgressLookup:
         if wait is not None:
             raise RateLimitedError(wait)
         with self._engine.connect() as conn:
-            return progress_of(conn, application_no, code, stage_names=self._stage_names())
+            return progress_of(
+                conn, application_no, code, stage_names=self._stage_names(), calendar=self._calendar
+            )
 
 
 def client_of(request: Request) -> str:

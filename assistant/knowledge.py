@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from mappings.yamlfile import (
+    Diagnostics,
+    is_list,
+    is_map,
+    item_line,
+    key_line,
+    line_of,
+    read_yaml,
+    unknown_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -40,3 +57,255 @@ class KnowledgeMatch:
     entry: KnowledgeEntry
     score: float
     confident: bool
+
+
+KNOWLEDGE_FOLDER = "knowledge"
+DEFAULT_PROVINCE = "default"
+PROVINCE_FILE = "province.yaml"
+PROVINCE_KEYS = ("province", "name", "hotline")
+ENTRY_KEYS = ("id", "question", "paraphrases", "answer", "tags", "source")
+# Characters two phrasings may differ by and still be the same question.
+_INSIGNIFICANT = re.compile(r"[\s\W_]+")
+
+
+@dataclass(frozen=True)
+class _Phrasing:
+    """A question or paraphrase of an entry, where it is written."""
+
+    entry_id: str
+    text: str
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """What one province folder holds: its hotline, its entries and each of their phrasings with its line."""
+
+    hotline: str | None
+    entries: tuple[KnowledgeEntry, ...]
+    phrasings: tuple[_Phrasing, ...]
+
+
+def load_knowledge(config_dir: Path, province: str = DEFAULT_PROVINCE) -> KnowledgeBase:
+    """The province's knowledge base from config_dir/knowledge/: the defaults, with the province's own
+    entries replacing default entries of the same id and adding new ones. Raises ConfigError listing every
+    problem of every file read, each as `knowledge/<province>/<file>.yaml:<line>: ...`."""
+    diag = Diagnostics(config_dir)
+    root = config_dir / KNOWLEDGE_FOLDER
+    if not (root / province).is_dir():
+        known = ", ".join(_province_folders(root)) or "none"
+        diag.error(
+            f"unknown province {province!r}: no folder {province}/ (provinces: {known})",
+            f"{KNOWLEDGE_FOLDER}/",
+        )
+        diag.raise_if_any()
+    folder = _read_folder(root / DEFAULT_PROVINCE, diag)
+    if province != DEFAULT_PROVINCE:
+        folder = _merge(folder, _read_folder(root / province, diag), diag)
+    diag.raise_if_any()
+    assert folder.hotline is not None  # a missing hotline is an error raised above
+    return KnowledgeBase(province=province, hotline=folder.hotline, entries=folder.entries)
+
+
+def check_knowledge(config_dir: Path) -> None:
+    """Validate every province folder under config_dir/knowledge/; raise ConfigError listing all problems."""
+    diag = Diagnostics(config_dir)
+    read_knowledge_config(config_dir, diag)
+    diag.raise_if_any()
+
+
+def read_knowledge_config(config_dir: Path, diag: Diagnostics) -> None:
+    """Record in diag every problem of every province folder under config_dir/knowledge/."""
+    root = config_dir / KNOWLEDGE_FOLDER
+    default = _read_folder(root / DEFAULT_PROVINCE, diag)
+    for name in _province_folders(root):
+        if name != DEFAULT_PROVINCE:
+            _merge(default, _read_folder(root / name, diag), diag)
+
+
+def _province_folders(root: Path) -> list[str]:
+    return sorted(path.name for path in root.glob("*") if path.is_dir())
+
+
+def _merge(default: _Folder, own: _Folder, diag: Diagnostics) -> _Folder:
+    """The defaults with a province's entries replacing them by id. Phrasings repeated across the two are
+    reported here; each folder's own repetitions were reported when it was read."""
+    replaced = {entry.id for entry in own.entries}
+    kept = tuple(phrasing for phrasing in default.phrasings if phrasing.entry_id not in replaced)
+    _check_repeated(own.phrasings, diag, earlier=kept)
+    return _Folder(
+        hotline=own.hotline,
+        entries=tuple(entry for entry in default.entries if entry.id not in replaced) + own.entries,
+        phrasings=kept + own.phrasings,
+    )
+
+
+def _read_folder(folder: Path, diag: Diagnostics) -> _Folder:
+    """A province folder's province.yaml and entry files; problems are recorded, broken entries left out."""
+    name = diag.display(folder)
+    if not folder.is_dir():
+        diag.error(f"no folder {folder.name}/: every province starts from the default entries", name)
+        return _Folder(hotline=None, entries=(), phrasings=())
+    hotline = _read_province_file(folder, diag)
+    entries: list[KnowledgeEntry] = []
+    phrasings: list[_Phrasing] = []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name != PROVINCE_FILE:
+            _read_entry_file(path, diag, entries, phrasings)
+    _check_duplicate_ids(entries, diag)
+    _check_repeated(tuple(phrasings), diag, earlier=())
+    return _Folder(hotline=hotline, entries=tuple(entries), phrasings=tuple(phrasings))
+
+
+def _read_province_file(folder: Path, diag: Diagnostics) -> str | None:
+    """The province's hotline, after checking province.yaml names the folder it is in."""
+    path = folder / PROVINCE_FILE
+    file = diag.display(path)
+    if not path.is_file():
+        diag.error(f"missing {PROVINCE_FILE} (keys: {', '.join(PROVINCE_KEYS)})", diag.display(folder))
+        return None
+    document = read_yaml(path, file, diag)
+    if document is None:
+        return None
+    if not is_map(document):
+        diag.error(f"expected a map with keys {', '.join(PROVINCE_KEYS)}", file, 1)
+        return None
+    for key in (key for key in PROVINCE_KEYS if key not in document):
+        why = ": the number offered when the assistant cannot answer" if key == "hotline" else ""
+        diag.error(f"missing {key}{why}", file, 1)
+    for key, line in unknown_keys(document, PROVINCE_KEYS):
+        diag.error(f"unknown key {key!r} (keys: {', '.join(PROVINCE_KEYS)})", file, line)
+    values = _strings(document, PROVINCE_KEYS, file, diag)
+    province = values.get("province")
+    if province is not None and province != folder.name:
+        diag.error(
+            f"province {province!r} is not the folder's name {folder.name!r}",
+            file,
+            key_line(document, "province"),
+        )
+    return values.get("hotline")
+
+
+def _read_entry_file(
+    path: Path, diag: Diagnostics, entries: list[KnowledgeEntry], phrasings: list[_Phrasing]
+) -> None:
+    file = diag.display(path)
+    document = read_yaml(path, file, diag)
+    if document is None:
+        return
+    if not is_map(document) or "entries" not in document:
+        diag.error("expected a map with the one key `entries`, a list of entries", file, 1)
+        return
+    for key, line in unknown_keys(document, ("entries",)):
+        diag.error(f"unknown key {key!r}: the file holds only `entries`", file, line)
+    items = document["entries"]
+    if not is_list(items):
+        diag.error("`entries` must be a list of entries", file, key_line(document, "entries"))
+        return
+    for index, item in enumerate(items):
+        if not is_map(item):
+            diag.error(
+                f"an entry must be a map with keys {', '.join(ENTRY_KEYS)}", file, item_line(items, index)
+            )
+            continue
+        _read_entry(item, file, diag, entries, phrasings)
+
+
+def _read_entry(
+    node: CommentedMap,
+    file: str,
+    diag: Diagnostics,
+    entries: list[KnowledgeEntry],
+    phrasings: list[_Phrasing],
+) -> None:
+    line = line_of(node)
+    before = len(diag.errors)
+    missing = [key for key in ENTRY_KEYS if key not in node]
+    if missing:
+        diag.error(f"entry is missing {', '.join(missing)}", file, line)
+    for key, key_at in unknown_keys(node, ENTRY_KEYS):
+        diag.error(f"unknown key {key!r} (keys: {', '.join(ENTRY_KEYS)})", file, key_at)
+    texts = _strings(node, ("id", "question", "answer", "source"), file, diag)
+    paraphrases = _string_list(node, "paraphrases", file, diag)
+    tags = _string_list(node, "tags", file, diag)
+    if len(diag.errors) > before:
+        return
+    entry_id = texts["id"]
+    phrasings.append(_Phrasing(entry_id, texts["question"], file, key_line(node, "question")))
+    listed = node["paraphrases"]
+    phrasings.extend(
+        _Phrasing(entry_id, text, file, item_line(listed, index)) for index, text in enumerate(paraphrases)
+    )
+    entries.append(
+        KnowledgeEntry(
+            id=entry_id,
+            question=texts["question"],
+            paraphrases=tuple(paraphrases),
+            answer=texts["answer"],
+            tags=tuple(tags),
+            source=texts["source"],
+            file=file,
+            line=line,
+        )
+    )
+
+
+def _strings(node: CommentedMap, keys: tuple[str, ...], file: str, diag: Diagnostics) -> dict[str, str]:
+    """The present keys' values, stripped; another type than a string or an empty string is an error."""
+    values: dict[str, str] = {}
+    for key in (key for key in keys if key in node):
+        value: Any = node[key]
+        if not isinstance(value, str):
+            diag.error(f"{key} must be a string", file, key_line(node, key))
+        elif not value.strip():
+            diag.error(f"{key} is empty", file, key_line(node, key))
+        else:
+            values[key] = value.strip()
+    return values
+
+
+def _string_list(node: CommentedMap, key: str, file: str, diag: Diagnostics) -> list[str]:
+    if key not in node:
+        return []
+    value = node[key]
+    if not is_list(value):
+        diag.error(f"{key} must be a list of strings", file, key_line(node, key))
+        return []
+    texts: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            diag.error(f"{key}: item {index + 1} must be a non-empty string", file, item_line(value, index))
+        else:
+            texts.append(item.strip())
+    return texts
+
+
+def _check_duplicate_ids(entries: list[KnowledgeEntry], diag: Diagnostics) -> None:
+    first: dict[str, KnowledgeEntry] = {}
+    for entry in entries:
+        seen = first.setdefault(entry.id, entry)
+        if seen is not entry:
+            diag.error(f"duplicate id {entry.id!r}: also at {seen.file}:{seen.line}", entry.file, entry.line)
+
+
+def _check_repeated(
+    phrasings: tuple[_Phrasing, ...], diag: Diagnostics, earlier: tuple[_Phrasing, ...]
+) -> None:
+    """Report each phrasing that repeats an earlier one (the earlier list first, then its own), ignoring
+    spaces, punctuation, letter case and full/half width: one wording must lead to one entry."""
+    first: dict[str, _Phrasing] = {_comparable(p.text): p for p in reversed(earlier)}
+    for phrasing in phrasings:
+        seen = first.setdefault(_comparable(phrasing.text), phrasing)
+        if seen is phrasing:
+            continue
+        where = "its own entry" if seen.entry_id == phrasing.entry_id else f"entry {seen.entry_id!r}"
+        diag.error(
+            f"{phrasing.text!r} repeats a question or paraphrase of {where} at {seen.file}:{seen.line}",
+            phrasing.file,
+            phrasing.line,
+        )
+
+
+def _comparable(text: str) -> str:
+    return _INSIGNIFICANT.sub("", unicodedata.normalize("NFKC", text)).casefold()

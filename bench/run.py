@@ -1,9 +1,9 @@
 """`python -m bench [--quick]`: every benchmark in one run, the table on stdout, the figures in JSON.
 
 Sections follow the benchmark issue: 1 raw limit, 2 hub publish path, 3 durable path, 4 consume path,
-5 file feed, 6 feasibility, 7 API, 8 freshness, 9 forecast refresh. A section that fails is reported as
-not measured with its error, the others still run, and the exit status is 1. A target that is missed is a
-result, not a failure.
+5 file feed, 6 feasibility, 7 API, 8 freshness, 9 forecast refresh, and 10 the assistant's answers. A
+section that fails is reported as not measured with its error, the others still run, and the exit status
+is 1. A target that is missed is a result, not a failure.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from bench import (
     api_latency,
+    assistant_latency,
     dashboard_timing,
     feasibility_latency,
     feed,
@@ -40,6 +41,7 @@ from bench.report import Measure, Target, evaluate, percentile, rate, results_do
 from bus.port import Topology
 from bus.rabbitmq import RabbitMQBus
 from routes.config import load_hub_config
+from store.database import create_engine, create_schema
 from workflow.config import load_workflow_config
 from yekuo.consumers import CONSUMERS, ConsumerSpec
 from yekuo.errors import BusUnavailableError, YekuoError
@@ -48,7 +50,18 @@ from yekuo.settings import PROJECT_ROOT, Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BODY_BYTES = 1200
-SECTIONS = ("raw", "publish", "durable", "consume", "feed", "feasibility", "api", "freshness", "forecast")
+SECTIONS = (
+    "raw",
+    "publish",
+    "durable",
+    "consume",
+    "feed",
+    "feasibility",
+    "api",
+    "freshness",
+    "forecast",
+    "assistant",
+)
 
 HALF = Target(">=", 0.5, "ratio")
 RETRY_AFTER_S = 10.0
@@ -58,6 +71,8 @@ RETRY_AFTER_S = 10.0
 FORECAST_REFRESH_TARGET_S = 360.0
 FORECAST_ROWS_TARGET_PER_S = 70_000.0
 FORECAST_RSS_TARGET_MB = 720.0
+# The assistant's answers, all kinds together (the issue's acceptance figure).
+ASSISTANT_P99_TARGET_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,8 @@ class Scale:
     forecast_feeders: int
     forecast_transformers: int
     forecast_substations: int
+    assistant_cases: int
+    assistant_rounds: int
 
 
 FULL = Scale(
@@ -101,6 +118,8 @@ FULL = Scale(
     forecast_feeders=2_000,
     forecast_transformers=50_000,
     forecast_substations=100,
+    assistant_cases=1_000,
+    assistant_rounds=5,
 )
 QUICK = Scale(
     name="quick",
@@ -120,6 +139,8 @@ QUICK = Scale(
     forecast_feeders=50,
     forecast_transformers=500,
     forecast_substations=10,
+    assistant_cases=200,
+    assistant_rounds=2,
 )
 
 
@@ -691,6 +712,47 @@ def forecast_section(run: Run) -> None:
     ]
 
 
+def assistant_section(run: Run) -> None:
+    """10. Assistant answer latency over the full knowledge base, progress from a SQLite case database."""
+    import tempfile
+
+    scale = run.scale
+    run.env.progress(
+        f"assistant: questions over the shipped knowledge base and {scale.assistant_cases:,} cases"
+    )
+    with tempfile.TemporaryDirectory() as work:
+        engine = create_engine(f"sqlite:///{work}/assistant-bench.db")
+        try:
+            create_schema(engine)
+            figures = assistant_latency.measure_assistant(
+                engine, cases=scale.assistant_cases, rounds=scale.assistant_rounds
+            )
+        finally:
+            engine.dispose()
+    run.extra["assistant"] = asdict(figures)
+    for result in figures.results:
+        detail = f"{result.questions:,} questions, max {result.max_ms:,.1f} ms; {figures.entries} entries"
+        run.measures += [
+            Measure(
+                "10",
+                f"assistant.{result.kind}.p50",
+                f"assistant p50, {result.kind}",
+                result.p50_ms,
+                "ms",
+                detail,
+            ),
+            Measure(
+                "10",
+                f"assistant.{result.kind}.p99",
+                f"assistant p99, {result.kind}",
+                result.p99_ms,
+                "ms",
+                detail,
+                target=Target("<=", ASSISTANT_P99_TARGET_MS) if result.kind == "all" else None,
+            ),
+        ]
+
+
 SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "raw": raw_section,
     "publish": publish_section,
@@ -701,6 +763,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "api": api_section,
     "freshness": freshness_section,
     "forecast": forecast_section,
+    "assistant": assistant_section,
 }
 
 

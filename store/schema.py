@@ -294,3 +294,18 @@ customers = sa.Table(
     sa.Column("last_sequence", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+assistant_gaps = sa.Table(
+    "assistant_gaps",
+    metadata,
+    # The question is kept with its personal data replaced (assistant/gaps.py), so it needs no sealing.
+    sa.Column("question_key", sa.String(64), primary_key=True, comment="sha256 of the scrubbed question"),
+    sa.Column("question", sa.Text, nullable=False, comment="the question, personal data replaced"),
+    sa.Column("kind", sa.String(16), nullable=False, comment="unanswered | low_confidence, as last asked"),
+    sa.Column("best_entry_id", KEY, nullable=True, comment="closest knowledge entry, as last asked"),
+    sa.Column("best_score", sa.Float, nullable=True),
+    sa.Column("first_asked_at", UtcDateTime(), nullable=False),
+    sa.Column("last_asked_at", UtcDateTime(), nullable=False),
+    sa.Column("times_asked", sa.Integer, nullable=False),
+    sa.Index("ix_assistant_gaps_last_asked", "last_asked_at"),
+)

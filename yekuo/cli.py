@@ -142,6 +142,44 @@ def _forecast_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assistant_gaps(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+    from datetime import datetime, time
+
+    from assistant.gaps import list_gaps
+    from store.database import create_engine, create_schema
+    from workflow.workdays import SHANGHAI, local_date
+
+    since = datetime.combine(args.since, time(), SHANGHAI) if args.since else None
+    engine = create_engine(args.db_url or Settings().db_url)
+    try:
+        create_schema(engine)  # a database the assistant never wrote to has no gaps yet, not no table
+        with engine.connect() as conn:
+            gaps = list_gaps(conn, since=since, limit=args.limit)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps([asdict(gap) for gap in gaps], ensure_ascii=False, default=datetime.isoformat))
+        return 0
+    rows = [("次数", "类型", "最近提问", "最接近条目", "得分", "问题")]
+    rows += [
+        (
+            str(gap.times_asked),
+            gap.kind,
+            local_date(gap.last_asked_at).isoformat(),
+            gap.best_entry_id or "—",
+            f"{gap.best_score:.2f}" if gap.best_score is not None else "—",
+            gap.question,
+        )
+        for gap in gaps
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
+    return 0
+
+
 def _local_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -408,6 +446,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forecast_report.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
     forecast_report.set_defaults(func=_report_forecast)
+
+    assistant = commands.add_parser("assistant", help="the customer assistant")
+    assistant_commands = assistant.add_subparsers(dest="assistant_command", required=True)
+    gaps = assistant_commands.add_parser(
+        "gaps",
+        help="questions the knowledge base answered badly or not at all, most asked first",
+        description="Questions are kept with personal data replaced (【手机号】, 【姓名】, ...), one row per "
+        "scrubbed text, for staff to turn into knowledge entries.",
+    )
+    gaps.add_argument(
+        "--since", type=_local_date, metavar="DATE", help="only questions last asked on or after this day"
+    )
+    gaps.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
+    gaps.add_argument("--json", action="store_true", help="print the gaps as JSON")
+    gaps.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    gaps.set_defaults(func=_assistant_gaps)
 
     forecast = commands.add_parser("forecast", help="equipment load forecasts")
     forecast_commands = forecast.add_subparsers(dest="forecast_command", required=True)

@@ -229,6 +229,37 @@ class ProgressSettings(BaseModel):
     )
 
 
+class AssistantSettings(BaseModel):
+    """The customer assistant (POST /v1/assistant/ask and the chat box of /ui/progress).
+
+    Its knowledge base is config_dir/knowledge/<province>/, loaded and checked once at start-up. The
+    thresholds override the retrieval's own (assistant/retrieval.py) when set. Progress questions spend
+    the progress lookup's budget (ProgressSettings) besides this one; the counts are kept per hub process.
+    """
+
+    province: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="knowledge base under knowledge/<province>/",
+    )
+    answer_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="least score an entry is answered with; None: retrieval's own"
+    )
+    confident_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="least score of an answer not kept for staff as low-confidence; None: retrieval's own",
+    )
+    per_client: int = Field(
+        default=30, ge=1, le=10_000, description="questions one client address may ask per window"
+    )
+    window_s: float = Field(
+        default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
+    )
+
+
 class AuditSettings(BaseModel):
     """The keyed audit chain and where its anchors are written, outside the database.
 
@@ -313,6 +344,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     process: ProcessSettings = ProcessSettings()
     progress: ProgressSettings = ProgressSettings()
+    assistant: AssistantSettings = AssistantSettings()
     forecast: ForecastSettings = ForecastSettings()
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"

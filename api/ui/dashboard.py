@@ -27,6 +27,7 @@ from api.ui.overview import overview_router
 from api.ui.progress import progress_page_router
 from api.ui.render import PageFrame, templates
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, check_csrf
+from assistant.service import Assistant
 from workflow.config import WorkflowConfig
 from workflow.workdays import WorkingCalendar
 from yekuo.settings import AuthSettings
@@ -81,12 +82,14 @@ def dashboard_router(
     clock: Callable[[], datetime],
     health: HealthSources,
     progress: ProgressLookup,
+    assistant: Assistant,
     permissions: Permissions,
 ) -> APIRouter:
     """Every /ui route over the given database; config gives the stage model (names and order).
 
     health gives the integration health page the hub's operator service, metrics and adapter reports;
-    progress is the rate-limited lookup the public progress page shares with POST /v1/progress;
+    progress is the rate-limited lookup the public progress page shares with POST /v1/progress, and
+    assistant answers the page's chat box as POST /v1/assistant/ask does;
     permissions turns roles and scopes into permissions (the access policy), to land a user on a page
     it may see.
     """
@@ -103,6 +106,6 @@ def dashboard_router(
     pages.include_router(cases_router(engine, env, calendar=calendar, clock=clock))
     pages.include_router(health_router(health, engine, env))
     pages.include_router(grid_page_router(engine, env, OpenCapacityReader()))
-    pages.include_router(progress_page_router(env, progress))
+    pages.include_router(progress_page_router(env, progress, assistant))
     router.include_router(pages)
     return router

@@ -4,6 +4,10 @@ A form takes the application number and the verification code (last 4 digits of 
 and shows the stages with their dates and responsible units, through the same rate-limited lookup as POST
 /v1/progress (api/progress.py), so the form and the API share one budget per address and per number. A
 wrong code and an unknown number get the same page. The code travels in the form's body, never in a URL.
+
+Above the form a chat box takes a question in Chinese (POST /ui/progress/ask) and shows the assistant's
+answer, as POST /v1/assistant/ask gives it: a progress question spends the same lookup budget, and its
+answer shows the stages below as the lookup does.
 """
 
 from __future__ import annotations
@@ -12,22 +16,27 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from api.assistant import MAX_QUESTION
 from api.progress import MAX_APPLICATION_NO, ProgressLookup, RateLimitedError, client_of, well_formed_code
 from api.ui.login import form_fields
 from api.ui.render import render
+from assistant.service import Assistant, TooManyQuestionsError
 
 PAGE = "/ui/progress"
+ASK = "/ui/progress/ask"
 NOT_FOUND = "未查询到该申请: 请核对申请编号和验证码 (登记手机号后4位)。"
 BAD_CODE = "验证码为登记手机号的后4位数字。"
 BAD_NUMBER = f"请填写申请编号 (最多 {MAX_APPLICATION_NO} 个字符)。"
+BAD_QUESTION = f"请输入您的问题 (最多 {MAX_QUESTION} 个字)。"
 
 
-def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup) -> APIRouter:
-    """GET and POST /ui/progress."""
+def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup, assistant: Assistant) -> APIRouter:
+    """GET and POST /ui/progress, and POST /ui/progress/ask (the chat box)."""
     router = APIRouter(include_in_schema=False)
 
     def page(request: Request, status: int, **context: object) -> HTMLResponse:
-        response = render(env, request, "progress.html", {"found": None, "error": None, **context})
+        defaults = {"found": None, "error": None, "question": "", "answer": None, "ask_error": None}
+        response = render(env, request, "progress.html", {**defaults, **context})
         response.status_code = status
         return response
 
@@ -58,5 +67,28 @@ def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup) -> APIRou
         if found is None:
             return page(request, 404, application_no=application_no, error=NOT_FOUND)
         return page(request, 200, application_no=application_no, found=found)
+
+    @router.post(ASK)
+    async def ask(request: Request) -> HTMLResponse:
+        question = (await form_fields(request)).get("question", "").strip()
+        if not question or len(question) > MAX_QUESTION:
+            return page(
+                request, 422, application_no="", question=question[:MAX_QUESTION], ask_error=BAD_QUESTION
+            )
+        try:
+            answer = assistant.ask(question, client_of(request))
+        except (TooManyQuestionsError, RateLimitedError) as exc:
+            response = page(
+                request,
+                429,
+                application_no="",
+                question=question,
+                ask_error=f"提问过于频繁, 请 {exc.retry_after_s} 秒后再试。",
+            )
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
+        # A question about an application may hold its verification code, which never goes back out.
+        shown = question if answer.kind in ("knowledge", "refused") else ""
+        return page(request, 200, application_no="", question=shown, answer=answer, found=answer.progress)
 
     return router

@@ -114,6 +114,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/progress"): PUBLIC,
     ("POST", "/ui/progress"): PUBLIC,
     ("POST", "/v1/progress"): PUBLIC,
+    ("POST", "/ui/progress/ask"): PUBLIC,
+    ("POST", "/v1/assistant/ask"): PUBLIC,
 }
 
 SOAP_PATHS = frozenset({"/soap/marketing"})

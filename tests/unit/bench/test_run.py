@@ -37,6 +37,7 @@ def test_quick_is_the_same_run_with_smaller_sizes() -> None:
         "api",
         "freshness",
         "forecast",
+        "assistant",
     }
 
 

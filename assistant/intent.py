@@ -1,0 +1,113 @@
+"""Whether a customer's question asks about the progress of their own application (and which one).
+
+A progress question is answered from the case, every other question from the knowledge base. The line
+between them: "我的申请到哪一步了" or "什么时候能通电" asks about the customer's own application; "怎么查进度"
+asks how lookups work in general and is the knowledge entry progress-howto. An application number in the
+text always makes it the customer's own application.
+
+Application numbers are long digit runs (the marketing system's are 13 digits: yymmdd and a sequence); an
+11-digit run that reads as a mainland mobile number is not one. The verification code is the last 4 digits
+of the registered mobile: a separate 4-digit run, preferably after 验证码 / 尾号 / 后四位.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MIN_APPLICATION_DIGITS = 8
+MAX_APPLICATION_DIGITS = 20
+CODE_DIGITS = 4
+
+_DIGIT_RUN = re.compile(r"\d+", re.ASCII)
+_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+_CODE_CUE = re.compile(r"(验证码|校验码|尾号|后四位|后4位|末四位|末4位|code)\D{0,4}$", re.IGNORECASE)
+# A 4-digit run followed by one of these is a year, an amount or a size, never a code.
+_NOT_A_CODE_AFTER = re.compile(r"^\s*(年|月|日|元|块|天|个|户|度|瓦|千|万|平|米|伏|安|k|K|v|V|w|W|a|A|%)")
+_NOT_A_CODE_BEFORE = re.compile(r"(第|共|约|¥|\$)\s*$")
+
+# Wording that asks where an application stands or when its power comes on.
+_PROGRESS = re.compile(
+    r"到哪一?步|哪一步了|到哪了|到哪儿了|办到哪|走到哪|哪个(环节|阶段|步骤)|什么(环节|阶段)了|"
+    r"进度|进展|办好了(吗|没)|办完了(吗|没)|批(下来|了)(吗|没)|审(核|批)(通过)?了(吗|没)|"
+    r"怎么还没|为什么还没|还要等多久|还得等多久|还需要多久|"
+    r"什么时候(能|可以|才能|会|给)?(通电|送电|接电|来电|装表|装电表|有电|用上电)|"
+    r"(几时|哪天)(能|可以|才能)?(通电|送电|接电|来电|装表|有电)"
+)
+# Wording about the customer's own application (or asking for a lookup), which general wording does not undo.
+_OWN = re.compile(
+    r"我们?(的|家|店|厂|公司|单位|这边|这个)|咱(们)?家|我司|我(申请|报装|提交|办理|报|办|交)的|"
+    r"我(申请|报装|提交)了|(申请|报装|提交)了.{0,6}(还|怎么|为什么)|帮我|给我|替我|麻烦"
+)
+# With wording about the customer's own application: when something happens, or whether it has happened.
+_WHEN_OR_STATE = re.compile(
+    r"什么时候|几时|哪天|还要多久|还得等多久|"
+    r"(处理|办理|办|审核|审批|批|受理|排|通过|完成|弄)(完|好|上|下来)?了?(吗|没|没有)|"
+    r"被退回|退回了|驳回|退件|卡在"
+)
+_GENERAL_TIME = re.compile(
+    r"(多久|多长时间|几天|多少天|多少个?工作日).{0,6}(通电|送电|接电|装表|有电|办完|办好)"
+)
+# Asking how lookups work: the way, the place, the channel, not one application's state.
+_HOWTO = re.compile(
+    r"(怎么|怎样|如何|咋|在哪|哪里|哪儿|去哪|什么(地方|渠道|方式|途径|办法)|通过什么|用什么|能不能|可以|可不可以|"
+    r"方法|途径|渠道|需要什么|要什么)"
+    r".{0,8}(查|看|知道|了解|跟踪)"
+    r"|(查|查询|查看).{0,6}(方法|途径|渠道|方式|入口)"
+    r"|(进度|进展).{0,4}(怎么|怎样|如何|在哪|哪里|去哪)(查|看|知道|了解)?"
+)
+_GENERAL = re.compile(r"一般|通常|正常(情况)?|规定|时限|流程|平均")
+
+
+@dataclass(frozen=True)
+class ProgressQuestion:
+    """A question about the customer's own application, with what the text gives to look it up."""
+
+    application_no: str | None  # digits found in the text that look like an application number
+    code: str | None  # a 4-digit verification code, when the text gives one apart from the number
+
+
+def progress_question(text: str) -> ProgressQuestion | None:
+    """The question asks about the customer's own application's progress; None: any other question."""
+    normalised = unicodedata.normalize("NFKC", text)
+    application_no = _application_no(normalised)
+    if application_no is None and not _asks_progress(normalised):
+        return None
+    return ProgressQuestion(application_no=application_no, code=_code(normalised, application_no))
+
+
+def _asks_progress(text: str) -> bool:
+    if _HOWTO.search(text) and not _OWN.search(text):
+        return False
+    own = _OWN.search(text) is not None
+    if _PROGRESS.search(text):
+        return own or not _GENERAL.search(text)
+    if own and _WHEN_OR_STATE.search(text):
+        return True
+    return own and _GENERAL_TIME.search(text) is not None and not _GENERAL.search(text)
+
+
+def _application_no(text: str) -> str | None:
+    for match in _DIGIT_RUN.finditer(text):
+        digits = match.group()
+        if MIN_APPLICATION_DIGITS <= len(digits) <= MAX_APPLICATION_DIGITS and not _MOBILE.fullmatch(digits):
+            return digits
+    return None
+
+
+def _code(text: str, application_no: str | None) -> str | None:
+    candidates: list[tuple[bool, str]] = []
+    for match in _DIGIT_RUN.finditer(text):
+        digits = match.group()
+        if len(digits) != CODE_DIGITS or digits == application_no:
+            continue
+        before, after = text[: match.start()], text[match.end() :]
+        if _NOT_A_CODE_AFTER.match(after) or _NOT_A_CODE_BEFORE.search(before):
+            continue
+        candidates.append((_CODE_CUE.search(before) is not None, digits))
+    cued = [digits for is_cued, digits in candidates if is_cued]
+    if cued:
+        return cued[0]
+    # Without a cue a lone 4-digit run is taken only beside an application number (the two make a lookup).
+    return candidates[0][1] if candidates and application_no is not None else None

@@ -1,0 +1,93 @@
+"""Progress questions (answered from the case) against every other question (the knowledge base)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.intent import ProgressQuestion, progress_question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的申请到哪一步了",
+        "什么时候能通电",
+        "我家报装的电什么时候能送电?",
+        "帮我查一下进度",
+        "我们公司的报装办到哪了",
+        "现在到哪个环节了",
+        "我申请了半个月了怎么还没装表",
+        "我家的报装多久能通电",
+        "查询一下我的业扩进度",
+        "我们厂的电哪天能接上",
+        "我的增容申请审批下来了没有",
+        "我提交的申请是不是被退回了",
+    ],
+)
+def test_own_progress_wording_is_a_progress_question(text: str) -> None:
+    assert progress_question(text) == ProgressQuestion(application_no=None, code=None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "怎么查进度",
+        "在哪里可以查询报装进度",
+        "办电进度用什么方式查看",
+        "申请进度怎么查",
+        "居民新装一般多久能通电",
+        "高压用户送电需要多长时间",
+        "报装流程有哪些环节",
+        "申请用电要交钱吗",
+        "电费怎么交",
+        "可以在这里查办电进度吗,要填什么",
+        "我是租户,报装要准备什么材料",
+        "以后不用电了,能销户吗",
+    ],
+)
+def test_general_questions_are_not_progress_questions(text: str) -> None:
+    assert progress_question(text) is None
+
+
+def test_the_application_number_and_the_code_are_read_from_the_text() -> None:
+    question = progress_question("申请编号2611200001234,验证码5678,到哪一步了")
+    assert question == ProgressQuestion(application_no="2611200001234", code="5678")
+
+
+def test_an_application_number_alone_makes_it_a_progress_question() -> None:
+    assert progress_question("2611200001234 4321") == ProgressQuestion("2611200001234", "4321")
+
+
+def test_full_width_digits_are_read_as_digits() -> None:
+    assert progress_question("申请号２６１１２００００１２３４到哪了") == ProgressQuestion(
+        "2611200001234", None
+    )
+
+
+def test_a_mobile_number_is_not_an_application_number() -> None:
+    assert progress_question("我的手机13912345678,申请到哪一步了") == ProgressQuestion(None, None)
+
+
+def test_a_cued_code_is_preferred_over_other_four_digit_runs() -> None:
+    question = progress_question("申请号2611200001234 房号1201 手机尾号0099 进度如何")
+    assert question == ProgressQuestion("2611200001234", "0099")
+
+
+@pytest.mark.parametrize("text", ["2025年申请的,2611200001234,到哪了", "2611200001234 装了3000瓦 到哪了"])
+def test_years_and_amounts_are_not_codes(text: str) -> None:
+    question = progress_question(text)
+    assert question is not None and question.code is None
+
+
+def test_a_lone_four_digit_run_without_a_number_is_no_code() -> None:
+    assert progress_question("我的申请到哪一步了 1234") == ProgressQuestion(None, None)
+
+
+def test_a_cued_code_without_a_number_is_kept() -> None:
+    assert progress_question("我的申请到哪一步了,验证码1234") == ProgressQuestion(None, "1234")
+
+
+def test_asking_how_to_look_up_ones_own_application_is_still_own_progress() -> None:
+    assert progress_question("我的申请怎么查进度,编号2611200001234") == ProgressQuestion(
+        "2611200001234", None
+    )
