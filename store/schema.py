@@ -225,6 +225,7 @@ case_figures = sa.Table(
     sa.Column("customer_class", sa.String(32), nullable=False),
     sa.Column("unit", KEY, nullable=True, comment="the responsible supply unit"),
     sa.Column("opened_at", UtcDateTime(), nullable=False),
+    sa.Column("closed_at", UtcDateTime(), nullable=True, comment="null: open"),
     sa.Column("energised_at", UtcDateTime(), nullable=True, comment="null: not energised"),
     sa.Column("energised_month", sa.String(7), nullable=True, comment="YYYY-MM in Asia/Shanghai"),
     sa.Column("measured", sa.Boolean, nullable=False, comment="energised, and seen from submission to power"),

@@ -209,34 +209,45 @@ def bottlenecks(
 ) -> tuple[tuple[Bottleneck, ...], tuple[Bottleneck, ...]]:
     """Stages, then supply units, ranked by working days past their deadlines, most first.
 
-    Summed by the database over the visits' stored excess (workflow/facts.py): completed visits the hub
-    saw begin.
+    Summed by the database over the visits' stored excess (workflow/facts.py), in one pass per stage and
+    unit; completed visits the hub saw begin.
     """
     chosen = where or VisitFilter()
     excess = stage_visits.c.excess_days
-    ranked = []
-    for column in (stage_visits.c.stage, stage_visits.c.unit):
-        query = chosen.applied(
-            sa.select(
-                column,
-                sa.func.sum(excess),
-                sa.func.sum(sa.case((stage_visits.c.over_limit.is_(True), 1), else_=0)),
-                sa.func.count(),
-            ).where(excess.is_not(None))
-        ).group_by(column)
-        groups = [
-            Bottleneck(
-                stage=key if column is stage_visits.c.stage else None,
-                unit=key if column is stage_visits.c.unit else None,
-                excess_days=float(total),
-                over_limit=int(over),
-                completed=int(count),
-            )
-            for key, total, over, count in conn.execute(query)
-        ]
-        groups.sort(key=lambda group: (-group.excess_days, group.stage or "", group.unit or ""))
-        ranked.append(tuple(groups))
-    return ranked[0], ranked[1]
+    query = chosen.applied(
+        sa.select(
+            stage_visits.c.stage,
+            stage_visits.c.unit,
+            sa.func.sum(excess),
+            sa.func.sum(sa.case((stage_visits.c.over_limit.is_(True), 1), else_=0)),
+            sa.func.count(),
+        ).where(excess.is_not(None))
+    ).group_by(stage_visits.c.stage, stage_visits.c.unit)
+    by_stage: dict[str, _Excess] = defaultdict(_Excess)
+    by_unit: dict[str | None, _Excess] = defaultdict(_Excess)
+    for stage, unit, total, over, count in conn.execute(query):
+        for sums in (by_stage[stage], by_unit[unit]):
+            sums.days += float(total)
+            sums.over_limit += int(over)
+            sums.completed += int(count)
+    return (
+        _ranked([Bottleneck(stage, None, *sums.figures()) for stage, sums in by_stage.items()]),
+        _ranked([Bottleneck(None, unit, *sums.figures()) for unit, sums in by_unit.items()]),
+    )
+
+
+@dataclass
+class _Excess:
+    days: float = 0.0
+    over_limit: int = 0
+    completed: int = 0
+
+    def figures(self) -> tuple[float, int, int]:
+        return self.days, self.over_limit, self.completed
+
+
+def _ranked(groups: list[Bottleneck]) -> tuple[Bottleneck, ...]:
+    return tuple(sorted(groups, key=lambda group: (-group.excess_days, group.stage or "", group.unit or "")))
 
 
 def _grouped(

@@ -334,6 +334,7 @@ class CaseTracker:
             unit=values["responsible"],
             flow=state.flow,
             opened_at=state.opened_at,
+            closed_at=state.closed_at,
             energised_at=state.closed_at if state.outcome is CaseOutcome.ENERGISED else None,
             end_to_end_deadline=values["end_to_end_deadline"],
             visits=[

@@ -45,6 +45,7 @@ class CaseFacts:
     customer_class: str
     unit: str | None
     opened_at: datetime
+    closed_at: datetime | None
     energised_at: datetime | None
     measured: bool
     working_days: float | None
@@ -66,6 +67,7 @@ class CaseFacts:
             "customer_class": self.customer_class,
             "unit": self.unit,
             "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
             "energised_at": self.energised_at,
             "energised_month": self.energised_month,
             "measured": self.measured,
@@ -85,12 +87,16 @@ def case_facts(
     unit: str | None,
     flow: Flow,
     opened_at: datetime,
+    closed_at: datetime | None,
     energised_at: datetime | None,
     end_to_end_deadline: date | None,
     visits: Sequence[VisitFacts],
     calendar: WorkingCalendar,
 ) -> CaseFacts:
-    """The facts of a case; energised_at is when it entered its flow's terminal stage, None if it did not."""
+    """The facts of a case; energised_at is when it entered its flow's terminal stage, None if it did not.
+
+    closed_at is when it was closed (energised, withdrawn or cancelled), None while open.
+    """
     # The terminal visit is the last one; first seen there, its entry is not the moment of power.
     measured = energised_at is not None and bool(visits) and visits[-1].observed
     working = calendar_days = None
@@ -112,6 +118,7 @@ def case_facts(
         customer_class=customer_class,
         unit=unit,
         opened_at=opened_at,
+        closed_at=closed_at,
         energised_at=energised_at,
         measured=measured,
         working_days=working,

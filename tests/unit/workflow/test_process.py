@@ -373,14 +373,22 @@ def test_a_cause_the_source_invented_is_shown_not_dropped(
 
 
 def test_a_case_closed_outside_its_terminal_stage_is_neither_energised_nor_in_progress(
-    seeded: Engine,
+    seeded: Engine, tracker: CaseTracker
 ) -> None:
-    # P1 closed on 20 March while in acceptance, as a case the customer gives up is.
+    # P1 is withdrawn on 20 March while in acceptance, as a case the customer gives up is.
+    withdrawn = application_event(
+        "P1",
+        2,
+        stage="withdrawn",
+        submitted_at=at("03-16"),
+        updated_at=at("03-20"),
+        org_no="41401",
+        customer_class="lv_residential",
+    )
     with seeded.begin() as conn:
-        conn.execute(
-            cases.update()
-            .where(cases.c.application_no == "P1")
-            .values(status="closed", closed_at=datetime.fromisoformat(at("03-20")))
+        tracker(conn, withdrawn)
+        assert conn.execute(sa.select(cases.c.outcome).where(cases.c.application_no == "P1")).scalar() == (
+            "withdrawn"
         )
     result = figures(seeded)
     assert (result.overall.cases, result.overall.energised, result.in_progress) == (5, 5, 0)
