@@ -61,7 +61,7 @@ _HOWTO = re.compile(
     r".{0,8}(查|看|知道|了解|跟踪)"
     r"|(查|查询|查看).{0,6}(方法|途径|渠道|方式|入口)"
     r"|(进度|进展).{0,4}(怎么|怎样|如何|在哪|哪里|去哪)(查|看|知道|了解)?"
-    r"|(填|输|输入|录入|提供)(什么|啥|哪些)|页面|入口"
+    r"|(填|输|输入|录入|提供)(什么|啥|哪些)|页面|入口|(进度|进展)\s*查询|查询\s*(进度|进展)|能查"
 )
 # Wording about the rules for everyone (limits, what a word means), not one application.
 # Asking how to look something up, which the customer's own wording does not undo ("怎么查询我的申请到哪了"),
@@ -69,7 +69,14 @@ _HOWTO = re.compile(
 _HOW_TO_LOOK_UP = re.compile(r"(怎么|怎样|如何|咋|在哪|哪里|哪儿|去哪)(才能|可以|能)?(查|看到)")
 _REQUEST = re.compile(r"帮我|给我|替我|麻烦")
 _GENERAL = re.compile(
-    r"一般|通常|正常(情况)?|规定|时限|流程|平均|最(晚|迟|快|长|多)|什么意思|啥意思|是啥|是什么"
+    r"一般|通常|正常(情况)?|规定|时限|流程|平均|最(晚|迟|快|长|多)|什么意思|啥意思|是啥|是什么|是在哪个|"
+    r"哪些(环节|步骤|阶段)|怎么办|怎么回事|找谁"
+)
+# Without an application number, a question about an application names the supply or a step of it;
+# "快递到哪了" does not.
+_ABOUT_SUPPLY = re.compile(
+    r"电|申请|报装|业扩|表|容|户|勘|方案|验收|检验|检查|工程|手续|业务|环节|阶段|步|进度|进展|受理|审|批|"
+    r"编号|资料|材料|合同|桩|光伏|并网"
 )
 
 
@@ -91,6 +98,8 @@ def progress_question(text: str) -> ProgressQuestion | None:
 
 
 def _asks_progress(text: str) -> bool:
+    if not _ABOUT_SUPPLY.search(text):
+        return False
     if _HOWTO.search(text) and not _OWN.search(text):
         return False
     if _HOW_TO_LOOK_UP.search(text) and not _REQUEST.search(text):

@@ -54,6 +54,11 @@ def test_own_progress_wording_is_a_progress_question(text: str) -> None:
         "怎么查询我的报装办到哪一步了",  # how to look up, though about one's own application
         "居民报装最晚什么时候装表",  # the limit for everyone
         "进度里写的中间检查是什么意思",
+        "业扩进度查询",
+        "换了手机还能查到申请进度吗",
+        "装表是在哪个阶段",  # when a step comes, for everyone
+        "进度一个月没动怎么办",  # what to do when one is late: the overdue entry
+        "外卖到哪了",  # nothing about a supply
     ],
 )
 def test_general_questions_are_not_progress_questions(text: str) -> None:
