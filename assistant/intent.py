@@ -35,15 +35,20 @@ _PROGRESS = re.compile(
     r"什么时候(能|可以|才能|会|给)?(通电|送电|接电|来电|装表|装电表|有电|用上电)|"
     r"(几时|哪天)(能|可以|才能)?(通电|送电|接电|来电|装表|有电)"
 )
-# Wording about the customer's own application (or asking for a lookup), which general wording does not undo.
+# Wording about the customer's own application (or asking for a lookup), which general wording does not undo:
+# its owner (我的, 我那个, 我申请的), or a submission made at some time (上周递的, 刚提交的).
 _OWN = re.compile(
-    r"我们?(的|家|店|厂|公司|单位|这边|这个)|咱(们)?家|我司|我(申请|报装|提交|办理|报|办|交)的|"
-    r"我(申请|报装|提交)了|(申请|报装|提交)了.{0,6}(还|怎么|为什么)|帮我|给我|替我|麻烦"
+    r"我们?(的|家|店|厂|公司|单位|这边|这个|那个|那)|咱(们)?家|我司|我(申请|报装|提交|办理|报|办|交|递)的|"
+    r"我(申请|报装|提交)了|(申请|报装|提交)了.{0,6}(还|怎么|为什么)|帮我|给我|替我|麻烦|"
+    r"(上周|上个?月|昨天|前天|前几天|刚才?|刚刚|之前|已经)(递|交|提交|报|申请|办)"
 )
-# With wording about the customer's own application: when something happens, or whether it has happened.
+# With wording about the customer's own application: when something happens, whether it has happened (a
+# step done, passed, out, in force), or the state it shows.
 _WHEN_OR_STATE = re.compile(
-    r"什么时候|几时|哪天|还要多久|还得等多久|"
+    r"什么时候|啥时候|几时|哪天|还要多久|还得等多久|"
     r"(处理|办理|办|审核|审批|批|受理|排|通过|完成|弄)(完|好|上|下来)?了?(吗|没|没有)|"
+    r"(好|完|成|出来|下来|生效|成功|通过|批准)了?(吗|没|没有)|"
+    r"(什么|啥)状态|状态(显示|是|变)|"
     r"被退回|退回了|驳回|退件|卡在"
 )
 _GENERAL_TIME = re.compile(
@@ -56,8 +61,23 @@ _HOWTO = re.compile(
     r".{0,8}(查|看|知道|了解|跟踪)"
     r"|(查|查询|查看).{0,6}(方法|途径|渠道|方式|入口)"
     r"|(进度|进展).{0,4}(怎么|怎样|如何|在哪|哪里|去哪)(查|看|知道|了解)?"
+    r"|(填|输|输入|录入|提供)(什么|啥|哪些)|页面|入口|(进度|进展)\s*查询|查询\s*(进度|进展)|能查"
 )
-_GENERAL = re.compile(r"一般|通常|正常(情况)?|规定|时限|流程|平均")
+# Wording about the rules for everyone (limits, what a word means), not one application.
+# Asking how to look something up, which the customer's own wording does not undo ("怎么查询我的申请到哪了"),
+# unless they ask for it to be done for them.
+_HOW_TO_LOOK_UP = re.compile(r"(怎么|怎样|如何|咋|在哪|哪里|哪儿|去哪)(才能|可以|能)?(查|看到)")
+_REQUEST = re.compile(r"帮我|给我|替我|麻烦")
+_GENERAL = re.compile(
+    r"一般|通常|正常(情况)?|规定|时限|流程|平均|最(晚|迟|快|长|多)|什么意思|啥意思|是啥|是什么|是在哪个|"
+    r"哪些(环节|步骤|阶段)|怎么办|怎么回事|找谁"
+)
+# Without an application number, a question about an application names the supply or a step of it;
+# "快递到哪了" does not.
+_ABOUT_SUPPLY = re.compile(
+    r"电|申请|报装|业扩|表|容|户|勘|方案|验收|检验|检查|工程|手续|业务|环节|阶段|步|进度|进展|受理|审|批|"
+    r"编号|资料|材料|合同|桩|光伏|并网"
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,11 @@ def progress_question(text: str) -> ProgressQuestion | None:
 
 
 def _asks_progress(text: str) -> bool:
+    if not _ABOUT_SUPPLY.search(text):
+        return False
     if _HOWTO.search(text) and not _OWN.search(text):
+        return False
+    if _HOW_TO_LOOK_UP.search(text) and not _REQUEST.search(text):
         return False
     own = _OWN.search(text) is not None
     if _PROGRESS.search(text):

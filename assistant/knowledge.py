@@ -39,12 +39,27 @@ class KnowledgeEntry:
 
 
 @dataclass(frozen=True)
+class DeclinedTopic:
+    """A kind of question the assistant declines though it is about electricity (bills, outages...), with
+    examples of how customers ask it: such a question is refused with the hotline, not answered from the
+    nearest entry."""
+
+    topic: str
+    examples: tuple[str, ...]
+    # Where the topic is written: knowledge/default/declined.yaml and its line.
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
-    """One province's entries (the defaults with the province's own replacing them by id) and its hotline."""
+    """One province's entries (the defaults with the province's own replacing them by id), the topics it
+    declines (replaced by topic the same way) and its hotline."""
 
     province: str
     hotline: str
     entries: tuple[KnowledgeEntry, ...]
+    declined: tuple[DeclinedTopic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,17 +77,19 @@ class KnowledgeMatch:
 KNOWLEDGE_FOLDER = "knowledge"
 DEFAULT_PROVINCE = "default"
 PROVINCE_FILE = "province.yaml"
+DECLINED_FILE = "declined.yaml"
 PROVINCE_KEYS = ("province", "name", "hotline")
 ENTRY_KEYS = ("id", "question", "paraphrases", "answer", "tags", "source")
+DECLINED_KEYS = ("topic", "examples")
 # Characters two phrasings may differ by and still be the same question.
 _INSIGNIFICANT = re.compile(r"[\s\W_]+")
 
 
 @dataclass(frozen=True)
 class _Phrasing:
-    """A question or paraphrase of an entry, where it is written."""
+    """A question or paraphrase of an entry, or an example of a declined topic, where it is written."""
 
-    entry_id: str
+    owner: tuple[str, str]  # ("entry", id) or ("declined topic", topic)
     text: str
     file: str
     line: int
@@ -80,10 +97,12 @@ class _Phrasing:
 
 @dataclass(frozen=True)
 class _Folder:
-    """What one province folder holds: its hotline, its entries and each of their phrasings with its line."""
+    """What one province folder holds: its hotline, its entries, its declined topics and each of their
+    phrasings with its line."""
 
     hotline: str | None
     entries: tuple[KnowledgeEntry, ...]
+    declined: tuple[DeclinedTopic, ...]
     phrasings: tuple[_Phrasing, ...]
 
 
@@ -105,7 +124,9 @@ def load_knowledge(config_dir: Path, province: str = DEFAULT_PROVINCE) -> Knowle
         folder = _merge(folder, _read_folder(root / province, diag), diag)
     diag.raise_if_any()
     assert folder.hotline is not None  # a missing hotline is an error raised above
-    return KnowledgeBase(province=province, hotline=folder.hotline, entries=folder.entries)
+    return KnowledgeBase(
+        province=province, hotline=folder.hotline, entries=folder.entries, declined=folder.declined
+    )
 
 
 def check_knowledge(config_dir: Path) -> None:
@@ -129,14 +150,18 @@ def _province_folders(root: Path) -> list[str]:
 
 
 def _merge(default: _Folder, own: _Folder, diag: Diagnostics) -> _Folder:
-    """The defaults with a province's entries replacing them by id. Phrasings repeated across the two are
-    reported here; each folder's own repetitions were reported when it was read."""
-    replaced = {entry.id for entry in own.entries}
-    kept = tuple(phrasing for phrasing in default.phrasings if phrasing.entry_id not in replaced)
+    """The defaults with a province's entries replacing them by id and its declined topics by topic.
+    Phrasings repeated across the two are reported here; each folder's own repetitions were reported when
+    it was read."""
+    replaced = {phrasing.owner for phrasing in own.phrasings}
+    kept = tuple(phrasing for phrasing in default.phrasings if phrasing.owner not in replaced)
     _check_repeated(own.phrasings, diag, earlier=kept)
+    entries = tuple(entry for entry in default.entries if ("entry", entry.id) not in replaced)
+    declined = tuple(topic for topic in default.declined if ("declined topic", topic.topic) not in replaced)
     return _Folder(
         hotline=own.hotline,
-        entries=tuple(entry for entry in default.entries if entry.id not in replaced) + own.entries,
+        entries=entries + own.entries,
+        declined=declined + own.declined,
         phrasings=kept + own.phrasings,
     )
 
@@ -146,16 +171,19 @@ def _read_folder(folder: Path, diag: Diagnostics) -> _Folder:
     name = diag.display(folder)
     if not folder.is_dir():
         diag.error(f"no folder {folder.name}/: every province starts from the default entries", name)
-        return _Folder(hotline=None, entries=(), phrasings=())
+        return _Folder(hotline=None, entries=(), declined=(), phrasings=())
     hotline = _read_province_file(folder, diag)
     entries: list[KnowledgeEntry] = []
     phrasings: list[_Phrasing] = []
     for path in sorted(folder.glob("*.yaml")):
-        if path.name != PROVINCE_FILE:
+        if path.name not in (PROVINCE_FILE, DECLINED_FILE):
             _read_entry_file(path, diag, entries, phrasings)
+    declined = _read_declined_file(folder / DECLINED_FILE, diag, phrasings)
     _check_duplicate_ids(entries, diag)
     _check_repeated(tuple(phrasings), diag, earlier=())
-    return _Folder(hotline=hotline, entries=tuple(entries), phrasings=tuple(phrasings))
+    return _Folder(
+        hotline=hotline, entries=tuple(entries), declined=tuple(declined), phrasings=tuple(phrasings)
+    )
 
 
 def _read_province_file(folder: Path, diag: Diagnostics) -> str | None:
@@ -232,10 +260,11 @@ def _read_entry(
     if len(diag.errors) > before:
         return
     entry_id = texts["id"]
-    phrasings.append(_Phrasing(entry_id, texts["question"], file, key_line(node, "question")))
+    owner = ("entry", entry_id)
+    phrasings.append(_Phrasing(owner, texts["question"], file, key_line(node, "question")))
     listed = node["paraphrases"]
     phrasings.extend(
-        _Phrasing(entry_id, text, file, item_line(listed, index)) for index, text in enumerate(paraphrases)
+        _Phrasing(owner, text, file, item_line(listed, index)) for index, text in enumerate(paraphrases)
     )
     entries.append(
         KnowledgeEntry(
@@ -249,6 +278,62 @@ def _read_entry(
             line=line,
         )
     )
+
+
+def _read_declined_file(path: Path, diag: Diagnostics, phrasings: list[_Phrasing]) -> list[DeclinedTopic]:
+    """The folder's declined topics, if it has the file; their examples are added to phrasings, as one
+    wording must lead either to an entry or to a refusal."""
+    if not path.is_file():
+        return []
+    file = diag.display(path)
+    document = read_yaml(path, file, diag)
+    if document is None:
+        return []
+    if not is_map(document) or "declined" not in document:
+        diag.error("expected a map with the one key `declined`, a list of {topic, examples}", file, 1)
+        return []
+    for key, line in unknown_keys(document, ("declined",)):
+        diag.error(f"unknown key {key!r}: the file holds only `declined`", file, line)
+    items = document["declined"]
+    if not is_list(items):
+        diag.error("`declined` must be a list of {topic, examples}", file, key_line(document, "declined"))
+        return []
+    topics: list[DeclinedTopic] = []
+    for index, item in enumerate(items):
+        if not is_map(item):
+            diag.error(
+                "a declined topic must be a map with keys topic, examples", file, item_line(items, index)
+            )
+            continue
+        topic = _read_declined_topic(item, file, diag, phrasings)
+        if topic is not None:
+            topics.append(topic)
+    _check_duplicate_topics(topics, diag)
+    return topics
+
+
+def _read_declined_topic(
+    node: CommentedMap, file: str, diag: Diagnostics, phrasings: list[_Phrasing]
+) -> DeclinedTopic | None:
+    line = line_of(node)
+    before = len(diag.errors)
+    missing = [key for key in DECLINED_KEYS if key not in node]
+    if missing:
+        diag.error(f"declined topic is missing {', '.join(missing)}", file, line)
+    for key, key_at in unknown_keys(node, DECLINED_KEYS):
+        diag.error(f"unknown key {key!r} (keys: {', '.join(DECLINED_KEYS)})", file, key_at)
+    texts = _strings(node, ("topic",), file, diag)
+    examples = _string_list(node, "examples", file, diag)
+    if "examples" in node and is_list(node["examples"]) and not node["examples"]:
+        diag.error("examples is empty: a topic is known by its examples", file, key_line(node, "examples"))
+    if len(diag.errors) > before:
+        return None
+    owner = ("declined topic", texts["topic"])
+    listed = node["examples"]
+    phrasings.extend(
+        _Phrasing(owner, text, file, item_line(listed, index)) for index, text in enumerate(examples)
+    )
+    return DeclinedTopic(topic=texts["topic"], examples=tuple(examples), file=file, line=line)
 
 
 def _strings(node: CommentedMap, keys: tuple[str, ...], file: str, diag: Diagnostics) -> dict[str, str]:
@@ -289,6 +374,16 @@ def _check_duplicate_ids(entries: list[KnowledgeEntry], diag: Diagnostics) -> No
             diag.error(f"duplicate id {entry.id!r}: also at {seen.file}:{seen.line}", entry.file, entry.line)
 
 
+def _check_duplicate_topics(topics: list[DeclinedTopic], diag: Diagnostics) -> None:
+    first: dict[str, DeclinedTopic] = {}
+    for topic in topics:
+        seen = first.setdefault(topic.topic, topic)
+        if seen is not topic:
+            diag.error(
+                f"duplicate topic {topic.topic!r}: also at {seen.file}:{seen.line}", topic.file, topic.line
+            )
+
+
 def _check_repeated(
     phrasings: tuple[_Phrasing, ...], diag: Diagnostics, earlier: tuple[_Phrasing, ...]
 ) -> None:
@@ -299,9 +394,11 @@ def _check_repeated(
         seen = first.setdefault(_comparable(phrasing.text), phrasing)
         if seen is phrasing:
             continue
-        where = "its own entry" if seen.entry_id == phrasing.entry_id else f"entry {seen.entry_id!r}"
+        kind, name = seen.owner
+        what = "a question or paraphrase" if kind == "entry" else "an example"
+        where = f"its own {kind}" if seen.owner == phrasing.owner else f"{kind} {name!r}"
         diag.error(
-            f"{phrasing.text!r} repeats a question or paraphrase of {where} at {seen.file}:{seen.line}",
+            f"{phrasing.text!r} repeats {what} of {where} at {seen.file}:{seen.line}",
             phrasing.file,
             phrasing.line,
         )

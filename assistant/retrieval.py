@@ -1,16 +1,24 @@
 """Finding the knowledge entry a Chinese question asks about, or none close enough to answer with.
 
-Texts are cut into words by jieba, with a small dictionary of the trade's words (报装, 增容, 供电方案...) so
-they stay whole and the words customers use interchangeably folded into one (电表 / 表计 / 电能表), and
-into overlapping character pairs as well, which match where segmentation differs (勘察 / 勘查点, 临电).
-Each entry is two BM25 documents: its question, paraphrases and tags together, and its answer. The answer
-brings the words a customer may use that no paraphrase has; it weighs less (ANSWER_WEIGHT).
+Two scores, each from 0 to 1, are blended per entry (CLASSIFIER_WEIGHT):
 
-A BM25 score grows with the length and rarity of the question's words, so each is divided by the score the
-question would get against a document made of exactly its own words: near 1 means every word of the
-question was found, as rare as it is. Words the knowledge base never uses count as the rarest, so a question
-about something it does not cover (电费, 停电) scores low, and one threshold means the same for short and
-long questions. Measured on tests/data/assistant/dev.yaml against other candidates: see the README.
+- A classifier trained when the index is built: logistic regression over TF-IDF features of jieba's words
+  and of single characters and character pairs, one class per entry (its question, each paraphrase, its
+  tags) and one per declined topic (its examples). It learns from all of an entry's phrasings together
+  which words tell it from the others, and its probabilities sum to 1 over entries and topics.
+- BM25 over the same words and overlapping character pairs. Each entry is two documents: its question,
+  paraphrases and tags together, and its answer, which brings words no paraphrase has and weighs less
+  (ANSWER_WEIGHT); each declined topic is one document of its examples. A BM25 score grows with the length
+  and rarity of the question's words, so each is divided by the score the question would get against a
+  document made of exactly its own words: near 1 means every word of the question was found. Words the
+  base never uses count as the rarest, so it keeps the classifier, which must pick some class, from
+  answering confidently a question made of words the base does not know.
+
+The declined topics together (the classifier's summed probability, BM25's best topic) compete with the best
+entry: a question closer to them is refused, as is one whose best entry scores below ANSWER_THRESHOLD.
+jieba keeps the trade's words whole (报装, 增容, 供电方案) and the words customers use interchangeably are
+folded into one (电表 / 表计 / 电能表). Measured on tests/data/assistant/dev.yaml and by cross-validation on
+the base's own paraphrases against other candidates: see the README.
 """
 
 from __future__ import annotations
@@ -23,19 +31,29 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import bm25s
 import jieba
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
 
-from assistant.knowledge import KnowledgeBase, KnowledgeMatch
+from assistant.knowledge import DeclinedTopic, KnowledgeBase, KnowledgeEntry, KnowledgeMatch
 
-# Tuned on tests/data/assistant/dev.yaml (see the README's assistant section for the figures): below
-# ANSWER_THRESHOLD the question is refused; from CONFIDENT_THRESHOLD up no dev question without an entry
-# scored.
+# Tuned on tests/data/assistant/dev.yaml and 5-fold cross-validation over the base's phrasings (see the
+# README's assistant section for the figures): below ANSWER_THRESHOLD the question is refused; of the dev
+# answers scoring CONFIDENT_THRESHOLD or more, 98% were right.
 ANSWER_THRESHOLD = 0.20
-CONFIDENT_THRESHOLD = 0.30
-# How much the answer's text counts beside the entry's question, paraphrases and tags (weight 1).
+CONFIDENT_THRESHOLD = 0.45
+# The classifier's probability's share of an entry's score; BM25's is the rest.
+CLASSIFIER_WEIGHT = 0.7
+# Inverse regularisation of the classifier: high, as each class has few short examples to fit.
+CLASSIFIER_C = 30.0
+# How much an entry's tags count as an example of it, beside its question and each paraphrase (1).
+TAGS_WEIGHT = 0.5
+# How much the answer's text counts in BM25 beside the entry's question, paraphrases and tags (weight 1).
 ANSWER_WEIGHT = 0.3
 # BM25's usual k1; b below the usual 0.75, as an entry with many paraphrases is no less relevant for it.
 K1 = 1.5
@@ -79,7 +97,7 @@ _PAIR = "\u00b7"
 
 class Analyzer:
     """Turns a text into the terms the index compares: jieba's words, folded, without stop words, and the
-    text's overlapping character pairs."""
+    text's overlapping character pairs (for BM25; the classifier takes the words and its own characters)."""
 
     def __init__(
         self,
@@ -91,18 +109,24 @@ class Analyzer:
         self._tokenizer = _jieba()
 
     def terms(self, text: str) -> list[str]:
-        normalised = unicodedata.normalize("NFKC", text).casefold()
+        characters = [character for character in normalise(text) if _WORD.match(character)]
+        pairs = [_PAIR + first + second for first, second in itertools.pairwise(characters)]
+        return self.words(text) + pairs
+
+    def words(self, text: str) -> list[str]:
         terms: list[str] = []
-        for word in self._tokenizer.lcut(normalised):
+        for word in self._tokenizer.lcut(normalise(text)):
             if word in self._canonical:
                 terms.append(self._canonical[word])
             else:
                 # A long word also yields the words in it (分布式光伏: 分布式, 光伏), as jieba's search mode.
                 terms.extend(self._tokenizer.lcut_for_search(word))
-        words = [term for term in terms if _WORD.search(term) and term not in self._stopwords]
-        characters = [character for character in normalised if _WORD.match(character)]
-        pairs = [_PAIR + first + second for first, second in itertools.pairwise(characters)]
-        return words + pairs
+        return [term for term in terms if _WORD.search(term) and term not in self._stopwords]
+
+
+def normalise(text: str) -> str:
+    """Full-width letters and digits as half-width, and lower case: how every text is compared."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 _JIEBA_LOCK = threading.Lock()
@@ -137,7 +161,7 @@ class _Field:
             self._bm25.index(documents, show_progress=False)
 
     def scores(self, terms: list[str]) -> np.ndarray:
-        if not self._indexed:
+        if not self._indexed or not terms:
             return np.zeros(self._count)
         raw = np.asarray(self._bm25.get_scores(terms), dtype=np.float64)
         return np.minimum(raw / self._ideal_score(terms), 1.0)
@@ -152,8 +176,48 @@ class _Field:
         return math.log(1 + (self._count - frequency + 0.5) / (frequency + 0.5))
 
 
+class _Classifier:
+    """Logistic regression over TF-IDF of words and of characters, trained on weighted examples (text,
+    class, weight); the probability of each class, numbered 0 to class_count - 1, for a question."""
+
+    def __init__(self, analyzer: Analyzer, examples: list[tuple[str, int, float]], class_count: int) -> None:
+        self._class_count = class_count
+        self._pipeline: Pipeline | None = None
+        if len({label for _, label, _ in examples}) < 2:
+            return
+        features = FeatureUnion(
+            [
+                ("words", TfidfVectorizer(analyzer=analyzer.words, sublinear_tf=True)),
+                (
+                    "characters",
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(1, 2), preprocessor=normalise, sublinear_tf=True
+                    ),
+                ),
+            ]
+        )
+        # sag converges in a fraction of lbfgs's time on these sparse, row-normalised features; its seed
+        # makes two indexes of one base score alike.
+        model = LogisticRegression(C=CLASSIFIER_C, solver="sag", tol=1e-3, max_iter=1000, random_state=0)
+        self._pipeline = Pipeline([("features", features), ("model", model)])
+        self._pipeline.fit(
+            [text for text, _, _ in examples],
+            [label for _, label, _ in examples],
+            model__sample_weight=np.array([weight for _, _, weight in examples]),
+        )
+
+    def probabilities(self, question: str) -> np.ndarray | None:
+        """None when there were fewer than two classes to tell apart: the classifier knows nothing then."""
+        if self._pipeline is None:
+            return None
+        probabilities = np.zeros(self._class_count)
+        probabilities[self._pipeline.classes_] = self._pipeline.predict_proba([question])[0]
+        return probabilities
+
+
 class KnowledgeIndex:
-    """A BM25 index of a knowledge base's entries, built once; a search takes about a millisecond."""
+    """A knowledge base's entries and declined topics, indexed once (in about a second, jieba's dictionary
+    included); a search takes one or two milliseconds."""
 
     def __init__(
         self,
@@ -169,28 +233,101 @@ class KnowledgeIndex:
         self.confident_threshold = confident_threshold
         self._analyzer = analyzer or Analyzer()
         self._entries = base.entries
+        self._declined = base.declined
         terms = self._analyzer.terms
-        self._asked = _Field([terms(" ".join((e.question, *e.paraphrases, *e.tags))) for e in base.entries])
-        self._answered = _Field([terms(entry.answer) for entry in base.entries])
+        self._asked = _Field(
+            [terms(" ".join((e.question, *e.paraphrases, *e.tags))) for e in base.entries]
+            + [terms(" ".join(topic.examples)) for topic in base.declined]
+        )
+        self._answered = _Field([terms(entry.answer) for entry in base.entries] + [[] for _ in base.declined])
+        self._classifier = _Classifier(
+            self._analyzer, _examples(base.entries, base.declined), len(base.entries) + len(base.declined)
+        )
 
     def search(self, question: str) -> KnowledgeMatch | None:
-        """The entry the question asks about, or None when no entry is close enough to answer with."""
-        best = self.closest(question)
-        if best is None or best.score < self.answer_threshold:
+        """The entry the question asks about, or None when no entry is close enough to answer with, the
+        question is closer to the declined topics, or it is made of stop words only (请问怎么办呢)."""
+        scores = self._scores(question)
+        if scores is None or not scores.has_words:
+            return None
+        best = self._best_entry(scores)
+        if best is None or best.score < self.answer_threshold or scores.declined >= best.score:
             return None
         return best
 
     def closest(self, question: str) -> KnowledgeMatch | None:
-        """The best-scoring entry whatever its score (None when no term of the question is known or the
-        base is empty); confident is judged as in search."""
-        terms = list(dict.fromkeys(self._analyzer.terms(question)))
-        if not terms or not self._entries:
+        """The best-scoring entry whatever its score and the declined topics (None when no term of the
+        question is known or the base has no entry); confident is judged as in search."""
+        scores = self._scores(question)
+        return None if scores is None else self._best_entry(scores)
+
+    def declines(self, question: str) -> DeclinedTopic | None:
+        """The declined topic the question is closest to, when the declined topics together score at least
+        as high as every entry; None otherwise."""
+        scores = self._scores(question)
+        if scores is None or not self._declined:
             return None
-        scores = (self._asked.scores(terms) + ANSWER_WEIGHT * self._answered.scores(terms)) / (
+        best = self._best_entry(scores)
+        if best is not None and best.score > scores.declined:
+            return None
+        return self._declined[scores.closest_topic]
+
+    def _scores(self, question: str) -> _Scores | None:
+        terms = list(dict.fromkeys(self._analyzer.terms(question)))
+        if not terms or not (self._entries or self._declined):
+            return None
+        bm25 = (self._asked.scores(terms) + ANSWER_WEIGHT * self._answered.scores(terms)) / (
             1 + ANSWER_WEIGHT
         )
-        number = int(np.argmax(scores))
-        score = float(scores[number])
+        count = len(self._entries)
+        best_topic_bm25 = float(bm25[count:].max(initial=0.0))
+        probabilities = self._classifier.probabilities(question)
+        if probabilities is None:
+            blended, declined = bm25, best_topic_bm25
+        else:
+            blended = CLASSIFIER_WEIGHT * probabilities + (1 - CLASSIFIER_WEIGHT) * bm25
+            # The topics' probabilities summed: a question may sit between two of them (an outage's bill).
+            topics_probability = float(probabilities[count:].sum())
+            declined = CLASSIFIER_WEIGHT * topics_probability + (1 - CLASSIFIER_WEIGHT) * best_topic_bm25
+        topics = blended[count:]
+        return _Scores(
+            has_words=bool(self._analyzer.words(question)),
+            entries=blended[:count],
+            declined=declined,
+            closest_topic=int(np.argmax(topics)) if topics.size else 0,
+        )
+
+    def _best_entry(self, scores: _Scores) -> KnowledgeMatch | None:
+        if not self._entries:
+            return None
+        number = int(np.argmax(scores.entries))
+        score = float(scores.entries[number])
         if score <= 0:
             return None
         return KnowledgeMatch(self._entries[number], score, confident=score >= self.confident_threshold)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """A question's score (0 to 1) against each entry and against the declined topics together, the topic
+    it is closest to, and whether it has a word other than stop words (characters alone match anything)."""
+
+    has_words: bool
+    entries: np.ndarray
+    declined: float
+    closest_topic: int
+
+
+def _examples(
+    entries: tuple[KnowledgeEntry, ...], declined: tuple[DeclinedTopic, ...]
+) -> list[tuple[str, int, float]]:
+    """The classifier's training examples (text, class, weight): each entry's question, paraphrases and
+    tags, then each declined topic's examples, the classes numbered in that order."""
+    examples: list[tuple[str, int, float]] = []
+    for number, entry in enumerate(entries):
+        examples.extend((text, number, 1.0) for text in (entry.question, *entry.paraphrases))
+        if entry.tags:
+            examples.append((" ".join(entry.tags), number, TAGS_WEIGHT))
+    for number, topic in enumerate(declined, start=len(entries)):
+        examples.extend((text, number, 1.0) for text in topic.examples)
+    return examples

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.knowledge import KnowledgeBase, KnowledgeEntry
+from dataclasses import replace
+
+from assistant.knowledge import DeclinedTopic, KnowledgeBase, KnowledgeEntry
 
 
 def entry(entry_id: str, question: str, *paraphrases: str) -> KnowledgeEntry:
@@ -30,5 +32,20 @@ SMALL_BASE = KnowledgeBase(
         entry("progress-howto", "怎么查询报装进度", "在哪里查办电进度", "查进度要输入什么"),
         entry("name-transfer", "房子卖了电表怎么过户", "电户更名需要什么材料", "户主换人了怎么办"),
         entry("site-survey", "现场勘查是什么", "勘查的时候本人要在场吗", "现场勘查怎么预约"),
+    ),
+)
+
+
+def topic(name: str, *examples: str) -> DeclinedTopic:
+    return DeclinedTopic(topic=name, examples=examples, file="knowledge/default/declined.yaml", line=1)
+
+
+# Questions about electricity that share words with the entries (充电桩, 电表, 过户) but ask something else.
+DECLINED_BASE = replace(
+    SMALL_BASE,
+    declined=(
+        topic("tariffs", "一度电多少钱", "峰谷电价怎么算", "充电桩充电的电价是多少", "阶梯电价是怎么收的"),
+        topic("bills", "这个月电费怎么这么高", "电费怎么交", "电费账单在哪看", "欠费会停电吗"),
+        topic("outages", "家里突然停电了", "小区停电什么时候恢复", "停电了打哪个电话"),
     ),
 )

@@ -22,6 +22,13 @@ from assistant.intent import ProgressQuestion, progress_question
         "我们厂的电哪天能接上",
         "我的增容申请审批下来了没有",
         "我提交的申请是不是被退回了",
+        "我家改类的申请弄好了没",  # whether a step is done, passed, out or in force
+        "我的竣工检验结果出来没有",
+        "我那个光伏并网申请批准了吗",
+        "我申请的减容生效了吗",
+        "前几天交的报装资料审核通过没有",  # a submission made at some time is the customer's own
+        "我的业扩申请现在是什么状态",
+        "我申请的临时用电啥时候能办好",
     ],
 )
 def test_own_progress_wording_is_a_progress_question(text: str) -> None:
@@ -43,6 +50,15 @@ def test_own_progress_wording_is_a_progress_question(text: str) -> None:
         "可以在这里查办电进度吗,要填什么",
         "我是租户,报装要准备什么材料",
         "以后不用电了,能销户吗",
+        "查询进度的页面要输入什么",  # what a lookup asks for
+        "怎么查询我的报装办到哪一步了",  # how to look up, though about one's own application
+        "居民报装最晚什么时候装表",  # the limit for everyone
+        "进度里写的中间检查是什么意思",
+        "业扩进度查询",
+        "换了手机还能查到申请进度吗",
+        "装表是在哪个阶段",  # when a step comes, for everyone
+        "进度一个月没动怎么办",  # what to do when one is late: the overdue entry
+        "外卖到哪了",  # nothing about a supply
     ],
 )
 def test_general_questions_are_not_progress_questions(text: str) -> None:
@@ -91,3 +107,7 @@ def test_asking_how_to_look_up_ones_own_application_is_still_own_progress() -> N
     assert progress_question("我的申请怎么查进度,编号2611200001234") == ProgressQuestion(
         "2611200001234", None
     )
+
+
+def test_asking_for_ones_own_application_to_be_looked_up_is_progress() -> None:
+    assert progress_question("怎么查不到,麻烦帮我查一下我的申请到哪了") == ProgressQuestion(None, None)

@@ -205,3 +205,104 @@ def test_check_knowledge_validates_every_province_folder(tmp_path: Path) -> None
 def test_check_knowledge_accepts_a_valid_folder(tmp_path: Path) -> None:
     write(tmp_path, {"default/province.yaml": DEFAULT_PROVINCE, "default/fees.yaml": FEES})
     check_knowledge(tmp_path)
+
+
+DECLINED = """\
+declined:
+  - topic: bills
+    examples:
+      - 这个月电费怎么这么高
+      - 电费几号扣
+  - topic: outages
+    examples: [家里停电了]
+"""
+
+
+def test_declined_topics_are_loaded_with_their_file_and_line(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "default/province.yaml": DEFAULT_PROVINCE,
+            "default/fees.yaml": FEES,
+            "default/declined.yaml": DECLINED,
+        },
+    )
+    base = load_knowledge(tmp_path)
+    assert [entry.id for entry in base.entries] == ["fees"]
+    assert [(topic.topic, topic.examples) for topic in base.declined] == [
+        ("bills", ("这个月电费怎么这么高", "电费几号扣")),
+        ("outages", ("家里停电了",)),
+    ]
+    assert (base.declined[1].file, base.declined[1].line) == ("knowledge/default/declined.yaml", 6)
+
+
+def test_a_base_without_declined_topics_declines_nothing(tmp_path: Path) -> None:
+    write(tmp_path, {"default/province.yaml": DEFAULT_PROVINCE, "default/fees.yaml": FEES})
+    assert load_knowledge(tmp_path).declined == ()
+
+
+def test_a_province_replaces_declined_topics_by_topic(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "default/province.yaml": DEFAULT_PROVINCE,
+            "default/declined.yaml": DECLINED,
+            "henan/province.yaml": 'province: henan\nname: 河南\nhotline: "95598"\n',
+            "henan/declined.yaml": "declined:\n  - topic: outages\n    examples: [村里停电了]\n",
+        },
+    )
+    declined = {topic.topic: topic.examples for topic in load_knowledge(tmp_path, "henan").declined}
+    assert declined == {"bills": ("这个月电费怎么这么高", "电费几号扣"), "outages": ("村里停电了",)}
+
+
+def test_broken_declined_topics_are_reported_at_their_lines(tmp_path: Path) -> None:
+    broken = """\
+declined:
+  - topic: bills
+    examples: []
+  - topic: ""
+    examples: [家里停电了]
+  - examples: [电表坏了]
+    why: meter
+  - topic: bills
+    examples: [电费几号扣]
+"""
+    write(tmp_path, {"default/province.yaml": DEFAULT_PROVINCE, "default/declined.yaml": broken})
+    message = errors_of(tmp_path)
+    assert message.startswith("4 configuration errors:")
+    assert "knowledge/default/declined.yaml:3: examples is empty" in message
+    assert "knowledge/default/declined.yaml:4: topic is empty" in message
+    assert "knowledge/default/declined.yaml:6: declined topic is missing topic" in message
+    assert "knowledge/default/declined.yaml:7: unknown key 'why' (keys: topic, examples)" in message
+
+
+def test_a_duplicate_topic_names_both_places(tmp_path: Path) -> None:
+    twice = DECLINED + "  - topic: bills\n    examples: [电费单看不懂]\n"
+    write(tmp_path, {"default/province.yaml": DEFAULT_PROVINCE, "default/declined.yaml": twice})
+    assert (
+        "knowledge/default/declined.yaml:8: duplicate topic 'bills': "
+        "also at knowledge/default/declined.yaml:2" in errors_of(tmp_path)
+    )
+
+
+def test_a_declined_example_repeating_a_paraphrase_names_both_places(tmp_path: Path) -> None:
+    clash = DECLINED.replace("[家里停电了]", "[办电收不收费]")
+    write(
+        tmp_path,
+        {
+            "default/province.yaml": DEFAULT_PROVINCE,
+            "default/fees.yaml": FEES,
+            "default/declined.yaml": clash,
+        },
+    )
+    assert (
+        "knowledge/default/declined.yaml:7: '办电收不收费' repeats a question or paraphrase of entry 'fees' "
+        "at knowledge/default/fees.yaml:6"
+    ) in errors_of(tmp_path)
+
+
+def test_a_declined_file_of_another_shape_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, {"default/province.yaml": DEFAULT_PROVINCE, "default/declined.yaml": "entries: []\n"})
+    assert "knowledge/default/declined.yaml:1: expected a map with the one key `declined`" in errors_of(
+        tmp_path
+    )

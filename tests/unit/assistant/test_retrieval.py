@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
-from assistant.retrieval import CONFIDENT_THRESHOLD, Analyzer, KnowledgeIndex
-from tests.unit.assistant.fixtures import SMALL_BASE
+from assistant.retrieval import CONFIDENT_THRESHOLD, Analyzer, KnowledgeIndex, _Classifier
+from tests.unit.assistant.fixtures import DECLINED_BASE, SMALL_BASE, entry
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_character_pairs_are_terms_apart_from_words() -> None:
     assert len(terms) == 2 and "临电" in terms  # the word, and the pair marked as a pair
 
 
-def test_a_query_takes_about_a_millisecond(index: KnowledgeIndex) -> None:
+def test_a_query_takes_a_few_milliseconds(index: KnowledgeIndex) -> None:
     questions = ["办电需要花钱吗", "电费每个月几号扣", "我想给电动车装个充电桩,要准备哪些资料"] * 100
     durations = []
     for question in questions:
@@ -113,7 +114,7 @@ def test_a_query_takes_about_a_millisecond(index: KnowledgeIndex) -> None:
         index.search(question)
         durations.append(time.perf_counter() - started)
     durations.sort()
-    assert durations[int(len(durations) * 0.99)] < 0.01
+    assert durations[int(len(durations) * 0.99)] < 0.02
 
 
 def test_building_an_index_writes_nothing_to_stderr() -> None:
@@ -124,3 +125,95 @@ def test_building_an_index_writes_nothing_to_stderr() -> None:
     )
     finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert finished.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("question", "topic", "near"),
+    [
+        ("充电桩充一度电要多少钱", "tariffs", "ev-charger"),
+        ("家里充电桩突然停电了", "outages", "ev-charger"),
+        ("过户以后电费怎么交", "bills", "name-transfer"),
+    ],
+)
+def test_a_question_closer_to_a_declined_topic_is_refused(question: str, topic: str, near: str) -> None:
+    without = KnowledgeIndex(SMALL_BASE).search(question)
+    assert without is not None and without.entry.id == near  # answered wrongly when nothing is declined
+    index = KnowledgeIndex(DECLINED_BASE)
+    assert index.search(question) is None
+    declined = index.declines(question)
+    assert declined is not None and declined.topic == topic
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("办电需要花钱吗", "fees"),
+        ("电表过户要什么材料", "name-transfer"),
+        ("现场勘察的时候我必须在家吗", "site-survey"),
+    ],
+)
+def test_declined_topics_leave_the_entries_answered(question: str, expected: str) -> None:
+    index = KnowledgeIndex(DECLINED_BASE)
+    match = index.search(question)
+    assert match is not None and match.entry.id == expected
+    assert index.declines(question) is None
+
+
+def test_closest_ignores_the_declined_topics() -> None:
+    closest = KnowledgeIndex(DECLINED_BASE).closest("充电桩充一度电要多少钱")
+    assert closest is not None and closest.entry.id == "ev-charger" and closest.score < CONFIDENT_THRESHOLD
+
+
+def test_the_word_only_one_entry_has_decides_between_entries_sharing_the_rest() -> None:
+    base = replace(
+        SMALL_BASE,
+        entries=(
+            entry("pv", "光伏并网怎么申请", "屋顶光伏要报装吗", "分布式光伏并网需要什么材料"),
+            entry("ev", "充电桩怎么申请", "私人充电桩要报装吗", "充电桩报装需要什么材料"),
+        ),
+    )
+    match = KnowledgeIndex(base).search("我想申请并网")
+    assert match is not None and match.entry.id == "pv"
+
+
+def test_the_classifier_gives_each_class_a_probability() -> None:
+    examples = [
+        ("光伏并网怎么申请", 0, 1.0),
+        ("屋顶光伏要报装吗", 0, 1.0),
+        ("充电桩怎么申请", 1, 1.0),
+        ("私人充电桩要报装吗", 1, 1.0),
+        ("一度电多少钱", 2, 1.0),
+        ("电价怎么算", 2, 1.0),
+    ]
+    classifier = _Classifier(Analyzer(), examples, class_count=4)
+    probabilities = classifier.probabilities("小区车位能装充电桩吗")
+    assert probabilities is not None and probabilities.shape == (4,)
+    assert probabilities.sum() == pytest.approx(1.0) and probabilities[3] == 0.0
+    assert int(probabilities.argmax()) == 1
+
+
+def test_a_classifier_of_one_class_knows_nothing() -> None:
+    assert (
+        _Classifier(Analyzer(), [("光伏并网怎么申请", 0, 1.0)], class_count=1).probabilities("并网") is None
+    )
+
+
+def test_two_indexes_of_one_base_score_alike() -> None:
+    first = KnowledgeIndex(DECLINED_BASE).closest("房子卖了,电表怎么处理")
+    second = KnowledgeIndex(DECLINED_BASE).closest("房子卖了,电表怎么处理")
+    assert first == second
+
+
+def test_a_base_of_one_entry_answers_what_its_words_match() -> None:
+    base = replace(SMALL_BASE, entries=SMALL_BASE.entries[:1])
+    index = KnowledgeIndex(base)
+    match = index.search("办电要交钱吗")
+    assert match is not None and match.entry.id == "fees"
+    assert index.search("推荐一部好看的电影") is None
+
+
+def test_a_base_without_entries_answers_nothing() -> None:
+    index = KnowledgeIndex(replace(DECLINED_BASE, entries=()))
+    assert index.search("电费怎么交") is None and index.closest("电费怎么交") is None
+    declined = index.declines("电费怎么交")
+    assert declined is not None and declined.topic == "bills"
