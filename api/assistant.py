@@ -9,6 +9,7 @@ none close enough: a refusal with the hotline. Questions are limited per client 
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,18 +33,32 @@ def build_assistant(
 ) -> Assistant:
     """The assistant of the configured province: its knowledge base under config_dir is loaded and checked
     now (ConfigError listing every problem), and indexed once."""
-    base = load_knowledge(config_dir, settings.province)
+    index = knowledge_index(
+        config_dir,
+        settings.province,
+        _or(settings.answer_threshold, ANSWER_THRESHOLD),
+        _or(settings.confident_threshold, CONFIDENT_THRESHOLD),
+    )
     return Assistant(
-        KnowledgeIndex(
-            base,
-            answer_threshold=_or(settings.answer_threshold, ANSWER_THRESHOLD),
-            confident_threshold=_or(settings.confident_threshold, CONFIDENT_THRESHOLD),
-        ),
+        index,
         lookup,
-        hotline=base.hotline,
+        hotline=index.base.hotline,
         gaps=GapLog(engine),
         per_client=settings.per_client,
         window_s=settings.window_s,
+    )
+
+
+@cache
+def knowledge_index(
+    config_dir: Path, province: str, answer_threshold: float, confident_threshold: float
+) -> KnowledgeIndex:
+    """The province's knowledge base, loaded, checked and indexed once per process: training the index
+    takes about a second, and every app the process builds (the hub has one; tests many) shares it."""
+    return KnowledgeIndex(
+        load_knowledge(config_dir, province),
+        answer_threshold=answer_threshold,
+        confident_threshold=confident_threshold,
     )
 
 

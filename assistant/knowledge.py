@@ -129,13 +129,6 @@ def load_knowledge(config_dir: Path, province: str = DEFAULT_PROVINCE) -> Knowle
     )
 
 
-def check_knowledge(config_dir: Path) -> None:
-    """Validate every province folder under config_dir/knowledge/; raise ConfigError listing all problems."""
-    diag = Diagnostics(config_dir)
-    read_knowledge_config(config_dir, diag)
-    diag.raise_if_any()
-
-
 def read_knowledge_config(config_dir: Path, diag: Diagnostics) -> None:
     """Record in diag every problem of every province folder under config_dir/knowledge/."""
     root = config_dir / KNOWLEDGE_FOLDER
@@ -389,9 +382,9 @@ def _check_repeated(
 ) -> None:
     """Report each phrasing that repeats an earlier one (the earlier list first, then its own), ignoring
     spaces, punctuation, letter case and full/half width: one wording must lead to one entry."""
-    first: dict[str, _Phrasing] = {_comparable(p.text): p for p in reversed(earlier)}
+    first: dict[str, _Phrasing] = {comparable(p.text): p for p in reversed(earlier)}
     for phrasing in phrasings:
-        seen = first.setdefault(_comparable(phrasing.text), phrasing)
+        seen = first.setdefault(comparable(phrasing.text), phrasing)
         if seen is phrasing:
             continue
         kind, name = seen.owner
@@ -404,5 +397,6 @@ def _check_repeated(
         )
 
 
-def _comparable(text: str) -> str:
+def comparable(text: str) -> str:
+    """The text as two wordings are compared: without spaces and punctuation, case or full/half width."""
     return _INSIGNIFICANT.sub("", unicodedata.normalize("NFKC", text)).casefold()

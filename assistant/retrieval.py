@@ -229,6 +229,7 @@ class KnowledgeIndex:
     ) -> None:
         if not 0 <= answer_threshold <= confident_threshold <= 1:
             raise ValueError("thresholds must satisfy 0 <= answer_threshold <= confident_threshold <= 1")
+        self.base = base
         self.answer_threshold = answer_threshold
         self.confident_threshold = confident_threshold
         self._analyzer = analyzer or Analyzer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.knowledge import read_knowledge_config
 from feasibility.config import read_feasibility_config
 from forecast.config import read_forecast_config
 from forecast.demand_config import read_demand_config
@@ -42,14 +43,15 @@ def _read(config_dir: Path, diag: Diagnostics) -> tuple[CodeTables, dict[str, Ma
 
 
 def check_config(config_dir: Path) -> list[ConfigError]:
-    """Every problem in config_dir's mappings/, routes/, workflow/, feasibility/ and forecast/, with file and
-    line."""
+    """Every problem in config_dir's mappings/, routes/, workflow/, feasibility/, forecast/ and knowledge/,
+    with file and line."""
     diag = Diagnostics(config_dir)
     codes, _, _ = _read(config_dir, diag)
     read_workflow_config(config_dir, diag, codes)
     read_feasibility_config(config_dir, diag)
     read_forecast_config(config_dir, diag)
     read_demand_config(config_dir, diag)
+    read_knowledge_config(config_dir, diag)
     if (config_dir / WORKFLOW_FOLDER).is_dir():  # a missing folder is reported by the stage model
         read_consistency_config(config_dir, diag)
     return list(diag.errors)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from assistant.evaluation import NONE, PROGRESS, Miss, Verdict, evaluate, read_questions, standard_classifier
+from assistant.evaluation import (
+    NONE,
+    PROGRESS,
+    Miss,
+    Question,
+    Verdict,
+    evaluate,
+    independent_of,
+    read_questions,
+    standard_classifier,
+)
 from assistant.retrieval import KnowledgeIndex
 from tests.unit.assistant.fixtures import SMALL_BASE
 from yekuo.errors import ConfigError
@@ -41,7 +51,7 @@ def test_each_kind_of_question_is_counted_and_every_miss_kept(tmp_path: Path) ->
         "我的申请到哪一步了": Verdict(PROGRESS, None),
         "2611200001234 验证码1234": Verdict(NONE, None),
     }
-    result = evaluate(answers.__getitem__, write(tmp_path, QUESTIONS))
+    result = evaluate(answers.__getitem__, read_questions(write(tmp_path, QUESTIONS)))
     assert (result.answerable, result.correct, result.accuracy) == (2, 1, 0.5)
     assert (result.unanswerable, result.refused, result.refusal_rate) == (2, 1, 0.5)
     assert (result.progress_total, result.progress_detected, result.progress_rate) == (2, 1, 0.5)
@@ -53,7 +63,9 @@ def test_each_kind_of_question_is_counted_and_every_miss_kept(tmp_path: Path) ->
 
 
 def test_the_standard_classifier_asks_intent_then_the_index(tmp_path: Path) -> None:
-    result = evaluate(standard_classifier(KnowledgeIndex(SMALL_BASE)), write(tmp_path, QUESTIONS))
+    result = evaluate(
+        standard_classifier(KnowledgeIndex(SMALL_BASE)), read_questions(write(tmp_path, QUESTIONS))
+    )
     assert result.misses == ()
     assert (result.accuracy, result.refusal_rate, result.progress_rate) == (1.0, 1.0, 1.0)
 
@@ -73,3 +85,13 @@ def test_a_malformed_question_is_reported_with_its_line(tmp_path: Path) -> None:
 def test_a_file_without_questions_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"questions.yaml:1: expected a map with `questions`"):
         read_questions(write(tmp_path, "entries: []\n"))
+
+
+def test_questions_worded_as_the_base_words_them_are_not_independent() -> None:
+    entry = SMALL_BASE.entries[0]
+    questions = [
+        Question(entry.question, entry.id),
+        Question(f"  {entry.paraphrases[0]}？", entry.id),
+        Question("推荐一部好看的电影", NONE),
+    ]
+    assert independent_of(SMALL_BASE, questions) == [questions[2]]

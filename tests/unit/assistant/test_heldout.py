@@ -1,15 +1,19 @@
-"""The acceptance bar, measured on held-out questions never used for tuning: the shipped knowledge base
-must answer ≥ 90% of answerable questions with the right entry, refuse ≥ 90% of the others, recognise
-≥ 90% of progress questions, and answer within 100 ms at the 99th percentile."""
+"""The acceptance bar, measured on held-out questions never used for tuning: the shipped knowledge base must
+answer ≥ 90% of answerable questions with the right entry, refuse ≥ 90% of the others and recognise ≥ 90% of
+progress questions.
+
+Only the questions independent of the base count (assistant/evaluation.py): a held-out question worded as
+one of the base's own phrasings would measure nothing. The answer latency is measured in bench/
+(`python -m bench --only assistant`), not here.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from assistant.evaluation import Evaluation, evaluate, read_questions, standard_classifier
+from assistant.evaluation import Evaluation, evaluate, independent_of, read_questions, standard_classifier
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import KnowledgeIndex
 
@@ -17,17 +21,12 @@ ROOT = Path(__file__).resolve().parents[3]
 HELDOUT = ROOT / "tests" / "data" / "assistant" / "heldout.yaml"
 BAR = 0.90
 MIN_QUESTIONS = 200
-P99_LIMIT_S = 0.100
 
 
 @pytest.fixture(scope="module")
-def index() -> KnowledgeIndex:
-    return KnowledgeIndex(load_knowledge(ROOT))
-
-
-@pytest.fixture(scope="module")
-def result(index: KnowledgeIndex) -> Evaluation:
-    return evaluate(standard_classifier(index), HELDOUT)
+def result() -> Evaluation:
+    base = load_knowledge(ROOT)
+    return evaluate(standard_classifier(KnowledgeIndex(base)), independent_of(base, read_questions(HELDOUT)))
 
 
 def report(result: Evaluation) -> str:
@@ -52,14 +51,3 @@ def test_questions_without_an_entry_are_refused(result: Evaluation) -> None:
 
 def test_progress_questions_are_recognised(result: Evaluation) -> None:
     assert result.progress_rate >= BAR, report(result)
-
-
-def test_p99_answer_latency(index: KnowledgeIndex) -> None:
-    classify = standard_classifier(index)
-    durations = []
-    for question in read_questions(HELDOUT):
-        started = time.perf_counter()
-        classify(question.text)
-        durations.append(time.perf_counter() - started)
-    durations.sort()
-    assert durations[int(0.99 * (len(durations) - 1))] <= P99_LIMIT_S

@@ -10,7 +10,7 @@ from yekuo.settings import PROJECT_ROOT
 
 def copy_config(target: Path) -> Path:
     """Copy the YAML files of the shipped configuration folders into target; return target."""
-    for folder in ("mappings", "routes", "workflow", "feasibility", "forecast"):
+    for folder in ("mappings", "routes", "workflow", "feasibility", "forecast", "knowledge"):
         shutil.copytree(
             PROJECT_ROOT / folder,
             target / folder,

@@ -140,4 +140,5 @@ def test_missing_folders_are_reported(tmp_path: Path) -> None:
         f"'{tmp_path / 'forecast' / 'forecast.yaml'}'",
         "forecast/demand.yaml: cannot read the file: [Errno 2] No such file or directory: "
         f"'{tmp_path / 'forecast' / 'demand.yaml'}'",
+        "knowledge/default: no folder default/: every province starts from the default entries",
     ]
