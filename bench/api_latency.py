@@ -30,6 +30,7 @@ from adapters.records import RawRecord
 from api.app import create_app
 from bench.credentials import bench_credentials
 from bench.load import LoadResult, run_load
+from bench.records import envelope
 from bench.statements import counting_statements
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
@@ -87,16 +88,11 @@ def seed_cases(
             stages = _life(flow, submitted, now, rng)
             lives.append(
                 [
-                    CloudEvent(
-                        id=str(uuid.uuid4()),
-                        source=routed.source,
-                        type=routed.event_type,
-                        subject=routed.subject,
-                        time=utcnow(),
-                        dataschema=routed.dataschema,
-                        correlationid=str(uuid.uuid4()),
-                        sequence=sequence,
-                        data={
+                    envelope(
+                        routed,
+                        sequence,
+                        str(uuid.uuid4()),
+                        {
                             **routed.data,
                             "stage": stage,
                             "submitted_at": submitted.isoformat(),

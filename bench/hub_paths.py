@@ -22,13 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.records import RawRecord
+from bench.records import envelope
 from bench.statements import counting_statements
 from bus.outbox import OutboxRelay, pending_count
 from bus.port import Message
 from bus.rabbitmq import RabbitMQBus
-from canonical_model.envelope import CloudEvent
 from routes.router import Router
-from store.database import utcnow
 from store.schema import outbox
 from workflow.consumer import InboxConsumer
 from yekuo.consumers import ConsumerSpec
@@ -94,17 +93,7 @@ def _envelopes(router: Router, records: Sequence[RawRecord]) -> Iterator[tuple[s
         for routed in router.route(record):
             subject_key = f"{routed.source}|{routed.subject}"
             sequences[subject_key] = sequences.get(subject_key, 0) + 1
-            event = CloudEvent(
-                id=str(uuid.uuid4()),
-                source=routed.source,
-                type=routed.event_type,
-                subject=routed.subject,
-                time=utcnow(),
-                dataschema=routed.dataschema,
-                correlationid=correlation_id,
-                sequence=sequences[subject_key],
-                data=routed.data,
-            )
+            event = envelope(routed, sequences[subject_key], correlation_id)
             message = Message(
                 body=event.model_dump_json().encode("utf-8"),
                 routing_key=routed.routing_key,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from adapters.marketing.source import SYSTEM
 from adapters.records import RawRecord
+from canonical_model.envelope import CloudEvent
 from routes.config import load_hub_config
-from routes.router import Router
+from routes.router import RoutedEvent, Router
 from simulators.marketing.seed import generate_world
+from store.database import utcnow
 
 # Customers to applications as in a prefecture's change stream: most customers have one open application.
 APPLICATIONS_PER_CUSTOMER = 3
@@ -33,6 +37,23 @@ def legacy_records(count: int, *, seed: int = 10) -> list[RawRecord]:
             records.append(RawRecord(SYSTEM, "customer", customer["CONS_NO"], dict(customer)))
         records.extend(RawRecord(SYSTEM, "application", row["APP_NO"], dict(row)) for row in page)
     return records[:count]
+
+
+def envelope(
+    routed: RoutedEvent, sequence: int, correlation_id: str, data: dict[str, Any] | None = None
+) -> CloudEvent:
+    """The CloudEvent the outbox would wrap a routed event in; data replaces the routed event's own."""
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=routed.source,
+        type=routed.event_type,
+        subject=routed.subject,
+        time=utcnow(),
+        dataschema=routed.dataschema,
+        correlationid=correlation_id,
+        sequence=sequence,
+        data=routed.data if data is None else data,
+    )
 
 
 def bench_router(config_dir: Path, exchange: str) -> Router:

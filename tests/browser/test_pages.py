@@ -1,6 +1,6 @@
 """The operators', planners' and customers' pages in a real browser against the live hub: a parked message
-replayed and discarded from the integration health page, the grid's table and plot, and the public progress
-lookup with the right code and a wrong one. Screenshots of each page go to var/screenshots/; the `browser`
+replayed and discarded from the integration health page, the grid's table and plot, the public progress
+lookup with the right code and a wrong one, and its chat box. Screenshots of each page go to var/screenshots/; the `browser`
 fixture checks that no request left 127.0.0.1."""
 
 from __future__ import annotations
@@ -198,3 +198,29 @@ def test_the_customer_looks_up_progress_and_a_wrong_code_is_refused(
     assert name not in content or len(name) == 1
     assert case["customer_no"] not in content
     screenshot(page, "progress")
+
+
+def test_the_chat_box_answers_from_the_knowledge_base_and_from_the_case(
+    browser: Browser, live_hub: LiveHub
+) -> None:
+    number, name, code = _application_with_a_phone(live_hub)
+    page = browser.page()
+    page.goto(f"{browser.base_url}/ui/progress")
+
+    page.fill("#question", "三零服务是什么意思？")
+    page.click("#ask")
+    expect(page.locator("#answer")).to_have_attribute("data-kind", "knowledge")
+    expect(page.locator("#answer")).to_have_attribute("data-entry", "sanling")
+
+    page.fill("#question", "这个月的电费账单怎么比上个月高这么多")
+    page.click("#ask")
+    expect(page.locator("#answer")).to_have_attribute("data-kind", "refused")
+    expect(page.locator("#answer")).to_contain_text("95598")
+
+    page.fill("#question", f"我的申请{number}到哪一步了？验证码{code}")
+    page.click("#ask")
+    expect(page.locator("#answer")).to_have_attribute("data-kind", "progress")
+    answer = page.locator("#answer").inner_text()
+    assert number in answer and name[:1] + "*" * (len(name) - 1) in answer
+    assert name not in answer or len(name) == 1
+    screenshot(page, "progress-chat")
