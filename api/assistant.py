@@ -23,6 +23,7 @@ from assistant.gaps import GapLog
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import ANSWER_THRESHOLD, CONFIDENT_THRESHOLD, KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer, TooManyQuestionsError
+from yekuo.errors import ConfigError
 from yekuo.settings import AssistantSettings
 
 MAX_QUESTION = 500
@@ -33,12 +34,14 @@ def build_assistant(
 ) -> Assistant:
     """The assistant of the configured province: its knowledge base under config_dir is loaded and checked
     now (ConfigError listing every problem), and indexed once."""
-    index = knowledge_index(
-        config_dir,
-        settings.province,
-        _or(settings.answer_threshold, ANSWER_THRESHOLD),
-        _or(settings.confident_threshold, CONFIDENT_THRESHOLD),
-    )
+    answer = _or(settings.answer_threshold, ANSWER_THRESHOLD)
+    confident = _or(settings.confident_threshold, CONFIDENT_THRESHOLD)
+    if answer > confident:
+        raise ConfigError(
+            f"YEKUO_ASSISTANT__ANSWER_THRESHOLD ({answer:g}) is above YEKUO_ASSISTANT__CONFIDENT_THRESHOLD "
+            f"({confident:g}): an answer below the confident mark must still be possible"
+        )
+    index = knowledge_index(config_dir, settings.province, answer, confident)
     return Assistant(
         index,
         lookup,

@@ -1,11 +1,11 @@
 """The assistant's answers in plain Chinese: a case's progress, a request for the lookup's two keys, and the
-answers that look nothing up (not found, too many lookups, no knowledge entry close enough).
+answers that look nothing up (not found, no knowledge entry close enough).
 
-A progress answer is written from api/progress.py's Progress only, so it says no more than the progress
-page shows: the customer's name masked (张*), the current stage and its responsible unit, the working days
-used and left against the stage's limit and the end-to-end commitment, the deadlines, and whether the case
-is at risk or overdue. A date counted over days whose holiday arrangement is not published yet is marked
-as an estimate.
+A progress answer is written from api/progress.py's Progress only, so of personal data it holds no more
+than the progress lookup gives: the customer's name masked (张*). It says the current stage and its
+responsible unit, the working days used and left against the stage's limit and the end-to-end commitment,
+the deadlines, and whether the case is at risk or overdue. A date counted over days whose holiday
+arrangement is not published yet is marked as an estimate.
 """
 
 from __future__ import annotations
@@ -102,11 +102,6 @@ def ask_for_number_answer(question: ProgressQuestion) -> str:
     if question.code is None:
         return f"请再告诉我验证码：{WHAT_THE_CODE_IS}。"
     return f"请再告诉我申请编号：{WHERE_THE_NUMBER_IS}。"
-
-
-def too_many_lookups_answer(retry_after_s: int) -> str:
-    """The answer past a rate limit; the number of seconds comes from the limit."""
-    return f"查询过于频繁，请 {retry_after_s} 秒后再试。"
 
 
 def refusal_answer(hotline: str) -> str:

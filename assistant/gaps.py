@@ -75,17 +75,23 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
 _SPACE_BY_CHINESE = re.compile(r"(?<=[^\x00-\x7f]) | (?=[^\x00-\x7f])")
 NAME = "【姓名】"
 _NAME_CUE = re.compile(
-    r"(我叫|我的名字是|本人(?:是|名叫|叫)?|户名(?:是|为)?\s*[:：]?)\s*([\u4e00-\u9fff·]{1,4})"
+    r"(我叫|我的名字是|我是|本人(?:是|名叫|叫)?|(?:户名|户主|姓名|联系人)(?:是|为)?\s*[:：]?)"
+    r"\s*([\u4e00-\u9fff·]{1,4})"
 )
 # Characters that end a name given in passing: "我叫张三想问" names 张三. A name keeps its first two.
 _AFTER_NAME = frozenset("想要需在已的有现准刚去能可对因和跟是把被给从向就也都还再又才没不很请问申办，。")
-# After 本人 a verb is more usual than a name ("本人想申请"): a name starts with none of these.
-_NOT_A_NAME_START = frozenset("想要需在已的有现准刚去能可对于因和跟是把被给从向就也都还再又才没不很申办家")
+# After 本人 and 我是 a verb or a role is more usual than a name ("本人想申请", "我是开饭馆的"): there a
+# name starts with none of these. After the other cues a name follows, whatever its first character
+# (于, 向, 和 and 申 are surnames too).
+_VERB_OR_NAME_CUES = ("本人", "我是")
+_NOT_A_NAME_START = frozenset(
+    "想要需在已的有现准刚去能可对于因和跟是把被给从向就也都还再又才没不很申办家开做"
+)
 
 
 def _name(match: re.Match[str]) -> str:
     cue, candidate = match.group(1), match.group(2)
-    if candidate[0] in _NOT_A_NAME_START:
+    if cue.startswith(_VERB_OR_NAME_CUES) and candidate[0] in _NOT_A_NAME_START:
         return match.group(0)
     end = next((i for i, char in enumerate(candidate) if i >= 2 and char in _AFTER_NAME), len(candidate))
     return cue + NAME + candidate[end:]
@@ -164,7 +170,9 @@ def list_gaps(conn: Connection, *, since: datetime | None = None, limit: int = 5
     if since is not None:
         query = query.where(assistant_gaps.c.last_asked_at >= since)
     query = query.order_by(
-        assistant_gaps.c.times_asked.desc(), assistant_gaps.c.last_asked_at.desc(), assistant_gaps.c.question
+        assistant_gaps.c.times_asked.desc(),
+        assistant_gaps.c.last_asked_at.desc(),
+        assistant_gaps.c.question_key,
     )
     return [
         Gap(

@@ -6,7 +6,8 @@ asks how lookups work in general and is the knowledge entry progress-howto. An a
 text always makes it the customer's own application.
 
 Application numbers are long digit runs (the marketing system's are 13 digits: yymmdd and a sequence); an
-11-digit run that reads as a mainland mobile number is not one. The verification code is the last 4 digits
+11-digit run that reads as a mainland mobile number is not one, nor a run the text names as something else
+(户号, 账号, 卡号, 身份证, 电话, a date). The verification code is the last 4 digits
 of the registered mobile: a separate 4-digit run, preferably after 验证码 / 尾号 / 后四位.
 """
 
@@ -22,6 +23,12 @@ CODE_DIGITS = 4
 
 _DIGIT_RUN = re.compile(r"\d+", re.ASCII)
 _MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+# A digit run after one of these is another number of the customer's, not an application number.
+_OTHER_NUMBER_CUE = re.compile(
+    r"(户号|用户号|客户号|账号|帐号|账户|帐户|卡号|银行卡|身份证(号|号码)?|证件号|电话|手机号?|表号|发票号)\D{0,3}$"
+)
+# Eight digits that read as a date (20261120): a day, not an application.
+_DATE = re.compile(r"(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])", re.ASCII)
 _CODE_CUE = re.compile(r"(验证码|校验码|尾号|后四位|后4位|末四位|末4位|code)\D{0,4}$", re.IGNORECASE)
 # A 4-digit run followed by one of these is a year, an amount or a size, never a code.
 _NOT_A_CODE_AFTER = re.compile(r"^\s*(年|月|日|元|块|天|个|户|度|瓦|千|万|平|米|伏|安|k|K|v|V|w|W|a|A|%)")
@@ -63,11 +70,11 @@ _HOWTO = re.compile(
     r"|(进度|进展).{0,4}(怎么|怎样|如何|在哪|哪里|去哪)(查|看|知道|了解)?"
     r"|(填|输|输入|录入|提供)(什么|啥|哪些)|页面|入口|(进度|进展)\s*查询|查询\s*(进度|进展)|能查"
 )
-# Wording about the rules for everyone (limits, what a word means), not one application.
 # Asking how to look something up, which the customer's own wording does not undo ("怎么查询我的申请到哪了"),
 # unless they ask for it to be done for them.
 _HOW_TO_LOOK_UP = re.compile(r"(怎么|怎样|如何|咋|在哪|哪里|哪儿|去哪)(才能|可以|能)?(查|看到)")
 _REQUEST = re.compile(r"帮我|给我|替我|麻烦")
+# Wording about the rules for everyone (limits, what a word means), not one application.
 _GENERAL = re.compile(
     r"一般|通常|正常(情况)?|规定|时限|流程|平均|最(晚|迟|快|长|多)|什么意思|啥意思|是啥|是什么|是在哪个|"
     r"哪些(环节|步骤|阶段)|怎么办|怎么回事|找谁"
@@ -115,8 +122,13 @@ def _asks_progress(text: str) -> bool:
 def _application_no(text: str) -> str | None:
     for match in _DIGIT_RUN.finditer(text):
         digits = match.group()
-        if MIN_APPLICATION_DIGITS <= len(digits) <= MAX_APPLICATION_DIGITS and not _MOBILE.fullmatch(digits):
-            return digits
+        if not MIN_APPLICATION_DIGITS <= len(digits) <= MAX_APPLICATION_DIGITS:
+            continue
+        if _MOBILE.fullmatch(digits) or _DATE.fullmatch(digits):
+            continue
+        if _OTHER_NUMBER_CUE.search(text[: match.start()]):
+            continue
+        return digits
     return None
 
 
@@ -124,7 +136,7 @@ def _code(text: str, application_no: str | None) -> str | None:
     candidates: list[tuple[bool, str]] = []
     for match in _DIGIT_RUN.finditer(text):
         digits = match.group()
-        if len(digits) != CODE_DIGITS or digits == application_no:
+        if len(digits) != CODE_DIGITS:
             continue
         before, after = text[: match.start()], text[match.end() :]
         if _NOT_A_CODE_AFTER.match(after) or _NOT_A_CODE_BEFORE.search(before):

@@ -11,14 +11,15 @@ Two scores, each from 0 to 1, are blended per entry (CLASSIFIER_WEIGHT):
   (ANSWER_WEIGHT); each declined topic is one document of its examples. A BM25 score grows with the length
   and rarity of the question's words, so each is divided by the score the question would get against a
   document made of exactly its own words: near 1 means every word of the question was found. Words the
-  base never uses count as the rarest, so it keeps the classifier, which must pick some class, from
-  answering confidently a question made of words the base does not know.
+  base never uses count as the rarest and lower that share. The classifier always leans to some class, so
+  a question far from the base can still reach an entry's threshold when its few known words point there:
+  the declined topics are what refuse the kinds of question customers ask beside the base.
 
 The declined topics together (the classifier's summed probability, BM25's best topic) compete with the best
 entry: a question closer to them is refused, as is one whose best entry scores below ANSWER_THRESHOLD.
 jieba keeps the trade's words whole (报装, 增容, 供电方案) and the words customers use interchangeably are
-folded into one (电表 / 表计 / 电能表). Measured on tests/data/assistant/dev.yaml and by cross-validation on
-the base's own paraphrases against other candidates: see the README.
+folded into one (电表 / 表计 / 电能表). The blend against either score alone, on
+tests/data/assistant/dev.yaml: `python -m bench.assistant_methods` (figures in the README).
 """
 
 from __future__ import annotations
@@ -42,9 +43,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from assistant.knowledge import DeclinedTopic, KnowledgeBase, KnowledgeEntry, KnowledgeMatch
 
-# Tuned on tests/data/assistant/dev.yaml and 5-fold cross-validation over the base's phrasings (see the
-# README's assistant section for the figures): below ANSWER_THRESHOLD the question is refused; of the dev
-# answers scoring CONFIDENT_THRESHOLD or more, 98% were right.
+# Tuned on tests/data/assistant/dev.yaml: below ANSWER_THRESHOLD the question is refused; of the dev answers
+# scoring CONFIDENT_THRESHOLD or more, 98% were right.
 ANSWER_THRESHOLD = 0.20
 CONFIDENT_THRESHOLD = 0.45
 # The classifier's probability's share of an entry's score; BM25's is the rest.
@@ -225,6 +225,7 @@ class KnowledgeIndex:
         *,
         answer_threshold: float = ANSWER_THRESHOLD,
         confident_threshold: float = CONFIDENT_THRESHOLD,
+        classifier_weight: float = CLASSIFIER_WEIGHT,
         analyzer: Analyzer | None = None,
     ) -> None:
         if not 0 <= answer_threshold <= confident_threshold <= 1:
@@ -232,6 +233,7 @@ class KnowledgeIndex:
         self.base = base
         self.answer_threshold = answer_threshold
         self.confident_threshold = confident_threshold
+        self.classifier_weight = classifier_weight
         self._analyzer = analyzer or Analyzer()
         self._entries = base.entries
         self._declined = base.declined
@@ -257,21 +259,10 @@ class KnowledgeIndex:
         return best
 
     def closest(self, question: str) -> KnowledgeMatch | None:
-        """The best-scoring entry whatever its score and the declined topics (None when no term of the
-        question is known or the base has no entry); confident is judged as in search."""
+        """The best-scoring entry whatever its score and the declined topics (None when the question has no
+        term at all or the base has no entry); confident is judged as in search."""
         scores = self._scores(question)
         return None if scores is None else self._best_entry(scores)
-
-    def declines(self, question: str) -> DeclinedTopic | None:
-        """The declined topic the question is closest to, when the declined topics together score at least
-        as high as every entry; None otherwise."""
-        scores = self._scores(question)
-        if scores is None or not self._declined:
-            return None
-        best = self._best_entry(scores)
-        if best is not None and best.score > scores.declined:
-            return None
-        return self._declined[scores.closest_topic]
 
     def _scores(self, question: str) -> _Scores | None:
         terms = list(dict.fromkeys(self._analyzer.terms(question)))
@@ -286,16 +277,13 @@ class KnowledgeIndex:
         if probabilities is None:
             blended, declined = bm25, best_topic_bm25
         else:
-            blended = CLASSIFIER_WEIGHT * probabilities + (1 - CLASSIFIER_WEIGHT) * bm25
+            weight = self.classifier_weight
+            blended = weight * probabilities + (1 - weight) * bm25
             # The topics' probabilities summed: a question may sit between two of them (an outage's bill).
             topics_probability = float(probabilities[count:].sum())
-            declined = CLASSIFIER_WEIGHT * topics_probability + (1 - CLASSIFIER_WEIGHT) * best_topic_bm25
-        topics = blended[count:]
+            declined = weight * topics_probability + (1 - weight) * best_topic_bm25
         return _Scores(
-            has_words=bool(self._analyzer.words(question)),
-            entries=blended[:count],
-            declined=declined,
-            closest_topic=int(np.argmax(topics)) if topics.size else 0,
+            has_words=bool(self._analyzer.words(question)), entries=blended[:count], declined=declined
         )
 
     def _best_entry(self, scores: _Scores) -> KnowledgeMatch | None:
@@ -310,13 +298,12 @@ class KnowledgeIndex:
 
 @dataclass(frozen=True)
 class _Scores:
-    """A question's score (0 to 1) against each entry and against the declined topics together, the topic
-    it is closest to, and whether it has a word other than stop words (characters alone match anything)."""
+    """A question's score (0 to 1) against each entry and against the declined topics together, and whether
+    it has a word other than stop words (characters alone match anything)."""
 
     has_words: bool
     entries: np.ndarray
     declined: float
-    closest_topic: int
 
 
 def _examples(

@@ -10,8 +10,11 @@ low-confidence questions are kept, scrubbed, for staff (assistant/gaps.py).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.limits import RateLimiter
 from api.progress import Progress, ProgressLookup
@@ -25,6 +28,8 @@ from assistant.gaps import GapKind
 from assistant.intent import progress_question
 from assistant.knowledge import KnowledgeMatch
 
+log = logging.getLogger(__name__)
+
 AnswerKind = Literal["progress", "knowledge", "ask_for_number", "refused"]
 
 
@@ -35,7 +40,7 @@ class KnowledgeSearch(Protocol):
         """The closest entry, or None when none is close enough to answer with."""
 
     def closest(self, question: str) -> KnowledgeMatch | None:
-        """The closest entry however far (None: no word of the question is known), for staff."""
+        """The closest entry however far (None: the question has no term at all), for staff."""
 
 
 class GapRecorder(Protocol):
@@ -121,7 +126,12 @@ class Assistant:
         )
 
     def _keep(self, question: str, kind: GapKind, match: KnowledgeMatch | None) -> None:
-        if self._gaps is not None:
+        if self._gaps is None:
+            return
+        try:
             self._gaps.record(
                 question, kind, match.entry.id if match else None, match.score if match else None
             )
+        except SQLAlchemyError:
+            # The customer still gets the answer; staff lose one count of one question, said in the log.
+            log.exception("could not keep an assistant question for staff (%s)", kind)

@@ -57,7 +57,7 @@ STAGES = {
 CLASSES = tuple(STAGES)
 _SURNAMES = "张王李赵刘陈杨黄周吴"
 _GIVEN = ("伟", "芳", "娜", "敏静", "强", "磊", "军", "洋", "勇", "秀英")
-# Questions no entry answers (topics.md: bills, tariffs, outages, anything not about a supply).
+# Questions no entry answers: bills, tariffs, outages, anything not about a supply.
 OUT_OF_SCOPE = (
     "我家这个月电费怎么这么高",
     "电价每度多少钱",

@@ -299,9 +299,12 @@ customers = sa.Table(
 assistant_gaps = sa.Table(
     "assistant_gaps",
     metadata,
-    # The question is kept with its personal data replaced (assistant/gaps.py), so it needs no sealing.
+    # The question is kept with the personal data the scrubber knows replaced (assistant/gaps.py), and sealed
+    # as well: a name or an address given in passing can still be in it.
     sa.Column("question_key", sa.String(64), primary_key=True, comment="sha256 of the scrubbed question"),
-    sa.Column("question", sa.Text, nullable=False, comment="the question, personal data replaced"),
+    sa.Column(
+        "question", SealedText("assistant_gaps.question"), nullable=False, comment="personal data replaced"
+    ),
     sa.Column("kind", sa.String(16), nullable=False, comment="unanswered | low_confidence, as last asked"),
     sa.Column("best_entry_id", KEY, nullable=True, comment="closest knowledge entry, as last asked"),
     sa.Column("best_score", sa.Float, nullable=True),

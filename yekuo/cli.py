@@ -147,16 +147,20 @@ def _assistant_gaps(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from datetime import datetime, time
 
+    import sqlalchemy as sa
+
     from assistant.gaps import list_gaps
-    from store.database import create_engine, create_schema
+    from store.database import create_engine
+    from store.schema import assistant_gaps
     from workflow.workdays import SHANGHAI, local_date
 
     since = datetime.combine(args.since, time(), SHANGHAI) if args.since else None
     engine = create_engine(args.db_url or Settings().db_url)
     try:
-        create_schema(engine)  # a database the assistant never wrote to has no gaps yet, not no table
         with engine.connect() as conn:
-            gaps = list_gaps(conn, since=since, limit=args.limit)
+            # A listing changes nothing: a database the hub has not set up yet simply has no gaps.
+            stored = sa.inspect(conn).has_table(assistant_gaps.name)
+            gaps = list_gaps(conn, since=since, limit=args.limit) if stored else []
     finally:
         engine.dispose()
     if args.json:
@@ -178,6 +182,17 @@ def _assistant_gaps(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
     return 0
+
+
+def _positive(text: str) -> int:
+    """A count of at least 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def _local_date(text: str) -> date:
@@ -458,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     gaps.add_argument(
         "--since", type=_local_date, metavar="DATE", help="only questions last asked on or after this day"
     )
-    gaps.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
+    gaps.add_argument("--limit", type=_positive, default=50, help="at most this many (default: %(default)s)")
     gaps.add_argument("--json", action="store_true", help="print the gaps as JSON")
     gaps.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
     gaps.set_defaults(func=_assistant_gaps)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from api.assistant import MAX_QUESTION
 from api.progress import MAX_APPLICATION_NO, ProgressLookup, RateLimitedError, client_of, well_formed_code
@@ -54,7 +55,7 @@ def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup, assistant
         if not well_formed_code(code):
             return page(request, 422, application_no=application_no, error=BAD_CODE)
         try:
-            found = lookup.look_up(client_of(request), application_no, code)
+            found = await run_in_threadpool(lookup.look_up, client_of(request), application_no, code)
         except RateLimitedError as exc:
             response = page(
                 request,
@@ -70,24 +71,23 @@ def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup, assistant
 
     @router.post(ASK)
     async def ask(request: Request) -> HTMLResponse:
+        # A question about an application may hold its verification code: only a question answered from
+        # the knowledge base is shown back.
         question = (await form_fields(request)).get("question", "").strip()
         if not question or len(question) > MAX_QUESTION:
-            return page(
-                request, 422, application_no="", question=question[:MAX_QUESTION], ask_error=BAD_QUESTION
-            )
+            return page(request, 422, application_no="", ask_error=BAD_QUESTION)
         try:
-            answer = assistant.ask(question, client_of(request))
+            # The lookup, the classifier and the gap log block: off the event loop.
+            answer = await run_in_threadpool(assistant.ask, question, client_of(request))
         except (TooManyQuestionsError, RateLimitedError) as exc:
             response = page(
                 request,
                 429,
                 application_no="",
-                question=question,
                 ask_error=f"提问过于频繁, 请 {exc.retry_after_s} 秒后再试。",
             )
             response.headers["Retry-After"] = str(exc.retry_after_s)
             return response
-        # A question about an application may hold its verification code, which never goes back out.
         shown = question if answer.kind in ("knowledge", "refused") else ""
         return page(request, 200, application_no="", question=shown, answer=answer, found=answer.progress)
 

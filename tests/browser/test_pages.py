@@ -1,7 +1,7 @@
 """The operators', planners' and customers' pages in a real browser against the live hub: a parked message
 replayed and discarded from the integration health page, the grid's table and plot, the public progress
-lookup with the right code and a wrong one, and its chat box. Screenshots of each page go to var/screenshots/; the `browser`
-fixture checks that no request left 127.0.0.1."""
+lookup with the right code and a wrong one, and its chat box. Screenshots of each page go to
+var/screenshots/; the `browser` fixture checks that no request left 127.0.0.1."""
 
 from __future__ import annotations
 

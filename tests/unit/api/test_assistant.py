@@ -135,6 +135,9 @@ def test_the_progress_page_answers_in_its_chat_box(hub: TestClient) -> None:
     assert "1111" not in progress.text and "张伟" not in progress.text
     empty = hub.post("/ui/progress/ask", data={"question": "  "})
     assert empty.status_code == 422 and 'id="ask-error"' in empty.text
+    # A refused question is not shown back either: it may hold a code.
+    too_long = hub.post("/ui/progress/ask", data={"question": "验证码8765" + "进度" * 300})
+    assert too_long.status_code == 422 and "8765" not in too_long.text
 
 
 def test_an_unknown_province_stops_the_app_at_start_up(
@@ -142,4 +145,12 @@ def test_an_unknown_province_stops_the_app_at_start_up(
 ) -> None:
     monkeypatch.setenv("YEKUO_ASSISTANT__PROVINCE", "atlantis")
     with pytest.raises(ConfigError, match="atlantis"):
+        create_app(engine, auth=TEST_AUTH)
+
+
+def test_thresholds_the_wrong_way_round_stop_the_app_at_start_up(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YEKUO_ASSISTANT__ANSWER_THRESHOLD", "0.6")
+    with pytest.raises(ConfigError, match="ANSWER_THRESHOLD"):
         create_app(engine, auth=TEST_AUTH)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from assistant.gaps import GapLog, list_gaps, scrub
+from store.database import create_engine
 from yekuo.cli import main
 from yekuo.clock import FixedClock
 
@@ -35,6 +38,14 @@ START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
         ("本人李强要更名", "李强", "【姓名】"),
         ("户名：王芳，怎么过户", "王芳", "【姓名】"),
         ("户名是赵敏静可以销户吗", "赵敏静", "【姓名】"),
+        # Surnames that are also common words: 向, 于, 申, 和.
+        ("我叫向明，想问增容", "向明", "【姓名】"),
+        ("户名是于洋，电表坏了", "于洋", "【姓名】"),
+        ("我叫申军", "申军", "【姓名】"),
+        ("户名：和珅", "和珅", "【姓名】"),
+        ("我是王小二，想问增容", "王小二", "【姓名】"),
+        ("联系人李四，手机在资料上", "李四", "【姓名】"),
+        ("户主刘洋不在家能办吗", "刘洋", "【姓名】"),
     ],
 )
 def test_each_kind_of_personal_data_is_replaced(question: str, personal: str, placeholder: str) -> None:
@@ -47,8 +58,9 @@ def test_what_is_not_personal_stays_readable() -> None:
         scrub("2025年以后160千瓦以下的小微企业打95598可以吗")
         == "2025年以后160千瓦以下的小微企业打95598可以吗"
     )
-    # After 本人 a verb is more usual than a name.
+    # After 本人 and 我是 a verb or a role is more usual than a name.
     assert scrub("本人想申请充电桩") == "本人想申请充电桩"
+    assert scrub("我是开饭馆的想加容量") == "我是开饭馆的想加容量"
     assert scrub("我叫张三想问增容") == "我叫【姓名】想问增容"
 
 
@@ -82,8 +94,8 @@ def test_since_and_limit_narrow_the_list(sqlite_engine: Engine) -> None:
     with sqlite_engine.connect() as conn:
         assert [gap.question for gap in list_gaps(conn, limit=1)] == ["电价多少"]
         recent = list_gaps(conn, since=START + timedelta(days=1))
-    # Equal counts: the most recently asked first, then by text.
-    assert [gap.question for gap in recent] == ["发票怎么开", "电表坏了"]
+    # Equal counts and times: the order of their keys (the text is sealed, so it cannot sort them).
+    assert sorted(gap.question for gap in recent) == ["发票怎么开", "电表坏了"]
 
 
 def test_the_command_lists_gaps_by_frequency_as_a_table_or_json(
@@ -125,3 +137,28 @@ def test_the_command_lists_gaps_by_frequency_as_a_table_or_json(
             "times_asked": 1,
         }
     ]
+
+
+def test_a_gap_s_question_is_sealed_at_rest(sqlite_engine: Engine) -> None:
+    GapLog(sqlite_engine, clock=FixedClock(START)).record("楼下的铺子想加容量", "unanswered", None, None)
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT question FROM assistant_gaps")).scalar_one()
+        [gap] = list_gaps(conn)
+    assert stored.startswith("enc:v1:") and "铺子" not in stored
+    assert gap.question == "楼下的铺子想加容量"
+
+
+def test_the_command_changes_nothing_in_a_database_without_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    assert main(["assistant", "gaps", "--db-url", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    engine = create_engine(url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    with pytest.raises(SystemExit):
+        main(["assistant", "gaps", "--db-url", url, "--limit", "0"])
+    assert "0 is not at least 1" in capsys.readouterr().err

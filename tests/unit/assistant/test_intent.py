@@ -111,3 +111,16 @@ def test_asking_how_to_look_up_ones_own_application_is_still_own_progress() -> N
 
 def test_asking_for_ones_own_application_to_be_looked_up_is_progress() -> None:
     assert progress_question("怎么查不到,麻烦帮我查一下我的申请到哪了") == ProgressQuestion(None, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我家户号3701234567电费怎么交",
+        "银行卡6222021234567890123能代扣电费吗",
+        "身份证410102199001011234能办电吗",
+        "20261120停电了是怎么回事",
+    ],
+)
+def test_other_numbers_of_the_customer_are_no_application_number(text: str) -> None:
+    assert progress_question(text) is None

@@ -89,7 +89,7 @@ def test_a_question_of_stop_words_only_is_refused(index: KnowledgeIndex) -> None
     assert index.search("请问怎么办呢?") is None
 
 
-def test_a_question_without_any_known_term_matches_nothing(index: KnowledgeIndex) -> None:
+def test_a_question_without_any_term_matches_nothing(index: KnowledgeIndex) -> None:
     assert index.closest("?!") is None
 
 
@@ -116,20 +116,17 @@ def test_building_an_index_writes_nothing_to_stderr() -> None:
 
 
 @pytest.mark.parametrize(
-    ("question", "topic", "near"),
+    ("question", "near"),
     [
-        ("充电桩充一度电要多少钱", "tariffs", "ev-charger"),
-        ("家里充电桩突然停电了", "outages", "ev-charger"),
-        ("过户以后电费怎么交", "bills", "name-transfer"),
+        ("充电桩充一度电要多少钱", "ev-charger"),
+        ("家里充电桩突然停电了", "ev-charger"),
+        ("过户以后电费怎么交", "name-transfer"),
     ],
 )
-def test_a_question_closer_to_a_declined_topic_is_refused(question: str, topic: str, near: str) -> None:
+def test_a_question_closer_to_a_declined_topic_is_refused(question: str, near: str) -> None:
     without = KnowledgeIndex(SMALL_BASE).search(question)
     assert without is not None and without.entry.id == near  # answered wrongly when nothing is declined
-    index = KnowledgeIndex(DECLINED_BASE)
-    assert index.search(question) is None
-    declined = index.declines(question)
-    assert declined is not None and declined.topic == topic
+    assert KnowledgeIndex(DECLINED_BASE).search(question) is None
 
 
 @pytest.mark.parametrize(
@@ -144,7 +141,6 @@ def test_declined_topics_leave_the_entries_answered(question: str, expected: str
     index = KnowledgeIndex(DECLINED_BASE)
     match = index.search(question)
     assert match is not None and match.entry.id == expected
-    assert index.declines(question) is None
 
 
 def test_closest_ignores_the_declined_topics() -> None:
@@ -203,5 +199,3 @@ def test_a_base_of_one_entry_answers_what_its_words_match() -> None:
 def test_a_base_without_entries_answers_nothing() -> None:
     index = KnowledgeIndex(replace(DECLINED_BASE, entries=()))
     assert index.search("电费怎么交") is None and index.closest("电费怎么交") is None
-    declined = index.declines("电费怎么交")
-    assert declined is not None and declined.topic == "bills"

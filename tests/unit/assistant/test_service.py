@@ -18,6 +18,7 @@ from api.progress import ProgressLookup, RateLimitedError
 from assistant.gaps import GapLog, list_gaps
 from assistant.knowledge import KnowledgeEntry, KnowledgeMatch
 from assistant.service import Assistant, TooManyQuestionsError
+from store.schema import assistant_gaps
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
@@ -154,3 +155,14 @@ def test_questions_are_limited_per_client_address(engine: Engine) -> None:
         assert assistant.ask("办电要交费吗", "10.0.0.2").kind == "knowledge"
         fixed.advance(timedelta(seconds=refused.value.retry_after_s))
         assert assistant.ask("办电要交费吗", "10.0.0.1").kind == "knowledge"
+
+
+def test_a_question_is_answered_when_it_cannot_be_kept_for_staff(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    assistant, _ = _assistant(engine)
+    with engine.begin() as conn:
+        assistant_gaps.drop(conn)
+    answer = assistant.ask("办电收钱不", "10.0.0.1")
+    assert (answer.kind, answer.entry_id) == ("knowledge", "fees")
+    assert "could not keep an assistant question for staff" in caplog.text

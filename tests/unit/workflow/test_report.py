@@ -184,7 +184,17 @@ def test_the_process_report_shows_both_day_counts_shares_rework_and_findings() -
         target_days=15,
         overall=_group(3, [2.0, 12.0], **reworked),
         by_class=(),
-        by_unit=(_group(1, [2.0], unit="41401"), _group(2, [12.0], unit="41402", **reworked)),
+        by_unit=(
+            _group(1, [2.0], unit="41401"),
+            _group(
+                2,
+                [12.0],
+                unit="41402",
+                information_error=CauseFigures(1, 1 / 2, 2),
+                unspecified=CauseFigures(1, 1 / 2, 1),
+                any=CauseFigures(2, 1.0, 3),
+            ),
+        ),
         by_month=(_group(2, [2.0, 12.0], month="2026-03"),),
         in_progress=1,
         findings=Findings(3, 2, 2, {"information_error": 3}, {"address_mismatch": 3}),
