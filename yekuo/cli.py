@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
     from simulators.dispatch.equipment import Equipment
 
+# Cases rebuilt per transaction by `yekuo cases rebuild`.
+REBUILD_BATCH = 200
+
 
 def _check_config(args: argparse.Namespace) -> int:
     from routes.config import check_config
@@ -181,6 +184,34 @@ def _assistant_gaps(args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
+    return 0
+
+
+def _cases_rebuild(args: argparse.Namespace) -> int:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from store.database import create_engine
+    from store.schema import case_events
+    from workflow.cases import default_tracker
+
+    tracker = default_tracker()
+    engine = create_engine(args.db_url or Settings().db_url)
+    try:
+        with engine.connect() as conn:
+            numbers = list(
+                conn.execute(sa.select(case_events.c.application_no).distinct().order_by("application_no"))
+                .scalars()
+                .all()
+            )
+        for start in range(0, len(numbers), REBUILD_BATCH):
+            with engine.begin() as conn:
+                for number in numbers[start : start + REBUILD_BATCH]:
+                    tracker.rebuild(conn, number, correlation_id=str(uuid.uuid4()))
+    finally:
+        engine.dispose()
+    print(f"rebuilt {len(numbers)} case(s)")
     return 0
 
 
@@ -425,6 +456,19 @@ def build_parser() -> argparse.ArgumentParser:
     asyncapi_export = asyncapi_commands.add_parser("export", help="write the document built from the routes")
     asyncapi_export.add_argument("--out", help="target file (default: standard output)")
     asyncapi_export.set_defaults(func=_asyncapi_export)
+
+    cases = commands.add_parser("cases", help="the tracked cases")
+    cases_commands = cases.add_subparsers(dest="cases_command", required=True)
+    rebuild = cases_commands.add_parser(
+        "rebuild",
+        help="rebuild every case from its kept events, with its analytics facts",
+        description="Each case is folded again from its events and stored with its timeline, stage visits "
+        "and the facts the process figures read (case_figures, stage_visits.excess_days): for a database "
+        "made before those tables, or after the workday calendar or the stage model changed. A stage entry "
+        "the timeline did not have yet is published, as when an event arrives.",
+    )
+    rebuild.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    rebuild.set_defaults(func=_cases_rebuild)
 
     report = commands.add_parser("report", help="reports over the workflow state")
     reports = report.add_subparsers(dest="report", required=True)

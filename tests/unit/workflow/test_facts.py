@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -15,7 +16,9 @@ from store.schema import case_figures, stage_visits
 from workflow.cases import CaseTracker
 from workflow.facts import excess_days, power_working_day
 from workflow.workdays import WorkingCalendar
+from yekuo.cli import main
 from yekuo.clock import frozen_at
+from yekuo.settings import PROJECT_ROOT
 
 from .events import application_event
 
@@ -111,3 +114,36 @@ def test_a_case_first_seen_energised_is_not_measured(sqlite_engine: Engine, trac
         row = conn.execute(sa.select(case_figures)).one()
     assert row.energised_at is not None and not row.measured
     assert (row.working_days, row.power_working_day, row.within_commitment) == (None, None, None)
+
+
+def test_the_rebuild_command_restores_every_case_s_facts(
+    sqlite_engine: Engine,
+    tracker: CaseTracker,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A database made before the analytics tables: the cases are there, their facts are not.
+    monkeypatch.setenv("YEKUO_CONFIG_DIR", str(PROJECT_ROOT))
+    with frozen_at(NOW):
+        for number in ("F3", "F4"):
+            for sequence, (stage, moment) in enumerate(
+                [("acceptance", "2026-11-02T09:00:00+08:00"), ("archived", "2026-11-06T09:00:00+08:00")], 1
+            ):
+                event = application_event(
+                    number,
+                    sequence,
+                    stage=stage,
+                    customer_class="lv_residential",
+                    submitted_at="2026-11-02T09:00:00+08:00",
+                    updated_at=moment,
+                )
+                with sqlite_engine.begin() as conn:
+                    tracker(conn, event)
+        with sqlite_engine.begin() as conn:
+            stored = {row.application_no: row for row in conn.execute(sa.select(case_figures))}
+            conn.execute(case_figures.delete())
+        assert main(["cases", "rebuild", "--db-url", sqlite_engine.url.render_as_string()]) == 0
+    assert capsys.readouterr().out == "rebuilt 2 case(s)\n"
+    with sqlite_engine.connect() as conn:
+        rebuilt = {row.application_no: row for row in conn.execute(sa.select(case_figures))}
+    assert rebuilt == stored and rebuilt["F3"].measured
