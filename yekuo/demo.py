@@ -106,6 +106,9 @@ class DemoCredentials:
                 f"  integrator API key (X-API-Key)       : {self.integrator_key}",
                 f"  dashboard (paste the admin token)    : {api_url}{DASHBOARD_PATH}",
                 f'  with a token: curl -H "Authorization: Bearer $TOKEN" {api_url}/v1/applications',
+                f"  customer assistant (public)          : {api_url}/ui/progress, or curl -H "
+                f"'Content-Type: application/json' -d '{{\"question\": \"三零服务是什么\"}}' "
+                f"{api_url}/v1/assistant/ask",
                 "",
             ]
         )
