@@ -17,12 +17,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
-from api.problems import problem, problem_responses
-from api.progress import ProgressLookup, RateLimitedError, client_of
+from api.limits import TooManyError
+from api.problems import problem_responses
+from api.progress import ProgressLookup, client_of
 from assistant.gaps import GapLog
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import ANSWER_THRESHOLD, CONFIDENT_THRESHOLD, KnowledgeIndex
-from assistant.service import Assistant, AssistantAnswer, TooManyQuestionsError
+from assistant.service import Assistant, AssistantAnswer
 from yekuo.errors import ConfigError
 from yekuo.settings import AssistantSettings
 
@@ -151,10 +152,8 @@ def assistant_router(assistant: Assistant) -> APIRouter:
         progress questions also by the progress lookup's limits (429 with Retry-After)."""
         try:
             answer = assistant.ask(body.question, client_of(request))
-        except (TooManyQuestionsError, RateLimitedError) as exc:
-            raise problem(
-                "too-many-requests", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
-            ) from exc
+        except TooManyError as exc:
+            raise exc.problem() from exc
         return reply_json(answer)
 
     return router

@@ -18,10 +18,22 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import problem, problem_response
 from yekuo import clock
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+class TooManyError(Exception):
+    """A rate limit was reached; retry_after_s says how long to wait. Answered 429 with Retry-After."""
+
+    def __init__(self, what: str, retry_after_s: int) -> None:
+        super().__init__(f"too many {what}: try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+    def problem(self) -> HTTPException:
+        """The 429 problem to raise, with its Retry-After header."""
+        return problem("too-many-requests", str(self), headers={"Retry-After": str(self.retry_after_s)})
 
 
 class BodyTooLargeError(HTTPException):

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Connection, Engine
 
-from api.limits import RateLimiter
+from api.limits import RateLimiter, TooManyError
 from api.problems import problem, problem_responses
 from api.scheme_reply import mask_name
 from store.database import utcnow
@@ -89,12 +89,11 @@ class Progress:
     end_to_end_provisional: bool = False
 
 
-class RateLimitedError(Exception):
+class RateLimitedError(TooManyError):
     """Too many lookups from this address or of this application number; retry_after_s says how long."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many progress lookups: try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
+        super().__init__("progress lookups", retry_after_s)
 
 
 def well_formed_code(code: str) -> bool:
@@ -292,9 +291,7 @@ def progress_router(lookup: ProgressLookup) -> APIRouter:
         try:
             found = lookup.look_up(client_of(request), query.application_no, query.code)
         except RateLimitedError as exc:
-            raise problem(
-                "too-many-requests", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
-            ) from exc
+            raise exc.problem() from exc
         if found is None:
             raise problem("progress-not-found", NOT_FOUND)
         return progress_json(found)

@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.limits import RateLimiter
+from api.limits import RateLimiter, TooManyError
 from api.progress import Progress, ProgressLookup
 from assistant.answers import (
     NOT_FOUND,
@@ -66,12 +66,11 @@ class AssistantAnswer:
     progress: Progress | None = None
 
 
-class TooManyQuestionsError(Exception):
+class TooManyQuestionsError(TooManyError):
     """Too many questions from this address; retry_after_s says how long to wait."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many questions: try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
+        super().__init__("questions", retry_after_s)
 
 
 class Assistant:

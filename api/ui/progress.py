@@ -18,10 +18,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.assistant import MAX_QUESTION
+from api.limits import TooManyError
 from api.progress import MAX_APPLICATION_NO, ProgressLookup, RateLimitedError, client_of, well_formed_code
 from api.ui.login import form_fields
 from api.ui.render import render
-from assistant.service import Assistant, TooManyQuestionsError
+from assistant.service import Assistant
 
 PAGE = "/ui/progress"
 ASK = "/ui/progress/ask"
@@ -79,7 +80,7 @@ def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup, assistant
         try:
             # The lookup, the classifier and the gap log block: off the event loop.
             answer = await run_in_threadpool(assistant.ask, question, client_of(request))
-        except (TooManyQuestionsError, RateLimitedError) as exc:
+        except TooManyError as exc:
             response = page(
                 request,
                 429,
