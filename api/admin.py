@@ -1,7 +1,7 @@
 """Admin endpoints over parked messages: dead letters and invalid input, to list, inspect, replay and discard.
 
 Actions are recorded with the name of the authenticated caller (the token's `sub`) as the operator.
-Personal data in payloads, reasons and action details is masked (yekuo.masking) unless the caller holds
+Personal data in payloads, reasons and action details is masked (pipeline.masking) unless the caller holds
 pii:read; each message whose personal data such a caller was shown is recorded in the audit log with the
 caller, the route and the message id. An action's answer is always masked: GET the message to see it.
 """
@@ -20,9 +20,8 @@ from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
 from api.security import PII_READ, CurrentPrincipal, Principal
-from store.parking import ParkedKind, ParkedMessage
-from yekuo.errors import BusError
-from yekuo.operations import (
+from ground.errors import BusError
+from pipeline.operations import (
     MAX_PAGE,
     ActionResult,
     NotParkedError,
@@ -34,6 +33,7 @@ from yekuo.operations import (
     UnknownParkedError,
     origin,
 )
+from store.parking import ParkedKind, ParkedMessage
 
 
 class ParkedSummary(BaseModel):

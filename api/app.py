@@ -36,6 +36,7 @@ from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
 from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
+from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup, progress_router
@@ -46,14 +47,13 @@ from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.ui.health import HealthSources
 from api.webhooks import webhooks_router
 from assistant.service import Assistant
+from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
+from pipeline.operations import Operations
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
 from workflow.cases import default_tracker
 from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
-from yekuo.metrics import CONTENT_TYPE, HubMetrics, watched_queues
-from yekuo.operations import Operations
-from yekuo.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")

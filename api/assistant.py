@@ -24,8 +24,8 @@ from assistant.gaps import GapLog
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import ANSWER_THRESHOLD, CONFIDENT_THRESHOLD, KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer
-from yekuo.errors import ConfigError
-from yekuo.settings import AssistantSettings
+from ground.errors import ConfigError
+from ground.settings import AssistantSettings
 
 MAX_QUESTION = 500
 

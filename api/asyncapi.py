@@ -24,9 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter
 
-from bus.namespace import DEFAULT_NAMESPACE, broker_name
+from bus.namespace import broker_name
 from canonical_model.application import ConnectionApplication
-from canonical_model.envelope import DEFAULT_INSTANCE_URI
 from canonical_model.planning import (
     CAPACITY_FORECAST_EXCEEDED,
     CAPACITY_FORECAST_ROUTING_PREFIX,
@@ -36,8 +35,11 @@ from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
 from feasibility.service import SCHEMA_NAME as FEASIBILITY_SCHEMA
+from ground.identity import DEFAULT_INSTANCE_URI, DEFAULT_NAMESPACE
+from ground.settings import Settings
 from mappings.engine import Mapping as FieldMapping
 from mappings.templates import parse_template
+from pipeline.consumers import ConsumerSpec
 from routes.config import load_hub_config
 from routes.table import Route
 from workflow.events import (
@@ -51,8 +53,7 @@ from workflow.events import (
 )
 from workflow.projection import PROJECTION_UPDATED
 from workflow.projection import ROUTING_PREFIX as PROJECTION_PREFIX
-from yekuo.consumers import CONSUMERS, ConsumerSpec
-from yekuo.settings import Settings
+from yekuo.consumers import CONSUMERS
 
 ASYNCAPI_VERSION = "3.0.0"
 JSON_SCHEMA_2020_12 = "application/schema+json;version=2020-12"

@@ -15,8 +15,8 @@ from typing import Any
 
 import jwt
 
-from yekuo import clock
-from yekuo.settings import AuthSettings
+from ground import clock
+from ground.settings import AuthSettings
 
 ALGORITHM = "HS256"
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.

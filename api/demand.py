@@ -24,8 +24,8 @@ from forecast.demand import DemandFilter, DemandForecast, InsufficientDemandHist
 from forecast.demand_config import DemandConfig, load_demand_config
 from forecast.ev_growth import EvGrowth, InsufficientEvHistoryError, ev_growth
 from forecast.load_share import InsufficientCurvesError, LoadShare, load_share
-from yekuo import clock
-from yekuo.settings import Settings
+from ground import clock
+from ground.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_EQUIPMENT = 500  # ids in one query string; a larger group is a planning study, not a request

@@ -20,7 +20,7 @@ from canonical_model.feasibility import FeasibilityAssessment
 from feasibility.config import FeasibilityConfig, load_feasibility_config
 from feasibility.engine import FeasibilityRequest
 from feasibility.service import FeasibilityService
-from yekuo.settings import Settings, SubmissionSettings
+from ground.settings import Settings, SubmissionSettings
 
 
 class PreviewRequest(RequestModel):

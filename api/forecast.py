@@ -19,9 +19,9 @@ from api.problems import problem, problem_responses
 from feasibility.config import FeasibilityConfig, load_feasibility_config
 from forecast.config import ForecastConfig, load_forecast_config
 from forecast.equipment import EquipmentForecast, InsufficientHistoryError, forecast_equipment
+from ground import clock
+from ground.settings import Settings
 from workflow.grid import get_equipment
-from yekuo import clock
-from yekuo.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KINDS = ("substation", "feeder", "transformer")

@@ -37,9 +37,9 @@ from feasibility.open_capacity import (
     published,
     substation_ratios,
 )
+from ground import clock
+from ground.settings import Settings
 from workflow.grid import EquipmentFilter, get_equipment, list_equipment
-from yekuo import clock
-from yekuo.settings import Settings
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

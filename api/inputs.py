@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from canonical_model.common import CanonicalModel, GeoPoint
-from yekuo.settings import SubmissionSettings
+from ground.settings import SubmissionSettings
 
 # C0 (tab and line breaks included: every text field of a request is a single line), DEL, C1, and the
 # halves of surrogate pairs, which no UTF-8 text can hold on their own.

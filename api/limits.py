@@ -19,7 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem, problem_response
-from yekuo import clock
+from ground import clock
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 

@@ -39,8 +39,8 @@ from api.problems import ProblemError, problem_responses
 from api.problems import problem as problem_error
 from canonical_model.common import SourceRef
 from canonical_model.load import LoadPhase, LoadPoint, LoadSource
+from ground.settings import Settings
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
-from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -36,13 +36,9 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.marketing.legacy import APPLICATION_FIELDS, CUSTOMER_FIELDS, record_from_xml
 from api.push_requirements import missing_fields, require_in_schema, requirement_of
-from mappings.codes import load_code_tables
-from mappings.engine import Mapping
-from mappings.loader import CODES_FOLDER, load_mapping
-from store.submissions import PushReceipt, marketing_push, store_push
-from yekuo.errors import InvalidRecordError, MalformedInputError
-from yekuo.settings import PROJECT_ROOT
-from yekuo.soap import (
+from ground.errors import InvalidRecordError, MalformedInputError
+from ground.settings import PROJECT_ROOT
+from ground.soap import (
     SOAP_CONTENT_TYPE,
     SOAP_ENV_NS,
     FaultCode,
@@ -51,6 +47,10 @@ from yekuo.soap import (
     build_fault,
     parse_envelope,
 )
+from mappings.codes import load_code_tables
+from mappings.engine import Mapping
+from mappings.loader import CODES_FOLDER, load_mapping
+from store.submissions import PushReceipt, marketing_push, store_push
 
 PUSH_PATH = "/soap/marketing"
 NAMESPACE = "urn:yekuo:hub:marketing-push:v1"

@@ -28,11 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 from api.limits import RateLimiter, TooManyError
 from api.problems import problem, problem_responses
 from api.scheme_reply import mask_name
+from ground.settings import ProgressSettings
 from store.database import utcnow
 from store.schema import cases
 from workflow.queries import get_case, get_customer, stage_visits_of
 from workflow.workdays import WorkingCalendar, local_date
-from yekuo.settings import ProgressSettings
 
 CODE_DIGITS = 4
 CODE_PATTERN = rf"^[0-9]{{{CODE_DIGITS}}}$"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from ground.errors import ConfigError
 from mappings.engine import ABSENT, EachRule, Mapping, Rule, ValueRule
-from yekuo.errors import ConfigError
 
 _XSD_NS = "http://www.w3.org/2001/XMLSchema"
 

@@ -27,12 +27,12 @@ from sqlalchemy.engine import Engine
 from api.applications import latest_feasibility
 from api.problems import problem, problem_responses
 from api.security import PII_READ, CurrentPrincipal
+from ground.errors import ConfigError
+from ground.settings import Settings
 from store.audit import record_pii_read
 from store.database import utcnow
 from workflow.queries import get_case, get_customer
 from workflow.workdays import local_date
-from yekuo.errors import ConfigError
-from yekuo.settings import Settings
 
 SHIPPED_TEMPLATE = Path(__file__).with_name("scheme_reply.yaml")
 OVERRIDE_TEMPLATE = Path("documents") / "scheme_reply.yaml"

@@ -41,10 +41,10 @@ from api.access import AccessPolicy, RouteKey
 from api.credentials import Caller, CredentialsError, TokenExpiredError, verify_api_key, verify_token
 from api.problems import problem, problem_response
 from api.ui.session import SESSION_COOKIE, Session, SessionError, SessionSeal
-from yekuo.errors import ConfigError
-from yekuo.metrics import AUTH_FAILURES
-from yekuo.settings import AuthSettings
-from yekuo.soap import SOAP_CONTENT_TYPE, FaultCode, build_fault
+from ground.errors import ConfigError
+from ground.metrics import AUTH_FAILURES
+from ground.settings import AuthSettings
+from ground.soap import SOAP_CONTENT_TYPE, FaultCode, build_fault
 
 API_KEY_HEADER = "X-API-Key"
 PII_READ = "pii:read"

@@ -55,12 +55,12 @@ from canonical_model.application import (
 from canonical_model.common import UrbanRural
 from canonical_model.consistency import RULE_PATTERN, ConsistencyFinding, FindingValue
 from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
+from ground.settings import Settings, SubmissionSettings
 from store.schema import cases
 from store.submissions import Submission, add_submission, get_submission, submission_by_key
 from workflow.cases import default_tracker
 from workflow.consistency import AppliedFacts, ConsistencyConfig, CustomerFacts
 from workflow.findings import DistrictIndex, StoreKnowledge, customer_facts, masked_values
-from yekuo.settings import Settings, SubmissionSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 191

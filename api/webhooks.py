@@ -39,6 +39,8 @@ from api.listing import (
 )
 from api.problems import ProblemError, problem, problem_responses
 from api.security import CurrentPrincipal
+from ground.errors import DestinationRefusedError, DestinationUnresolvedError
+from ground.settings import WebhookSettings
 from store.database import utcnow
 from store.webhooks import (
     PENDING,
@@ -52,8 +54,6 @@ from store.webhooks import (
     replay_delivery,
 )
 from subscriptions.destinations import DestinationPolicy, Resolver
-from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
-from yekuo.settings import WebhookSettings
 
 MAX_FILTERS = 20
 DEFAULT_LIMIT = 100

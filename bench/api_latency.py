@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.records import RawRecord
 from api.app import create_app
 from bench.credentials import bench_credentials
 from bench.load import LoadResult, run_load
@@ -34,13 +33,14 @@ from bench.records import envelope
 from bench.statements import counting_statements
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
-from routes.router import Router
+from ground.errors import ConfigError
+from ground.webserver import BackgroundServer
+from pipeline.records import RawRecord
+from pipeline.routing import Router
 from store.database import utcnow
 from store.schema import metadata
 from workflow.cases import handle_event
 from workflow.config import Flow, WorkflowConfig
-from yekuo.errors import ConfigError
-from yekuo.webserver import BackgroundServer
 
 SEED_BATCH = 200
 # The seeded applications are submitted over the last year; one in ten goes back a stage once.

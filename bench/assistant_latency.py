@@ -31,14 +31,14 @@ from assistant.retrieval import KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
+from ground import clock
+from ground.clock import FixedClock
+from ground.settings import ProgressSettings
 from store.database import create_engine, create_schema
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
 from workflow.workdays import SHANGHAI, WorkingCalendar, local_date
-from yekuo import clock
-from yekuo.clock import FixedClock
-from yekuo.settings import ProgressSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 # A Thursday, 10:00 in Shanghai: stages entered today have begun (at 09:00), and deadlines a few working

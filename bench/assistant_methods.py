@@ -17,7 +17,7 @@ from pathlib import Path
 from assistant.evaluation import PROGRESS, Evaluation, evaluate, read_questions, standard_classifier
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import CLASSIFIER_WEIGHT, KnowledgeIndex
-from yekuo.settings import PROJECT_ROOT
+from ground.settings import PROJECT_ROOT
 
 DEV = PROJECT_ROOT / "tests" / "data" / "assistant" / "dev.yaml"
 METHODS = {"BM25 alone": 0.0, "classifier alone": 1.0, "blend (shipped)": CLASSIFIER_WEIGHT}

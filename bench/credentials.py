@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from api.credentials import hash_api_key, mint_token
-from yekuo.settings import ApiKeySettings, AuthSettings
+from ground.settings import ApiKeySettings, AuthSettings
 
 
 @dataclass(frozen=True)

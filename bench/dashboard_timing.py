@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from bench.credentials import bench_credentials
-from yekuo.webserver import BackgroundServer
+from ground.webserver import BackgroundServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and without the background services whose connections a closed network refuses.

@@ -76,10 +76,10 @@ def child(path: Path, db_url: str, progress_every: int) -> None:
     """Run the intake on one file in this process and print one JSON line of figures."""
     from adapters.dispatch.dropfolder import DropFolder
     from adapters.dispatch.intake import DispatchIntake
+    from ground.logs import configure
+    from ground.settings import PROJECT_ROOT
     from routes.config import load_hub_config
     from store.database import create_engine, create_schema
-    from yekuo.logs import configure
-    from yekuo.settings import PROJECT_ROOT
 
     configure(logging.INFO)
     engine = create_engine(db_url)

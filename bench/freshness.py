@@ -33,20 +33,20 @@ import httpx2
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
-from adapters.records import SourceBatch
 from api.app import create_app
 from api.marketing_push import PUSH_PATH
 from bench.credentials import bench_credentials
+from ground.errors import BusError
+from ground.settings import Settings
+from ground.webserver import BackgroundServer
+from pipeline.consumers import ConsumerSpec
+from pipeline.records import SourceBatch
+from pipeline.routing import Router
 from routes.config import HubConfig
-from routes.router import Router
 from simulators.marketing.push import Pusher
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
-from yekuo.consumers import ConsumerSpec
-from yekuo.errors import BusError
 from yekuo.hub import Hub
-from yekuo.settings import Settings
-from yekuo.webserver import BackgroundServer
 
 VISIBLE_TIMEOUT_S = 30.0
 # STATUS_CODE of applications in the feasibility rules' release stages (mappings/codes/marketing/

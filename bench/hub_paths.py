@@ -21,18 +21,18 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from adapters.records import RawRecord
 from bench.records import envelope
 from bench.statements import counting_statements
-from bus.outbox import OutboxRelay, pending_count
 from bus.port import Message
 from bus.rabbitmq import RabbitMQBus
-from routes.router import Router
+from ground.errors import BusError
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
+from pipeline.ingest import Ingestor
+from pipeline.outbox import OutboxRelay, pending_count
+from pipeline.records import RawRecord
+from pipeline.routing import Router
 from store.schema import outbox
-from workflow.consumer import InboxConsumer
-from yekuo.consumers import ConsumerSpec
-from yekuo.errors import BusError
-from yekuo.ingest import Ingestor
 
 # What the hub uses: the relay's batch, the adapter's page, the consumer's fetch.
 PUBLISH_BATCH = 500

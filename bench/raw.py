@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from yekuo.errors import BusError, BusUnavailableError
+from ground.errors import BusError, BusUnavailableError
 
 QueueType = Literal["quorum", "classic"]
 PERSISTENT = 2

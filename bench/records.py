@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.marketing.source import SYSTEM
-from adapters.records import RawRecord
 from canonical_model.envelope import CloudEvent
+from pipeline.records import EventDraft, RawRecord
+from pipeline.routing import Router
 from routes.config import load_hub_config
-from routes.router import RoutedEvent, Router
 from simulators.marketing.seed import generate_world
 from store.database import utcnow
 
@@ -40,7 +40,7 @@ def legacy_records(count: int, *, seed: int = 10) -> list[RawRecord]:
 
 
 def envelope(
-    routed: RoutedEvent, sequence: int, correlation_id: str, data: dict[str, Any] | None = None
+    routed: EventDraft, sequence: int, correlation_id: str, data: dict[str, Any] | None = None
 ) -> CloudEvent:
     """The CloudEvent the outbox would wrap a routed event in; data replaces the routed event's own."""
     return CloudEvent(

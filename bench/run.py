@@ -40,13 +40,14 @@ from bench.records import bench_router, legacy_records
 from bench.report import Measure, Target, evaluate, percentile, rate, results_document, table_lines
 from bus.port import Topology
 from bus.rabbitmq import RabbitMQBus
+from ground.errors import BusUnavailableError, YekuoError
+from ground.settings import PROJECT_ROOT, Settings
+from pipeline.consumers import ConsumerSpec
 from routes.config import load_hub_config
 from store.database import create_engine, create_schema
 from workflow.config import load_workflow_config
-from yekuo.consumers import CONSUMERS, ConsumerSpec
-from yekuo.errors import BusUnavailableError, YekuoError
+from yekuo.consumers import CONSUMERS
 from yekuo.hub import hub_topology
-from yekuo.settings import PROJECT_ROOT, Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BODY_BYTES = 1200

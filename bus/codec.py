@@ -23,7 +23,7 @@ from pika import exceptions as pika_exceptions
 
 from bus.port import Message, Topology
 from canonical_model.envelope import CloudEvent
-from yekuo.errors import BusError, ConfigError
+from ground.errors import BusError, ConfigError
 
 # AMQP 0-9-1 short strings (routing keys, names, message properties) carry at most 255 bytes of UTF-8.
 SHORTSTR_MAX_BYTES = 255

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from bus.namespace import DEFAULT_NAMESPACE, NamespacedBus, check_namespace
+from bus.namespace import NamespacedBus, check_namespace
 from bus.port import Bus
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
+from ground.identity import DEFAULT_NAMESPACE
 
 MEMORY_SCHEMES = frozenset({"memory"})
 AMQP_SCHEMES = frozenset({"amqp", "amqps"})

@@ -60,8 +60,8 @@ from bus.codec import (
     unroutable_text,
 )
 from bus.port import Delivery, ExchangeSpec, Message, QueueSpec, Topology
-from yekuo import clock
-from yekuo.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
+from ground import clock
+from ground.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
 
 _LOG = logging.getLogger(__name__)
 

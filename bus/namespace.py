@@ -11,24 +11,13 @@ The default namespace `yekuo` maps every name to itself, so an existing deployme
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 
 from bus.port import Binding, Bus, Delivery, ExchangeSpec, Message, QueueSpec, Topology
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
+from ground.identity import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
 
-DEFAULT_NAMESPACE = "yekuo"
 _HUB_PREFIX = f"{DEFAULT_NAMESPACE}."
-# One word, so a namespaced name is still `<namespace>.<name>` and never looks like another namespace's.
-NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-
-
-def namespace_problem(namespace: str) -> str:
-    """What is wrong with a namespace that does not match NAMESPACE_PATTERN."""
-    return (
-        f"bus namespace {namespace!r} must be one lower-case word of letters, digits, '_' or '-' "
-        "(at most 32, starting with a letter), e.g. 'staging'"
-    )
 
 
 def check_namespace(namespace: str) -> str:

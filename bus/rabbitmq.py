@@ -17,7 +17,7 @@ One connection carries three channels, so a broker error on one does not cost th
   every message is settled, and then raises UnroutableError if any was returned (RabbitMQ returns a
   message before it acks it) or PublishNotConfirmedError if any was nacked.
 
-Broker errors map onto yekuo.errors: NOT_FOUND, ACCESS_REFUSED and PRECONDITION_FAILED (a missing
+Broker errors map onto ground.errors: NOT_FOUND, ACCESS_REFUSED and PRECONDITION_FAILED (a missing
 exchange or queue, a reserved name, a redeclaration with other arguments) are ConfigError; losing the
 connection, or a broker that keeps the connection blocked (resource alarm) or leaves messages
 unconfirmed past `publish_timeout_s`, is BusUnavailableError, after which this bus is unusable and
@@ -46,7 +46,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from bus.codec import check_fetch_size, check_message, check_topology, normalize_value, unroutable_text
 from bus.factory import redact_url
 from bus.port import Delivery, Message, Topology
-from yekuo.errors import (
+from ground.errors import (
     BusError,
     BusUnavailableError,
     ConfigError,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bus.port import Binding, Delivery, ExchangeSpec, Message, QueueSpec
-from yekuo import clock
+from ground import clock
 
 RETRY_EXCHANGE = "yekuo.retry"
 REQUEUE_EXCHANGE = "yekuo.requeue"

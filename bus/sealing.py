@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from canonical_model.envelope import CloudEvent
 from canonical_model.pii import PiiPath, pii_paths
 from canonical_model.registry import MODELS, schema_uri
+from ground.errors import YekuoError
 from store.crypto import Keyring, PiiDecryptError, PiiKeyError, is_sealed
 from store.encrypted import map_at
-from yekuo.errors import YekuoError
 
 
 class SealedFieldError(YekuoError):

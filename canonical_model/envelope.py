@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,10 +17,6 @@ from pydantic import (
 )
 
 EVENT_TYPE_PATTERN = r"^cn\.yekuo\.[a-z_]+(\.[a-z_]+)*\.v[0-9]+$"
-# The hub instance's identity on the bus (YEKUO_INSTANCE_URI): an absolute URI with no '/', '?' or '#', so
-# that `<instance><producer path>` (urn:yekuo:hub:prod-gd/marketing/application) splits back unambiguously.
-DEFAULT_INSTANCE_URI = "urn:yekuo:hub:default"
-INSTANCE_URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^/?#\s]+$")
 SEQUENCE_PATTERN = r"^[1-9][0-9]{0,18}$"
 
 
@@ -102,13 +97,3 @@ class CloudEvent(BaseModel):
         if not self.source.startswith("/"):
             return self
         return self.model_copy(update={"source": f"{instance_uri}{self.source}"})
-
-
-def check_instance_uri(uri: str) -> str:
-    """The instance URI, or a ValueError saying what it must look like."""
-    if not INSTANCE_URI_PATTERN.fullmatch(uri):
-        raise ValueError(
-            f"instance URI {uri!r} must be an absolute URI without '/', '?' or '#', "
-            "e.g. urn:yekuo:hub:prod-gd"
-        )
-    return uri

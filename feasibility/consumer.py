@@ -26,9 +26,9 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
 from feasibility.service import FEASIBILITY_ASSESSED, CustomerFacts, FeasibilityService
+from ground.errors import SchemaViolationError
+from ground.settings import Settings
 from workflow.projection import PROJECTION_UPDATED
-from yekuo.errors import SchemaViolationError
-from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
 

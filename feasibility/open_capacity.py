@@ -42,8 +42,8 @@ from feasibility.engine import (
     equipment_headroom,
 )
 from feasibility.inputs import TOTAL_PHASE, read_loads, read_reserved
+from ground import clock
 from store.loads import load_profiles
-from yekuo import clock
 
 # The engine's rules that cap a load rate; the smallest cap among them is the one that binds.
 LIMIT_RULES = frozenset(

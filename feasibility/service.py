@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, stage_event
 from canonical_model.application import BusinessType, ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
@@ -39,6 +38,8 @@ from feasibility.engine import (
 )
 from feasibility.grid_cache import GridCache
 from feasibility.inputs import bbox_around, read_loads, read_reserved
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from store.database import utcnow
 from store.feasibility import (
     capacity_locks,

@@ -17,7 +17,6 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, stage_event
 from canonical_model.planning import (
     CAPACITY_FORECAST_EXCEEDED,
     CAPACITY_FORECAST_ROUTING_PREFIX,
@@ -27,6 +26,8 @@ from canonical_model.planning import (
 from canonical_model.registry import schema_uri
 from forecast.equipment import EquipmentForecast
 from forecast.limits import Limit
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from store.forecast import forecast_alerts
 
 FORECAST_SOURCE = "/hub/forecast"

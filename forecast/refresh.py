@@ -34,10 +34,10 @@ from forecast.history import month_of
 from forecast.inputs import daily_peaks_of, pipeline_rows_of
 from forecast.limits import limit_of
 from forecast.model import ForecastError
+from ground import clock
+from ground.errors import ConfigError
+from ground.settings import Settings
 from store.forecast import FORECAST, INSUFFICIENT_HISTORY, equipment_forecasts, forecast_alerts
-from yekuo import clock
-from yekuo.errors import ConfigError
-from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from ground.errors import MalformedInputError, MappingError, SchemaViolationError
 from mappings.codes import CodeTable
 from mappings.units import convert
-from yekuo.errors import MalformedInputError, MappingError, SchemaViolationError
 
 
 class _Absent:

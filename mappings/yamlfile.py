@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 
 class Diagnostics:

@@ -9,15 +9,15 @@ from assistant.knowledge import read_knowledge_config
 from feasibility.config import read_feasibility_config
 from forecast.config import read_forecast_config
 from forecast.demand_config import read_demand_config
+from ground.errors import ConfigError
 from mappings.codes import CodeTables, read_code_tables
 from mappings.engine import Mapping
 from mappings.loader import CODES_FOLDER, read_mappings
 from mappings.yamlfile import Diagnostics
-from routes.router import Router
+from pipeline.routing import Router
 from routes.table import Route, read_routes
 from workflow.config import read_workflow_config
 from workflow.consistency_config import WORKFLOW_FOLDER, read_consistency_config
-from yekuo.errors import ConfigError
 
 MAPPINGS_FOLDER = "mappings"
 ROUTES_FOLDER = "routes"

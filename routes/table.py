@@ -12,6 +12,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from canonical_model.envelope import EVENT_TYPE_PATTERN
+from ground.errors import MappingError
 from mappings.engine import Mapping
 from mappings.targets import always_present, is_scalar
 from mappings.templates import Pieces, parse_template, placeholders
@@ -24,7 +25,6 @@ from mappings.yamlfile import (
     read_yaml,
     unknown_keys,
 )
-from yekuo.errors import MappingError
 
 ROUTE_KEYS = (
     "name",

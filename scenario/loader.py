@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 
+from ground.errors import ConfigError
 from mappings.yamlfile import (
     Diagnostics,
     UnsupportedValueError,
@@ -19,7 +20,6 @@ from mappings.yamlfile import (
     read_yaml,
 )
 from scenario.model import Scenario
-from yekuo.errors import ConfigError
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ground.errors import ConfigError
 from simulators.dispatch.faults import Fault as DispatchFault
 from simulators.marketing.faults import Fault as MarketingFault
 from simulators.marketing.process import PROCESS_FILE, load_processes
 from simulators.world import WorldScale
-from yekuo.errors import ConfigError
 
 
 class _Strict(BaseModel):

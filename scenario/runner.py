@@ -34,9 +34,12 @@ from adapters.marketing.source import SYSTEM as MARKETING
 from adapters.marketing.source import MarketingCheckpoint
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import PmsSource
-from adapters.records import PollingSource
 from bus import open_bus
 from bus.memory import topic_matches
+from ground import clock
+from ground.errors import ConfigError
+from ground.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
+from pipeline.records import PollingSource
 from scenario.checks import CheckResult, RunFacts, evaluate, verdicts
 from scenario.history import HistoryPlan, Release, plan_history
 from scenario.model import DispatchFaultSpec, FaultSpec, MarketingFaultSpec, PmsFaultSpec, Scenario
@@ -60,10 +63,7 @@ from store.feasibility import feasibility_assessments
 from store.parking import count_parked
 from store.schema import cases, consistency_findings, inbox, outbox, parked
 from workflow.workdays import WorkingCalendar
-from yekuo import clock
-from yekuo.errors import ConfigError
 from yekuo.hub import Hub, hub_topology
-from yekuo.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY_STARTS_AT = clock_time(8, 30)

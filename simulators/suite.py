@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ground.webserver import base_url_of, bind_socket, serve_forever
 from simulators.dispatch import runner as dispatch_runner
 from simulators.dispatch.faults import Fault as DispatchFault
 from simulators.marketing.app import ENDPOINT_PATH, create_app
@@ -25,7 +26,6 @@ from simulators.marketing.world import MarketingWorld
 from simulators.pms import runner as pms_runner
 from simulators.pms.schema import drop_pms_schema
 from simulators.world import WorldScale, build_world, dispatch_equipment
-from yekuo.webserver import base_url_of, bind_socket, serve_forever
 
 
 @dataclass(frozen=True)

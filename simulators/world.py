@@ -22,6 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.dispatch.equipment import Equipment, read_main_transformers, read_pms_equipment
 from simulators.marketing.seed import DEFAULT_START, generate_rows
 from simulators.marketing.world import ApplicationRow, CustomerRow
@@ -34,7 +35,6 @@ from simulators.pms.schema import (
     transformers,
 )
 from simulators.pms.seed import SeedSummary, seed_database
-from yekuo.errors import ConfigError
 
 SITE_RADIUS_M = 100.0
 _METRES_PER_DEGREE = 111_320.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

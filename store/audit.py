@@ -44,12 +44,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ground.errors import ConfigError
+from ground.settings import AuditSettings, Settings
 from store.anchors import Anchor
 from store.schema import KEY, UtcDateTime, metadata, subject_sequences
 from store.sequences import next_sequence
 from store.submissions import utcnow
-from yekuo.errors import ConfigError
-from yekuo.settings import AuditSettings, Settings
 
 log = logging.getLogger(__name__)
 

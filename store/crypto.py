@@ -31,8 +31,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Engine
 
-from yekuo.errors import ConfigError, YekuoError
-from yekuo.settings import PiiSettings
+from ground.errors import ConfigError, YekuoError
+from ground.settings import PiiSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import store.grid  # noqa: F401  (registers the grid tables on metadata)
+from ground import clock
+from ground.settings import Settings
 from store import audit as _audit  # noqa: F401  (registers audit_log on metadata)
 from store import event_feed as _event_feed  # noqa: F401  (registers the event feed tables)
 from store import feasibility as _feasibility  # noqa: F401  (registers the feasibility tables on metadata)
@@ -21,8 +23,6 @@ from store import submissions as _submissions  # noqa: F401  (registers the mark
 from store import webhooks as _webhooks  # noqa: F401  (registers the webhook subscription tables)
 from store.crypto import Keyring, bind_keyring, keyring_from_settings
 from store.schema import metadata
-from yekuo import clock
-from yekuo.settings import Settings
 
 
 def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:

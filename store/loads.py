@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ground import clock
 from store.schema import KEY, UtcDateTime, metadata
-from yekuo import clock
 
 SHA256 = sa.String(64)
 

@@ -20,10 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ground import clock
 from store.encrypted import SealedJson
 from store.schema import KEY, UtcDateTime, metadata
 from store.sequences import next_sequence
-from yekuo import clock
 
 PUSH_SEQUENCE_KEY = "marketing|push"
 LEGACY_TIME = sa.String(19)

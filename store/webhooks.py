@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ground.errors import YekuoError
 from store.encrypted import SealedText
 from store.event_feed import FEED_ID, FeedEntry, last_feed_id
 from store.schema import KEY, UtcDateTime, metadata
-from yekuo.errors import YekuoError
 
 PENDING = "pending"
 DELIVERED = "delivered"

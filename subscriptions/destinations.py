@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx2
 
-from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
-from yekuo.settings import WebhookSettings
+from ground.errors import DestinationRefusedError, DestinationUnresolvedError
+from ground.settings import WebhookSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

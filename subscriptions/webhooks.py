@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 import httpx2
 from sqlalchemy.engine import Engine
 
+from ground.errors import DestinationRefusedError, DestinationUnresolvedError
+from ground.settings import WebhookSettings
 from store.database import utcnow
 from store.event_feed import FeedEntry, last_feed_id, read_feed
 from store.webhooks import (
@@ -43,8 +45,6 @@ from subscriptions.destinations import Destination, DestinationPolicy, Resolver
 from subscriptions.feed import FeedPruner, public_event
 from subscriptions.settings import SubscriptionSettings
 from subscriptions.signing import SIGNATURE_HEADER, signature_header
-from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
-from yekuo.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 

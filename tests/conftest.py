@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
+from ground.logs import HANDLER_NAME
 from store.database import create_engine, create_schema, drop_schema
-from yekuo.logs import HANDLER_NAME
 
 RABBITMQ_URL = os.environ.get("YEKUO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("YEKUO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.envelope import CloudEvent
+from ground.errors import InvalidRecordError
 from store.database import utcnow
 from store.schema import case_feed
 from workflow.events import ROUTING_KEYS
-from yekuo.errors import InvalidRecordError
 
 
 def record_case_event(conn: Connection, event: CloudEvent) -> None:

@@ -23,13 +23,16 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, defer_event, stage_event
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import CaseOutcome, StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_uri
+from ground.errors import InvalidRecordError, SchemaViolationError
+from ground.settings import Settings
+from pipeline.outbox import defer_event, stage_event
+from pipeline.records import EventDraft
 from store.database import utcnow
 from store.grid import cell_of
 from store.schema import case_events, case_figures, cases, customers, stage_visits, timeline
@@ -50,8 +53,6 @@ from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
 from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
-from yekuo.errors import InvalidRecordError, SchemaViolationError
-from yekuo.settings import Settings
 
 DEFAULT_EXCHANGE = "yekuo.events"
 _UPDATE_CASE = cases.update().where(cases.c.application_no == sa.bindparam("key"))

@@ -16,10 +16,10 @@ from canonical_model.application import BusinessType, ConnectionApplication, Cus
 from canonical_model.case import CaseOutcome
 from feasibility.basis import supply_class
 from feasibility.config import FEASIBILITY_FOLDER, RULES_FILE, FeasibilityConfig, read_feasibility_config
+from ground.errors import ConfigError
 from mappings.codes import CodeTables
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
 from workflow.workdays import LATE_DECEMBER_FROM
-from yekuo.errors import ConfigError
 
 WORKFLOW_FOLDER = "workflow"
 STAGES_FILE = "stages.yaml"

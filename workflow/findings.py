@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, stage_event
 from canonical_model.application import ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.consistency import ConsistencyFinding, FindingState, FindingValue
@@ -28,6 +27,8 @@ from canonical_model.customer import Customer
 from canonical_model.pii import mask_value
 from canonical_model.registry import schema_uri
 from feasibility.inputs import bbox_around
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from store.database import utcnow
 from store.grid import cells_covering, grid_equipment, grid_state
 from store.schema import cases, consistency_findings, customers

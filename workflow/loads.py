@@ -14,9 +14,9 @@ from sqlalchemy.engine import Connection
 from canonical_model.envelope import CloudEvent
 from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
 from canonical_model.projection import Projection, ProjectionUpdate
+from ground.errors import InvalidRecordError
 from store.loads import FactorCurve, upsert_measurement, upsert_power_factors, upsert_profile
 from workflow.projection import announce
-from yekuo.errors import InvalidRecordError
 
 PROFILE_RECORDED = "cn.yekuo.load.profile.recorded.v1"
 MEASUREMENT_RECORDED = "cn.yekuo.load.measurement.recorded.v1"

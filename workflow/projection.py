@@ -10,11 +10,12 @@ from functools import cache
 
 from sqlalchemy.engine import Connection
 
-from bus.outbox import EventDraft, defer_event
 from canonical_model.envelope import CloudEvent
 from canonical_model.projection import ProjectionUpdate
 from canonical_model.registry import schema_name_of, schema_uri
-from yekuo.settings import Settings
+from ground.settings import Settings
+from pipeline.outbox import defer_event
+from pipeline.records import EventDraft
 
 PROJECTION_UPDATED = "cn.yekuo.projection.updated.v1"
 ROUTING_PREFIX = "projection"

@@ -27,6 +27,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground import clock
+from ground.errors import YekuoError
+from ground.settings import AuditSettings, Settings
 from store.anchors import Anchor, append_anchor, latest_anchor
 from store.audit import (
     AuditEntry,
@@ -41,9 +44,6 @@ from store.audit import (
     verify_chain,
 )
 from store.database import create_engine
-from yekuo import clock
-from yekuo.errors import YekuoError
-from yekuo.settings import AuditSettings, Settings
 
 log = logging.getLogger(__name__)
 

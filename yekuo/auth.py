@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from api.credentials import CredentialsError, hash_api_key, mint_token
-from yekuo.settings import Settings
+from ground.settings import Settings
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yekuo.settings import Settings
+from ground.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -124,8 +124,8 @@ def _report_forecast(args: argparse.Namespace) -> int:
 
 def _forecast_run(args: argparse.Namespace) -> int:
     from forecast.refresh import refresh_forecasts, refresh_settings
+    from ground.errors import ConfigError
     from store.database import create_engine, create_schema
-    from yekuo.errors import ConfigError
 
     settings = Settings()
     if args.config_dir:
@@ -318,10 +318,10 @@ def _sim_dispatch(args: argparse.Namespace) -> int:
 
 
 def _sim_dispatch_history(args: argparse.Namespace, equipment: Sequence[Equipment]) -> int:
+    from ground import clock
+    from ground.errors import ConfigError
     from simulators.dispatch.history import write_history
     from simulators.dispatch.runner import DISPATCH_ZONE
-    from yekuo import clock
-    from yekuo.errors import ConfigError
 
     years = args.history_years
     if years < 1:
@@ -370,10 +370,10 @@ def _sim_all(args: argparse.Namespace) -> int:
 
 
 def _scenario_run(args: argparse.Namespace) -> int:
+    from ground.errors import ConfigError
     from scenario.loader import load_scenario
     from scenario.report import render_json, render_text
     from scenario.runner import RunOptions, run_scenario
-    from yekuo.errors import ConfigError
 
     try:
         scenario = load_scenario(Path(args.file))
@@ -701,7 +701,7 @@ def _add_scenario(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `yekuo` console script."""
-    from yekuo.logs import configure
+    from ground.logs import configure
 
     args = build_parser().parse_args(argv)
     configure()

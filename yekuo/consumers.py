@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from adapters.marketing.writeback import handle_writeback, writeback_topics
-from bus.retry import parking_queue
 from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
 from feasibility.consumer import handle_feasibility_event
+from pipeline.consumers import ConsumerSpec
 from subscriptions.feed import feed_topics, record_feed_event
 from workflow.caselog import record_case_event
 from workflow.cases import handle_event
-from workflow.consumer import EventHandler
 from workflow.grid import handle_grid_event
 from workflow.loads import handle_load_event
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    """A consumer: its name (queue yekuo.<name>, inbox key), the topics it binds and its handler."""
-
-    name: str
-    topics: tuple[str, ...]
-    handler: EventHandler
-
-    @property
-    def queue(self) -> str:
-        """The consumer's durable queue."""
-        return f"yekuo.{self.name}"
-
-    @property
-    def parking_queue(self) -> str:
-        """Where the consumer's messages go after their last retry, for an operator."""
-        return parking_queue(self.queue)
-
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     # Applications, customers, and transformer changes that may resolve a consistency finding.

@@ -11,13 +11,13 @@ from pydantic import SecretStr
 
 from adapters.marketing.source import MarketingSource
 from api.credentials import hash_api_key, mint_token
+from ground.settings import ApiKeySettings, Settings
+from ground.webserver import BackgroundServer
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
 from yekuo.hub import Hub, HubStatus
 from yekuo.serve import build_api
-from yekuo.settings import ApiKeySettings, Settings
-from yekuo.webserver import BackgroundServer
 
 DEMO_TOKEN_TTL_S = 12 * 3600
 DASHBOARD_PATH = "/ui/"

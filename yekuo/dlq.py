@@ -1,6 +1,6 @@
 """`yekuo dlq`: list, show, replay and discard parked messages from a terminal (the operator service).
 
-Personal data is masked in everything printed (yekuo.masking). `yekuo dlq show --unmask` prints one message
+Personal data is masked in everything printed (pipeline.masking). `yekuo dlq show --unmask` prints one message
 unmasked and records that read in the audit log under the operator's name (--operator, default the OS user).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from store.database import create_engine
-from yekuo.errors import YekuoError
-from yekuo.operations import (
+from ground.errors import YekuoError
+from ground.settings import Settings
+from pipeline.operations import (
     ActionResult,
     OperationError,
     Operations,
@@ -28,7 +28,7 @@ from yekuo.operations import (
     PiiReader,
     origin,
 )
-from yekuo.settings import Settings
+from store.database import create_engine
 
 REASON_WIDTH = 60
 SHOW_VIEW = "yekuo dlq show --unmask"  # the view an unmasked read is audited under

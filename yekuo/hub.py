@@ -19,27 +19,28 @@ from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import with_sweeps
 from adapters.dispatch.intake import DispatchIntake
-from adapters.records import PollingSource
 from bus import open_bus
-from bus.drainer import ParkingDrainer
-from bus.outbox import OutboxRelay, pending_count
 from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
+from ground.errors import BusError, SourceUnavailableError
+from ground.logs import redact
+from ground.settings import Settings
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
+from pipeline.drainer import ParkingDrainer
+from pipeline.ingest import Ingestor
+from pipeline.outbox import OutboxRelay, pending_count
+from pipeline.records import PollingSource
 from routes.config import HubConfig, load_hub_config
 from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
 from store.parking import count_parked
 from subscriptions.settings import subscription_settings
 from subscriptions.webhooks import WebhookDispatcher
-from workflow.consumer import InboxConsumer
 from workflow.monitor import MonitorLoop
 from workflow.queries import count_cases
 from yekuo.audit import record_config_loaded
-from yekuo.consumers import CONSUMERS, ConsumerSpec
-from yekuo.errors import BusError, SourceUnavailableError
-from yekuo.ingest import Ingestor
-from yekuo.logs import redact
-from yekuo.settings import Settings
+from yekuo.consumers import CONSUMERS
 
 log = logging.getLogger(__name__)
 

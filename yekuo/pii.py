@@ -13,14 +13,14 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from ground.errors import YekuoError
+from ground.settings import Settings
 from store.audit import append_entry
 from store.crypto import keyring_from_settings, new_key
 from store.database import create_engine
 from store.encrypted import ColumnRotation, key_usage, reseal
 from store.schema import metadata
 from yekuo.audit import process_actor
-from yekuo.errors import YekuoError
-from yekuo.settings import Settings
 
 
 def rotate(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,23 +12,23 @@ from fastapi import FastAPI
 
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import pms_source
-from adapters.records import PollingSource
 from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
 from api.marketing_push import PushMappings
+from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
+from ground.settings import Settings
+from ground.webserver import BackgroundServer
+from pipeline.ingest import Ingestor
+from pipeline.operations import Operations
+from pipeline.records import PollingSource
 from routes.config import load_hub_config
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine
 from yekuo.audit import AnchorLoop
 from yekuo.hub import Hub
-from yekuo.ingest import Ingestor
-from yekuo.metrics import HubMetrics, watched_queues
-from yekuo.operations import Operations
-from yekuo.settings import Settings
-from yekuo.webserver import BackgroundServer
 
 
 def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:

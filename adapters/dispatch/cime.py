@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from adapters.dispatch.encoding import BinaryReader, EncodingListener, codec_for, iter_text_lines
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 _SEPARATOR = re.compile(r"[ \t]+")
 _TOKEN = re.compile(r"""'[^']*'(?![^ \t])|"[^"]*"(?![^ \t])|[^ \t]+""")

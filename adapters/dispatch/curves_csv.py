@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from adapters.dispatch.encoding import BinaryReader, EncodingListener, iter_text_lines
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 POINTS = 96
 QUALITY_COLUMNS = tuple(f"Q{n}" for n in range(1, POINTS + 1))

@@ -44,8 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from yekuo import clock
-from yekuo.settings import DispatchSettings
+from ground import clock
+from ground.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 UTF8_BOM = codecs.BOM_UTF8
 

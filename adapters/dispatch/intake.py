@@ -49,15 +49,15 @@ from adapters.dispatch.records import (
     iter_file_records,
     sniff_format,
 )
-from adapters.records import RawRecord
-from bus.outbox import EventDraft, stage_events
-from routes.router import Router
+from ground.errors import MalformedInputError
+from ground.logs import correlated
+from ground.settings import DEFAULT_MAX_FILE_BYTES, DispatchSettings
+from pipeline.ingest import route_or_park
+from pipeline.outbox import stage_events
+from pipeline.records import EventDraft, RawRecord
+from pipeline.routing import Router
 from store.loads import FileOutcome, log_outcome, published_file, record_published
 from store.parking import park
-from yekuo.errors import MalformedInputError
-from yekuo.ingest import route_or_park
-from yekuo.logs import correlated
-from yekuo.settings import DEFAULT_MAX_FILE_BYTES, DispatchSettings
 
 log = logging.getLogger(__name__)
 

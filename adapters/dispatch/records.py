@@ -33,7 +33,7 @@ from typing import Any, Literal
 from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, iter_cime
 from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, CurveKind, CurveRow, iter_curves
 from adapters.dispatch.encoding import UTF8_BOM, BinaryReader, EncodingListener
-from adapters.records import RawRecord
+from pipeline.records import RawRecord
 
 SYSTEM = "dispatch"
 # The record type of a curve CSV row, by the kind of curve the file's header names.

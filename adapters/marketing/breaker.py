@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from ground.errors import ConfigError, SourceUnavailableError
+from ground.logs import redact
 from store.database import utcnow
-from yekuo.errors import ConfigError, SourceUnavailableError
-from yekuo.logs import redact
 
 
 class CircuitState(StrEnum):

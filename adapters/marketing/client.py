@@ -35,14 +35,14 @@ from lxml import etree
 from adapters.marketing.breaker import CircuitBreaker, CircuitOpenError
 from adapters.marketing.legacy import zeep_arguments
 from adapters.marketing.transport import DEFAULT_MAX_RESPONSE_BYTES, BoundedTransport, wsdl_cache
-from yekuo.errors import (
+from ground.errors import (
     ConfigError,
     MalformedInputError,
     SourceRejectedError,
     SourceUnavailableError,
     YekuoError,
 )
-from yekuo.soap import SOAP_ENV_NS, FaultCode, fault_code, parse_envelope, parse_xml
+from ground.soap import SOAP_ENV_NS, FaultCode, fault_code, parse_envelope, parse_xml
 
 # The service refuses more customers per GetCustomers call (maxOccurs in its WSDL).
 MAX_CUSTOMERS_PER_CALL = 100

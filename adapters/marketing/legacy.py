@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 APPLICATION_FIELDS: tuple[str, ...] = (
     "APP_NO",

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ground.errors import ConfigError, InvalidRecordError
+from ground.settings import Settings
 from mappings.codes import CodeTables, load_code_tables
 from mappings.loader import CODES_FOLDER
-from yekuo.errors import ConfigError, InvalidRecordError
-from yekuo.settings import Settings
 
 LEGACY_ZONE = ZoneInfo("Asia/Shanghai")
 LEGACY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -19,9 +19,9 @@ import zeep
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.client import MarketingClient, Watermark
-from adapters.records import RawRecord, SourceBatch
+from ground.errors import ConfigError, MalformedInputError, SourceUnavailableError
+from pipeline.records import RawRecord, SourceBatch
 from store.submissions import PushedRecord, newest_pushed, pushes_after
-from yekuo.errors import ConfigError, MalformedInputError, SourceUnavailableError
 
 SYSTEM = "marketing"
 

@@ -24,8 +24,8 @@ import zeep.cache
 from lxml import etree
 from requests.structures import CaseInsensitiveDict
 
-from yekuo.errors import MalformedInputError, SourceUnavailableError
-from yekuo.soap import parse_xml
+from ground.errors import MalformedInputError, SourceUnavailableError
+from ground.soap import parse_xml
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024

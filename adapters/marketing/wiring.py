@@ -14,7 +14,7 @@ from adapters.marketing.client import CallPolicy, MarketingClient
 from adapters.marketing.source import MarketingSource
 from adapters.marketing.status import MarketingStatus
 from adapters.marketing.writer import MarketingWriter, WriterPolicy
-from yekuo.settings import MarketingSettings
+from ground.settings import MarketingSettings
 
 
 @dataclass(frozen=True)

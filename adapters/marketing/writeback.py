@@ -27,9 +27,9 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.feasibility import FeasibilityAssessment
 from feasibility.service import FEASIBILITY_ASSESSED
 from feasibility.service import ROUTING_PREFIX as FEASIBILITY_ROUTING_PREFIX
+from ground.errors import InvalidRecordError, SchemaViolationError
 from store.submissions import add_writeback
 from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
-from yekuo.errors import InvalidRecordError, SchemaViolationError
 
 # Sources whose stage changes the marketing system knows already: its own, and none the hub decides.
 NOT_WRITTEN_BACK = frozenset({"marketing", "hub"})

@@ -31,6 +31,15 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.breaker import CircuitOpenError
 from adapters.marketing.client import MarketingClient
+from ground import clock
+from ground.errors import (
+    ConfigError,
+    MalformedInputError,
+    SourceRejectedError,
+    SourceUnavailableError,
+    YekuoError,
+)
+from ground.settings import MarketingSettings
 from store.submissions import (
     Submission,
     Writeback,
@@ -42,15 +51,6 @@ from store.submissions import (
     store_push,
     submissions,
 )
-from yekuo import clock
-from yekuo.errors import (
-    ConfigError,
-    MalformedInputError,
-    SourceRejectedError,
-    SourceUnavailableError,
-    YekuoError,
-)
-from yekuo.settings import MarketingSettings
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class WriterStats:
 class MarketingWriter:
     """Creates submitted applications in the marketing system and sends the queued write-backs.
 
-    "Now" comes from the hub's clock (yekuo.clock), the one the submission store stamps its rows with.
+    "Now" comes from the hub's clock (ground.clock), the one the submission store stamps its rows with.
     """
 
     name = "marketing"

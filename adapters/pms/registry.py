@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import SourceUnavailableError
 from store.grid import source_rows
-from yekuo.errors import SourceUnavailableError
 
 _CHUNK = 500
 

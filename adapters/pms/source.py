@@ -57,11 +57,11 @@ from sqlalchemy.engine import Connection, Engine, Row
 from adapters.pms.registry import RowRegistry
 from adapters.pms.state import Pending, Position, SyncState, TableState
 from adapters.pms.tables import BoundTable, PolledTable, plain, polled_tables
-from adapters.records import RawRecord, SourceBatch
+from ground import clock as yekuo_clock
+from ground.errors import ConfigError, SourceUnavailableError
+from ground.settings import PmsSettings, Settings
+from pipeline.records import RawRecord, SourceBatch
 from routes.table import Route
-from yekuo import clock as yekuo_clock
-from yekuo.errors import ConfigError, SourceUnavailableError
-from yekuo.settings import PmsSettings, Settings
 
 SYSTEM = "pms"
 DETECTED_AT = "DETECTED_AT"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 FORMAT = 1
 

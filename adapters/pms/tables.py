@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from adapters.pms.state import Position
+from ground.errors import ConfigError
 from routes.table import Route, TableSource
-from yekuo.errors import ConfigError
 
 _IN_CHUNK = 1000
 

@@ -28,9 +28,9 @@ from api.ui.progress import progress_page_router
 from api.ui.render import PageFrame, templates
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, check_csrf
 from assistant.service import Assistant
+from ground.settings import AuthSettings
 from workflow.config import WorkflowConfig
 from workflow.workdays import WorkingCalendar
-from yekuo.settings import AuthSettings
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -22,12 +22,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 
 from api.adapter_status import AdapterReport, adapter_states, degraded_of
+from api.metrics import HubMetrics
 from api.security import PII_READ, CurrentPrincipal, Principal
 from api.ui.render import render
-from store.parking import ParkedKind
-from yekuo.errors import BusError
-from yekuo.metrics import HubMetrics
-from yekuo.operations import (
+from ground.errors import BusError
+from pipeline.operations import (
     ActionResult,
     NotParkedError,
     NotReplayableError,
@@ -37,6 +36,7 @@ from yekuo.operations import (
     UnknownParkedError,
     origin,
 )
+from store.parking import ParkedKind
 
 PAGE = "/ui/health"
 DETAIL_VIEW = "GET /ui/health/parked/{parked_id}"

@@ -26,7 +26,7 @@ from api.ui.session import (
     SessionSeal,
     check_csrf,
 )
-from yekuo import clock
+from ground import clock
 
 HOME = "/ui/overview"
 # Where a caller with none of the pages' permissions lands: the public progress lookup.

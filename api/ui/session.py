@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from api.credentials import Caller, CredentialsError, signing_secret, verify_token
-from yekuo import clock
-from yekuo.settings import AuthSettings
+from ground import clock
+from ground.settings import AuthSettings
 
 SESSION_COOKIE = "yekuo_session"
 LOGIN_COOKIE = "yekuo_login"

@@ -17,9 +17,9 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.schema import feeders, main_transformers, transformers
 from simulators.pms.seed import seed_database
-from yekuo.errors import ConfigError
 
 POWER_FACTOR = 0.9
 FEEDER_KV = 10.0

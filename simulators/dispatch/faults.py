@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 
 class Fault(StrEnum):

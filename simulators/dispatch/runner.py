@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ground import clock
+from ground.errors import ConfigError
 from simulators.dispatch.equipment import Equipment, EquipmentKind, pms_equipment, read_pms_equipment
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import WrittenFile
 from simulators.dispatch.writer import DEFAULT_OVERSIZE_BYTES, DispatchWriter
-from yekuo import clock
-from yekuo.errors import ConfigError
 
 # Legacy systems stamp local times in Asia/Shanghai.
 DISPATCH_ZONE = ZoneInfo("Asia/Shanghai")

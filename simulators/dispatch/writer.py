@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
+from ground.errors import ConfigError
 from simulators.dispatch.equipment import Equipment, split
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import (
@@ -23,7 +24,6 @@ from simulators.dispatch.files import (
     write_atomically,
     write_slowly,
 )
-from yekuo.errors import ConfigError
 
 DEFAULT_OVERSIZE_BYTES = 3 * 1024**3
 

@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request, Response
 from lxml import etree
 from starlette.types import Receive, Scope, Send
 
+from ground.errors import MalformedInputError, SourceRejectedError
+from ground.soap import SOAP_CONTENT_TYPE, SOAP_ENV_NS, FaultCode, build_envelope, build_fault, parse_envelope
 from simulators.marketing.contract import NAMESPACE, Contract, qname
 from simulators.marketing.faults import (
     MISSING_FIELD_NAMES,
@@ -27,8 +29,6 @@ from simulators.marketing.faults import (
 )
 from simulators.marketing.service import MarketingService, request_app_no
 from simulators.marketing.world import MarketingWorld
-from yekuo.errors import MalformedInputError, SourceRejectedError
-from yekuo.soap import SOAP_CONTENT_TYPE, SOAP_ENV_NS, FaultCode, build_envelope, build_fault, parse_envelope
 
 ENDPOINT_PATH = "/marketing"
 MAX_REQUEST_BYTES = 256 * 1024

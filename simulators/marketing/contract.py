@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yekuo.soap import WsdlContract
+from ground.soap import WsdlContract
 
 WSDL_PATH = Path(__file__).with_name("marketing.wsdl")
 NAMESPACE = "urn:yekuo:sim:marketing:v1"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 
 class Fault(StrEnum):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from ground.errors import ConfigError
 from simulators.marketing.seed import _Generator
 from simulators.marketing.world import (
     LEGACY_TIME_FORMAT,
@@ -28,7 +29,6 @@ from simulators.marketing.world import (
     MarketingWorld,
     status_flow,
 )
-from yekuo.errors import ConfigError
 
 PER_YEAR = 1000
 APPLICATION_GROWTH = 0.05

@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from ground.errors import ConfigError
 from mappings.yamlfile import Diagnostics, is_list, is_map, item_line, key_line, read_yaml, unknown_keys
 from simulators.marketing.world import (
     CANCELLED_STATUS,
@@ -26,7 +27,6 @@ from simulators.marketing.world import (
     status_flow,
 )
 from workflow.workdays import WorkingCalendar
-from yekuo.errors import ConfigError
 
 PROCESS_FILE = Path(__file__).with_name("process.yaml")
 OFFICE_OPENS = time(8, 30)

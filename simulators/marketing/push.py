@@ -18,10 +18,8 @@ import httpx2
 import tenacity
 from lxml import etree
 
-from simulators.marketing.service import append_record
-from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, ApplicationRow, MarketingWorld
-from yekuo.errors import MalformedInputError, SourceRejectedError, SourceUnavailableError
-from yekuo.soap import (
+from ground.errors import MalformedInputError, SourceRejectedError, SourceUnavailableError
+from ground.soap import (
     SOAP_CONTENT_TYPE,
     SOAP_ENV_NS,
     FaultCode,
@@ -29,6 +27,8 @@ from yekuo.soap import (
     fault_code,
     parse_envelope,
 )
+from simulators.marketing.service import append_record
+from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, ApplicationRow, MarketingWorld
 
 PUSH_NAMESPACE = "urn:yekuo:hub:marketing-push:v1"
 PUSH_ACTION = f"{PUSH_NAMESPACE}#ApplicationChanged"

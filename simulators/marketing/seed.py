@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ground.errors import ConfigError
 from simulators.marketing.world import (
     LEGACY_TIME_FORMAT,
     ApplicationRow,
@@ -27,7 +28,6 @@ from simulators.marketing.world import (
     MarketingWorld,
     status_flow,
 )
-from yekuo.errors import ConfigError
 
 _SURNAMES = (
     "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"

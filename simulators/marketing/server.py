@@ -12,14 +12,14 @@ import random
 import threading
 from collections.abc import Sequence
 
+from ground import clock
+from ground.webserver import BackgroundServer, base_url_of, bind_socket, serve_forever
 from simulators.marketing.app import ENDPOINT_PATH, MAX_REQUEST_BYTES, create_app
 from simulators.marketing.faults import FaultPlan
 from simulators.marketing.history import history_world
 from simulators.marketing.push import Pusher
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import LEGACY_ZONE, MarketingWorld, status_flow
-from yekuo import clock
-from yekuo.webserver import BackgroundServer, base_url_of, bind_socket, serve_forever
 
 
 class SimulatorServer(BackgroundServer):

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from lxml import etree
 
+from ground.errors import MalformedInputError, SourceRejectedError
 from simulators.marketing.contract import NAMESPACE, Contract, qname
 from simulators.marketing.world import (
     APPLICATION_FIELDS,
@@ -15,7 +16,6 @@ from simulators.marketing.world import (
     DOCUMENT_FIELDS,
     MarketingWorld,
 )
-from yekuo.errors import MalformedInputError, SourceRejectedError
 
 # Repeating groups: the wrapper element, the name of each item and the item's fields in schema order.
 _GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {

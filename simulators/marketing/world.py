@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import TypedDict, cast
 from zoneinfo import ZoneInfo
 
-from yekuo import clock
-from yekuo.errors import ConfigError, SourceRejectedError
+from ground import clock
+from ground.errors import ConfigError, SourceRejectedError
 
 # Legacy systems stamp local times in Asia/Shanghai.
 LEGACY_ZONE = ZoneInfo("Asia/Shanghai")

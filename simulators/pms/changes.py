@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground import clock
+from ground.errors import ConfigError
 from simulators.pms.schema import DEVICE_TYPES, coordinates, feeders, transformers
 from simulators.pms.seed import transformer_id, transformer_model
-from yekuo import clock
-from yekuo.errors import ConfigError
 
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 _RATINGS = (100, 200, 250, 315, 400, 500, 630, 800, 1000, 1250, 1600)

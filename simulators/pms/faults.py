@@ -22,9 +22,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.changes import local_now
 from simulators.pms.schema import transformers
-from yekuo.errors import ConfigError
 
 
 @contextmanager

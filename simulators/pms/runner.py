@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from ground.errors import ConfigError
 from simulators.pms.changes import ChangeGenerator
 from simulators.pms.schema import create_pms_schema, drop_pms_schema, substations
 from simulators.pms.seed import seed_database
-from yekuo.errors import ConfigError
 
 
 def run(

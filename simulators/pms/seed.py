@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.schema import (
     DEVICE_TYPES,
     coordinates,
@@ -39,7 +40,6 @@ from simulators.pms.schema import (
     switches,
     transformers,
 )
-from yekuo.errors import ConfigError
 
 # Seeded times lie before this local (Asia/Shanghai) time; live changes use the real clock after it.
 SEED_AS_OF = datetime(2026, 6, 30, 18, 0, 0)

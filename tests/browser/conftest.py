@@ -26,6 +26,8 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
 from bench.dashboard_timing import CHROMIUM, CHROMIUM_ARGS
+from ground.settings import PROJECT_ROOT, Settings
+from ground.webserver import BackgroundServer
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
@@ -33,8 +35,6 @@ from store.database import create_engine
 from tests.support.auth import TEST_AUTH
 from yekuo.hub import Hub
 from yekuo.serve import build_api
-from yekuo.settings import PROJECT_ROOT, Settings
-from yekuo.webserver import BackgroundServer
 
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
 APPLICATIONS = 40

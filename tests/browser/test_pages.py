@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from adapters.marketing.client import LEGACY_TIME_FORMAT
 from canonical_model.grid import SupplyAreaClass
+from ground import clock
 from store.operations import list_actions
 from store.parking import ParkedMessage
 from store.schema import parked
@@ -29,7 +30,6 @@ from tests.unit.feasibility.builders import (
 )
 from workflow.queries import get_case, get_customer, stage_visits_of
 from workflow.workdays import SHANGHAI, WorkingCalendar
-from yekuo import clock
 
 OPERATOR = "李运维"
 UNKNOWN_VOLTAGE = "AC99999"

@@ -11,8 +11,8 @@ import pytest
 from bus import memory
 from bus.port import Bus, Topology
 from bus.rabbitmq import RabbitMQBus
+from ground.errors import BusError
 from tests.conftest import RABBITMQ_URL, require_service
-from yekuo.errors import BusError
 
 
 class BusHarness:

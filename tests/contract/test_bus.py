@@ -11,8 +11,8 @@ import pytest
 
 from bus.codec import MessageEncodingError
 from bus.port import Binding, Bus, Delivery, ExchangeSpec, Message, QueueSpec, Topology
+from ground.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
 from tests.contract.conftest import BusHarness
-from yekuo.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
 
 QueueType = Literal["quorum", "classic"]
 

@@ -18,6 +18,7 @@ from api.app import create_app
 from bus import open_bus
 from bus.port import Binding, QueueSpec, Topology
 from canonical_model.registry import SCHEMA_DIR, schema_uri
+from ground.settings import Settings
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
@@ -25,7 +26,6 @@ from tests.conftest import POSTGRES_URL
 from tests.support.auth import TEST_AUTH, bearer
 from tests.support.cloudevents import sdk_reads
 from yekuo.hub import Hub
-from yekuo.settings import Settings
 
 SHANGHAI = timezone(timedelta(hours=8))
 # Written out here rather than read from the code tables, so the test checks the mapping independently.

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from ground.settings import PROJECT_ROOT
 from scenario.loader import load_scenario
 from scenario.report import render_text
 from scenario.runner import RunOptions, run_scenario
 from yekuo.cli import main
-from yekuo.settings import PROJECT_ROOT
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
 

@@ -9,8 +9,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bus.outbox import EventDraft, stage_event
 from canonical_model.registry import schema_uri
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from store.schema import cases, inbox, outbox, timeline
 
 APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"

@@ -21,15 +21,15 @@ from adapters.marketing.source import MarketingSource
 from adapters.marketing.writer import MarketingWriter, WriterPolicy
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import OutboxRelay
+from ground.errors import SourceRejectedError, SourceUnavailableError
+from ground.settings import PROJECT_ROOT
+from pipeline.consumer import InboxConsumer
+from pipeline.ingest import Ingestor
+from pipeline.outbox import OutboxRelay
 from routes.config import load_hub_config
 from store.schema import case_events, cases, outbox, parked, timeline
-from workflow.consumer import InboxConsumer
 from yekuo.consumers import CONSUMERS
-from yekuo.errors import SourceRejectedError, SourceUnavailableError
 from yekuo.hub import hub_topology
-from yekuo.ingest import Ingestor
-from yekuo.settings import PROJECT_ROOT
 
 # Retries without waiting, and a breaker that stays closed unless a test asks for one.
 FAST = CallPolicy(attempts=3, initial_backoff_s=0, max_backoff_s=0, jitter_s=0)

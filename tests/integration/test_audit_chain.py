@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.settings import PROJECT_ROOT
+from pipeline.operations import NotParkedError, Operations
 from store.audit import (
     GENESIS_HASH,
     append_entry,
@@ -28,8 +30,6 @@ from store.audit import (
 from tests.unit.yekuo.parked_samples import park_invalid_record, shipped_ingestor
 from yekuo.audit import record_config_loaded
 from yekuo.cli import main
-from yekuo.operations import NotParkedError, Operations
-from yekuo.settings import PROJECT_ROOT
 
 
 def chain_of(engine: Engine, entries: int) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
 from api.app import create_app
+from ground.settings import Settings
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.audit import new_chain_key
@@ -25,7 +26,6 @@ from store.schema import outbox
 from tests.conftest import POSTGRES_URL
 from tests.support.auth import TEST_AUTH, TEST_SECRET
 from yekuo.hub import Hub
-from yekuo.settings import Settings
 
 from .delivery_support import counts, wait_for
 

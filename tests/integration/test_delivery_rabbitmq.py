@@ -13,17 +13,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bus import open_bus
-from bus.outbox import OutboxRelay, stage_event
 from bus.port import ExchangeSpec, Topology
 from canonical_model.envelope import CloudEvent
+from ground.errors import UnroutableError
+from ground.settings import DeliverySettings, Settings
+from pipeline.consumers import ConsumerSpec
+from pipeline.outbox import OutboxRelay, stage_event
 from store.parking import list_parked
 from store.schema import outbox
 from tests.conftest import POSTGRES_URL
 from workflow.cases import handle_event
-from yekuo.consumers import ConsumerSpec
-from yekuo.errors import UnroutableError
 from yekuo.hub import Hub
-from yekuo.settings import DeliverySettings, Settings
 
 from .delivery_support import application_draft, counts, stage_applications, wait_for
 

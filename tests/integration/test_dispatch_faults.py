@@ -21,8 +21,9 @@ from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import DropFolder, original_name
 from adapters.dispatch.intake import DispatchIntake
+from ground.settings import PROJECT_ROOT
+from pipeline.routing import Router
 from routes.config import load_hub_config
-from routes.router import Router
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import WrittenFile
@@ -30,7 +31,6 @@ from simulators.dispatch.writer import DispatchWriter
 from store.loads import dispatch_file_log
 from store.parking import list_parked
 from store.schema import outbox
-from yekuo.settings import PROJECT_ROOT
 
 DAY = date(2026, 7, 22)
 OVERSIZE = 3_000_000

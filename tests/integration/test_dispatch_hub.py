@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from adapters.dispatch.cime import CimeRow, iter_cime
 from api.app import create_app
+from ground.settings import DispatchSettings, Settings
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import power_curve_bytes, readings
@@ -29,7 +30,6 @@ from store.database import create_engine
 from store.loads import load_measurements
 from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
-from yekuo.settings import DispatchSettings, Settings
 
 DAY = date(2026, 1, 14)
 FEEDERS = [

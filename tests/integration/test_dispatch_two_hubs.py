@@ -32,9 +32,9 @@ HEADER = "ID,DATA_DATE,DATA_TYPE," + ",".join(POINT_COLUMNS)
 def _work(root: str, db_url: str, ready: Event, written: Event) -> None:
     """One hub process: the intake loop until the producer is done and nothing is left to take."""
     from adapters.dispatch.intake import DispatchIntake
+    from ground.settings import PROJECT_ROOT
     from routes.config import load_hub_config
     from store.database import create_engine
-    from yekuo.settings import PROJECT_ROOT
 
     engine = create_engine(db_url)
     folder = DropFolder(Path(root), stable_s=0.0)

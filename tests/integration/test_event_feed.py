@@ -28,8 +28,11 @@ from werkzeug import Request, Response
 from api.events import events_router
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, stage_event
 from bus.port import Message
+from ground.settings import PROJECT_ROOT, Settings, WebhookSettings
+from pipeline.consumer import InboxConsumer
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
@@ -50,10 +53,8 @@ from subscriptions.webhooks import WebhookDispatcher
 from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
 from tests.integration.marketing_pipeline import fast_client, marketing_pipeline
 from tests.unit.api.test_events import customer_event, grid_event
-from workflow.consumer import InboxConsumer
 from yekuo.consumers import EVENT_FEED
 from yekuo.hub import Hub, hub_topology
-from yekuo.settings import PROJECT_ROOT, Settings, WebhookSettings
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 # pytest-httpserver listens on localhost, which webhook deliveries may reach only when allowed.

@@ -22,6 +22,7 @@ from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import APPLICATION_CHANGED, TOPICS, FeasibilityHandler
 from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
+from ground import clock
 from store.schema import outbox
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
@@ -37,7 +38,6 @@ from tests.unit.feasibility.builders import (
 )
 from workflow.grid import handle_grid_event
 from workflow.projection import PROJECTION_UPDATED
-from yekuo import clock
 from yekuo.consumers import CONSUMERS
 
 CONFIG = load_feasibility_config(ROOT)

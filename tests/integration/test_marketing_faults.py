@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.wiring import build_marketing
+from ground.settings import MarketingSettings, Settings
 from simulators.marketing.faults import TRIGGER_TABLE, Fault, FaultPlan, FaultRule
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
@@ -37,7 +38,6 @@ from tests.integration.marketing_pipeline import (
 from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
 from yekuo.serve import build_api
-from yekuo.settings import MarketingSettings, Settings
 
 LIST = "ListChangedApplications"
 APPLICATIONS = 40

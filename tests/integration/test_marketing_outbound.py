@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from bus.outbox import EventDraft, stage_event
 from canonical_model.registry import schema_uri
 from feasibility.service import FEASIBILITY_ASSESSED
+from pipeline.outbox import stage_event
+from pipeline.records import EventDraft
 from simulators.marketing.faults import Fault, FaultPlan, FaultRule
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer

@@ -17,6 +17,9 @@ from sqlalchemy.engine import Engine
 from adapters.marketing.wiring import build_marketing
 from api.app import create_app
 from api.marketing_push import PUSH_PATH
+from ground.settings import MarketingSettings, Settings
+from ground.soap import SOAP_ENV_NS, parse_envelope
+from ground.webserver import BackgroundServer
 from simulators.marketing.push import Pusher, notification
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
@@ -34,9 +37,6 @@ from tests.support.auth import INTEGRATOR_API_KEY, TEST_AUTH, api_key_headers, b
 from tests.unit.api.test_marketing_push import BILLION_LAUGHS, EXTERNAL_ENTITY
 from yekuo.hub import Hub
 from yekuo.serve import build_api
-from yekuo.settings import MarketingSettings, Settings
-from yekuo.soap import SOAP_ENV_NS, parse_envelope
-from yekuo.webserver import BackgroundServer
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.marketing.client import Watermark
 from adapters.marketing.source import MarketingSource
-from adapters.records import SourceBatch
+from pipeline.records import SourceBatch
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import default_codes, submission_arguments
+from ground.logs import QUIET_LIBRARIES
+from ground.settings import Settings
 from simulators.marketing.seed import generate_rows
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import CustomerRow, MarketingWorld
@@ -29,9 +31,7 @@ from store.submissions import add_submission, get_submission
 from tests.integration.marketing_pipeline import fast_client, marketing_pipeline
 from workflow.queries import get_customer
 from yekuo.cli import main
-from yekuo.logs import QUIET_LIBRARIES
 from yekuo.serve import serve_hub
-from yekuo.settings import Settings
 
 NEW_CUSTOMER_ID = "411303199001011234"
 NEW_CUSTOMER_PHONE = "13803770001"

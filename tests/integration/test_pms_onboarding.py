@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.pms.source import PmsSource
+from ground.errors import ConfigError
+from ground.settings import PmsSettings
 from routes.config import check_config, load_hub_config
 from simulators.pms.changes import local_now
 from simulators.pms.schema import coordinates, switches
@@ -20,8 +22,6 @@ from store.grid import grid_equipment
 from tests.support.pipeline import pipeline, subject_counts
 from tests.support.pms import STATUS, pms_database
 from tests.unit.routes.config_copy import copy_config
-from yekuo.errors import ConfigError
-from yekuo.settings import PmsSettings
 
 SWITCH_MAPPING = """\
 # PMS2.0 pole-mounted switch (柱上开关) T_SB_ZWYC_ZSKG, with its GIS coordinates.

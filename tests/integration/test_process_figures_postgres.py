@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
+from ground.clock import frozen_at
+from ground.settings import PROJECT_ROOT
 from tests.unit.workflow.test_process import NOW, seed_cases
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
 from workflow.process import BASES, ProcessFilter, process_figures
 from workflow.workdays import WorkingCalendar
-from yekuo.clock import frozen_at
-from yekuo.settings import PROJECT_ROOT
 
 
 def test_postgresql_and_sqlite_give_the_same_figures(postgres_engine: Engine, sqlite_engine: Engine) -> None:

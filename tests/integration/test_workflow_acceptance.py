@@ -31,12 +31,12 @@ from bus import open_bus
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
+from pipeline.consumer import InboxConsumer
 from store.database import create_engine, create_schema
 from store.schema import cases, stage_visits, timeline
 from workflow.analytics import stage_analytics
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from workflow.consumer import InboxConsumer
 from workflow.monitor import CaseMonitor
 from workflow.queries import CaseFilter, list_cases
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
 from api.app import create_app
+from ground.settings import Settings
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld, status_flow
@@ -21,7 +22,6 @@ from store.database import create_engine
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.caselog import case_feed_of
 from yekuo.hub import Hub
-from yekuo.settings import Settings
 
 STAGE = {
     "01": "acceptance",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pydantic import SecretStr
 
 from api.credentials import hash_api_key, mint_token
-from yekuo.settings import ApiKeySettings, AuthSettings
+from ground.settings import ApiKeySettings, AuthSettings
 
 TEST_SECRET = "yekuo-test-secret-0123456789abcdef0123456789"
 INTEGRATOR_API_KEY = "test-integrator-key-marketing"

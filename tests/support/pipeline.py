@@ -15,17 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.pms.state import settled
-from adapters.records import PollingSource
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import OutboxRelay
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
+from pipeline.ingest import Ingestor
+from pipeline.outbox import OutboxRelay
+from pipeline.records import PollingSource
 from routes.config import HubConfig
 from store.checkpoints import load_checkpoint
 from store.schema import outbox
-from workflow.consumer import InboxConsumer
-from yekuo.consumers import CONSUMERS, ConsumerSpec
+from yekuo.consumers import CONSUMERS
 from yekuo.hub import hub_topology
-from yekuo.ingest import Ingestor
 
 GRID_CONSUMER: ConsumerSpec = next(spec for spec in CONSUMERS if spec.name == "grid")
 # The grid consumer announces what it stored to the feasibility checks; their queue takes those notices

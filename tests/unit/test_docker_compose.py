@@ -15,11 +15,11 @@ import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
+from ground.settings import PROJECT_ROOT, Settings
 from scenario.loader import load_scenario
 from store.audit import chain_key_from_settings
 from yekuo.cli import build_parser
 from yekuo.serve import production_keyring
-from yekuo.settings import PROJECT_ROOT, Settings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 

@@ -12,8 +12,8 @@ from starlette.staticfiles import StaticFiles
 from api.access import check_coverage, load_access_policy
 from api.app import create_app
 from api.security import served_routes
+from ground.errors import ConfigError
 from tests.support.auth import TEST_AUTH
-from yekuo.errors import ConfigError
 
 GOOD = """\
 permissions:

@@ -11,10 +11,10 @@ from adapters.marketing.breaker import CircuitBreaker
 from adapters.marketing.status import MarketingStatus
 from api.adapter_status import AdapterReport
 from api.app import create_app
+from ground.errors import SourceUnavailableError
 from simulators.marketing.contract import WSDL_PATH
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.adapters.marketing.conftest import quick_client
-from yekuo.errors import SourceUnavailableError
 
 
 def test_the_default_report_shows_the_marketing_adapter_from_the_database(sqlite_engine: Engine) -> None:

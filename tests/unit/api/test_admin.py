@@ -13,11 +13,11 @@ from api.app import create_app
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
+from ground.errors import BusUnavailableError
+from pipeline.operations import Operations
 from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
 from tests.support.auth import TEST_AUTH, bearer
-from yekuo.errors import BusUnavailableError
-from yekuo.operations import Operations
 
 from ..yekuo.parked_samples import (
     AUDIT_QUEUE,

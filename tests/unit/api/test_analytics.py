@@ -17,13 +17,13 @@ from sqlalchemy.engine import Engine
 from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport, analytics_router
 from api.app import create_app
 from api.problems import install_problem_handlers
+from ground.clock import frozen_at
+from ground.settings import PROJECT_ROOT
 from store.schema import consistency_findings, stage_visits
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo.clock import frozen_at
-from yekuo.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 RESIDENTIAL = "lv_residential"

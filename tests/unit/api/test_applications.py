@@ -15,6 +15,8 @@ from api.feasibility import feasibility_router
 from canonical_model.case import Case
 from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService
+from ground import clock
+from ground.settings import PROJECT_ROOT
 from store.audit import list_entries
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import application
@@ -25,8 +27,6 @@ from workflow.config import load_workflow_config
 from workflow.consistency_config import load_consistency_config
 from workflow.grid import handle_grid_event
 from workflow.workdays import published_years_of_package
-from yekuo import clock
-from yekuo.settings import PROJECT_ROOT
 
 # Monday 30 November 2026, 10:00 in Asia/Shanghai.
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)

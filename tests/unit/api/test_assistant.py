@@ -17,14 +17,14 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from assistant.gaps import list_gaps
+from ground import clock
+from ground.clock import FixedClock
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo import clock
-from yekuo.clock import FixedClock
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 NUMBER = "2026031700001"

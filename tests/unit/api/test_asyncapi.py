@@ -17,11 +17,11 @@ from api.asyncapi import asyncapi_router, broker_server, document_for, document_
 from canonical_model.envelope import CloudEvent
 from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from feasibility.service import FEASIBILITY_ASSESSED
+from ground.settings import PROJECT_ROOT
 from routes.config import load_hub_config
 from tests.unit.routes.config_copy import copy_config
 from workflow.events import ROUTING_KEYS
 from workflow.projection import PROJECTION_UPDATED
-from yekuo.settings import PROJECT_ROOT
 
 SPEC_SCHEMA = PROJECT_ROOT / "tests" / "data" / "asyncapi" / "asyncapi-3.0.0.schema.json"
 BROKER = "amqp://hub:secret@broker.example:5672/utility"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from ground.settings import PROJECT_ROOT
 from tests.unit.api.test_asyncapi import generated
-from yekuo.settings import PROJECT_ROOT
 
 TOOL_DIR = PROJECT_ROOT / "tools" / "asyncapi"
 SCRIPT = TOOL_DIR / "validate.mjs"

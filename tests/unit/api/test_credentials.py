@@ -17,10 +17,10 @@ from api.credentials import (
     verify_api_key,
     verify_token,
 )
+from ground import clock
+from ground.settings import ApiKeySettings, AuthSettings
 from tests.support.auth import INTEGRATOR_API_KEY, INTEGRATOR_NAME, TEST_AUTH, TEST_SECRET
-from yekuo import clock
 from yekuo.cli import main
-from yekuo.settings import ApiKeySettings, AuthSettings
 
 
 def test_a_minted_token_names_its_caller_roles_and_scopes() -> None:

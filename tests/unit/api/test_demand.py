@@ -13,12 +13,12 @@ from sqlalchemy.engine import Engine
 from api.demand import demand_router
 from api.problems import install_problem_handlers
 from forecast.demand_config import load_demand_config
+from ground import clock
+from ground.clock import FixedClock
+from ground.settings import PROJECT_ROOT
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.history import history
 from tests.unit.forecast.demand_builders import simulated_applications, store_cases, store_curves
-from yekuo import clock
-from yekuo.clock import FixedClock
-from yekuo.settings import PROJECT_ROOT
 
 # 10:00 on 10 January 2026 in Asia/Shanghai: the history's last complete month is December 2025.
 NOW = datetime(2026, 1, 10, 2, 0, tzinfo=UTC)

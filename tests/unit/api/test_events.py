@@ -21,11 +21,11 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from canonical_model.envelope import CloudEvent
+from pipeline.consumer import InboxConsumer
 from store.event_feed import FeedEntry, event_feed, last_feed_id, read_feed
 from store.schema import inbox
 from subscriptions.feed import FeedPruner, feed_topics, public_event, record_feed_event
 from subscriptions.settings import SubscriptionSettings
-from workflow.consumer import InboxConsumer
 from yekuo.consumers import CONSUMERS, EVENT_FEED
 from yekuo.hub import hub_topology
 
@@ -387,7 +387,7 @@ def test_last_event_id_must_be_a_feed_id() -> None:
 
 @pytest.fixture
 def served(engine: Engine) -> Iterator[str]:
-    from yekuo.webserver import BackgroundServer
+    from ground.webserver import BackgroundServer
 
     app = FastAPI()
     app.include_router(

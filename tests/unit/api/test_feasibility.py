@@ -13,13 +13,13 @@ from sqlalchemy.engine import Engine
 from api.feasibility import feasibility_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
+from ground import clock
+from ground.settings import PROJECT_ROOT, SubmissionSettings
 from tests.unit.feasibility.builders import (
     NOW,
     SITE,
     store_one_transformer_grid,
 )
-from yekuo import clock
-from yekuo.settings import PROJECT_ROOT, SubmissionSettings
 
 PREVIEW: dict[str, Any] = {
     "requested_capacity_kva": 50,

@@ -15,12 +15,12 @@ from api.forecast import forecast_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
+from ground import clock
+from ground.clock import FixedClock
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import ROOT, application, feeder, store_grid, substation, transformer
 from tests.unit.forecast import simulated
 from tests.unit.forecast.builders import store_days, store_pipeline
-from yekuo import clock
-from yekuo.clock import FixedClock
 
 # 10:00 on 15 January 2026 in Asia/Shanghai: month 1 is February 2026.
 NOW = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)

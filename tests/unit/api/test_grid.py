@@ -19,6 +19,8 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.grid import SupplyAreaClass
 from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
+from ground import clock
+from ground.clock import FixedClock
 from store.feasibility import capacity_reservations
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
@@ -32,8 +34,6 @@ from tests.unit.feasibility.builders import (
     transformer,
 )
 from workflow.grid import handle_grid_event
-from yekuo import clock
-from yekuo.clock import FixedClock
 
 SCHEMAS = {"substation": "substation.v1", "feeder": "feeder.v1", "transformer": "distribution_transformer.v1"}
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from api.feasibility import PreviewRequest
 from api.inputs import RequestModel, SiteLocation
 from api.submissions import OnlineApplication
-from yekuo.settings import SubmissionSettings
+from ground.settings import SubmissionSettings
 
 
 def _models_in(annotation: object) -> Iterator[type[BaseModel]]:

@@ -19,13 +19,13 @@ from ruamel.yaml import YAML
 from sqlalchemy.engine import Engine
 
 from api.marketing_push import NAMESPACE, PUSH_PATH, WSDL_PATH, marketing_push_router
+from ground.settings import PROJECT_ROOT
+from ground.soap import SOAP_ENV_NS, parse_envelope
+from ground.webserver import BackgroundServer
 from simulators.marketing.push import notification
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import MarketingWorld
 from store.submissions import marketing_push, pushes_after
-from yekuo.settings import PROJECT_ROOT
-from yekuo.soap import SOAP_ENV_NS, parse_envelope
-from yekuo.webserver import BackgroundServer
 
 START = datetime(2026, 11, 2, 8, 30)
 NS = {"push": NAMESPACE}

@@ -14,11 +14,11 @@ from suds.client import Client
 
 from api.app import create_app
 from api.marketing_push import PUSH_PATH
+from ground.webserver import BackgroundServer
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import ApplicationRow, MarketingWorld
 from store.submissions import pushes_after
 from tests.support.auth import INTEGRATOR_API_KEY, TEST_AUTH
-from yekuo.webserver import BackgroundServer
 
 START = datetime(2026, 11, 2, 8, 30)
 

@@ -21,15 +21,15 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openapi_spec_validator import validate
 
 from api.app import create_app
+from ground import clock
+from ground.settings import PROJECT_ROOT
+from ground.webserver import BackgroundServer
 from store.database import create_engine, create_schema
 from store.parking import park
 from tests.support.auth import TEST_AUTH, bearer, token
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo import clock
-from yekuo.settings import PROJECT_ROOT
-from yekuo.webserver import BackgroundServer
 
 # Monday 30 November 2026, 10:00 in Asia/Shanghai: the hub's "now" while the live app serves.
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)

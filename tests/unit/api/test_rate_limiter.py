@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from api.limits import RateLimiter
-from yekuo import clock
-from yekuo.clock import FixedClock
+from ground import clock
+from ground.clock import FixedClock
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -22,12 +22,12 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.scheme_reply import load_reply_template, mask_name, render_reply, reply_fields
 from canonical_model.feasibility import FeasibilityAssessment
+from ground import clock
+from ground.errors import ConfigError
 from store.audit import list_entries
 from store.feasibility import feasibility_assessments
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
-from yekuo import clock
-from yekuo.errors import ConfigError
 
 from ..workflow.events import application_event, customer_event
 

@@ -23,6 +23,8 @@ from api.access import load_access_policy
 from api.app import create_app
 from api.credentials import CredentialsError, mint_token
 from api.security import served_routes
+from ground.settings import AuthSettings
+from ground.soap import parse_envelope
 from store.database import create_engine, create_schema
 from tests.support.auth import (
     INTEGRATOR_API_KEY,
@@ -32,8 +34,6 @@ from tests.support.auth import (
     bearer,
     token,
 )
-from yekuo.settings import AuthSettings
-from yekuo.soap import parse_envelope
 
 ROLES = ("viewer", "operator", "integrator", "admin")
 PUBLIC = frozenset({"public"})

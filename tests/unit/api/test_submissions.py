@@ -15,13 +15,13 @@ from sqlalchemy.engine import Engine
 
 from api.problems import install_problem_handlers
 from api.submissions import SubmissionProblem, submissions_router
+from ground.settings import PROJECT_ROOT, SubmissionSettings
 from store.database import utcnow
 from store.schema import cases
 from store.submissions import get_submission, submissions
 from tests.unit.workflow.records import low_voltage, the_customer
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo.settings import PROJECT_ROOT, SubmissionSettings
 
 REQUEST: dict[str, Any] = {
     "business_type": "new_connection",

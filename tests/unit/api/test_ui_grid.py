@@ -21,14 +21,14 @@ from api.ui import labels
 from canonical_model.grid import SupplyAreaClass
 from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
 from forecast.alerts import raise_alert
+from ground import clock
+from ground.clock import FixedClock
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
     feeder_alert,
     store_one_transformer_grid,
 )
-from yekuo import clock
-from yekuo.clock import FixedClock
 
 
 @pytest.fixture

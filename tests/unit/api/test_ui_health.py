@@ -15,18 +15,18 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.breaker import CircuitState
 from api.app import create_app
+from api.metrics import HubMetrics, WatchedQueue
 from api.ui import labels
 from api.ui.health import age_text
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
+from ground.errors import BusUnavailableError
+from pipeline.operations import STATUSES, Action, Operations
 from store.audit import list_entries
 from store.operations import list_actions
 from store.parking import ParkedKind
 from tests.support.auth import TEST_AUTH, bearer, token
-from yekuo.errors import BusUnavailableError
-from yekuo.metrics import HubMetrics, WatchedQueue
-from yekuo.operations import STATUSES, Action, Operations
 
 from ..yekuo.parked_samples import (
     AUDIT_QUEUE,

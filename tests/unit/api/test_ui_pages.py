@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from ground.clock import frozen_at
+from ground.settings import PROJECT_ROOT
 from store.audit import list_entries
 from store.schema import consistency_findings, stage_visits
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo.clock import frozen_at
-from yekuo.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 RESIDENTIAL = "lv_residential"

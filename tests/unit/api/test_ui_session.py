@@ -22,8 +22,8 @@ from api.problems import ProblemError
 from api.security import SESSION_STATE
 from api.ui.dashboard import csrf_guard
 from api.ui.session import CSRF_HEADER, LOGIN_COOKIE, SESSION_COOKIE, Session, SessionError, SessionSeal
+from ground.clock import FixedClock, frozen_at
 from tests.support.auth import TEST_AUTH, token
-from yekuo.clock import FixedClock, frozen_at
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 

@@ -26,6 +26,8 @@ from api.app import create_app
 from api.listing import encode_cursor
 from api.problems import install_problem_handlers
 from api.webhooks import WebhookCaller, webhooks_router
+from ground import clock as hub_clock
+from ground.settings import WebhookSettings
 from store.database import utcnow
 from subscriptions.feed import FeedPruner
 from subscriptions.settings import SubscriptionSettings
@@ -34,8 +36,6 @@ from subscriptions.webhooks import WebhookDispatcher, backoff
 from tests.support.auth import TEST_AUTH, bearer
 from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
 from tests.unit.api.test_events import IDENTITY_NUMBER, T0, append, customer_event, grid_event
-from yekuo import clock as hub_clock
-from yekuo.settings import WebhookSettings
 
 SETTINGS = SubscriptionSettings(
     webhook_initial_backoff_s=10, webhook_max_backoff_s=60, webhook_max_attempts=4, webhook_lease_s=30

@@ -29,12 +29,12 @@ from assistant.intent import ProgressQuestion
 from assistant.knowledge import KnowledgeMatch
 from assistant.service import Assistant
 from bench.assistant_latency import NOW, PUBLISHED_YEARS, seed_applications
+from ground import clock
+from ground.clock import FixedClock
+from ground.settings import PROJECT_ROOT, ProgressSettings
 from store.schema import cases, stage_visits
 from workflow.config import load_workflow_config
 from workflow.workdays import WorkingCalendar, local_date
-from yekuo import clock
-from yekuo.clock import FixedClock
-from yekuo.settings import PROJECT_ROOT, ProgressSettings
 
 CONFIG = load_workflow_config(PROJECT_ROOT)
 CALENDAR = WorkingCalendar(published_years=PUBLISHED_YEARS)

@@ -18,8 +18,8 @@ from assistant.evaluation import (
     standard_classifier,
 )
 from assistant.retrieval import KnowledgeIndex
+from ground.errors import ConfigError
 from tests.unit.assistant.fixtures import SMALL_BASE
-from yekuo.errors import ConfigError
 
 QUESTIONS = """\
 questions:

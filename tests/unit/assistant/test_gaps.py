@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from assistant.gaps import GapLog, list_gaps, scrub
+from ground.clock import FixedClock
 from store.database import create_engine
 from yekuo.cli import main
-from yekuo.clock import FixedClock
 
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 

@@ -18,12 +18,12 @@ from api.progress import ProgressLookup, RateLimitedError
 from assistant.gaps import GapLog, list_gaps
 from assistant.knowledge import KnowledgeEntry, KnowledgeMatch
 from assistant.service import Assistant, TooManyQuestionsError
+from ground import clock
+from ground.settings import PROJECT_ROOT, ProgressSettings
 from store.schema import assistant_gaps
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo import clock
-from yekuo.settings import PROJECT_ROOT, ProgressSettings
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 CONFIG = load_workflow_config(PROJECT_ROOT)

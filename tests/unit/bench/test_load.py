@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 
 from bench.load import run_load
-from yekuo.webserver import BackgroundServer
+from ground.webserver import BackgroundServer
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 
 from bench.env import BENCH_EXCHANGE, BENCH_SCHEMA, BenchEnv, Progress
 from bench.run import FULL, QUICK, SECTIONS, bench_consumers, parse_args
+from ground.errors import ConfigError
 from yekuo.consumers import CONSUMERS
-from yekuo.errors import ConfigError
 from yekuo.hub import hub_topology
 
 

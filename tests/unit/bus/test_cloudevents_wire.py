@@ -17,14 +17,15 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.codec import cloudevent_attributes, cloudevent_properties
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, OutboxRelay, stage_event
 from bus.port import Binding, Delivery, ExchangeSpec, QueueSpec, Topology
 from bus.rabbitmq import RabbitMQBus
 from canonical_model.envelope import CloudEvent
+from ground.settings import Settings
+from pipeline.outbox import OutboxRelay, stage_event
+from pipeline.records import EventDraft
 from store.schema import outbox
 from tests.conftest import RABBITMQ_URL, require_service
 from tests.support.cloudevents import sdk_reads
-from yekuo.settings import Settings
 
 SHANGHAI_OPENED = "2026-03-02T08:00:00.250+08:00"
 

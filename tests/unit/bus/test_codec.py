@@ -16,7 +16,7 @@ from bus.codec import (
     unroutable_text,
 )
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 
 def round_trip(headers: dict[str, object]) -> dict[str, object]:

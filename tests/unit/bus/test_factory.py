@@ -7,7 +7,7 @@ import pytest
 from bus import open_bus
 from bus.factory import redact_url
 from bus.memory import MemoryBus, discard_broker
-from yekuo.errors import BusUnavailableError, ConfigError
+from ground.errors import BusUnavailableError, ConfigError
 
 
 def test_memory_urls_open_the_in_process_bus() -> None:

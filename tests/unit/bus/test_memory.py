@@ -10,7 +10,7 @@ import pytest
 from bus import memory
 from bus.memory import MemoryBus, open_memory_bus, topic_matches
 from bus.port import Binding, Delivery, ExchangeSpec, Message, QueueSpec, Topology
-from yekuo.errors import BusError, ConfigError
+from ground.errors import BusError, ConfigError
 
 # Each row was checked against RabbitMQ 3.10's topic exchange.
 TOPIC_TABLE = [

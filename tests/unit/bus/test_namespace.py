@@ -13,11 +13,11 @@ from bus.memory import discard_broker, unique_url
 from bus.namespace import broker_name
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.retry import RetryPolicy, next_hop
+from ground.errors import ConfigError
+from ground.settings import Settings
 from tests.conftest import RABBITMQ_URL, require_service
 from yekuo.consumers import CONSUMERS
-from yekuo.errors import ConfigError
 from yekuo.hub import hub_topology
-from yekuo.settings import Settings
 
 WORKFLOW = next(spec for spec in CONSUMERS if spec.name == "workflow")
 POLICY = RetryPolicy(delays_ms=(20,))

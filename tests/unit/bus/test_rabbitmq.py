@@ -11,9 +11,9 @@ import pytest
 
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.rabbitmq import RabbitMQBus
+from ground.errors import BusError, BusUnavailableError, PublishNotConfirmedError
 from tests.conftest import RABBITMQ_URL, require_service
 from tests.support.relay import TcpRelay
-from yekuo.errors import BusError, BusUnavailableError, PublishNotConfirmedError
 
 pytestmark = pytest.mark.rabbitmq
 

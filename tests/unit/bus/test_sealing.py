@@ -12,17 +12,18 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, OutboxRelay, stage_event
 from bus.port import Binding, Message, QueueSpec, Topology
 from bus.sealing import SealedFieldError, decode_event, field_binding, open_event_data, seal_event_data
 from canonical_model.registry import SCHEMA_DIR, schema_uri
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
+from pipeline.outbox import OutboxRelay, stage_event
+from pipeline.records import EventDraft
 from store.crypto import Keyring, development_keyring
 from store.parking import list_parked
 from tests.unit.workflow.events import customer_event
 from workflow.cases import handle_event
-from workflow.consumer import InboxConsumer
 from workflow.queries import get_customer
-from yekuo.consumers import ConsumerSpec
 from yekuo.hub import hub_topology
 
 CUSTOMER = schema_uri("customer.v1")

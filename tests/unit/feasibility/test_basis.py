@@ -12,9 +12,9 @@ from feasibility.basis import supply_class, supply_level
 from feasibility.config import FeasibilityConfig, load_feasibility_config
 from feasibility.engine import reach
 from feasibility.service import request_of
+from ground.settings import PROJECT_ROOT
 from tests.integration.test_workflow_acceptance import simulate
 from workflow.config import WorkflowConfig, load_workflow_config
-from yekuo.settings import PROJECT_ROOT
 
 LV_CLASSES = {CustomerClass.LV_RESIDENTIAL.value, CustomerClass.LV_NON_RESIDENTIAL.value}
 

@@ -9,9 +9,9 @@ import pytest
 
 from canonical_model.application import BusinessType, LoadType
 from feasibility.config import LoadTypeRules, load_feasibility_config, read_feasibility_config
+from ground.errors import ConfigError
 from mappings.yamlfile import Diagnostics
 from tests.unit.feasibility.builders import ROOT
-from yekuo.errors import ConfigError
 
 
 def _copy(tmp_path: Path, text: str | None = None) -> Path:

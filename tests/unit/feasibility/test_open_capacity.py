@@ -16,6 +16,7 @@ from canonical_model.load import LoadPoint, LoadProfile, LoadSource
 from feasibility.config import FeasibilityConfig, load_feasibility_config, read_feasibility_config
 from feasibility.grid_cache import GridCache
 from feasibility.open_capacity import KIND_ORDER, DaytimeMinima, OpenCapacity, open_capacity, published
+from ground.errors import ConfigError
 from mappings.yamlfile import Diagnostics
 from store.feasibility import capacity_reservations
 from tests.unit.feasibility.builders import (
@@ -30,7 +31,6 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
-from yekuo.errors import ConfigError
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.446 kVA
 CONFIG: FeasibilityConfig = load_feasibility_config(ROOT)

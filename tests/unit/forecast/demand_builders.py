@@ -12,13 +12,13 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.application import BusinessType
 from forecast.applied import DemandHistory, demand_history
+from ground.settings import PROJECT_ROOT
 from mappings.codes import load_code_tables
 from mappings.loader import load_mappings
 from simulators.dispatch.history import HistoryDay
 from simulators.marketing.history import generate_history
 from store.loads import load_profiles
 from store.schema import cases
-from yekuo.settings import PROJECT_ROOT
 
 STORED_AT = datetime(2020, 1, 1, tzinfo=UTC)
 

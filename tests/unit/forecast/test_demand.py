@@ -13,10 +13,10 @@ from forecast.applied import DemandHistory
 from forecast.demand import DemandFilter, InsufficientDemandHistoryError, forecast_demand
 from forecast.demand_config import load_demand_config
 from forecast.ev_growth import InsufficientEvHistoryError, ev_growth
+from ground.settings import PROJECT_ROOT
 from simulators.marketing import history as simulated
 from store.database import create_engine, create_schema
 from tests.unit.forecast.demand_builders import history_of, simulated_applications
-from yekuo.settings import PROJECT_ROOT
 
 CONFIG = load_demand_config(PROJECT_ROOT)
 # 2021-2025 at 2,000 applications in the first year; the forecasts stand early in 2026.

@@ -8,9 +8,9 @@ import pytest
 
 from canonical_model.application import BusinessType
 from forecast.demand_config import load_demand_config
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
 from tests.unit.routes.config_copy import copy_config, replace
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 
 def test_the_shipped_settings_load() -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from forecast.demand_config import load_demand_config
 from forecast.load_share import DayCurve, InsufficientCurvesError, load_share
+from ground.settings import PROJECT_ROOT
 from simulators.dispatch import history
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
-from yekuo.settings import PROJECT_ROOT
 
 SETTINGS = load_demand_config(PROJECT_ROOT).load_share
 COMPLEXES = [

@@ -13,13 +13,13 @@ from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
 from forecast.refresh import ForecastLoop, RefreshSettings, refresh_forecasts
+from ground import clock
 from store.feasibility import capacity_reservations
 from store.forecast import equipment_forecasts, stored_alerts
 from store.loads import load_profiles
 from store.schema import outbox
 from tests.unit.feasibility.builders import ROOT
 from tests.unit.forecast.grid import NOW, reserve_on_t1, seed_grid
-from yekuo import clock
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.planning import CapacityForecastAlert, ForecastBand
 from forecast.report import render_forecast_report
+from ground import clock
 from tests.unit.forecast.grid import NOW, reserve_on_t1, seed_grid
-from yekuo import clock
 from yekuo.cli import main
 
 

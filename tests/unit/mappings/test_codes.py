@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ground.errors import ConfigError
 from mappings.codes import load_code_tables, read_code_tables
 from mappings.yamlfile import Diagnostics
 from tests.unit.mappings.workspace import Workspace
-from yekuo.errors import ConfigError
 
 
 def errors_of(ws: Workspace) -> list[tuple[str | None, int | None, str]]:

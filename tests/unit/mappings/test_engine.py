@@ -9,14 +9,14 @@ import pytest
 from pydantic import Field
 
 from canonical_model.common import CanonicalModel
-from mappings.loader import load_mapping
-from tests.unit.mappings.workspace import FIRST_FIELD_LINE, Item, Workspace
-from yekuo.errors import (
+from ground.errors import (
     InvalidRecordError,
     MalformedInputError,
     MappingError,
     SchemaViolationError,
 )
+from mappings.loader import load_mapping
+from tests.unit.mappings.workspace import FIRST_FIELD_LINE, Item, Workspace
 
 FILE = "mappings/test/sample.yaml"
 DEFAULTS: dict[str, Any] = {"grade": "none", "items": [], "refs": []}

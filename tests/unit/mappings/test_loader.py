@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from canonical_model.application import ConnectionApplication
+from ground.errors import ConfigError
 from mappings.codes import read_code_tables
 from mappings.loader import load_mapping, load_mappings, read_mappings
 from mappings.yamlfile import Diagnostics
 from tests.unit.mappings.workspace import FIRST_FIELD_LINE, MODELS, Sample, Workspace
-from yekuo.errors import ConfigError
 
 FILE = "mappings/test/sample.yaml"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from canonical_model.application import ConnectionApplication, LoadType
+from ground.errors import MappingError, SchemaViolationError
+from ground.settings import PROJECT_ROOT
 from mappings.codes import load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import load_mappings
 from tests.unit.mappings.samples import application_record, customer_record
-from yekuo.errors import MappingError, SchemaViolationError
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

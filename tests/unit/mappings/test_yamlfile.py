@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
 from mappings.yamlfile import Diagnostics, item_line, key_line, line_of, plain, read_yaml
-from yekuo.errors import ConfigError
 
 
 def read(tmp_path: Path, text: str) -> tuple[object, list[ConfigError]]:

@@ -10,11 +10,11 @@ from pydantic import AwareDatetime, Field
 
 from canonical_model.application import ImportanceGrade
 from canonical_model.common import CanonicalModel, GeoPoint, SourceRef
+from ground.errors import ConfigError
 from mappings.codes import CodeTables, load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import load_mapping, read_mapping
 from mappings.yamlfile import Diagnostics
-from yekuo.errors import ConfigError
 
 
 class Item(CanonicalModel):

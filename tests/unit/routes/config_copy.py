@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from yekuo.settings import PROJECT_ROOT
+from ground.settings import PROJECT_ROOT
 
 
 def copy_config(target: Path) -> Path:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ground.settings import PROJECT_ROOT
 from mappings.codes import load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import load_mappings
 from tests.unit.routes.config_copy import copy_config
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.records import RawRecord
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
+from pipeline.records import RawRecord
 from routes.config import HubConfig, check_config, load_hub_config
 from tests.unit.mappings.samples import application_record
 from tests.unit.routes.config_copy import replace
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 APPLICATION = "mappings/marketing/application.yaml"
 

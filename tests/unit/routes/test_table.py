@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError, MappingError
+from ground.settings import PROJECT_ROOT
 from mappings.engine import Mapping
 from mappings.yamlfile import Diagnostics
 from routes.table import InvalidPolicy, JoinedTable, TableSource, load_routes, read_routes
-from yekuo.errors import ConfigError, MappingError
-from yekuo.settings import PROJECT_ROOT
 
 GOOD_ROUTE = """\
   - name: extra

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from ground.clock import frozen_at
+from ground.settings import PROJECT_ROOT
 from scenario.checks import RunFacts, evaluate
 from scenario.model import Expectations
 from store.database import create_engine, create_schema
@@ -18,8 +20,6 @@ from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
 from workflow.workdays import WorkingCalendar
-from yekuo.clock import frozen_at
-from yekuo.settings import PROJECT_ROOT
 
 DAY = date(2026, 11, 26)
 

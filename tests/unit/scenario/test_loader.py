@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
 from scenario.loader import load_scenario
 from scenario.model import Count, DispatchFaultSpec, MarketingFaultSpec, PmsFaultSpec
 from simulators.dispatch.faults import Fault as DispatchFault
 from simulators.marketing.faults import Fault as MarketingFault
 from simulators.marketing.faults import FaultRule
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 SHIPPED = sorted((PROJECT_ROOT / "scenarios").glob("*.yaml"))
 

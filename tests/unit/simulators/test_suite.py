@@ -12,10 +12,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ground.settings import PROJECT_ROOT
 from simulators.pms.schema import transformers
 from simulators.pms.seed import SEED_AS_OF
 from yekuo.cli import build_parser
-from yekuo.settings import PROJECT_ROOT
 
 
 def _wait_for(condition: object, what: str, timeout_s: float = 60.0) -> None:

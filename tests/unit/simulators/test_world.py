@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
+from ground.errors import ConfigError
 from simulators.pms.schema import coordinates, main_transformers, transformers
 from simulators.world import SITE_RADIUS_M, WorldScale, build_world, dispatch_equipment, seed_disagreements
-from yekuo.errors import ConfigError
 
 SCALE = WorldScale(customers=60, applications=40, substations=2, feeders=6, transformers=50)
 

@@ -13,6 +13,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from ground import clock
+from ground.settings import AuditSettings
 from store.anchors import Anchor, AnchorFileError, append_anchor, latest_anchor
 from store.audit import (
     CHAIN_SEQUENCE,
@@ -31,8 +33,6 @@ from store.audit import (
     verify_chain,
 )
 from store.schema import subject_sequences
-from yekuo import clock
-from yekuo.settings import AuditSettings
 
 HUB_KEY = ChainKey(b"\x11" * 32)
 WRONG_KEY = ChainKey(b"\x22" * 32)

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from ground.settings import PiiSettings
 from store.crypto import (
     DEVELOPMENT_KEY_ID,
     Keyring,
@@ -16,7 +17,6 @@ from store.crypto import (
     new_key,
     sealed_key_id,
 )
-from yekuo.settings import PiiSettings
 
 OLD = Keyring({"k1": b"\x01" * 32}, "k1")
 IDENTITY_NUMBER = "41130219850317002X"

@@ -9,10 +9,10 @@ import socket
 import pytest
 from pydantic import ValidationError
 
+from ground.errors import DestinationRefusedError, DestinationUnresolvedError
+from ground.settings import WebhookSettings
 from subscriptions.destinations import DestinationPolicy, address_refusal
 from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
-from yekuo.errors import DestinationRefusedError, DestinationUnresolvedError
-from yekuo.settings import WebhookSettings
 
 # (address, the kind named in the refusal)
 DENIED = [

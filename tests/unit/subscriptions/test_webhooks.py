@@ -22,6 +22,8 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
+from ground import clock as hub_clock
+from ground.settings import WebhookSettings
 from subscriptions.webhooks import WebhookDispatcher, delivery_client
 from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
 from tests.unit.api.test_events import append, customer_event
@@ -34,8 +36,6 @@ from tests.unit.api.test_webhooks import (
     run_until_idle,
     subscribe,
 )
-from yekuo import clock as hub_clock
-from yekuo.settings import WebhookSettings
 
 # Deliveries may reach 127.0.0.1 only under this name: a bare 127.0.0.1 or any other name is refused.
 RECEIVER_NAME = "receiver.test"

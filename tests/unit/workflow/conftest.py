@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ground.settings import PROJECT_ROOT
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.workdays import WorkingCalendar
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="session")

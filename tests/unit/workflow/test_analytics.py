@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from ground.clock import frozen_at
 from workflow.analytics import VisitFilter, percentile, stage_analytics
 from workflow.cases import CaseTracker
-from yekuo.clock import frozen_at
 
 from .events import application_event
 

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
+from ground.errors import InvalidRecordError
 from store.schema import outbox
 from workflow.caselog import case_feed_of, record_case_event
 from workflow.cases import CaseTracker
-from yekuo.errors import InvalidRecordError
 
 from .events import application_event
 

@@ -12,6 +12,7 @@ import pytest
 from canonical_model.application import ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.consistency import ConsistencyFinding
+from ground.settings import PROJECT_ROOT
 from workflow.consistency import (
     AppliedFacts,
     ConsistencyConfig,
@@ -22,7 +23,6 @@ from workflow.consistency import (
     normalised_address,
 )
 from workflow.consistency_config import load_consistency_config
-from yekuo.settings import PROJECT_ROOT
 
 SITE = GeoPoint(lon=112.5, lat=33.0)
 # About 1.1 km north of SITE.

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
 from workflow.consistency import KINDS
 from workflow.consistency_config import load_consistency_config
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 
 def _write(tmp_path: Path, text: str) -> Path:

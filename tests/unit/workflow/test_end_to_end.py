@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground import clock
 from store.schema import outbox
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.monitor import CaseMonitor
 from workflow.queries import get_case
 from workflow.workdays import WorkingCalendar
-from yekuo import clock
 
 from .events import application_event
 

@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.clock import frozen_at
+from ground.settings import PROJECT_ROOT
 from store.schema import case_figures, stage_visits
 from workflow.cases import CaseTracker
 from workflow.facts import excess_days, power_working_day
 from workflow.workdays import WorkingCalendar
 from yekuo.cli import main
-from yekuo.clock import frozen_at
-from yekuo.settings import PROJECT_ROOT
 
 from .events import application_event
 

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
+from ground import clock
+from ground.settings import PROJECT_ROOT
 from store.schema import cases, consistency_findings, outbox
 from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
@@ -25,9 +27,7 @@ from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
 from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
-from yekuo import clock
 from yekuo.consumers import CONSUMERS
-from yekuo.settings import PROJECT_ROOT
 
 from .records import low_voltage, the_customer, transformer_event
 

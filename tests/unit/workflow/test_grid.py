@@ -16,6 +16,7 @@ from bus.memory import topic_matches
 from canonical_model.envelope import CloudEvent
 from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from canonical_model.registry import schema_uri
+from ground.settings import PROJECT_ROOT
 from routes.config import load_hub_config
 from store.database import create_engine, create_schema
 from store.grid import grid_equipment, grid_state
@@ -24,7 +25,6 @@ from store.transaction_work import transaction_work
 from workflow.grid import GRID_EVENT, EquipmentFilter, get_equipment, handle_grid_event, list_equipment
 from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture

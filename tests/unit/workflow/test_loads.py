@@ -13,11 +13,11 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
+from ground.errors import InvalidRecordError
 from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles, power_factor_curves
 from store.schema import outbox
 from workflow.loads import MEASUREMENT_RECORDED, POWER_FACTOR_RECORDED, PROFILE_RECORDED, handle_load_event
 from workflow.projection import PROJECTION_UPDATED
-from yekuo.errors import InvalidRecordError
 
 
 def event(

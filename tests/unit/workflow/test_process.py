@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ground.clock import frozen_at
 from store.schema import cases, consistency_findings, stage_visits
 from workflow.cases import CaseTracker
 from workflow.process import ProcessFigures, ProcessFilter, process_figures
 from workflow.workdays import SHANGHAI
-from yekuo.clock import frozen_at
 
 from .events import application_event
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
+from ground.clock import frozen_at
 from workflow.analytics import Bottleneck, StageAnalytics, StageStats
 from workflow.cases import CaseTracker
 from workflow.process import (
@@ -21,7 +22,6 @@ from workflow.process import (
 )
 from workflow.report import render_process_report, render_stage_report
 from yekuo.cli import main
-from yekuo.clock import frozen_at
 
 from .events import application_event
 

@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from adapters.records import RawRecord
 from bus import open_bus
 from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
+from ground.settings import PROJECT_ROOT
+from pipeline.ingest import Ingestor
+from pipeline.records import RawRecord
 from routes.config import HubConfig, load_hub_config
 from store.parking import park
-from yekuo.ingest import Ingestor
-from yekuo.settings import PROJECT_ROOT
 
 from ..mappings.samples import application_record, customer_record
 from ..workflow.events import application_event, customer_event

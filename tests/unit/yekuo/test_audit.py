@@ -14,6 +14,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from ground import clock
+from ground.settings import AuditSettings
 from store.anchors import latest_anchor
 from store.audit import (
     CHAIN_SEQUENCE,
@@ -25,10 +27,8 @@ from store.audit import (
     new_chain_key,
 )
 from store.schema import subject_sequences
-from yekuo import clock
 from yekuo.audit import AnchorLoop
 from yekuo.cli import main
-from yekuo.settings import AuditSettings
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ground.settings import PROJECT_ROOT
 from tests.unit.routes.config_copy import copy_config
 from yekuo.cli import main
-from yekuo.settings import PROJECT_ROOT
 
 
 def test_check_config_accepts_the_shipped_configuration(capsys: pytest.CaptureFixture[str]) -> None:

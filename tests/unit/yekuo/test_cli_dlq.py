@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import pending_count
+from pipeline.outbox import pending_count
 from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
 from store.parking import count_parked

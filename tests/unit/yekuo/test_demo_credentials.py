@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from ground.settings import Settings
 from yekuo.demo import demo_credentials
-from yekuo.settings import Settings
 
 
 def test_the_demo_prints_the_dashboard_and_a_token_that_logs_in(sqlite_engine: Engine) -> None:

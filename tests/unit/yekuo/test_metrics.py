@@ -11,30 +11,25 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from adapters.records import RawRecord
 from api.app import create_app
+from api.metrics import HubMetrics, WatchedQueue, watched_queues
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, OutboxRelay, stage_event
 from bus.port import Bus, Message
 from canonical_model.registry import schema_uri
+from ground.clock import frozen_at
+from ground.errors import BusUnavailableError, UnroutableError
+from ground.metrics import CONSUMER_HANDLED, REGISTRY
+from ground.settings import PROJECT_ROOT, ProcessSettings
+from pipeline.operations import Operations
+from pipeline.outbox import OutboxRelay, stage_event
+from pipeline.records import EventDraft, RawRecord
 from store.schema import consistency_findings, outbox, stage_visits
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from yekuo.clock import frozen_at
 from yekuo.consumers import CONSUMERS
-from yekuo.errors import BusUnavailableError, UnroutableError
-from yekuo.metrics import (
-    CONSUMER_HANDLED,
-    REGISTRY,
-    HubMetrics,
-    WatchedQueue,
-    watched_queues,
-)
-from yekuo.operations import Operations
-from yekuo.settings import PROJECT_ROOT, ProcessSettings
 
 from ..mappings.samples import application_record
 from .parked_samples import (

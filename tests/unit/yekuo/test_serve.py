@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ground.settings import Settings
 from store.crypto import new_key
 from tests.support.auth import TEST_SECRET
 from yekuo import serve
-from yekuo.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from adapters.dispatch.cime import (
     iter_cime_bytes,
     render_cime,
 )
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 SAMPLE = Path(__file__).parent / "data" / "cime_sample.txt"
 TIME = "2026-11-20 00:15:00"

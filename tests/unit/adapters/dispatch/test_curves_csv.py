@@ -22,7 +22,7 @@ from adapters.dispatch.curves_csv import (
     iter_curves,
     render_curves,
 )
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 HEADER = ",".join(["ID", "DATA_DATE", "DATA_TYPE", *POINT_COLUMNS])
 RISING = tuple(Decimal(n) / 4 for n in range(POINTS))

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.dispatch.encoding import TextEncoding, codec_for, iter_text_lines
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 CHINESE = ["白河变\t110kV", "卧龙Ⅰ线有功", "南阳供电公司"]
 

@@ -16,10 +16,11 @@ from adapters.dispatch.curves_csv import FACTOR_COLUMNS, POINT_COLUMNS, QUALITY_
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from adapters.dispatch.records import sniff_format as records_sniff_format
-from adapters.records import RawRecord
 from canonical_model.envelope import CloudEvent
+from ground.settings import PROJECT_ROOT, DispatchSettings
+from pipeline.records import EventDraft, RawRecord
+from pipeline.routing import Router
 from routes.config import load_hub_config
-from routes.router import RoutedEvent, Router
 from store.loads import (
     dispatch_file_log,
     dispatch_files,
@@ -32,7 +33,6 @@ from store.parking import list_parked
 from store.schema import outbox
 from workflow.grid import get_equipment, handle_grid_event
 from workflow.loads import handle_load_event
-from yekuo.settings import PROJECT_ROOT, DispatchSettings
 
 
 class FakeClock:
@@ -393,7 +393,7 @@ class FlakyRouter:
     def routes_for(self, system: str, record_type: str) -> Any:
         return self._router.routes_for(system, record_type)
 
-    def route(self, record: RawRecord) -> list[RoutedEvent]:
+    def route(self, record: RawRecord) -> list[EventDraft]:
         self.calls += 1
         if self.calls == self._fail_on:
             raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))

@@ -21,8 +21,8 @@ from adapters.dispatch.dropfolder import (
     original_name,
     with_sweeps,
 )
-from yekuo import clock as hub_clock
-from yekuo.settings import DispatchSettings
+from ground import clock as hub_clock
+from ground.settings import DispatchSettings
 
 GIB = 1024**3
 # The hub clock is fixed here; every file time below is set relative to it.

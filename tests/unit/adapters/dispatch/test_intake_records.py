@@ -20,8 +20,8 @@ from adapters.dispatch.records import (
     record_type_of,
     sniff_format,
 )
-from adapters.records import RawRecord
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
+from pipeline.records import RawRecord
 
 SAMPLE = Path(__file__).parent / "data" / "cime_sample.txt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.marketing.breaker import CircuitBreaker, CircuitOpenError, CircuitState
-from yekuo.errors import ConfigError, SourceUnavailableError
+from ground.errors import ConfigError, SourceUnavailableError
 
 
 class Clock:

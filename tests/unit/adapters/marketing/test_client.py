@@ -18,13 +18,13 @@ from pytest_httpserver import HTTPServer
 
 from adapters.marketing.breaker import CircuitBreaker, CircuitOpenError
 from adapters.marketing.client import CallPolicy, MarketingClient, Watermark
+from ground.errors import ConfigError, MalformedInputError, SourceRejectedError, SourceUnavailableError
+from ground.soap import FaultCode, build_envelope, build_fault
 from simulators.marketing.contract import NAMESPACE, WSDL_PATH
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld, status_flow
 from tests.unit.adapters.marketing.conftest import NO_WAIT, START, RecordingTransport, quick_client
-from yekuo.errors import ConfigError, MalformedInputError, SourceRejectedError, SourceUnavailableError
-from yekuo.soap import FaultCode, build_envelope, build_fault
 
 # The shared record layout of the marketing system, written out here so the test checks the contract itself.
 APPLICATION_KEYS = [

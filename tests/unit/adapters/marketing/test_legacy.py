@@ -13,6 +13,7 @@ from adapters.marketing.legacy import (
     record_from_xml,
     zeep_arguments,
 )
+from ground.errors import MalformedInputError
 from simulators.marketing.contract import NAMESPACE
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
@@ -20,7 +21,6 @@ from simulators.marketing.service import append_record
 from simulators.marketing.world import APPLICATION_FIELDS as WORLD_APPLICATION_FIELDS
 from simulators.marketing.world import CUSTOMER_FIELDS as WORLD_CUSTOMER_FIELDS
 from tests.unit.adapters.marketing.conftest import quick_client
-from yekuo.errors import MalformedInputError
 
 START = datetime(2026, 11, 2, 8, 30)
 

@@ -15,8 +15,8 @@ from adapters.marketing.outbound import (
     legacy_time,
     submission_arguments,
 )
+from ground.errors import ConfigError
 from mappings.codes import load_code_tables
-from yekuo.errors import ConfigError
 
 REQUEST: dict[str, Any] = {
     "business_type": "capacity_increase",

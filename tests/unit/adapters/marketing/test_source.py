@@ -11,7 +11,9 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.client import Watermark
 from adapters.marketing.source import MarketingCheckpoint, MarketingSource
-from adapters.records import PollingSource, SourceBatch
+from ground.errors import ConfigError, MalformedInputError, SourceUnavailableError
+from ground.soap import build_envelope
+from pipeline.records import PollingSource, SourceBatch
 from simulators.marketing.contract import NAMESPACE, WSDL_PATH
 from simulators.marketing.faults import Fault, FaultPlan, FaultRule
 from simulators.marketing.seed import generate_world
@@ -19,8 +21,6 @@ from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
 from store.submissions import store_push
 from tests.unit.adapters.marketing.conftest import START, RecordingTransport
-from yekuo.errors import ConfigError, MalformedInputError, SourceUnavailableError
-from yekuo.soap import build_envelope
 
 
 def _source(

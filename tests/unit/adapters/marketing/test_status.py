@@ -10,13 +10,13 @@ from sqlalchemy.engine import Engine
 from adapters.marketing.breaker import CircuitBreaker
 from adapters.marketing.status import MarketingStatus
 from adapters.marketing.wiring import build_marketing
+from ground.errors import SourceUnavailableError
+from ground.settings import MarketingSettings
 from simulators.marketing.contract import WSDL_PATH
 from store.checkpoints import save_checkpoint
 from store.submissions import add_submission, store_push
 from tests.unit.adapters.marketing.conftest import quick_client
 from tests.unit.mappings.samples import application_record
-from yekuo.errors import SourceUnavailableError
-from yekuo.settings import MarketingSettings
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from adapters.marketing.transport import BoundedTransport, MemoryCache, wsdl_cache
+from ground.errors import MalformedInputError, SourceUnavailableError
 from simulators.marketing.contract import WSDL_PATH
-from yekuo.errors import MalformedInputError, SourceUnavailableError
 
 WSDL = WSDL_PATH.read_bytes()
 

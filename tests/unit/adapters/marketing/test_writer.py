@@ -22,6 +22,9 @@ from adapters.marketing.client import CallPolicy
 from adapters.marketing.wiring import build_marketing
 from adapters.marketing.writer import MarketingWriter, WriterPolicy
 from api.submissions import submissions_router
+from ground.clock import FixedClock, frozen_at
+from ground.errors import ConfigError, SourceUnavailableError
+from ground.settings import MarketingSettings
 from simulators.marketing.faults import Fault, FaultPlan, FaultRule
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
@@ -34,9 +37,6 @@ from store.submissions import (
     writebacks_of,
 )
 from tests.unit.adapters.marketing.conftest import NO_WAIT, START, quick_client
-from yekuo.clock import FixedClock, frozen_at
-from yekuo.errors import ConfigError, SourceUnavailableError
-from yekuo.settings import MarketingSettings
 
 ONLINE = {
     "business_type": "new_connection",

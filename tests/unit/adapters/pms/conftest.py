@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 
 from adapters.pms.source import PmsSource, create_pms_engine
 from adapters.pms.state import settled
-from adapters.records import RawRecord, SourceBatch
+from ground.settings import PROJECT_ROOT, PmsSettings
+from pipeline.records import RawRecord, SourceBatch
 from routes.config import HubConfig, load_hub_config
 from simulators.pms.seed import seed_database
 from store.database import create_engine, create_schema
-from yekuo.settings import PROJECT_ROOT, PmsSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

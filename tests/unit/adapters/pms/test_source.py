@@ -13,15 +13,15 @@ from sqlalchemy.engine import Engine
 
 from adapters.pms.registry import RowRegistry
 from adapters.pms.source import DETECTED_AT, PmsSource, create_pms_engine, pms_source
-from adapters.records import RawRecord
+from ground.errors import ConfigError, SourceUnavailableError
+from ground.settings import PmsSettings, Settings
+from pipeline.records import RawRecord
 from routes.config import HubConfig
 from simulators.pms.changes import ChangeGenerator, ChangeKind
 from simulators.pms.faults import table_lock
 from simulators.pms.schema import coordinates, feeders, main_transformers, substations, transformers
 from simulators.pms.seed import MIGRATED_AT
 from tests.unit.adapters.pms.conftest import Clock, Driver, Pms, keys, make_source, payloads, table_keys
-from yekuo.errors import ConfigError, SourceUnavailableError
-from yekuo.settings import PmsSettings, Settings
 
 TABLES = {
     "substation": substations,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.pms.state import Position, SyncState, TableState, settled
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 
 def state() -> SyncState:

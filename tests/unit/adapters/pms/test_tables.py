@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from adapters.pms.source import PmsSource
 from adapters.pms.tables import plain, polled_tables
+from ground.settings import PmsSettings
 from routes.config import HubConfig
 from routes.table import TableSource
 from tests.unit.adapters.pms.conftest import Clock, Driver, keys
-from yekuo.settings import PmsSettings
 
 
 def test_polled_tables_are_the_routes_with_table_options(config: HubConfig) -> None:

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from ground.errors import MappingError
+from ground.settings import PROJECT_ROOT
 from mappings.codes import load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import load_mappings
-from yekuo.errors import MappingError
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

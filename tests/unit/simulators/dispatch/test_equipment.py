@@ -7,6 +7,7 @@ import math
 import pytest
 import sqlalchemy as sa
 
+from ground.errors import ConfigError
 from simulators.dispatch.equipment import (
     EquipmentKind,
     LoadClass,
@@ -19,7 +20,6 @@ from simulators.dispatch.equipment import (
 )
 from simulators.pms.schema import feeders, main_transformers, transformers
 from simulators.pms.seed import seed_database
-from yekuo.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ground import clock
+from ground.clock import FixedClock
 from simulators.dispatch import history
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.pms.seed import seed_database
-from yekuo import clock
 from yekuo.cli import main
-from yekuo.clock import FixedClock
 
 SHOP = Equipment("T-SHOP", "某商场专变", EquipmentKind.TRANSFORMER, 400.0, LoadClass.COMMERCIAL)
 HOMES = Equipment("T-HOMES", "某小区公变", EquipmentKind.TRANSFORMER, 400.0, LoadClass.RESIDENTIAL)

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ground.errors import ConfigError
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault, parse_faults
 from simulators.dispatch.files import records_power_factor
 from simulators.dispatch.runner import run
 from simulators.pms.seed import seed_database
 from yekuo.cli import main
-from yekuo.errors import ConfigError
 
 EQUIPMENT = [
     Equipment("XL000001", "10kV白河1线", EquipmentKind.FEEDER, 7000.0, LoadClass.INDUSTRIAL),

@@ -17,6 +17,8 @@ from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, Header, it
 from adapters.dispatch.curves_csv import CurveKind, CurveRow, CurveRowError, iter_curves
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
+from ground.errors import ConfigError, MalformedInputError
+from ground.settings import PROJECT_ROOT
 from routes.config import load_hub_config
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
@@ -29,8 +31,6 @@ from simulators.dispatch.files import (
     records_power_factor,
 )
 from simulators.dispatch.writer import DispatchWriter
-from yekuo.errors import ConfigError, MalformedInputError
-from yekuo.settings import PROJECT_ROOT
 
 DAY = date(2026, 7, 22)
 FEEDERS = [

@@ -9,14 +9,14 @@ import httpx2
 import pytest
 from lxml import etree
 
+from ground.errors import MalformedInputError
+from ground.soap import SOAP_ENV_NS, parse_envelope, parse_xml
 from simulators.marketing.app import WRONG_NAMESPACE
 from simulators.marketing.contract import NAMESPACE, Contract
 from simulators.marketing.faults import UNKNOWN_VOLT_CODE, Fault, FaultPlan, FaultRule
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import CustomerRow, MarketingWorld, status_flow
-from yekuo.errors import MalformedInputError
-from yekuo.soap import SOAP_ENV_NS, parse_envelope, parse_xml
 
 START = datetime(2026, 11, 2, 8, 30)
 NS = {"mkt": NAMESPACE, "soap": SOAP_ENV_NS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ground.errors import ConfigError
 from simulators.marketing.faults import (
     TRIGGER_TABLE,
     Fault,
@@ -11,7 +12,6 @@ from simulators.marketing.faults import (
     FaultRule,
     trigger_table_markdown,
 )
-from yekuo.errors import ConfigError
 
 
 @pytest.mark.parametrize(

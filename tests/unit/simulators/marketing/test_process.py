@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
+from ground.settings import PROJECT_ROOT
 from simulators.marketing.process import (
     CAUSE_CODES,
     OFFICE_CLOSES,
@@ -29,8 +31,6 @@ from simulators.marketing.seed import generate_rows
 from simulators.marketing.world import ApplicationRow, status_flow
 from workflow.config import load_workflow_config
 from workflow.workdays import WorkingCalendar
-from yekuo.errors import ConfigError
-from yekuo.settings import PROJECT_ROOT
 
 CALENDAR = WorkingCalendar()
 # A Monday of a year whose calendar is published; the process model never reads the wall clock.

@@ -11,11 +11,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from api.marketing_push import PushContract, PushMappings
+from ground.errors import SourceRejectedError, SourceUnavailableError
+from ground.soap import FaultCode, build_envelope, build_fault, parse_envelope
 from simulators.marketing.push import PUSH_NAMESPACE, Pusher, notification, send
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import MarketingWorld
-from yekuo.errors import SourceRejectedError, SourceUnavailableError
-from yekuo.soap import FaultCode, build_envelope, build_fault, parse_envelope
 
 START = datetime(2026, 11, 2, 8, 30)
 NS = {"push": PUSH_NAMESPACE}

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from ground.errors import ConfigError
 from simulators.marketing.seed import (
     generate_rows,
     generate_world,
@@ -16,7 +17,6 @@ from simulators.marketing.seed import (
     social_credit_code,
 )
 from simulators.marketing.world import APPLICATION_FIELDS, CUSTOMER_FIELDS, MarketingWorld
-from yekuo.errors import ConfigError
 
 START = datetime(2026, 11, 2, 8, 30)
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -10,10 +10,10 @@ from datetime import datetime
 import httpx2
 import pytest
 
+from ground.errors import ConfigError
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer, change_one
 from simulators.marketing.world import status_flow
-from yekuo.errors import ConfigError
 
 START = datetime(2026, 11, 2, 8, 30)
 

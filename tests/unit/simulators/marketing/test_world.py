@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from ground.errors import ConfigError, SourceRejectedError
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import (
     FOUR_STEP_STATUSES,
@@ -17,7 +18,6 @@ from simulators.marketing.world import (
     MarketingWorld,
     status_flow,
 )
-from yekuo.errors import ConfigError, SourceRejectedError
 
 START = datetime(2026, 11, 2, 8, 30)
 

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.changes import ChangeGenerator, ChangeKind, local_now
 from simulators.pms.schema import coordinates, create_pms_schema, transformers
 from simulators.pms.seed import seed_database
-from yekuo.errors import ConfigError
 
 AT = datetime(2026, 11, 26, 10, 0, 0)
 

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.faults import bulk_rerating, late_commit, table_lock
 from simulators.pms.schema import transformers
 from simulators.pms.seed import seed_database
-from yekuo.errors import ConfigError
 
 AT = datetime(2026, 11, 26, 10, 0, 0)
 

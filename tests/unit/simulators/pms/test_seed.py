@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ground.errors import ConfigError
 from simulators.pms.schema import (
     coordinates,
     feeders,
@@ -20,7 +21,6 @@ from simulators.pms.schema import (
     transformers,
 )
 from simulators.pms.seed import MIGRATED_AT, SeedSummary, seed_database
-from yekuo.errors import ConfigError
 
 
 def seeded(

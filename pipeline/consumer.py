@@ -31,12 +31,12 @@ from bus.port import Bus, Delivery, Message
 from bus.retry import RetryPolicy, group_by_exchange, next_hop
 from bus.sealing import SealedFieldError, decode_event
 from canonical_model.envelope import CloudEvent
+from ground import metrics
 from store.crypto import keyring_of
 from store.database import utcnow
 from store.parking import park
 from store.schema import inbox
 from store.transaction_work import transaction_work
-from yekuo import metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,18 +9,18 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 
 from bus import open_bus
-from bus.drainer import ParkingDrainer
 from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
+from pipeline.drainer import ParkingDrainer
+from pipeline.operations import Operations
 from store.parking import list_parked, park
 from workflow.cases import handle_event
-from workflow.consumer import InboxConsumer
 from workflow.queries import get_case
-from yekuo.consumers import ConsumerSpec
 from yekuo.hub import hub_topology
-from yekuo.operations import Operations
 
 from ..workflow.events import application_event
 

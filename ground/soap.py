@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from yekuo.errors import MalformedInputError
+from ground.errors import MalformedInputError
 
 _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 _WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"

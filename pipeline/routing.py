@@ -1,18 +1,17 @@
-"""The router: turns one raw legacy record into the canonical events its routes call for."""
+"""The router: turns one raw legacy record into the event drafts its routes call for."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from adapters.records import RawRecord
 from canonical_model.registry import schema_uri
+from ground.errors import ConfigError, InvalidRecordError
 from mappings.engine import Mapping
+from pipeline.records import EventDraft, RawRecord
 from routes.table import Route
-from yekuo.errors import ConfigError, InvalidRecordError
 
 
 class NoRouteError(InvalidRecordError):
@@ -24,21 +23,6 @@ class NoRouteError(InvalidRecordError):
         self.system = system
         self.record_type = record_type
         super().__init__(f"no route for {system}/{record_type}")
-
-
-@dataclass(frozen=True)
-class RoutedEvent:
-    """A mapped record ready to be wrapped in an envelope and published."""
-
-    route_name: str
-    event_type: str
-    exchange: str
-    routing_key: str
-    subject: str
-    dataschema: str
-    source: str
-    data: dict[str, Any]
-    record: RawRecord
 
 
 class Router:
@@ -66,7 +50,7 @@ class Router:
         """The routes that take records of this system and type (possibly none)."""
         return tuple(self._by_source.get((system, record_type), ()))
 
-    def route(self, record: RawRecord) -> list[RoutedEvent]:
+    def route(self, record: RawRecord) -> list[EventDraft]:
         """The events a record becomes, one per matching route.
 
         Raises NoRouteError when no route matches, MappingError or SchemaViolationError when the
@@ -85,8 +69,7 @@ class Router:
             else:
                 data = mapped[mapping.name] = mapping.apply(record.payload)
             events.append(
-                RoutedEvent(
-                    route_name=route.name,
+                EventDraft(
                     event_type=route.event_type,
                     exchange=route.exchange,
                     routing_key=route.routing_key.render(data),
@@ -94,7 +77,7 @@ class Router:
                     dataschema=schema_uri(mapping.schema_name),
                     source=f"/{record.system}/{record.record_type}",
                     data=data,
-                    record=record,
+                    route=route.name,
                 )
             )
         return events

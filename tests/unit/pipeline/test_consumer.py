@@ -14,17 +14,17 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Bus, Message
 from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
+from ground.metrics import REGISTRY
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec
 from store.grid import grid_state
 from store.parking import list_parked
 from store.schema import outbox
 from workflow.cases import handle_event
-from workflow.consumer import InboxConsumer
 from workflow.grid import handle_grid_event
 from workflow.projection import PROJECTION_UPDATED
 from workflow.queries import count_cases, get_case
-from yekuo.consumers import ConsumerSpec
 from yekuo.hub import hub_topology
-from yekuo.metrics import REGISTRY
 
 from .events import application_event
 from .test_grid import changed, transformer

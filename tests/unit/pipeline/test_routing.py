@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from adapters.records import RawRecord
+from ground.errors import ConfigError, InvalidRecordError, MappingError, SchemaViolationError
+from ground.settings import PROJECT_ROOT
 from mappings.engine import Mapping
-from routes.router import NoRouteError, RoutedEvent, Router
+from pipeline.records import EventDraft, RawRecord
+from pipeline.routing import NoRouteError, Router
 from routes.table import load_routes
 from tests.unit.mappings.samples import application_record, customer_record
-from yekuo.errors import ConfigError, InvalidRecordError, MappingError, SchemaViolationError
-from yekuo.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def test_an_application_becomes_one_routed_event(
 ) -> None:
     raw = record("application", application_record(), key="2611200001234")
     [event] = router.route(raw)
-    assert event == RoutedEvent(
-        route_name="marketing-application",
+    assert event == EventDraft(
+        route="marketing-application",
         event_type="cn.yekuo.application.changed.v1",
         exchange="yekuo.events",
         routing_key="application.changed.hv_single_source",
@@ -42,13 +42,12 @@ def test_an_application_becomes_one_routed_event(
         dataschema="urn:yekuo:schema:application.v1",
         source="/marketing/application",
         data=shipped_mappings["marketing/application"].apply(application_record()),
-        record=raw,
     )
 
 
 def test_a_customer_becomes_one_routed_event(router: Router) -> None:
     [event] = router.route(record("customer", customer_record()))
-    assert (event.route_name, event.routing_key, event.subject, event.dataschema, event.source) == (
+    assert (event.route, event.routing_key, event.subject, event.dataschema, event.source) == (
         "marketing-customer",
         "customer.changed.general_commercial",
         "4130012345",
@@ -85,7 +84,7 @@ def test_several_routes_of_one_source_each_get_their_own_data(shipped_mappings: 
     audit = dataclasses.replace(route, name="audit", event_type="cn.yekuo.customer.audited.v1")
     router = Router([route, audit], shipped_mappings)
     first, second = router.route(record("customer", customer_record()))
-    assert (first.route_name, second.route_name) == ("marketing-customer", "audit")
+    assert (first.route, second.route) == ("marketing-customer", "audit")
     assert first.data == second.data and first.data is not second.data
     assert router.routes_for("marketing", "customer") == (route, audit)
     assert router.routes_for("marketing", "application") == ()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from yekuo.errors import MalformedInputError
-from yekuo.soap import (
+from ground.errors import MalformedInputError
+from ground.soap import (
     SOAP_ENV_NS,
     FaultCode,
     body_element,

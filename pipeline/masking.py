@@ -12,7 +12,7 @@ Masked in a parked message:
 - a dead letter or an unreadable bus message: the personal fields of the canonical event it carries;
 - every text shown beside them (reasons, failure messages, headers, other fields, operator action
   details): each personal value of the same message wherever it is quoted, and whatever is shaped like
-  a resident ID, credit code, mobile or bank account number (the log redaction, yekuo.logs.redact).
+  a resident ID, credit code, mobile or bank account number (the log redaction, ground.logs.redact).
 
 When the mappings cannot be read, which legacy names are personal is unknown: every value of a legacy
 record is masked then, rather than some shown by guess.
@@ -32,9 +32,9 @@ from pydantic import BaseModel
 
 from canonical_model.pii import PiiPath, mask_value, pii_paths
 from canonical_model.registry import MODELS, schema_uri
+from ground.logs import redact
 from mappings.engine import EachRule, Mapping, Rule, TemplateRule, Text, ValueRule
 from store.parking import ParkedMessage
-from yekuo.logs import redact
 
 SourcePath = tuple[str, ...]
 

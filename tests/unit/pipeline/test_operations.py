@@ -14,19 +14,12 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import pending_count
 from bus.port import Bus
 from bus.sealing import seal_event_data
-from routes.config import load_hub_config
-from store.audit import list_entries
-from store.crypto import development_keyring
-from store.operations import list_actions
-from store.parking import count_parked
-from store.schema import outbox
-from tests.unit.workflow.events import customer_event
-from yekuo.errors import BusUnavailableError, UnroutableError
-from yekuo.ingest import Ingestor
-from yekuo.operations import (
+from ground.errors import BusUnavailableError, UnroutableError
+from ground.settings import Settings
+from pipeline.ingest import Ingestor
+from pipeline.operations import (
     NotParkedError,
     NotReplayableError,
     OperationError,
@@ -34,7 +27,14 @@ from yekuo.operations import (
     PiiReader,
     UnknownParkedError,
 )
-from yekuo.settings import Settings
+from pipeline.outbox import pending_count
+from routes.config import load_hub_config
+from store.audit import list_entries
+from store.crypto import development_keyring
+from store.operations import list_actions
+from store.parking import count_parked
+from store.schema import outbox
+from tests.unit.workflow.events import customer_event
 
 from .parked_samples import (
     AUDIT_QUEUE,
@@ -76,7 +76,7 @@ def test_replaying_a_dead_letter_puts_that_message_back_on_the_failed_consumers_
 ) -> None:
     payload = dead_letter_payload(WORKFLOW_QUEUE)
     parked_id = park_dead_letter(sqlite_engine, payload)
-    caplog.set_level(logging.INFO, logger="yekuo.operations")
+    caplog.set_level(logging.INFO, logger="pipeline.operations")
 
     result = operations.replay(parked_id, operator="alice", kind="dead")
 
@@ -205,7 +205,7 @@ def test_a_message_no_longer_parked_refuses_a_second_action(
     operations: Operations, sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     parked_id = park_dead_letter(sqlite_engine, dead_letter_payload())
-    caplog.set_level(logging.INFO, logger="yekuo.operations")
+    caplog.set_level(logging.INFO, logger="pipeline.operations")
     operations.discard(parked_id, operator="erin")
     with pytest.raises(NotParkedError, match="already discarded"):
         operations.discard(parked_id, operator="erin")
@@ -308,7 +308,7 @@ def test_when_the_mappings_cannot_be_read_every_value_of_a_legacy_record_is_show
     parked_id = park_invalid_record(sqlite_engine, personal_customer_record())
     operations = Operations(sqlite_engine, settings=Settings(config_dir=tmp_path))
 
-    with caplog.at_level(logging.WARNING, logger="yekuo.operations"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.operations"):
         shown = operations.inspect(parked_id).message
 
     assert shown.payload["CERT_NO"] == "**************1234" and shown.payload["ORG_NO"] == "*****"

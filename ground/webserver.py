@@ -10,7 +10,7 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
-from yekuo.errors import ConfigError
+from ground.errors import ConfigError
 
 _STARTUP_TIMEOUT_S = 10.0
 

@@ -1,7 +1,5 @@
-"""Prometheus metrics of the hub: counters the loops increment, and gauges measured when /metrics is scraped.
+"""The hub's gauges measured when /metrics is scraped, exposed together with ground/metrics.py's counters.
 
-Counters live on REGISTRY, a registry this module owns (not prometheus_client's global one), so tests
-read them with REGISTRY.get_sample_value() and nothing else in the process can clash with their names.
 Gauges that describe shared state (outbox lag, parked messages, queue depths) are read from the
 database and the broker at scrape time by HubMetrics, so every hub process reports the same truth and
 the numbers survive restarts. A dependency that cannot be read at scrape time makes its gauges absent
@@ -25,31 +23,21 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from sqlalchemy.engine import Engine
 
 from bus.port import Bus
+from ground.errors import BusError, ConfigError
+from ground.metrics import CONTENT_TYPE, REGISTRY
+from ground.settings import ProcessSettings
 from store.database import utcnow
 from store.schema import outbox, parked
 from workflow.process import ANY_CAUSE, ProcessFilter, Spread, findings, grouped_figures
-from yekuo.errors import BusError, ConfigError
-from yekuo.settings import ProcessSettings
 
 __all__ = [
-    "AUTH_FAILURES",
-    "CONSUMER_DUPLICATES",
-    "CONSUMER_HANDLED",
-    "CONSUMER_INVALID",
-    "CONSUMER_PARKED",
-    "CONSUMER_RETRIES",
     "CONTENT_TYPE",
-    "INGEST_INVALID",
-    "INGEST_RECORDS",
-    "OUTBOX_PUBLISHED",
-    "OUTBOX_PUBLISH_FAILURES",
-    "REGISTRY",
     "HubMetrics",
     "OutboxBacklog",
     "QueueDepth",
@@ -58,72 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The text format generate_latest() writes, whatever the library's newest negotiated format is.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-
-OUTBOX_PUBLISHED = Counter(
-    "yekuo_outbox_published",
-    "Outbox events the broker confirmed (publisher confirms); its rate is the publish rate.",
-    registry=REGISTRY,
-)
-OUTBOX_PUBLISH_FAILURES = Counter(
-    "yekuo_outbox_publish_failures",
-    "Outbox events whose publish failed, by error class; they stay in the outbox and are retried.",
-    ["error"],
-    registry=REGISTRY,
-)
-INGEST_RECORDS = Counter(
-    "yekuo_ingest_records",
-    "Legacy records routed by ingest, by source system (a poll whose commit fails counts again).",
-    ["system"],
-    registry=REGISTRY,
-)
-INGEST_INVALID = Counter(
-    "yekuo_ingest_invalid",
-    "Legacy records parked as invalid at ingest, by source system and reason code.",
-    ["system", "reason"],
-    registry=REGISTRY,
-)
-CONSUMER_HANDLED = Counter(
-    "yekuo_consumer_handled",
-    "Events a consumer applied (first delivery of an event id).",
-    ["consumer"],
-    registry=REGISTRY,
-)
-CONSUMER_RETRIES = Counter(
-    "yekuo_consumer_retries",
-    "Failed deliveries a consumer sent to a retry queue.",
-    ["consumer"],
-    registry=REGISTRY,
-)
-CONSUMER_PARKED = Counter(
-    "yekuo_consumer_parked",
-    "Messages a consumer gave up on after its last retry (sent to its parking queue).",
-    ["consumer"],
-    registry=REGISTRY,
-)
-CONSUMER_INVALID = Counter(
-    "yekuo_consumer_invalid",
-    "Messages a consumer parked as invalid straight away (not a CloudEvent, schema failure).",
-    ["consumer"],
-    registry=REGISTRY,
-)
-CONSUMER_DUPLICATES = Counter(
-    "yekuo_consumer_duplicates",
-    "Deliveries a consumer skipped because the event id was already in its inbox.",
-    ["consumer"],
-    registry=REGISTRY,
-)
-AUTH_FAILURES = Counter(
-    "yekuo_api_auth_failures",
-    "API requests access control refused, by status and reason: 401 with missing, malformed, invalid or "
-    "expired credentials, 403 with the permission the caller lacked.",
-    ["status", "reason"],
-    registry=REGISTRY,
-)
 
 BusOpener = Callable[[], Bus]
 

@@ -9,8 +9,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bus.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
-from canonical_model.envelope import DEFAULT_INSTANCE_URI, check_instance_uri
+from ground.identity import (
+    DEFAULT_INSTANCE_URI,
+    DEFAULT_NAMESPACE,
+    NAMESPACE_PATTERN,
+    check_instance_uri,
+    namespace_problem,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A day of telemetry for a prefecture fits well within this; larger files are refused.

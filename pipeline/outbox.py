@@ -18,8 +18,6 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pydantic
@@ -29,30 +27,18 @@ from sqlalchemy.engine import Connection, Engine
 from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
 from bus.sealing import seal_event_data
-from canonical_model.envelope import DEFAULT_INSTANCE_URI, CloudEvent, check_instance_uri
+from canonical_model.envelope import CloudEvent
+from ground.errors import BusError, UnroutableError
+from ground.identity import DEFAULT_INSTANCE_URI, check_instance_uri
+from ground.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from pipeline.records import EventDraft
 from store.crypto import keyring_of
 from store.database import utcnow
 from store.schema import outbox
 from store.sequences import allocate_sequences
 from store.transaction_work import current_work
-from yekuo.errors import BusError, UnroutableError
-from yekuo.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventDraft:
-    """What a producer knows about an event before the outbox gives it an id and a sequence."""
-
-    event_type: str
-    source: str
-    subject: str
-    dataschema: str
-    data: dict[str, Any]
-    exchange: str
-    routing_key: str
-    time: datetime | None = None
 
 
 def stage_event(conn: Connection, draft: EventDraft, *, correlation_id: str) -> CloudEvent:

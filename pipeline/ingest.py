@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.records import PollingSource, RawRecord
-from bus.outbox import EventDraft, stage_events
-from routes.router import Router
+from ground.errors import InvalidRecordError
+from ground.logs import correlated
+from ground.metrics import INGEST_INVALID, INGEST_RECORDS
+from pipeline.outbox import stage_events
+from pipeline.records import EventDraft, PollingSource, RawRecord
+from pipeline.routing import Router
 from store.checkpoints import load_checkpoint, save_checkpoint
 from store.parking import park
-from yekuo.errors import InvalidRecordError
-from yekuo.logs import correlated
-from yekuo.metrics import INGEST_INVALID, INGEST_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -151,19 +151,4 @@ def route_or_park(
         )
         INGEST_INVALID.labels(record.system, exc.reason_code).inc()
         return RoutedRecord([], ParkedRecord(parked_id, exc.reason_code, getattr(exc, "field", None)))
-    drafts = [
-        (
-            EventDraft(
-                event_type=event.event_type,
-                source=event.source,
-                subject=event.subject,
-                dataschema=event.dataschema,
-                data=event.data,
-                exchange=event.exchange,
-                routing_key=event.routing_key,
-            ),
-            correlation_id,
-        )
-        for event in routed
-    ]
-    return RoutedRecord(drafts)
+    return RoutedRecord([(draft, correlation_id) for draft in routed])

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from adapters.records import RawRecord
+from ground.errors import InvalidRecordError
+from ground.settings import PROJECT_ROOT
+from pipeline.masking import LegacyPii, mask_parked
+from pipeline.records import RawRecord
 from routes.config import load_hub_config
 from store.parking import ParkedMessage
-from yekuo.errors import InvalidRecordError
-from yekuo.masking import LegacyPii, mask_parked
-from yekuo.settings import PROJECT_ROOT
 
 from ..mappings.samples import customer_record
 from .parked_samples import (

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from adapters.records import RawRecord, SourceBatch
-from bus.outbox import pending_count
+from ground.settings import PROJECT_ROOT
+from pipeline.ingest import Ingestor
+from pipeline.outbox import pending_count
+from pipeline.records import RawRecord, SourceBatch
 from routes.config import load_hub_config
 from store.checkpoints import load_checkpoint
 from store.parking import list_parked
-from yekuo.ingest import Ingestor
-from yekuo.settings import PROJECT_ROOT
 
 from ..mappings.samples import application_record, customer_record
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bus import open_bus
-from bus.drainer import ParkingDrainer
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Delivery, Message, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, RetryPolicy, next_hop, retry_exchanges
+from pipeline.drainer import ParkingDrainer
 from store.parking import list_parked
 
 QUEUE = "yekuo.test"

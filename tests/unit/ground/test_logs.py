@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from yekuo.logs import REDACTED, PiiRedactingFilter, redact
+from ground.logs import REDACTED, PiiRedactingFilter, redact
 
 
 @pytest.mark.parametrize(

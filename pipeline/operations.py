@@ -9,7 +9,7 @@ and a row that is no longer parked cannot be acted on twice. The same transactio
 the audit log (store.audit), so an action and its audit entry commit together or not at all.
 
 What an operator is shown (browse, inspect, and the result of an action) has its personal data masked
-(yekuo.masking). Only a named PiiReader sees it unmasked, and each message whose personal data it was
+(pipeline.masking). Only a named PiiReader sees it unmasked, and each message whose personal data it was
 shown is chained into the audit log as a pii.read entry: who, through which view, which message, which
 fields.
 
@@ -32,20 +32,20 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.records import RawRecord
 from bus.factory import open_bus as open_bus_url
 from bus.port import Bus, Message
 from bus.sealing import SealedFieldError, open_event_body
+from ground.errors import BusError, ConfigError, YekuoError
+from ground.settings import Settings
+from pipeline.ingest import Ingestor
+from pipeline.masking import LegacyPii, mask_parked
+from pipeline.records import RawRecord
 from store.audit import append_entry
 from store.crypto import keyring_of
 from store.database import utcnow
 from store.operations import OperatorAction, list_actions, record_action
 from store.parking import ParkedKind, ParkedMessage
 from store.schema import parked
-from yekuo.errors import BusError, ConfigError, YekuoError
-from yekuo.ingest import Ingestor
-from yekuo.masking import LegacyPii, mask_parked
-from yekuo.settings import Settings
 
 log = logging.getLogger(__name__)
 

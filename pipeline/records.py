@@ -1,9 +1,14 @@
-"""RawRecord: one legacy record as an adapter read it, before any mapping."""
+"""The two records the pipeline moves: a RawRecord as an adapter read it, and an EventDraft to be published.
+
+Adapters produce and consume RawRecords and know nothing else of the pipeline; routes turn each RawRecord
+into EventDrafts, and the hub's own producers (workflow, feasibility, forecast) write EventDrafts directly.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -44,3 +49,21 @@ class PollingSource(Protocol):
 
     def close(self) -> None:
         """Release connections; the hub calls it once the source's loop has stopped."""
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """What a producer knows about an event before the outbox gives it an id and a sequence.
+
+    route: the route that mapped it from a legacy record; empty for events the hub raises itself.
+    """
+
+    event_type: str
+    source: str
+    subject: str
+    dataschema: str
+    data: dict[str, Any]
+    exchange: str
+    routing_key: str
+    time: datetime | None = None
+    route: str = ""

@@ -10,11 +10,12 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.outbox import EventDraft, OutboxRelay, pending_count, stage_event, stage_events
 from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
 from canonical_model.envelope import CloudEvent
+from ground.errors import UnroutableError
+from pipeline.outbox import OutboxRelay, pending_count, stage_event, stage_events
+from pipeline.records import EventDraft
 from store.schema import outbox
-from yekuo.errors import UnroutableError
 
 EXCHANGE = "events"
 
