@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/yekuo check-config
-	$(BIN)/bandit -q -r ground pipeline yekuo canonical_model adapters mappings routes bus store workflow api simulators feasibility scenario subscriptions forecast assistant -c pyproject.toml
+	$(BIN)/bandit -q -r ground pipeline yekuo canonical_model adapters mappings routes bus store workflow api simulators feasibility subscriptions forecast assistant -c pyproject.toml
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 test: install lint tools

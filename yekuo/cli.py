@@ -371,9 +371,9 @@ def _sim_all(args: argparse.Namespace) -> int:
 
 def _scenario_run(args: argparse.Namespace) -> int:
     from ground.errors import ConfigError
-    from scenario.loader import load_scenario
-    from scenario.report import render_json, render_text
-    from scenario.runner import RunOptions, run_scenario
+    from simulators.scenario.loader import load_scenario
+    from simulators.scenario.report import render_json, render_text
+    from simulators.scenario.runner import RunOptions, run_scenario
 
     try:
         scenario = load_scenario(Path(args.file))

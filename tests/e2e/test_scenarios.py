@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ground.settings import PROJECT_ROOT
-from scenario.loader import load_scenario
-from scenario.report import render_text
-from scenario.runner import RunOptions, run_scenario
+from simulators.scenario.loader import load_scenario
+from simulators.scenario.report import render_text
+from simulators.scenario.runner import RunOptions, run_scenario
 from yekuo.cli import main
 
 SCENARIOS = PROJECT_ROOT / "scenarios"

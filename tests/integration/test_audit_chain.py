@@ -27,7 +27,7 @@ from store.audit import (
     unkeyed_entry_hash,
     verify_chain,
 )
-from tests.unit.yekuo.parked_samples import park_invalid_record, shipped_ingestor
+from tests.unit.pipeline.parked_samples import park_invalid_record, shipped_ingestor
 from yekuo.audit import record_config_loaded
 from yekuo.cli import main
 

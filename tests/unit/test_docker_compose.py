@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 
 from ground.settings import PROJECT_ROOT, Settings
-from scenario.loader import load_scenario
+from simulators.scenario.loader import load_scenario
 from store.audit import chain_key_from_settings
 from yekuo.cli import build_parser
 from yekuo.serve import production_keyring

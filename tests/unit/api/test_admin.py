@@ -19,7 +19,7 @@ from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
 from tests.support.auth import TEST_AUTH, bearer
 
-from ..yekuo.parked_samples import (
+from ..pipeline.parked_samples import (
     AUDIT_QUEUE,
     IDENTITY_NO,
     NOT_PERSONAL,

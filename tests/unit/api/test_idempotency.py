@@ -22,7 +22,7 @@ from store.submissions import submissions
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.api.test_submissions import REQUEST
 
-from ..yekuo.parked_samples import dead_letter_payload, park_dead_letter
+from ..pipeline.parked_samples import dead_letter_payload, park_dead_letter
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from store.operations import list_actions
 from store.parking import ParkedKind
 from tests.support.auth import TEST_AUTH, bearer, token
 
-from ..yekuo.parked_samples import (
+from ..pipeline.parked_samples import (
     AUDIT_QUEUE,
     IDENTITY_NO,
     WORKFLOW_QUEUE,

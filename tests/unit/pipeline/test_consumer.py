@@ -26,8 +26,8 @@ from workflow.projection import PROJECTION_UPDATED
 from workflow.queries import count_cases, get_case
 from yekuo.hub import hub_topology
 
-from .events import application_event
-from .test_grid import changed, transformer
+from ..workflow.events import application_event
+from ..workflow.test_grid import changed, transformer
 
 EXCHANGE = "yekuo.events"
 SPEC = ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event)

@@ -16,7 +16,7 @@ from store.operations import list_actions
 from store.parking import count_parked
 from yekuo.cli import main
 
-from .parked_samples import (
+from ..pipeline.parked_samples import (
     IDENTITY_NO,
     MOBILES,
     NOT_PERSONAL,

@@ -32,7 +32,7 @@ from workflow.config import load_workflow_config
 from yekuo.consumers import CONSUMERS
 
 from ..mappings.samples import application_record
-from .parked_samples import (
+from ..pipeline.parked_samples import (
     AUDIT_QUEUE,
     EXCHANGE,
     WORKFLOW_QUEUE,

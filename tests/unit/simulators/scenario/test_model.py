@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from scenario.model import Count
+from simulators.scenario.model import Count
 
 
 @pytest.mark.parametrize(

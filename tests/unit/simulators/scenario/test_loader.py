@@ -8,11 +8,11 @@ import pytest
 
 from ground.errors import ConfigError
 from ground.settings import PROJECT_ROOT
-from scenario.loader import load_scenario
-from scenario.model import Count, DispatchFaultSpec, MarketingFaultSpec, PmsFaultSpec
 from simulators.dispatch.faults import Fault as DispatchFault
 from simulators.marketing.faults import Fault as MarketingFault
 from simulators.marketing.faults import FaultRule
+from simulators.scenario.loader import load_scenario
+from simulators.scenario.model import Count, DispatchFaultSpec, MarketingFaultSpec, PmsFaultSpec
 
 SHIPPED = sorted((PROJECT_ROOT / "scenarios").glob("*.yaml"))
 

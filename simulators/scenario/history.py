@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scenario.model import History
 from simulators.marketing.process import (
     CAUSE_CODES,
     PROCESS_FILE,
@@ -25,6 +24,7 @@ from simulators.marketing.process import (
     load_process,
 )
 from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow, status_flow
+from simulators.scenario.model import History
 from workflow.workdays import WorkingCalendar
 
 

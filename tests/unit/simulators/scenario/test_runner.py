@@ -9,9 +9,9 @@ import yaml
 
 from ground.settings import PROJECT_ROOT
 from mappings.codes import load_code_tables
-from scenario.model import Count, Expectations, History, Scale, Scenario
-from scenario.runner import RunOptions, run_scenario
 from simulators.marketing.process import PROCESS_FILE
+from simulators.scenario.model import Count, Expectations, History, Scale, Scenario
+from simulators.scenario.runner import RunOptions, run_scenario
 from store.database import create_engine
 from store.schema import cases, consistency_findings, stage_visits
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from scenario.runner import RunResult
+from simulators.scenario.runner import RunResult
 
 
 def render_text(result: RunResult) -> str:

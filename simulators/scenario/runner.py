@@ -2,7 +2,7 @@
 
 Simulated time is compressed: the day's applications reach the marketing simulator evenly over
 `day_seconds` of wall time, and faults fire at their second of that day (or once it has settled). A
-scenario with a history first replays the drawn lives of earlier applications (scenario/history.py): every
+scenario with a history first replays the drawn lives of earlier applications (history.py): every
 status change at its own legacy time, in listing order, and never a second change of an application before
 the hub's poll has taken in its previous one, as a poll sees only an application's latest state. The hub
 runs in-process with every source (marketing, PMS, dispatch drop folder) and every consumer, on SQLite and
@@ -40,9 +40,6 @@ from ground import clock
 from ground.errors import ConfigError
 from ground.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
 from pipeline.records import PollingSource
-from scenario.checks import CheckResult, RunFacts, evaluate, verdicts
-from scenario.history import HistoryPlan, Release, plan_history
-from scenario.model import DispatchFaultSpec, FaultSpec, MarketingFaultSpec, PmsFaultSpec, Scenario
 from simulators.dispatch.writer import DispatchWriter
 from simulators.marketing.faults import FaultPlan
 from simulators.marketing.server import SimulatorServer
@@ -56,6 +53,9 @@ from simulators.marketing.world import (
 )
 from simulators.pms.faults import bulk_rerating
 from simulators.pms.schema import drop_pms_schema, transformers
+from simulators.scenario.checks import CheckResult, RunFacts, evaluate, verdicts
+from simulators.scenario.history import HistoryPlan, Release, plan_history
+from simulators.scenario.model import DispatchFaultSpec, FaultSpec, MarketingFaultSpec, PmsFaultSpec, Scenario
 from simulators.world import build_world, dispatch_equipment
 from store.checkpoints import load_checkpoint
 from store.database import create_engine, create_schema, drop_schema

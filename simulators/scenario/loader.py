@@ -19,7 +19,7 @@ from mappings.yamlfile import (
     plain,
     read_yaml,
 )
-from scenario.model import Scenario
+from simulators.scenario.model import Scenario
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.case import CaseStatus
-from scenario.model import Count, Expectations, ProcessExpectation, ProcessFigure
+from simulators.scenario.model import Count, Expectations, ProcessExpectation, ProcessFigure
 from store.feasibility import feasibility_assessments
 from store.grid import grid_equipment
 from store.loads import load_profiles

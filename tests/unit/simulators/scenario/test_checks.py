@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
-from scenario.checks import RunFacts, evaluate
-from scenario.model import Expectations
+from simulators.scenario.checks import RunFacts, evaluate
+from simulators.scenario.model import Expectations
 from store.database import create_engine, create_schema
 from store.feasibility import feasibility_assessments
 from store.parking import park

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from scenario.history import CORRECTED_AFTER, HistoryPlan, Release, plan_history
-from scenario.model import History
 from simulators.marketing.process import CAUSE_CODES, OFFICE_OPENS, draw_life, load_process
 from simulators.marketing.seed import generate_rows
 from simulators.marketing.world import LEGACY_TIME_FORMAT, ApplicationRow
+from simulators.scenario.history import CORRECTED_AFTER, HistoryPlan, Release, plan_history
+from simulators.scenario.model import History
 from workflow.workdays import WorkingCalendar
 
 CALENDAR = WorkingCalendar()
