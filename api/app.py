@@ -39,7 +39,7 @@ from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
 from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.progress import ProgressLookup, progress_router
+from api.progress import progress_router
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
 from api.submissions import submissions_router
@@ -52,6 +52,7 @@ from pipeline.operations import Operations
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
 from workflow.cases import default_tracker
+from workflow.progress import ProgressLookup
 from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
 

@@ -17,15 +17,17 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
-from api.limits import TooManyError
+from api.limits import too_many
 from api.problems import problem_responses
-from api.progress import ProgressLookup, client_of
+from api.progress import client_of
 from assistant.gaps import GapLog
 from assistant.knowledge import load_knowledge
 from assistant.retrieval import ANSWER_THRESHOLD, CONFIDENT_THRESHOLD, KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer
 from ground.errors import ConfigError
+from ground.limits import TooManyError
 from ground.settings import AssistantSettings
+from workflow.progress import ProgressLookup
 
 MAX_QUESTION = 500
 
@@ -153,7 +155,7 @@ def assistant_router(assistant: Assistant) -> APIRouter:
         try:
             answer = assistant.ask(body.question, client_of(request))
         except TooManyError as exc:
-            raise exc.problem() from exc
+            raise too_many(exc) from exc
         return reply_json(answer)
 
     return router

@@ -39,8 +39,8 @@ from ground.identity import DEFAULT_INSTANCE_URI, DEFAULT_NAMESPACE
 from ground.settings import Settings
 from mappings.engine import Mapping as FieldMapping
 from mappings.templates import parse_template
+from pipeline.config import load_hub_config
 from pipeline.consumers import ConsumerSpec
-from routes.config import load_hub_config
 from routes.table import Route
 from workflow.events import (
     CASE_ASSIGNED,

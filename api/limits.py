@@ -1,5 +1,5 @@
-"""Bounds on requests: bodies over a size (413), control characters in the path or query (400), and a
-sliding-window rate limiter for routes that must not be called without bound (answered 429 by the route).
+"""Bounds on requests: bodies over a size (413), control characters in the path or query (400), and the
+429 answer to a rate limit (ground/limits.py) a route reached.
 
 The declared Content-Length is checked first; a chunked body is counted as it is read, and reading past the
 bound raises, which the handler's body parsing passes on as HTTP 413. Routes that stream large bodies and
@@ -8,9 +8,6 @@ enforce their own bound (the dispatch upload, the SOAP push) are exempt.
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import OrderedDict, deque
 from collections.abc import Collection
 from urllib.parse import unquote_plus
 
@@ -19,21 +16,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem, problem_response
-from ground import clock
+from ground.limits import TooManyError
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-class TooManyError(Exception):
-    """A rate limit was reached; retry_after_s says how long to wait. Answered 429 with Retry-After."""
-
-    def __init__(self, what: str, retry_after_s: int) -> None:
-        super().__init__(f"too many {what}: try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
-
-    def problem(self) -> HTTPException:
-        """The 429 problem to raise, with its Retry-After header."""
-        return problem("too-many-requests", str(self), headers={"Retry-After": str(self.retry_after_s)})
+def too_many(exc: TooManyError) -> HTTPException:
+    """The 429 problem to raise for a refused rate limit, with its Retry-After header."""
+    return problem("too-many-requests", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
 
 class BodyTooLargeError(HTTPException):
@@ -113,36 +103,3 @@ class ControlCharacters:
 
 def _has_control(text: str) -> bool:
     return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
-
-
-class RateLimiter:
-    """At most `limit` hits per key within any `window_s` seconds of the hub clock; safe across threads.
-
-    A refused hit is not counted, so a caller who waits out the window gets in again. A key is kept while
-    it has hits in the window, and at most max_keys keys are: past that the least recently hit one is
-    forgotten, so a flood of distinct keys cannot grow the process's memory without bound.
-    """
-
-    def __init__(self, limit: int, window_s: float, *, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.max_keys = max_keys
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> int | None:
-        """Count a hit for the key and answer None; or, over the limit, the whole seconds until it may hit."""
-        now = clock.now().timestamp()
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                hits = self._hits[key] = deque()
-            while hits and hits[0] <= now - self.window_s:
-                hits.popleft()
-            self._hits.move_to_end(key)
-            if len(hits) >= self.limit:
-                return max(1, math.ceil(hits[0] + self.window_s - now))
-            hits.append(now)
-            while len(self._hits) > self.max_keys:
-                self._hits.popitem(last=False)
-            return None

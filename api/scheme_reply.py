@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from api.applications import latest_feasibility
 from api.problems import problem, problem_responses
 from api.security import PII_READ, CurrentPrincipal
+from canonical_model.pii import mask_name
 from ground.errors import ConfigError
 from ground.settings import Settings
 from store.audit import record_pii_read
@@ -123,11 +124,6 @@ def load_reply_template(config_dir: Path | None = None) -> ReplyTemplate:
     except ValidationError as error:
         where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"reply form template is not valid: {where}", file=str(source)) from error
-
-
-def mask_name(name: str) -> str:
-    """The first character and a star for each other one (张三 -> 张*), as service counters show names."""
-    return name[:1] + "*" * (len(name) - 1)
 
 
 def _add_months(day: date, months: int) -> date:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from api.progress import Progress
 from assistant.intent import ProgressQuestion
+from workflow.progress import Progress
 from workflow.workdays import local_date
 
 PROVISIONAL = "（节假日安排未公布，日期为暂估）"

@@ -16,8 +16,6 @@ from typing import Literal, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.limits import RateLimiter, TooManyError
-from api.progress import Progress, ProgressLookup
 from assistant.answers import (
     NOT_FOUND,
     ask_for_number_answer,
@@ -27,6 +25,8 @@ from assistant.answers import (
 from assistant.gaps import GapKind
 from assistant.intent import progress_question
 from assistant.knowledge import KnowledgeMatch
+from ground.limits import RateLimiter, TooManyError
+from workflow.progress import Progress, ProgressLookup
 
 log = logging.getLogger(__name__)
 

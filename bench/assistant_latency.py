@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from api.progress import ProgressLookup
 from assistant.gaps import GapLog
 from assistant.knowledge import KnowledgeBase, load_knowledge
 from assistant.retrieval import KnowledgeIndex
@@ -38,6 +37,7 @@ from store.database import create_engine, create_schema
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
+from workflow.progress import ProgressLookup
 from workflow.workdays import SHANGHAI, WorkingCalendar, local_date
 
 ROOT = Path(__file__).resolve().parents[1]

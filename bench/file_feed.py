@@ -78,7 +78,7 @@ def child(path: Path, db_url: str, progress_every: int) -> None:
     from adapters.dispatch.intake import DispatchIntake
     from ground.logs import configure
     from ground.settings import PROJECT_ROOT
-    from routes.config import load_hub_config
+    from pipeline.config import load_hub_config
     from store.database import create_engine, create_schema
 
     configure(logging.INFO)

@@ -39,10 +39,10 @@ from bench.credentials import bench_credentials
 from ground.errors import BusError
 from ground.settings import Settings
 from ground.webserver import BackgroundServer
+from pipeline.config import HubConfig
 from pipeline.consumers import ConsumerSpec
 from pipeline.records import SourceBatch
 from pipeline.routing import Router
-from routes.config import HubConfig
 from simulators.marketing.push import Pusher
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer

@@ -9,9 +9,9 @@ from typing import Any
 
 from adapters.marketing.source import SYSTEM
 from canonical_model.envelope import CloudEvent
+from pipeline.config import load_hub_config
 from pipeline.records import EventDraft, RawRecord
 from pipeline.routing import Router
-from routes.config import load_hub_config
 from simulators.marketing.seed import generate_world
 from store.database import utcnow
 

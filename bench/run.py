@@ -42,8 +42,8 @@ from bus.port import Topology
 from bus.rabbitmq import RabbitMQBus
 from ground.errors import BusUnavailableError, YekuoError
 from ground.settings import PROJECT_ROOT, Settings
+from pipeline.config import load_hub_config
 from pipeline.consumers import ConsumerSpec
-from routes.config import load_hub_config
 from store.database import create_engine, create_schema
 from workflow.config import load_workflow_config
 from yekuo.consumers import CONSUMERS

@@ -71,3 +71,8 @@ def _mask_at(node: Any, path: PiiPath) -> None:
         _mask_at(node[head], rest)
     elif isinstance(node[head], str):
         node[head] = mask_value(node[head])
+
+
+def mask_name(name: str) -> str:
+    """The first character and a star for each other one (张三 -> 张*), as service counters show names."""
+    return name[:1] + "*" * (len(name) - 1)

@@ -10,7 +10,7 @@ two round trips per event, which the common all-good batch does not pay.
 
 An event whose handler fails is rolled back alone and sent through the retry queues (bus/retry.py);
 after the last retry it is parked. A message that is not a CloudEvent is parked as invalid at once:
-retrying cannot make it readable. Events are decoded in one place (bus.sealing.decode_event), which
+retrying cannot make it readable. Events are decoded in one place (pipeline.sealing.decode_event), which
 opens their sealed personal fields with the keyring of the consumer's engine; one whose personal field
 does not open (a key this hub lacks, an altered value) is parked as invalid too, to be replayed once the
 key is configured.
@@ -29,9 +29,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.port import Bus, Delivery, Message
 from bus.retry import RetryPolicy, group_by_exchange, next_hop
-from bus.sealing import SealedFieldError, decode_event
 from canonical_model.envelope import CloudEvent
 from ground import metrics
+from pipeline.sealing import SealedFieldError, decode_event
 from store.crypto import keyring_of
 from store.database import utcnow
 from store.parking import park

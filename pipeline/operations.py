@@ -34,12 +34,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.factory import open_bus as open_bus_url
 from bus.port import Bus, Message
-from bus.sealing import SealedFieldError, open_event_body
 from ground.errors import BusError, ConfigError, YekuoError
 from ground.settings import Settings
+from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.masking import LegacyPii, mask_parked
 from pipeline.records import RawRecord
+from pipeline.sealing import SealedFieldError, open_event_body
 from store.audit import append_entry
 from store.crypto import keyring_of
 from store.database import utcnow
@@ -238,7 +239,7 @@ class Operations:
         return ParkedDetail(self._opened(message), actions, ())
 
     def _opened(self, message: ParkedMessage) -> ParkedMessage:
-        """A dead letter with the personal fields its event carries sealed (bus/sealing.py) opened."""
+        """A dead letter with the personal fields its event carries sealed (pipeline/sealing.py) opened."""
         payload = message.payload
         if (
             message.kind != "dead"
@@ -317,8 +318,6 @@ class Operations:
         """The ingest pipeline replayed records go through."""
         with self._ingestor_lock:
             if self._ingestor is None:
-                from routes.config import load_hub_config
-
                 config = load_hub_config(self._settings.config_dir)
                 self._ingestor = Ingestor(self._engine, config.router)
             return self._ingestor
@@ -328,8 +327,6 @@ class Operations:
         """Which legacy fields hold personal data, derived from the configured mappings."""
         with self._personal_data_lock:
             if self._personal_data is None:
-                from routes.config import load_hub_config
-
                 try:
                     mappings = load_hub_config(self._settings.config_dir).mappings.values()
                     self._personal_data = LegacyPii.from_mappings(mappings)

@@ -6,7 +6,7 @@ confirms and marks them sent only after the broker confirmed them: a crash in be
 which consumers absorb through their inbox (at-least-once on the bus, exactly-once effect).
 
 The body is encoded for the bus when the event is staged, with its personal fields sealed under the
-keyring of the connection's engine (bus/sealing.py): what the relay publishes carries no personal data
+keyring of the connection's engine (pipeline/sealing.py): what the relay publishes carries no personal data
 in clear. The events stage_events returns keep their data open, for the caller's own use.
 """
 
@@ -26,12 +26,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
-from bus.sealing import seal_event_data
 from canonical_model.envelope import CloudEvent
 from ground.errors import BusError, UnroutableError
 from ground.identity import DEFAULT_INSTANCE_URI, check_instance_uri
 from ground.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from pipeline.records import EventDraft
+from pipeline.sealing import seal_event_data
 from store.crypto import keyring_of
 from store.database import utcnow
 from store.schema import outbox

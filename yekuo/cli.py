@@ -21,7 +21,7 @@ REBUILD_BATCH = 200
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from routes.config import check_config
+    from yekuo.config import check_config
 
     config_dir = Path(args.config_dir) if args.config_dir else Settings().config_dir
     errors = check_config(config_dir)

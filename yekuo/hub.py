@@ -25,13 +25,13 @@ from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry
 from ground.errors import BusError, SourceUnavailableError
 from ground.logs import redact
 from ground.settings import Settings
+from pipeline.config import HubConfig, load_hub_config
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
 from pipeline.drainer import ParkingDrainer
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay, pending_count
 from pipeline.records import PollingSource
-from routes.config import HubConfig, load_hub_config
 from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
 from store.parking import count_parked

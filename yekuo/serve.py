@@ -20,10 +20,10 @@ from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
 from ground.settings import Settings
 from ground.webserver import BackgroundServer
+from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.operations import Operations
 from pipeline.records import PollingSource
-from routes.config import load_hub_config
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine

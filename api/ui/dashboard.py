@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.grid import OpenCapacityReader
 from api.problems import problem
-from api.progress import ProgressLookup
 from api.security import session_of
 from api.ui.assets import ECHARTS, assets_router, shipped_assets
 from api.ui.cases import cases_router
@@ -30,6 +29,7 @@ from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, c
 from assistant.service import Assistant
 from ground.settings import AuthSettings
 from workflow.config import WorkflowConfig
+from workflow.progress import ProgressLookup
 from workflow.workdays import WorkingCalendar
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -18,11 +18,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.assistant import MAX_QUESTION
-from api.limits import TooManyError
-from api.progress import MAX_APPLICATION_NO, ProgressLookup, RateLimitedError, client_of, well_formed_code
+from api.progress import client_of
 from api.ui.login import form_fields
 from api.ui.render import render
 from assistant.service import Assistant
+from ground.limits import TooManyError
+from workflow.progress import MAX_APPLICATION_NO, ProgressLookup, RateLimitedError, well_formed_code
 
 PAGE = "/ui/progress"
 ASK = "/ui/progress/ask"

@@ -622,7 +622,7 @@ def _lives_summary(history: HistoryPlan) -> str:
 
 
 def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub:
-    from routes.config import load_hub_config
+    from pipeline.config import load_hub_config
 
     config = load_hub_config(settings.config_dir)
     sources: list[PollingSource] = [

@@ -23,10 +23,10 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from ground.errors import SourceRejectedError, SourceUnavailableError
 from ground.settings import PROJECT_ROOT
+from pipeline.config import load_hub_config
 from pipeline.consumer import InboxConsumer
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay
-from routes.config import load_hub_config
 from store.schema import case_events, cases, outbox, parked, timeline
 from yekuo.consumers import CONSUMERS
 from yekuo.hub import hub_topology

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 from adapters.dispatch.dropfolder import DropFolder, original_name
 from adapters.dispatch.intake import DispatchIntake
 from ground.settings import PROJECT_ROOT
+from pipeline.config import load_hub_config
 from pipeline.routing import Router
-from routes.config import load_hub_config
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import WrittenFile

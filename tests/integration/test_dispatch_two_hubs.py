@@ -33,7 +33,7 @@ def _work(root: str, db_url: str, ready: Event, written: Event) -> None:
     """One hub process: the intake loop until the producer is done and nothing is left to take."""
     from adapters.dispatch.intake import DispatchIntake
     from ground.settings import PROJECT_ROOT
-    from routes.config import load_hub_config
+    from pipeline.config import load_hub_config
     from store.database import create_engine
 
     engine = create_engine(db_url)

@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, QueueSpec, Topology
-from bus.sealing import field_binding
 from canonical_model.customer import Customer
 from canonical_model.pii import pii_paths
 from canonical_model.registry import schema_uri
+from pipeline.sealing import field_binding
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import CustomerRow

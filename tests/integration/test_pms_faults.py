@@ -19,7 +19,7 @@ from adapters.pms.state import settled
 from bus.memory import discard_broker, unique_url
 from ground.errors import SourceUnavailableError
 from ground.settings import PROJECT_ROOT, MarketingSettings, PmsSettings, Settings
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from simulators.pms.changes import ChangeGenerator
 from simulators.pms.faults import late_commit, table_lock
 from simulators.pms.seed import seed_database

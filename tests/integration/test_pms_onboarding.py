@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from adapters.pms.source import PmsSource
 from ground.errors import ConfigError
 from ground.settings import PmsSettings
-from routes.config import check_config, load_hub_config
+from pipeline.config import load_hub_config
 from simulators.pms.changes import local_now
 from simulators.pms.schema import coordinates, switches
 from simulators.pms.seed import seed_database
@@ -22,6 +22,7 @@ from store.grid import grid_equipment
 from tests.support.pipeline import pipeline, subject_counts
 from tests.support.pms import STATUS, pms_database
 from tests.unit.routes.config_copy import copy_config
+from yekuo.config import check_config
 
 SWITCH_MAPPING = """\
 # PMS2.0 pole-mounted switch (柱上开关) T_SB_ZWYC_ZSKG, with its GIS coordinates.

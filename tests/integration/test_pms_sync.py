@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from adapters.pms.source import PmsSource
 from ground.settings import PROJECT_ROOT, PmsSettings
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from simulators.pms.changes import ChangeGenerator, ChangeKind
 from simulators.pms.schema import feeders, main_transformers, substations
 from simulators.pms.seed import seed_database

@@ -17,12 +17,12 @@ from sqlalchemy.engine import Engine
 from adapters.pms.state import settled
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
+from pipeline.config import HubConfig
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay
 from pipeline.records import PollingSource
-from routes.config import HubConfig
 from store.checkpoints import load_checkpoint
 from store.schema import outbox
 from yekuo.consumers import CONSUMERS

@@ -18,7 +18,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from feasibility.service import FEASIBILITY_ASSESSED
 from ground.settings import PROJECT_ROOT
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from tests.unit.routes.config_copy import copy_config
 from workflow.events import ROUTING_KEYS
 from workflow.projection import PROJECTION_UPDATED

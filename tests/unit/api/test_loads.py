@@ -28,7 +28,7 @@ from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import PROFILE_RECORDED, handle_load_event
 

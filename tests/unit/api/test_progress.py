@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.problems import install_problem_handlers
-from api.progress import ProgressLookup, RateLimitedError, progress_of, progress_router
+from api.progress import progress_router
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
@@ -26,6 +26,7 @@ from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
+from workflow.progress import ProgressLookup, RateLimitedError, progress_of
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 PHONE = "138-0000-1111"  # the code is its last 4 digits, 1111, whatever separators it was stored with

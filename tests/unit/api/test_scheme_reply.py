@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from api.scheme_reply import load_reply_template, mask_name, render_reply, reply_fields
+from api.scheme_reply import load_reply_template, render_reply, reply_fields
 from canonical_model.feasibility import FeasibilityAssessment
+from canonical_model.pii import mask_name
 from ground import clock
 from ground.errors import ConfigError
 from store.audit import list_entries

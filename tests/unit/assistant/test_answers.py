@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from api.progress import Progress, ProgressLookup
 from assistant.answers import (
     PROVISIONAL,
     ask_for_number_answer,
@@ -34,6 +33,7 @@ from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
 from store.schema import cases, stage_visits
 from workflow.config import load_workflow_config
+from workflow.progress import Progress, ProgressLookup
 from workflow.workdays import WorkingCalendar, local_date
 
 CONFIG = load_workflow_config(PROJECT_ROOT)

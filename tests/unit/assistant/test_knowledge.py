@@ -8,7 +8,7 @@ import pytest
 
 from assistant.knowledge import load_knowledge
 from ground.errors import ConfigError
-from routes.config import check_config
+from yekuo.config import check_config
 
 DEFAULT_PROVINCE = 'province: default\nname: 全国通用\nhotline: "95598"\n'
 FEES = """\

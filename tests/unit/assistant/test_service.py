@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from api.progress import ProgressLookup, RateLimitedError
 from assistant.gaps import GapLog, list_gaps
 from assistant.knowledge import KnowledgeEntry, KnowledgeMatch
 from assistant.service import Assistant, TooManyQuestionsError
@@ -24,6 +23,7 @@ from store.schema import assistant_gaps
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
+from workflow.progress import ProgressLookup, RateLimitedError
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 CONFIG = load_workflow_config(PROJECT_ROOT)

@@ -9,8 +9,8 @@ import pytest
 from forecast.config import load_forecast_config
 from forecast.trend import Trend
 from ground.errors import ConfigError
-from routes.config import check_config
 from tests.unit.routes.config_copy import copy_config, replace
+from yekuo.config import check_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "forecast" / "forecast.yaml"

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
 from ground.settings import PROJECT_ROOT
+from pipeline.config import HubConfig, load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.records import RawRecord
-from routes.config import HubConfig, load_hub_config
 from store.parking import park
 
 from ..mappings.samples import application_record, customer_record

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from ground.settings import PROJECT_ROOT
+from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.outbox import pending_count
 from pipeline.records import RawRecord, SourceBatch
-from routes.config import load_hub_config
 from store.checkpoints import load_checkpoint
 from store.parking import list_parked
 

@@ -13,9 +13,9 @@ import pytest
 
 from ground.errors import InvalidRecordError
 from ground.settings import PROJECT_ROOT
+from pipeline.config import load_hub_config
 from pipeline.masking import LegacyPii, mask_parked
 from pipeline.records import RawRecord
-from routes.config import load_hub_config
 from store.parking import ParkedMessage
 
 from ..mappings.samples import customer_record

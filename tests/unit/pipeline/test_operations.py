@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
-from bus.sealing import seal_event_data
 from ground.errors import BusUnavailableError, UnroutableError
 from ground.settings import Settings
+from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.operations import (
     NotParkedError,
@@ -28,7 +28,7 @@ from pipeline.operations import (
     UnknownParkedError,
 )
 from pipeline.outbox import pending_count
-from routes.config import load_hub_config
+from pipeline.sealing import seal_event_data
 from store.audit import list_entries
 from store.crypto import development_keyring
 from store.operations import list_actions

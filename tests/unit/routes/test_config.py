@@ -8,10 +8,11 @@ import pytest
 
 from ground.errors import ConfigError
 from ground.settings import PROJECT_ROOT
+from pipeline.config import HubConfig, load_hub_config
 from pipeline.records import RawRecord
-from routes.config import HubConfig, check_config, load_hub_config
 from tests.unit.mappings.samples import application_record
 from tests.unit.routes.config_copy import replace
+from yekuo.config import check_config
 
 APPLICATION = "mappings/marketing/application.yaml"
 

@@ -11,9 +11,9 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import CaseOutcome
 from ground.errors import ConfigError
 from ground.settings import PROJECT_ROOT
-from routes.config import check_config
 from tests.unit.routes.config_copy import copy_config
 from workflow.config import WorkflowConfig, load_workflow_config
+from yekuo.config import check_config
 
 
 def _application(**overrides: object) -> ConnectionApplication:

@@ -17,7 +17,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from store.database import create_engine, create_schema
 from store.grid import grid_equipment, grid_state
 from store.schema import outbox

@@ -18,9 +18,9 @@ from adapters.dispatch.intake import DispatchIntake
 from adapters.dispatch.records import sniff_format as records_sniff_format
 from canonical_model.envelope import CloudEvent
 from ground.settings import PROJECT_ROOT, DispatchSettings
+from pipeline.config import load_hub_config
 from pipeline.records import EventDraft, RawRecord
 from pipeline.routing import Router
-from routes.config import load_hub_config
 from store.loads import (
     dispatch_file_log,
     dispatch_files,

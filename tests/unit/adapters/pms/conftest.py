@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from adapters.pms.source import PmsSource, create_pms_engine
 from adapters.pms.state import settled
 from ground.settings import PROJECT_ROOT, PmsSettings
+from pipeline.config import HubConfig, load_hub_config
 from pipeline.records import RawRecord, SourceBatch
-from routes.config import HubConfig, load_hub_config
 from simulators.pms.seed import seed_database
 from store.database import create_engine, create_schema
 

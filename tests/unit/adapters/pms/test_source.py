@@ -15,8 +15,8 @@ from adapters.pms.registry import RowRegistry
 from adapters.pms.source import DETECTED_AT, PmsSource, create_pms_engine, pms_source
 from ground.errors import ConfigError, SourceUnavailableError
 from ground.settings import PmsSettings, Settings
+from pipeline.config import HubConfig
 from pipeline.records import RawRecord
-from routes.config import HubConfig
 from simulators.pms.changes import ChangeGenerator, ChangeKind
 from simulators.pms.faults import table_lock
 from simulators.pms.schema import coordinates, feeders, main_transformers, substations, transformers

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from adapters.pms.source import PmsSource
 from adapters.pms.tables import plain, polled_tables
 from ground.settings import PmsSettings
-from routes.config import HubConfig
+from pipeline.config import HubConfig
 from routes.table import TableSource
 from tests.unit.adapters.pms.conftest import Clock, Driver, keys
 

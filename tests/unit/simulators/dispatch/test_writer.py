@@ -19,7 +19,7 @@ from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from ground.errors import ConfigError, MalformedInputError
 from ground.settings import PROJECT_ROOT
-from routes.config import load_hub_config
+from pipeline.config import load_hub_config
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import (

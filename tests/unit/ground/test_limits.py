@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.limits import RateLimiter
 from ground import clock
 from ground.clock import FixedClock
+from ground.limits import RateLimiter
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 

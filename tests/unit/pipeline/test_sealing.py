@@ -13,12 +13,12 @@ from sqlalchemy.engine import Engine
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Message, QueueSpec, Topology
-from bus.sealing import SealedFieldError, decode_event, field_binding, open_event_data, seal_event_data
 from canonical_model.registry import SCHEMA_DIR, schema_uri
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
 from pipeline.outbox import OutboxRelay, stage_event
 from pipeline.records import EventDraft
+from pipeline.sealing import SealedFieldError, decode_event, field_binding, open_event_data, seal_event_data
 from store.crypto import Keyring, development_keyring
 from store.parking import list_parked
 from tests.unit.workflow.events import customer_event
