@@ -3,11 +3,13 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends tzdata && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY ground ground
 COPY canonical_model canonical_model
 COPY adapters adapters
 COPY mappings mappings
 COPY routes routes
 COPY bus bus
+COPY pipeline pipeline
 COPY store store
 COPY workflow workflow
 COPY feasibility feasibility
@@ -17,7 +19,6 @@ COPY knowledge knowledge
 COPY api api
 COPY simulators simulators
 COPY subscriptions subscriptions
-COPY scenario scenario
 COPY scenarios scenarios
 COPY yekuo yekuo
 RUN pip install --no-cache-dir -e .
