@@ -30,6 +30,27 @@ class RawRecord:
     position: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class BrokenRow:
+    """A data line of a file-fed source that could not be read; message names the file and the line."""
+
+    line_no: int
+    message: str
+    raw_line: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A readable row of a file-fed source, of a record type no route takes."""
+
+    line_no: int
+    record_type: str
+
+
+# What a file-fed source reads from each data line.
+FileItem = RawRecord | BrokenRow | SkippedRow
+
+
 @dataclass(frozen=True)
 class SourceBatch:
     """What one poll of a legacy source returned: records, and the checkpoint that covers them."""

@@ -18,7 +18,7 @@ import tenacity
 from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import with_sweeps
-from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.intake import DispatchFeed
 from bus import open_bus
 from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
@@ -28,6 +28,7 @@ from ground.settings import Settings
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
 from pipeline.drainer import ParkingDrainer
+from pipeline.files import FileIngestor
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay, pending_count
 from pipeline.records import PollingSource
@@ -161,9 +162,15 @@ class Hub:
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
         if self.settings.dispatch is not None:
-            intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
+            feed = DispatchFeed.from_settings(self.settings.dispatch)
+            intake = FileIngestor(
+                self.engine,
+                self.config.router,
+                feed,
+                progress_every_rows=self.settings.dispatch.progress_every_rows,
+            )
             # The retention sweep runs in the intake's own loop.
-            self._spawn(f"intake:{intake.name}", with_sweeps(intake.folder, intake.step))
+            self._spawn(f"intake:{intake.name}", with_sweeps(feed.folder, intake.step))
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
