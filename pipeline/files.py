@@ -1,6 +1,6 @@
 """File ingest: the files of a file-fed source through the route table into the outbox, one transaction each.
 
-For every file the feed hands over (see FileFeed; the dispatch drop folder is one):
+For every file the feed hands over (see pipeline.records.FileFeed; the dispatch drop folder is one):
 
 1. A file the feed refuses unread (too large) goes to error/.
 2. Content already published (the dispatch_files table, by any hub process) is a duplicate: the file goes
@@ -15,7 +15,7 @@ For every file the feed hands over (see FileFeed; the dispatch drop folder is on
    error/ with a reason. After a commit the file goes to done/.
 
 Every outcome (the FileOutcome, its dispatch_file_log row, the log line and the reason) says what the file
-was read as (see ReadAs) beside the counts of rows, events, parked and skipped rows.
+was read as (see pipeline.records.ReadAs) beside the counts of rows, events, parked and skipped rows.
 
 Memory stays bounded: the feed streams, and rows go to the database as they are read. Progress is logged
 every ``progress_every_rows`` rows. Any other failure (the hub database is down, say) hands the file back
@@ -30,9 +30,8 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -41,7 +40,7 @@ from ground.errors import MalformedInputError
 from ground.logs import correlated
 from pipeline.ingest import route_or_park
 from pipeline.outbox import stage_events
-from pipeline.records import BrokenRow, EventDraft, FileItem, RawRecord, SkippedRow
+from pipeline.records import BrokenRow, EventDraft, F, FileFeed, RawRecord, ReadAs, SkippedRow
 from pipeline.routing import Router
 from store.loads import FileOutcome, log_outcome, published_file, record_published
 from store.parking import park
@@ -50,90 +49,6 @@ log = logging.getLogger(__name__)
 
 # Outbox drafts gathered before they are staged together.
 STAGE_BATCH = 500
-
-
-class ReadAs(Protocol):
-    """The text encoding a file was read as, and how it was settled (declared, byte-order mark, detected)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def declared(self) -> str | None: ...
-
-    def describe(self) -> str:
-        """One line for an operator."""
-        ...
-
-
-class FeedFile(Protocol):
-    """A file a feed holds for the pipeline: its names and size, then its hash, format and rows."""
-
-    @property
-    def name(self) -> str:
-        """The name it arrived under."""
-        ...
-
-    @property
-    def stored_name(self) -> str:
-        """Its unique name in the feed, kept where it is finished."""
-        ...
-
-    @property
-    def size_bytes(self) -> int: ...
-
-    @property
-    def bytes_read(self) -> int:
-        """How far rows() has read it."""
-        ...
-
-    @property
-    def encoding(self) -> ReadAs | None:
-        """What the rows are read as, once settled."""
-        ...
-
-    def refusal(self) -> str | None:
-        """Why the file is refused unread, or None."""
-        ...
-
-    def sha256(self) -> str:
-        """The content hash."""
-        ...
-
-    def file_format(self) -> str:
-        """The format it is read as (recorded with the published file)."""
-        ...
-
-    def rows(self, wanted: Callable[[str], bool]) -> Iterator[FileItem]:
-        """Every data row: a record of a wanted type, a skipped row or a broken row.
-
-        Raises MalformedInputError for a file-level problem, after the rows before it.
-        """
-        ...
-
-
-F = TypeVar("F", bound=FeedFile)
-
-
-class FileFeed(Protocol[F]):
-    """A file-fed source: hands over one file at a time and puts it away when the pipeline is done."""
-
-    name: str
-
-    def next_file(self) -> F | None:
-        """The next file to read, or None when none is ready."""
-        ...
-
-    def finish(self, file: F, destination: Literal["done", "error"], reason: str | None = None) -> None:
-        """Put a file away as read (done) or failed (error, with the reason)."""
-        ...
-
-    def release(self, file: F) -> None:
-        """Hand a file back unread, to be offered again."""
-        ...
 
 
 @dataclass
