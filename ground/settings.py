@@ -396,8 +396,8 @@ class Settings(BaseSettings):
     def declared_sources(self) -> list[SourceSettings]:
         """The legacy systems to read: the sources list, or the entries the per-system settings make.
 
-        Without YEKUO_SOURCES the marketing system is always read, PMS and dispatch when configured, and
-        PMS keeps polling at the marketing system's interval, as before sources could be declared.
+        Without YEKUO_SOURCES the marketing system is always read, PMS and dispatch when configured; PMS
+        polls at YEKUO_MARKETING__POLL_INTERVAL_S, the interval that setting has always given it.
         """
         if self.sources is not None:
             return list(self.sources)

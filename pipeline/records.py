@@ -142,7 +142,10 @@ F = TypeVar("F", bound=FeedFile)
 
 
 class FileFeed(Protocol[F]):
-    """A file-fed source: hands over one file at a time and puts it away when the pipeline is done."""
+    """A file-fed source: hands over one file at a time and puts it away when the pipeline is done.
+
+    name: the legacy system its rows come from, under which their routes are looked up.
+    """
 
     name: str
 
@@ -165,10 +168,10 @@ class SourceParts:
 
     poll: a source the hub polls from its checkpoint; feed: a file feed the hub ingests file by file.
     idle_s: the pause of that loop when it found nothing; progress_every_rows: how often reading one of the
-    feed's files logs its progress. around_step: wraps that loop's step (the drop
-    folder sweeps its retention in its own loop). loops: further hub loops by name, each step saying whether
-    it was busy (the marketing writer). adapter: the adapter itself, for the parts of the wiring that
-    talk to it directly (the API's status report and push wake-up).
+    feed's files logs its progress; around_step: wraps that loop's step (the drop folder sweeps its
+    retention in its own loop). loops: further hub loops by name, each step saying whether it was busy
+    (the marketing writer). adapter: the adapter itself, for the parts of the wiring that talk to it
+    directly (the API's status report and push wake-up).
     """
 
     name: str
