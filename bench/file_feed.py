@@ -75,28 +75,26 @@ def write_file(path: Path, file_format: str, rows: int) -> None:
 def child(path: Path, db_url: str, progress_every: int) -> None:
     """Run the intake on one file in this process and print one JSON line of figures."""
     from adapters.dispatch.dropfolder import DropFolder
-    from adapters.dispatch.intake import DispatchIntake
+    from adapters.dispatch.intake import DispatchFeed
     from ground.logs import configure
     from ground.settings import PROJECT_ROOT
     from pipeline.config import load_hub_config
+    from pipeline.files import FileIngestor
     from store.database import create_engine, create_schema
 
     configure(logging.INFO)
     engine = create_engine(db_url)
     create_schema(engine)
     folder = DropFolder(path.parent.parent, stable_s=0.0)
-    intake = DispatchIntake(
-        engine,
-        load_hub_config(PROJECT_ROOT).router,
-        folder,
-        progress_every_rows=progress_every,
-        max_file_bytes=1 << 40,
+    feed = DispatchFeed(folder, max_file_bytes=1 << 40)
+    intake = FileIngestor(
+        engine, load_hub_config(PROJECT_ROOT).router, feed, progress_every_rows=progress_every
     )
     claim = folder.claim(path.name)
     if claim is None:
         raise SystemExit(f"could not claim {path}")
     started = time.perf_counter()
-    outcome = intake.take(claim)
+    outcome = intake.take(feed.open(claim))
     elapsed = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +117,30 @@ class DispatchSettings(BaseModel):
     sweep_interval_s: float = Field(default=3600.0, gt=0, description="how often done/ and error/ are swept")
     scan_interval_s: float = Field(default=1.0, gt=0, description="how often incoming/ is listed when idle")
     progress_every_rows: int = Field(default=100_000, ge=1, description="log progress every this many rows")
+
+
+# The adapter kinds of the legacy systems today's settings name (YEKUO_MARKETING__*, _PMS__*, _DISPATCH__*).
+MARKETING_SOAP = "marketing_soap"
+PMS_DB = "pms_db"
+DISPATCH_DROPFOLDER = "dispatch_dropfolder"
+
+
+class SourceSettings(BaseModel):
+    """One legacy system the hub reads: its adapter kind, the kind's own settings, and its schedule.
+
+    kind names a factory in the hub's registry of adapter kinds; settings are checked by that kind (for
+    marketing_soap, pms_db and dispatch_dropfolder: the fields of MarketingSettings, PmsSettings and
+    DispatchSettings). poll_interval_s is the pause of the system's loop when a step found nothing.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="the system's name in logs and loops")
+    kind: str = Field(
+        min_length=1, description="adapter kind, e.g. marketing_soap, pms_db, dispatch_dropfolder"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="the adapter kind's settings")
+    poll_interval_s: float | None = Field(
+        default=None, gt=0, description="pause when idle; None: the kind's own (its settings' poll interval)"
+    )
 
 
 class ApiKeySettings(BaseModel):
@@ -354,3 +379,45 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )
+    sources: list[SourceSettings] | None = Field(
+        default=None,
+        description="the legacy systems the hub reads, one entry each (YEKUO_SOURCES, a JSON list); None: "
+        "marketing, PMS when YEKUO_PMS__DB_URL is set and dispatch when YEKUO_DISPATCH__DROP_DIR is",
+    )
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Settings:
+        names = [entry.name for entry in self.sources or ()]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"sources: more than one entry named {', '.join(repeated)}")
+        return self
+
+    def declared_sources(self) -> list[SourceSettings]:
+        """The legacy systems to read: the sources list, or the entries the per-system settings make.
+
+        Without YEKUO_SOURCES the marketing system is always read, PMS and dispatch when configured; PMS
+        polls at YEKUO_MARKETING__POLL_INTERVAL_S, the interval that setting has always given it.
+        """
+        if self.sources is not None:
+            return list(self.sources)
+        poll_s = self.marketing.poll_interval_s
+        entries = [
+            SourceSettings(
+                name="marketing",
+                kind=MARKETING_SOAP,
+                settings=self.marketing.model_dump(),
+                poll_interval_s=poll_s,
+            )
+        ]
+        if self.pms.db_url:
+            entries.append(
+                SourceSettings(
+                    name="pms", kind=PMS_DB, settings=self.pms.model_dump(), poll_interval_s=poll_s
+                )
+            )
+        if self.dispatch is not None:
+            entries.append(
+                SourceSettings(name="dispatch", kind=DISPATCH_DROPFOLDER, settings=self.dispatch.model_dump())
+            )
+        return entries

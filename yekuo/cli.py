@@ -21,10 +21,21 @@ REBUILD_BATCH = 200
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from yekuo.config import check_config
+    import pydantic
 
-    config_dir = Path(args.config_dir) if args.config_dir else Settings().config_dir
-    errors = check_config(config_dir)
+    from yekuo.config import check_config
+    from yekuo.sources import source_problems
+
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as exc:
+        for detail in exc.errors():
+            where = ".".join(str(part) for part in detail["loc"])
+            print(f"settings {where}: {detail['msg']}", file=sys.stderr)
+        print(f"{exc.error_count()} error(s) in the YEKUO_ settings", file=sys.stderr)
+        return 1
+    config_dir = Path(args.config_dir) if args.config_dir else settings.config_dir
+    errors = [*source_problems(settings.declared_sources()), *check_config(config_dir)]
     for error in errors:
         print(error, file=sys.stderr)
     if errors:
@@ -401,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yekuo", description="yekuo-hub: 业扩报装 integration hub")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser("check-config", help="validate every mapping, code table and route")
+    check = commands.add_parser(
+        "check-config", help="validate the declared sources and every mapping, code table and route"
+    )
     check.add_argument(
         "--config-dir", help="folder holding mappings/ and routes/ (default: YEKUO_CONFIG_DIR)"
     )

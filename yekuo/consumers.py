@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.marketing.writeback import handle_writeback, writeback_topics
+from adapters.marketing.outbound import default_codes
 from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
 from feasibility.consumer import handle_feasibility_event
 from pipeline.consumers import ConsumerSpec
@@ -11,6 +11,10 @@ from workflow.caselog import record_case_event
 from workflow.cases import handle_event
 from workflow.grid import handle_grid_event
 from workflow.loads import handle_load_event
+from workflow.writeback import WritebackHandler, writeback_topics
+
+# The write-back rules, in the marketing system's terms as its adapter knows them.
+handle_writeback = WritebackHandler(default_codes)
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     # Applications, customers, and transformer changes that may resolve a consistency finding.

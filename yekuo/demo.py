@@ -11,13 +11,16 @@ from pydantic import SecretStr
 
 from adapters.marketing.source import MarketingSource
 from api.credentials import hash_api_key, mint_token
-from ground.settings import ApiKeySettings, Settings
+from ground.settings import DISPATCH_DROPFOLDER, ApiKeySettings, Settings
 from ground.webserver import BackgroundServer
+from pipeline.config import load_hub_config
+from pipeline.records import PollingSource, SourceParts
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
 from yekuo.hub import Hub, HubStatus
 from yekuo.serve import build_api
+from yekuo.sources import build_sources
 
 DEMO_TOKEN_TTL_S = 12 * 3600
 DASHBOARD_PATH = "/ui/"
@@ -52,7 +55,11 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     drop_schema(engine)
     create_schema(engine)
     source = MarketingSource(simulator.wsdl_url, page_size=settings.marketing.page_size)
-    hub = Hub(settings, sources=[source], engine=engine)
+    config = load_hub_config(settings.config_dir)
+    # The simulator stands in for the marketing system; a declared drop folder is read as in `yekuo run`.
+    feeds = [entry for entry in settings.declared_sources() if entry.kind == DISPATCH_DROPFOLDER]
+    sources: list[PollingSource | SourceParts] = [source, *build_sources(feeds, engine, config.routes)]
+    hub = Hub(settings, sources=sources, engine=engine, config=config)
     hub.prepare()
     hub.purge_queues()
     hub.start()

@@ -1,5 +1,9 @@
 """The hub process: wires sources, the ingest pipeline, the outbox relay and the workflow consumer.
 
+Every legacy system is built the same way, from its declared entry (Settings.declared_sources) through the
+registry of adapter kinds (yekuo/sources.py); what it is built into decides its loop: a polled source is
+polled from its checkpoint, a file feed has its files ingested one at a time.
+
 Each loop runs in its own thread with its own bus connection (a Bus is not thread-safe). Transient
 failures of a legacy source or of the broker are retried with exponential backoff and jitter; the
 loop reports itself degraded meanwhile and resumes from the committed checkpoint or outbox.
@@ -10,15 +14,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
-from adapters.dispatch.dropfolder import with_sweeps
-from adapters.dispatch.intake import DispatchIntake
 from bus import open_bus
 from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
@@ -29,9 +31,10 @@ from pipeline.config import HubConfig, load_hub_config
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
 from pipeline.drainer import ParkingDrainer
+from pipeline.files import FileIngestor
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay, pending_count
-from pipeline.records import PollingSource
+from pipeline.records import PollingSource, SourceParts
 from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
 from store.parking import count_parked
@@ -41,10 +44,13 @@ from workflow.monitor import MonitorLoop
 from workflow.queries import count_cases
 from yekuo.audit import record_config_loaded
 from yekuo.consumers import CONSUMERS
+from yekuo.sources import SOURCE_KINDS, AdapterKind, build_sources
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = (SourceUnavailableError, BusError)
+# The pause of a loop that found nothing, by the loop's kind (the part of its name before ':').
+_IDLE_S = {"drain": 1.0, "write": 1.0}
 
 
 def hub_topology(
@@ -98,16 +104,27 @@ class Hub:
         self,
         settings: Settings,
         *,
-        sources: list[PollingSource],
+        sources: Sequence[PollingSource | SourceParts] | None = None,
         engine: Engine | None = None,
         config: HubConfig | None = None,
         consumers: Sequence[ConsumerSpec] = CONSUMERS,
         workers: Sequence[tuple[str, Callable[[], bool]]] = (),
+        kinds: Mapping[str, AdapterKind] = SOURCE_KINDS,
     ) -> None:
+        """sources None: every declared source, built by its adapter kind from kinds. Given, these instead
+        (a bare polling source is polled at the marketing system's interval)."""
         self.settings = settings
         self.engine = engine or create_engine(settings.db_url, keyring=keyring_from_settings(settings.pii))
         self.config = config or load_hub_config(settings.config_dir)
-        self.sources = sources
+        if sources is None:
+            self.sources = build_sources(settings.declared_sources(), self.engine, self.config.routes, kinds)
+        else:
+            self.sources = [
+                source
+                if isinstance(source, SourceParts)
+                else SourceParts(source.name, poll=source, idle_s=settings.marketing.poll_interval_s)
+                for source in sources
+            ]
         self.consumers = tuple(consumers)
         # Further loops by name, e.g. ("write:marketing", writer.step): each step says whether it was busy.
         self.workers = tuple(workers)
@@ -148,8 +165,8 @@ class Hub:
         """Start every loop in its own thread."""
         self.prepare()
         record_config_loaded(self.engine, self.settings.config_dir)
-        for source in self.sources:
-            self._spawn(f"poll:{source.name}", functools.partial(self.ingestor.poll_source, source))
+        for parts in self.sources:
+            self._spawn_source(parts)
         self._spawn("relay", self._relay_loop_factory())
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
@@ -160,10 +177,6 @@ class Hub:
         self._spawn("write:subscriptions", dispatcher.step)
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
-        if self.settings.dispatch is not None:
-            intake = DispatchIntake.from_settings(self.settings.dispatch, self.engine, self.config.router)
-            # The retention sweep runs in the intake's own loop.
-            self._spawn(f"intake:{intake.name}", with_sweeps(intake.folder, intake.step))
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
@@ -182,8 +195,9 @@ class Hub:
         if stuck:
             # Their connections go back to the pool only when they end; the caller should know.
             log.error("hub loops still running %.0f s after the stop: %s", timeout_s, ", ".join(stuck))
-        for source in self.sources:
-            source.close()
+        for parts in self.sources:
+            if parts.poll is not None:
+                parts.poll.close()
         for bus in list(self._buses):
             self._close_quietly(bus)
 
@@ -217,6 +231,23 @@ class Hub:
         bus = open_bus(self.settings.bus_url, self.settings.bus_namespace)
         self._buses.append(bus)
         return bus
+
+    def _spawn_source(self, parts: SourceParts) -> None:
+        """A source's loop (polling it, or ingesting its feed's files) and its further loops."""
+        step: Callable[[], bool] | None = None
+        if parts.poll is not None:
+            name, step = f"poll:{parts.poll.name}", functools.partial(self.ingestor.poll_source, parts.poll)
+        elif parts.feed is not None:
+            intake = FileIngestor(
+                self.engine, self.config.router, parts.feed, progress_every_rows=parts.progress_every_rows
+            )
+            name, step = f"intake:{intake.name}", intake.step
+        if step is not None:
+            if parts.around_step is not None:
+                step = parts.around_step(step)
+            self._spawn(name, step, idle_s=parts.idle_s)
+        for loop_name, loop_step in parts.loops:
+            self._spawn(loop_name, loop_step)
 
     def _relay_loop_factory(self) -> Callable[[], bool]:
         state: dict[str, OutboxRelay] = {}
@@ -281,17 +312,21 @@ class Hub:
         except BusError:
             log.debug("closing a broken bus connection failed", exc_info=True)
 
-    def _spawn(self, name: str, step: Callable[[], bool]) -> None:
+    def _spawn(self, name: str, step: Callable[[], bool], *, idle_s: float | None = None) -> None:
+        """Run step in a loop of its own; idle_s: its pause when a step found nothing (None: by its kind)."""
         health = self.health.setdefault(name, LoopHealth())
         self._wakes[name] = threading.Event()
-        thread = threading.Thread(target=self._run_loop, args=(name, step, health), name=name, daemon=True)
+        pause = idle_s if idle_s is not None else _IDLE_S.get(name.split(":")[0], 0.05)
+        thread = threading.Thread(
+            target=self._run_loop, args=(name, step, health, pause), name=name, daemon=True
+        )
         self._threads.append(thread)
         thread.start()
 
     def _pause(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
-    def _run_loop(self, name: str, step: Callable[[], bool], health: LoopHealth) -> None:
+    def _run_loop(self, name: str, step: Callable[[], bool], health: LoopHealth, idle_s: float) -> None:
         def on_retry(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             health.ok = False
@@ -307,9 +342,6 @@ class Hub:
             sleep=self._pause,
             before_sleep=on_retry,
             reraise=True,
-        )
-        idle_s = {"poll": self.settings.marketing.poll_interval_s, "drain": 1.0, "write": 1.0}.get(
-            name.split(":")[0], 0.05
         )
         while not self._stop.is_set():
             try:

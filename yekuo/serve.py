@@ -1,4 +1,4 @@
-"""`yekuo run`: the hub and its API against the legacy systems named in the settings."""
+"""`yekuo run`: the hub and its API against the legacy systems declared in the settings."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import time
 
 from fastapi import FastAPI
 
-from adapters.marketing.wiring import MarketingAdapter, build_marketing
-from adapters.pms.source import pms_source
+from adapters.marketing.wiring import MarketingAdapter
 from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
 from api.marketing_push import PushMappings
 from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
+from ground.errors import ConfigError
 from ground.settings import Settings
 from ground.webserver import BackgroundServer
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.operations import Operations
-from pipeline.records import PollingSource
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine
@@ -80,22 +79,23 @@ def serve_hub(settings: Settings) -> int:
     engine = create_engine(settings.db_url, keyring=keyring)
     bind_chain_key(engine, chain_key)
     config = load_hub_config(settings.config_dir)
-    marketing = build_marketing(settings.marketing, engine)
-    sources: list[PollingSource] = [marketing.source]
-    pms = pms_source(settings, config.routes, engine)
-    if pms is not None:
-        sources.append(pms)
     anchors = AnchorLoop(engine, settings.audit)
     # A refresh runs for minutes over a large grid: it stops between chunks once the hub is stopping.
     stopping = threading.Event()
     forecasts = ForecastLoop(
         engine, refresh_settings(settings), settings.forecast.refresh_interval_s, stopping=stopping.is_set
     )
-    workers = [marketing.writer_loop, ("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
-    hub = Hub(settings, sources=sources, engine=engine, config=config, workers=workers)
+    workers = [("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
+    try:
+        hub = Hub(settings, engine=engine, config=config, workers=workers)
+    except ConfigError as exc:
+        print(f"yekuo run: {exc}", file=sys.stderr)
+        return 1
+    adapters = [part.adapter for part in hub.sources]
+    marketing = next((adapter for adapter in adapters if isinstance(adapter, MarketingAdapter)), None)
     hub.start()
     api = BackgroundServer(build_api(hub, marketing), host=settings.api_host, port=settings.api_port).start()
-    polled = ", ".join(source.name for source in sources)
+    polled = ", ".join(part.name for part in hub.sources)
     print(f"hub API on {api.base_url}; polling {polled}", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):

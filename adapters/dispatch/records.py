@@ -33,7 +33,7 @@ from typing import Any, Literal
 from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, iter_cime
 from adapters.dispatch.curves_csv import POINT_COLUMNS, QUALITY_COLUMNS, CurveKind, CurveRow, iter_curves
 from adapters.dispatch.encoding import UTF8_BOM, BinaryReader, EncodingListener
-from pipeline.records import RawRecord
+from pipeline.records import BrokenRow, FileItem, RawRecord, SkippedRow
 
 SYSTEM = "dispatch"
 # The record type of a curve CSV row, by the kind of curve the file's header names.
@@ -59,26 +59,6 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _POINTS = frozenset(POINT_COLUMNS)
 _QUALITIES = frozenset(QUALITY_COLUMNS)
 _POINT_KEYS = _POINTS | _QUALITIES
-
-
-@dataclass(frozen=True, slots=True)
-class BrokenRow:
-    """A data line that could not be read; message names the file and the line."""
-
-    line_no: int
-    message: str
-    raw_line: str
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedRow:
-    """A readable row of a record type nobody takes."""
-
-    line_no: int
-    record_type: str
-
-
-FileItem = RawRecord | BrokenRow | SkippedRow
 
 
 def record_type_of(class_name: str) -> str:

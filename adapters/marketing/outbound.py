@@ -82,6 +82,10 @@ class ReverseCodes:
             raise NoLegacyCodeError(field, value, table)
         return code
 
+    def time(self, moment: datetime) -> str:
+        """An aware time as the marketing system writes it (legacy_time), beside its codes."""
+        return legacy_time(moment)
+
 
 @cache
 def _codes_in(config_dir: Path) -> ReverseCodes:

@@ -1,9 +1,10 @@
 """The marketing adapter's parts built from the settings: one client (one circuit breaker) shared by the
-poller and the writer, so both see the marketing system as up or down together."""
+poller and the writer, so both see the marketing system as up or down together; as a declared source
+(kind marketing_soap), the poller and the writer's loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,9 @@ from adapters.marketing.client import CallPolicy, MarketingClient
 from adapters.marketing.source import MarketingSource
 from adapters.marketing.status import MarketingStatus
 from adapters.marketing.writer import MarketingWriter, WriterPolicy
-from ground.settings import MarketingSettings
+from ground.settings import MarketingSettings, SourceSettings
+from pipeline.records import SourceParts
+from routes.table import Route
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,19 @@ def build_marketing(settings: MarketingSettings, engine: Engine) -> MarketingAda
         ),
     )
     return MarketingAdapter(client, source, writer)
+
+
+def marketing_parts(entry: SourceSettings, engine: Engine, routes: Sequence[Route]) -> SourceParts:
+    """A declared marketing_soap source: the poller with its push inbox, and the writer as a further loop.
+
+    The marketing adapter reads and writes the marketing system's own protocol, so it takes no route.
+    """
+    settings = MarketingSettings.model_validate(entry.settings)
+    adapter = build_marketing(settings, engine)
+    return SourceParts(
+        entry.name,
+        poll=adapter.source,
+        idle_s=entry.poll_interval_s or settings.poll_interval_s,
+        loops=(adapter.writer_loop,),
+        adapter=adapter,
+    )

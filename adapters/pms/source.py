@@ -59,7 +59,7 @@ from adapters.pms.state import Pending, Position, SyncState, TableState
 from adapters.pms.tables import BoundTable, PolledTable, plain, polled_tables
 from ground import clock as yekuo_clock
 from ground.errors import ConfigError, SourceUnavailableError
-from ground.settings import PmsSettings, Settings
+from ground.settings import PmsSettings
 from pipeline.records import RawRecord, SourceBatch
 from routes.table import Route
 
@@ -354,10 +354,3 @@ def _advance(end: Position, full: bool, window: datetime) -> tuple[Position, boo
     if not full and end.at is not None and end.at > window:
         return Position(window, None), caught_up
     return end, caught_up
-
-
-def pms_source(settings: Settings, routes: Sequence[Route], state_engine: Engine) -> PmsSource | None:
-    """The PMS source the settings describe, or None when YEKUO_PMS__DB_URL is not set."""
-    if not settings.pms.db_url:
-        return None
-    return PmsSource(routes, state_engine=state_engine, settings=settings.pms)

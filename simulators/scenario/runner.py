@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from adapters.dispatch.wiring import dispatch_parts
 from adapters.marketing.source import SYSTEM as MARKETING
 from adapters.marketing.source import MarketingCheckpoint
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
@@ -38,8 +39,15 @@ from bus import open_bus
 from bus.memory import topic_matches
 from ground import clock
 from ground.errors import ConfigError
-from ground.settings import DeliverySettings, DispatchSettings, MarketingSettings, PmsSettings, Settings
-from pipeline.records import PollingSource
+from ground.settings import (
+    DISPATCH_DROPFOLDER,
+    DeliverySettings,
+    DispatchSettings,
+    MarketingSettings,
+    PmsSettings,
+    Settings,
+)
+from pipeline.records import PollingSource, SourceParts
 from simulators.dispatch.writer import DispatchWriter
 from simulators.marketing.faults import FaultPlan
 from simulators.marketing.server import SimulatorServer
@@ -625,9 +633,12 @@ def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub
     from pipeline.config import load_hub_config
 
     config = load_hub_config(settings.config_dir)
-    sources: list[PollingSource] = [
+    # The dispatch feed as its entry declares it (the runner keeps its own handle on the marketing adapter).
+    dispatch = [entry for entry in settings.declared_sources() if entry.kind == DISPATCH_DROPFOLDER]
+    sources: list[PollingSource | SourceParts] = [
         marketing.source,
         PmsSource(config.routes, state_engine=engine, settings=settings.pms),
+        *(dispatch_parts(entry, engine, config.routes) for entry in dispatch),
     ]
     hub = Hub(settings, sources=sources, engine=engine, config=config)
     hub.prepare()

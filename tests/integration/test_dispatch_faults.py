@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import DropFolder, original_name
-from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.intake import DispatchFeed, DispatchFile
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
+from pipeline.files import FileIngestor
 from pipeline.routing import Router
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
@@ -64,7 +65,7 @@ def router() -> Router:
     return load_hub_config(PROJECT_ROOT).router
 
 
-def drain(intake: DispatchIntake) -> None:
+def drain(intake: FileIngestor[DispatchFile]) -> None:
     idle = 0
     for _ in range(200):
         idle = 0 if intake.step() else idle + 1
@@ -128,9 +129,8 @@ def test_each_fault_trigger_has_its_outcome_and_nothing_is_lost_or_doubled(
     fault: Fault, sqlite_engine: Engine, router: Router, tmp_path: Path
 ) -> None:
     folder = DropFolder(tmp_path / "drop", stable_s=0.0)
-    intake = DispatchIntake(
-        sqlite_engine, router, folder, scan_interval_s=0.5, clock=TickingClock(), max_file_bytes=OVERSIZE - 1
-    )
+    feed = DispatchFeed(folder, scan_interval_s=0.5, clock=TickingClock(), max_file_bytes=OVERSIZE - 1)
+    intake = FileIngestor(sqlite_engine, router, feed)
     writer = DispatchWriter(folder.incoming, EQUIPMENT, seed=11, oversize_bytes=OVERSIZE)
     expected = writer.write_day(DAY)
     # A faulty file covers the next day, so no profile of it can be mistaken for one of the good files.
@@ -150,7 +150,9 @@ def test_a_file_still_being_written_is_taken_only_when_complete(
 ) -> None:
     clock = [0.0]
     folder = DropFolder(tmp_path / "drop", stable_s=5.0, clock=lambda: clock[0])
-    intake = DispatchIntake(sqlite_engine, router, folder, scan_interval_s=1.0, clock=lambda: clock[0])
+    intake = FileIngestor(
+        sqlite_engine, router, DispatchFeed(folder, scan_interval_s=1.0, clock=lambda: clock[0])
+    )
     looks: list[bool] = []
 
     def producer_pauses() -> None:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from adapters.dispatch.cime import CimeRow, iter_cime
 from api.app import create_app
-from ground.settings import DispatchSettings, Settings
+from ground.settings import DISPATCH_DROPFOLDER, DispatchSettings, Settings, SourceSettings
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import power_curve_bytes, readings
@@ -51,13 +51,14 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[H
     drop_dir = tmp_path / "dispatch"
     # The API reads the drop folder from the environment, as `yekuo run` does.
     monkeypatch.setenv("YEKUO_DISPATCH__DROP_DIR", str(drop_dir))
+    dispatch = DispatchSettings(drop_dir=drop_dir, stable_s=0.2, scan_interval_s=0.1)
     settings = Settings(
         bus_url=f"memory://{uuid.uuid4()}",
         db_url=f"sqlite:///{tmp_path}/hub.db",
-        dispatch=DispatchSettings(drop_dir=drop_dir, stable_s=0.2, scan_interval_s=0.1),
+        sources=[SourceSettings(name="dispatch", kind=DISPATCH_DROPFOLDER, settings=dispatch.model_dump())],
     )
     engine = create_engine(settings.db_url)
-    hub = Hub(settings, sources=[], engine=engine)
+    hub = Hub(settings, engine=engine)
     hub.start()
     try:
         app = create_app(engine, auth=TEST_AUTH)

@@ -31,14 +31,17 @@ HEADER = "ID,DATA_DATE,DATA_TYPE," + ",".join(POINT_COLUMNS)
 
 def _work(root: str, db_url: str, ready: Event, written: Event) -> None:
     """One hub process: the intake loop until the producer is done and nothing is left to take."""
-    from adapters.dispatch.intake import DispatchIntake
+    from adapters.dispatch.intake import DispatchFeed
     from ground.settings import PROJECT_ROOT
     from pipeline.config import load_hub_config
+    from pipeline.files import FileIngestor
     from store.database import create_engine
 
     engine = create_engine(db_url)
     folder = DropFolder(Path(root), stable_s=0.0)
-    intake = DispatchIntake(engine, load_hub_config(PROJECT_ROOT).router, folder, scan_interval_s=0.01)
+    intake = FileIngestor(
+        engine, load_hub_config(PROJECT_ROOT).router, DispatchFeed(folder, scan_interval_s=0.01)
+    )
     ready.set()
     deadline = time.monotonic() + 120
     idle = 0

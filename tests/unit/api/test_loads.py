@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.dispatch.curves_csv import POINT_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
-from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.intake import DispatchFeed, DispatchFile
 from api.app import create_app
 from api.loads import loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
@@ -29,6 +29,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
 from pipeline.config import load_hub_config
+from pipeline.files import FileIngestor
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import PROFILE_RECORDED, handle_load_event
 
@@ -184,11 +185,10 @@ def test_an_upload_goes_through_the_intake_and_its_status_can_be_read(
     data = curves("PB0000001", "PB0000002")
     digest = client.post("/v1/dispatch/files", params={"name": "a.csv"}, content=data).json()["sha256"]
     assert client.get(f"/v1/dispatch/files/{digest}").status_code == 404
-    intake = DispatchIntake(
+    intake = FileIngestor(
         sqlite_engine,
         load_hub_config(PROJECT_ROOT).router,
-        DropFolder(drop_dir, stable_s=0.0),
-        scan_interval_s=1e-9,
+        DispatchFeed(DropFolder(drop_dir, stable_s=0.0), scan_interval_s=1e-9),
     )
     while intake.step() or intake.step():
         pass
@@ -206,20 +206,19 @@ def test_an_upload_goes_through_the_intake_and_its_status_can_be_read(
     assert not_a_hash.status_code == 422 and "SHA-256" in not_a_hash.json()["detail"]
 
 
-def run_intake(intake: DispatchIntake) -> None:
+def run_intake(intake: FileIngestor[DispatchFile]) -> None:
     while intake.step() or intake.step():
         pass
 
 
-def intake_for(engine: Engine, dispatch: DispatchSettings, disk: FakeDisk) -> DispatchIntake:
+def intake_for(engine: Engine, dispatch: DispatchSettings, disk: FakeDisk) -> FileIngestor[DispatchFile]:
     """The intake the hub would run over this drop folder, seeing the same (fake) disk as the API."""
-    return DispatchIntake(
-        engine,
-        load_hub_config(PROJECT_ROOT).router,
+    feed = DispatchFeed(
         DropFolder.from_settings(dispatch, disk_usage=disk),
         max_file_bytes=dispatch.max_file_bytes,
         scan_interval_s=1e-9,
     )
+    return FileIngestor(engine, load_hub_config(PROJECT_ROOT).router, feed)
 
 
 def test_an_upload_over_the_limit_gets_413_mid_stream_while_one_under_it_is_taken(

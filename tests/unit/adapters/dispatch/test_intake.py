@@ -1,4 +1,5 @@
-"""Tests of adapters/dispatch/intake.py: a transaction per file, duplicates, bad rows, file errors."""
+"""Tests of the dispatch file intake (adapters/dispatch/intake.py feeding pipeline/files.py): a transaction
+per file, duplicates, bad rows, file errors."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from sqlalchemy.engine import Engine
 
 from adapters.dispatch.curves_csv import FACTOR_COLUMNS, POINT_COLUMNS, QUALITY_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
-from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.intake import DispatchFeed, DispatchFile
 from adapters.dispatch.records import sniff_format as records_sniff_format
 from canonical_model.envelope import CloudEvent
 from ground.settings import PROJECT_ROOT, DispatchSettings
 from pipeline.config import load_hub_config
+from pipeline.files import FileIngestor
 from pipeline.records import EventDraft, RawRecord
 from pipeline.routing import Router
 from store.loads import (
@@ -33,6 +35,9 @@ from store.parking import list_parked
 from store.schema import outbox
 from workflow.grid import get_equipment, handle_grid_event
 from workflow.loads import handle_load_event
+
+# The hub's dispatch intake: the file ingest over the drop folder's feed.
+DispatchIntake = FileIngestor[DispatchFile]
 
 
 class FakeClock:
@@ -66,7 +71,9 @@ def folder(tmp_path: Path) -> DropFolder:
 
 @pytest.fixture
 def intake(sqlite_engine: Engine, router: Router, folder: DropFolder) -> DispatchIntake:
-    return DispatchIntake(sqlite_engine, router, folder, scan_interval_s=0.5, clock=TickingClock())
+    return DispatchIntake(
+        sqlite_engine, router, DispatchFeed(folder, scan_interval_s=0.5, clock=TickingClock())
+    )
 
 
 def run_until_idle(intake: DispatchIntake, limit: int = 100) -> int:
@@ -211,7 +218,7 @@ def test_a_duplicate_committed_by_another_process_meanwhile_is_caught_by_the_has
         calls.append(sha256)
         return None if len(calls) == 1 else real(conn, sha256)
 
-    monkeypatch.setattr("adapters.dispatch.intake.published_file", missed_once)
+    monkeypatch.setattr("pipeline.files.published_file", missed_once)
     drop(folder, "second.csv", data)
     run_until_idle(intake)
     assert len(events(sqlite_engine)) == 1
@@ -351,9 +358,8 @@ def test_an_undeclared_gbk_file_is_detected_and_keeps_its_chinese_names(
 def test_an_oversized_file_goes_to_error_unread(
     sqlite_engine: Engine, router: Router, folder: DropFolder
 ) -> None:
-    intake = DispatchIntake(
-        sqlite_engine, router, folder, scan_interval_s=0.5, clock=TickingClock(), max_file_bytes=100
-    )
+    feed = DispatchFeed(folder, scan_interval_s=0.5, clock=TickingClock(), max_file_bytes=100)
+    intake = DispatchIntake(sqlite_engine, router, feed)
     drop(folder, "big.csv", curve_csv([csv_row("PB0000001")]))
     run_until_idle(intake)
     [entry] = log_rows(sqlite_engine)
@@ -404,9 +410,8 @@ def test_a_failure_that_is_not_the_files_leaves_it_for_a_retry_with_nothing_comm
     sqlite_engine: Engine, router: Router, folder: DropFolder
 ) -> None:
     flaky = FlakyRouter(router, fail_on=2)
-    intake = DispatchIntake(
-        sqlite_engine, cast(Router, flaky), folder, scan_interval_s=0.5, clock=TickingClock()
-    )
+    feed = DispatchFeed(folder, scan_interval_s=0.5, clock=TickingClock())
+    intake = DispatchIntake(sqlite_engine, cast(Router, flaky), feed)
     drop(folder, "curves.csv", curve_csv([csv_row("PB0000001"), csv_row("PB0000002")]))
     intake.step()
     with pytest.raises(sa.exc.OperationalError):
@@ -424,7 +429,7 @@ def test_half_written_files_wait_until_complete(
 ) -> None:
     clock = FakeClock()
     folder = DropFolder(tmp_path / "drop", stable_s=2.0, clock=clock)
-    intake = DispatchIntake(sqlite_engine, router, folder, scan_interval_s=0.5, clock=clock)
+    intake = DispatchIntake(sqlite_engine, router, DispatchFeed(folder, scan_interval_s=0.5, clock=clock))
     data = curve_csv([csv_row(f"PB{n:07d}") for n in range(4)])
     (folder.incoming / "temp.csv.part").write_bytes(data)
     growing = folder.incoming / "growing.csv"
@@ -448,7 +453,7 @@ def test_new_files_are_looked_for_once_per_scan_interval(
 ) -> None:
     clock = FakeClock()
     folder = DropFolder(tmp_path / "drop", stable_s=0.0, clock=clock)
-    intake = DispatchIntake(sqlite_engine, router, folder, scan_interval_s=5.0, clock=clock)
+    intake = DispatchIntake(sqlite_engine, router, DispatchFeed(folder, scan_interval_s=5.0, clock=clock))
     assert intake.step() is False
     drop(folder, "curves.csv", curve_csv([csv_row("PB0000001")]))
     clock.now += 4.9
@@ -462,11 +467,10 @@ def test_new_files_are_looked_for_once_per_scan_interval(
 def test_progress_is_logged_while_a_large_file_is_read(
     sqlite_engine: Engine, router: Router, folder: DropFolder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    intake = DispatchIntake(
-        sqlite_engine, router, folder, scan_interval_s=0.5, clock=TickingClock(), progress_every_rows=2
-    )
+    feed = DispatchFeed(folder, scan_interval_s=0.5, clock=TickingClock())
+    intake = DispatchIntake(sqlite_engine, router, feed, progress_every_rows=2)
     drop(folder, "curves.csv", curve_csv([csv_row(f"PB{n:07d}") for n in range(5)]))
-    with caplog.at_level(logging.INFO, logger="adapters.dispatch.intake"):
+    with caplog.at_level(logging.INFO, logger="pipeline.files"):
         run_until_idle(intake)
     progress = [record.getMessage() for record in caplog.records if record.getMessage().startswith("reading")]
     assert len(progress) == 2
@@ -476,13 +480,14 @@ def test_progress_is_logged_while_a_large_file_is_read(
 
 def test_the_intake_is_built_from_the_settings(sqlite_engine: Engine, router: Router, tmp_path: Path) -> None:
     settings = DispatchSettings(drop_dir=tmp_path / "feeds", stable_s=0.0, max_file_bytes=50)
-    intake = DispatchIntake.from_settings(settings, sqlite_engine, router)
-    assert intake.folder.root == tmp_path / "feeds" and (tmp_path / "feeds" / "incoming").is_dir()
-    drop(intake.folder, "big.csv", curve_csv([csv_row("PB0000001")]))
-    size = (intake.folder.incoming / "big.csv").stat().st_size
-    claim = intake.folder.claim("big.csv")
+    feed = DispatchFeed.from_settings(settings)
+    intake = DispatchIntake(sqlite_engine, router, feed)
+    assert feed.folder.root == tmp_path / "feeds" and (tmp_path / "feeds" / "incoming").is_dir()
+    drop(feed.folder, "big.csv", curve_csv([csv_row("PB0000001")]))
+    size = (feed.folder.incoming / "big.csv").stat().st_size
+    claim = feed.folder.claim("big.csv")
     assert claim is not None
-    assert intake.take(claim).reason == f"big.csv: {size} bytes, more than the 50 bytes allowed"
+    assert intake.take(feed.open(claim)).reason == f"big.csv: {size} bytes, more than the 50 bytes allowed"
 
 
 def model_lines() -> list[str]:
@@ -650,7 +655,7 @@ def test_the_outcome_reports_the_encoding_declared_or_detected(
     expected: tuple[str, str, str | None],
 ) -> None:
     drop(folder, name, data)
-    with caplog.at_level(logging.INFO, logger="adapters.dispatch.intake"):
+    with caplog.at_level(logging.INFO, logger="pipeline.files"):
         run_until_idle(intake)
     [entry] = log_rows(sqlite_engine)
     assert entry["outcome"] == "published" and entry["events"] == 1

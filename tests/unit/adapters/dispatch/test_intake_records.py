@@ -12,16 +12,13 @@ from hypothesis import strategies as st
 from adapters.dispatch.curves_csv import FACTOR_COLUMNS, POINT_COLUMNS, QUALITY_COLUMNS
 from adapters.dispatch.records import (
     QUANTITIES,
-    BrokenRow,
     FileFormat,
-    FileItem,
-    SkippedRow,
     iter_file_records,
     record_type_of,
     sniff_format,
 )
 from ground.errors import MalformedInputError
-from pipeline.records import RawRecord
+from pipeline.records import BrokenRow, FileItem, RawRecord, SkippedRow
 
 SAMPLE = Path(__file__).parent / "data" / "cime_sample.txt"
 

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.pms.registry import RowRegistry
-from adapters.pms.source import DETECTED_AT, PmsSource, create_pms_engine, pms_source
+from adapters.pms.source import DETECTED_AT, PmsSource, create_pms_engine
+from adapters.pms.wiring import pms_parts
 from ground.errors import ConfigError, SourceUnavailableError
 from ground.settings import PmsSettings, Settings
 from pipeline.config import HubConfig
@@ -334,15 +335,16 @@ def test_a_missing_column_and_a_non_time_change_column_are_config_errors(
 def test_without_a_database_url_pms_is_not_configured(hub: Engine, config: HubConfig) -> None:
     with pytest.raises(ConfigError, match="YEKUO_PMS__DB_URL"):
         PmsSource(config.routes, state_engine=hub)
-    assert pms_source(Settings(), config.routes, hub) is None
+    assert [entry.kind for entry in Settings().declared_sources()] == ["marketing_soap"]
 
 
 def test_the_settings_build_a_source_with_its_own_engine(
     hub: Engine, config: HubConfig, tmp_path: Path
 ) -> None:
     settings = Settings(pms=PmsSettings(db_url=f"sqlite:///{tmp_path / 'pms.db'}", page_size=7))
-    source = pms_source(settings, config.routes, hub)
-    assert source is not None
+    [entry] = [entry for entry in settings.declared_sources() if entry.kind == "pms_db"]
+    source = pms_parts(entry, hub, config.routes).poll
+    assert isinstance(source, PmsSource)
     assert source.settings.page_size == 7
     assert str(source.engine.url) == f"sqlite:///{tmp_path / 'pms.db'}"
     source.close()

@@ -16,10 +16,11 @@ from sqlalchemy.engine import Engine
 from adapters.dispatch.cime import BlockStart, CimeRow, CimeRowError, Header, iter_cime
 from adapters.dispatch.curves_csv import CurveKind, CurveRow, CurveRowError, iter_curves
 from adapters.dispatch.dropfolder import DropFolder
-from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.intake import DispatchFeed
 from ground.errors import ConfigError, MalformedInputError
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
+from pipeline.files import FileIngestor
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
 from simulators.dispatch.files import (
@@ -209,10 +210,11 @@ def test_bad_factor_rows_are_mixed_into_a_factor_csv_and_the_hub_parks_just_them
     assert (written.kind, written.rows, written.events, written.invalid) == ("factor_curve", 9, 5, 4)
     folder = DropFolder(tmp_path / "drop", stable_s=0.0)
     shutil.copy(writer.out_dir / written.name, folder.incoming / written.name)
-    intake = DispatchIntake(sqlite_engine, load_hub_config(PROJECT_ROOT).router, folder)
+    feed = DispatchFeed(folder)
+    intake = FileIngestor(sqlite_engine, load_hub_config(PROJECT_ROOT).router, feed)
     claim = folder.claim(written.name)
     assert claim is not None
-    outcome = intake.take(claim)
+    outcome = intake.take(feed.open(claim))
     assert (outcome.outcome, outcome.rows, outcome.events, outcome.invalid) == (
         written.outcome,
         written.rows,

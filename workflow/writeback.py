@@ -1,8 +1,10 @@
 """Write-back into the marketing system: which hub events become which SOAP write, as a rule table.
 
 The marketing_writeback consumer keeps each event a rule takes in marketing_writebacks (in the same
-transaction as its inbox entry), and the marketing writer sends them with retries. A rule turns an event
-into the operation's arguments, or into nothing when the event must not be written back. The request id
+transaction as its inbox entry), and the marketing adapter's writer sends them with retries. A rule turns
+an event into the operation's arguments, written in the marketing system's terms (its codes and its way of
+writing a time, the MarketingTerms the wiring gives the handler), or into nothing when the event must not be
+written back. The request id
 of every write is the event id, so a write repeated after a lost answer takes effect once.
 
 Stage changes: a case entering a stage because of PMS, dispatch or another system's report is written
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import pydantic
 from sqlalchemy.engine import Connection
 
-from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, legacy_time
 from canonical_model.case import StageTransition, TimelineKind
 from canonical_model.envelope import CloudEvent
 from canonical_model.feasibility import FeasibilityAssessment
@@ -35,7 +37,20 @@ from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
 NOT_WRITTEN_BACK = frozenset({"marketing", "hub"})
 WRITTEN_KINDS = frozenset({TimelineKind.FORWARD, TimelineKind.REWORK, TimelineKind.ANOMALY})
 
-ArgumentBuilder = Callable[[CloudEvent, ReverseCodes], dict[str, Any] | None]
+
+class MarketingTerms(Protocol):
+    """How the marketing system writes what a write-back carries (the marketing adapter's outbound codes)."""
+
+    def code(self, table: str, value: object, *, field: str) -> str:
+        """The legacy code for a canonical value; InvalidRecordError naming the field when there is none."""
+        ...
+
+    def time(self, moment: datetime) -> str:
+        """An aware time as the marketing system writes it."""
+        ...
+
+
+ArgumentBuilder = Callable[[CloudEvent, MarketingTerms], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
         ) from exc
 
 
-def stage_change_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, Any] | None:
+def stage_change_arguments(event: CloudEvent, codes: MarketingTerms) -> dict[str, Any] | None:
     """UpdateApplicationStage arguments for a stage the case entered, or None when it came from marketing."""
     entry: StageTransition = _validated(StageTransition, event)
     if entry.source_system in NOT_WRITTEN_BACK or entry.kind not in WRITTEN_KINDS or entry.stage_to is None:
@@ -66,13 +81,13 @@ def stage_change_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, 
         "requestId": event.id,
         "appNo": entry.application_no,
         "statusCode": codes.code("marketing/status_code", entry.stage_to, field="stage_to"),
-        "changedAt": legacy_time(entry.at),
+        "changedAt": codes.time(entry.at),
         "remark": entry.note or f"reported by {entry.source_system}",
         "operator": entry.responsible,
     }
 
 
-def feasibility_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, Any] | None:
+def feasibility_arguments(event: CloudEvent, codes: MarketingTerms) -> dict[str, Any] | None:
     """RecordFeasibilityResult arguments for an assessment of an application, or None for a preview.
 
     A recommended voltage the marketing system has no VOLT_CODE for is left out of supplyVoltCode and
@@ -91,14 +106,14 @@ def feasibility_arguments(event: CloudEvent, codes: ReverseCodes) -> dict[str, A
     if voltage is not None:
         try:
             volt_code = codes.code("marketing/volt_code", voltage, field="recommended_voltage_kv")
-        except NoLegacyCodeError:
+        except InvalidRecordError:
             notes.append(f"recommended {voltage:g} kV (no VOLT_CODE)")
     return {
         "requestId": event.id,
         "appNo": assessment.application_no,
         "verdict": codes.code("marketing/feasibility_verdict", assessment.verdict.value, field="verdict"),
         "supplyVoltCode": volt_code,
-        "assessedAt": legacy_time(assessment.assessed_at),
+        "assessedAt": codes.time(assessment.assessed_at),
         "remark": "; ".join(notes),
     }
 
@@ -142,8 +157,8 @@ class WritebackHandler:
 
     def __init__(
         self,
+        codes: Callable[[], MarketingTerms],
         rules: Mapping[str, WritebackRule] = WRITEBACK_RULES,
-        codes: Callable[[], ReverseCodes] = default_codes,
     ) -> None:
         self._rules = dict(rules)
         self._codes = codes
@@ -163,6 +178,3 @@ class WritebackHandler:
             application_no=str(arguments["appNo"]),
             arguments=arguments,
         )
-
-
-handle_writeback = WritebackHandler()

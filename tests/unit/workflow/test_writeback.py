@@ -1,4 +1,4 @@
-"""Tests of the write-back rules: which stage changes and feasibility results go back to marketing."""
+"""Tests of workflow/writeback.py: which stage changes and feasibility results go back to marketing."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, default_codes
-from adapters.marketing.writeback import (
-    WRITEBACK_RULES,
-    WritebackHandler,
-    feasibility_arguments,
-    handle_writeback,
-    stage_change_arguments,
-    writeback_topics,
-)
 from canonical_model.envelope import CloudEvent
 from feasibility.service import FEASIBILITY_ASSESSED
 from ground.errors import InvalidRecordError, SchemaViolationError
 from store.submissions import marketing_writebacks, writebacks_of
 from workflow.events import CASE_ASSIGNED, CASE_STAGE_CHANGED
+from workflow.writeback import (
+    WRITEBACK_RULES,
+    WritebackHandler,
+    feasibility_arguments,
+    stage_change_arguments,
+    writeback_topics,
+)
+from yekuo.consumers import handle_writeback
 
 
 def _stage_changed(event_id: str = "e-1", **changes: Any) -> CloudEvent:
@@ -105,7 +105,7 @@ def test_the_handler_queues_each_event_once(sqlite_engine: Engine) -> None:
 
 
 def test_an_event_type_without_a_rule_is_invalid(sqlite_engine: Engine) -> None:
-    handler = WritebackHandler(rules={})
+    handler = WritebackHandler(default_codes, rules={})
     with sqlite_engine.begin() as conn, pytest.raises(InvalidRecordError, match="no rule for"):
         handler(conn, _stage_changed())
 
