@@ -6,9 +6,18 @@ feasibility and subscription layers, which stand above the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bus.retry import parking_queue
+from bus.port import Binding, ExchangeSpec, QueueSpec, Topology
+from bus.retry import (
+    DEAD_LETTER_EXCHANGE,
+    REQUEUE_EXCHANGE,
+    RetryPolicy,
+    parking_queue,
+    retry_exchanges,
+    retry_queues,
+)
 from pipeline.consumer import EventHandler
 
 
@@ -29,3 +38,26 @@ class ConsumerSpec:
     def parking_queue(self) -> str:
         """Where the consumer's messages go after their last retry, for an operator."""
         return parking_queue(self.queue)
+
+
+def consumer_topology(
+    exchanges: Sequence[str], consumers: Sequence[ConsumerSpec], retry: RetryPolicy | None = None
+) -> Topology:
+    """The event exchanges and each consumer's queue (bound to its topics), retry queues and parking lot."""
+    policy = retry or RetryPolicy()
+    queues: list[QueueSpec] = []
+    for consumer in consumers:
+        topics = tuple(Binding(exchange, topic) for exchange in exchanges for topic in consumer.topics)
+        queues.append(
+            QueueSpec(
+                consumer.queue,
+                bindings=(*topics, Binding(REQUEUE_EXCHANGE, consumer.queue)),
+                dead_letter_exchange=DEAD_LETTER_EXCHANGE,
+                dead_letter_routing_key=consumer.queue,
+            )
+        )
+        queues.extend(retry_queues(consumer.queue, policy))
+    return Topology(
+        exchanges=(*(ExchangeSpec(exchange) for exchange in exchanges), *retry_exchanges()),
+        queues=tuple(queues),
+    )

@@ -385,6 +385,7 @@ def _scenario_run(args: argparse.Namespace) -> int:
     from simulators.scenario.loader import load_scenario
     from simulators.scenario.report import render_json, render_text
     from simulators.scenario.runner import RunOptions, run_scenario
+    from yekuo.hub import Hub
 
     try:
         scenario = load_scenario(Path(args.file))
@@ -396,7 +397,7 @@ def _scenario_run(args: argparse.Namespace) -> int:
     )
     # With --json, stdout carries the report only; progress goes to stderr.
     progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else None
-    result = run_scenario(scenario, options, say=progress or (lambda line: print(line, flush=True)))
+    result = run_scenario(scenario, Hub, options, say=progress or (lambda line: print(line, flush=True)))
     print(render_json(result) if args.json else render_text(result), end="")
     return 0 if result.passed else 1
 

@@ -15,10 +15,11 @@ from ground.settings import DISPATCH_DROPFOLDER, ApiKeySettings, Settings
 from ground.webserver import BackgroundServer
 from pipeline.config import load_hub_config
 from pipeline.records import PollingSource, SourceParts
+from pipeline.status import HubStatus
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from store.database import create_engine, create_schema, drop_schema
-from yekuo.hub import Hub, HubStatus
+from yekuo.hub import Hub
 from yekuo.serve import build_api
 from yekuo.sources import build_sources
 

@@ -15,26 +15,26 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
 from bus import open_bus
-from bus.port import Binding, Bus, ExchangeSpec, QueueSpec, Topology
-from bus.retry import DEAD_LETTER_EXCHANGE, REQUEUE_EXCHANGE, RetryPolicy, retry_exchanges, retry_queues
+from bus.port import Bus, Topology
+from bus.retry import RetryPolicy
 from ground.errors import BusError, SourceUnavailableError
 from ground.logs import redact
 from ground.settings import Settings
 from pipeline.config import HubConfig, load_hub_config
 from pipeline.consumer import InboxConsumer
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.drainer import ParkingDrainer
 from pipeline.files import FileIngestor
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay, pending_count
 from pipeline.records import PollingSource, SourceParts
+from pipeline.status import HubStatus, LoopHealth
 from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
 from store.parking import count_parked
@@ -56,45 +56,8 @@ _IDLE_S = {"drain": 1.0, "write": 1.0}
 def hub_topology(
     exchanges: Sequence[str], consumers: Sequence[ConsumerSpec] = CONSUMERS, retry: RetryPolicy | None = None
 ) -> Topology:
-    """The event exchanges and each consumer's queue (bound to its topics), retry queues and parking lot."""
-    policy = retry or RetryPolicy()
-    queues: list[QueueSpec] = []
-    for consumer in consumers:
-        topics = tuple(Binding(exchange, topic) for exchange in exchanges for topic in consumer.topics)
-        queues.append(
-            QueueSpec(
-                consumer.queue,
-                bindings=(*topics, Binding(REQUEUE_EXCHANGE, consumer.queue)),
-                dead_letter_exchange=DEAD_LETTER_EXCHANGE,
-                dead_letter_routing_key=consumer.queue,
-            )
-        )
-        queues.extend(retry_queues(consumer.queue, policy))
-    return Topology(
-        exchanges=(*(ExchangeSpec(exchange) for exchange in exchanges), *retry_exchanges()),
-        queues=tuple(queues),
-    )
-
-
-@dataclass
-class LoopHealth:
-    """Whether a loop's last step succeeded, and the last transient error it met."""
-
-    ok: bool = True
-    failures: int = 0
-    last_error: str | None = None
-
-
-@dataclass
-class HubStatus:
-    """Counts an operator (or the demo summary) wants at a glance."""
-
-    cases: int
-    published: int
-    pending: int
-    rejected: int
-    records: int
-    loops: dict[str, LoopHealth] = field(default_factory=dict)
+    """The topology of the hub's consumers (default: its consumer table) on the event exchanges."""
+    return consumer_topology(exchanges, consumers, retry)
 
 
 class Hub:

@@ -19,12 +19,13 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import PmsSource
 from bus import open_bus
 from bus.memory import topic_matches
+from bus.retry import RetryPolicy
 from ground import clock
 from ground.errors import ConfigError
 from ground.settings import (
@@ -47,7 +49,10 @@ from ground.settings import (
     PmsSettings,
     Settings,
 )
+from pipeline.config import HubConfig, load_hub_config
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.records import PollingSource, SourceParts
+from pipeline.status import HubStatus, LoopHealth
 from simulators.dispatch.writer import DispatchWriter
 from simulators.marketing.faults import FaultPlan
 from simulators.marketing.server import SimulatorServer
@@ -71,7 +76,6 @@ from store.feasibility import feasibility_assessments
 from store.parking import count_parked
 from store.schema import cases, consistency_findings, inbox, outbox, parked
 from workflow.workdays import WorkingCalendar
-from yekuo.hub import Hub, hub_topology
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY_STARTS_AT = clock_time(8, 30)
@@ -79,6 +83,42 @@ DAY_STARTS_AT = clock_time(8, 30)
 DAY_ENDS_AT = clock_time(18, 0)
 QUIET_S = 1.5
 _PROGRESS_EVERY_S = 1.0
+
+
+class RunningHub(Protocol):
+    """What a run needs of the hub it drives (yekuo.hub.Hub is one)."""
+
+    settings: Settings
+    engine: Engine
+    consumers: tuple[ConsumerSpec, ...]
+    retry: RetryPolicy
+    health: dict[str, LoopHealth]
+
+    @property
+    def event_exchanges(self) -> list[str]: ...
+
+    def prepare(self) -> None: ...
+
+    def purge_queues(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_s: float = ...) -> None: ...
+
+    def status(self) -> HubStatus: ...
+
+
+class HubFactory(Protocol):
+    """Builds the hub of a run from its settings, sources, database and configuration (yekuo.hub.Hub)."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        sources: Sequence[PollingSource | SourceParts] | None = ...,
+        engine: Engine | None = ...,
+        config: HubConfig | None = ...,
+    ) -> RunningHub: ...
 
 
 @dataclass(frozen=True)
@@ -120,25 +160,36 @@ class _Action:
 
 
 def run_scenario(
-    scenario: Scenario, options: RunOptions | None = None, *, say: Callable[[str], None] = print
+    scenario: Scenario,
+    hub: HubFactory,
+    options: RunOptions | None = None,
+    *,
+    say: Callable[[str], None] = print,
 ) -> RunResult:
-    """Run the scenario end to end and check its expectations; say() gets the progress lines."""
+    """Run the scenario end to end against a hub that hub builds, and check its expectations; say() gets the
+    progress lines. The wiring hands in the hub (yekuo.hub.Hub): the runner drives it and knows it only as
+    a RunningHub."""
     chosen = options or RunOptions()
     started = time.monotonic()
     if chosen.work_dir is not None:
         chosen.work_dir.mkdir(parents=True, exist_ok=True)
-        return _run_in(scenario, chosen, chosen.work_dir, say, started)
+        return _run_in(scenario, hub, chosen, chosen.work_dir, say, started)
     with tempfile.TemporaryDirectory(prefix="yekuo-scenario-") as folder:
-        return _run_in(scenario, chosen, Path(folder), say, started)
+        return _run_in(scenario, hub, chosen, Path(folder), say, started)
 
 
 def _run_in(
-    scenario: Scenario, options: RunOptions, work: Path, say: Callable[[str], None], started: float
+    scenario: Scenario,
+    hub: HubFactory,
+    options: RunOptions,
+    work: Path,
+    say: Callable[[str], None],
+    started: float,
 ) -> RunResult:
     # The whole run, simulators and hub alike, lives on the scenario's day, so its seeded dates, load files
     # and deadlines agree with one another on whatever day the scenario is run.
     day_clock = clock.RunningClock(datetime.combine(scenario.day, DAY_ENDS_AT, tzinfo=SHANGHAI))
-    with clock.use(day_clock), _Run.started(scenario, options, work, say) as run:
+    with clock.use(day_clock), _Run.started(scenario, hub, options, work, say) as run:
         return run.play(started)
 
 
@@ -176,7 +227,7 @@ class _Run:
         pms_engine: Engine,
         simulator: SimulatorServer,
         writer: DispatchWriter,
-        hub: Hub,
+        hub: RunningHub,
         marketing: MarketingAdapter,
         drop_dir: Path,
         backlog: list[ApplicationRow],
@@ -205,13 +256,18 @@ class _Run:
     @classmethod
     @contextmanager
     def started(
-        cls, scenario: Scenario, options: RunOptions, work: Path, say: Callable[[str], None]
+        cls,
+        scenario: Scenario,
+        build_hub: HubFactory,
+        options: RunOptions,
+        work: Path,
+        say: Callable[[str], None],
     ) -> Iterator[_Run]:
         scale = scenario.scale
         pms_engine = sa.create_engine(f"sqlite:///{work / 'pms.db'}")
         hub_engine: Engine | None = None
         simulator: SimulatorServer | None = None
-        hub: Hub | None = None
+        hub: RunningHub | None = None
         try:
             # A work folder may be reused: the world is seeded afresh and the drop folder emptied every run.
             drop_pms_schema(pms_engine)
@@ -257,7 +313,7 @@ class _Run:
             drop_schema(hub_engine)
             create_schema(hub_engine)
             marketing = build_marketing(settings.marketing, hub_engine)
-            hub = _hub(settings, hub_engine, marketing)
+            hub = _hub(build_hub, settings, hub_engine, marketing)
             history = (
                 plan_history(scenario.history, ordered[:earlier], start, scenario.seed, WorkingCalendar())
                 if scenario.history is not None
@@ -524,7 +580,9 @@ class _Run:
         bus = open_bus(self.hub.settings.bus_url, self.hub.settings.bus_namespace)
         queues = [
             queue.name
-            for queue in hub_topology(self.hub.event_exchanges, self.hub.consumers, self.hub.retry).queues
+            for queue in consumer_topology(
+                self.hub.event_exchanges, self.hub.consumers, self.hub.retry
+            ).queues
         ]
         try:
             last: tuple[object, ...] | None = None
@@ -629,9 +687,9 @@ def _lives_summary(history: HistoryPlan) -> str:
     )
 
 
-def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub:
-    from pipeline.config import load_hub_config
-
+def _hub(
+    build_hub: HubFactory, settings: Settings, engine: Engine, marketing: MarketingAdapter
+) -> RunningHub:
     config = load_hub_config(settings.config_dir)
     # The dispatch feed as its entry declares it (the runner keeps its own handle on the marketing adapter).
     dispatch = [entry for entry in settings.declared_sources() if entry.kind == DISPATCH_DROPFOLDER]
@@ -640,7 +698,7 @@ def _hub(settings: Settings, engine: Engine, marketing: MarketingAdapter) -> Hub
         PmsSource(config.routes, state_engine=engine, settings=settings.pms),
         *(dispatch_parts(entry, engine, config.routes) for entry in dispatch),
     ]
-    hub = Hub(settings, sources=sources, engine=engine, config=config)
+    hub = build_hub(settings, sources=sources, engine=engine, config=config)
     hub.prepare()
     # On a shared broker, messages of an earlier run must not count toward this one.
     hub.purge_queues()

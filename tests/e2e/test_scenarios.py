@@ -15,6 +15,7 @@ from simulators.scenario.loader import load_scenario
 from simulators.scenario.report import render_text
 from simulators.scenario.runner import RunOptions, run_scenario
 from yekuo.cli import main
+from yekuo.hub import Hub
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
 
@@ -34,7 +35,7 @@ SCENARIOS = PROJECT_ROOT / "scenarios"
 def test_a_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     progress: list[str] = []
-    result = run_scenario(scenario, RunOptions(work_dir=tmp_path), say=progress.append)
+    result = run_scenario(scenario, Hub, RunOptions(work_dir=tmp_path), say=progress.append)
     assert result.passed, render_text(result) + "\n".join(progress)
     assert result.checks, "a shipped scenario checks something"
     assert any(line.startswith("settled:") for line in progress)

@@ -14,6 +14,7 @@ from simulators.scenario.model import Count, Expectations, History, Scale, Scena
 from simulators.scenario.runner import RunOptions, run_scenario
 from store.database import create_engine
 from store.schema import cases, consistency_findings, stage_visits
+from yekuo.hub import Hub
 
 SCENARIO = Scenario(
     name="history-replay",
@@ -27,7 +28,7 @@ SCENARIO = Scenario(
 
 
 def test_the_replayed_history_loses_no_intermediate_status(tmp_path: Path) -> None:
-    result = run_scenario(SCENARIO, RunOptions(work_dir=tmp_path), say=lambda _line: None)
+    result = run_scenario(SCENARIO, Hub, RunOptions(work_dir=tmp_path), say=lambda _line: None)
     assert result.passed, [check for check in result.checks if not check.passed] or result.notes
     codes = load_code_tables(PROJECT_ROOT / "mappings" / "codes", root=PROJECT_ROOT)
     stage_of = next(table for table in codes if table.name == "marketing/status_code").codes
@@ -97,7 +98,7 @@ def test_staff_who_act_on_the_hubs_findings_put_flagged_records_right_and_avoid_
             "scale": SCENARIO.scale.model_copy(update={"disagreement_rate": 0.0}),
         }
     )
-    result = run_scenario(scenario, RunOptions(work_dir=tmp_path / "run"), say=lambda _line: None)
+    result = run_scenario(scenario, Hub, RunOptions(work_dir=tmp_path / "run"), say=lambda _line: None)
     assert result.passed, [check for check in result.checks if not check.passed] or result.notes
     engine = create_engine(f"sqlite:///{tmp_path / 'run' / 'hub.db'}")
     try:
