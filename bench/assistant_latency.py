@@ -30,6 +30,7 @@ from assistant.knowledge import KnowledgeBase, load_knowledge
 from assistant.retrieval import KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
 from canonical_model.registry import schema_uri
 from ground import clock
 from ground.clock import FixedClock
@@ -37,7 +38,6 @@ from ground.settings import ProgressSettings
 from store.database import create_engine, create_schema
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig, load_workflow_config
-from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
 from workflow.workdays import SHANGHAI, WorkingCalendar, local_date
 
 ROOT = Path(__file__).resolve().parents[1]

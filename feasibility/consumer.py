@@ -23,18 +23,21 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    APPLICATION_CHANGED,
+    CUSTOMER_CHANGED,
+    FEASIBILITY_ASSESSED,
+    PROJECTION_UPDATED,
+    STAGE_REPORTED,
+)
 from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
-from feasibility.service import FEASIBILITY_ASSESSED, CustomerFacts, FeasibilityService
+from feasibility.service import CustomerFacts, FeasibilityService
 from ground.errors import SchemaViolationError
 from ground.settings import Settings
-from workflow.projection import PROJECTION_UPDATED
 
 log = logging.getLogger(__name__)
 
-APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
-STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
 TOPICS = ("application.#", "customer.#", "projection.#", "feasibility.#")
 
 

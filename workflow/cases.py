@@ -27,8 +27,16 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import CaseOutcome, StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    APPLICATION_CHANGED,
+    CASE_STAGE_CHANGED,
+    CUSTOMER_CHANGED,
+    PROJECTION_UPDATED,
+    STAGE_REPORTED,
+    channel_of,
+    listed,
+)
 from canonical_model.projection import ProjectionUpdate
-from canonical_model.registry import schema_uri
 from ground.errors import InvalidRecordError, SchemaViolationError
 from ground.settings import Settings
 from pipeline.outbox import defer_event, stage_event
@@ -39,19 +47,10 @@ from store.schema import case_events, case_figures, cases, customers, stage_visi
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
-from workflow.events import (
-    APPLICATION_CHANGED,
-    CASE_STAGE_CHANGED,
-    CUSTOMER_CHANGED,
-    HUB_SOURCE,
-    ROUTING_KEYS,
-    STAGE_REPORTED,
-    CaseEvent,
-)
+from workflow.events import HUB_SOURCE, CaseEvent
 from workflow.facts import VisitFacts, case_facts, excess_days
 from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
-from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 
 DEFAULT_EXCHANGE = "yekuo.events"
@@ -171,7 +170,6 @@ class CaseTracker:
                         state,
                         CASE_STAGE_CHANGED,
                         entry.model_dump(mode="json"),
-                        "stage_transition.v1",
                         entry.at,
                     ),
                     correlation_id=correlation_id,
@@ -184,27 +182,24 @@ class CaseTracker:
         state: CaseState,
         event_type: str,
         data: dict[str, Any],
-        schema_name: str,
         *,
         correlation_id: str,
         time: datetime | None = None,
     ) -> CloudEvent:
         """Stage one of the hub's case events in the outbox."""
-        return stage_event(
-            conn, self._draft(state, event_type, data, schema_name, time), correlation_id=correlation_id
-        )
+        return stage_event(conn, self._draft(state, event_type, data, time), correlation_id=correlation_id)
 
     def _draft(
-        self, state: CaseState, event_type: str, data: dict[str, Any], schema_name: str, time: datetime | None
+        self, state: CaseState, event_type: str, data: dict[str, Any], time: datetime | None
     ) -> EventDraft:
         return EventDraft(
             event_type=event_type,
             source=HUB_SOURCE,
             subject=state.application_no,
-            dataschema=schema_uri(schema_name),
+            dataschema=listed(event_type).dataschema,
             data=data,
             exchange=self.exchange,
-            routing_key=f"{ROUTING_KEYS[event_type]}.{state.application.customer_class.value}",
+            routing_key=channel_of(event_type).key(customer_class=state.application.customer_class.value),
             time=time,
         )
 

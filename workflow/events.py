@@ -1,4 +1,4 @@
-"""Event types the workflow consumes and publishes, and the stored form of an event a case is built from."""
+"""The stored form of an event a case is built from, and the source of the hub's own case events."""
 
 from __future__ import annotations
 
@@ -8,31 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from canonical_model.envelope import CloudEvent
-
-APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
-CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
-# A legacy system other than marketing (PMS, dispatch) reporting a stage change of an application.
-STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-
-CASE_STAGE_CHANGED = "cn.yekuo.case.stage_changed.v1"
-CASE_ASSIGNED = "cn.yekuo.case.assigned.v1"
-CASE_AT_RISK = "cn.yekuo.case.at_risk.v1"
-CASE_OVERDUE = "cn.yekuo.case.overdue.v1"
-CASE_FINDING_RAISED = "cn.yekuo.case.consistency_finding.v1"
-CASE_FINDING_CLEARED = "cn.yekuo.case.consistency_cleared.v1"
+from canonical_model.events import CASE_EVENTS, channel_of
+from canonical_model.events import CASE_STAGE_CHANGED as CASE_STAGE_CHANGED
 
 # The hub's own events: decisions kept with the case, and notifications for other consumers.
 HUB_SOURCE = "/hub/workflow"
 HUB_SYSTEM = "hub"
-# Routing keys of the hub's case events: case.<what>.<customer class>.
-ROUTING_KEYS = {
-    CASE_STAGE_CHANGED: "case.stage_changed",
-    CASE_ASSIGNED: "case.assigned",
-    CASE_AT_RISK: "case.at_risk",
-    CASE_OVERDUE: "case.overdue",
-    CASE_FINDING_RAISED: "case.consistency_finding",
-    CASE_FINDING_CLEARED: "case.consistency_cleared",
-}
+# The dashboard pages read the case events from here: their types, and their routing-key prefixes.
+ROUTING_KEYS = {event_type: channel_of(event_type).prefix for event_type in CASE_EVENTS}
 
 
 def system_of(source: str) -> str:

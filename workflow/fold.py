@@ -33,13 +33,9 @@ from canonical_model.case import (
     SurveyAssignment,
     TimelineKind,
 )
+from canonical_model.events import APPLICATION_CHANGED, CASE_ASSIGNED, STAGE_REPORTED
 from workflow.config import Flow, Province, WorkflowConfig
-from workflow.events import (
-    APPLICATION_CHANGED,
-    CASE_ASSIGNED,
-    STAGE_REPORTED,
-    CaseEvent,
-)
+from workflow.events import CaseEvent
 from workflow.workdays import Deadline, WorkingCalendar, local_date
 
 # Timeline kinds that put the case into a stage: each of them is published as case.stage_changed.

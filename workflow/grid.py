@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import MODELS, schema_uri
 from store.database import utcnow

@@ -24,12 +24,10 @@ from sqlalchemy.engine import Connection
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, legacy_time
 from canonical_model.case import StageTransition, TimelineKind
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_STAGE_CHANGED, FEASIBILITY_ASSESSED, channel_of
 from canonical_model.feasibility import FeasibilityAssessment
-from feasibility.service import FEASIBILITY_ASSESSED
-from feasibility.service import ROUTING_PREFIX as FEASIBILITY_ROUTING_PREFIX
 from ground.errors import InvalidRecordError, SchemaViolationError
 from store.submissions import add_writeback
-from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
 
 # Sources whose stage changes the marketing system knows already: its own, and none the hub decides.
 NOT_WRITTEN_BACK = frozenset({"marketing", "hub"})
@@ -124,10 +122,10 @@ def _judgement(assessment: FeasibilityAssessment) -> list[str]:
 
 WRITEBACK_RULES: dict[str, WritebackRule] = {
     CASE_STAGE_CHANGED: WritebackRule(
-        f"{ROUTING_KEYS[CASE_STAGE_CHANGED]}.#", "UpdateApplicationStage", stage_change_arguments
+        f"{channel_of(CASE_STAGE_CHANGED).prefix}.#", "UpdateApplicationStage", stage_change_arguments
     ),
     FEASIBILITY_ASSESSED: WritebackRule(
-        f"{FEASIBILITY_ROUTING_PREFIX}.#", "RecordFeasibilityResult", feasibility_arguments
+        f"{channel_of(FEASIBILITY_ASSESSED).prefix}.#", "RecordFeasibilityResult", feasibility_arguments
     ),
 }
 

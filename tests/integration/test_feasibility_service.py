@@ -16,12 +16,13 @@ from sqlalchemy.engine import Engine
 from api.feasibility import feasibility_router
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, FEASIBILITY_ASSESSED, PROJECTION_UPDATED
 from canonical_model.feasibility import FeasibilityAssessment, RuleResult, Verdict
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
-from feasibility.consumer import APPLICATION_CHANGED, TOPICS, FeasibilityHandler
-from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
+from feasibility.consumer import TOPICS, FeasibilityHandler
+from feasibility.service import FeasibilityService
 from ground import clock
 from store.schema import outbox
 from tests.unit.feasibility.builders import (
@@ -37,7 +38,6 @@ from tests.unit.feasibility.builders import (
     transformer,
 )
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 
 CONFIG = load_feasibility_config(ROOT)

@@ -26,11 +26,12 @@ from api.app import create_app
 from api.loads import loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import LOAD_PROFILE_RECORDED
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
 from routes.config import load_hub_config
 from tests.support.auth import TEST_AUTH, bearer
-from workflow.loads import PROFILE_RECORDED, handle_load_event
+from workflow.loads import handle_load_event
 
 GIB = 1024**3
 
@@ -331,7 +332,7 @@ def _profile_event(equipment: str, day: str, source: str = "dispatch") -> CloudE
     return CloudEvent(
         id=str(uuid.uuid4()),
         source=f"/dispatch/{source}",
-        type=PROFILE_RECORDED,
+        type=LOAD_PROFILE_RECORDED,
         subject=equipment,
         time=datetime.now(UTC),
         dataschema=schema_uri("load_profile.v1"),

@@ -14,6 +14,7 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Bus, Message
 from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
@@ -22,7 +23,6 @@ from store.parking import list_parked
 from store.schema import outbox
 from workflow.cases import handle_event
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from workflow.queries import count_cases, get_case
 from yekuo.hub import hub_topology
 

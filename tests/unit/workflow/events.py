@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, CUSTOMER_CHANGED, STAGE_REPORTED
 from canonical_model.registry import schema_uri
-from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED, STAGE_REPORTED
 
 
 def application_event(

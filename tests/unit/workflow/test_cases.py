@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical_model.events import CASE_STAGE_CHANGED
 from ground.errors import InvalidRecordError, SchemaViolationError
 from store.schema import case_events, outbox, stage_visits
 from workflow.cases import CaseTracker
-from workflow.events import CASE_STAGE_CHANGED
 from workflow.queries import count_cases, get_case, get_customer
 
 from .events import application_event, customer_event, stage_report_event

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, PROJECTION_UPDATED
 from canonical_model.registry import schema_uri
 from ground import clock
 from ground.settings import PROJECT_ROOT
@@ -22,10 +23,8 @@ from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.consistency_config import load_consistency_config
-from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
 from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from bus.memory import topic_matches
 from canonical_model.envelope import CloudEvent
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED, PROJECTION_UPDATED
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT
 from routes.config import load_hub_config
@@ -23,7 +23,6 @@ from store.grid import grid_equipment, grid_state
 from store.schema import outbox
 from store.transaction_work import transaction_work
 from workflow.grid import GRID_EVENT, EquipmentFilter, get_equipment, handle_grid_event, list_equipment
-from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 
 

@@ -19,10 +19,9 @@ from adapters.marketing.writeback import (
     writeback_topics,
 )
 from canonical_model.envelope import CloudEvent
-from feasibility.service import FEASIBILITY_ASSESSED
+from canonical_model.events import CASE_ASSIGNED, CASE_STAGE_CHANGED, FEASIBILITY_ASSESSED
 from ground.errors import InvalidRecordError, SchemaViolationError
 from store.submissions import marketing_writebacks, writebacks_of
-from workflow.events import CASE_ASSIGNED, CASE_STAGE_CHANGED
 
 
 def _stage_changed(event_id: str = "e-1", **changes: Any) -> CloudEvent:
