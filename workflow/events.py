@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import CASE_EVENTS, channel_of
 from canonical_model.events import CASE_STAGE_CHANGED as CASE_STAGE_CHANGED
+
+M = TypeVar("M", bound=BaseModel)
 
 # The hub's own events: decisions kept with the case, and notifications for other consumers.
 HUB_SOURCE = "/hub/workflow"
@@ -29,6 +33,7 @@ class CaseEvent:
 
     time is when the change happened at its source: the record's change time for an application, the
     reported time for a stage report, the decision time for the hub's own events.
+    payload: the data as its model, when the event was decoded on arrival; a kept event read back has none.
     """
 
     event_id: str
@@ -39,6 +44,7 @@ class CaseEvent:
     time: datetime
     data: Mapping[str, Any]
     visit: str | None = None
+    payload: BaseModel | None = field(default=None, compare=False)
 
     @property
     def system(self) -> str:
@@ -52,9 +58,29 @@ class CaseEvent:
 
     @classmethod
     def of(
-        cls, event: CloudEvent, application_no: str, time: datetime, visit: str | None = None
+        cls,
+        event: CloudEvent,
+        application_no: str,
+        time: datetime,
+        visit: str | None = None,
+        payload: BaseModel | None = None,
     ) -> CaseEvent:
-        """The stored form of a CloudEvent."""
+        """The stored form of a CloudEvent, with its payload when it was decoded already."""
         return cls(
-            event.id, application_no, event.producer, event.sequence, event.type, time, event.data, visit
+            event.id,
+            application_no,
+            event.producer,
+            event.sequence,
+            event.type,
+            time,
+            event.data,
+            visit,
+            payload,
         )
+
+
+def payload_of(event: CaseEvent, model: type[M]) -> M:
+    """A kept event's data as a model: the payload decoded on arrival, or else the kept data validated."""
+    if isinstance(event.payload, model):
+        return event.payload
+    return model.model_validate(event.data)

@@ -20,14 +20,16 @@ from canonical_model.events import (
 from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
 from canonical_model.projection import Projection, ProjectionUpdate
 from ground.errors import InvalidRecordError
+from pipeline.decoded import DecodedEvent
 from store.loads import FactorCurve, upsert_measurement, upsert_power_factors, upsert_profile
 from workflow.projection import announce
 
 
-def handle_load_event(conn: Connection, event: CloudEvent) -> None:
+def handle_load_event(conn: Connection, decoded: DecodedEvent) -> None:
     """Apply one load event; an older profile of the same source and subject does not replace a newer one."""
+    event = decoded.event
     if event.type == LOAD_PROFILE_RECORDED:
-        profile = LoadProfile.model_validate(event.data)
+        profile = decoded.payload_as(LoadProfile)
         stored = upsert_profile(
             conn,
             profile.model_dump(mode="json", exclude_none=True),
@@ -41,7 +43,7 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
         if stored:
             _announce(conn, event, profile.equipment_id, profile.data_date)
     elif event.type == LOAD_POWER_FACTOR_RECORDED:
-        factors = PowerFactorProfile.model_validate(event.data)
+        factors = decoded.payload_as(PowerFactorProfile)
         curve = FactorCurve(
             equipment_id=factors.equipment_id,
             data_date=factors.data_date,
@@ -55,7 +57,7 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
         ):
             _announce(conn, event, factors.equipment_id, factors.data_date)
     elif event.type == LOAD_MEASUREMENT_RECORDED:
-        measurement = Measurement.model_validate(event.data)
+        measurement = decoded.payload_as(Measurement)
         upsert_measurement(
             conn,
             {

@@ -29,6 +29,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.events import LOAD_PROFILE_RECORDED
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
+from pipeline.decoded import DecodedEvent
 from routes.config import load_hub_config
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import handle_load_event
@@ -346,8 +347,8 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
     with sqlite_engine.begin() as conn:
         for day in ("2026-11-19", "2026-11-20", "2026-11-21"):
             for equipment in ("XL000001", "XL000002", "PB0000001"):
-                handle_load_event(conn, _profile_event(equipment, day))
-        handle_load_event(conn, _profile_event("XL000001", "2026-11-20", source="metering"))
+                handle_load_event(conn, DecodedEvent(_profile_event(equipment, day)))
+        handle_load_event(conn, DecodedEvent(_profile_event("XL000001", "2026-11-20", source="metering")))
     client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     seen = []
     cursor = None

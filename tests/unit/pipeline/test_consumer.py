@@ -18,6 +18,7 @@ from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
+from pipeline.decoded import DecodedEvent
 from store.grid import grid_state
 from store.parking import list_parked
 from store.schema import outbox
@@ -131,11 +132,11 @@ def test_a_poison_message_is_retried_with_delays_then_parked_while_others_flow(
 ) -> None:
     attempts: list[str] = []
 
-    def fragile(conn: Connection, event: CloudEvent) -> None:
-        if event.subject == "POISON":
-            attempts.append(event.id)
+    def fragile(conn: Connection, decoded: DecodedEvent) -> None:
+        if decoded.event.subject == "POISON":
+            attempts.append(decoded.event.id)
             raise RuntimeError(f"cannot apply attempt {len(attempts)}")
-        handle_event(conn, event)
+        handle_event(conn, decoded)
 
     policy = RetryPolicy(delays_ms=(30, 60))
     bus = open_bus(bus_url)
@@ -188,11 +189,12 @@ def test_failing_events_in_a_batch_are_set_aside_and_the_rest_commits_once(
     poison = {events[1].id, events[4].id}
     calls: dict[str, int] = {}
 
-    def handler(conn: Connection, event: CloudEvent) -> None:
+    def handler(conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
         calls[event.id] = calls.get(event.id, 0) + 1
         if event.id in poison:
             raise RuntimeError(f"cannot apply {event.subject}")
-        handle_event(conn, event)
+        handle_event(conn, decoded)
 
     _publish(bus, *events)
     consumer = _consumer(sqlite_engine, bus, handler)

@@ -18,6 +18,7 @@ from canonical_model.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, PR
 from canonical_model.registry import schema_uri
 from ground import clock
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.schema import cases, consistency_findings, outbox
 from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
@@ -48,15 +49,15 @@ def apply(engine: Engine, tracker: CaseTracker, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for event in events:
             if event.type.startswith("cn.yekuo.grid."):
-                handle_grid_event(conn, event)
+                handle_grid_event(conn, DecodedEvent(event))
             else:
-                tracker(conn, event)
+                tracker(conn, DecodedEvent(event))
 
 
 def apply_grid(engine: Engine, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for event in events:
-            handle_grid_event(conn, event)
+            handle_grid_event(conn, DecodedEvent(event))
 
 
 def published(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
