@@ -178,7 +178,8 @@ def create_app(
     webhook_settings = webhooks or Settings().webhooks
     app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
     app.include_router(
-        asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
+        asyncapi_router(settings_document(Settings(), CONSUMERS)),
+        responses={200: {"model": AsyncApiDocument}},
     )
     access = policy or load_access_policy()
     workflow_config = functools.cache(lambda: default_tracker().config)

@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of the bus, built from the route table, the hub's own events and the consumers.
+"""The AsyncAPI 3.0 document of the bus, built from the event catalogue, the route table and the consumers.
 
 Channels are (exchange, routing-key template) pairs: a route's template such as
 `application.changed.{customer_class}` becomes the channel address with `customer_class` as a parameter.
@@ -25,35 +25,14 @@ from urllib.parse import unquote, urlsplit
 from fastapi import APIRouter
 
 from bus.namespace import broker_name
-from canonical_model.application import ConnectionApplication
-from canonical_model.planning import (
-    CAPACITY_FORECAST_EXCEEDED,
-    CAPACITY_FORECAST_ROUTING_PREFIX,
-    CapacityForecastAlert,
-)
-from canonical_model.projection import ProjectionUpdate
+from canonical_model.events import CATALOGUE, lookup
 from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
-from feasibility.service import FEASIBILITY_ASSESSED, ROUTING_PREFIX
-from feasibility.service import SCHEMA_NAME as FEASIBILITY_SCHEMA
 from ground.identity import DEFAULT_INSTANCE_URI, DEFAULT_NAMESPACE
 from ground.settings import Settings
-from mappings.engine import Mapping as FieldMapping
 from mappings.templates import parse_template
 from pipeline.config import load_hub_config
 from pipeline.consumers import ConsumerSpec
 from routes.table import Route
-from workflow.events import (
-    CASE_ASSIGNED,
-    CASE_AT_RISK,
-    CASE_FINDING_CLEARED,
-    CASE_FINDING_RAISED,
-    CASE_OVERDUE,
-    CASE_STAGE_CHANGED,
-    ROUTING_KEYS,
-)
-from workflow.projection import PROJECTION_UPDATED
-from workflow.projection import ROUTING_PREFIX as PROJECTION_PREFIX
-from yekuo.consumers import CONSUMERS
 
 ASYNCAPI_VERSION = "3.0.0"
 JSON_SCHEMA_2020_12 = "application/schema+json;version=2020-12"
@@ -81,18 +60,23 @@ class PublishedEvent:
     key_model: str
 
 
-def route_events(routes: Iterable[Route], mappings: Mapping[str, FieldMapping]) -> list[PublishedEvent]:
-    """What the routes of the route table publish."""
+def route_events(routes: Iterable[Route]) -> list[PublishedEvent]:
+    """What the routes of the route table publish, described as the event catalogue describes their types."""
     events = []
     for route in routes:
-        schema_name = schema_name_of(mappings[route.mapping].target)
+        entry = lookup(route.event_type)
+        if entry is None:
+            raise KeyError(
+                f"route {route.name} publishes {route.event_type}, which the event catalogue lacks"
+            )
+        schema_name = schema_name_of(entry.payload)
         events.append(
             PublishedEvent(
                 event_type=route.event_type,
                 exchange=route.exchange,
                 routing_key=route.routing_key.text,
                 schema_name=schema_name,
-                description=route.description or f"published by route {route.name}",
+                description=entry.description,
                 producer=f"route {route.name} ({route.source_system}/{route.record_type})",
                 key_model=schema_name,
             )
@@ -101,83 +85,19 @@ def route_events(routes: Iterable[Route], mappings: Mapping[str, FieldMapping]) 
 
 
 def hub_events(exchange: str) -> list[PublishedEvent]:
-    """The events the hub decides itself: stage changes, assignments, alerts, feasibility, planning alerts,
-    projections."""
-    application = schema_name_of(ConnectionApplication)
-    projection_schema = schema_name_of(ProjectionUpdate)
-
-    def case_event(event_type: str, schema_name: str, description: str, producer: str) -> PublishedEvent:
-        return PublishedEvent(
-            event_type=event_type,
-            exchange=exchange,
-            routing_key=f"{ROUTING_KEYS[event_type]}.{{customer_class}}",
-            schema_name=schema_name,
-            description=description,
-            producer=producer,
-            key_model=application,
-        )
-
+    """The events the hub decides itself, on the channels the event catalogue gives them."""
     return [
-        case_event(CASE_STAGE_CHANGED, "stage_transition.v1", "a case moved to another stage", "workflow"),
-        case_event(CASE_ASSIGNED, "survey_assignment.v1", "a site survey was assigned", "workflow monitor"),
-        case_event(
-            CASE_AT_RISK,
-            "case_alert.v1",
-            "a stage or the whole case (scope) is close to its time limit",
-            "workflow monitor",
-        ),
-        case_event(
-            CASE_OVERDUE,
-            "case_alert.v1",
-            "a stage or the whole case (scope) is past its time limit",
-            "workflow monitor",
-        ),
-        case_event(
-            CASE_FINDING_RAISED,
-            "consistency_finding.v1",
-            "a consistency rule found records of the case disagreeing (raised, or raised again)",
-            "workflow",
-        ),
-        case_event(
-            CASE_FINDING_CLEARED,
-            "consistency_finding.v1",
-            "a later record no longer disagrees: the finding is cleared",
-            "workflow",
-        ),
         PublishedEvent(
-            event_type=FEASIBILITY_ASSESSED,
+            event_type=entry.event_type,
             exchange=exchange,
-            routing_key=f"{ROUTING_PREFIX}.{{verdict}}",
-            schema_name=FEASIBILITY_SCHEMA,
-            description="the supply feasibility of an application was assessed",
-            producer="feasibility",
-            key_model=FEASIBILITY_SCHEMA,
-        ),
-        PublishedEvent(
-            event_type=CAPACITY_FORECAST_EXCEEDED,
-            exchange=exchange,
-            routing_key=f"{CAPACITY_FORECAST_ROUTING_PREFIX}.{{equipment_kind}}",
-            schema_name=schema_name_of(CapacityForecastAlert),
-            description="an equipment's forecast peak first crosses its load-rate (or N-1) limit in a month; "
-            "raised again only when that month or the limit changes",
-            producer="forecast refresh",
-            key_model=schema_name_of(CapacityForecastAlert),
-        ),
-        *(
-            PublishedEvent(
-                event_type=PROJECTION_UPDATED,
-                exchange=exchange,
-                routing_key=key,
-                schema_name=projection_schema,
-                description=f"the {projection} projection stored a change (read by the feasibility checks)",
-                producer=f"{projection} consumer",
-                key_model=projection_schema,
-            )
-            for projection, key in (
-                ("grid", f"{PROJECTION_PREFIX}.grid.{{equipment_kind}}"),
-                ("loads", f"{PROJECTION_PREFIX}.loads"),
-            )
-        ),
+            routing_key=channel.routing_key,
+            schema_name=schema_name_of(entry.payload),
+            description=entry.description,
+            producer=channel.producer,
+            key_model=schema_name_of(channel.key_model),
+        )
+        for entry in CATALOGUE
+        for channel in entry.channels
     ]
 
 
@@ -185,7 +105,7 @@ def build_asyncapi(
     events: Sequence[PublishedEvent],
     *,
     broker_url: str,
-    consumers: Sequence[ConsumerSpec] = CONSUMERS,
+    consumers: Sequence[ConsumerSpec],
     version: str = "1.0.0",
     namespace: str = DEFAULT_NAMESPACE,
     instance_uri: str = DEFAULT_INSTANCE_URI,
@@ -449,17 +369,16 @@ def _operation(
 
 def document_for(
     routes: Iterable[Route],
-    mappings: Mapping[str, FieldMapping],
     *,
     exchange: str,
     broker_url: str,
-    consumers: Sequence[ConsumerSpec] = CONSUMERS,
+    consumers: Sequence[ConsumerSpec],
     namespace: str = DEFAULT_NAMESPACE,
     instance_uri: str = DEFAULT_INSTANCE_URI,
 ) -> dict[str, Any]:
     """The document of a loaded configuration: its routes plus the hub's own events on its exchange."""
     return build_asyncapi(
-        [*route_events(routes, mappings), *hub_events(exchange)],
+        [*route_events(routes), *hub_events(exchange)],
         broker_url=broker_url,
         consumers=consumers,
         namespace=namespace,
@@ -467,14 +386,14 @@ def document_for(
     )
 
 
-def settings_document(settings: Settings) -> dict[str, Any]:
-    """The document of the configuration, exchange and broker the settings name."""
+def settings_document(settings: Settings, consumers: Sequence[ConsumerSpec]) -> dict[str, Any]:
+    """The document of the configuration, exchange and broker the settings name, read by the consumers."""
     config = load_hub_config(settings.config_dir)
     return document_for(
         config.routes,
-        config.mappings,
         exchange=settings.exchange,
         broker_url=settings.bus_url,
+        consumers=consumers,
         namespace=settings.bus_namespace,
         instance_uri=settings.instance_uri,
     )

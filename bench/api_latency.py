@@ -35,6 +35,7 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
 from ground.errors import ConfigError
 from ground.webserver import BackgroundServer
+from pipeline.decoded import DecodedEvent
 from pipeline.records import RawRecord
 from pipeline.routing import Router
 from store.database import utcnow
@@ -107,7 +108,7 @@ def seed_cases(
         with engine.begin() as conn:
             for events in lives[start : start + SEED_BATCH]:
                 for event in events:
-                    handle_event(conn, event)
+                    handle_event(conn, DecodedEvent(event))
     return numbers
 
 

@@ -29,14 +29,15 @@ from assistant.knowledge import KnowledgeBase, load_knowledge
 from assistant.retrieval import KnowledgeIndex
 from assistant.service import Assistant, AssistantAnswer
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
 from canonical_model.registry import schema_uri
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import ProgressSettings
+from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig, load_workflow_config
-from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED
 from workflow.progress import ProgressLookup
 from workflow.workdays import SHANGHAI, WorkingCalendar, local_date
 
@@ -101,8 +102,8 @@ class AssistantBench:
     results: tuple[AssistantLatency, ...]
 
 
-def _event(event_type: str, subject: str, schema: str, sequence: int, data: dict[str, Any]) -> CloudEvent:
-    return CloudEvent(
+def _event(event_type: str, subject: str, schema: str, sequence: int, data: dict[str, Any]) -> DecodedEvent:
+    event = CloudEvent(
         id=str(uuid.uuid4()),
         source="/marketing/application" if event_type == APPLICATION_CHANGED else "/marketing/customer",
         type=event_type,
@@ -113,6 +114,7 @@ def _event(event_type: str, subject: str, schema: str, sequence: int, data: dict
         sequence=sequence,
         data=data,
     )
+    return DecodedEvent(event)
 
 
 def _at_nine(day: date) -> str:

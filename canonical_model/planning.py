@@ -8,11 +8,6 @@ from pydantic import Field
 
 from canonical_model.common import CanonicalModel
 
-# The event that carries it, under grid.# like other news about grid equipment: the event feed and the
-# grid page read it there; it changes no equipment, so the grid projection leaves it.
-CAPACITY_FORECAST_EXCEEDED = "cn.yekuo.grid.capacity_forecast_exceeded.v1"
-CAPACITY_FORECAST_ROUTING_PREFIX = "grid.capacity_forecast_exceeded"
-
 
 class ForecastBand(CanonicalModel):
     """A prediction interval of the crossing month's peak."""

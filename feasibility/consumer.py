@@ -14,37 +14,28 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import Any
 
-import pydantic
 from sqlalchemy.engine import Connection
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
 from canonical_model.customer import Customer
-from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    APPLICATION_CHANGED,
+    CUSTOMER_CHANGED,
+    FEASIBILITY_ASSESSED,
+    PROJECTION_UPDATED,
+    STAGE_REPORTED,
+)
 from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
-from feasibility.service import FEASIBILITY_ASSESSED, CustomerFacts, FeasibilityService
-from ground.errors import SchemaViolationError
+from feasibility.service import CustomerFacts, FeasibilityService
 from ground.settings import Settings
-from workflow.projection import PROJECTION_UPDATED
+from pipeline.decoded import DecodedEvent
 
 log = logging.getLogger(__name__)
 
-APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
-STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
 TOPICS = ("application.#", "customer.#", "projection.#", "feasibility.#")
-
-
-def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
-    try:
-        return model.model_validate(event.data)
-    except pydantic.ValidationError as exc:
-        raise SchemaViolationError(
-            f"event {event.id} ({event.type}) is not a valid {model.__name__}: {exc}"
-        ) from exc
 
 
 class FeasibilityHandler:
@@ -53,11 +44,12 @@ class FeasibilityHandler:
     def __init__(self, service: FeasibilityService) -> None:
         self.service = service
 
-    def __call__(self, conn: Connection, event: CloudEvent) -> None:
+    def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
         if event.type == APPLICATION_CHANGED:
-            self._application(conn, event)
+            self._application(conn, decoded)
         elif event.type == STAGE_REPORTED:
-            report: StageReport = _validated(StageReport, event)
+            report = decoded.payload_as(StageReport)
             rules = self.service.config.rules_for()
             if report.stage in rules.release_stages:
                 self.service.release(conn, report.application_no)
@@ -67,13 +59,13 @@ class FeasibilityHandler:
             # A capacity change is judged against the customer's contract capacity. The record may come
             # after the application and the workflow may store it after this runs, so the event's own
             # facts are used.
-            customer: Customer = _validated(Customer, event)
+            customer = decoded.payload_as(Customer)
             facts = CustomerFacts(customer.contract_capacity_kva, customer.transformer_district_id)
             if self.service.keep_customer(conn, customer.customer_no, facts, event.sequence):
                 affected = self.service.of_customer(conn, customer.customer_no)
                 self.service.reassess(conn, affected, correlation_id=event.correlationid)
         elif event.type == PROJECTION_UPDATED:
-            update: ProjectionUpdate = _validated(ProjectionUpdate, event)
+            update = decoded.payload_as(ProjectionUpdate)
             affected = self.service.affected(conn, update.equipment_id, update.location)
             if affected:
                 self.service.reassess(conn, affected, correlation_id=event.correlationid)
@@ -81,8 +73,9 @@ class FeasibilityHandler:
             # Telemetry values and other application events do not change an assessment's inputs.
             log.debug("feasibility ignores %s (event %s)", event.type, event.id)
 
-    def _application(self, conn: Connection, event: CloudEvent) -> None:
-        application: ConnectionApplication = _validated(ConnectionApplication, event)
+    def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
+        application = decoded.payload_as(ConnectionApplication)
         rules = self.service.config.rules_for(application.org_no)
         if application.stage in rules.release_stages or application.legacy_status in rules.withdrawn_statuses:
             self.service.release(conn, application.application_no)
@@ -102,6 +95,6 @@ def default_handler() -> FeasibilityHandler:
     return FeasibilityHandler(FeasibilityService(config, exchange=settings.exchange))
 
 
-def handle_feasibility_event(conn: Connection, event: CloudEvent) -> None:
+def handle_feasibility_event(conn: Connection, decoded: DecodedEvent) -> None:
     """The feasibility consumer's handler: the default handler, loaded on first use."""
-    default_handler()(conn, event)
+    default_handler()(conn, decoded)

@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from canonical_model.application import BusinessType, ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import FEASIBILITY_ASSESSED, channel_of, listed
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult
-from canonical_model.registry import schema_uri
 from feasibility.basis import LV_MAX_KV
 from feasibility.config import FREES_CAPACITY, FeasibilityConfig, Rules
 from feasibility.engine import (
@@ -53,10 +53,7 @@ from store.schema import customers
 
 log = logging.getLogger(__name__)
 
-FEASIBILITY_ASSESSED = "cn.yekuo.application.feasibility_assessed.v1"
 FEASIBILITY_SOURCE = "/hub/feasibility"
-ROUTING_PREFIX = "feasibility.assessed"
-SCHEMA_NAME = "feasibility_assessment.v1"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -241,10 +238,10 @@ class FeasibilityService:
                 event_type=FEASIBILITY_ASSESSED,
                 source=FEASIBILITY_SOURCE,
                 subject=application_no,
-                dataschema=schema_uri(SCHEMA_NAME),
+                dataschema=listed(FEASIBILITY_ASSESSED).dataschema,
                 data=assessment.model_dump(mode="json", exclude_none=True),
                 exchange=self.exchange,
-                routing_key=f"{ROUTING_PREFIX}.{assessment.verdict.value}",
+                routing_key=channel_of(FEASIBILITY_ASSESSED).key(verdict=assessment.verdict.value),
                 time=assessment.assessed_at,
             ),
             correlation_id=correlation_id,

@@ -17,13 +17,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from canonical_model.planning import (
-    CAPACITY_FORECAST_EXCEEDED,
-    CAPACITY_FORECAST_ROUTING_PREFIX,
-    CapacityForecastAlert,
-    ForecastBand,
-)
-from canonical_model.registry import schema_uri
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED, channel_of, listed
+from canonical_model.planning import CapacityForecastAlert, ForecastBand
 from forecast.equipment import EquipmentForecast
 from forecast.limits import Limit
 from pipeline.outbox import stage_event
@@ -31,7 +26,6 @@ from pipeline.records import EventDraft
 from store.forecast import forecast_alerts
 
 FORECAST_SOURCE = "/hub/forecast"
-SCHEMA_NAME = "capacity_forecast_alert.v1"
 # A rate compared to a limit: equal within rounding is within the limit, as feasibility counts it.
 _TOLERANCE = 1e-9
 
@@ -102,10 +96,10 @@ def raise_alert(
             event_type=CAPACITY_FORECAST_EXCEEDED,
             source=FORECAST_SOURCE,
             subject=alert.equipment_id,
-            dataschema=schema_uri(SCHEMA_NAME),
+            dataschema=listed(CAPACITY_FORECAST_EXCEEDED).dataschema,
             data=data,
             exchange=exchange,
-            routing_key=f"{CAPACITY_FORECAST_ROUTING_PREFIX}.{alert.equipment_kind}",
+            routing_key=channel_of(CAPACITY_FORECAST_EXCEEDED).key(equipment_kind=alert.equipment_kind),
             time=now,
         ),
         correlation_id=correlation_id,

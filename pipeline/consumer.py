@@ -13,7 +13,9 @@ after the last retry it is parked. A message that is not a CloudEvent is parked 
 retrying cannot make it readable. Events are decoded in one place (pipeline.sealing.decode_event), which
 opens their sealed personal fields with the keyring of the consumer's engine; one whose personal field
 does not open (a key this hub lacks, an altered value) is parked as invalid too, to be replayed once the
-key is configured.
+key is configured. The handler receives each event as a DecodedEvent, which decodes its data into the
+catalogue's payload model once per delivery; data that does not satisfy the model fails the handler like
+any other error of it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.port import Bus, Delivery, Message
 from bus.retry import RetryPolicy, group_by_exchange, next_hop
-from canonical_model.envelope import CloudEvent
 from ground import metrics
+from pipeline.decoded import DecodedEvent
 from pipeline.sealing import SealedFieldError, decode_event
 from store.crypto import keyring_of
 from store.database import utcnow
@@ -46,7 +48,7 @@ _INBOX_SEEN = sa.select(inbox.c.event_id).where(
     inbox.c.consumer == sa.bindparam("consumer"), inbox.c.event_id == sa.bindparam("event_id")
 )
 
-EventHandler = Callable[[Connection, CloudEvent], None]
+EventHandler = Callable[[Connection, DecodedEvent], None]
 
 
 @dataclass
@@ -153,7 +155,7 @@ class InboxConsumer:
         """
         keyring = functools.partial(keyring_of, self._engine.dialect)
         try:
-            events = [decode_event(delivery.message.body, keyring) for delivery in deliveries]
+            events = [DecodedEvent(decode_event(delivery.message.body, keyring)) for delivery in deliveries]
         except (pydantic.ValidationError, SealedFieldError):
             return None
         failures: list[tuple[Delivery, BaseException]] = []
@@ -174,7 +176,8 @@ class InboxConsumer:
             if failed is None:
                 break
             index, error = failed
-            delivery, event = pending.pop(index)
+            delivery, decoded = pending.pop(index)
+            event = decoded.event
             log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, error)
             failures.append((delivery, error))
         self.stats.failed += len(failures)
@@ -185,18 +188,19 @@ class InboxConsumer:
         return [delivery for delivery, _ in pending], failures
 
     def _apply_all(
-        self, conn: Connection, events: list[CloudEvent], outcome: ConsumerStats
+        self, conn: Connection, events: list[DecodedEvent], outcome: ConsumerStats
     ) -> tuple[int, BaseException] | None:
         """Apply every new event and add them to the inbox; the position and error of a failing handler."""
-        seen = self._seen_of(conn, [event.id for event in events])
+        seen = self._seen_of(conn, [decoded.event.id for decoded in events])
         rows: list[dict[str, object]] = []
-        for index, event in enumerate(events):
+        for index, decoded in enumerate(events):
+            event = decoded.event
             if event.id in seen:
                 outcome.duplicates += 1
                 continue
             seen.add(event.id)
             try:
-                self._handler(conn, event)
+                self._handler(conn, decoded)
             except Exception as exc:
                 return index, exc
             rows.append({"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
@@ -230,7 +234,7 @@ class InboxConsumer:
         try:
             conn.execute(_INBOX_ADD, {"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
             with transaction_work(conn) as work:
-                self._handler(conn, event)
+                self._handler(conn, DecodedEvent(event))
                 work.finish(conn)
             savepoint.commit()
         except sa.exc.IntegrityError:

@@ -12,6 +12,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from canonical_model.envelope import EVENT_TYPE_PATTERN
+from canonical_model.events import lookup
 from ground.errors import MappingError
 from mappings.engine import Mapping
 from mappings.targets import always_present, is_scalar
@@ -350,12 +351,8 @@ def _route(
         )
 
     event_type = _text(entry, "event_type", file, diag)
-    if event_type is not None and not _EVENT_TYPE.match(event_type):
-        diag.error(
-            f"event type {event_type!r} does not look like cn.yekuo.<entity>.<change>.v<N>",
-            file,
-            key_line(entry, "event_type"),
-        )
+    if event_type is not None:
+        _check_event_type(event_type, mapping, file, key_line(entry, "event_type"), diag)
     exchange = _text(entry, "exchange", file, diag)
     routing_key = _template(entry, "routing_key", mapping, file, diag)
     subject = _template(entry, "subject", mapping, file, diag)
@@ -390,6 +387,29 @@ def _route(
         description=str(description),
         table=table,
     )
+
+
+def _check_event_type(
+    event_type: str, mapping: Mapping | None, file: str, line: int, diag: Diagnostics
+) -> None:
+    """A route publishes a type of the event catalogue, with the data that type carries."""
+    if not _EVENT_TYPE.match(event_type):
+        diag.error(
+            f"event type {event_type!r} does not look like cn.yekuo.<entity>.<change>.v<N>", file, line
+        )
+        return
+    listed = lookup(event_type)
+    if listed is None:
+        diag.error(
+            f"event type {event_type!r} is not in the event catalogue (canonical_model/events.py)", file, line
+        )
+    elif mapping is not None and mapping.target is not listed.payload:
+        diag.error(
+            f"event type {event_type} carries a {listed.payload.__name__}, but mapping {mapping.name!r} "
+            f"produces a {mapping.target.__name__}",
+            file,
+            line,
+        )
 
 
 def read_route_file(

@@ -15,18 +15,19 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
-from canonical_model.envelope import CloudEvent
 from canonical_model.pii import mask_document
 from canonical_model.registry import MODELS, schema_uri
+from pipeline.decoded import DecodedEvent
 from store.database import utcnow
 from store.event_feed import append_event, prune_feed
 from store.webhooks import prune_delivered, webhook_subscriptions
 from subscriptions.settings import SubscriptionSettings
 
 
-def record_feed_event(conn: Connection, event: CloudEvent) -> None:
-    """Append one bus event to the feed (the inbox makes it once; a known event id is skipped too)."""
-    append_event(conn, event.model_dump(mode="json"), utcnow())
+def record_feed_event(conn: Connection, decoded: DecodedEvent) -> None:
+    """Append one bus event to the feed as it came, whatever its type (the inbox makes it once; a known
+    event id is skipped too)."""
+    append_event(conn, decoded.event.model_dump(mode="json"), utcnow())
 
 
 def feed_topics(topics: Iterable[str]) -> tuple[str, ...]:

@@ -11,16 +11,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_EVENTS
 from ground.errors import InvalidRecordError
+from pipeline.decoded import DecodedEvent
 from store.database import utcnow
 from store.schema import case_feed
-from workflow.events import ROUTING_KEYS
 
 
-def record_case_event(conn: Connection, event: CloudEvent) -> None:
-    """Store one case event of the hub (idempotent on the event id)."""
-    if event.type not in ROUTING_KEYS:
+def record_case_event(conn: Connection, decoded: DecodedEvent) -> None:
+    """Store one case event of the hub (idempotent on the event id), with its data as it came."""
+    event = decoded.event
+    if event.type not in CASE_EVENTS:
         raise InvalidRecordError(f"the case feed takes case events only, not {event.type} (event {event.id})")
     exists = conn.execute(sa.select(case_feed.c.event_id).where(case_feed.c.event_id == event.id)).first()
     if exists is not None:

@@ -19,7 +19,6 @@ from functools import cache
 from importlib.metadata import version
 from typing import Any
 
-import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -27,10 +26,19 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.case import CaseOutcome, StageReport
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    APPLICATION_CHANGED,
+    CASE_STAGE_CHANGED,
+    CUSTOMER_CHANGED,
+    PROJECTION_UPDATED,
+    STAGE_REPORTED,
+    channel_of,
+    listed,
+)
 from canonical_model.projection import ProjectionUpdate
-from canonical_model.registry import schema_uri
-from ground.errors import InvalidRecordError, SchemaViolationError
+from ground.errors import InvalidRecordError
 from ground.settings import Settings
+from pipeline.decoded import DecodedEvent
 from pipeline.outbox import defer_event, stage_event
 from pipeline.records import EventDraft
 from store.database import utcnow
@@ -39,19 +47,10 @@ from store.schema import case_events, case_figures, cases, customers, stage_visi
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
-from workflow.events import (
-    APPLICATION_CHANGED,
-    CASE_STAGE_CHANGED,
-    CUSTOMER_CHANGED,
-    HUB_SOURCE,
-    ROUTING_KEYS,
-    STAGE_REPORTED,
-    CaseEvent,
-)
+from workflow.events import HUB_SOURCE, CaseEvent
 from workflow.facts import VisitFacts, case_facts, excess_days
 from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
 from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
-from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 
 DEFAULT_EXCHANGE = "yekuo.events"
@@ -84,21 +83,22 @@ class CaseTracker:
         self.exchange = exchange
         # Without rules nothing is checked: the stage tracking works alone.
         self.checker = ConsistencyChecker(consistency, exchange) if consistency is not None else None
-        self._handlers: dict[str, Callable[[Connection, CloudEvent], None]] = {
+        self._handlers: dict[str, Callable[[Connection, DecodedEvent], None]] = {
             APPLICATION_CHANGED: self._application_changed,
             STAGE_REPORTED: self._stage_reported,
             CUSTOMER_CHANGED: self._customer_changed,
             PROJECTION_UPDATED: self._projection_updated,
         }
 
-    def __call__(self, conn: Connection, event: CloudEvent) -> None:
+    def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
         """Apply one canonical event; an unknown type is an error, not a silent drop."""
+        event = decoded.event
         handler = self._handlers.get(event.type)
         if handler is None:
             raise InvalidRecordError(
                 f"workflow has no handler for event type {event.type} (event {event.id})"
             )
-        handler(conn, event)
+        handler(conn, decoded)
 
     def record(self, conn: Connection, event: CaseEvent) -> bool:
         """Keep an event of a case; False when it is kept already."""
@@ -142,9 +142,16 @@ class CaseTracker:
             for row in rows
         ]
 
-    def rebuild(self, conn: Connection, application_no: str, *, correlation_id: str) -> CaseState | None:
-        """Rebuild a case from its kept events, store it, and publish its new stage entries."""
+    def rebuild(
+        self, conn: Connection, application_no: str, *, correlation_id: str, arrived: CaseEvent | None = None
+    ) -> CaseState | None:
+        """Rebuild a case from its kept events, store it, and publish its new stage entries.
+
+        arrived: the event just kept, whose payload is decoded already; the others are read back.
+        """
         events = self.events_of(conn, application_no)
+        if arrived is not None:
+            events = [arrived if event.event_id == arrived.event_id else event for event in events]
         state = fold_case(events, self.config, self.calendar)
         if state is None:
             return None
@@ -171,7 +178,6 @@ class CaseTracker:
                         state,
                         CASE_STAGE_CHANGED,
                         entry.model_dump(mode="json"),
-                        "stage_transition.v1",
                         entry.at,
                     ),
                     correlation_id=correlation_id,
@@ -184,55 +190,60 @@ class CaseTracker:
         state: CaseState,
         event_type: str,
         data: dict[str, Any],
-        schema_name: str,
         *,
         correlation_id: str,
         time: datetime | None = None,
     ) -> CloudEvent:
         """Stage one of the hub's case events in the outbox."""
-        return stage_event(
-            conn, self._draft(state, event_type, data, schema_name, time), correlation_id=correlation_id
-        )
+        return stage_event(conn, self._draft(state, event_type, data, time), correlation_id=correlation_id)
 
     def _draft(
-        self, state: CaseState, event_type: str, data: dict[str, Any], schema_name: str, time: datetime | None
+        self, state: CaseState, event_type: str, data: dict[str, Any], time: datetime | None
     ) -> EventDraft:
         return EventDraft(
             event_type=event_type,
             source=HUB_SOURCE,
             subject=state.application_no,
-            dataschema=schema_uri(schema_name),
+            dataschema=listed(event_type).dataschema,
             data=data,
             exchange=self.exchange,
-            routing_key=f"{ROUTING_KEYS[event_type]}.{state.application.customer_class.value}",
+            routing_key=channel_of(event_type).key(customer_class=state.application.customer_class.value),
             time=time,
         )
 
-    def _application_changed(self, conn: Connection, event: CloudEvent) -> None:
-        application = _validated(ConnectionApplication, event)
-        stored = CaseEvent.of(event, application.application_no, application.updated_at)
+    def _application_changed(self, conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
+        application = decoded.payload_as(ConnectionApplication)
+        stored = CaseEvent.of(event, application.application_no, application.updated_at, payload=application)
         if not self.record(conn, stored):
             return
-        state = self.rebuild(conn, application.application_no, correlation_id=event.correlationid)
+        state = self.rebuild(
+            conn, application.application_no, correlation_id=event.correlationid, arrived=stored
+        )
         if state is not None and self.checker is not None:
             # The folded application is the latest record, whatever order the events arrived in.
             self.checker.check_application(conn, state.application, correlation_id=event.correlationid)
 
-    def _customer_changed(self, conn: Connection, event: CloudEvent) -> None:
-        customer = apply_customer_changed(conn, event)
+    def _customer_changed(self, conn: Connection, decoded: DecodedEvent) -> None:
+        customer = apply_customer_changed(conn, decoded)
         if self.checker is not None:
-            self.checker.check_customer(conn, customer.customer_no, correlation_id=event.correlationid)
+            self.checker.check_customer(
+                conn, customer.customer_no, correlation_id=decoded.event.correlationid
+            )
 
-    def _projection_updated(self, conn: Connection, event: CloudEvent) -> None:
-        update: ProjectionUpdate = _validated(ProjectionUpdate, event)
+    def _projection_updated(self, conn: Connection, decoded: DecodedEvent) -> None:
+        update = decoded.payload_as(ProjectionUpdate)
         if self.checker is not None and update.equipment_kind == TRANSFORMER_KIND:
-            self.checker.check_grid_change(conn, update.equipment_id, correlation_id=event.correlationid)
+            self.checker.check_grid_change(
+                conn, update.equipment_id, correlation_id=decoded.event.correlationid
+            )
 
-    def _stage_reported(self, conn: Connection, event: CloudEvent) -> None:
-        report = _validated(StageReport, event)
-        stored = CaseEvent.of(event, report.application_no, report.at)
+    def _stage_reported(self, conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
+        report = decoded.payload_as(StageReport)
+        stored = CaseEvent.of(event, report.application_no, report.at, payload=report)
         if self.record(conn, stored):
-            self.rebuild(conn, report.application_no, correlation_id=event.correlationid)
+            self.rebuild(conn, report.application_no, correlation_id=event.correlationid, arrived=stored)
 
     def _store(self, conn: Connection, state: CaseState, event_count: int) -> None:
         application_no = state.application_no
@@ -355,18 +366,10 @@ class CaseTracker:
         conn.execute(case_figures.insert(), facts.row())
 
 
-def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
-    try:
-        return model.model_validate(event.data)
-    except pydantic.ValidationError as exc:
-        raise SchemaViolationError(
-            f"event {event.id} ({event.type}) is not a valid {model.__name__}: {exc}"
-        ) from exc
-
-
-def apply_customer_changed(conn: Connection, event: CloudEvent) -> Customer:
+def apply_customer_changed(conn: Connection, decoded: DecodedEvent) -> Customer:
     """Keep the latest customer document for the API, ignoring updates older than the one stored."""
-    customer: Customer = _validated(Customer, event)
+    event = decoded.event
+    customer = decoded.payload_as(Customer)
     document = customer.model_dump(mode="json", exclude_none=True)
     row = conn.execute(
         sa.select(customers.c.last_sequence).where(customers.c.customer_no == customer.customer_no)
@@ -400,6 +403,6 @@ def default_tracker() -> CaseTracker:
     )
 
 
-def handle_event(conn: Connection, event: CloudEvent) -> None:
+def handle_event(conn: Connection, decoded: DecodedEvent) -> None:
     """The workflow consumer's handler: the default tracker, loaded on first use."""
-    default_tracker()(conn, event)
+    default_tracker()(conn, decoded)

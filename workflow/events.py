@@ -1,38 +1,25 @@
-"""Event types the workflow consumes and publishes, and the stored form of an event a case is built from."""
+"""The stored form of an event a case is built from, and the source of the hub's own case events."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_EVENTS, channel_of
+from canonical_model.events import CASE_STAGE_CHANGED as CASE_STAGE_CHANGED
 
-APPLICATION_CHANGED = "cn.yekuo.application.changed.v1"
-CUSTOMER_CHANGED = "cn.yekuo.customer.changed.v1"
-# A legacy system other than marketing (PMS, dispatch) reporting a stage change of an application.
-STAGE_REPORTED = "cn.yekuo.application.stage_reported.v1"
-
-CASE_STAGE_CHANGED = "cn.yekuo.case.stage_changed.v1"
-CASE_ASSIGNED = "cn.yekuo.case.assigned.v1"
-CASE_AT_RISK = "cn.yekuo.case.at_risk.v1"
-CASE_OVERDUE = "cn.yekuo.case.overdue.v1"
-CASE_FINDING_RAISED = "cn.yekuo.case.consistency_finding.v1"
-CASE_FINDING_CLEARED = "cn.yekuo.case.consistency_cleared.v1"
+M = TypeVar("M", bound=BaseModel)
 
 # The hub's own events: decisions kept with the case, and notifications for other consumers.
 HUB_SOURCE = "/hub/workflow"
 HUB_SYSTEM = "hub"
-# Routing keys of the hub's case events: case.<what>.<customer class>.
-ROUTING_KEYS = {
-    CASE_STAGE_CHANGED: "case.stage_changed",
-    CASE_ASSIGNED: "case.assigned",
-    CASE_AT_RISK: "case.at_risk",
-    CASE_OVERDUE: "case.overdue",
-    CASE_FINDING_RAISED: "case.consistency_finding",
-    CASE_FINDING_CLEARED: "case.consistency_cleared",
-}
+# The dashboard pages read the case events from here: their types, and their routing-key prefixes.
+ROUTING_KEYS = {event_type: channel_of(event_type).prefix for event_type in CASE_EVENTS}
 
 
 def system_of(source: str) -> str:
@@ -46,6 +33,7 @@ class CaseEvent:
 
     time is when the change happened at its source: the record's change time for an application, the
     reported time for a stage report, the decision time for the hub's own events.
+    payload: the data as its model, when the event was decoded on arrival; a kept event read back has none.
     """
 
     event_id: str
@@ -56,6 +44,7 @@ class CaseEvent:
     time: datetime
     data: Mapping[str, Any]
     visit: str | None = None
+    payload: BaseModel | None = field(default=None, compare=False)
 
     @property
     def system(self) -> str:
@@ -69,9 +58,29 @@ class CaseEvent:
 
     @classmethod
     def of(
-        cls, event: CloudEvent, application_no: str, time: datetime, visit: str | None = None
+        cls,
+        event: CloudEvent,
+        application_no: str,
+        time: datetime,
+        visit: str | None = None,
+        payload: BaseModel | None = None,
     ) -> CaseEvent:
-        """The stored form of a CloudEvent."""
+        """The stored form of a CloudEvent, with its payload when it was decoded already."""
         return cls(
-            event.id, application_no, event.producer, event.sequence, event.type, time, event.data, visit
+            event.id,
+            application_no,
+            event.producer,
+            event.sequence,
+            event.type,
+            time,
+            event.data,
+            visit,
+            payload,
         )
+
+
+def payload_of(event: CaseEvent, model: type[M]) -> M:
+    """A kept event's data as a model: the payload decoded on arrival, or else the kept data validated."""
+    if isinstance(event.payload, model):
+        return event.payload
+    return model.model_validate(event.data)

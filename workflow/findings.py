@@ -24,8 +24,8 @@ from canonical_model.application import ConnectionApplication
 from canonical_model.common import GeoPoint
 from canonical_model.consistency import ConsistencyFinding, FindingState, FindingValue
 from canonical_model.customer import Customer
+from canonical_model.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, channel_of, listed
 from canonical_model.pii import mask_value
-from canonical_model.registry import schema_uri
 from feasibility.inputs import bbox_around
 from pipeline.outbox import stage_event
 from pipeline.records import EventDraft
@@ -41,9 +41,8 @@ from workflow.consistency import (
     TransformerFacts,
     address_key,
 )
-from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, HUB_SOURCE, ROUTING_KEYS
+from workflow.events import HUB_SOURCE
 
-FINDING_SCHEMA = "consistency_finding.v1"
 TRANSFORMER_KIND = "transformer"
 # Kinds whose findings a change of PMS data can resolve.
 GRID_KINDS = frozenset({"equipment_unknown", "capacity_voltage_mismatch", "site_outside_supply_radius"})
@@ -356,10 +355,10 @@ class ConsistencyChecker:
             event_type=event_type,
             source=HUB_SOURCE,
             subject=application.application_no,
-            dataschema=schema_uri(FINDING_SCHEMA),
+            dataschema=listed(event_type).dataschema,
             data=data,
             exchange=self.exchange,
-            routing_key=f"{ROUTING_KEYS[event_type]}.{application.customer_class.value}",
+            routing_key=channel_of(event_type).key(customer_class=application.customer_class.value),
             time=_time(finding),
         )
         stage_event(conn, draft, correlation_id=correlation_id)

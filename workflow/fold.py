@@ -33,13 +33,9 @@ from canonical_model.case import (
     SurveyAssignment,
     TimelineKind,
 )
+from canonical_model.events import APPLICATION_CHANGED, CASE_ASSIGNED, STAGE_REPORTED
 from workflow.config import Flow, Province, WorkflowConfig
-from workflow.events import (
-    APPLICATION_CHANGED,
-    CASE_ASSIGNED,
-    STAGE_REPORTED,
-    CaseEvent,
-)
+from workflow.events import CaseEvent, payload_of
 from workflow.workdays import Deadline, WorkingCalendar, local_date
 
 # Timeline kinds that put the case into a stage: each of them is published as case.stage_changed.
@@ -218,7 +214,7 @@ class _Builder:
 
     def apply(self, event: CaseEvent) -> None:
         if event.type == APPLICATION_CHANGED:
-            application = ConnectionApplication.model_validate(event.data)
+            application = payload_of(event, ConnectionApplication)
             if self.state is None:
                 self._open(application, event)
                 for waiting, report in self.waiting:
@@ -227,7 +223,7 @@ class _Builder:
             else:
                 self._update(application, event)
         elif event.type == STAGE_REPORTED:
-            report = StageReport.model_validate(event.data)
+            report = payload_of(event, StageReport)
             if self.state is None:
                 # A stage report can overtake the application itself; it applies once the case opens.
                 self.waiting.append((event, report))
@@ -527,7 +523,7 @@ def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:
     for event in decisions:
         entry: StageTransition
         if event.type == CASE_ASSIGNED:
-            assignment = SurveyAssignment.model_validate(event.data)
+            assignment = payload_of(event, SurveyAssignment)
             state.assignments.append(assignment)
             entry = StageTransition(
                 application_no=state.application_no,
@@ -542,7 +538,7 @@ def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:
                 note=assignment.reason,
             )
         else:
-            alert = CaseAlert.model_validate(event.data)
+            alert = payload_of(event, CaseAlert)
             state.alerts.add((alert.kind, alert.visit))
             entry = StageTransition(
                 application_no=state.application_no,

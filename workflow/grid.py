@@ -4,10 +4,10 @@ Every stored change is announced (workflow/projection.py) for the feasibility ch
 projection only once it holds the change.
 
 Any kind the routes publish under that pattern is kept, so a newly onboarded PMS table needs no code here.
-The document is validated against the canonical model its event names (dataschema). Ordering is guarded per
-equipment: a change older than the last applied change of the same source (by sequence) is ignored, and a
-deletion marks the row instead of removing it, so that a change the deletion already superseded (by source
-time) cannot bring the equipment back, while a later re-insertion does.
+The document is validated against the payload model of its event type, which its dataschema must name.
+Ordering is guarded per equipment: a change older than the last applied change of the same source (by
+sequence) is ignored, and a deletion marks the row instead of removing it, so that a change the deletion
+already superseded (by source time) cannot bring the equipment back, while a later re-insertion does.
 
 Several systems may describe the same equipment: PMS, the system of record, and the dispatch model files
 (CIM/E Substation and Feeder blocks) use the same ids. Sequences are counted per source, so they are compared
@@ -23,35 +23,40 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED, lookup
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import MODELS, schema_uri
+from pipeline.decoded import DecodedEvent
 from store.database import utcnow
 from store.grid import bump_grid_revision, cell_of, cells_covering, grid_equipment
 from workflow.projection import announce
 
 GRID_EVENT = re.compile(r"^cn\.yekuo\.grid\.(?P<kind>[a-z_]+)\.(?P<change>changed|deleted)\.v[0-9]+$")
-_MODELS_BY_SCHEMA: dict[str, type[BaseModel]] = {schema_uri(name): model for model, name in MODELS.values()}
+_SCHEMAS = frozenset(schema_uri(name) for _, name in MODELS.values())
 # Legacy systems whose word on equipment wins over any other's.
 RECORD_SYSTEMS = frozenset({"pms"})
 
 
-def handle_grid_event(conn: Connection, event: CloudEvent) -> None:
+def handle_grid_event(conn: Connection, decoded: DecodedEvent) -> None:
     """Apply one grid event to the projection; an unknown event type or schema is an error, not a drop."""
+    event = decoded.event
     if event.type == CAPACITY_FORECAST_EXCEEDED:
         return
     match = GRID_EVENT.match(event.type)
-    if match is None:
+    listed = lookup(event.type)
+    if match is None or listed is None:
         raise ValueError(f"the grid consumer has no handler for event type {event.type}")
-    model = _MODELS_BY_SCHEMA.get(event.dataschema)
-    if model is None:
+    if event.dataschema not in _SCHEMAS:
         raise ValueError(f"event {event.id} names an unknown data schema {event.dataschema}")
-    document: dict[str, Any] = model.model_validate(event.data).model_dump(mode="json", exclude_none=True)
+    if event.dataschema != listed.dataschema:
+        raise ValueError(
+            f"event {event.id} names data schema {event.dataschema}, its type {listed.dataschema}"
+        )
+    document: dict[str, Any] = decoded.payload.model_dump(mode="json", exclude_none=True)
     kind = match["kind"]
     if match["change"] == "changed":
         _apply_change(conn, kind, event, document)

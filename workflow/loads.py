@@ -12,21 +12,24 @@ from datetime import date
 from sqlalchemy.engine import Connection
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    LOAD_MEASUREMENT_RECORDED,
+    LOAD_POWER_FACTOR_RECORDED,
+    LOAD_PROFILE_RECORDED,
+)
 from canonical_model.load import LoadProfile, Measurement, PowerFactorProfile
 from canonical_model.projection import Projection, ProjectionUpdate
 from ground.errors import InvalidRecordError
+from pipeline.decoded import DecodedEvent
 from store.loads import FactorCurve, upsert_measurement, upsert_power_factors, upsert_profile
 from workflow.projection import announce
 
-PROFILE_RECORDED = "cn.yekuo.load.profile.recorded.v1"
-MEASUREMENT_RECORDED = "cn.yekuo.load.measurement.recorded.v1"
-POWER_FACTOR_RECORDED = "cn.yekuo.load.power_factor.recorded.v1"
 
-
-def handle_load_event(conn: Connection, event: CloudEvent) -> None:
+def handle_load_event(conn: Connection, decoded: DecodedEvent) -> None:
     """Apply one load event; an older profile of the same source and subject does not replace a newer one."""
-    if event.type == PROFILE_RECORDED:
-        profile = LoadProfile.model_validate(event.data)
+    event = decoded.event
+    if event.type == LOAD_PROFILE_RECORDED:
+        profile = decoded.payload_as(LoadProfile)
         stored = upsert_profile(
             conn,
             profile.model_dump(mode="json", exclude_none=True),
@@ -39,8 +42,8 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
         )
         if stored:
             _announce(conn, event, profile.equipment_id, profile.data_date)
-    elif event.type == POWER_FACTOR_RECORDED:
-        factors = PowerFactorProfile.model_validate(event.data)
+    elif event.type == LOAD_POWER_FACTOR_RECORDED:
+        factors = decoded.payload_as(PowerFactorProfile)
         curve = FactorCurve(
             equipment_id=factors.equipment_id,
             data_date=factors.data_date,
@@ -53,8 +56,8 @@ def handle_load_event(conn: Connection, event: CloudEvent) -> None:
             conn, curve, event_source=event.producer, sequence=event.sequence, event_id=event.id
         ):
             _announce(conn, event, factors.equipment_id, factors.data_date)
-    elif event.type == MEASUREMENT_RECORDED:
-        measurement = Measurement.model_validate(event.data)
+    elif event.type == LOAD_MEASUREMENT_RECORDED:
+        measurement = decoded.payload_as(Measurement)
         upsert_measurement(
             conn,
             {

@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.case import AlertKind, AlertScope, CaseAlert, CaseStatus
+from canonical_model.events import CASE_ASSIGNED, CASE_AT_RISK, CASE_OVERDUE
 from store.database import utcnow
 from store.schema import cases
 from workflow.assignment import choose_assignee, open_workload
 from workflow.cases import CaseTracker, calendar_signature, default_tracker
-from workflow.events import CASE_ASSIGNED, CASE_AT_RISK, CASE_OVERDUE, CaseEvent
+from workflow.events import CaseEvent
 from workflow.fold import END_TO_END, CaseState, fold_case
 from workflow.workdays import local_date
 
@@ -137,7 +138,6 @@ class CaseMonitor:
             state,
             CASE_ASSIGNED,
             assignment.model_dump(mode="json"),
-            "survey_assignment.v1",
             assignment.visit,
             now,
             correlation_id,
@@ -184,7 +184,6 @@ class CaseMonitor:
             state,
             _ALERT_TYPES[kind],
             alert.model_dump(mode="json"),
-            "case_alert.v1",
             alert.visit,
             now,
             correlation_id,
@@ -271,7 +270,6 @@ class CaseMonitor:
         state: CaseState,
         event_type: str,
         data: dict[str, object],
-        schema_name: str,
         visit: str,
         now: datetime,
         correlation_id: str,
@@ -280,7 +278,7 @@ class CaseMonitor:
         savepoint = conn.begin_nested()
         try:
             event = self.tracker.publish(
-                conn, state, event_type, dict(data), schema_name, correlation_id=correlation_id, time=now
+                conn, state, event_type, dict(data), correlation_id=correlation_id, time=now
             )
             self.tracker.record(conn, CaseEvent.of(event, state.application_no, now, visit))
         except sa.exc.IntegrityError:

@@ -11,14 +11,11 @@ from functools import cache
 from sqlalchemy.engine import Connection
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import PROJECTION_CHANNELS, PROJECTION_UPDATED, listed
 from canonical_model.projection import ProjectionUpdate
-from canonical_model.registry import schema_name_of, schema_uri
 from ground.settings import Settings
 from pipeline.outbox import defer_event
 from pipeline.records import EventDraft
-
-PROJECTION_UPDATED = "cn.yekuo.projection.updated.v1"
-ROUTING_PREFIX = "projection"
 
 
 @cache
@@ -28,10 +25,8 @@ def _exchange() -> str:
 
 def routing_key(update: ProjectionUpdate) -> str:
     """projection.grid.<kind> or projection.loads."""
-    parts = [ROUTING_PREFIX, update.projection.value]
-    if update.equipment_kind:
-        parts.append(update.equipment_kind)
-    return ".".join(parts)
+    kind = {"equipment_kind": update.equipment_kind} if update.equipment_kind else {}
+    return PROJECTION_CHANNELS[update.projection].key(**kind)
 
 
 def announce(conn: Connection, update: ProjectionUpdate, cause: CloudEvent) -> None:
@@ -42,7 +37,7 @@ def announce(conn: Connection, update: ProjectionUpdate, cause: CloudEvent) -> N
             event_type=PROJECTION_UPDATED,
             source=f"/hub/projection/{update.projection.value}",
             subject=update.equipment_id,
-            dataschema=schema_uri(schema_name_of(ProjectionUpdate)),
+            dataschema=listed(PROJECTION_UPDATED).dataschema,
             data=update.model_dump(mode="json", exclude_none=True),
             exchange=_exchange(),
             routing_key=routing_key(update),

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from canonical_model.case import CaseOutcome, CaseStatus
+from canonical_model.events import CASE_ASSIGNED
 from store.database import utcnow
 from store.schema import case_events, cases, customers, stage_visits, timeline
-from workflow.events import CASE_ASSIGNED
 from workflow.workdays import WorkingCalendar, local_date
 
 # Outcomes of a case closed without power.

@@ -21,17 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import pydantic
 from sqlalchemy.engine import Connection
 
 from canonical_model.case import StageTransition, TimelineKind
-from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_STAGE_CHANGED, FEASIBILITY_ASSESSED, channel_of
 from canonical_model.feasibility import FeasibilityAssessment
-from feasibility.service import FEASIBILITY_ASSESSED
-from feasibility.service import ROUTING_PREFIX as FEASIBILITY_ROUTING_PREFIX
-from ground.errors import InvalidRecordError, SchemaViolationError
+from ground.errors import InvalidRecordError
+from pipeline.decoded import DecodedEvent
 from store.submissions import add_writeback
-from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
 
 # Sources whose stage changes the marketing system knows already: its own, and none the hub decides.
 NOT_WRITTEN_BACK = frozenset({"marketing", "hub"})
@@ -50,7 +47,7 @@ class MarketingTerms(Protocol):
         ...
 
 
-ArgumentBuilder = Callable[[CloudEvent, MarketingTerms], dict[str, Any] | None]
+ArgumentBuilder = Callable[[DecodedEvent, MarketingTerms], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -63,18 +60,10 @@ class WritebackRule:
     arguments: ArgumentBuilder
 
 
-def _validated(model: type[pydantic.BaseModel], event: CloudEvent) -> Any:
-    try:
-        return model.model_validate(event.data)
-    except pydantic.ValidationError as exc:
-        raise SchemaViolationError(
-            f"event {event.id} ({event.type}) is not a {model.__name__}: {exc}"
-        ) from exc
-
-
-def stage_change_arguments(event: CloudEvent, codes: MarketingTerms) -> dict[str, Any] | None:
+def stage_change_arguments(decoded: DecodedEvent, codes: MarketingTerms) -> dict[str, Any] | None:
     """UpdateApplicationStage arguments for a stage the case entered, or None when it came from marketing."""
-    entry: StageTransition = _validated(StageTransition, event)
+    event = decoded.event
+    entry = decoded.payload_as(StageTransition)
     if entry.source_system in NOT_WRITTEN_BACK or entry.kind not in WRITTEN_KINDS or entry.stage_to is None:
         return None
     return {
@@ -87,13 +76,14 @@ def stage_change_arguments(event: CloudEvent, codes: MarketingTerms) -> dict[str
     }
 
 
-def feasibility_arguments(event: CloudEvent, codes: MarketingTerms) -> dict[str, Any] | None:
+def feasibility_arguments(decoded: DecodedEvent, codes: MarketingTerms) -> dict[str, Any] | None:
     """RecordFeasibilityResult arguments for an assessment of an application, or None for a preview.
 
     A recommended voltage the marketing system has no VOLT_CODE for is left out of supplyVoltCode and
     named in the remark instead, so the verdict still gets through.
     """
-    assessment: FeasibilityAssessment = _validated(FeasibilityAssessment, event)
+    event = decoded.event
+    assessment = decoded.payload_as(FeasibilityAssessment)
     if assessment.application_no is None:
         return None
     voltage = assessment.recommended_voltage_kv
@@ -139,10 +129,10 @@ def _judgement(assessment: FeasibilityAssessment) -> list[str]:
 
 WRITEBACK_RULES: dict[str, WritebackRule] = {
     CASE_STAGE_CHANGED: WritebackRule(
-        f"{ROUTING_KEYS[CASE_STAGE_CHANGED]}.#", "UpdateApplicationStage", stage_change_arguments
+        f"{channel_of(CASE_STAGE_CHANGED).prefix}.#", "UpdateApplicationStage", stage_change_arguments
     ),
     FEASIBILITY_ASSESSED: WritebackRule(
-        f"{FEASIBILITY_ROUTING_PREFIX}.#", "RecordFeasibilityResult", feasibility_arguments
+        f"{channel_of(FEASIBILITY_ASSESSED).prefix}.#", "RecordFeasibilityResult", feasibility_arguments
     ),
 }
 
@@ -163,11 +153,12 @@ class WritebackHandler:
         self._rules = dict(rules)
         self._codes = codes
 
-    def __call__(self, conn: Connection, event: CloudEvent) -> None:
+    def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
         rule = self._rules.get(event.type)
         if rule is None:
             raise InvalidRecordError(f"marketing write-back has no rule for {event.type} (event {event.id})")
-        arguments = rule.arguments(event, self._codes())
+        arguments = rule.arguments(decoded, self._codes())
         if arguments is None:
             return
         add_writeback(

@@ -55,8 +55,9 @@ def _schemas_export(args: argparse.Namespace) -> int:
 
 def _asyncapi_export(args: argparse.Namespace) -> int:
     from api.asyncapi import render, settings_document
+    from yekuo.consumers import CONSUMERS
 
-    text = render(settings_document(Settings()))
+    text = render(settings_document(Settings(), CONSUMERS))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(args.out)

@@ -14,10 +14,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import open_bus
 from bus.port import ExchangeSpec, Topology
-from canonical_model.envelope import CloudEvent
 from ground.errors import UnroutableError
 from ground.settings import DeliverySettings, Settings
 from pipeline.consumers import ConsumerSpec
+from pipeline.decoded import DecodedEvent
 from pipeline.outbox import OutboxRelay, stage_event
 from store.parking import list_parked
 from store.schema import outbox
@@ -99,10 +99,10 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
 def test_a_poison_message_is_parked_after_its_retries_and_the_rest_flows(
     rabbitmq_url: str, postgres_engine: Engine, clean_queues: None
 ) -> None:
-    def poisoned(conn: Connection, event: CloudEvent) -> None:
-        if event.subject == "POISON":
+    def poisoned(conn: Connection, decoded: DecodedEvent) -> None:
+        if decoded.event.subject == "POISON":
             raise ValueError("stage code 'ZZ' is not in the stage model")
-        handle_event(conn, event)
+        handle_event(conn, decoded)
 
     spec = ConsumerSpec("workflow", WORKFLOW.topics, poisoned)
     hub = Hub(_settings(rabbitmq_url, [200, 400]), sources=[], engine=postgres_engine, consumers=[spec])

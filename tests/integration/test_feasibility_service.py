@@ -16,13 +16,15 @@ from sqlalchemy.engine import Engine
 from api.feasibility import feasibility_router
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, FEASIBILITY_ASSESSED, PROJECTION_UPDATED
 from canonical_model.feasibility import FeasibilityAssessment, RuleResult, Verdict
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
-from feasibility.consumer import APPLICATION_CHANGED, TOPICS, FeasibilityHandler
-from feasibility.service import FEASIBILITY_ASSESSED, FeasibilityService
+from feasibility.consumer import TOPICS, FeasibilityHandler
+from feasibility.service import FeasibilityService
 from ground import clock
+from pipeline.decoded import DecodedEvent
 from store.schema import outbox
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
@@ -37,7 +39,6 @@ from tests.unit.feasibility.builders import (
     transformer,
 )
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 
 CONFIG = load_feasibility_config(ROOT)
@@ -186,14 +187,14 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
 ) -> None:
     handler = FeasibilityHandler(service)
     with grid.begin() as conn:
-        handler(conn, _application_event(application("A1", 100)))
+        handler(conn, DecodedEvent(_application_event(application("A1", 100))))
     assert _published(grid) == [(FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.feasible")]
     # A new profile of the transformer it used runs the assessment again: 270 kW / 0.9 = 300 kVA is within
     # 0.8 x 400 = 320 kVA before the request, and 300 + 100 = 400 > 320 after it: the request itself needs
     # reinforcement.
     with grid.begin() as conn:
         store_peak(conn, "T1", 270)
-        handler(conn, _load_update("T1"))
+        handler(conn, DecodedEvent(_load_update("T1")))
     assert _published(grid)[-1] == (FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.needs_reinforcement")
     with grid.connect() as conn:
         assert reservations(conn) == []
@@ -201,18 +202,18 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     assert kept is not None and kept["verdict"] == "needs_reinforcement"
     with grid.begin() as conn:
         store_peak(conn, "T1", 150)
-        handler(conn, _load_update("T1"))
+        handler(conn, DecodedEvent(_load_update("T1")))
     with grid.connect() as conn:
         assert reservations(conn) == [("A1", "T1", 100.0)]
     with grid.begin() as conn:
-        handler(conn, _application_event(application("A1", 100, stage="energisation")))
+        handler(conn, DecodedEvent(_application_event(application("A1", 100, stage="energisation"))))
     with grid.connect() as conn:
         # Energised: the capacity stays promised until the new load shows in T1's measured peaks.
         assert reservations(conn) == [("A1", "T1", 100.0)]
     # Once energised, grid changes no longer re-run it.
     count = len(_published(grid))
     with grid.begin() as conn:
-        handler(conn, _load_update("T1"))
+        handler(conn, DecodedEvent(_load_update("T1")))
     assert len(_published(grid)) == count
 
 
@@ -221,7 +222,7 @@ def test_a_new_transformer_near_an_open_site_reassesses_it(
 ) -> None:
     handler = FeasibilityHandler(service)
     with sqlite_engine.begin() as conn:
-        handler(conn, _application_event(application("A1", 100)))
+        handler(conn, DecodedEvent(_application_event(application("A1", 100))))
     assert _published(sqlite_engine)[-1][2] == "feasibility.assessed.not_feasible"
     new = transformer("T9", "F1", "S1", 80)
     with sqlite_engine.begin() as conn:
@@ -233,12 +234,15 @@ def test_a_new_transformer_near_an_open_site_reassesses_it(
     data = new.model_dump(mode="json", exclude_none=True)
     with sqlite_engine.begin() as conn:
         handle_grid_event(
-            conn, _event("cn.yekuo.grid.transformer.changed.v1", "T9", data, "distribution_transformer.v1")
+            conn,
+            DecodedEvent(
+                _event("cn.yekuo.grid.transformer.changed.v1", "T9", data, "distribution_transformer.v1")
+            ),
         )
     (notice,) = _outbox_events(sqlite_engine, PROJECTION_UPDATED)
     assert (notice.subject, notice.data["equipment_kind"]) == ("T9", "transformer")
     with sqlite_engine.begin() as conn:
-        handler(conn, notice)
+        handler(conn, DecodedEvent(notice))
     assert _published(sqlite_engine)[-1][2] == "feasibility.assessed.feasible"
 
 

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from canonical_model.events import FEASIBILITY_ASSESSED, STAGE_REPORTED
 from canonical_model.registry import schema_uri
-from feasibility.service import FEASIBILITY_ASSESSED
 from pipeline.outbox import stage_event
 from pipeline.records import EventDraft
 from simulators.marketing.faults import Fault, FaultPlan, FaultRule
@@ -36,7 +36,6 @@ from tests.integration.marketing_pipeline import (
     marketing_pipeline,
 )
 from tests.support.auth import TEST_AUTH, bearer
-from workflow.events import STAGE_REPORTED
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 STAGE = {

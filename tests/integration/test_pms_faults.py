@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from adapters.pms.source import PmsSource, create_pms_engine
 from adapters.pms.state import settled
 from bus.memory import discard_broker, unique_url
+from canonical_model.events import PROJECTION_UPDATED
 from ground.errors import SourceUnavailableError
 from ground.settings import PROJECT_ROOT, MarketingSettings, PmsSettings, Settings
 from pipeline.config import load_hub_config
@@ -35,7 +36,6 @@ from tests.support.pipeline import (
 )
 from tests.support.pms import backend_url, pms_database, projected_transformers, source_transformers
 from tests.support.relay import TcpRelay
-from workflow.projection import PROJECTION_UPDATED
 from yekuo.hub import Hub
 
 CHANGED = "cn.yekuo.grid.transformer.changed.v1"

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.pms.source import PmsSource
+from canonical_model.events import PROJECTION_UPDATED
 from ground.settings import PROJECT_ROOT, PmsSettings
 from pipeline.config import load_hub_config
 from simulators.pms.changes import ChangeGenerator, ChangeKind
@@ -25,7 +26,6 @@ from store.database import create_engine, create_schema
 from store.grid import grid_equipment
 from tests.support.pipeline import event_types, last_outbox_id, pipeline, subject_counts
 from tests.support.pms import pms_database, projected_transformers, source_transformers
-from workflow.projection import PROJECTION_UPDATED
 
 CHANGED = "cn.yekuo.grid.transformer.changed.v1"
 DELETED = "cn.yekuo.grid.transformer.deleted.v1"

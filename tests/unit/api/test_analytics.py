@@ -19,6 +19,7 @@ from api.app import create_app
 from api.problems import install_problem_handlers
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.schema import consistency_findings, stage_visits
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import application_event
@@ -43,7 +44,7 @@ def _case(
             updated_at=f"2026-{day}T09:00:00+08:00",
             org_no=org_no,
         )
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from pipeline.decoded import DecodedEvent
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
 
@@ -15,7 +16,7 @@ from ..workflow.events import application_event, customer_event
 
 def test_application_with_stage_and_timeline(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        handle_event(conn, application_event("A1", site_address="南阳市卧龙区车站南路18号"))
+        handle_event(conn, DecodedEvent(application_event("A1", site_address="南阳市卧龙区车站南路18号")))
     client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     body = client.get("/v1/applications/A1").json()
     assert body["application_no"] == "A1"
@@ -31,10 +32,12 @@ def _customer_with_personal_data(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
         handle_event(
             conn,
-            customer_event(
-                "C1",
-                identity_document={"type": "resident_id", "number": "411302199001011234"},
-                contacts=[{"name": "李明", "phone": "13800001111"}],
+            DecodedEvent(
+                customer_event(
+                    "C1",
+                    identity_document={"type": "resident_id", "number": "411302199001011234"},
+                    contacts=[{"name": "李明", "phone": "13800001111"}],
+                )
             ),
         )
 

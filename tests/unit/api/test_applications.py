@@ -17,6 +17,7 @@ from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService
 from ground import clock
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import application
@@ -43,25 +44,29 @@ def client(sqlite_engine: Engine) -> TestClient:
             at = f"2026-11-{day:02d}T10:00:00+08:00"
             tracker(
                 conn,
-                application_event(
-                    number,
-                    1,
-                    customer_class="lv_residential",
-                    submitted_at=at,
-                    updated_at=at,
-                    org_no="41401" if day % 2 else "41402",
+                DecodedEvent(
+                    application_event(
+                        number,
+                        1,
+                        customer_class="lv_residential",
+                        submitted_at=at,
+                        updated_at=at,
+                        org_no="41401" if day % 2 else "41402",
+                    )
                 ),
             )
         # A high-voltage case in scheme reply since 27 November: 15 working days, not at risk.
-        tracker(conn, application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00"))
+        tracker(conn, DecodedEvent(application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00")))
         tracker(
             conn,
-            application_event(
-                "H1",
-                2,
-                stage="scheme_reply",
-                submitted_at="2026-11-26T10:00:00+08:00",
-                updated_at="2026-11-27T10:00:00+08:00",
+            DecodedEvent(
+                application_event(
+                    "H1",
+                    2,
+                    stage="scheme_reply",
+                    submitted_at="2026-11-26T10:00:00+08:00",
+                    updated_at="2026-11-27T10:00:00+08:00",
+                )
             ),
         )
     app = FastAPI()
@@ -175,9 +180,14 @@ def test_the_case_view_shows_its_findings_with_personal_values_masked_by_role(sq
         load_workflow_config(PROJECT_ROOT), consistency=load_consistency_config(PROJECT_ROOT)
     )
     with clock.frozen_at(NOW), sqlite_engine.begin() as conn:
-        handle_grid_event(conn, transformer_event("TG0000001"))
-        tracker(conn, the_customer())
-        tracker(conn, low_voltage("F1", site_location={"lon": 112.5, "lat": 33.01}, industry_code="C1711"))
+        handle_grid_event(conn, DecodedEvent(transformer_event("TG0000001")))
+        tracker(conn, DecodedEvent(the_customer()))
+        tracker(
+            conn,
+            DecodedEvent(
+                low_voltage("F1", site_location={"lon": 112.5, "lat": 33.01}, industry_code="C1711")
+            ),
+        )
     client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
 
     viewed = client.get("/v1/applications/F1", headers=bearer("viewer"))

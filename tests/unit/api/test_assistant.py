@@ -21,6 +21,7 @@ from ground import clock
 from ground.clock import FixedClock
 from ground.errors import ConfigError
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -37,7 +38,10 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
         tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
         with sqlite_engine.begin() as conn:
             tracker(
-                conn, customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": "13800001111"}])
+                conn,
+                DecodedEvent(
+                    customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": "13800001111"}])
+                ),
             )
             track_stages(tracker, conn, NUMBER, customer_no="C1", days=[("acceptance", "03-17")])
         yield sqlite_engine

@@ -14,14 +14,20 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from api.asyncapi import asyncapi_router, broker_server, document_for, document_ref, topic_may_match
+from canonical_model import events
+from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
-from feasibility.service import FEASIBILITY_ASSESSED
+from canonical_model.events import (
+    CAPACITY_FORECAST_EXCEEDED,
+    CASE_EVENTS,
+    FEASIBILITY_ASSESSED,
+    PROJECTION_UPDATED,
+    EventType,
+)
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
 from tests.unit.routes.config_copy import copy_config
-from workflow.events import ROUTING_KEYS
-from workflow.projection import PROJECTION_UPDATED
+from yekuo.consumers import CONSUMERS
 
 SPEC_SCHEMA = PROJECT_ROOT / "tests" / "data" / "asyncapi" / "asyncapi-3.0.0.schema.json"
 BROKER = "amqp://hub:secret@broker.example:5672/utility"
@@ -37,10 +43,14 @@ EXTRA_ROUTE = """
     subject: "{application_no}"
 """
 
+WITHDRAWN = EventType(
+    "cn.yekuo.application.withdrawn.v1", ConnectionApplication, "an application was withdrawn by its customer"
+)
+
 
 def generated(config_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
     config = load_hub_config(config_dir)
-    return document_for(config.routes, config.mappings, exchange="yekuo.events", broker_url=BROKER)
+    return document_for(config.routes, exchange="yekuo.events", broker_url=BROKER, consumers=CONSUMERS)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +168,7 @@ def test_every_route_has_a_channel_with_its_exchange_and_a_send_operation(docume
 def test_the_hub_s_own_events_are_documented(document: dict[str, Any]) -> None:
     messages = document["components"]["messages"]
     # Every case event the workflow can publish, and the feasibility result.
-    for event_type in (*ROUTING_KEYS, FEASIBILITY_ASSESSED, PROJECTION_UPDATED, CAPACITY_FORECAST_EXCEEDED):
+    for event_type in (*CASE_EVENTS, FEASIBILITY_ASSESSED, PROJECTION_UPDATED, CAPACITY_FORECAST_EXCEEDED):
         assert event_type in messages
     alert = document["channels"]["yekuo.events.grid.capacity_forecast_exceeded.equipment_kind"]
     assert alert["parameters"]["equipment_kind"]["location"] == "$message.payload#/data/equipment_kind"
@@ -235,8 +245,10 @@ def test_the_payload_schema_accepts_a_real_event_and_refuses_a_wrong_one(documen
 
 
 def test_adding_a_route_adds_its_channel(
-    tmp_path: Path, spec_validator: jsonschema.protocols.Validator
+    tmp_path: Path, spec_validator: jsonschema.protocols.Validator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A new event type is listed in the catalogue, then published by a route.
+    monkeypatch.setitem(events._EXACT, WITHDRAWN.event_type, WITHDRAWN)
     config_dir = copy_config(tmp_path / "config")
     routes_file = config_dir / "routes" / "marketing.yaml"
     routes_file.write_text(routes_file.read_text(encoding="utf-8") + EXTRA_ROUTE, encoding="utf-8")
@@ -247,6 +259,10 @@ def test_adding_a_route_adds_its_channel(
     channel = after["channels"]["yekuo.events.application.withdrawn.business_type"]
     assert channel["address"] == "application.withdrawn.{business_type}"
     assert "cn.yekuo.application.withdrawn.v1" in after["components"]["messages"]
+    assert (
+        after["components"]["messages"]["cn.yekuo.application.withdrawn.v1"]["summary"]
+        == WITHDRAWN.description
+    )
     # The workflow consumer binds application.#, so it is documented as receiving the new channel.
     assert "workflow.receive.yekuo.events.application.withdrawn.business_type" in after["operations"]
     assert spec_validator.is_valid(after)
@@ -302,7 +318,7 @@ def test_the_command_exports_the_document_of_the_configured_broker(
 def test_a_namespace_names_the_broker_s_exchanges_and_queues() -> None:
     config = load_hub_config(PROJECT_ROOT)
     staging = document_for(
-        config.routes, config.mappings, exchange="yekuo.events", broker_url=BROKER, namespace="staging"
+        config.routes, exchange="yekuo.events", broker_url=BROKER, consumers=CONSUMERS, namespace="staging"
     )
     channel = staging["channels"]["yekuo.events.application.changed.customer_class"]
     assert channel["bindings"]["amqp"]["exchange"]["name"] == "staging.events"

@@ -22,6 +22,7 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from canonical_model.envelope import CloudEvent
 from pipeline.consumer import InboxConsumer
+from pipeline.decoded import DecodedEvent
 from store.event_feed import FeedEntry, event_feed, last_feed_id, read_feed
 from store.schema import inbox
 from subscriptions.feed import FeedPruner, feed_topics, public_event, record_feed_event
@@ -70,7 +71,7 @@ def grid_event(number: int, kind: str = "feeder") -> CloudEvent:
 def append(engine: Engine, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for event in events:
-            record_feed_event(conn, event)
+            record_feed_event(conn, DecodedEvent(event))
 
 
 @pytest.fixture

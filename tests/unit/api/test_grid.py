@@ -21,6 +21,7 @@ from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
 from ground import clock
 from ground.clock import FixedClock
+from pipeline.decoded import DecodedEvent
 from store.feasibility import capacity_reservations
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
@@ -54,7 +55,7 @@ def project(engine: Engine, kind: str, document: dict[str, Any], change: str = "
         data=document,
     )
     with engine.begin() as conn:
-        handle_grid_event(conn, event)
+        handle_grid_event(conn, DecodedEvent(event))
 
 
 @pytest.fixture

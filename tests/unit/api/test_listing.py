@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.listing import decode_cursor, encode_cursor
 from api.problems import ProblemError
+from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema, utcnow
 from store.webhooks import create_subscription
 from tests.support.auth import TEST_AUTH, bearer
@@ -42,7 +43,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     create_schema(engine)
     with engine.begin() as conn:
         for number in range(CASES):
-            handle_event(conn, application_event(f"A{number}"))
+            handle_event(conn, DecodedEvent(application_event(f"A{number}")))
     return engine
 
 

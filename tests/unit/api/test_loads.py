@@ -26,12 +26,14 @@ from api.app import create_app
 from api.loads import loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import LOAD_PROFILE_RECORDED
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
 from pipeline.config import load_hub_config
+from pipeline.decoded import DecodedEvent
 from pipeline.files import FileIngestor
 from tests.support.auth import TEST_AUTH, bearer
-from workflow.loads import PROFILE_RECORDED, handle_load_event
+from workflow.loads import handle_load_event
 
 GIB = 1024**3
 
@@ -330,7 +332,7 @@ def _profile_event(equipment: str, day: str, source: str = "dispatch") -> CloudE
     return CloudEvent(
         id=str(uuid.uuid4()),
         source=f"/dispatch/{source}",
-        type=PROFILE_RECORDED,
+        type=LOAD_PROFILE_RECORDED,
         subject=equipment,
         time=datetime.now(UTC),
         dataschema=schema_uri("load_profile.v1"),
@@ -344,8 +346,8 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
     with sqlite_engine.begin() as conn:
         for day in ("2026-11-19", "2026-11-20", "2026-11-21"):
             for equipment in ("XL000001", "XL000002", "PB0000001"):
-                handle_load_event(conn, _profile_event(equipment, day))
-        handle_load_event(conn, _profile_event("XL000001", "2026-11-20", source="metering"))
+                handle_load_event(conn, DecodedEvent(_profile_event(equipment, day)))
+        handle_load_event(conn, DecodedEvent(_profile_event("XL000001", "2026-11-20", source="metering")))
     client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     seen = []
     cursor = None

@@ -21,6 +21,7 @@ from ground.clock import frozen_at
 from ground.errors import BusUnavailableError, UnroutableError
 from ground.metrics import CONSUMER_HANDLED, REGISTRY
 from ground.settings import PROJECT_ROOT, ProcessSettings
+from pipeline.decoded import DecodedEvent
 from pipeline.operations import Operations
 from pipeline.outbox import OutboxRelay, stage_event
 from pipeline.records import EventDraft, RawRecord
@@ -230,8 +231,10 @@ def _feed_case(
         updated = f"2026-{day}T09:00:00+08:00"
         tracker(
             conn,
-            application_event(
-                number, sequence, stage=stage, submitted_at=submitted, updated_at=updated, **fields
+            DecodedEvent(
+                application_event(
+                    number, sequence, stage=stage, submitted_at=submitted, updated_at=updated, **fields
+                )
             ),
         )
 

@@ -24,6 +24,7 @@ from api.app import create_app
 from ground import clock
 from ground.settings import PROJECT_ROOT
 from ground.webserver import BackgroundServer
+from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema
 from store.parking import park
 from tests.support.auth import TEST_AUTH, bearer, token
@@ -61,8 +62,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
     with clock.use(clock.FixedClock(NOW)):
         with engine.begin() as conn:
-            tracker(conn, application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00"))
-            tracker(conn, application_event("H2", 1, submitted_at="2026-11-27T10:00:00+08:00"))
+            tracker(conn, DecodedEvent(application_event("H1", 1, submitted_at="2026-11-26T10:00:00+08:00")))
+            tracker(conn, DecodedEvent(application_event("H2", 1, submitted_at="2026-11-27T10:00:00+08:00")))
             for kind in ("dead", "invalid"):
                 park(conn, kind=kind, reason_code="test", reason="parked by the test", payload={"a": 1})
         yield TestClient(create_app(engine, auth=TEST_AUTH))

@@ -22,6 +22,7 @@ from api.progress import progress_router
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
+from pipeline.decoded import DecodedEvent
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -44,8 +45,10 @@ def hub_clock() -> Iterator[FixedClock]:
 def engine(sqlite_engine: Engine, hub_clock: FixedClock) -> Engine:
     tracker = CaseTracker(CONFIG)
     with sqlite_engine.begin() as conn:
-        tracker(conn, customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": PHONE}]))
-        tracker(conn, customer_event("C2", name="王芳", contacts=[]))
+        tracker(
+            conn, DecodedEvent(customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": PHONE}]))
+        )
+        tracker(conn, DecodedEvent(customer_event("C2", name="王芳", contacts=[])))
         # A1 energised: accepted Mon 2 March, energised Tue 3, archived Wed 4. A3 still in acceptance.
         track_stages(
             tracker,

@@ -25,6 +25,7 @@ from canonical_model.feasibility import FeasibilityAssessment
 from canonical_model.pii import mask_name
 from ground import clock
 from ground.errors import ConfigError
+from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
 from store.feasibility import feasibility_assessments
 from tests.support.auth import TEST_AUTH, bearer
@@ -89,11 +90,15 @@ def _assessment(application_no: str, **changes: Any) -> dict[str, Any]:
 
 def _seed(engine: Engine, application_no: str = "A1", *, assessment: dict[str, Any] | None = None) -> None:
     with engine.begin() as conn:
-        handle_event(conn, application_event(application_no, site_address="南阳市卧龙区车站南路18号"))
+        handle_event(
+            conn, DecodedEvent(application_event(application_no, site_address="南阳市卧龙区车站南路18号"))
+        )
         handle_event(
             conn,
-            customer_event(
-                "4130012345", name=CUSTOMER_NAME, category="large_industry", industry_code="C3311"
+            DecodedEvent(
+                customer_event(
+                    "4130012345", name=CUSTOMER_NAME, category="large_industry", industry_code="C3311"
+                )
             ),
         )
         if assessment is not None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from api.problems import install_problem_handlers
 from api.submissions import SubmissionProblem, submissions_router
 from ground.settings import PROJECT_ROOT, SubmissionSettings
+from pipeline.decoded import DecodedEvent
 from store.database import utcnow
 from store.schema import cases
 from store.submissions import get_submission, submissions
@@ -368,8 +369,8 @@ def _known(engine: Engine) -> None:
     """A customer the hub knows (a restaurant, H6210) and an open case at 南阳市卧龙区中州路12号."""
     tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
     with engine.begin() as conn:
-        tracker(conn, the_customer())
-        tracker(conn, low_voltage("A1", customer_no="4130000777", site_location=None))
+        tracker(conn, DecodedEvent(the_customer()))
+        tracker(conn, DecodedEvent(low_voltage("A1", customer_no="4130000777", site_location=None)))
 
 
 EXISTING: dict[str, Any] = {

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
 from store.schema import consistency_findings, stage_visits
 from tests.support.auth import TEST_AUTH, bearer
@@ -34,7 +35,9 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
     tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
     with frozen_at(NOW):
         with sqlite_engine.begin() as conn:
-            tracker(conn, customer_event("C1", contacts=[{"name": "李明", "phone": "13800001111"}]))
+            tracker(
+                conn, DecodedEvent(customer_event("C1", contacts=[{"name": "李明", "phone": "13800001111"}]))
+            )
             # A1 energised after 2 working days; A2 with one return (documents missing), energised after 10.
             a1 = [("acceptance", "03-02"), ("energisation", "03-03"), ("archived", "03-04")]
             track_stages(tracker, conn, "A1", org_no="41401", days=a1)

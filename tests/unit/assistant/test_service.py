@@ -19,6 +19,7 @@ from assistant.knowledge import KnowledgeEntry, KnowledgeMatch
 from assistant.service import Assistant, TooManyQuestionsError
 from ground import clock
 from ground.settings import PROJECT_ROOT, ProgressSettings
+from pipeline.decoded import DecodedEvent
 from store.schema import assistant_gaps
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -64,7 +65,10 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
         tracker = CaseTracker(CONFIG)
         with sqlite_engine.begin() as conn:
             tracker(
-                conn, customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": "13800001111"}])
+                conn,
+                DecodedEvent(
+                    customer_event("C1", name="张伟", contacts=[{"name": "张伟", "phone": "13800001111"}])
+                ),
             )
             track_stages(tracker, conn, NUMBER, customer_no="C1", days=[("acceptance", "03-17")])
         yield sqlite_engine

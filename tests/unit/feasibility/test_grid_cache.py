@@ -16,6 +16,7 @@ from canonical_model.registry import schema_uri
 from feasibility.config import load_feasibility_config
 from feasibility.grid_cache import GridCache
 from feasibility.service import FeasibilityService
+from pipeline.decoded import DecodedEvent
 from store.database import create_schema, drop_schema
 from workflow.grid import handle_grid_event
 
@@ -51,13 +52,13 @@ def project(engine: Engine, *documents: BaseModel) -> None:
         for document in documents:
             kind = KINDS[type(document)]
             data = document.model_dump(mode="json", exclude_none=True)
-            handle_grid_event(conn, _event(kind, data[_IDS[kind]], data))
+            handle_grid_event(conn, DecodedEvent(_event(kind, data[_IDS[kind]], data)))
 
 
 def delete(engine: Engine, kind: str, equipment_id: str) -> None:
     data = {"equipment_id": equipment_id, "kind": kind, "detected_at": "2026-11-26T10:10:00+08:00"}
     with engine.begin() as conn:
-        handle_grid_event(conn, _event(kind, equipment_id, data, deleted=True))
+        handle_grid_event(conn, DecodedEvent(_event(kind, equipment_id, data, deleted=True)))
 
 
 def ratings(cache: GridCache, engine: Engine) -> dict[str, float | None]:

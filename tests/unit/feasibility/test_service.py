@@ -14,6 +14,7 @@ from canonical_model.grid import SupplyAreaClass
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
+from pipeline.decoded import DecodedEvent
 from store.feasibility import capacity_reservations, feasibility_assessments
 from store.forecast import forecast_alerts
 from store.schema import customers
@@ -203,11 +204,11 @@ def test_withdrawn_or_cancelled_releases_the_reservation(sqlite_engine: Engine) 
     for number, stage in (("A1", "withdrawn"), ("A2", "cancelled")):
         document = _document(number, 100)
         with sqlite_engine.begin() as conn:
-            handler(conn, application_event(number, 1, **document))
+            handler(conn, DecodedEvent(application_event(number, 1, **document)))
         with sqlite_engine.connect() as conn:
             assert (number, "T1", 100.0) in reservations(conn)
         with sqlite_engine.begin() as conn:
-            handler(conn, application_event(number, 2, **{**document, "stage": stage}))
+            handler(conn, DecodedEvent(application_event(number, 2, **{**document, "stage": stage})))
         with sqlite_engine.connect() as conn:
             assert [row for row in reservations(conn) if row[0] == number] == []
 
@@ -217,8 +218,8 @@ def test_after_energisation_the_reservation_stays_until_the_load_shows(sqlite_en
     handler = _handler(service)
     document = _document("A1", 100)
     with sqlite_engine.begin() as conn:
-        handler(conn, application_event("A1", 1, **document))
-        handler(conn, application_event("A1", 2, **{**document, "stage": "energisation"}))
+        handler(conn, DecodedEvent(application_event("A1", 1, **document)))
+        handler(conn, DecodedEvent(application_event("A1", 2, **{**document, "stage": "energisation"})))
     with sqlite_engine.connect() as conn:
         # Kept, at most 60 days from energisation, with T1's basis then: 150 kW; no longer re-assessed.
         assert reservations(conn) == [("A1", "T1", 100.0)]
@@ -302,7 +303,7 @@ def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_aga
     handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
     document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
     with sqlite_engine.begin() as conn:
-        handler(conn, application_event("A1", 1, **document))
+        handler(conn, DecodedEvent(application_event("A1", 1, **document)))
     with sqlite_engine.connect() as conn:
         first = conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one()
     # The application came before its customer record: the increase cannot be told from the total.
@@ -311,7 +312,7 @@ def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_aga
     # event's own facts count (the hub's customers table still has no C1 here).
     customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
     with sqlite_engine.begin() as conn:
-        handler(conn, customer)
+        handler(conn, DecodedEvent(customer))
     with sqlite_engine.connect() as conn:
         verdict = conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one()
         # 160 - 100 = 60 kVA on T1: (240 + 60) / 400 = 0.75 <= 0.8.
@@ -327,8 +328,10 @@ def test_a_customer_record_read_before_its_capacity_increase_is_used_when_the_in
     customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
     document = {**_document("A1", 160), "business_type": "capacity_increase", "customer_no": "C1"}
     with sqlite_engine.begin() as conn:
-        handler(conn, customer)  # nothing to assess yet; the hub's customers table never gets C1 here
-        handler(conn, application_event("A1", 1, **document))
+        handler(
+            conn, DecodedEvent(customer)
+        )  # nothing to assess yet; the hub's customers table never gets C1 here
+        handler(conn, DecodedEvent(application_event("A1", 1, **document)))
     with sqlite_engine.connect() as conn:
         # 160 - 100 = 60 kVA on T1: (240 + 60) / 400 = 0.75 <= 0.8.
         assert conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one() == "feasible"

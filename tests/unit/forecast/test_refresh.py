@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
 from forecast.refresh import ForecastLoop, RefreshSettings, refresh_forecasts

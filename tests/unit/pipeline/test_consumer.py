@@ -14,15 +14,18 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Bus, Message
 from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
+from pipeline.decoded import DecodedEvent
+from store.event_feed import read_feed
 from store.grid import grid_state
 from store.parking import list_parked
 from store.schema import outbox
+from subscriptions.feed import record_feed_event
 from workflow.cases import handle_event
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from workflow.queries import count_cases, get_case
 from yekuo.hub import hub_topology
 
@@ -131,11 +134,11 @@ def test_a_poison_message_is_retried_with_delays_then_parked_while_others_flow(
 ) -> None:
     attempts: list[str] = []
 
-    def fragile(conn: Connection, event: CloudEvent) -> None:
-        if event.subject == "POISON":
-            attempts.append(event.id)
+    def fragile(conn: Connection, decoded: DecodedEvent) -> None:
+        if decoded.event.subject == "POISON":
+            attempts.append(decoded.event.id)
             raise RuntimeError(f"cannot apply attempt {len(attempts)}")
-        handle_event(conn, event)
+        handle_event(conn, decoded)
 
     policy = RetryPolicy(delays_ms=(30, 60))
     bus = open_bus(bus_url)
@@ -188,11 +191,12 @@ def test_failing_events_in_a_batch_are_set_aside_and_the_rest_commits_once(
     poison = {events[1].id, events[4].id}
     calls: dict[str, int] = {}
 
-    def handler(conn: Connection, event: CloudEvent) -> None:
+    def handler(conn: Connection, decoded: DecodedEvent) -> None:
+        event = decoded.event
         calls[event.id] = calls.get(event.id, 0) + 1
         if event.id in poison:
             raise RuntimeError(f"cannot apply {event.subject}")
-        handle_event(conn, event)
+        handle_event(conn, decoded)
 
     _publish(bus, *events)
     consumer = _consumer(sqlite_engine, bus, handler)
@@ -205,6 +209,49 @@ def test_failing_events_in_a_batch_are_set_aside_and_the_rest_commits_once(
         assert {n for n in range(6) if get_case(conn, f"B{n}") is not None} == {0, 2, 3, 5}
         inbox_rows = conn.execute(sa.text("SELECT event_id FROM inbox")).scalars().all()
     assert sorted(inbox_rows) == sorted(event.id for event in events if event.id not in poison)
+
+
+def test_data_its_type_s_model_refuses_fails_the_handler_and_is_parked_after_its_retries(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    policy = RetryPolicy(delays_ms=(30,))
+    bus = open_bus(bus_url)
+    bus.declare(hub_topology([EXCHANGE], [SPEC], policy))
+    bad = application_event("BAD", customer_class="medium_voltage")
+    _publish(bus, application_event("A1"), bad)
+    consumer = InboxConsumer(
+        sqlite_engine, bus, queue=SPEC.queue, name=SPEC.name, handler=handle_event, retry=policy
+    )
+    while consumer.stats.parked == 0:
+        consumer.consume_once(timeout_s=0.5)
+    assert (consumer.stats.handled, consumer.stats.retried, consumer.stats.invalid) == (1, 1, 0)
+    [parked] = bus.fetch(SPEC.parking_queue, 10, 0.5)
+    failures = parked.message.headers["x-yekuo-failures"]
+    assert [f["attempt"] for f in failures] == [1, 2]
+    assert failures[-1]["error"].startswith(
+        f"SchemaViolationError: event {bad.id} (cn.yekuo.application.changed.v1) is not a valid "
+        "ConnectionApplication: 1 validation error"
+    )
+    with sqlite_engine.connect() as conn:
+        assert get_case(conn, "A1") is not None and get_case(conn, "BAD") is None
+
+
+def test_a_handler_that_keeps_events_as_they_are_never_decodes_them(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    bad = application_event("BAD", customer_class="medium_voltage")
+    unknown = application_event("X1").model_copy(update={"type": "cn.yekuo.application.unknown.v1"})
+    _publish(bus, bad, unknown)
+    consumer = _consumer(sqlite_engine, bus, record_feed_event)
+    assert consumer.consume_once(timeout_s=0.2) == 2
+    assert (consumer.stats.handled, consumer.stats.failed) == (2, 0)
+    with sqlite_engine.connect() as conn:
+        entries = read_feed(conn, after=0, limit=10)
+    assert [(entry.event["id"], entry.event_type) for entry in entries] == [
+        (bad.id, "cn.yekuo.application.changed.v1"),
+        (unknown.id, "cn.yekuo.application.unknown.v1"),
+    ]
 
 
 def _grid_revision_and_notices(engine: Engine) -> tuple[int, int]:

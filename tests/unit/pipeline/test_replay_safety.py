@@ -12,9 +12,9 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from bus.retry import RetryPolicy
-from canonical_model.envelope import CloudEvent
 from pipeline.consumer import InboxConsumer
 from pipeline.consumers import ConsumerSpec
+from pipeline.decoded import DecodedEvent
 from pipeline.drainer import ParkingDrainer
 from pipeline.operations import Operations
 from store.parking import list_parked, park
@@ -42,7 +42,7 @@ def bus_url() -> Iterator[str]:
 def test_replay_after_the_fix_applies_once_and_a_second_copy_has_no_effect(
     sqlite_engine: Engine, bus_url: str
 ) -> None:
-    def broken(conn: Connection, event: CloudEvent) -> None:
+    def broken(conn: Connection, decoded: DecodedEvent) -> None:
         raise RuntimeError("stage model not loaded")
 
     bus = open_bus(bus_url)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import routes.table
+from canonical_model.events import EventType, lookup
+from canonical_model.grid import Feeder
 from ground.errors import ConfigError, MappingError
 from ground.settings import PROJECT_ROOT
 from mappings.engine import Mapping
@@ -16,7 +19,7 @@ GOOD_ROUTE = """\
   - name: extra
     source: {system: marketing, record: application}
     mapping: marketing/application
-    event_type: cn.yekuo.application.extra.v1
+    event_type: cn.yekuo.application.changed.v1
     exchange: yekuo.events
     routing_key: "application.extra.{business_type}"
     subject: "{application_no}"
@@ -79,7 +82,20 @@ def test_a_good_extra_route_loads(tmp_path: Path, shipped_mappings: dict[str, Ma
             "the route's source marketing/customer differs from mapping 'marketing/application''s source "
             "marketing/application",
         ),
-        ("cn.yekuo.application.extra.v1", "yekuo.application.extra", 5, "does not look like cn.yekuo."),
+        ("cn.yekuo.application.changed.v1", "yekuo.application.extra", 5, "does not look like cn.yekuo."),
+        (
+            "cn.yekuo.application.changed.v1",
+            "cn.yekuo.application.extra.v1",
+            5,
+            "event type 'cn.yekuo.application.extra.v1' is not in the event catalogue",
+        ),
+        (
+            "cn.yekuo.application.changed.v1",
+            "cn.yekuo.customer.changed.v1",
+            5,
+            "event type cn.yekuo.customer.changed.v1 carries a Customer, but mapping 'marketing/application' "
+            "produces a ConnectionApplication",
+        ),
         (
             "{business_type}",
             "{business}",
@@ -171,7 +187,7 @@ def test_route_names_are_unique_across_files(tmp_path: Path, shipped_mappings: d
     folder = tmp_path / "routes"
     folder.mkdir()
     (folder / "a.yaml").write_text("routes:\n" + GOOD_ROUTE, encoding="utf-8")
-    second = GOOD_ROUTE.replace("cn.yekuo.application.extra.v1", "cn.yekuo.application.other.v1")
+    second = GOOD_ROUTE.replace("application.extra.", "application.other.")
     (folder / "b.yaml").write_text("# comment\nroutes:\n" + second, encoding="utf-8")
     diag = Diagnostics(tmp_path)
     routes = read_routes(folder, shipped_mappings, diag)
@@ -186,7 +202,7 @@ def test_two_routes_may_not_publish_the_same_event_for_the_same_source(
     twin = GOOD_ROUTE.replace("name: extra", "name: twin")
     errors = errors_with(tmp_path, shipped_mappings, GOOD_ROUTE + twin)
     assert [(e.file, e.line) for e in errors] == [("routes/extra.yaml", 9)]
-    assert "publishes cn.yekuo.application.extra.v1 for marketing/application like route 'extra'" in str(
+    assert "publishes cn.yekuo.application.changed.v1 for marketing/application like route 'extra'" in str(
         errors[0]
     )
 
@@ -233,14 +249,14 @@ POLLED_ROUTE = """\
       join: {as: GIS, table: T_TX_SBZB, key: SBID, changed_at: GXSJ}
       deleted: feeder_deleted
     mapping: pms/feeder
-    event_type: cn.yekuo.grid.feeder.extra.v1
+    event_type: cn.yekuo.grid.feeder.changed.v1
     exchange: yekuo.events
     routing_key: "grid.feeder.extra"
     subject: "{feeder_id}"
   - name: pms-feeder-extra-deleted
     source: {system: pms, record: feeder_deleted}
     mapping: pms/feeder_deleted
-    event_type: cn.yekuo.grid.feeder.gone.v1
+    event_type: cn.yekuo.grid.feeder.deleted.v1
     exchange: yekuo.events
     routing_key: "grid.feeder.gone"
     subject: "{equipment_id}"
@@ -344,12 +360,19 @@ def test_table_options_are_checked_with_file_and_line(
 
 
 def test_routes_of_one_record_must_agree_on_its_table(
-    tmp_path: Path, shipped_mappings: dict[str, Mapping]
+    tmp_path: Path, shipped_mappings: dict[str, Mapping], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A second type that carries feeders, so that the twin route differs from the first in its table only.
+    twin_type = EventType("cn.yekuo.grid.feeder.twin.v1", Feeder, "a feeder, published twice")
+    monkeypatch.setattr(
+        routes.table,
+        "lookup",
+        lambda event_type: twin_type if event_type == twin_type.event_type else lookup(event_type),
+    )
     twin = (
         POLLED_ROUTE.split("  - name: pms-feeder-extra-deleted")[0]
         .replace("pms-feeder-extra", "pms-feeder-twin")
-        .replace("cn.yekuo.grid.feeder.extra.v1", "cn.yekuo.grid.feeder.twin.v1")
+        .replace("cn.yekuo.grid.feeder.changed.v1", twin_type.event_type)
         .replace("table: T_SB_ZWYC_DKX", "table: T_SB_ZWYC_DKX2")
     )
     errors = errors_with(tmp_path, shipped_mappings, POLLED_ROUTE + twin)

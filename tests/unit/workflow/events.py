@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import APPLICATION_CHANGED, CUSTOMER_CHANGED, STAGE_REPORTED
 from canonical_model.registry import schema_uri
-from workflow.events import APPLICATION_CHANGED, CUSTOMER_CHANGED, STAGE_REPORTED
+from pipeline.decoded import DecodedEvent
 
 
 def application_event(
@@ -90,7 +91,7 @@ def customer_event(customer_no: str, sequence: int = 1, **data: Any) -> CloudEve
 
 
 def track_stages(
-    track: Callable[[Any, CloudEvent], Any],
+    track: Callable[[Any, DecodedEvent], Any],
     conn: Any,
     number: str,
     days: list[tuple[str, str]],
@@ -103,14 +104,16 @@ def track_stages(
     for sequence, (stage, day) in enumerate(days, start=1):
         track(
             conn,
-            application_event(
-                number,
-                sequence,
-                stage=stage,
-                customer_class="lv_residential",
-                customer_no=customer_no,
-                submitted_at=f"2026-{days[0][1]}T09:00:00+08:00",
-                updated_at=f"2026-{day}T09:00:00+08:00",
-                org_no=org_no,
+            DecodedEvent(
+                application_event(
+                    number,
+                    sequence,
+                    stage=stage,
+                    customer_class="lv_residential",
+                    customer_no=customer_no,
+                    submitted_at=f"2026-{days[0][1]}T09:00:00+08:00",
+                    updated_at=f"2026-{day}T09:00:00+08:00",
+                    org_no=org_no,
+                )
             ),
         )

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from ground.clock import frozen_at
+from pipeline.decoded import DecodedEvent
 from workflow.analytics import VisitFilter, percentile, stage_analytics
 from workflow.cases import CaseTracker
 
@@ -41,7 +42,7 @@ def _feed(
             event = application_event(
                 number, sequence, stage=stage, updated_at=at, org_no=org_no, **application
             )
-            tracker(conn, event)
+            tracker(conn, DecodedEvent(event))
 
 
 def test_figures_per_stage_class_and_unit_with_rework(sqlite_engine: Engine, tracker: CaseTracker) -> None:

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical_model.events import CASE_STAGE_CHANGED
 from ground.errors import InvalidRecordError, SchemaViolationError
+from pipeline.decoded import DecodedEvent
 from store.schema import case_events, outbox, stage_visits
 from workflow.cases import CaseTracker
-from workflow.events import CASE_STAGE_CHANGED
 from workflow.queries import count_cases, get_case, get_customer
 
 from .events import application_event, customer_event, stage_report_event
@@ -41,7 +42,7 @@ def test_a_new_application_opens_a_case_with_a_first_timeline_entry(
 ) -> None:
     event = application_event("A1")
     with sqlite_engine.begin() as conn:
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
     case = _case(sqlite_engine, "A1")
     assert case["stage"] == "acceptance"
     assert case["flow"] == "hv_single_source_4_step"
@@ -68,9 +69,9 @@ def test_a_new_application_opens_a_case_with_a_first_timeline_entry(
 
 def test_an_older_update_does_not_overwrite_a_newer_one(sqlite_engine: Engine, tracker: CaseTracker) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", sequence=1, requested_capacity_kva=100.0))
-        tracker(conn, application_event("A1", sequence=3, requested_capacity_kva=300.0))
-        tracker(conn, application_event("A1", sequence=2, requested_capacity_kva=200.0))
+        tracker(conn, DecodedEvent(application_event("A1", sequence=1, requested_capacity_kva=100.0)))
+        tracker(conn, DecodedEvent(application_event("A1", sequence=3, requested_capacity_kva=300.0)))
+        tracker(conn, DecodedEvent(application_event("A1", sequence=2, requested_capacity_kva=200.0)))
     with sqlite_engine.connect() as conn:
         assert count_cases(conn) == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(case_events)).scalar_one() == 3
@@ -88,7 +89,7 @@ def test_forward_moves_and_a_rework_are_tracked(sqlite_engine: Engine, tracker: 
     ]
     with sqlite_engine.begin() as conn:
         for sequence, (stage, at) in enumerate(steps, start=1):
-            tracker(conn, application_event("A1", sequence, stage=stage, updated_at=at))
+            tracker(conn, DecodedEvent(application_event("A1", sequence, stage=stage, updated_at=at)))
     case = _case(sqlite_engine, "A1")
     kinds = [(e["kind"], e["stage_to"], e["visit"]) for e in case["timeline"]]
     assert kinds == [
@@ -116,7 +117,9 @@ def test_a_rework_cause_is_stored_on_the_visit_left_and_on_the_timeline(
     with sqlite_engine.begin() as conn:
         for sequence, (stage, at, cause) in enumerate(steps, start=1):
             extra = {"rework_cause": cause} if cause else {}
-            tracker(conn, application_event("A1", sequence, stage=stage, updated_at=at, **extra))
+            tracker(
+                conn, DecodedEvent(application_event("A1", sequence, stage=stage, updated_at=at, **extra))
+            )
     with sqlite_engine.connect() as conn:
         visits = conn.execute(
             sa.select(stage_visits.c.visit, stage_visits.c.exit_kind, stage_visits.c.exit_cause)
@@ -146,9 +149,17 @@ def test_a_withdrawn_or_cancelled_case_is_closed_with_its_outcome_and_never_late
 ) -> None:
     # Accepted 20 November, closed months later: far past the 22-day commitment, yet not missed.
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 1))
-        tracker(conn, application_event("A1", 2, stage=outcome, updated_at="2027-02-26T10:00:00+08:00"))
-        tracker(conn, application_event("A2", 1, stage="archived", updated_at="2027-02-26T10:00:00+08:00"))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
+        tracker(
+            conn,
+            DecodedEvent(application_event("A1", 2, stage=outcome, updated_at="2027-02-26T10:00:00+08:00")),
+        )
+        tracker(
+            conn,
+            DecodedEvent(
+                application_event("A2", 1, stage="archived", updated_at="2027-02-26T10:00:00+08:00")
+            ),
+        )
     case = _case(sqlite_engine, "A1")
     assert (case["status"], case["stage"], case["outcome"]) == ("closed", outcome, outcome)
     assert case["closed_at"] == datetime(2027, 2, 26, 2, 0, tzinfo=UTC)
@@ -163,11 +174,11 @@ def test_an_illegal_transition_is_an_anomaly_on_the_case_not_a_crash(
     sqlite_engine: Engine, tracker: CaseTracker
 ) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 1))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
         skip = application_event("A1", 2, stage="energisation", updated_at="2026-11-23T10:00:00+08:00")
-        tracker(conn, skip)
+        tracker(conn, DecodedEvent(skip))
         foreign = application_event("A1", 3, stage="design_review", updated_at="2026-11-24T10:00:00+08:00")
-        tracker(conn, foreign)
+        tracker(conn, DecodedEvent(foreign))
     case = _case(sqlite_engine, "A1")
     # A skip is followed (the legacy system is where the work is) and flagged.
     assert case["stage"] == "energisation"
@@ -189,11 +200,13 @@ def test_a_stage_report_from_another_system_moves_the_case(
     sqlite_engine: Engine, tracker: CaseTracker
 ) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 1))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
         tracker(
             conn,
-            stage_report_event(
-                "A1", "scheme_reply", "2026-11-23T15:00:00+08:00", responsible="张工", note="方案已编制"
+            DecodedEvent(
+                stage_report_event(
+                    "A1", "scheme_reply", "2026-11-23T15:00:00+08:00", responsible="张工", note="方案已编制"
+                )
             ),
         )
     [_, entry] = _case(sqlite_engine, "A1")["timeline"]
@@ -205,9 +218,9 @@ def test_a_stage_report_before_its_application_waits_for_it(
     sqlite_engine: Engine, tracker: CaseTracker
 ) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, stage_report_event("A1", "scheme_reply", "2026-11-23T15:00:00+08:00"))
+        tracker(conn, DecodedEvent(stage_report_event("A1", "scheme_reply", "2026-11-23T15:00:00+08:00")))
         assert count_cases(conn) == 0
-        tracker(conn, application_event("A1", 1))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
     assert _case(sqlite_engine, "A1")["stage"] == "scheme_reply"
 
 
@@ -216,7 +229,10 @@ def test_an_application_first_seen_mid_flow_opens_in_that_stage(
 ) -> None:
     with sqlite_engine.begin() as conn:
         tracker(
-            conn, application_event("A1", 1, stage="external_works", updated_at="2026-11-25T10:00:00+08:00")
+            conn,
+            DecodedEvent(
+                application_event("A1", 1, stage="external_works", updated_at="2026-11-25T10:00:00+08:00")
+            ),
         )
     case = _case(sqlite_engine, "A1")
     [entry] = case["timeline"]
@@ -228,16 +244,16 @@ def test_an_application_first_seen_mid_flow_opens_in_that_stage(
 def test_duplicates_change_nothing(sqlite_engine: Engine, tracker: CaseTracker) -> None:
     event = application_event("A1", 1)
     with sqlite_engine.begin() as conn:
-        tracker(conn, event)
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
+        tracker(conn, DecodedEvent(event))
     assert len(_published(sqlite_engine)) == 1
     assert len(_case(sqlite_engine, "A1")["timeline"]) == 1
 
 
 def test_customer_projection_keeps_the_newest_document(sqlite_engine: Engine, tracker: CaseTracker) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, customer_event("C1", sequence=2, name="新名称"))
-        tracker(conn, customer_event("C1", sequence=1, name="旧名称"))
+        tracker(conn, DecodedEvent(customer_event("C1", sequence=2, name="新名称")))
+        tracker(conn, DecodedEvent(customer_event("C1", sequence=1, name="旧名称")))
     with sqlite_engine.connect() as conn:
         customer = get_customer(conn, "C1")
     assert customer is not None and customer["name"] == "新名称"
@@ -248,10 +264,10 @@ def test_an_unknown_event_type_is_an_error_not_a_silent_drop(
 ) -> None:
     event = application_event("A1").model_copy(update={"type": "cn.yekuo.unknown.thing.v1"})
     with sqlite_engine.begin() as conn, pytest.raises(InvalidRecordError, match="no handler"):
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
 
 
 def test_an_invalid_application_document_names_the_event(sqlite_engine: Engine, tracker: CaseTracker) -> None:
     event = application_event("A1", customer_class="medium_voltage")
     with sqlite_engine.begin() as conn, pytest.raises(SchemaViolationError, match=event.id):
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))

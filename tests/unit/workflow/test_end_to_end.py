@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ground import clock
+from pipeline.decoded import DecodedEvent
 from store.schema import outbox
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
@@ -60,7 +61,7 @@ def test_a_case_is_due_its_commitment_after_acceptance_and_late_december_is_prov
 ) -> None:
     # Ordinary high-voltage single source: 22 working days from Friday 20 November 2026.
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("E1", 1))
+        tracker(conn, DecodedEvent(application_event("E1", 1)))
     case = _case(sqlite_engine, "E1", datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
     assert case["end_to_end_commitment_days"] == 22
     assert case["end_to_end_deadline"] == _due(date(2026, 11, 20), 22) == date(2026, 12, 22)
@@ -78,15 +79,18 @@ def test_the_customers_works_stop_the_clock_and_push_the_deadline_back(
         ("external_works", "2026-11-27T10:00:00+08:00"),
     ]
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("E2", 1))
+        tracker(conn, DecodedEvent(application_event("E2", 1)))
         for sequence, (stage, at) in enumerate(steps, 2):
-            tracker(conn, application_event("E2", sequence, stage=stage, updated_at=at))
+            tracker(conn, DecodedEvent(application_event("E2", sequence, stage=stage, updated_at=at)))
     paused = _case(sqlite_engine, "E2", datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
     assert (paused["end_to_end_status"], paused["end_to_end_deadline"]) == ("paused", None)
 
     with sqlite_engine.begin() as conn:
         tracker(
-            conn, application_event("E2", 4, stage="energisation", updated_at="2026-12-04T10:00:00+08:00")
+            conn,
+            DecodedEvent(
+                application_event("E2", 4, stage="energisation", updated_at="2026-12-04T10:00:00+08:00")
+            ),
         )
     works = _working_days(date(2026, 11, 27), date(2026, 12, 4))
     due = _due(date(2026, 11, 20), 22 + works)
@@ -95,7 +99,12 @@ def test_the_customers_works_stop_the_clock_and_push_the_deadline_back(
     assert resumed["end_to_end_status"] == "on_track"
 
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("E2", 5, stage="archived", updated_at="2026-12-08T10:00:00+08:00"))
+        tracker(
+            conn,
+            DecodedEvent(
+                application_event("E2", 5, stage="archived", updated_at="2026-12-08T10:00:00+08:00")
+            ),
+        )
     closed = _case(sqlite_engine, "E2", datetime(2027, 3, 1, 3, 0, tzinfo=UTC))
     assert closed["end_to_end_status"] == "met" and closed["end_to_end_working_days_left"] is None
 
@@ -114,16 +123,23 @@ def test_end_to_end_at_risk_then_overdue_each_once_as_typed_events(
 ) -> None:
     # Residential 2-step: 5 working days from Friday 20 November, due Friday 27, at risk from Thursday 26.
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("E3", 1, customer_class="lv_residential", requested_capacity_kva=8))
         tracker(
             conn,
-            application_event(
-                "E3",
-                2,
-                customer_class="lv_residential",
-                requested_capacity_kva=8,
-                stage="energisation",
-                updated_at="2026-11-23T10:00:00+08:00",
+            DecodedEvent(
+                application_event("E3", 1, customer_class="lv_residential", requested_capacity_kva=8)
+            ),
+        )
+        tracker(
+            conn,
+            DecodedEvent(
+                application_event(
+                    "E3",
+                    2,
+                    customer_class="lv_residential",
+                    requested_capacity_kva=8,
+                    stage="energisation",
+                    updated_at="2026-11-23T10:00:00+08:00",
+                )
             ),
         )
     monitor = CaseMonitor(sqlite_engine, tracker)
@@ -166,7 +182,7 @@ def test_a_provisional_end_to_end_deadline_is_redone_once_the_calendar_knows_nex
     sqlite_engine: Engine, tracker: CaseTracker, config: WorkflowConfig
 ) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("E4", 1))
+        tracker(conn, DecodedEvent(application_event("E4", 1)))
     moment = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     assert _case(sqlite_engine, "E4", moment)["end_to_end_provisional"] is True
     with clock.frozen_at(moment):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.schema import case_figures, stage_visits
 from workflow.cases import CaseTracker
 from workflow.facts import excess_days, power_working_day
@@ -62,7 +63,7 @@ def test_a_case_s_facts_are_written_with_it_and_follow_it(
                 updated_at=moment,
             )
             with sqlite_engine.begin() as conn:
-                tracker(conn, event)
+                tracker(conn, DecodedEvent(event))
         open_case = facts()
         assert (open_case.energised_at, open_case.measured, open_case.working_days) == (None, False, None)
         event = application_event(
@@ -74,7 +75,7 @@ def test_a_case_s_facts_are_written_with_it_and_follow_it(
             updated_at=steps[2][1],
         )
         with sqlite_engine.begin() as conn:
-            tracker(conn, event)
+            tracker(conn, DecodedEvent(event))
     energised = facts()
     opened = datetime.fromisoformat(steps[0][1])
     power = datetime.fromisoformat(steps[2][1])
@@ -110,7 +111,7 @@ def test_a_case_first_seen_energised_is_not_measured(sqlite_engine: Engine, trac
         updated_at="2026-11-05T09:00:00+08:00",
     )
     with frozen_at(NOW), sqlite_engine.begin() as conn:
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
         row = conn.execute(sa.select(case_figures)).one()
     assert row.energised_at is not None and not row.measured
     assert (row.working_days, row.power_working_day, row.within_commitment) == (None, None, None)
@@ -138,7 +139,7 @@ def test_the_rebuild_command_restores_every_case_s_facts(
                     updated_at=moment,
                 )
                 with sqlite_engine.begin() as conn:
-                    tracker(conn, event)
+                    tracker(conn, DecodedEvent(event))
         with sqlite_engine.begin() as conn:
             stored = {row.application_no: row for row in conn.execute(sa.select(case_figures))}
             conn.execute(case_figures.delete())

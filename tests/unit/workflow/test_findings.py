@@ -14,18 +14,18 @@ from sqlalchemy.engine import Engine
 
 from canonical_model.consistency import ConsistencyFinding
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED, PROJECTION_UPDATED
 from canonical_model.registry import schema_uri
 from ground import clock
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from store.schema import cases, consistency_findings, outbox
 from store.submissions import add_submission, settle, submissions
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
 from workflow.consistency_config import load_consistency_config
-from workflow.events import CASE_FINDING_CLEARED, CASE_FINDING_RAISED
 from workflow.findings import DistrictIndex, findings_of
 from workflow.grid import handle_grid_event
-from workflow.projection import PROJECTION_UPDATED
 from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
 
@@ -49,15 +49,15 @@ def apply(engine: Engine, tracker: CaseTracker, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for event in events:
             if event.type.startswith("cn.yekuo.grid."):
-                handle_grid_event(conn, event)
+                handle_grid_event(conn, DecodedEvent(event))
             else:
-                tracker(conn, event)
+                tracker(conn, DecodedEvent(event))
 
 
 def apply_grid(engine: Engine, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for event in events:
-            handle_grid_event(conn, event)
+            handle_grid_event(conn, DecodedEvent(event))
 
 
 def published(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:

@@ -11,8 +11,9 @@ import pytest
 
 from canonical_model.application import ReworkCause
 from canonical_model.case import CaseOutcome, CaseStatus, TimelineKind
+from canonical_model.events import APPLICATION_CHANGED, CASE_ASSIGNED, STAGE_REPORTED
 from workflow.config import WorkflowConfig
-from workflow.events import APPLICATION_CHANGED, CASE_ASSIGNED, STAGE_REPORTED, CaseEvent
+from workflow.events import CaseEvent
 from workflow.fold import CaseState, fold_case, order_events
 from workflow.workdays import WorkingCalendar
 

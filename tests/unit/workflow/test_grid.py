@@ -14,16 +14,17 @@ from sqlalchemy.engine import Engine
 
 from bus.memory import topic_matches
 from canonical_model.envelope import CloudEvent
-from canonical_model.planning import CAPACITY_FORECAST_EXCEEDED
+from canonical_model.events import CAPACITY_FORECAST_EXCEEDED, PROJECTION_UPDATED
 from canonical_model.registry import schema_uri
+from ground.errors import SchemaViolationError
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
+from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema
 from store.grid import grid_equipment, grid_state
 from store.schema import outbox
 from store.transaction_work import transaction_work
 from workflow.grid import GRID_EVENT, EquipmentFilter, get_equipment, handle_grid_event, list_equipment
-from workflow.projection import PROJECTION_UPDATED
 from yekuo.consumers import CONSUMERS
 
 
@@ -94,7 +95,7 @@ def deleted(key: str, last_changed_at: str | None, sequence: int = 1) -> CloudEv
 def apply(engine: Engine, *events: CloudEvent) -> None:
     with engine.begin() as conn:
         for item in events:
-            handle_grid_event(conn, item)
+            handle_grid_event(conn, DecodedEvent(item))
 
 
 def live(engine: Engine, key: str = "PB1") -> dict[str, Any] | None:
@@ -188,16 +189,23 @@ def test_any_onboarded_kind_is_kept_without_code(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "error", "message"),
     [
-        ({"type": "cn.yekuo.grid.transformer.renamed.v1"}, "no handler for event type"),
-        ({"dataschema": "urn:yekuo:schema:nothing.v1"}, "unknown data schema"),
-        ({"data": {"transformer_id": "PB1"}}, "validation error"),
+        ({"type": "cn.yekuo.grid.transformer.renamed.v1"}, ValueError, "no handler for event type"),
+        ({"dataschema": "urn:yekuo:schema:nothing.v1"}, ValueError, "unknown data schema"),
+        (
+            {"dataschema": "urn:yekuo:schema:feeder.v1"},
+            ValueError,
+            "names data schema urn:yekuo:schema:feeder.v1, its type urn:yekuo:schema:distribution_tr",
+        ),
+        ({"data": {"transformer_id": "PB1"}}, SchemaViolationError, "is not a valid DistributionTransformer"),
     ],
 )
-def test_events_it_cannot_apply_are_errors(engine: Engine, change: dict[str, Any], message: str) -> None:
+def test_events_it_cannot_apply_are_errors(
+    engine: Engine, change: dict[str, Any], error: type[Exception], message: str
+) -> None:
     broken = changed(transformer(), 1).model_copy(update=change)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         apply(engine, broken)
 
 
@@ -288,8 +296,8 @@ def test_a_batch_in_one_transaction_work_bumps_the_revision_once_and_announces_a
     assert _revision_and_notices(engine) == (1, 1, {1})
     with engine.connect() as conn, transaction_work(conn) as work:
         for key in ("PB1", "PB2", "PB3"):
-            handle_grid_event(conn, changed(transformer(key), 1))
-        handle_grid_event(conn, deleted("PB0", "2026-11-26T10:00:00+08:00", sequence=2))
+            handle_grid_event(conn, DecodedEvent(changed(transformer(key), 1)))
+        handle_grid_event(conn, DecodedEvent(deleted("PB0", "2026-11-26T10:00:00+08:00", sequence=2)))
         staged = conn.execute(
             sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == PROJECTION_UPDATED)
         ).scalar_one()
@@ -302,10 +310,10 @@ def test_a_batch_in_one_transaction_work_bumps_the_revision_once_and_announces_a
 
 def test_work_left_unfinished_is_rolled_back_with_nothing_announced(engine: Engine) -> None:
     with engine.connect() as conn, transaction_work(conn):
-        handle_grid_event(conn, changed(transformer("PB1"), 1))
+        handle_grid_event(conn, DecodedEvent(changed(transformer("PB1"), 1)))
         conn.rollback()
     with engine.begin() as conn:
-        handle_grid_event(conn, changed(transformer("PB2"), 1))
+        handle_grid_event(conn, DecodedEvent(changed(transformer("PB2"), 1)))
     assert _revision_and_notices(engine) == (1, 1, {1})
 
 

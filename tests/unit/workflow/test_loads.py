@@ -12,12 +12,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
+from canonical_model.events import (
+    LOAD_MEASUREMENT_RECORDED,
+    LOAD_POWER_FACTOR_RECORDED,
+    LOAD_PROFILE_RECORDED,
+    PROJECTION_UPDATED,
+)
 from canonical_model.registry import schema_uri
 from ground.errors import InvalidRecordError
+from pipeline.decoded import DecodedEvent
 from store.loads import ProfileFilter, list_profiles, load_measurements, load_profiles, power_factor_curves
 from store.schema import outbox
-from workflow.loads import MEASUREMENT_RECORDED, POWER_FACTOR_RECORDED, PROFILE_RECORDED, handle_load_event
-from workflow.projection import PROJECTION_UPDATED
+from workflow.loads import handle_load_event
 
 
 def event(
@@ -56,7 +62,9 @@ def profile(equipment: str, day: str, base: float, **changes: Any) -> dict[str, 
 
 def test_a_profile_is_kept_with_the_peak_of_its_good_points(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0)))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0)))
+        )
     with sqlite_engine.connect() as conn:
         [row] = conn.execute(sa.select(load_profiles)).all()
     assert (row.equipment_id, row.data_date, row.phase, row.source) == (
@@ -73,16 +81,24 @@ def test_a_profile_is_kept_with_the_peak_of_its_good_points(sqlite_engine: Engin
 
 def test_an_older_profile_of_the_same_source_does_not_replace_a_newer_one(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2))
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1))
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-21", 1.0), sequence=3))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2))
+        )
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1))
+        )
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-21", 1.0), sequence=3))
+        )
     with sqlite_engine.connect() as conn:
         peaks = dict(
             conn.execute(sa.select(load_profiles.c.data_date, load_profiles.c.peak_kw)).tuples().all()
         )
     assert peaks == {date(2026, 11, 20): 195.0, date(2026, 11, 21): 96.0}
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 700.0), sequence=4))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 700.0), sequence=4))
+        )
     with sqlite_engine.connect() as conn:
         items, _ = list_profiles(
             conn, ProfileFilter(date_from=date(2026, 11, 20), date_to=date(2026, 11, 20)), limit=5
@@ -92,9 +108,13 @@ def test_an_older_profile_of_the_same_source_does_not_replace_a_newer_one(sqlite
 
 def test_metering_and_dispatch_profiles_of_a_day_are_kept_apart(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event(PROFILE_RECORDED, profile("PB1", "2026-11-20", 10.0)))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, profile("PB1", "2026-11-20", 10.0)))
+        )
         metering = profile("PB1", "2026-11-20", 20.0, source="metering")
-        handle_load_event(conn, event(PROFILE_RECORDED, metering, source="/dispatch/power_curve"))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_PROFILE_RECORDED, metering, source="/dispatch/power_curve"))
+        )
     with sqlite_engine.connect() as conn:
         sources = conn.execute(sa.select(load_profiles.c.source).order_by(load_profiles.c.source)).scalars()
         assert list(sources) == ["dispatch", "metering"]
@@ -111,8 +131,10 @@ def test_measurements_are_kept_per_point_and_time(sqlite_engine: Engine) -> None
         "quality": 0,
     }
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event(MEASUREMENT_RECORDED, data))
-        handle_load_event(conn, event(MEASUREMENT_RECORDED, {**data, "load_kw": 4700.0, "quality": 128}))
+        handle_load_event(conn, DecodedEvent(event(LOAD_MEASUREMENT_RECORDED, data)))
+        handle_load_event(
+            conn, DecodedEvent(event(LOAD_MEASUREMENT_RECORDED, {**data, "load_kw": 4700.0, "quality": 128}))
+        )
     with sqlite_engine.connect() as conn:
         [row] = conn.execute(sa.select(load_measurements)).all()
     assert row.load_kw is None and row.quality == 128 and row.good is False
@@ -124,7 +146,9 @@ def test_an_unknown_event_type_is_an_error(sqlite_engine: Engine) -> None:
         sqlite_engine.begin() as conn,
         pytest.raises(InvalidRecordError, match=r"cn\.yekuo\.load\.other\.v1"),
     ):
-        handle_load_event(conn, event("cn.yekuo.load.other.v1", profile("XL1", "2026-11-20", 1.0)))
+        handle_load_event(
+            conn, DecodedEvent(event("cn.yekuo.load.other.v1", profile("XL1", "2026-11-20", 1.0)))
+        )
 
 
 def _notices(engine: Engine) -> list[tuple[str, str | None, str | None]]:
@@ -137,11 +161,11 @@ def _notices(engine: Engine) -> list[tuple[str, str | None, str | None]]:
 
 
 def test_each_stored_profile_is_announced_and_an_ignored_one_is_not(sqlite_engine: Engine) -> None:
-    newer = event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2)
-    older = event(PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1)
+    newer = event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 100.0), sequence=2)
+    older = event(LOAD_PROFILE_RECORDED, profile("XL1", "2026-11-20", 500.0), sequence=1)
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, newer)
-        handle_load_event(conn, older)
+        handle_load_event(conn, DecodedEvent(newer))
+        handle_load_event(conn, DecodedEvent(older))
     assert _notices(sqlite_engine) == [("XL1", "2026-11-20", newer.id)]
 
 
@@ -154,22 +178,22 @@ def factor_curve(equipment: str, day: str, value: float) -> dict[str, Any]:
 def test_a_power_factor_curve_is_kept_as_its_good_factors_and_announced(sqlite_engine: Engine) -> None:
     source, schema = "/dispatch/factor_curve", "power_factor_profile.v1"
     newer = event(
-        POWER_FACTOR_RECORDED,
+        LOAD_POWER_FACTOR_RECORDED,
         factor_curve("PB1", "2026-11-20", 0.9),
         sequence=2,
         source=source,
         schema=schema,
     )
     older = event(
-        POWER_FACTOR_RECORDED,
+        LOAD_POWER_FACTOR_RECORDED,
         factor_curve("PB1", "2026-11-20", 0.7),
         sequence=1,
         source=source,
         schema=schema,
     )
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, newer)
-        handle_load_event(conn, older)
+        handle_load_event(conn, DecodedEvent(newer))
+        handle_load_event(conn, DecodedEvent(older))
     with sqlite_engine.connect() as conn:
         [row] = conn.execute(sa.select(power_factor_curves)).all()
     assert (row.equipment_id, row.data_date, row.phase, row.source) == (

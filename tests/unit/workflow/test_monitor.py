@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipeline.decoded import DecodedEvent
 from store.schema import cases, outbox
 from workflow.cases import CaseTracker
 from workflow.config import StaffMember, WorkflowConfig
@@ -39,8 +40,8 @@ def _published(engine: Engine, event_type: str) -> list[tuple[str, dict[str, obj
 def _open_cases(engine: Engine, tracker: CaseTracker, numbers: list[str], **data: str) -> None:
     with engine.begin() as conn:
         for number in numbers:
-            tracker(conn, application_event(number, 1))
-            tracker(conn, application_event(number, 2, **{**SCHEME_REPLY, **data}))
+            tracker(conn, DecodedEvent(application_event(number, 1)))
+            tracker(conn, DecodedEvent(application_event(number, 2, **{**SCHEME_REPLY, **data})))
 
 
 def test_survey_tasks_go_to_the_least_loaded_eligible_person_with_the_reasons(
@@ -72,7 +73,10 @@ def test_survey_tasks_go_to_the_least_loaded_eligible_person_with_the_reasons(
     # C1 leaves the survey stage, which frees A for C4; a second tick assigns nothing twice.
     with sqlite_engine.begin() as conn:
         tracker(
-            conn, application_event("C1", 3, stage="external_works", updated_at="2026-11-24T10:00:00+08:00")
+            conn,
+            DecodedEvent(
+                application_event("C1", 3, stage="external_works", updated_at="2026-11-24T10:00:00+08:00")
+            ),
         )
     again = monitor.tick(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
     assert again.assigned == 1 and again.unassigned == []
@@ -95,7 +99,7 @@ def test_nobody_is_assigned_outside_their_business_types(
 def test_at_risk_then_overdue_each_once_per_stage_visit(sqlite_engine: Engine, tracker: CaseTracker) -> None:
     # Acceptance (2 working days) entered Friday 20 November: due Tuesday 24, at risk from Monday 23.
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 1))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
     monitor = CaseMonitor(sqlite_engine, tracker)
     assert monitor.tick(datetime(2026, 11, 20, 8, 0, tzinfo=UTC)).at_risk == 0
     first = monitor.tick(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
@@ -114,8 +118,13 @@ def test_at_risk_then_overdue_each_once_per_stage_visit(sqlite_engine: Engine, t
 
     # A rework back into acceptance is a new visit with its own alerts.
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 2, **SCHEME_REPLY))
-        tracker(conn, application_event("A1", 3, stage="acceptance", updated_at="2026-11-26T09:00:00+08:00"))
+        tracker(conn, DecodedEvent(application_event("A1", 2, **SCHEME_REPLY)))
+        tracker(
+            conn,
+            DecodedEvent(
+                application_event("A1", 3, stage="acceptance", updated_at="2026-11-26T09:00:00+08:00")
+            ),
+        )
     assert monitor.tick(datetime(2026, 12, 1, 2, 0, tzinfo=UTC)).overdue == 1
     with sqlite_engine.connect() as conn:
         case = get_case(conn, "A1")
@@ -130,7 +139,10 @@ def test_provisional_deadlines_are_redone_when_the_calendar_knows_the_year(
     as_of_2026 = CaseTracker(config, WorkingCalendar(published_years=range(2001, 2027)))
     with sqlite_engine.begin() as conn:
         as_of_2026(
-            conn, application_event("A1", 1, **{**SCHEME_REPLY, "updated_at": "2026-12-15T10:00:00+08:00"})
+            conn,
+            DecodedEvent(
+                application_event("A1", 1, **{**SCHEME_REPLY, "updated_at": "2026-12-15T10:00:00+08:00"})
+            ),
         )
     with sqlite_engine.connect() as conn:
         row = conn.execute(sa.select(cases.c.deadline, cases.c.deadline_provisional)).one()
@@ -164,7 +176,7 @@ def test_a_pass_stops_between_two_cases_and_the_next_pass_does_the_rest(
 ) -> None:
     with sqlite_engine.begin() as conn:
         for number in ("A1", "A2", "A3"):
-            tracker(conn, application_event(number, 1))
+            tracker(conn, DecodedEvent(application_event(number, 1)))
     monitor = CaseMonitor(sqlite_engine, tracker)
     asked: list[int] = []
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ground.clock import frozen_at
+from pipeline.decoded import DecodedEvent
 from store.schema import cases, consistency_findings, stage_visits
 from workflow.cases import CaseTracker
 from workflow.process import ProcessFigures, ProcessFilter, process_figures
@@ -46,7 +47,7 @@ def feed(
         event = application_event(
             number, sequence, stage=stage, submitted_at=submitted, updated_at=moment, **application
         )
-        tracker(conn, event)
+        tracker(conn, DecodedEvent(event))
     reworks = conn.execute(
         sa.select(stage_visits.c.id)
         .where(stage_visits.c.application_no == number, stage_visits.c.exit_kind == "rework")
@@ -386,7 +387,7 @@ def test_a_case_closed_outside_its_terminal_stage_is_neither_energised_nor_in_pr
         customer_class="lv_residential",
     )
     with seeded.begin() as conn:
-        tracker(conn, withdrawn)
+        tracker(conn, DecodedEvent(withdrawn))
         assert conn.execute(sa.select(cases.c.outcome).where(cases.c.application_no == "P1")).scalar() == (
             "withdrawn"
         )

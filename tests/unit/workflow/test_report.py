@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from ground.clock import frozen_at
+from pipeline.decoded import DecodedEvent
 from workflow.analytics import Bottleneck, StageAnalytics, StageStats
 from workflow.cases import CaseTracker
 from workflow.process import (
@@ -123,9 +124,12 @@ def test_the_cli_prints_the_report_from_the_hub_database(
     sqlite_engine: Engine, tracker: CaseTracker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with sqlite_engine.begin() as conn:
-        tracker(conn, application_event("A1", 1))
+        tracker(conn, DecodedEvent(application_event("A1", 1)))
         tracker(
-            conn, application_event("A1", 2, stage="scheme_reply", updated_at="2026-11-23T09:13:05+08:00")
+            conn,
+            DecodedEvent(
+                application_event("A1", 2, stage="scheme_reply", updated_at="2026-11-23T09:13:05+08:00")
+            ),
         )
     assert main(["report", "stages", "--db-url", sqlite_engine.url.render_as_string()]) == 0
     out = capsys.readouterr().out
@@ -244,7 +248,7 @@ def test_the_cli_prints_the_process_report(
                 submitted_at="2026-03-02T09:00:00+08:00",
                 updated_at=at,
             )
-            tracker(conn, event)
+            tracker(conn, DecodedEvent(event))
     url = sqlite_engine.url.render_as_string()
     assert main(["report", "process", "--db-url", url, "--from", "2026-03-01", "--to", "2026-03-31"]) == 0
     out = capsys.readouterr().out

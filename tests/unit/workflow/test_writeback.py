@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, default_codes
 from canonical_model.envelope import CloudEvent
-from feasibility.service import FEASIBILITY_ASSESSED
+from canonical_model.events import CASE_ASSIGNED, CASE_STAGE_CHANGED, FEASIBILITY_ASSESSED
 from ground.errors import InvalidRecordError, SchemaViolationError
+from pipeline.decoded import DecodedEvent
 from store.submissions import marketing_writebacks, writebacks_of
-from workflow.events import CASE_ASSIGNED, CASE_STAGE_CHANGED
 from workflow.writeback import (
     WRITEBACK_RULES,
     WritebackHandler,
@@ -54,7 +54,7 @@ def _stage_changed(event_id: str = "e-1", **changes: Any) -> CloudEvent:
 
 
 def test_a_stage_reported_by_another_system_is_written_back() -> None:
-    assert stage_change_arguments(_stage_changed(), default_codes()) == {
+    assert stage_change_arguments(DecodedEvent(_stage_changed()), default_codes()) == {
         "requestId": "e-1",
         "appNo": "2611200001234",
         "statusCode": "09",
@@ -76,21 +76,21 @@ def test_a_stage_reported_by_another_system_is_written_back() -> None:
     ids=["from-marketing", "from-the-hub", "opened", "first-seen", "flow-changed"],
 )
 def test_what_the_marketing_system_knows_already_is_not_written_back(changes: dict[str, Any]) -> None:
-    assert stage_change_arguments(_stage_changed(**changes), default_codes()) is None
+    assert stage_change_arguments(DecodedEvent(_stage_changed(**changes)), default_codes()) is None
 
 
 def test_a_stage_without_a_status_code_is_invalid() -> None:
     with pytest.raises(NoLegacyCodeError, match="field 'stage_to': no code in table marketing/status_code"):
-        stage_change_arguments(_stage_changed(stage_to="meter_check"), default_codes())
-    with pytest.raises(SchemaViolationError, match="is not a StageTransition"):
-        stage_change_arguments(_stage_changed(kind="teleported"), default_codes())
+        stage_change_arguments(DecodedEvent(_stage_changed(stage_to="meter_check")), default_codes())
+    with pytest.raises(SchemaViolationError, match="is not a valid StageTransition"):
+        stage_change_arguments(DecodedEvent(_stage_changed(kind="teleported")), default_codes())
 
 
 def test_the_handler_queues_each_event_once(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
-        handle_writeback(conn, _stage_changed("e-1"))
-        handle_writeback(conn, _stage_changed("e-1"))
-        handle_writeback(conn, _stage_changed("e-2", source_system="marketing"))
+        handle_writeback(conn, DecodedEvent(_stage_changed("e-1")))
+        handle_writeback(conn, DecodedEvent(_stage_changed("e-1")))
+        handle_writeback(conn, DecodedEvent(_stage_changed("e-2", source_system="marketing")))
     with sqlite_engine.connect() as conn:
         [row] = writebacks_of(conn, "2611200001234")
         count = conn.execute(sa.select(sa.func.count()).select_from(marketing_writebacks)).scalar_one()
@@ -107,7 +107,7 @@ def test_the_handler_queues_each_event_once(sqlite_engine: Engine) -> None:
 def test_an_event_type_without_a_rule_is_invalid(sqlite_engine: Engine) -> None:
     handler = WritebackHandler(default_codes, rules={})
     with sqlite_engine.begin() as conn, pytest.raises(InvalidRecordError, match="no rule for"):
-        handler(conn, _stage_changed())
+        handler(conn, DecodedEvent(_stage_changed()))
 
 
 def test_the_consumer_binds_the_routing_keys_of_its_rules() -> None:
@@ -141,7 +141,7 @@ def _assessed(application_no: str | None = "2611200001234", **changes: Any) -> C
 
 
 def test_a_feasibility_assessment_is_recorded_in_the_marketing_system() -> None:
-    assert feasibility_arguments(_assessed(), default_codes()) == {
+    assert feasibility_arguments(DecodedEvent(_assessed()), default_codes()) == {
         "requestId": "f-1",
         "appNo": "2611200001234",
         "verdict": "02",
@@ -153,7 +153,7 @@ def test_a_feasibility_assessment_is_recorded_in_the_marketing_system() -> None:
 
 def test_a_voltage_without_a_volt_code_goes_into_the_remark() -> None:
     arguments = feasibility_arguments(
-        _assessed(recommended_voltage_kv=20.0, verdict="not_feasible"), default_codes()
+        DecodedEvent(_assessed(recommended_voltage_kv=20.0, verdict="not_feasible")), default_codes()
     )
     assert arguments is not None
     assert (arguments["verdict"], arguments["supplyVoltCode"]) == ("04", None)
@@ -173,12 +173,14 @@ def test_the_remark_keeps_the_applicants_result_apart_from_the_existing_grid() -
     }
     fix = {"equipment_id": "PB0000001", "kind": "distribution_transformer", "reason": "transformer_load_rate"}
     arguments = feasibility_arguments(
-        _assessed(
-            verdict="needs_reinforcement",
-            reserved_kva=0.0,
-            increment_kva=3.2,
-            reinforcement=[{**fix, "shortfall_kva": 1.5}],
-            existing_grid=[finding],
+        DecodedEvent(
+            _assessed(
+                verdict="needs_reinforcement",
+                reserved_kva=0.0,
+                increment_kva=3.2,
+                reinforcement=[{**fix, "shortfall_kva": 1.5}],
+                existing_grid=[finding],
+            )
         ),
         default_codes(),
     )
@@ -203,7 +205,9 @@ def test_an_existing_overload_that_blocks_the_connection_says_so() -> None:
         "blocks_connection": True,
     }
     arguments = feasibility_arguments(
-        _assessed(verdict="not_feasible", reserved_kva=0.0, increment_kva=3.2, existing_grid=[finding]),
+        DecodedEvent(
+            _assessed(verdict="not_feasible", reserved_kva=0.0, increment_kva=3.2, existing_grid=[finding])
+        ),
         default_codes(),
     )
     assert arguments is not None
@@ -216,7 +220,7 @@ def test_an_existing_overload_that_blocks_the_connection_says_so() -> None:
 
 def test_insufficient_data_has_its_own_legacy_code() -> None:
     arguments = feasibility_arguments(
-        _assessed(verdict="insufficient_data", reserved_kva=0.0), default_codes()
+        DecodedEvent(_assessed(verdict="insufficient_data", reserved_kva=0.0)), default_codes()
     )
     assert arguments is not None
     assert arguments["verdict"] == "05"
@@ -224,17 +228,17 @@ def test_insufficient_data_has_its_own_legacy_code() -> None:
 
 def test_no_capacity_check_has_its_own_legacy_code() -> None:
     arguments = feasibility_arguments(
-        _assessed(verdict="no_capacity_check", reserved_kva=0.0), default_codes()
+        DecodedEvent(_assessed(verdict="no_capacity_check", reserved_kva=0.0)), default_codes()
     )
     assert arguments is not None
     assert arguments["verdict"] == "06"
 
 
 def test_a_preview_without_an_application_is_not_written_back(sqlite_engine: Engine) -> None:
-    assert feasibility_arguments(_assessed(None), default_codes()) is None
+    assert feasibility_arguments(DecodedEvent(_assessed(None)), default_codes()) is None
     with sqlite_engine.begin() as conn:
-        handle_writeback(conn, _assessed(None))
-        handle_writeback(conn, _assessed())
+        handle_writeback(conn, DecodedEvent(_assessed(None)))
+        handle_writeback(conn, DecodedEvent(_assessed()))
     with sqlite_engine.connect() as conn:
         [row] = writebacks_of(conn, "2611200001234")
     assert (row["operation"], row["arguments"]["verdict"]) == ("RecordFeasibilityResult", "02")

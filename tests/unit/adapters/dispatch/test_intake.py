@@ -20,6 +20,7 @@ from adapters.dispatch.records import sniff_format as records_sniff_format
 from canonical_model.envelope import CloudEvent
 from ground.settings import PROJECT_ROOT, DispatchSettings
 from pipeline.config import load_hub_config
+from pipeline.decoded import DecodedEvent
 from pipeline.files import FileIngestor
 from pipeline.records import EventDraft, RawRecord
 from pipeline.routing import Router
@@ -307,7 +308,7 @@ def test_a_factor_curve_file_publishes_its_good_rows_and_parks_each_bad_one_with
 
     with sqlite_engine.begin() as conn:
         for event in cloud_events(sqlite_engine):
-            handle_load_event(conn, event)
+            handle_load_event(conn, DecodedEvent(event))
     with sqlite_engine.connect() as conn:
         stored = {row.equipment_id: row for row in conn.execute(sa.select(power_factor_curves))}
     assert stored["PB0000001"].factors[80] == 0.8 and stored["PB0000001"].good_points == 96
@@ -552,7 +553,9 @@ def test_a_gbk_model_file_becomes_grid_records_and_load_readings_and_its_bad_row
     ]
     with sqlite_engine.begin() as conn:
         for event in published:
-            (handle_grid_event if event.type.startswith("cn.yekuo.grid.") else handle_load_event)(conn, event)
+            (handle_grid_event if event.type.startswith("cn.yekuo.grid.") else handle_load_event)(
+                conn, DecodedEvent(event)
+            )
     with sqlite_engine.connect() as conn:
         station = get_equipment(conn, "substation", "411300001")
         distribution = get_equipment(conn, "substation", "411300501")
@@ -617,7 +620,7 @@ def test_a_curve_point_flagged_invalid_reaches_the_load_store_as_missing_not_zer
     run_until_idle(intake)
     [event] = cloud_events(sqlite_engine)
     with sqlite_engine.begin() as conn:
-        handle_load_event(conn, event)
+        handle_load_event(conn, DecodedEvent(event))
     with sqlite_engine.connect() as conn:
         [stored] = conn.execute(sa.select(load_profiles)).all()
     stored_points = stored.document["points"]

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
+from pipeline.decoded import DecodedEvent
 from simulators.scenario.checks import RunFacts, evaluate
 from simulators.scenario.model import Expectations
 from store.database import create_engine, create_schema
@@ -190,7 +191,7 @@ def _energised(engine: Engine, number: str, accepted: str, energised: str, archi
                 customer_class="lv_residential",
                 requested_capacity_kva=8.0,
             )
-            tracker(conn, event)
+            tracker(conn, DecodedEvent(event))
 
 
 def test_process_figures_are_the_hubs_own_over_the_cases_energised_in_the_window(
