@@ -17,6 +17,7 @@ exclusive transaction and MariaDB's named lock serialise them, and the second fi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ def _create_engine(url: str) -> Engine:
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
+
+log = logging.getLogger(__name__)
+# Alembic announces its context on every look at the revision; the upgrades are logged here instead.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = "store:migrations"
 # Taken by whoever changes the schema, one per database: the key of pg_advisory_xact_lock (b"yekuo" as an
@@ -145,12 +150,16 @@ def create_schema(engine: Engine) -> None:
         config = _config(conn)
         current = MigrationContext.configure(conn).get_current_revision()
         if current is None:
-            baseline = _legacy_revision(conn)
-            if baseline is not None:
-                command.stamp(config, baseline)
+            current = _legacy_revision(conn)
+            if current is not None:
+                command.stamp(config, current)
+                log.info("database schema made before migrations is revision %s", current)
         elif not _known(current):
             return
         command.upgrade(config, "head")
+        upgraded = MigrationContext.configure(conn).get_current_revision()
+        if upgraded != current:
+            log.info("database schema upgraded from %s to %s", current or "nothing", upgraded)
 
 
 def schema_status(engine: Engine) -> SchemaStatus:
