@@ -50,6 +50,25 @@ from store import webhooks as _webhooks  # noqa: F401  (registers the webhook su
 from store.crypto import Keyring, bind_keyring, keyring_from_settings
 from store.schema import metadata
 
+log = logging.getLogger(__name__)
+# Alembic announces its context on every look at the revision; the upgrades are logged here instead.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+MIGRATIONS = "store:migrations"
+# Taken by whoever changes the schema, one per database: the key of pg_advisory_xact_lock (b"yekuo" as an
+# integer, unlikely to collide with another application's) and the name of MariaDB's GET_LOCK.
+_LOCK_KEY = int.from_bytes(b"yekuo")
+_LOCK_NAME = "yekuo_schema"
+_LOCK_WAIT_S = 600
+# What the revision after the baseline added; a database made by create_all has all of them or none.
+_ANALYTICS = {
+    "table case_figures": ("case_figures", None),
+    "table assistant_gaps": ("assistant_gaps", None),
+    "column stage_visits.excess_days": ("stage_visits", "excess_days"),
+    "column case_figures.closed_at": ("case_figures", "closed_at"),
+    "index ix_stage_visits_exit": ("stage_visits", "ix_stage_visits_exit"),
+}
+
 
 def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:
     """An engine for the hub database; SQLite gets WAL and a busy timeout so threads can share it.
@@ -79,26 +98,6 @@ def _create_engine(url: str) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
-
-
-log = logging.getLogger(__name__)
-# Alembic announces its context on every look at the revision; the upgrades are logged here instead.
-logging.getLogger("alembic").setLevel(logging.WARNING)
-
-MIGRATIONS = "store:migrations"
-# Taken by whoever changes the schema, one per database: the key of pg_advisory_xact_lock (b"yekuo" as an
-# integer, unlikely to collide with another application's) and the name of MariaDB's GET_LOCK.
-_LOCK_KEY = int.from_bytes(b"yekuo")
-_LOCK_NAME = "yekuo_schema"
-_LOCK_WAIT_S = 600
-# What the revision after the baseline added; a database made by create_all has all of them or none.
-_ANALYTICS = {
-    "table case_figures": ("case_figures", None),
-    "table assistant_gaps": ("assistant_gaps", None),
-    "column stage_visits.excess_days": ("stage_visits", "excess_days"),
-    "column case_figures.closed_at": ("case_figures", "closed_at"),
-    "index ix_stage_visits_exit": ("stage_visits", "ix_stage_visits_exit"),
-}
 
 
 class SchemaError(YekuoError):

@@ -20,6 +20,7 @@ from tests.support.migrations import (
     made_before_migrations,
     revision_of,
     scripts,
+    starting_rows,
 )
 from tests.unit.store.test_migrations import ENTERED, insert_visit
 
@@ -52,6 +53,7 @@ def test_migrations_from_nothing_build_exactly_the_models(empty_engine: Engine) 
 
     assert revision_of(empty_engine) == scripts().get_current_head()
     assert differences(empty_engine) == []
+    assert starting_rows(empty_engine) == {"feed_counters": [("event_feed", 0)]}
 
 
 def test_a_database_made_before_migrations_is_upgraded_keeping_its_rows(empty_engine: Engine) -> None:

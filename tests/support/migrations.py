@@ -61,6 +61,13 @@ def differences(engine: Engine) -> list[Any]:
         return list(compare_metadata(context, metadata))
 
 
+def starting_rows(engine: Engine) -> dict[str, list[Any]]:
+    """The rows of every hub table that has any, by table: what a new schema starts with."""
+    with engine.connect() as conn:
+        rows = {table.name: list(conn.execute(sa.select(table)).all()) for table in metadata.sorted_tables}
+    return {name: found for name, found in rows.items() if found}
+
+
 def create_schema_after(url: str, barrier: Any) -> None:
     """Run in a process of its own: create the schema once every process has reached the barrier."""
     engine = create_engine(url)

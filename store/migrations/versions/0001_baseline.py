@@ -1,7 +1,8 @@
 """Baseline: the hub schema of the last release made with create_all, before the analytics tables.
 
-Written out table by table, so that it never changes when the models do. A database that release made has
-no alembic_version; store.database recognises it and stamps it here.
+Written out table by table, so that it never changes when the models do. The one row a table starts with,
+the event feed's counter, is inserted here as the models' after_create hook inserts it. A database that
+release made has no alembic_version; store.database recognises it and stamps it here.
 """
 
 import sqlalchemy as sa
@@ -414,12 +415,14 @@ def upgrade() -> None:
         ["equipment_id", "application_no"],
         unique=False,
     )
-    op.create_table(
+    feed_counters = op.create_table(
         "feed_counters",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("last_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    # The event feed's counter starts with its table: writers only ever update it, never race to insert it.
+    op.bulk_insert(feed_counters, [{"name": "event_feed", "last_id": 0}])
     op.create_table(
         "forecast_alerts",
         sa.Column("equipment_id", sa.String(length=191), nullable=False),

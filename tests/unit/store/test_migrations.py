@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from store.database import SchemaError, create_engine, create_schema, drop_schema, schema_status
-from store.schema import stage_visits
+from store.schema import metadata, stage_visits
 from tests.support.migrations import (
     create_schema_after,
     differences,
@@ -20,6 +20,7 @@ from tests.support.migrations import (
     migrate_to,
     revision_of,
     scripts,
+    starting_rows,
 )
 
 ENTERED = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -55,6 +56,18 @@ def test_migrations_from_nothing_build_exactly_the_models(engine: Engine) -> Non
     assert revision_of(engine) == scripts().get_current_head()
     assert differences(engine) == []
     assert schema_status(engine).describe() == f"{revision_of(engine)} (head)"
+
+
+def test_migrations_from_nothing_start_with_the_rows_the_models_create(
+    engine: Engine, tmp_path: Path
+) -> None:
+    created = create_engine(f"sqlite:///{tmp_path}/created.db")
+    metadata.create_all(created)
+
+    create_schema(engine)
+
+    assert starting_rows(engine) == starting_rows(created) == {"feed_counters": [("event_feed", 0)]}
+    created.dispose()
 
 
 def test_the_baseline_alone_lacks_exactly_what_the_analytics_release_added(engine: Engine) -> None:
