@@ -1,4 +1,4 @@
-"""The `yekuo` command line: demo, hub, simulators, configuration check and schema export."""
+"""The `yekuo` command line: demo, hub, simulators, configuration check, schema export and migrations."""
 
 from __future__ import annotations
 

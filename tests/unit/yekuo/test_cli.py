@@ -9,7 +9,7 @@ import pytest
 
 from ground.settings import PROJECT_ROOT
 from store.database import create_engine
-from tests.support.migrations import migrate_to
+from tests.support.migrations import made_before_migrations, migrate_to
 from tests.unit.routes.config_copy import copy_config
 from yekuo.cli import main
 
@@ -80,3 +80,19 @@ def test_db_current_fails_on_an_older_schema_until_db_upgrade(
     assert capsys.readouterr().out == "database schema: 0001, older than the code's 0002\n"
     assert main(["db", "upgrade", "--db-url", url]) == 0
     assert capsys.readouterr().out == "database schema: 0001 -> 0002 (head)\n"
+
+
+def test_db_upgrade_refuses_hub_tables_that_match_no_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    made_before_migrations(engine, "0002")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE assistant_gaps")
+    engine.dispose()
+
+    assert main(["db", "upgrade", "--db-url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("yekuo db upgrade: the database has hub tables but no migration history")
+    assert "but not table assistant_gaps" in err
