@@ -335,6 +335,11 @@ class Settings(BaseSettings):
 
     bus_url: str = "memory://"
     db_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'yekuo.db'}"
+    db_auto_upgrade: bool = Field(
+        default=False,
+        description="`yekuo run` upgrades an older database schema at start instead of refusing to start "
+        "(off: run `yekuo db upgrade` once per release)",
+    )
     config_dir: Path = Field(default=PROJECT_ROOT, description="folder holding mappings/ and routes/")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,4 +1,4 @@
-"""The `yekuo` command line: demo, hub, simulators, configuration check and schema export."""
+"""The `yekuo` command line: demo, hub, simulators, configuration check, schema export and migrations."""
 
 from __future__ import annotations
 
@@ -43,6 +43,38 @@ def _check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"configuration in {config_dir} is valid")
     return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from store.database import SchemaError, create_engine, create_schema, schema_status
+
+    engine = create_engine(args.db_url or Settings().db_url)
+    try:
+        before = schema_status(engine)
+        create_schema(engine)
+        after = schema_status(engine)
+    except SchemaError as exc:
+        print(f"yekuo db upgrade: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if before.revision == after.revision:
+        print(f"database schema: {after.describe()}; nothing to do")
+    else:
+        print(f"database schema: {before.revision or 'none'} -> {after.describe()}")
+    return 0
+
+
+def _db_current(args: argparse.Namespace) -> int:
+    from store.database import create_engine, schema_status
+
+    engine = create_engine(args.db_url or Settings().db_url)
+    try:
+        status = schema_status(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema: {status.describe()}")
+    return 1 if status.behind else 0
 
 
 def _schemas_export(args: argparse.Namespace) -> int:
@@ -421,6 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-dir", help="folder holding mappings/ and routes/ (default: YEKUO_CONFIG_DIR)"
     )
     check.set_defaults(func=_check_config)
+
+    db = commands.add_parser("db", help="the hub database's schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_options = argparse.ArgumentParser(add_help=False)
+    db_options.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")
+    db_upgrade = db_commands.add_parser(
+        "upgrade", parents=[db_options], help="apply the migrations the database lacks (creates an empty one)"
+    )
+    db_upgrade.set_defaults(func=_db_upgrade)
+    db_current = db_commands.add_parser(
+        "current",
+        parents=[db_options],
+        help="the database's schema revision; exit 1 when older than the code",
+    )
+    db_current.set_defaults(func=_db_current)
 
     dlq_options = argparse.ArgumentParser(add_help=False)
     dlq_options.add_argument("--db-url", help="hub database (default: YEKUO_DB_URL)")

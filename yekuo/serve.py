@@ -25,7 +25,7 @@ from pipeline.ingest import Ingestor
 from pipeline.operations import Operations
 from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
-from store.database import create_engine
+from store.database import create_engine, schema_status
 from yekuo.audit import AnchorLoop
 from yekuo.hub import Hub
 
@@ -77,6 +77,17 @@ def serve_hub(settings: Settings) -> int:
         print(f"yekuo run: {exc}", file=sys.stderr)
         return 1
     engine = create_engine(settings.db_url, keyring=keyring)
+    # The hub creates a schema where there is none, but changes an existing one only when told to: with
+    # several instances, the operator upgrades once, and instances of the old release keep running meanwhile.
+    schema = schema_status(engine)
+    if schema.behind and not settings.db_auto_upgrade:
+        engine.dispose()
+        print(
+            f"yekuo run: the database schema is {schema.describe()}; run `yekuo db upgrade` first, "
+            "or set YEKUO_DB_AUTO_UPGRADE=true to upgrade at start",
+            file=sys.stderr,
+        )
+        return 1
     bind_chain_key(engine, chain_key)
     config = load_hub_config(settings.config_dir)
     anchors = AnchorLoop(engine, settings.audit)

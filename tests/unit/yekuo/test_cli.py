@@ -1,4 +1,5 @@
-"""The yekuo command: check-config names file and line of a broken mapping; schemas export writes schemas."""
+"""The yekuo command: check-config names file and line of a broken mapping; schemas export writes schemas;
+db upgrade and db current bring the database's schema to the code's and show where it stands."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from ground.settings import PROJECT_ROOT
+from store.database import create_engine
+from tests.support.migrations import made_before_migrations, migrate_to
 from tests.unit.routes.config_copy import copy_config
 from yekuo.cli import main
 
@@ -48,3 +51,48 @@ def test_schemas_export_writes_the_canonical_schemas(tmp_path: Path) -> None:
     assert main(["schemas", "export", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "application.v1.json").is_file()
     assert (tmp_path / "envelope.v1.json").is_file()
+
+
+def test_db_upgrade_creates_an_empty_database_and_db_current_shows_its_revision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+
+    assert main(["db", "current", "--db-url", url]) == 0
+    assert capsys.readouterr().out == "database schema: no hub tables (the code's schema is 0002)\n"
+    assert main(["db", "upgrade", "--db-url", url]) == 0
+    assert capsys.readouterr().out == "database schema: none -> 0002 (head)\n"
+    assert main(["db", "upgrade", "--db-url", url]) == 0
+    assert capsys.readouterr().out == "database schema: 0002 (head); nothing to do\n"
+    assert main(["db", "current", "--db-url", url]) == 0
+    assert capsys.readouterr().out == "database schema: 0002 (head)\n"
+
+
+def test_db_current_fails_on_an_older_schema_until_db_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    migrate_to(engine, "0001")
+    engine.dispose()
+
+    assert main(["db", "current", "--db-url", url]) == 1
+    assert capsys.readouterr().out == "database schema: 0001, older than the code's 0002\n"
+    assert main(["db", "upgrade", "--db-url", url]) == 0
+    assert capsys.readouterr().out == "database schema: 0001 -> 0002 (head)\n"
+
+
+def test_db_upgrade_refuses_hub_tables_that_match_no_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    made_before_migrations(engine, "0002")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE assistant_gaps")
+    engine.dispose()
+
+    assert main(["db", "upgrade", "--db-url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("yekuo db upgrade: the database has hub tables but no migration history")
+    assert "but not table assistant_gaps" in err

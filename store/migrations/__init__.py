@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub database; store.database runs them (see env.py)."""
