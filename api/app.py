@@ -10,7 +10,7 @@ as problem+json (api/problems.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,12 +48,12 @@ from api.ui.health import HealthSources
 from api.webhooks import webhooks_router
 from assistant.service import Assistant
 from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
+from pipeline.consumers import ConsumerSpec
 from pipeline.operations import Operations
 from store.database import utcnow
 from subscriptions.settings import subscription_settings
 from workflow.cases import default_tracker
 from workflow.workdays import WorkingCalendar
-from yekuo.consumers import CONSUMERS
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
@@ -91,6 +91,7 @@ def create_app(
     engine: Engine,
     *,
     auth: AuthSettings,
+    consumers: Sequence[ConsumerSpec],
     policy: AccessPolicy | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: ReadinessCheck | None = None,
@@ -108,8 +109,9 @@ def create_app(
     auth verifies callers' tokens and API keys; policy says what each route needs (default: api/access.yaml)
     and must cover every route, or this raises ConfigError. Bodies over max_body_bytes get 413.
 
-    operations backs the /admin endpoints (default: the configured bus and mappings); metrics measures
-    the gauges of /metrics (default: this database, the operations' bus and every consumer's queues).
+    consumers are the hub's consumer table. operations backs the /admin endpoints (default: the configured
+    bus and mappings); metrics measures the gauges of /metrics (default: this database, the operations' bus
+    and the queues of those consumers).
     adapter_reports backs /admin/adapters (default: the marketing adapter as the database shows it).
     on_push runs after the marketing push endpoint stored a new notification (the hub wakes its poller).
     webhooks bounds webhook destinations and subscriptions per caller (default: YEKUO_WEBHOOKS__*).
@@ -120,7 +122,7 @@ def create_app(
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(
-        engine, operator_service.open_bus, watched_queues(CONSUMERS), process=Settings().process
+        engine, operator_service.open_bus, watched_queues(consumers), process=Settings().process
     )
     app = FastAPI(
         title="yekuo-hub unified API",

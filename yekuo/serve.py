@@ -45,6 +45,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     return create_app(
         hub.engine,
         auth=hub.settings.auth,
+        consumers=hub.consumers,
         readiness=hub.readiness,
         operations=operations,
         metrics=metrics,

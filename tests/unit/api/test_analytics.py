@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport, analytics_router
-from api.app import create_app
 from api.problems import install_problem_handlers
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
 from store.schema import consistency_findings, stage_visits
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
@@ -178,7 +178,7 @@ def test_bad_parameters_get_a_problem(client: TestClient) -> None:
 
 
 def test_the_hub_serves_the_analytics_to_readers(engine: Engine) -> None:
-    hub = TestClient(create_app(engine, auth=TEST_AUTH))
+    hub = TestClient(hub_app(engine, auth=TEST_AUTH))
     for path in ("/v1/analytics/stages", "/v1/analytics/process"):
         assert hub.get(path).status_code == 401
         answer = hub.get(path, headers=bearer("viewer"))

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.applications import CaseView, applications_router
 from api.feasibility import feasibility_router
 from canonical_model.case import Case
@@ -18,6 +17,7 @@ from feasibility.service import FeasibilityService
 from ground import clock
 from ground.settings import PROJECT_ROOT
 from store.audit import list_entries
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import application
 from tests.unit.workflow.events import application_event
@@ -147,7 +147,7 @@ def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: E
 
 
 def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/applications").json() == {"items": [], "limit": 50, "next_cursor": None}
     assert client.get("/v1/applications/X").status_code == 404
 
@@ -178,7 +178,7 @@ def test_the_case_view_shows_its_findings_with_personal_values_masked_by_role(sq
         handle_grid_event(conn, transformer_event("TG0000001"))
         tracker(conn, the_customer())
         tracker(conn, low_voltage("F1", site_location={"lon": 112.5, "lat": 33.01}, industry_code="C1711"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
 
     viewed = client.get("/v1/applications/F1", headers=bearer("viewer"))
     assert viewed.status_code == 200

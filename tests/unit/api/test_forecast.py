@@ -10,13 +10,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.forecast import forecast_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
 from ground import clock
 from ground.clock import FixedClock
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import ROOT, application, feeder, store_grid, substation, transformer
 from tests.unit.forecast import simulated
@@ -105,7 +105,7 @@ def test_an_unknown_province_is_refused(client: TestClient) -> None:
 
 
 def test_the_hub_api_serves_forecasts_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
     path = "/v1/forecast/equipment/{equipment_id}"
     assert path in client.get("/openapi.json").json()["paths"]
     response = client.get("/v1/forecast/equipment/F9", headers=bearer("viewer"))

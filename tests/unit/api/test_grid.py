@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.grid import MAX_LIMIT, encode_cursor, grid_router
 from canonical_model.envelope import CloudEvent
 from canonical_model.grid import SupplyAreaClass
@@ -22,6 +21,7 @@ from feasibility.config import load_feasibility_config
 from ground import clock
 from ground.clock import FixedClock
 from store.feasibility import capacity_reservations
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
@@ -182,7 +182,7 @@ def test_bad_parameters_are_rejected_with_a_reason(
 
 
 def test_the_hub_api_serves_the_grid_and_documents_it(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/grid/transformers").json() == {"items": [], "limit": 100, "next_cursor": None}
     paths = client.get("/openapi.json").json()["paths"]
     assert {
@@ -326,12 +326,10 @@ def test_bad_open_capacity_parameters_are_rejected_with_a_reason(
 
 
 def test_the_hub_api_serves_open_capacity_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/grid/open-capacity").json() == {"items": [], "limit": 100, "next_cursor": None}
     assert "/v1/grid/open-capacity" in client.get("/openapi.json").json()["paths"]
-    assert (
-        TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
-    )
+    assert TestClient(hub_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
 
 
 def _load_types_client(engine: Engine, config_dir: Path = ROOT) -> TestClient:
@@ -376,8 +374,8 @@ def test_load_types_follow_the_provinces_rules(sqlite_engine: Engine, tmp_path: 
 
 
 def test_the_hub_api_serves_load_types_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     response = client.get("/v1/grid/load-types")
     assert response.status_code == 200 and len(response.json()["items"]) == 2
     assert "/v1/grid/load-types" in client.get("/openapi.json").json()["paths"]
-    assert TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/load-types").status_code == 401
+    assert TestClient(hub_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/load-types").status_code == 401

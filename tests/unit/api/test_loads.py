@@ -22,13 +22,13 @@ from sqlalchemy.engine import Engine
 from adapters.dispatch.curves_csv import POINT_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
-from api.app import create_app
 from api.loads import loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
 from routes.config import load_hub_config
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import PROFILE_RECORDED, handle_load_event
 
@@ -347,7 +347,7 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
             for equipment in ("XL000001", "XL000002", "PB0000001"):
                 handle_load_event(conn, _profile_event(equipment, day))
         handle_load_event(conn, _profile_event("XL000001", "2026-11-20", source="metering"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     seen = []
     cursor = None
     while True:
@@ -378,7 +378,7 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
 
 
 def test_bad_listing_parameters_are_refused(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/load-profiles", params={"cursor": "not-a-cursor"}).status_code == 400
     backwards = client.get("/v1/load-profiles", params={"date_from": "2026-11-21", "date_to": "2026-11-20"})
     assert backwards.status_code == 422 and backwards.json()["code"] == "invalid-parameter"

@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup, RateLimitedError, progress_of, progress_router
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -161,7 +161,7 @@ def test_a_lookup_refused_for_its_address_does_not_spend_the_numbers_budget(engi
 @pytest.fixture
 def hub(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("YEKUO_PROGRESS__PER_CLIENT", "3")
-    return TestClient(create_app(engine, auth=TEST_AUTH))
+    return TestClient(hub_app(engine, auth=TEST_AUTH))
 
 
 def test_the_public_form_shows_the_progress_without_a_login(hub: TestClient) -> None:

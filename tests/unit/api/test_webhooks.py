@@ -22,7 +22,6 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
-from api.app import create_app
 from api.listing import encode_cursor
 from api.problems import install_problem_handlers
 from api.webhooks import WebhookCaller, webhooks_router
@@ -33,6 +32,7 @@ from subscriptions.feed import FeedPruner
 from subscriptions.settings import SubscriptionSettings
 from subscriptions.signing import SIGNATURE_HEADER, signature_header, verify
 from subscriptions.webhooks import WebhookDispatcher, backoff
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
 from tests.unit.api.test_events import IDENTITY_NUMBER, T0, append, customer_event, grid_event
@@ -518,7 +518,7 @@ def test_another_caller_cannot_reach_my_subscription_and_an_admin_can(
 
 
 def test_ownership_follows_the_authenticated_caller_of_the_whole_api(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, webhooks=WebhookSettings()))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, webhooks=WebhookSettings()))
     platform_a = bearer("integrator", sub="platform-a")
     platform_b = bearer("integrator", sub="platform-b")
     admin = bearer("admin", sub="ops")
