@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
 
 from api.problems import problem, problem_responses
+from store.database import Connection, Engine
 
 AdapterReport = Callable[[Connection], dict[str, Any]]
 ADAPTERS_EXAMPLE = {

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import Field
-from sqlalchemy.engine import Engine
 
 from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass
 from canonical_model.common import CanonicalModel
+from store.database import Engine
 from workflow.analytics import VisitFilter, stage_analytics
 from workflow.cases import default_tracker
 from workflow.config import WorkflowConfig

@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
@@ -50,7 +49,7 @@ from assistant.service import Assistant
 from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
 from pipeline.consumers import ConsumerSpec
 from pipeline.operations import Operations
-from store.database import utcnow
+from store.database import Engine, utcnow
 from subscriptions.settings import subscription_settings
 from workflow.cases import default_tracker
 from workflow.workdays import WorkingCalendar

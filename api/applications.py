@@ -12,10 +12,8 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, Field
-from sqlalchemy.engine import Connection, Engine
 
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
@@ -28,8 +26,8 @@ from canonical_model.common import CanonicalModel
 from canonical_model.consistency import FindingValue
 from canonical_model.feasibility import FeasibilityAssessment
 from store.audit import record_pii_read
-from store.database import utcnow
-from store.feasibility import feasibility_assessments
+from store.database import Connection, Engine, utcnow
+from store.feasibility import assessment_document
 from workflow.caselog import case_feed_of
 from workflow.findings import findings_of
 from workflow.queries import CaseFilter, get_case, get_timeline, list_cases
@@ -182,11 +180,7 @@ class CaseView(Case, EndToEndView):
 
 def latest_feasibility(conn: Connection, application_no: str) -> dict[str, Any] | None:
     """The kept feasibility assessment of an application as /feasibility serves it, or None."""
-    document = conn.execute(
-        sa.select(feasibility_assessments.c.document).where(
-            feasibility_assessments.c.application_no == application_no
-        )
-    ).scalar()
+    document = assessment_document(conn, application_no)
     if document is None:
         return None
     return FeasibilityAssessment.model_validate(document).model_dump(mode="json", exclude_none=True)

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 
 from api.limits import TooManyError
 from api.problems import problem_responses
@@ -26,6 +25,7 @@ from assistant.retrieval import ANSWER_THRESHOLD, CONFIDENT_THRESHOLD, Knowledge
 from assistant.service import Assistant, AssistantAnswer
 from ground.errors import ConfigError
 from ground.settings import AssistantSettings
+from store.database import Engine
 
 MAX_QUESTION = 500
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy.engine import Engine
 
 from api.problems import problem, problem_responses
 from api.security import PII_READ, CurrentPrincipal
 from canonical_model.customer import Customer
 from canonical_model.pii import mask_document, pii_paths
 from store.audit import record_pii_read
+from store.database import Engine
 from workflow.queries import get_customer
 
 PII_FIELDS = [".".join(path) for path in pii_paths(Customer)]

@@ -14,7 +14,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from sqlalchemy.engine import Engine
 
 from api.problems import problem, problem_responses
 from canonical_model.application import LoadType
@@ -26,6 +25,7 @@ from forecast.ev_growth import EvGrowth, InsufficientEvHistoryError, ev_growth
 from forecast.load_share import InsufficientCurvesError, LoadShare, load_share
 from ground import clock
 from ground.settings import Settings
+from store.database import Engine
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_EQUIPMENT = 500  # ids in one query string; a larger group is a planning study, not a request

@@ -21,7 +21,6 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.listing import (
@@ -36,6 +35,7 @@ from api.listing import (
     sort_param,
 )
 from api.problems import problem, problem_responses
+from store.database import Engine
 from store.event_feed import FeedEntry, last_feed_id, oldest_feed_id, read_feed
 from subscriptions.feed import public_event
 from subscriptions.settings import SubscriptionSettings

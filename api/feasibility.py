@@ -10,7 +10,6 @@ from functools import cache
 
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy.engine import Engine
 
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, check_capacity
 from api.problems import problem, problem_responses
@@ -21,6 +20,7 @@ from feasibility.config import FeasibilityConfig, load_feasibility_config
 from feasibility.engine import FeasibilityRequest
 from feasibility.service import FeasibilityService
 from ground.settings import Settings, SubmissionSettings
+from store.database import Engine
 
 
 class PreviewRequest(RequestModel):

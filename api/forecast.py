@@ -13,7 +13,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from sqlalchemy.engine import Engine
 
 from api.problems import problem, problem_responses
 from feasibility.config import FeasibilityConfig, load_feasibility_config
@@ -21,6 +20,7 @@ from forecast.config import ForecastConfig, load_forecast_config
 from forecast.equipment import EquipmentForecast, InsufficientHistoryError, forecast_equipment
 from ground import clock
 from ground.settings import Settings
+from store.database import Engine
 from workflow.grid import get_equipment
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection, Engine
 
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
@@ -39,6 +38,7 @@ from feasibility.open_capacity import (
 )
 from ground import clock
 from ground.settings import Settings
+from store.database import Connection, Engine
 from workflow.grid import EquipmentFilter, get_equipment, list_equipment
 
 DEFAULT_LIMIT = 100

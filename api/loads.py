@@ -29,7 +29,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.engine import Engine
 
 from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DiskUsage, DropFolder, FreeSpace
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
@@ -40,6 +39,7 @@ from api.problems import problem as problem_error
 from canonical_model.common import SourceRef
 from canonical_model.load import LoadPhase, LoadPoint, LoadSource
 from ground.settings import Settings
+from store.database import Engine
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
 
 log = logging.getLogger(__name__)

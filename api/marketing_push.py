@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from lxml import etree
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from adapters.marketing.legacy import APPLICATION_FIELDS, CUSTOMER_FIELDS, record_from_xml
@@ -50,7 +48,8 @@ from ground.soap import (
 from mappings.codes import load_code_tables
 from mappings.engine import Mapping
 from mappings.loader import CODES_FOLDER, load_mapping
-from store.submissions import PushReceipt, marketing_push, store_push
+from store.database import DatabaseError, Engine
+from store.submissions import store_push_once
 
 PUSH_PATH = "/soap/marketing"
 NAMESPACE = "urn:yekuo:hub:marketing-push:v1"
@@ -207,8 +206,8 @@ class PushReceiver:
             return _fault(FaultCode.CLIENT, str(exc))
         notification_id = request.findtext(_q("notificationId"))
         try:
-            receipt = self._store(application, customer, notification_id)
-        except sa.exc.SQLAlchemyError:
+            receipt = store_push_once(self.engine, application, customer, notification_id=notification_id)
+        except DatabaseError:
             log.exception("could not store a marketing push of %s", application["APP_NO"])
             return _fault(FaultCode.SERVER, "the hub could not store the notification; send it again later")
         if self.on_stored is not None and not receipt.duplicate:
@@ -218,25 +217,6 @@ class PushReceiver:
         etree.SubElement(answer, _q("duplicate")).text = "true" if receipt.duplicate else "false"
         etree.SubElement(answer, _q("sequence")).text = str(receipt.seq)
         return Response(build_envelope(answer), media_type=SOAP_CONTENT_TYPE)
-
-    def _store(
-        self, application: dict[str, object], customer: dict[str, object] | None, note: str | None
-    ) -> PushReceipt:
-        try:
-            with self.engine.begin() as conn:
-                return store_push(conn, application, customer, notification_id=note, via="push")
-        except sa.exc.IntegrityError:
-            # The same version arrived twice at once and the other request stored it first.
-            with self.engine.connect() as conn:
-                seq = conn.execute(
-                    sa.select(marketing_push.c.seq).where(
-                        marketing_push.c.app_no == application["APP_NO"],
-                        marketing_push.c.update_time == application["UPDATE_TIME"],
-                    )
-                ).scalar()
-            if seq is None:
-                raise
-            return PushReceipt(int(seq), True)
 
 
 WSDL_EXAMPLE = '<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" name="MarketingPush">...</definitions>'

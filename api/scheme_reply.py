@@ -22,7 +22,6 @@ from fpdf import FPDF
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from sqlalchemy.engine import Engine
 
 from api.applications import latest_feasibility
 from api.problems import problem, problem_responses
@@ -30,7 +29,7 @@ from api.security import PII_READ, CurrentPrincipal
 from ground.errors import ConfigError
 from ground.settings import Settings
 from store.audit import record_pii_read
-from store.database import utcnow
+from store.database import Engine, utcnow
 from workflow.queries import get_case, get_customer
 from workflow.workdays import local_date
 

@@ -28,11 +28,9 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlalchemy.engine import Connection, Engine
 
 from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, StrictFlag, check_capacity, check_rule_names
@@ -56,11 +54,12 @@ from canonical_model.common import UrbanRural
 from canonical_model.consistency import RULE_PATTERN, ConsistencyFinding, FindingValue
 from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
 from ground.settings import Settings, SubmissionSettings
-from store.schema import cases
-from store.submissions import Submission, add_submission, get_submission, submission_by_key
+from store.database import Connection, Engine
+from store.submissions import Submission, add_submission_once, get_submission, submission_by_key
 from workflow.cases import default_tracker
 from workflow.consistency import AppliedFacts, ConsistencyConfig, CustomerFacts
 from workflow.findings import DistrictIndex, StoreKnowledge, customer_facts, masked_values
+from workflow.queries import is_tracked
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 191
@@ -342,35 +341,22 @@ def submissions_router(
                 findings=standing,
             )
         tracking_id = str(uuid.uuid4())
-        try:
-            with engine.begin() as conn:
-                add_submission(
-                    conn,
-                    tracking_id=tracking_id,
-                    idempotency_key=idempotency_key,
-                    request_hash=digest,
-                    request=request,
-                    arguments=arguments,
-                )
-        except sa.exc.IntegrityError:
-            # A concurrent request with the same Idempotency-Key was stored first.
-            earlier = _earlier(idempotency_key or "", digest)
-            if earlier is None:
-                raise
-            return earlier
+        concurrent = add_submission_once(
+            engine,
+            tracking_id=tracking_id,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            request=request,
+            arguments=arguments,
+        )
+        if concurrent is not None:
+            return _replayed(str(idempotency_key), concurrent, digest)
         return _accepted(tracking_id, replayed=False, findings=findings)
 
     def _earlier(key: str, digest: str) -> JSONResponse | None:
         with engine.connect() as conn:
             earlier = submission_by_key(conn, key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != digest:
-            raise problem(
-                "idempotency-key-reused",
-                f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key",
-            )
-        return _accepted(earlier.tracking_id, replayed=True)
+        return _replayed(key, earlier, digest) if earlier is not None else None
 
     @router.get(
         "/v1/submissions/{tracking_id}",
@@ -382,15 +368,22 @@ def submissions_router(
             submission = get_submission(conn, tracking_id)
             tracked = False
             if submission is not None and submission.application_no is not None:
-                query = sa.select(cases.c.application_no).where(
-                    cases.c.application_no == submission.application_no
-                )
-                tracked = conn.execute(query).first() is not None
+                tracked = is_tracked(conn, submission.application_no)
         if submission is None:
             raise problem("submission-not-found", f"no submission {tracking_id[:64]}")
         return _view(submission, tracked)
 
     return router
+
+
+def _replayed(key: str, earlier: Submission, digest: str) -> JSONResponse:
+    """The answer to a request whose Idempotency-Key made a submission already."""
+    if earlier.request_hash != digest:
+        raise problem(
+            "idempotency-key-reused",
+            f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key",
+        )
+    return _accepted(earlier.tracking_id, replayed=True)
 
 
 def _accepted(

@@ -24,7 +24,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
-from sqlalchemy.engine import Engine
 
 from api.listing import (
     LIST_PROBLEMS,
@@ -41,7 +40,7 @@ from api.problems import ProblemError, problem, problem_responses
 from api.security import CurrentPrincipal
 from ground.errors import DestinationRefusedError, DestinationUnresolvedError
 from ground.settings import WebhookSettings
-from store.database import utcnow
+from store.database import Engine, utcnow
 from store.webhooks import (
     PENDING,
     SubscriptionLimitError,

@@ -1,4 +1,9 @@
-"""Engine creation for the hub database, tuned per backend, and schema creation."""
+"""Engine creation for the hub database, tuned per backend, and schema creation.
+
+Engine, Connection and DatabaseError (any failure of the database) are the names the layers above hold
+the database by: the API imports no SQLAlchemy of its own (an import-linter contract in pyproject.toml),
+it reads and writes through the query and command functions of the layers below.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection as Connection
+from sqlalchemy.engine import Engine as Engine
 
 import store.grid  # noqa: F401  (registers the grid tables on metadata)
 from ground import clock
@@ -23,6 +29,8 @@ from store import submissions as _submissions  # noqa: F401  (registers the mark
 from store import webhooks as _webhooks  # noqa: F401  (registers the webhook subscription tables)
 from store.crypto import Keyring, bind_keyring, keyring_from_settings
 from store.schema import metadata
+
+DatabaseError = sa.exc.SQLAlchemyError
 
 
 def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Connection, Engine
 
 from api.analytics import local_period
 from api.applications import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, latest_feasibility
@@ -29,6 +28,7 @@ from canonical_model.application import CustomerClass
 from canonical_model.customer import Customer
 from canonical_model.pii import mask_document
 from store.audit import record_pii_read
+from store.database import Connection, Engine
 from workflow.caselog import case_feed_of
 from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
 from workflow.findings import findings_of

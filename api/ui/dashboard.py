@@ -11,7 +11,6 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.grid import OpenCapacityReader
@@ -29,6 +28,7 @@ from api.ui.render import PageFrame, templates
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, check_csrf
 from assistant.service import Assistant
 from ground.settings import AuthSettings
+from store.database import Engine
 from workflow.config import WorkflowConfig
 from workflow.workdays import WorkingCalendar
 

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
 from api.grid import (
     DEFAULT_LIMIT,
@@ -28,6 +27,7 @@ from api.listing import CursorParam
 from api.ui.labels import EQUIPMENT_KINDS
 from api.ui.render import render
 from feasibility.open_capacity import KIND_ORDER, EquipmentKind, OpenCapacity
+from store.database import Engine
 from store.forecast import stored_alerts
 
 # The planning alerts shown above the table: the earliest crossings, the rest counted.

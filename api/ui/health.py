@@ -19,7 +19,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
 from api.adapter_status import AdapterReport, adapter_states, degraded_of
 from api.metrics import HubMetrics
@@ -36,6 +35,7 @@ from pipeline.operations import (
     UnknownParkedError,
     origin,
 )
+from store.database import Engine
 from store.parking import ParkedKind
 
 PAGE = "/ui/health"

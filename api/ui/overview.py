@@ -21,12 +21,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
 from api.analytics import local_period
 from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import PageFrame, render
 from canonical_model.application import CustomerClass
+from store.database import Engine
 from workflow.analytics import VisitFilter, bottlenecks
 from workflow.config import WorkflowConfig
 from workflow.events import ROUTING_KEYS
