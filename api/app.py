@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.marketing.push import PushMappings
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
@@ -34,7 +35,7 @@ from api.grid import grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
-from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
+from api.marketing_push import PUSH_PATH, marketing_push_router
 from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers

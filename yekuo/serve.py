@@ -10,11 +10,11 @@ import time
 
 from fastapi import FastAPI
 
+from adapters.marketing.push import PushMappings
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import pms_source
 from api.app import create_app
 from api.credentials import CredentialsError, signing_secret
-from api.marketing_push import PushMappings
 from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings

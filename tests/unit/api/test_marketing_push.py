@@ -18,7 +18,8 @@ from pytest_httpserver import HTTPServer
 from ruamel.yaml import YAML
 from sqlalchemy.engine import Engine
 
-from api.marketing_push import NAMESPACE, PUSH_PATH, WSDL_PATH, marketing_push_router
+from adapters.marketing.push import NAMESPACE, WSDL_PATH
+from api.marketing_push import PUSH_PATH, marketing_push_router
 from ground.settings import PROJECT_ROOT
 from ground.soap import SOAP_ENV_NS, parse_envelope
 from ground.webserver import BackgroundServer
