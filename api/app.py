@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
@@ -103,6 +104,7 @@ def create_app(
     submissions: SubmissionSettings | None = None,
     push_mappings: PushMappings | None = None,
     assistant: Assistant | None = None,
+    dispatch_uploads: DropFolderUploads | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
@@ -119,6 +121,8 @@ def create_app(
     push_mappings are the mappings pushed marketing records go through (default: the project's own).
     assistant answers POST /v1/assistant/ask and the progress page's chat box (default: the knowledge base
     of YEKUO_ASSISTANT__PROVINCE, loaded and checked here, over the progress lookup's budget).
+    dispatch_uploads takes POST /v1/dispatch/files into the drop folder (default: the one of
+    YEKUO_DISPATCH__*; without one the upload answers 503).
     """
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(
@@ -173,7 +177,9 @@ def create_app(
     app.include_router(grid_router(engine))
     app.include_router(forecast_router(engine))
     app.include_router(demand_router(engine))
-    app.include_router(loads_router(engine))
+    dispatch = Settings().dispatch
+    uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
+    app.include_router(loads_router(engine, uploads=uploads))
     feed_settings = subscription_settings()
     app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
     webhook_settings = webhooks or Settings().webhooks

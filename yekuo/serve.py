@@ -10,6 +10,7 @@ import time
 
 from fastapi import FastAPI
 
+from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
 from adapters.marketing.wiring import MarketingAdapter, build_marketing
 from adapters.pms.source import pms_source
@@ -41,6 +42,8 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     )
     metrics = HubMetrics(hub.engine, operations.open_bus, watched_queues(hub.consumers))
     reports = {"marketing": marketing.status(lambda: hub.health)} if marketing is not None else None
+    dispatch = hub.settings.dispatch
+    uploads = DropFolderUploads(dispatch) if dispatch is not None else None
     wake = functools.partial(hub.wake, f"poll:{marketing.source.name}") if marketing is not None else None
     return create_app(
         hub.engine,
@@ -53,6 +56,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
         on_push=wake,
         webhooks=hub.settings.webhooks,
         push_mappings=PushMappings.of(hub.config.mappings),
+        dispatch_uploads=uploads,
     )
 
 

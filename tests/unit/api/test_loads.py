@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from adapters.dispatch.curves_csv import POINT_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
+from adapters.dispatch.upload import DropFolderUploads
 from api.loads import loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
@@ -54,9 +55,9 @@ class FakeDisk:
 
 def app_for(engine: Engine, settings: Settings | None, disk: FakeDisk | None = None) -> FastAPI:
     app = FastAPI()
-    router = loads_router(
-        engine, settings=settings or Settings(dispatch=None), disk_usage=disk or FakeDisk(free=50 * GIB)
-    )
+    dispatch = (settings or Settings(dispatch=None)).dispatch
+    uploads = DropFolderUploads(dispatch, disk_usage=disk or FakeDisk(free=50 * GIB)) if dispatch else None
+    router = loads_router(engine, uploads=uploads)
     app.include_router(router)
     install_problem_handlers(app)
     return app
