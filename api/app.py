@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
 from adapters.marketing.status import MarketingStatus
+from api import applications
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
 from api.analytics import analytics_router
-from api.applications import applications_router
 from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
+from api.context import ApiContext, install_context
 from api.customers import customers_router
 from api.demand import demand_router
 from api.events import events_router
@@ -162,14 +163,20 @@ def create_app(
     def prometheus_metrics() -> Response:
         return Response(hub_metrics.exposition(), media_type=CONTENT_TYPE)
 
+    submission_limits = submissions or Settings().submissions
+    feed_settings = subscription_settings()
+    webhook_settings = webhooks or Settings().webhooks
+    install_context(
+        app,
+        ApiContext(engine, webhooks=webhook_settings, feed=feed_settings, submissions=submission_limits),
+    )
     app.include_router(admin_router(operator_service))
     reports = adapter_reports or {"marketing": MarketingStatus()}
     app.include_router(adapter_status_router(engine, reports))
     app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
-    submission_limits = submissions or Settings().submissions
     app.include_router(submissions_router(engine, limits=submission_limits))
 
-    app.include_router(applications_router(engine))
+    app.include_router(applications.router)
     app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
     app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router(engine))
@@ -180,9 +187,7 @@ def create_app(
     dispatch = Settings().dispatch
     uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
     app.include_router(loads_router(engine, uploads=uploads))
-    feed_settings = subscription_settings()
     app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
-    webhook_settings = webhooks or Settings().webhooks
     app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
     app.include_router(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}

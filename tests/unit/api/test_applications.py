@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.applications import CaseView, applications_router
+from api import applications
+from api.applications import CaseView
+from api.context import ApiContext, install_context
 from api.feasibility import feasibility_router
 from canonical_model.case import Case
 from feasibility.config import load_feasibility_config
@@ -65,7 +67,8 @@ def client(sqlite_engine: Engine) -> TestClient:
             ),
         )
     app = FastAPI()
-    app.include_router(applications_router(sqlite_engine, clock=lambda: NOW))
+    install_context(app, ApiContext(sqlite_engine, clock=lambda: NOW))
+    app.include_router(applications.router)
     return TestClient(app)
 
 
@@ -126,7 +129,8 @@ def test_detail_and_timeline(client: TestClient) -> None:
 def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: Engine) -> None:
     rules = load_feasibility_config(PROJECT_ROOT)
     served = FastAPI()
-    served.include_router(applications_router(sqlite_engine))
+    install_context(served, ApiContext(sqlite_engine))
+    served.include_router(applications.router)
     served.include_router(feasibility_router(sqlite_engine, config=rules))
     both = TestClient(served)
     before = both.get("/v1/applications/H1").json()

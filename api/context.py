@@ -1,0 +1,90 @@
+"""What the API's endpoints work with, as typed FastAPI dependencies over the context create_app installs.
+
+create_app keeps one ApiContext on app.state (install_context); an endpoint names what it needs in its
+signature (Database, Now, Calendar, ...). A test serves a module's router in a bare FastAPI app after
+installing a context of its own, and replaces a dependency through app.dependency_overrides.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from adapters.marketing.outbound import ReverseCodes, default_codes
+from ground.settings import Settings, SubmissionSettings, WebhookSettings
+from store.database import Engine, utcnow
+from subscriptions.destinations import DestinationPolicy, Resolver
+from subscriptions.settings import SubscriptionSettings
+from workflow.cases import default_tracker
+from workflow.consistency import ConsistencyConfig
+from workflow.findings import DistrictIndex
+from workflow.workdays import WorkingCalendar
+
+
+def workflow_rules() -> ConsistencyConfig | None:
+    """The consistency rules of the workflow's tracker, or None when it checks none."""
+    checker = default_tracker().checker
+    return checker.config if checker is not None else None
+
+
+@dataclass
+class ApiContext:
+    """The database and everything else the endpoints share, with the defaults of a hub left unconfigured.
+
+    clock gives "now" (deadline state, working days left); calendar counts working days. webhooks bound
+    subscriptions' destinations (resolved with resolver) and their number per caller; feed paces the event
+    stream. submissions bound the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*);
+    codes turn a submission into the marketing system's codes; consistency_rules are the pre-review's (None:
+    no pre-review); districts is the grid index the pre-review reads, kept across requests.
+    """
+
+    engine: Engine
+    clock: Callable[[], datetime] = utcnow
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    resolver: Resolver = socket.getaddrinfo
+    feed: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    submissions: SubmissionSettings = field(default_factory=lambda: Settings().submissions)
+    codes: Callable[[], ReverseCodes] = default_codes
+    consistency_rules: Callable[[], ConsistencyConfig | None] = workflow_rules
+    districts: DistrictIndex = field(default_factory=DistrictIndex)
+    destinations: DestinationPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.destinations = DestinationPolicy(self.webhooks, resolver=self.resolver)
+
+
+def install_context(app: FastAPI, context: ApiContext) -> None:
+    """Make context what the app's endpoints get through the dependencies of this module."""
+    app.state.api_context = context
+
+
+def api_context(request: Request) -> ApiContext:
+    """The context of the app serving the request (a dependency)."""
+    context: ApiContext = request.app.state.api_context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(api_context)]
+
+
+def _engine(context: Context) -> Engine:
+    return context.engine
+
+
+def _now(context: Context) -> datetime:
+    return context.clock()
+
+
+def _calendar(context: Context) -> WorkingCalendar:
+    return context.calendar
+
+
+Database = Annotated[Engine, Depends(_engine)]
+Now = Annotated[datetime, Depends(_now)]
+Calendar = Annotated[WorkingCalendar, Depends(_calendar)]
