@@ -20,17 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
 from adapters.marketing.status import MarketingStatus
-from api import applications
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
 from api.analytics import analytics_router
+from api.applications import router as applications_router
 from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
 from api.context import ApiContext, install_context
 from api.customers import customers_router
 from api.demand import demand_router
-from api.events import events_router
+from api.events import router as events_router
 from api.feasibility import feasibility_router
 from api.forecast import forecast_router
 from api.grid import grid_router
@@ -43,11 +43,11 @@ from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup, progress_router
 from api.scheme_reply import scheme_reply_router
-from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
+from api.security import AccessControl, route_table, served_routes
 from api.submissions import submissions_router
 from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.ui.health import HealthSources
-from api.webhooks import webhooks_router
+from api.webhooks import router as webhooks_router
 from assistant.service import Assistant
 from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
 from pipeline.consumers import ConsumerSpec
@@ -176,7 +176,7 @@ def create_app(
     app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
     app.include_router(submissions_router(engine, limits=submission_limits))
 
-    app.include_router(applications.router)
+    app.include_router(applications_router)
     app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
     app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router(engine))
@@ -187,8 +187,8 @@ def create_app(
     dispatch = Settings().dispatch
     uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
     app.include_router(loads_router(engine, uploads=uploads))
-    app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
-    app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )

@@ -22,9 +22,12 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
+from api import webhooks
+from api.context import ApiContext, install_context
 from api.listing import encode_cursor
 from api.problems import install_problem_handlers
-from api.webhooks import WebhookCaller, webhooks_router
+from api.security import caller_can_read_pii
+from api.webhooks import WebhookCaller, principal_caller
 from ground import clock as hub_clock
 from ground.settings import WebhookSettings
 from store.database import utcnow
@@ -119,14 +122,10 @@ def api(
     """The webhook routes as `caller` sees them (an admin sees every caller's subscriptions)."""
     app = FastAPI()
     install_problem_handlers(app)
-    router = webhooks_router(
-        engine,
-        can_read_pii=lambda: pii,
-        caller=lambda: WebhookCaller(caller, sees_all=admin),
-        settings=settings,
-        resolver=dns,
-    )
-    app.include_router(router)
+    install_context(app, ApiContext(engine, webhooks=settings, resolver=dns))
+    app.dependency_overrides[caller_can_read_pii] = lambda: pii
+    app.dependency_overrides[principal_caller] = lambda: WebhookCaller(caller, sees_all=admin)
+    app.include_router(webhooks.router)
     return TestClient(app)
 
 
