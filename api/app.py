@@ -44,7 +44,7 @@ from api.problems import install_problem_handlers
 from api.progress import ProgressLookup, progress_router
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, route_table, served_routes
-from api.submissions import submissions_router
+from api.submissions import router as submissions_router
 from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
 from api.ui.health import HealthSources
 from api.webhooks import router as webhooks_router
@@ -174,7 +174,7 @@ def create_app(
     reports = adapter_reports or {"marketing": MarketingStatus()}
     app.include_router(adapter_status_router(engine, reports))
     app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
-    app.include_router(submissions_router(engine, limits=submission_limits))
+    app.include_router(submissions_router)
 
     app.include_router(applications_router)
     app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
