@@ -28,7 +28,7 @@ from api.applications import router as applications_router
 from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
 from api.context import ApiContext, install_context
-from api.customers import customers_router
+from api.customers import router as customers_router
 from api.demand import demand_router
 from api.events import router as events_router
 from api.feasibility import feasibility_router
@@ -179,7 +179,7 @@ def create_app(
     app.include_router(applications_router)
     app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
     app.include_router(scheme_reply_router(engine))
-    app.include_router(customers_router(engine))
+    app.include_router(customers_router)
     app.include_router(feasibility_router(engine, limits=submission_limits))
     app.include_router(grid_router(engine))
     app.include_router(forecast_router(engine))
