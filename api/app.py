@@ -31,7 +31,7 @@ from api.context import ApiContext, install_context
 from api.customers import router as customers_router
 from api.demand import demand_router
 from api.events import router as events_router
-from api.feasibility import feasibility_router
+from api.feasibility import router as feasibility_router
 from api.forecast import forecast_router
 from api.grid import grid_router
 from api.idempotency import Idempotency
@@ -180,7 +180,7 @@ def create_app(
     app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
     app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router)
-    app.include_router(feasibility_router(engine, limits=submission_limits))
+    app.include_router(feasibility_router)
     app.include_router(grid_router(engine))
     app.include_router(forecast_router(engine))
     app.include_router(demand_router(engine))

@@ -7,6 +7,7 @@ installing a context of its own, and replaces a dependency through app.dependenc
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from adapters.marketing.outbound import ReverseCodes, default_codes
+from feasibility.config import FeasibilityConfig, load_feasibility_config
 from ground.settings import Settings, SubmissionSettings, WebhookSettings
 from store.database import Engine, utcnow
 from subscriptions.destinations import DestinationPolicy, Resolver
@@ -41,6 +43,8 @@ class ApiContext:
     stream. submissions bound the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*);
     codes turn a submission into the marketing system's codes; consistency_rules are the pre-review's (None:
     no pre-review); districts is the grid index the pre-review reads, kept across requests.
+    feasibility_rules are the supply feasibility rules (default: feasibility/rules.yaml of the configuration
+    folder, read once when first asked for).
     """
 
     engine: Engine
@@ -53,6 +57,7 @@ class ApiContext:
     codes: Callable[[], ReverseCodes] = default_codes
     consistency_rules: Callable[[], ConsistencyConfig | None] = workflow_rules
     districts: DistrictIndex = field(default_factory=DistrictIndex)
+    feasibility_rules: FeasibilityConfig | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,17 @@ def _calendar(context: Context) -> WorkingCalendar:
     return context.calendar
 
 
+@functools.cache
+def configured_feasibility_rules() -> FeasibilityConfig:
+    """The feasibility rules of the configuration folder, read once."""
+    return load_feasibility_config(Settings().config_dir)
+
+
+def _feasibility_rules(context: Context) -> FeasibilityConfig:
+    return context.feasibility_rules or configured_feasibility_rules()
+
+
 Database = Annotated[Engine, Depends(_engine)]
 Now = Annotated[datetime, Depends(_now)]
 Calendar = Annotated[WorkingCalendar, Depends(_calendar)]
+FeasibilityRules = Annotated[FeasibilityConfig, Depends(_feasibility_rules)]

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from api import applications
 from api.applications import CaseView
 from api.context import ApiContext, install_context
-from api.feasibility import feasibility_router
+from api.feasibility import router as feasibility_router
 from canonical_model.case import Case
 from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService
@@ -129,9 +129,9 @@ def test_detail_and_timeline(client: TestClient) -> None:
 def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: Engine) -> None:
     rules = load_feasibility_config(PROJECT_ROOT)
     served = FastAPI()
-    install_context(served, ApiContext(sqlite_engine))
+    install_context(served, ApiContext(sqlite_engine, feasibility_rules=rules))
     served.include_router(applications.router)
-    served.include_router(feasibility_router(sqlite_engine, config=rules))
+    served.include_router(feasibility_router)
     both = TestClient(served)
     before = both.get("/v1/applications/H1").json()
     assert before["feasibility"] is None
