@@ -23,11 +23,11 @@ from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport, adapter_status_router
 from api.admin import admin_router
-from api.analytics import analytics_router
+from api.analytics import router as analytics_router
 from api.applications import router as applications_router
 from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
-from api.context import ApiContext, install_context
+from api.context import ApiContext, configured_workflow, install_context
 from api.customers import router as customers_router
 from api.demand import demand_router
 from api.events import router as events_router
@@ -54,7 +54,6 @@ from pipeline.consumers import ConsumerSpec
 from pipeline.operations import Operations
 from store.database import Engine, utcnow
 from subscriptions.settings import subscription_settings
-from workflow.cases import default_tracker
 from workflow.workdays import WorkingCalendar
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
@@ -166,10 +165,16 @@ def create_app(
     submission_limits = submissions or Settings().submissions
     feed_settings = subscription_settings()
     webhook_settings = webhooks or Settings().webhooks
-    install_context(
-        app,
-        ApiContext(engine, webhooks=webhook_settings, feed=feed_settings, submissions=submission_limits),
+    workflow_config = functools.cache(configured_workflow)
+    context = ApiContext(
+        engine,
+        webhooks=webhook_settings,
+        feed=feed_settings,
+        submissions=submission_limits,
+        workflow=workflow_config,
+        target_days=Settings().process.target_working_days,
     )
+    install_context(app, context)
     app.include_router(admin_router(operator_service))
     reports = adapter_reports or {"marketing": MarketingStatus()}
     app.include_router(adapter_status_router(engine, reports))
@@ -177,7 +182,7 @@ def create_app(
     app.include_router(submissions_router)
 
     app.include_router(applications_router)
-    app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
+    app.include_router(analytics_router)
     app.include_router(scheme_reply_router(engine))
     app.include_router(customers_router)
     app.include_router(feasibility_router)
@@ -193,7 +198,6 @@ def create_app(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )
     access = policy or load_access_policy()
-    workflow_config = functools.cache(lambda: default_tracker().config)
     progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
     app.include_router(progress_router(progress))
     settings = Settings()

@@ -23,8 +23,10 @@ from store.database import Engine, utcnow
 from subscriptions.destinations import DestinationPolicy, Resolver
 from subscriptions.settings import SubscriptionSettings
 from workflow.cases import default_tracker
+from workflow.config import WorkflowConfig
 from workflow.consistency import ConsistencyConfig
 from workflow.findings import DistrictIndex
+from workflow.process import TARGET_WORKING_DAYS
 from workflow.workdays import WorkingCalendar
 
 
@@ -32,6 +34,11 @@ def workflow_rules() -> ConsistencyConfig | None:
     """The consistency rules of the workflow's tracker, or None when it checks none."""
     checker = default_tracker().checker
     return checker.config if checker is not None else None
+
+
+def configured_workflow() -> WorkflowConfig:
+    """The stage model of the workflow's tracker."""
+    return default_tracker().config
 
 
 @dataclass
@@ -44,7 +51,8 @@ class ApiContext:
     codes turn a submission into the marketing system's codes; consistency_rules are the pre-review's (None:
     no pre-review); districts is the grid index the pre-review reads, kept across requests.
     feasibility_rules are the supply feasibility rules (default: feasibility/rules.yaml of the configuration
-    folder, read once when first asked for).
+    folder, read once when first asked for). workflow gives the stage model (default: the workflow
+    tracker's); target_days is the customers' target from submission to power, in working days.
     """
 
     engine: Engine
@@ -58,6 +66,8 @@ class ApiContext:
     consistency_rules: Callable[[], ConsistencyConfig | None] = workflow_rules
     districts: DistrictIndex = field(default_factory=DistrictIndex)
     feasibility_rules: FeasibilityConfig | None = None
+    workflow: Callable[[], WorkflowConfig] = configured_workflow
+    target_days: int = TARGET_WORKING_DAYS
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +110,12 @@ def _feasibility_rules(context: Context) -> FeasibilityConfig:
     return context.feasibility_rules or configured_feasibility_rules()
 
 
+def _workflow(context: Context) -> WorkflowConfig:
+    return context.workflow()
+
+
 Database = Annotated[Engine, Depends(_engine)]
 Now = Annotated[datetime, Depends(_now)]
 Calendar = Annotated[WorkingCalendar, Depends(_calendar)]
+Workflow = Annotated[WorkflowConfig, Depends(_workflow)]
 FeasibilityRules = Annotated[FeasibilityConfig, Depends(_feasibility_rules)]

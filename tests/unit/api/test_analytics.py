@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport, analytics_router
+from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport
+from api.analytics import router as analytics_router
+from api.context import ApiContext, install_context
 from api.problems import install_problem_handlers
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
@@ -100,7 +102,9 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
 @pytest.fixture
 def client(engine: Engine) -> TestClient:
     app = FastAPI()
-    app.include_router(analytics_router(engine, config=load_workflow_config(PROJECT_ROOT)))
+    stages = load_workflow_config(PROJECT_ROOT)
+    install_context(app, ApiContext(engine, workflow=lambda: stages))
+    app.include_router(analytics_router)
     install_problem_handlers(app)
     return TestClient(app)
 
