@@ -29,10 +29,10 @@ from api.assistant import assistant_router, build_assistant
 from api.asyncapi import asyncapi_router, settings_document
 from api.context import ApiContext, configured_workflow, install_context
 from api.customers import router as customers_router
-from api.demand import demand_router
+from api.demand import router as demand_router
 from api.events import router as events_router
 from api.feasibility import router as feasibility_router
-from api.forecast import forecast_router
+from api.forecast import router as forecast_router
 from api.grid import grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
@@ -187,8 +187,8 @@ def create_app(
     app.include_router(customers_router)
     app.include_router(feasibility_router)
     app.include_router(grid_router(engine))
-    app.include_router(forecast_router(engine))
-    app.include_router(demand_router(engine))
+    app.include_router(forecast_router)
+    app.include_router(demand_router)
     dispatch = Settings().dispatch
     uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
     app.include_router(loads_router(engine, uploads=uploads))

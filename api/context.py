@@ -18,6 +18,8 @@ from fastapi import Depends, FastAPI, Request
 
 from adapters.marketing.outbound import ReverseCodes, default_codes
 from feasibility.config import FeasibilityConfig, load_feasibility_config
+from forecast.config import ForecastConfig
+from forecast.demand_config import DemandConfig
 from ground.settings import Settings, SubmissionSettings, WebhookSettings
 from store.database import Engine, utcnow
 from subscriptions.destinations import DestinationPolicy, Resolver
@@ -52,7 +54,8 @@ class ApiContext:
     no pre-review); districts is the grid index the pre-review reads, kept across requests.
     feasibility_rules are the supply feasibility rules (default: feasibility/rules.yaml of the configuration
     folder, read once when first asked for). workflow gives the stage model (default: the workflow
-    tracker's); target_days is the customers' target from submission to power, in working days.
+    tracker's); target_days is the customers' target from submission to power, in working days. forecast
+    and demand configure the forecasts (default: forecast/*.yaml of the configuration folder, read once).
     """
 
     engine: Engine
@@ -68,6 +71,8 @@ class ApiContext:
     feasibility_rules: FeasibilityConfig | None = None
     workflow: Callable[[], WorkflowConfig] = configured_workflow
     target_days: int = TARGET_WORKING_DAYS
+    forecast: ForecastConfig | None = None
+    demand: DemandConfig | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:

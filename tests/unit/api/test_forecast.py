@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.forecast import forecast_router
+from api.context import ApiContext, install_context
+from api.forecast import router as forecast_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
@@ -46,11 +47,11 @@ def client(sqlite_engine: Engine) -> Iterator[TestClient]:
         )
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(
-        forecast_router(
-            sqlite_engine, rules=load_feasibility_config(ROOT), settings=load_forecast_config(ROOT)
-        )
+    context = ApiContext(
+        sqlite_engine, feasibility_rules=load_feasibility_config(ROOT), forecast=load_forecast_config(ROOT)
     )
+    install_context(app, context)
+    app.include_router(forecast_router)
     with clock.use(FixedClock(NOW)):
         yield TestClient(app)
 
