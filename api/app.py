@@ -21,7 +21,8 @@ from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
-from api.adapter_status import AdapterReport, adapter_status_router
+from api.adapter_status import AdapterReport
+from api.adapter_status import router as adapter_status_router
 from api.admin import admin_router
 from api.analytics import router as analytics_router
 from api.applications import router as applications_router
@@ -165,6 +166,7 @@ def create_app(
     submission_limits = submissions or Settings().submissions
     feed_settings = subscription_settings()
     webhook_settings = webhooks or Settings().webhooks
+    reports = adapter_reports or {"marketing": MarketingStatus()}
     workflow_config = functools.cache(configured_workflow)
     context = ApiContext(
         engine,
@@ -173,11 +175,11 @@ def create_app(
         submissions=submission_limits,
         workflow=workflow_config,
         target_days=Settings().process.target_working_days,
+        adapter_reports=reports,
     )
     install_context(app, context)
     app.include_router(admin_router(operator_service))
-    reports = adapter_reports or {"marketing": MarketingStatus()}
-    app.include_router(adapter_status_router(engine, reports))
+    app.include_router(adapter_status_router)
     app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
     app.include_router(submissions_router)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
@@ -21,7 +21,7 @@ from feasibility.config import FeasibilityConfig, load_feasibility_config
 from forecast.config import ForecastConfig
 from forecast.demand_config import DemandConfig
 from ground.settings import Settings, SubmissionSettings, WebhookSettings
-from store.database import Engine, utcnow
+from store.database import Connection, Engine, utcnow
 from subscriptions.destinations import DestinationPolicy, Resolver
 from subscriptions.settings import SubscriptionSettings
 from workflow.cases import default_tracker
@@ -47,15 +47,17 @@ def configured_workflow() -> WorkflowConfig:
 class ApiContext:
     """The database and everything else the endpoints share, with the defaults of a hub left unconfigured.
 
-    clock gives "now" (deadline state, working days left); calendar counts working days. webhooks bound
-    subscriptions' destinations (resolved with resolver) and their number per caller; feed paces the event
-    stream. submissions bound the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*);
-    codes turn a submission into the marketing system's codes; consistency_rules are the pre-review's (None:
-    no pre-review); districts is the grid index the pre-review reads, kept across requests.
-    feasibility_rules are the supply feasibility rules (default: feasibility/rules.yaml of the configuration
-    folder, read once when first asked for). workflow gives the stage model (default: the workflow
-    tracker's); target_days is the customers' target from submission to power, in working days. forecast
-    and demand configure the forecasts (default: forecast/*.yaml of the configuration folder, read once).
+    clock gives "now" (deadline state, working days left); calendar counts working days.
+    webhooks bound subscriptions' destinations (resolved with resolver) and their number per caller; feed
+    paces the event stream.
+    submissions bound the capacity of submissions and previews (default: YEKUO_SUBMISSIONS__*); codes turn
+    a submission into the marketing system's codes; consistency_rules are the pre-review's (None: no
+    pre-review); districts is the grid index the pre-review reads, kept across requests.
+    feasibility_rules are the supply feasibility rules, forecast and demand configure the forecasts
+    (default: feasibility/rules.yaml and forecast/*.yaml of the configuration folder, read once).
+    workflow gives the stage model (default: the workflow tracker's); target_days is the customers' target
+    from submission to power, in working days.
+    adapter_reports tell each adapter's state, by adapter name.
     """
 
     engine: Engine
@@ -73,6 +75,7 @@ class ApiContext:
     target_days: int = TARGET_WORKING_DAYS
     forecast: ForecastConfig | None = None
     demand: DemandConfig | None = None
+    adapter_reports: Mapping[str, Callable[[Connection], dict[str, Any]]] = field(default_factory=dict)
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
