@@ -26,7 +26,8 @@ from api.adapter_status import router as adapter_status_router
 from api.admin import admin_router
 from api.analytics import router as analytics_router
 from api.applications import router as applications_router
-from api.assistant import assistant_router, build_assistant
+from api.assistant import build_assistant
+from api.assistant import router as assistant_router
 from api.asyncapi import asyncapi_router, settings_document
 from api.context import ApiContext, configured_workflow, install_context
 from api.customers import router as customers_router
@@ -42,7 +43,8 @@ from api.marketing_push import PUSH_PATH, marketing_push_router
 from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.progress import ProgressLookup, progress_router
+from api.progress import ProgressLookup
+from api.progress import router as progress_router
 from api.scheme_reply import scheme_reply_router
 from api.security import AccessControl, route_table, served_routes
 from api.submissions import router as submissions_router
@@ -168,6 +170,11 @@ def create_app(
     webhook_settings = webhooks or Settings().webhooks
     reports = adapter_reports or {"marketing": MarketingStatus()}
     workflow_config = functools.cache(configured_workflow)
+    progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
+    settings = Settings()
+    customer_assistant = assistant or build_assistant(
+        engine, progress, settings.assistant, settings.config_dir
+    )
     context = ApiContext(
         engine,
         webhooks=webhook_settings,
@@ -176,6 +183,8 @@ def create_app(
         workflow=workflow_config,
         target_days=Settings().process.target_working_days,
         adapter_reports=reports,
+        progress=progress,
+        assistant=customer_assistant,
     )
     install_context(app, context)
     app.include_router(admin_router(operator_service))
@@ -200,13 +209,8 @@ def create_app(
         asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
     )
     access = policy or load_access_policy()
-    progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
-    app.include_router(progress_router(progress))
-    settings = Settings()
-    customer_assistant = assistant or build_assistant(
-        engine, progress, settings.assistant, settings.config_dir
-    )
-    app.include_router(assistant_router(customer_assistant))
+    app.include_router(progress_router)
+    app.include_router(assistant_router)
     app.include_router(
         dashboard_router(
             engine,

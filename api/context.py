@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
@@ -30,6 +30,10 @@ from workflow.consistency import ConsistencyConfig
 from workflow.findings import DistrictIndex
 from workflow.process import TARGET_WORKING_DAYS
 from workflow.workdays import WorkingCalendar
+
+if TYPE_CHECKING:
+    from api.progress import ProgressLookup
+    from assistant.service import Assistant
 
 
 def workflow_rules() -> ConsistencyConfig | None:
@@ -57,7 +61,8 @@ class ApiContext:
     (default: feasibility/rules.yaml and forecast/*.yaml of the configuration folder, read once).
     workflow gives the stage model (default: the workflow tracker's); target_days is the customers' target
     from submission to power, in working days.
-    adapter_reports tell each adapter's state, by adapter name.
+    adapter_reports tell each adapter's state, by adapter name. progress looks up a customer's progress
+    and assistant answers customers' questions (the public routes have none to serve without them).
     """
 
     engine: Engine
@@ -76,6 +81,8 @@ class ApiContext:
     forecast: ForecastConfig | None = None
     demand: DemandConfig | None = None
     adapter_reports: Mapping[str, Callable[[Connection], dict[str, Any]]] = field(default_factory=dict)
+    progress: ProgressLookup | None = None
+    assistant: Assistant | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:

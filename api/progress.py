@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
+from api.context import Context
 from api.limits import RateLimiter, TooManyError
 from api.problems import problem, problem_responses
 from api.scheme_reply import mask_name
@@ -267,28 +268,34 @@ def progress_json(found: Progress) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
 
-def progress_router(lookup: ProgressLookup) -> APIRouter:
-    """POST /v1/progress (public)."""
-    router = APIRouter(prefix="/v1", tags=["progress"])
+router = APIRouter(prefix="/v1", tags=["progress"])
 
-    @router.post(
-        "/progress",
-        summary="A customer's application progress, by application number and verification code (public)",
-        responses={
-            200: {"model": ProgressView},
-            **problem_responses("progress-not-found", "too-many-requests", "validation-failed"),
-        },
-    )
-    def look_up_progress(query: ProgressQuery, request: Request) -> dict[str, Any]:
-        """Stages, dates and responsible units of the application. The code is the last 4 digits of the
-        registered mobile; a wrong code is answered exactly as an unknown number (404), and lookups are
-        rate-limited per client address and per application number (429 with Retry-After)."""
-        try:
-            found = lookup.look_up(client_of(request), query.application_no, query.code)
-        except RateLimitedError as exc:
-            raise exc.problem() from exc
-        if found is None:
-            raise problem("progress-not-found", NOT_FOUND)
-        return progress_json(found)
 
-    return router
+def progress_lookup(context: Context) -> ProgressLookup:
+    """The progress lookup of the app (a dependency)."""
+    if context.progress is None:
+        raise LookupError("the API context holds no progress lookup")
+    return context.progress
+
+
+@router.post(
+    "/progress",
+    summary="A customer's application progress, by application number and verification code (public)",
+    responses={
+        200: {"model": ProgressView},
+        **problem_responses("progress-not-found", "too-many-requests", "validation-failed"),
+    },
+)
+def look_up_progress(
+    query: ProgressQuery, request: Request, lookup: Annotated[ProgressLookup, Depends(progress_lookup)]
+) -> dict[str, Any]:
+    """Stages, dates and responsible units of the application. The code is the last 4 digits of the
+    registered mobile; a wrong code is answered exactly as an unknown number (404), and lookups are
+    rate-limited per client address and per application number (429 with Retry-After)."""
+    try:
+        found = lookup.look_up(client_of(request), query.application_no, query.code)
+    except RateLimitedError as exc:
+        raise exc.problem() from exc
+    if found is None:
+        raise problem("progress-not-found", NOT_FOUND)
+    return progress_json(found)

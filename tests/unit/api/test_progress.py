@@ -16,8 +16,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.context import ApiContext, install_context
 from api.problems import install_problem_handlers
-from api.progress import ProgressLookup, RateLimitedError, progress_of, progress_router
+from api.progress import ProgressLookup, RateLimitedError, progress_of
+from api.progress import router as progress_router
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
@@ -98,7 +100,8 @@ def api(engine: Engine) -> TestClient:
     lookup = ProgressLookup(
         engine, ProgressSettings(per_client=3, per_application=2, window_s=600), stage_names=_stage_names
     )
-    app.include_router(progress_router(lookup))
+    install_context(app, ApiContext(engine, progress=lookup))
+    app.include_router(progress_router)
     install_problem_handlers(app)
     return TestClient(app)
 
