@@ -45,7 +45,8 @@ from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup
 from api.progress import router as progress_router
-from api.scheme_reply import scheme_reply_router
+from api.scheme_reply import load_reply_template
+from api.scheme_reply import router as scheme_reply_router
 from api.security import AccessControl, route_table, served_routes
 from api.submissions import router as submissions_router
 from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
@@ -185,6 +186,7 @@ def create_app(
         adapter_reports=reports,
         progress=progress,
         assistant=customer_assistant,
+        reply_template=load_reply_template(),
     )
     install_context(app, context)
     app.include_router(admin_router(operator_service))
@@ -194,7 +196,7 @@ def create_app(
 
     app.include_router(applications_router)
     app.include_router(analytics_router)
-    app.include_router(scheme_reply_router(engine))
+    app.include_router(scheme_reply_router)
     app.include_router(customers_router)
     app.include_router(feasibility_router)
     app.include_router(grid_router(engine))

@@ -33,6 +33,7 @@ from workflow.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
     from api.progress import ProgressLookup
+    from api.scheme_reply import ReplyTemplate
     from assistant.service import Assistant
 
 
@@ -63,6 +64,7 @@ class ApiContext:
     from submission to power, in working days.
     adapter_reports tell each adapter's state, by adapter name. progress looks up a customer's progress
     and assistant answers customers' questions (the public routes have none to serve without them).
+    reply_template is the supply-scheme reply form (default: the configured one, read once).
     """
 
     engine: Engine
@@ -83,6 +85,7 @@ class ApiContext:
     adapter_reports: Mapping[str, Callable[[Connection], dict[str, Any]]] = field(default_factory=dict)
     progress: ProgressLookup | None = None
     assistant: Assistant | None = None
+    reply_template: ReplyTemplate | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
