@@ -35,7 +35,8 @@ from api.demand import router as demand_router
 from api.events import router as events_router
 from api.feasibility import router as feasibility_router
 from api.forecast import router as forecast_router
-from api.grid import grid_router
+from api.grid import OpenCapacityReader
+from api.grid import router as grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
@@ -187,6 +188,7 @@ def create_app(
         progress=progress,
         assistant=customer_assistant,
         reply_template=load_reply_template(),
+        open_capacity=OpenCapacityReader(),
     )
     install_context(app, context)
     app.include_router(admin_router(operator_service))
@@ -199,7 +201,7 @@ def create_app(
     app.include_router(scheme_reply_router)
     app.include_router(customers_router)
     app.include_router(feasibility_router)
-    app.include_router(grid_router(engine))
+    app.include_router(grid_router)
     app.include_router(forecast_router)
     app.include_router(demand_router)
     dispatch = Settings().dispatch

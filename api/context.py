@@ -32,6 +32,7 @@ from workflow.process import TARGET_WORKING_DAYS
 from workflow.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
+    from api.grid import OpenCapacityReader
     from api.progress import ProgressLookup
     from api.scheme_reply import ReplyTemplate
     from assistant.service import Assistant
@@ -64,7 +65,8 @@ class ApiContext:
     from submission to power, in working days.
     adapter_reports tell each adapter's state, by adapter name. progress looks up a customer's progress
     and assistant answers customers' questions (the public routes have none to serve without them).
-    reply_template is the supply-scheme reply form (default: the configured one, read once).
+    reply_template is the supply-scheme reply form (default: the configured one, read once); open_capacity
+    reads open capacity for the grid routes, keeping its grid cache across requests.
     """
 
     engine: Engine
@@ -86,6 +88,7 @@ class ApiContext:
     progress: ProgressLookup | None = None
     assistant: Assistant | None = None
     reply_template: ReplyTemplate | None = None
+    open_capacity: OpenCapacityReader | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:

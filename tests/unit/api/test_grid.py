@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.grid import MAX_LIMIT, encode_cursor, grid_router
+from api.context import ApiContext, install_context
+from api.grid import MAX_LIMIT, OpenCapacityReader, encode_cursor
+from api.grid import router as grid_router
 from canonical_model.envelope import CloudEvent
 from canonical_model.grid import SupplyAreaClass
 from canonical_model.registry import schema_uri
@@ -104,7 +106,8 @@ def client(sqlite_engine: Engine) -> TestClient:
         change="deleted",
     )
     app = FastAPI()
-    app.include_router(grid_router(sqlite_engine))
+    install_context(app, ApiContext(sqlite_engine, open_capacity=OpenCapacityReader()))
+    app.include_router(grid_router)
     return TestClient(app)
 
 
@@ -200,7 +203,11 @@ def capacity(sqlite_engine: Engine) -> Iterator[TestClient]:
     with sqlite_engine.begin() as conn:
         store_one_transformer_grid(conn, transformer_kw=180.0, feeder_kw=2_700.0, area=SupplyAreaClass.B)
     app = FastAPI()
-    app.include_router(grid_router(sqlite_engine, config=load_feasibility_config(ROOT)))
+    rules = load_feasibility_config(ROOT)
+    install_context(
+        app, ApiContext(sqlite_engine, feasibility_rules=rules, open_capacity=OpenCapacityReader(rules))
+    )
+    app.include_router(grid_router)
     with clock.use(FixedClock(NOW)):
         yield TestClient(app)
 
@@ -334,7 +341,9 @@ def test_the_hub_api_serves_open_capacity_to_viewers(sqlite_engine: Engine) -> N
 
 def _load_types_client(engine: Engine, config_dir: Path = ROOT) -> TestClient:
     app = FastAPI()
-    app.include_router(grid_router(engine, config=load_feasibility_config(config_dir)))
+    rules = load_feasibility_config(config_dir)
+    install_context(app, ApiContext(engine, feasibility_rules=rules, open_capacity=OpenCapacityReader(rules)))
+    app.include_router(grid_router)
     return TestClient(app)
 
 
