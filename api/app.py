@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.dispatch.upload import DropFolderUploads
-from adapters.marketing.push import PushMappings
+from adapters.marketing.push import PushMappings, PushReader
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport
@@ -40,7 +40,8 @@ from api.grid import router as grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import loads_router
-from api.marketing_push import PUSH_PATH, marketing_push_router
+from api.marketing_push import PUSH_PATH, PushReceiver
+from api.marketing_push import router as marketing_push_router
 from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
@@ -189,11 +190,12 @@ def create_app(
         assistant=customer_assistant,
         reply_template=load_reply_template(),
         open_capacity=OpenCapacityReader(),
+        marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
     )
     install_context(app, context)
     app.include_router(admin_router(operator_service))
     app.include_router(adapter_status_router)
-    app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
+    app.include_router(marketing_push_router)
     app.include_router(submissions_router)
 
     app.include_router(applications_router)

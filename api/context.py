@@ -33,6 +33,7 @@ from workflow.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
     from api.grid import OpenCapacityReader
+    from api.marketing_push import PushReceiver
     from api.progress import ProgressLookup
     from api.scheme_reply import ReplyTemplate
     from assistant.service import Assistant
@@ -66,7 +67,8 @@ class ApiContext:
     adapter_reports tell each adapter's state, by adapter name. progress looks up a customer's progress
     and assistant answers customers' questions (the public routes have none to serve without them).
     reply_template is the supply-scheme reply form (default: the configured one, read once); open_capacity
-    reads open capacity for the grid routes, keeping its grid cache across requests.
+    reads open capacity for the grid routes, keeping its grid cache across requests. marketing_push takes
+    the marketing system's pushed notifications.
     """
 
     engine: Engine
@@ -89,6 +91,7 @@ class ApiContext:
     assistant: Assistant | None = None
     reply_template: ReplyTemplate | None = None
     open_capacity: OpenCapacityReader | None = None
+    marketing_push: PushReceiver | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters.marketing.push import (
     DEFAULT_DRAIN_BYTES,
-    DEFAULT_MAX_BYTES,
     NAMESPACE,
-    PushMappings,
     PushReader,
     accepted,
     read_bounded,
 )
+from api.context import Context
 from ground.errors import MalformedInputError
 from ground.soap import SOAP_CONTENT_TYPE, SOAP_ENV_NS, FaultCode, build_fault
 from store.database import DatabaseError, Engine
@@ -41,14 +41,23 @@ def _fault(code: FaultCode, message: str) -> Response:
 
 
 class PushReceiver:
-    """Reads one pushed notification, stores it and answers."""
+    """Reads pushed notifications, stores them and answers; a body past drain_bytes is not read on.
+
+    on_stored runs after each new notification is stored: the hub wakes the marketing poller with it, so
+    the push is taken at once instead of at the next poll.
+    """
 
     def __init__(
-        self, engine: Engine, reader: PushReader, on_stored: Callable[[], None] | None = None
+        self,
+        engine: Engine,
+        reader: PushReader,
+        on_stored: Callable[[], None] | None = None,
+        drain_bytes: int = DEFAULT_DRAIN_BYTES,
     ) -> None:
         self.engine = engine
         self.reader = reader
         self.on_stored = on_stored
+        self.drain_bytes = drain_bytes
 
     def receive(self, body: bytes) -> Response:
         try:
@@ -77,65 +86,60 @@ ACCEPTED_EXAMPLE = (
 )
 
 
-def marketing_push_router(
-    engine: Engine,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    drain_bytes: int = DEFAULT_DRAIN_BYTES,
-    on_stored: Callable[[], None] | None = None,
-    mappings: PushMappings | None = None,
-) -> APIRouter:
-    """The push endpoint and its WSDL over the hub database.
+router = APIRouter(tags=["marketing push"])
 
-    mappings are the ones the hub maps pushed records with (default: loaded from the project's folder);
-    the WSDL requires what they require, and a record they would refuse is refused at once.
 
-    on_stored runs after each new notification is stored: the hub wakes the marketing poller with it, so
-    the push is taken at once instead of at the next poll.
-    """
-    reader = PushReader(mappings or PushMappings.load(), max_bytes)
-    receiver = PushReceiver(engine, reader, on_stored)
-    router = APIRouter(tags=["marketing push"])
+def push_receiver(context: Context) -> PushReceiver:
+    """The push receiver of the app (a dependency)."""
+    if context.marketing_push is None:
+        raise LookupError("the API context holds no marketing push receiver")
+    return context.marketing_push
 
-    @router.get(
-        PUSH_PATH,
-        summary="The WSDL of the marketing push endpoint (GET /soap/marketing?wsdl)",
-        response_class=Response,
-        responses={200: {"content": {"text/xml": {"example": WSDL_EXAMPLE}}}},
+
+Receiver = Annotated[PushReceiver, Depends(push_receiver)]
+
+
+@router.get(
+    PUSH_PATH,
+    summary="The WSDL of the marketing push endpoint (GET /soap/marketing?wsdl)",
+    response_class=Response,
+    responses={200: {"content": {"text/xml": {"example": WSDL_EXAMPLE}}}},
+)
+async def push_wsdl(request: Request, receiver: Receiver) -> Response:
+    if not any(name.lower() == "wsdl" for name in request.query_params):
+        return Response("the WSDL is at ?wsdl\n", status_code=404, media_type="text/plain")
+    return Response(
+        receiver.reader.contract.wsdl(str(request.url.replace(query=""))), media_type=SOAP_CONTENT_TYPE
     )
-    async def push_wsdl(request: Request) -> Response:
-        if not any(name.lower() == "wsdl" for name in request.query_params):
-            return Response("the WSDL is at ?wsdl\n", status_code=404, media_type="text/plain")
-        return Response(
-            reader.contract.wsdl(str(request.url.replace(query=""))), media_type=SOAP_CONTENT_TYPE
-        )
 
-    @router.post(
-        PUSH_PATH,
-        summary="SOAP 1.1: the marketing system pushes ApplicationChanged here",
-        response_class=Response,
-        responses={
-            200: {"content": {"text/xml": {"example": ACCEPTED_EXAMPLE}}},
-            500: {
-                "description": (
-                    "a SOAP fault: soap:Client (refused, do not resend as is: a missing or refused "
-                    "credential, a record lacking a field the hub's mapping requires, an unknown code) "
-                    "or soap:Server (resend)"
-                )
-            },
-        },
-        openapi_extra={
-            "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"}}}}
-        },
-    )
-    async def push(request: Request) -> Response:
-        try:
-            body = await read_bounded(
-                request.stream(), request.headers.get("content-length", ""), max_bytes, drain_bytes
+
+@router.post(
+    PUSH_PATH,
+    summary="SOAP 1.1: the marketing system pushes ApplicationChanged here",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/xml": {"example": ACCEPTED_EXAMPLE}}},
+        500: {
+            "description": (
+                "a SOAP fault: soap:Client (refused, do not resend as is: a missing or refused "
+                "credential, a record lacking a field the hub's mapping requires, an unknown code) "
+                "or soap:Server (resend)"
             )
-        except MalformedInputError as exc:
-            log.warning("refused a marketing push: %s", exc)
-            return _fault(FaultCode.CLIENT, str(exc))
-        return await run_in_threadpool(receiver.receive, body)
-
-    return router
+        },
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"}}}}
+    },
+)
+async def push(request: Request, receiver: Receiver) -> Response:
+    try:
+        body = await read_bounded(
+            request.stream(),
+            request.headers.get("content-length", ""),
+            receiver.reader.max_bytes,
+            receiver.drain_bytes,
+        )
+    except MalformedInputError as exc:
+        log.warning("refused a marketing push: %s", exc)
+        return _fault(FaultCode.CLIENT, str(exc))
+    return await run_in_threadpool(receiver.receive, body)
