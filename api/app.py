@@ -39,7 +39,7 @@ from api.grid import OpenCapacityReader
 from api.grid import router as grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
-from api.loads import loads_router
+from api.loads import router as loads_router
 from api.marketing_push import PUSH_PATH, PushReceiver
 from api.marketing_push import router as marketing_push_router
 from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
@@ -172,6 +172,8 @@ def create_app(
     feed_settings = subscription_settings()
     webhook_settings = webhooks or Settings().webhooks
     reports = adapter_reports or {"marketing": MarketingStatus()}
+    dispatch = Settings().dispatch
+    uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
     workflow_config = functools.cache(configured_workflow)
     progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
     settings = Settings()
@@ -190,6 +192,7 @@ def create_app(
         assistant=customer_assistant,
         reply_template=load_reply_template(),
         open_capacity=OpenCapacityReader(),
+        dispatch_uploads=uploads,
         marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
     )
     install_context(app, context)
@@ -206,9 +209,7 @@ def create_app(
     app.include_router(grid_router)
     app.include_router(forecast_router)
     app.include_router(demand_router)
-    dispatch = Settings().dispatch
-    uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
-    app.include_router(loads_router(engine, uploads=uploads))
+    app.include_router(loads_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
     app.include_router(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.outbound import ReverseCodes, default_codes
 from feasibility.config import FeasibilityConfig, load_feasibility_config
 from forecast.config import ForecastConfig
@@ -68,7 +69,8 @@ class ApiContext:
     and assistant answers customers' questions (the public routes have none to serve without them).
     reply_template is the supply-scheme reply form (default: the configured one, read once); open_capacity
     reads open capacity for the grid routes, keeping its grid cache across requests. marketing_push takes
-    the marketing system's pushed notifications.
+    the marketing system's pushed notifications. dispatch_uploads puts uploaded files into the dispatch
+    drop folder (None: the upload answers 503).
     """
 
     engine: Engine
@@ -92,6 +94,7 @@ class ApiContext:
     reply_template: ReplyTemplate | None = None
     open_capacity: OpenCapacityReader | None = None
     marketing_push: PushReceiver | None = None
+    dispatch_uploads: DropFolderUploads | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,8 @@ from adapters.dispatch.curves_csv import POINT_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchIntake
 from adapters.dispatch.upload import DropFolderUploads
-from api.loads import loads_router
+from api.context import ApiContext, install_context
+from api.loads import router as loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
@@ -57,8 +58,8 @@ def app_for(engine: Engine, settings: Settings | None, disk: FakeDisk | None = N
     app = FastAPI()
     dispatch = (settings or Settings(dispatch=None)).dispatch
     uploads = DropFolderUploads(dispatch, disk_usage=disk or FakeDisk(free=50 * GIB)) if dispatch else None
-    router = loads_router(engine, uploads=uploads)
-    app.include_router(router)
+    install_context(app, ApiContext(engine, dispatch_uploads=uploads))
+    app.include_router(loads_router)
     install_problem_handlers(app)
     return app
 
