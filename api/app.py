@@ -23,7 +23,7 @@ from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
 from api.adapter_status import AdapterReport
 from api.adapter_status import router as adapter_status_router
-from api.admin import admin_router
+from api.admin import router as admin_router
 from api.analytics import router as analytics_router
 from api.applications import router as applications_router
 from api.assistant import build_assistant
@@ -193,10 +193,11 @@ def create_app(
         reply_template=load_reply_template(),
         open_capacity=OpenCapacityReader(),
         dispatch_uploads=uploads,
+        operations=operator_service,
         marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
     )
     install_context(app, context)
-    app.include_router(admin_router(operator_service))
+    app.include_router(admin_router)
     app.include_router(adapter_status_router)
     app.include_router(marketing_push_router)
     app.include_router(submissions_router)

@@ -22,6 +22,7 @@ from feasibility.config import FeasibilityConfig, load_feasibility_config
 from forecast.config import ForecastConfig
 from forecast.demand_config import DemandConfig
 from ground.settings import Settings, SubmissionSettings, WebhookSettings
+from pipeline.operations import Operations
 from store.database import Connection, Engine, utcnow
 from subscriptions.destinations import DestinationPolicy, Resolver
 from subscriptions.settings import SubscriptionSettings
@@ -70,7 +71,7 @@ class ApiContext:
     reply_template is the supply-scheme reply form (default: the configured one, read once); open_capacity
     reads open capacity for the grid routes, keeping its grid cache across requests. marketing_push takes
     the marketing system's pushed notifications. dispatch_uploads puts uploaded files into the dispatch
-    drop folder (None: the upload answers 503).
+    drop folder (None: the upload answers 503). operations is the operator service behind /admin.
     """
 
     engine: Engine
@@ -95,6 +96,7 @@ class ApiContext:
     open_capacity: OpenCapacityReader | None = None
     marketing_push: PushReceiver | None = None
     dispatch_uploads: DropFolderUploads | None = None
+    operations: Operations | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
