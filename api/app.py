@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.dispatch.upload import DropFolderUploads
@@ -42,8 +41,9 @@ from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
 from api.loads import router as loads_router
 from api.marketing_push import PUSH_PATH, PushReceiver
 from api.marketing_push import router as marketing_push_router
-from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
+from api.metrics import HubMetrics, watched_queues
 from api.openapi import install_openapi
+from api.probes import router as probes_router
 from api.problems import install_problem_handlers
 from api.progress import ProgressLookup
 from api.progress import router as progress_router
@@ -66,19 +66,6 @@ from workflow.workdays import WorkingCalendar
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
 
 ReadinessCheck = Callable[[], Mapping[str, bool]]
-
-
-class Health(BaseModel):
-    """The process answers."""
-
-    status: str = Field(examples=["ok"])
-
-
-class Readiness(BaseModel):
-    """Whether every dependency is reachable, and each one's state."""
-
-    status: str = Field(description="ready or not ready", examples=["ready"])
-    checks: dict[str, bool] = Field(examples=[{"database": True, "bus": True, "source:marketing": True}])
 
 
 class AsyncApiDocument(BaseModel):
@@ -140,34 +127,6 @@ def create_app(
         description="Applications, customers and their progress across the utility's legacy systems.",
     )
 
-    @app.get("/health", tags=["operations"], summary="The process is alive", response_model=Health)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/ready",
-        tags=["operations"],
-        summary="Every dependency the hub needs is reachable",
-        responses={
-            200: {"model": Readiness},
-            503: {"model": Readiness, "description": "a dependency is down"},
-        },
-    )
-    def ready() -> JSONResponse:
-        checks = dict(readiness()) if readiness else {}
-        ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {"example": "yekuo_outbox_pending_events 0.0\n"}}}},
-    )
-    def prometheus_metrics() -> Response:
-        return Response(hub_metrics.exposition(), media_type=CONTENT_TYPE)
-
     submission_limits = submissions or Settings().submissions
     feed_settings = subscription_settings()
     webhook_settings = webhooks or Settings().webhooks
@@ -194,9 +153,12 @@ def create_app(
         open_capacity=OpenCapacityReader(),
         dispatch_uploads=uploads,
         operations=operator_service,
+        readiness=readiness,
+        metrics=hub_metrics,
         marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
     )
     install_context(app, context)
+    app.include_router(probes_router)
     app.include_router(admin_router)
     app.include_router(adapter_status_router)
     app.include_router(marketing_push_router)

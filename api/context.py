@@ -36,6 +36,7 @@ from workflow.workdays import WorkingCalendar
 if TYPE_CHECKING:
     from api.grid import OpenCapacityReader
     from api.marketing_push import PushReceiver
+    from api.metrics import HubMetrics
     from api.progress import ProgressLookup
     from api.scheme_reply import ReplyTemplate
     from assistant.service import Assistant
@@ -72,6 +73,7 @@ class ApiContext:
     reads open capacity for the grid routes, keeping its grid cache across requests. marketing_push takes
     the marketing system's pushed notifications. dispatch_uploads puts uploaded files into the dispatch
     drop folder (None: the upload answers 503). operations is the operator service behind /admin.
+    readiness tells each dependency as up or down (None: /ready checks none); metrics serves /metrics.
     """
 
     engine: Engine
@@ -97,6 +99,8 @@ class ApiContext:
     marketing_push: PushReceiver | None = None
     dispatch_uploads: DropFolderUploads | None = None
     operations: Operations | None = None
+    readiness: Callable[[], Mapping[str, bool]] | None = None
+    metrics: HubMetrics | None = None
     destinations: DestinationPolicy = field(init=False)
 
     def __post_init__(self) -> None:
