@@ -51,16 +51,17 @@ from api.scheme_reply import load_reply_template
 from api.scheme_reply import router as scheme_reply_router
 from api.security import AccessControl, route_table, served_routes
 from api.submissions import router as submissions_router
-from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
+from api.ui.context import install_ui_context
+from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_context
+from api.ui.dashboard import router as dashboard_router
 from api.ui.health import HealthSources
 from api.webhooks import router as webhooks_router
 from assistant.service import Assistant
 from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
 from pipeline.consumers import ConsumerSpec
 from pipeline.operations import Operations
-from store.database import Engine, utcnow
+from store.database import Engine
 from subscriptions.settings import subscription_settings
-from workflow.workdays import WorkingCalendar
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
@@ -181,20 +182,16 @@ def create_app(
     access = policy or load_access_policy()
     app.include_router(progress_router)
     app.include_router(assistant_router)
-    app.include_router(
-        dashboard_router(
-            engine,
+    install_ui_context(
+        app,
+        dashboard_context(
             auth=auth,
             config=workflow_config,
-            calendar=WorkingCalendar(),
-            target_days=Settings().process.target_working_days,
-            clock=utcnow,
             health=HealthSources(operator_service, hub_metrics, reports),
-            progress=progress,
-            assistant=customer_assistant,
             permissions=access.permissions_of,
-        )
+        ),
     )
+    app.include_router(dashboard_router)
 
     check_coverage(access, served_routes(app))
     install_problem_handlers(app)
