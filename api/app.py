@@ -118,79 +118,73 @@ def create_app(
     dispatch_uploads takes POST /v1/dispatch/files into the drop folder (default: the one of
     YEKUO_DISPATCH__*; without one the upload answers 503).
     """
+    settings = Settings()
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(
-        engine, operator_service.open_bus, watched_queues(consumers), process=Settings().process
+        engine, operator_service.open_bus, watched_queues(consumers), process=settings.process
     )
+    access = policy or load_access_policy()
+    reports = adapter_reports or {"marketing": MarketingStatus()}
+    workflow_config = functools.cache(configured_workflow)
+    progress = ProgressLookup(engine, settings.progress, stage_names=lambda: workflow_config().stages)
+    drop_folder = settings.dispatch
+    uploads = dispatch_uploads or (DropFolderUploads(drop_folder) if drop_folder is not None else None)
+    context = ApiContext(
+        engine,
+        webhooks=webhooks or settings.webhooks,
+        feed=subscription_settings(),
+        submissions=submissions or settings.submissions,
+        workflow=workflow_config,
+        target_days=settings.process.target_working_days,
+        adapter_reports=reports,
+        progress=progress,
+        assistant=assistant or build_assistant(engine, progress, settings.assistant, settings.config_dir),
+        reply_template=load_reply_template(),
+        open_capacity=OpenCapacityReader(),
+        marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
+        dispatch_uploads=uploads,
+        operations=operator_service,
+        readiness=readiness,
+        metrics=hub_metrics,
+    )
+    ui = dashboard_context(
+        auth=auth,
+        config=workflow_config,
+        health=HealthSources(operator_service, hub_metrics, reports),
+        permissions=access.permissions_of,
+    )
+
     app = FastAPI(
         title="yekuo-hub unified API",
         version="1.0.0",
         description="Applications, customers and their progress across the utility's legacy systems.",
     )
-
-    submission_limits = submissions or Settings().submissions
-    feed_settings = subscription_settings()
-    webhook_settings = webhooks or Settings().webhooks
-    reports = adapter_reports or {"marketing": MarketingStatus()}
-    dispatch = Settings().dispatch
-    uploads = dispatch_uploads or (DropFolderUploads(dispatch) if dispatch is not None else None)
-    workflow_config = functools.cache(configured_workflow)
-    progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
-    settings = Settings()
-    customer_assistant = assistant or build_assistant(
-        engine, progress, settings.assistant, settings.config_dir
-    )
-    context = ApiContext(
-        engine,
-        webhooks=webhook_settings,
-        feed=feed_settings,
-        submissions=submission_limits,
-        workflow=workflow_config,
-        target_days=Settings().process.target_working_days,
-        adapter_reports=reports,
-        progress=progress,
-        assistant=customer_assistant,
-        reply_template=load_reply_template(),
-        open_capacity=OpenCapacityReader(),
-        dispatch_uploads=uploads,
-        operations=operator_service,
-        readiness=readiness,
-        metrics=hub_metrics,
-        marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
-    )
     install_context(app, context)
-    app.include_router(probes_router)
-    app.include_router(admin_router)
-    app.include_router(adapter_status_router)
-    app.include_router(marketing_push_router)
-    app.include_router(submissions_router)
-
-    app.include_router(applications_router)
-    app.include_router(analytics_router)
-    app.include_router(scheme_reply_router)
-    app.include_router(customers_router)
-    app.include_router(feasibility_router)
-    app.include_router(grid_router)
-    app.include_router(forecast_router)
-    app.include_router(demand_router)
-    app.include_router(loads_router)
-    app.include_router(events_router)
-    app.include_router(webhooks_router)
+    install_ui_context(app, ui)
+    for router in (
+        probes_router,
+        admin_router,
+        adapter_status_router,
+        marketing_push_router,
+        submissions_router,
+        applications_router,
+        analytics_router,
+        scheme_reply_router,
+        customers_router,
+        feasibility_router,
+        grid_router,
+        forecast_router,
+        demand_router,
+        loads_router,
+        events_router,
+        webhooks_router,
+    ):
+        app.include_router(router)
     app.include_router(
-        asyncapi_router(settings_document(Settings())), responses={200: {"model": AsyncApiDocument}}
+        asyncapi_router(settings_document(settings)), responses={200: {"model": AsyncApiDocument}}
     )
-    access = policy or load_access_policy()
     app.include_router(progress_router)
     app.include_router(assistant_router)
-    install_ui_context(
-        app,
-        dashboard_context(
-            auth=auth,
-            config=workflow_config,
-            health=HealthSources(operator_service, hub_metrics, reports),
-            permissions=access.permissions_of,
-        ),
-    )
     app.include_router(dashboard_router)
 
     check_coverage(access, served_routes(app))
