@@ -5,12 +5,12 @@ exact type or a dotted prefix such as `cn.yekuo.grid`). An SSE event carries `id
 event type and `data:` = the CloudEvent JSON; a client that reconnects with `Last-Event-ID` (or `?after=`)
 resumes after that id, without loss while the feed still holds it. The JSON listing follows the shared list
 conventions (api/listing.py), except that its `next_cursor` is never null: a polling client always has a
-position to come back to. Personal data is masked unless the caller may read it (the `can_read_pii`
-dependency).
+position to come back to. Personal data is masked unless the caller holds pii:read
+(api/security.py's `caller_can_read_pii` dependency).
 """
 
-# No `from __future__ import annotations` here: the routes' annotations name the PII dependency passed to
-# events_router, a local that FastAPI can only see in annotations evaluated when the route is defined.
+from __future__ import annotations
+
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence

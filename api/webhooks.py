@@ -12,8 +12,8 @@ and reach only allowed addresses (subscriptions/destinations.py), and a caller h
 settings.webhooks.max_per_caller subscriptions.
 """
 
-# No `from __future__ import annotations` here: the routes' annotations name the PII and caller dependencies
-# passed to webhooks_router, locals FastAPI can only see in annotations evaluated when a route is defined.
+from __future__ import annotations
+
 import re
 import secrets
 from dataclasses import dataclass
