@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
 
+from api.context import Context
 from api.problems import problem, problem_responses
+from store.database import Connection
 
 AdapterReport = Callable[[Connection], dict[str, Any]]
 ADAPTERS_EXAMPLE = {
@@ -99,33 +100,30 @@ def degraded_of(states: list[dict[str, Any]]) -> list[str]:
     return [state["name"] for state in states if _degraded(state)]
 
 
-def adapter_status_router(engine: Engine, reports: Mapping[str, AdapterReport]) -> APIRouter:
-    """The /admin/adapters routes, one report per adapter name."""
-    router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"])
 
-    @router.get(
-        "/adapters",
-        summary="Every adapter: circuit, watermark, push inbox, outbound queues, loops",
-        responses={
-            200: {"model": AdapterPage, "content": {"application/json": {"example": ADAPTERS_EXAMPLE}}}
-        },
-    )
-    def list_adapters() -> dict[str, Any]:
-        # A handful of adapters: one page always holds them all, so next_cursor is always null.
-        with engine.connect() as conn:
-            items = adapter_states(conn, reports)
-        return {"items": items, "limit": len(items), "next_cursor": None, "degraded": degraded_of(items)}
 
-    @router.get(
-        "/adapters/{name}",
-        summary="One adapter's state",
-        responses={200: {"model": AdapterStatus}, **problem_responses("adapter-not-found")},
-    )
-    def read_adapter(name: str) -> dict[str, Any]:
-        report = reports.get(name)
-        if report is None:
-            raise problem("adapter-not-found", f"no adapter {name[:64]}; known: {', '.join(sorted(reports))}")
-        with engine.connect() as conn:
-            return {**report(conn), "name": name}
+@router.get(
+    "/adapters",
+    summary="Every adapter: circuit, watermark, push inbox, outbound queues, loops",
+    responses={200: {"model": AdapterPage, "content": {"application/json": {"example": ADAPTERS_EXAMPLE}}}},
+)
+def list_adapters(context: Context) -> dict[str, Any]:
+    # A handful of adapters: one page always holds them all, so next_cursor is always null.
+    with context.engine.connect() as conn:
+        items = adapter_states(conn, context.adapter_reports)
+    return {"items": items, "limit": len(items), "next_cursor": None, "degraded": degraded_of(items)}
 
-    return router
+
+@router.get(
+    "/adapters/{name}",
+    summary="One adapter's state",
+    responses={200: {"model": AdapterStatus}, **problem_responses("adapter-not-found")},
+)
+def read_adapter(name: str, context: Context) -> dict[str, Any]:
+    reports = context.adapter_reports
+    report = reports.get(name)
+    if report is None:
+        raise problem("adapter-not-found", f"no adapter {name[:64]}; known: {', '.join(sorted(reports))}")
+    with context.engine.connect() as conn:
+        return {**report(conn), "name": name}

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
+from api.context import Context
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
@@ -97,17 +98,18 @@ COLLECTIONS: tuple[tuple[str, ParkedKind, str], ...] = (
 )
 
 
-def admin_router(operations: Operations) -> APIRouter:
-    """The /admin routes for both kinds of parked messages, backed by the operator service."""
-    router = APIRouter(prefix="/admin", tags=["admin"])
-    for segment, kind, description in COLLECTIONS:
-        _add_collection(router, operations, segment, kind, description)
-    return router
+def operator_service(context: Context) -> Operations:
+    """The operator service of the app (a dependency)."""
+    if context.operations is None:
+        raise LookupError("the API context holds no operator service")
+    return context.operations
 
 
-def _add_collection(
-    router: APIRouter, operations: Operations, segment: str, kind: ParkedKind, description: str
-) -> None:
+Operator = Annotated[Operations, Depends(operator_service)]
+
+
+def _add_collection(router: APIRouter, segment: str, kind: ParkedKind, description: str) -> None:
+    """The routes of one kind of parked message under /admin/{segment}: the same for both kinds."""
     listing = f"admin/{segment}"
 
     @router.get(
@@ -118,6 +120,7 @@ def _add_collection(
     )
     def list_messages(
         principal: CurrentPrincipal,
+        operations: Operator,
         status: Annotated[
             StatusFilter, Query(description="which messages (default: still parked)")
         ] = "parked",
@@ -144,7 +147,7 @@ def _add_collection(
         name=f"show_{kind}",
         responses={200: {"model": ParkedMessageDetail}, **problem_responses("parked-message-not-found")},
     )
-    def show(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+    def show(parked_id: ParkedId, principal: CurrentPrincipal, operations: Operator) -> dict[str, Any]:
         reader = _reader(principal, f"GET /admin/{segment}/{{parked_id}}")
         with _errors():
             detail = operations.inspect(parked_id, kind=kind, reader=reader)
@@ -156,7 +159,7 @@ def _add_collection(
         name=f"replay_{kind}",
         responses={200: {"model": ParkedActionResult}, **ACTION_PROBLEMS},
     )
-    def replay(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+    def replay(parked_id: ParkedId, principal: CurrentPrincipal, operations: Operator) -> dict[str, Any]:
         return _act(operations.replay, parked_id, kind, principal.sub)
 
     @router.post(
@@ -165,13 +168,17 @@ def _add_collection(
         name=f"discard_{kind}",
         responses={200: {"model": ParkedActionResult}, **ACTION_PROBLEMS},
     )
-    def discard(parked_id: ParkedId, principal: CurrentPrincipal) -> dict[str, Any]:
+    def discard(parked_id: ParkedId, principal: CurrentPrincipal, operations: Operator) -> dict[str, Any]:
         return _act(operations.discard, parked_id, kind, principal.sub)
 
 
 ACTION_PROBLEMS = problem_responses(
     "parked-message-not-found", "not-parked", "not-replayable", "operation-refused", "bus-unavailable"
 )
+# The /admin routes for both kinds of parked messages, backed by the operator service.
+router = APIRouter(prefix="/admin", tags=["admin"])
+for _segment, _kind, _description in COLLECTIONS:
+    _add_collection(router, _segment, _kind, _description)
 
 
 def _reader(principal: Principal, view: str) -> PiiReader | None:

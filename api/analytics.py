@@ -11,15 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import Field
-from sqlalchemy.engine import Engine
 
+from api.context import Context, Database, Workflow
 from api.problems import problem, problem_responses
 from canonical_model.application import CustomerClass
 from canonical_model.common import CanonicalModel
 from workflow.analytics import VisitFilter, stage_analytics
-from workflow.cases import default_tracker
-from workflow.config import WorkflowConfig
-from workflow.process import TARGET_WORKING_DAYS, Basis, ProcessFilter, process_figures
+from workflow.process import Basis, ProcessFilter, process_figures
 from workflow.workdays import SHANGHAI
 
 
@@ -168,73 +166,61 @@ def local_period(first: date | None, last: date | None) -> tuple[datetime | None
     )
 
 
-def analytics_router(
-    engine: Engine,
-    *,
-    config: WorkflowConfig | None = None,
-    target_days: int = TARGET_WORKING_DAYS,
-) -> APIRouter:
-    """The /v1/analytics routes over the given database.
+router = APIRouter(tags=["analytics"])
 
-    config gives the stage order, names and flows (default: the configured stage model); target_days is
-    the customers' target from submission to power, in working days.
-    """
-    router = APIRouter(tags=["analytics"])
 
-    def workflow_config() -> WorkflowConfig:
-        return config or default_tracker().config
-
-    @router.get(
-        "/v1/analytics/stages",
-        summary="Stage durations (spread in working days) per stage, class and unit, rework and bottlenecks",
-        responses={200: {"model": StageAnalyticsReport}, **problem_responses("invalid-parameter")},
-    )
-    def read_stage_analytics(
-        customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
-        unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
-        entered_from: Annotated[date | None, Query(description="stages entered on or after")] = None,
-        entered_to: Annotated[date | None, Query(description="stages entered on or before")] = None,
-    ) -> dict[str, Any]:
-        chosen = workflow_config()
-        start, end = local_period(entered_from, entered_to)
-        with engine.connect() as conn:
-            where = VisitFilter(
-                customer_class=customer_class.value if customer_class else None,
-                unit=unit,
-                entered_from=start,
-                entered_to=end,
-            )
-            analytics = stage_analytics(conn, stage_order=tuple(chosen.stages), where=where)
-        return {"unit": "working days", "stage_names": dict(chosen.stages), **analytics.as_dict()}
-
-    @router.get(
-        "/v1/analytics/process",
-        summary="Days from application to power, commitments kept, rework by cause and the checks' findings",
-        responses={200: {"model": ProcessAnalyticsReport}, **problem_responses("invalid-parameter")},
-    )
-    def read_process_analytics(
-        period_from: Annotated[
-            date | None, Query(alias="from", description="period start (Asia/Shanghai date, inclusive)")
-        ] = None,
-        period_to: Annotated[
-            date | None, Query(alias="to", description="period end (Asia/Shanghai date, inclusive)")
-        ] = None,
-        basis: Annotated[
-            Basis, Query(description="energised: cases energised in the period; opened: submitted in it")
-        ] = "energised",
-        customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
-        unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
-    ) -> dict[str, Any]:
-        start, end = local_period(period_from, period_to)
-        where = ProcessFilter(
-            basis=basis,
-            period_from=start,
-            period_to=end,
+@router.get(
+    "/v1/analytics/stages",
+    summary="Stage durations (spread in working days) per stage, class and unit, rework and bottlenecks",
+    responses={200: {"model": StageAnalyticsReport}, **problem_responses("invalid-parameter")},
+)
+def read_stage_analytics(
+    engine: Database,
+    chosen: Workflow,
+    customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
+    unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
+    entered_from: Annotated[date | None, Query(description="stages entered on or after")] = None,
+    entered_to: Annotated[date | None, Query(description="stages entered on or before")] = None,
+) -> dict[str, Any]:
+    start, end = local_period(entered_from, entered_to)
+    with engine.connect() as conn:
+        where = VisitFilter(
             customer_class=customer_class.value if customer_class else None,
             unit=unit,
+            entered_from=start,
+            entered_to=end,
         )
-        with engine.connect() as conn:
-            figures = process_figures(conn, where=where, target_days=target_days)
-        return figures.as_dict()
+        analytics = stage_analytics(conn, stage_order=tuple(chosen.stages), where=where)
+    return {"unit": "working days", "stage_names": dict(chosen.stages), **analytics.as_dict()}
 
-    return router
+
+@router.get(
+    "/v1/analytics/process",
+    summary="Days from application to power, commitments kept, rework by cause and the checks' findings",
+    responses={200: {"model": ProcessAnalyticsReport}, **problem_responses("invalid-parameter")},
+)
+def read_process_analytics(
+    context: Context,
+    period_from: Annotated[
+        date | None, Query(alias="from", description="period start (Asia/Shanghai date, inclusive)")
+    ] = None,
+    period_to: Annotated[
+        date | None, Query(alias="to", description="period end (Asia/Shanghai date, inclusive)")
+    ] = None,
+    basis: Annotated[
+        Basis, Query(description="energised: cases energised in the period; opened: submitted in it")
+    ] = "energised",
+    customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
+    unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
+) -> dict[str, Any]:
+    start, end = local_period(period_from, period_to)
+    where = ProcessFilter(
+        basis=basis,
+        period_from=start,
+        period_to=end,
+        customer_class=customer_class.value if customer_class else None,
+        unit=unit,
+    )
+    with context.engine.connect() as conn:
+        figures = process_figures(conn, where=where, target_days=context.target_days)
+    return figures.as_dict()

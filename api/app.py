@@ -10,69 +10,63 @@ as problem+json (api/problems.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
+from adapters.dispatch.upload import DropFolderUploads
+from adapters.marketing.push import PushMappings, PushReader
 from adapters.marketing.status import MarketingStatus
 from api.access import AccessPolicy, check_coverage, load_access_policy
-from api.adapter_status import AdapterReport, adapter_status_router
-from api.admin import admin_router
-from api.analytics import analytics_router
-from api.applications import applications_router
-from api.assistant import assistant_router, build_assistant
+from api.adapter_status import AdapterReport
+from api.adapter_status import router as adapter_status_router
+from api.admin import router as admin_router
+from api.analytics import router as analytics_router
+from api.applications import router as applications_router
+from api.assistant import build_assistant
+from api.assistant import router as assistant_router
 from api.asyncapi import asyncapi_router, settings_document
-from api.customers import customers_router
-from api.demand import demand_router
-from api.events import events_router
-from api.feasibility import feasibility_router
-from api.forecast import forecast_router
-from api.grid import grid_router
+from api.context import ApiContext, configured_workflow, install_context
+from api.customers import router as customers_router
+from api.demand import router as demand_router
+from api.events import router as events_router
+from api.feasibility import router as feasibility_router
+from api.forecast import router as forecast_router
+from api.grid import OpenCapacityReader
+from api.grid import router as grid_router
 from api.idempotency import Idempotency
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, ControlCharacters
-from api.loads import loads_router
-from api.marketing_push import PUSH_PATH, PushMappings, marketing_push_router
-from api.metrics import CONTENT_TYPE, HubMetrics, watched_queues
+from api.loads import router as loads_router
+from api.marketing_push import PUSH_PATH, PushReceiver
+from api.marketing_push import router as marketing_push_router
+from api.metrics import HubMetrics, watched_queues
 from api.openapi import install_openapi
+from api.probes import router as probes_router
 from api.problems import install_problem_handlers
-from api.progress import progress_router
-from api.scheme_reply import scheme_reply_router
-from api.security import AccessControl, caller_can_read_pii, route_table, served_routes
-from api.submissions import submissions_router
-from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_router
+from api.progress import router as progress_router
+from api.scheme_reply import load_reply_template
+from api.scheme_reply import router as scheme_reply_router
+from api.security import AccessControl, route_table, served_routes
+from api.submissions import router as submissions_router
+from api.ui.context import install_ui_context
+from api.ui.dashboard import EmptyFiltersLeftOut, dashboard_context
+from api.ui.dashboard import router as dashboard_router
 from api.ui.health import HealthSources
-from api.webhooks import webhooks_router
+from api.webhooks import router as webhooks_router
 from assistant.service import Assistant
 from ground.settings import AuthSettings, Settings, SubmissionSettings, WebhookSettings
+from pipeline.consumers import ConsumerSpec
 from pipeline.operations import Operations
-from store.database import utcnow
+from store.database import Engine
 from subscriptions.settings import subscription_settings
-from workflow.cases import default_tracker
 from workflow.progress import ProgressLookup
-from workflow.workdays import WorkingCalendar
-from yekuo.consumers import CONSUMERS
 
 # Routes that stream their bodies and bound them themselves (413 or a SOAP fault).
 SELF_BOUNDED_PATHS = (PUSH_PATH, "/v1/dispatch/files")
 
 ReadinessCheck = Callable[[], Mapping[str, bool]]
-
-
-class Health(BaseModel):
-    """The process answers."""
-
-    status: str = Field(examples=["ok"])
-
-
-class Readiness(BaseModel):
-    """Whether every dependency is reachable, and each one's state."""
-
-    status: str = Field(description="ready or not ready", examples=["ready"])
-    checks: dict[str, bool] = Field(examples=[{"database": True, "bus": True, "source:marketing": True}])
 
 
 class AsyncApiDocument(BaseModel):
@@ -92,6 +86,7 @@ def create_app(
     engine: Engine,
     *,
     auth: AuthSettings,
+    consumers: Sequence[ConsumerSpec],
     policy: AccessPolicy | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: ReadinessCheck | None = None,
@@ -103,14 +98,16 @@ def create_app(
     submissions: SubmissionSettings | None = None,
     push_mappings: PushMappings | None = None,
     assistant: Assistant | None = None,
+    dispatch_uploads: DropFolderUploads | None = None,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down.
 
     auth verifies callers' tokens and API keys; policy says what each route needs (default: api/access.yaml)
     and must cover every route, or this raises ConfigError. Bodies over max_body_bytes get 413.
 
-    operations backs the /admin endpoints (default: the configured bus and mappings); metrics measures
-    the gauges of /metrics (default: this database, the operations' bus and every consumer's queues).
+    consumers are the hub's consumer table. operations backs the /admin endpoints (default: the configured
+    bus and mappings); metrics measures the gauges of /metrics (default: this database, the operations' bus
+    and the queues of those consumers).
     adapter_reports backs /admin/adapters (default: the marketing adapter as the database shows it).
     on_push runs after the marketing push endpoint stored a new notification (the hub wakes its poller).
     webhooks bounds webhook destinations and subscriptions per caller (default: YEKUO_WEBHOOKS__*).
@@ -118,92 +115,77 @@ def create_app(
     push_mappings are the mappings pushed marketing records go through (default: the project's own).
     assistant answers POST /v1/assistant/ask and the progress page's chat box (default: the knowledge base
     of YEKUO_ASSISTANT__PROVINCE, loaded and checked here, over the progress lookup's budget).
+    dispatch_uploads takes POST /v1/dispatch/files into the drop folder (default: the one of
+    YEKUO_DISPATCH__*; without one the upload answers 503).
     """
+    settings = Settings()
     operator_service = operations or Operations(engine)
     hub_metrics = metrics or HubMetrics(
-        engine, operator_service.open_bus, watched_queues(CONSUMERS), process=Settings().process
+        engine, operator_service.open_bus, watched_queues(consumers), process=settings.process
     )
+    access = policy or load_access_policy()
+    reports = adapter_reports or {"marketing": MarketingStatus()}
+    workflow_config = functools.cache(configured_workflow)
+    progress = ProgressLookup(engine, settings.progress, stage_names=lambda: workflow_config().stages)
+    drop_folder = settings.dispatch
+    uploads = dispatch_uploads or (DropFolderUploads(drop_folder) if drop_folder is not None else None)
+    context = ApiContext(
+        engine,
+        webhooks=webhooks or settings.webhooks,
+        feed=subscription_settings(),
+        submissions=submissions or settings.submissions,
+        workflow=workflow_config,
+        target_days=settings.process.target_working_days,
+        adapter_reports=reports,
+        progress=progress,
+        assistant=assistant or build_assistant(engine, progress, settings.assistant, settings.config_dir),
+        reply_template=load_reply_template(),
+        open_capacity=OpenCapacityReader(),
+        marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),
+        dispatch_uploads=uploads,
+        operations=operator_service,
+        readiness=readiness,
+        metrics=hub_metrics,
+    )
+    ui = dashboard_context(
+        auth=auth,
+        config=workflow_config,
+        health=HealthSources(operator_service, hub_metrics, reports),
+        permissions=access.permissions_of,
+    )
+
     app = FastAPI(
         title="yekuo-hub unified API",
         version="1.0.0",
         description="Applications, customers and their progress across the utility's legacy systems.",
     )
-
-    @app.get("/health", tags=["operations"], summary="The process is alive", response_model=Health)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/ready",
-        tags=["operations"],
-        summary="Every dependency the hub needs is reachable",
-        responses={
-            200: {"model": Readiness},
-            503: {"model": Readiness, "description": "a dependency is down"},
-        },
-    )
-    def ready() -> JSONResponse:
-        checks = dict(readiness()) if readiness else {}
-        ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {"example": "yekuo_outbox_pending_events 0.0\n"}}}},
-    )
-    def prometheus_metrics() -> Response:
-        return Response(hub_metrics.exposition(), media_type=CONTENT_TYPE)
-
-    app.include_router(admin_router(operator_service))
-    reports = adapter_reports or {"marketing": MarketingStatus()}
-    app.include_router(adapter_status_router(engine, reports))
-    app.include_router(marketing_push_router(engine, on_stored=on_push, mappings=push_mappings))
-    submission_limits = submissions or Settings().submissions
-    app.include_router(submissions_router(engine, limits=submission_limits))
-
-    app.include_router(applications_router(engine))
-    app.include_router(analytics_router(engine, target_days=Settings().process.target_working_days))
-    app.include_router(scheme_reply_router(engine))
-    app.include_router(customers_router(engine))
-    app.include_router(feasibility_router(engine, limits=submission_limits))
-    app.include_router(grid_router(engine))
-    app.include_router(forecast_router(engine))
-    app.include_router(demand_router(engine))
-    app.include_router(loads_router(engine))
-    feed_settings = subscription_settings()
-    app.include_router(events_router(engine, can_read_pii=caller_can_read_pii, settings=feed_settings))
-    webhook_settings = webhooks or Settings().webhooks
-    app.include_router(webhooks_router(engine, can_read_pii=caller_can_read_pii, settings=webhook_settings))
+    install_context(app, context)
+    install_ui_context(app, ui)
+    for router in (
+        probes_router,
+        admin_router,
+        adapter_status_router,
+        marketing_push_router,
+        submissions_router,
+        applications_router,
+        analytics_router,
+        scheme_reply_router,
+        customers_router,
+        feasibility_router,
+        grid_router,
+        forecast_router,
+        demand_router,
+        loads_router,
+        events_router,
+        webhooks_router,
+    ):
+        app.include_router(router)
     app.include_router(
-        asyncapi_router(settings_document(Settings(), CONSUMERS)),
-        responses={200: {"model": AsyncApiDocument}},
+        asyncapi_router(settings_document(settings, consumers)), responses={200: {"model": AsyncApiDocument}}
     )
-    access = policy or load_access_policy()
-    workflow_config = functools.cache(lambda: default_tracker().config)
-    progress = ProgressLookup(engine, Settings().progress, stage_names=lambda: workflow_config().stages)
-    app.include_router(progress_router(progress))
-    settings = Settings()
-    customer_assistant = assistant or build_assistant(
-        engine, progress, settings.assistant, settings.config_dir
-    )
-    app.include_router(assistant_router(customer_assistant))
-    app.include_router(
-        dashboard_router(
-            engine,
-            auth=auth,
-            config=workflow_config,
-            calendar=WorkingCalendar(),
-            target_days=Settings().process.target_working_days,
-            clock=utcnow,
-            health=HealthSources(operator_service, hub_metrics, reports),
-            progress=progress,
-            assistant=customer_assistant,
-            permissions=access.permissions_of,
-        )
-    )
+    app.include_router(progress_router)
+    app.include_router(assistant_router)
+    app.include_router(dashboard_router)
 
     check_coverage(access, served_routes(app))
     install_problem_handlers(app)

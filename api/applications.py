@@ -8,15 +8,13 @@ read is recorded in the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, Field
-from sqlalchemy.engine import Connection, Engine
 
+from api.context import Calendar, Database, Now
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
@@ -28,12 +26,12 @@ from canonical_model.common import CanonicalModel
 from canonical_model.consistency import FindingValue
 from canonical_model.feasibility import FeasibilityAssessment
 from store.audit import record_pii_read
-from store.database import utcnow
-from store.feasibility import feasibility_assessments
+from store.database import Connection
+from store.feasibility import assessment_document
 from workflow.caselog import case_feed_of
 from workflow.findings import findings_of
 from workflow.queries import CaseFilter, get_case, get_timeline, list_cases
-from workflow.workdays import SHANGHAI, WorkingCalendar
+from workflow.workdays import SHANGHAI
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -182,11 +180,7 @@ class CaseView(Case, EndToEndView):
 
 def latest_feasibility(conn: Connection, application_no: str) -> dict[str, Any] | None:
     """The kept feasibility assessment of an application as /feasibility serves it, or None."""
-    document = conn.execute(
-        sa.select(feasibility_assessments.c.document).where(
-            feasibility_assessments.c.application_no == application_no
-        )
-    ).scalar()
+    document = assessment_document(conn, application_no)
     if document is None:
         return None
     return FeasibilityAssessment.model_validate(document).model_dump(mode="json", exclude_none=True)
@@ -196,100 +190,84 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=SHANGHAI)
 
 
-def applications_router(
-    engine: Engine,
-    *,
-    calendar: WorkingCalendar | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> APIRouter:
-    """The /v1/applications routes over the given database.
+router = APIRouter(tags=["applications"])
 
-    clock gives "now" for deadline state (overdue, at risk, working days left).
-    """
-    router = APIRouter()
-    shared_calendar = calendar or WorkingCalendar()
 
-    @router.get(
-        "/v1/applications",
-        tags=["applications"],
-        summary="Tracked applications, filtered and paged",
-        responses={200: {"model": ApplicationPage}, **LIST_PROBLEMS},
-    )
-    def list_applications(
-        stage: Annotated[str | None, Query(max_length=64, description="current stage id")] = None,
-        customer_class: Annotated[CustomerClass | None, Query(description="customer class")] = None,
-        unit: Annotated[
-            str | None, Query(max_length=32, description="responsible supply unit (ORG_NO)")
-        ] = None,
-        overdue: Annotated[bool | None, Query(description="current stage past its deadline")] = None,
-        at_risk: Annotated[bool | None, Query(description="current stage close to its deadline")] = None,
-        submitted_from: Annotated[
-            date | None, Query(description="submitted on or after (Asia/Shanghai)")
-        ] = None,
-        submitted_to: Annotated[
-            date | None, Query(description="submitted on or before (Asia/Shanghai)")
-        ] = None,
-        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(SORTS)] = None,
-    ) -> dict[str, Any]:
-        check_sort(sort, SORTS)
-        if submitted_from is not None and submitted_to is not None and submitted_from > submitted_to:
-            raise problem(
-                "invalid-parameter", f"submitted_from {submitted_from} is after submitted_to {submitted_to}"
-            )
-        where = CaseFilter(
-            stage=stage,
-            customer_class=customer_class.value if customer_class else None,
-            unit=unit,
-            overdue=overdue,
-            at_risk=at_risk,
-            submitted_from=_start_of(submitted_from) if submitted_from else None,
-            submitted_before=_start_of(submitted_to + timedelta(days=1)) if submitted_to else None,
+@router.get(
+    "/v1/applications",
+    summary="Tracked applications, filtered and paged",
+    responses={200: {"model": ApplicationPage}, **LIST_PROBLEMS},
+)
+def list_applications(
+    engine: Database,
+    calendar: Calendar,
+    now: Now,
+    stage: Annotated[str | None, Query(max_length=64, description="current stage id")] = None,
+    customer_class: Annotated[CustomerClass | None, Query(description="customer class")] = None,
+    unit: Annotated[str | None, Query(max_length=32, description="responsible supply unit (ORG_NO)")] = None,
+    overdue: Annotated[bool | None, Query(description="current stage past its deadline")] = None,
+    at_risk: Annotated[bool | None, Query(description="current stage close to its deadline")] = None,
+    submitted_from: Annotated[date | None, Query(description="submitted on or after (Asia/Shanghai)")] = None,
+    submitted_to: Annotated[date | None, Query(description="submitted on or before (Asia/Shanghai)")] = None,
+    limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(SORTS)] = None,
+) -> dict[str, Any]:
+    check_sort(sort, SORTS)
+    if submitted_from is not None and submitted_to is not None and submitted_from > submitted_to:
+        raise problem(
+            "invalid-parameter", f"submitted_from {submitted_from} is after submitted_to {submitted_to}"
         )
-        after = decode_cursor(cursor) if cursor else None
-        with engine.connect() as conn:
-            items, following = list_cases(
-                conn, where, limit=limit, after=after, calendar=shared_calendar, now=clock()
-            )
-        return page(items, limit, encode_cursor(following) if following else None)
-
-    @router.get(
-        "/v1/applications/{application_no}",
-        tags=["applications"],
-        summary="A tracked application with its timeline, notifications and latest feasibility assessment",
-        responses={200: {"model": CaseView}, **problem_responses("application-not-found")},
+    where = CaseFilter(
+        stage=stage,
+        customer_class=customer_class.value if customer_class else None,
+        unit=unit,
+        overdue=overdue,
+        at_risk=at_risk,
+        submitted_from=_start_of(submitted_from) if submitted_from else None,
+        submitted_before=_start_of(submitted_to + timedelta(days=1)) if submitted_to else None,
     )
-    def read_application(application_no: str, request: Request) -> dict[str, Any]:
-        principal = caller_of(request.scope)
-        unmasked = principal is not None and principal.can(PII_READ)
-        # Reading unmasked personal values and recording who did it commit together, or neither happens.
-        with engine.begin() as conn:
-            case = get_case(conn, application_no, calendar=shared_calendar, now=clock())
-            if case is None:
-                raise problem("application-not-found", f"application {application_no} is not tracked")
-            notifications = case_feed_of(conn, application_no)
-            feasibility = latest_feasibility(conn, application_no)
-            findings = findings_of(conn, application_no, unmasked=unmasked)
-            personal = sorted(
-                {f"findings.{item['rule']}.{value['field']}" for item in findings for value in item["values"]
-                 if value["personal"]}
-            )  # fmt: skip
-            if unmasked and personal and principal is not None:
-                record_pii_read(conn, principal.sub, f"application/{application_no}", personal)
-        return {**case, "notifications": notifications, "feasibility": feasibility, "findings": findings}
+    after = decode_cursor(cursor) if cursor else None
+    with engine.connect() as conn:
+        items, following = list_cases(conn, where, limit=limit, after=after, calendar=calendar, now=now)
+    return page(items, limit, encode_cursor(following) if following else None)
 
-    @router.get(
-        "/v1/applications/{application_no}/timeline",
-        tags=["applications"],
-        summary="Stage changes and hub actions of an application, in order",
-        responses={200: {"model": ApplicationTimeline}, **problem_responses("application-not-found")},
-    )
-    def read_timeline(application_no: str) -> dict[str, Any]:
-        with engine.connect() as conn:
-            entries = get_timeline(conn, application_no)
-        if entries is None:
+
+@router.get(
+    "/v1/applications/{application_no}",
+    summary="A tracked application with its timeline, notifications and latest feasibility assessment",
+    responses={200: {"model": CaseView}, **problem_responses("application-not-found")},
+)
+def read_application(
+    application_no: str, request: Request, engine: Database, calendar: Calendar, now: Now
+) -> dict[str, Any]:
+    principal = caller_of(request.scope)
+    unmasked = principal is not None and principal.can(PII_READ)
+    # Reading unmasked personal values and recording who did it commit together, or neither happens.
+    with engine.begin() as conn:
+        case = get_case(conn, application_no, calendar=calendar, now=now)
+        if case is None:
             raise problem("application-not-found", f"application {application_no} is not tracked")
-        return {"application_no": application_no, "timeline": entries}
+        notifications = case_feed_of(conn, application_no)
+        feasibility = latest_feasibility(conn, application_no)
+        findings = findings_of(conn, application_no, unmasked=unmasked)
+        personal = sorted(
+            {f"findings.{item['rule']}.{value['field']}" for item in findings for value in item["values"]
+             if value["personal"]}
+        )  # fmt: skip
+        if unmasked and personal and principal is not None:
+            record_pii_read(conn, principal.sub, f"application/{application_no}", personal)
+    return {**case, "notifications": notifications, "feasibility": feasibility, "findings": findings}
 
-    return router
+
+@router.get(
+    "/v1/applications/{application_no}/timeline",
+    summary="Stage changes and hub actions of an application, in order",
+    responses={200: {"model": ApplicationTimeline}, **problem_responses("application-not-found")},
+)
+def read_timeline(application_no: str, engine: Database) -> dict[str, Any]:
+    with engine.connect() as conn:
+        entries = get_timeline(conn, application_no)
+    if entries is None:
+        raise problem("application-not-found", f"application {application_no} is not tracked")
+    return {"application_no": application_no, "timeline": entries}

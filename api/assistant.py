@@ -13,10 +13,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 
+from api.context import Context
 from api.limits import too_many
 from api.problems import problem_responses
 from api.progress import client_of
@@ -27,6 +27,7 @@ from assistant.service import Assistant, AssistantAnswer
 from ground.errors import ConfigError
 from ground.limits import TooManyError
 from ground.settings import AssistantSettings
+from store.database import Engine
 from workflow.progress import ProgressLookup
 
 MAX_QUESTION = 500
@@ -136,26 +137,32 @@ def reply_json(answer: AssistantAnswer) -> dict[str, Any]:
     return reply.model_dump(mode="json")
 
 
-def assistant_router(assistant: Assistant) -> APIRouter:
-    """POST /v1/assistant/ask (public)."""
-    router = APIRouter(prefix="/v1", tags=["assistant"])
+router = APIRouter(prefix="/v1", tags=["assistant"])
 
-    @router.post(
-        "/assistant/ask",
-        summary="A customer's question answered from their case or the knowledge base (public)",
-        responses={
-            200: {"model": AssistantReply},
-            **problem_responses("too-many-requests", "validation-failed"),
-        },
-    )
-    def ask(body: AssistantQuestion, request: Request) -> dict[str, Any]:
-        """A progress question is answered from the case (a wrong code exactly as an unknown number);
-        others from the knowledge base or refused with the hotline. Rate-limited per client address, and
-        progress questions also by the progress lookup's limits (429 with Retry-After)."""
-        try:
-            answer = assistant.ask(body.question, client_of(request))
-        except TooManyError as exc:
-            raise too_many(exc) from exc
-        return reply_json(answer)
 
-    return router
+def customer_assistant(context: Context) -> Assistant:
+    """The assistant of the app (a dependency)."""
+    if context.assistant is None:
+        raise LookupError("the API context holds no assistant")
+    return context.assistant
+
+
+@router.post(
+    "/assistant/ask",
+    summary="A customer's question answered from their case or the knowledge base (public)",
+    responses={
+        200: {"model": AssistantReply},
+        **problem_responses("too-many-requests", "validation-failed"),
+    },
+)
+def ask(
+    body: AssistantQuestion, request: Request, assistant: Annotated[Assistant, Depends(customer_assistant)]
+) -> dict[str, Any]:
+    """A progress question is answered from the case (a wrong code exactly as an unknown number);
+    others from the knowledge base or refused with the hotline. Rate-limited per client address, and
+    progress questions also by the progress lookup's limits (429 with Retry-After)."""
+    try:
+        answer = assistant.ask(body.question, client_of(request))
+    except TooManyError as exc:
+        raise too_many(exc) from exc
+    return reply_json(answer)

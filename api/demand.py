@@ -13,9 +13,9 @@ from functools import cache
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
-from sqlalchemy.engine import Engine
+from fastapi import APIRouter, Depends, Query
 
+from api.context import Context, Database
 from api.problems import problem, problem_responses
 from canonical_model.application import LoadType
 from forecast.applied import demand_history
@@ -36,76 +36,85 @@ def _configured() -> DemandConfig:
     return load_demand_config(Settings().config_dir)
 
 
-def demand_router(engine: Engine, *, config: DemandConfig | None = None) -> APIRouter:
-    """The demand and analysis routes under /v1/forecast; config defaults to forecast/demand.yaml."""
-    router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
+def _demand_config(context: Context) -> DemandConfig:
+    return context.demand or _configured()
 
-    @router.get(
-        "/demand",
-        response_model=DemandForecast,
-        responses=problem_responses("insufficient-application-history", "invalid-parameter"),
-        summary="Applications and requested kVA per month, by supply unit, GB/T 4754 section and load type",
-    )
-    def read_demand(
-        unit: Annotated[str | None, Query(max_length=16, description="supply unit (ORG_NO)")] = None,
-        section: Annotated[
-            str | None, Query(pattern=r"^[A-T]$", description="GB/T 4754 section, the trade code's letter")
-        ] = None,
-        load_type: Annotated[LoadType | None, Query(description="load type")] = None,
-        months: Annotated[int | None, Query(ge=1, description="months ahead; the configured default")] = None,
-    ) -> DemandForecast:
-        """The history of the matching applications per month and the forecast of the next months (month 1
-        is the calendar month after the current one), with intervals and the models that made them."""
-        settings = (config or _configured()).demand
-        ahead = months or settings.default_months
-        if ahead > settings.max_months:
-            raise problem("invalid-parameter", f"months must be at most {settings.max_months}, not {ahead}")
-        with engine.connect() as conn:
-            history = demand_history(conn, settings.business_types)
-        today = clock.now().astimezone(SHANGHAI).date()
+
+Demand = Annotated[DemandConfig, Depends(_demand_config)]
+
+
+router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
+
+
+@router.get(
+    "/demand",
+    response_model=DemandForecast,
+    responses=problem_responses("insufficient-application-history", "invalid-parameter"),
+    summary="Applications and requested kVA per month, by supply unit, GB/T 4754 section and load type",
+)
+def read_demand(
+    engine: Database,
+    config: Demand,
+    unit: Annotated[str | None, Query(max_length=16, description="supply unit (ORG_NO)")] = None,
+    section: Annotated[
+        str | None, Query(pattern=r"^[A-T]$", description="GB/T 4754 section, the trade code's letter")
+    ] = None,
+    load_type: Annotated[LoadType | None, Query(description="load type")] = None,
+    months: Annotated[int | None, Query(ge=1, description="months ahead; the configured default")] = None,
+) -> DemandForecast:
+    """The history of the matching applications per month and the forecast of the next months (month 1
+    is the calendar month after the current one), with intervals and the models that made them."""
+    settings = config.demand
+    ahead = months or settings.default_months
+    if ahead > settings.max_months:
+        raise problem("invalid-parameter", f"months must be at most {settings.max_months}, not {ahead}")
+    with engine.connect() as conn:
+        history = demand_history(conn, settings.business_types)
+    today = clock.now().astimezone(SHANGHAI).date()
+    try:
+        return forecast_demand(
+            history, DemandFilter(unit, section, load_type), today=today, months=ahead, settings=settings
+        )
+    except InsufficientDemandHistoryError as exc:
+        raise problem("insufficient-application-history", str(exc)) from None
+
+
+@router.get(
+    "/analyses/load-share",
+    response_model=LoadShare,
+    responses=problem_responses("insufficient-load-history"),
+    summary="Share of the summer-only load (air conditioning) in a group's summer peak, and its hours",
+)
+def read_load_share(
+    engine: Database,
+    config: Demand,
+    equipment: Annotated[
+        list[str], Query(min_length=1, max_length=MAX_EQUIPMENT, description="the group's equipment ids")
+    ],
+) -> LoadShare:
+    """The summer working-day profile minus the shoulder seasons', summed over the group: its share at
+    the summer peak and the hours it concentrates in (forecast/load_share.py says why)."""
+    settings = config.load_share
+    with engine.connect() as conn:
         try:
-            return forecast_demand(
-                history, DemandFilter(unit, section, load_type), today=today, months=ahead, settings=settings
-            )
-        except InsufficientDemandHistoryError as exc:
-            raise problem("insufficient-application-history", str(exc)) from None
+            return load_share(day_curves(conn, set(equipment)), settings)
+        except InsufficientCurvesError as exc:
+            raise problem("insufficient-load-history", str(exc)) from None
 
-    @router.get(
-        "/analyses/load-share",
-        response_model=LoadShare,
-        responses=problem_responses("insufficient-load-history"),
-        summary="Share of the summer-only load (air conditioning) in a group's summer peak, and its hours",
-    )
-    def read_load_share(
-        equipment: Annotated[
-            list[str], Query(min_length=1, max_length=MAX_EQUIPMENT, description="the group's equipment ids")
-        ],
-    ) -> LoadShare:
-        """The summer working-day profile minus the shoulder seasons', summed over the group: its share at
-        the summer peak and the hours it concentrates in (forecast/load_share.py says why)."""
-        settings = (config or _configured()).load_share
-        with engine.connect() as conn:
-            try:
-                return load_share(day_curves(conn, set(equipment)), settings)
-            except InsufficientCurvesError as exc:
-                raise problem("insufficient-load-history", str(exc)) from None
 
-    @router.get(
-        "/analyses/ev-growth",
-        response_model=EvGrowth,
-        responses=problem_responses("insufficient-application-history"),
-        summary="EV-charging applications and kVA per year, their growth rate and a projection",
-    )
-    def read_ev_growth() -> EvGrowth:
-        """The complete years' EV-charging applications, the yearly growth and the next years' projection
-        with intervals, from the application history."""
-        settings = config or _configured()
-        with engine.connect() as conn:
-            history = demand_history(conn, settings.demand.business_types)
-        this_year = clock.now().astimezone(SHANGHAI).year
-        try:
-            return ev_growth(history, this_year=this_year, settings=settings.ev_growth)
-        except InsufficientEvHistoryError as exc:
-            raise problem("insufficient-application-history", str(exc)) from None
-
-    return router
+@router.get(
+    "/analyses/ev-growth",
+    response_model=EvGrowth,
+    responses=problem_responses("insufficient-application-history"),
+    summary="EV-charging applications and kVA per year, their growth rate and a projection",
+)
+def read_ev_growth(engine: Database, settings: Demand) -> EvGrowth:
+    """The complete years' EV-charging applications, the yearly growth and the next years' projection
+    with intervals, from the application history."""
+    with engine.connect() as conn:
+        history = demand_history(conn, settings.demand.business_types)
+    this_year = clock.now().astimezone(SHANGHAI).year
+    try:
+        return ev_growth(history, this_year=this_year, settings=settings.ev_growth)
+    except InsufficientEvHistoryError as exc:
+        raise problem("insufficient-application-history", str(exc)) from None

@@ -5,12 +5,12 @@ exact type or a dotted prefix such as `cn.yekuo.grid`). An SSE event carries `id
 event type and `data:` = the CloudEvent JSON; a client that reconnects with `Last-Event-ID` (or `?after=`)
 resumes after that id, without loss while the feed still holds it. The JSON listing follows the shared list
 conventions (api/listing.py), except that its `next_cursor` is never null: a polling client always has a
-position to come back to. Personal data is masked unless the caller may read it (the `can_read_pii`
-dependency).
+position to come back to. Personal data is masked unless the caller holds pii:read
+(api/security.py's `caller_can_read_pii` dependency).
 """
 
-# No `from __future__ import annotations` here: the routes' annotations name the PII dependency passed to
-# events_router, a local that FastAPI can only see in annotations evaluated when the route is defined.
+from __future__ import annotations
+
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,9 +21,9 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.context import Context, Database
 from api.listing import (
     LIST_PROBLEMS,
     CursorParam,
@@ -36,9 +36,10 @@ from api.listing import (
     sort_param,
 )
 from api.problems import problem, problem_responses
+from api.security import caller_can_read_pii
+from store.database import Engine
 from store.event_feed import FeedEntry, last_feed_id, oldest_feed_id, read_feed
 from subscriptions.feed import public_event
-from subscriptions.settings import SubscriptionSettings
 
 LISTING = "events"
 SORTS = ("id",)  # the feed pages by feed id, oldest first
@@ -143,14 +144,6 @@ STREAM_DESCRIPTION = (
 )
 
 
-def no_pii() -> bool:
-    """The default PII policy until the API's security wires the caller's permission: always masked."""
-    return False
-
-
-PiiDependency = Callable[..., bool] | Callable[..., Awaitable[bool]]
-
-
 def pruned_after(position: int, oldest_id: int | None) -> bool:
     """Whether the feed no longer holds the events right after this position."""
     return oldest_id is not None and oldest_id > position + 1
@@ -222,104 +215,98 @@ def cursor_position(cursor: str | None) -> int:
     return position
 
 
-def events_router(
-    engine: Engine,
-    *,
-    can_read_pii: PiiDependency = no_pii,
-    settings: SubscriptionSettings | None = None,
-) -> APIRouter:
-    """The /v1/events routes over the event feed in the given database.
+router = APIRouter(prefix="/v1/events", tags=["events"])
+PiiAllowed = Annotated[bool, Depends(caller_can_read_pii)]
 
-    can_read_pii is a FastAPI dependency telling whether the caller may see personal data unmasked.
-    """
-    config = settings or SubscriptionSettings()
-    router = APIRouter(prefix="/v1/events", tags=["events"])
-    PiiAllowed = Annotated[bool, Depends(can_read_pii)]
 
-    def stream_page(after: int, types: Sequence[str]) -> list[FeedEntry]:
-        with engine.connect() as conn:
-            return read_feed(conn, after=after, types=types, limit=STREAM_PAGE)
+def stream_page(engine: Engine, after: int, types: Sequence[str]) -> list[FeedEntry]:
+    """The next page of the stream: events after a feed id, of the given types."""
+    with engine.connect() as conn:
+        return read_feed(conn, after=after, types=types, limit=STREAM_PAGE)
 
-    @router.get(
-        "",
-        summary="Canonical events after a cursor, oldest first (polling clients)",
-        description=LISTING_DESCRIPTION,
-        response_model=EventPage,
-        responses={200: {"content": {"application/json": {"example": EVENT_PAGE_EXAMPLE}}}, **LIST_PROBLEMS},
-    )
-    def list_events(
-        pii: PiiAllowed,
-        types: TypeFilters = [],  # noqa: B006  (FastAPI copies query defaults per request)
-        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(SORTS)] = None,
-    ) -> dict[str, Any]:
-        check_sort(sort, SORTS)
-        position = cursor_position(cursor)
-        with engine.connect() as conn:
-            entries = read_feed(conn, after=position, types=types, limit=limit)
-            oldest = oldest_feed_id(conn)
-        items = [
-            {
-                "id": entry.id,
-                "type": entry.event_type,
-                "subject": entry.subject,
-                "time": entry.time,
-                "event": public_event(entry.event, can_read_pii=pii),
-            }
-            for entry in entries
-        ]
-        following = encode_cursor(LISTING, [entries[-1].id if entries else position])
-        return {**page(items, limit, following), "gap": pruned_after(position, oldest)}
 
-    @router.get(
-        "/stream",
-        summary="Canonical events as server-sent events, resuming after Last-Event-ID",
-        description=STREAM_DESCRIPTION,
-        response_class=StreamingResponse,
-        responses={
-            200: {
-                "description": "the event stream; it ends only when the client disconnects",
-                "content": {"text/event-stream": {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}},
-            },
-            **problem_responses("invalid-last-event-id"),
+@router.get(
+    "",
+    summary="Canonical events after a cursor, oldest first (polling clients)",
+    description=LISTING_DESCRIPTION,
+    response_model=EventPage,
+    responses={200: {"content": {"application/json": {"example": EVENT_PAGE_EXAMPLE}}}, **LIST_PROBLEMS},
+)
+def list_events(
+    pii: PiiAllowed,
+    engine: Database,
+    types: TypeFilters = [],  # noqa: B006  (FastAPI copies query defaults per request)
+    limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(SORTS)] = None,
+) -> dict[str, Any]:
+    check_sort(sort, SORTS)
+    position = cursor_position(cursor)
+    with engine.connect() as conn:
+        entries = read_feed(conn, after=position, types=types, limit=limit)
+        oldest = oldest_feed_id(conn)
+    items = [
+        {
+            "id": entry.id,
+            "type": entry.event_type,
+            "subject": entry.subject,
+            "time": entry.time,
+            "event": public_event(entry.event, can_read_pii=pii),
+        }
+        for entry in entries
+    ]
+    following = encode_cursor(LISTING, [entries[-1].id if entries else position])
+    return {**page(items, limit, following), "gap": pruned_after(position, oldest)}
+
+
+@router.get(
+    "/stream",
+    summary="Canonical events as server-sent events, resuming after Last-Event-ID",
+    description=STREAM_DESCRIPTION,
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "the event stream; it ends only when the client disconnects",
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}},
         },
+        **problem_responses("invalid-last-event-id"),
+    },
+)
+async def stream_events(
+    request: Request,
+    pii: PiiAllowed,
+    context: Context,
+    types: TypeFilters = [],  # noqa: B006  (FastAPI copies query defaults per request)
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_FEED_ID, description="resume after this feed id; default: only new events"),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(description="the id of the last event received; takes precedence over after")
+    ] = None,
+) -> StreamingResponse:
+    start = parse_last_event_id(last_event_id)
+    if start is None:
+        start = after
+    engine, config = context.engine, context.feed
+    live_end, oldest = await run_in_threadpool(_bounds, engine)
+    if start is None:
+        start = live_end
+    body = feed_stream(
+        lambda position: stream_page(engine, position, types),
+        start,
+        can_read_pii=pii,
+        disconnected=request.is_disconnected,
+        poll_interval_s=config.stream_poll_interval_s,
+        heartbeat_s=config.stream_heartbeat_s,
+        oldest_id=oldest,
     )
-    async def stream_events(
-        request: Request,
-        pii: PiiAllowed,
-        types: TypeFilters = [],  # noqa: B006  (FastAPI copies query defaults per request)
-        after: Annotated[
-            int | None,
-            Query(ge=0, le=MAX_FEED_ID, description="resume after this feed id; default: only new events"),
-        ] = None,
-        last_event_id: Annotated[
-            str | None, Header(description="the id of the last event received; takes precedence over after")
-        ] = None,
-    ) -> StreamingResponse:
-        start = parse_last_event_id(last_event_id)
-        if start is None:
-            start = after
-        live_end, oldest = await run_in_threadpool(_bounds, engine)
-        if start is None:
-            start = live_end
-        body = feed_stream(
-            lambda position: stream_page(position, types),
-            start,
-            can_read_pii=pii,
-            disconnected=request.is_disconnected,
-            poll_interval_s=config.stream_poll_interval_s,
-            heartbeat_s=config.stream_heartbeat_s,
-            oldest_id=oldest,
-        )
-        return StreamingResponse(
-            body,
-            media_type="text/event-stream",
-            # No caching, and no buffering by nginx-style proxies, or events arrive in lumps.
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-
-    return router
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        # No caching, and no buffering by nginx-style proxies, or events arrive in lumps.
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 def _bounds(engine: Engine) -> tuple[int, int | None]:

@@ -6,21 +6,18 @@ the configured range, no control characters.
 
 from __future__ import annotations
 
-from functools import cache
-
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy.engine import Engine
 
+from api.context import Context, Database, FeasibilityRules
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, check_capacity
 from api.problems import problem, problem_responses
 from canonical_model.application import BusinessType, CustomerClass, ImportanceGrade, LoadType
 from canonical_model.common import UrbanRural
 from canonical_model.feasibility import FeasibilityAssessment
-from feasibility.config import FeasibilityConfig, load_feasibility_config
 from feasibility.engine import FeasibilityRequest
 from feasibility.service import FeasibilityService
-from ground.settings import Settings, SubmissionSettings
+from store.feasibility import assessment_document
 
 
 class PreviewRequest(RequestModel):
@@ -63,74 +60,51 @@ class PreviewRequest(RequestModel):
     )
 
 
-@cache
-def _configured_rules() -> FeasibilityConfig:
-    return load_feasibility_config(Settings().config_dir)
+router = APIRouter()
 
 
-def feasibility_router(
-    engine: Engine,
-    *,
-    config: FeasibilityConfig | None = None,
-    limits: SubmissionSettings | None = None,
-) -> APIRouter:
-    """The /v1/applications/{no}/feasibility and /v1/feasibility/preview routes over the given database.
+@router.get(
+    "/v1/applications/{application_no}/feasibility",
+    tags=["applications"],
+    summary="The latest supply-feasibility assessment of an application, with its rule trace",
+    response_model=FeasibilityAssessment,
+    responses=problem_responses("feasibility-not-found"),
+    response_model_exclude_none=True,
+)
+def read_feasibility(application_no: str, engine: Database) -> FeasibilityAssessment:
+    with engine.connect() as conn:
+        document = assessment_document(conn, application_no)
+    if document is None:
+        raise problem("feasibility-not-found", f"application {application_no} has no feasibility assessment")
+    return FeasibilityAssessment.model_validate(document)
 
-    config gives the rules (default: feasibility/rules.yaml of the configuration folder); limits bound the
-    previewed capacity as they bound a submission's (default: the settings of the environment).
-    """
-    router = APIRouter()
-    bounds = limits or Settings().submissions
 
-    def service() -> FeasibilityService:
-        return FeasibilityService(config or _configured_rules())
-
-    @router.get(
-        "/v1/applications/{application_no}/feasibility",
-        tags=["applications"],
-        summary="The latest supply-feasibility assessment of an application, with its rule trace",
-        response_model=FeasibilityAssessment,
-        responses=problem_responses("feasibility-not-found"),
-        response_model_exclude_none=True,
-    )
-    def read_feasibility(application_no: str) -> FeasibilityAssessment:
-        with engine.connect() as conn:
-            document = service().stored(conn, application_no)
-        if document is None:
-            raise problem(
-                "feasibility-not-found", f"application {application_no} has no feasibility assessment"
-            )
-        return FeasibilityAssessment.model_validate(document)
-
-    @router.post(
-        "/v1/feasibility/preview",
-        tags=["feasibility"],
-        summary="A what-if feasibility check for a place and capacity; reserves nothing",
-        response_model=FeasibilityAssessment,
-        responses=problem_responses("unknown-province"),
-        response_model_exclude_none=True,
-    )
-    def preview(body: PreviewRequest) -> FeasibilityAssessment:
-        check_capacity(body.requested_capacity_kva, bounds)
-        rules = config or _configured_rules()
-        if body.province is not None and body.province not in rules.provinces:
-            raise problem(
-                "unknown-province",
-                f"province {body.province[:64]!r} has no rule set; known: {sorted(rules.provinces)}",
-            )
-        request = FeasibilityRequest(
-            requested_capacity_kva=body.requested_capacity_kva,
-            customer_class=body.customer_class,
-            importance_grade=body.importance_grade,
-            site=body.site_location,
-            urban_rural=body.urban_rural,
-            industry_code=body.industry_code,
-            load_type=body.load_type,
-            requested_voltage_kv=body.requested_voltage_kv,
-            business_type=body.business_type,
-            existing_capacity_kva=body.existing_capacity_kva,
+@router.post(
+    "/v1/feasibility/preview",
+    tags=["feasibility"],
+    summary="A what-if feasibility check for a place and capacity; reserves nothing",
+    response_model=FeasibilityAssessment,
+    responses=problem_responses("unknown-province"),
+    response_model_exclude_none=True,
+)
+def preview(body: PreviewRequest, context: Context, rules: FeasibilityRules) -> FeasibilityAssessment:
+    check_capacity(body.requested_capacity_kva, context.submissions)
+    if body.province is not None and body.province not in rules.provinces:
+        raise problem(
+            "unknown-province",
+            f"province {body.province[:64]!r} has no rule set; known: {sorted(rules.provinces)}",
         )
-        with engine.connect() as conn:
-            return service().preview(conn, request, province=body.province)
-
-    return router
+    request = FeasibilityRequest(
+        requested_capacity_kva=body.requested_capacity_kva,
+        customer_class=body.customer_class,
+        importance_grade=body.importance_grade,
+        site=body.site_location,
+        urban_rural=body.urban_rural,
+        industry_code=body.industry_code,
+        load_type=body.load_type,
+        requested_voltage_kv=body.requested_voltage_kv,
+        business_type=body.business_type,
+        existing_capacity_kva=body.existing_capacity_kva,
+    )
+    with context.engine.connect() as conn:
+        return FeasibilityService(rules).preview(conn, request, province=body.province)

@@ -13,10 +13,9 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from sqlalchemy.engine import Engine
 
+from api.context import Context, Database, FeasibilityRules
 from api.problems import problem, problem_responses
-from feasibility.config import FeasibilityConfig, load_feasibility_config
 from forecast.config import ForecastConfig, load_forecast_config
 from forecast.equipment import EquipmentForecast, InsufficientHistoryError, forecast_equipment
 from ground import clock
@@ -32,58 +31,49 @@ Province = Annotated[
 
 
 @cache
-def _configured_rules() -> FeasibilityConfig:
-    return load_feasibility_config(Settings().config_dir)
-
-
-@cache
 def _configured_settings() -> ForecastConfig:
     return load_forecast_config(Settings().config_dir)
 
 
-def forecast_router(
-    engine: Engine, *, rules: FeasibilityConfig | None = None, settings: ForecastConfig | None = None
-) -> APIRouter:
-    """The /v1/forecast routes over the hub database.
+router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
 
-    rules: the feasibility rules (demand factors, power factor); settings: the forecaster's (default:
-    feasibility/rules.yaml and forecast/forecast.yaml of the configuration folder).
-    """
-    router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
 
-    @router.get(
-        "/equipment/{equipment_id}",
-        response_model=EquipmentForecast,
-        responses=problem_responses("equipment-not-found", "insufficient-load-history", "unknown-province"),
-        summary="Monthly peak forecast of a substation, feeder or transformer, with the pipeline's share",
-    )
-    def read_equipment_forecast(equipment_id: str, province: Province = None) -> EquipmentForecast:
-        """The peak of each of the next months (kVA), with its prediction intervals, the model that made
-        it, and what the applications not yet energised on the equipment add from their expected date."""
-        feasibility = rules or _configured_rules()
-        forecaster = settings or _configured_settings()
-        if province is not None and province not in feasibility.provinces:
-            raise problem(
-                "unknown-province",
-                f"province {province[:64]!r} has no rule set; known: {sorted(feasibility.provinces)}",
+@router.get(
+    "/equipment/{equipment_id}",
+    response_model=EquipmentForecast,
+    responses=problem_responses("equipment-not-found", "insufficient-load-history", "unknown-province"),
+    summary="Monthly peak forecast of a substation, feeder or transformer, with the pipeline's share",
+)
+def read_equipment_forecast(
+    equipment_id: str,
+    engine: Database,
+    feasibility: FeasibilityRules,
+    context: Context,
+    province: Province = None,
+) -> EquipmentForecast:
+    """The peak of each of the next months (kVA), with its prediction intervals, the model that made
+    it, and what the applications not yet energised on the equipment add from their expected date."""
+    forecaster = context.forecast or _configured_settings()
+    if province is not None and province not in feasibility.provinces:
+        raise problem(
+            "unknown-province",
+            f"province {province[:64]!r} has no rule set; known: {sorted(feasibility.provinces)}",
+        )
+    now = clock.now()
+    with engine.connect() as conn:
+        if all(get_equipment(conn, kind, equipment_id) is None for kind in KINDS):
+            raise problem("equipment-not-found", f"equipment {equipment_id[:64]} is not known")
+        try:
+            return forecast_equipment(
+                conn,
+                equipment_id,
+                now=now,
+                today=now.astimezone(SHANGHAI).date(),
+                rules=feasibility,
+                province=province,
+                config=forecaster,
             )
-        now = clock.now()
-        with engine.connect() as conn:
-            if all(get_equipment(conn, kind, equipment_id) is None for kind in KINDS):
-                raise problem("equipment-not-found", f"equipment {equipment_id[:64]} is not known")
-            try:
-                return forecast_equipment(
-                    conn,
-                    equipment_id,
-                    now=now,
-                    today=now.astimezone(SHANGHAI).date(),
-                    rules=feasibility,
-                    province=province,
-                    config=forecaster,
-                )
-            except InsufficientHistoryError as exc:
-                raise problem(
-                    "insufficient-load-history", f"equipment {equipment_id[:64]} cannot be forecast: {exc}"
-                ) from None
-
-    return router
+        except InsufficientHistoryError as exc:
+            raise problem(
+                "insufficient-load-history", f"equipment {equipment_id[:64]} cannot be forecast: {exc}"
+            ) from None

@@ -11,21 +11,20 @@ is opaque: pass it back as `cursor` for the next page; it is null on the last pa
 from __future__ import annotations
 
 from collections.abc import Collection
-from functools import cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection, Engine
 
+from api.context import Context, Database, FeasibilityRules, configured_feasibility_rules
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
 from canonical_model.application import LoadType
 from canonical_model.grid import DistributionTransformer, EquipmentStatus, Feeder, Substation
-from feasibility.config import POINTS_PER_DAY, FeasibilityConfig, Rules, load_feasibility_config
+from feasibility.config import POINTS_PER_DAY, FeasibilityConfig, Rules
 from feasibility.grid_cache import GridCache
 from feasibility.open_capacity import (
     KIND_ORDER,
@@ -38,7 +37,7 @@ from feasibility.open_capacity import (
     substation_ratios,
 )
 from ground import clock
-from ground.settings import Settings
+from store.database import Connection, Engine
 from workflow.grid import EquipmentFilter, get_equipment, list_equipment
 
 DEFAULT_LIMIT = 100
@@ -89,11 +88,6 @@ Bbox = Annotated[str | None, Query(max_length=200, description="min_lon,min_lat,
 Province = Annotated[
     str | None, Query(max_length=64, description="rule set of limits and thresholds; defaults when left out")
 ]
-
-
-@cache
-def _configured_rules() -> FeasibilityConfig:
-    return load_feasibility_config(Settings().config_dir)
 
 
 def _rules_of(config: FeasibilityConfig, province: str | None) -> Rules:
@@ -182,7 +176,7 @@ class OpenCapacityReader:
     ) -> tuple[list[OpenCapacity], tuple[EquipmentKind, str] | None]:
         """A page of in-service public equipment with its open capacity now, and the key of its last item
         when more follow (None on the last page); 422 unknown-province for a province without rules."""
-        feasibility = self._config or _configured_rules()
+        feasibility = self._config or configured_feasibility_rules()
         rules = _rules_of(feasibility, province)
         area = self.grid.area(conn)
         items = published(area, kinds, bbox=bbox, voltage_kv=voltage_kv, after=after, limit=limit)
@@ -200,199 +194,228 @@ def open_capacity_cursor(last: tuple[EquipmentKind, str] | None) -> str | None:
     return encode_cursor_of(OPEN_CAPACITY, [last[0].value, last[1]]) if last else None
 
 
-def grid_router(engine: Engine, *, config: FeasibilityConfig | None = None) -> APIRouter:
-    """The /v1/grid routes over the grid projection in the given database.
+router = APIRouter(prefix="/v1/grid", tags=["grid"])
 
-    config gives the limits and thresholds of open capacity and the capacity-to-load ratio (default:
-    feasibility/rules.yaml of the configuration folder).
+
+def open_capacity_reader(context: Context) -> OpenCapacityReader:
+    """The open capacity reader of the app (a dependency)."""
+    if context.open_capacity is None:
+        raise LookupError("the API context holds no open capacity reader")
+    return context.open_capacity
+
+
+Capacity = Annotated[OpenCapacityReader, Depends(open_capacity_reader)]
+
+
+def with_ratios(
+    conn: Connection,
+    documents: list[dict[str, Any]],
+    feasibility: FeasibilityConfig,
+    grid: GridCache,
+    province: str | None,
+) -> list[dict[str, Any]]:
+    """Substation documents with their capacity-to-load ratio; 422 unknown-province for a province
+    without rules."""
+    rules = _rules_of(feasibility, province)
+    if feasibility.open_capacity is None:
+        return documents
+    ratios = substation_ratios(
+        conn,
+        grid.area(conn),
+        [str(document["substation_id"]) for document in documents],
+        rules,
+        feasibility.open_capacity.rules_for(rules.province),
+        _today(),
+    )
+    return [
+        {**document, "capacity_to_load": ratios[str(document["substation_id"])].model_dump(mode="json")}
+        for document in documents
+    ]
+
+
+def listed(
+    engine: Engine, kind: str, where: EquipmentFilter, limit: int, cursor: str | None, sort: str | None
+) -> dict[str, Any]:
+    """A page of equipment of one kind."""
+    check_sort(sort, SORTS)
+    after = decode_cursor(kind, cursor) if cursor else None
+    with engine.connect() as conn:
+        items, last = list_equipment(conn, kind, where, limit=limit, after=after)
+    return page(items, limit, encode_cursor(kind, last) if last else None)
+
+
+def one(engine: Engine, kind: str, equipment_id: str, label: str) -> dict[str, Any]:
+    """One piece of equipment; 404 equipment-not-found if it is not known."""
+    with engine.connect() as conn:
+        document = get_equipment(conn, kind, equipment_id)
+    if document is None:
+        raise problem("equipment-not-found", f"{label} {equipment_id} is not known")
+    return document
+
+
+@router.get(
+    "/substations",
+    responses={200: {"model": SubstationPage}, **LIST_PROBLEMS, **problem_responses("unknown-province")},
+    summary="Substations, optionally within a bounding box",
+)
+def list_substations(
+    engine: Database,
+    capacity: Capacity,
+    feasibility: FeasibilityRules,
+    bbox: Bbox = None,
+    status: Status = None,
+    province: Province = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Sort = None,
+) -> dict[str, Any]:
+    """Substations with their capacity-to-load ratio: main-transformer rating / load basis (kW)."""
+    where = EquipmentFilter(status=_value(status), bbox=parse_bbox(bbox) if bbox else None)
+    found = listed(engine, "substation", where, limit, cursor, sort)
+    with engine.connect() as conn:
+        return {**found, "items": with_ratios(conn, found["items"], feasibility, capacity.grid, province)}
+
+
+@router.get(
+    "/substations/{equipment_id}",
+    responses={
+        200: {"model": SubstationView},
+        **problem_responses("equipment-not-found", "unknown-province"),
+    },
+    summary="One substation, with its capacity-to-load ratio",
+    name="read_substation",
+)
+def read_substation(
+    equipment_id: str,
+    engine: Database,
+    capacity: Capacity,
+    feasibility: FeasibilityRules,
+    province: Province = None,
+) -> dict[str, Any]:
+    """The substation and its capacity-to-load ratio against the planning range of its province."""
+    document = one(engine, "substation", equipment_id, "substation")
+    with engine.connect() as conn:
+        return with_ratios(conn, [document], feasibility, capacity.grid, province)[0]
+
+
+@router.get(
+    "/open-capacity",
+    responses={
+        200: {"model": OpenCapacityPage},
+        **LIST_PROBLEMS,
+        **problem_responses("unknown-province"),
+    },
+    summary="Capacity open for new load and for distributed PV, per substation, feeder and transformer",
+)
+def list_open_capacity(
+    engine: Database,
+    capacity: Capacity,
+    bbox: Bbox = None,
+    voltage_kv: Annotated[float | None, Query(gt=0, le=1000, description="rated voltage, kV")] = None,
+    kind: Annotated[EquipmentKind | None, Query(description="one kind of equipment")] = None,
+    province: Province = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(OPEN_CAPACITY_SORTS)] = None,
+) -> dict[str, Any]:
+    """In-service public equipment with the capacity still open on it, computed at request time.
+
+    Kept current: each answer reads the grid cache at the database's grid revision, the load basis
+    from the load projection and the reservations of open applications as they are now, so any grid,
+    load or reservation event already stored shows in the next answer. Figures whose inputs are
+    missing, stale or incomplete are `unknown` with the reasons, never estimated.
     """
-    router = APIRouter(prefix="/v1/grid", tags=["grid"])
-    capacity = OpenCapacityReader(config)
-    grid = capacity.grid
-
-    def rules_config() -> FeasibilityConfig:
-        return config or _configured_rules()
-
-    def with_ratios(
-        conn: Connection, documents: list[dict[str, Any]], province: str | None
-    ) -> list[dict[str, Any]]:
-        feasibility = rules_config()
-        rules = _rules_of(feasibility, province)
-        if feasibility.open_capacity is None:
-            return documents
-        ratios = substation_ratios(
+    check_sort(sort, OPEN_CAPACITY_SORTS)
+    after = open_capacity_after(cursor) if cursor else None
+    kinds = (kind,) if kind is not None else KIND_ORDER
+    with engine.connect() as conn:
+        answers, last = capacity.read(
             conn,
-            grid.area(conn),
-            [str(document["substation_id"]) for document in documents],
-            rules,
-            feasibility.open_capacity.rules_for(rules.province),
-            _today(),
-        )
-        return [
-            {**document, "capacity_to_load": ratios[str(document["substation_id"])].model_dump(mode="json")}
-            for document in documents
-        ]
-
-    def listed(
-        kind: str, where: EquipmentFilter, limit: int, cursor: str | None, sort: str | None
-    ) -> dict[str, Any]:
-        check_sort(sort, SORTS)
-        after = decode_cursor(kind, cursor) if cursor else None
-        with engine.connect() as conn:
-            items, last = list_equipment(conn, kind, where, limit=limit, after=after)
-        return page(items, limit, encode_cursor(kind, last) if last else None)
-
-    def one(kind: str, equipment_id: str, label: str) -> dict[str, Any]:
-        with engine.connect() as conn:
-            document = get_equipment(conn, kind, equipment_id)
-        if document is None:
-            raise problem("equipment-not-found", f"{label} {equipment_id} is not known")
-        return document
-
-    @router.get(
-        "/substations",
-        responses={200: {"model": SubstationPage}, **LIST_PROBLEMS, **problem_responses("unknown-province")},
-        summary="Substations, optionally within a bounding box",
-    )
-    def list_substations(
-        bbox: Bbox = None,
-        status: Status = None,
-        province: Province = None,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Sort = None,
-    ) -> dict[str, Any]:
-        """Substations with their capacity-to-load ratio: main-transformer rating / load basis (kW)."""
-        where = EquipmentFilter(status=_value(status), bbox=parse_bbox(bbox) if bbox else None)
-        found = listed("substation", where, limit, cursor, sort)
-        with engine.connect() as conn:
-            return {**found, "items": with_ratios(conn, found["items"], province)}
-
-    @router.get(
-        "/substations/{equipment_id}",
-        responses={
-            200: {"model": SubstationView},
-            **problem_responses("equipment-not-found", "unknown-province"),
-        },
-        summary="One substation, with its capacity-to-load ratio",
-        name="read_substation",
-    )
-    def read_substation(equipment_id: str, province: Province = None) -> dict[str, Any]:
-        """The substation and its capacity-to-load ratio against the planning range of its province."""
-        document = one("substation", equipment_id, "substation")
-        with engine.connect() as conn:
-            return with_ratios(conn, [document], province)[0]
-
-    @router.get(
-        "/open-capacity",
-        responses={
-            200: {"model": OpenCapacityPage},
-            **LIST_PROBLEMS,
-            **problem_responses("unknown-province"),
-        },
-        summary="Capacity open for new load and for distributed PV, per substation, feeder and transformer",
-    )
-    def list_open_capacity(
-        bbox: Bbox = None,
-        voltage_kv: Annotated[float | None, Query(gt=0, le=1000, description="rated voltage, kV")] = None,
-        kind: Annotated[EquipmentKind | None, Query(description="one kind of equipment")] = None,
-        province: Province = None,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(OPEN_CAPACITY_SORTS)] = None,
-    ) -> dict[str, Any]:
-        """In-service public equipment with the capacity still open on it, computed at request time.
-
-        Kept current: each answer reads the grid cache at the database's grid revision, the load basis
-        from the load projection and the reservations of open applications as they are now, so any grid,
-        load or reservation event already stored shows in the next answer. Figures whose inputs are
-        missing, stale or incomplete are `unknown` with the reasons, never estimated.
-        """
-        check_sort(sort, OPEN_CAPACITY_SORTS)
-        after = open_capacity_after(cursor) if cursor else None
-        kinds = (kind,) if kind is not None else KIND_ORDER
-        with engine.connect() as conn:
-            answers, last = capacity.read(
-                conn,
-                kinds,
-                bbox=parse_bbox(bbox) if bbox else None,
-                voltage_kv=voltage_kv,
-                province=province,
-                after=after,
-                limit=limit,
-            )
-        return page([answer.model_dump(mode="json") for answer in answers], limit, open_capacity_cursor(last))
-
-    @router.get(
-        "/load-types",
-        response_model=LoadTypeProfiles,
-        responses=problem_responses("unknown-province"),
-        summary="Demand factor and 96-point daily profile of each load type, for load forecasts",
-    )
-    def list_load_types(province: Province = None) -> LoadTypeProfiles:
-        """Charging piles and heat pumps: each load type the rules give a factor and profile of its own."""
-        rules = _rules_of(rules_config(), province)
-        return LoadTypeProfiles(
-            province=rules.province,
-            items=[
-                LoadTypeProfile(load_type=kind, demand_factor=own.demand_factor, profile=list(own.profile))
-                for kind, own in rules.load_types.items()
-            ],
-        )
-
-    @router.get(
-        "/feeders",
-        responses={200: {"model": FeederPage}, **LIST_PROBLEMS},
-        summary="Feeders, optionally of one substation",
-    )
-    def list_feeders(
-        substation: Annotated[str | None, Query(max_length=64, description="source substation id")] = None,
-        status: Status = None,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Sort = None,
-    ) -> dict[str, Any]:
-        where = EquipmentFilter(substation_id=substation, status=_value(status))
-        return listed("feeder", where, limit, cursor, sort)
-
-    @router.get(
-        "/transformers",
-        responses={200: {"model": TransformerPage}, **LIST_PROBLEMS},
-        summary="Distribution transformers by feeder, substation or bounding box",
-    )
-    def list_transformers(
-        feeder: Annotated[str | None, Query(max_length=64, description="feeder id")] = None,
-        substation: Annotated[str | None, Query(max_length=64, description="substation id")] = None,
-        bbox: Bbox = None,
-        status: Status = None,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Sort = None,
-    ) -> dict[str, Any]:
-        where = EquipmentFilter(
-            feeder_id=feeder,
-            substation_id=substation,
-            status=_value(status),
+            kinds,
             bbox=parse_bbox(bbox) if bbox else None,
+            voltage_kv=voltage_kv,
+            province=province,
+            after=after,
+            limit=limit,
         )
-        return listed("transformer", where, limit, cursor, sort)
+    return page([answer.model_dump(mode="json") for answer in answers], limit, open_capacity_cursor(last))
 
-    def single(path: str, kind: str, model: type[BaseModel], label: str) -> None:
-        def read(equipment_id: str) -> dict[str, Any]:
-            return one(kind, equipment_id, label)
 
-        router.add_api_route(
-            f"/{path}/{{equipment_id}}",
-            read,
-            methods=["GET"],
-            responses={200: {"model": model}, **problem_responses("equipment-not-found")},
-            summary=f"One {label}",
-            name=f"read_{kind}",
-        )
+@router.get(
+    "/load-types",
+    response_model=LoadTypeProfiles,
+    responses=problem_responses("unknown-province"),
+    summary="Demand factor and 96-point daily profile of each load type, for load forecasts",
+)
+def list_load_types(feasibility: FeasibilityRules, province: Province = None) -> LoadTypeProfiles:
+    """Charging piles and heat pumps: each load type the rules give a factor and profile of its own."""
+    rules = _rules_of(feasibility, province)
+    return LoadTypeProfiles(
+        province=rules.province,
+        items=[
+            LoadTypeProfile(load_type=kind, demand_factor=own.demand_factor, profile=list(own.profile))
+            for kind, own in rules.load_types.items()
+        ],
+    )
 
-    single("feeders", "feeder", Feeder, "feeder")
-    single("transformers", "transformer", DistributionTransformer, "distribution transformer")
-    return router
+
+@router.get(
+    "/feeders",
+    responses={200: {"model": FeederPage}, **LIST_PROBLEMS},
+    summary="Feeders, optionally of one substation",
+)
+def list_feeders(
+    engine: Database,
+    substation: Annotated[str | None, Query(max_length=64, description="source substation id")] = None,
+    status: Status = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Sort = None,
+) -> dict[str, Any]:
+    where = EquipmentFilter(substation_id=substation, status=_value(status))
+    return listed(engine, "feeder", where, limit, cursor, sort)
+
+
+@router.get(
+    "/transformers",
+    responses={200: {"model": TransformerPage}, **LIST_PROBLEMS},
+    summary="Distribution transformers by feeder, substation or bounding box",
+)
+def list_transformers(
+    engine: Database,
+    feeder: Annotated[str | None, Query(max_length=64, description="feeder id")] = None,
+    substation: Annotated[str | None, Query(max_length=64, description="substation id")] = None,
+    bbox: Bbox = None,
+    status: Status = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Sort = None,
+) -> dict[str, Any]:
+    where = EquipmentFilter(
+        feeder_id=feeder,
+        substation_id=substation,
+        status=_value(status),
+        bbox=parse_bbox(bbox) if bbox else None,
+    )
+    return listed(engine, "transformer", where, limit, cursor, sort)
+
+
+@router.get(
+    "/feeders/{equipment_id}",
+    responses={200: {"model": Feeder}, **problem_responses("equipment-not-found")},
+    summary="One feeder",
+)
+def read_feeder(equipment_id: str, engine: Database) -> dict[str, Any]:
+    return one(engine, "feeder", equipment_id, "feeder")
+
+
+@router.get(
+    "/transformers/{equipment_id}",
+    responses={200: {"model": DistributionTransformer}, **problem_responses("equipment-not-found")},
+    summary="One distribution transformer",
+)
+def read_transformer(equipment_id: str, engine: Database) -> dict[str, Any]:
+    return one(engine, "transformer", equipment_id, "distribution transformer")
 
 
 OPEN_CAPACITY = "grid/open-capacity"

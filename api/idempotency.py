@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
 from api.security import caller_of
-from store.database import utcnow
+from store.database import Engine, utcnow
 from store.idempotency import StoredResponse, claim, complete, purge_expired, release
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -1,10 +1,9 @@
 """Load API: daily load profiles with filters and cursor pagination, and the dispatch file upload.
 
 POST /v1/dispatch/files?name=<file name> takes the raw file as the request body (any content type) and
-drops it into the intake's incoming/ folder, so an upload goes through the same pipeline as a file put
-there by a producer: same claim, duplicate check, streaming, invalid channel and error/ folder. The body
-is streamed to a hidden temporary file and renamed into place once complete. Refused, with nothing left
-in incoming/:
+drops it into the intake's incoming/ folder (adapters/dispatch/upload.py), so an upload goes through the
+same pipeline as a file put there by a producer: same claim, duplicate check, streaming, invalid channel
+and error/ folder. Refused, with nothing left in incoming/:
 - a name that is not a plain file name (400);
 - a body larger than the intake's max_file_bytes (413): by its Content-Length before anything is read, or
   while it streams, as soon as the bytes received pass the limit;
@@ -14,24 +13,19 @@ in incoming/:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
-import secrets
-import shutil
 import unicodedata
-from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.engine import Engine
 
-from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES, DiskUsage, DropFolder, FreeSpace
+from adapters.dispatch.dropfolder import TEMPORARY_SUFFIXES
+from adapters.dispatch.upload import DropFolderUploads, NoRoomError, UploadTooLargeError
+from api.context import Context, Database
 from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
@@ -39,7 +33,6 @@ from api.problems import ProblemError, problem_responses
 from api.problems import problem as problem_error
 from canonical_model.common import SourceRef
 from canonical_model.load import LoadPhase, LoadPoint, LoadSource
-from ground.settings import Settings
 from store.loads import ProfileFilter, ProfileKey, file_history, list_profiles, published_file
 
 log = logging.getLogger(__name__)
@@ -167,169 +160,128 @@ class DispatchFileStatus(BaseModel):
     outcomes: list[DispatchFileOutcome] = Field(description="every finished file of this content, in order")
 
 
-def loads_router(
-    engine: Engine,
-    *,
-    settings: Settings | None = None,
-    disk_usage: Callable[[Path], DiskUsage] = shutil.disk_usage,
-) -> APIRouter:
-    """The /v1/load-profiles and /v1/dispatch/files routes over the given database.
+router = APIRouter()
 
-    settings gives the dispatch drop folder, its size limit and free-space floor (default: read from the
-    environment); without a configured drop folder the upload answers 503. disk_usage tells the free space.
-    """
-    router = APIRouter()
-    dispatch = (settings or Settings()).dispatch
 
-    @router.get(
-        "/v1/load-profiles",
-        tags=["loads"],
-        summary="Daily load profiles, filtered and paged",
-        responses={200: {"model": LoadProfilePage}, **LIST_PROBLEMS},
-    )
-    def read_profiles(
-        equipment: Annotated[str | None, Query(max_length=64, description="PMS equipment id")] = None,
-        date_from: Annotated[date | None, Query(description="first day, inclusive")] = None,
-        date_to: Annotated[date | None, Query(description="last day, inclusive")] = None,
-        source: Annotated[LoadSource | None, Query(description="measuring system")] = None,
-        phase: Annotated[LoadPhase | None, Query(description="total or one phase")] = None,
-        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(SORTS)] = None,
-    ) -> dict[str, Any]:
-        check_sort(sort, SORTS)
-        if date_from is not None and date_to is not None and date_from > date_to:
-            raise problem_error("invalid-parameter", f"date_from {date_from} is after date_to {date_to}")
-        where = ProfileFilter(
-            equipment_id=equipment,
-            date_from=date_from,
-            date_to=date_to,
-            source=source.value if source else None,
-            phase=phase.value if phase else None,
+def dispatch_uploads(context: Context) -> DropFolderUploads:
+    """Where uploaded dispatch files go; 503 dispatch-not-configured without a drop folder."""
+    if context.dispatch_uploads is None:
+        raise problem_error(
+            "dispatch-not-configured", "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)"
         )
-        after = decode_cursor(cursor) if cursor else None
-        with engine.connect() as conn:
-            items, following = list_profiles(conn, where, limit=limit, after=after)
-        return page(items, limit, encode_cursor(following) if following else None)
+    return context.dispatch_uploads
 
-    @router.post(
-        "/v1/dispatch/files",
-        tags=["loads"],
-        summary="Upload a CIM/E or curve CSV file into the dispatch intake",
-        status_code=202,
-        responses={
-            202: {"model": DispatchFileAccepted},
-            **problem_responses(
-                "invalid-file-name", "payload-too-large", "dispatch-not-configured", "insufficient-storage"
-            ),
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
+
+@router.get(
+    "/v1/load-profiles",
+    tags=["loads"],
+    summary="Daily load profiles, filtered and paged",
+    responses={200: {"model": LoadProfilePage}, **LIST_PROBLEMS},
+)
+def read_profiles(
+    engine: Database,
+    equipment: Annotated[str | None, Query(max_length=64, description="PMS equipment id")] = None,
+    date_from: Annotated[date | None, Query(description="first day, inclusive")] = None,
+    date_to: Annotated[date | None, Query(description="last day, inclusive")] = None,
+    source: Annotated[LoadSource | None, Query(description="measuring system")] = None,
+    phase: Annotated[LoadPhase | None, Query(description="total or one phase")] = None,
+    limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(SORTS)] = None,
+) -> dict[str, Any]:
+    check_sort(sort, SORTS)
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise problem_error("invalid-parameter", f"date_from {date_from} is after date_to {date_to}")
+    where = ProfileFilter(
+        equipment_id=equipment,
+        date_from=date_from,
+        date_to=date_to,
+        source=source.value if source else None,
+        phase=phase.value if phase else None,
     )
-    async def upload_file(
-        request: Request,
-        name: Annotated[str, Query(description="file name, e.g. metering_power_curve_20261120.csv")],
-    ) -> JSONResponse:
-        check_file_name(name)
-        if dispatch is None:
-            raise problem_error(
-                "dispatch-not-configured", "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)"
-            )
-        limit = dispatch.max_file_bytes
-        header = request.headers.get("content-length")
-        declared = int(header) if header is not None and header.isdigit() else None
-        if declared is not None and declared > limit:
-            raise problem_error(
-                "payload-too-large", f"the file is {declared} bytes, more than the {limit} bytes allowed"
-            )
-        folder = DropFolder.from_settings(dispatch, disk_usage=disk_usage)
-        space = folder.free_space()
-        if space is not None and space.low:
-            raise _no_room(space, name, "so no file is taken")
-        if space is not None and declared is not None and declared > space.room_bytes:
-            raise _no_room(space, name, f"and the file's {declared} bytes would take it below that")
-        stored, digest, size = await _receive(request, folder.incoming, name, limit, space)
-        with engine.connect() as conn:
-            earlier = published_file(conn, digest)
-        body = {
-            "file_name": stored,
-            "sha256": digest,
-            "size_bytes": size,
-            "status_url": f"/v1/dispatch/files/{digest}",
-            "duplicate_of": earlier["file_name"] if earlier else None,
+    after = decode_cursor(cursor) if cursor else None
+    with engine.connect() as conn:
+        items, following = list_profiles(conn, where, limit=limit, after=after)
+    return page(items, limit, encode_cursor(following) if following else None)
+
+
+@router.post(
+    "/v1/dispatch/files",
+    tags=["loads"],
+    summary="Upload a CIM/E or curve CSV file into the dispatch intake",
+    status_code=202,
+    responses={
+        202: {"model": DispatchFileAccepted},
+        **problem_responses(
+            "invalid-file-name", "payload-too-large", "dispatch-not-configured", "insufficient-storage"
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
-        return JSONResponse(body, status_code=202)
+    },
+)
+async def upload_file(
+    request: Request,
+    name: Annotated[str, Query(description="file name, e.g. metering_power_curve_20261120.csv")],
+    context: Context,
+) -> JSONResponse:
+    check_file_name(name)
+    uploads = dispatch_uploads(context)
+    engine = context.engine
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
+    try:
+        upload = await uploads.store(request.stream(), name, declared)
+    except UploadTooLargeError as exc:
+        raise problem_error("payload-too-large", str(exc)) from exc
+    except NoRoomError as exc:
+        raise _no_room(exc, name) from exc
+    digest = upload.sha256
+    with engine.connect() as conn:
+        earlier = published_file(conn, digest)
+    body = {
+        "file_name": upload.stored_name,
+        "sha256": digest,
+        "size_bytes": upload.size_bytes,
+        "status_url": f"/v1/dispatch/files/{digest}",
+        "duplicate_of": earlier["file_name"] if earlier else None,
+    }
+    return JSONResponse(body, status_code=202)
 
-    @router.get(
-        "/v1/dispatch/files/{sha256}",
-        tags=["loads"],
-        summary="What the intake did with a file, by the SHA-256 of its content",
-        responses={
-            200: {"model": DispatchFileStatus},
-            **problem_responses("invalid-parameter", "dispatch-file-not-found"),
-        },
-    )
-    def read_file_status(sha256: str) -> dict[str, Any]:
-        if not _SHA256.match(sha256):
-            raise problem_error("invalid-parameter", f"{sha256[:80]!r} is not a lower-case hex SHA-256")
-        with engine.connect() as conn:
-            published = published_file(conn, sha256)
-            history = file_history(conn, sha256)
-        if published is None and not history:
-            raise problem_error(
-                "dispatch-file-not-found",
-                f"no file with content {sha256} has been finished by the intake yet",
-            )
-        return {"sha256": sha256, "published": published, "outcomes": history}
 
-    return router
+@router.get(
+    "/v1/dispatch/files/{sha256}",
+    tags=["loads"],
+    summary="What the intake did with a file, by the SHA-256 of its content",
+    responses={
+        200: {"model": DispatchFileStatus},
+        **problem_responses("invalid-parameter", "dispatch-file-not-found"),
+    },
+)
+def read_file_status(sha256: str, engine: Database) -> dict[str, Any]:
+    if not _SHA256.match(sha256):
+        raise problem_error("invalid-parameter", f"{sha256[:80]!r} is not a lower-case hex SHA-256")
+    with engine.connect() as conn:
+        published = published_file(conn, sha256)
+        history = file_history(conn, sha256)
+    if published is None and not history:
+        raise problem_error(
+            "dispatch-file-not-found",
+            f"no file with content {sha256} has been finished by the intake yet",
+        )
+    return {"sha256": sha256, "published": published, "outcomes": history}
 
 
-def _no_room(space: FreeSpace, name: str, why: str) -> ProblemError:
+def _no_room(refusal: NoRoomError, name: str) -> ProblemError:
     """507 insufficient-storage for a file the drop folder's disk cannot take now."""
+    space = refusal.space
     log.warning("refused the upload of %s: the drop folder's disk has %s", name, space.describe())
     return problem_error(
         "insufficient-storage",
-        f"the drop folder's disk has {space.describe()}, {why}; try again once space is freed",
+        f"{refusal}; try again once space is freed",
         free_bytes=space.free_bytes,
         min_free_bytes=space.floor_bytes,
     )
-
-
-async def _receive(
-    request: Request, incoming: Path, name: str, limit: int, space: FreeSpace | None
-) -> tuple[str, str, int]:
-    """Stream the body into incoming/ under a unique name; return it, the content hash and the size.
-
-    Reading stops at the first chunk that takes the body over the size limit or over the room left above
-    the free-space floor (a body without Content-Length is only known by what arrives).
-    """
-    token = secrets.token_hex(6)
-    temporary = incoming / f".upload-{token}.part"
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with temporary.open("wb") as file:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise problem_error(
-                        "payload-too-large", f"the file is more than the {limit} bytes allowed"
-                    )
-                if space is not None and size > space.room_bytes:
-                    raise _no_room(
-                        space, name, f"and the file passed {size} bytes, which would take it below that"
-                    )
-                digest.update(chunk)
-                # Chunks are small and land in the page cache; the event loop is not held up noticeably.
-                file.write(chunk)
-        stored = f"upload-{token}-{name}"
-        os.replace(temporary, incoming / stored)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return stored, digest.hexdigest(), size

@@ -22,18 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from sqlalchemy.engine import Engine
 
 from bus.port import Bus
 from ground.errors import BusError, ConfigError
 from ground.metrics import CONTENT_TYPE, REGISTRY
 from ground.settings import ProcessSettings
-from store.database import utcnow
-from store.schema import outbox, parked
+from pipeline.outbox import pending_backlog
+from store.database import Connection, DatabaseError, Engine, utcnow
+from store.parking import parked_by_kind
 from workflow.process import ANY_CAUSE, ProcessFilter, Spread, findings, grouped_figures
 
 __all__ = [
@@ -142,30 +141,22 @@ class HubMetrics:
     def outbox_backlog(self) -> OutboxBacklog:
         """The outbox's unsent events and the parked messages waiting for an operator, read now.
 
-        Raises sqlalchemy.exc.SQLAlchemyError when the database cannot be read.
+        Raises DatabaseError (store.database) when the database cannot be read.
         """
         with self._engine.connect() as conn:
             return self._backlog(conn)
 
-    def _backlog(self, conn: sa.Connection) -> OutboxBacklog:
-        pending, oldest = conn.execute(
-            sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
-        ).one()
-        parked_rows = conn.execute(
-            sa.select(parked.c.kind, sa.func.count())
-            .where(parked.c.status == "parked")
-            .group_by(parked.c.kind)
-        ).all()
-        by_kind = {"dead": 0, "invalid": 0} | {str(kind): int(count) for kind, count in parked_rows}
+    def _backlog(self, conn: Connection) -> OutboxBacklog:
+        pending, oldest = pending_backlog(conn)
         age = max((self._clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
-        return OutboxBacklog(pending=int(pending), oldest_age_s=age, parked=by_kind)
+        return OutboxBacklog(pending=pending, oldest_age_s=age, parked=parked_by_kind(conn))
 
     def _database_gauges(self) -> list[Metric] | None:
         try:
             with self._engine.connect() as conn:
                 backlog = self._backlog(conn)
                 process = self._cached_process_gauges(conn)
-        except sa.exc.SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("metrics scrape could not read the database: %s", exc)
             return None
         lag = GaugeMetricFamily(
@@ -187,7 +178,7 @@ class HubMetrics:
             parked_gauge.add_metric([kind], float(count))
         return [lag, age, parked_gauge, *process]
 
-    def _cached_process_gauges(self, conn: sa.Connection) -> list[Metric]:
+    def _cached_process_gauges(self, conn: Connection) -> list[Metric]:
         """The process gauges, recomputed when older than refresh_s: they read every case of the window."""
         cached = self._process_cache
         if cached is not None and time.monotonic() - cached[0] < self._process.refresh_s:
@@ -196,7 +187,7 @@ class HubMetrics:
         self._process_cache = (time.monotonic(), gauges)
         return gauges
 
-    def _process_gauges(self, conn: sa.Connection) -> list[Metric]:
+    def _process_gauges(self, conn: Connection) -> list[Metric]:
         """The process figures over the cases energised in the trailing window, per class and unit."""
         now = self._clock()
         window = self._process.window_days

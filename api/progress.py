@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
+from api.context import Context
 from api.limits import too_many
 from api.problems import problem, problem_responses
 from workflow.progress import (
@@ -73,28 +74,34 @@ def progress_json(found: Progress) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
 
-def progress_router(lookup: ProgressLookup) -> APIRouter:
-    """POST /v1/progress (public)."""
-    router = APIRouter(prefix="/v1", tags=["progress"])
+router = APIRouter(prefix="/v1", tags=["progress"])
 
-    @router.post(
-        "/progress",
-        summary="A customer's application progress, by application number and verification code (public)",
-        responses={
-            200: {"model": ProgressView},
-            **problem_responses("progress-not-found", "too-many-requests", "validation-failed"),
-        },
-    )
-    def look_up_progress(query: ProgressQuery, request: Request) -> dict[str, Any]:
-        """Stages, dates and responsible units of the application. The code is the last 4 digits of the
-        registered mobile; a wrong code is answered exactly as an unknown number (404), and lookups are
-        rate-limited per client address and per application number (429 with Retry-After)."""
-        try:
-            found = lookup.look_up(client_of(request), query.application_no, query.code)
-        except RateLimitedError as exc:
-            raise too_many(exc) from exc
-        if found is None:
-            raise problem("progress-not-found", NOT_FOUND)
-        return progress_json(found)
 
-    return router
+def progress_lookup(context: Context) -> ProgressLookup:
+    """The progress lookup of the app (a dependency)."""
+    if context.progress is None:
+        raise LookupError("the API context holds no progress lookup")
+    return context.progress
+
+
+@router.post(
+    "/progress",
+    summary="A customer's application progress, by application number and verification code (public)",
+    responses={
+        200: {"model": ProgressView},
+        **problem_responses("progress-not-found", "too-many-requests", "validation-failed"),
+    },
+)
+def look_up_progress(
+    query: ProgressQuery, request: Request, lookup: Annotated[ProgressLookup, Depends(progress_lookup)]
+) -> dict[str, Any]:
+    """Stages, dates and responsible units of the application. The code is the last 4 digits of the
+    registered mobile; a wrong code is answered exactly as an unknown number (404), and lookups are
+    rate-limited per client address and per application number (429 with Retry-After)."""
+    try:
+        found = lookup.look_up(client_of(request), query.application_no, query.code)
+    except RateLimitedError as exc:
+        raise too_many(exc) from exc
+    if found is None:
+        raise problem("progress-not-found", NOT_FOUND)
+    return progress_json(found)

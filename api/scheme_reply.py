@@ -8,30 +8,30 @@ The customer's name is masked (张*) unless the caller holds pii:read; an unmask
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pylopdf_fonts_zh_cn
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from fpdf import FPDF
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from sqlalchemy.engine import Engine
 
 from api.applications import latest_feasibility
+from api.context import Context, Database, Now
 from api.problems import problem, problem_responses
 from api.security import PII_READ, CurrentPrincipal
 from canonical_model.pii import mask_name
 from ground.errors import ConfigError
 from ground.settings import Settings
 from store.audit import record_pii_read
-from store.database import utcnow
 from workflow.queries import get_case, get_customer
 from workflow.workdays import local_date
 
@@ -259,59 +259,65 @@ def render_reply(
     return bytes(pdf.output())
 
 
-def scheme_reply_router(
-    engine: Engine,
-    *,
-    template: ReplyTemplate | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> APIRouter:
-    """GET /v1/applications/{no}/scheme.pdf; template defaults to the configured one, read once here."""
-    router = APIRouter()
-    form = template or load_reply_template()
+router = APIRouter()
 
-    @router.get(
-        "/v1/applications/{application_no}/scheme.pdf",
-        tags=["applications"],
-        summary="The supply-scheme reply form (供电方案答复单) as a PDF; the name masked without pii:read",
-        response_class=Response,
-        responses={
-            200: {
-                "content": {PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-                "description": "the reply form",
-            },
-            **problem_responses("application-not-found", "feasibility-not-found"),
+
+@functools.cache
+def _configured_template() -> ReplyTemplate:
+    return load_reply_template()
+
+
+def reply_template(context: Context) -> ReplyTemplate:
+    """The reply form of the app (a dependency): its context's, else the configured one, read once."""
+    return context.reply_template or _configured_template()
+
+
+@router.get(
+    "/v1/applications/{application_no}/scheme.pdf",
+    tags=["applications"],
+    summary="The supply-scheme reply form (供电方案答复单) as a PDF; the name masked without pii:read",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the reply form",
         },
+        **problem_responses("application-not-found", "feasibility-not-found"),
+    },
+)
+def read_scheme_reply(
+    application_no: str,
+    principal: CurrentPrincipal,
+    engine: Database,
+    now: Now,
+    form: Annotated[ReplyTemplate, Depends(reply_template)],
+) -> Response:
+    unmasked = principal.can(PII_READ)
+    # The unmasked read and its audit entry commit together, or neither happens.
+    with engine.begin() as conn:
+        case = get_case(conn, application_no, now=now)
+        if case is None:
+            raise problem("application-not-found", f"application {application_no} is not tracked")
+        assessment = latest_feasibility(conn, application_no)
+        if assessment is None:
+            raise problem(
+                "feasibility-not-found",
+                f"application {application_no} has no feasibility assessment yet: no scheme to reply",
+            )
+        customer_no = str(case["customer_no"])
+        customer = get_customer(conn, customer_no)
+        if unmasked and customer is not None:
+            record_pii_read(conn, principal.sub, f"customer/{customer_no}", ["name"])
+    replied_on = local_date(now)
+    fields = reply_fields(
+        form,
+        application=case["application"],
+        customer=customer,
+        assessment=assessment,
+        replied_on=replied_on,
+        unmasked=unmasked,
     )
-    def read_scheme_reply(application_no: str, principal: CurrentPrincipal) -> Response:
-        unmasked = principal.can(PII_READ)
-        now = clock()
-        # The unmasked read and its audit entry commit together, or neither happens.
-        with engine.begin() as conn:
-            case = get_case(conn, application_no, now=now)
-            if case is None:
-                raise problem("application-not-found", f"application {application_no} is not tracked")
-            assessment = latest_feasibility(conn, application_no)
-            if assessment is None:
-                raise problem(
-                    "feasibility-not-found",
-                    f"application {application_no} has no feasibility assessment yet: no scheme to reply",
-                )
-            customer_no = str(case["customer_no"])
-            customer = get_customer(conn, customer_no)
-            if unmasked and customer is not None:
-                record_pii_read(conn, principal.sub, f"customer/{customer_no}", ["name"])
-        replied_on = local_date(now)
-        fields = reply_fields(
-            form,
-            application=case["application"],
-            customer=customer,
-            assessment=assessment,
-            replied_on=replied_on,
-            unmasked=unmasked,
-        )
-        content = render_reply(form, fields, replied_on=replied_on, created=now)
-        # Header values are Latin-1: the file name keeps only the safe characters of the number.
-        disposition = f'inline; filename="scheme-{re.sub(r"[^A-Za-z0-9_.-]", "_", application_no)}.pdf"'
-        return Response(content, media_type=PDF_MEDIA_TYPE, headers={"Content-Disposition": disposition})
-
-    return router
+    content = render_reply(form, fields, replied_on=replied_on, created=now)
+    # Header values are Latin-1: the file name keeps only the safe characters of the number.
+    disposition = f'inline; filename="scheme-{re.sub(r"[^A-Za-z0-9_.-]", "_", application_no)}.pdf"'
+    return Response(content, media_type=PDF_MEDIA_TYPE, headers={"Content-Disposition": disposition})

@@ -25,16 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlalchemy.engine import Connection, Engine
 
-from adapters.marketing.outbound import NoLegacyCodeError, ReverseCodes, default_codes, submission_arguments
+from adapters.marketing.outbound import NoLegacyCodeError, submission_arguments
+from api.context import Context, Database
 from api.inputs import FiniteNumber, RequestModel, SiteLocation, StrictFlag, check_capacity, check_rule_names
 from api.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -55,12 +53,11 @@ from canonical_model.application import (
 from canonical_model.common import UrbanRural
 from canonical_model.consistency import RULE_PATTERN, ConsistencyFinding, FindingValue
 from canonical_model.customer import BankAccount, Contact, CustomerCategory, IdentityDocument
-from ground.settings import Settings, SubmissionSettings
-from store.schema import cases
-from store.submissions import Submission, add_submission, get_submission, submission_by_key
-from workflow.cases import default_tracker
+from store.database import Connection, Engine
+from store.submissions import Submission, add_submission_once, get_submission, submission_by_key
 from workflow.consistency import AppliedFacts, ConsistencyConfig, CustomerFacts
 from workflow.findings import DistrictIndex, StoreKnowledge, customer_facts, masked_values
+from workflow.queries import is_tracked
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 191
@@ -230,11 +227,6 @@ def _view(submission: Submission, tracked: bool) -> dict[str, Any]:
     }
 
 
-def _default_rules() -> ConsistencyConfig | None:
-    checker = default_tracker().checker
-    return checker.config if checker is not None else None
-
-
 def pre_review(
     conn: Connection, application: OnlineApplication, rules: ConsistencyConfig, districts: DistrictIndex
 ) -> list[dict[str, Any]]:
@@ -265,132 +257,116 @@ def _shown(finding: ConsistencyFinding) -> dict[str, Any]:
     }
 
 
-def submissions_router(
-    engine: Engine,
-    *,
-    codes: Callable[[], ReverseCodes] = default_codes,
-    limits: SubmissionSettings | None = None,
-    rules: Callable[[], ConsistencyConfig | None] = _default_rules,
-) -> APIRouter:
-    """POST /v1/applications and GET /v1/submissions/{tracking_id} over the hub database.
+router = APIRouter(tags=["submissions"])
+_REFUSED = PROBLEM_TYPES["consistency-findings"]
 
-    limits bound the requested capacity (default: the settings of the environment); rules are the
-    consistency rules of the pre-review (default: the workflow's, None: no pre-review).
-    """
-    router = APIRouter(tags=["submissions"])
-    bounds = limits or Settings().submissions
-    refused = PROBLEM_TYPES["consistency-findings"]
-    districts = DistrictIndex()  # kept across requests: it reads only what the grid changed since
 
-    @router.post(
-        "/v1/applications",
-        status_code=202,
-        summary="Submit an online application; the hub creates it in the marketing system",
-        responses={
-            202: {"description": "accepted; follow it at status_url", "model": SubmissionAccepted},
-            **problem_responses("idempotency-key-reused"),
-            422: {
-                "description": f"`consistency-findings`: {refused.title}; "
-                f"`no-legacy-code`: {PROBLEM_TYPES['no-legacy-code'].title}",
-                "model": SubmissionProblem,
-                "content": {
-                    PROBLEM_CONTENT_TYPE: {
-                        "schema": {"$ref": "#/components/schemas/SubmissionProblem"},
-                        "example": problem_body("consistency-findings", refused.title, "/v1/applications"),
-                    }
-                },
+@router.post(
+    "/v1/applications",
+    status_code=202,
+    summary="Submit an online application; the hub creates it in the marketing system",
+    responses={
+        202: {"description": "accepted; follow it at status_url", "model": SubmissionAccepted},
+        **problem_responses("idempotency-key-reused"),
+        422: {
+            "description": f"`consistency-findings`: {_REFUSED.title}; "
+            f"`no-legacy-code`: {PROBLEM_TYPES['no-legacy-code'].title}",
+            "model": SubmissionProblem,
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/SubmissionProblem"},
+                    "example": problem_body("consistency-findings", _REFUSED.title, "/v1/applications"),
+                }
             },
         },
-    )
-    def submit(
-        application: OnlineApplication,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias=IDEMPOTENCY_HEADER,
-                max_length=MAX_KEY_CHARS,
-                description="the same key returns the first submission instead of making another",
-            ),
-        ] = None,
-    ) -> JSONResponse:
-        check_capacity(application.requested_capacity_kva, bounds)
-        configured = rules()
-        accepted = set(application.accept_findings or ())
-        if configured is not None:
-            check_rule_names(accepted, {rule.name for rule in configured.rules}, "accept_findings")
-        request = application.model_dump(mode="json", exclude_none=True)
-        digest = _request_hash(request)
-        try:
-            arguments = submission_arguments(request, codes())
-        except NoLegacyCodeError as exc:
-            raise problem("no-legacy-code", str(exc)) from exc
-        if idempotency_key is not None:
-            earlier = _earlier(idempotency_key, digest)
-            if earlier is not None:
-                return earlier
-        findings: list[dict[str, Any]] = []
-        if configured is not None:
-            with engine.connect() as conn:
-                findings = pre_review(conn, application, configured, districts)
-        standing = [finding for finding in findings if finding["rule"] not in accepted]
-        if standing:
-            names = ", ".join(finding["rule"] for finding in standing)
-            raise problem(
-                "consistency-findings",
-                f"the submission disagrees with what the hub knows ({names}); correct it, or name the "
-                "rules in accept_findings to submit it as it is",
-                findings=standing,
-            )
-        tracking_id = str(uuid.uuid4())
-        try:
-            with engine.begin() as conn:
-                add_submission(
-                    conn,
-                    tracking_id=tracking_id,
-                    idempotency_key=idempotency_key,
-                    request_hash=digest,
-                    request=request,
-                    arguments=arguments,
-                )
-        except sa.exc.IntegrityError:
-            # A concurrent request with the same Idempotency-Key was stored first.
-            earlier = _earlier(idempotency_key or "", digest)
-            if earlier is None:
-                raise
+    },
+)
+def submit(
+    application: OnlineApplication,
+    context: Context,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            max_length=MAX_KEY_CHARS,
+            description="the same key returns the first submission instead of making another",
+        ),
+    ] = None,
+) -> JSONResponse:
+    engine = context.engine
+    check_capacity(application.requested_capacity_kva, context.submissions)
+    configured = context.consistency_rules()
+    accepted = set(application.accept_findings or ())
+    if configured is not None:
+        check_rule_names(accepted, {rule.name for rule in configured.rules}, "accept_findings")
+    request = application.model_dump(mode="json", exclude_none=True)
+    digest = _request_hash(request)
+    try:
+        arguments = submission_arguments(request, context.codes())
+    except NoLegacyCodeError as exc:
+        raise problem("no-legacy-code", str(exc)) from exc
+    if idempotency_key is not None:
+        earlier = _earlier(engine, idempotency_key, digest)
+        if earlier is not None:
             return earlier
-        return _accepted(tracking_id, replayed=False, findings=findings)
-
-    def _earlier(key: str, digest: str) -> JSONResponse | None:
+    findings: list[dict[str, Any]] = []
+    if configured is not None:
         with engine.connect() as conn:
-            earlier = submission_by_key(conn, key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != digest:
-            raise problem(
-                "idempotency-key-reused",
-                f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key",
-            )
-        return _accepted(earlier.tracking_id, replayed=True)
-
-    @router.get(
-        "/v1/submissions/{tracking_id}",
-        summary="Where an online submission stands",
-        responses={200: {"model": SubmissionStatus}, **problem_responses("submission-not-found")},
+            findings = pre_review(conn, application, configured, context.districts)
+    standing = [finding for finding in findings if finding["rule"] not in accepted]
+    if standing:
+        names = ", ".join(finding["rule"] for finding in standing)
+        raise problem(
+            "consistency-findings",
+            f"the submission disagrees with what the hub knows ({names}); correct it, or name the "
+            "rules in accept_findings to submit it as it is",
+            findings=standing,
+        )
+    tracking_id = str(uuid.uuid4())
+    concurrent = add_submission_once(
+        engine,
+        tracking_id=tracking_id,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        request=request,
+        arguments=arguments,
     )
-    def read_submission(tracking_id: str) -> dict[str, Any]:
-        with engine.connect() as conn:
-            submission = get_submission(conn, tracking_id)
-            tracked = False
-            if submission is not None and submission.application_no is not None:
-                query = sa.select(cases.c.application_no).where(
-                    cases.c.application_no == submission.application_no
-                )
-                tracked = conn.execute(query).first() is not None
-        if submission is None:
-            raise problem("submission-not-found", f"no submission {tracking_id[:64]}")
-        return _view(submission, tracked)
+    if concurrent is not None:
+        return _replayed(str(idempotency_key), concurrent, digest)
+    return _accepted(tracking_id, replayed=False, findings=findings)
 
-    return router
+
+def _earlier(engine: Engine, key: str, digest: str) -> JSONResponse | None:
+    """The answer of the submission an Idempotency-Key made earlier, if it made one."""
+    with engine.connect() as conn:
+        earlier = submission_by_key(conn, key)
+    return _replayed(key, earlier, digest) if earlier is not None else None
+
+
+@router.get(
+    "/v1/submissions/{tracking_id}",
+    summary="Where an online submission stands",
+    responses={200: {"model": SubmissionStatus}, **problem_responses("submission-not-found")},
+)
+def read_submission(tracking_id: str, engine: Database) -> dict[str, Any]:
+    with engine.connect() as conn:
+        submission = get_submission(conn, tracking_id)
+        tracked = False
+        if submission is not None and submission.application_no is not None:
+            tracked = is_tracked(conn, submission.application_no)
+    if submission is None:
+        raise problem("submission-not-found", f"no submission {tracking_id[:64]}")
+    return _view(submission, tracked)
+
+
+def _replayed(key: str, earlier: Submission, digest: str) -> JSONResponse:
+    """The answer to a request whose Idempotency-Key made a submission already."""
+    if earlier.request_hash != digest:
+        raise problem(
+            "idempotency-key-reused",
+            f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request; use a new key",
+        )
+    return _accepted(earlier.tracking_id, replayed=True)
 
 
 def _accepted(

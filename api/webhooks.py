@@ -12,20 +12,18 @@ and reach only allowed addresses (subscriptions/destinations.py), and a caller h
 settings.webhooks.max_per_caller subscriptions.
 """
 
-# No `from __future__ import annotations` here: the routes' annotations name the PII and caller dependencies
-# passed to webhooks_router, locals FastAPI can only see in annotations evaluated when a route is defined.
+from __future__ import annotations
+
 import re
 import secrets
-import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
-from sqlalchemy.engine import Engine
 
+from api.context import Context, Database
 from api.listing import (
     LIST_PROBLEMS,
     CursorParam,
@@ -38,10 +36,9 @@ from api.listing import (
     sort_param,
 )
 from api.problems import ProblemError, problem, problem_responses
-from api.security import CurrentPrincipal
+from api.security import CurrentPrincipal, caller_can_read_pii
 from ground.errors import DestinationRefusedError, DestinationUnresolvedError
-from ground.settings import WebhookSettings
-from store.database import utcnow
+from store.database import Engine, utcnow
 from store.webhooks import (
     PENDING,
     SubscriptionLimitError,
@@ -53,7 +50,6 @@ from store.webhooks import (
     list_subscriptions,
     replay_delivery,
 )
-from subscriptions.destinations import DestinationPolicy, Resolver
 
 MAX_FILTERS = 20
 DEFAULT_LIMIT = 100
@@ -66,14 +62,8 @@ _TYPE_FILTER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$")
 # Granted to administrators: every caller's subscriptions, not only their own.
 WEBHOOKS_ALL = "webhooks:all"
 
-PiiDependency = Callable[..., bool] | Callable[..., Awaitable[bool]]
 SubscriptionId = Annotated[str, Path(max_length=64, description="id of the subscription")]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID, description="id of the delivery")]
-
-
-def no_pii() -> bool:
-    """The default PII policy until the API's security wires the caller's permission: never unmasked."""
-    return False
 
 
 @dataclass(frozen=True)
@@ -82,9 +72,6 @@ class WebhookCaller:
 
     owner: str
     sees_all: bool  # an administrator: every owner's subscriptions
-
-
-CallerDependency = Callable[..., WebhookCaller] | Callable[..., Awaitable[WebhookCaller]]
 
 
 def principal_caller(principal: CurrentPrincipal) -> WebhookCaller:
@@ -228,184 +215,184 @@ class DeliveryPage(Page[DeliveryView]):
     """One page of a subscription's deliveries."""
 
 
-def webhooks_router(
-    engine: Engine,
-    *,
-    can_read_pii: PiiDependency = no_pii,
-    caller: CallerDependency = principal_caller,
-    settings: WebhookSettings | None = None,
-    resolver: Resolver = socket.getaddrinfo,
-) -> APIRouter:
-    """The /v1/webhooks routes over the subscription tables in the given database.
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+PiiAllowed = Annotated[bool, Depends(caller_can_read_pii)]
+Caller = Annotated[WebhookCaller, Depends(principal_caller)]
 
-    caller says whose subscriptions a request reaches (default: the authenticated principal's); settings
-    bound destinations and the subscriptions per caller (default: public addresses only, the default cap);
-    resolver resolves a subscribed URL's host (default: socket.getaddrinfo).
-    """
-    limits = settings or WebhookSettings()
-    destinations = DestinationPolicy(limits, resolver=resolver)
-    router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-    PiiAllowed = Annotated[bool, Depends(can_read_pii)]
-    Caller = Annotated[WebhookCaller, Depends(caller)]
 
-    def owner_filter(who: WebhookCaller) -> str | None:
-        return None if who.sees_all else who.owner
+def owner_filter(who: WebhookCaller) -> str | None:
+    """The owner whose subscriptions the caller reaches; None for every owner's."""
+    return None if who.sees_all else who.owner
 
-    def known(subscription_id: str, who: WebhookCaller) -> dict[str, Any]:
-        with engine.connect() as conn:
-            found = get_subscription(conn, subscription_id, owner=owner_filter(who))
-        if found is None:
+
+def known(engine: Engine, subscription_id: str, who: WebhookCaller) -> dict[str, Any]:
+    """The subscription if the caller may see it; 404 webhook-not-found if not."""
+    with engine.connect() as conn:
+        found = get_subscription(conn, subscription_id, owner=owner_filter(who))
+    if found is None:
+        raise webhook_not_found(subscription_id)
+    return found
+
+
+def webhook_not_found(subscription_id: str) -> ProblemError:
+    # The same answer for an unknown id and for another caller's: neither says whether it exists.
+    return problem("webhook-not-found", f"webhook subscription {subscription_id[:64]} is not known")
+
+
+def delivery_not_found(subscription_id: str, delivery_id: int) -> ProblemError:
+    return problem(
+        "delivery-not-found", f"delivery {delivery_id} of webhook {subscription_id[:64]} is not known"
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreatedSubscription,
+    responses=problem_responses("forbidden", "webhook-destination-refused", "webhook-limit-reached"),
+    summary="Subscribe a URL to new events; the answer holds the signing secret",
+)
+def create(body: NewSubscription, pii: PiiAllowed, who: Caller, context: Context) -> dict[str, Any]:
+    limits = context.webhooks
+    if body.include_pii and not pii:
+        raise problem("forbidden", "include_pii needs the pii:read permission")
+    url = str(body.url)
+    try:
+        context.destinations.vet(url)
+    except (DestinationRefusedError, DestinationUnresolvedError) as exc:
+        raise problem("webhook-destination-refused", f"{url[:200]}: {exc}") from exc
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    try:
+        with context.engine.begin() as conn:
+            created = create_subscription(
+                conn,
+                owner=who.owner,
+                url=url,
+                event_types=body.event_types,
+                secret=secret,
+                include_pii=body.include_pii,
+                description=body.description,
+                now=utcnow(),
+                max_per_owner=limits.max_per_caller,
+            )
+    except SubscriptionLimitError as exc:
+        raise problem(
+            "webhook-limit-reached",
+            f"{exc.owner} already holds {exc.held} webhook subscriptions, the most a caller may hold "
+            f"(settings.webhooks.max_per_caller = {limits.max_per_caller}); delete one first",
+            limit=limits.max_per_caller,
+        ) from exc
+    return {**created, "secret": secret}
+
+
+@router.get(
+    "",
+    response_model=SubscriptionPage,
+    responses=LIST_PROBLEMS,
+    summary="The caller's webhook subscriptions (an admin's: everyone's), oldest first",
+)
+def list_all(
+    who: Caller,
+    engine: Database,
+    limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(SUBSCRIPTION_SORTS)] = None,
+) -> dict[str, Any]:
+    check_sort(sort, SUBSCRIPTION_SORTS)
+    after = subscriptions_position(cursor) if cursor else None
+    with engine.connect() as conn:
+        # One more than asked tells whether another page follows.
+        found = list_subscriptions(conn, owner=owner_filter(who), after=after, limit=limit + 1)
+    items = found[:limit]
+    last = items[-1] if items else None
+    next_cursor = (
+        subscriptions_cursor(last["created_at"], last["id"]) if len(found) > limit and last else None
+    )
+    return page(items, limit, next_cursor)
+
+
+@router.get(
+    "/{subscription_id}",
+    response_model=SubscriptionDetail,
+    responses=problem_responses("webhook-not-found"),
+    summary="One subscription with its deliveries counted by status",
+)
+def read(subscription_id: SubscriptionId, who: Caller, engine: Database) -> dict[str, Any]:
+    return known(engine, subscription_id, who)
+
+
+@router.delete(
+    "/{subscription_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses("webhook-not-found"),
+    summary="Delete a subscription and its delivery log",
+)
+def delete(subscription_id: SubscriptionId, who: Caller, engine: Database) -> Response:
+    with engine.begin() as conn:
+        if not delete_subscription(conn, subscription_id, owner=owner_filter(who)):
             raise webhook_not_found(subscription_id)
-        return found
+    return Response(status_code=204)
 
-    def webhook_not_found(subscription_id: str) -> ProblemError:
-        # The same answer for an unknown id and for another caller's: neither says whether it exists.
-        return problem("webhook-not-found", f"webhook subscription {subscription_id[:64]} is not known")
 
-    def delivery_not_found(subscription_id: str, delivery_id: int) -> ProblemError:
-        return problem(
-            "delivery-not-found", f"delivery {delivery_id} of webhook {subscription_id[:64]} is not known"
-        )
+@router.get(
+    "/{subscription_id}/deliveries",
+    response_model=DeliveryPage,
+    responses={**LIST_PROBLEMS, **problem_responses("webhook-not-found")},
+    summary="A subscription's deliveries, oldest first",
+)
+def deliveries(
+    subscription_id: SubscriptionId,
+    who: Caller,
+    engine: Database,
+    status: Annotated[DeliveryStatus | None, Query(description="only this status")] = None,
+    limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str | None, sort_param(DELIVERY_SORTS)] = None,
+) -> dict[str, Any]:
+    check_sort(sort, DELIVERY_SORTS)
+    after = deliveries_position(subscription_id, cursor) if cursor else 0
+    known(engine, subscription_id, who)
+    with engine.connect() as conn:
+        # One more than asked tells whether another page follows.
+        found = list_deliveries(conn, subscription_id, status=status, after=after, limit=limit + 1)
+    items = found[:limit]
+    more = len(found) > limit
+    next_cursor = encode_cursor(deliveries_listing(subscription_id), [items[-1]["id"]]) if more else None
+    return page(items, limit, next_cursor)
 
-    @router.post(
-        "",
-        status_code=201,
-        response_model=CreatedSubscription,
-        responses=problem_responses("forbidden", "webhook-destination-refused", "webhook-limit-reached"),
-        summary="Subscribe a URL to new events; the answer holds the signing secret",
-    )
-    def create(body: NewSubscription, pii: PiiAllowed, who: Caller) -> dict[str, Any]:
-        if body.include_pii and not pii:
-            raise problem("forbidden", "include_pii needs the pii:read permission")
-        url = str(body.url)
-        try:
-            destinations.vet(url)
-        except (DestinationRefusedError, DestinationUnresolvedError) as exc:
-            raise problem("webhook-destination-refused", f"{url[:200]}: {exc}") from exc
-        secret = "whsec_" + secrets.token_urlsafe(32)
-        try:
-            with engine.begin() as conn:
-                created = create_subscription(
-                    conn,
-                    owner=who.owner,
-                    url=url,
-                    event_types=body.event_types,
-                    secret=secret,
-                    include_pii=body.include_pii,
-                    description=body.description,
-                    now=utcnow(),
-                    max_per_owner=limits.max_per_caller,
-                )
-        except SubscriptionLimitError as exc:
-            raise problem(
-                "webhook-limit-reached",
-                f"{exc.owner} already holds {exc.held} webhook subscriptions, the most a caller may hold "
-                f"(settings.webhooks.max_per_caller = {limits.max_per_caller}); delete one first",
-                limit=limits.max_per_caller,
-            ) from exc
-        return {**created, "secret": secret}
 
-    @router.get(
-        "",
-        response_model=SubscriptionPage,
-        responses=LIST_PROBLEMS,
-        summary="The caller's webhook subscriptions (an admin's: everyone's), oldest first",
-    )
-    def list_all(
-        who: Caller,
-        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(SUBSCRIPTION_SORTS)] = None,
-    ) -> dict[str, Any]:
-        check_sort(sort, SUBSCRIPTION_SORTS)
-        after = subscriptions_position(cursor) if cursor else None
-        with engine.connect() as conn:
-            # One more than asked tells whether another page follows.
-            found = list_subscriptions(conn, owner=owner_filter(who), after=after, limit=limit + 1)
-        items = found[:limit]
-        last = items[-1] if items else None
-        next_cursor = (
-            subscriptions_cursor(last["created_at"], last["id"]) if len(found) > limit and last else None
-        )
-        return page(items, limit, next_cursor)
+@router.get(
+    "/{subscription_id}/deliveries/{delivery_id}",
+    response_model=DeliveryDetail,
+    responses=problem_responses("webhook-not-found", "delivery-not-found"),
+    summary="One delivery with the log of its attempts",
+)
+def delivery(
+    subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller, engine: Database
+) -> dict[str, Any]:
+    known(engine, subscription_id, who)
+    with engine.connect() as conn:
+        found = get_delivery(conn, subscription_id, delivery_id)
+    if found is None:
+        raise delivery_not_found(subscription_id, delivery_id)
+    return found
 
-    @router.get(
-        "/{subscription_id}",
-        response_model=SubscriptionDetail,
-        responses=problem_responses("webhook-not-found"),
-        summary="One subscription with its deliveries counted by status",
-    )
-    def read(subscription_id: SubscriptionId, who: Caller) -> dict[str, Any]:
-        return known(subscription_id, who)
 
-    @router.delete(
-        "/{subscription_id}",
-        status_code=204,
-        response_class=Response,
-        responses=problem_responses("webhook-not-found"),
-        summary="Delete a subscription and its delivery log",
-    )
-    def delete(subscription_id: SubscriptionId, who: Caller) -> Response:
-        with engine.begin() as conn:
-            if not delete_subscription(conn, subscription_id, owner=owner_filter(who)):
-                raise webhook_not_found(subscription_id)
-        return Response(status_code=204)
-
-    @router.get(
-        "/{subscription_id}/deliveries",
-        response_model=DeliveryPage,
-        responses={**LIST_PROBLEMS, **problem_responses("webhook-not-found")},
-        summary="A subscription's deliveries, oldest first",
-    )
-    def deliveries(
-        subscription_id: SubscriptionId,
-        who: Caller,
-        status: Annotated[DeliveryStatus | None, Query(description="only this status")] = None,
-        limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-        sort: Annotated[str | None, sort_param(DELIVERY_SORTS)] = None,
-    ) -> dict[str, Any]:
-        check_sort(sort, DELIVERY_SORTS)
-        after = deliveries_position(subscription_id, cursor) if cursor else 0
-        known(subscription_id, who)
-        with engine.connect() as conn:
-            # One more than asked tells whether another page follows.
-            found = list_deliveries(conn, subscription_id, status=status, after=after, limit=limit + 1)
-        items = found[:limit]
-        more = len(found) > limit
-        next_cursor = encode_cursor(deliveries_listing(subscription_id), [items[-1]["id"]]) if more else None
-        return page(items, limit, next_cursor)
-
-    @router.get(
-        "/{subscription_id}/deliveries/{delivery_id}",
-        response_model=DeliveryDetail,
-        responses=problem_responses("webhook-not-found", "delivery-not-found"),
-        summary="One delivery with the log of its attempts",
-    )
-    def delivery(subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller) -> dict[str, Any]:
-        known(subscription_id, who)
-        with engine.connect() as conn:
-            found = get_delivery(conn, subscription_id, delivery_id)
-        if found is None:
+@router.post(
+    "/{subscription_id}/deliveries/{delivery_id}/replay",
+    status_code=202,
+    response_model=ReplayAccepted,
+    responses=problem_responses("webhook-not-found", "delivery-not-found", "delivery-pending"),
+    summary="Send a parked (or delivered) delivery again, from its first try",
+)
+def replay(
+    subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller, engine: Database
+) -> dict[str, Any]:
+    known(engine, subscription_id, who)
+    with engine.begin() as conn:
+        if get_delivery(conn, subscription_id, delivery_id) is None:
             raise delivery_not_found(subscription_id, delivery_id)
-        return found
-
-    @router.post(
-        "/{subscription_id}/deliveries/{delivery_id}/replay",
-        status_code=202,
-        response_model=ReplayAccepted,
-        responses=problem_responses("webhook-not-found", "delivery-not-found", "delivery-pending"),
-        summary="Send a parked (or delivered) delivery again, from its first try",
-    )
-    def replay(subscription_id: SubscriptionId, delivery_id: DeliveryId, who: Caller) -> dict[str, Any]:
-        known(subscription_id, who)
-        with engine.begin() as conn:
-            if get_delivery(conn, subscription_id, delivery_id) is None:
-                raise delivery_not_found(subscription_id, delivery_id)
-            if not replay_delivery(conn, subscription_id, delivery_id):
-                raise problem(
-                    "delivery-pending", f"delivery {delivery_id} is still pending; it needs no replay"
-                )
-        return {"id": delivery_id, "status": PENDING}
-
-    return router
+        if not replay_delivery(conn, subscription_id, delivery_id):
+            raise problem("delivery-pending", f"delivery {delivery_id} is still pending; it needs no replay")
+    return {"id": delivery_id, "status": PENDING}

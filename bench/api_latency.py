@@ -42,6 +42,7 @@ from store.database import utcnow
 from store.schema import metadata
 from workflow.cases import handle_event
 from workflow.config import Flow, WorkflowConfig
+from yekuo.consumers import CONSUMERS
 
 SEED_BATCH = 200
 # The seeded applications are submitted over the last year; one in ten goes back a stage once.
@@ -193,7 +194,7 @@ def measure_api(
 ) -> tuple[EndpointLatency, EndpointLatency | None]:
     """Latency of single-case reads over random stored numbers, then of the filtered list if it exists."""
     credentials = bench_credentials()
-    app = create_app(engine, auth=credentials.auth)
+    app = create_app(engine, auth=credentials.auth, consumers=CONSUMERS)
     sample = random.Random(seed).sample(list(numbers), min(len(numbers), int(rate * (duration_s + 1))))
     single_paths = [f"{LIST_PATH}/{number}" for number in sample]
     list_path = f"{LIST_PATH}?{LIST_QUERY}"

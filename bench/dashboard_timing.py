@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from bench.credentials import bench_credentials
 from ground.webserver import BackgroundServer
+from yekuo.consumers import CONSUMERS
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and without the background services whose connections a closed network refuses.
@@ -59,7 +60,7 @@ def measure_overview(engine: Engine, *, loads: int = 20) -> OverviewTiming:
 
     credentials = bench_credentials()
     token = credentials.headers["Authorization"].removeprefix("Bearer ")
-    app = create_app(engine, auth=credentials.auth)
+    app = create_app(engine, auth=credentials.auth, consumers=CONSUMERS)
     samples: list[float] = []
     with (
         BackgroundServer(app, name="bench dashboard") as server,

@@ -240,6 +240,7 @@ def measure_freshness(
             app = create_app(
                 engine,
                 auth=credentials.auth,
+                consumers=hub.consumers,
                 readiness=hub.readiness,
                 on_push=functools.partial(hub.wake, f"poll:{source.name}"),
             )

@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pydantic
@@ -127,6 +128,14 @@ def pending_count(conn: Connection) -> int:
     """Events committed to the outbox and not yet confirmed by the broker."""
     query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
     return int(conn.execute(query).scalar_one())
+
+
+def pending_backlog(conn: Connection) -> tuple[int, datetime | None]:
+    """How many events wait for the broker's confirmation, and when the oldest of them was committed."""
+    count, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
+    ).one()
+    return int(count), oldest
 
 
 class OutboxRelay:

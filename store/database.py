@@ -13,6 +13,10 @@ after it, each an expand step (adds what the new code needs; old code keeps work
 
 Two processes starting at once on one database take turns: PostgreSQL's advisory transaction lock, SQLite's
 exclusive transaction and MariaDB's named lock serialise them, and the second finds the work done.
+
+Engine, Connection and DatabaseError (any failure of the database) are the names the layers above hold
+the database by: the API imports no SQLAlchemy of its own (an import-linter contract in pyproject.toml),
+it reads and writes through the query and command functions of the layers below.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection as Connection
+from sqlalchemy.engine import Engine as Engine
 
 import store.grid  # noqa: F401  (registers the grid tables on metadata)
 from ground import clock
@@ -68,6 +73,8 @@ _ANALYTICS = {
     "column case_figures.closed_at": ("case_figures", "closed_at"),
     "index ix_stage_visits_exit": ("stage_visits", "ix_stage_visits_exit"),
 }
+
+DatabaseError = sa.exc.SQLAlchemyError
 
 
 def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:

@@ -10,7 +10,10 @@ competing for the same headroom run one after the other.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from store.schema import KEY, UtcDateTime, metadata
 
@@ -94,3 +97,13 @@ capacity_reservations = sa.Table(
     sa.Index("ix_capacity_reservations_feeder", "feeder_id"),
     sa.Index("ix_capacity_reservations_substation", "substation_id"),
 )
+
+
+def assessment_document(conn: Connection, application_no: str) -> dict[str, Any] | None:
+    """The kept assessment of an application as the JSON document it was stored as, or None."""
+    value = conn.execute(
+        sa.select(feasibility_assessments.c.document).where(
+            feasibility_assessments.c.application_no == application_no
+        )
+    ).scalar()
+    return dict(value) if value is not None else None

@@ -80,3 +80,11 @@ def count_parked(conn: Connection, kind: ParkedKind | None = None) -> int:
     if kind is not None:
         query = query.where(parked.c.kind == kind)
     return int(conn.execute(query).scalar_one())
+
+
+def parked_by_kind(conn: Connection) -> dict[str, int]:
+    """How many messages of each kind are parked and not yet replayed or discarded (kinds with none: 0)."""
+    rows = conn.execute(
+        sa.select(parked.c.kind, sa.func.count()).where(parked.c.status == "parked").group_by(parked.c.kind)
+    ).all()
+    return {"dead": 0, "invalid": 0} | {str(kind): int(count) for kind, count in rows}

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from ground import clock
 from store.encrypted import SealedJson
@@ -152,6 +152,36 @@ def store_push(
     return PushReceipt(seq, False)
 
 
+def store_push_once(
+    engine: Engine,
+    application: Mapping[str, Any],
+    customer: Mapping[str, Any] | None = None,
+    *,
+    notification_id: str | None = None,
+    via: str = "push",
+) -> PushReceipt:
+    """Keep a pushed application record (and its customer) in a transaction of its own, as store_push.
+
+    When the same version arrives twice at once, the request that commits second is answered with the
+    first one's sequence number, as a duplicate. Raises sqlalchemy.exc.SQLAlchemyError when it cannot
+    be stored.
+    """
+    try:
+        with engine.begin() as conn:
+            return store_push(conn, application, customer, notification_id=notification_id, via=via)
+    except sa.exc.IntegrityError:
+        with engine.connect() as conn:
+            seq = conn.execute(
+                sa.select(marketing_push.c.seq).where(
+                    marketing_push.c.app_no == application["APP_NO"],
+                    marketing_push.c.update_time == application["UPDATE_TIME"],
+                )
+            ).scalar()
+        if seq is None:
+            raise
+        return PushReceipt(int(seq), True)
+
+
 def pushes_after(conn: Connection, seq: int, limit: int) -> list[PushedRecord]:
     """Kept pushes with a sequence number above seq, in sequence order."""
     rows = conn.execute(
@@ -264,6 +294,39 @@ def add_submission(
             updated_at=now,
         )
     )
+
+
+def add_submission_once(
+    engine: Engine,
+    *,
+    tracking_id: str,
+    idempotency_key: str | None,
+    request_hash: str,
+    request: Mapping[str, Any],
+    arguments: Mapping[str, Any],
+) -> Submission | None:
+    """Keep a new submission, as add_submission, in a transaction of its own; None once it is kept.
+
+    When a concurrent request with the same Idempotency-Key was kept first, nothing is kept and that
+    submission is returned.
+    """
+    try:
+        with engine.begin() as conn:
+            add_submission(
+                conn,
+                tracking_id=tracking_id,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                request=request,
+                arguments=arguments,
+            )
+    except sa.exc.IntegrityError:
+        with engine.connect() as conn:
+            earlier = submission_by_key(conn, idempotency_key) if idempotency_key is not None else None
+        if earlier is None:
+            raise
+        return earlier
+    return None
 
 
 def get_submission(conn: Connection, tracking_id: str) -> Submission | None:

@@ -20,15 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.pii import mask_name
 from ground.limits import RateLimiter, TooManyError
 from ground.settings import ProgressSettings
 from store.database import utcnow
-from store.schema import cases
-from workflow.queries import get_case, get_customer, stage_visits_of
+from workflow.queries import case_customer_no, get_case, get_customer, stage_visits_of
 from workflow.workdays import WorkingCalendar, local_date
 
 CODE_DIGITS = 4
@@ -122,9 +120,7 @@ def progress_of(
     names = stage_names or {}
     moment = now or utcnow()
     working = calendar or WorkingCalendar()
-    customer_no = conn.execute(
-        sa.select(cases.c.customer_no).where(cases.c.application_no == application_no)
-    ).scalar()
+    customer_no = case_customer_no(conn, application_no)
     # An unknown number reads a customer too (none has an empty number): both answers make the same queries.
     customer = get_customer(conn, customer_no if customer_no is not None else "")
     phones = [str(contact.get("phone") or "") for contact in (customer or {}).get("contacts", ()) if contact]

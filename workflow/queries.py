@@ -296,6 +296,20 @@ def get_customer(conn: Connection, customer_no: str) -> dict[str, Any] | None:
     return dict(value) if value is not None else None
 
 
+def case_customer_no(conn: Connection, application_no: str) -> str | None:
+    """The customer number of a tracked application, or None when the hub tracks no such case."""
+    value = conn.execute(
+        sa.select(cases.c.customer_no).where(cases.c.application_no == application_no)
+    ).scalar()
+    return str(value) if value is not None else None
+
+
+def is_tracked(conn: Connection, application_no: str) -> bool:
+    """Whether the hub tracks a case of the application."""
+    query = sa.select(cases.c.application_no).where(cases.c.application_no == application_no)
+    return conn.execute(query).first() is not None
+
+
 def count_cases(conn: Connection) -> int:
     """How many applications are tracked."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one())

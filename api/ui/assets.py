@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from api.problems import problem, problem_responses
+from api.ui.context import Ui
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,12 @@ def shipped_assets(static_dir: Path = STATIC_DIR) -> dict[str, Path]:
     return assets
 
 
-def assets_router(assets: dict[str, Path]) -> APIRouter:
-    """The static route over a fixed table of assets."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/ui/static/{name:path}", responses=problem_responses("not-found"))
-    def static_asset(name: str) -> FileResponse:
-        path = assets.get(name)
-        if path is None:
-            raise problem("not-found", f"no dashboard asset named {name[:80]!r}")
-        return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": _CACHE})
 
-    return router
+@router.get("/ui/static/{name:path}", responses=problem_responses("not-found"))
+def static_asset(name: str, ui: Ui) -> FileResponse:
+    path = ui.assets.get(name)
+    if path is None:
+        raise problem("not-found", f"no dashboard asset named {name[:80]!r}")
+    return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": _CACHE})

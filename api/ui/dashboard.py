@@ -1,36 +1,34 @@
 """The dashboard's router: login, the pages and the static assets, with CSRF checked on every page route.
 
-A page module adds its router in `dashboard_router` under `csrf_guard`; the routes it serves need entries in
+A page module adds its router to `router` here under `csrf_guard`; the routes it serves need entries in
 api/access.yaml like any API route, and create_app refuses to start without them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.grid import OpenCapacityReader
 from api.problems import problem
 from api.security import session_of
-from api.ui.assets import ECHARTS, assets_router, shipped_assets
-from api.ui.cases import cases_router
-from api.ui.grid import grid_page_router
-from api.ui.health import HealthSources, health_router
-from api.ui.login import Permissions, form_fields, login_router
-from api.ui.overview import overview_router
-from api.ui.progress import progress_page_router
+from api.ui.assets import ECHARTS, shipped_assets
+from api.ui.assets import router as assets_router
+from api.ui.cases import router as cases_router
+from api.ui.context import UiContext
+from api.ui.grid import router as grid_page_router
+from api.ui.health import HealthSources
+from api.ui.health import router as health_router
+from api.ui.login import Permissions, form_fields
+from api.ui.login import router as login_router
+from api.ui.overview import router as overview_router
+from api.ui.progress import router as progress_page_router
 from api.ui.render import PageFrame, templates
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, SessionError, SessionSeal, check_csrf
-from assistant.service import Assistant
 from ground.settings import AuthSettings
 from workflow.config import WorkflowConfig
-from workflow.progress import ProgressLookup
-from workflow.workdays import WorkingCalendar
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -72,40 +70,37 @@ class EmptyFiltersLeftOut:
         await self.app(scope, receive, send)
 
 
-def dashboard_router(
-    engine: Engine,
+def dashboard_context(
     *,
     auth: AuthSettings,
     config: Callable[[], WorkflowConfig],
-    calendar: WorkingCalendar,
-    target_days: int,
-    clock: Callable[[], datetime],
     health: HealthSources,
-    progress: ProgressLookup,
-    assistant: Assistant,
     permissions: Permissions,
-) -> APIRouter:
-    """Every /ui route over the given database; config gives the stage model (names and order).
-
-    health gives the integration health page the hub's operator service, metrics and adapter reports;
-    progress is the rate-limited lookup the public progress page shares with POST /v1/progress, and
-    assistant answers the page's chat box as POST /v1/assistant/ask does;
-    permissions turns roles and scopes into permissions (the access policy), to land a user on a page
-    it may see.
-    """
+) -> UiContext:
+    """What the pages share: their templates framed with the stage model's names (config), the shipped
+    assets and the session seal of auth. health gives the integration health page the hub's operator
+    service, metrics and adapter reports; permissions turns roles and scopes into permissions (the access
+    policy), to land a user on a page it may see."""
     assets = shipped_assets()
     frame = PageFrame(stage_names=config().stages, charts=ECHARTS in assets)
-    env = templates(frame)
-    router = APIRouter(include_in_schema=False)
-    router.include_router(assets_router(assets))
-    router.include_router(login_router(env, SessionSeal(auth), permissions))
-    pages = APIRouter(dependencies=[Depends(csrf_guard)])
-    pages.include_router(
-        overview_router(engine, env, frame, config=config, target_days=target_days, clock=clock)
+    return UiContext(
+        env=templates(frame),
+        frame=frame,
+        assets=assets,
+        seal=SessionSeal(auth),
+        permissions=permissions,
+        health=health,
     )
-    pages.include_router(cases_router(engine, env, calendar=calendar, clock=clock))
-    pages.include_router(health_router(health, engine, env))
-    pages.include_router(grid_page_router(engine, env, OpenCapacityReader()))
-    pages.include_router(progress_page_router(env, progress, assistant))
-    router.include_router(pages)
-    return router
+
+
+# Every /ui route: login and the assets, then the pages under csrf_guard.
+router = APIRouter(include_in_schema=False)
+router.include_router(assets_router)
+router.include_router(login_router)
+_pages = APIRouter(dependencies=[Depends(csrf_guard)])
+_pages.include_router(overview_router)
+_pages.include_router(cases_router)
+_pages.include_router(health_router)
+_pages.include_router(grid_page_router)
+_pages.include_router(progress_page_router)
+router.include_router(_pages)

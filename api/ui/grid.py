@@ -13,18 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
+from api.context import Database
 from api.grid import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    OpenCapacityReader,
+    Capacity,
     open_capacity_after,
     open_capacity_cursor,
     parse_bbox,
 )
 from api.listing import CursorParam
+from api.ui.context import Ui
 from api.ui.labels import EQUIPMENT_KINDS
 from api.ui.render import render
 from feasibility.open_capacity import KIND_ORDER, EquipmentKind, OpenCapacity
@@ -52,54 +52,54 @@ def plot_points(items: list[OpenCapacity]) -> list[dict[str, Any]]:
     ]
 
 
-def grid_page_router(engine: Engine, env: Jinja2Templates, capacity: OpenCapacityReader) -> APIRouter:
-    """GET /ui/grid."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/ui/grid")
-    def grid_page(
-        request: Request,
-        kind: Annotated[EquipmentKind | None, Query()] = None,
-        voltage_kv: Annotated[float | None, Query(gt=0, le=1000)] = None,
-        bbox: Annotated[str | None, Query(max_length=200)] = None,
-        province: Annotated[str | None, Query(max_length=64)] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-    ) -> HTMLResponse:
-        with engine.connect() as conn:
-            items, last = capacity.read(
-                conn,
-                (kind,) if kind is not None else KIND_ORDER,
-                bbox=parse_bbox(bbox) if bbox else None,
-                voltage_kv=voltage_kv,
-                province=province,
-                after=open_capacity_after(cursor) if cursor else None,
-                limit=limit,
-            )
-            alerts = stored_alerts(conn)
-        kept = {
-            "kind": kind.value if kind else None,
-            "voltage_kv": f"{voltage_kv:g}" if voltage_kv is not None else None,
-            "bbox": bbox,
-            "province": province,
-            "limit": str(limit) if limit != DEFAULT_LIMIT else None,
-        }
-        query = {name: value for name, value in kept.items() if value}
-        following = open_capacity_cursor(last)
-        return render(
-            env,
-            request,
-            "grid.html",
-            {
-                "items": items,
-                "alerts": alerts[:SHOWN_ALERTS],
-                "alert_count": len(alerts),
-                "alerted": {alert.equipment_id: alert for alert in alerts},
-                "points": plot_points(items),
-                "kinds": EQUIPMENT_KINDS,
-                "query": query,
-                "next_query": {**query, "cursor": following} if following else None,
-            },
+
+@router.get("/ui/grid")
+def grid_page(
+    request: Request,
+    engine: Database,
+    capacity: Capacity,
+    ui: Ui,
+    kind: Annotated[EquipmentKind | None, Query()] = None,
+    voltage_kv: Annotated[float | None, Query(gt=0, le=1000)] = None,
+    bbox: Annotated[str | None, Query(max_length=200)] = None,
+    province: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> HTMLResponse:
+    with engine.connect() as conn:
+        items, last = capacity.read(
+            conn,
+            (kind,) if kind is not None else KIND_ORDER,
+            bbox=parse_bbox(bbox) if bbox else None,
+            voltage_kv=voltage_kv,
+            province=province,
+            after=open_capacity_after(cursor) if cursor else None,
+            limit=limit,
         )
-
-    return router
+        alerts = stored_alerts(conn)
+    kept = {
+        "kind": kind.value if kind else None,
+        "voltage_kv": f"{voltage_kv:g}" if voltage_kv is not None else None,
+        "bbox": bbox,
+        "province": province,
+        "limit": str(limit) if limit != DEFAULT_LIMIT else None,
+    }
+    query = {name: value for name, value in kept.items() if value}
+    following = open_capacity_cursor(last)
+    return render(
+        ui.env,
+        request,
+        "grid.html",
+        {
+            "items": items,
+            "alerts": alerts[:SHOWN_ALERTS],
+            "alert_count": len(alerts),
+            "alerted": {alert.equipment_id: alert for alert in alerts},
+            "points": plot_points(items),
+            "kinds": EQUIPMENT_KINDS,
+            "query": query,
+            "next_query": {**query, "cursor": following} if following else None,
+        },
+    )

@@ -18,12 +18,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
 from api.adapter_status import AdapterReport, adapter_states, degraded_of
+from api.context import Database
 from api.metrics import HubMetrics
 from api.security import PII_READ, CurrentPrincipal, Principal
+from api.ui.context import Ui, UiContext
 from api.ui.render import render
 from ground.errors import BusError
 from pipeline.operations import (
@@ -85,101 +85,109 @@ def _status_code(exc: Exception) -> int:
     return 503 if isinstance(exc, BusError) else 400
 
 
-def health_router(sources: HealthSources, engine: Engine, env: Jinja2Templates) -> APIRouter:
-    """GET /ui/health, a parked message's page, and its replay and discard forms."""
-    router = APIRouter(include_in_schema=False)
-    operations = sources.operations
+router = APIRouter(include_in_schema=False)
 
-    @router.get(PAGE)
-    def health(
-        request: Request,
-        principal: CurrentPrincipal,
-        status: Annotated[StatusChoice, Query()] = "parked",
-        kind: Annotated[ParkedKind | None, Query()] = None,
-        after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    ) -> HTMLResponse:
-        with engine.connect() as conn:
-            adapters = adapter_states(conn, sources.adapter_reports)
-        found = operations.browse(
-            kind=kind,
-            status=None if status == "all" else status,
-            after=after,
-            limit=PAGE_SIZE,
-            reader=_reader(principal, LIST_VIEW),
-        )
-        backlog = sources.metrics.outbox_backlog()
-        query = {"status": status, **({"kind": kind} if kind else {})}
-        return render(
-            env,
-            request,
-            "health.html",
-            {
-                "adapters": adapters,
-                "lags": {state["name"]: age_text(state.get("watermark_age_s")) for state in adapters},
-                "degraded": degraded_of(adapters),
-                "backlog": backlog,
-                "oldest_age": age_text(backlog.oldest_age_s),
-                "queues": sources.metrics.queue_depths(),
-                "parked": [(message, origin(message)) for message in found.items],
-                "total": found.total,
-                "query": query,
-                "next_query": {**query, "after": str(found.next_after)} if found.next_after else None,
-                "unmasked": principal.can(PII_READ),
-            },
-        )
 
-    def detail_page(
-        request: Request,
-        principal: Principal,
-        parked_id: int,
-        *,
-        refused: str | None = None,
-        status_code: int = 200,
-    ) -> HTMLResponse:
-        try:
-            detail = operations.inspect(parked_id, reader=_reader(principal, DETAIL_VIEW))
-        except UnknownParkedError as exc:
-            response = render(env, request, "parked.html", {"missing": str(exc)})
-            response.status_code = 404
-            return response
-        message = detail.message
-        response = render(
-            env,
-            request,
-            "parked.html",
-            {
-                "message": message,
-                "origin": origin(message),
-                "payload": json.dumps(message.payload, ensure_ascii=False, indent=2, default=str),
-                "actions": detail.actions,
-                "hidden": detail.hidden,
-                "can_operate": principal.can(OPERATE),
-                "refused": refused,
-            },
-        )
-        response.status_code = status_code
+@router.get(PAGE)
+def health(
+    request: Request,
+    principal: CurrentPrincipal,
+    engine: Database,
+    ui: Ui,
+    status: Annotated[StatusChoice, Query()] = "parked",
+    kind: Annotated[ParkedKind | None, Query()] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    sources = ui.health
+    with engine.connect() as conn:
+        adapters = adapter_states(conn, sources.adapter_reports)
+    found = sources.operations.browse(
+        kind=kind,
+        status=None if status == "all" else status,
+        after=after,
+        limit=PAGE_SIZE,
+        reader=_reader(principal, LIST_VIEW),
+    )
+    backlog = sources.metrics.outbox_backlog()
+    query = {"status": status, **({"kind": kind} if kind else {})}
+    return render(
+        ui.env,
+        request,
+        "health.html",
+        {
+            "adapters": adapters,
+            "lags": {state["name"]: age_text(state.get("watermark_age_s")) for state in adapters},
+            "degraded": degraded_of(adapters),
+            "backlog": backlog,
+            "oldest_age": age_text(backlog.oldest_age_s),
+            "queues": sources.metrics.queue_depths(),
+            "parked": [(message, origin(message)) for message in found.items],
+            "total": found.total,
+            "query": query,
+            "next_query": {**query, "after": str(found.next_after)} if found.next_after else None,
+            "unmasked": principal.can(PII_READ),
+        },
+    )
+
+
+def detail_page(
+    ui: UiContext,
+    request: Request,
+    principal: Principal,
+    parked_id: int,
+    *,
+    refused: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    try:
+        detail = ui.health.operations.inspect(parked_id, reader=_reader(principal, DETAIL_VIEW))
+    except UnknownParkedError as exc:
+        response = render(ui.env, request, "parked.html", {"missing": str(exc)})
+        response.status_code = 404
         return response
+    message = detail.message
+    response = render(
+        ui.env,
+        request,
+        "parked.html",
+        {
+            "message": message,
+            "origin": origin(message),
+            "payload": json.dumps(message.payload, ensure_ascii=False, indent=2, default=str),
+            "actions": detail.actions,
+            "hidden": detail.hidden,
+            "can_operate": principal.can(OPERATE),
+            "refused": refused,
+        },
+    )
+    response.status_code = status_code
+    return response
 
-    @router.get(PAGE + "/parked/{parked_id}")
-    def parked_message(request: Request, principal: CurrentPrincipal, parked_id: ParkedId) -> HTMLResponse:
-        return detail_page(request, principal, parked_id)
 
-    def act(
-        action: Callable[..., ActionResult], request: Request, principal: Principal, parked_id: int
-    ) -> Response:
-        try:
-            action(parked_id, operator=principal.sub)
-        except (OperationError, BusError) as exc:
-            return detail_page(request, principal, parked_id, refused=str(exc), status_code=_status_code(exc))
-        # After a form's POST the browser goes on with a GET: reloading it does not act again.
-        return RedirectResponse(f"{PAGE}/parked/{parked_id}", status_code=303)
+@router.get(PAGE + "/parked/{parked_id}")
+def parked_message(
+    request: Request, principal: CurrentPrincipal, parked_id: ParkedId, ui: Ui
+) -> HTMLResponse:
+    return detail_page(ui, request, principal, parked_id)
 
-    @router.post(PAGE + "/parked/{parked_id}/replay")
-    def replay(request: Request, principal: CurrentPrincipal, parked_id: ParkedId) -> Response:
-        return act(operations.replay, request, principal, parked_id)
 
-    @router.post(PAGE + "/parked/{parked_id}/discard")
-    def discard(request: Request, principal: CurrentPrincipal, parked_id: ParkedId) -> Response:
-        return act(operations.discard, request, principal, parked_id)
+def act(
+    ui: UiContext, action: Callable[..., ActionResult], request: Request, principal: Principal, parked_id: int
+) -> Response:
+    """Replay or discard a parked message, then show it again; a refusal is shown on its page."""
+    try:
+        action(parked_id, operator=principal.sub)
+    except (OperationError, BusError) as exc:
+        return detail_page(ui, request, principal, parked_id, refused=str(exc), status_code=_status_code(exc))
+    # After a form's POST the browser goes on with a GET: reloading it does not act again.
+    return RedirectResponse(f"{PAGE}/parked/{parked_id}", status_code=303)
 
-    return router
+
+@router.post(PAGE + "/parked/{parked_id}/replay")
+def replay(request: Request, principal: CurrentPrincipal, parked_id: ParkedId, ui: Ui) -> Response:
+    return act(ui, ui.health.operations.replay, request, principal, parked_id)
+
+
+@router.post(PAGE + "/parked/{parked_id}/discard")
+def discard(request: Request, principal: CurrentPrincipal, parked_id: ParkedId, ui: Ui) -> Response:
+    return act(ui, ui.health.operations.discard, request, principal, parked_id)

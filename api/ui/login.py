@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from api.credentials import Caller
+from api.ui.context import Ui, UiContext
 from api.ui.render import NAV, render
 from api.ui.session import (
     CSRF_FIELD,
@@ -23,7 +23,6 @@ from api.ui.session import (
     LOGIN_FORM_TTL_S,
     SESSION_COOKIE,
     SessionError,
-    SessionSeal,
     check_csrf,
 )
 from ground import clock
@@ -67,67 +66,65 @@ def landing_page(caller: Caller, permissions: Permissions) -> str:
     return next((href for href, _, needs in NAV if needs in granted), PUBLIC_PAGE)
 
 
-def login_router(
-    env: Jinja2Templates,
-    seal: SessionSeal,
-    permissions: Permissions,
-) -> APIRouter:
-    """GET and POST /ui/login, POST /ui/logout, and /ui/ sending the user on to the first page its roles
-    allow (permissions: the access policy's roles and scopes to permissions)."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    def login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
-        csrf, cookie = seal.login_form()
-        response = render(env, request, "login.html", {"login_csrf": csrf, "error": error})
-        response.status_code = status
-        _cookie(response, request, LOGIN_COOKIE, cookie, LOGIN_FORM_TTL_S)
-        return response
 
-    @router.get("/ui/")
-    def home(request: Request) -> RedirectResponse:
-        cookie = request.cookies.get(SESSION_COOKIE)
+def login_page(ui: UiContext, request: Request, error: str | None, status: int) -> HTMLResponse:
+    """The login form, with a fresh form token in its cookie."""
+    csrf, cookie = ui.seal.login_form()
+    response = render(ui.env, request, "login.html", {"login_csrf": csrf, "error": error})
+    response.status_code = status
+    _cookie(response, request, LOGIN_COOKIE, cookie, LOGIN_FORM_TTL_S)
+    return response
+
+
+@router.get("/ui/")
+def home(request: Request, ui: Ui) -> RedirectResponse:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    try:
+        target = landing_page(ui.seal.open(cookie).caller, ui.permissions) if cookie else HOME
+    except SessionError:
+        target = HOME  # an ended session: the page sends the user on to the login form
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/ui/login")
+def show_login(request: Request, ui: Ui) -> HTMLResponse:
+    return login_page(ui, request, None, 200)
+
+
+@router.post("/ui/login")
+async def log_in(request: Request, ui: Ui) -> Response:
+    seal = ui.seal
+    fields = await form_fields(request)
+    try:
+        seal.check_login_form(request.cookies.get(LOGIN_COOKIE), fields.get(CSRF_FIELD))
+    except SessionError as exc:
+        return login_page(ui, request, str(exc), 403)
+    try:
+        session, cookie = seal.start(fields.get("token", "").strip())
+    except SessionError as exc:
+        return login_page(ui, request, f"令牌无效: {exc}", 401)
+    response = RedirectResponse(landing_page(session.caller, ui.permissions), status_code=303)
+    lifetime = max(0, session.expires_at - int(clock.now().timestamp()))
+    _cookie(response, request, SESSION_COOKIE, cookie, lifetime)
+    response.delete_cookie(LOGIN_COOKIE, path="/")
+    return response
+
+
+@router.post("/ui/logout")
+async def log_out(request: Request, ui: Ui) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
         try:
-            target = landing_page(seal.open(cookie).caller, permissions) if cookie else HOME
+            session = ui.seal.open(cookie)
         except SessionError:
-            target = HOME  # an ended session: the page sends the user on to the login form
-        return RedirectResponse(target, status_code=303)
-
-    @router.get("/ui/login")
-    def show_login(request: Request) -> HTMLResponse:
-        return login_page(request, None, 200)
-
-    @router.post("/ui/login")
-    async def log_in(request: Request) -> Response:
-        fields = await form_fields(request)
-        try:
-            seal.check_login_form(request.cookies.get(LOGIN_COOKIE), fields.get(CSRF_FIELD))
-        except SessionError as exc:
-            return login_page(request, str(exc), 403)
-        try:
-            session, cookie = seal.start(fields.get("token", "").strip())
-        except SessionError as exc:
-            return login_page(request, f"令牌无效: {exc}", 401)
-        response = RedirectResponse(landing_page(session.caller, permissions), status_code=303)
-        lifetime = max(0, session.expires_at - int(clock.now().timestamp()))
-        _cookie(response, request, SESSION_COOKIE, cookie, lifetime)
-        response.delete_cookie(LOGIN_COOKIE, path="/")
-        return response
-
-    @router.post("/ui/logout")
-    async def log_out(request: Request) -> Response:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
+            session = None  # an ended session: only the cookie is left to clear
+        if session is not None:
             try:
-                session = seal.open(cookie)
-            except SessionError:
-                session = None  # an ended session: only the cookie is left to clear
-            if session is not None:
-                try:
-                    check_csrf(session.csrf, (await form_fields(request)).get(CSRF_FIELD))
-                except SessionError as exc:
-                    return HTMLResponse(f"403: {exc}", status_code=403)
-        response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-        return response
-
-    return router
+                check_csrf(session.csrf, (await form_fields(request)).get(CSRF_FIELD))
+            except SessionError as exc:
+                return HTMLResponse(f"403: {exc}", status_code=403)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response

@@ -13,20 +13,20 @@ itself when the event feed reports a case event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
 from api.analytics import local_period
+from api.context import ApiContext, Context
+from api.ui.context import Ui
 from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import PageFrame, render
 from canonical_model.application import CustomerClass
+from store.database import Engine
 from workflow.analytics import VisitFilter, bottlenecks
 from workflow.config import WorkflowConfig
 from workflow.events import ROUTING_KEYS
@@ -164,33 +164,27 @@ def chart_data(data: dict[str, Any], frame: PageFrame) -> dict[str, Any]:
     }
 
 
-def overview_router(
-    engine: Engine,
-    env: Jinja2Templates,
-    frame: PageFrame,
-    *,
-    config: Callable[[], WorkflowConfig],
-    target_days: int,
-    clock: Callable[[], datetime],
-) -> APIRouter:
-    """GET /ui/overview and its figures panel."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    def panel(chosen: OverviewFilter) -> tuple[dict[str, Any], dict[str, Any]]:
-        data = overview_data(engine, chosen, config=config(), target_days=target_days, now=clock())
-        context = {"data": data, "filter": chosen, "query": chosen.query()}
-        return context, chart_data(data, frame)
 
-    @router.get("/ui/overview")
-    def overview(request: Request, chosen: Filters) -> HTMLResponse:
-        context, charts = panel(chosen)
-        extra = {"charts_data": charts, "classes": CUSTOMER_CLASSES, "live_events": list(ROUTING_KEYS)}
-        return render(env, request, "overview.html", {**context, **extra})
+def panel(api: ApiContext, frame: PageFrame, chosen: OverviewFilter) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The figures panel's template context and its charts' data."""
+    data = overview_data(
+        api.engine, chosen, config=api.workflow(), target_days=api.target_days, now=api.clock()
+    )
+    context = {"data": data, "filter": chosen, "query": chosen.query()}
+    return context, chart_data(data, frame)
 
-    @router.get("/ui/overview/figures")
-    def overview_figures(chosen: Filters) -> JSONResponse:
-        context, charts = panel(chosen)
-        html = env.get_template("overview_figures.html").render(context)
-        return JSONResponse({"html": html, "charts": charts}, headers={"Cache-Control": "no-store"})
 
-    return router
+@router.get("/ui/overview")
+def overview(request: Request, chosen: Filters, api: Context, ui: Ui) -> HTMLResponse:
+    context, charts = panel(api, ui.frame, chosen)
+    extra = {"charts_data": charts, "classes": CUSTOMER_CLASSES, "live_events": list(ROUTING_KEYS)}
+    return render(ui.env, request, "overview.html", {**context, **extra})
+
+
+@router.get("/ui/overview/figures")
+def overview_figures(chosen: Filters, api: Context, ui: Ui) -> JSONResponse:
+    context, charts = panel(api, ui.frame, chosen)
+    html = ui.env.get_template("overview_figures.html").render(context)
+    return JSONResponse({"html": html, "charts": charts}, headers={"Cache-Control": "no-store"})

@@ -12,13 +12,16 @@ answer shows the stages below as the lookup does.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.assistant import MAX_QUESTION
-from api.progress import client_of
+from api.assistant import MAX_QUESTION, customer_assistant
+from api.progress import client_of, progress_lookup
+from api.ui.context import Ui
 from api.ui.login import form_fields
 from api.ui.render import render
 from assistant.service import Assistant
@@ -33,64 +36,73 @@ BAD_NUMBER = f"请填写申请编号 (最多 {MAX_APPLICATION_NO} 个字符)。"
 BAD_QUESTION = f"请输入您的问题 (最多 {MAX_QUESTION} 个字)。"
 
 
-def progress_page_router(env: Jinja2Templates, lookup: ProgressLookup, assistant: Assistant) -> APIRouter:
-    """GET and POST /ui/progress, and POST /ui/progress/ask (the chat box)."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    def page(request: Request, status: int, **context: object) -> HTMLResponse:
-        defaults = {"found": None, "error": None, "question": "", "answer": None, "ask_error": None}
-        response = render(env, request, "progress.html", {**defaults, **context})
-        response.status_code = status
+
+def page(env: Jinja2Templates, request: Request, status: int, **context: object) -> HTMLResponse:
+    """The progress page with what this request found or refused."""
+    defaults = {"found": None, "error": None, "question": "", "answer": None, "ask_error": None}
+    response = render(env, request, "progress.html", {**defaults, **context})
+    response.status_code = status
+    return response
+
+
+@router.get(PAGE)
+def progress_form(request: Request, ui: Ui) -> HTMLResponse:
+    return page(ui.env, request, 200, application_no="")
+
+
+@router.post(PAGE)
+async def look_up(
+    request: Request, ui: Ui, lookup: Annotated[ProgressLookup, Depends(progress_lookup)]
+) -> HTMLResponse:
+    fields = await form_fields(request)
+    application_no = fields.get("application_no", "").strip()
+    code = fields.get("code", "").strip()
+    if not application_no or len(application_no) > MAX_APPLICATION_NO:
+        return page(
+            ui.env, request, 422, application_no=application_no[:MAX_APPLICATION_NO], error=BAD_NUMBER
+        )
+    if not well_formed_code(code):
+        return page(ui.env, request, 422, application_no=application_no, error=BAD_CODE)
+    try:
+        found = await run_in_threadpool(lookup.look_up, client_of(request), application_no, code)
+    except RateLimitedError as exc:
+        response = page(
+            ui.env,
+            request,
+            429,
+            application_no=application_no,
+            error=f"查询过于频繁, 请 {exc.retry_after_s} 秒后再试。",
+        )
+        response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+    if found is None:
+        return page(ui.env, request, 404, application_no=application_no, error=NOT_FOUND)
+    return page(ui.env, request, 200, application_no=application_no, found=found)
 
-    @router.get(PAGE)
-    def progress_form(request: Request) -> HTMLResponse:
-        return page(request, 200, application_no="")
 
-    @router.post(PAGE)
-    async def look_up(request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-        application_no = fields.get("application_no", "").strip()
-        code = fields.get("code", "").strip()
-        if not application_no or len(application_no) > MAX_APPLICATION_NO:
-            return page(request, 422, application_no=application_no[:MAX_APPLICATION_NO], error=BAD_NUMBER)
-        if not well_formed_code(code):
-            return page(request, 422, application_no=application_no, error=BAD_CODE)
-        try:
-            found = await run_in_threadpool(lookup.look_up, client_of(request), application_no, code)
-        except RateLimitedError as exc:
-            response = page(
-                request,
-                429,
-                application_no=application_no,
-                error=f"查询过于频繁, 请 {exc.retry_after_s} 秒后再试。",
-            )
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-            return response
-        if found is None:
-            return page(request, 404, application_no=application_no, error=NOT_FOUND)
-        return page(request, 200, application_no=application_no, found=found)
-
-    @router.post(ASK)
-    async def ask(request: Request) -> HTMLResponse:
-        # A question about an application may hold its verification code: only a question answered from
-        # the knowledge base is shown back.
-        question = (await form_fields(request)).get("question", "").strip()
-        if not question or len(question) > MAX_QUESTION:
-            return page(request, 422, application_no="", ask_error=BAD_QUESTION)
-        try:
-            # The lookup, the classifier and the gap log block: off the event loop.
-            answer = await run_in_threadpool(assistant.ask, question, client_of(request))
-        except TooManyError as exc:
-            response = page(
-                request,
-                429,
-                application_no="",
-                ask_error=f"提问过于频繁, 请 {exc.retry_after_s} 秒后再试。",
-            )
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-            return response
-        shown = question if answer.kind in ("knowledge", "refused") else ""
-        return page(request, 200, application_no="", question=shown, answer=answer, found=answer.progress)
-
-    return router
+@router.post(ASK)
+async def ask(
+    request: Request, ui: Ui, assistant: Annotated[Assistant, Depends(customer_assistant)]
+) -> HTMLResponse:
+    # A question about an application may hold its verification code: only a question answered from
+    # the knowledge base is shown back.
+    question = (await form_fields(request)).get("question", "").strip()
+    if not question or len(question) > MAX_QUESTION:
+        return page(ui.env, request, 422, application_no="", ask_error=BAD_QUESTION)
+    try:
+        # The lookup, the classifier and the gap log block: off the event loop.
+        answer = await run_in_threadpool(assistant.ask, question, client_of(request))
+    except TooManyError as exc:
+        response = page(
+            ui.env,
+            request,
+            429,
+            application_no="",
+            ask_error=f"提问过于频繁, 请 {exc.retry_after_s} 秒后再试。",
+        )
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+    shown = question if answer.kind in ("knowledge", "refused") else ""
+    return page(ui.env, request, 200, application_no="", question=shown, answer=answer, found=answer.progress)

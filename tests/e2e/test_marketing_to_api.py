@@ -14,7 +14,6 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
-from api.app import create_app
 from bus import open_bus
 from bus.port import Binding, QueueSpec, Topology
 from canonical_model.registry import SCHEMA_DIR, schema_uri
@@ -23,6 +22,7 @@ from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld
 from tests.conftest import POSTGRES_URL
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.support.cloudevents import sdk_reads
 from yekuo.hub import Hub
@@ -107,7 +107,7 @@ def test_marketing_applications_arrive_as_cases_with_their_mapped_fields(
 
 
 def _check_cases(engine: Engine, applications: list[dict[str, Any]]) -> None:
-    client = TestClient(create_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert len(applications) == 60
     for source in applications:
         response = client.get(f"/v1/applications/{source['APP_NO']}")

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
-from api.app import create_app
 from ground.settings import Settings
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
@@ -24,6 +23,7 @@ from store.audit import new_chain_key
 from store.crypto import new_key
 from store.schema import outbox
 from tests.conftest import POSTGRES_URL
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, TEST_SECRET
 from yekuo.hub import Hub
 
@@ -118,7 +118,7 @@ def test_a_source_outage_is_reported_and_the_poll_resumes_where_it_stopped(
     simulator = SimulatorServer(world).start()
     port = simulator.port
     hub = Hub(empty_hub, sources=[MarketingSource(simulator.wsdl_url, page_size=20)], engine=postgres_engine)
-    api = TestClient(create_app(postgres_engine, auth=TEST_AUTH, readiness=hub.readiness))
+    api = TestClient(hub_app(postgres_engine, auth=TEST_AUTH, readiness=hub.readiness))
     hub.start()
     try:
         wait_for(lambda: counts(postgres_engine)["cases"] >= 60, 60, lambda: str(counts(postgres_engine)))

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from adapters.dispatch.cime import CimeRow, iter_cime
-from api.app import create_app
 from ground.settings import DISPATCH_DROPFOLDER, DispatchSettings, Settings, SourceSettings
 from simulators.dispatch.equipment import Equipment, EquipmentKind, LoadClass
 from simulators.dispatch.faults import Fault
@@ -28,6 +27,7 @@ from simulators.dispatch.files import power_curve_bytes, readings
 from simulators.dispatch.writer import DispatchWriter
 from store.database import create_engine
 from store.loads import load_measurements
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from yekuo.hub import Hub
 
@@ -61,7 +61,7 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[H
     hub = Hub(settings, engine=engine)
     hub.start()
     try:
-        app = create_app(engine, auth=TEST_AUTH)
+        app = hub_app(engine, auth=TEST_AUTH)
         yield hub, drop_dir, TestClient(app, headers=bearer("viewer", "integrator"))
     finally:
         hub.stop()

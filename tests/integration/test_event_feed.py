@@ -25,7 +25,8 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
-from api.events import events_router
+from api import events
+from api.context import ApiContext, install_context
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Message
@@ -83,7 +84,8 @@ def test_every_event_the_pipeline_publishes_reaches_the_feed_once(sqlite_engine:
     assert any(event_type.startswith("cn.yekuo.case.") for event_type in types)
 
     app = FastAPI()
-    app.include_router(events_router(sqlite_engine))
+    install_context(app, ApiContext(sqlite_engine))
+    app.include_router(events.router)
     with TestClient(app) as client:
         page = client.get("/v1/events", params={"type": "cn.yekuo.case", "limit": 1000}).json()
         after = client.get("/v1/events", params={"type": "cn.yekuo.case", "cursor": page["next_cursor"]})

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.feasibility import feasibility_router
+from api.context import ApiContext, install_context
+from api.feasibility import router as feasibility_router
 from canonical_model.application import ConnectionApplication
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import APPLICATION_CHANGED, FEASIBILITY_ASSESSED, PROJECTION_UPDATED
@@ -258,7 +259,8 @@ def test_the_api_serves_kept_assessments_and_previews_without_reserving(
     grid: Engine, service: FeasibilityService
 ) -> None:
     app = FastAPI()
-    app.include_router(feasibility_router(grid, config=CONFIG))
+    install_context(app, ApiContext(grid, feasibility_rules=CONFIG))
+    app.include_router(feasibility_router)
     client = TestClient(app)
     assert client.get("/v1/applications/A1/feasibility").status_code == 404
     with grid.begin() as conn:

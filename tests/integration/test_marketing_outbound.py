@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from canonical_model.events import FEASIBILITY_ASSESSED, STAGE_REPORTED
 from canonical_model.registry import schema_uri
 from pipeline.outbox import stage_event
@@ -35,6 +34,7 @@ from tests.integration.marketing_pipeline import (
     fast_client,
     marketing_pipeline,
 )
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -76,7 +76,7 @@ def test_a_submission_reaches_the_simulator_once_although_its_first_attempts_fai
             FaultRule(Fault.CONNECTION_RESET, "CreateApplication", 3, 3),
         ]
     )
-    api = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("integrator", "viewer"))
+    api = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("integrator", "viewer"))
     accepted = api.post("/v1/applications", json=SUBMISSION, headers={"Idempotency-Key": "platform-42"})
     assert accepted.status_code == 202
     tracking_id = accepted.json()["tracking_id"]

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.wiring import build_marketing
-from api.app import create_app
 from api.marketing_push import PUSH_PATH
 from ground.settings import MarketingSettings, Settings
 from ground.soap import SOAP_ENV_NS, parse_envelope
@@ -33,6 +32,7 @@ from tests.integration.marketing_pipeline import (
     marketing_pipeline,
     timeline_entries,
 )
+from tests.support.app import hub_app
 from tests.support.auth import INTEGRATOR_API_KEY, TEST_AUTH, api_key_headers, bearer
 from tests.unit.api.test_marketing_push import BILLION_LAUGHS, EXTERNAL_ENTITY
 from yekuo.hub import Hub
@@ -58,7 +58,7 @@ def test_push_and_poll_together_never_duplicate_a_case_or_a_timeline_entry(
     moving = [app_no for app_no in _open(world, 30) if app_no not in first_pushed][:6]
     assert len(moving) == 6
     with (
-        BackgroundServer(create_app(sqlite_engine, auth=TEST_AUTH)) as hub_api,
+        BackgroundServer(hub_app(sqlite_engine, auth=TEST_AUTH)) as hub_api,
         SimulatorServer(world) as simulator,
         marketing_pipeline(sqlite_engine, fast_client(simulator.wsdl_url), page_size=8) as pipeline,
         Pusher(f"{hub_api.base_url}{PUSH_PATH}", world, api_key=INTEGRATOR_API_KEY) as pusher,

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.source import MarketingSource
-from api.app import create_app
 from ground.settings import Settings
 from simulators.marketing.seed import generate_world
 from simulators.marketing.server import SimulatorServer
 from simulators.marketing.world import MarketingWorld, status_flow
 from store.database import create_engine
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.caselog import case_feed_of
 from yekuo.hub import Hub
@@ -59,7 +59,7 @@ def test_stage_changes_in_the_marketing_system_show_in_the_case_timeline(tmp_pat
             assert len(moving) == 5
             for row in moving:
                 world.advance(row["APP_NO"])
-            client = TestClient(create_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
+            client = TestClient(hub_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
             def moved() -> bool:
                 stages = [client.get(f"/v1/applications/{row['APP_NO']}").json()["stage"] for row in moving]

@@ -1,6 +1,6 @@
 """Credentials for tests: auth settings with a fixed secret and a known integrator API key.
 
-app = create_app(engine, auth=TEST_AUTH)
+app = hub_app(engine, auth=TEST_AUTH)  (tests/support/app.py)
 client.get("/v1/applications", headers=bearer("viewer"))
 client.get("/v1/customers/C1", headers=bearer("viewer", scopes=["pii:read"]))
 client.post("/soap/marketing", content=..., headers=api_key_headers())

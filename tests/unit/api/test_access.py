@@ -10,9 +10,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from api.access import check_coverage, load_access_policy
-from api.app import create_app
 from api.security import served_routes
 from ground.errors import ConfigError
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH
 
 GOOD = """\
@@ -78,11 +78,11 @@ def test_every_route_needs_an_entry_and_every_entry_a_route(tmp_path: Path) -> N
 def test_the_app_refuses_to_start_with_an_unguarded_route(tmp_path: Path, sqlite_engine: object) -> None:
     policy = load_access_policy(_write(tmp_path, GOOD))
     with pytest.raises(ConfigError, match="has no entry"):
-        create_app(sqlite_engine, auth=TEST_AUTH, policy=policy)  # type: ignore[arg-type]
+        hub_app(sqlite_engine, auth=TEST_AUTH, policy=policy)  # type: ignore[arg-type]
 
 
 def test_the_shipped_policy_covers_the_app(sqlite_engine: object) -> None:
-    app: FastAPI = create_app(sqlite_engine, auth=TEST_AUTH)  # type: ignore[arg-type]
+    app: FastAPI = hub_app(sqlite_engine, auth=TEST_AUTH)  # type: ignore[arg-type]
     check_coverage(load_access_policy(), served_routes(app))
 
 

@@ -10,15 +10,15 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.marketing.breaker import CircuitBreaker
 from adapters.marketing.status import MarketingStatus
 from api.adapter_status import AdapterReport
-from api.app import create_app
 from ground.errors import SourceUnavailableError
 from simulators.marketing.contract import WSDL_PATH
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.adapters.marketing.conftest import quick_client
 
 
 def test_the_default_report_shows_the_marketing_adapter_from_the_database(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("operator"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("operator"))
     body = client.get("/admin/adapters").json()
     [marketing] = body["items"]
     assert marketing["name"] == "marketing"
@@ -43,7 +43,7 @@ def test_an_open_circuit_or_a_failing_loop_marks_the_adapter_degraded(sqlite_eng
         "fine": fine,
     }
     client = TestClient(
-        create_app(sqlite_engine, auth=TEST_AUTH, adapter_reports=reports), headers=bearer("operator")
+        hub_app(sqlite_engine, auth=TEST_AUTH, adapter_reports=reports), headers=bearer("operator")
     )
     body = client.get("/admin/adapters").json()
     assert body["degraded"] == ["marketing", "other"]

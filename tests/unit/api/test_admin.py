@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Bus
@@ -17,6 +16,7 @@ from ground.errors import BusUnavailableError
 from pipeline.operations import Operations
 from store.audit import AuditEntry, list_entries
 from store.operations import list_actions
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 
 from ..pipeline.parked_samples import (
@@ -52,7 +52,7 @@ def client(sqlite_engine: Engine, bus_url: str) -> TestClient:
     operations = Operations(
         sqlite_engine, open_bus=lambda: open_bus(bus_url), ingestor=shipped_ingestor(sqlite_engine)
     )
-    return TestClient(create_app(sqlite_engine, auth=TEST_AUTH, operations=operations), headers=OPERATOR)
+    return TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, operations=operations), headers=OPERATOR)
 
 
 def test_dead_letters_and_invalid_input_are_listed_apart(client: TestClient, sqlite_engine: Engine) -> None:
@@ -174,9 +174,7 @@ def test_a_bus_failure_during_replay_is_a_503_and_changes_nothing(sqlite_engine:
     def broker_down() -> Bus:
         raise BusUnavailableError("connection refused")
 
-    app = create_app(
-        sqlite_engine, auth=TEST_AUTH, operations=Operations(sqlite_engine, open_bus=broker_down)
-    )
+    app = hub_app(sqlite_engine, auth=TEST_AUTH, operations=Operations(sqlite_engine, open_bus=broker_down))
     client = TestClient(app, headers=OPERATOR)
     dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
 

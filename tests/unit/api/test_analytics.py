@@ -14,13 +14,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport, analytics_router
-from api.app import create_app
+from api.analytics import ProcessAnalyticsReport, StageAnalyticsReport
+from api.analytics import router as analytics_router
+from api.context import ApiContext, install_context
 from api.problems import install_problem_handlers
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
 from pipeline.decoded import DecodedEvent
 from store.schema import consistency_findings, stage_visits
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
@@ -101,7 +103,9 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
 @pytest.fixture
 def client(engine: Engine) -> TestClient:
     app = FastAPI()
-    app.include_router(analytics_router(engine, config=load_workflow_config(PROJECT_ROOT)))
+    stages = load_workflow_config(PROJECT_ROOT)
+    install_context(app, ApiContext(engine, workflow=lambda: stages))
+    app.include_router(analytics_router)
     install_problem_handlers(app)
     return TestClient(app)
 
@@ -179,7 +183,7 @@ def test_bad_parameters_get_a_problem(client: TestClient) -> None:
 
 
 def test_the_hub_serves_the_analytics_to_readers(engine: Engine) -> None:
-    hub = TestClient(create_app(engine, auth=TEST_AUTH))
+    hub = TestClient(hub_app(engine, auth=TEST_AUTH))
     for path in ("/v1/analytics/stages", "/v1/analytics/process"):
         assert hub.get(path).status_code == 401
         answer = hub.get(path, headers=bearer("viewer"))

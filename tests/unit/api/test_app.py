@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from pipeline.decoded import DecodedEvent
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
 
@@ -17,7 +17,7 @@ from ..workflow.events import application_event, customer_event
 def test_application_with_stage_and_timeline(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
         handle_event(conn, DecodedEvent(application_event("A1", site_address="南阳市卧龙区车站南路18号")))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     body = client.get("/v1/applications/A1").json()
     assert body["application_no"] == "A1"
     assert body["stage"] == "acceptance"
@@ -44,7 +44,7 @@ def _customer_with_personal_data(sqlite_engine: Engine) -> None:
 
 def test_customer_personal_data_is_masked(sqlite_engine: Engine) -> None:
     _customer_with_personal_data(sqlite_engine)
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
     for headers in (bearer("viewer"), bearer("admin")):
         body = client.get("/v1/customers/C1", headers=headers).json()
         assert body["identity_document"]["number"] == "**************1234"
@@ -56,7 +56,7 @@ def test_customer_personal_data_is_masked(sqlite_engine: Engine) -> None:
 
 def test_personal_data_is_shown_only_with_pii_read(sqlite_engine: Engine) -> None:
     _customer_with_personal_data(sqlite_engine)
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
     body = client.get("/v1/customers/C1", headers=bearer("viewer", scopes=["pii:read"])).json()
     assert body["identity_document"]["number"] == "411302199001011234"
     assert body["contacts"][0]["phone"] == "13800001111"
@@ -67,7 +67,7 @@ def test_personal_data_is_shown_only_with_pii_read(sqlite_engine: Engine) -> Non
 def test_health_ready_and_openapi(sqlite_engine: Engine) -> None:
     checks = {"database": True, "bus": True}
     # Probes and scrapers call these without credentials.
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, readiness=lambda: checks))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, readiness=lambda: checks))
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
     checks["bus"] = False

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
-from api.applications import CaseView, applications_router
-from api.feasibility import feasibility_router
+from api import applications
+from api.applications import CaseView
+from api.context import ApiContext, install_context
+from api.feasibility import router as feasibility_router
 from canonical_model.case import Case
 from feasibility.config import load_feasibility_config
 from feasibility.service import FeasibilityService
@@ -19,6 +20,7 @@ from ground import clock
 from ground.settings import PROJECT_ROOT
 from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import application
 from tests.unit.workflow.events import application_event
@@ -70,7 +72,8 @@ def client(sqlite_engine: Engine) -> TestClient:
             ),
         )
     app = FastAPI()
-    app.include_router(applications_router(sqlite_engine, clock=lambda: NOW))
+    install_context(app, ApiContext(sqlite_engine, clock=lambda: NOW))
+    app.include_router(applications.router)
     return TestClient(app)
 
 
@@ -131,8 +134,9 @@ def test_detail_and_timeline(client: TestClient) -> None:
 def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: Engine) -> None:
     rules = load_feasibility_config(PROJECT_ROOT)
     served = FastAPI()
-    served.include_router(applications_router(sqlite_engine))
-    served.include_router(feasibility_router(sqlite_engine, config=rules))
+    install_context(served, ApiContext(sqlite_engine, feasibility_rules=rules))
+    served.include_router(applications.router)
+    served.include_router(feasibility_router)
     both = TestClient(served)
     before = both.get("/v1/applications/H1").json()
     assert before["feasibility"] is None
@@ -152,7 +156,7 @@ def test_the_case_view_embeds_the_latest_feasibility_assessment(sqlite_engine: E
 
 
 def test_the_hub_app_serves_the_applications_routes(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/applications").json() == {"items": [], "limit": 50, "next_cursor": None}
     assert client.get("/v1/applications/X").status_code == 404
 
@@ -188,7 +192,7 @@ def test_the_case_view_shows_its_findings_with_personal_values_masked_by_role(sq
                 low_voltage("F1", site_location={"lon": 112.5, "lat": 33.01}, industry_code="C1711")
             ),
         )
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
 
     viewed = client.get("/v1/applications/F1", headers=bearer("viewer"))
     assert viewed.status_code == 200

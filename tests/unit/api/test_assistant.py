@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from assistant.gaps import list_gaps
 from ground import clock
 from ground.clock import FixedClock
 from ground.errors import ConfigError
 from ground.settings import PROJECT_ROOT
 from pipeline.decoded import DecodedEvent
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -51,7 +51,7 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
 def hub(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("YEKUO_PROGRESS__PER_CLIENT", "3")
     monkeypatch.setenv("YEKUO_ASSISTANT__PER_CLIENT", "5")
-    return TestClient(create_app(engine, auth=TEST_AUTH))
+    return TestClient(hub_app(engine, auth=TEST_AUTH))
 
 
 def test_a_knowledge_question_is_answered_with_its_entry(hub: TestClient) -> None:
@@ -149,7 +149,7 @@ def test_an_unknown_province_stops_the_app_at_start_up(
 ) -> None:
     monkeypatch.setenv("YEKUO_ASSISTANT__PROVINCE", "atlantis")
     with pytest.raises(ConfigError, match="atlantis"):
-        create_app(engine, auth=TEST_AUTH)
+        hub_app(engine, auth=TEST_AUTH)
 
 
 def test_thresholds_the_wrong_way_round_stop_the_app_at_start_up(
@@ -157,4 +157,4 @@ def test_thresholds_the_wrong_way_round_stop_the_app_at_start_up(
 ) -> None:
     monkeypatch.setenv("YEKUO_ASSISTANT__ANSWER_THRESHOLD", "0.6")
     with pytest.raises(ConfigError, match="ANSWER_THRESHOLD"):
-        create_app(engine, auth=TEST_AUTH)
+        hub_app(engine, auth=TEST_AUTH)

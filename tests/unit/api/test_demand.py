@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.demand import demand_router
+from api.context import ApiContext, install_context
+from api.demand import router as demand_router
 from api.problems import install_problem_handlers
 from forecast.demand_config import load_demand_config
 from ground import clock
@@ -28,7 +29,8 @@ MALL = Equipment("T-MALL", "商业综合体专变", EquipmentKind.TRANSFORMER, 8
 def _client(engine: Engine) -> Iterator[TestClient]:
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(demand_router(engine, config=load_demand_config(PROJECT_ROOT)))
+    install_context(app, ApiContext(engine, demand=load_demand_config(PROJECT_ROOT)))
+    app.include_router(demand_router)
     with clock.use(FixedClock(NOW)):
         yield TestClient(app)
 

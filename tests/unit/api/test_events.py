@@ -14,9 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.events import LISTING, MAX_FEED_ID, events_router, feed_stream, parse_last_event_id
+from api import events
+from api.context import ApiContext, install_context
+from api.events import LISTING, MAX_FEED_ID, feed_stream, parse_last_event_id
 from api.listing import encode_cursor
 from api.problems import ProblemError, install_problem_handlers
+from api.security import caller_can_read_pii
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Message
@@ -82,9 +85,9 @@ def engine(sqlite_engine: Engine) -> Engine:
 def client_for(engine: Engine, *, pii: bool = False, **settings: Any) -> TestClient:
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(
-        events_router(engine, can_read_pii=lambda: pii, settings=SubscriptionSettings(**settings))
-    )
+    install_context(app, ApiContext(engine, feed=SubscriptionSettings(**settings)))
+    app.dependency_overrides[caller_can_read_pii] = lambda: pii
+    app.include_router(events.router)
     return TestClient(app)
 
 
@@ -391,13 +394,9 @@ def served(engine: Engine) -> Iterator[str]:
     from ground.webserver import BackgroundServer
 
     app = FastAPI()
-    app.include_router(
-        events_router(
-            engine,
-            can_read_pii=lambda: False,
-            settings=SubscriptionSettings(stream_poll_interval_s=0.02, stream_heartbeat_s=0.05),
-        )
-    )
+    feed = SubscriptionSettings(stream_poll_interval_s=0.02, stream_heartbeat_s=0.05)
+    install_context(app, ApiContext(engine, feed=feed))
+    app.include_router(events.router)
     with BackgroundServer(app, name="events-test") as server:
         yield server.base_url
 

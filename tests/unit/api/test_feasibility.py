@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.feasibility import feasibility_router
+from api.context import ApiContext, install_context
+from api.feasibility import router as feasibility_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
 from ground import clock
@@ -34,9 +35,12 @@ PLACEHOLDER = "@value@"
 
 def _client(engine: Engine, limits: SubmissionSettings | None = None) -> TestClient:
     app = FastAPI()
-    app.include_router(
-        feasibility_router(engine, config=load_feasibility_config(PROJECT_ROOT), limits=limits)
-    )
+    rules = load_feasibility_config(PROJECT_ROOT)
+    context = ApiContext(engine, feasibility_rules=rules)
+    if limits is not None:
+        context.submissions = limits
+    install_context(app, context)
+    app.include_router(feasibility_router)
     install_problem_handlers(app)
     return TestClient(app)
 

@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
-from api.forecast import forecast_router
+from api.context import ApiContext, install_context
+from api.forecast import router as forecast_router
 from api.problems import install_problem_handlers
 from feasibility.config import load_feasibility_config
 from forecast.config import load_forecast_config
 from ground import clock
 from ground.clock import FixedClock
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import ROOT, application, feeder, store_grid, substation, transformer
 from tests.unit.forecast import simulated
@@ -46,11 +47,11 @@ def client(sqlite_engine: Engine) -> Iterator[TestClient]:
         )
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(
-        forecast_router(
-            sqlite_engine, rules=load_feasibility_config(ROOT), settings=load_forecast_config(ROOT)
-        )
+    context = ApiContext(
+        sqlite_engine, feasibility_rules=load_feasibility_config(ROOT), forecast=load_forecast_config(ROOT)
     )
+    install_context(app, context)
+    app.include_router(forecast_router)
     with clock.use(FixedClock(NOW)):
         yield TestClient(app)
 
@@ -105,7 +106,7 @@ def test_an_unknown_province_is_refused(client: TestClient) -> None:
 
 
 def test_the_hub_api_serves_forecasts_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
     path = "/v1/forecast/equipment/{equipment_id}"
     assert path in client.get("/openapi.json").json()["paths"]
     response = client.get("/v1/forecast/equipment/F9", headers=bearer("viewer"))

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
-from api.grid import MAX_LIMIT, encode_cursor, grid_router
+from api.context import ApiContext, install_context
+from api.grid import MAX_LIMIT, OpenCapacityReader, encode_cursor
+from api.grid import router as grid_router
 from canonical_model.envelope import CloudEvent
 from canonical_model.grid import SupplyAreaClass
 from canonical_model.registry import schema_uri
@@ -23,6 +24,7 @@ from ground import clock
 from ground.clock import FixedClock
 from pipeline.decoded import DecodedEvent
 from store.feasibility import capacity_reservations
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
@@ -105,7 +107,8 @@ def client(sqlite_engine: Engine) -> TestClient:
         change="deleted",
     )
     app = FastAPI()
-    app.include_router(grid_router(sqlite_engine))
+    install_context(app, ApiContext(sqlite_engine, open_capacity=OpenCapacityReader()))
+    app.include_router(grid_router)
     return TestClient(app)
 
 
@@ -183,7 +186,7 @@ def test_bad_parameters_are_rejected_with_a_reason(
 
 
 def test_the_hub_api_serves_the_grid_and_documents_it(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/grid/transformers").json() == {"items": [], "limit": 100, "next_cursor": None}
     paths = client.get("/openapi.json").json()["paths"]
     assert {
@@ -201,7 +204,11 @@ def capacity(sqlite_engine: Engine) -> Iterator[TestClient]:
     with sqlite_engine.begin() as conn:
         store_one_transformer_grid(conn, transformer_kw=180.0, feeder_kw=2_700.0, area=SupplyAreaClass.B)
     app = FastAPI()
-    app.include_router(grid_router(sqlite_engine, config=load_feasibility_config(ROOT)))
+    rules = load_feasibility_config(ROOT)
+    install_context(
+        app, ApiContext(sqlite_engine, feasibility_rules=rules, open_capacity=OpenCapacityReader(rules))
+    )
+    app.include_router(grid_router)
     with clock.use(FixedClock(NOW)):
         yield TestClient(app)
 
@@ -327,17 +334,17 @@ def test_bad_open_capacity_parameters_are_rejected_with_a_reason(
 
 
 def test_the_hub_api_serves_open_capacity_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/grid/open-capacity").json() == {"items": [], "limit": 100, "next_cursor": None}
     assert "/v1/grid/open-capacity" in client.get("/openapi.json").json()["paths"]
-    assert (
-        TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
-    )
+    assert TestClient(hub_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/open-capacity").status_code == 401
 
 
 def _load_types_client(engine: Engine, config_dir: Path = ROOT) -> TestClient:
     app = FastAPI()
-    app.include_router(grid_router(engine, config=load_feasibility_config(config_dir)))
+    rules = load_feasibility_config(config_dir)
+    install_context(app, ApiContext(engine, feasibility_rules=rules, open_capacity=OpenCapacityReader(rules)))
+    app.include_router(grid_router)
     return TestClient(app)
 
 
@@ -377,8 +384,8 @@ def test_load_types_follow_the_provinces_rules(sqlite_engine: Engine, tmp_path: 
 
 
 def test_the_hub_api_serves_load_types_to_viewers(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     response = client.get("/v1/grid/load-types")
     assert response.status_code == 200 and len(response.json()["items"]) == 2
     assert "/v1/grid/load-types" in client.get("/openapi.json").json()["paths"]
-    assert TestClient(create_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/load-types").status_code == 401
+    assert TestClient(hub_app(sqlite_engine, auth=TEST_AUTH)).get("/v1/grid/load-types").status_code == 401

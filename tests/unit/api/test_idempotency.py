@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.app import create_app
 from api.idempotency import Idempotency, IdempotencyOptions
 from api.problems import install_problem_handlers
 from api.security import PRINCIPAL_STATE, Principal
 from store.idempotency import claim, idempotency_keys
 from store.submissions import submissions
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.api.test_submissions import REQUEST
 
@@ -27,9 +27,7 @@ from ..pipeline.parked_samples import dead_letter_payload, park_dead_letter
 
 @pytest.fixture
 def client(sqlite_engine: Engine) -> TestClient:
-    return TestClient(
-        create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("integrator", sub="platform-a")
-    )
+    return TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("integrator", sub="platform-a"))
 
 
 def _submit(client: TestClient, body: dict[str, Any], key: str, **headers: str) -> Any:
@@ -125,7 +123,7 @@ def test_malformed_keys_are_refused(client: TestClient, key: bytes) -> None:
 
 
 def test_admin_actions_replay_instead_of_conflicting(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("operator", sub="alice"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("operator", sub="alice"))
     dead_id = park_dead_letter(sqlite_engine, dead_letter_payload())
     url = f"/admin/dead-letters/{dead_id}/discard"
     first = client.post(url, headers={"Idempotency-Key": "discard-1"})

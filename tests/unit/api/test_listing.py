@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.listing import decode_cursor, encode_cursor
 from api.problems import ProblemError
 from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema, utcnow
 from store.webhooks import create_subscription
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
 
@@ -49,7 +49,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 
 @pytest.fixture(scope="module")
 def app(engine: Engine) -> FastAPI:
-    return create_app(engine, auth=TEST_AUTH)
+    return hub_app(engine, auth=TEST_AUTH)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,5 @@ def test_an_unauthenticated_oversized_body_is_refused_before_it_is_read(app: Fas
 
 
 def test_the_body_bound_is_configurable(sqlite_engine: Engine) -> None:
-    client = TestClient(
-        create_app(sqlite_engine, auth=TEST_AUTH, max_body_bytes=100), headers=bearer("admin")
-    )
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, max_body_bytes=100), headers=bearer("admin"))
     assert client.post("/v1/feasibility/preview", content=b"{" + b" " * 200 + b"}").status_code == 413

@@ -22,8 +22,9 @@ from sqlalchemy.engine import Engine
 from adapters.dispatch.curves_csv import POINT_COLUMNS
 from adapters.dispatch.dropfolder import DropFolder
 from adapters.dispatch.intake import DispatchFeed, DispatchFile
-from api.app import create_app
-from api.loads import loads_router
+from adapters.dispatch.upload import DropFolderUploads
+from api.context import ApiContext, install_context
+from api.loads import router as loads_router
 from api.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import LOAD_PROFILE_RECORDED
@@ -32,6 +33,7 @@ from ground.settings import PROJECT_ROOT, DispatchSettings, Settings
 from pipeline.config import load_hub_config
 from pipeline.decoded import DecodedEvent
 from pipeline.files import FileIngestor
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.loads import handle_load_event
 
@@ -57,10 +59,10 @@ class FakeDisk:
 
 def app_for(engine: Engine, settings: Settings | None, disk: FakeDisk | None = None) -> FastAPI:
     app = FastAPI()
-    router = loads_router(
-        engine, settings=settings or Settings(dispatch=None), disk_usage=disk or FakeDisk(free=50 * GIB)
-    )
-    app.include_router(router)
+    dispatch = (settings or Settings(dispatch=None)).dispatch
+    uploads = DropFolderUploads(dispatch, disk_usage=disk or FakeDisk(free=50 * GIB)) if dispatch else None
+    install_context(app, ApiContext(engine, dispatch_uploads=uploads))
+    app.include_router(loads_router)
     install_problem_handlers(app)
     return app
 
@@ -348,7 +350,7 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
             for equipment in ("XL000001", "XL000002", "PB0000001"):
                 handle_load_event(conn, DecodedEvent(_profile_event(equipment, day)))
         handle_load_event(conn, DecodedEvent(_profile_event("XL000001", "2026-11-20", source="metering")))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     seen = []
     cursor = None
     while True:
@@ -379,7 +381,7 @@ def test_profiles_are_filtered_and_paged_with_a_cursor(sqlite_engine: Engine) ->
 
 
 def test_bad_listing_parameters_are_refused(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
     assert client.get("/v1/load-profiles", params={"cursor": "not-a-cursor"}).status_code == 400
     backwards = client.get("/v1/load-profiles", params={"date_from": "2026-11-21", "date_to": "2026-11-20"})
     assert backwards.status_code == 422 and backwards.json()["code"] == "invalid-parameter"

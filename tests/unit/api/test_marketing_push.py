@@ -18,7 +18,10 @@ from pytest_httpserver import HTTPServer
 from ruamel.yaml import YAML
 from sqlalchemy.engine import Engine
 
-from api.marketing_push import NAMESPACE, PUSH_PATH, WSDL_PATH, marketing_push_router
+from adapters.marketing.push import NAMESPACE, WSDL_PATH, PushMappings, PushReader
+from api.context import ApiContext, install_context
+from api.marketing_push import PUSH_PATH, PushReceiver
+from api.marketing_push import router as push_router
 from ground.settings import PROJECT_ROOT
 from ground.soap import SOAP_ENV_NS, parse_envelope
 from ground.webserver import BackgroundServer
@@ -41,10 +44,18 @@ def world() -> MarketingWorld:
     return generate_world(seed=81, customers=10, applications=10, start=START)
 
 
+def served(engine: Engine, receiver: PushReceiver) -> FastAPI:
+    """An app serving only the push endpoint, with this receiver."""
+    app = FastAPI()
+    install_context(app, ApiContext(engine, marketing_push=receiver))
+    app.include_router(push_router)
+    return app
+
+
 @pytest.fixture
 def hub(sqlite_engine: Engine) -> Iterator[BackgroundServer]:
-    app = FastAPI()
-    app.include_router(marketing_push_router(sqlite_engine, max_bytes=256 * 1024))
+    receiver = PushReceiver(sqlite_engine, PushReader(PushMappings.load(), max_bytes=256 * 1024))
+    app = served(sqlite_engine, receiver)
     with BackgroundServer(app) as server:
         yield server
 
@@ -108,8 +119,10 @@ def test_each_new_notification_wakes_the_poller_once_and_a_duplicate_does_not(
     world: MarketingWorld, sqlite_engine: Engine
 ) -> None:
     wakes: list[str] = []
-    app = FastAPI()
-    app.include_router(marketing_push_router(sqlite_engine, on_stored=lambda: wakes.append("wake")))
+    receiver = PushReceiver(
+        sqlite_engine, PushReader(PushMappings.load()), on_stored=lambda: wakes.append("wake")
+    )
+    app = served(sqlite_engine, receiver)
     first, second = world.all_applications()[:2]
     with BackgroundServer(app) as server:
         _post(server, notification(first, world))
@@ -307,8 +320,8 @@ def test_a_50_mb_body_is_refused_in_bounded_memory_and_the_endpoint_keeps_servin
 
 
 def test_a_body_declared_beyond_the_drain_limit_is_refused_unread(sqlite_engine: Engine) -> None:
-    app = FastAPI()
-    app.include_router(marketing_push_router(sqlite_engine, max_bytes=1000, drain_bytes=5000))
+    receiver = PushReceiver(sqlite_engine, PushReader(PushMappings.load(), max_bytes=1000), drain_bytes=5000)
+    app = served(sqlite_engine, receiver)
     with BackgroundServer(app) as server:
         response = _post(server, b"<a>" + b" " * 9000 + b"</a>")
     assert _fault(response) == ("soap:Client", "XML body exceeds 1000 bytes (9007 bytes)")

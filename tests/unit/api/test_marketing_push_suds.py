@@ -12,12 +12,12 @@ from sqlalchemy.engine import Engine
 from suds import WebFault
 from suds.client import Client
 
-from api.app import create_app
 from api.marketing_push import PUSH_PATH
 from ground.webserver import BackgroundServer
 from simulators.marketing.seed import generate_world
 from simulators.marketing.world import ApplicationRow, MarketingWorld
 from store.submissions import pushes_after
+from tests.support.app import hub_app
 from tests.support.auth import INTEGRATOR_API_KEY, TEST_AUTH
 
 START = datetime(2026, 11, 2, 8, 30)
@@ -30,7 +30,7 @@ def world() -> MarketingWorld:
 
 @pytest.fixture
 def hub(sqlite_engine: Engine) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(sqlite_engine, auth=TEST_AUTH)) as server:
+    with BackgroundServer(hub_app(sqlite_engine, auth=TEST_AUTH)) as server:
         yield server
 
 

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.metrics import HubMetrics, WatchedQueue, watched_queues
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
@@ -26,6 +25,7 @@ from pipeline.operations import Operations
 from pipeline.outbox import OutboxRelay, stage_event
 from pipeline.records import EventDraft, RawRecord
 from store.schema import consistency_findings, outbox, stage_visits
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
@@ -76,7 +76,7 @@ def _scrape(client: TestClient) -> Samples:
 
 def _client(engine: Engine, open_bus_: object, queues: list[WatchedQueue] = QUEUES) -> TestClient:
     metrics = HubMetrics(engine, open_bus_, queues, clock=lambda: NOW)  # type: ignore[arg-type]
-    return TestClient(create_app(engine, auth=TEST_AUTH, operations=Operations(engine), metrics=metrics))
+    return TestClient(hub_app(engine, auth=TEST_AUTH, operations=Operations(engine), metrics=metrics))
 
 
 def _message(n: int) -> Message:

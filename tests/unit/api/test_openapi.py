@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from api.app import create_app
 from store.database import create_engine, create_schema
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 
 # SOAP 1.1 answers every fault with HTTP 500 by design; the push's hostile-input tests cover it.
@@ -33,7 +33,7 @@ def _app(folder: Path) -> FastAPI:
     with pytest.MonkeyPatch.context() as patch:
         # The upload needs a drop folder, or it answers 503 by design.
         patch.setenv("YEKUO_DISPATCH__DROP_DIR", str(folder / "drop"))
-        return create_app(engine, auth=TEST_AUTH)
+        return hub_app(engine, auth=TEST_AUTH)
 
 
 @pytest.fixture(scope="module")

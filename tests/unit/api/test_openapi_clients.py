@@ -20,13 +20,13 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openapi_spec_validator import validate
 
-from api.app import create_app
 from ground import clock
 from ground.settings import PROJECT_ROOT
 from ground.webserver import BackgroundServer
 from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema
 from store.parking import park
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer, token
 from tests.unit.workflow.events import application_event
 from workflow.cases import CaseTracker
@@ -66,7 +66,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
             tracker(conn, DecodedEvent(application_event("H2", 1, submitted_at="2026-11-27T10:00:00+08:00")))
             for kind in ("dead", "invalid"):
                 park(conn, kind=kind, reason_code="test", reason="parked by the test", payload={"a": 1})
-        yield TestClient(create_app(engine, auth=TEST_AUTH))
+        yield TestClient(hub_app(engine, auth=TEST_AUTH))
     engine.dispose()
 
 

@@ -9,14 +9,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.problems import PROBLEM_TYPES, TYPE_BASE, install_problem_handlers, problem
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 
 
 @pytest.fixture
 def client(sqlite_engine: Engine) -> TestClient:
-    return TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("admin"))
+    return TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("admin"))
 
 
 def _assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
+from api.context import ApiContext, install_context
 from api.problems import install_problem_handlers
-from api.progress import progress_router
+from api.progress import router as progress_router
 from ground import clock
 from ground.clock import FixedClock
 from ground.settings import PROJECT_ROOT, ProgressSettings
 from pipeline.decoded import DecodedEvent
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -102,7 +103,8 @@ def api(engine: Engine) -> TestClient:
     lookup = ProgressLookup(
         engine, ProgressSettings(per_client=3, per_application=2, window_s=600), stage_names=_stage_names
     )
-    app.include_router(progress_router(lookup))
+    install_context(app, ApiContext(engine, progress=lookup))
+    app.include_router(progress_router)
     install_problem_handlers(app)
     return TestClient(app)
 
@@ -165,7 +167,7 @@ def test_a_lookup_refused_for_its_address_does_not_spend_the_numbers_budget(engi
 @pytest.fixture
 def hub(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("YEKUO_PROGRESS__PER_CLIENT", "3")
-    return TestClient(create_app(engine, auth=TEST_AUTH))
+    return TestClient(hub_app(engine, auth=TEST_AUTH))
 
 
 def test_the_public_form_shows_the_progress_without_a_login(hub: TestClient) -> None:

@@ -19,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.scheme_reply import load_reply_template, render_reply, reply_fields
 from canonical_model.feasibility import FeasibilityAssessment
 from canonical_model.pii import mask_name
@@ -28,6 +27,7 @@ from ground.errors import ConfigError
 from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
 from store.feasibility import feasibility_assessments
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
 
@@ -137,7 +137,7 @@ def test_the_reply_form_is_a_chinese_pdf_with_the_fields_of_the_scheme(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     _seed(sqlite_engine, assessment=_assessment("A1"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
     response = client.get("/v1/applications/A1/scheme.pdf")
 
@@ -188,7 +188,7 @@ def test_the_reply_form_is_a_chinese_pdf_with_the_fields_of_the_scheme(
 @pytest.mark.usefixtures("poppler", "frozen")
 def test_a_viewer_sees_the_name_masked_and_no_read_is_audited(sqlite_engine: Engine, tmp_path: Path) -> None:
     _seed(sqlite_engine, assessment=_assessment("A1"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
     text = _pdf_text(client.get("/v1/applications/A1/scheme.pdf").content, tmp_path)
 
@@ -202,7 +202,7 @@ def test_with_pii_read_the_full_name_is_shown_and_the_read_audited(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     _seed(sqlite_engine, assessment=_assessment("A1"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
 
     response = client.get(
         "/v1/applications/A1/scheme.pdf", headers=bearer("viewer", scopes=["pii:read"], sub="agent-7")
@@ -224,7 +224,7 @@ def test_with_pii_read_the_full_name_is_shown_and_the_read_audited(
 def test_without_an_assessment_or_an_application_the_answer_is_a_problem(sqlite_engine: Engine) -> None:
     _seed(sqlite_engine, "A2")
     _seed(sqlite_engine, "A3", assessment=_assessment("A3"))
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
     no_assessment = client.get("/v1/applications/A2/scheme.pdf")
     unknown = client.get("/v1/applications/NOPE/scheme.pdf")

@@ -20,12 +20,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from api.access import load_access_policy
-from api.app import create_app
 from api.credentials import CredentialsError, mint_token
 from api.security import served_routes
 from ground.settings import AuthSettings
 from ground.soap import parse_envelope
 from store.database import create_engine, create_schema
+from tests.support.app import hub_app
 from tests.support.auth import (
     INTEGRATOR_API_KEY,
     TEST_AUTH,
@@ -128,7 +128,7 @@ PATH_VALUES = {"parked_id": "1", "sha256": "0" * 64, "name": "ui.css"}
 def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('security')}/hub.db")
     create_schema(engine)
-    return create_app(engine, auth=TEST_AUTH)
+    return hub_app(engine, auth=TEST_AUTH)
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +338,7 @@ def test_an_unknown_scope_grants_nothing(client: TestClient) -> None:
 
 
 def test_without_a_configured_secret_no_token_is_accepted(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=AuthSettings()))
+    client = TestClient(hub_app(sqlite_engine, auth=AuthSettings()))
     assert client.get("/v1/applications", headers=bearer("admin")).status_code == 401
     assert client.get("/health").status_code == 200
 

@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.context import ApiContext, install_context
 from api.problems import install_problem_handlers
-from api.submissions import SubmissionProblem, submissions_router
+from api.submissions import SubmissionProblem
+from api.submissions import router as submissions_router
 from ground.settings import PROJECT_ROOT, SubmissionSettings
 from pipeline.decoded import DecodedEvent
 from store.database import utcnow
@@ -49,7 +51,8 @@ def client(sqlite_engine: Engine) -> TestClient:
 def _client(engine: Engine, limits: SubmissionSettings | None = None) -> TestClient:
     # With the hub's problem handlers, as the API serves it: they never echo the refused input back.
     app = FastAPI()
-    app.include_router(submissions_router(engine, limits=limits))
+    install_context(app, ApiContext(engine) if limits is None else ApiContext(engine, submissions=limits))
+    app.include_router(submissions_router)
     install_problem_handlers(app)
     return TestClient(app)
 
@@ -450,7 +453,8 @@ def test_accepting_a_rule_that_does_not_exist_is_refused_naming_the_field(client
 def test_without_rules_there_is_no_pre_review(sqlite_engine: Engine) -> None:
     _known(sqlite_engine)
     app = FastAPI()
-    app.include_router(submissions_router(sqlite_engine, rules=lambda: None))
+    install_context(app, ApiContext(sqlite_engine, consistency_rules=lambda: None))
+    app.include_router(submissions_router)
     install_problem_handlers(app)
     response = TestClient(app).post("/v1/applications", json={**EXISTING, "industry_code": "C1711"})
     assert response.status_code == 202

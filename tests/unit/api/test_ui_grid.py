@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from api.ui import labels
 from canonical_model.grid import SupplyAreaClass
 from feasibility.open_capacity import Availability, EquipmentKind, Grade, RatioPosition
 from forecast.alerts import raise_alert
 from ground import clock
 from ground.clock import FixedClock
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.feasibility.builders import (
     NOW,
@@ -36,7 +36,7 @@ def client(sqlite_engine: Engine) -> Iterator[TestClient]:
     with sqlite_engine.begin() as conn:
         store_one_transformer_grid(conn, transformer_kw=180.0, feeder_kw=2_700.0, area=SupplyAreaClass.B)
     with clock.use(FixedClock(NOW)):
-        yield TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+        yield TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
 
 def _rows(page: str) -> dict[str, dict[str, str]]:

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from adapters.marketing.breaker import CircuitState
-from api.app import create_app
 from api.metrics import HubMetrics, WatchedQueue
 from api.ui import labels
 from api.ui.health import age_text
@@ -26,6 +25,7 @@ from pipeline.operations import STATUSES, Action, Operations
 from store.audit import list_entries
 from store.operations import list_actions
 from store.parking import ParkedKind
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer, token
 
 from ..pipeline.parked_samples import (
@@ -58,7 +58,7 @@ def client(sqlite_engine: Engine, bus_url: str) -> TestClient:
         sqlite_engine, open_bus=lambda: open_bus(bus_url), ingestor=shipped_ingestor(sqlite_engine)
     )
     metrics = HubMetrics(sqlite_engine, operations.open_bus, WATCHED)
-    app = create_app(sqlite_engine, auth=TEST_AUTH, operations=operations, metrics=metrics)
+    app = hub_app(sqlite_engine, auth=TEST_AUTH, operations=operations, metrics=metrics)
     return TestClient(app, headers=OPERATOR)
 
 
@@ -217,7 +217,7 @@ def test_without_the_bus_the_page_says_so_and_shows_the_rest(sqlite_engine: Engi
         raise BusUnavailableError("connection refused")
 
     metrics = HubMetrics(sqlite_engine, no_bus, WATCHED)
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, metrics=metrics), headers=OPERATOR)
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, metrics=metrics), headers=OPERATOR)
     park_invalid_record(sqlite_engine)
     page = client.get("/ui/health")
     assert page.status_code == 200

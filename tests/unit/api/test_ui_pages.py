@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from ground.clock import frozen_at
 from ground.settings import PROJECT_ROOT
 from pipeline.decoded import DecodedEvent
 from store.audit import list_entries
 from store.schema import consistency_findings, stage_visits
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.unit.workflow.events import customer_event, track_stages
 from workflow.cases import CaseTracker
@@ -72,7 +72,7 @@ def engine(sqlite_engine: Engine) -> Iterator[Engine]:
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     with frozen_at(NOW):
-        yield TestClient(create_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
+        yield TestClient(hub_app(engine, auth=TEST_AUTH), headers=bearer("viewer"))
 
 
 def _figure(page: str, name: str) -> str:

@@ -16,13 +16,13 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from api.app import create_app
 from api.credentials import Caller
 from api.problems import ProblemError
 from api.security import SESSION_STATE
 from api.ui.dashboard import csrf_guard
 from api.ui.session import CSRF_HEADER, LOGIN_COOKIE, SESSION_COOKIE, Session, SessionError, SessionSeal
 from ground.clock import FixedClock, frozen_at
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, token
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ def hub_clock() -> Iterator[FixedClock]:
 
 @pytest.fixture
 def client(sqlite_engine: Engine, hub_clock: FixedClock) -> TestClient:
-    return TestClient(create_app(sqlite_engine, auth=TEST_AUTH))
+    return TestClient(hub_app(sqlite_engine, auth=TEST_AUTH))
 
 
 def _csrf(page: str) -> str:
@@ -74,7 +74,7 @@ def test_a_pasted_token_opens_a_session_whose_cookie_is_httponly_strict_and_ends
 
 
 def test_over_tls_the_session_cookie_is_secure(sqlite_engine: Engine, hub_clock: FixedClock) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), base_url="https://hub.example")
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH), base_url="https://hub.example")
     status, set_cookies = _log_in(client, token("viewer"))
     assert status == 303
     assert "secure" in _session_cookie(set_cookies).lower()

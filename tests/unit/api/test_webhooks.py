@@ -22,10 +22,12 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import Engine
 from werkzeug import Request, Response
 
-from api.app import create_app
+from api import webhooks
+from api.context import ApiContext, install_context
 from api.listing import encode_cursor
 from api.problems import install_problem_handlers
-from api.webhooks import WebhookCaller, webhooks_router
+from api.security import caller_can_read_pii
+from api.webhooks import WebhookCaller, principal_caller
 from ground import clock as hub_clock
 from ground.settings import WebhookSettings
 from store.database import utcnow
@@ -33,6 +35,7 @@ from subscriptions.feed import FeedPruner
 from subscriptions.settings import SubscriptionSettings
 from subscriptions.signing import SIGNATURE_HEADER, signature_header, verify
 from subscriptions.webhooks import WebhookDispatcher, backoff
+from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from tests.support.webhooks import PUBLIC_ADDRESS, ScriptedDns
 from tests.unit.api.test_events import IDENTITY_NUMBER, T0, append, customer_event, grid_event
@@ -119,14 +122,10 @@ def api(
     """The webhook routes as `caller` sees them (an admin sees every caller's subscriptions)."""
     app = FastAPI()
     install_problem_handlers(app)
-    router = webhooks_router(
-        engine,
-        can_read_pii=lambda: pii,
-        caller=lambda: WebhookCaller(caller, sees_all=admin),
-        settings=settings,
-        resolver=dns,
-    )
-    app.include_router(router)
+    install_context(app, ApiContext(engine, webhooks=settings, resolver=dns))
+    app.dependency_overrides[caller_can_read_pii] = lambda: pii
+    app.dependency_overrides[principal_caller] = lambda: WebhookCaller(caller, sees_all=admin)
+    app.include_router(webhooks.router)
     return TestClient(app)
 
 
@@ -518,7 +517,7 @@ def test_another_caller_cannot_reach_my_subscription_and_an_admin_can(
 
 
 def test_ownership_follows_the_authenticated_caller_of_the_whole_api(sqlite_engine: Engine) -> None:
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH, webhooks=WebhookSettings()))
+    client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, webhooks=WebhookSettings()))
     platform_a = bearer("integrator", sub="platform-a")
     platform_b = bearer("integrator", sub="platform-b")
     admin = bearer("admin", sub="ops")

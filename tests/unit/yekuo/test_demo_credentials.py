@@ -7,8 +7,8 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
 from ground.settings import Settings
+from tests.support.app import hub_app
 from yekuo.demo import demo_credentials
 
 
@@ -18,7 +18,7 @@ def test_the_demo_prints_the_dashboard_and_a_token_that_logs_in(sqlite_engine: E
     assert re.search(r"^  dashboard .*: http://127\.0\.0\.1:8123/ui/$", lines, re.MULTILINE), lines
     assert credentials.admin_token in lines
 
-    browser = TestClient(create_app(sqlite_engine, auth=settings.auth))
+    browser = TestClient(hub_app(sqlite_engine, auth=settings.auth))
     form = browser.get("/ui/login").text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
     assert csrf is not None

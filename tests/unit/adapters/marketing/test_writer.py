@@ -21,7 +21,8 @@ from adapters.marketing.breaker import CircuitBreaker, CircuitOpenError
 from adapters.marketing.client import CallPolicy
 from adapters.marketing.wiring import build_marketing
 from adapters.marketing.writer import MarketingWriter, WriterPolicy
-from api.submissions import submissions_router
+from api.context import ApiContext, install_context
+from api.submissions import router as submissions_router
 from ground.clock import FixedClock, frozen_at
 from ground.errors import ConfigError, SourceUnavailableError
 from ground.settings import MarketingSettings
@@ -167,7 +168,8 @@ def test_a_refused_submission_shows_as_failed_with_its_reason_where_the_platform
     sqlite_engine: Engine, world: MarketingWorld, clock: FixedClock
 ) -> None:
     app = FastAPI()
-    app.include_router(submissions_router(sqlite_engine))
+    install_context(app, ApiContext(sqlite_engine))
+    app.include_router(submissions_router)
     api = TestClient(app)
     request = {**ONLINE, "customer_no": world.all_applications()[0]["CONS_NO"]}
     first = api.post("/v1/applications", json=request).json()["tracking_id"]

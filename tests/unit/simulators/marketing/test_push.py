@@ -10,7 +10,7 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from api.marketing_push import PushContract, PushMappings
+from adapters.marketing.push import PushContract, PushMappings
 from ground.errors import SourceRejectedError, SourceUnavailableError
 from ground.soap import FaultCode, build_envelope, build_fault, parse_envelope
 from simulators.marketing.push import PUSH_NAMESPACE, Pusher, notification, send
