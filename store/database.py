@@ -22,6 +22,7 @@ it reads and writes through the query and command functions of the layers below.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -98,13 +100,27 @@ def _create_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            _use_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(
+        lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    ),
+    wait=tenacity.wait_random(0.01, 0.2),
+    stop=tenacity.stop_after_delay(60),
+    reraise=True,
+)
+def _use_wal(cursor: Any) -> None:
+    # Switching a new database into WAL needs a moment alone with it, and SQLite answers "locked" at once,
+    # without its busy wait, when another process is switching or building the schema at that moment.
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 class SchemaError(YekuoError):
