@@ -23,6 +23,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/yekuo check-config
 	$(BIN)/bandit -q -r ground pipeline yekuo canonical_model adapters mappings routes bus store workflow api simulators feasibility subscriptions forecast assistant -c pyproject.toml
 	$(BIN)/pip-audit --skip-editable --progress-spinner off

@@ -10,16 +10,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from canonical_model.envelope import CloudEvent
-from canonical_model.events import CASE_EVENTS, channel_of
-from canonical_model.events import CASE_STAGE_CHANGED as CASE_STAGE_CHANGED
 
 M = TypeVar("M", bound=BaseModel)
 
 # The hub's own events: decisions kept with the case, and notifications for other consumers.
 HUB_SOURCE = "/hub/workflow"
 HUB_SYSTEM = "hub"
-# The dashboard pages read the case events from here: their types, and their routing-key prefixes.
-ROUTING_KEYS = {event_type: channel_of(event_type).prefix for event_type in CASE_EVENTS}
 
 
 def system_of(source: str) -> str:

@@ -26,11 +26,11 @@ from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import render
 from canonical_model.application import CustomerClass
 from canonical_model.customer import Customer
+from canonical_model.events import CASE_EVENTS, CASE_STAGE_CHANGED
 from canonical_model.pii import mask_document
 from store.audit import record_pii_read
 from store.database import Connection
 from workflow.caselog import case_feed_of
-from workflow.events import CASE_STAGE_CHANGED, ROUTING_KEYS
 from workflow.findings import findings_of
 from workflow.queries import CaseFilter, get_case, get_customer, list_cases, stage_visits_of
 
@@ -143,6 +143,6 @@ def case_page(
             "findings": findings,
             "customer": customer,
             "unmasked": unmasked,
-            "live_events": list(ROUTING_KEYS),
+            "live_events": list(CASE_EVENTS),
         },
     )

@@ -26,10 +26,10 @@ from api.ui.context import Ui
 from api.ui.labels import CUSTOMER_CLASSES
 from api.ui.render import PageFrame, render
 from canonical_model.application import CustomerClass
+from canonical_model.events import CASE_EVENTS
 from store.database import Engine
 from workflow.analytics import VisitFilter, bottlenecks
 from workflow.config import WorkflowConfig
-from workflow.events import ROUTING_KEYS
 from workflow.process import Basis, ProcessFilter, process_figures
 from workflow.queries import open_cases_by_stage
 
@@ -179,7 +179,7 @@ def panel(api: ApiContext, frame: PageFrame, chosen: OverviewFilter) -> tuple[di
 @router.get("/ui/overview")
 def overview(request: Request, chosen: Filters, api: Context, ui: Ui) -> HTMLResponse:
     context, charts = panel(api, ui.frame, chosen)
-    extra = {"charts_data": charts, "classes": CUSTOMER_CLASSES, "live_events": list(ROUTING_KEYS)}
+    extra = {"charts_data": charts, "classes": CUSTOMER_CLASSES, "live_events": list(CASE_EVENTS)}
     return render(ui.env, request, "overview.html", {**context, **extra})
 
 

@@ -12,8 +12,8 @@ from api.applications import EndToEndStatus
 from api.ui import labels
 from canonical_model.application import BusinessType, CustomerClass
 from canonical_model.case import CaseOutcome, CaseStatus, TimelineKind
+from canonical_model.events import CASE_EVENTS
 from canonical_model.feasibility import RuleResult, Verdict
-from workflow.events import ROUTING_KEYS
 from workflow.process import ANY_CAUSE, REWORK_CAUSES, UNSPECIFIED
 
 ENUMS: list[tuple[Mapping[str, str], type[StrEnum]]] = [
@@ -35,7 +35,7 @@ def test_each_enum_has_a_chinese_name_for_every_value(table: Mapping[str, str], 
 def test_the_other_tables_cover_their_codes() -> None:
     assert set(labels.END_TO_END) == set(get_args(EndToEndStatus))
     assert set(labels.REWORK_CAUSES) == {*REWORK_CAUSES, UNSPECIFIED, ANY_CAUSE}
-    assert set(labels.EVENT_TYPES) == set(ROUTING_KEYS)
+    assert set(labels.EVENT_TYPES) == set(CASE_EVENTS)
 
 
 def test_an_unknown_code_is_shown_as_it_is_and_none_as_a_dash() -> None:
