@@ -98,7 +98,7 @@ COLLECTIONS: tuple[tuple[str, ParkedKind, str], ...] = (
 )
 
 
-def operator_service(context: Context) -> Operations:
+async def operator_service(context: Context) -> Operations:
     """The operator service of the app (a dependency)."""
     if context.operations is None:
         raise LookupError("the API context holds no operator service")

@@ -127,7 +127,7 @@ def create_app(
     reports = adapter_reports or {"marketing": MarketingStatus()}
     workflow_config = functools.cache(configured_workflow)
     progress = ProgressLookup(engine, settings.progress, stage_names=lambda: workflow_config().stages)
-    drop_folder = settings.dispatch
+    drop_folder = settings.drop_folder()
     uploads = dispatch_uploads or (DropFolderUploads(drop_folder) if drop_folder is not None else None)
     context = ApiContext(
         engine,

@@ -140,7 +140,7 @@ def reply_json(answer: AssistantAnswer) -> dict[str, Any]:
 router = APIRouter(prefix="/v1", tags=["assistant"])
 
 
-def customer_assistant(context: Context) -> Assistant:
+async def customer_assistant(context: Context) -> Assistant:
     """The assistant of the app (a dependency)."""
     if context.assistant is None:
         raise LookupError("the API context holds no assistant")

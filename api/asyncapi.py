@@ -61,7 +61,7 @@ class PublishedEvent:
 
 
 def route_events(routes: Iterable[Route]) -> list[PublishedEvent]:
-    """What the routes of the route table publish, described as the event catalogue describes their types."""
+    """What the routes of the route table publish: each described by its route, else by the catalogue."""
     events = []
     for route in routes:
         entry = lookup(route.event_type)
@@ -76,7 +76,8 @@ def route_events(routes: Iterable[Route]) -> list[PublishedEvent]:
                 exchange=route.exchange,
                 routing_key=route.routing_key.text,
                 schema_name=schema_name,
-                description=entry.description,
+                # A route's own description says what its records are; the catalogue's, what the type means.
+                description=route.description or entry.description,
                 producer=f"route {route.name} ({route.source_system}/{route.record_type})",
                 key_model=schema_name,
             )

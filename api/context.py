@@ -112,7 +112,7 @@ def install_context(app: FastAPI, context: ApiContext) -> None:
     app.state.api_context = context
 
 
-def api_context(request: Request) -> ApiContext:
+async def api_context(request: Request) -> ApiContext:
     """The context of the app serving the request (a dependency)."""
     context: ApiContext = request.app.state.api_context
     return context
@@ -121,15 +121,15 @@ def api_context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(api_context)]
 
 
-def _engine(context: Context) -> Engine:
+async def _engine(context: Context) -> Engine:
     return context.engine
 
 
-def _now(context: Context) -> datetime:
+async def _now(context: Context) -> datetime:
     return context.clock()
 
 
-def _calendar(context: Context) -> WorkingCalendar:
+async def _calendar(context: Context) -> WorkingCalendar:
     return context.calendar
 
 
@@ -139,11 +139,11 @@ def configured_feasibility_rules() -> FeasibilityConfig:
     return load_feasibility_config(Settings().config_dir)
 
 
-def _feasibility_rules(context: Context) -> FeasibilityConfig:
+async def _feasibility_rules(context: Context) -> FeasibilityConfig:
     return context.feasibility_rules or configured_feasibility_rules()
 
 
-def _workflow(context: Context) -> WorkflowConfig:
+async def _workflow(context: Context) -> WorkflowConfig:
     return context.workflow()
 
 

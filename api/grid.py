@@ -197,7 +197,7 @@ def open_capacity_cursor(last: tuple[EquipmentKind, str] | None) -> str | None:
 router = APIRouter(prefix="/v1/grid", tags=["grid"])
 
 
-def open_capacity_reader(context: Context) -> OpenCapacityReader:
+async def open_capacity_reader(context: Context) -> OpenCapacityReader:
     """The open capacity reader of the app (a dependency)."""
     if context.open_capacity is None:
         raise LookupError("the API context holds no open capacity reader")

@@ -167,7 +167,9 @@ def dispatch_uploads(context: Context) -> DropFolderUploads:
     """Where uploaded dispatch files go; 503 dispatch-not-configured without a drop folder."""
     if context.dispatch_uploads is None:
         raise problem_error(
-            "dispatch-not-configured", "the dispatch intake is not configured (YEKUO_DISPATCH__DROP_DIR)"
+            "dispatch-not-configured",
+            "the dispatch intake is not configured "
+            "(set YEKUO_DISPATCH__DROP_DIR or declare a dispatch_dropfolder source)",
         )
     return context.dispatch_uploads
 

@@ -89,7 +89,7 @@ ACCEPTED_EXAMPLE = (
 router = APIRouter(tags=["marketing push"])
 
 
-def push_receiver(context: Context) -> PushReceiver:
+async def push_receiver(context: Context) -> PushReceiver:
     """The push receiver of the app (a dependency)."""
     if context.marketing_push is None:
         raise LookupError("the API context holds no marketing push receiver")

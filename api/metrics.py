@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import Metric
 
 from bus.port import Bus
 from ground.errors import BusError, ConfigError
-from ground.metrics import CONTENT_TYPE, REGISTRY
+from ground.metrics import REGISTRY
 from ground.settings import ProcessSettings
 from pipeline.outbox import pending_backlog
 from store.database import Connection, DatabaseError, Engine, utcnow
@@ -36,7 +36,6 @@ from store.parking import parked_by_kind
 from workflow.process import ANY_CAUSE, ProcessFilter, Spread, findings, grouped_figures
 
 __all__ = [
-    "CONTENT_TYPE",
     "HubMetrics",
     "OutboxBacklog",
     "QueueDepth",

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.context import Context
-from api.metrics import CONTENT_TYPE
+from ground.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 

@@ -77,7 +77,7 @@ def progress_json(found: Progress) -> dict[str, Any]:
 router = APIRouter(prefix="/v1", tags=["progress"])
 
 
-def progress_lookup(context: Context) -> ProgressLookup:
+async def progress_lookup(context: Context) -> ProgressLookup:
     """The progress lookup of the app (a dependency)."""
     if context.progress is None:
         raise LookupError("the API context holds no progress lookup")

@@ -253,7 +253,7 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The caller of a guarded route (a dependency); a public route has none and must not ask."""
     principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
     if not isinstance(principal, Principal):
@@ -264,7 +264,7 @@ def current_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def caller_can_read_pii(request: Request) -> bool:
+async def caller_can_read_pii(request: Request) -> bool:
     """Whether the caller holds pii:read (a dependency); False on a public route."""
     principal = caller_of(request.scope)
     return principal is not None and principal.can(PII_READ)

@@ -74,7 +74,7 @@ class WebhookCaller:
     sees_all: bool  # an administrator: every owner's subscriptions
 
 
-def principal_caller(principal: CurrentPrincipal) -> WebhookCaller:
+async def principal_caller(principal: CurrentPrincipal) -> WebhookCaller:
     """The authenticated caller (a dependency): its own subscriptions, or all of them with webhooks:all."""
     return WebhookCaller(owner=principal.sub, sees_all=principal.can(WEBHOOKS_ALL))
 

@@ -43,11 +43,10 @@ from bus.rabbitmq import RabbitMQBus
 from ground.errors import BusUnavailableError, YekuoError
 from ground.settings import PROJECT_ROOT, Settings
 from pipeline.config import load_hub_config
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from store.database import create_engine, create_schema
 from workflow.config import load_workflow_config
 from yekuo.consumers import CONSUMERS
-from yekuo.hub import hub_topology
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BODY_BYTES = 1200
@@ -160,7 +159,7 @@ class Run:
     @property
     def topology(self) -> Topology:
         """The benchmark's exchange and consumer queues, shaped as the hub's."""
-        return hub_topology([BENCH_EXCHANGE], self.consumers)
+        return consumer_topology([BENCH_EXCHANGE], self.consumers)
 
     @property
     def workflow(self) -> ConsumerSpec:

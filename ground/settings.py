@@ -398,6 +398,17 @@ class Settings(BaseSettings):
             raise ValueError(f"sources: more than one entry named {', '.join(repeated)}")
         return self
 
+    def drop_folder(self) -> DispatchSettings | None:
+        """The settings of the declared dispatch source (its drop folder), if one is declared."""
+        return next(
+            (
+                DispatchSettings.model_validate(entry.settings)
+                for entry in self.declared_sources()
+                if entry.kind == DISPATCH_DROPFOLDER
+            ),
+            None,
+        )
+
     def declared_sources(self) -> list[SourceSettings]:
         """The legacy systems to read: the sources list, or the entries the per-system settings make.
 

@@ -109,10 +109,13 @@ def _create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def _locked(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, sa.exc.OperationalError) else exc
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+
+
 @tenacity.retry(
-    retry=tenacity.retry_if_exception(
-        lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-    ),
+    retry=tenacity.retry_if_exception(_locked),
     wait=tenacity.wait_random(0.01, 0.2),
     stop=tenacity.stop_after_delay(60),
     reraise=True,
@@ -121,6 +124,18 @@ def _use_wal(cursor: Any) -> None:
     # Switching a new database into WAL needs a moment alone with it, and SQLite answers "locked" at once,
     # without its busy wait, when another process is switching or building the schema at that moment.
     cursor.execute("PRAGMA journal_mode=WAL")
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_locked),
+    wait=tenacity.wait_random(0.1, 1.0),
+    stop=tenacity.stop_after_delay(_LOCK_WAIT_S),
+    reraise=True,
+)
+def _begin_exclusive(conn: Connection) -> None:
+    # The busy timeout gives up after 30 s; another process's upgrade may take longer, and this one waits
+    # for it as long as the other databases' schema locks wait.
+    conn.exec_driver_sql("BEGIN EXCLUSIVE")
 
 
 class SchemaError(YekuoError):
@@ -214,7 +229,7 @@ def _schema_lock(engine: Engine) -> Iterator[Connection]:
             # autocommit mode it leaves BEGIN to us, and an exclusive transaction keeps a second process
             # waiting (busy_timeout) until this one commits.
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+            _begin_exclusive(conn)
             try:
                 yield conn
             except BaseException:

@@ -21,7 +21,7 @@ import tenacity
 from sqlalchemy.engine import Engine
 
 from bus import open_bus
-from bus.port import Bus, Topology
+from bus.port import Bus
 from bus.retry import RetryPolicy
 from ground.errors import BusError, SourceUnavailableError
 from ground.logs import redact
@@ -51,13 +51,6 @@ log = logging.getLogger(__name__)
 TRANSIENT = (SourceUnavailableError, BusError)
 # The pause of a loop that found nothing, by the loop's kind (the part of its name before ':').
 _IDLE_S = {"drain": 1.0, "write": 1.0}
-
-
-def hub_topology(
-    exchanges: Sequence[str], consumers: Sequence[ConsumerSpec] = CONSUMERS, retry: RetryPolicy | None = None
-) -> Topology:
-    """The topology of the hub's consumers (default: its consumer table) on the event exchanges."""
-    return consumer_topology(exchanges, consumers, retry)
 
 
 class Hub:
@@ -105,7 +98,7 @@ class Hub:
         create_schema(self.engine)
         bus = open_bus(self.settings.bus_url, self.settings.bus_namespace)
         try:
-            bus.declare(hub_topology(self.event_exchanges, self.consumers, self.retry))
+            bus.declare(consumer_topology(self.event_exchanges, self.consumers, self.retry))
         finally:
             bus.close()
 

@@ -19,7 +19,7 @@ from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
 from ground.errors import ConfigError
-from ground.settings import DISPATCH_DROPFOLDER, DispatchSettings, Settings
+from ground.settings import Settings
 from ground.webserver import BackgroundServer
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
@@ -42,14 +42,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
     metrics = HubMetrics(hub.engine, operations.open_bus, watched_queues(hub.consumers))
     reports = {"marketing": marketing.status(lambda: hub.health)} if marketing is not None else None
     # Uploads go into the drop folder the declared dispatch source reads, however it was declared.
-    dispatch = next(
-        (
-            DispatchSettings.model_validate(entry.settings)
-            for entry in hub.settings.declared_sources()
-            if entry.kind == DISPATCH_DROPFOLDER
-        ),
-        None,
-    )
+    dispatch = hub.settings.drop_folder()
     uploads = DropFolderUploads(dispatch) if dispatch is not None else None
     wake = functools.partial(hub.wake, f"poll:{marketing.source.name}") if marketing is not None else None
     return create_app(

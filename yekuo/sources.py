@@ -40,16 +40,21 @@ class SourceFactory(Protocol):
 
 @dataclass(frozen=True)
 class AdapterKind:
-    """An adapter kind: the model an entry's settings must satisfy, and the factory that builds it."""
+    """An adapter kind: the model an entry's settings must satisfy, and the factory that builds it.
+
+    single: at most one entry of the kind per hub, because its adapter keeps state under its system's name
+    (the marketing push inbox and writer; the dispatch feed's loop and file log).
+    """
 
     settings: type[pydantic.BaseModel]
     build: SourceFactory
+    single: bool = False
 
 
 SOURCE_KINDS: Mapping[str, AdapterKind] = {
-    MARKETING_SOAP: AdapterKind(MarketingSettings, marketing_parts),
+    MARKETING_SOAP: AdapterKind(MarketingSettings, marketing_parts, single=True),
     PMS_DB: AdapterKind(PmsSettings, pms_parts),
-    DISPATCH_DROPFOLDER: AdapterKind(DispatchSettings, dispatch_parts),
+    DISPATCH_DROPFOLDER: AdapterKind(DispatchSettings, dispatch_parts, single=True),
 }
 
 
@@ -58,6 +63,7 @@ def source_problems(
 ) -> list[str]:
     """What is wrong with the declared sources, one line each naming the entry; empty when nothing is."""
     problems = []
+    seen: set[str] = set()
     for index, entry in enumerate(entries):
         where = f"sources[{index}] ({entry.name})"
         kind = kinds.get(entry.kind)
@@ -65,6 +71,9 @@ def source_problems(
             known = ", ".join(sorted(kinds))
             problems.append(f"{where}: unknown adapter kind {entry.kind!r}; known kinds: {known}")
             continue
+        if kind.single and entry.kind in seen:
+            problems.append(f"{where}: a hub reads one {entry.kind} source; this is a second one")
+        seen.add(entry.kind)
         try:
             kind.settings.model_validate(entry.settings)
         except pydantic.ValidationError as exc:

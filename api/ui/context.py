@@ -40,7 +40,7 @@ def install_ui_context(app: FastAPI, context: UiContext) -> None:
     app.state.ui_context = context
 
 
-def ui_context(request: Request) -> UiContext:
+async def ui_context(request: Request) -> UiContext:
     """The UI context of the app serving the request (a dependency)."""
     context: UiContext = request.app.state.ui_context
     return context

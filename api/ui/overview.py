@@ -58,7 +58,7 @@ class OverviewFilter:
         return {name: value for name, value in values.items() if value}
 
 
-def overview_filter(
+async def overview_filter(
     unit: Annotated[str | None, Query(max_length=32, description="only this supply unit")] = None,
     customer_class: Annotated[CustomerClass | None, Query(description="only this customer class")] = None,
     period_from: Annotated[date | None, Query(alias="from", description="period start, inclusive")] = None,

@@ -48,6 +48,7 @@ from ground.settings import (
     MarketingSettings,
     PmsSettings,
     Settings,
+    SourceSettings,
 )
 from pipeline.config import HubConfig, load_hub_config
 from pipeline.consumers import ConsumerSpec, consumer_topology
@@ -292,6 +293,7 @@ class _Run:
             today = _local_today()
             for offset in range(scale.load_days, 0, -1):
                 writer.write_day(today - timedelta(days=offset - 1))
+            drop = DispatchSettings(drop_dir=drop_dir, stable_s=0.2, scan_interval_s=0.1)
             settings = Settings(
                 bus_url=options.bus_url or f"memory://scenario-{uuid.uuid4()}",
                 db_url=options.db_url or f"sqlite:///{work / 'hub.db'}",
@@ -306,14 +308,14 @@ class _Run:
                 ),
                 pms=PmsSettings(db_url=str(pms_engine.url), overlap_s=5.0),
                 delivery=DeliverySettings(retry_delays_ms=[200, 500, 1000]),
-                dispatch=DispatchSettings(drop_dir=drop_dir, stable_s=0.2, scan_interval_s=0.1),
+                dispatch=drop,
             )
             hub_engine = create_engine(settings.db_url)
             # Counts must speak of this run only.
             drop_schema(hub_engine)
             create_schema(hub_engine)
             marketing = build_marketing(settings.marketing, hub_engine)
-            hub = _hub(build_hub, settings, hub_engine, marketing)
+            hub = _hub(build_hub, settings, hub_engine, marketing, drop)
             history = (
                 plan_history(scenario.history, ordered[:earlier], start, scenario.seed, WorkingCalendar())
                 if scenario.history is not None
@@ -688,15 +690,20 @@ def _lives_summary(history: HistoryPlan) -> str:
 
 
 def _hub(
-    build_hub: HubFactory, settings: Settings, engine: Engine, marketing: MarketingAdapter
+    build_hub: HubFactory,
+    settings: Settings,
+    engine: Engine,
+    marketing: MarketingAdapter,
+    drop: DispatchSettings,
 ) -> RunningHub:
     config = load_hub_config(settings.config_dir)
-    # The dispatch feed as its entry declares it (the runner keeps its own handle on the marketing adapter).
-    dispatch = [entry for entry in settings.declared_sources() if entry.kind == DISPATCH_DROPFOLDER]
+    # The run's own three sources, never what YEKUO_SOURCES declares for the machine's real hub (the runner
+    # keeps its own handle on the marketing adapter).
+    dispatch = SourceSettings(name="dispatch", kind=DISPATCH_DROPFOLDER, settings=drop.model_dump())
     sources: list[PollingSource | SourceParts] = [
         marketing.source,
         PmsSource(config.routes, state_engine=engine, settings=settings.pms),
-        *(dispatch_parts(entry, engine, config.routes) for entry in dispatch),
+        dispatch_parts(dispatch, engine, config.routes),
     ]
     hub = build_hub(settings, sources=sources, engine=engine, config=config)
     hub.prepare()

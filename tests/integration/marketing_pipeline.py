@@ -25,11 +25,11 @@ from ground.errors import SourceRejectedError, SourceUnavailableError
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
 from pipeline.consumer import InboxConsumer
+from pipeline.consumers import consumer_topology
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay
 from store.schema import case_events, cases, outbox, parked, timeline
 from yekuo.consumers import CONSUMERS
-from yekuo.hub import hub_topology
 
 # Retries without waiting, and a breaker that stays closed unless a test asks for one.
 FAST = CallPolicy(attempts=3, initial_backoff_s=0, max_backoff_s=0, jitter_s=0)
@@ -74,7 +74,7 @@ class MarketingPipeline:
         specs = [spec for spec in CONSUMERS if spec.name in consumers]
         exchanges = sorted({route.exchange for route in config.routes})
         declaring = open_bus(bus_url)
-        declaring.declare(hub_topology(exchanges, specs))
+        declaring.declare(consumer_topology(exchanges, specs))
         declaring.close()
         self.relay = OutboxRelay(engine, open_bus(bus_url))
         self.consumers = [

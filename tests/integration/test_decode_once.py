@@ -89,7 +89,9 @@ def test_an_application_is_validated_once_on_the_way_in_and_decoded_once_per_con
         assert validations.count == 1 + len(READERS)
 
     assert case_numbers(sqlite_engine) == [row["APP_NO"]]
-    client = TestClient(create_app(sqlite_engine, auth=TEST_AUTH), headers=bearer("viewer"))
+    client = TestClient(
+        create_app(sqlite_engine, auth=TEST_AUTH, consumers=CONSUMERS), headers=bearer("viewer")
+    )
     detail = client.get(f"/v1/applications/{row['APP_NO']}").json()
     assert detail["application"]["requested_capacity_kva"] == float(row["APPLY_CAP"])
     assert validations.count == 1 + len(READERS), "the API serves the stored document as it is"

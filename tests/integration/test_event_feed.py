@@ -32,6 +32,7 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from ground.settings import PROJECT_ROOT, Settings, WebhookSettings
 from pipeline.consumer import InboxConsumer
+from pipeline.consumers import consumer_topology
 from pipeline.outbox import stage_event
 from pipeline.records import EventDraft
 from simulators.marketing.seed import generate_world
@@ -55,7 +56,7 @@ from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
 from tests.integration.marketing_pipeline import fast_client, marketing_pipeline
 from tests.unit.api.test_events import customer_event, grid_event
 from yekuo.consumers import EVENT_FEED
-from yekuo.hub import Hub, hub_topology
+from yekuo.hub import Hub
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 # pytest-httpserver listens on localhost, which webhook deliveries may reach only when allowed.
@@ -203,7 +204,7 @@ def test_the_feed_queue_on_rabbitmq_takes_every_canonical_routing_key(
     rabbitmq_url: str, sqlite_engine: Engine
 ) -> None:
     bus = open_bus(rabbitmq_url)
-    topology = hub_topology(["yekuo.events"], [EVENT_FEED])
+    topology = consumer_topology(["yekuo.events"], [EVENT_FEED])
     try:
         bus.declare(topology)
         bus.purge(EVENT_FEED.queue)

@@ -19,14 +19,13 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from pipeline.config import HubConfig
 from pipeline.consumer import InboxConsumer
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.ingest import Ingestor
 from pipeline.outbox import OutboxRelay
 from pipeline.records import PollingSource
 from store.checkpoints import load_checkpoint
 from store.schema import outbox
 from yekuo.consumers import CONSUMERS
-from yekuo.hub import hub_topology
 
 GRID_CONSUMER: ConsumerSpec = next(spec for spec in CONSUMERS if spec.name == "grid")
 # The grid consumer announces what it stored to the feasibility checks; their queue takes those notices
@@ -43,7 +42,7 @@ class Pipeline:
         self.ingestor = Ingestor(engine, config.router)
         exchanges = sorted({route.exchange for route in config.routes})
         declaring = open_bus(bus_url)
-        declaring.declare(hub_topology(exchanges, [GRID_CONSUMER, FEASIBILITY_CONSUMER]))
+        declaring.declare(consumer_topology(exchanges, [GRID_CONSUMER, FEASIBILITY_CONSUMER]))
         declaring.close()
         self.relay = OutboxRelay(engine, open_bus(bus_url))
         self.consumer = InboxConsumer(

@@ -259,9 +259,10 @@ def test_adding_a_route_adds_its_channel(
     channel = after["channels"]["yekuo.events.application.withdrawn.business_type"]
     assert channel["address"] == "application.withdrawn.{business_type}"
     assert "cn.yekuo.application.withdrawn.v1" in after["components"]["messages"]
+    # The route's own description, which says where its records come from, before the catalogue's.
     assert (
         after["components"]["messages"]["cn.yekuo.application.withdrawn.v1"]["summary"]
-        == WITHDRAWN.description
+        == "an application was withdrawn in the marketing system"
     )
     # The workflow consumer binds application.#, so it is documented as receiving the new channel.
     assert "workflow.receive.yekuo.events.application.withdrawn.business_type" in after["operations"]

@@ -25,13 +25,13 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from canonical_model.envelope import CloudEvent
 from pipeline.consumer import InboxConsumer
+from pipeline.consumers import consumer_topology
 from pipeline.decoded import DecodedEvent
 from store.event_feed import FeedEntry, event_feed, last_feed_id, read_feed
 from store.schema import inbox
 from subscriptions.feed import FeedPruner, feed_topics, public_event, record_feed_event
 from subscriptions.settings import SubscriptionSettings
 from yekuo.consumers import CONSUMERS, EVENT_FEED
-from yekuo.hub import hub_topology
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 IDENTITY_NUMBER = "110101199003071234"
@@ -146,7 +146,7 @@ def test_every_bus_event_reaches_the_feed_once_through_the_inbox(engine: Engine)
     url = unique_url()
     bus = open_bus(url)
     try:
-        bus.declare(hub_topology(["yekuo.events"], [EVENT_FEED]))
+        bus.declare(consumer_topology(["yekuo.events"], [EVENT_FEED]))
         events = [customer_event(1), grid_event(2), customer_event(3)]
         keys = ["customer.changed.residential", "grid.feeder.changed", "customer.changed.residential"]
         messages = [

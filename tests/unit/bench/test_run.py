@@ -9,8 +9,8 @@ import pytest
 from bench.env import BENCH_EXCHANGE, BENCH_SCHEMA, BenchEnv, Progress
 from bench.run import FULL, QUICK, SECTIONS, bench_consumers, parse_args
 from ground.errors import ConfigError
+from pipeline.consumers import consumer_topology
 from yekuo.consumers import CONSUMERS
-from yekuo.hub import hub_topology
 
 
 def test_only_takes_known_sections() -> None:
@@ -44,8 +44,8 @@ def test_quick_is_the_same_run_with_smaller_sizes() -> None:
 def test_benchmark_queues_and_exchanges_are_its_own() -> None:
     consumers = bench_consumers()
     assert [spec.handler for spec in consumers] == [spec.handler for spec in CONSUMERS]
-    hub_queues = {queue.name for queue in hub_topology(["yekuo.events"]).queues}
-    bench = hub_topology([BENCH_EXCHANGE], consumers)
+    hub_queues = {queue.name for queue in consumer_topology(["yekuo.events"], CONSUMERS).queues}
+    bench = consumer_topology([BENCH_EXCHANGE], consumers)
     assert {queue.name for queue in bench.queues}.isdisjoint(hub_queues)
     assert all(queue.name.startswith("yekuo.bench.") for queue in bench.queues)
     assert "yekuo.events" not in {binding.exchange for queue in bench.queues for binding in queue.bindings}

@@ -15,9 +15,9 @@ from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.retry import RetryPolicy, next_hop
 from ground.errors import ConfigError
 from ground.settings import Settings
+from pipeline.consumers import consumer_topology
 from tests.conftest import RABBITMQ_URL, require_service
 from yekuo.consumers import CONSUMERS
-from yekuo.hub import hub_topology
 
 WORKFLOW = next(spec for spec in CONSUMERS if spec.name == "workflow")
 POLICY = RetryPolicy(delays_ms=(20,))
@@ -28,7 +28,7 @@ def url() -> Iterator[str]:
     shared = unique_url("namespaces")
     for namespace in ("staging", "production"):
         bus = open_bus(shared, namespace)
-        bus.declare(hub_topology(["yekuo.events"], retry=POLICY))
+        bus.declare(consumer_topology(["yekuo.events"], CONSUMERS, POLICY))
         bus.close()
     yield shared
     discard_broker(shared)

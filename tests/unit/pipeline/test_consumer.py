@@ -17,7 +17,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
 from pipeline.consumer import InboxConsumer
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.decoded import DecodedEvent
 from store.event_feed import read_feed
 from store.grid import grid_state
@@ -27,7 +27,6 @@ from subscriptions.feed import record_feed_event
 from workflow.cases import handle_event
 from workflow.grid import handle_grid_event
 from workflow.queries import count_cases, get_case
-from yekuo.hub import hub_topology
 
 from ..workflow.events import application_event
 from ..workflow.test_grid import changed, transformer
@@ -40,7 +39,7 @@ SPEC = ConsumerSpec("workflow", ("application.#", "customer.#"), handle_event)
 def bus_url() -> Iterator[str]:
     url = unique_url("consumer")
     bus = open_bus(url)
-    bus.declare(hub_topology([EXCHANGE], [SPEC]))
+    bus.declare(consumer_topology([EXCHANGE], [SPEC]))
     bus.close()
     yield url
     discard_broker(url)
@@ -142,7 +141,7 @@ def test_a_poison_message_is_retried_with_delays_then_parked_while_others_flow(
 
     policy = RetryPolicy(delays_ms=(30, 60))
     bus = open_bus(bus_url)
-    bus.declare(hub_topology([EXCHANGE], [SPEC], policy))
+    bus.declare(consumer_topology([EXCHANGE], [SPEC], policy))
     _publish(bus, application_event("A1"), application_event("POISON"), application_event("A3"))
     consumer = InboxConsumer(
         sqlite_engine, bus, queue=SPEC.queue, name=SPEC.name, handler=fragile, retry=policy
@@ -216,7 +215,7 @@ def test_data_its_type_s_model_refuses_fails_the_handler_and_is_parked_after_its
 ) -> None:
     policy = RetryPolicy(delays_ms=(30,))
     bus = open_bus(bus_url)
-    bus.declare(hub_topology([EXCHANGE], [SPEC], policy))
+    bus.declare(consumer_topology([EXCHANGE], [SPEC], policy))
     bad = application_event("BAD", customer_class="medium_voltage")
     _publish(bus, application_event("A1"), bad)
     consumer = InboxConsumer(

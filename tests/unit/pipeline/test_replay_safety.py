@@ -13,14 +13,13 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Message
 from bus.retry import RetryPolicy
 from pipeline.consumer import InboxConsumer
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.decoded import DecodedEvent
 from pipeline.drainer import ParkingDrainer
 from pipeline.operations import Operations
 from store.parking import list_parked, park
 from workflow.cases import handle_event
 from workflow.queries import get_case
-from yekuo.hub import hub_topology
 
 from ..workflow.events import application_event
 
@@ -33,7 +32,7 @@ POLICY = RetryPolicy(delays_ms=(20,))
 def bus_url() -> Iterator[str]:
     url = unique_url("replay")
     bus = open_bus(url)
-    bus.declare(hub_topology([EXCHANGE], [SPEC], POLICY))
+    bus.declare(consumer_topology([EXCHANGE], [SPEC], POLICY))
     bus.close()
     yield url
     discard_broker(url)

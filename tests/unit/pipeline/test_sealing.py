@@ -15,7 +15,7 @@ from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Message, QueueSpec, Topology
 from canonical_model.registry import SCHEMA_DIR, schema_uri
 from pipeline.consumer import InboxConsumer
-from pipeline.consumers import ConsumerSpec
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.outbox import OutboxRelay, stage_event
 from pipeline.records import EventDraft
 from pipeline.sealing import SealedFieldError, decode_event, field_binding, open_event_data, seal_event_data
@@ -24,7 +24,6 @@ from store.parking import list_parked
 from tests.unit.workflow.events import customer_event
 from workflow.cases import handle_event
 from workflow.queries import get_customer
-from yekuo.hub import hub_topology
 
 CUSTOMER = schema_uri("customer.v1")
 EXCHANGE = "yekuo.events"
@@ -96,7 +95,7 @@ def _consumer(engine: Engine, bus_url: str) -> InboxConsumer:
 def bus_url() -> Iterator[str]:
     url = unique_url("sealing")
     bus = open_bus(url)
-    bus.declare(hub_topology([EXCHANGE], [SPEC]))
+    bus.declare(consumer_topology([EXCHANGE], [SPEC]))
     bus.declare(Topology(queues=(QueueSpec("sealing.tap", (Binding(EXCHANGE, "#"),)),)))
     bus.close()
     yield url
