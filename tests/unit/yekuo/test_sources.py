@@ -90,6 +90,36 @@ def test_two_entries_of_one_name_are_refused() -> None:
         Settings(sources=twice)
 
 
+def test_two_pms_databases_keep_their_own_checkpoints_and_loops(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    entries = [
+        SourceSettings(name=name, kind="pms_db", settings={"db_url": f"sqlite:///{tmp_path / name}.db"})
+        for name in ("pms_north", "pms_south")
+    ]
+    assert source_problems(entries) == []
+    north, south = build_sources(entries, sqlite_engine, load_hub_config(PROJECT_ROOT).routes)
+    # The source's name is its checkpoint key and the hub's loop name.
+    assert [parts.name for parts in (north, south)] == ["pms_north", "pms_south"]
+    assert north.poll is not None and south.poll is not None
+    assert (north.poll.name, south.poll.name) == ("pms_north", "pms_south")
+    north.poll.close()
+    south.poll.close()
+
+
+def test_a_second_marketing_or_dispatch_source_is_refused(tmp_path: Path) -> None:
+    entries = [
+        SourceSettings(name="marketing", kind="marketing_soap"),
+        SourceSettings(name="marketing_b", kind="marketing_soap"),
+        SourceSettings(name="drop_a", kind="dispatch_dropfolder", settings={"drop_dir": str(tmp_path / "a")}),
+        SourceSettings(name="drop_b", kind="dispatch_dropfolder", settings={"drop_dir": str(tmp_path / "b")}),
+    ]
+    assert source_problems(entries) == [
+        "sources[1] (marketing_b): a hub reads one marketing_soap source; this is a second one",
+        "sources[3] (drop_b): a hub reads one dispatch_dropfolder source; this is a second one",
+    ]
+
+
 def test_a_bad_entry_is_named_with_what_is_wrong(sqlite_engine: Engine) -> None:
     entries = [
         SourceSettings(name="marketing", kind="marketing_soap"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -27,13 +29,27 @@ SCENARIO = Scenario(
 )
 
 
-def test_the_replayed_history_loses_no_intermediate_status(tmp_path: Path) -> None:
-    result = run_scenario(SCENARIO, Hub, RunOptions(work_dir=tmp_path), say=lambda _line: None)
+def test_the_replayed_history_loses_no_intermediate_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine's own hub declares a real drop folder: a run must read only the folder it writes.
+    real_drop = tmp_path / "real-drop"
+    (real_drop / "incoming").mkdir(parents=True)
+    (real_drop / "incoming" / "plant.csv").write_text("not for the scenario\n", encoding="utf-8")
+    monkeypatch.setenv(
+        "YEKUO_SOURCES",
+        json.dumps(
+            [{"name": "plant", "kind": "dispatch_dropfolder", "settings": {"drop_dir": str(real_drop)}}]
+        ),
+    )
+    result = run_scenario(SCENARIO, Hub, RunOptions(work_dir=tmp_path / "run"), say=lambda _line: None)
     assert result.passed, [check for check in result.checks if not check.passed] or result.notes
+    assert [path.name for path in real_drop.rglob("*") if path.is_file()] == ["plant.csv"]
+    assert (real_drop / "incoming" / "plant.csv").exists()
     codes = load_code_tables(PROJECT_ROOT / "mappings" / "codes", root=PROJECT_ROOT)
     stage_of = next(table for table in codes if table.name == "marketing/status_code").codes
     causes = next(table for table in codes if table.name == "marketing/return_reason_code").codes
-    engine = create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'run' / 'hub.db'}")
     try:
         with engine.connect() as conn:
             visits = conn.execute(
