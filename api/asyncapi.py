@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter
 
+from bus.factory import node_urls
 from bus.namespace import broker_name
 from canonical_model.events import CATALOGUE, lookup
 from canonical_model.registry import MODELS, SCHEMA_URI_PREFIX, build_all, schema_name_of, schema_uri
@@ -117,7 +118,9 @@ def build_asyncapi(
     messages: dict[str, dict[str, Any]] = {}
     producers: dict[str, list[str]] = {}
     addresses: dict[str, str] = {}
-    vhost = _vhost(broker_url)
+    # The nodes of a cluster share their vhost, so the first node's is every node's.
+    nodes = node_urls(broker_url)
+    vhost = _vhost(nodes[0])
     for event in events:
         channel_id = _key(f"{event.exchange}.{event.routing_key}")
         channel = channels.setdefault(channel_id, _channel(event, schemas, vhost, namespace))
@@ -180,9 +183,11 @@ def build_asyncapi(
             "messages": messages,
         },
     }
-    server = broker_server(broker_url)
-    if server is not None:
-        document["servers"] = {"broker": server}
+    servers = [server for server in map(broker_server, nodes) if server is not None]
+    if len(servers) == 1:
+        document["servers"] = {"broker": servers[0]}
+    elif servers:
+        document["servers"] = {f"broker-{number}": server for number, server in enumerate(servers, 1)}
     return document
 
 

@@ -44,7 +44,7 @@ from pika import exceptions as pika_exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from bus.codec import check_fetch_size, check_message, check_topology, normalize_value, unroutable_text
-from bus.factory import redact_url
+from bus.factory import node_urls, redact_url
 from bus.port import Delivery, Message, Topology
 from ground.errors import (
     BusError,
@@ -247,7 +247,11 @@ class RabbitMQBus:
         publish_timeout_s: float = 30.0,
         confirm_window: int = 1000,
     ) -> None:
-        """Connect at once (BusUnavailableError if the broker cannot be reached; no retry here).
+        """Connect at once (BusUnavailableError if no broker can be reached; no retry here).
+
+        url may name several nodes of one cluster, comma-separated (amqp://…@node1/,amqp://…@node2/): the
+        connection goes to the first that answers, in that order, so a bus opened again after its node
+        died finds a live one.
 
         publish_timeout_s bounds one publish() call, including time spent waiting while the broker
         blocks the connection; blocked_timeout_s is pika's blocked_connection_timeout, after which it
@@ -258,7 +262,10 @@ class RabbitMQBus:
         self.url = redact_url(url)
         self._publish_timeout_s = publish_timeout_s
         self._confirm_window = confirm_window
-        parameters = self._parameters(url, connect_timeout_s, heartbeat_s, blocked_timeout_s)
+        parameters = [
+            self._parameters(node, connect_timeout_s, heartbeat_s, blocked_timeout_s)
+            for node in node_urls(url)
+        ]
         try:
             self._connection = pika.BlockingConnection(parameters)
         except (pika_exceptions.AMQPError, OSError) as exc:
@@ -277,13 +284,14 @@ class RabbitMQBus:
         self._last_tag = 0
         self._unacked: dict[int, _Held] = {}
 
+    @staticmethod
     def _parameters(
-        self, url: str, connect_timeout_s: float, heartbeat_s: int, blocked_timeout_s: float
+        url: str, connect_timeout_s: float, heartbeat_s: int, blocked_timeout_s: float
     ) -> pika.URLParameters:
         try:
             parameters = pika.URLParameters(url)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"bad AMQP URL {self.url!r}: {exc}") from exc
+            raise ConfigError(f"bad AMQP URL {redact_url(url)!r}: {exc}") from exc
         # Options given in the URL's query string win over these defaults.
         given = parse_qs(urlsplit(url).query)
         defaults: dict[str, Any] = {

@@ -281,6 +281,20 @@ def test_the_server_is_the_broker_without_credentials() -> None:
     assert "secret" not in json.dumps(generated())
 
 
+def test_each_node_of_a_cluster_is_a_server(spec_validator: jsonschema.protocols.Validator) -> None:
+    nodes = f"{BROKER},amqp://hub:secret@broker-2.example:5673/utility"
+    config = load_hub_config(PROJECT_ROOT)
+    document = document_for(config.routes, exchange="yekuo.events", broker_url=nodes, consumers=CONSUMERS)
+    servers = document["servers"]
+    assert {name: server["host"] for name, server in servers.items()} == {
+        "broker-1": "broker.example:5672",
+        "broker-2": "broker-2.example:5673",
+    }
+    assert {server["pathname"] for server in servers.values()} == {"/utility"}
+    assert "secret" not in json.dumps(document)
+    assert spec_validator.is_valid(document)
+
+
 @pytest.mark.parametrize(
     ("pattern", "template", "matches"),
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus import open_bus
-from bus.factory import redact_url
+from bus.factory import node_urls, redact_url
 from bus.memory import MemoryBus, discard_broker
 from ground.errors import BusUnavailableError, ConfigError
 
@@ -49,7 +49,32 @@ def test_bad_amqp_options_are_a_config_error() -> None:
         ("amqp://user:pw@[::1]/vhost?heartbeat=5", "amqp://user:***@[::1]/vhost?heartbeat=5"),
         ("amqp://127.0.0.1/", "amqp://127.0.0.1/"),
         ("amqp://u:pw@host:notaport/", "amqp://u:***@host:?/"),
+        (
+            "amqp://u:pw@node1:5672/,amqp://u:pw@node2:5673/?heartbeat=5",
+            "amqp://u:***@node1:5672/,amqp://u:***@node2:5673/?heartbeat=5",
+        ),
     ],
 )
 def test_redact_url(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
+
+
+def test_a_node_list_is_split_at_each_url_and_not_inside_one() -> None:
+    assert node_urls("amqp://a:5672/, amqp://b:5673/x?opt=1,2") == [
+        "amqp://a:5672/",
+        "amqp://b:5673/x?opt=1,2",
+    ]
+    assert node_urls("amqp://a/") == ["amqp://a/"]
+
+
+def test_a_node_list_takes_amqp_urls_only() -> None:
+    with pytest.raises(ConfigError, match="unsupported bus URL scheme 'memory'") as raised:
+        open_bus("amqp://guest:s3cret@127.0.0.1:1/,memory://")
+    assert "s3cret" not in str(raised.value)
+
+
+def test_when_no_node_of_a_list_answers_the_bus_is_unavailable_without_passwords() -> None:
+    with pytest.raises(BusUnavailableError, match="cannot connect") as raised:
+        open_bus("amqp://guest:s3cret@127.0.0.1:1/,amqp://guest:s3cret@127.0.0.1:2/")
+    assert "s3cret" not in str(raised.value)
+    assert "127.0.0.1:1" in str(raised.value) and "127.0.0.1:2" in str(raised.value)

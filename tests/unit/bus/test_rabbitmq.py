@@ -112,6 +112,29 @@ def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> 
     proxy.close()
 
 
+def test_a_bus_opened_again_after_its_node_died_connects_to_a_live_node(names: list[str]) -> None:
+    # Two relays to the one broker stand for two nodes of a cluster; the first is cut and stays down.
+    first, second = TcpRelay(5672), TcpRelay(5672)
+    nodes = ",".join(RABBITMQ_URL.replace(":5672/", f":{relay.port}/") for relay in (first, second))
+    bus = RabbitMQBus(nodes)
+    exchange, queue = declare_queue(names, bus)
+    bus.publish(exchange, messages(1))
+    assert (first.accepted, second.accepted) == (1, 0), "the first node of the list that answers"
+
+    first.cut(refuse=True)
+    with pytest.raises(BusUnavailableError):
+        bus.publish(exchange, messages(1))
+    bus.close()
+
+    again = RabbitMQBus(nodes)
+    again.publish(exchange, messages(1))
+    assert second.accepted == 1
+    assert len(again.fetch(queue, 5, 5.0)) == 2
+    again.close()
+    first.close()
+    second.close()
+
+
 def test_growing_the_batch_size_does_not_mark_pushed_messages_redelivered(names: list[str]) -> None:
     bus = RabbitMQBus(RABBITMQ_URL)
     exchange, queue = declare_queue(names, bus)
