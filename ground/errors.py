@@ -11,6 +11,7 @@
     │   └── SourceRejectedError     the legacy system refused the request (business fault; do not retry)
     ├── DestinationRefusedError     a webhook URL is not http(s) or reaches an address not allowed (no retry)
     ├── DestinationUnresolvedError  a webhook URL's host name resolves to no address now (retry)
+    ├── FencedOutError              a duty's write carries a lease token another instance has superseded
     └── BusError                    the message bus failed
         ├── BusUnavailableError     transient: connection lost, broker down (retry)
         ├── UnroutableError         a mandatory publish matched no queue; the event stays unsent
@@ -97,6 +98,19 @@ class DestinationRefusedError(YekuoError):
 
 class DestinationUnresolvedError(YekuoError):
     """A webhook URL's host name does not resolve (now); a delivery tries again later."""
+
+
+class FencedOutError(YekuoError):
+    """A duty's write came with a lease token that is no longer current: another instance took the duty over
+    while this one paused. The transaction rolls back; the duty's loop waits for the lease again."""
+
+    def __init__(self, duty: str, token: int, current: int | None, owner: str | None) -> None:
+        self.duty = duty
+        self.token = token
+        super().__init__(
+            f"{duty}: lease token {token} is superseded (now {current if current is not None else 'none'}, "
+            f"held by {owner or 'nobody'})"
+        )
 
 
 class BusError(YekuoError):

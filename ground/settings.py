@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,28 @@ class DispatchSettings(BaseModel):
     sweep_interval_s: float = Field(default=3600.0, gt=0, description="how often done/ and error/ are swept")
     scan_interval_s: float = Field(default=1.0, gt=0, description="how often incoming/ is listed when idle")
     progress_every_rows: int = Field(default=100_000, ge=1, description="log progress every this many rows")
+
+
+def _process_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClusterSettings(BaseModel):
+    """This instance among several on one database: its name, and how long a duty it holds stays its own."""
+
+    instance_name: str = Field(
+        default_factory=_process_name,
+        min_length=1,
+        max_length=191,
+        description="this instance's name in the duty leases and /ready; default <hostname>-<pid>, unique "
+        "per process (a fixed name must differ between instances)",
+    )
+    lease_ttl_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how long a duty's lease lasts without renewal (renewed every third of it); another "
+        "instance takes a duty over at most this long after its holder died",
+    )
 
 
 # The adapter kinds of the legacy systems today's settings name (YEKUO_MARKETING__*, _PMS__*, _DISPATCH__*).
@@ -381,6 +405,7 @@ class Settings(BaseSettings):
     progress: ProgressSettings = ProgressSettings()
     assistant: AssistantSettings = AssistantSettings()
     forecast: ForecastSettings = ForecastSettings()
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     dispatch: DispatchSettings | None = Field(
         default=None, description="the dispatch file intake; None: not configured (YEKUO_DISPATCH__DROP_DIR)"
     )

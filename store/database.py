@@ -50,6 +50,7 @@ from store import event_feed as _event_feed  # noqa: F401  (registers the event 
 from store import feasibility as _feasibility  # noqa: F401  (registers the feasibility tables on metadata)
 from store import forecast as _forecast  # noqa: F401  (registers the forecast refresh tables)
 from store import idempotency as _idempotency  # noqa: F401  (registers idempotency_keys on metadata)
+from store import leases as _leases  # noqa: F401  (registers duty_leases on metadata)
 from store import loads as _loads  # noqa: F401  (registers the load and intake tables on metadata)
 from store import operations as _operations  # noqa: F401  (registers operator_actions on metadata)
 from store import submissions as _submissions  # noqa: F401  (registers the marketing exchange tables)

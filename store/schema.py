@@ -40,6 +40,9 @@ checkpoints = sa.Table(
     sa.Column("source", KEY, primary_key=True, comment="adapter instance, e.g. marketing"),
     sa.Column("value", sa.JSON, nullable=False, comment="watermark or file state"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column(
+        "fence", sa.BigInteger, nullable=True, comment="lease token of the instance that last changed the row"
+    ),
 )
 
 subject_sequences = sa.Table(
@@ -64,6 +67,9 @@ outbox = sa.Table(
     sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column(
+        "fence", sa.BigInteger, nullable=True, comment="lease token of the instance that last changed the row"
+    ),
     sa.Index("ix_outbox_unsent", "sent_at", "id"),
 )
 
