@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import Context
+from api.probes import DutyLease, duty_leases
 from api.problems import problem, problem_responses
-from store.database import Connection
+from store.database import Connection, Engine
 
 AdapterReport = Callable[[Connection], dict[str, Any]]
 ADAPTERS_EXAMPLE = {
@@ -29,6 +30,7 @@ ADAPTERS_EXAMPLE = {
             "submissions": {"done": 2},
             "writebacks": {},
             "loops": {"poll:marketing": {"ok": True, "failures": 0, "last_error": None}},
+            "poll_lease": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15+00:00"},
         }
     ],
     "limit": 1,
@@ -74,6 +76,9 @@ class AdapterStatus(BaseModel):
     submissions: dict[str, int] = Field(description="submissions per status")
     writebacks: dict[str, int] = Field(description="write-backs per status")
     loops: dict[str, LoopHealth] = Field(description="the adapter's loops by name")
+    poll_lease: DutyLease | None = Field(
+        description="which hub instance polls the adapter (the lease of poll:<name>); null before any took it"
+    )
 
 
 class AdapterPage(BaseModel):
@@ -95,6 +100,12 @@ def adapter_states(conn: Connection, reports: Mapping[str, AdapterReport]) -> li
     return [{**report(conn), "name": name} for name, report in reports.items()]
 
 
+def with_poll_leases(engine: Engine, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The states with the lease of each adapter's poller: which instance polls it (None: none yet)."""
+    leases = duty_leases(engine)
+    return [{**state, "poll_lease": leases.get(f"poll:{state['name']}")} for state in states]
+
+
 def degraded_of(states: list[dict[str, Any]]) -> list[str]:
     """The names of the adapters whose circuit is open or one of whose loops failed its last step."""
     return [state["name"] for state in states if _degraded(state)]
@@ -112,6 +123,7 @@ def list_adapters(context: Context) -> dict[str, Any]:
     # A handful of adapters: one page always holds them all, so next_cursor is always null.
     with context.engine.connect() as conn:
         items = adapter_states(conn, context.adapter_reports)
+    items = with_poll_leases(context.engine, items)
     return {"items": items, "limit": len(items), "next_cursor": None, "degraded": degraded_of(items)}
 
 
@@ -126,4 +138,5 @@ def read_adapter(name: str, context: Context) -> dict[str, Any]:
     if report is None:
         raise problem("adapter-not-found", f"no adapter {name[:64]}; known: {', '.join(sorted(reports))}")
     with context.engine.connect() as conn:
-        return {**report(conn), "name": name}
+        state = {**report(conn), "name": name}
+    return with_poll_leases(context.engine, [state])[0]

@@ -90,6 +90,7 @@ def create_app(
     policy: AccessPolicy | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: ReadinessCheck | None = None,
+    instance: str | None = None,
     operations: Operations | None = None,
     metrics: HubMetrics | None = None,
     adapter_reports: Mapping[str, AdapterReport] | None = None,
@@ -100,7 +101,8 @@ def create_app(
     assistant: Assistant | None = None,
     dispatch_uploads: DropFolderUploads | None = None,
 ) -> FastAPI:
-    """The hub API over the given database; readiness reports each dependency as up or down.
+    """The hub API over the given database; readiness reports each dependency as up or down, and instance
+    names this hub instance in /ready (default: YEKUO_CLUSTER__INSTANCE_NAME, or its default).
 
     auth verifies callers' tokens and API keys; policy says what each route needs (default: api/access.yaml)
     and must cover every route, or this raises ConfigError. Bodies over max_body_bytes get 413.
@@ -145,6 +147,7 @@ def create_app(
         dispatch_uploads=uploads,
         operations=operator_service,
         readiness=readiness,
+        instance=instance or settings.cluster.instance_name,
         metrics=hub_metrics,
     )
     ui = dashboard_context(

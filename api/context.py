@@ -73,7 +73,8 @@ class ApiContext:
     reads open capacity for the grid routes, keeping its grid cache across requests. marketing_push takes
     the marketing system's pushed notifications. dispatch_uploads puts uploaded files into the dispatch
     drop folder (None: the upload answers 503). operations is the operator service behind /admin.
-    readiness tells each dependency as up or down (None: /ready checks none); metrics serves /metrics.
+    readiness tells each dependency as up or down (None: /ready checks none); instance is this hub
+    instance's name, which /ready shows beside every duty's lease holder. metrics serves /metrics.
     """
 
     engine: Engine
@@ -100,6 +101,7 @@ class ApiContext:
     dispatch_uploads: DropFolderUploads | None = None
     operations: Operations | None = None
     readiness: Callable[[], Mapping[str, bool]] | None = None
+    instance: str = ""
     metrics: HubMetrics | None = None
     destinations: DestinationPolicy = field(init=False)
 

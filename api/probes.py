@@ -1,7 +1,10 @@
-"""The operations routes: GET /health (the process answers), /ready (every dependency is reachable) and
-/metrics (Prometheus)."""
+"""The operations routes: GET /health (the process answers), /ready (every dependency is reachable, and
+which hub instance holds which duty) and /metrics (Prometheus)."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -9,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from api.context import Context
 from ground.metrics import CONTENT_TYPE
+from store.database import DatabaseError, Engine
+from store.leases import list_leases
 
 router = APIRouter(tags=["operations"])
 
@@ -19,11 +24,42 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
+class DutyLease(BaseModel):
+    """Which hub instance holds a duty that runs once per cluster, and until when."""
+
+    owner: str | None = Field(description="the holding instance's name; null: released, free to take")
+    token: int = Field(description="fencing token: one more on every take-over")
+    expires_at: datetime | None = Field(description="another instance takes the duty over after this")
+
+
 class Readiness(BaseModel):
-    """Whether every dependency is reachable, and each one's state."""
+    """Whether every dependency is reachable, each one's state, and who holds which duty in the cluster."""
 
     status: str = Field(description="ready or not ready", examples=["ready"])
     checks: dict[str, bool] = Field(examples=[{"database": True, "bus": True, "source:marketing": True}])
+    instance: str = Field(description="this instance's name", examples=["hub-a-4127"])
+    duties: dict[str, DutyLease] = Field(
+        description="every duty's lease as the database shows it, whichever instance holds it; an instance "
+        "that holds none is ready all the same",
+        examples=[{"relay": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15Z"}}],
+    )
+
+
+def duty_leases(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every duty's lease by duty, as JSON; empty when the database cannot be read (its check says so)."""
+    try:
+        with engine.connect() as conn:
+            leases = list_leases(conn)
+    except DatabaseError:
+        return {}
+    return {
+        lease.duty: {
+            "owner": lease.owner,
+            "token": lease.token,
+            "expires_at": lease.expires_at.isoformat() if lease.expires_at else None,
+        }
+        for lease in leases
+    }
 
 
 @router.get("/health", summary="The process is alive", response_model=Health)
@@ -42,7 +78,13 @@ def health() -> dict[str, str]:
 def ready(context: Context) -> JSONResponse:
     checks = dict(context.readiness()) if context.readiness else {}
     ok = all(checks.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+    body = {
+        "status": "ready" if ok else "not ready",
+        "checks": checks,
+        "instance": context.instance,
+        "duties": duty_leases(context.engine),
+    }
+    return JSONResponse(body, 200 if ok else 503)
 
 
 @router.get(

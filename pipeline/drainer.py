@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.port import Bus, Delivery
 from bus.retry import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_KEY_HEADER, failures_of
+from ground.errors import FencedOutError
+from store.leases import Fence, check_fence
 from store.parking import park
 from store.schema import parked
 
@@ -30,16 +32,29 @@ class ParkingDrainer:
         self._queues = tuple(queues)
         self.drained = 0
 
-    def drain_once(self, *, max_messages: int = 100, timeout_s: float = 0.05) -> int:
-        """Move what is waiting now; return how many messages were settled."""
+    def drain_once(
+        self, *, max_messages: int = 100, timeout_s: float = 0.05, fence: Fence | None = None
+    ) -> int:
+        """Move what is waiting now; return how many messages were settled.
+
+        With fence (the drainer's lease), rows are added only while its token is current; otherwise the
+        fetched messages go back to their parking queue and FencedOutError is raised.
+        """
         settled = 0
         for queue, parking in self._queues:
             deliveries = self.bus.fetch(parking, max_messages, timeout_s)
             if not deliveries:
                 continue
-            with self._engine.begin() as conn:
+            try:
+                with self._engine.begin() as conn:
+                    if fence is not None:
+                        check_fence(conn, fence)
+                    for delivery in deliveries:
+                        _park_dead_letter(conn, queue, delivery)
+            except FencedOutError:
                 for delivery in deliveries:
-                    _park_dead_letter(conn, queue, delivery)
+                    self.bus.nack(delivery, requeue=True)
+                raise
             for delivery in deliveries:
                 self.bus.ack(delivery)
             settled += len(deliveries)

@@ -21,6 +21,7 @@ from pipeline.outbox import stage_events
 from pipeline.records import EventDraft, PollingSource, RawRecord
 from pipeline.routing import Router
 from store.checkpoints import load_checkpoint, save_checkpoint
+from store.leases import Fence
 from store.parking import park
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,19 @@ class Ingestor:
         self._router = router
         self.stats = IngestStats()
 
-    def poll_source(self, source: PollingSource) -> bool:
-        """Poll a source once from its committed checkpoint; return whether it has more right away."""
+    def poll_source(self, source: PollingSource, fence: Fence | None = None) -> bool:
+        """Poll a source once from its committed checkpoint; return whether it has more right away.
+
+        With fence (the poller's lease), the events and the checkpoint commit only while its token is
+        current; otherwise FencedOutError, and nothing of the poll is kept.
+        """
         with self._engine.connect() as conn:
             checkpoint = load_checkpoint(conn, source.name)
         batch = source.poll(checkpoint)
         with self._engine.begin() as conn:
+            # The checkpoint first: its fence check then holds the lease for the whole transaction.
+            save_checkpoint(conn, source.name, dict(batch.checkpoint), fence=fence)
             self._stage(conn, batch.records)
-            save_checkpoint(conn, source.name, dict(batch.checkpoint))
         self.stats.polls += 1
         return batch.has_more
 

@@ -35,6 +35,7 @@ from pipeline.records import EventDraft
 from pipeline.sealing import seal_event_data
 from store.crypto import keyring_of
 from store.database import utcnow
+from store.leases import Fence, check_fence
 from store.schema import outbox
 from store.sequences import allocate_sequences
 from store.transaction_work import current_work
@@ -150,13 +151,17 @@ class OutboxRelay:
         self._batch_size = batch_size
         self.published = 0
 
-    def relay_once(self) -> int:
+    def relay_once(self, fence: Fence | None = None) -> int:
         """Publish one batch; return how many events the broker confirmed.
 
         Raises the bus error after recording it on the batch, so the caller can back off. Events
-        stay unsent on any error and are published again later.
+        stay unsent on any error and are published again later. With fence (the relay's lease), the batch
+        is read and marked only while its token is current: FencedOutError otherwise, before publishing
+        when the lease was already lost then, after it (the marks roll back) when it was lost meanwhile.
         """
-        with self._engine.connect() as conn:
+        with self._engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             rows = conn.execute(
                 sa.select(
                     outbox.c.id,
@@ -179,9 +184,9 @@ class OutboxRelay:
             try:
                 self.bus.publish(exchange, messages)
             except BusError as exc:
-                self._record_failure(group, exc)
+                self._record_failure(group, exc, fence)
                 raise
-            self._mark_sent([row.id for row in group])
+            self._mark_sent([row.id for row in group], fence)
             OUTBOX_PUBLISHED.inc(len(group))
             confirmed += len(group)
         self.published += confirmed
@@ -208,28 +213,41 @@ class OutboxRelay:
         body = event.model_dump_json().encode("utf-8")
         return dataclasses.replace(message, body=body, headers=cloudevent_properties(event))
 
-    def _mark_sent(self, ids: Sequence[int]) -> None:
+    def _mark_sent(self, ids: Sequence[int], fence: Fence | None) -> None:
         with self._engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow()))
+            if fence is not None:
+                check_fence(conn, fence)
+            conn.execute(
+                outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow(), fence=_token(fence))
+            )
 
-    def _record_failure(self, rows: Sequence[Any], exc: BusError) -> None:
+    def _record_failure(self, rows: Sequence[Any], exc: BusError, fence: Fence | None) -> None:
         unroutable = set(exc.message_ids) if isinstance(exc, UnroutableError) else set()
         failed = len(rows)
+        token = _token(fence)
         with self._engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             for row in rows:
                 if unroutable and row.event_id not in unroutable:
                     # The broker confirmed these; only the unroutable ones must stay behind.
-                    conn.execute(outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow()))
+                    conn.execute(
+                        outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow(), fence=token)
+                    )
                     failed -= 1
                     continue
                 conn.execute(
                     outbox.update()
                     .where(outbox.c.id == row.id)
-                    .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
+                    .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000], fence=token)
                 )
         OUTBOX_PUBLISHED.inc(len(rows) - failed)
         OUTBOX_PUBLISH_FAILURES.labels(type(exc).__name__).inc(failed)
         log.error("outbox publish failed for %d event(s): %s", failed, exc)
+
+
+def _token(fence: Fence | None) -> int | None:
+    return fence.token if fence is not None else None
 
 
 def _group_by_exchange(rows: Sequence[Any]) -> list[tuple[str, list[Any]]]:

@@ -76,12 +76,10 @@ def take_lease(conn: Connection, duty: str, owner: str, ttl: timedelta) -> Fence
     return Fence(duty, int(token))
 
 
-def renew_lease(conn: Connection, fence: Fence, owner: str, ttl: timedelta) -> datetime | None:
-    """Extend a held lease: its new expiry, or None once the duty is not this owner's with this token."""
+def renew_lease(conn: Connection, fence: Fence, owner: str, ttl: timedelta) -> bool:
+    """Extend a held lease to ttl from now; False once the duty is not this owner's with this token."""
     now = clock.now()
-    expires_at = now + ttl
-    renewed = conn.execute(_held(fence, owner).values(expires_at=expires_at, renewed_at=now))
-    return expires_at if renewed.rowcount == 1 else None
+    return bool(conn.execute(_held(fence, owner).values(expires_at=now + ttl, renewed_at=now)).rowcount == 1)
 
 
 def release_lease(conn: Connection, fence: Fence, owner: str) -> bool:

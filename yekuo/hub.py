@@ -4,6 +4,12 @@ Every legacy system is built the same way, from its declared entry (Settings.dec
 registry of adapter kinds (yekuo/sources.py); what it is built into decides its loop: a polled source is
 polled from its checkpoint, a file feed has its files ingested one at a time.
 
+Several hub instances may share one database and one vhost. The duties that must run once per cluster
+(each source's poller, the outbox relay, the parked-message drainer, the monitor, the webhook dispatcher and
+the singleton workers) run only while this instance holds their lease (pipeline/leases.py), and write
+with its fencing token; the consumers, the file intake and the marketing writer run on every instance (their
+queues, claims and inboxes already share the work).
+
 Each loop runs in its own thread with its own bus connection (a Bus is not thread-safe). Transient
 failures of a legacy source or of the broker are retried with exponential backoff and jitter; the
 loop reports itself degraded meanwhile and resumes from the committed checkpoint or outbox.
@@ -32,11 +38,13 @@ from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.drainer import ParkingDrainer
 from pipeline.files import FileIngestor
 from pipeline.ingest import Ingestor
+from pipeline.leases import LeaseKeeper
 from pipeline.outbox import OutboxRelay, pending_count
 from pipeline.records import PollingSource, SourceParts
 from pipeline.status import HubStatus, LoopHealth
 from store.crypto import keyring_from_settings
 from store.database import create_engine, create_schema
+from store.leases import Fence
 from store.parking import count_parked
 from subscriptions.settings import subscription_settings
 from subscriptions.webhooks import WebhookDispatcher
@@ -65,10 +73,12 @@ class Hub:
         config: HubConfig | None = None,
         consumers: Sequence[ConsumerSpec] = CONSUMERS,
         workers: Sequence[tuple[str, Callable[[], bool]]] = (),
+        singletons: Sequence[tuple[str, Callable[[], bool]]] = (),
         kinds: Mapping[str, AdapterKind] = SOURCE_KINDS,
     ) -> None:
         """sources None: every declared source, built by its adapter kind from kinds. Given, these instead
-        (a bare polling source is polled at the marketing system's interval)."""
+        (a bare polling source is polled at the marketing system's interval). workers run on every
+        instance, singletons on the one holding the lease of their name."""
         self.settings = settings
         self.engine = engine or create_engine(settings.db_url, keyring=keyring_from_settings(settings.pii))
         self.config = config or load_hub_config(settings.config_dir)
@@ -84,6 +94,8 @@ class Hub:
         self.consumers = tuple(consumers)
         # Further loops by name, e.g. ("write:marketing", writer.step): each step says whether it was busy.
         self.workers = tuple(workers)
+        self.singletons = tuple(singletons)
+        self.leases = LeaseKeeper(self.engine, settings.cluster.instance_name, settings.cluster.lease_ttl_s)
         self.retry = RetryPolicy(tuple(settings.delivery.retry_delays_ms))
         self.ingestor = Ingestor(self.engine, self.config.router)
         self.health: dict[str, LoopHealth] = {}
@@ -118,21 +130,29 @@ class Hub:
         return sorted({self.settings.exchange, *(route.exchange for route in self.config.routes)})
 
     def start(self) -> None:
-        """Start every loop in its own thread."""
+        """Start every loop in its own thread, once the free duties' leases are taken."""
         self.prepare()
         record_config_loaded(self.engine, self.settings.config_dir)
         for parts in self.sources:
             self._spawn_source(parts)
-        self._spawn("relay", self._relay_loop_factory())
+        self._spawn("relay", self.leases.singleton("relay", self._relay_loop_factory()))
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
-        self._spawn("drain", self._drainer_loop_factory())
-        self._spawn("monitor", MonitorLoop.for_engine(self.engine, stopping=self._stop.is_set).step)
+        self._spawn("drain", self.leases.singleton("drain", self._drainer_loop_factory()))
+        monitor = MonitorLoop.for_engine(self.engine, stopping=self._stop.is_set)
+        self._spawn_singleton("monitor", monitor.step)
         # Signed webhooks from the event feed, and the feed's retention.
         dispatcher = WebhookDispatcher(self.engine, subscription_settings(), webhooks=self.settings.webhooks)
-        self._spawn("write:subscriptions", dispatcher.step)
+        self._spawn_singleton("write:subscriptions", dispatcher.step)
         for name, worker_step in self.workers:
             self._spawn(name, worker_step)
+        for name, singleton_step in self.singletons:
+            self._spawn_singleton(name, singleton_step)
+        # Before the loops start, so that a lone instance's duties run from their first step.
+        self.leases.keep()
+        self._spawn("leases", self.leases.keep, idle_s=self.leases.interval_s)
+        for thread in self._threads:
+            thread.start()
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
@@ -151,6 +171,8 @@ class Hub:
         if stuck:
             # Their connections go back to the pool only when they end; the caller should know.
             log.error("hub loops still running %.0f s after the stop: %s", timeout_s, ", ".join(stuck))
+        # A stuck loop's late write is refused by its fence once another instance took the duty over.
+        self.leases.release_all()
         for parts in self.sources:
             if parts.poll is not None:
                 parts.poll.close()
@@ -192,7 +214,8 @@ class Hub:
         """A source's loop (polling it, or ingesting its feed's files) and its further loops."""
         step: Callable[[], bool] | None = None
         if parts.poll is not None:
-            name, step = f"poll:{parts.poll.name}", functools.partial(self.ingestor.poll_source, parts.poll)
+            name = f"poll:{parts.poll.name}"
+            step = self.leases.singleton(name, functools.partial(self.ingestor.poll_source, parts.poll))
         elif parts.feed is not None:
             intake = FileIngestor(
                 self.engine, self.config.router, parts.feed, progress_every_rows=parts.progress_every_rows
@@ -205,16 +228,16 @@ class Hub:
         for loop_name, loop_step in parts.loops:
             self._spawn(loop_name, loop_step)
 
-    def _relay_loop_factory(self) -> Callable[[], bool]:
+    def _relay_loop_factory(self) -> Callable[[Fence], bool]:
         state: dict[str, OutboxRelay] = {}
 
-        def step() -> bool:
+        def step(fence: Fence) -> bool:
             if "relay" not in state:
                 relay = OutboxRelay(self.engine, self._open_bus(), instance_uri=self.settings.instance_uri)
                 state["relay"] = relay
                 self._relays.append(relay)
             try:
-                return state["relay"].relay_once() > 0
+                return state["relay"].relay_once(fence) > 0
             except BusError:
                 broken = state.pop("relay")
                 self._close_quietly(broken.bus)
@@ -245,15 +268,15 @@ class Hub:
 
         return step
 
-    def _drainer_loop_factory(self) -> Callable[[], bool]:
+    def _drainer_loop_factory(self) -> Callable[[Fence], bool]:
         state: dict[str, ParkingDrainer] = {}
         queues = [(consumer.queue, consumer.parking_queue) for consumer in self.consumers]
 
-        def step() -> bool:
+        def step(fence: Fence) -> bool:
             if "drainer" not in state:
                 state["drainer"] = ParkingDrainer(self.engine, self._open_bus(), queues)
             try:
-                return state["drainer"].drain_once() > 0
+                return state["drainer"].drain_once(fence=fence) > 0
             except BusError:
                 self._close_quietly(state.pop("drainer").bus)
                 raise
@@ -268,8 +291,17 @@ class Hub:
         except BusError:
             log.debug("closing a broken bus connection failed", exc_info=True)
 
+    def _spawn_singleton(self, duty: str, step: Callable[[], bool]) -> None:
+        """A loop whose step writes nothing fenced: it runs while the duty is held, as the others do.
+
+        The monitor's decisions are unique per stage visit, and the webhook dispatcher leases each
+        subscription, so a late step of theirs after a take-over repeats nothing; the workers' runs
+        (an audit anchor, a forecast refresh) are whole and safe to repeat."""
+        self._spawn(duty, self.leases.singleton(duty, lambda _fence: step()))
+
     def _spawn(self, name: str, step: Callable[[], bool], *, idle_s: float | None = None) -> None:
-        """Run step in a loop of its own; idle_s: its pause when a step found nothing (None: by its kind)."""
+        """A loop of its own for step, started by start(); idle_s: its pause when a step found nothing (None:
+        by its kind)."""
         health = self.health.setdefault(name, LoopHealth())
         self._wakes[name] = threading.Event()
         pause = idle_s if idle_s is not None else _IDLE_S.get(name.split(":")[0], 0.05)
@@ -277,7 +309,6 @@ class Hub:
             target=self._run_loop, args=(name, step, health, pause), name=name, daemon=True
         )
         self._threads.append(thread)
-        thread.start()
 
     def _pause(self, seconds: float) -> None:
         self._stop.wait(seconds)

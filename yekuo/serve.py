@@ -50,6 +50,7 @@ def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
         auth=hub.settings.auth,
         consumers=hub.consumers,
         readiness=hub.readiness,
+        instance=hub.leases.owner,
         operations=operations,
         metrics=metrics,
         adapter_reports=reports,
@@ -102,9 +103,10 @@ def serve_hub(settings: Settings) -> int:
     forecasts = ForecastLoop(
         engine, refresh_settings(settings), settings.forecast.refresh_interval_s, stopping=stopping.is_set
     )
-    workers = [("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
+    # Once per cluster: two instances would anchor the one chain twice and refresh every forecast twice.
+    singletons = [("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
     try:
-        hub = Hub(settings, engine=engine, config=config, workers=workers)
+        hub = Hub(settings, engine=engine, config=config, singletons=singletons)
     except ConfigError as exc:
         print(f"yekuo run: {exc}", file=sys.stderr)
         return 1

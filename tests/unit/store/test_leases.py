@@ -56,10 +56,12 @@ def test_renewal_moves_the_expiry_so_the_lease_outlives_its_first_ttl(
     assert fence is not None
     fixed.advance(timedelta(seconds=10))
     with sqlite_engine.begin() as conn:
-        assert renew_lease(conn, fence, "a", TTL) == START + timedelta(seconds=10) + TTL
+        assert renew_lease(conn, fence, "a", TTL) is True
     fixed.advance(timedelta(seconds=10))
 
     assert _take(sqlite_engine, "b") is None
+    with sqlite_engine.connect() as conn:
+        assert list_leases(conn) == [Lease("relay", "a", 1, START + timedelta(seconds=10) + TTL)]
 
 
 def test_an_expired_lease_is_taken_over_with_the_next_token_and_the_old_holder_can_no_longer_renew(
@@ -71,7 +73,7 @@ def test_an_expired_lease_is_taken_over_with_the_next_token_and_the_old_holder_c
 
     assert _take(sqlite_engine, "b") == Fence("relay", 2)
     with sqlite_engine.begin() as conn:
-        assert renew_lease(conn, old, "a", TTL) is None
+        assert renew_lease(conn, old, "a", TTL) is False
         assert release_lease(conn, old, "a") is False
         assert [(lease.owner, lease.token) for lease in list_leases(conn)] == [("b", 2)]
 
