@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -11,7 +12,10 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Delivery, Message, QueueSpec, Topology
 from bus.retry import DEAD_LETTER_EXCHANGE, RetryPolicy, next_hop, retry_exchanges
+from ground import clock
+from ground.errors import FencedOutError
 from pipeline.drainer import ParkingDrainer
+from store.leases import take_lease
 from store.parking import list_parked
 
 QUEUE = "yekuo.test"
@@ -72,3 +76,24 @@ def test_a_redelivered_dead_letter_is_not_parked_twice(sqlite_engine: Engine, bu
     ParkingDrainer(sqlite_engine, bus, [(QUEUE, PARKING)]).drain_once()
     with sqlite_engine.connect() as conn:
         assert len(list_parked(conn, "dead")) == 1
+
+
+def test_a_drainer_whose_lease_was_taken_over_parks_nothing_and_leaves_the_messages_queued(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    with clock.frozen_at(clock.system_now()) as fixed:
+        with sqlite_engine.begin() as conn:
+            old = take_lease(conn, "drain", "hub-1", timedelta(seconds=15))
+        fixed.advance(timedelta(seconds=16))
+        with sqlite_engine.begin() as conn:
+            new = take_lease(conn, "drain", "hub-2", timedelta(seconds=15))
+    assert old is not None and new is not None
+    bus = open_bus(bus_url)
+    bus.publish(DEAD_LETTER_EXCHANGE, [_parked_copy("m1")])
+
+    with pytest.raises(FencedOutError):
+        ParkingDrainer(sqlite_engine, bus, [(QUEUE, PARKING)]).drain_once(fence=old)
+
+    with sqlite_engine.connect() as conn:
+        assert list_parked(conn, "dead") == []
+    assert ParkingDrainer(sqlite_engine, open_bus(bus_url), [(QUEUE, PARKING)]).drain_once(fence=new) == 1
