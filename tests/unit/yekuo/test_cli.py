@@ -3,11 +3,13 @@ db upgrade and db current bring the database's schema to the code's and show whe
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from ground.settings import PROJECT_ROOT
+from ground.settings import PROJECT_ROOT, Settings
 from store.database import create_engine
 from tests.support.migrations import made_before_migrations, migrate_to
 from tests.unit.routes.config_copy import copy_config
@@ -17,6 +19,24 @@ from yekuo.cli import main
 def test_check_config_accepts_the_shipped_configuration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config-dir", str(PROJECT_ROOT)]) == 0
     assert "is valid" in capsys.readouterr().out
+
+
+def test_check_config_refuses_a_lease_time_that_is_not_positive(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("YEKUO_CLUSTER__LEASE_TTL_S", "0")
+    monkeypatch.setenv("YEKUO_CLUSTER__INSTANCE_NAME", "hub-a")
+
+    assert main(["check-config", "--config-dir", str(PROJECT_ROOT)]) == 1
+    assert "settings cluster.lease_ttl_s: Input should be greater than 0" in capsys.readouterr().err
+
+
+def test_the_instance_name_defaults_to_host_and_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YEKUO_CLUSTER__INSTANCE_NAME", raising=False)
+
+    assert Settings().cluster.instance_name == f"{socket.gethostname()}-{os.getpid()}"
+    monkeypatch.setenv("YEKUO_CLUSTER__INSTANCE_NAME", "hub-a")
+    assert Settings().cluster.instance_name == "hub-a"
 
 
 def test_check_config_names_file_and_line_of_a_broken_mapping(
