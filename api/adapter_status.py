@@ -30,7 +30,7 @@ ADAPTERS_EXAMPLE = {
             "submissions": {"done": 2},
             "writebacks": {},
             "loops": {"poll:marketing": {"ok": True, "failures": 0, "last_error": None}},
-            "poll_lease": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15+00:00"},
+            "poll_lease": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15+00:00"},  # nosec B105
         }
     ],
     "limit": 1,

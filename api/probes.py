@@ -41,7 +41,7 @@ class Readiness(BaseModel):
     duties: dict[str, DutyLease] = Field(
         description="every duty's lease as the database shows it, whichever instance holds it; an instance "
         "that holds none is ready all the same",
-        examples=[{"relay": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15Z"}}],
+        examples=[{"relay": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15Z"}}],  # nosec B105
     )
 
 
