@@ -65,20 +65,19 @@ check_index() {
 
 prepare() {
     mkdir -p "$BASE"
-    # An empty env file keeps a system one (/etc/rabbitmq/rabbitmq-env.conf: its node name) out.
+    # Empty files and folders of our own keep a system node's out (/etc/rabbitmq/rabbitmq-env.conf sets
+    # its node name, rabbitmq.conf its listener, conf.d may add more).
     : >"$BASE/rabbitmq-env.conf"
-    if [[ ! -f "$BASE/.erlang.cookie" ]]; then
-        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BASE/.erlang.cookie"
-        chmod 400 "$BASE/.erlang.cookie"
-    fi
+    # A fresh cookie per cluster: no node of another run can join this one by mistake.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BASE/.erlang.cookie"
+    chmod 400 "$BASE/.erlang.cookie"
     local index dir
     for ((index = 0; index < NODES; index++)); do
         dir="$(node_dir "$index")"
-        mkdir -p "$dir/log"
+        mkdir -p "$dir/log" "$dir/conf.d"
         echo "[]." >"$dir/enabled_plugins"
         cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.1 = 127.0.0.1:$(amqp_port "$index")
-loopback_users = none
 log.file.level = info
 log.console = false
 EOF
@@ -95,6 +94,7 @@ launch() {
         RABBITMQ_NODE_PORT="$(amqp_port "$index")" \
         RABBITMQ_DIST_PORT=$(($(amqp_port "$index") + 20000)) \
         RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
+        RABBITMQ_CONFIG_FILES="$dir/conf.d" \
         RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
         RABBITMQ_MNESIA_BASE="$dir/mnesia" \
@@ -144,9 +144,9 @@ start_node() {
 }
 
 running_nodes() {
-    # The names rabbit reports as running, one a line.
-    ctl "$1" -q eval 'io:format("~s~n", [string:join([atom_to_list(N) || N <- rabbit_nodes:all_running()], " ")]).' \
-        2>/dev/null | head -n 1
+    # The running members node $1 knows, space-separated: the list in its JSON cluster status.
+    ctl "$1" -q cluster_status --formatter json 2>/dev/null |
+        grep -o '"running_nodes":\[[^]]*\]' | sed -e 's/^.*\[//' -e 's/\]$//' -e 's/"//g' -e 's/,/ /g'
 }
 
 await_clustered() {
