@@ -206,17 +206,22 @@ start_all() {
 }
 
 status() {
-    local index pid state
+    # Exit status 0 when every node runs, 3 (LSB: not running) otherwise.
+    local index pid state down=0
     for ((index = 0; index < NODES; index++)); do
         pid="$(node_pid "$index" 2>/dev/null || true)"
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             state="running (pid $pid)"
         else
             state="down"
+            down=1
         fi
         echo "$(node_name "$index") amqp 127.0.0.1:$(amqp_port "$index") $state"
     done
-    [[ -d "$BASE" ]] && echo "cluster members running: $(running_nodes 0 || echo "?")"
+    if ((down)); then
+        return 3
+    fi
+    echo "cluster members running: $(running_nodes 0 || echo "?")"
 }
 
 case "${1:-}" in
