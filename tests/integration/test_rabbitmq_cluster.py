@@ -69,7 +69,7 @@ class _Reconnecting:
                     self._bus = open_bus(self._url)
                     self._bus.declare(self._topology)
                     # The node this connection reached: which one answered first in the list.
-                    self.ports.append(self._bus._connection._impl.params.port)  # type: ignore[attr-defined]
+                    self.ports.append(self._bus._connection._impl.params.port)
                 return action(self._bus)
             except BusError:
                 if time.monotonic() > deadline:
