@@ -58,6 +58,11 @@ _LOG = logging.getLogger(__name__)
 
 # AMQP reply codes that mean the request itself was wrong, not the broker unavailable.
 _CONFIG_REPLY_CODES = frozenset({403, 404, 406})
+_PRECONDITION_FAILED = 406
+# The queue argument that sets how many cluster nodes hold a new quorum queue.
+_GROUP_SIZE = "x-quorum-initial-group-size"
+# Replicas of each quorum queue: a majority of three survives the loss of any one node.
+DEFAULT_QUORUM_GROUP_SIZE = 3
 PERSISTENT = 2
 # What a message without a content type is, to AMQP.
 _NO_CONTENT_TYPE = "application/octet-stream"
@@ -246,6 +251,7 @@ class RabbitMQBus:
         blocked_timeout_s: float = 60.0,
         publish_timeout_s: float = 30.0,
         confirm_window: int = 1000,
+        quorum_group_size: int = DEFAULT_QUORUM_GROUP_SIZE,
     ) -> None:
         """Connect at once (BusUnavailableError if no broker can be reached; no retry here).
 
@@ -256,9 +262,15 @@ class RabbitMQBus:
         publish_timeout_s bounds one publish() call, including time spent waiting while the broker
         blocks the connection; blocked_timeout_s is pika's blocked_connection_timeout, after which it
         drops a connection that stays blocked. Query options in the URL win over these defaults.
+
+        quorum_group_size is how many cluster nodes hold each quorum queue this bus creates (a cluster
+        with fewer nodes puts one on each); queues that exist already keep their members.
         """
         if confirm_window < 1:
             raise ConfigError(f"confirm_window must be at least 1, got {confirm_window}")
+        if quorum_group_size < 1:
+            raise ConfigError(f"quorum_group_size must be at least 1, got {quorum_group_size}")
+        self._quorum_group_size = quorum_group_size
         self.url = redact_url(url)
         self._publish_timeout_s = publish_timeout_s
         self._confirm_window = confirm_window
@@ -324,6 +336,8 @@ class RabbitMQBus:
                 channel.exchange_declare(exchange.name, exchange_type=exchange.type, durable=True)
             for queue in topology.queues:
                 arguments: dict[str, Any] = {"x-queue-type": queue.queue_type}
+                if queue.queue_type == "quorum":
+                    arguments[_GROUP_SIZE] = self._quorum_group_size
                 if queue.dead_letter_exchange is not None:
                     arguments["x-dead-letter-exchange"] = queue.dead_letter_exchange
                 if queue.dead_letter_routing_key is not None:
@@ -334,9 +348,36 @@ class RabbitMQBus:
                     # RabbitMQ accepts this strategy only with reject-publish overflow.
                     arguments["x-dead-letter-strategy"] = "at-least-once"
                     arguments["x-overflow"] = "reject-publish"
-                channel.queue_declare(queue.name, durable=True, arguments=arguments)
+                channel = self._declare_queue(channel, queue.name, arguments)
                 for binding in queue.bindings:
                     channel.queue_bind(queue.name, binding.exchange, routing_key=binding.pattern)
+
+    def _declare_queue(
+        self, channel: BlockingChannel, name: str, arguments: dict[str, Any]
+    ) -> BlockingChannel:
+        """Declare a queue; return the admin channel to go on with (a refusal replaces it).
+
+        RabbitMQ counts x-quorum-initial-group-size in its equivalence check, although it only sizes a
+        queue when it is created: a quorum queue declared without it (by a release before it, as every
+        installation's are) refuses it with PRECONDITION_FAILED. Such a queue is declared again without
+        it, so every other argument is still checked and the queue keeps the members it has; adding
+        members to it is the operator's (`rabbitmq-queues grow`).
+        """
+        try:
+            channel.queue_declare(name, durable=True, arguments=arguments)
+        except pika_exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED or f"'{_GROUP_SIZE}'" not in exc.reply_text:
+                raise
+            self._forget_closed_channels()
+            channel = self._admin_channel()
+            without_size = {key: value for key, value in arguments.items() if key != _GROUP_SIZE}
+            channel.queue_declare(name, durable=True, arguments=without_size)
+            _LOG.info(
+                "quorum queue %r on %s was created without an initial group size; it keeps its members",
+                name,
+                self.url,
+            )
+        return channel
 
     def publish(self, exchange: str, messages: Sequence[Message]) -> None:
         self._check_usable()

@@ -11,7 +11,7 @@ import pytest
 
 from bus.port import Binding, ExchangeSpec, Message, QueueSpec, Topology
 from bus.rabbitmq import RabbitMQBus
-from ground.errors import BusError, BusUnavailableError, PublishNotConfirmedError
+from ground.errors import BusError, BusUnavailableError, ConfigError, PublishNotConfirmedError
 from tests.conftest import RABBITMQ_URL, require_service
 from tests.support.relay import TcpRelay
 
@@ -178,3 +178,68 @@ def test_connection_settings_default_but_the_url_wins() -> None:
 
     assert (parameters.heartbeat, parameters.blocked_connection_timeout) == (20, 45.0)
     bus.close()
+
+
+def _declare_with_pika(queue: str, arguments: dict[str, object]) -> None:
+    """Declare a queue directly, as an earlier release of the hub did (or check one: 406 if inequivalent)."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        connection.channel().queue_declare(queue, durable=True, arguments=arguments)
+    finally:
+        connection.close()
+
+
+def test_a_quorum_queue_is_declared_for_three_replicas(names: list[str]) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL)
+    _exchange, queue = declare_queue(names, bus)
+    bus.close()
+
+    # The broker refuses a declaration that differs in any argument it keeps.
+    _declare_with_pika(queue, {"x-queue-type": "quorum", "x-quorum-initial-group-size": 3})
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="x-quorum-initial-group-size"):
+        _declare_with_pika(queue, {"x-queue-type": "quorum"})
+
+
+def test_a_quorum_queue_from_a_release_without_group_size_is_declared_again_and_keeps_working(
+    names: list[str],
+) -> None:
+    exchange, old, new = (f"unit.upgrade.{uuid.uuid4().hex[:12]}" for _ in range(3))
+    names += [exchange, old, new]
+    _declare_with_pika(old, {"x-queue-type": "quorum"})
+    bus = RabbitMQBus(RABBITMQ_URL)
+
+    # The queue from before comes first: its refusal must not cost the declarations after it.
+    bus.declare(
+        Topology(
+            exchanges=(ExchangeSpec(exchange),),
+            queues=(
+                QueueSpec(old, bindings=(Binding(exchange, "#"),)),
+                QueueSpec(new, bindings=(Binding(exchange, "#"),)),
+            ),
+        )
+    )
+    bus.declare(Topology(queues=(QueueSpec(old),)))
+    bus.publish(exchange, messages(1))
+
+    assert (bus.queue_depth(old), bus.queue_depth(new)) == (1, 1)
+    bus.close()
+    _declare_with_pika(old, {"x-queue-type": "quorum"})
+    _declare_with_pika(new, {"x-queue-type": "quorum", "x-quorum-initial-group-size": 3})
+
+
+def test_a_queue_from_before_that_differs_in_another_argument_is_still_refused(names: list[str]) -> None:
+    queue = f"unit.upgrade.{uuid.uuid4().hex[:12]}"
+    names.append(queue)
+    _declare_with_pika(queue, {"x-queue-type": "quorum", "x-message-ttl": 1000})
+    bus = RabbitMQBus(RABBITMQ_URL)
+
+    with pytest.raises(ConfigError, match="x-message-ttl"):
+        bus.declare(Topology(queues=(QueueSpec(queue, message_ttl_ms=2000),)))
+
+    bus.declare(Topology(queues=(QueueSpec(queue, message_ttl_ms=1000),)))
+    bus.close()
+
+
+def test_a_quorum_group_size_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="quorum_group_size"):
+        RabbitMQBus(RABBITMQ_URL, quorum_group_size=0)
