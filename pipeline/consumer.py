@@ -143,7 +143,8 @@ class InboxConsumer:
                 self.bus.ack(delivery)
             if failures:
                 self._send_on(failures)
-        self._count(before)
+            self._count(before)
+            before = replace(self.stats, by_type={})
         return len(deliveries)
 
     def _settle(
