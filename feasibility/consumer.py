@@ -29,7 +29,7 @@ from canonical_model.events import (
 )
 from canonical_model.projection import ProjectionUpdate
 from feasibility.config import load_feasibility_config
-from feasibility.service import CustomerFacts, FeasibilityService
+from feasibility.service import CustomerFacts, FeasibilityService, case_key, customer_key
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
 
@@ -73,6 +73,17 @@ class FeasibilityHandler:
             # Telemetry values and other application events do not change an assessment's inputs.
             log.debug("feasibility ignores %s (event %s)", event.type, event.id)
 
+    def keys(self, _conn: Connection, decoded: DecodedEvent) -> list[str]:
+        """What an event changes, for the consumer's keyed locks; a re-assessment locks its own cases."""
+        event = decoded.event
+        if event.type == APPLICATION_CHANGED:
+            return [case_key(decoded.payload_as(ConnectionApplication).application_no)]
+        if event.type == STAGE_REPORTED:
+            return [case_key(decoded.payload_as(StageReport).application_no)]
+        if event.type == CUSTOMER_CHANGED:
+            return [customer_key(decoded.payload_as(Customer).customer_no)]
+        return []
+
     def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event
         application = decoded.payload_as(ConnectionApplication)
@@ -98,3 +109,8 @@ def default_handler() -> FeasibilityHandler:
 def handle_feasibility_event(conn: Connection, decoded: DecodedEvent) -> None:
     """The feasibility consumer's handler: the default handler, loaded on first use."""
     default_handler()(conn, decoded)
+
+
+def keys_of_feasibility_event(conn: Connection, decoded: DecodedEvent) -> list[str]:
+    """The keys the feasibility consumer's handler changes for an event (FeasibilityHandler.keys)."""
+    return default_handler().keys(conn, decoded)

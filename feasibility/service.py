@@ -1,10 +1,15 @@
 """Running assessments against the hub database: reservations under a row lock, results kept and published.
 
-assess_application runs inside the caller's transaction. It locks the capacity_locks rows of every
-connection point and substation it will read reservations of (SELECT ... FOR UPDATE on PostgreSQL and
-MariaDB, in id order), then reads reservations, evaluates, replaces the application's own reservations
-and stages the result event. A second assessment competing for the same equipment waits for the first to
-commit and then sees its reservations, so both cannot be told "feasible" for the same headroom.
+assess_application runs inside the caller's transaction. It first reads what no other assessment changes
+(the grid, the measured loads, the forecast alerts), which is the slow part. Only then does it lock the
+capacity_locks rows of every connection point and substation it will read reservations of (SELECT ... FOR
+UPDATE on PostgreSQL and MariaDB, in id order), read the reservations, evaluate, replace the application's
+own reservations and stage the result event. A second assessment competing for the same equipment waits
+for the first to commit and then sees its reservations, so both cannot be told "feasible" for the same
+headroom, and the wait lasts only as long as the first's evaluation and writes.
+
+reassess runs several assessments in one transaction: it locks their applications (store.locks), prepares
+every one, then takes the union of their capacity locks at once, so two re-assessments cannot deadlock.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from canonical_model.application import BusinessType, ConnectionApplication
@@ -25,12 +30,14 @@ from canonical_model.common import GeoPoint
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import FEASIBILITY_ASSESSED, channel_of, listed
 from canonical_model.feasibility import FeasibilityAssessment, RuleCheck, RuleResult
+from canonical_model.planning import CapacityForecastAlert
 from feasibility.basis import LV_MAX_KV
 from feasibility.config import FREES_CAPACITY, FeasibilityConfig, Rules
 from feasibility.engine import (
     FeasibilityRequest,
     GridArea,
     LoadReading,
+    Plan,
     evaluate,
     plan,
     reach,
@@ -49,6 +56,7 @@ from store.feasibility import (
     feasibility_inputs,
 )
 from store.forecast import stored_alerts
+from store.locks import lock_keys
 from store.schema import customers
 
 log = logging.getLogger(__name__)
@@ -106,6 +114,31 @@ def request_of(
     )
 
 
+def case_key(application_no: str) -> str:
+    """The keyed lock (store.locks) under which an application's assessment and reservations change."""
+    return f"feasibility.case:{application_no}"
+
+
+def customer_key(customer_no: str) -> str:
+    """The keyed lock under which a customer's kept facts change."""
+    return f"feasibility.customer:{customer_no}"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What an assessment read before its capacity locks: none of it is changed by other assessments."""
+
+    request: FeasibilityRequest
+    rules: Rules
+    now: datetime
+    area: GridArea
+    planned: Plan
+    lock_ids: list[str]
+    loads: dict[str, LoadReading]
+    inputs: list[str]
+    alerts: list[CapacityForecastAlert]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """An assessment and what it promised."""
@@ -130,54 +163,82 @@ class FeasibilityService:
         self.clock = clock
         self._grid = GridCache()
 
-    def _run(
-        self, conn: Connection, request: FeasibilityRequest, rules: Rules, *, lock: bool
-    ) -> tuple[FeasibilityAssessment, list[str]]:
+    def _prepare(self, conn: Connection, request: FeasibilityRequest, rules: Rules) -> _Prepared:
+        """Read what an assessment needs that other assessments do not change; no lock is taken."""
         now = self.clock()
         level = reach(request, rules)[0]
         located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
         area = self._grid.area(conn) if located and level else GridArea(())
         planned = plan(request, rules, area)
-        lock_ids = planned.lock_ids(area)
-        if lock and lock_ids:
-            _lock(conn, lock_ids)
+        lock_ids = sorted(set(planned.lock_ids(area)))
         loads = read_loads(conn, planned.load_ids(area), rules, now.astimezone(SHANGHAI).date())
-        if lock:
-            # The next check releases what lapsed, or what energised load now shows in the peaks.
-            _release_lapsed(conn, lock_ids, now)
-            _release_shown(conn, loads, rules)
-        reserved = read_reserved(conn, lock_ids, exclude=request.application_no, now=now)
         inputs = sorted(set(lock_ids) | planned.load_ids(area))
         alerts = stored_alerts(conn, inputs)
-        assessment = evaluate(planned, area, loads, reserved, assessed_at=now, forecast_alerts=alerts)
-        return assessment, inputs
+        return _Prepared(request, rules, now, area, planned, lock_ids, loads, inputs, alerts)
+
+    def _evaluate(self, conn: Connection, prepared: _Prepared, *, reserving: bool) -> FeasibilityAssessment:
+        """Evaluate against the reservations; reserving, under the capacity locks, releasing what lapsed."""
+        if reserving:
+            # The next check releases what lapsed, or what energised load now shows in the peaks.
+            _release_lapsed(conn, prepared.lock_ids, prepared.now)
+            _release_shown(conn, prepared.loads, prepared.rules)
+        reserved = read_reserved(
+            conn, prepared.lock_ids, exclude=prepared.request.application_no, now=prepared.now
+        )
+        return evaluate(
+            prepared.planned,
+            prepared.area,
+            prepared.loads,
+            reserved,
+            assessed_at=prepared.now,
+            forecast_alerts=prepared.alerts,
+        )
 
     def preview(
         self, conn: Connection, request: FeasibilityRequest, *, province: str | None = None
     ) -> FeasibilityAssessment:
         """A what-if check: counts what others reserved; reserves, keeps and publishes nothing."""
-        assessment, _ = self._run(conn, request, self.config.rules_for(province=province), lock=False)
-        return assessment
+        prepared = self._prepare(conn, request, self.config.rules_for(province=province))
+        return self._evaluate(conn, prepared, reserving=False)
 
     def assess_application(
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
+        prepared = self._prepare_application(conn, application)
+        _lock(conn, prepared.lock_ids)
+        return self._reserve(conn, application, prepared, correlation_id=correlation_id)
+
+    def _prepare_application(self, conn: Connection, application: ConnectionApplication) -> _Prepared:
         rules = self.config.rules_for(application.org_no)
         effect = rules.capacity_effect(application.business_type)
         changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
         customer = customer_facts(conn, application.customer_no) if changes else None
-        request = request_of(application, customer)
-        assessment, inputs = self._run(conn, request, rules, lock=True)
+        return self._prepare(conn, request_of(application, customer), rules)
+
+    def _reserve(
+        self,
+        conn: Connection,
+        application: ConnectionApplication,
+        prepared: _Prepared,
+        *,
+        correlation_id: str,
+    ) -> Outcome:
+        """Evaluate a prepared assessment, replace its reservations, keep and publish it (locks are held)."""
+        rules = prepared.rules
+        effect = rules.capacity_effect(application.business_type)
+        customer_capacity = prepared.request.existing_capacity_kva
+        assessment = self._evaluate(conn, prepared, reserving=True)
+        inputs = prepared.inputs
         application_no = application.application_no
         conn.execute(
             capacity_reservations.delete().where(capacity_reservations.c.application_no == application_no)
         )
         now = assessment.assessed_at
         kva = application.requested_capacity_kva
-        if application.business_type is BusinessType.CAPACITY_INCREASE and customer is not None:
+        if application.business_type is BusinessType.CAPACITY_INCREASE:
             # Only the increase is promised: the existing capacity is already in the measured peaks.
-            kva = max(kva - (customer.contract_capacity_kva or 0.0), 0.0)
+            kva = max(kva - (customer_capacity or 0.0), 0.0)
         # The scheme's validity counts from the first promise: a re-assessment does not renew it.
         promised = conn.execute(
             sa.select(feasibility_assessments.c.promised_at).where(
@@ -397,22 +458,28 @@ class FeasibilityService:
         return sorted(found)
 
     def reassess(self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str) -> int:
-        """Assess open applications again from the application kept with their last assessment."""
-        count = 0
-        for application_no in application_nos:
-            stored = conn.execute(
-                sa.select(feasibility_assessments.c.application).where(
-                    feasibility_assessments.c.application_no == application_no,
+        """Assess open applications again from the application kept with their last assessment.
+
+        Their applications are locked first, then every capacity lock they need at once (see the module).
+        """
+        numbers = sorted(set(application_nos))
+        lock_keys(conn, map(case_key, numbers))
+        applications = [
+            ConnectionApplication.model_validate(stored)
+            for stored in conn.execute(
+                sa.select(feasibility_assessments.c.application)
+                .where(
+                    feasibility_assessments.c.application_no.in_(numbers),
                     feasibility_assessments.c.is_open,
                 )
-            ).scalar()
-            if stored is None:
-                continue
-            self.assess_application(
-                conn, ConnectionApplication.model_validate(stored), correlation_id=correlation_id
-            )
-            count += 1
-        return count
+                .order_by(feasibility_assessments.c.application_no)
+            ).scalars()
+        ]
+        prepared = [(item, self._prepare_application(conn, item)) for item in applications]
+        _lock(conn, sorted({item for _, ready in prepared for item in ready.lock_ids}))
+        for application, ready in prepared:
+            self._reserve(conn, application, ready, correlation_id=correlation_id)
+        return len(prepared)
 
     def stored(self, conn: Connection, application_no: str) -> dict[str, Any] | None:
         """The kept assessment of an application as a JSON document, or None."""
@@ -520,7 +587,9 @@ def _reduce_customer_reservations(conn: Connection, application: ConnectionAppli
 
 
 def _lock(conn: Connection, equipment_ids: list[str]) -> None:
-    """Take the capacity lock rows of the equipment, creating missing ones first, in id order."""
+    """Take the capacity lock rows of the equipment (sorted ids), creating missing ones first, in id order."""
+    if not equipment_ids:
+        return
     now = utcnow()
     rows = [{"equipment_id": item, "locked_at": now} for item in equipment_ids]
     dialect = conn.dialect.name
@@ -529,16 +598,9 @@ def _lock(conn: Connection, equipment_ids: list[str]) -> None:
     elif dialect == "sqlite":
         conn.execute(sqlite.insert(capacity_locks).on_conflict_do_nothing(), rows)
     else:
-        existing = set(
-            conn.execute(
-                sa.select(capacity_locks.c.equipment_id).where(
-                    capacity_locks.c.equipment_id.in_(equipment_ids)
-                )
-            ).scalars()
-        )
-        missing = [row for row in rows if row["equipment_id"] not in existing]
-        if missing:
-            conn.execute(capacity_locks.insert(), missing)
+        # Not a read then an insert: two assessments would both miss a new row, and one insert would fail.
+        upsert = mysql.insert(capacity_locks)
+        conn.execute(upsert.on_duplicate_key_update(equipment_id=upsert.inserted.equipment_id), rows)
     conn.execute(
         sa.select(capacity_locks.c.equipment_id)
         .where(capacity_locks.c.equipment_id.in_(equipment_ids))

@@ -16,13 +16,20 @@ does not open (a key this hub lacks, an altered value) is parked as invalid too,
 key is configured. The handler receives each event as a DecodedEvent, which decodes its data into the
 catalogue's payload model once per delivery; data that does not satisfy the model fails the handler like
 any other error of it.
+
+Several processes may consume one queue (competing consumers). Before it reads anything, a batch's
+transaction takes keyed locks (store/locks.py) on every event id of the batch and, for a KeyedHandler, on
+the keys its events touch (a case, a customer, a piece of equipment), all at once in one order. Two batches
+that hold events of one key are applied one after the other, the second reading what the first
+committed, and neither deadlocks nor meets the other's rows as a unique violation. A copy of an event that
+another consumer is applying waits for it, then finds the event in the inbox.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import pydantic
@@ -32,10 +39,12 @@ from sqlalchemy.engine import Connection, Engine
 from bus.port import Bus, Delivery, Message
 from bus.retry import RetryPolicy, group_by_exchange, next_hop
 from ground import metrics
+from ground.errors import InvalidRecordError
 from pipeline.decoded import DecodedEvent
 from pipeline.sealing import SealedFieldError, decode_event
 from store.crypto import keyring_of
 from store.database import utcnow
+from store.locks import lock_keys
 from store.parking import park
 from store.schema import inbox
 from store.transaction_work import transaction_work
@@ -49,6 +58,25 @@ _INBOX_SEEN = sa.select(inbox.c.event_id).where(
 )
 
 EventHandler = Callable[[Connection, DecodedEvent], None]
+KeysOf = Callable[[Connection, DecodedEvent], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class KeyedHandler:
+    """A handler with the keys of what each event changes: events sharing a key are applied one at a time.
+
+    keys names everything the handler will change for an event, so that all of a batch's locks are taken
+    before any of its work. It may read to find them (a customer's open cases); it must not write.
+    one_per_transaction: each event commits on its own, for a handler that takes further locks while it
+    works (feasibility's capacity locks), so that it never holds them across another event's work.
+    """
+
+    handler: EventHandler
+    keys: KeysOf
+    one_per_transaction: bool = False
+
+    def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
+        self.handler(conn, decoded)
 
 
 @dataclass
@@ -62,6 +90,15 @@ class ConsumerStats:
     retried: int = 0
     parked: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+def subject_keys(namespace: str) -> KeysOf:
+    """Keys by the event's subject (a piece of equipment): for handlers whose rows are the subject's."""
+
+    def keys(_conn: Connection, decoded: DecodedEvent) -> list[str]:
+        return [f"{namespace}:{decoded.event.subject}"]
+
+    return keys
 
 
 class InboxConsumer:
@@ -91,32 +128,65 @@ class InboxConsumer:
         if not deliveries:
             return 0
         before = replace(self.stats, by_type={})
+        alone = isinstance(self._handler, KeyedHandler) and self._handler.one_per_transaction
+        chunks = [[delivery] for delivery in deliveries] if alone else [deliveries]
+        for index, chunk in enumerate(chunks):
+            try:
+                acks, failures = self._settle(chunk)
+            except Exception:
+                # Nothing of the chunk was committed (a lost database, a deadlock): hand it and the rest
+                # back to the broker now rather than leaving them unacknowledged on this connection.
+                for delivery in (delivery for rest in chunks[index:] for delivery in rest):
+                    self.bus.nack(delivery, requeue=True)
+                raise
+            for delivery in acks:
+                self.bus.ack(delivery)
+            if failures:
+                self._send_on(failures)
+            self._count(before)
+            before = replace(self.stats, by_type={})
+        return len(deliveries)
+
+    def _settle(
+        self, deliveries: list[Delivery]
+    ) -> tuple[list[Delivery], list[tuple[Delivery, BaseException]]]:
+        """Apply deliveries in one transaction, whole or else event by event; (acks, failures) once done."""
+        settled = self._handle_whole(deliveries)
+        if settled is not None:
+            return settled
         acks: list[Delivery] = []
         failures: list[tuple[Delivery, BaseException]] = []
-        try:
-            settled = self._handle_whole(deliveries)
-            if settled is not None:
-                acks, failures = settled
-            else:
-                with self._engine.begin() as conn:
-                    for delivery in deliveries:
-                        error = self._handle(conn, delivery)
-                        if error is None:
-                            acks.append(delivery)
-                        else:
-                            failures.append((delivery, error))
-        except Exception:
-            # Nothing of the batch was committed (a lost database, a deadlock): hand it all back to the
-            # broker now rather than leaving it unacknowledged on this connection.
+        with self._engine.begin() as conn:
+            self._lock(conn, self._decodable(deliveries))
             for delivery in deliveries:
-                self.bus.nack(delivery, requeue=True)
-            raise
-        for delivery in acks:
-            self.bus.ack(delivery)
-        if failures:
-            self._send_on(failures)
-        self._count(before)
-        return len(deliveries)
+                error = self._handle(conn, delivery)
+                if error is None:
+                    acks.append(delivery)
+                else:
+                    failures.append((delivery, error))
+        return acks, failures
+
+    def _lock(self, conn: Connection, events: list[DecodedEvent]) -> None:
+        """Take the keyed locks of the events before the transaction reads anything (see the module)."""
+        keys = {f"inbox:{self._name}:{decoded.event.id}" for decoded in events}
+        if isinstance(self._handler, KeyedHandler):
+            for decoded in events:
+                try:
+                    keys.update(self._handler.keys(conn, decoded))
+                except (pydantic.ValidationError, InvalidRecordError):
+                    # Its handler will fail on the same data, and the event goes to the retries.
+                    continue
+        lock_keys(conn, keys)
+
+    def _decodable(self, deliveries: list[Delivery]) -> list[DecodedEvent]:
+        keyring = functools.partial(keyring_of, self._engine.dialect)
+        events: list[DecodedEvent] = []
+        for delivery in deliveries:
+            try:
+                events.append(DecodedEvent(decode_event(delivery.message.body, keyring)))
+            except (pydantic.ValidationError, SealedFieldError):
+                continue
+        return events
 
     def _count(self, before: ConsumerStats) -> None:
         """Report what this batch did, once it is committed and settled."""
@@ -191,6 +261,7 @@ class InboxConsumer:
         self, conn: Connection, events: list[DecodedEvent], outcome: ConsumerStats
     ) -> tuple[int, BaseException] | None:
         """Apply every new event and add them to the inbox; the position and error of a failing handler."""
+        self._lock(conn, events)
         seen = self._seen_of(conn, [decoded.event.id for decoded in events])
         rows: list[dict[str, object]] = []
         for index, decoded in enumerate(events):
@@ -237,11 +308,16 @@ class InboxConsumer:
                 self._handler(conn, DecodedEvent(event))
                 work.finish(conn)
             savepoint.commit()
-        except sa.exc.IntegrityError:
-            # Another consumer of the same queue committed this event id first.
+        except sa.exc.IntegrityError as exc:
             savepoint.rollback()
-            self.stats.duplicates += 1
-            return None
+            if self._seen(conn, event.id):
+                # Another consumer of the same queue committed this event id first.
+                self.stats.duplicates += 1
+                return None
+            # The handler's own conflict: counting it as a duplicate would drop the event unapplied.
+            log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, exc)
+            self.stats.failed += 1
+            return exc
         except Exception as exc:
             savepoint.rollback()
             log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, exc)

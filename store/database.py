@@ -56,6 +56,7 @@ from store import operations as _operations  # noqa: F401  (registers operator_a
 from store import submissions as _submissions  # noqa: F401  (registers the marketing exchange tables)
 from store import webhooks as _webhooks  # noqa: F401  (registers the webhook subscription tables)
 from store.crypto import Keyring, bind_keyring, keyring_from_settings
+from store.locks import release_named_locks_on_return
 from store.schema import metadata
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,13 @@ def _create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    # READ COMMITTED as on PostgreSQL: a transaction that waited for a keyed lock (store/locks.py) reads what
+    # the holder committed, and InnoDB takes no gap locks, which deadlock writers of neighbouring keys.
+    engine = sa.create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    release_named_locks_on_return(engine)
+    return engine
 
 
 def _locked(exc: BaseException) -> bool:

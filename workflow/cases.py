@@ -100,6 +100,31 @@ class CaseTracker:
             )
         handler(conn, decoded)
 
+    def keys(self, conn: Connection, decoded: DecodedEvent) -> list[str]:
+        """What an event changes, for the consumer's keyed locks (pipeline.consumer.KeyedHandler).
+
+        A case's rows (events, case, timeline, visits, facts, findings) change under its case key. Findings
+        are checked against the customer record, so whatever writes them holds the customer's key as well:
+        an application its case's and its customer's, a customer record its own, and a transformer change
+        those of the cases whose grid findings it may clear.
+        """
+        event = decoded.event
+        if event.type == APPLICATION_CHANGED:
+            application = decoded.payload_as(ConnectionApplication)
+            return [case_key(application.application_no), customer_key(application.customer_no)]
+        if event.type == STAGE_REPORTED:
+            return [case_key(decoded.payload_as(StageReport).application_no)]
+        if event.type == CUSTOMER_CHANGED:
+            return [customer_key(decoded.payload_as(Customer).customer_no)]
+        transformer = (
+            event.type == PROJECTION_UPDATED
+            and decoded.payload_as(ProjectionUpdate).equipment_kind == TRANSFORMER_KIND
+        )
+        if transformer and self.checker is not None:
+            standing = self.checker.cases_with_grid_findings(conn)
+            return [*map(case_key, standing), *map(customer_key, standing.values())]
+        return []
+
     def record(self, conn: Connection, event: CaseEvent) -> bool:
         """Keep an event of a case; False when it is kept already."""
         exists = conn.execute(
@@ -392,6 +417,16 @@ def apply_customer_changed(conn: Connection, decoded: DecodedEvent) -> Customer:
     return customer
 
 
+def case_key(application_no: str) -> str:
+    """The keyed lock of a case's rows."""
+    return f"workflow.case:{application_no}"
+
+
+def customer_key(customer_no: str) -> str:
+    """The keyed lock of a customer's record and of the findings checked against it."""
+    return f"workflow.customer:{customer_no}"
+
+
 @cache
 def default_tracker() -> CaseTracker:
     """The tracker over the configuration and exchange named by the environment (YEKUO_CONFIG_DIR ...)."""
@@ -406,3 +441,8 @@ def default_tracker() -> CaseTracker:
 def handle_event(conn: Connection, decoded: DecodedEvent) -> None:
     """The workflow consumer's handler: the default tracker, loaded on first use."""
     default_tracker()(conn, decoded)
+
+
+def keys_of_event(conn: Connection, decoded: DecodedEvent) -> list[str]:
+    """The keys the workflow consumer's handler changes for an event (CaseTracker.keys)."""
+    return default_tracker().keys(conn, decoded)

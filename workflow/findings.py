@@ -276,6 +276,22 @@ class ConsistencyChecker:
                 application = ConnectionApplication.model_validate(document)
                 self.check_application(conn, application, correlation_id=correlation_id)
 
+    def cases_with_grid_findings(self, conn: Connection) -> dict[str, str]:
+        """Customer numbers of the open cases with a standing grid finding, by application number.
+
+        check_grid_change re-checks some of them; the consumer locks them all before it reads further.
+        """
+        rules = [rule.name for rule in self.config.enabled if rule.kind in GRID_KINDS]
+        if not rules:
+            return {}
+        table = consistency_findings
+        rows = conn.execute(
+            sa.select(cases.c.application_no, cases.c.customer_no)
+            .join(table, table.c.application_no == cases.c.application_no)
+            .where(table.c.cleared_at.is_(None), table.c.rule.in_(rules), cases.c.status == "open")
+        )
+        return {row.application_no: row.customer_no for row in rows}
+
     def _reconcile(
         self,
         conn: Connection,

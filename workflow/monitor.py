@@ -24,9 +24,10 @@ from sqlalchemy.engine import Connection, Engine
 from canonical_model.case import AlertKind, AlertScope, CaseAlert, CaseStatus
 from canonical_model.events import CASE_ASSIGNED, CASE_AT_RISK, CASE_OVERDUE
 from store.database import utcnow
+from store.locks import lock_keys
 from store.schema import cases
 from workflow.assignment import choose_assignee, open_workload
-from workflow.cases import CaseTracker, calendar_signature, default_tracker
+from workflow.cases import CaseTracker, calendar_signature, case_key, default_tracker
 from workflow.events import CaseEvent
 from workflow.fold import END_TO_END, CaseState, fold_case
 from workflow.workdays import local_date
@@ -60,8 +61,8 @@ class CaseMonitor:
     ) -> TickReport:
         """One pass at `now` (default: the current time).
 
-        Each case is handled in a transaction of its own that first locks the case row, the same order
-        the consumer takes, so a pass never holds up the consumer for longer than one case. A pass over
+        Each case is handled in a transaction of its own that first takes the case's keyed lock, as the
+        consumer does, so a pass never holds up the consumer for longer than one case. A pass over
         many cases stops between two of them once stopping() is true (the report says it was interrupted),
         so a hub shutting down does not wait for the whole pass.
         """
@@ -338,7 +339,5 @@ def _while_running(items: list[str], stopping: Callable[[], bool], report: TickR
 
 
 def _lock_case(conn: Connection, application_no: str) -> None:
-    """Lock the case row before anything else (no-op on SQLite, which locks the whole database)."""
-    conn.execute(
-        sa.select(cases.c.application_no).where(cases.c.application_no == application_no).with_for_update()
-    )
+    """Take the case's keyed lock before anything else, as the workflow consumer does (store/locks.py)."""
+    lock_keys(conn, [case_key(application_no)])

@@ -237,8 +237,9 @@ def _cases_rebuild(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from store.database import create_engine
+    from store.locks import lock_keys
     from store.schema import case_events
-    from workflow.cases import default_tracker
+    from workflow.cases import case_key, default_tracker
 
     tracker = default_tracker()
     engine = create_engine(args.db_url or Settings().db_url)
@@ -250,8 +251,11 @@ def _cases_rebuild(args: argparse.Namespace) -> int:
                 .all()
             )
         for start in range(0, len(numbers), REBUILD_BATCH):
+            batch = numbers[start : start + REBUILD_BATCH]
             with engine.begin() as conn:
-                for number in numbers[start : start + REBUILD_BATCH]:
+                # Running hubs' consumers may fold these cases meanwhile: take their keys first, as they do.
+                lock_keys(conn, map(case_key, batch))
+                for number in batch:
                     tracker.rebuild(conn, number, correlation_id=str(uuid.uuid4()))
     finally:
         engine.dispose()

@@ -6,11 +6,13 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.application import BusinessType, CustomerClass, LoadType
 from canonical_model.grid import SupplyAreaClass
+from feasibility import service as feasibility_service
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
@@ -421,3 +423,33 @@ def test_a_planning_alert_on_equipment_checked_is_cited_in_the_trace(sqlite_engi
     )
     # Information only: F1 at 30% today, the verdict is today's.
     assert outcome.assessment.verdict == "feasible"
+
+
+def test_capacity_locks_are_taken_after_the_slow_reads_and_once_for_a_re_assessment(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _grid(sqlite_engine, feeder_rate=0.3)
+    with sqlite_engine.begin() as conn:
+        for number in ("A1", "A2"):
+            service.assess_application(conn, application(number, 100), correlation_id="c")
+    steps: list[str] = []
+    reading, locking = feasibility_service.read_loads, feasibility_service._lock
+
+    def read_loads(*args: Any, **kwargs: Any) -> Any:
+        steps.append("read loads")
+        return reading(*args, **kwargs)
+
+    def lock(conn: Connection, equipment_ids: list[str]) -> None:
+        steps.append(f"lock {','.join(equipment_ids)}")
+        locking(conn, equipment_ids)
+
+    monkeypatch.setattr(feasibility_service, "read_loads", read_loads)
+    monkeypatch.setattr(feasibility_service, "_lock", lock)
+    with sqlite_engine.begin() as conn:
+        service.assess_application(conn, application("A3", 100), correlation_id="c")
+    assert steps == ["read loads", "lock F1,S1,T1"]
+    steps.clear()
+    with sqlite_engine.begin() as conn:
+        assert service.reassess(conn, ["A2", "A1"], correlation_id="c") == 2
+    # Both are prepared first; their capacity locks are then taken together, in id order.
+    assert steps == ["read loads", "read loads", "lock F1,S1,T1"]

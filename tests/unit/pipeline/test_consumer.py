@@ -16,7 +16,7 @@ from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
-from pipeline.consumer import InboxConsumer
+from pipeline.consumer import InboxConsumer, KeyedHandler
 from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.decoded import DecodedEvent
 from store.event_feed import read_feed
@@ -278,3 +278,74 @@ def test_a_batch_is_one_transaction_work_and_an_event_alone_is_its_own(
         for delivery in deliveries:
             assert consumer._handle(conn, delivery) is None
     assert _grid_revision_and_notices(sqlite_engine) == (3, 5)
+
+
+def test_a_unique_violation_of_the_handler_is_a_failure_not_a_duplicate(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    clashing = application_event("C1")
+
+    def handler(conn: Connection, decoded: DecodedEvent) -> None:
+        handle_event(conn, decoded)
+        if decoded.event.id == clashing.id:
+            # The handler's own rows clash (as two consumers' inserts of one new row once did).
+            conn.execute(
+                sa.text("INSERT INTO inbox VALUES ('workflow', :id, CURRENT_TIMESTAMP)"), {"id": "x"}
+            )
+            conn.execute(
+                sa.text("INSERT INTO inbox VALUES ('workflow', :id, CURRENT_TIMESTAMP)"), {"id": "x"}
+            )
+
+    # The unreadable message sends the batch down the event-by-event path, where the clash is met.
+    bus.publish(
+        EXCHANGE,
+        [Message(body=b"{}", routing_key="application.changed.x", message_id="m-bad")],
+    )
+    _publish(bus, clashing, application_event("C2"))
+    consumer = _consumer(sqlite_engine, bus, handler)
+    assert consumer.consume_once(timeout_s=0.2) == 3
+    assert (consumer.stats.handled, consumer.stats.duplicates, consumer.stats.failed) == (1, 0, 1)
+    assert consumer.stats.retried == 1
+    with sqlite_engine.connect() as conn:
+        assert get_case(conn, "C1") is None and get_case(conn, "C2") is not None
+
+
+def test_a_keyed_handler_s_keys_are_all_taken_before_the_batch_is_applied(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    steps: list[str] = []
+
+    def keys(_conn: Connection, decoded: DecodedEvent) -> list[str]:
+        steps.append(f"keys {decoded.event.subject}")
+        return [f"case:{decoded.event.subject}"]
+
+    def handler(conn: Connection, decoded: DecodedEvent) -> None:
+        steps.append(f"apply {decoded.event.subject}")
+        handle_event(conn, decoded)
+
+    _publish(bus, application_event("K1"), application_event("K2"))
+    consumer = _consumer(sqlite_engine, bus, KeyedHandler(handler, keys))
+    assert consumer.consume_once(timeout_s=0.2) == 2
+    assert steps == ["keys K1", "keys K2", "apply K1", "apply K2"]
+
+
+def test_a_handler_of_one_event_per_transaction_commits_each_before_the_next(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    committed_before: list[int] = []
+
+    def handler(conn: Connection, decoded: DecodedEvent) -> None:
+        with sqlite_engine.connect() as other:
+            committed_before.append(other.execute(sa.text("SELECT count(*) FROM inbox")).scalar_one())
+        handle_event(conn, decoded)
+
+    _publish(bus, *(application_event(f"T{n}") for n in range(3)))
+    consumer = _consumer(
+        sqlite_engine, bus, KeyedHandler(handler, lambda _c, _d: [], one_per_transaction=True)
+    )
+    assert consumer.consume_once(timeout_s=0.2) == 3
+    assert committed_before == [0, 1, 2]
+    assert consumer.stats.handled == 3
