@@ -1,7 +1,7 @@
 """`python -m bench [--quick]`: every benchmark in one run, the table on stdout, the figures in JSON.
 
-Sections follow the benchmark issue: 1 raw limit, 2 hub publish path, 3 durable path, 4 consume path,
-5 file feed, 6 feasibility, 7 API, 8 freshness, 9 forecast refresh, and 10 the assistant's answers. A
+Sections: 1 raw limit, 2 hub publish path, 3 durable path, 4 consume path, 5 file feed, 6 feasibility,
+7 API, 8 freshness, 9 forecast refresh, 10 the assistant's answers, and 11 one hub instance against two. A
 section that fails is reported as not measured with its error, the others still run, and the exit status
 is 1. A target that is missed is a result, not a failure.
 """
@@ -32,6 +32,7 @@ from bench import (
     forecast_refresh,
     freshness,
     hub_paths,
+    instances,
 )
 from bench.env import BENCH_EXCHANGE, BenchEnv, Progress
 from bench.profiling import Profiles
@@ -61,6 +62,7 @@ SECTIONS = (
     "freshness",
     "forecast",
     "assistant",
+    "instances",
 )
 
 HALF = Target(">=", 0.5, "ratio")
@@ -98,6 +100,7 @@ class Scale:
     forecast_substations: int
     assistant_cases: int
     assistant_rounds: int
+    instances_records: int
 
 
 FULL = Scale(
@@ -120,6 +123,7 @@ FULL = Scale(
     forecast_substations=100,
     assistant_cases=1_000,
     assistant_rounds=5,
+    instances_records=10_000,
 )
 QUICK = Scale(
     name="quick",
@@ -141,6 +145,7 @@ QUICK = Scale(
     forecast_substations=10,
     assistant_cases=200,
     assistant_rounds=2,
+    instances_records=2_000,
 )
 
 
@@ -753,6 +758,50 @@ def assistant_section(run: Run) -> None:
         ]
 
 
+def instances_section(run: Run) -> None:
+    """11. One hub instance against two on this machine: the relay under its lease, competing consumers."""
+    records = legacy_records(run.scale.instances_records)
+    runs = []
+    for count in (1, 2):
+        run.purge()
+        run.env.progress(f"instances: {count} hub instance(s), {len(records):,} records staged to applied")
+        runs.append(
+            instances.measure_instances(
+                run.env.fresh_engine, run.env.amqp_url, run.env.schema_url, run.workflow, records, count
+            )
+        )
+    run.purge()
+    one, two = runs
+    if (one.events, one.cases_digest) != (two.events, two.cases_digest):
+        raise YekuoError(
+            f"two instances did not build what one built: {two.events} events and cases {two.cases_digest} "
+            f"against {one.events} and {one.cases_digest}"
+        )
+    run.extra["instances"] = [asdict(figures) for figures in runs]
+    run.measures += [
+        Measure(
+            "11",
+            "instances.one",
+            "one hub instance (relay, workflow consumer), staged to applied",
+            rate(one.events, one.seconds),
+            "ev/s",
+            f"{one.events:,} events; relay lease tokens {one.relay_tokens}",
+        ),
+        Measure(
+            "11",
+            "instances.two",
+            "two hub instances, the same work",
+            rate(two.events, two.seconds),
+            "ev/s",
+            f"{two.events:,} events, the same cases ({two.cases_digest}); "
+            f"relay lease tokens {two.relay_tokens}; "
+            "2 cores, so no speed-up is expected: the ratio shows what coordination costs",
+            ratio_to="instances.one",
+            target=Target(">=", 0.8, "ratio"),
+        ),
+    ]
+
+
 SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "raw": raw_section,
     "publish": publish_section,
@@ -764,6 +813,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "freshness": freshness_section,
     "forecast": forecast_section,
     "assistant": assistant_section,
+    "instances": instances_section,
 }
 
 
