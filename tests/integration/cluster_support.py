@@ -420,8 +420,11 @@ class ClusterRun:
             elif now - quiet_since >= _QUIET_S:
                 return now - self.started_s
             if now > deadline:
+                # Doubled source versions make work for every consumer: say so when they are why.
+                doubled = "; ".join(source_versions_once(read_outbox(self.engine))) or "none doubled"
                 raise AssertionError(
-                    f"not settled within {timeout_s:.0f} s: stream rounds {self.stream.rounds_done}, "
+                    f"not settled within {timeout_s:.0f} s (source versions: {doubled}): "
+                    f"stream rounds {self.stream.rounds_done}, "
                     f"files waiting {self.world.files_waiting()}, queued {queued(self.deployment.bus_url)}, "
                     f"store (outbox, unsent, inbox, case events, files) {current}\n{logs_of(self.instances)}"
                 )
