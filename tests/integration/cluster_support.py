@@ -80,7 +80,8 @@ _STAGES: dict[str, str] = yaml.safe_load(
 # The hub has settled once nothing it stores has changed for this long with every queue empty.
 _QUIET_S = 4.0
 SETTLE_TIMEOUT_S = 1500.0
-_FIRST_LOAD_DAY = date(2026, 9, 1)
+# The hub runs on the real clock, so the measured days are recent ones: load bases look back from today.
+_LOAD_DAYS_AGO = 30
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,11 @@ class Stream:
                 self.advanced += 1
             self.archived.append(row["APP_NO"])
         self._pms.apply(self.plan.pms_changes_per_round)
-        self.files_written += len(self.world.writer.write_day(_FIRST_LOAD_DAY + timedelta(days=number)))
+        self.files_written += len(self.world.writer.write_day(_first_load_day() + timedelta(days=number)))
+
+
+def _first_load_day() -> date:
+    return datetime.now(SHANGHAI).date() - timedelta(days=_LOAD_DAYS_AGO)
 
 
 def _movable(row: ApplicationRow) -> bool:
