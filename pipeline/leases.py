@@ -11,6 +11,7 @@ step gives the lease up locally and waits for it again, which is no failure of t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,8 +40,10 @@ class LeaseKeeper:
         self.owner = owner
         self._ttl = timedelta(seconds=ttl_s)
         self._duties: list[str] = []
-        # Replaced whole, never changed in place: the loops read it while the keeper's thread writes it.
+        # Replaced whole, never changed in place, so the loops read it without the lock; every change
+        # (the keeper's thread renewing, a loop's step giving a lease up) is made under the lock.
         self._held: dict[str, _Held] = {}
+        self._changing = threading.Lock()
         for duty in duties:
             self.add(duty)
 
@@ -71,15 +74,20 @@ class LeaseKeeper:
             return None
         return held.fence
 
+    def holds(self, duty: str) -> bool:
+        """Whether this instance holds the duty now (a long step asks between its chunks)."""
+        return self.fence(duty) is not None
+
     def held(self) -> list[Fence]:
         """The leases this instance holds now."""
         return [fence for duty in self._duties if (fence := self.fence(duty)) is not None]
 
     def lost(self, fence: Fence) -> None:
         """Forget a lease a fence check refused; the keeper competes for the duty again next round."""
-        held = self._held.get(fence.duty)
-        if held is not None and held.fence == fence:
-            self._set(fence.duty, None)
+        with self._changing:
+            held = self._held.get(fence.duty)
+            if held is not None and held.fence == fence:
+                self._replace(fence.duty, None)
 
     def release_all(self) -> None:
         """Give every held lease up, so that another instance takes it over without waiting for expiry."""
@@ -127,6 +135,10 @@ class LeaseKeeper:
             log.info("%s: lease taken with token %d", duty, fence.token)
 
     def _set(self, duty: str, held: _Held | None) -> None:
+        with self._changing:
+            self._replace(duty, held)
+
+    def _replace(self, duty: str, held: _Held | None) -> None:
         following = {name: value for name, value in self._held.items() if name != duty}
         if held is not None:
             following[duty] = held
