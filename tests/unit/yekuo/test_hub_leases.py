@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from bus.memory import discard_broker, unique_url
 from ground import clock
 from ground.settings import PROJECT_ROOT, ClusterSettings, Settings
+from pipeline.leases import LeaseKeeper
 from pipeline.records import SourceBatch
 from store.leases import list_leases
 from tests.support.app import hub_app
@@ -91,25 +92,44 @@ def test_the_second_hub_idles_is_ready_and_shows_who_holds_each_duty(
 def test_a_stopped_hub_releases_its_duties_and_the_other_takes_them_before_they_would_expire(
     sqlite_engine: Engine, bus_url: str
 ) -> None:
-    # The clock stands still, so no lease can expire: only the release can hand the duties over.
+    # The clock stands still, so no lease can expire: only the release can hand the duties over. The other
+    # instance is a bare keeper, so that its rounds run here only and not also in a hub's keeper thread.
     with clock.frozen_at(clock.system_now()):
-        first, second = _hub(sqlite_engine, bus_url, "hub-1"), _hub(sqlite_engine, bus_url, "hub-2")
+        first = _hub(sqlite_engine, bus_url, "hub-1")
+        second = LeaseKeeper(sqlite_engine, "hub-2", TTL_S, DUTIES)
         first.start()
-        second.start()
         try:
+            second.keep()
+            assert second.held() == []
             first.stop()
             assert _owners(sqlite_engine) == dict.fromkeys(DUTIES, None)
 
-            second.leases.keep()
+            second.keep()
 
             with sqlite_engine.connect() as conn:
                 assert {(lease.duty, lease.owner, lease.token) for lease in list_leases(conn)} == {
                     (duty, "hub-2", 2) for duty in DUTIES
                 }
-            assert {fence.duty for fence in second.leases.held()} == DUTIES
+            assert {fence.duty for fence in second.held()} == DUTIES
         finally:
-            second.stop()
             first.stop()
+
+
+def test_the_monitors_stopping_turns_true_once_its_lease_is_lost(sqlite_engine: Engine, bus_url: str) -> None:
+    hub = _hub(sqlite_engine, bus_url, "hub-1")
+    hub.start()
+    try:
+        stopping = hub.stopping_duty("monitor")
+        assert not stopping()
+        monitor = hub.leases.fence("monitor")
+        assert monitor is not None
+
+        hub.leases.lost(monitor)
+
+        assert stopping()
+        assert not hub.stopping_duty("relay")()
+    finally:
+        hub.stop()
 
 
 def test_an_api_without_a_hub_shows_no_duties_before_any_was_taken(sqlite_engine: Engine) -> None:
