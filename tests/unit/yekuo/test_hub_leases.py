@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -78,10 +79,12 @@ def test_the_second_hub_idles_is_ready_and_shows_who_holds_each_duty(
             DUTIES, "hub-1"
         )
         assert body["duties"]["relay"]["token"] == 1 and body["duties"]["relay"]["expires_at"]
+        assert all(lease["live"] for lease in body["duties"].values())
 
         adapters = client.get("/admin/adapters", headers=bearer("operator")).json()
         [marketing] = adapters["items"]
         assert marketing["poll_lease"]["owner"] == "hub-1" and marketing["poll_lease"]["token"] == 1
+        assert marketing["poll_lease"]["live"] is True
         one = client.get("/admin/adapters/marketing", headers=bearer("operator")).json()
         assert one["poll_lease"] == marketing["poll_lease"]
     finally:
@@ -130,6 +133,26 @@ def test_the_monitors_stopping_turns_true_once_its_lease_is_lost(sqlite_engine: 
         assert not hub.stopping_duty("relay")()
     finally:
         hub.stop()
+
+
+def test_a_lease_past_its_expiry_by_the_servers_clock_is_shown_held_but_not_live(
+    sqlite_engine: Engine,
+) -> None:
+    start = clock.system_now()
+    with clock.frozen_at(start) as fixed:
+        LeaseKeeper(sqlite_engine, "hub-1", TTL_S, ["relay", "poll:marketing"]).keep()
+        api = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, instance="hub-2"))
+        assert api.get("/ready").json()["duties"]["relay"]["live"] is True
+
+        fixed.advance(timedelta(seconds=TTL_S + 1))
+        ready = api.get("/ready")
+        adapters = api.get("/admin/adapters", headers=bearer("operator")).json()
+
+    assert ready.status_code == 200
+    assert ready.json()["duties"]["relay"]["owner"] == "hub-1"
+    assert ready.json()["duties"]["relay"]["live"] is False
+    [marketing] = adapters["items"]
+    assert marketing["poll_lease"]["owner"] == "hub-1" and marketing["poll_lease"]["live"] is False
 
 
 def test_an_api_without_a_hub_shows_no_duties_before_any_was_taken(sqlite_engine: Engine) -> None:
