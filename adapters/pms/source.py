@@ -325,8 +325,6 @@ class PmsSource:
         poll: _Poll,
     ) -> None:
         """One page of the key-set comparison that finds rows deleted at the source."""
-        if poll.fresh:
-            return
         interval = timedelta(seconds=self.settings.reconcile_interval_s)
         if not state.reconciling:
             due = state.reconcile_started is None or now - state.reconcile_started >= interval
@@ -335,7 +333,7 @@ class PmsSource:
             state.reconciling, state.reconcile_after, state.reconcile_started = True, None, now
         record = table.spec.record_type
         size = self.settings.reconcile_page_size
-        page = self.registry.page(record, state.reconcile_after, size)
+        page = [] if poll.fresh else self.registry.page(record, state.reconcile_after, size)
         existing = table.existing(conn, [key for key, _ in page]) if page else set()
         pending = poll.pending.setdefault(record, {})
         detected = self._local(now).strftime(_LEGACY_TIME)
