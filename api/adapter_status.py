@@ -30,7 +30,12 @@ ADAPTERS_EXAMPLE = {
             "submissions": {"done": 2},
             "writebacks": {},
             "loops": {"poll:marketing": {"ok": True, "failures": 0, "last_error": None}},
-            "poll_lease": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15+00:00"},  # nosec B105
+            "poll_lease": {
+                "owner": "hub-a-4127",
+                "token": 3,  # nosec B105 (a fencing token counts take-overs; it is no secret)
+                "expires_at": "2026-11-20T08:30:15+00:00",
+                "live": True,
+            },
         }
     ],
     "limit": 1,
@@ -77,7 +82,8 @@ class AdapterStatus(BaseModel):
     writebacks: dict[str, int] = Field(description="write-backs per status")
     loops: dict[str, LoopHealth] = Field(description="the adapter's loops by name")
     poll_lease: DutyLease | None = Field(
-        description="which hub instance polls the adapter (the lease of poll:<name>); null before any took it"
+        description="which hub instance polls the adapter (the lease of poll:<name>) and whether that lease "
+        "is live; null before any took it"
     )
 
 

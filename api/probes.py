@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.context import Context
+from ground import clock
 from ground.metrics import CONTENT_TYPE
 from store.database import DatabaseError, Engine
 from store.leases import list_leases
@@ -30,6 +31,10 @@ class DutyLease(BaseModel):
     owner: str | None = Field(description="the holding instance's name; null: released, free to take")
     token: int = Field(description="fencing token: one more on every take-over")
     expires_at: datetime | None = Field(description="another instance takes the duty over after this")
+    live: bool = Field(
+        description="held and not expired by this server's clock: a false one with an owner is an instance "
+        "that stopped renewing, and waits for another to take it over"
+    )
 
 
 class Readiness(BaseModel):
@@ -41,7 +46,9 @@ class Readiness(BaseModel):
     duties: dict[str, DutyLease] = Field(
         description="every duty's lease as the database shows it, whichever instance holds it; an instance "
         "that holds none is ready all the same",
-        examples=[{"relay": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15Z"}}],  # nosec B105
+        examples=[
+            {"relay": {"owner": "hub-a-4127", "token": 3, "expires_at": "2026-11-20T08:30:15Z", "live": True}}  # nosec B105
+        ],
     )
 
 
@@ -52,11 +59,13 @@ def duty_leases(engine: Engine) -> dict[str, dict[str, Any]]:
             leases = list_leases(conn)
     except DatabaseError:
         return {}
+    now = clock.now()
     return {
         lease.duty: {
             "owner": lease.owner,
             "token": lease.token,
             "expires_at": lease.expires_at.isoformat() if lease.expires_at else None,
+            "live": lease.owner is not None and lease.expires_at is not None and lease.expires_at > now,
         }
         for lease in leases
     }

@@ -65,6 +65,8 @@ class Ingestor:
         with self._engine.begin() as conn:
             # The checkpoint first: its fence check then holds the lease for the whole transaction.
             save_checkpoint(conn, source.name, dict(batch.checkpoint), fence=fence)
+            if batch.settle is not None:
+                batch.settle(conn)
             self._stage(conn, batch.records)
         self.stats.polls += 1
         return batch.has_more

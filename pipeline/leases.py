@@ -11,6 +11,7 @@ step gives the lease up locally and waits for it again, which is no failure of t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Engine
 from ground import clock
 from ground.errors import FencedOutError
 from store.database import DatabaseError
-from store.leases import Fence, release_lease, renew_lease, take_lease
+from store.leases import Fence, bounded_waits, release_lease, renew_lease, take_lease
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,15 @@ class LeaseKeeper:
         self._engine = engine
         self.owner = owner
         self._ttl = timedelta(seconds=ttl_s)
+        # How long one duty's statement may wait for a lock held by another transaction (a paused holder's
+        # fenced write, say) before the keeper leaves that duty for the next round and goes on with the
+        # others: small against the lease time, so a blocked duty cannot make the others' leases run out.
+        self._wait_s = ttl_s / 15
         self._duties: list[str] = []
-        # Replaced whole, never changed in place: the loops read it while the keeper's thread writes it.
+        # Replaced whole, never changed in place, so the loops read it without the lock; every change
+        # (the keeper's thread renewing, a loop's step giving a lease up) is made under the lock.
         self._held: dict[str, _Held] = {}
+        self._changing = threading.Lock()
         for duty in duties:
             self.add(duty)
 
@@ -60,8 +67,9 @@ class LeaseKeeper:
             try:
                 self._keep(duty)
             except DatabaseError as exc:
+                # A lock wait that timed out, or the database down: not this round, for this duty only.
                 # The lease runs out here at its expiry (fence()), as it does for the other instances.
-                log.warning("lease of %s: the database failed, trying again next round: %s", duty, exc)
+                log.warning("lease of %s: not kept this round, trying again next round: %s", duty, exc)
         return False
 
     def fence(self, duty: str) -> Fence | None:
@@ -71,15 +79,20 @@ class LeaseKeeper:
             return None
         return held.fence
 
+    def holds(self, duty: str) -> bool:
+        """Whether this instance holds the duty now (a long step asks between its chunks)."""
+        return self.fence(duty) is not None
+
     def held(self) -> list[Fence]:
         """The leases this instance holds now."""
         return [fence for duty in self._duties if (fence := self.fence(duty)) is not None]
 
     def lost(self, fence: Fence) -> None:
         """Forget a lease a fence check refused; the keeper competes for the duty again next round."""
-        held = self._held.get(fence.duty)
-        if held is not None and held.fence == fence:
-            self._set(fence.duty, None)
+        with self._changing:
+            held = self._held.get(fence.duty)
+            if held is not None and held.fence == fence:
+                self._replace(fence.duty, None)
 
     def release_all(self) -> None:
         """Give every held lease up, so that another instance takes it over without waiting for expiry."""
@@ -113,20 +126,24 @@ class LeaseKeeper:
         # Counted from before the statement, so this instance gives a lease up no later than the table does.
         expires_at = clock.now() + self._ttl
         if held is not None:
-            with self._engine.begin() as conn:
+            with self._engine.begin() as conn, bounded_waits(conn, self._wait_s):
                 renewed = renew_lease(conn, held.fence, self.owner, self._ttl)
             if renewed:
                 self._set(duty, _Held(held.fence, expires_at))
                 return
             log.warning("%s: lease with token %d lost to another instance", duty, held.fence.token)
             self._set(duty, None)
-        with self._engine.begin() as conn:
+        with self._engine.begin() as conn, bounded_waits(conn, self._wait_s):
             fence = take_lease(conn, duty, self.owner, self._ttl)
         if fence is not None:
             self._set(duty, _Held(fence, expires_at))
             log.info("%s: lease taken with token %d", duty, fence.token)
 
     def _set(self, duty: str, held: _Held | None) -> None:
+        with self._changing:
+            self._replace(duty, held)
+
+    def _replace(self, duty: str, held: _Held | None) -> None:
         following = {name: value for name, value in self._held.items() if name != duty}
         if held is not None:
             following[duty] = held

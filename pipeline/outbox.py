@@ -17,7 +17,7 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from bus.codec import cloudevent_properties
 from bus.port import Bus, Message
 from canonical_model.envelope import CloudEvent
-from ground.errors import BusError, UnroutableError
+from ground.errors import BusError, FencedOutError, UnroutableError
 from ground.identity import DEFAULT_INSTANCE_URI, check_instance_uri
 from ground.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from pipeline.records import EventDraft
@@ -151,17 +151,17 @@ class OutboxRelay:
         self._batch_size = batch_size
         self.published = 0
 
-    def relay_once(self, fence: Fence | None = None) -> int:
+    def relay_once(self, fence: Fence | None = None, still_held: Callable[[], bool] | None = None) -> int:
         """Publish one batch; return how many events the broker confirmed.
 
         Raises the bus error after recording it on the batch, so the caller can back off. Events
         stay unsent on any error and are published again later. With fence (the relay's lease), the batch
-        is read and marked only while its token is current: FencedOutError otherwise, before publishing
-        when the lease was already lost then, after it (the marks roll back) when it was lost meanwhile.
+        is marked only while its token is current (FencedOutError otherwise, the marks roll back), and
+        still_held (this instance's own view of the lease, by its clock) is asked before each group is
+        published, so a relay whose lease ran out publishes no further group. Reading takes no lock: an
+        idle relay polls every few milliseconds, and only the marks must be fenced.
         """
-        with self._engine.begin() as conn:
-            if fence is not None:
-                check_fence(conn, fence)
+        with self._engine.connect() as conn:
             rows = conn.execute(
                 sa.select(
                     outbox.c.id,
@@ -180,6 +180,8 @@ class OutboxRelay:
             return 0
         confirmed = 0
         for exchange, group in _group_by_exchange(rows):
+            if fence is not None and still_held is not None and not still_held():
+                raise FencedOutError(fence.duty, fence.token, None, None)
             messages = [self._message(row) for row in group]
             try:
                 self.bus.publish(exchange, messages)
@@ -225,22 +227,28 @@ class OutboxRelay:
         unroutable = set(exc.message_ids) if isinstance(exc, UnroutableError) else set()
         failed = len(rows)
         token = _token(fence)
-        with self._engine.begin() as conn:
-            if fence is not None:
-                check_fence(conn, fence)
-            for row in rows:
-                if unroutable and row.event_id not in unroutable:
-                    # The broker confirmed these; only the unroutable ones must stay behind.
+        try:
+            with self._engine.begin() as conn:
+                if fence is not None:
+                    check_fence(conn, fence)
+                for row in rows:
+                    if unroutable and row.event_id not in unroutable:
+                        # The broker confirmed these; only the unroutable ones must stay behind.
+                        conn.execute(
+                            outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow(), fence=token)
+                        )
+                        failed -= 1
+                        continue
                     conn.execute(
-                        outbox.update().where(outbox.c.id == row.id).values(sent_at=utcnow(), fence=token)
+                        outbox.update()
+                        .where(outbox.c.id == row.id)
+                        .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000], fence=token)
                     )
-                    failed -= 1
-                    continue
-                conn.execute(
-                    outbox.update()
-                    .where(outbox.c.id == row.id)
-                    .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000], fence=token)
-                )
+        except FencedOutError as refused:
+            # The bus error still reaches the caller, which must close the broken connection; the lost
+            # lease shows at the relay's next fenced write or the keeper's next renewal.
+            log.warning("outbox publish failure of %d event(s) left unrecorded: %s", len(rows), refused)
+            return
         OUTBOX_PUBLISHED.inc(len(rows) - failed)
         OUTBOX_PUBLISH_FAILURES.labels(type(exc).__name__).inc(failed)
         log.error("outbox publish failed for %d event(s): %s", failed, exc)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
+from sqlalchemy.engine import Connection
+
 
 @dataclass(frozen=True)
 class RawRecord:
@@ -61,6 +63,9 @@ class SourceBatch:
     records: list[RawRecord]
     checkpoint: Mapping[str, Any]
     has_more: bool
+    # The source's own state changes that belong to this checkpoint: run in the transaction that commits
+    # it, after its fence check, so a poller that lost its lease changes nothing.
+    settle: Callable[[Connection], None] | None = None
 
 
 class PollingSource(Protocol):

@@ -5,14 +5,26 @@ expires. Every take-over adds one to the duty's token; the holder writes its tok
 of the duty and checks it first in the same transaction (check_fence), so an instance that paused past its
 lease and came back is refused instead of writing over its successor.
 
-Times come from the hub's clock. The database serialises the decisions: a take-over is one conditional
-UPDATE, and a fence check holds the lease row (for share) until its transaction ends, so a take-over waits
-for a write that checked the old token to commit, and a write that comes after it sees the new token.
+Times come from the hub's clock. The database serialises the decisions: a fence check locks the lease row
+until its transaction ends, and a take-over locks it exclusively before its conditional UPDATE, so a
+take-over waits for a write that checked the old token to commit, and a write after it sees the new token.
+
+Renewals must not queue behind the holder's own fenced writes. On PostgreSQL the fence check takes the
+weakest row lock (FOR KEY SHARE), which a renewal's UPDATE of non-key columns does not wait for, while the
+take-over's FOR UPDATE does. MariaDB has no such lock: a renewal there waits for the fenced transactions
+running at that moment (short ones; the keeper bounds the wait, see bounded_waits). A take-over first reads
+the row without locking and leaves a live lease alone, so an idle instance never waits for the holder.
+
+A holder that pauses inside a fenced transaction keeps its lock. PostgreSQL ends such a transaction once it
+has been idle for half the lease time (idle_in_transaction_session_timeout), so the take-over waits that
+long at most; MariaDB and SQLite cannot end another session's idle transaction from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -43,6 +55,8 @@ class Fence:
 
     duty: str
     token: int
+    # The lease time it was taken for: a fenced transaction idle for half of it is ended (PostgreSQL).
+    ttl_s: float = field(default=15.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,18 @@ def take_lease(conn: Connection, duty: str, owner: str, ttl: timedelta) -> Fence
 
     Taking one's own expired lease counts as a take-over too: the writes of the pause behind it are refused.
     """
-    _ensure_row(conn, duty)
     now = clock.now()
+    # A plain read first: a live lease is left alone without waiting for its holder's fenced writes.
+    current = conn.execute(
+        sa.select(duty_leases.c.owner, duty_leases.c.expires_at).where(duty_leases.c.duty == duty)
+    ).first()
+    if current is None:
+        _ensure_row(conn, duty)
+    elif current.owner is not None and current.expires_at is not None and current.expires_at >= now:
+        return None
+    if conn.dialect.name != "sqlite":
+        # Waits for every transaction that checked the old token (their locks conflict with this one).
+        conn.execute(sa.select(duty_leases.c.token).where(duty_leases.c.duty == duty).with_for_update())
     taken = conn.execute(
         duty_leases.update()
         .where(duty_leases.c.duty == duty)
@@ -73,7 +97,7 @@ def take_lease(conn: Connection, duty: str, owner: str, ttl: timedelta) -> Fence
     if taken.rowcount != 1:
         return None
     token = conn.execute(sa.select(duty_leases.c.token).where(duty_leases.c.duty == duty)).scalar_one()
-    return Fence(duty, int(token))
+    return Fence(duty, int(token), ttl.total_seconds())
 
 
 def renew_lease(conn: Connection, fence: Fence, owner: str, ttl: timedelta) -> bool:
@@ -96,8 +120,9 @@ def list_leases(conn: Connection) -> list[Lease]:
 def check_fence(conn: Connection, fence: Fence) -> None:
     """Refuse the caller's transaction (FencedOutError) unless fence's token is still the duty's.
 
-    Call it first in the transaction that changes the duty's state: the lease row stays locked for share
-    until that transaction ends, so a take-over cannot slip in between the check and the commit.
+    Call it first in the transaction that changes the duty's state: the lease row stays locked (for key
+    share on PostgreSQL, for share elsewhere) until that transaction ends, so a take-over cannot slip in
+    between the check and the commit.
     """
     if conn.dialect.name == "sqlite":
         # SQLite has no row locks, and pysqlite begins the transaction only at the first write: this write
@@ -105,15 +130,45 @@ def check_fence(conn: Connection, fence: Fence) -> None:
         conn.execute(
             duty_leases.update().where(duty_leases.c.duty == fence.duty).values(token=duty_leases.c.token)
         )
+    elif conn.dialect.name == "postgresql":
+        idle_ms = max(1, int(fence.ttl_s * 500))
+        conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
     row = conn.execute(
         sa.select(duty_leases.c.token, duty_leases.c.owner)
         .where(duty_leases.c.duty == fence.duty)
-        .with_for_update(read=True)
+        .with_for_update(read=True, key_share=conn.dialect.name == "postgresql")
     ).first()
     if row is None:
         raise FencedOutError(fence.duty, fence.token, None, None)
     if int(row.token) != fence.token:
         raise FencedOutError(fence.duty, fence.token, int(row.token), row.owner)
+
+
+@contextmanager
+def bounded_waits(conn: Connection, seconds: float) -> Iterator[None]:
+    """Let conn's statements wait at most about seconds for a lock, then fail (a DatabaseError).
+
+    For the lease keeper: a duty whose row is locked by a paused holder is not taken (or renewed) this
+    round, and the keeper goes on with its other duties. MariaDB counts whole seconds, one at least.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+        yield
+    elif dialect == "sqlite":
+        before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(before)}")
+    else:
+        before = conn.exec_driver_sql("SELECT @@SESSION.innodb_lock_wait_timeout").scalar_one()
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(seconds))}")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {int(before)}")
 
 
 def _held(fence: Fence, owner: str) -> sa.Update:

@@ -139,7 +139,7 @@ class Hub:
         for consumer in self.consumers:
             self._spawn(f"consume:{consumer.name}", self._consumer_loop_factory(consumer))
         self._spawn("drain", self.leases.singleton("drain", self._drainer_loop_factory()))
-        monitor = MonitorLoop.for_engine(self.engine, stopping=self._stop.is_set)
+        monitor = MonitorLoop.for_engine(self.engine, stopping=self.stopping_duty("monitor"))
         self._spawn_singleton("monitor", monitor.step)
         # Signed webhooks from the event feed, and the feed's retention.
         dispatcher = WebhookDispatcher(self.engine, subscription_settings(), webhooks=self.settings.webhooks)
@@ -153,6 +153,11 @@ class Hub:
         self._spawn("leases", self.leases.keep, idle_s=self.leases.interval_s)
         for thread in self._threads:
             thread.start()
+
+    def stopping_duty(self, duty: str) -> Callable[[], bool]:
+        """For a long singleton step: true once the hub stops or the duty is no longer held here, so a
+        step that writes unfenced ends between its chunks instead of overlapping with the new holder's."""
+        return lambda: self._stop.is_set() or not self.leases.holds(duty)
 
     def wake(self, loop: str) -> None:
         """Cut a loop's idle pause short: a push was just stored for a poller, say (no-op for other names)."""
@@ -237,7 +242,7 @@ class Hub:
                 state["relay"] = relay
                 self._relays.append(relay)
             try:
-                return state["relay"].relay_once(fence) > 0
+                return state["relay"].relay_once(fence, lambda: self.leases.fence("relay") == fence) > 0
             except BusError:
                 broken = state.pop("relay")
                 self._close_quietly(broken.bus)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import signal
 import sys
 import threading
-import time
 
 from fastapi import FastAPI
 
@@ -29,6 +28,8 @@ from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine, schema_status
 from yekuo.audit import AnchorLoop
 from yekuo.hub import Hub
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def build_api(hub: Hub, marketing: MarketingAdapter | None = None) -> FastAPI:
@@ -98,10 +99,14 @@ def serve_hub(settings: Settings) -> int:
     bind_chain_key(engine, chain_key)
     config = load_hub_config(settings.config_dir)
     anchors = AnchorLoop(engine, settings.audit)
-    # A refresh runs for minutes over a large grid: it stops between chunks once the hub is stopping.
-    stopping = threading.Event()
+
+    def refresh_stopping() -> bool:
+        # A refresh runs for minutes over a large grid and writes unfenced: it stops between chunks once
+        # the hub (built below, with the refresh as one of its singletons) stops or loses the duty.
+        return hub.stopping_duty("forecast:refresh")()
+
     forecasts = ForecastLoop(
-        engine, refresh_settings(settings), settings.forecast.refresh_interval_s, stopping=stopping.is_set
+        engine, refresh_settings(settings), settings.forecast.refresh_interval_s, stopping=refresh_stopping
     )
     # Once per cluster: two instances would anchor the one chain twice and refresh every forecast twice.
     singletons = [("audit:anchor", anchors.step), ("forecast:refresh", forecasts.step)]
@@ -117,11 +122,21 @@ def serve_hub(settings: Settings) -> int:
     polled = ", ".join(part.name for part in hub.sources)
     print(f"hub API on {api.base_url}; polling {polled}", flush=True)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        _wait_for_stop_signal()
     finally:
-        stopping.set()
         hub.stop()
         api.stop()
     return 0
+
+
+def _wait_for_stop_signal() -> None:
+    """Wait for SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl-C), so the hub stops and hands its
+    leases over at once instead of leaving the other instances to wait for their expiry."""
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in _STOP_SIGNALS}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

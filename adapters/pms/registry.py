@@ -1,7 +1,7 @@
 """The versions of the PMS rows the hub has published, kept in the hub database (table source_rows).
 
-Only committed versions are written here: the adapter applies the versions of a poll when the next poll
-hands it the checkpoint that carries them, which proves that their events were committed with it.
+Only committed versions are here: a poll's versions are written in the transaction that commits its events
+and checkpoint (apply and clear take that transaction's connection), after the poller's fence check.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ground.errors import SourceUnavailableError
 from store.grid import source_rows
@@ -34,36 +34,35 @@ class RowRegistry:
         self._engine = engine
         self._source = source
 
-    def apply(self, pending: Mapping[str, Mapping[str, tuple[str, str | None] | None]]) -> None:
-        """Record committed versions (a None version removes the row), all in one transaction."""
-        if not any(pending.values()):
-            return
+    def apply(
+        self, conn: Connection, pending: Mapping[str, Mapping[str, tuple[str, str | None] | None]]
+    ) -> None:
+        """Record versions in conn's transaction (a None version removes the row)."""
         table = source_rows
-        with hub_store_errors(), self._engine.begin() as conn:
-            for record, entries in pending.items():
-                keys = list(entries)
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start : start + _CHUNK]
-                    conn.execute(
-                        table.delete().where(
-                            table.c.source == self._source,
-                            table.c.record_type == record,
-                            table.c.row_key.in_(chunk),
-                        )
+        for record, entries in pending.items():
+            keys = list(entries)
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                conn.execute(
+                    table.delete().where(
+                        table.c.source == self._source,
+                        table.c.record_type == record,
+                        table.c.row_key.in_(chunk),
                     )
-                    rows = [
-                        {
-                            "source": self._source,
-                            "record_type": record,
-                            "row_key": key,
-                            "version": entry[0],
-                            "changed_at": entry[1],
-                        }
-                        for key in chunk
-                        if (entry := entries[key]) is not None
-                    ]
-                    if rows:
-                        conn.execute(table.insert(), rows)
+                )
+                rows = [
+                    {
+                        "source": self._source,
+                        "record_type": record,
+                        "row_key": key,
+                        "version": entry[0],
+                        "changed_at": entry[1],
+                    }
+                    for key in chunk
+                    if (entry := entries[key]) is not None
+                ]
+                if rows:
+                    conn.execute(table.insert(), rows)
 
     def versions(self, record: str, keys: Sequence[str]) -> dict[str, str]:
         """The recorded version of each of these keys that has one."""
@@ -93,11 +92,10 @@ class RowRegistry:
         with hub_store_errors(), self._engine.connect() as conn:
             return [(row.row_key, row.changed_at) for row in conn.execute(query)]
 
-    def clear(self, records: Sequence[str] | None = None) -> None:
-        """Forget the versions of some record types (None: of every record type) of this source."""
+    def clear(self, conn: Connection, records: Sequence[str] | None = None) -> None:
+        """Forget, in conn's transaction, the versions of some record types (None: all) of this source."""
         table = source_rows
         query = table.delete().where(table.c.source == self._source)
         if records is not None:
             query = query.where(table.c.record_type.in_(records))
-        with hub_store_errors(), self._engine.begin() as conn:
-            conn.execute(query)
+        conn.execute(query)

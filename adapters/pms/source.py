@@ -20,12 +20,14 @@ a joined row deleted on its own).
 No duplicates. Re-reading must not publish a row version twice. The version of a row is a hash of its
 payload as read (joined row included). The versions already published are kept in the hub database
 (source_rows, one row per key); a row whose version is there is skipped. That table may only hold versions
-whose events are committed, and the poll cannot write inside the ingest transaction. So a poll returns the
-versions it published inside its checkpoint (`pending`: only that poll's, so a few pages at most however
-big the tables are), which the hub commits together with the events; the next poll receives that committed
-checkpoint and only then writes those versions to source_rows. A crash before the commit leaves the old
-checkpoint, so the same rows are read and published again; a crash after it leaves the versions in the
-checkpoint, so they are applied next time. Either way every row version reaches the outbox exactly once.
+whose events are committed, by the poller that holds the lease. So a poll writes nothing itself: it hands
+the hub the versions it published (the batch's settle, also kept in the checkpoint as `pending`: only that
+poll's, a few pages at most however big the tables are), and the hub writes them to source_rows in the
+transaction that commits the events and the checkpoint, after the poller's fence check. A crash before the
+commit leaves the old checkpoint and versions, so the same rows are read and published again; a poller
+that lost its lease writes no version. Either way every row version reaches the outbox exactly once.
+A checkpoint of the release before leases may carry versions not yet applied: they count as published and
+are applied with the next poll's (applying a version already there changes nothing).
 
 Deletes. Decommissioning is a status (YXZT) and arrives as a change. Hard deletes leave no trace in PMS,
 so every reconcile_interval_s each table's published keys are walked page by page and looked up in PMS;
@@ -119,17 +121,26 @@ def version_of(payload: Mapping[str, Any]) -> str:
 class _Poll:
     """What one poll has collected so far."""
 
+    # No checkpoint: source_rows is cleared when this poll commits, so it hides nothing now.
+    fresh: bool
+    # The versions of the checkpoint polled from, committed but maybe not yet in source_rows.
+    carried: Pending
     records: list[RawRecord] = field(default_factory=list)
     pending: Pending = field(default_factory=dict)
     more: bool = False
 
     def last_version(self, record: str, key: str, published: Mapping[str, str]) -> str | None:
         """The version of a key published last, in this poll or before (None: never, or deleted)."""
-        entries = self.pending.get(record, {})
-        if key in entries:
-            entry = entries[key]
-            return entry[0] if entry else None
+        for entries in (self.pending.get(record, {}), self.carried.get(record, {})):
+            if key in entries:
+                entry = entries[key]
+                return entry[0] if entry else None
         return published.get(key)
+
+    def deleted_before(self, record: str, key: str) -> bool:
+        """Whether the checkpoint polled from already published the key's deletion."""
+        entries = self.carried.get(record, {})
+        return key in entries and entries[key] is None
 
 
 class PmsSource:
@@ -183,18 +194,12 @@ class PmsSource:
     def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
         """Read the next changes of every polled table after the committed checkpoint."""
         state = SyncState.from_checkpoint(self.name, checkpoint)
-        if not checkpoint:
-            # A fresh start re-publishes everything: versions from an earlier run must not hide rows.
-            self.registry.clear()
-        self.registry.apply(state.pending)
         known = {table.record_type for table in self.tables}
         gone = [record for record in state.tables if record not in known]
-        if gone:
-            self.registry.clear(gone)
-            for record in gone:
-                del state.tables[record]
+        for record in gone:
+            del state.tables[record]
         now = self._clock()
-        poll = _Poll()
+        poll = _Poll(fresh=not checkpoint, carried=state.pending)
         with pms_errors(), self.engine.connect() as conn:
             for spec in self.tables:
                 table = self._bind(conn, spec)
@@ -203,7 +208,19 @@ class PmsSource:
                     table_state = state.tables[spec.record_type] = self._fresh(now)
                 self._read(conn, table, table_state, now, poll)
         state.pending = poll.pending
-        return SourceBatch(records=poll.records, checkpoint=state.to_json(), has_more=poll.more)
+
+        def settle(conn: Connection) -> None:
+            if poll.fresh:
+                # A fresh start re-publishes everything: versions from an earlier run must not hide rows.
+                self.registry.clear(conn)
+            elif gone:
+                self.registry.clear(conn, gone)
+            self.registry.apply(conn, poll.carried)
+            self.registry.apply(conn, poll.pending)
+
+        return SourceBatch(
+            records=poll.records, checkpoint=state.to_json(), has_more=poll.more, settle=settle
+        )
 
     def _bind(self, conn: Connection, spec: PolledTable) -> BoundTable:
         bound = self._bound.get(spec.record_type)
@@ -279,7 +296,7 @@ class PmsSource:
             return
         record = table.spec.record_type
         keys = [table.key_of(row) for row in rows]
-        published = self.registry.versions(record, keys)
+        published = {} if poll.fresh else self.registry.versions(record, keys)
         pending = poll.pending.setdefault(record, {})
         for key, row in zip(keys, rows, strict=True):
             payload = table.payload(row)
@@ -316,12 +333,12 @@ class PmsSource:
             state.reconciling, state.reconcile_after, state.reconcile_started = True, None, now
         record = table.spec.record_type
         size = self.settings.reconcile_page_size
-        page = self.registry.page(record, state.reconcile_after, size)
+        page = [] if poll.fresh else self.registry.page(record, state.reconcile_after, size)
         existing = table.existing(conn, [key for key, _ in page]) if page else set()
         pending = poll.pending.setdefault(record, {})
         detected = self._local(now).strftime(_LEGACY_TIME)
         for key, changed_at in page:
-            if key in existing or key in pending:
+            if key in existing or key in pending or poll.deleted_before(record, key):
                 continue
             pending[key] = None
             poll.records.append(

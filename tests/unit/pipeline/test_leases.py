@@ -3,6 +3,7 @@ holder's late writes refused once its successor took over."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from bus import open_bus
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Bus, ExchangeSpec, Message, QueueSpec, Topology
 from ground import clock
-from ground.errors import FencedOutError
+from ground.errors import BusUnavailableError, FencedOutError
 from ground.settings import PROJECT_ROOT
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
@@ -212,8 +213,102 @@ def test_a_paused_relays_mark_sent_is_refused_and_the_successor_marks_the_events
     with sqlite_engine.begin() as conn:
         stage_event(conn, _draft("d"), correlation_id="c")
     with pytest.raises(FencedOutError):
-        paused.relay_once(old)
+        paused.relay_once(old, lambda: first.fence("relay") == old)
     assert tap.fetch("tap", 100, 0.05) == []
+
+
+def test_an_idle_relay_tick_neither_writes_nor_locks_the_lease_row(
+    sqlite_engine: Engine, fixed: clock.FixedClock, bus_url: str
+) -> None:
+    keeper, _ = _keepers(sqlite_engine, "relay")
+    keeper.keep()
+    fence = keeper.fence("relay")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sqlite_engine, "before_cursor_execute", record)
+    try:
+        assert OutboxRelay(sqlite_engine, open_bus(bus_url)).relay_once(fence) == 0
+    finally:
+        sa.event.remove(sqlite_engine, "before_cursor_execute", record)
+    assert statements
+    assert not any("duty_leases" in statement for statement in statements)
+
+
+class ExpiringBus:
+    """A bus whose publish outlasts the lease: the clock moves past its expiry before publish returns, and
+    then (failing) the publish raises a lost connection."""
+
+    def __init__(self, bus: Bus, fixed: clock.FixedClock, *, failing: bool = False) -> None:
+        self._bus = bus
+        self._fixed = fixed
+        self._failing = failing
+
+    def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+        if not self._failing:
+            self._bus.publish(exchange, messages)
+        _expire(self._fixed)
+        if self._failing:
+            raise BusUnavailableError("connection lost")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bus, name)
+
+
+def test_a_relay_whose_lease_ran_out_by_its_clock_publishes_no_further_group(
+    sqlite_engine: Engine, fixed: clock.FixedClock, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    bus.declare(
+        Topology(
+            exchanges=(ExchangeSpec("other"),),
+            queues=(QueueSpec("other-tap", bindings=(Binding("other", "#"),)),),
+        )
+    )
+    with sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("a"), correlation_id="c")
+        stage_event(conn, dataclasses.replace(_draft("b"), exchange="other"), correlation_id="c")
+    keeper, _ = _keepers(sqlite_engine, "relay")
+    keeper.keep()
+    fence = keeper.fence("relay")
+    assert fence is not None
+    relay = OutboxRelay(sqlite_engine, ExpiringBus(open_bus(bus_url), fixed))  # type: ignore[arg-type]
+
+    with pytest.raises(FencedOutError):
+        relay.relay_once(fence, lambda: keeper.fence("relay") == fence)
+
+    assert len(bus.fetch("tap", 100, 0.05)) == 1
+    assert bus.fetch("other-tap", 100, 0.05) == []
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 1
+
+
+def test_a_bus_failure_reaches_the_caller_even_when_the_fence_refuses_recording_it(
+    sqlite_engine: Engine, fixed: clock.FixedClock, bus_url: str
+) -> None:
+    with sqlite_engine.begin() as conn:
+        stage_event(conn, _draft("a"), correlation_id="c")
+    first, second = _keepers(sqlite_engine, "relay")
+    first.keep()
+    old = first.fence("relay")
+    assert old is not None
+
+    class TakenOverBus(ExpiringBus):
+        def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+            try:
+                super().publish(exchange, messages)
+            finally:
+                second.keep()
+
+    relay = OutboxRelay(sqlite_engine, TakenOverBus(open_bus(bus_url), fixed, failing=True))  # type: ignore[arg-type]
+
+    # The caller (the hub) closes the broken connection on a bus error, so that must be what it sees.
+    with pytest.raises(BusUnavailableError):
+        relay.relay_once(old)
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.attempts, outbox.c.fence)).one() == (0, None)
 
 
 def _application(no: str) -> RawRecord:

@@ -1,12 +1,13 @@
 """Leases on SQLite between processes on one machine: two processes poll one source from one checkpoint in
-one database file, each under its own lease keeper, and every source version is staged once."""
+one database file, each under its own lease keeper, and every source version is staged once; a process that
+paused past its lease is refused by the fence check once the other took the poller over."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
 from collections.abc import Mapping
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from pipeline.records import RawRecord, SourceBatch
 from store.database import create_engine, create_schema
-from store.schema import outbox
+from store.schema import checkpoints, outbox
 
 VERSIONS = 300
 PAGE = 20
@@ -86,4 +87,83 @@ def test_two_processes_on_one_sqlite_file_stage_each_version_once(tmp_path: Path
             sa.select(sa.func.count(), sa.func.count(sa.distinct(outbox.c.subject)))
         ).one()
     assert (rows, subjects) == (VERSIONS, VERSIONS)
+    engine.dispose()
+
+
+REFUSED, WROTE = 0, 3
+
+
+class PausedSource(CountingSource):
+    """The source as its poll is read by a process that pauses (past its lease) before the poll returns."""
+
+    def __init__(self, resume: Event) -> None:
+        self._resume = resume
+
+    def poll(self, checkpoint: Mapping[str, Any] | None) -> SourceBatch:
+        self._resume.wait(timeout=60)
+        return super().poll(checkpoint)
+
+
+def _poll_then_pause(url: str, holds: Event, resume: Event) -> int:
+    from ground.errors import FencedOutError
+    from ground.settings import PROJECT_ROOT
+    from pipeline.config import load_hub_config
+    from pipeline.ingest import Ingestor
+    from pipeline.leases import LeaseKeeper
+
+    engine = create_engine(url)
+    keeper = LeaseKeeper(engine, "hub-1", ttl_s=1.0, duties=["poll:marketing"])
+    keeper.keep()
+    fence = keeper.fence("poll:marketing")
+    holds.set()
+    try:
+        Ingestor(engine, load_hub_config(PROJECT_ROOT).router).poll_source(PausedSource(resume), fence)
+    except FencedOutError:
+        return REFUSED
+    finally:
+        engine.dispose()
+    return WROTE
+
+
+def _paused_holder(url: str, holds: Event, resume: Event) -> None:
+    raise SystemExit(_poll_then_pause(url, holds, resume))
+
+
+def _successor(url: str, holds: Event, resume: Event) -> None:
+    from ground.settings import PROJECT_ROOT
+    from pipeline.config import load_hub_config
+    from pipeline.ingest import Ingestor
+    from pipeline.leases import LeaseKeeper
+
+    engine = create_engine(url)
+    keeper = LeaseKeeper(engine, "hub-2", ttl_s=1.0, duties=["poll:marketing"])
+    holds.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while (fence := keeper.fence("poll:marketing")) is None and time.monotonic() < deadline:
+        keeper.keep()
+        time.sleep(0.05)
+    Ingestor(engine, load_hub_config(PROJECT_ROOT).router).poll_source(CountingSource(), fence)
+    engine.dispose()
+    resume.set()
+
+
+def test_a_process_paused_past_its_lease_is_refused_by_the_fence_and_the_successors_poll_stands(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    create_schema(engine)
+    context = multiprocessing.get_context("spawn")
+    holds, resume = context.Event(), context.Event()
+    paused = context.Process(target=_paused_holder, args=(url, holds, resume))
+    successor = context.Process(target=_successor, args=(url, holds, resume))
+    for worker in (paused, successor):
+        worker.start()
+    for worker in (paused, successor):
+        worker.join(120)
+
+    assert (successor.exitcode, paused.exitcode) == (0, REFUSED)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(checkpoints.c.value, checkpoints.c.fence)).one() == ({"after": PAGE}, 2)
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == PAGE
     engine.dispose()

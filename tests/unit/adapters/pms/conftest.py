@@ -46,6 +46,7 @@ class Driver:
     """Polls a source the way the hub does: the checkpoint of a poll is kept only when it is committed."""
 
     source: PmsSource
+    hub: Engine
     checkpoint: dict[str, Any] | None = None
     polls: int = 0
     batches: list[SourceBatch] = field(default_factory=list)
@@ -54,6 +55,9 @@ class Driver:
         batch = self.source.poll(self.checkpoint)
         self.polls += 1
         if commit:
+            if batch.settle is not None:
+                with self.hub.begin() as conn:
+                    batch.settle(conn)
             # The hub stores the checkpoint as JSON; go through that form here as well.
             self.checkpoint = json.loads(json.dumps(batch.checkpoint))
             self.batches.append(batch)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,14 +17,19 @@ from sqlalchemy.engine import Engine
 from adapters.pms.registry import RowRegistry
 from adapters.pms.source import DETECTED_AT, PmsSource, create_pms_engine
 from adapters.pms.wiring import pms_parts
-from ground.errors import ConfigError, SourceUnavailableError
+from ground import clock as lease_clock
+from ground.errors import ConfigError, FencedOutError, SourceUnavailableError
 from ground.settings import PmsSettings, Settings
 from pipeline.config import HubConfig
-from pipeline.records import RawRecord
+from pipeline.ingest import Ingestor
+from pipeline.leases import LeaseKeeper
+from pipeline.records import RawRecord, SourceBatch
 from simulators.pms.changes import ChangeGenerator, ChangeKind
 from simulators.pms.faults import table_lock
 from simulators.pms.schema import coordinates, feeders, main_transformers, substations, transformers
 from simulators.pms.seed import MIGRATED_AT
+from store.checkpoints import load_checkpoint
+from store.grid import source_rows
 from tests.unit.adapters.pms.conftest import Clock, Driver, Pms, keys, make_source, payloads, table_keys
 
 TABLES = {
@@ -51,7 +59,7 @@ def test_the_initial_sync_reads_every_row_once_across_bursts_larger_than_a_page(
         ).scalar_one()
     assert burst > 3 * 25, "the seeded migration burst must span several pages"
 
-    records = Driver(make_source(pms, hub, config, clock)).drain()
+    records = Driver(make_source(pms, hub, config, clock), hub).drain()
 
     assert max(published(records).values()) == 1
     for record_type, table in TABLES.items():
@@ -62,7 +70,7 @@ def test_the_initial_sync_reads_every_row_once_across_bursts_larger_than_a_page(
 def test_payloads_are_plain_values_with_the_gis_row_nested(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    records = Driver(make_source(pms, hub, config, clock)).drain()
+    records = Driver(make_source(pms, hub, config, clock), hub).drain()
     with pms.writer.connect() as conn:
         row = conn.execute(sa.select(transformers).where(transformers.c.OBJ_ID == "PB0000001")).one()
         gis = conn.execute(sa.select(coordinates).where(coordinates.c.SBID == "PB0000001")).one()
@@ -85,7 +93,7 @@ def test_payloads_are_plain_values_with_the_gis_row_nested(
 def test_changes_are_published_once_though_the_overlap_window_is_read_again(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, overlap_s=60))
+    driver = Driver(make_source(pms, hub, config, clock, overlap_s=60), hub)
     driver.drain()
     generator = ChangeGenerator(pms.writer, seed=3, clock=clock.local, max_burst=40)
     records: list[RawRecord] = []
@@ -107,7 +115,7 @@ def test_changes_are_published_once_though_the_overlap_window_is_read_again(
 def test_a_row_that_appears_behind_the_position_within_the_window_is_caught(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, overlap_s=30))
+    driver = Driver(make_source(pms, hub, config, clock, overlap_s=30), hub)
     driver.drain()
     set_transformer(pms, "PB0000002", GXSJ=clock.local())
     assert keys(driver.drain(), "transformer") == ["PB0000002"]
@@ -123,7 +131,7 @@ def test_a_row_that_appears_behind_the_position_within_the_window_is_caught(
 def test_without_an_overlap_such_a_row_is_missed(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, overlap_s=0))
+    driver = Driver(make_source(pms, hub, config, clock, overlap_s=0), hub)
     driver.drain()
     set_transformer(pms, "PB0000002", GXSJ=clock.local())
     driver.drain()
@@ -134,7 +142,7 @@ def test_without_an_overlap_such_a_row_is_missed(
 def test_a_poll_that_is_not_committed_is_read_again_and_then_not_twice(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     set_transformer(pms, "PB0000004", EDRL=1250, GXSJ=clock.local())
 
@@ -146,25 +154,41 @@ def test_a_poll_that_is_not_committed_is_read_again_and_then_not_twice(
     assert keys(after, "transformer") == []
 
 
-def test_versions_are_recorded_only_once_the_next_poll_sees_them_committed(
+def test_versions_are_recorded_only_with_the_commit_of_their_poll(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
     source = make_source(pms, hub, config, clock, page_size=1000)
     registry = RowRegistry(hub, "pms")
-    driver = Driver(source)
+    driver = Driver(source, hub)
 
-    first = driver.poll()
+    lost = driver.poll(commit=False)
     assert registry.versions("transformer", ["PB0000001"]) == {}
-    assert set(first.checkpoint["pending"]["transformer"]) == table_keys(pms.writer, transformers)
+    assert set(lost.checkpoint["pending"]["transformer"]) == table_keys(pms.writer, transformers)
 
-    driver.poll(commit=False)
+    driver.poll()
     assert set(registry.versions("transformer", ["PB0000001", "PB0000002"])) == {"PB0000001", "PB0000002"}
+
+
+def test_versions_carried_by_a_checkpoint_of_the_release_before_count_as_published(
+    pms: Pms, hub: Engine, config: HubConfig, clock: Clock
+) -> None:
+    source = make_source(pms, hub, config, clock, page_size=1000)
+    first = source.poll(None)
+    # The release before wrote the carried versions only at the next poll, so none is in source_rows yet.
+    again = source.poll(json.loads(json.dumps(first.checkpoint)))
+
+    assert first.records
+    assert again.records == []
+    assert again.settle is not None
+    with hub.begin() as conn:
+        again.settle(conn)
+    assert "PB0000001" in RowRegistry(hub, "pms").versions("transformer", ["PB0000001"])
 
 
 def test_a_gis_only_change_publishes_the_transformer_again_with_its_new_location(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     generator = ChangeGenerator(pms.writer, seed=5, clock=clock.local)
 
@@ -180,7 +204,7 @@ def test_a_gis_only_change_publishes_the_transformer_again_with_its_new_location
 def test_hard_deletes_become_deletion_records_once(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     with pms.writer.connect() as conn:
         last_seen = conn.execute(
@@ -210,7 +234,7 @@ def test_hard_deletes_become_deletion_records_once(
 def test_reconciliation_waits_for_its_interval(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, reconcile_interval_s=300))
+    driver = Driver(make_source(pms, hub, config, clock, reconcile_interval_s=300), hub)
     driver.drain()
     with pms.writer.begin() as conn:
         conn.execute(transformers.delete().where(transformers.c.OBJ_ID == "PB0000010"))
@@ -223,7 +247,7 @@ def test_reconciliation_waits_for_its_interval(
 def test_a_decommissioned_transformer_is_a_change_of_status(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     (key,) = ChangeGenerator(pms.writer, seed=2, clock=clock.local).decommission().keys
     records = driver.drain()
@@ -234,7 +258,7 @@ def test_a_decommissioned_transformer_is_a_change_of_status(
 def test_a_rescan_finds_a_change_hidden_behind_the_position_and_nothing_else(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, rescan_interval_s=600))
+    driver = Driver(make_source(pms, hub, config, clock, rescan_interval_s=600), hub)
     driver.drain()
     # Written with a clock far behind: no watermark or overlap can see it.
     set_transformer(pms, "PB0000005", EDRL=1600, GXSJ=MIGRATED_AT - timedelta(days=1))
@@ -250,7 +274,7 @@ def test_a_rescan_finds_a_change_hidden_behind_the_position_and_nothing_else(
 def test_has_more_while_history_is_left_and_not_for_the_window(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock, reconcile_interval_s=3600))
+    driver = Driver(make_source(pms, hub, config, clock, reconcile_interval_s=3600), hub)
     assert driver.poll().has_more
     driver.drain()
     generator = ChangeGenerator(pms.writer, seed=4, clock=clock.local)
@@ -264,7 +288,7 @@ def test_has_more_while_history_is_left_and_not_for_the_window(
 def test_a_fresh_checkpoint_publishes_everything_again(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     first = driver.drain()
     driver.checkpoint = None
     assert published(driver.drain()) == published(first)
@@ -273,12 +297,12 @@ def test_a_fresh_checkpoint_publishes_everything_again(
 def test_a_table_no_route_polls_any_more_is_forgotten(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     routes = [route for route in config.routes if route.record_type != "feeder"]
     narrower = PmsSource(routes, state_engine=hub, engine=pms.reader, settings=PmsSettings(), clock=clock)
 
-    batch = narrower.poll(driver.checkpoint)
+    batch = Driver(narrower, hub, driver.checkpoint).poll()
 
     assert "feeder" not in batch.checkpoint["tables"]
     assert RowRegistry(hub, "pms").versions("feeder", ["XL000001"]) == {}
@@ -288,7 +312,7 @@ def test_a_table_no_route_polls_any_more_is_forgotten(
 def test_a_locked_table_is_source_unavailable_and_polling_resumes_afterwards(
     pms: Pms, hub: Engine, config: HubConfig, clock: Clock
 ) -> None:
-    driver = Driver(make_source(pms, hub, config, clock))
+    driver = Driver(make_source(pms, hub, config, clock), hub)
     driver.drain()
     set_transformer(pms, "PB0000006", EDRL=630, GXSJ=clock.local())
     with table_lock(pms.writer, "T_SB_ZNYC_PDBYQ"), pytest.raises(SourceUnavailableError, match="locked"):
@@ -354,3 +378,48 @@ def test_routes_without_polled_tables_are_a_config_error(hub: Engine, config: Hu
     marketing = [route for route in config.routes if route.source_system == "marketing"]
     with pytest.raises(ConfigError, match="no route polls a pms table"):
         PmsSource(marketing, state_engine=hub, engine=pms.reader)
+
+
+def test_a_paused_poller_writes_no_row_version_over_its_successors(
+    pms: Pms, hub: Engine, config: HubConfig, clock: Clock
+) -> None:
+    source = make_source(pms, hub, config, clock, page_size=1000)
+    ingestor = Ingestor(hub, config.router)
+    with lease_clock.frozen_at(clock.now) as leases_now:
+        first = LeaseKeeper(hub, "hub-1", 15.0, ["poll:pms"])
+        second = LeaseKeeper(hub, "hub-2", 15.0, ["poll:pms"])
+        first.keep()
+        old = first.fence("poll:pms")
+        while ingestor.poll_source(source, old):
+            pass
+        set_transformer(pms, "PB0000004", EDRL=1250, GXSJ=clock.local())
+        ingestor.poll_source(source, old)
+        with hub.connect() as conn:
+            paused_checkpoint = load_checkpoint(conn, "pms")
+        set_transformer(pms, "PB0000004", EDRL=1600, GXSJ=clock.local())
+
+        leases_now.advance(timedelta(seconds=16))
+        second.keep()
+        for _ in range(2):
+            ingestor.poll_source(source, second.fence("poll:pms"))
+        with hub.connect() as conn:
+            successors = conn.execute(sa.select(source_rows).order_by(source_rows.c.row_key)).all()
+
+        with pytest.raises(FencedOutError):
+            ingestor.poll_source(_Resuming(source, paused_checkpoint), old)
+
+    with hub.connect() as conn:
+        assert conn.execute(sa.select(source_rows).order_by(source_rows.c.row_key)).all() == successors
+
+
+class _Resuming:
+    """The PMS source as seen by a poller that read its checkpoint before its pause."""
+
+    name = "pms"
+
+    def __init__(self, source: PmsSource, checkpoint: dict[str, Any] | None) -> None:
+        self._source = source
+        self._checkpoint = checkpoint
+
+    def poll(self, _checkpoint: Mapping[str, Any] | None) -> SourceBatch:
+        return self._source.poll(self._checkpoint)

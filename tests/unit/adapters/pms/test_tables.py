@@ -76,7 +76,7 @@ def test_a_table_with_numeric_keys_is_polled_and_reconciled(
         settings=PmsSettings(page_size=2, reconcile_interval_s=0),
         clock=clock,
     )
-    driver = Driver(source)
+    driver = Driver(source, hub)
 
     assert sorted(keys(driver.drain(), "pole"), key=int) == ["2", "10", "33"]
     with engine.begin() as conn:
