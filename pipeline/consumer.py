@@ -76,13 +76,15 @@ class KeyedHandler:
 
     keys names everything the handler will change for an event, so that all of a batch's locks are taken
     before any of its work. It may read to find them (a customer's open cases); it must not write.
-    one_per_transaction: each event commits on its own, for a handler that takes further locks while it
-    works (feasibility's capacity locks), so that it never holds them across another event's work.
+    alone_types: the event types whose events each commit on their own, for a handler that takes further
+    locks while it works on them (feasibility's capacity locks), so that it never holds them across another
+    event's work; a message that does not name its type is taken as one of them. Events of other types are
+    batched as usual.
     """
 
     handler: EventHandler
     keys: KeysOf
-    one_per_transaction: bool = False
+    alone_types: frozenset[str] = frozenset()
 
     def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
         self.handler(conn, decoded)
@@ -137,14 +139,14 @@ class InboxConsumer:
         if not deliveries:
             return 0
         before = replace(self.stats, by_type={})
-        alone = isinstance(self._handler, KeyedHandler) and self._handler.one_per_transaction
-        chunks = [[delivery] for delivery in deliveries] if alone else [deliveries]
+        chunks = self._chunks(deliveries)
         for index, chunk in enumerate(chunks):
             try:
                 acks, failures = self._settle(chunk)
             except Exception:
-                # Nothing of the chunk was committed (a lost database, a deadlock): hand it and the rest
-                # back to the broker now rather than leaving them unacknowledged on this connection.
+                # The chunk was not settled (a lost database, a deadlock; parts of it committed are in the
+                # inbox): hand it and the rest back to the broker now rather than leaving them
+                # unacknowledged on this connection.
                 for delivery in (delivery for rest in chunks[index:] for delivery in rest):
                     self.bus.nack(delivery, requeue=True)
                 raise
@@ -155,6 +157,26 @@ class InboxConsumer:
             self._count(before)
             before = replace(self.stats, by_type={})
         return len(deliveries)
+
+    def _chunks(self, deliveries: list[Delivery]) -> list[list[Delivery]]:
+        """The deliveries in order, each of the handler's alone_types in a chunk of its own."""
+        alone = self._handler.alone_types if isinstance(self._handler, KeyedHandler) else frozenset()
+        if not alone:
+            return [deliveries]
+        chunks: list[list[Delivery]] = []
+        run: list[Delivery] = []
+        for delivery in deliveries:
+            kind = delivery.message.type
+            if kind is not None and kind not in alone:
+                run.append(delivery)
+                continue
+            if run:
+                chunks.append(run)
+                run = []
+            chunks.append([delivery])
+        if run:
+            chunks.append(run)
+        return chunks
 
     def _settle(
         self, deliveries: list[Delivery]

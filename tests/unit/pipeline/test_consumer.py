@@ -333,7 +333,7 @@ def test_a_keyed_handler_s_keys_are_all_taken_before_the_batch_is_applied(
     assert steps == ["keys K1", "keys K2", "apply K1", "apply K2"]
 
 
-def test_a_handler_of_one_event_per_transaction_commits_each_before_the_next(
+def test_events_of_the_handler_s_alone_types_commit_each_before_the_next_the_rest_together(
     sqlite_engine: Engine, bus_url: str
 ) -> None:
     bus = open_bus(bus_url)
@@ -344,13 +344,27 @@ def test_a_handler_of_one_event_per_transaction_commits_each_before_the_next(
             committed_before.append(other.execute(sa.text("SELECT count(*) FROM inbox")).scalar_one())
         handle_event(conn, decoded)
 
-    _publish(bus, *(application_event(f"T{n}") for n in range(3)))
-    consumer = _consumer(
-        sqlite_engine, bus, KeyedHandler(handler, lambda _c, _d: [], one_per_transaction=True)
+    events = [application_event(f"T{n}") for n in range(5)]
+    kinds = ["other", "other", events[2].type, "other", "other"]
+    bus.publish(
+        EXCHANGE,
+        [
+            Message(
+                body=event.model_dump_json().encode(),
+                routing_key="application.changed.x",
+                message_id=event.id,
+                type=kind,
+            )
+            for event, kind in zip(events, kinds, strict=True)
+        ],
     )
-    assert consumer.consume_once(timeout_s=0.2) == 3
-    assert committed_before == [0, 1, 2]
-    assert consumer.stats.handled == 3
+    consumer = _consumer(
+        sqlite_engine, bus, KeyedHandler(handler, lambda _c, _d: [], alone_types=frozenset({events[2].type}))
+    )
+    assert consumer.consume_once(timeout_s=0.2) == 5
+    # The first two together, then the one alone, then the last two together.
+    assert committed_before == [0, 0, 2, 3, 3]
+    assert consumer.stats.handled == 5
 
 
 def test_a_batch_with_more_keys_than_a_transaction_takes_is_applied_in_parts(
