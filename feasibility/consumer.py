@@ -79,16 +79,17 @@ class FeasibilityHandler:
         """What an event changes, for the consumer's keyed locks, all read before anything is written.
 
         An application's assessment reads its customer's facts and may cut the reservations of the
-        customer's other applications, so it holds the customer's key too; a customer record locks itself
-        and its open applications, a projection change the applications it re-assesses, each with its
-        customer. The first key comes from the payload alone, so a duplicate waits for its twin on it.
+        customer's other applications, so whatever changes an application's reservations holds its
+        customer's key too: an application event, a stage report (its customer as assessed), a customer
+        record (itself and its open applications) and a projection change (the applications it
+        re-assesses). The first key comes from the payload alone, so a duplicate waits for its twin on it.
         """
         event = decoded.event
         if event.type == APPLICATION_CHANGED:
             application = decoded.payload_as(ConnectionApplication)
             return [case_key(application.application_no), customer_key(application.customer_no)]
         if event.type == STAGE_REPORTED:
-            return [case_key(decoded.payload_as(StageReport).application_no)]
+            return self.service.keys_of(conn, [decoded.payload_as(StageReport).application_no])
         if event.type == CUSTOMER_CHANGED:
             customer_no = decoded.payload_as(Customer).customer_no
             opened = self.service.of_customer(conn, customer_no)

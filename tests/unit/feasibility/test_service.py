@@ -35,7 +35,7 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
-from tests.unit.workflow.events import application_event, customer_event
+from tests.unit.workflow.events import application_event, customer_event, stage_report_event
 from tests.unit.workflow.test_findings import projection_update
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
@@ -474,3 +474,5 @@ def test_each_event_locks_the_applications_it_may_assess_with_their_customers(sq
         changed = projection_update("T1")
         assert handler.keys(conn, DecodedEvent(changed)) == [case_key("A1"), customer_key("C1")]
         assert handler.keys(conn, DecodedEvent(projection_update("T9"))) == []
+        report = stage_report_event("A1", "energisation", NOW.isoformat())
+        assert handler.keys(conn, DecodedEvent(report)) == [case_key("A1"), customer_key("C1")]
