@@ -32,10 +32,13 @@ from feasibility.config import load_feasibility_config
 from feasibility.service import CustomerFacts, FeasibilityService, case_key, customer_key
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
+from store.locks import holds_key
 
 log = logging.getLogger(__name__)
 
 TOPICS = ("application.#", "customer.#", "projection.#", "feasibility.#")
+# The events that may assess, and so take capacity locks while they work: each commits on its own.
+ASSESSING_TYPES = frozenset({APPLICATION_CHANGED, CUSTOMER_CHANGED, PROJECTION_UPDATED})
 
 
 class FeasibilityHandler:
@@ -63,26 +66,49 @@ class FeasibilityHandler:
             facts = CustomerFacts(customer.contract_capacity_kva, customer.transformer_district_id)
             if self.service.keep_customer(conn, customer.customer_no, facts, event.sequence):
                 affected = self.service.of_customer(conn, customer.customer_no)
-                self.service.reassess(conn, affected, correlation_id=event.correlationid)
+                self._reassess_locked(conn, affected, event.correlationid)
         elif event.type == PROJECTION_UPDATED:
             update = decoded.payload_as(ProjectionUpdate)
             affected = self.service.affected(conn, update.equipment_id, update.location)
-            if affected:
-                self.service.reassess(conn, affected, correlation_id=event.correlationid)
+            self._reassess_locked(conn, affected, event.correlationid)
         elif event.type != FEASIBILITY_ASSESSED:
             # Telemetry values and other application events do not change an assessment's inputs.
             log.debug("feasibility ignores %s (event %s)", event.type, event.id)
 
-    def keys(self, _conn: Connection, decoded: DecodedEvent) -> list[str]:
-        """What an event changes, for the consumer's keyed locks; a re-assessment locks its own cases."""
+    def keys(self, conn: Connection, decoded: DecodedEvent) -> list[str]:
+        """What an event changes, for the consumer's keyed locks, all read before anything is written.
+
+        An application's assessment reads its customer's facts and may cut the reservations of the
+        customer's other applications, so whatever changes an application's reservations holds its
+        customer's key too: an application event, a stage report (its customer as assessed), a customer
+        record (itself and its open applications) and a projection change (the applications it
+        re-assesses). The first key comes from the payload alone, so a duplicate waits for its twin on it.
+        """
         event = decoded.event
         if event.type == APPLICATION_CHANGED:
-            return [case_key(decoded.payload_as(ConnectionApplication).application_no)]
+            application = decoded.payload_as(ConnectionApplication)
+            return [case_key(application.application_no), customer_key(application.customer_no)]
         if event.type == STAGE_REPORTED:
-            return [case_key(decoded.payload_as(StageReport).application_no)]
+            return self.service.keys_of(conn, [decoded.payload_as(StageReport).application_no])
         if event.type == CUSTOMER_CHANGED:
-            return [customer_key(decoded.payload_as(Customer).customer_no)]
+            customer_no = decoded.payload_as(Customer).customer_no
+            opened = self.service.of_customer(conn, customer_no)
+            return [customer_key(customer_no), *self.service.keys_of(conn, opened)]
+        if event.type == PROJECTION_UPDATED:
+            update = decoded.payload_as(ProjectionUpdate)
+            affected = self.service.affected(conn, update.equipment_id, update.location)
+            return self.service.keys_of(conn, affected)
         return []
+
+    def _reassess_locked(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
+        """Re-assess those of the applications whose keys the transaction took (keys).
+
+        One that became affected after keys read them is assessed at its own next event, with what is
+        stored by then.
+        """
+        locked = [number for number in application_nos if holds_key(conn, case_key(number))]
+        if locked:
+            self.service.reassess(conn, locked, correlation_id=correlation_id)
 
     def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event

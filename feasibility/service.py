@@ -8,8 +8,9 @@ own reservations and stage the result event. A second assessment competing for t
 for the first to commit and then sees its reservations, so both cannot be told "feasible" for the same
 headroom, and the wait lasts only as long as the first's evaluation and writes.
 
-reassess runs several assessments in one transaction: it locks their applications (store.locks), prepares
-every one, then takes the union of their capacity locks at once, so two re-assessments cannot deadlock.
+reassess runs several assessments in one transaction: it locks their applications and customers
+(store.locks) in one call, prepares every one, then takes the union of their capacity locks at once, so two
+re-assessments cannot deadlock.
 """
 
 from __future__ import annotations
@@ -463,7 +464,7 @@ class FeasibilityService:
         Their applications are locked first, then every capacity lock they need at once (see the module).
         """
         numbers = sorted(set(application_nos))
-        lock_keys(conn, map(case_key, numbers))
+        lock_keys(conn, self.keys_of(conn, numbers))
         applications = [
             ConnectionApplication.model_validate(stored)
             for stored in conn.execute(
@@ -480,6 +481,19 @@ class FeasibilityService:
         for application, ready in prepared:
             self._reserve(conn, application, ready, correlation_id=correlation_id)
         return len(prepared)
+
+    def keys_of(self, conn: Connection, application_nos: list[str]) -> list[str]:
+        """The keyed locks of re-assessing applications: each one's and its customer's."""
+        if not application_nos:
+            return []
+        table = feasibility_assessments
+        rows = conn.execute(
+            sa.select(table.c.application_no, table.c.customer_no).where(
+                table.c.application_no.in_(application_nos)
+            )
+        ).all()
+        customer_nos = {row.customer_no for row in rows if row.customer_no}
+        return [*map(case_key, application_nos), *map(customer_key, sorted(customer_nos))]
 
     def stored(self, conn: Connection, application_no: str) -> dict[str, Any] | None:
         """The kept assessment of an application as a JSON document, or None."""

@@ -18,18 +18,23 @@ catalogue's payload model once per delivery; data that does not satisfy the mode
 any other error of it.
 
 Several processes may consume one queue (competing consumers). Before it reads anything, a batch's
-transaction takes keyed locks (store/locks.py) on every event id of the batch and, for a KeyedHandler, on
-the keys its events touch (a case, a customer, a piece of equipment), all at once in one order. Two batches
-that hold events of one key are applied one after the other, the second reading what the first
-committed, and neither deadlocks nor meets the other's rows as a unique violation. A copy of an event that
-another consumer is applying waits for it, then finds the event in the inbox.
+transaction takes keyed locks (store/locks.py) on the keys its events touch (a case, a customer, a piece of
+equipment; a KeyedHandler names them), all at once in one order. Two batches that hold events of one key
+are applied one after the other, the second reading what the first committed, and neither deadlocks nor
+meets the other's rows as a unique violation. A copy of an event that another consumer is applying waits
+for it, then finds the event in the inbox: its keys come from its own payload, the same as its twin's, and
+an event without keys of its own is locked by its id instead. A transaction takes at most
+MAX_KEYS_PER_TRANSACTION keys (more only for one event that needs them all): a larger batch is applied
+in several transactions, so that one consumer neither fills PostgreSQL's shared lock table nor holds
+back every other consumer for long. A key not granted in time (a holder stuck) hands the batch back to
+the broker rather than waiting again event by event.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import pydantic
@@ -44,7 +49,7 @@ from pipeline.decoded import DecodedEvent
 from pipeline.sealing import SealedFieldError, decode_event
 from store.crypto import keyring_of
 from store.database import utcnow
-from store.locks import lock_keys
+from store.locks import LockTimeoutError, lock_keys
 from store.parking import park
 from store.schema import inbox
 from store.transaction_work import transaction_work
@@ -57,6 +62,10 @@ _INBOX_SEEN = sa.select(inbox.c.event_id).where(
     inbox.c.consumer == sa.bindparam("consumer"), inbox.c.event_id == sa.bindparam("event_id")
 )
 
+# PostgreSQL's shared lock table holds max_locks_per_transaction (64 by default) x max_connections keys;
+# a bound per transaction keeps every consumer of every instance within it (see README).
+MAX_KEYS_PER_TRANSACTION = 256
+
 EventHandler = Callable[[Connection, DecodedEvent], None]
 KeysOf = Callable[[Connection, DecodedEvent], Iterable[str]]
 
@@ -67,13 +76,15 @@ class KeyedHandler:
 
     keys names everything the handler will change for an event, so that all of a batch's locks are taken
     before any of its work. It may read to find them (a customer's open cases); it must not write.
-    one_per_transaction: each event commits on its own, for a handler that takes further locks while it
-    works (feasibility's capacity locks), so that it never holds them across another event's work.
+    alone_types: the event types whose events each commit on their own, for a handler that takes further
+    locks while it works on them (feasibility's capacity locks), so that it never holds them across another
+    event's work; a message that does not name its type is taken as one of them. Events of other types are
+    batched as usual.
     """
 
     handler: EventHandler
     keys: KeysOf
-    one_per_transaction: bool = False
+    alone_types: frozenset[str] = frozenset()
 
     def __call__(self, conn: Connection, decoded: DecodedEvent) -> None:
         self.handler(conn, decoded)
@@ -128,14 +139,14 @@ class InboxConsumer:
         if not deliveries:
             return 0
         before = replace(self.stats, by_type={})
-        alone = isinstance(self._handler, KeyedHandler) and self._handler.one_per_transaction
-        chunks = [[delivery] for delivery in deliveries] if alone else [deliveries]
+        chunks = self._chunks(deliveries)
         for index, chunk in enumerate(chunks):
             try:
                 acks, failures = self._settle(chunk)
             except Exception:
-                # Nothing of the chunk was committed (a lost database, a deadlock): hand it and the rest
-                # back to the broker now rather than leaving them unacknowledged on this connection.
+                # The chunk was not settled (a lost database, a deadlock; parts of it committed are in the
+                # inbox): hand it and the rest back to the broker now rather than leaving them
+                # unacknowledged on this connection.
                 for delivery in (delivery for rest in chunks[index:] for delivery in rest):
                     self.bus.nack(delivery, requeue=True)
                 raise
@@ -147,6 +158,26 @@ class InboxConsumer:
             before = replace(self.stats, by_type={})
         return len(deliveries)
 
+    def _chunks(self, deliveries: list[Delivery]) -> list[list[Delivery]]:
+        """The deliveries in order, each of the handler's alone_types in a chunk of its own."""
+        alone = self._handler.alone_types if isinstance(self._handler, KeyedHandler) else frozenset()
+        if not alone:
+            return [deliveries]
+        chunks: list[list[Delivery]] = []
+        run: list[Delivery] = []
+        for delivery in deliveries:
+            kind = delivery.message.type
+            if kind is not None and kind not in alone:
+                run.append(delivery)
+                continue
+            if run:
+                chunks.append(run)
+                run = []
+            chunks.append([delivery])
+        if run:
+            chunks.append(run)
+        return chunks
+
     def _settle(
         self, deliveries: list[Delivery]
     ) -> tuple[list[Delivery], list[tuple[Delivery, BaseException]]]:
@@ -156,36 +187,55 @@ class InboxConsumer:
             return settled
         acks: list[Delivery] = []
         failures: list[tuple[Delivery, BaseException]] = []
-        with self._engine.begin() as conn:
-            self._lock(conn, self._decodable(deliveries))
-            for delivery in deliveries:
-                error = self._handle(conn, delivery)
-                if error is None:
-                    acks.append(delivery)
-                else:
-                    failures.append((delivery, error))
+        remaining = deliveries
+        while remaining:
+            with self._engine.begin() as conn:
+                count = self._lock(conn, self._decodable(remaining))
+                for delivery in remaining[:count]:
+                    error = self._handle(conn, delivery)
+                    if error is None:
+                        acks.append(delivery)
+                    else:
+                        failures.append((delivery, error))
+            remaining = remaining[count:]
         return acks, failures
 
-    def _lock(self, conn: Connection, events: list[DecodedEvent]) -> None:
-        """Take the keyed locks of the events before the transaction reads anything (see the module)."""
-        keys = {f"inbox:{self._name}:{decoded.event.id}" for decoded in events}
-        if isinstance(self._handler, KeyedHandler):
-            for decoded in events:
-                try:
-                    keys.update(self._handler.keys(conn, decoded))
-                except (pydantic.ValidationError, InvalidRecordError):
-                    # Its handler will fail on the same data, and the event goes to the retries.
-                    continue
-        lock_keys(conn, keys)
+    def _lock(self, conn: Connection, events: Sequence[DecodedEvent | None]) -> int:
+        """Take the keyed locks of the first events before the transaction reads anything (see the module).
 
-    def _decodable(self, deliveries: list[Delivery]) -> list[DecodedEvent]:
+        Returns how many of the events the locks cover: those whose keys fit in MAX_KEYS_PER_TRANSACTION,
+        and always the first. An undecodable event (None) has no keys; it is parked without touching state.
+        """
+        keys: set[str] = set()
+        count = 0
+        for decoded in events:
+            own = self._keys_of(conn, decoded) if decoded is not None else set()
+            if count and len(keys | own) > MAX_KEYS_PER_TRANSACTION:
+                break
+            keys |= own
+            count += 1
+        lock_keys(conn, keys)
+        return count
+
+    def _keys_of(self, conn: Connection, decoded: DecodedEvent) -> set[str]:
+        if isinstance(self._handler, KeyedHandler):
+            try:
+                own = set(self._handler.keys(conn, decoded))
+            except (pydantic.ValidationError, InvalidRecordError):
+                # Its handler will fail on the same data, and the event goes to the retries.
+                own = set()
+            if own:
+                return own
+        return {f"inbox:{self._name}:{decoded.event.id}"}
+
+    def _decodable(self, deliveries: list[Delivery]) -> list[DecodedEvent | None]:
         keyring = functools.partial(keyring_of, self._engine.dialect)
-        events: list[DecodedEvent] = []
+        events: list[DecodedEvent | None] = []
         for delivery in deliveries:
             try:
                 events.append(DecodedEvent(decode_event(delivery.message.body, keyring)))
             except (pydantic.ValidationError, SealedFieldError):
-                continue
+                events.append(None)
         return events
 
     def _count(self, before: ConsumerStats) -> None:
@@ -220,48 +270,60 @@ class InboxConsumer:
 
         A handler that fails rolls the transaction back; its event is set aside as failed (its handler is
         not run again) and the rest is applied anew. Anything else that fails (an unreadable message, a
-        concurrent consumer's inbox row) gives None, with nothing kept, for the event-by-event path.
-        Counters change only when the batch commits, so a batch done again is counted once.
+        concurrent consumer's inbox row) gives None for the event-by-event path, which finds the events
+        committed already in the inbox. A batch with more keys than a transaction takes is committed in
+        parts. Counters change only when a transaction commits, so an event done again is counted once.
         """
         keyring = functools.partial(keyring_of, self._engine.dialect)
         try:
             events = [DecodedEvent(decode_event(delivery.message.body, keyring)) for delivery in deliveries]
         except (pydantic.ValidationError, SealedFieldError):
             return None
+        acks: list[Delivery] = []
         failures: list[tuple[Delivery, BaseException]] = []
         pending = list(zip(deliveries, events, strict=True))
-        while True:
+        while pending:
             outcome = ConsumerStats()
             failed: tuple[int, BaseException] | None = None
             try:
                 with self._engine.connect() as conn, transaction_work(conn) as work:
-                    failed = self._apply_all(conn, [event for _, event in pending], outcome)
+                    count, failed = self._apply_all(conn, [event for _, event in pending], outcome)
                     if failed is None:
                         work.finish(conn)
                         conn.commit()
                     else:
                         conn.rollback()
+            except LockTimeoutError:
+                raise
             except Exception:
                 return None
-            if failed is None:
-                break
-            index, error = failed
-            delivery, decoded = pending.pop(index)
-            event = decoded.event
-            log.warning("consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, error)
-            failures.append((delivery, error))
+            if failed is not None:
+                index, error = failed
+                delivery, decoded = pending.pop(index)
+                event = decoded.event
+                log.warning(
+                    "consumer %s failed on event %s (%s): %s", self._name, event.id, event.type, error
+                )
+                failures.append((delivery, error))
+                continue
+            acks += [delivery for delivery, _ in pending[:count]]
+            pending = pending[count:]
+            self.stats.handled += outcome.handled
+            self.stats.duplicates += outcome.duplicates
+            for event_type, number in outcome.by_type.items():
+                self.stats.by_type[event_type] = self.stats.by_type.get(event_type, 0) + number
         self.stats.failed += len(failures)
-        self.stats.handled += outcome.handled
-        self.stats.duplicates += outcome.duplicates
-        for event_type, count in outcome.by_type.items():
-            self.stats.by_type[event_type] = self.stats.by_type.get(event_type, 0) + count
-        return [delivery for delivery, _ in pending], failures
+        return acks, failures
 
     def _apply_all(
         self, conn: Connection, events: list[DecodedEvent], outcome: ConsumerStats
-    ) -> tuple[int, BaseException] | None:
-        """Apply every new event and add them to the inbox; the position and error of a failing handler."""
-        self._lock(conn, events)
+    ) -> tuple[int, tuple[int, BaseException] | None]:
+        """Apply the first events, as many as the locks cover, and add them to the inbox.
+
+        Returns how many that is, and the position and error of a handler that failed (None if none did).
+        """
+        count = self._lock(conn, events)
+        events = events[:count]
         seen = self._seen_of(conn, [decoded.event.id for decoded in events])
         rows: list[dict[str, object]] = []
         for index, decoded in enumerate(events):
@@ -273,13 +335,13 @@ class InboxConsumer:
             try:
                 self._handler(conn, decoded)
             except Exception as exc:
-                return index, exc
+                return count, (index, exc)
             rows.append({"consumer": self._name, "event_id": event.id, "processed_at": utcnow()})
             outcome.handled += 1
             outcome.by_type[event.type] = outcome.by_type.get(event.type, 0) + 1
         if rows:
             conn.execute(_INBOX_ADD, rows)
-        return None
+        return count, None
 
     def _seen_of(self, conn: Connection, event_ids: list[str]) -> set[str]:
         query = sa.select(inbox.c.event_id).where(

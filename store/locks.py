@@ -7,9 +7,12 @@ key it holds.
 
 The keys need no row of their own, so a thing can be locked before its first row exists (a new case):
 - PostgreSQL: transaction-scoped advisory locks (pg_advisory_xact_lock), released by commit or rollback and
-  seen by the deadlock detector; a key is its 64-bit hash, and a rare collision only serialises two keys;
+  seen by the deadlock detector; a key is its 64-bit hash, and a rare collision only serialises two keys.
+  Each key takes a slot of the shared lock table (max_locks_per_transaction x max_connections), so callers
+  bound how many keys one transaction takes;
 - MariaDB: named locks (GET_LOCK). They belong to the session, not the transaction, so they are released
-  when the connection goes back to the pool (release_named_locks_on_return), after the commit;
+  when the connection goes back to the pool (release_named_locks_on_return), after the commit. An engine
+  without that hook would keep them across transactions, so lock_keys refuses it;
 - SQLite: one writer at a time per database. Taking the write lock at the start of the transaction
   (BEGIN IMMEDIATE) serialises every writer, whatever the keys.
 """
@@ -25,10 +28,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from ground.errors import YekuoError
 
-# How long a MariaDB transaction waits for a named lock; PostgreSQL waits until the holder ends (or its
-# deadlock detector steps in), as it does for row locks.
+# How long a transaction waits for its keys before giving up: generous, since a holder may be applying a
+# whole batch, but bounded so that a stuck holder never stalls a consumer for good.
 NAMED_LOCK_WAIT_S = 120
+ADVISORY_LOCK_WAIT = "60s"
 _HELD = "yekuo.named_locks"
+_HOLDING = "yekuo.keys_held"
+_LOCK_NOT_AVAILABLE = "55P03"
 _ADVISORY = sa.text(
     "SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS taken(key)"
 )
@@ -39,31 +45,61 @@ class LockTimeoutError(YekuoError):
 
 
 def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
-    """Hold every key until conn's transaction ends; a key held already by conn is taken again at no cost."""
+    """Hold every key until conn's transaction ends; a key held already by conn is taken again at no cost.
+
+    Raises LockTimeoutError when a key is not granted in time; the transaction must then be rolled back.
+    """
     wanted = set(keys)
     if not wanted:
         return
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        # unnest yields the sorted array in order, so the locks are taken in that order.
-        conn.execute(_ADVISORY, {"keys": sorted(_advisory_key(key) for key in wanted)})
+        _get_advisory_locks(conn, sorted(_advisory_key(key) for key in wanted))
     elif dialect == "sqlite":
         _begin_immediate(conn)
     else:
         _get_named_locks(conn, sorted(_lock_name(key) for key in wanted))
+    _remember(conn, None if dialect == "sqlite" else wanted)
+
+
+def holds_key(conn: Connection, key: str) -> bool:
+    """Whether conn's transaction may change what key guards: it holds the key, or is serialised anyway.
+
+    A transaction that took no keys at all is not one of the competing consumers (a command, a test) and
+    answers True; on SQLite every writer is alone.
+    """
+    held = _held(conn)
+    return held is None or key in held
 
 
 def release_named_locks_on_return(engine: Engine) -> None:
     """Release a MariaDB connection's named locks when it goes back to the pool, after its transaction."""
+    sa.event.listen(engine, "reset", _release_named_locks)
 
-    @sa.event.listens_for(engine, "reset")
-    def _release(dbapi_connection: Any, record: Any, _state: Any) -> None:
-        if record.info.pop(_HELD, False):
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("DO RELEASE_ALL_LOCKS()")
-            finally:
-                cursor.close()
+
+def _release_named_locks(dbapi_connection: Any, record: Any, _state: Any) -> None:
+    if record.info.pop(_HELD, False):
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("DO RELEASE_ALL_LOCKS()")
+        finally:
+            cursor.close()
+
+
+def _remember(conn: Connection, keys: set[str] | None) -> None:
+    """Note the keys against the transaction itself: conn.info outlives it, with the pooled connection."""
+    transaction = conn.get_transaction()
+    previous, held = conn.info.get(_HOLDING, (None, None))
+    if previous is not transaction:
+        held = set()
+    conn.info[_HOLDING] = (transaction, None if keys is None or held is None else held | keys)
+
+
+def _held(conn: Connection) -> set[str] | None:
+    transaction, held = conn.info.get(_HOLDING, (None, None))
+    if transaction is None or transaction is not conn.get_transaction():
+        return None
+    return held  # type: ignore[no-any-return]
 
 
 def _advisory_key(key: str) -> int:
@@ -75,11 +111,30 @@ def _lock_name(key: str) -> str:
     return "yekuo." + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
+def _get_advisory_locks(conn: Connection, keys: list[int]) -> None:
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ADVISORY_LOCK_WAIT}'")
+    try:
+        # unnest yields the sorted array in order, so the locks are taken in that order.
+        conn.execute(_ADVISORY, {"keys": keys})
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise LockTimeoutError(f"a keyed lock was not granted within {ADVISORY_LOCK_WAIT}") from exc
+        raise
+
+
 def _get_named_locks(conn: Connection, names: list[str]) -> None:
+    if not sa.event.contains(conn.engine, "reset", _release_named_locks):
+        raise YekuoError(
+            "keyed locks on MariaDB need an engine from store.database.create_engine, whose pool "
+            "releases them after each transaction"
+        )
     conn.connection.info[_HELD] = True
-    # One round trip: MariaDB evaluates the select list left to right, so the locks are taken in order.
-    granted = conn.execute(sa.select(*(sa.func.get_lock(name, NAMED_LOCK_WAIT_S) for name in names))).one()
-    if not all(value == 1 for value in granted):
+    # One round trip, in order: AND evaluates left to right and stops at the first lock not granted, so a
+    # timeout is waited once, not once for every remaining name.
+    granted = conn.execute(
+        sa.select(sa.and_(*(sa.func.get_lock(name, NAMED_LOCK_WAIT_S) == 1 for name in names)))
+    ).scalar()
+    if not granted:
         raise LockTimeoutError(f"a keyed lock was not granted within {NAMED_LOCK_WAIT_S} s")
 
 

@@ -8,14 +8,15 @@ nothing, and an event that arrives late takes its place in the timeline as if it
 
 With consistency rules configured, an application's case is checked against the customer record, the
 grid and the other open cases after each rebuild, and a customer's open cases when its record changes
-(workflow/findings.py); a transformer's projection update re-checks the cases its findings concern.
+(workflow/findings.py); a transformer's projection update re-checks the cases whose findings name its
+districts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import version
 from typing import Any
 
@@ -43,6 +44,7 @@ from pipeline.outbox import defer_event, stage_event
 from pipeline.records import EventDraft
 from store.database import utcnow
 from store.grid import cell_of
+from store.locks import holds_key
 from store.schema import case_events, case_figures, cases, customers, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
@@ -105,8 +107,11 @@ class CaseTracker:
 
         A case's rows (events, case, timeline, visits, facts, findings) change under its case key. Findings
         are checked against the customer record, so whatever writes them holds the customer's key as well:
-        an application its case's and its customer's, a customer record its own, and a transformer change
-        those of the cases whose grid findings it may clear.
+        an application its case's and its customer's, a customer record its own and its open cases', and a
+        transformer change its own and those of the cases whose grid findings name its districts. Each
+        event's first key comes from its payload alone, so a duplicate waits for its twin on it.
+        The handlers change only the cases whose keys the transaction holds (may_change): a case that
+        joined the customer or the district after these reads is checked at its own next event.
         """
         event = decoded.event
         if event.type == APPLICATION_CHANGED:
@@ -115,15 +120,24 @@ class CaseTracker:
         if event.type == STAGE_REPORTED:
             return [case_key(decoded.payload_as(StageReport).application_no)]
         if event.type == CUSTOMER_CHANGED:
-            return [customer_key(decoded.payload_as(Customer).customer_no)]
-        transformer = (
-            event.type == PROJECTION_UPDATED
-            and decoded.payload_as(ProjectionUpdate).equipment_kind == TRANSFORMER_KIND
-        )
-        if transformer and self.checker is not None:
-            standing = self.checker.cases_with_grid_findings(conn)
-            return [*map(case_key, standing), *map(customer_key, standing.values())]
-        return []
+            customer_no = decoded.payload_as(Customer).customer_no
+            opened = self.checker.open_cases_of_customer(conn, customer_no) if self.checker else []
+            return [customer_key(customer_no), *map(case_key, opened)]
+        if event.type != PROJECTION_UPDATED or self.checker is None:
+            return []
+        update = decoded.payload_as(ProjectionUpdate)
+        if update.equipment_kind != TRANSFORMER_KIND:
+            return []
+        concerned = self.checker.cases_concerned(conn, update.equipment_id)
+        return [
+            transformer_key(update.equipment_id),
+            *map(case_key, concerned),
+            *map(customer_key, set(concerned.values())),
+        ]
+
+    def may_change(self, conn: Connection, application_no: str, customer_no: str) -> bool:
+        """Whether conn's transaction holds the keys to change a case's findings (see keys)."""
+        return holds_key(conn, case_key(application_no)) and holds_key(conn, customer_key(customer_no))
 
     def record(self, conn: Connection, event: CaseEvent) -> bool:
         """Keep an event of a case; False when it is kept already."""
@@ -245,22 +259,31 @@ class CaseTracker:
         state = self.rebuild(
             conn, application.application_no, correlation_id=event.correlationid, arrived=stored
         )
-        if state is not None and self.checker is not None:
-            # The folded application is the latest record, whatever order the events arrived in.
+        if state is None or self.checker is None:
+            return
+        # The folded application is the latest record, whatever order the events arrived in. A late older
+        # version naming another customer changes nothing the latest one's check did not see.
+        if self.may_change(conn, state.application_no, state.application.customer_no):
             self.checker.check_application(conn, state.application, correlation_id=event.correlationid)
 
     def _customer_changed(self, conn: Connection, decoded: DecodedEvent) -> None:
         customer = apply_customer_changed(conn, decoded)
         if self.checker is not None:
             self.checker.check_customer(
-                conn, customer.customer_no, correlation_id=decoded.event.correlationid
+                conn,
+                customer.customer_no,
+                correlation_id=decoded.event.correlationid,
+                may_change=partial(self.may_change, conn),
             )
 
     def _projection_updated(self, conn: Connection, decoded: DecodedEvent) -> None:
         update = decoded.payload_as(ProjectionUpdate)
         if self.checker is not None and update.equipment_kind == TRANSFORMER_KIND:
             self.checker.check_grid_change(
-                conn, update.equipment_id, correlation_id=decoded.event.correlationid
+                conn,
+                update.equipment_id,
+                correlation_id=decoded.event.correlationid,
+                may_change=partial(self.may_change, conn),
             )
 
     def _stage_reported(self, conn: Connection, decoded: DecodedEvent) -> None:
@@ -425,6 +448,11 @@ def case_key(application_no: str) -> str:
 def customer_key(customer_no: str) -> str:
     """The keyed lock of a customer's record and of the findings checked against it."""
     return f"workflow.customer:{customer_no}"
+
+
+def transformer_key(equipment_id: str) -> str:
+    """The keyed lock of a transformer's changes, as the workflow re-checks findings for them."""
+    return f"workflow.transformer:{equipment_id}"
 
 
 @cache

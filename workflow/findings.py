@@ -12,7 +12,7 @@ coordinates) are stored masked in details, their plain form sealed beside them, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,8 @@ class DistrictIndex:
         self._revision = 0
         self._by_id: dict[str, TransformerFacts] = {}
         self._district_of: dict[str, str] = {}
+        # The district a transformer left at its last change, whose cases that change concerns too.
+        self._moved_from: dict[str, str] = {}
         self._districts: dict[str, dict[str, TransformerFacts]] = {}
 
     def refresh(self, conn: Connection) -> None:
@@ -90,13 +92,17 @@ class DistrictIndex:
 
     def _take(self, equipment_id: str, document: dict[str, Any], live: bool) -> None:
         self._by_id.pop(equipment_id, None)
-        district = self._district_of.pop(equipment_id, None)
-        if district is not None:
-            self._districts[district].pop(equipment_id, None)
+        left = self._district_of.pop(equipment_id, None)
+        if left is not None:
+            self._districts[left].pop(equipment_id, None)
+        district = document.get("transformer_district_id") if live else None
+        if left is not None and left != district:
+            self._moved_from[equipment_id] = left
+        else:
+            self._moved_from.pop(equipment_id, None)
         if not live:
             return
         self._by_id[equipment_id] = facts = TransformerFacts.of_document(equipment_id, document)
-        district = document.get("transformer_district_id")
         if district:
             self._district_of[equipment_id] = district
             self._districts.setdefault(district, {})[equipment_id] = facts
@@ -105,6 +111,12 @@ class DistrictIndex:
         """The district a transformer was linked to when last read."""
         with self._lock:
             return self._district_of.get(equipment_id)
+
+    def districts_of_change(self, equipment_id: str) -> set[str]:
+        """The district a transformer is linked to and, if its last change moved it, the one it left."""
+        with self._lock:
+            linked = (self._district_of.get(equipment_id), self._moved_from.get(equipment_id))
+        return {district for district in linked if district}
 
     @property
     def live_count(self) -> int:
@@ -226,47 +238,56 @@ class ConsistencyChecker:
         self._reconcile(conn, application, findings, correlation_id)
         return findings
 
-    def check_customer(self, conn: Connection, customer_no: str, *, correlation_id: str) -> None:
-        """Check every open case of a customer whose record changed."""
-        documents = conn.execute(
-            sa.select(cases.c.application)
+    def check_customer(
+        self,
+        conn: Connection,
+        customer_no: str,
+        *,
+        correlation_id: str,
+        may_change: Callable[[str, str], bool],
+    ) -> None:
+        """Check the open cases of a customer whose record changed.
+
+        may_change(application_no, customer_no) tells whether the caller may change a case's findings
+        (holds its locks); a case it may not, one that joined the customer meanwhile, is checked at its own
+        next event.
+        """
+        rows = conn.execute(
+            sa.select(cases.c.application_no, cases.c.application)
             .where(cases.c.customer_no == customer_no, cases.c.status == "open")
             .order_by(cases.c.application_no)
-        ).scalars()
-        for document in list(documents):
-            application = ConnectionApplication.model_validate(document)
-            self.check_application(conn, application, correlation_id=correlation_id)
+        ).all()
+        for row in rows:
+            if may_change(row.application_no, customer_no):
+                application = ConnectionApplication.model_validate(row.application)
+                self.check_application(conn, application, correlation_id=correlation_id)
 
-    def check_grid_change(self, conn: Connection, transformer_id: str, *, correlation_id: str) -> None:
+    def open_cases_of_customer(self, conn: Connection, customer_no: str) -> list[str]:
+        """The application numbers of a customer's open cases, whose findings its record change re-checks."""
+        query = sa.select(cases.c.application_no).where(
+            cases.c.customer_no == customer_no, cases.c.status == "open"
+        )
+        return list(conn.execute(query).scalars())
+
+    def check_grid_change(
+        self,
+        conn: Connection,
+        transformer_id: str,
+        *,
+        correlation_id: str,
+        may_change: Callable[[str, str], bool],
+    ) -> None:
         """Re-check the open cases whose standing grid findings name a changed transformer's district.
 
         So a finding clears once PMS is corrected. A PMS change that makes a clean case disagree shows
         at the case's next application or customer change: finding those cases would mean searching every
-        customer by district on every grid change.
+        customer by district on every grid change. may_change(application_no, customer_no) tells whether
+        the caller may change a case's findings (holds its locks); a finding raised after the caller
+        took them is re-checked at its case's next event.
         """
-        before = self._districts.district_of(transformer_id)
-        self._districts.refresh(conn)
-        districts = {name for name in (before, self._districts.district_of(transformer_id)) if name}
-        rules = [rule.name for rule in self.config.enabled if rule.kind in GRID_KINDS]
-        if not districts or not rules:
-            return
-        table = consistency_findings
-        rows = conn.execute(
-            sa.select(table.c.application_no, table.c.details).where(
-                table.c.cleared_at.is_(None), table.c.rule.in_(rules)
-            )
-        )
-        numbers = sorted(
-            {
-                row.application_no
-                for row in rows
-                if any(
-                    item.get("field") == "transformer_district_id" and item.get("value") in districts
-                    for item in row.details
-                )
-            }
-        )
-        for number in numbers:
+        for number, customer_no in sorted(self.cases_concerned(conn, transformer_id).items()):
+            if not may_change(number, customer_no):
+                continue
             document = conn.execute(
                 sa.select(cases.c.application).where(
                     cases.c.application_no == number, cases.c.status == "open"
@@ -276,21 +297,31 @@ class ConsistencyChecker:
                 application = ConnectionApplication.model_validate(document)
                 self.check_application(conn, application, correlation_id=correlation_id)
 
-    def cases_with_grid_findings(self, conn: Connection) -> dict[str, str]:
-        """Customer numbers of the open cases with a standing grid finding, by application number.
+    def cases_concerned(self, conn: Connection, transformer_id: str) -> dict[str, str]:
+        """Customer numbers of the open cases a transformer change may clear a finding of, by application.
 
-        check_grid_change re-checks some of them; the consumer locks them all before it reads further.
+        Those with a standing grid finding that names the district the transformer is linked to, or the
+        one it left: a PMS sync changes many transformers, and each concerns a few districts' cases.
         """
+        self._districts.refresh(conn)
+        districts = self._districts.districts_of_change(transformer_id)
         rules = [rule.name for rule in self.config.enabled if rule.kind in GRID_KINDS]
-        if not rules:
+        if not districts or not rules:
             return {}
         table = consistency_findings
         rows = conn.execute(
-            sa.select(cases.c.application_no, cases.c.customer_no)
+            sa.select(cases.c.application_no, cases.c.customer_no, table.c.details)
             .join(table, table.c.application_no == cases.c.application_no)
             .where(table.c.cleared_at.is_(None), table.c.rule.in_(rules), cases.c.status == "open")
         )
-        return {row.application_no: row.customer_no for row in rows}
+        return {
+            row.application_no: row.customer_no
+            for row in rows
+            if any(
+                item.get("field") == "transformer_district_id" and item.get("value") in districts
+                for item in row.details
+            )
+        }
 
     def _reconcile(
         self,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from adapters.marketing.outbound import default_codes
+from feasibility.consumer import ASSESSING_TYPES, handle_feasibility_event, keys_of_feasibility_event
 from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
-from feasibility.consumer import handle_feasibility_event, keys_of_feasibility_event
 from pipeline.consumer import KeyedHandler, subject_keys
 from pipeline.consumers import ConsumerSpec
 from subscriptions.feed import feed_topics, record_feed_event
@@ -36,11 +36,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     # Stage changes (and other results) the hub writes back into the marketing system, queued for its writer.
     ConsumerSpec("marketing_writeback", writeback_topics(), handle_writeback),
     # Supply feasibility of applications, re-run when their grid or load changes; binds its own results too.
-    # One event per transaction: an assessment's capacity locks are never held across another's work.
+    # An event that may assess commits alone: its capacity locks are never held across another's work.
     ConsumerSpec(
         "feasibility",
         FEASIBILITY_TOPICS,
-        KeyedHandler(handle_feasibility_event, keys_of_feasibility_event, one_per_transaction=True),
+        KeyedHandler(handle_feasibility_event, keys_of_feasibility_event, alone_types=ASSESSING_TYPES),
     ),
 )
 # Every event some consumer reads also goes into the event feed that SSE clients and webhooks are served from.

@@ -15,7 +15,7 @@ from canonical_model.grid import SupplyAreaClass
 from feasibility import service as feasibility_service
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
-from feasibility.service import FeasibilityService
+from feasibility.service import FeasibilityService, case_key, customer_key
 from pipeline.decoded import DecodedEvent
 from store.feasibility import capacity_reservations, feasibility_assessments
 from store.forecast import forecast_alerts
@@ -35,7 +35,8 @@ from tests.unit.feasibility.builders import (
     substation,
     transformer,
 )
-from tests.unit.workflow.events import application_event, customer_event
+from tests.unit.workflow.events import application_event, customer_event, stage_report_event
+from tests.unit.workflow.test_findings import projection_update
 
 CAPACITY_485A = math.sqrt(3) * 10 * 485  # 8400.45 kVA
 
@@ -453,3 +454,25 @@ def test_capacity_locks_are_taken_after_the_slow_reads_and_once_for_a_re_assessm
         assert service.reassess(conn, ["A2", "A1"], correlation_id="c") == 2
     # Both are prepared first; their capacity locks are then taken together, in id order.
     assert steps == ["read loads", "read loads", "lock F1,S1,T1"]
+
+
+def test_each_event_locks_the_applications_it_may_assess_with_their_customers(sqlite_engine: Engine) -> None:
+    _district_transformer(sqlite_engine)
+    handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
+    arrived = application_event("A1", 1, **{**_document("A1", 50), "customer_no": "C1"})
+    with sqlite_engine.begin() as conn:
+        assert handler.keys(conn, DecodedEvent(arrived)) == [case_key("A1"), customer_key("C1")]
+        handler(conn, DecodedEvent(arrived))
+        # The customer's record and a change of the transformer A1 was assessed on re-assess A1 under
+        # its keys, read before anything is written.
+        customer = customer_event("C1", 2, contract_capacity_kva=100.0, transformer_district_id="TG1")
+        assert handler.keys(conn, DecodedEvent(customer)) == [
+            customer_key("C1"),
+            case_key("A1"),
+            customer_key("C1"),
+        ]
+        changed = projection_update("T1")
+        assert handler.keys(conn, DecodedEvent(changed)) == [case_key("A1"), customer_key("C1")]
+        assert handler.keys(conn, DecodedEvent(projection_update("T9"))) == []
+        report = stage_report_event("A1", "energisation", NOW.isoformat())
+        assert handler.keys(conn, DecodedEvent(report)) == [case_key("A1"), customer_key("C1")]

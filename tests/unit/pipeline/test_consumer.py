@@ -16,11 +16,13 @@ from bus.retry import RetryPolicy
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import PROJECTION_UPDATED
 from ground.metrics import REGISTRY
+from pipeline import consumer as consumer_module
 from pipeline.consumer import InboxConsumer, KeyedHandler
 from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.decoded import DecodedEvent
 from store.event_feed import read_feed
 from store.grid import grid_state
+from store.locks import LockTimeoutError
 from store.parking import list_parked
 from store.schema import outbox
 from subscriptions.feed import record_feed_event
@@ -331,7 +333,7 @@ def test_a_keyed_handler_s_keys_are_all_taken_before_the_batch_is_applied(
     assert steps == ["keys K1", "keys K2", "apply K1", "apply K2"]
 
 
-def test_a_handler_of_one_event_per_transaction_commits_each_before_the_next(
+def test_events_of_the_handler_s_alone_types_commit_each_before_the_next_the_rest_together(
     sqlite_engine: Engine, bus_url: str
 ) -> None:
     bus = open_bus(bus_url)
@@ -342,10 +344,64 @@ def test_a_handler_of_one_event_per_transaction_commits_each_before_the_next(
             committed_before.append(other.execute(sa.text("SELECT count(*) FROM inbox")).scalar_one())
         handle_event(conn, decoded)
 
-    _publish(bus, *(application_event(f"T{n}") for n in range(3)))
-    consumer = _consumer(
-        sqlite_engine, bus, KeyedHandler(handler, lambda _c, _d: [], one_per_transaction=True)
+    events = [application_event(f"T{n}") for n in range(5)]
+    kinds = ["other", "other", events[2].type, "other", "other"]
+    bus.publish(
+        EXCHANGE,
+        [
+            Message(
+                body=event.model_dump_json().encode(),
+                routing_key="application.changed.x",
+                message_id=event.id,
+                type=kind,
+            )
+            for event, kind in zip(events, kinds, strict=True)
+        ],
     )
-    assert consumer.consume_once(timeout_s=0.2) == 3
-    assert committed_before == [0, 1, 2]
-    assert consumer.stats.handled == 3
+    consumer = _consumer(
+        sqlite_engine, bus, KeyedHandler(handler, lambda _c, _d: [], alone_types=frozenset({events[2].type}))
+    )
+    assert consumer.consume_once(timeout_s=0.2) == 5
+    # The first two together, then the one alone, then the last two together.
+    assert committed_before == [0, 0, 2, 3, 3]
+    assert consumer.stats.handled == 5
+
+
+def test_a_batch_with_more_keys_than_a_transaction_takes_is_applied_in_parts(
+    sqlite_engine: Engine, bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer_module, "MAX_KEYS_PER_TRANSACTION", 5)
+    taken: list[set[str]] = []
+    monkeypatch.setattr(consumer_module, "lock_keys", lambda _conn, keys: taken.append(set(keys)))
+    bus = open_bus(bus_url)
+
+    def keys(_conn: Connection, decoded: DecodedEvent) -> list[str]:
+        return [f"case:{decoded.event.subject}", f"customer:{decoded.event.subject}"]
+
+    _publish(bus, *(application_event(f"P{n}") for n in range(5)))
+    consumer = _consumer(sqlite_engine, bus, KeyedHandler(handle_event, keys))
+    assert consumer.consume_once(timeout_s=0.2) == 5
+    # Two events' keys per transaction: a third would take six; the event ids are not keys of their own.
+    assert [len(keys) for keys in taken] == [4, 4, 2]
+    assert consumer.stats.handled == 5
+    with sqlite_engine.connect() as conn:
+        assert count_cases(conn) == 5
+
+
+def test_a_key_not_granted_in_time_hands_the_batch_back_at_once(
+    sqlite_engine: Engine, bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[set[str]] = []
+
+    def refused(_conn: Connection, keys: object) -> None:
+        attempts.append(set(keys))  # type: ignore[call-overload]
+        raise LockTimeoutError("held elsewhere")
+
+    monkeypatch.setattr(consumer_module, "lock_keys", refused)
+    bus = open_bus(bus_url)
+    _publish(bus, application_event("L1"), application_event("L2"))
+    consumer = _consumer(sqlite_engine, bus)
+    with pytest.raises(LockTimeoutError):
+        consumer.consume_once(timeout_s=0.2)
+    assert len(attempts) == 1, "not waited again event by event"
+    assert bus.queue_depth(SPEC.queue) == 2

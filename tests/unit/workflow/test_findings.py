@@ -21,7 +21,7 @@ from ground.settings import PROJECT_ROOT
 from pipeline.decoded import DecodedEvent
 from store.schema import cases, consistency_findings, outbox
 from store.submissions import add_submission, settle, submissions
-from workflow.cases import CaseTracker
+from workflow.cases import CaseTracker, case_key, customer_key, transformer_key
 from workflow.config import WorkflowConfig
 from workflow.consistency_config import load_consistency_config
 from workflow.findings import DistrictIndex, findings_of
@@ -29,6 +29,7 @@ from workflow.grid import handle_grid_event
 from workflow.workdays import WorkingCalendar
 from yekuo.consumers import CONSUMERS
 
+from .events import customer_event
 from .records import low_voltage, the_customer, transformer_event
 
 FOUND = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -313,3 +314,63 @@ def test_duplicates_are_found_by_customer_site_cell_and_address_across_supply_un
         query = sa.select(cases.c.application_no, cases.c.address_key)
         keys = dict(conn.execute(query.where(cases.c.application_no.in_(["A1", "D2"]))).all())
     assert keys["A1"] == keys["D2"] is not None
+
+
+def test_a_transformer_change_locks_only_the_cases_whose_findings_name_its_districts(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    apply_grid(sqlite_engine, transformer_event("TG0000002", transformer_id="PB2"))
+    other = customer_event(
+        "4130000002",
+        category="general_commercial",
+        industry_code="H6210",
+        transformer_district_id="TG0000003",
+        contract_capacity_kva=50.0,
+        supply_voltage_kv=0.38,
+        urban_rural="urban",
+    )
+    apply(sqlite_engine, checking, the_customer(), low_voltage("A1"), other)
+    elsewhere = {"site_location": {"lon": 113.6, "lat": 34.7}, "site_address": "郑州市金水区花园路8号"}
+    apply(sqlite_engine, checking, low_voltage("A2", customer_no="4130000002", **elsewhere))
+    assert {row["rule"] for row in stored(sqlite_engine, "A1") + stored(sqlite_engine, "A2")} == {
+        "transformer_district_known"
+    }
+
+    # PB1 appears in A1's district: A2's finding names another district, and its case stays unlocked.
+    apply_grid(sqlite_engine, transformer_event("TG0000001"))
+    with sqlite_engine.connect() as conn:
+        keys = checking.keys(conn, DecodedEvent(projection_update("PB1")))
+    assert keys == [transformer_key("PB1"), case_key("A1"), customer_key("4130000001")]
+
+
+def test_a_customer_change_locks_the_customer_s_open_cases(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    apply(sqlite_engine, checking, transformer_event("TG0000001"), the_customer(), low_voltage("A1"))
+    apply(sqlite_engine, checking, low_voltage("A2"), low_voltage("B1", customer_no="4130000009"))
+    with sqlite_engine.connect() as conn:
+        keys = checking.keys(conn, DecodedEvent(the_customer(2)))
+    assert keys[0] == customer_key("4130000001")
+    assert sorted(keys[1:]) == [case_key("A1"), case_key("A2")]
+
+
+def test_the_district_index_remembers_the_district_a_transformer_left(sqlite_engine: Engine) -> None:
+    index = DistrictIndex()
+    apply_grid(sqlite_engine, transformer_event("TG0000001"))
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    assert index.districts_of_change("PB1") == {"TG0000001"}
+
+    apply_grid(sqlite_engine, transformer_event("TG0000002", 2, updated_at="2026-11-27T10:00:00+08:00"))
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    assert index.districts_of_change("PB1") == {"TG0000001", "TG0000002"}
+
+    # A later change that stays in the district concerns that district alone.
+    apply_grid(
+        sqlite_engine,
+        transformer_event("TG0000002", 3, status="out_of_service", updated_at="2026-11-28T10:00:00+08:00"),
+    )
+    with sqlite_engine.connect() as conn:
+        index.refresh(conn)
+    assert index.districts_of_change("PB1") == {"TG0000002"}
