@@ -38,6 +38,7 @@ def test_quick_is_the_same_run_with_smaller_sizes() -> None:
         "freshness",
         "forecast",
         "assistant",
+        "instances",
     }
 
 
