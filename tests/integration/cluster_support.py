@@ -53,6 +53,7 @@ from simulators.pms.changes import ChangeGenerator
 from simulators.world import WorldScale, build_world
 from store.crypto import keyring_from_settings, keyring_of
 from store.database import create_engine, drop_schema
+from store.leases import Lease, list_leases
 from store.loads import dispatch_file_log, load_measurements, load_profiles, power_factor_curves
 from store.schema import case_events, cases, inbox, outbox, parked
 from tests.support.auth import INTEGRATOR_API_KEY
@@ -675,24 +676,10 @@ def cluster_run(
         engine.dispose()
 
 
-@dataclass(frozen=True)
-class Lease:
-    """Who holds a singleton duty, as the duty_leases table says."""
-
-    duty: str
-    owner: str | None
-    token: int
-    expires_at: datetime | None
-
-
 def leases(engine: Engine) -> dict[str, Lease]:
-    """Every duty's lease; fails with a clear message while the hub keeps no leases."""
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT duty, owner, token, expires_at FROM duty_leases")).all()
-    except sa.exc.ProgrammingError as exc:
-        raise AssertionError(f"the hub keeps no duty leases (table duty_leases): {exc.orig}") from exc
-    return {row.duty: Lease(row.duty, row.owner, int(row.token), row.expires_at) for row in rows}
+    """Every duty's lease, by duty."""
+    with engine.connect() as conn:
+        return {lease.duty: lease for lease in list_leases(conn)}
 
 
 def holder_of(

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker
@@ -39,8 +38,9 @@ from pipeline.consumers import ConsumerSpec
 from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import feasibility_assessments
-from store.schema import cases, consistency_findings, stage_visits, timeline
+from store.schema import consistency_findings
 from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
+from tests.support.cases import dump_cases
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
     NOW,
@@ -241,28 +241,6 @@ def _consume(url: str, events: list[CloudEvent], consumers: int, spec: ConsumerS
     return problems
 
 
-def _dump(engine: Engine) -> Any:
-    with engine.connect() as conn:
-        case_rows = conn.execute(sa.select(cases).order_by(cases.c.application_no)).mappings().all()
-        entries = (
-            conn.execute(sa.select(timeline).order_by(timeline.c.application_no, timeline.c.position))
-            .mappings()
-            .all()
-        )
-        visits = (
-            conn.execute(
-                sa.select(stage_visits).order_by(stage_visits.c.application_no, stage_visits.c.ordinal)
-            )
-            .mappings()
-            .all()
-        )
-    return (
-        [{k: v for k, v in row.items() if k != "updated_at"} for row in case_rows],
-        [{k: v for k, v in row.items() if k != "id"} for row in entries],
-        [{k: v for k, v in row.items() if k != "id"} for row in visits],
-    )
-
-
 @pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "postgresql":
@@ -330,10 +308,10 @@ def test_two_consumers_of_one_queue_build_the_cases_one_consumer_builds(database
     assert _consume(database_url, events, consumers=1) == []
     engine = create_engine(database_url)
     try:
-        expected = _dump(engine)
+        expected = dump_cases(engine)
         _fresh(database_url)
         problems = _consume(database_url, messy, consumers=2)
-        found = _dump(engine)
+        found = dump_cases(engine)
     finally:
         engine.dispose()
 
@@ -357,11 +335,11 @@ def test_customer_and_transformer_changes_beside_the_applications_keep_the_cases
     assert _consume(database_url, events, consumers=1) == []
     engine = create_engine(database_url)
     try:
-        expected = _dump(engine)
+        expected = dump_cases(engine)
         _fresh(database_url)
         _store_grid(database_url)
         problems = _consume(database_url, messy, consumers=2)
-        found = _dump(engine)
+        found = dump_cases(engine)
         with engine.connect() as conn:
             findings = conn.execute(sa.select(sa.func.count()).select_from(consistency_findings)).scalar_one()
     finally:

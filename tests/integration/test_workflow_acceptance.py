@@ -33,7 +33,8 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.registry import schema_uri
 from pipeline.consumer import InboxConsumer
 from store.database import create_engine, create_schema
-from store.schema import cases, stage_visits, timeline
+from store.schema import cases
+from tests.support.cases import dump_cases
 from workflow.analytics import stage_analytics
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
@@ -474,28 +475,6 @@ def _reworked_by_now(sim: Simulated) -> bool:
     return any(stages.index(stage) < index for index, stage in enumerate(stages))
 
 
-def _dump(engine: Engine) -> Any:
-    with engine.connect() as conn:
-        case_rows = conn.execute(sa.select(cases).order_by(cases.c.application_no)).mappings().all()
-        entries = (
-            conn.execute(sa.select(timeline).order_by(timeline.c.application_no, timeline.c.position))
-            .mappings()
-            .all()
-        )
-        visits = (
-            conn.execute(
-                sa.select(stage_visits).order_by(stage_visits.c.application_no, stage_visits.c.ordinal)
-            )
-            .mappings()
-            .all()
-        )
-    return (
-        [{k: v for k, v in row.items() if k != "updated_at"} for row in case_rows],
-        [{k: v for k, v in row.items() if k != "id"} for row in entries],
-        [{k: v for k, v in row.items() if k != "id"} for row in visits],
-    )
-
-
 def test_duplicated_and_shuffled_delivery_gives_the_same_cases_and_timelines(
     tmp_path: Path, scenario: tuple[list[Simulated], CaseTracker, Engine]
 ) -> None:
@@ -513,7 +492,7 @@ def test_duplicated_and_shuffled_delivery_gives_the_same_cases_and_timelines(
     create_schema(messy_engine)
     _deliver(messy_engine, tracker, messy)
     try:
-        expected, found = _dump(ordered_engine), _dump(messy_engine)
+        expected, found = dump_cases(ordered_engine), dump_cases(messy_engine)
         assert len(expected[1]) > len(sample)
         assert found == expected
     finally:
