@@ -5,6 +5,7 @@ paused past its lease is refused by the fence check once the other took the poll
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from collections.abc import Mapping
 from multiprocessing.synchronize import Barrier, Event
@@ -62,9 +63,15 @@ def _poll_under_lease(url: str, owner: str, start: Barrier) -> None:
         with engine.connect() as conn:
             if (load_checkpoint(conn, "marketing") or {}).get("after") == VERSIONS:
                 break
-        time.sleep(0.01)
+        _pause(0.01)
     keeper.release_all()
     engine.dispose()
+
+
+def _pause(seconds: float) -> None:
+    # A timed wait on an event, not time.sleep: a spawned child does not load the moved-clock plugin, and
+    # under libfaketime time.sleep's absolute deadline is refused by the kernel (see tests/moved_clock.py).
+    threading.Event().wait(seconds)
 
 
 def test_two_processes_on_one_sqlite_file_stage_each_version_once(tmp_path: Path) -> None:
@@ -141,7 +148,7 @@ def _successor(url: str, holds: Event, resume: Event) -> None:
     deadline = time.monotonic() + 60
     while (fence := keeper.fence("poll:marketing")) is None and time.monotonic() < deadline:
         keeper.keep()
-        time.sleep(0.05)
+        _pause(0.05)
     Ingestor(engine, load_hub_config(PROJECT_ROOT).router).poll_source(CountingSource(), fence)
     engine.dispose()
     resume.set()
