@@ -273,7 +273,11 @@ TOLD = [
 ]
 
 
-@pytest.mark.parametrize(("authorization", "detail"), TOLD)
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    TOLD,
+    ids=["header not utf-8", "header not json", "not a token", "bad signature", "wrong audience", "expired"],
+)
 def test_a_401_tells_a_fixed_reason_and_never_the_decoders_message(
     client: TestClient, authorization: str, detail: str
 ) -> None:
