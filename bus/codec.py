@@ -17,6 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pydantic_core
 from pika import compat as pika_compat
 from pika import data as pika_data
 from pika import exceptions as pika_exceptions
@@ -98,7 +99,19 @@ def cloudevent_properties(event: CloudEvent) -> dict[str, str]:
     Strings throughout: `time` stays the RFC 3339 text with its `Z` (an AMQP timestamp would drop the
     sub-second part) and `sequence` is the String the sequence extension defines.
     """
+    return _properties(event.model_dump(mode="json"))
+
+
+def cloudevent_wire(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
+    """The event's structured-mode body (as model_dump_json() writes it) and its properties.
+
+    Both come from one serialization of the event, the body written from it by pydantic's own JSON writer.
+    """
     wire = event.model_dump(mode="json")
+    return pydantic_core.to_json(wire), _properties(wire)
+
+
+def _properties(wire: Mapping[str, Any]) -> dict[str, str]:
     return {
         f"{CLOUDEVENTS_PREFIX}{name}": str(value)
         for name, value in wire.items()
