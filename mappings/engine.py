@@ -90,6 +90,19 @@ class Rule(ABC):
     def reader(self, path: tuple[str, ...], file: str) -> Producer:
         """A function reading the value at a dotted source path; blank text counts as absent."""
         first, rest = path[0], path[1:]
+        if not rest:
+            # Most sources are a field of the record itself: read without the walk.
+            def read_field(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+                current = scope.get(first)
+                if current is None:
+                    return ABSENT
+                if isinstance(current, str):
+                    current = current.strip()
+                    if not current:
+                        return ABSENT
+                return current
+
+            return read_field
 
         def read(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
             # The scope is an object already: the payload and every item are checked before rules run.
@@ -141,6 +154,16 @@ class ValueRule(Rule):
         source = self.source
         required = self.required
         default = None if self.default is ABSENT else _copier(self.default)
+        if not steps and default is None and not required:
+            return read
+        if len(steps) == 1 and default is None and not required:
+            (step,) = steps
+
+            def produce_one(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+                value = read(scope, prefix)
+                return ABSENT if value is ABSENT else step(value, prefix)
+
+            return produce_one
 
         def produce(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
             value = read(scope, prefix)
@@ -355,6 +378,18 @@ def compile_rules(
     Objects with no present field are left out.
     """
     steps = tuple((rule.compile(file), rule.target[:-1], rule.target[-1]) for rule in rules)
+    if all(not parents for _, parents, _ in steps):
+        flat = tuple((produce, last) for produce, _, last in steps)
+
+        def build_flat(scope: cabc.Mapping[str, Any], prefix: str) -> dict[str, Any]:
+            document: dict[str, Any] = {}
+            for produce, name in flat:
+                value = produce(scope, prefix)
+                if value is not ABSENT:
+                    document[name] = value
+            return document
+
+        return build_flat
 
     def build(scope: cabc.Mapping[str, Any], prefix: str) -> dict[str, Any]:
         document: dict[str, Any] = {}
