@@ -45,7 +45,7 @@ import pika
 from pika import exceptions as pika_exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from bus.codec import check_fetch_size, check_message, check_topology, normalize_value, unroutable_text
+from bus.codec import check_fetch_size, check_properties, check_topology, normalize_value, unroutable_text
 from bus.factory import node_urls, redact_url
 from bus.port import SETTLED, Confirmation, Delivery, Message, Topology
 from ground.errors import (
@@ -427,7 +427,7 @@ class RabbitMQBus:
         if not messages:
             return SETTLED
         for message in messages:
-            check_message(message)
+            check_properties(message)
         deadline = time.monotonic() + self._publish_timeout_s
         with self._guard(f"publish to exchange {exchange!r}"):
             publisher = self._publishing_channel(deadline)
