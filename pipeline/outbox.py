@@ -12,7 +12,6 @@ in clear. The events stage_events returns keep their data open, for the caller's
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import uuid
@@ -272,20 +271,22 @@ class OutboxRelay:
         A body that is not an envelope (only the outbox writer adds rows, so it would be damaged) is sent
         as it is, without properties: the consumers park it as invalid, and the events behind it go on.
         """
-        message = Message(
-            body=bytes(row.body),
-            routing_key=row.routing_key,
-            message_id=row.event_id,
-            correlation_id=row.correlation_id,
-            type=row.event_type,
-        )
+        headers: dict[str, str] = {}
         try:
             event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
         except pydantic.ValidationError as exc:
             log.error("outbox event %s is not a CloudEvent, relayed as it is: %s", row.event_id, exc)
-            return message
-        body, headers = cloudevent_wire(event)
-        return dataclasses.replace(message, body=body, headers=headers)
+            body = bytes(row.body)
+        else:
+            body, headers = cloudevent_wire(event)
+        return Message(
+            body=body,
+            routing_key=row.routing_key,
+            message_id=row.event_id,
+            headers=headers,
+            correlation_id=row.correlation_id,
+            type=row.event_type,
+        )
 
     def _mark_sent(self, ids: Sequence[int], fence: Fence | None) -> None:
         with self._engine.begin() as conn:
