@@ -1,4 +1,4 @@
-"""The mapping engine: applies a loaded mapping to a legacy payload and validates the canonical result."""
+"""The mapping engine: rules compiled at load into functions of a legacy payload, and the result validated."""
 
 from __future__ import annotations
 
