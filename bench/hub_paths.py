@@ -1,9 +1,9 @@
 """The hub's own paths, measured with its own code: publish, durable (outbox and relay) and consume.
 
 - Publish path: legacy record -> Router.route (mapping and pydantic validation) -> CloudEvent envelope ->
-  confirmed publish through RabbitMQBus in batches, as the relay batches them.
+  confirmed publish through RabbitMQBus in batches, as the relay batches and pipelines them.
 - Durable path: Ingestor.ingest (route, envelope, outbox row and subject sequence in one transaction per
-  page) and OutboxRelay.relay_once, run in two threads as the hub runs them; each stage is also measured
+  page) and OutboxRelay.relay_batches, run in two threads as the hub runs them; each stage is also measured
   alone.
 - Consume path: InboxConsumer with inbox dedup applying the workflow consumer's handler
   (workflow.cases.handle_event), one transaction per fetched batch.
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from bench.records import envelope
 from bench.statements import counting_statements
-from bus.port import Message
+from bus.port import Confirmation, Message
 from bus.rabbitmq import RabbitMQBus
 from ground.errors import BusError
 from pipeline.consumer import InboxConsumer
@@ -107,8 +107,12 @@ def _envelopes(router: Router, records: Sequence[RawRecord]) -> Iterator[tuple[s
 def measure_publish(
     router: Router, bus: RabbitMQBus, records: Sequence[RawRecord], profile: Profile = no_profile
 ) -> PublishFigures:
-    """Route, envelope and publish every record with confirms, PUBLISH_BATCH messages per publish()."""
+    """Route, envelope and publish every record with confirms, PUBLISH_BATCH messages per send().
+
+    As the relay does, each batch is sent before the last one's confirms are awaited.
+    """
     batches: dict[str, list[Message]] = {}
+    in_flight: list[Confirmation] = []
     events = 0
     body_bytes = 0
     with profile("publish"):
@@ -119,10 +123,14 @@ def measure_publish(
             events += 1
             body_bytes += len(message.body)
             if len(batch) >= PUBLISH_BATCH:
-                bus.publish(exchange, batch)
-                batch.clear()
-        for exchange, batch in batches.items():
-            bus.publish(exchange, batch)
+                sent = bus.send(exchange, batch)
+                batches[exchange] = []
+                for confirmation in in_flight:
+                    confirmation.wait()
+                in_flight = [sent]
+        in_flight += [bus.send(exchange, batch) for exchange, batch in batches.items()]
+        for confirmation in in_flight:
+            confirmation.wait()
         seconds = time.perf_counter() - start
     return PublishFigures(len(records), events, seconds, body_bytes / events if events else 0.0)
 
@@ -139,7 +147,7 @@ def _outbox_size(engine: Engine) -> int:
 
 def _drain(relay: OutboxRelay, engine: Engine) -> None:
     deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-    while relay.relay_once():
+    while relay.relay_batches():
         if time.monotonic() > deadline:
             with engine.connect() as conn:
                 left = pending_count(conn)
@@ -216,7 +224,7 @@ def _run_pipeline(engine: Engine, router: Router, bus_url: str, records: Sequenc
                 relay = OutboxRelay(engine, bus)
                 while True:
                     finished = ingest_done.is_set()
-                    if relay.relay_once() == 0:
+                    if relay.relay_batches() == 0:
                         if finished:
                             return
                         time.sleep(RELAY_IDLE_S)

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pydantic_core
 from pika import compat as pika_compat
 from pika import data as pika_data
 from pika import exceptions as pika_exceptions
@@ -98,7 +99,19 @@ def cloudevent_properties(event: CloudEvent) -> dict[str, str]:
     Strings throughout: `time` stays the RFC 3339 text with its `Z` (an AMQP timestamp would drop the
     sub-second part) and `sequence` is the String the sequence extension defines.
     """
+    return _properties(event.model_dump(mode="json"))
+
+
+def cloudevent_wire(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
+    """The event's structured-mode body (as model_dump_json() writes it) and its properties.
+
+    Both come from one serialization of the event, the body written from it by pydantic's own JSON writer.
+    """
     wire = event.model_dump(mode="json")
+    return pydantic_core.to_json(wire), _properties(wire)
+
+
+def _properties(wire: Mapping[str, Any]) -> dict[str, str]:
     return {
         f"{CLOUDEVENTS_PREFIX}{name}": str(value)
         for name, value in wire.items()
@@ -118,6 +131,16 @@ def cloudevent_attributes(headers: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_message(message: Message) -> bytes:
     """Check that every property of the message fits the wire; return its encoded header table."""
+    check_properties(message)
+    return encode_headers(message.headers, message_id=message.message_id)
+
+
+def check_properties(message: Message) -> None:
+    """Refuse what check_message() refuses, for a transport that encodes the headers itself as it sends.
+
+    A table whose values are all text fits wherever its names do, so it is checked without being encoded:
+    the transport's own encoding is then the only one.
+    """
     if not isinstance(message.body, bytes):
         raise MessageEncodingError(
             f"message {message.message_id!r}: body must be bytes, got {type(message.body).__name__}"
@@ -129,7 +152,16 @@ def check_message(message: Message) -> bytes:
         check_shortstr(f"message {message.message_id!r}: correlation_id", message.correlation_id)
     if message.type is not None:
         check_shortstr(f"message {message.message_id!r}: type", message.type)
-    return encode_headers(message.headers, message_id=message.message_id)
+    headers = message.headers
+    if not all(type(value) is str for value in headers.values()):
+        encode_headers(headers, message_id=message.message_id)
+        return
+    for key, value in headers.items():
+        if not isinstance(key, str):
+            raise MessageEncodingError(f"message {message.message_id!r}: header name {key!r} is not a string")
+        check_shortstr(f"message {message.message_id!r}: header name {key[:40]!r}", key)
+        # What pika does with a text value; a lone surrogate fails here as it would there.
+        value.encode("utf-8")
 
 
 def check_fetch_size(max_messages: int) -> None:

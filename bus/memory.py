@@ -59,7 +59,7 @@ from bus.codec import (
     encode_headers,
     unroutable_text,
 )
-from bus.port import Delivery, ExchangeSpec, Message, QueueSpec, Topology
+from bus.port import SETTLED, Confirmation, Delivery, ExchangeSpec, Message, QueueSpec, Topology
 from ground import clock
 from ground.errors import BusError, BusUnavailableError, ConfigError, UnroutableError
 
@@ -492,16 +492,28 @@ class MemoryBus:
         self._broker.declare(topology)
 
     def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+        self.send(exchange, messages).wait()
+
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
         self._check_open()
         if not messages:
-            return
+            return SETTLED
         encoded = [check_message(message) for message in messages]
-        unroutable = self._broker.publish(exchange, messages, encoded)
+        # As on RabbitMQ, the messages are routed when they arrive; what went wrong is told at wait().
+        try:
+            unroutable = self._broker.publish(exchange, messages, encoded)
+        except ConfigError as exc:
+            return _Refused(exc)
         if unroutable:
-            raise UnroutableError(
-                unroutable_text(exchange, [(m.routing_key, m.message_id) for m in unroutable], len(messages)),
-                message_ids=tuple(m.message_id for m in unroutable),
+            return _Refused(
+                UnroutableError(
+                    unroutable_text(
+                        exchange, [(m.routing_key, m.message_id) for m in unroutable], len(messages)
+                    ),
+                    message_ids=tuple(m.message_id for m in unroutable),
+                )
             )
+        return SETTLED
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:
         self._check_open()
@@ -562,6 +574,16 @@ class MemoryBus:
             )
         del self._unacked[delivery.delivery_tag]
         return entry
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The confirmation of a batch the broker did not take whole."""
+
+    error: BusError | ConfigError
+
+    def wait(self) -> None:
+        raise self.error
 
 
 def _delivery(entry: _Unacked, tag: int) -> Delivery:

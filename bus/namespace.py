@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from bus.port import Binding, Bus, Delivery, ExchangeSpec, Message, QueueSpec, Topology
+from bus.port import Binding, Bus, Confirmation, Delivery, ExchangeSpec, Message, QueueSpec, Topology
 from ground.errors import ConfigError
 from ground.identity import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, namespace_problem
 
@@ -74,6 +74,9 @@ class NamespacedBus:
 
     def publish(self, exchange: str, messages: Sequence[Message]) -> None:
         self._bus.publish(self._to_broker(exchange), messages)
+
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+        return self._bus.send(self._to_broker(exchange), messages)
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:
         deliveries = self._bus.fetch(self._to_broker(queue), max_messages, timeout_s)

@@ -74,6 +74,26 @@ class Topology:
     queues: tuple[QueueSpec, ...] = ()
 
 
+class Confirmation(Protocol):
+    """The broker's answer to a batch sent with Bus.send()."""
+
+    def wait(self) -> None:
+        """Return once the broker has confirmed every message of the batch; raise as Bus.publish() does.
+
+        Asked again, it says the same.
+        """
+
+
+class _Settled:
+    """The confirmation of an empty batch: nothing to wait for."""
+
+    def wait(self) -> None:
+        return None
+
+
+SETTLED: Confirmation = _Settled()
+
+
 class Bus(Protocol):
     """A connection to a broker. Not thread-safe: each thread opens its own with bus.open_bus(url).
 
@@ -92,6 +112,14 @@ class Bus(Protocol):
         Raises UnroutableError if any message matched no queue, PublishNotConfirmedError if the broker
         nacked one, BusUnavailableError if the connection failed. On error, the caller must treat every
         message of the batch as unsent (some may still arrive: consumers deduplicate by message id).
+        """
+
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+        """Publish as publish() does, but return before the broker's confirms; wait() on the result settles.
+
+        Later batches may be sent before earlier ones are settled; each batch's outcome is its own, and a
+        failed batch tells nothing about the others. A message the wire cannot carry raises here, before
+        anything of its batch is sent.
         """
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:

@@ -13,9 +13,11 @@ One connection carries three channels, so a broker error on one does not cost th
   BlockingChannel.basic_publish waits for each confirm in turn (about 1.3k msg/s here), while up to
   `confirm_window` unconfirmed messages in flight reach about 16k msg/s. The asynchronous channel's
   confirm_delivery(ack_nack_callback) and add_on_return_callback() report basic.ack, basic.nack and
-  basic.return; publish() sends the batch, pumps the connection with process_data_events() until
-  every message is settled, and then raises UnroutableError if any was returned (RabbitMQ returns a
-  message before it acks it) or PublishNotConfirmedError if any was nacked.
+  basic.return, counted per batch. send() hands the batch to the broker and returns; the confirmation's
+  wait() pumps the connection with process_data_events() until every message of that batch is settled,
+  and then raises UnroutableError if any was returned (RabbitMQ returns a message before it acks it) or
+  PublishNotConfirmedError if any was nacked. Several batches may be in flight at once: the caller
+  prepares the next while the broker confirms the last. publish() is send() then wait().
 
 Broker errors map onto ground.errors: NOT_FOUND, ACCESS_REFUSED and PRECONDITION_FAILED (a missing
 exchange or queue, a reserved name, a redeclaration with other arguments) are ConfigError; losing the
@@ -43,9 +45,9 @@ import pika
 from pika import exceptions as pika_exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from bus.codec import check_fetch_size, check_message, check_topology, normalize_value, unroutable_text
+from bus.codec import check_fetch_size, check_properties, check_topology, normalize_value, unroutable_text
 from bus.factory import node_urls, redact_url
-from bus.port import Delivery, Message, Topology
+from bus.port import SETTLED, Confirmation, Delivery, Message, Topology
 from ground.errors import (
     BusError,
     BusUnavailableError,
@@ -92,13 +94,24 @@ class _Held:
 
 
 @dataclass
-class _Outcome:
-    returned: list[tuple[str, str]]
-    nacked: int
+class _InFlight:
+    """One batch on the publish channel, with what the broker said about it so far."""
+
+    exchange: str
+    size: int
+    last_tag: int
+    message_ids: frozenset[str]
+    unsettled: int
+    nacked: int = 0
+    returned: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _ConfirmingPublisher:
-    """A channel in confirm mode that keeps up to `window` publishes unconfirmed."""
+    """A channel in confirm mode that keeps up to `window` publishes unconfirmed, over any number of batches.
+
+    Each batch's confirms, nacks and returns are counted apart, so a batch can be sent before the ones
+    ahead of it are settled and still be settled on its own.
+    """
 
     def __init__(
         self, connection: pika.BlockingConnection, channel: BlockingChannel, deadline: float
@@ -109,9 +122,8 @@ class _ConfirmingPublisher:
         self._next_tag = 0
         self._unconfirmed: deque[int] = deque()
         self._settled_out_of_order: set[int] = set()
-        self._nacked = 0
-        self._returned: list[tuple[str, str]] = []
-        self._wake_at: int | None = None
+        self._in_flight: deque[_InFlight] = deque()
+        self._wake_when: Callable[[], bool] | None = None
         self._selected = False
         self.closed_reason: BaseException | None = None
         self._channel.add_on_close_callback(self._on_close)
@@ -128,7 +140,7 @@ class _ConfirmingPublisher:
         if self._channel.is_open:
             self._channel.close()
 
-    def publish(
+    def send(
         self,
         exchange: str,
         messages: Sequence[Message],
@@ -136,9 +148,18 @@ class _ConfirmingPublisher:
         window: int,
         deadline: float,
         blocked: Callable[[], bool],
-    ) -> _Outcome:
-        self._nacked = 0
-        self._returned = []
+    ) -> _InFlight:
+        """Publish the batch without waiting for its confirms (only for room in the window)."""
+        # Known before the first message goes out: a batch larger than the window is confirmed in part
+        # while it is being sent, and the broker numbers its messages on from the last.
+        batch = _InFlight(
+            exchange=exchange,
+            size=len(messages),
+            last_tag=self._next_tag + len(messages),
+            message_ids=frozenset(message.message_id for message in messages),
+            unsettled=len(messages),
+        )
+        self._in_flight.append(batch)
         for message in messages:
             if blocked():
                 self._wait(
@@ -150,7 +171,7 @@ class _ConfirmingPublisher:
                     ),
                 )
             if self._outstanding() >= window:
-                self._await_confirms(window - 1, deadline, exchange)
+                self._await(lambda: self._outstanding() <= window - 1, deadline, exchange)
             self._raise_if_closed()
             properties = pika.BasicProperties(
                 content_type=message.content_type,
@@ -165,25 +186,33 @@ class _ConfirmingPublisher:
             )
             self._next_tag += 1
             self._unconfirmed.append(self._next_tag)
-        self._await_confirms(0, deadline, exchange)
-        return _Outcome(returned=self._returned, nacked=self._nacked)
+        # pika only writes to the socket while it processes events: one pass hands the batch to the broker
+        # now, so it is confirming while the caller prepares the next.
+        self._connection.process_data_events(time_limit=0)
+        return batch
+
+    def settle(self, batch: _InFlight, deadline: float) -> None:
+        """Wait until the broker has confirmed or nacked every message of the batch."""
+        self._await(lambda: batch.unsettled == 0, deadline, batch.exchange, batch)
 
     def _outstanding(self) -> int:
         return len(self._unconfirmed) - len(self._settled_out_of_order)
 
-    def _await_confirms(self, at_most: int, deadline: float, exchange: str) -> None:
-        self._wake_at = at_most
+    def _await(
+        self, done: Callable[[], bool], deadline: float, exchange: str, batch: _InFlight | None = None
+    ) -> None:
+        self._wake_when = done
         try:
             self._wait(
-                lambda: self._outstanding() <= at_most,
+                done,
                 deadline,
                 lambda: (
-                    f"publish to exchange {exchange!r}: "
-                    f"the broker did not confirm {self._outstanding()} messages"
+                    f"publish to exchange {exchange!r}: the broker did not confirm "
+                    f"{self._outstanding() if batch is None else batch.unsettled} messages"
                 ),
             )
         finally:
-            self._wake_at = None
+            self._wake_when = None
 
     def _wait(self, done: Callable[[], bool], deadline: float, failure: Callable[[], str]) -> None:
         """Pump the connection until done(), or raise BusUnavailableError saying failure() at the deadline."""
@@ -210,30 +239,41 @@ class _ConfirmingPublisher:
         self._connection.call_later(0, _noop)
 
     def _on_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
-        self._returned.append((method.routing_key, properties.message_id or ""))
+        message_id = properties.message_id or ""
+        # RabbitMQ returns a message before it confirms it: the batch is still in flight.
+        for batch in self._in_flight:
+            if message_id in batch.message_ids:
+                batch.returned.append((method.routing_key, message_id))
+                return
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        settled = self._settle(method.delivery_tag, method.multiple)
-        if isinstance(method, pika.spec.Basic.Nack):
-            self._nacked += settled
-        if self._wake_at is not None and self._outstanding() <= self._wake_at:
-            self._wake_at = None
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for tag in self._settle(method.delivery_tag, method.multiple):
+            for batch in self._in_flight:
+                if tag <= batch.last_tag:
+                    batch.unsettled -= 1
+                    batch.nacked += nack
+                    break
+        while self._in_flight and self._in_flight[0].unsettled == 0:
+            self._in_flight.popleft()
+        if self._wake_when is not None and self._wake_when():
+            self._wake_when = None
             self._connection.call_later(0, _noop)
 
-    def _settle(self, tag: int, multiple: bool) -> int:
-        """Forget confirmed publish sequence numbers; return how many this confirm settled."""
-        settled = 0
+    def _settle(self, tag: int, multiple: bool) -> list[int]:
+        """Forget confirmed publish sequence numbers; return the ones this confirm settled."""
+        settled = []
         if multiple:
             while self._unconfirmed and self._unconfirmed[0] <= tag:
                 head = self._unconfirmed.popleft()
                 if head in self._settled_out_of_order:
                     self._settled_out_of_order.discard(head)
                 else:
-                    settled += 1
+                    settled.append(head)
         elif self._unconfirmed and tag >= self._unconfirmed[0] and tag not in self._settled_out_of_order:
             self._settled_out_of_order.add(tag)
-            settled = 1
+            settled.append(tag)
             while self._unconfirmed and self._unconfirmed[0] in self._settled_out_of_order:
                 self._settled_out_of_order.discard(self._unconfirmed.popleft())
         return settled
@@ -380,16 +420,19 @@ class RabbitMQBus:
         return channel
 
     def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+        self.send(exchange, messages).wait()
+
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
         self._check_usable()
         if not messages:
-            return
+            return SETTLED
         for message in messages:
-            check_message(message)
+            check_properties(message)
         deadline = time.monotonic() + self._publish_timeout_s
         with self._guard(f"publish to exchange {exchange!r}"):
             publisher = self._publishing_channel(deadline)
             try:
-                outcome = publisher.publish(
+                batch = publisher.send(
                     exchange,
                     messages,
                     window=self._confirm_window,
@@ -397,20 +440,34 @@ class RabbitMQBus:
                     blocked=self._is_blocked,
                 )
             except BaseException:
-                # Confirms of this batch may still arrive; a fresh channel keeps them from the next one.
-                self._publisher = None
-                if self._connection.is_open:
-                    publisher.abandon()
+                self._drop_publisher(publisher)
                 raise
-        if outcome.nacked:
+        return _Confirmation(self, publisher, batch, deadline)
+
+    def _settle_batch(self, publisher: _ConfirmingPublisher, batch: _InFlight, deadline: float) -> None:
+        """Wait for a sent batch's confirms; raise what the broker said about it."""
+        with self._guard(f"publish to exchange {batch.exchange!r}"):
+            try:
+                publisher.settle(batch, deadline)
+            except BaseException:
+                self._drop_publisher(publisher)
+                raise
+        if batch.nacked:
             raise PublishNotConfirmedError(
-                f"broker nacked {outcome.nacked} of {len(messages)} messages to exchange {exchange!r}"
+                f"broker nacked {batch.nacked} of {batch.size} messages to exchange {batch.exchange!r}"
             )
-        if outcome.returned:
+        if batch.returned:
             raise UnroutableError(
-                unroutable_text(exchange, outcome.returned, len(messages)),
-                message_ids=tuple(message_id for _, message_id in outcome.returned),
+                unroutable_text(batch.exchange, batch.returned, batch.size),
+                message_ids=tuple(message_id for _, message_id in batch.returned),
             )
+
+    def _drop_publisher(self, publisher: _ConfirmingPublisher) -> None:
+        # Confirms of its batches may still arrive; a fresh channel keeps them from the next one.
+        if self._publisher is publisher:
+            self._publisher = None
+        if self._connection.is_open:
+            publisher.abandon()
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:
         self._check_usable()
@@ -599,6 +656,28 @@ class RabbitMQBus:
             self._unacked.clear()
         if self._publisher is not None and not self._publisher.is_open:
             self._publisher = None
+
+
+@dataclass
+class _Confirmation:
+    """A batch sent on a RabbitMQBus; wait() settles it, once, and says the same thereafter."""
+
+    bus: RabbitMQBus
+    publisher: _ConfirmingPublisher
+    batch: _InFlight
+    deadline: float
+    _error: BaseException | None = None
+    _settled: bool = False
+
+    def wait(self) -> None:
+        if not self._settled:
+            try:
+                self.bus._settle_batch(self.publisher, self.batch, self.deadline)
+            except Exception as exc:
+                self._error = exc
+            self._settled = True
+        if self._error is not None:
+            raise self._error
 
 
 def _delivery(queue: str, tag: int, method: Any, properties: Any, body: bytes) -> Delivery:

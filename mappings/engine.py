@@ -1,4 +1,4 @@
-"""The mapping engine: applies a loaded mapping to a legacy payload and validates the canonical result."""
+"""The mapping engine: rules compiled at load into functions of a legacy payload, and the result validated."""
 
 from __future__ import annotations
 
@@ -30,36 +30,12 @@ class _Absent:
 
 ABSENT: Any = _Absent()
 
-
-@dataclass(frozen=True)
-class Where:
-    """Where a rule runs: the mapping file, and the field prefix inside repeating groups."""
-
-    file: str
-    prefix: str = ""
-
-
-def _read(scope: cabc.Mapping[str, Any], path: tuple[str, ...], rule: Rule, where: Where) -> Any:
-    """The value at a dotted source path; blank text counts as absent."""
-    current: Any = scope
-    for depth, key in enumerate(path):
-        if not isinstance(current, cabc.Mapping):
-            raise MappingError(
-                f"expected an object at source '{'.'.join(path[:depth]) or '<record>'}'",
-                file=where.file,
-                line=rule.line,
-                field=where.prefix + rule.name,
-                value=current,
-                source_path=".".join(path),
-            )
-        current = current.get(key)
-        if current is None:
-            return ABSENT
-    if isinstance(current, str):
-        current = current.strip()
-        if not current:
-            return ABSENT
-    return current
+# A compiled rule: (scope, field prefix inside repeating groups) -> the target value, or ABSENT. The prefix
+# only names the field in errors.
+Producer = cabc.Callable[[cabc.Mapping[str, Any], str], Any]
+_Step = cabc.Callable[[Any, str], Any]
+# Values that need no copy for each document: nothing can change them.
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def _peek(scope: cabc.Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -70,6 +46,13 @@ def _peek(scope: cabc.Mapping[str, Any], path: tuple[str, ...]) -> Any:
             return None
         current = current.get(key)
     return current
+
+
+def _copier(value: Any) -> cabc.Callable[[], Any]:
+    """A function giving a copy of value that a document can own (the value itself when it is immutable)."""
+    if isinstance(value, _IMMUTABLE):
+        return lambda: value
+    return lambda: copy.deepcopy(value)
 
 
 @dataclass(frozen=True)
@@ -90,19 +73,62 @@ class Rule(ABC):
         return None
 
     @abstractmethod
-    def produce(self, scope: cabc.Mapping[str, Any], where: Where) -> Any:
-        """The target value, or ABSENT."""
+    def compile(self, file: str) -> Producer:
+        """The rule as one function of the record, everything the record does not decide settled once."""
 
-    def fail(self, reason: str, value: object, where: Where) -> MappingError:
+    def fail(self, reason: str, value: object, file: str, prefix: str) -> MappingError:
         """A MappingError for this rule."""
         return MappingError(
             reason,
-            file=where.file,
+            file=file,
             line=self.line,
-            field=where.prefix + self.name,
+            field=prefix + self.name,
             value=value,
             source_path=self.source_text,
         )
+
+    def reader(self, path: tuple[str, ...], file: str) -> Producer:
+        """A function reading the value at a dotted source path; blank text counts as absent."""
+        first, rest = path[0], path[1:]
+        if not rest:
+            # Most sources are a field of the record itself: read without the walk.
+            def read_field(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+                current = scope.get(first)
+                if current is None:
+                    return ABSENT
+                if isinstance(current, str):
+                    current = current.strip()
+                    if not current:
+                        return ABSENT
+                return current
+
+            return read_field
+
+        def read(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+            # The scope is an object already: the payload and every item are checked before rules run.
+            current = scope.get(first)
+            if current is None:
+                return ABSENT
+            for depth, key in enumerate(rest, start=1):
+                if type(current) is not dict and not isinstance(current, cabc.Mapping):
+                    raise MappingError(
+                        f"expected an object at source '{'.'.join(path[:depth])}'",
+                        file=file,
+                        line=self.line,
+                        field=prefix + self.name,
+                        value=current,
+                        source_path=".".join(path),
+                    )
+                current = current.get(key)
+                if current is None:
+                    return ABSENT
+            if isinstance(current, str):
+                current = current.strip()
+                if not current:
+                    return ABSENT
+            return current
+
+        return read
 
 
 @dataclass(frozen=True)
@@ -122,70 +148,107 @@ class ValueRule(Rule):
     def source_text(self) -> str:
         return ".".join(self.source)
 
-    def produce(self, scope: cabc.Mapping[str, Any], where: Where) -> Any:
-        value = _read(scope, self.source, self, where)
-        if value is ABSENT:
-            if self.default is not ABSENT:
-                return copy.deepcopy(self.default)
-            if self.required:
-                raise self.fail("required value is missing", _peek(scope, self.source), where)
-            return ABSENT
+    def compile(self, file: str) -> Producer:
+        read = self.reader(self.source, file)
+        steps = self._steps(file)
+        source = self.source
+        required = self.required
+        default = None if self.default is ABSENT else _copier(self.default)
+        if not steps and default is None and not required:
+            return read
+        if len(steps) == 1 and default is None and not required:
+            (step,) = steps
+
+            def produce_one(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+                value = read(scope, prefix)
+                return ABSENT if value is ABSENT else step(value, prefix)
+
+            return produce_one
+
+        def produce(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+            value = read(scope, prefix)
+            if value is ABSENT:
+                if default is not None:
+                    return default()
+                if required:
+                    raise self.fail("required value is missing", _peek(scope, source), file, prefix)
+                return ABSENT
+            for step in steps:
+                value = step(value, prefix)
+            return value
+
+        return produce
+
+    def _steps(self, file: str) -> tuple[_Step, ...]:
+        """What is done to a present value, in order: look up, read as a number, convert, parse."""
+        steps: list[_Step] = []
         if self.table is not None:
-            value = self._lookup(value, where)
+            steps.append(self._lookup(self.table, file))
         if self.number or self.factor is not None:
-            value = self._number(value, where)
-            if self.factor is not None:
-                value = convert(value, self.factor)
+            steps.append(self._number(file))
+            factor = self.factor
+            if factor is not None and factor != 1:
+                steps.append(lambda value, _prefix: convert(value, factor))
         if self.datetime_format is not None:
-            value = self._datetime(value, where)
-        return value
+            assert self.timezone is not None
+            steps.append(self._datetime(self.datetime_format, self.timezone, file))
+        return tuple(steps)
 
-    def _lookup(self, value: Any, where: Where) -> Any:
-        assert self.table is not None
-        if isinstance(value, int) and not isinstance(value, bool):
-            code = str(value)
-        elif isinstance(value, str):
-            code = value
-        else:
-            raise self.fail(f"a code for table {self.table.name} must be text", value, where)
-        if code not in self.table:
-            raise self.fail(f"unknown code in table {self.table.name}", code, where)
-        found = self.table[code]
-        # Scalars are immutable; only a structured code value needs a copy the document can own.
-        return copy.deepcopy(found) if isinstance(found, dict | list) else found
+    def _lookup(self, table: CodeTable, file: str) -> _Step:
+        codes = table.codes
 
-    def _number(self, value: Any, where: Where) -> float:
-        if isinstance(value, bool):
-            raise self.fail("not a number", value, where)
-        if isinstance(value, int | float | Decimal):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise self.fail("not a number", value, where) from None
-        else:
-            raise self.fail("not a number", value, where)
-        if not math.isfinite(number):
-            raise self.fail("not a finite number", value, where)
+        def lookup(value: Any, prefix: str) -> Any:
+            if isinstance(value, str):
+                code = value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                code = str(value)
+            else:
+                raise self.fail(f"a code for table {table.name} must be text", value, file, prefix)
+            if code not in codes:
+                raise self.fail(f"unknown code in table {table.name}", code, file, prefix)
+            found = codes[code]
+            # Scalars are immutable; only a structured code value needs a copy the document can own.
+            return copy.deepcopy(found) if isinstance(found, dict | list) else found
+
+        return lookup
+
+    def _number(self, file: str) -> _Step:
+        def number(value: Any, prefix: str) -> float:
+            if isinstance(value, bool):
+                raise self.fail("not a number", value, file, prefix)
+            if isinstance(value, int | float | Decimal):
+                result = float(value)
+            elif isinstance(value, str):
+                try:
+                    result = float(value)
+                except ValueError:
+                    raise self.fail("not a number", value, file, prefix) from None
+            else:
+                raise self.fail("not a number", value, file, prefix)
+            if not math.isfinite(result):
+                raise self.fail("not a finite number", value, file, prefix)
+            return result
+
         return number
 
-    def _datetime(self, value: Any, where: Where) -> dt.datetime:
-        assert self.datetime_format is not None and self.timezone is not None
-        if isinstance(value, dt.datetime):
-            parsed = value
-        elif isinstance(value, str):
-            try:
-                parsed = _parse_datetime(value, self.datetime_format)
-            except ValueError:
-                raise self.fail(
-                    f"not a date-time in the format {self.datetime_format}", value, where
-                ) from None
-        else:
-            raise self.fail("not a date-time", value, where)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=self.timezone)
-        return parsed
+    def _datetime(self, datetime_format: str, timezone: ZoneInfo, file: str) -> _Step:
+        def to_datetime(value: Any, prefix: str) -> dt.datetime:
+            if isinstance(value, dt.datetime):
+                parsed = value
+            elif isinstance(value, str):
+                try:
+                    parsed = _parse_datetime(value, datetime_format)
+                except ValueError:
+                    raise self.fail(
+                        f"not a date-time in the format {datetime_format}", value, file, prefix
+                    ) from None
+            else:
+                raise self.fail("not a date-time", value, file, prefix)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone)
+            return parsed
+
+        return to_datetime
 
 
 # Formats whose text datetime.fromisoformat reads exactly, with the shape that must match first (fromisoformat
@@ -211,8 +274,9 @@ class ConstantRule(Rule):
 
     value: Any = None
 
-    def produce(self, scope: cabc.Mapping[str, Any], where: Where) -> Any:
-        return copy.deepcopy(self.value)
+    def compile(self, file: str) -> Producer:
+        value = _copier(self.value)
+        return lambda _scope, _prefix: value()
 
 
 @dataclass(frozen=True)
@@ -228,29 +292,45 @@ class TemplateRule(Rule):
 
     value: Any = None
 
-    def produce(self, scope: cabc.Mapping[str, Any], where: Where) -> Any:
-        return self._render(self.value, scope, where)
+    def compile(self, file: str) -> Producer:
+        return self._render(self.value, file)
 
-    def _render(self, value: Any, scope: cabc.Mapping[str, Any], where: Where) -> Any:
+    def _render(self, value: Any, file: str) -> Producer:
         if isinstance(value, Text):
+            return self._text(value, file)
+        if isinstance(value, dict):
+            items = tuple((key, self._render(inner, file)) for key, inner in value.items())
+            return lambda scope, prefix: {key: render(scope, prefix) for key, render in items}
+        if isinstance(value, list):
+            renders = tuple(self._render(inner, file) for inner in value)
+            return lambda scope, prefix: [render(scope, prefix) for render in renders]
+        constant = _copier(value)
+        return lambda _scope, _prefix: constant()
+
+    def _text(self, text: Text, file: str) -> Producer:
+        pieces = tuple(
+            (literal, None if path is None else (path, self.reader(path, file)))
+            for literal, path in text.pieces
+        )
+
+        def render(scope: cabc.Mapping[str, Any], prefix: str) -> str:
             out = []
-            for literal, path in value.pieces:
+            for literal, source in pieces:
                 out.append(literal)
-                if path is not None:
-                    found = _read(scope, path, self, where)
+                if source is not None:
+                    path, read = source
+                    found = read(scope, prefix)
                     if found is ABSENT:
                         raise self.fail(
                             f"the template needs source '{'.'.join(path)}', which is missing",
                             _peek(scope, path),
-                            where,
+                            file,
+                            prefix,
                         )
                     out.append(str(found))
             return "".join(out)
-        if isinstance(value, dict):
-            return {k: self._render(v, scope, where) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._render(v, scope, where) for v in value]
-        return copy.deepcopy(value)
+
+        return render
 
 
 @dataclass(frozen=True)
@@ -265,35 +345,65 @@ class EachRule(Rule):
     def source_text(self) -> str:
         return ".".join(self.source)
 
-    def produce(self, scope: cabc.Mapping[str, Any], where: Where) -> Any:
-        items = _read(scope, self.source, self, where)
-        if items is ABSENT:
-            if self.required:
-                raise self.fail("required list is missing", _peek(scope, self.source), where)
-            return ABSENT
-        if not isinstance(items, list | tuple):
-            raise self.fail("expected a list", items, where)
-        built = []
-        for index, item in enumerate(items):
-            if not isinstance(item, cabc.Mapping):
-                raise self.fail(f"item {index} is not an object", item, where)
-            inner = Where(where.file, f"{where.prefix}{self.name}[{index}].")
-            built.append(build(self.rules, item, inner))
-        return built
+    def compile(self, file: str) -> Producer:
+        read = self.reader(self.source, file)
+        build_item = compile_rules(self.rules, file)
+        source = self.source
+        required = self.required
+        name = self.name
+
+        def produce(scope: cabc.Mapping[str, Any], prefix: str) -> Any:
+            items = read(scope, prefix)
+            if items is ABSENT:
+                if required:
+                    raise self.fail("required list is missing", _peek(scope, source), file, prefix)
+                return ABSENT
+            if not isinstance(items, list | tuple):
+                raise self.fail("expected a list", items, file, prefix)
+            built = []
+            for index, item in enumerate(items):
+                if type(item) is not dict and not isinstance(item, cabc.Mapping):
+                    raise self.fail(f"item {index} is not an object", item, file, prefix)
+                built.append(build_item(item, f"{prefix}{name}[{index}]."))
+            return built
+
+        return produce
 
 
-def build(rules: cabc.Iterable[Rule], scope: cabc.Mapping[str, Any], where: Where) -> dict[str, Any]:
-    """The (not yet validated) document the rules produce; objects with no present field are left out."""
-    document: dict[str, Any] = {}
-    for rule in rules:
-        value = rule.produce(scope, where)
-        if value is ABSENT:
-            continue
-        node = document
-        for key in rule.target[:-1]:
-            node = node.setdefault(key, {})
-        node[rule.target[-1]] = value
-    return document
+def compile_rules(
+    rules: cabc.Iterable[Rule], file: str
+) -> cabc.Callable[[cabc.Mapping[str, Any], str], dict[str, Any]]:
+    """A function building the (not yet validated) document the rules produce.
+
+    Objects with no present field are left out.
+    """
+    steps = tuple((rule.compile(file), rule.target[:-1], rule.target[-1]) for rule in rules)
+    if all(not parents for _, parents, _ in steps):
+        flat = tuple((produce, last) for produce, _, last in steps)
+
+        def build_flat(scope: cabc.Mapping[str, Any], prefix: str) -> dict[str, Any]:
+            document: dict[str, Any] = {}
+            for produce, name in flat:
+                value = produce(scope, prefix)
+                if value is not ABSENT:
+                    document[name] = value
+            return document
+
+        return build_flat
+
+    def build(scope: cabc.Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        for produce, parents, last in steps:
+            value = produce(scope, prefix)
+            if value is ABSENT:
+                continue
+            node = document
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        return document
+
+    return build
 
 
 @dataclass(frozen=True)
@@ -318,6 +428,13 @@ class Mapping:
     fields_line: int
     # Target path (list indexes left out) -> its entry; turns pydantic error locations into lines.
     entries: dict[tuple[str, ...], FieldEntry] = field(default_factory=dict)
+    _build: cabc.Callable[[cabc.Mapping[str, Any], str], dict[str, Any]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Compiled once here: applying the mapping then runs no rule interpretation per record.
+        object.__setattr__(self, "_build", compile_rules(self.rules, self.file))
 
     def apply(self, payload: cabc.Mapping[str, Any]) -> dict[str, Any]:
         """The canonical JSON-ready document for a legacy payload.
@@ -330,7 +447,7 @@ class Mapping:
                 f"{self.file}: the payload of a {self.source_system}/{self.record_type} record "
                 f"must be an object, got {type(payload).__name__}"
             )
-        document = build(self.rules, payload, Where(self.file))
+        document = self._build(payload, "")
         try:
             model = self.target.model_validate(document)
         except ValidationError as exc:

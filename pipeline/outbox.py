@@ -12,7 +12,6 @@ in clear. The events stage_events returns keep their data open, for the caller's
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import uuid
@@ -25,8 +24,8 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bus.codec import cloudevent_properties
-from bus.port import Bus, Message
+from bus.codec import cloudevent_wire
+from bus.port import SETTLED, Bus, Confirmation, Message
 from canonical_model.envelope import CloudEvent
 from ground.errors import BusError, FencedOutError, UnroutableError
 from ground.identity import DEFAULT_INSTANCE_URI, check_instance_uri
@@ -139,6 +138,12 @@ def pending_backlog(conn: Connection) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
+# Batches one relay pass publishes at most: the next is read and sent while the broker confirms the last.
+PIPELINED_BATCHES = 8
+
+_Send = Callable[[str, Sequence[Message]], Confirmation]
+
+
 class OutboxRelay:
     """Publishes committed outbox events in id order and marks them sent once confirmed."""
 
@@ -161,38 +166,104 @@ class OutboxRelay:
         published, so a relay whose lease ran out publishes no further group. Reading takes no lock: an
         idle relay polls every few milliseconds, and only the marks must be fenced.
         """
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    outbox.c.id,
-                    outbox.c.event_id,
-                    outbox.c.event_type,
-                    outbox.c.exchange,
-                    outbox.c.routing_key,
-                    outbox.c.correlation_id,
-                    outbox.c.body,
-                )
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self._batch_size)
-            ).all()
-        if not rows:
-            return 0
+        # One batch has nothing to overlap its confirms with: each group goes out in one publish().
+        return self._relay(fence, still_held, batches=1, send=self._publish)
+
+    def relay_batches(
+        self,
+        fence: Fence | None = None,
+        still_held: Callable[[], bool] | None = None,
+        *,
+        batches: int = PIPELINED_BATCHES,
+    ) -> int:
+        """Publish up to `batches` batches as relay_once() does one, each sent before the last is settled.
+
+        While the broker confirms one batch, the relay reads, builds and sends the next; a batch is marked
+        sent once its own confirms are in, in id order. On an error the batches before the failed one are
+        marked, the failed one is recorded, and the one sent after it stays unsent, to be published again
+        (consumers absorb the copies through their inbox).
+        """
+        return self._relay(fence, still_held, batches=batches, send=self.bus.send)
+
+    def _publish(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+        self.bus.publish(exchange, messages)
+        return SETTLED
+
+    def _relay(
+        self, fence: Fence | None, still_held: Callable[[], bool] | None, *, batches: int, send: _Send
+    ) -> int:
         confirmed = 0
-        for exchange, group in _group_by_exchange(rows):
-            if fence is not None and still_held is not None and not still_held():
-                raise FencedOutError(fence.duty, fence.token, None, None)
-            messages = [self._message(row) for row in group]
-            try:
-                self.bus.publish(exchange, messages)
-            except BusError as exc:
-                self._record_failure(group, exc, fence)
-                raise
-            self._mark_sent([row.id for row in group], fence)
-            OUTBOX_PUBLISHED.inc(len(group))
-            confirmed += len(group)
-        self.published += confirmed
+        after = 0
+        # Groups sent and not yet settled, in id order.
+        pending: list[tuple[list[Any], Confirmation]] = []
+        try:
+            for _ in range(batches):
+                rows = self._unsent(after)
+                if not rows:
+                    break
+                after = rows[-1].id
+                earlier = len(pending)
+                for exchange, group in _group_by_exchange(rows):
+                    if fence is not None and still_held is not None and not still_held():
+                        confirmed += self._settle(pending, fence)
+                        raise FencedOutError(fence.duty, fence.token, None, None)
+                    messages = [self._message(row) for row in group]
+                    try:
+                        confirmation = send(exchange, messages)
+                    except BusError as exc:
+                        confirmed += self._settle(pending, fence)
+                        self._record_failure(group, exc, fence)
+                        raise
+                    pending.append((group, confirmation))
+                # The earlier batch is settled while the broker confirms this one.
+                confirmed += self._settle(pending[:earlier], fence)
+                del pending[:earlier]
+                if len(rows) < self._batch_size:
+                    break
+            confirmed += self._settle(pending, fence)
+        finally:
+            self.published += confirmed
         return confirmed
+
+    def _unsent(self, after: int) -> list[Any]:
+        """The next batch of unsent events past id `after`, in id order."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(
+                        outbox.c.id,
+                        outbox.c.event_id,
+                        outbox.c.event_type,
+                        outbox.c.exchange,
+                        outbox.c.routing_key,
+                        outbox.c.correlation_id,
+                        outbox.c.body,
+                    )
+                    .where(outbox.c.sent_at.is_(None), outbox.c.id > after)
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                ).all()
+            )
+
+    def _settle(self, sent: Sequence[tuple[list[Any], Confirmation]], fence: Fence | None) -> int:
+        """Wait for the groups' confirms and mark the confirmed ones sent.
+
+        The first group that fails is recorded and its error raised; the groups after it stay unsent.
+        """
+        confirmed: list[Any] = []
+        try:
+            for group, confirmation in sent:
+                try:
+                    confirmation.wait()
+                except BusError as exc:
+                    self._record_failure(group, exc, fence)
+                    raise
+                confirmed += group
+        finally:
+            if confirmed:
+                self._mark_sent([row.id for row in confirmed], fence)
+                OUTBOX_PUBLISHED.inc(len(confirmed))
+        return len(confirmed)
 
     def _message(self, row: Any) -> Message:
         """The wire form of a staged event: its source absolute, its attributes also as properties.
@@ -200,20 +271,22 @@ class OutboxRelay:
         A body that is not an envelope (only the outbox writer adds rows, so it would be damaged) is sent
         as it is, without properties: the consumers park it as invalid, and the events behind it go on.
         """
-        message = Message(
-            body=bytes(row.body),
-            routing_key=row.routing_key,
-            message_id=row.event_id,
-            correlation_id=row.correlation_id,
-            type=row.event_type,
-        )
+        headers: dict[str, str] = {}
         try:
             event = CloudEvent.model_validate_json(row.body).published_by(self._instance_uri)
         except pydantic.ValidationError as exc:
             log.error("outbox event %s is not a CloudEvent, relayed as it is: %s", row.event_id, exc)
-            return message
-        body = event.model_dump_json().encode("utf-8")
-        return dataclasses.replace(message, body=body, headers=cloudevent_properties(event))
+            body = bytes(row.body)
+        else:
+            body, headers = cloudevent_wire(event)
+        return Message(
+            body=body,
+            routing_key=row.routing_key,
+            message_id=row.event_id,
+            headers=headers,
+            correlation_id=row.correlation_id,
+            type=row.event_type,
+        )
 
     def _mark_sent(self, ids: Sequence[int], fence: Fence | None) -> None:
         with self._engine.begin() as conn:

@@ -19,8 +19,21 @@ _BUMP = (
 )
 _START = _table.insert()
 _READ = sa.select(_table.c.last_sequence).where(_table.c.subject_key == sa.bindparam("key"))
-# Rows per upsert statement: well inside every driver's parameter limit.
-_CHUNK = 1000
+
+
+def _upsert_statement(insert: postgresql.Insert | sqlite.Insert) -> sa.Insert:
+    return insert.on_conflict_do_update(
+        index_elements=[_table.c.subject_key],
+        set_={"last_sequence": _table.c.last_sequence + insert.excluded.last_sequence},
+    ).returning(_table.c.subject_key, _table.c.last_sequence)
+
+
+# Built once and sent with a list of parameter sets: SQLAlchemy batches them into multi-row upserts whose
+# compiled form it caches, where a statement with the rows as literal VALUES was compiled again per call.
+_UPSERTS = {
+    "postgresql": _upsert_statement(postgresql.insert(_table)),
+    "sqlite": _upsert_statement(sqlite.insert(_table)),
+}
 
 
 def next_sequence(conn: Connection, subject_key: str) -> int:
@@ -36,25 +49,11 @@ def allocate_sequences(conn: Connection, counts: Mapping[str, int]) -> dict[str,
     PostgreSQL and SQLite do it in one upsert per thousand subjects; other databases per subject.
     """
     keys = sorted(counts)
-    if conn.dialect.name in ("postgresql", "sqlite"):
-        last: dict[str, int] = {}
-        for start in range(0, len(keys), _CHUNK):
-            last.update(_upsert(conn, {key: counts[key] for key in keys[start : start + _CHUNK]}))
-        return last
+    upsert = _UPSERTS.get(conn.dialect.name)
+    if upsert is not None:
+        rows = conn.execute(upsert, [{"subject_key": key, "last_sequence": counts[key]} for key in keys])
+        return {row.subject_key: int(row.last_sequence) for row in rows}
     return {key: _bump_one(conn, key, counts[key]) for key in keys}
-
-
-def _upsert(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
-    insert = postgresql.insert(_table) if conn.dialect.name == "postgresql" else sqlite.insert(_table)
-    statement = (
-        insert.values([{"subject_key": key, "last_sequence": count} for key, count in counts.items()])
-        .on_conflict_do_update(
-            index_elements=[_table.c.subject_key],
-            set_={"last_sequence": _table.c.last_sequence + insert.excluded.last_sequence},
-        )
-        .returning(_table.c.subject_key, _table.c.last_sequence)
-    )
-    return {row.subject_key: int(row.last_sequence) for row in conn.execute(statement)}
 
 
 def _bump_one(conn: Connection, key: str, count: int) -> int:

@@ -242,7 +242,7 @@ class Hub:
                 state["relay"] = relay
                 self._relays.append(relay)
             try:
-                return state["relay"].relay_once(fence, lambda: self.leases.fence("relay") == fence) > 0
+                return state["relay"].relay_batches(fence, lambda: self.leases.fence("relay") == fence) > 0
             except BusError:
                 broken = state.pop("relay")
                 self._close_quietly(broken.bus)

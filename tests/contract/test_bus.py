@@ -185,6 +185,39 @@ def test_unroutable_message_raises_and_the_routable_ones_are_delivered(bus_facto
     assert ids(fetch_exactly(bus, queue, 1)) == ["m-1"]
 
 
+def test_batches_in_flight_are_settled_each_on_its_own(bus_factory: BusHarness) -> None:
+    exchange, queue = single_queue(bus_factory, pattern="routed.#")
+    bus = bus_factory.open()
+
+    first = bus.send(exchange, [message("routed.one", "m-1"), message("routed.two", "m-2")])
+    second = bus.send(exchange, [message("routed.three", "m-3"), message("lost.four", "m-4")])
+    third = bus.send(exchange, [message(f"routed.{n}", f"m-{n}") for n in range(5, 1205)])
+
+    first.wait()
+    with pytest.raises(UnroutableError) as raised:
+        second.wait()
+    third.wait()
+    assert raised.value.message_ids == ("m-4",)
+    with pytest.raises(UnroutableError):
+        second.wait()
+    assert ids(fetch_exactly(bus, queue, 1203, batch=500)) == ["m-1", "m-2", "m-3"] + [
+        f"m-{n}" for n in range(5, 1205)
+    ]
+
+
+def test_a_message_the_wire_cannot_carry_fails_its_send_before_anything_is_sent(
+    bus_factory: BusHarness,
+) -> None:
+    exchange, queue = single_queue(bus_factory)
+    bus = bus_factory.open()
+
+    with pytest.raises(MessageEncodingError):
+        bus.send(exchange, [message("k", "m-1"), message("k", "m-2", headers={"bad": 1.5})])
+    bus.send(exchange, [message("k", "m-3")]).wait()
+
+    assert ids(fetch_exactly(bus, queue, 1)) == ["m-3"]
+
+
 def test_publish_to_a_missing_exchange_is_a_config_error_and_the_bus_stays_usable(
     bus_factory: BusHarness,
 ) -> None:

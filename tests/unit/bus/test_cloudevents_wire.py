@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from bus import open_bus
-from bus.codec import cloudevent_attributes, cloudevent_properties
+from bus.codec import cloudevent_attributes, cloudevent_properties, cloudevent_wire
 from bus.memory import discard_broker, unique_url
 from bus.port import Binding, Delivery, ExchangeSpec, QueueSpec, Topology
 from bus.rabbitmq import RabbitMQBus
@@ -90,6 +90,15 @@ def test_every_attribute_but_data_and_its_content_type_is_an_application_propert
     }
     # Readers accept the underscore form of the binding too, and ignore other headers.
     assert cloudevent_attributes({"cloudEvents_id": "x", "x-attempt": 2}) == {"id": "x"}
+
+
+def test_the_wire_body_and_properties_come_out_as_the_model_writes_them() -> None:
+    event = envelope().model_copy(
+        update={"data": {"name": "南阳", "load_kw": 1e16, "points": [0.1 + 0.2, None, True, {"q": 2.5e-7}]}}
+    )
+    body, properties = cloudevent_wire(event)
+    assert body == event.model_dump_json().encode("utf-8")
+    assert properties == cloudevent_properties(event)
 
 
 def _draft(subject: str, exchange: str, time: datetime | None = None) -> EventDraft:

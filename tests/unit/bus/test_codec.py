@@ -10,6 +10,7 @@ import pytest
 from bus.codec import (
     MessageEncodingError,
     check_message,
+    check_properties,
     check_topology,
     decode_headers,
     encode_headers,
@@ -69,6 +70,29 @@ def test_check_message_refuses_overlong_properties_and_a_str_body() -> None:
         check_message(Message(body=b"", routing_key="k", message_id="m-1", correlation_id="关" * 86))
     with pytest.raises(MessageEncodingError, match="body must be bytes, got str"):
         check_message(Message(body="text", routing_key="k", message_id="m-1"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cloudEvents:id": "e-1", "cloudEvents:subject": "南阳"},
+        {"k" * 256: "x"},
+        {1: "x"},
+        {"ratio": 0.5, "id": "x"},
+        {"nested": {"deep": "x"}},
+        {},
+    ],
+)
+def test_check_properties_refuses_exactly_what_check_message_refuses(headers: dict[object, object]) -> None:
+    message = Message(body=b"", routing_key="k", message_id="m-1", headers=headers)  # type: ignore[arg-type]
+    try:
+        check_message(message)
+    except MessageEncodingError as exc:
+        with pytest.raises(MessageEncodingError) as raised:
+            check_properties(message)
+        assert str(raised.value) == str(exc)
+    else:
+        check_properties(message)
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,44 @@ def test_an_unroutable_event_stays_in_the_outbox_with_its_error(sqlite_engine: E
     assert [d.message.message_id for d in open_bus(bus_url).fetch("tap", 10, 0.2)] == [before.id, after.id]
 
 
+def test_relaying_several_batches_marks_each_once_confirmed_in_order(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    with sqlite_engine.begin() as conn:
+        staged = [stage_event(conn, _draft(f"s{i}"), correlation_id=f"c{i}") for i in range(7)]
+    relay = OutboxRelay(sqlite_engine, open_bus(bus_url), batch_size=2)
+    assert relay.relay_batches(batches=3) == 6
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 1
+    assert relay.relay_batches(batches=3) == 1
+    assert relay.relay_batches(batches=3) == 0
+    deliveries = open_bus(bus_url).fetch("tap", 10, 0.2)
+    assert [d.message.message_id for d in deliveries] == [e.id for e in staged]
+
+
+def test_a_failed_batch_leaves_the_batch_sent_behind_it_unsent(sqlite_engine: Engine, bus_url: str) -> None:
+    with sqlite_engine.begin() as conn:
+        first = [stage_event(conn, _draft(s), correlation_id="c") for s in ("a", "b")]
+        lost = stage_event(conn, _draft("c", routing_key="nobody.listens"), correlation_id="c")
+        confirmed = stage_event(conn, _draft("d"), correlation_id="c")
+        behind = stage_event(conn, _draft("e"), correlation_id="c")
+    relay = OutboxRelay(sqlite_engine, open_bus(bus_url), batch_size=2)
+
+    with pytest.raises(UnroutableError):
+        relay.relay_batches(batches=5)
+
+    with sqlite_engine.connect() as conn:
+        rows = {row.event_id: row for row in conn.execute(sa.select(outbox))}
+    assert all(rows[event.id].sent_at is not None for event in [*first, confirmed])
+    assert (rows[lost.id].sent_at, rows[lost.id].attempts) == (None, 1)
+    # Sent before its predecessor failed, it is published again (its first copy is absorbed downstream).
+    assert (rows[behind.id].sent_at, rows[behind.id].attempts) == (None, 0)
+    with pytest.raises(UnroutableError):
+        relay.relay_batches()
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 1
+
+
 def test_a_batch_numbers_each_subject_in_draft_order_after_earlier_batches(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
         stage_event(conn, _draft("a"), correlation_id="first")
