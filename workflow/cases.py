@@ -24,6 +24,7 @@ from importlib.metadata import version
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from canonical_model.application import ConnectionApplication
@@ -67,6 +68,11 @@ from workflow.fold import (
 from workflow.workdays import WorkingCalendar
 
 DEFAULT_EXCHANGE = "yekuo.events"
+# MySQL and MariaDB have no insert that skips only one constraint's conflicts: they read first.
+_INSERT_NEW_EVENT = {
+    "postgresql": postgresql.insert(case_events).on_conflict_do_nothing(index_elements=["event_id"]),
+    "sqlite": sqlite.insert(case_events).on_conflict_do_nothing(index_elements=["event_id"]),
+}
 # Statements with bound parameters (not inline values) are compiled once and reused from the cache.
 _UPDATE_CASE = cases.update().where(cases.c.application_no == sa.bindparam("key"))
 _UPDATE_VISIT = stage_visits.update().where(
@@ -184,26 +190,32 @@ class CaseTracker:
         return holds_key(conn, case_key(application_no)) and holds_key(conn, customer_key(customer_no))
 
     def record(self, conn: Connection, event: CaseEvent) -> bool:
-        """Keep an event of a case; False when it is kept already."""
+        """Keep an event of a case; False when it is kept already.
+
+        A hub decision that another process made first for the same visit still raises IntegrityError
+        (uq_case_events_decision): only a kept event id is taken as kept.
+        """
+        row = {
+            "event_id": event.event_id,
+            "application_no": event.application_no,
+            "source": event.source,
+            "sequence": event.sequence,
+            "event_type": event.type,
+            "time": event.time,
+            "visit": event.visit,
+            "data": dict(event.data),
+            "received_at": utcnow(),
+        }
+        insert = _INSERT_NEW_EVENT.get(conn.dialect.name)
+        if insert is not None:
+            # One round trip instead of a read then an insert.
+            return bool(conn.execute(insert, row).rowcount)
         exists = conn.execute(
             sa.select(case_events.c.event_id).where(case_events.c.event_id == event.event_id)
         ).first()
         if exists is not None:
             return False
-        conn.execute(
-            case_events.insert(),
-            {
-                "event_id": event.event_id,
-                "application_no": event.application_no,
-                "source": event.source,
-                "sequence": event.sequence,
-                "event_type": event.type,
-                "time": event.time,
-                "visit": event.visit,
-                "data": dict(event.data),
-                "received_at": utcnow(),
-            },
-        )
+        conn.execute(case_events.insert(), row)
         return True
 
     def events_of(self, conn: Connection, application_no: str) -> list[CaseEvent]:
@@ -226,11 +238,18 @@ class CaseTracker:
         ]
 
     def rebuild(
-        self, conn: Connection, application_no: str, *, correlation_id: str, arrived: CaseEvent | None = None
+        self,
+        conn: Connection,
+        application_no: str,
+        *,
+        correlation_id: str,
+        arrived: CaseEvent | None = None,
+        stored: bool = True,
     ) -> CaseState | None:
         """Rebuild a case from its kept events, store it, and publish its new stage entries.
 
         arrived: the event just kept, whose payload is decoded already; the others are read back.
+        stored: False when the case has no row yet, and so no derived rows to read or replace.
         """
         events = self.events_of(conn, application_no)
         if arrived is not None:
@@ -238,19 +257,23 @@ class CaseTracker:
         state = fold_case(events, self.config, self.calendar)
         if state is None:
             return None
-        published = {
-            (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
-            for row in conn.execute(
-                sa.select(
-                    timeline.c.source_event_id,
-                    timeline.c.kind,
-                    timeline.c.stage_from,
-                    timeline.c.stage_to,
-                    timeline.c.at,
-                ).where(timeline.c.application_no == application_no)
-            )
-        }
-        self._store(conn, state, fold_point(state, events, self.config, self.calendar))
+        published = (
+            {
+                (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
+                for row in conn.execute(
+                    sa.select(
+                        timeline.c.source_event_id,
+                        timeline.c.kind,
+                        timeline.c.stage_from,
+                        timeline.c.stage_to,
+                        timeline.c.at,
+                    ).where(timeline.c.application_no == application_no)
+                )
+            }
+            if stored
+            else set()
+        )
+        self._store(conn, state, fold_point(state, events, self.config, self.calendar), stored=stored)
         self._publish_entries(
             conn,
             state,
@@ -297,7 +320,13 @@ class CaseTracker:
                     )
                 self._publish_entries(conn, state, state.timeline, correlation_id)
                 return state
-        return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
+        return self.rebuild(
+            conn,
+            arrived.application_no,
+            correlation_id=correlation_id,
+            arrived=arrived,
+            stored=row is not None,
+        )
 
     def publish(
         self,
@@ -379,22 +408,22 @@ class CaseTracker:
         if self.record(conn, stored):
             self.apply(conn, stored, correlation_id=event.correlationid)
 
-    def _store(self, conn: Connection, state: CaseState, point: FoldPoint) -> None:
-        """Replace every derived row of a case folded from all its events."""
+    def _store(self, conn: Connection, state: CaseState, point: FoldPoint, *, stored: bool) -> None:
+        """Replace every derived row of a case folded from all its events (stored: see rebuild)."""
         application_no = state.application_no
         values = self._case_values(state, point)
         values["anomalies"] = [anomaly.model_dump(mode="json") for anomaly in state.anomalies]
         values["anomaly_count"] = len(state.anomalies)
-        updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values})
-        if updated.rowcount == 0:
+        updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values}) if stored else None
+        if updated is None or updated.rowcount == 0:
             conn.execute(cases.insert(), {"application_no": application_no, **values})
-        conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
+        if stored:
+            conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
+            conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
+            conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
         conn.execute(timeline.insert(), self._timeline_rows(state))
-        conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
         conn.execute(stage_visits.insert(), self._visit_rows(state, state.visits))
-        facts = self._facts(state, [_visit_facts(visit) for visit in state.visits])
-        conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
-        conn.execute(case_figures.insert(), facts.row())
+        conn.execute(case_figures.insert(), self._facts(state, [_visit_facts(v) for v in state.visits]).row())
 
     def _store_continued(
         self, conn: Connection, state: CaseState, point: FoldPoint, anomalies: list[dict[str, Any]]
