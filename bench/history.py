@@ -70,7 +70,7 @@ def measure_history(
     engine: Engine, bus_url: str, exchange: str, spec: ConsumerSpec, cases: int, events_per_case: int
 ) -> hub_paths.ConsumeFigures:
     """Give `cases` cases a history of events_per_case events each, then consume one more event of each."""
-    # Days back from the hub's clock, so that the history ends before now.
+    # Back from the hub's clock by an hour an event and a day more, so that the history ends before now.
     submitted = utcnow() - timedelta(hours=events_per_case + 24)
     numbers = [f"H{events_per_case}-{index:05d}" for index in range(cases)]
     batch: list[CloudEvent] = []

@@ -49,7 +49,7 @@ DERIVED = (cases, timeline, stage_visits, case_figures)
 
 
 class RebuildingTracker(CaseTracker):
-    """The tracker as it was before fold points: every event rebuilds its case from all its events."""
+    """The reference: every event rebuilds its case from all its events, never from its fold point."""
 
     def apply(self, conn: Connection, arrived: CaseEvent, *, correlation_id: str) -> CaseState | None:
         return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
