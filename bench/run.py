@@ -31,6 +31,7 @@ from bench import (
     feed,
     forecast_refresh,
     freshness,
+    history,
     hub_paths,
     instances,
 )
@@ -87,6 +88,7 @@ class Scale:
     publish_rounds: int
     durable_records: int
     consume_records: int
+    history_cases: int
     api_cases: int
     api_seed_records: int
     api_rate: float
@@ -110,6 +112,7 @@ FULL = Scale(
     publish_rounds=3,
     durable_records=20_000,
     consume_records=5_000,
+    history_cases=500,
     api_cases=100_000,
     api_seed_records=3_000,
     api_rate=200.0,
@@ -132,6 +135,7 @@ QUICK = Scale(
     publish_rounds=3,
     durable_records=3_000,
     consume_records=1_000,
+    history_cases=200,
     api_cases=20_000,
     api_seed_records=600,
     api_rate=200.0,
@@ -382,6 +386,46 @@ def consume_section(run: Run) -> None:
             target=HALF,
         ),
     ]
+    run.measures += _history_measures(run)
+
+
+# Cases holding this many events each, the first the reference of the others.
+HISTORY_LENGTHS = (2, 50)
+
+
+def _history_measures(run: Run) -> list[Measure]:
+    """The consume path over cases with a short and with a long history (bench/history.py)."""
+    measures: list[Measure] = []
+    for length in HISTORY_LENGTHS:
+        run.purge()
+        engine = run.env.fresh_engine()
+        try:
+            run.env.progress(
+                f"consume path: {run.scale.history_cases:,} cases holding {length} events (history not timed)"
+            )
+            figures = history.measure_history(
+                engine, run.env.amqp_url, BENCH_EXCHANGE, run.workflow, run.scale.history_cases, length
+            )
+        finally:
+            engine.dispose()
+        run.extra[f"consume_history_{length}"] = asdict(figures)
+        first = not measures
+        measures.append(
+            Measure(
+                "4",
+                f"consume.history.{length}",
+                f"  consume path, cases holding {length} events, one more each",
+                rate(figures.events, figures.seconds),
+                "ev/s",
+                f"{figures.events:,} events, "
+                f"{figures.statements / figures.events:.1f} SQL statements per event; "
+                f"handled {figures.handled}, failed {figures.failed}",
+                ratio_to=None if first else measures[0].key,
+                target=None if first else Target(">=", 0.8, "ratio"),
+            )
+        )
+    run.purge()
+    return measures
 
 
 def feed_section(run: Run) -> None:

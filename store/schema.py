@@ -160,6 +160,12 @@ cases = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("application", sa.JSON, nullable=False, comment="latest canonical ConnectionApplication"),
     sa.Column("anomalies", sa.JSON, nullable=False),
+    sa.Column(
+        "fold_state",
+        sa.JSON,
+        nullable=True,
+        comment="workflow.fold.FoldPoint: where the fold stands, to apply the next event in order",
+    ),
     # Keys the duplicate check finds other applications of the same site or address by, through an index.
     sa.Column("site_cell", sa.BigInteger, nullable=True, comment="store.grid.cell_of the site location"),
     sa.Column("address_key", sa.String(64), nullable=True, comment="sha256 of the normalised site address"),

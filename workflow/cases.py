@@ -1,10 +1,13 @@
-"""Case tracking: every application becomes a case, rebuilt from its stored events whenever one arrives.
+"""Case tracking: every application becomes a case, built from its stored events as they arrive.
 
-The handler keeps each application or stage event in case_events and rebuilds the case from all of them
-(workflow.fold), replacing its derived rows: cases, timeline, stage_visits and the analytics facts
-(case_figures, workflow/facts.py). Stage entries the rebuilt timeline has and the previous one did not are
-published as case.stage_changed through the outbox, in the same transaction. So duplicates change
-nothing, and an event that arrives late takes its place in the timeline as if it had come in order.
+The handler keeps each application or stage event in case_events and applies it to the case. An event
+that comes in order (workflow.fold.FoldPoint.follows) continues the fold from the point the case row
+keeps: the handler adds its timeline entries and visits, updates the visit it left, the case row and the
+analytics facts (case_figures, workflow/facts.py), so its cost does not grow with the case's history.
+An event that arrives late, and a replay (rebuild), fold the case from all its events instead (workflow.fold)
+and replace its derived rows. Either way the stage entries the timeline gains are published as
+case.stage_changed through the outbox, in the same transaction. So duplicates change nothing, and an event
+that arrives late takes its place in the timeline as if it had come in order.
 
 With consistency rules configured, an application's case is checked against the customer record, the
 grid and the other open cases after each rebuild, and a customer's open cases when its record changes
@@ -21,10 +24,11 @@ from importlib.metadata import version
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from canonical_model.application import ConnectionApplication
-from canonical_model.case import CaseOutcome, StageReport
+from canonical_model.case import CaseOutcome, StageReport, StageTransition
 from canonical_model.customer import Customer
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import (
@@ -50,13 +54,53 @@ from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
 from workflow.events import HUB_SOURCE, CaseEvent
-from workflow.facts import VisitFacts, case_facts, excess_days
+from workflow.facts import CaseFacts, VisitFacts, case_facts, excess_days
 from workflow.findings import TRANSFORMER_KIND, ConsistencyChecker
-from workflow.fold import STAGE_ENTRY_KINDS, CaseState, fold_case
+from workflow.fold import (
+    STAGE_ENTRY_KINDS,
+    CaseState,
+    FoldPoint,
+    Visit,
+    continue_fold,
+    fold_case,
+    fold_point,
+)
 from workflow.workdays import WorkingCalendar
 
 DEFAULT_EXCHANGE = "yekuo.events"
+# MySQL and MariaDB have no insert that skips only one constraint's conflicts: they read first.
+_INSERT_NEW_EVENT = {
+    "postgresql": postgresql.insert(case_events).on_conflict_do_nothing(index_elements=["event_id"]),
+    "sqlite": sqlite.insert(case_events).on_conflict_do_nothing(index_elements=["event_id"]),
+}
+# Statements with bound parameters (not inline values) are compiled once and reused from the cache.
 _UPDATE_CASE = cases.update().where(cases.c.application_no == sa.bindparam("key"))
+_UPDATE_VISIT = stage_visits.update().where(
+    stage_visits.c.application_no == sa.bindparam("key"), stage_visits.c.ordinal == sa.bindparam("at")
+)
+_UPDATE_FIGURES = case_figures.update().where(case_figures.c.application_no == sa.bindparam("key"))
+_FOLD_OF = sa.select(
+    cases.c.fold_state, cases.c.event_count, cases.c.customer_class, cases.c.application, cases.c.anomalies
+).where(cases.c.application_no == sa.bindparam("key"))
+_RECLASS_VISITS = (
+    stage_visits.update()
+    .where(stage_visits.c.application_no == sa.bindparam("key"))
+    .values(customer_class=sa.bindparam("class_"))
+)
+_EARLIER_VISITS = (
+    sa.select(
+        stage_visits.c.stage,
+        stage_visits.c.entered_at,
+        stage_visits.c.left_at,
+        stage_visits.c.exit_kind,
+        stage_visits.c.observed,
+        stage_visits.c.duration_days,
+    )
+    .where(
+        stage_visits.c.application_no == sa.bindparam("key"), stage_visits.c.ordinal < sa.bindparam("before")
+    )
+    .order_by(stage_visits.c.ordinal)
+)
 
 
 def calendar_signature(calendar: WorkingCalendar) -> str:
@@ -66,7 +110,13 @@ def calendar_signature(calendar: WorkingCalendar) -> str:
     """
     years = sorted(calendar.published_years)
     published = f"{years[0]}-{years[-1]}/{len(years)}" if years else "none"
-    return f"{published}@{version('holidays')}/dec{calendar.late_december_from}"
+    return f"{published}@{_holidays_version()}/dec{calendar.late_december_from}"
+
+
+@cache
+def _holidays_version() -> str:
+    # Read from the package metadata on disk; the imported package cannot change under a running process.
+    return version("holidays")
 
 
 class CaseTracker:
@@ -140,26 +190,32 @@ class CaseTracker:
         return holds_key(conn, case_key(application_no)) and holds_key(conn, customer_key(customer_no))
 
     def record(self, conn: Connection, event: CaseEvent) -> bool:
-        """Keep an event of a case; False when it is kept already."""
+        """Keep an event of a case; False when it is kept already.
+
+        A hub decision that another process made first for the same visit still raises IntegrityError
+        (uq_case_events_decision): only a kept event id is taken as kept.
+        """
+        row = {
+            "event_id": event.event_id,
+            "application_no": event.application_no,
+            "source": event.source,
+            "sequence": event.sequence,
+            "event_type": event.type,
+            "time": event.time,
+            "visit": event.visit,
+            "data": dict(event.data),
+            "received_at": utcnow(),
+        }
+        insert = _INSERT_NEW_EVENT.get(conn.dialect.name)
+        if insert is not None:
+            # One round trip instead of a read then an insert.
+            return bool(conn.execute(insert, row).rowcount)
         exists = conn.execute(
             sa.select(case_events.c.event_id).where(case_events.c.event_id == event.event_id)
         ).first()
         if exists is not None:
             return False
-        conn.execute(
-            case_events.insert(),
-            {
-                "event_id": event.event_id,
-                "application_no": event.application_no,
-                "source": event.source,
-                "sequence": event.sequence,
-                "event_type": event.type,
-                "time": event.time,
-                "visit": event.visit,
-                "data": dict(event.data),
-                "received_at": utcnow(),
-            },
-        )
+        conn.execute(case_events.insert(), row)
         return True
 
     def events_of(self, conn: Connection, application_no: str) -> list[CaseEvent]:
@@ -182,11 +238,18 @@ class CaseTracker:
         ]
 
     def rebuild(
-        self, conn: Connection, application_no: str, *, correlation_id: str, arrived: CaseEvent | None = None
+        self,
+        conn: Connection,
+        application_no: str,
+        *,
+        correlation_id: str,
+        arrived: CaseEvent | None = None,
+        stored: bool = True,
     ) -> CaseState | None:
         """Rebuild a case from its kept events, store it, and publish its new stage entries.
 
         arrived: the event just kept, whose payload is decoded already; the others are read back.
+        stored: False when the case has no row yet, and so no derived rows to read or replace.
         """
         events = self.events_of(conn, application_no)
         if arrived is not None:
@@ -194,34 +257,76 @@ class CaseTracker:
         state = fold_case(events, self.config, self.calendar)
         if state is None:
             return None
-        published = {
-            (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
-            for row in conn.execute(
-                sa.select(
-                    timeline.c.source_event_id,
-                    timeline.c.kind,
-                    timeline.c.stage_from,
-                    timeline.c.stage_to,
-                    timeline.c.at,
-                ).where(timeline.c.application_no == application_no)
-            )
-        }
-        self._store(conn, state, len(events))
-        for entry in state.timeline:
-            key = (entry.source_event_id, entry.kind.value, entry.stage_from, entry.stage_to, entry.at)
-            if entry.kind in STAGE_ENTRY_KINDS and entry.visit is not None and key not in published:
-                # Deferred: a consumer's batch stages all its stage changes in one round trip at its end.
-                defer_event(
-                    conn,
-                    self._draft(
-                        state,
-                        CASE_STAGE_CHANGED,
-                        entry.model_dump(mode="json"),
-                        entry.at,
-                    ),
-                    correlation_id=correlation_id,
+        published = (
+            {
+                (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
+                for row in conn.execute(
+                    sa.select(
+                        timeline.c.source_event_id,
+                        timeline.c.kind,
+                        timeline.c.stage_from,
+                        timeline.c.stage_to,
+                        timeline.c.at,
+                    ).where(timeline.c.application_no == application_no)
                 )
+            }
+            if stored
+            else set()
+        )
+        self._store(conn, state, fold_point(state, events, self.config, self.calendar), stored=stored)
+        self._publish_entries(
+            conn,
+            state,
+            [
+                entry
+                for entry in state.timeline
+                if (entry.source_event_id, entry.kind.value, entry.stage_from, entry.stage_to, entry.at)
+                not in published
+            ],
+            correlation_id,
+        )
         return state
+
+    def apply(self, conn: Connection, arrived: CaseEvent, *, correlation_id: str) -> CaseState | None:
+        """Apply an event just kept to its case: from the case's fold point when it comes in order, else
+        by a rebuild. Returns the case as after a rebuild, but holding only the visits from the one the
+        event found the case in on, and only its new timeline entries, when continued.
+
+        The caller holds the case's key (keys), so the point read here is the one the update replaces.
+        """
+        row = conn.execute(_FOLD_OF, {"key": arrived.application_no}).first()
+        if row is not None and row.fold_state is not None:
+            point = FoldPoint.of_document(row.fold_state)
+            # A new version of the application replaces the stored one before anything reads it.
+            payload = arrived.payload
+            application = (
+                payload
+                if isinstance(payload, ConnectionApplication)
+                else ConnectionApplication.model_validate(row.application)
+            )
+            continued = (
+                continue_fold(point, application, arrived, self.config, self.calendar)
+                if point.events == row.event_count
+                else None
+            )
+            if continued is not None:
+                state, following = continued
+                self._store_continued(conn, state, following, row.anomalies)
+                if row.customer_class != state.application.customer_class.value:
+                    # Every visit row carries the case's customer class, as the figures group by it.
+                    conn.execute(
+                        _RECLASS_VISITS,
+                        {"key": state.application_no, "class_": state.application.customer_class.value},
+                    )
+                self._publish_entries(conn, state, state.timeline, correlation_id)
+                return state
+        return self.rebuild(
+            conn,
+            arrived.application_no,
+            correlation_id=correlation_id,
+            arrived=arrived,
+            stored=row is not None,
+        )
 
     def publish(
         self,
@@ -250,15 +355,25 @@ class CaseTracker:
             time=time,
         )
 
+    def _publish_entries(
+        self, conn: Connection, state: CaseState, entries: list[StageTransition], correlation_id: str
+    ) -> None:
+        for entry in entries:
+            if entry.kind in STAGE_ENTRY_KINDS and entry.visit is not None:
+                # Deferred: a consumer's batch stages all its stage changes in one round trip at its end.
+                defer_event(
+                    conn,
+                    self._draft(state, CASE_STAGE_CHANGED, entry.model_dump(mode="json"), entry.at),
+                    correlation_id=correlation_id,
+                )
+
     def _application_changed(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event
         application = decoded.payload_as(ConnectionApplication)
         stored = CaseEvent.of(event, application.application_no, application.updated_at, payload=application)
         if not self.record(conn, stored):
             return
-        state = self.rebuild(
-            conn, application.application_no, correlation_id=event.correlationid, arrived=stored
-        )
+        state = self.apply(conn, stored, correlation_id=event.correlationid)
         if state is None or self.checker is None:
             return
         # The folded application is the latest record, whatever order the events arrived in. A late older
@@ -291,16 +406,64 @@ class CaseTracker:
         report = decoded.payload_as(StageReport)
         stored = CaseEvent.of(event, report.application_no, report.at, payload=report)
         if self.record(conn, stored):
-            self.rebuild(conn, report.application_no, correlation_id=event.correlationid, arrived=stored)
+            self.apply(conn, stored, correlation_id=event.correlationid)
 
-    def _store(self, conn: Connection, state: CaseState, event_count: int) -> None:
+    def _store(self, conn: Connection, state: CaseState, point: FoldPoint, *, stored: bool) -> None:
+        """Replace every derived row of a case folded from all its events (stored: see rebuild)."""
         application_no = state.application_no
+        values = self._case_values(state, point)
+        values["anomalies"] = [anomaly.model_dump(mode="json") for anomaly in state.anomalies]
+        values["anomaly_count"] = len(state.anomalies)
+        updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values}) if stored else None
+        if updated is None or updated.rowcount == 0:
+            conn.execute(cases.insert(), {"application_no": application_no, **values})
+        if stored:
+            conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
+            conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
+            conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
+        conn.execute(timeline.insert(), self._timeline_rows(state))
+        conn.execute(stage_visits.insert(), self._visit_rows(state, state.visits))
+        conn.execute(case_figures.insert(), self._facts(state, [_visit_facts(v) for v in state.visits]).row())
+
+    def _store_continued(
+        self, conn: Connection, state: CaseState, point: FoldPoint, anomalies: list[dict[str, Any]]
+    ) -> None:
+        """Write what one more event changed of a case (continue_fold): the case row, the new timeline
+        entries and visits, the visit it left, and the facts."""
+        application_no = state.application_no
+        values = self._case_values(state, point)
+        if state.anomalies:
+            anomalies = [*anomalies, *(anomaly.model_dump(mode="json") for anomaly in state.anomalies)]
+            values["anomalies"] = anomalies
+            values["anomaly_count"] = len(anomalies)
+        conn.execute(_UPDATE_CASE, {"key": application_no, **values})
+        if state.timeline:
+            conn.execute(timeline.insert(), self._timeline_rows(state))
+        left, *entered = state.visits
+        if entered:
+            # Only leaving changes the visit the event found the case in: its limits follow the province.
+            [row] = self._visit_rows(state, [left])
+            conn.execute(_UPDATE_VISIT, {"key": application_no, "at": row["ordinal"], **row})
+            conn.execute(stage_visits.insert(), self._visit_rows(state, entered, start=1))
+        visits = [_visit_facts(visit) for visit in state.visits]
+        if state.outcome is CaseOutcome.ENERGISED and state.earlier.visits:
+            # The facts of an energised case read all its visits; the earlier ones are stored.
+            rows = conn.execute(_EARLIER_VISITS, {"key": application_no, "before": state.earlier.visits})
+            visits = [
+                VisitFacts(
+                    row.stage, row.entered_at, row.left_at, row.exit_kind, row.observed, row.duration_days
+                )
+                for row in rows
+            ] + visits
+        conn.execute(_UPDATE_FIGURES, {"key": application_no, **self._facts(state, visits).row()})
+
+    def _case_values(self, state: CaseState, point: FoldPoint) -> dict[str, Any]:
         visit = state.visit
         application = state.application
         end_to_end = state.end_to_end
         assert end_to_end is not None, "a folded case is always measured"
         site = application.site_location
-        values: dict[str, Any] = {
+        return {
             "customer_no": application.customer_no,
             "customer_class": application.customer_class.value,
             "business_type": application.business_type.value,
@@ -329,46 +492,43 @@ class CaseTracker:
             "assignee": state.assignee,
             "survey_pending": state.survey_pending,
             "rework_count": state.rework_count,
-            "anomaly_count": len(state.anomalies),
-            "event_count": event_count,
+            "event_count": point.events,
             "application": application.model_dump(mode="json", exclude_none=True),
-            "anomalies": [anomaly.model_dump(mode="json") for anomaly in state.anomalies],
             "site_cell": cell_of(site.lon, site.lat) if site is not None else None,
             "address_key": address_key(application.site_address),
+            "fold_state": point.document(),
         }
-        # Statements with bound parameters (not inline values) are compiled once and reused from the cache.
-        updated = conn.execute(_UPDATE_CASE, {"key": application_no, **values})
-        if updated.rowcount == 0:
-            conn.execute(cases.insert(), {"application_no": application_no, **values})
-        conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
-        conn.execute(
-            timeline.insert(),
-            [
-                {
-                    "application_no": application_no,
-                    "position": entry.position,
-                    "at": entry.at,
-                    "kind": entry.kind.value,
-                    "stage_from": entry.stage_from,
-                    "stage_to": entry.stage_to,
-                    "visit": entry.visit,
-                    "source_system": entry.source_system,
-                    "source_event_id": entry.source_event_id,
-                    "responsible": entry.responsible,
-                    "note": entry.note,
-                    "cause": entry.cause.value if entry.cause else None,
-                }
-                for entry in state.timeline
-            ],
-        )
-        visits = [
+
+    def _timeline_rows(self, state: CaseState) -> list[dict[str, Any]]:
+        return [
             {
-                "application_no": application_no,
-                "ordinal": ordinal,
+                "application_no": state.application_no,
+                "position": entry.position,
+                "at": entry.at,
+                "kind": entry.kind.value,
+                "stage_from": entry.stage_from,
+                "stage_to": entry.stage_to,
+                "visit": entry.visit,
+                "source_system": entry.source_system,
+                "source_event_id": entry.source_event_id,
+                "responsible": entry.responsible,
+                "note": entry.note,
+                "cause": entry.cause.value if entry.cause else None,
+            }
+            for entry in state.timeline
+        ]
+
+    def _visit_rows(self, state: CaseState, visits: list[Visit], start: int = 0) -> list[dict[str, Any]]:
+        """Rows of some of the visits state holds, visits[0] being its start-th."""
+        first = state.earlier.visits + start
+        return [
+            {
+                "application_no": state.application_no,
+                "ordinal": first + index,
                 "visit": item.key,
                 "stage": item.stage,
                 "flow": item.flow,
-                "customer_class": application.customer_class.value,
+                "customer_class": state.application.customer_class.value,
                 "unit": item.unit,
                 "entered_at": item.entered_at,
                 "left_at": item.left_at,
@@ -384,34 +544,35 @@ class CaseTracker:
                 if item.observed and item.deadline is not None and item.limit_days is not None
                 else None,
             }
-            for ordinal, item in enumerate(state.visits)
+            for index, item in enumerate(visits)
         ]
-        conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
-        conn.execute(stage_visits.insert(), visits)
-        facts = case_facts(
-            application_no=application_no,
-            customer_class=values["customer_class"],
-            unit=values["responsible"],
+
+    def _facts(self, state: CaseState, visits: list[VisitFacts]) -> CaseFacts:
+        end_to_end = state.end_to_end
+        assert end_to_end is not None, "a folded case is always measured"
+        return case_facts(
+            application_no=state.application_no,
+            customer_class=state.application.customer_class.value,
+            unit=state.application.org_no,
             flow=state.flow,
             opened_at=state.opened_at,
             closed_at=state.closed_at,
             energised_at=state.closed_at if state.outcome is CaseOutcome.ENERGISED else None,
-            end_to_end_deadline=values["end_to_end_deadline"],
-            visits=[
-                VisitFacts(
-                    stage=item.stage,
-                    entered_at=item.entered_at,
-                    left_at=item.left_at,
-                    exit_kind=item.exit_kind.value if item.exit_kind else None,
-                    observed=item.observed,
-                    duration_days=item.duration_days,
-                )
-                for item in state.visits
-            ],
+            end_to_end_deadline=end_to_end.deadline.due if end_to_end.deadline else None,
+            visits=visits,
             calendar=self.calendar,
         )
-        conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
-        conn.execute(case_figures.insert(), facts.row())
+
+
+def _visit_facts(visit: Visit) -> VisitFacts:
+    return VisitFacts(
+        stage=visit.stage,
+        entered_at=visit.entered_at,
+        left_at=visit.left_at,
+        exit_kind=visit.exit_kind.value if visit.exit_kind else None,
+        observed=visit.observed,
+        duration_days=visit.duration_days,
+    )
 
 
 def apply_customer_changed(conn: Connection, decoded: DecodedEvent) -> Customer:

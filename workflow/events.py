@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -61,14 +61,18 @@ class CaseEvent:
         visit: str | None = None,
         payload: BaseModel | None = None,
     ) -> CaseEvent:
-        """The stored form of a CloudEvent, with its payload when it was decoded already."""
+        """The stored form of a CloudEvent, with its payload when it was decoded already.
+
+        Its time is in UTC, as the store gives a kept event's time back: a case applies an event the same
+        way on arrival and when rebuilt.
+        """
         return cls(
             event.id,
             application_no,
             event.producer,
             event.sequence,
             event.type,
-            time,
+            time.astimezone(UTC),
             event.data,
             visit,
             payload,

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from canonical_model.application import ConnectionApplication, ReworkCause
 from canonical_model.case import (
@@ -95,9 +96,26 @@ class EndToEnd:
         return self.deadline is None
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """What a case continued from its fold point keeps of the visits and entries before those it holds.
+
+    A case folded from all its events holds every visit and entry, and nothing is earlier.
+    """
+
+    visits: int = 0
+    entries: int = 0
+    customer_works_days: int = 0
+    provisional: bool = False
+
+
 @dataclass
 class CaseState:
-    """Everything known about a case, derived from its events."""
+    """Everything known about a case, derived from its events.
+
+    A case continued from its fold point (continue_fold) holds only its visits from the current one on
+    and its new timeline entries; earlier says how many came before them.
+    """
 
     application: ConnectionApplication
     flow: Flow
@@ -111,6 +129,8 @@ class CaseState:
     alerts: set[tuple[AlertKind, str]] = field(default_factory=set)
     rework_count: int = 0
     end_to_end: EndToEnd | None = None
+    ordinals: dict[str, int] = field(default_factory=dict)
+    earlier: Earlier = Earlier()
 
     @property
     def application_no(self) -> str:
@@ -168,7 +188,7 @@ class CaseState:
         overall = (
             end_to_end is not None and end_to_end.deadline is not None and end_to_end.deadline.provisional
         )
-        return overall or any(visit.provisional for visit in self.visits)
+        return overall or self.earlier.provisional or any(visit.provisional for visit in self.visits)
 
 
 def order_events(events: Iterable[CaseEvent]) -> list[CaseEvent]:
@@ -201,6 +221,200 @@ def fold_case(
     decisions = sorted((event for event in events if event.from_hub), key=lambda e: (e.time, e.event_id))
     _attach_decisions(state, decisions)
     return state
+
+
+@dataclass(frozen=True)
+class FoldPoint:
+    """Where the fold of a case stands after its events: enough to apply the next one in order to it.
+
+    visit is the current visit (never left). sources holds the last (sequence, event id) applied of each
+    source, last the latest (time, source) of any applied event: an event that follows the last of its
+    source and is no earlier than last is the one order_events puts after all the others, since its
+    source's stream ends with it and no other stream holds anything later. decided_until is the time of
+    the latest hub decision, which a new timeline entry must follow to keep the timeline's order.
+    events is the case's count of kept events, which tells a point left behind by a rebuild that did not
+    write one.
+    """
+
+    events: int
+    flow: str
+    province: str | None
+    opened_at: datetime
+    visit: Visit
+    ordinals: Mapping[str, int]
+    rework_count: int
+    earlier: Earlier
+    sources: Mapping[str, tuple[int, str]]
+    last: tuple[datetime, str]
+    decided_until: datetime | None
+    assignment: SurveyAssignment | None
+
+    def follows(self, event: CaseEvent) -> bool:
+        """Whether a legacy event comes after every event folded so far (see the class)."""
+        if event.from_hub:
+            return False
+        previous = self.sources.get(event.source)
+        if previous is not None and (event.sequence, event.event_id) <= previous:
+            return False
+        return (event.time, event.source) >= self.last
+
+    def document(self) -> dict[str, Any]:
+        """The point as JSON, as the case row keeps it."""
+        visit = self.visit
+        return {
+            "events": self.events,
+            "flow": self.flow,
+            "province": self.province,
+            "opened_at": _utc(self.opened_at),
+            "visit": [
+                visit.stage,
+                visit.key,
+                visit.flow,
+                _utc(visit.entered_at),
+                visit.observed,
+                visit.unit,
+            ],
+            "ordinals": dict(self.ordinals),
+            "rework_count": self.rework_count,
+            "earlier": [
+                self.earlier.visits,
+                self.earlier.entries,
+                self.earlier.customer_works_days,
+                self.earlier.provisional,
+            ],
+            "sources": {source: list(key) for source, key in self.sources.items()},
+            "last": [_utc(self.last[0]), self.last[1]],
+            "decided_until": _utc(self.decided_until) if self.decided_until else None,
+            "assignment": self.assignment.model_dump(mode="json") if self.assignment else None,
+        }
+
+    @classmethod
+    def of_document(cls, document: Mapping[str, Any]) -> FoldPoint:
+        """The point a case row keeps (document)."""
+        stage, key, flow, entered_at, observed, unit = document["visit"]
+        visits, entries, works_days, provisional = document["earlier"]
+        last_time, last_source = document["last"]
+        decided_until = document["decided_until"]
+        assignment = document["assignment"]
+        return cls(
+            events=document["events"],
+            flow=document["flow"],
+            province=document["province"],
+            opened_at=datetime.fromisoformat(document["opened_at"]),
+            visit=Visit(stage, key, flow, datetime.fromisoformat(entered_at), observed, unit),
+            ordinals=document["ordinals"],
+            rework_count=document["rework_count"],
+            earlier=Earlier(visits, entries, works_days, provisional),
+            sources={
+                source: (sequence, event_id) for source, (sequence, event_id) in document["sources"].items()
+            },
+            last=(datetime.fromisoformat(last_time), last_source),
+            decided_until=datetime.fromisoformat(decided_until) if decided_until else None,
+            assignment=SurveyAssignment.model_validate(assignment) if assignment else None,
+        )
+
+
+def _utc(moment: datetime) -> str:
+    # In UTC, as the store gives times back: a rebuilt point reads its events' times from the store.
+    return moment.astimezone(UTC).isoformat()
+
+
+def fold_point(
+    state: CaseState, events: Sequence[CaseEvent], config: WorkflowConfig, calendar: WorkingCalendar
+) -> FoldPoint:
+    """The fold point of a case folded from all its events."""
+    sources: dict[str, tuple[int, str]] = {}
+    last: tuple[datetime, str] | None = None
+    decisions: set[str] = set()
+    for event in events:
+        if event.from_hub:
+            decisions.add(event.event_id)
+            continue
+        sources[event.source] = max(
+            sources.get(event.source, (event.sequence, event.event_id)), (event.sequence, event.event_id)
+        )
+        last = max(last or (event.time, event.source), (event.time, event.source))
+    assert last is not None, "a folded case has an application event"
+    decided = [entry.at for entry in state.timeline if entry.source_event_id in decisions]
+    return _point(state, len(events), sources, last, max(decided, default=None), config, calendar)
+
+
+def continue_fold(
+    point: FoldPoint,
+    application: ConnectionApplication,
+    event: CaseEvent,
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+) -> tuple[CaseState, FoldPoint] | None:
+    """The case after one more event, from its fold point and its latest application, and its next point.
+
+    It holds the visits from the point's current one on and only the event's timeline entries. None when
+    the case needs a rebuild instead: the event is out of order, it moves the case to another province
+    (whose limits apply to every visit), or an entry of it would sort before a hub decision.
+    """
+    flow = config.flow_named(point.flow)
+    if flow is None or not point.follows(event):
+        return None
+    visit = point.visit
+    state = CaseState(
+        application=application,
+        flow=flow,
+        province=config.province_for(application.org_no),
+        opened_at=point.opened_at,
+        closing_stages=config.closing_stages,
+        visits=[Visit(visit.stage, visit.key, visit.flow, visit.entered_at, visit.observed, visit.unit)],
+        assignments=[point.assignment] if point.assignment else [],
+        rework_count=point.rework_count,
+        ordinals=dict(point.ordinals),
+        earlier=point.earlier,
+    )
+    builder = _Builder(config, calendar)
+    builder.state = state
+    builder.apply(event)
+    province = state.province.id if state.province else None
+    if province != point.province:
+        return None
+    if point.decided_until is not None and any(entry.at <= point.decided_until for entry in state.timeline):
+        return None
+    _measure(state, config, calendar)
+    sources = {**point.sources, event.source: (event.sequence, event.event_id)}
+    following = _point(
+        state, point.events + 1, sources, (event.time, event.source), point.decided_until, config, calendar
+    )
+    return state, following
+
+
+def _point(
+    state: CaseState,
+    events: int,
+    sources: Mapping[str, tuple[int, str]],
+    last: tuple[datetime, str],
+    decided_until: datetime | None,
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+) -> FoldPoint:
+    left = state.visits[:-1]
+    earlier = state.earlier
+    return FoldPoint(
+        events=events,
+        flow=state.flow.name,
+        province=state.province.id if state.province else None,
+        opened_at=state.opened_at,
+        visit=state.visit,
+        ordinals=dict(state.ordinals),
+        rework_count=state.rework_count,
+        earlier=Earlier(
+            visits=earlier.visits + len(left),
+            entries=earlier.entries + len(state.timeline),
+            customer_works_days=earlier.customer_works_days
+            + sum(_customer_works_days(visit, state, config, calendar) or 0 for visit in left),
+            provisional=earlier.provisional or any(visit.provisional for visit in left),
+        ),
+        sources=sources,
+        last=last,
+        decided_until=decided_until,
+        assignment=state.assignment,
+    )
 
 
 class _Builder:
@@ -407,7 +621,7 @@ class _Builder:
             previous.left_at = at
             previous.exit_kind = kind
             previous.exit_cause = cause
-        ordinal = 1 + sum(1 for visit in state.visits if visit.stage == stage)
+        ordinal = state.ordinals[stage] = state.ordinals.get(stage, 0) + 1
         visit = Visit(
             stage=stage,
             key=f"{stage}#{ordinal}",
@@ -460,7 +674,7 @@ class _Builder:
         state.timeline.append(
             StageTransition(
                 application_no=state.application_no,
-                position=len(state.timeline),
+                position=state.earlier.entries + len(state.timeline),
                 at=at,
                 kind=kind,
                 stage_from=stage_from,
@@ -504,17 +718,27 @@ def _end_to_end(
 ) -> EndToEnd:
     """The end-to-end deadline: the commitment in working days after acceptance, plus the customer's works."""
     commitment = config.commitment_days(state.flow, state.province)
-    works_days = 0
+    works_days = state.earlier.customer_works_days
     for visit in state.visits:
-        step = (config.flow_named(visit.flow) or state.flow).step(visit.stage)
-        if step is None or not step.customer_works:
-            continue
-        if visit.left_at is None:
+        days = _customer_works_days(visit, state, config, calendar)
+        if days is None:
             return EndToEnd(commitment, works_days, None, None)
-        works_days += calendar.working_days_after(local_date(visit.entered_at), local_date(visit.left_at))
+        works_days += days
     deadline = calendar.add_working_days(local_date(state.opened_at), commitment + works_days)
     at_risk_from = calendar.subtract_working_days(deadline.due, at_risk_days)
     return EndToEnd(commitment, works_days, deadline, at_risk_from)
+
+
+def _customer_works_days(
+    visit: Visit, state: CaseState, config: WorkflowConfig, calendar: WorkingCalendar
+) -> int | None:
+    """Working days a visit of the customer's own works took; 0 for another stage, None while in it."""
+    step = (config.flow_named(visit.flow) or state.flow).step(visit.stage)
+    if step is None or not step.customer_works:
+        return 0
+    if visit.left_at is None:
+        return None
+    return calendar.working_days_after(local_date(visit.entered_at), local_date(visit.left_at))
 
 
 def _attach_decisions(state: CaseState, decisions: Sequence[CaseEvent]) -> None:

@@ -84,6 +84,7 @@ ADDED_BY_DUTY_LEASES = {
     ("add_column", None, "checkpoints", "fence"),
     ("add_column", None, "outbox", "fence"),
 }
+ADDED_BY_CASE_FOLD_STATE = {("add_column", None, "cases", "fold_state")}
 
 
 def _found(engine: Engine) -> set[tuple[object, ...]]:
@@ -93,13 +94,19 @@ def _found(engine: Engine) -> set[tuple[object, ...]]:
 def test_the_baseline_alone_lacks_exactly_what_the_later_revisions_added(engine: Engine) -> None:
     migrate_to(engine, "0001")
 
-    assert _found(engine) == ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES
+    assert _found(engine) == ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE
 
 
-def test_the_analytics_revision_lacks_exactly_the_duty_leases_and_fences(engine: Engine) -> None:
+def test_the_analytics_revision_lacks_exactly_the_leases_fences_and_fold_state(engine: Engine) -> None:
     migrate_to(engine, "0002")
 
-    assert _found(engine) == ADDED_BY_DUTY_LEASES
+    assert _found(engine) == ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE
+
+
+def test_the_duty_leases_revision_lacks_exactly_the_case_fold_state(engine: Engine) -> None:
+    migrate_to(engine, "0003")
+
+    assert _found(engine) == ADDED_BY_CASE_FOLD_STATE
 
 
 def test_a_database_made_before_migrations_is_stamped_at_its_release_and_upgraded_keeping_its_rows(

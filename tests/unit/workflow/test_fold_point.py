@@ -1,0 +1,197 @@
+"""A case continued event by event from its fold point equals the case rebuilt from all its events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Connection, Engine
+
+from canonical_model.envelope import CloudEvent
+from canonical_model.events import CASE_STAGE_CHANGED
+from ground.clock import frozen_at
+from pipeline.decoded import DecodedEvent
+from store.database import create_engine, create_schema
+from store.schema import case_figures, cases, metadata, outbox, stage_visits, timeline
+from workflow.cases import CaseTracker
+from workflow.config import WorkflowConfig
+from workflow.events import CaseEvent
+from workflow.fold import CaseState
+from workflow.workdays import SHANGHAI, WorkingCalendar
+
+from .events import application_event, stage_report_event
+
+# The hub's clock stands here for the whole test; the events' own times are days before it.
+NOW = datetime(2026, 6, 30, 2, 0, tzinfo=UTC)
+SUBMITTED = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
+# Stages of the shipped flows, closing stages, and one no flow has (an anomaly that leaves the case put).
+STAGES = (
+    "acceptance",
+    "site_survey",
+    "scheme_reply",
+    "external_works",
+    "design_review",
+    "energisation",
+    "archived",
+    "withdrawn",
+    "cancelled",
+    "unknown_stage",
+)
+DERIVED = (cases, timeline, stage_visits, case_figures)
+
+
+class RebuildingTracker(CaseTracker):
+    """The reference: every event rebuilds its case from all its events, never from its fold point."""
+
+    def apply(self, conn: Connection, arrived: CaseEvent, *, correlation_id: str) -> CaseState | None:
+        return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change of a case: a new version of its application, or a stage report from another system."""
+
+    report: bool
+    stage: str | None
+    hours: int
+    customer_class: str
+    org_no: str
+
+
+steps = st.builds(
+    Step,
+    report=st.booleans(),
+    stage=st.none() | st.sampled_from(STAGES),
+    # Mostly forward in time, sometimes back: a source may report an earlier change after a later one.
+    hours=st.integers(-30, 200),
+    customer_class=st.sampled_from(["hv_single_source", "lv_residential"]),
+    # Two units of the Henan province, and one of no configured province.
+    org_no=st.sampled_from(["41401", "41402", "51001"]),
+)
+
+
+def _events(number: str, changes: list[Step]) -> list[CloudEvent]:
+    """A case's events: its application first accepted, then the changes, sequenced per source."""
+    events = [_application(number, 1, None, SUBMITTED, "hv_single_source", "41401")]
+    sequences = {"application": 1, "report": 0}
+    at = {"application": SUBMITTED, "report": SUBMITTED}
+    for step in changes:
+        source = "report" if step.report else "application"
+        sequences[source] += 1
+        at[source] = max(SUBMITTED, at[source] + timedelta(hours=step.hours))
+        if step.report:
+            stage = step.stage or "site_survey"
+            event = stage_report_event(number, stage, at[source].isoformat(), sequences[source])
+        else:
+            event = _application(
+                number, sequences[source], step.stage, at[source], step.customer_class, step.org_no
+            )
+        events.append(event.model_copy(update={"time": NOW}))
+    return events
+
+
+def _application(
+    number: str, sequence: int, stage: str | None, at: datetime, customer_class: str, org_no: str
+) -> CloudEvent:
+    data: dict[str, Any] = {
+        "customer_class": customer_class,
+        "org_no": org_no,
+        "submitted_at": SUBMITTED.isoformat(),
+        "updated_at": at.isoformat(),
+    }
+    if stage is not None:
+        data["stage"] = stage
+    return application_event(number, sequence, **data).model_copy(update={"time": NOW})
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[CloudEvent]:
+    """The events of one to three cases, in the order they were made or in any order, some of them twice."""
+    numbers = [f"P{index}" for index in range(draw(st.integers(1, 3)))]
+    events = [event for number in numbers for event in _events(number, draw(st.lists(steps, max_size=7)))]
+    if draw(st.booleans()):
+        events = draw(st.permutations(events))
+    for twice in draw(st.lists(st.sampled_from(events), max_size=3)):
+        events.insert(draw(st.integers(0, len(events))), twice)
+    return events
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    pair = (
+        create_engine(f"sqlite:///{tmp_path}/continued.db"),
+        create_engine(f"sqlite:///{tmp_path}/rebuilt.db"),
+    )
+    for engine in pair:
+        create_schema(engine)
+    yield pair
+    for engine in pair:
+        engine.dispose()
+
+
+def _empty(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+def _rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every derived row, without the generated ids."""
+    with engine.connect() as conn:
+        return {
+            table.name: sorted(
+                (
+                    {key: value for key, value in row._asdict().items() if key != "id"}
+                    for row in conn.execute(sa.select(table))
+                ),
+                key=lambda row: json.dumps(row, sort_keys=True, default=str),
+            )
+            for table in DERIVED
+        }
+
+
+def _stage_changes(engine: Engine) -> list[str]:
+    """The published stage entries, each as its canonical JSON."""
+    with engine.connect() as conn:
+        bodies = conn.execute(
+            sa.select(outbox.c.body).where(outbox.c.event_type == CASE_STAGE_CHANGED)
+        ).scalars()
+        return sorted(json.dumps(json.loads(body)["data"], sort_keys=True) for body in bodies)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=arrivals())
+def test_a_case_continued_from_its_fold_point_equals_its_rebuild(
+    engines: tuple[Engine, Engine],
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+    events: list[CloudEvent],
+) -> None:
+    continued, rebuilt = engines
+    for engine in engines:
+        _empty(engine)
+    with frozen_at(NOW):
+        for engine, tracker in (
+            (continued, CaseTracker(config, calendar)),
+            (rebuilt, RebuildingTracker(config, calendar)),
+        ):
+            for event in events:
+                with engine.begin() as conn:
+                    tracker(conn, DecodedEvent(event))
+        assert _rows(continued) == _rows(rebuilt)
+        assert _stage_changes(continued) == _stage_changes(rebuilt)
+        # A replay of the continued cases changes nothing and publishes nothing more.
+        replayed = CaseTracker(config, calendar)
+        with continued.begin() as conn:
+            for number in {event.subject for event in events}:
+                replayed.rebuild(conn, number, correlation_id="replay")
+        assert _rows(continued) == _rows(rebuilt)
+        assert _stage_changes(continued) == _stage_changes(rebuilt)
