@@ -11,8 +11,8 @@ What it keeps from RabbitMQ 3.10, as measured against the real broker by tests/c
 - messages are stored as wire bytes (body, and headers as the encoded AMQP table), so no caller can
   change a message after publishing it, and headers come back exactly as pika decodes them;
 - publish is mandatory: routable messages of a batch are delivered, then UnroutableError names the
-  others; an unknown exchange raises ConfigError (RabbitMQ's 404), so does redeclaring a queue or an
-  exchange with other arguments (406) and fetching from a missing queue (404);
+  others; an unknown exchange raises ConfigError (RabbitMQ's 404) at send(), so does redeclaring a
+  queue or an exchange with other arguments (406) and fetching from a missing queue (404);
 - close() returns unacknowledged deliveries to the front of their queues in their original order,
   marked redelivered;
 - nack(requeue=False) and expiry dead-letter to the queue's dead_letter_exchange (with
@@ -499,11 +499,9 @@ class MemoryBus:
         if not messages:
             return SETTLED
         encoded = [check_message(message) for message in messages]
-        # As on RabbitMQ, the messages are routed when they arrive; what went wrong is told at wait().
-        try:
-            unroutable = self._broker.publish(exchange, messages, encoded)
-        except ConfigError as exc:
-            return _Refused(exc)
+        # As on RabbitMQ, a missing exchange is refused here and nothing of the batch is sent; the messages
+        # are routed when they arrive, and what went wrong with them is told at wait().
+        unroutable = self._broker.publish(exchange, messages, encoded)
         if unroutable:
             return _Refused(
                 UnroutableError(
@@ -580,7 +578,7 @@ class MemoryBus:
 class _Refused:
     """The confirmation of a batch the broker did not take whole."""
 
-    error: BusError | ConfigError
+    error: BusError
 
     def wait(self) -> None:
         raise self.error

@@ -118,8 +118,9 @@ class Bus(Protocol):
         """Publish as publish() does, but return before the broker's confirms; wait() on the result settles.
 
         Later batches may be sent before earlier ones are settled; each batch's outcome is its own, and a
-        failed batch tells nothing about the others. A message the wire cannot carry raises here, before
-        anything of its batch is sent.
+        failed batch tells nothing about the others. A message the wire cannot carry, and a missing
+        exchange (ConfigError), raise here, before anything of its batch is sent. A batch that shares a
+        message id with one still unsettled waits for that one first.
         """
 
     def fetch(self, queue: str, max_messages: int, timeout_s: float) -> list[Delivery]:

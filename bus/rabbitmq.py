@@ -1,8 +1,8 @@
 """RabbitMQ bus (amqp://) on pika's BlockingConnection, with many publisher confirms in flight.
 
 One connection carries three channels, so a broker error on one does not cost the others:
-- admin: declare, passive declare (queue_depth), purge, delete. A 404/406 closes only this channel;
-  it is reopened on next use.
+- admin: declare, passive declare (queue_depth, and each exchange the first time this connection
+  publishes to it), purge, delete. A 404/406 closes only this channel; it is reopened on next use.
 - consume: consumers with manual acks on each fetched queue, whose prefetch adds up to the most
   the caller has asked for (max_messages plus the deliveries it still held at the time). Deliveries
   the broker pushes are buffered until fetch() hands them out; like every prefetching consumer's,
@@ -17,7 +17,8 @@ One connection carries three channels, so a broker error on one does not cost th
   wait() pumps the connection with process_data_events() until every message of that batch is settled,
   and then raises UnroutableError if any was returned (RabbitMQ returns a message before it acks it) or
   PublishNotConfirmedError if any was nacked. Several batches may be in flight at once: the caller
-  prepares the next while the broker confirms the last. publish() is send() then wait().
+  prepares the next while the broker confirms the last. A return names only the message id, so a batch
+  that shares an id with one in flight is sent once that one is settled. publish() is send() then wait().
 
 Broker errors map onto ground.errors: NOT_FOUND, ACCESS_REFUSED and PRECONDITION_FAILED (a missing
 exchange or queue, a reserved name, a redeclaration with other arguments) are ConfigError; losing the
@@ -152,11 +153,13 @@ class _ConfirmingPublisher:
         """Publish the batch without waiting for its confirms (only for room in the window)."""
         # Known before the first message goes out: a batch larger than the window is confirmed in part
         # while it is being sent, and the broker numbers its messages on from the last.
+        message_ids = frozenset(message.message_id for message in messages)
+        self.settle_sharing_ids(message_ids, deadline)
         batch = _InFlight(
             exchange=exchange,
             size=len(messages),
             last_tag=self._next_tag + len(messages),
-            message_ids=frozenset(message.message_id for message in messages),
+            message_ids=message_ids,
             unsettled=len(messages),
         )
         self._in_flight.append(batch)
@@ -195,6 +198,16 @@ class _ConfirmingPublisher:
         """Wait until the broker has confirmed or nacked every message of the batch."""
         self._await(lambda: batch.unsettled == 0, deadline, batch.exchange, batch)
 
+    def settle_sharing_ids(self, message_ids: frozenset[str], deadline: float) -> None:
+        """Wait for the batches in flight that carry any of these message ids.
+
+        A return names only its message id: a batch sent while another with the same id is unsettled could
+        not tell which of them the broker returned.
+        """
+        for batch in list(self._in_flight):
+            if batch.unsettled and not batch.message_ids.isdisjoint(message_ids):
+                self.settle(batch, deadline)
+
     def _outstanding(self) -> int:
         return len(self._unconfirmed) - len(self._settled_out_of_order)
 
@@ -219,9 +232,12 @@ class _ConfirmingPublisher:
         while not done():
             self._raise_if_closed()
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            # Past the deadline the connection is still read once: what the broker said in time may sit
+            # unread in the socket, waited for late.
+            self._connection.process_data_events(time_limit=max(remaining, 0))
+            if remaining <= 0 and not done():
+                self._raise_if_closed()
                 raise BusUnavailableError(f"{failure()} within the publish timeout")
-            self._connection.process_data_events(time_limit=remaining)
         self._raise_if_closed()
 
     def _raise_if_closed(self) -> None:
@@ -240,9 +256,9 @@ class _ConfirmingPublisher:
 
     def _on_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
         message_id = properties.message_id or ""
-        # RabbitMQ returns a message before it confirms it: the batch is still in flight.
+        # RabbitMQ returns a message before it confirms it: the batch is still unsettled.
         for batch in self._in_flight:
-            if message_id in batch.message_ids:
+            if batch.unsettled and message_id in batch.message_ids:
                 batch.returned.append((method.routing_key, message_id))
                 return
 
@@ -330,6 +346,7 @@ class RabbitMQBus:
         self._admin: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
         self._publisher: _ConfirmingPublisher | None = None
+        self._exchanges_seen: set[str] = set()
         self._consumers: dict[str, _Consumer] = {}
         # Delivery tags handed out are this connection's own, counting on across channels, so a tag from
         # a consume channel the broker closed never matches a delivery on its replacement.
@@ -430,6 +447,7 @@ class RabbitMQBus:
             check_properties(message)
         deadline = time.monotonic() + self._publish_timeout_s
         with self._guard(f"publish to exchange {exchange!r}"):
+            self._check_exchange(exchange)
             publisher = self._publishing_channel(deadline)
             try:
                 batch = publisher.send(
@@ -444,14 +462,27 @@ class RabbitMQBus:
                 raise
         return _Confirmation(self, publisher, batch, deadline)
 
+    def _check_exchange(self, exchange: str) -> None:
+        """Raise ConfigError for a missing exchange before anything of a batch is sent to it.
+
+        A publish to a missing exchange would close the publish channel, and so fail every batch in flight
+        on it; a passive declare on the admin channel closes only that one. Each connection checks an
+        exchange once: one deleted later still costs the publish channel.
+        """
+        if exchange and exchange not in self._exchanges_seen:
+            self._admin_channel().exchange_declare(exchange, passive=True)
+            self._exchanges_seen.add(exchange)
+
     def _settle_batch(self, publisher: _ConfirmingPublisher, batch: _InFlight, deadline: float) -> None:
         """Wait for a sent batch's confirms; raise what the broker said about it."""
-        with self._guard(f"publish to exchange {batch.exchange!r}"):
-            try:
-                publisher.settle(batch, deadline)
-            except BaseException:
-                self._drop_publisher(publisher)
-                raise
+        # A batch the broker has settled whole has its own outcome, whatever became of the connection since.
+        if batch.unsettled:
+            with self._guard(f"publish to exchange {batch.exchange!r}"):
+                try:
+                    publisher.settle(batch, deadline)
+                except BaseException:
+                    self._drop_publisher(publisher)
+                    raise
         if batch.nacked:
             raise PublishNotConfirmedError(
                 f"broker nacked {batch.nacked} of {batch.size} messages to exchange {batch.exchange!r}"
@@ -517,6 +548,7 @@ class RabbitMQBus:
             self._admin_channel().queue_delete(queue)
 
     def delete_exchange(self, exchange: str) -> None:
+        self._exchanges_seen.discard(exchange)
         with self._guard(f"delete exchange {exchange!r}"):
             self._admin_channel().exchange_delete(exchange)
 

@@ -12,6 +12,7 @@ in clear. The events stage_events returns keep their data open, for the caller's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import uuid
@@ -25,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bus.codec import cloudevent_wire
-from bus.port import SETTLED, Bus, Confirmation, Message
+from bus.port import Bus, Confirmation, Message
 from canonical_model.envelope import CloudEvent
-from ground.errors import BusError, FencedOutError, UnroutableError
+from ground.errors import BusError, ConfigError, FencedOutError, UnroutableError
 from ground.identity import DEFAULT_INSTANCE_URI, check_instance_uri
 from ground.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from pipeline.records import EventDraft
@@ -138,10 +139,13 @@ def pending_backlog(conn: Connection) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
+# A publish fails with a BusError, or with a ConfigError for a missing exchange (the operator's to fix):
+# either is recorded on the group's rows and raised, and the events wait to be published again.
+_PublishError = BusError | ConfigError
+_PUBLISH_ERRORS = (BusError, ConfigError)
+
 # Batches one relay pass publishes at most: the next is read and sent while the broker confirms the last.
 PIPELINED_BATCHES = 8
-
-_Send = Callable[[str, Sequence[Message]], Confirmation]
 
 
 class OutboxRelay:
@@ -156,19 +160,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self.published = 0
 
-    def relay_once(self, fence: Fence | None = None, still_held: Callable[[], bool] | None = None) -> int:
-        """Publish one batch; return how many events the broker confirmed.
-
-        Raises the bus error after recording it on the batch, so the caller can back off. Events
-        stay unsent on any error and are published again later. With fence (the relay's lease), the batch
-        is marked only while its token is current (FencedOutError otherwise, the marks roll back), and
-        still_held (this instance's own view of the lease, by its clock) is asked before each group is
-        published, so a relay whose lease ran out publishes no further group. Reading takes no lock: an
-        idle relay polls every few milliseconds, and only the marks must be fenced.
-        """
-        # One batch has nothing to overlap its confirms with: each group goes out in one publish().
-        return self._relay(fence, still_held, batches=1, send=self._publish)
-
     def relay_batches(
         self,
         fence: Fence | None = None,
@@ -176,22 +167,18 @@ class OutboxRelay:
         *,
         batches: int = PIPELINED_BATCHES,
     ) -> int:
-        """Publish up to `batches` batches as relay_once() does one, each sent before the last is settled.
+        """Publish up to `batches` batches, each sent before the last is settled; return the events confirmed.
 
         While the broker confirms one batch, the relay reads, builds and sends the next; a batch is marked
-        sent once its own confirms are in, in id order. On an error the batches before the failed one are
-        marked, the failed one is recorded, and the one sent after it stays unsent, to be published again
-        (consumers absorb the copies through their inbox).
+        sent once its own confirms are in, in id order. On an error the groups before the failed one are
+        marked, the failed one is recorded and its error raised, so the caller can back off; the ones sent
+        after it stay unsent, to be published again (consumers absorb the copies through their inbox).
+        With fence (the relay's lease), the marks are written only while its token is current
+        (FencedOutError otherwise, the marks roll back), and still_held (this instance's own view of the
+        lease, by its clock) is asked before each group is sent, so a relay whose lease ran out sends no
+        further group. Reading takes no lock: an idle relay polls every few milliseconds, and only the
+        marks must be fenced.
         """
-        return self._relay(fence, still_held, batches=batches, send=self.bus.send)
-
-    def _publish(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
-        self.bus.publish(exchange, messages)
-        return SETTLED
-
-    def _relay(
-        self, fence: Fence | None, still_held: Callable[[], bool] | None, *, batches: int, send: _Send
-    ) -> int:
         confirmed = 0
         after = 0
         # Groups sent and not yet settled, in id order.
@@ -209,10 +196,10 @@ class OutboxRelay:
                         raise FencedOutError(fence.duty, fence.token, None, None)
                     messages = [self._message(row) for row in group]
                     try:
-                        confirmation = send(exchange, messages)
-                    except BusError as exc:
-                        confirmed += self._settle(pending, fence)
+                        confirmation = self.bus.send(exchange, messages)
+                    except _PUBLISH_ERRORS as exc:
                         self._record_failure(group, exc, fence)
+                        confirmed += self._settle(pending, fence, failure=exc)
                         raise
                     pending.append((group, confirmation))
                 # The earlier batch is settled while the broker confirms this one.
@@ -221,8 +208,10 @@ class OutboxRelay:
                 if len(rows) < self._batch_size:
                     break
             confirmed += self._settle(pending, fence)
+            pending.clear()
         finally:
             self.published += confirmed
+            _drain(pending)
         return confirmed
 
     def _unsent(self, after: int) -> list[Any]:
@@ -245,25 +234,46 @@ class OutboxRelay:
                 ).all()
             )
 
-    def _settle(self, sent: Sequence[tuple[list[Any], Confirmation]], fence: Fence | None) -> int:
-        """Wait for the groups' confirms and mark the confirmed ones sent.
+    def _settle(
+        self,
+        sent: Sequence[tuple[list[Any], Confirmation]],
+        fence: Fence | None,
+        failure: _PublishError | None = None,
+    ) -> int:
+        """Wait for the groups' confirms and mark the confirmed ones sent; return how many were marked.
 
-        The first group that fails is recorded and its error raised; the groups after it stay unsent.
+        The first group that fails is recorded and its error raised; the groups after it stay unsent. While
+        a bus error (this one's, or the failure given) is on its way to the caller, a fence that refuses
+        the marks is logged instead of raised: the caller must see the bus error to close the connection.
         """
         confirmed: list[Any] = []
         try:
             for group, confirmation in sent:
                 try:
                     confirmation.wait()
-                except BusError as exc:
+                except _PUBLISH_ERRORS as exc:
                     self._record_failure(group, exc, fence)
+                    failure = exc
                     raise
                 confirmed += group
         finally:
-            if confirmed:
-                self._mark_sent([row.id for row in confirmed], fence)
-                OUTBOX_PUBLISHED.inc(len(confirmed))
-        return len(confirmed)
+            marked = self._mark_confirmed(confirmed, fence, failure)
+        return marked
+
+    def _mark_confirmed(self, rows: Sequence[Any], fence: Fence | None, failure: _PublishError | None) -> int:
+        if not rows:
+            return 0
+        try:
+            self._mark_sent([row.id for row in rows], fence)
+        except FencedOutError as refused:
+            if failure is None:
+                raise
+            log.warning(
+                "%d confirmed outbox event(s) left unmarked, to be published again: %s", len(rows), refused
+            )
+            return 0
+        OUTBOX_PUBLISHED.inc(len(rows))
+        return len(rows)
 
     def _message(self, row: Any) -> Message:
         """The wire form of a staged event: its source absolute, its attributes also as properties.
@@ -296,7 +306,7 @@ class OutboxRelay:
                 outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow(), fence=_token(fence))
             )
 
-    def _record_failure(self, rows: Sequence[Any], exc: BusError, fence: Fence | None) -> None:
+    def _record_failure(self, rows: Sequence[Any], exc: _PublishError, fence: Fence | None) -> None:
         unroutable = set(exc.message_ids) if isinstance(exc, UnroutableError) else set()
         failed = len(rows)
         token = _token(fence)
@@ -325,6 +335,17 @@ class OutboxRelay:
         OUTBOX_PUBLISHED.inc(len(rows) - failed)
         OUTBOX_PUBLISH_FAILURES.labels(type(exc).__name__).inc(failed)
         log.error("outbox publish failed for %d event(s): %s", failed, exc)
+
+
+def _drain(pending: Sequence[tuple[list[Any], Confirmation]]) -> None:
+    """Wait for the confirms of groups left unsettled by an error; their rows stay unsent.
+
+    The broker still answers for them: settled here, a late return cannot be taken for one of a later send
+    of the same events.
+    """
+    for _, confirmation in pending:
+        with contextlib.suppress(*_PUBLISH_ERRORS):
+            confirmation.wait()
 
 
 def _token(fence: Fence | None) -> int | None:

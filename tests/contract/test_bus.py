@@ -231,6 +231,40 @@ def test_publish_to_a_missing_exchange_is_a_config_error_and_the_bus_stays_usabl
     assert ids(fetch_exactly(bus, queue, 1)) == ["m-2"]
 
 
+def test_a_batch_to_a_missing_exchange_is_refused_alone_while_another_is_in_flight(
+    bus_factory: BusHarness,
+) -> None:
+    exchange, queue = single_queue(bus_factory)
+    missing = bus_factory.name("missing")
+    bus = bus_factory.open()
+
+    first = bus.send(exchange, [message("k", f"m-{n}") for n in range(50)])
+    with pytest.raises(ConfigError) as raised:
+        bus.send(missing, [message("k", "m-x")])
+    first.wait()
+
+    assert missing in str(raised.value)
+    assert ids(fetch_exactly(bus, queue, 50)) == [f"m-{n}" for n in range(50)]
+
+
+def test_a_batch_sharing_a_message_id_with_one_in_flight_gets_its_own_return(
+    bus_factory: BusHarness,
+) -> None:
+    exchange, queue = single_queue(bus_factory, pattern="routed.#")
+    bus = bus_factory.open()
+
+    first = bus.send(
+        exchange, [message("routed.one", "dup")] + [message(f"routed.{n}", f"m-{n}") for n in range(200)]
+    )
+    second = bus.send(exchange, [message("lost.one", "dup")])
+
+    first.wait()
+    with pytest.raises(UnroutableError) as raised:
+        second.wait()
+    assert raised.value.message_ids == ("dup",)
+    assert ids(fetch_exactly(bus, queue, 201, batch=500)) == ["dup"] + [f"m-{n}" for n in range(200)]
+
+
 def test_ack_removes_the_message_for_good(bus_factory: BusHarness) -> None:
     exchange, queue = single_queue(bus_factory)
     bus = bus_factory.open()

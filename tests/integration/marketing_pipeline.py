@@ -103,7 +103,7 @@ class MarketingPipeline:
         """Relay every committed event and let every consumer handle all of them; return how many."""
         handled = 0
         while True:
-            while self.relay.relay_once():
+            while self.relay.relay_batches():
                 pass
             settled = sum(
                 consumer.consume_once(max_messages=500, timeout_s=0.02) for consumer in self.consumers

@@ -69,7 +69,7 @@ def test_an_application_is_validated_once_on_the_way_in_and_decoded_once_per_con
         pipeline.poll_until_done()
         assert validations.count == 1, "the mapping validates the application once"
 
-        while pipeline.relay.relay_once():
+        while pipeline.relay.relay_batches():
             pass
         assert validations.count == 1, "the outbox and the relay do not validate it again"
 

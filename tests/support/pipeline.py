@@ -69,7 +69,7 @@ class Pipeline:
 
     def deliver(self) -> int:
         """Relay every committed event and let the grid consumer handle all of them; return how many."""
-        while self.relay.relay_once():
+        while self.relay.relay_batches():
             pass
         handled = 0
         while settled_now := self.consumer.consume_once(max_messages=500, timeout_s=0.05):

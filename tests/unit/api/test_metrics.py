@@ -186,13 +186,13 @@ def test_the_relay_counts_confirmed_events_and_failures_by_error_class(
     relay = OutboxRelay(sqlite_engine, open_bus(bus_url))
     stage("application.changed.marketing")
     stage("application.changed.marketing")
-    assert relay.relay_once() == 2
+    assert relay.relay_batches() == 2
     assert _counter("yekuo_outbox_published_total") == published + 2
 
     stage("application.changed.marketing")
     stage("nobody.listens")
     with pytest.raises(UnroutableError):
-        relay.relay_once()
+        relay.relay_batches()
     assert _counter("yekuo_outbox_published_total") == published + 3
     assert _counter("yekuo_outbox_publish_failures_total", error="UnroutableError") == unroutable + 1
     relay.bus.close()

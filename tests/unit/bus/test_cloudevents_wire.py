@@ -127,7 +127,7 @@ def relay_to(engine: Engine, url: str, exchange: str, queue: str, bus_factory: A
     bus = bus_factory(url)
     try:
         relay = OutboxRelay(engine, bus)
-        while relay.relay_once():
+        while relay.relay_batches():
             pass
         deliveries: list[Delivery] = []
         # A fetch returns what has arrived so far; a few rounds collect the whole set.
@@ -201,7 +201,7 @@ def test_rabbitmq_and_the_memory_bus_deliver_the_same_messages_the_sdk_reads(
     bus = open_bus(memory_url)
     try:
         relay = OutboxRelay(sqlite_engine, bus)
-        while relay.relay_once():
+        while relay.relay_batches():
             pass
         in_process = bus.fetch("tap", 50, 0.2)
     finally:
@@ -236,7 +236,7 @@ def test_the_relay_publishes_under_its_instance_uri(sqlite_engine: Engine, memor
         stage_event(conn, _draft("A1", "events"), correlation_id="c")
     bus = open_bus(memory_url)
     try:
-        OutboxRelay(sqlite_engine, bus, instance_uri="urn:yekuo:hub:staging").relay_once()
+        OutboxRelay(sqlite_engine, bus, instance_uri="urn:yekuo:hub:staging").relay_batches()
         (delivery,) = bus.fetch("tap", 5, 0.2)
     finally:
         bus.close()
@@ -254,7 +254,7 @@ def test_a_damaged_outbox_body_goes_out_as_it_is_and_the_events_behind_it_too(
         conn.execute(update(outbox).where(outbox.c.id == first).values(body=b"not json"))
     bus = open_bus(memory_url)
     try:
-        assert OutboxRelay(sqlite_engine, bus).relay_once() == 2
+        assert OutboxRelay(sqlite_engine, bus).relay_batches() == 2
         damaged, good = bus.fetch("tap", 5, 0.2)
     finally:
         bus.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -110,6 +111,38 @@ def test_a_lost_connection_is_bus_unavailable_and_stays_so(names: list[str]) -> 
     assert [d.redelivered for d in other.fetch(queue, 5, 5.0)] == [True]
     other.close()
     proxy.close()
+
+
+def test_a_batch_confirmed_before_the_connection_was_lost_keeps_its_outcome(names: list[str]) -> None:
+    proxy = TcpRelay(5672)
+    bus = RabbitMQBus(RABBITMQ_URL.replace(":5672/", f":{proxy.port}/"))
+    exchange, _queue = declare_queue(names, bus)
+    earlier = bus.send(exchange, messages(20))
+    # The broker confirms in order: once the later batch is settled, so is the earlier one.
+    bus.send(exchange, [Message(body=b"", routing_key="k", message_id="later")]).wait()
+
+    proxy.cut()
+    with pytest.raises(BusUnavailableError, match="lost"):
+        bus.publish(exchange, messages(1))
+
+    earlier.wait()
+    bus.close()
+    proxy.close()
+
+
+def test_confirms_that_arrived_in_time_count_when_waited_for_late(names: list[str]) -> None:
+    bus = RabbitMQBus(RABBITMQ_URL, publish_timeout_s=0.3)
+    exchange, queue = declare_queue(names, bus)
+    # The publish channel is opened first, so the sending below only hands one message over.
+    bus.publish(exchange, messages(1))
+
+    confirmation = bus.send(exchange, [Message(body=b"", routing_key="k", message_id="late")])
+    # Nobody reads the connection meanwhile: the broker's confirm waits in the socket past the deadline.
+    time.sleep(1.0)
+
+    confirmation.wait()
+    assert bus.queue_depth(queue) == 2
+    bus.close()
 
 
 def test_a_bus_opened_again_after_its_node_died_connects_to_a_live_node(names: list[str]) -> None:

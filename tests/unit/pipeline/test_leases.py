@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from bus import open_bus
 from bus.memory import discard_broker, unique_url
-from bus.port import Binding, Bus, ExchangeSpec, Message, QueueSpec, Topology
+from bus.port import SETTLED, Binding, Bus, Confirmation, ExchangeSpec, Message, QueueSpec, Topology
 from ground import clock
 from ground.errors import BusUnavailableError, FencedOutError
 from ground.settings import PROJECT_ROOT
@@ -152,18 +152,19 @@ def test_a_fenced_out_step_gives_the_lease_up_locally_and_idles_without_raising(
 
 
 class PausingBus:
-    """A bus whose publish stands for a long pause of its instance: the clock moves past the lease and the
-    other instance's keeper takes the duty over before the publish returns."""
+    """A bus whose send stands for a long pause of its instance: the clock moves past the lease and the
+    other instance's keeper takes the duty over before the send returns."""
 
     def __init__(self, bus: Bus, fixed: clock.FixedClock, successor: LeaseKeeper) -> None:
         self._bus = bus
         self._fixed = fixed
         self._successor = successor
 
-    def publish(self, exchange: str, messages: Sequence[Message]) -> None:
-        self._bus.publish(exchange, messages)
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+        confirmation = self._bus.send(exchange, messages)
         _expire(self._fixed)
         self._successor.keep()
+        return confirmation
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bus, name)
@@ -194,14 +195,14 @@ def test_a_paused_relays_mark_sent_is_refused_and_the_successor_marks_the_events
     assert old is not None
 
     with pytest.raises(FencedOutError):
-        paused.relay_once(old)
+        paused.relay_batches(old)
     with sqlite_engine.connect() as conn:
         assert pending_count(conn) == 3
 
     successor = OutboxRelay(sqlite_engine, open_bus(bus_url))
     new = second.fence("relay")
     assert new == Fence("relay", 2)
-    assert successor.relay_once(new) == 3
+    assert successor.relay_batches(new) == 3
     with sqlite_engine.connect() as conn:
         assert conn.execute(sa.select(outbox.c.fence, sa.func.count()).group_by(outbox.c.fence)).all() == [
             (2, 3)
@@ -213,7 +214,7 @@ def test_a_paused_relays_mark_sent_is_refused_and_the_successor_marks_the_events
     with sqlite_engine.begin() as conn:
         stage_event(conn, _draft("d"), correlation_id="c")
     with pytest.raises(FencedOutError):
-        paused.relay_once(old, lambda: first.fence("relay") == old)
+        paused.relay_batches(old, lambda: first.fence("relay") == old)
     assert tap.fetch("tap", 100, 0.05) == []
 
 
@@ -230,7 +231,7 @@ def test_an_idle_relay_tick_neither_writes_nor_locks_the_lease_row(
 
     sa.event.listen(sqlite_engine, "before_cursor_execute", record)
     try:
-        assert OutboxRelay(sqlite_engine, open_bus(bus_url)).relay_once(fence) == 0
+        assert OutboxRelay(sqlite_engine, open_bus(bus_url)).relay_batches(fence) == 0
     finally:
         sa.event.remove(sqlite_engine, "before_cursor_execute", record)
     assert statements
@@ -238,20 +239,20 @@ def test_an_idle_relay_tick_neither_writes_nor_locks_the_lease_row(
 
 
 class ExpiringBus:
-    """A bus whose publish outlasts the lease: the clock moves past its expiry before publish returns, and
-    then (failing) the publish raises a lost connection."""
+    """A bus whose send outlasts the lease: the clock moves past its expiry before send returns, and
+    then (failing) the send raises a lost connection."""
 
     def __init__(self, bus: Bus, fixed: clock.FixedClock, *, failing: bool = False) -> None:
         self._bus = bus
         self._fixed = fixed
         self._failing = failing
 
-    def publish(self, exchange: str, messages: Sequence[Message]) -> None:
-        if not self._failing:
-            self._bus.publish(exchange, messages)
+    def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+        confirmation = SETTLED if self._failing else self._bus.send(exchange, messages)
         _expire(self._fixed)
         if self._failing:
             raise BusUnavailableError("connection lost")
+        return confirmation
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bus, name)
@@ -277,7 +278,7 @@ def test_a_relay_whose_lease_ran_out_by_its_clock_publishes_no_further_group(
     relay = OutboxRelay(sqlite_engine, ExpiringBus(open_bus(bus_url), fixed))  # type: ignore[arg-type]
 
     with pytest.raises(FencedOutError):
-        relay.relay_once(fence, lambda: keeper.fence("relay") == fence)
+        relay.relay_batches(fence, lambda: keeper.fence("relay") == fence)
 
     assert len(bus.fetch("tap", 100, 0.05)) == 1
     assert bus.fetch("other-tap", 100, 0.05) == []
@@ -296,9 +297,9 @@ def test_a_bus_failure_reaches_the_caller_even_when_the_fence_refuses_recording_
     assert old is not None
 
     class TakenOverBus(ExpiringBus):
-        def publish(self, exchange: str, messages: Sequence[Message]) -> None:
+        def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
             try:
-                super().publish(exchange, messages)
+                return super().send(exchange, messages)
             finally:
                 second.keep()
 
@@ -306,9 +307,52 @@ def test_a_bus_failure_reaches_the_caller_even_when_the_fence_refuses_recording_
 
     # The caller (the hub) closes the broken connection on a bus error, so that must be what it sees.
     with pytest.raises(BusUnavailableError):
-        relay.relay_once(old)
+        relay.relay_batches(old)
     with sqlite_engine.connect() as conn:
         assert conn.execute(sa.select(outbox.c.attempts, outbox.c.fence)).one() == (0, None)
+
+
+def test_a_failed_send_reaches_the_caller_when_the_fence_refuses_marking_the_batch_before_it(
+    sqlite_engine: Engine, fixed: clock.FixedClock, bus_url: str
+) -> None:
+    with sqlite_engine.begin() as conn:
+        for subject in ("a", "b"):
+            stage_event(conn, _draft(subject), correlation_id="c")
+    first, second = _keepers(sqlite_engine, "relay")
+    first.keep()
+    old = first.fence("relay")
+    assert old is not None
+    sends: list[str] = []
+
+    class FailingSecondSendBus(ExpiringBus):
+        """The first batch goes out; sending the second outlasts the lease, which the other instance takes
+        over, and then loses the connection."""
+
+        def send(self, exchange: str, messages: Sequence[Message]) -> Confirmation:
+            sends.append(exchange)
+            if len(sends) == 1:
+                return self._bus.send(exchange, messages)
+            try:
+                return super().send(exchange, messages)
+            finally:
+                second.keep()
+
+    relay = OutboxRelay(
+        sqlite_engine,
+        FailingSecondSendBus(open_bus(bus_url), fixed, failing=True),  # type: ignore[arg-type]
+        batch_size=1,
+    )
+
+    with pytest.raises(BusUnavailableError):
+        relay.relay_batches(old)
+    assert sends == [EXCHANGE, EXCHANGE]
+    with sqlite_engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(outbox.c.sent_at, outbox.c.attempts, outbox.c.fence).order_by(outbox.c.id)
+            ).all()
+            == [(None, 0, None)] * 2
+        )
 
 
 def _application(no: str) -> RawRecord:

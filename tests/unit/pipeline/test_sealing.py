@@ -122,7 +122,7 @@ def test_the_outbox_puts_sealed_bytes_on_the_wire_and_the_consumer_opens_them(
         )
     # The caller keeps its event open.
     assert staged.data["identity_document"]["number"] == IDENTITY
-    assert OutboxRelay(sqlite_engine, open_bus(bus_url)).relay_once() == 1
+    assert OutboxRelay(sqlite_engine, open_bus(bus_url)).relay_batches() == 1
 
     tap = open_bus(bus_url)
     [delivery] = tap.fetch("sealing.tap", 10, 0.2)
