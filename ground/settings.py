@@ -187,6 +187,9 @@ class AuthSettings(BaseModel):
     audience: str = Field(default="yekuo-api", description="required `aud` of every token")
     leeway_s: float = Field(default=30.0, ge=0, description="clock skew tolerated on exp and nbf")
     token_ttl_s: int = Field(default=3600, ge=1, description="lifetime of a token `yekuo auth token` mints")
+    verified_cache_s: float = Field(
+        default=60.0, ge=0, description="how long a verified token's signature is trusted again; 0: never"
+    )
     api_keys: list[ApiKeySettings] = Field(default_factory=list, description="keys of legacy systems")
 
 
