@@ -12,10 +12,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import AwareDatetime, Field
 
 from api.context import Calendar, Database, Now
-from api.listing import LIST_PROBLEMS, CursorParam, Page, check_sort, limit_param, page, sort_param
+from api.listing import (
+    LIST_PROBLEMS,
+    CursorParam,
+    Page,
+    check_sort,
+    limit_param,
+    page_response,
+    sort_param,
+)
 from api.listing import decode_cursor as decode_cursor_of
 from api.listing import encode_cursor as encode_cursor_of
 from api.problems import problem, problem_responses
@@ -212,7 +221,7 @@ def list_applications(
     limit: Annotated[int, limit_param(DEFAULT_LIMIT, MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: CursorParam = None,
     sort: Annotated[str | None, sort_param(SORTS)] = None,
-) -> dict[str, Any]:
+) -> Response:
     check_sort(sort, SORTS)
     if submitted_from is not None and submitted_to is not None and submitted_from > submitted_to:
         raise problem(
@@ -230,7 +239,7 @@ def list_applications(
     after = decode_cursor(cursor) if cursor else None
     with engine.connect() as conn:
         items, following = list_cases(conn, where, limit=limit, after=after, calendar=calendar, now=now)
-    return page(items, limit, encode_cursor(following) if following else None)
+    return page_response(items, limit, encode_cursor(following) if following else None)
 
 
 @router.get(

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -114,6 +115,12 @@ def _refusal_of(error: jwt.InvalidTokenError) -> str:
 
 def verify_token(auth: AuthSettings, token: str) -> Caller:
     """The caller a bearer token names, once its signature, issuer, audience and lifetime check out."""
+    return _verified(auth, token)[0]
+
+
+def _verified(auth: AuthSettings, token: str) -> tuple[Caller, dict[str, Any]]:
+    """The caller a token names and its exp and nbf claims, once signature, issuer, audience and lifetime
+    check out."""
     try:
         # Lifetimes are checked below against the hub's clock, which PyJWT cannot be given.
         claims = jwt.decode(
@@ -131,14 +138,49 @@ def verify_token(auth: AuthSettings, token: str) -> Caller:
         )
     except jwt.InvalidTokenError as exc:
         raise CredentialsError(_refusal_of(exc)) from exc
-    _check_lifetime(claims, auth.leeway_s)
+    lifetime = {claim: claims[claim] for claim in ("exp", "nbf") if claim in claims}
+    _check_lifetime(lifetime, auth.leeway_s)
     roles = claims.get("roles", [])
     scope = claims.get("scope", "")
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         raise CredentialsError("the token's roles claim must be a list of role names")
     if not isinstance(scope, str):
         raise CredentialsError("the token's scope claim must be a space-separated string")
-    return Caller(sub=claims["sub"], roles=frozenset(roles), scopes=frozenset(scope.split()), via="token")
+    caller = Caller(sub=claims["sub"], roles=frozenset(roles), scopes=frozenset(scope.split()), via="token")
+    return caller, lifetime
+
+
+class TokenCache:
+    """Bearer tokens verified within the last ttl_s seconds of the hub's clock, at most max_entries of them.
+
+    A caller sends the same token with every request, and its signature check and claim decoding cost about
+    as much as the rest of the access control together. A cached token still has its lifetime checked on
+    every request, so it is refused the moment it expires; only what the signature proves is reused, and
+    for no longer than ttl_s, so a change of the secret or the audience reaches every token within it. A
+    refused token is never cached. ttl_s 0 verifies every request.
+    """
+
+    def __init__(self, auth: AuthSettings, *, ttl_s: float, max_entries: int = 4096) -> None:
+        self.auth = auth
+        self.ttl = timedelta(seconds=ttl_s)
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[datetime, Caller, dict[str, Any]]] = {}
+
+    def verify(self, token: str) -> Caller:
+        """The caller the token names, as verify_token answers it."""
+        now = clock.now()
+        entry = self._entries.get(token)
+        if entry is not None and now < entry[0]:
+            _check_lifetime(entry[2], self.auth.leeway_s)
+            return entry[1]
+        self._entries.pop(token, None)
+        caller, lifetime = _verified(self.auth, token)
+        if self.ttl:
+            if len(self._entries) >= self.max_entries:
+                # Dicts keep insertion order: the first entry is the one verified longest ago.
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = (now + self.ttl, caller, lifetime)
+        return caller
 
 
 def verify_api_key(auth: AuthSettings, key: str) -> Caller:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.problems import problem, problem_responses
@@ -89,3 +91,19 @@ def decode_cursor(listing: str, cursor: str, arity: int) -> list[Any]:
 def page(items: list[Any], limit: int, next_cursor: str | None) -> dict[str, Any]:
     """The response body of one page."""
     return {"items": items, "limit": limit, "next_cursor": next_cursor}
+
+
+class PageResponse(JSONResponse):
+    """A page encoded by the json module's C encoder, which hands only the values it does not know (times,
+    dates, enums, models) to FastAPI's encoder: the same bytes as FastAPI's own path, which walks every
+    value in Python and took longer than reading a page of 50 cases."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=jsonable_encoder
+        ).encode("utf-8")
+
+
+def page_response(items: list[Any], limit: int, next_cursor: str | None) -> PageResponse:
+    """One page as a response, for a listing whose items are plain dicts of many values."""
+    return PageResponse(page(items, limit, next_cursor))

@@ -38,7 +38,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access import AccessPolicy, RouteKey
-from api.credentials import Caller, CredentialsError, TokenExpiredError, verify_api_key, verify_token
+from api.credentials import Caller, CredentialsError, TokenCache, TokenExpiredError, verify_api_key
 from api.problems import problem, problem_response
 from api.ui.session import SESSION_COOKIE, Session, SessionError, SessionSeal
 from ground.errors import ConfigError
@@ -127,6 +127,7 @@ class AccessControl:
         self.policy = policy
         self.auth = auth
         self.sessions = SessionSeal(auth)
+        self.tokens = TokenCache(auth, ttl_s=auth.verified_cache_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,7 +200,7 @@ class AccessControl:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise CredentialsError("the Authorization header must be 'Bearer <token>'")
-            return verify_token(self.auth, token.strip())
+            return self.tokens.verify(token.strip())
         key = headers.get(API_KEY_HEADER)
         if key is not None:
             return verify_api_key(self.auth, key)

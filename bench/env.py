@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ground.errors import ConfigError
+from store.crypto import Keyring
 from store.database import create_engine, create_schema, drop_schema
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -62,15 +63,16 @@ class BenchEnv:
         separator = "&" if "?" in self.postgres_url else "?"
         return f"{self.postgres_url}{separator}options={quote(f'-csearch_path={self.schema}')}"
 
-    def fresh_engine(self) -> Engine:
-        """An engine on the benchmark schema, with every hub table created empty."""
+    def fresh_engine(self, keyring: Keyring | None = None) -> Engine:
+        """An engine on the benchmark schema, with every hub table created empty; personal data sealed with
+        keyring (default: as the settings say)."""
         admin = create_engine(self.postgres_url)
         try:
             with admin.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
         finally:
             admin.dispose()
-        engine = create_engine(self.schema_url)
+        engine = create_engine(self.schema_url, keyring=keyring)
         drop_schema(engine)
         create_schema(engine)
         return engine

@@ -530,7 +530,9 @@ def api_section(run: Run) -> None:
     """7. API latency at a steady request rate with many cases stored."""
     scale = run.scale
     router = bench_router(PROJECT_ROOT, BENCH_EXCHANGE)
-    engine = run.env.fresh_engine()
+    keys = api_latency.ServingKeys.fresh()
+    workers = Settings().api_workers
+    engine = run.env.fresh_engine(keys.keyring())
     try:
         records = legacy_records(scale.api_seed_records, seed=31)
         run.env.progress(f"api: making cases from {len(records):,} records with the workflow handler")
@@ -539,16 +541,25 @@ def api_section(run: Run) -> None:
         run.env.progress(f"api: cloning {len(seeded):,} cases up to {scale.api_cases:,}")
         with engine.begin() as conn:
             api_latency.clone_cases(conn, seeded, clones)
-        run.env.progress(f"api: {scale.api_rate:.0f} req/s for {scale.api_seconds:.0f} s per endpoint")
+        run.env.progress(
+            f"api: {scale.api_rate:.0f} req/s for {scale.api_seconds:.0f} s per endpoint, "
+            f"`yekuo api` with {workers} workers"
+        )
         single, listed = api_latency.measure_api(
-            engine, seeded + clones, rate=scale.api_rate, duration_s=scale.api_seconds
+            engine,
+            run.env.schema_url,
+            keys,
+            seeded + clones,
+            rate=scale.api_rate,
+            duration_s=scale.api_seconds,
+            workers=workers,
         )
         _dashboard_measures(run, engine)
     finally:
         engine.dispose()
     target = Target("<=", 50.0)
-    stored = f"{scale.api_cases:,} cases, {scale.api_rate:.0f} req/s open-loop"
-    run.extra["api"] = {"seeded_cases": len(seeded), "cases": scale.api_cases}
+    stored = f"{scale.api_cases:,} cases, {scale.api_rate:.0f} req/s open-loop, {workers} workers"
+    run.extra["api"] = {"seeded_cases": len(seeded), "cases": scale.api_cases, "workers": workers}
     for key, endpoint in (("single", single), ("list", listed)):
         label = "API GET /v1/applications/{no}" if key == "single" else "API filtered list"
         if endpoint is None:
@@ -572,13 +583,13 @@ def api_section(run: Run) -> None:
             "offered_rate": load.offered_rate,
             "achieved_rate": load.achieved_rate,
             "requests": requests,
-            "sql_statements": endpoint.statements,
+            "sql_statements_per_request": endpoint.statements_per_request,
             "server_cpu_s": endpoint.server_cpu_s,
         }
         failed = sum(count for status, count in load.statuses.items() if status != "200")
         detail = (
             f"{endpoint.path if key == 'list' else stored}, {requests:,} requests, "
-            f"{load.achieved_rate:.0f}/s reached, {endpoint.statements / requests:.1f} SQL statements each"
+            f"{load.achieved_rate:.0f}/s reached, {endpoint.statements_per_request:.1f} SQL statements each"
         )
         if failed:
             detail += f", {failed} not 200: {load.statuses}"

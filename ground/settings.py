@@ -187,6 +187,9 @@ class AuthSettings(BaseModel):
     audience: str = Field(default="yekuo-api", description="required `aud` of every token")
     leeway_s: float = Field(default=30.0, ge=0, description="clock skew tolerated on exp and nbf")
     token_ttl_s: int = Field(default=3600, ge=1, description="lifetime of a token `yekuo auth token` mints")
+    verified_cache_s: float = Field(
+        default=60.0, ge=0, description="how long a verified token's signature is trusted again; 0: never"
+    )
     api_keys: list[ApiKeySettings] = Field(default_factory=list, description="keys of legacy systems")
 
 
@@ -352,6 +355,12 @@ class ForecastSettings(BaseModel):
     )
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one), at least one."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+
+
 class Settings(BaseSettings):
     """All hub settings; every field can be set as YEKUO_<NAME> (nested: YEKUO_MARKETING__PAGE_SIZE)."""
 
@@ -367,6 +376,11 @@ class Settings(BaseSettings):
     config_dir: Path = Field(default=PROJECT_ROOT, description="folder holding mappings/ and routes/")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        default_factory=available_cores,
+        ge=1,
+        description="processes `yekuo api` serves the API from (default: the cores this process may use)",
+    )
     exchange: str = "yekuo.events"
     bus_namespace: str = Field(
         default=DEFAULT_NAMESPACE,

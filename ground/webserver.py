@@ -1,4 +1,5 @@
-"""Serve an ASGI app with uvicorn, in a background thread (demo, simulators, tests) or in the foreground."""
+"""Serve an ASGI app with uvicorn, in a background thread (demo, simulators, tests) or in the foreground, from
+one process or several."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from ground.errors import ConfigError
 
@@ -51,6 +53,28 @@ def _uvicorn(app: ASGIApp) -> uvicorn.Server:
 def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
     """Serve in the foreground until interrupted."""
     _uvicorn(app).run(sockets=[sock])
+
+
+def serve_workers(factory: str, sock: socket.socket, workers: int) -> None:
+    """Serve in the foreground from `workers` processes sharing the socket, until SIGINT or SIGTERM.
+
+    factory names a function, "module:function", that each process calls once to build its own app, so
+    nothing made before the processes start (a database pool, a thread) is shared between them. Uvicorn's
+    supervisor starts them fresh (spawn, not fork) and starts one again when it dies.
+    """
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        workers=workers,
+        lifespan="off",
+        ws="none",
+        log_level="warning",
+        access_log=False,
+    )
+    if workers == 1:
+        uvicorn.Server(config).run(sockets=[sock])
+    else:
+        Multiprocess(config, sockets=[sock]).run()
 
 
 class BackgroundServer:

@@ -106,6 +106,20 @@ def _summary(row: Row[Any], today: date, calendar: WorkingCalendar) -> dict[str,
     }
 
 
+# What a summary shows: the documents (application, anomalies) stay in the database; reading and decoding
+# them was half of what a list page cost.
+_SUMMARY_COLUMNS = tuple(
+    cases.c[name]
+    for name in (
+        "application_no", "customer_no", "customer_class", "business_type", "importance_grade", "flow",
+        "province", "status", "stage", "stage_entered_at", "stage_limit_days", "deadline", "at_risk_from",
+        "deadline_provisional", "end_to_end_commitment_days", "end_to_end_deadline",
+        "end_to_end_at_risk_from", "end_to_end_provisional", "opened_at", "closed_at", "outcome",
+        "updated_at", "responsible", "assignee", "rework_count", "anomaly_count",
+    )
+)  # fmt: skip
+
+
 def _entries(conn: Connection, application_no: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(timeline).where(timeline.c.application_no == application_no).order_by(timeline.c.position)
@@ -221,7 +235,7 @@ def list_cases(
     Returns the page and the key to continue after, or None when the page is the last one.
     """
     today = local_date(now or utcnow())
-    query = sa.select(cases)
+    query = sa.select(*_SUMMARY_COLUMNS)
     if where.stage is not None:
         query = query.where(cases.c.stage == where.stage)
     if where.customer_class is not None:
@@ -239,11 +253,11 @@ def list_cases(
         query = query.where(at_risk if where.at_risk else sa.not_(sa.func.coalesce(at_risk, False)))
     if after is not None:
         opened_at, application_no = after
+        # The first condition alone bounds the index range on every dialect; the second skips the rows of
+        # that moment already sent.
         query = query.where(
-            sa.or_(
-                cases.c.opened_at > opened_at,
-                sa.and_(cases.c.opened_at == opened_at, cases.c.application_no > application_no),
-            )
+            cases.c.opened_at >= opened_at,
+            sa.or_(cases.c.opened_at > opened_at, cases.c.application_no > application_no),
         )
     rows = conn.execute(query.order_by(cases.c.opened_at, cases.c.application_no).limit(limit + 1)).all()
     page = rows[:limit]

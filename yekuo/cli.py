@@ -302,6 +302,15 @@ def _run(args: argparse.Namespace) -> int:
     return serve_hub(Settings())
 
 
+def _api(args: argparse.Namespace) -> int:
+    from yekuo.serve import serve_api
+
+    settings = Settings()
+    if args.workers is not None:
+        settings = settings.model_copy(update={"api_workers": args.workers})
+    return serve_api(settings)
+
+
 def _sim_marketing(args: argparse.Namespace) -> int:
     from simulators.marketing.server import run
 
@@ -625,6 +634,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the hub and the API against the configured legacy systems")
     run.set_defaults(func=_run)
+
+    api = commands.add_parser(
+        "api", help="serve the API alone from several processes, beside the hub instances (`yekuo run`)"
+    )
+    api.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes to serve from (default: YEKUO_API_WORKERS, else the cores)",
+    )
+    api.set_defaults(func=_api)
 
     sim = commands.add_parser("sim", help="run a legacy-system simulator in the foreground")
     sims = sim.add_subparsers(dest="system", required=True)

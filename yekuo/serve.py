@@ -1,4 +1,5 @@
-"""`yekuo run`: the hub and its API against the legacy systems declared in the settings."""
+"""`yekuo run`: the hub and its API against the legacy systems declared in the settings; `yekuo api`: the API
+alone, from several processes, beside the hub instances."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
 from ground.errors import ConfigError
 from ground.settings import Settings
-from ground.webserver import BackgroundServer
+from ground.webserver import BackgroundServer, bind_socket, serve_workers
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.operations import Operations
@@ -27,6 +28,7 @@ from store.audit import AuditKeyError, bind_chain_key, chain_key_from_settings
 from store.crypto import Keyring, PiiKeyError, keyring_from_settings
 from store.database import create_engine, schema_status
 from yekuo.audit import AnchorLoop
+from yekuo.consumers import CONSUMERS
 from yekuo.hub import Hub
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -126,6 +128,55 @@ def serve_hub(settings: Settings) -> int:
     finally:
         hub.stop()
         api.stop()
+    return 0
+
+
+def api_app() -> FastAPI:
+    """The API of one `yekuo api` process, over an engine of its own.
+
+    Each process calls this once after it started, so no pooled connection is shared between processes.
+    Without the hub's loops beside it, readiness checks the database and the bus, and a marketing push is
+    picked up by the hub's next poll rather than waking it.
+    """
+    settings = Settings()
+    engine = create_engine(settings.db_url, keyring=production_keyring(settings))
+    bind_chain_key(engine, chain_key_from_settings(settings.audit, allow_development=False))
+    dispatch = settings.drop_folder()
+    return create_app(
+        engine,
+        auth=settings.auth,
+        consumers=CONSUMERS,
+        webhooks=settings.webhooks,
+        dispatch_uploads=DropFolderUploads(dispatch) if dispatch is not None else None,
+    )
+
+
+def serve_api(settings: Settings) -> int:
+    """Serve the API from settings.api_workers processes until SIGINT or SIGTERM."""
+    try:
+        production_keyring(settings)
+        chain_key_from_settings(settings.audit, allow_development=False)
+    except CredentialsError as exc:
+        print(f"yekuo api: {exc}; mint tokens with `yekuo auth token` once it is set", file=sys.stderr)
+        return 1
+    except (PiiKeyError, AuditKeyError) as exc:
+        print(f"yekuo api: {exc}", file=sys.stderr)
+        return 1
+    probe = create_engine(settings.db_url)
+    try:
+        schema = schema_status(probe)
+    finally:
+        probe.dispose()
+    if schema.behind or schema.empty:
+        print(
+            f"yekuo api: the database schema is {schema.describe()}; run `yekuo db upgrade` first",
+            file=sys.stderr,
+        )
+        return 1
+    sock = bind_socket(settings.api_host, settings.api_port)
+    host, port = sock.getsockname()[:2]
+    print(f"hub API on {host}:{port} from {settings.api_workers} processes", flush=True)
+    serve_workers("yekuo.serve:api_app", sock, settings.api_workers)
     return 0
 
 

@@ -215,3 +215,48 @@ def test_the_case_view_shows_its_findings_with_personal_values_masked_by_role(sq
     assert [(entry.actor, entry.subject, entry.detail["fields"]) for entry in reads] == [
         ("agent-7", "application/F1", ["findings.site_within_supply_radius.site_location"])
     ]
+
+
+def _submit(engine: Engine, number: str, at: str, unit: str = "41401") -> None:
+    tracker = CaseTracker(load_workflow_config(PROJECT_ROOT))
+    with engine.begin() as conn:
+        event = application_event(
+            number, 1, customer_class="lv_residential", submitted_at=at, updated_at=at, org_no=unit
+        )
+        tracker(conn, DecodedEvent(event))
+
+
+@pytest.mark.parametrize("params", [{}, {"unit": "41401"}, {"customer_class": "lv_residential"}])
+def test_pages_neither_repeat_nor_skip_a_case_while_cases_arrive_between_them(
+    client: TestClient, sqlite_engine: Engine, params: dict[str, str]
+) -> None:
+    # Three more submitted at the same moment as R10, so pages break inside a tie of submission times.
+    for suffix in ("a", "b", "c"):
+        _submit(sqlite_engine, f"R10{suffix}", "2026-11-10T10:00:00+08:00")
+    before = _numbers(client, **params)
+    seen: list[str] = []
+    cursor = None
+    arrivals = iter(range(1, 100))
+    while True:
+        body = client.get(
+            "/v1/applications", params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        seen += [item["application_no"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        # One case behind the page just read (earlier, or in its tie), one ahead of it, before each next page.
+        index = next(arrivals)
+        _submit(sqlite_engine, f"B{index:02d}", "2026-11-01T10:00:00+08:00")
+        _submit(sqlite_engine, f"R10{index:02d}", "2026-11-10T10:00:00+08:00")
+        _submit(sqlite_engine, f"Z{index:02d}", "2026-11-28T10:00:00+08:00")
+
+    assert len(seen) == len(set(seen))
+    assert [number for number in seen if number in before] == before
+    after = _numbers(client, **params)
+    # What arrived ahead of the cursor is read in its place; what arrived behind it is not.
+    assert seen == [number for number in after if number in set(seen)]
+    assert not any(number.startswith("B") for number in seen)
+    assert [number for number in seen if number.startswith("Z")] == [
+        number for number in after if number.startswith("Z")
+    ]

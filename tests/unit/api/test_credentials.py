@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from api.credentials import (
     CredentialsError,
+    TokenCache,
     TokenExpiredError,
     hash_api_key,
     mint_token,
@@ -108,3 +110,53 @@ def test_the_cli_and_the_hub_refuse_to_run_without_a_secret(
     assert main(["auth", "token", "--sub", "x", "--role", "admin"]) == 1
     assert main(["run"]) == 1
     assert "YEKUO_AUTH__JWT_SECRET" in capsys.readouterr().err
+
+
+def test_a_cached_token_is_refused_the_moment_it_expires_within_the_cache_ttl() -> None:
+    minted_at = datetime(2031, 3, 1, tzinfo=UTC)
+    with clock.frozen_at(minted_at) as hub_clock:
+        tokens = TokenCache(TEST_AUTH, ttl_s=3600)
+        token = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=60)
+        assert tokens.verify(token).sub == "alice"
+        hub_clock.advance(timedelta(seconds=60 + TEST_AUTH.leeway_s))
+        with pytest.raises(TokenExpiredError, match="expired"):
+            tokens.verify(token)
+
+
+def test_the_signature_is_checked_once_per_ttl_by_the_hub_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    with clock.frozen_at(datetime(2031, 3, 1, tzinfo=UTC)) as hub_clock:
+        tokens = TokenCache(TEST_AUTH, ttl_s=60)
+        token = mint_token(TEST_AUTH, sub="alice", roles=["viewer"], ttl_s=3600)
+        for _ in range(3):
+            tokens.verify(token)
+        hub_clock.advance(timedelta(seconds=59))
+        tokens.verify(token)
+        assert len(decoded) == 1
+        hub_clock.advance(timedelta(seconds=1))
+        tokens.verify(token)
+        assert len(decoded) == 2
+        uncached = TokenCache(TEST_AUTH, ttl_s=0)
+        uncached.verify(token)
+        uncached.verify(token)
+        assert len(decoded) == 4
+
+
+def test_a_refused_token_is_not_cached_and_the_cache_keeps_at_most_its_bound() -> None:
+    tokens = TokenCache(TEST_AUTH, ttl_s=60, max_entries=2)
+    good = mint_token(TEST_AUTH, sub="alice", roles=["viewer"])
+    tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    for _ in range(2):
+        with pytest.raises(CredentialsError, match="signature"):
+            tokens.verify(tampered)
+    callers = [mint_token(TEST_AUTH, sub=name, roles=["viewer"]) for name in ("a", "b", "c")]
+    assert [tokens.verify(token).sub for token in callers] == ["a", "b", "c"]
+    assert len(tokens._entries) == 2
+    assert tokens.verify(good).sub == "alice"

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.listing import decode_cursor, encode_cursor
+from api.listing import decode_cursor, encode_cursor, page, page_response
 from api.problems import ProblemError
+from canonical_model.case import CaseStatus
 from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema, utcnow
 from store.webhooks import create_subscription
 from tests.support.app import hub_app
 from tests.support.auth import TEST_AUTH, bearer
 from workflow.cases import handle_event
+from workflow.workdays import SHANGHAI
 
 from ..workflow.events import application_event
 
@@ -206,3 +212,24 @@ def test_an_unauthenticated_oversized_body_is_refused_before_it_is_read(app: Fas
 def test_the_body_bound_is_configurable(sqlite_engine: Engine) -> None:
     client = TestClient(hub_app(sqlite_engine, auth=TEST_AUTH, max_body_bytes=100), headers=bearer("admin"))
     assert client.post("/v1/feasibility/preview", content=b"{" + b" " * 200 + b"}").status_code == 413
+
+
+def test_a_page_response_is_byte_for_byte_what_fastapi_would_have_sent() -> None:
+    items = [
+        {
+            "application_no": "A1",
+            "name": "白河 变电站",
+            "opened_at": datetime(2026, 11, 2, 2, 0, tzinfo=UTC),
+            "deadline": date(2026, 11, 4),
+            "status": CaseStatus.OPEN,
+            "outcome": None,
+            "overdue": True,
+            "working_days_left": -3,
+            "load_rate": 0.85,
+            "anomalies": ("x", 1),
+            "document": {"kva": Decimal("630"), "at": datetime(2026, 11, 2, 10, 0, tzinfo=SHANGHAI)},
+        }
+    ]
+    body = page(items, 50, "next")
+
+    assert page_response(items, 50, "next").body == JSONResponse(jsonable_encoder(body)).body

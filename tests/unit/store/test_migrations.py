@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from store.database import SchemaError, create_engine, create_schema, drop_schema, schema_status
-from store.schema import metadata, stage_visits
+from store.schema import cases, metadata, stage_visits
 from tests.support.migrations import (
     create_schema_after,
     differences,
@@ -24,6 +24,32 @@ from tests.support.migrations import (
 )
 
 ENTERED = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+# One case with the columns every revision since the baseline has.
+CASE_ROW = {
+    "application_no": "A1",
+    "customer_no": "C1",
+    "customer_class": "lv_residential",
+    "business_type": "new_connection",
+    "importance_grade": "none",
+    "flow": "low_voltage",
+    "status": "open",
+    "stage": "survey",
+    "stage_visit": "A1/survey/1",
+    "stage_entered_at": ENTERED,
+    "deadline_provisional": False,
+    "provisional": False,
+    "calendar": "2026",
+    "end_to_end_commitment_days": 15,
+    "end_to_end_provisional": False,
+    "opened_at": ENTERED,
+    "updated_at": ENTERED,
+    "survey_pending": True,
+    "rework_count": 0,
+    "anomaly_count": 0,
+    "event_count": 1,
+    "application": {},
+    "anomalies": [],
+}
 
 
 @pytest.fixture
@@ -85,6 +111,12 @@ ADDED_BY_DUTY_LEASES = {
     ("add_column", None, "outbox", "fence"),
 }
 ADDED_BY_CASE_FOLD_STATE = {("add_column", None, "cases", "fold_state")}
+ADDED_BY_LIST_INDEXES = {
+    ("add_index", "ix_cases_class_opened"),
+    ("add_index", "ix_cases_responsible_opened"),
+    ("add_index", "ix_cases_stage_opened"),
+    ("remove_index", "ix_cases_stage"),
+}
 
 
 def _found(engine: Engine) -> set[tuple[object, ...]]:
@@ -94,19 +126,38 @@ def _found(engine: Engine) -> set[tuple[object, ...]]:
 def test_the_baseline_alone_lacks_exactly_what_the_later_revisions_added(engine: Engine) -> None:
     migrate_to(engine, "0001")
 
-    assert _found(engine) == ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE
+    assert _found(engine) == (
+        ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE | ADDED_BY_LIST_INDEXES
+    )
 
 
-def test_the_analytics_revision_lacks_exactly_the_leases_fences_and_fold_state(engine: Engine) -> None:
+def test_the_analytics_revision_lacks_exactly_the_leases_fences_fold_state_and_list_indexes(
+    engine: Engine,
+) -> None:
     migrate_to(engine, "0002")
 
-    assert _found(engine) == ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE
+    assert _found(engine) == ADDED_BY_DUTY_LEASES | ADDED_BY_CASE_FOLD_STATE | ADDED_BY_LIST_INDEXES
 
 
-def test_the_duty_leases_revision_lacks_exactly_the_case_fold_state(engine: Engine) -> None:
+def test_the_duty_leases_revision_lacks_exactly_the_case_fold_state_and_list_indexes(engine: Engine) -> None:
     migrate_to(engine, "0003")
 
-    assert _found(engine) == ADDED_BY_CASE_FOLD_STATE
+    assert _found(engine) == ADDED_BY_CASE_FOLD_STATE | ADDED_BY_LIST_INDEXES
+
+
+def test_the_fold_state_revision_lacks_exactly_the_list_indexes_which_the_next_adds_keeping_cases(
+    engine: Engine,
+) -> None:
+    migrate_to(engine, "0004")
+    assert _found(engine) == ADDED_BY_LIST_INDEXES
+    with engine.begin() as conn:
+        conn.execute(sa.insert(cases).values(CASE_ROW))
+
+    create_schema(engine)
+
+    assert differences(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(cases.c.application_no, cases.c.stage)).all() == [("A1", "survey")]
 
 
 def test_a_database_made_before_migrations_is_stamped_at_its_release_and_upgraded_keeping_its_rows(

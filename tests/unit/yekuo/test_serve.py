@@ -1,20 +1,28 @@
 """`yekuo run` refuses to start without a real audit chain key, as it does without a PII key, and on a
-database schema older than its code."""
+database schema older than its code; `yekuo api` refuses the same, and serves from its worker processes."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from ground.settings import Settings
+from ground.settings import PROJECT_ROOT, Settings, available_cores
 from store.audit import new_chain_key
 from store.crypto import new_key
 from store.database import create_engine, create_schema
-from tests.support.auth import TEST_SECRET
+from tests.support.auth import TEST_SECRET, bearer
 from tests.support.migrations import made_before_migrations, migrate_to, revision_of
 from yekuo import serve
 
@@ -71,7 +79,7 @@ def production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engi
 
 @pytest.mark.parametrize(
     ("made_at", "shown"),
-    [("0001", "0001, older than the code's 0004"), (None, "no revision: made before schema migrations")],
+    [("0001", "0001, older than the code's 0005"), (None, "no revision: made before schema migrations")],
     ids=["older revision", "made before migrations"],
 )
 def test_yekuo_run_refuses_to_start_on_a_schema_older_than_its_code(
@@ -110,3 +118,80 @@ def test_yekuo_run_starts_on_an_empty_current_or_newer_schema(state: str, produc
 
     with pytest.raises(Started):
         serve.serve_hub(Settings())
+
+
+def test_the_api_serves_from_as_many_processes_as_the_cores_unless_told() -> None:
+    assert Settings().api_workers == available_cores() >= 1
+    assert Settings(api_workers=3).api_workers == 3
+    with pytest.raises(ValidationError):
+        Settings(api_workers=0)
+
+
+def test_yekuo_api_refuses_to_start_without_a_real_pii_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("YEKUO_AUTH__JWT_SECRET", TEST_SECRET)
+    monkeypatch.delenv("YEKUO_PII__KEYS", raising=False)
+    monkeypatch.setenv("YEKUO_AUDIT__CHAIN_KEY", new_chain_key())
+    monkeypatch.setenv("YEKUO_DB_URL", f"sqlite:///{tmp_path}/hub.db")
+
+    assert serve.serve_api(Settings()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("yekuo api: ") and "YEKUO_PII__KEYS" in err
+
+
+def test_yekuo_api_refuses_a_schema_older_than_its_code(
+    production: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate_to(production, "0001")
+
+    assert serve.serve_api(Settings()) == 1
+    assert "run `yekuo db upgrade` first" in capsys.readouterr().err
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from Linux's /proc")
+def test_yekuo_api_serves_from_its_worker_processes_and_stops_them_all_on_sigterm(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "YEKUO_DB_URL": url,
+        "YEKUO_API_PORT": str(port),
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"k1": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+    }
+    command = [sys.executable, "-m", "yekuo.cli", "api", "--workers", "2"]
+    process = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().decode().startswith(f"hub API on 127.0.0.1:{port} from 2 processes")
+        base = f"http://127.0.0.1:{port}"
+        headers = bearer("viewer")
+        answers = []
+        for _ in range(600):
+            try:
+                answers = [httpx2.get(f"{base}/v1/applications", headers=headers) for _ in range(20)]
+                break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        workers = _workers_of(process.pid)
+        assert [answer.status_code for answer in answers] == [200] * 20
+        assert answers[0].json() == {"items": [], "limit": 50, "next_cursor": None}
+        assert len(workers) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
