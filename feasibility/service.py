@@ -10,11 +10,14 @@ headroom, and the wait lasts only as long as the first's evaluation and writes.
 
 reassess runs several assessments in one transaction: it locks their applications and customers
 (store.locks) in one call, prepares every one, then takes the union of their capacity locks at once, so two
-re-assessments cannot deadlock.
+re-assessments cannot deadlock. An assessment is kept with a fingerprint of everything it read (the
+application, the customer's facts, the rules, the equipment, its load readings and forecast alerts, what
+others reserved, the day); a re-assessment that reads the same changes nothing and publishes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -141,6 +144,16 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class _Counted:
+    """What an assessment read under its capacity locks, and whether its kept result read the same."""
+
+    reserved: dict[str, float]
+    promised_at: datetime | None
+    fingerprint: str
+    unchanged: bool
+
+
+@dataclass(frozen=True)
 class Outcome:
     """An assessment and what it promised."""
 
@@ -163,6 +176,7 @@ class FeasibilityService:
         self.exchange = exchange
         self.clock = clock
         self._grid = GridCache()
+        self._rule_digests: dict[int, str] = {}
 
     def _prepare(self, conn: Connection, request: FeasibilityRequest, rules: Rules) -> _Prepared:
         """Read what an assessment needs that other assessments do not change; no lock is taken."""
@@ -177,15 +191,17 @@ class FeasibilityService:
         alerts = stored_alerts(conn, inputs)
         return _Prepared(request, rules, now, area, planned, lock_ids, loads, inputs, alerts)
 
-    def _evaluate(self, conn: Connection, prepared: _Prepared, *, reserving: bool) -> FeasibilityAssessment:
-        """Evaluate against the reservations; reserving, under the capacity locks, releasing what lapsed."""
+    def _reserved(self, conn: Connection, prepared: _Prepared, *, reserving: bool) -> dict[str, float]:
+        """What others reserved; reserving, under the capacity locks, after releasing what lapsed."""
         if reserving:
             # The next check releases what lapsed, or what energised load now shows in the peaks.
             _release_lapsed(conn, prepared.lock_ids, prepared.now)
             _release_shown(conn, prepared.loads, prepared.rules)
-        reserved = read_reserved(
+        return read_reserved(
             conn, prepared.lock_ids, exclude=prepared.request.application_no, now=prepared.now
         )
+
+    def _evaluate(self, prepared: _Prepared, reserved: dict[str, float]) -> FeasibilityAssessment:
         return evaluate(
             prepared.planned,
             prepared.area,
@@ -200,7 +216,7 @@ class FeasibilityService:
     ) -> FeasibilityAssessment:
         """A what-if check: counts what others reserved; reserves, keeps and publishes nothing."""
         prepared = self._prepare(conn, request, self.config.rules_for(province=province))
-        return self._evaluate(conn, prepared, reserving=False)
+        return self._evaluate(prepared, self._reserved(conn, prepared, reserving=False))
 
     def assess_application(
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
@@ -208,7 +224,8 @@ class FeasibilityService:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
         prepared = self._prepare_application(conn, application)
         _lock(conn, prepared.lock_ids)
-        return self._reserve(conn, application, prepared, correlation_id=correlation_id)
+        counted = self._count(conn, application, prepared)
+        return self._reserve(conn, application, prepared, counted, correlation_id=correlation_id)
 
     def _prepare_application(self, conn: Connection, application: ConnectionApplication) -> _Prepared:
         rules = self.config.rules_for(application.org_no)
@@ -217,11 +234,74 @@ class FeasibilityService:
         customer = customer_facts(conn, application.customer_no) if changes else None
         return self._prepare(conn, request_of(application, customer), rules)
 
+    def _count(self, conn: Connection, application: ConnectionApplication, prepared: _Prepared) -> _Counted:
+        """Read what others reserved (capacity locks held) and compare the inputs with the kept assessment's.
+
+        A kept result whose reservation lapsed by now is never unchanged: the re-check records the lapse.
+        """
+        reserved = self._reserved(conn, prepared, reserving=True)
+        table = feasibility_assessments
+        kept = conn.execute(
+            sa.select(table.c.promised_at, table.c.inputs_fingerprint, table.c.document).where(
+                table.c.application_no == application.application_no
+            )
+        ).first()
+        promised = kept.promised_at if kept is not None else None
+        fingerprint = self._fingerprint(application, prepared, reserved, promised)
+        unchanged = False
+        # A reduction also cuts the customer's other reservations, which its own inputs do not show.
+        frees = prepared.rules.capacity_effect(application.business_type) == FREES_CAPACITY
+        if kept is not None and kept.inputs_fingerprint == fingerprint and not frees:
+            until = kept.document.get("reserved_until") if isinstance(kept.document, dict) else None
+            unchanged = until is None or datetime.fromisoformat(until) > prepared.now
+        return _Counted(reserved, promised, fingerprint, unchanged)
+
+    def _fingerprint(
+        self,
+        application: ConnectionApplication,
+        prepared: _Prepared,
+        reserved: Mapping[str, float],
+        promised_at: datetime | None,
+    ) -> str:
+        """A digest of everything the evaluation and the reservation read (see the module)."""
+        area = prepared.area
+        equipment = [
+            (
+                area.transformers.get(item) or area.feeders.get(item) or area.substations.get(item),
+                tuple(area.main_transformers.get(item, ())),
+            )
+            for item in prepared.inputs
+        ]
+        parts = (
+            application.model_dump_json(exclude_none=True),
+            prepared.request,
+            self._rules_digest(prepared.rules),
+            prepared.planned.candidates,
+            prepared.planned.dedicated,
+            equipment,
+            sorted(prepared.loads.items()),
+            sorted(reserved.items()),
+            [alert.model_dump_json() for alert in prepared.alerts],
+            # Load data ages by the day: the same readings may be stale tomorrow.
+            prepared.now.astimezone(SHANGHAI).date(),
+            promised_at,
+        )
+        return hashlib.blake2b(repr(parts).encode(), digest_size=32).hexdigest()
+
+    def _rules_digest(self, rules: Rules) -> str:
+        # Rule sets live as long as the service's configuration, so their ids stay theirs.
+        digest = self._rule_digests.get(id(rules))
+        if digest is None:
+            digest = hashlib.blake2b(repr(rules).encode(), digest_size=16).hexdigest()
+            self._rule_digests[id(rules)] = digest
+        return digest
+
     def _reserve(
         self,
         conn: Connection,
         application: ConnectionApplication,
         prepared: _Prepared,
+        counted: _Counted,
         *,
         correlation_id: str,
     ) -> Outcome:
@@ -229,7 +309,7 @@ class FeasibilityService:
         rules = prepared.rules
         effect = rules.capacity_effect(application.business_type)
         customer_capacity = prepared.request.existing_capacity_kva
-        assessment = self._evaluate(conn, prepared, reserving=True)
+        assessment = self._evaluate(prepared, counted.reserved)
         inputs = prepared.inputs
         application_no = application.application_no
         conn.execute(
@@ -241,11 +321,7 @@ class FeasibilityService:
             # Only the increase is promised: the existing capacity is already in the measured peaks.
             kva = max(kva - (customer_capacity or 0.0), 0.0)
         # The scheme's validity counts from the first promise: a re-assessment does not renew it.
-        promised = conn.execute(
-            sa.select(feasibility_assessments.c.promised_at).where(
-                feasibility_assessments.c.application_no == application_no
-            )
-        ).scalar()
+        promised = counted.promised_at
         targets = reservation_targets(assessment)
         since = promised or now
         until = _reserved_until(assessment, application, rules, since)
@@ -288,7 +364,10 @@ class FeasibilityService:
             update["trace"] = (*assessment.trace, *extra)
         assessment = assessment.model_copy(update=update)
         event = self._publish(conn, assessment, application_no, correlation_id)
-        self._keep(conn, application, assessment, event, inputs, promised or (now if rows else None))
+        promised_at = promised or (now if rows else None)
+        # The fingerprint counted the promise as it was read; a first promise is an input of the next check.
+        fingerprint = counted.fingerprint if promised_at == promised else None
+        self._keep(conn, application, assessment, event, inputs, promised_at, fingerprint)
         return Outcome(assessment, reserved, event)
 
     def _publish(
@@ -317,6 +396,7 @@ class FeasibilityService:
         event: CloudEvent,
         inputs: Iterable[str],
         promised_at: datetime | None,
+        fingerprint: str | None,
     ) -> None:
         application_no = application.application_no
         site = application.site_location
@@ -333,6 +413,7 @@ class FeasibilityService:
             "assessed_at": assessment.assessed_at,
             "event_id": event.id,
             "promised_at": promised_at,
+            "inputs_fingerprint": fingerprint,
         }
         table = feasibility_assessments
         updated = conn.execute(
@@ -458,8 +539,12 @@ class FeasibilityService:
             )
         return sorted(found)
 
-    def reassess(self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str) -> int:
-        """Assess open applications again from the application kept with their last assessment.
+    def reassess(
+        self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str | Mapping[str, str]
+    ) -> int:
+        """Check open applications again from the application kept with their last assessment; return how
+        many were checked. Only those whose inputs changed are assessed anew and published, with the
+        correlation id given, or each its own from a mapping by application number.
 
         Their applications are locked first, then every capacity lock they need at once (see the module).
         """
@@ -479,7 +564,12 @@ class FeasibilityService:
         prepared = [(item, self._prepare_application(conn, item)) for item in applications]
         _lock(conn, sorted({item for _, ready in prepared for item in ready.lock_ids}))
         for application, ready in prepared:
-            self._reserve(conn, application, ready, correlation_id=correlation_id)
+            counted = self._count(conn, application, ready)
+            if counted.unchanged:
+                continue
+            number = application.application_no
+            correlation = correlation_id if isinstance(correlation_id, str) else correlation_id[number]
+            self._reserve(conn, application, ready, counted, correlation_id=correlation)
         return len(prepared)
 
     def keys_of(self, conn: Connection, application_nos: list[str]) -> list[str]:

@@ -28,6 +28,10 @@ MAX_KEYS_PER_TRANSACTION keys (more only for one event that needs them all): a l
 in several transactions, so that one consumer neither fills PostgreSQL's shared lock table nor holds
 back every other consumer for long. A key not granted in time (a holder stuck) hands the batch back to
 the broker rather than waiting again event by event.
+
+A handler may leave work for later that many events coalesce into (feasibility's re-checks, which a burst of
+grid notices names over and over): the consumer's deferred step does a bounded part of it after every
+fetched batch and while the queue is idle (work_once), in the consumer's own process and transactions.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ MAX_KEYS_PER_TRANSACTION = 256
 
 EventHandler = Callable[[Connection, DecodedEvent], None]
 KeysOf = Callable[[Connection, DecodedEvent], Iterable[str]]
+# One bounded step of a handler's deferred work, in transactions of its own; how much it found (0: none).
+DeferredStep = Callable[[Engine], int]
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,7 @@ class InboxConsumer:
         name: str,
         handler: EventHandler,
         retry: RetryPolicy | None = None,
+        deferred: DeferredStep | None = None,
     ) -> None:
         self._engine = engine
         self.bus = bus
@@ -131,7 +138,20 @@ class InboxConsumer:
         self._name = name
         self._handler = handler
         self._retry = retry or RetryPolicy()
+        self._deferred = deferred
+        self._deferred_left = False
         self.stats = ConsumerStats()
+
+    def work_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> bool:
+        """Handle one batch, then one step of the deferred work; whether either found anything.
+
+        While deferred work is left, the fetch does not wait for messages: the next step follows at once.
+        """
+        wait = 0.0 if self._deferred_left else timeout_s
+        settled = self.consume_once(max_messages=max_messages, timeout_s=wait)
+        done = self._deferred(self._engine) if self._deferred is not None else 0
+        self._deferred_left = done > 0
+        return settled > 0 or done > 0
 
     def consume_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> int:
         """Handle one batch; return how many deliveries were settled."""
