@@ -365,8 +365,10 @@ class FeasibilityService:
         assessment = assessment.model_copy(update=update)
         event = self._publish(conn, assessment, application_no, correlation_id)
         promised_at = promised or (now if rows else None)
-        # The fingerprint counted the promise as it was read; a first promise is an input of the next check.
-        fingerprint = counted.fingerprint if promised_at == promised else None
+        fingerprint = counted.fingerprint
+        if promised_at != promised:
+            # A first promise is read by the next check: kept with it, that check reads the same.
+            fingerprint = self._fingerprint(application, prepared, counted.reserved, promised_at)
         self._keep(conn, application, assessment, event, inputs, promised_at, fingerprint)
         return Outcome(assessment, reserved, event)
 
@@ -396,7 +398,7 @@ class FeasibilityService:
         event: CloudEvent,
         inputs: Iterable[str],
         promised_at: datetime | None,
-        fingerprint: str | None,
+        fingerprint: str,
     ) -> None:
         application_no = application.application_no
         site = application.site_location
