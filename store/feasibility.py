@@ -128,6 +128,11 @@ def assessment_document(conn: Connection, application_no: str) -> dict[str, Any]
     return dict(value) if value is not None else None
 
 
+_CLEAR_DUE = feasibility_rechecks.delete().where(
+    feasibility_rechecks.c.application_no == sa.bindparam("number")
+)
+
+
 def mark_due(
     conn: Connection, application_nos: Collection[str], *, since: datetime, correlation_id: str
 ) -> None:
@@ -189,10 +194,12 @@ def claim_due(conn: Connection, application_nos: Collection[str]) -> dict[str, s
 
 
 def clear_due(conn: Connection, application_nos: Collection[str]) -> None:
-    """Delete the due rows of re-checked applications (claimed by conn's transaction)."""
+    """Delete the due rows of re-checked applications (claimed by conn's transaction).
+
+    One key at a time: InnoDB scans an IN list as a range and would wait for rows another re-check claimed.
+    """
     if application_nos:
-        table = feasibility_rechecks
-        conn.execute(table.delete().where(table.c.application_no.in_(sorted(set(application_nos)))))
+        conn.execute(_CLEAR_DUE, [{"number": number} for number in sorted(set(application_nos))])
 
 
 def count_due(conn: Connection) -> int:

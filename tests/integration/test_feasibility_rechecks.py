@@ -1,4 +1,4 @@
-"""Due re-checks on PostgreSQL: several drainers share them without re-checking one application twice."""
+"""Due re-checks on PostgreSQL and MariaDB: drainers share them and never re-check one application twice."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
 from ground import clock
+from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import claim_due, count_due, feasibility_rechecks, mark_due
+from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
     NOW,
@@ -26,8 +28,6 @@ from tests.unit.feasibility.builders import (
     transformer,
 )
 
-pytestmark = pytest.mark.postgres
-
 CONFIG = load_feasibility_config(ROOT)
 NUMBERS = [f"A{n:02d}" for n in range(40)]
 
@@ -38,21 +38,35 @@ def _hub_clock_at_now() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def hub_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        require_service("PostgreSQL", 5432)
+        engine = create_engine(POSTGRES_URL)
+    else:
+        require_service("MariaDB", 3306)
+        engine = create_engine(MARIADB_URL)
+    drop_schema(engine)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
-def due(postgres_engine: Engine) -> Engine:
+def due(hub_engine: Engine) -> Engine:
     """Forty open applications on T1, all due after a new reading of T1."""
     service = FeasibilityService(CONFIG, clock=lambda: NOW)
-    with postgres_engine.begin() as conn:
+    with hub_engine.begin() as conn:
         store_grid(conn, *lv_upstream(), transformer("T1", "F1", "S1", 50, rated_kva=400))
         store_peak(conn, "T1", 150)
         for equipment_id, peak_kw in LV_UPSTREAM_PEAKS_KW.items():
             store_peak(conn, equipment_id, peak_kw)
         for number in NUMBERS:
             service.assess_application(conn, application(number, 5), correlation_id="c")
-    with postgres_engine.begin() as conn:
+    with hub_engine.begin() as conn:
         store_peak(conn, "T1", 160)
         mark_due(conn, NUMBERS, since=NOW, correlation_id="notice")
-    return postgres_engine
+    return hub_engine
 
 
 class _Recorded(FeasibilityService):
