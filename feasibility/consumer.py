@@ -40,8 +40,8 @@ from feasibility.config import load_feasibility_config
 from feasibility.service import CustomerFacts, FeasibilityService, case_key, customer_key
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
-from store.feasibility import claim_due, clear_due, mark_due, peek_due
-from store.locks import lock_keys
+from store.feasibility import claim_due, clear_due, mark_due, peek_due, postpone_due
+from store.locks import LockTimeoutError, lock_keys
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +114,41 @@ class FeasibilityHandler:
         of them due may hold its customer's key while it waits for the row, so a re-check never holds a
         claimed row while it waits for a key. Rows another process claimed meanwhile are left to it; the
         claimed ones are re-checked, each once, and deleted in the same transaction, so a re-check that
-        fails or dies leaves them due.
+        fails or dies leaves them due. When the batch fails, each is tried alone, and one that fails alone
+        goes to the back of the line, so that it does not hold back the others.
         """
         with engine.begin() as conn:
             candidates = peek_due(conn, limit)
         if not candidates:
             return 0
+        try:
+            self._recheck(engine, candidates)
+        except LockTimeoutError:
+            raise
+        except Exception:
+            log.warning(
+                "re-checking %d due applications failed; trying each alone", len(candidates), exc_info=True
+            )
+            for number in candidates:
+                try:
+                    self._recheck(engine, [number])
+                except LockTimeoutError:
+                    raise
+                except Exception:
+                    log.exception(
+                        "re-checking application %s failed; it stays due, behind the others", number
+                    )
+                    with engine.begin() as conn:
+                        postpone_due(conn, number, since=self.service.clock())
+        return len(candidates)
+
+    def _recheck(self, engine: Engine, candidates: list[str]) -> None:
         with engine.begin() as conn:
             lock_keys(conn, self.service.keys_of(conn, candidates))
             claimed = claim_due(conn, candidates)
             if claimed:
                 self.service.reassess(conn, claimed, correlation_id=claimed)
                 clear_due(conn, claimed)
-        return len(candidates)
 
     def _due(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
         mark_due(conn, application_nos, since=self.service.clock(), correlation_id=correlation_id)

@@ -202,6 +202,12 @@ def clear_due(conn: Connection, application_nos: Collection[str]) -> None:
         conn.execute(_CLEAR_DUE, [{"number": number} for number in sorted(set(application_nos))])
 
 
+def postpone_due(conn: Connection, application_no: str, *, since: datetime) -> None:
+    """Put a due application behind the others: due from since, as if first marked then."""
+    table = feasibility_rechecks
+    conn.execute(table.update().where(table.c.application_no == application_no).values(due_since=since))
+
+
 def count_due(conn: Connection) -> int:
     """How many applications are due for a re-check."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(feasibility_rechecks)).scalar_one())

@@ -191,8 +191,8 @@ def test_a_failed_re_check_leaves_its_applications_due_for_the_next(
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(handler.service, "reassess", fails_after_the_work)
-    with pytest.raises(RuntimeError):
-        handler.drain(sqlite_engine)
+    # The batch, then each application alone, fail after their work.
+    assert handler.drain(sqlite_engine) == 3
     # Rolled back whole: nothing published, every application still due.
     assert _assessed(sqlite_engine) == before
     with sqlite_engine.connect() as conn:
@@ -219,3 +219,27 @@ def test_a_drain_takes_at_most_its_batch_and_the_longest_due_first(
     with sqlite_engine.connect() as conn:
         assert _due(conn) == ["A2"]
     assert handler.drain(sqlite_engine, limit=2) == 1
+
+
+def test_an_application_whose_re_check_fails_stays_due_without_holding_back_the_others(
+    sqlite_engine: Engine, handler: FeasibilityHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = len(_assessed(sqlite_engine))
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "T1", 380)
+        handler(conn, _load_notice("T1"))
+    reassess = handler.service.reassess
+
+    def fails_on_a2(conn: Connection, application_nos: Any, **kwargs: Any) -> int:
+        if "A2" in application_nos:
+            raise ValueError("A2's kept application no longer reads")
+        return reassess(conn, application_nos, **kwargs)
+
+    monkeypatch.setattr(handler.service, "reassess", fails_on_a2)
+    assert handler.drain(sqlite_engine) == 3
+    assert _assessed(sqlite_engine)[before:] == [("A1", "not_feasible"), ("A3", "not_feasible")]
+    with sqlite_engine.connect() as conn:
+        assert _due(conn) == ["A2"]
+    monkeypatch.setattr(handler.service, "reassess", reassess)
+    assert _drain_all(handler, sqlite_engine) == 1
+    assert _assessed(sqlite_engine)[before:][-1] == ("A2", "not_feasible")
