@@ -42,6 +42,7 @@ from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
 from store.feasibility import claim_due, clear_due, mark_due, peek_due, postpone_due
 from store.locks import LockTimeoutError, lock_keys
+from store.transaction_work import current_work
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ ASSESSING_TYPES = frozenset({APPLICATION_CHANGED})
 # Due applications re-checked in one transaction: its keys (an application's and its customer's) stay well
 # within the consumer's bound, and the transaction stays short.
 RECHECK_BATCH = 50
+# What a consumer batch's transaction marked due so far (its TransactionWork memo).
+_MARKED = "feasibility.marked_due"
 
 
 class FeasibilityHandler:
@@ -151,7 +154,13 @@ class FeasibilityHandler:
                 clear_due(conn, claimed)
 
     def _due(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
-        mark_due(conn, application_nos, since=self.service.clock(), correlation_id=correlation_id)
+        """Mark the applications due, but for those this transaction marked already: their rows are its own
+        until it commits, so no re-check can have taken them since."""
+        work = current_work(conn)
+        marked: set[str] = work.memo.setdefault(_MARKED, set()) if work is not None else set()
+        fresh = [number for number in application_nos if number not in marked]
+        mark_due(conn, fresh, since=self.service.clock(), correlation_id=correlation_id)
+        marked.update(fresh)
 
     def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event

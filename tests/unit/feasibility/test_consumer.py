@@ -15,6 +15,7 @@ from canonical_model.envelope import CloudEvent
 from canonical_model.events import FEASIBILITY_ASSESSED, PROJECTION_UPDATED
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import schema_uri
+from feasibility import consumer as feasibility_consumer
 from feasibility.config import load_feasibility_config
 from feasibility.consumer import FeasibilityHandler
 from feasibility.service import FeasibilityService
@@ -22,6 +23,7 @@ from ground import clock
 from pipeline.decoded import DecodedEvent
 from store.feasibility import feasibility_rechecks, mark_due
 from store.schema import outbox
+from store.transaction_work import transaction_work
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
     NOW,
@@ -243,3 +245,24 @@ def test_an_application_whose_re_check_fails_stays_due_without_holding_back_the_
     monkeypatch.setattr(handler.service, "reassess", reassess)
     assert _drain_all(handler, sqlite_engine) == 1
     assert _assessed(sqlite_engine)[before:][-1] == ("A2", "not_feasible")
+
+
+def test_a_consumer_batch_marks_each_application_once_however_many_of_its_notices_name_it(
+    sqlite_engine: Engine, handler: FeasibilityHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marked: list[list[str]] = []
+    monkeypatch.setattr(
+        feasibility_consumer,
+        "mark_due",
+        lambda conn, numbers, **kwargs: (marked.append(sorted(numbers)), mark_due(conn, numbers, **kwargs)),
+    )
+    first, second = _load_notice("T1"), _load_notice("T1")
+    with sqlite_engine.connect() as conn, transaction_work(conn) as work:
+        handler(conn, first)
+        handler(conn, second)
+        work.finish(conn)
+        conn.commit()
+    assert marked == [["A1", "A2", "A3"], []]
+    with sqlite_engine.connect() as conn:
+        correlations = set(conn.execute(sa.select(feasibility_rechecks.c.correlation_id)).scalars())
+    assert correlations == {first.event.correlationid}
