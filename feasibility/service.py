@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -180,26 +180,73 @@ class FeasibilityService:
 
     def _prepare(self, conn: Connection, request: FeasibilityRequest, rules: Rules) -> _Prepared:
         """Read what an assessment needs that other assessments do not change; no lock is taken."""
-        now = self.clock()
-        level = reach(request, rules)[0]
-        located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
-        area = self._grid.area(conn) if located and level else GridArea(())
-        planned = plan(request, rules, area)
-        lock_ids = sorted(set(planned.lock_ids(area)))
-        loads = read_loads(conn, planned.load_ids(area), rules, now.astimezone(SHANGHAI).date())
-        inputs = sorted(set(lock_ids) | planned.load_ids(area))
-        alerts = stored_alerts(conn, inputs)
-        return _Prepared(request, rules, now, area, planned, lock_ids, loads, inputs, alerts)
+        return self._prepare_all(conn, [(request, rules)])[0]
 
-    def _reserved(self, conn: Connection, prepared: _Prepared, *, reserving: bool) -> dict[str, float]:
-        """What others reserved; reserving, under the capacity locks, after releasing what lapsed."""
-        if reserving:
-            # The next check releases what lapsed, or what energised load now shows in the peaks.
-            _release_lapsed(conn, prepared.lock_ids, prepared.now)
-            _release_shown(conn, prepared.loads, prepared.rules)
+    def _prepare_all(
+        self, conn: Connection, asked: Sequence[tuple[FeasibilityRequest, Rules]]
+    ) -> list[_Prepared]:
+        """_prepare for several assessments at one "now": the grid and the forecast alerts read once."""
+        now = self.clock()
+        today = now.astimezone(SHANGHAI).date()
+        grid: list[GridArea] = []
+        planned_all = []
+        for request, rules in asked:
+            level = reach(request, rules)[0]
+            located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
+            if located and level and not grid:
+                grid.append(self._grid.area(conn))
+            area = grid[0] if located and level else GridArea(())
+            planned = plan(request, rules, area)
+            lock_ids = sorted(set(planned.lock_ids(area)))
+            loads = read_loads(conn, planned.load_ids(area), rules, today)
+            inputs = sorted(set(lock_ids) | planned.load_ids(area))
+            planned_all.append((request, rules, area, planned, lock_ids, loads, inputs))
+        wanted = sorted({item for *_, inputs in planned_all for item in inputs})
+        alerts = stored_alerts(conn, wanted) if wanted else []
+        return [
+            _Prepared(
+                request,
+                rules,
+                now,
+                area,
+                planned,
+                lock_ids,
+                loads,
+                inputs,
+                [alert for alert in alerts if alert.equipment_id in inputs],
+            )
+            for request, rules, area, planned, lock_ids, loads, inputs in planned_all
+        ]
+
+    def _reserved(self, conn: Connection, prepared: _Prepared) -> dict[str, float]:
+        """What others reserved on the equipment the assessment reads."""
         return read_reserved(
             conn, prepared.lock_ids, exclude=prepared.request.application_no, now=prepared.now
         )
+
+    def _release(self, conn: Connection, prepared: Sequence[_Prepared]) -> None:
+        """Release what lapsed on the equipment of the assessments, or what energised load now shows in its
+        peaks, before they count what others reserved (under their capacity locks)."""
+        if not prepared:
+            return
+        _release_lapsed(
+            conn, sorted({item for ready in prepared for item in ready.lock_ids}), prepared[0].now
+        )
+        by_rules: dict[int, tuple[Rules, dict[str, LoadReading]]] = {}
+        for ready in prepared:
+            by_rules.setdefault(id(ready.rules), (ready.rules, {}))[1].update(ready.loads)
+        for rules, loads in by_rules.values():
+            _release_shown(conn, loads, rules)
+
+    def _kept(self, conn: Connection, application_nos: Sequence[str]) -> dict[str, Any]:
+        """The first promise, fingerprint and document kept of each application assessed before."""
+        table = feasibility_assessments
+        rows = conn.execute(
+            sa.select(
+                table.c.application_no, table.c.promised_at, table.c.inputs_fingerprint, table.c.document
+            ).where(table.c.application_no.in_(sorted(set(application_nos))))
+        ).all()
+        return {row.application_no: row for row in rows}
 
     def _evaluate(self, prepared: _Prepared, reserved: dict[str, float]) -> FeasibilityAssessment:
         return evaluate(
@@ -216,36 +263,40 @@ class FeasibilityService:
     ) -> FeasibilityAssessment:
         """A what-if check: counts what others reserved; reserves, keeps and publishes nothing."""
         prepared = self._prepare(conn, request, self.config.rules_for(province=province))
-        return self._evaluate(prepared, self._reserved(conn, prepared, reserving=False))
+        return self._evaluate(prepared, self._reserved(conn, prepared))
 
     def assess_application(
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
-        prepared = self._prepare_application(conn, application)
+        (prepared,) = self._prepare_applications(conn, [application])
         _lock(conn, prepared.lock_ids)
-        counted = self._count(conn, application, prepared)
+        self._release(conn, [prepared])
+        kept = self._kept(conn, [application.application_no]).get(application.application_no)
+        counted = self._count(conn, application, prepared, kept)
         return self._reserve(conn, application, prepared, counted, correlation_id=correlation_id)
 
-    def _prepare_application(self, conn: Connection, application: ConnectionApplication) -> _Prepared:
-        rules = self.config.rules_for(application.org_no)
-        effect = rules.capacity_effect(application.business_type)
-        changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
-        customer = customer_facts(conn, application.customer_no) if changes else None
-        return self._prepare(conn, request_of(application, customer), rules)
+    def _prepare_applications(
+        self, conn: Connection, applications: Sequence[ConnectionApplication]
+    ) -> list[_Prepared]:
+        asked = []
+        for application in applications:
+            rules = self.config.rules_for(application.org_no)
+            effect = rules.capacity_effect(application.business_type)
+            changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
+            customer = customer_facts(conn, application.customer_no) if changes else None
+            asked.append((request_of(application, customer), rules))
+        return self._prepare_all(conn, asked)
 
-    def _count(self, conn: Connection, application: ConnectionApplication, prepared: _Prepared) -> _Counted:
-        """Read what others reserved (capacity locks held) and compare the inputs with the kept assessment's.
+    def _count(
+        self, conn: Connection, application: ConnectionApplication, prepared: _Prepared, kept: Any | None
+    ) -> _Counted:
+        """Read what others reserved (capacity locks held, lapsed ones released) and compare the inputs with
+        those of the kept assessment (_kept).
 
         A kept result whose reservation lapsed by now is never unchanged: the re-check records the lapse.
         """
-        reserved = self._reserved(conn, prepared, reserving=True)
-        table = feasibility_assessments
-        kept = conn.execute(
-            sa.select(table.c.promised_at, table.c.inputs_fingerprint, table.c.document).where(
-                table.c.application_no == application.application_no
-            )
-        ).first()
+        reserved = self._reserved(conn, prepared)
         promised = kept.promised_at if kept is not None else None
         fingerprint = self._fingerprint(application, prepared, reserved, promised)
         unchanged = False
@@ -563,10 +614,12 @@ class FeasibilityService:
                 .order_by(feasibility_assessments.c.application_no)
             ).scalars()
         ]
-        prepared = [(item, self._prepare_application(conn, item)) for item in applications]
+        prepared = list(zip(applications, self._prepare_applications(conn, applications), strict=True))
         _lock(conn, sorted({item for _, ready in prepared for item in ready.lock_ids}))
+        self._release(conn, [ready for _, ready in prepared])
+        kept = self._kept(conn, [application.application_no for application in applications])
         for application, ready in prepared:
-            counted = self._count(conn, application, ready)
+            counted = self._count(conn, application, ready, kept.get(application.application_no))
             if counted.unchanged:
                 continue
             number = application.application_no
