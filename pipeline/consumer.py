@@ -30,14 +30,17 @@ back every other consumer for long. A key not granted in time (a holder stuck) h
 the broker rather than waiting again event by event.
 
 A handler may leave work for later that many events coalesce into (feasibility's re-checks, which a burst of
-grid notices names over and over): the consumer's deferred step does a bounded part of it after every
-fetched batch and while the queue is idle (work_once), in the consumer's own process and transactions.
+grid notices names over and over): the consumer's deferred step does a bounded part of it after a fetched
+batch and while the queue is idle (work_once), in the consumer's own process and transactions. While the
+queue is backed up (full batches), the step runs at most once every DEFERRED_EVERY_S: the events come first,
+and the longer the deferred work waits, the more of them it serves at once.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -69,6 +72,8 @@ _INBOX_SEEN = sa.select(inbox.c.event_id).where(
 # PostgreSQL's shared lock table holds max_locks_per_transaction (64 by default) x max_connections keys;
 # a bound per transaction keeps every consumer of every instance within it (see README).
 MAX_KEYS_PER_TRANSACTION = 256
+# The least often a consumer does its deferred work while its queue is backed up (see the module).
+DEFERRED_EVERY_S = 1.0
 
 EventHandler = Callable[[Connection, DecodedEvent], None]
 KeysOf = Callable[[Connection, DecodedEvent], Iterable[str]]
@@ -140,16 +145,24 @@ class InboxConsumer:
         self._retry = retry or RetryPolicy()
         self._deferred = deferred
         self._deferred_left = False
+        self._deferred_at = float("-inf")
         self.stats = ConsumerStats()
 
     def work_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> bool:
         """Handle one batch, then one step of the deferred work; whether either found anything.
 
-        While deferred work is left, the fetch does not wait for messages: the next step follows at once.
+        After a full batch the step waits until DEFERRED_EVERY_S passed since the last one. While deferred
+        work is left, the fetch does not wait for messages: the next step follows at once.
         """
         wait = 0.0 if self._deferred_left else timeout_s
         settled = self.consume_once(max_messages=max_messages, timeout_s=wait)
-        done = self._deferred(self._engine) if self._deferred is not None else 0
+        if self._deferred is None:
+            return settled > 0
+        backed_up = settled >= max_messages
+        if backed_up and time.monotonic() - self._deferred_at < DEFERRED_EVERY_S:
+            return True
+        self._deferred_at = time.monotonic()
+        done = self._deferred(self._engine)
         self._deferred_left = done > 0
         return settled > 0 or done > 0
 

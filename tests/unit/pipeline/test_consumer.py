@@ -443,3 +443,27 @@ def test_the_deferred_step_follows_every_batch_and_idle_fetch_and_is_done_withou
     # Nothing left: the next fetch waits for messages again.
     consumer.work_once(timeout_s=0.2)
     assert waits[-1] == 0.2
+
+
+def test_while_the_queue_is_backed_up_the_deferred_step_waits_its_interval(
+    sqlite_engine: Engine, bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = open_bus(bus_url)
+    _publish(bus, *(application_event(f"A{n}") for n in range(4)))
+    steps: list[str] = []
+    consumer = InboxConsumer(
+        sqlite_engine,
+        bus,
+        queue=SPEC.queue,
+        name=SPEC.name,
+        handler=handle_event,
+        deferred=lambda _engine: steps.append("step") or 0,
+    )
+    # A batch of two is full: the step runs after the first, then not again within the interval.
+    monkeypatch.setattr(consumer_module, "DEFERRED_EVERY_S", 3600.0)
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is True
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is True
+    assert steps == ["step"]
+    # The queue is empty: the step runs however soon.
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is False
+    assert steps == ["step", "step"]
