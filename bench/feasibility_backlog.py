@@ -9,9 +9,10 @@ consumer (its handler, keys and deferred step, InboxConsumer.work_once) applies 
 `yekuo run` does, each in its own thread. The feasibility queue's depth is sampled throughout. Once the
 changes stop, the clock runs until the queue, the due re-checks and the outbox are all empty.
 
-At the end every open application is re-assessed once more from what is stored: how many of them that
-changes says whether the coalesced re-checks left the verdicts and reservations a re-assessment of
-each change would have left.
+At the end every open application is re-assessed once more from what is stored: the applications whose
+verdict or reservations that changes say whether the coalesced re-checks left what a re-assessment of each
+change would have left. (Its published results count more: a result is published again whenever what others
+reserved on shared equipment changed, even for the same verdict.)
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from pipeline.consumer import InboxConsumer, KeyedHandler
 from pipeline.consumers import ConsumerSpec
 from pipeline.outbox import OutboxRelay, pending_count, stage_event
 from pipeline.records import EventDraft
-from store.feasibility import count_due, feasibility_assessments
+from store.feasibility import capacity_reservations, count_due, feasibility_assessments
 from store.grid import bump_grid_revision, grid_equipment
 from store.loads import load_profiles
 from store.schema import outbox
@@ -79,6 +80,7 @@ class BacklogFigures:
     drain_limit_s: float
     handled: int
     assessed: int
+    final_published: int
     final_changed: int
 
 
@@ -255,6 +257,21 @@ def _assessed(engine: Engine) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _outcomes(engine: Engine) -> dict[str, tuple[str, tuple[tuple[str, float], ...]]]:
+    """Each open application's verdict and reservations (equipment, kVA)."""
+    table = capacity_reservations
+    with engine.connect() as conn:
+        held: dict[str, list[tuple[str, float]]] = {}
+        for row in conn.execute(sa.select(table.c.application_no, table.c.equipment_id, table.c.kva)):
+            held.setdefault(row.application_no, []).append((row.equipment_id, float(row.kva)))
+        verdicts = conn.execute(
+            sa.select(feasibility_assessments.c.application_no, feasibility_assessments.c.verdict).where(
+                feasibility_assessments.c.is_open
+            )
+        ).all()
+    return {number: (verdict, tuple(sorted(held.get(number, [])))) for number, verdict in verdicts}
+
+
 def measure_backlog(
     engine: Engine,
     amqp_url: str,
@@ -346,14 +363,12 @@ def measure_backlog(
     if failures:
         raise RuntimeError(f"the backlog scenario failed: {failures[0]!r}") from failures[0]
     settled = _assessed(engine)
+    outcomes = _outcomes(engine)
     with engine.begin() as conn:
-        numbers = list(
-            conn.execute(
-                sa.select(feasibility_assessments.c.application_no).where(feasibility_assessments.c.is_open)
-            ).scalars()
-        )
-        service.reassess(conn, numbers, correlation_id="bench-final")
-    final_changed = _assessed(engine) - settled
+        service.reassess(conn, list(outcomes), correlation_id="bench-final")
+    final_published = _assessed(engine) - settled
+    final = _outcomes(engine)
+    final_changed = sum(1 for number, outcome in outcomes.items() if final.get(number) != outcome)
     assessed = settled - seeded
     return BacklogFigures(
         applications=applications,
@@ -366,5 +381,6 @@ def measure_backlog(
         drain_limit_s=drain_limit_s,
         handled=counts["handled"],
         assessed=assessed,
+        final_published=final_published,
         final_changed=final_changed,
     )

@@ -847,8 +847,8 @@ def rechecks_section(run: Run) -> None:
     detail = (
         f"{figures.changes:,} changes over {figures.stream_s:.0f} s on {figures.applications} applications "
         f"and {figures.transformers} transformers; {figures.handled:,} events handled, {figures.assessed:,} "
-        f"assessments published; a final re-assessment of every open application changed "
-        f"{figures.final_changed}"
+        f"assessments published; a final re-assessment of every open application changed the verdict or "
+        f"reservations of {figures.final_changed} (and published {figures.final_published})"
     )
     drain = (
         Measure(
