@@ -84,6 +84,11 @@ ADDED_BY_DUTY_LEASES = {
     ("add_column", None, "checkpoints", "fence"),
     ("add_column", None, "outbox", "fence"),
 }
+ADDED_BY_FEASIBILITY_RECHECKS = {
+    ("add_table", "feasibility_rechecks"),
+    ("add_index", "ix_feasibility_rechecks_due"),
+    ("add_column", None, "feasibility_assessments", "inputs_fingerprint"),
+}
 
 
 def _found(engine: Engine) -> set[tuple[object, ...]]:
@@ -93,13 +98,19 @@ def _found(engine: Engine) -> set[tuple[object, ...]]:
 def test_the_baseline_alone_lacks_exactly_what_the_later_revisions_added(engine: Engine) -> None:
     migrate_to(engine, "0001")
 
-    assert _found(engine) == ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES
+    assert _found(engine) == ADDED_BY_ANALYTICS | ADDED_BY_DUTY_LEASES | ADDED_BY_FEASIBILITY_RECHECKS
 
 
-def test_the_analytics_revision_lacks_exactly_the_duty_leases_and_fences(engine: Engine) -> None:
+def test_the_analytics_revision_lacks_exactly_the_duty_leases_fences_and_rechecks(engine: Engine) -> None:
     migrate_to(engine, "0002")
 
-    assert _found(engine) == ADDED_BY_DUTY_LEASES
+    assert _found(engine) == ADDED_BY_DUTY_LEASES | ADDED_BY_FEASIBILITY_RECHECKS
+
+
+def test_the_duty_leases_revision_lacks_exactly_the_feasibility_rechecks(engine: Engine) -> None:
+    migrate_to(engine, "0003")
+
+    assert _found(engine) == ADDED_BY_FEASIBILITY_RECHECKS
 
 
 def test_a_database_made_before_migrations_is_stamped_at_its_release_and_upgraded_keeping_its_rows(
