@@ -1,9 +1,10 @@
 """`python -m bench [--quick]`: every benchmark in one run, the table on stdout, the figures in JSON.
 
 Sections: 1 raw limit, 2 hub publish path, 3 durable path, 4 consume path, 5 file feed, 6 feasibility,
-7 API, 8 freshness, 9 forecast refresh, 10 the assistant's answers, and 11 one hub instance against two. A
-section that fails is reported as not measured with its error, the others still run, and the exit status
-is 1. A target that is missed is a result, not a failure.
+7 API, 8 freshness, 9 forecast refresh, 10 the assistant's answers, 11 one hub instance against two, and 12
+the feasibility consumer's backlog under a stream of grid and load changes. A section that fails is reported
+as not measured with its error, the others still run, and the exit status is 1. A target that is missed is
+a result, not a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench import (
     api_latency,
     assistant_latency,
     dashboard_timing,
+    feasibility_backlog,
     feasibility_latency,
     feed,
     forecast_refresh,
@@ -64,6 +66,7 @@ SECTIONS = (
     "forecast",
     "assistant",
     "instances",
+    "rechecks",
 )
 
 HALF = Target(">=", 0.5, "ratio")
@@ -76,6 +79,8 @@ FORECAST_ROWS_TARGET_PER_S = 70_000.0
 FORECAST_RSS_TARGET_MB = 720.0
 # The assistant's answers, all kinds together (the issue's acceptance figure).
 ASSISTANT_P99_TARGET_MS = 100.0
+# How long the rechecks section waits for the feasibility consumer to drain before it reports it did not.
+DRAIN_LIMIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ class Scale:
     assistant_cases: int
     assistant_rounds: int
     instances_records: int
+    rechecks_applications: int
+    rechecks_transformers: int
+    rechecks_stream_s: float
+    rechecks_changes_per_s: float
 
 
 FULL = Scale(
@@ -127,6 +136,10 @@ FULL = Scale(
     assistant_cases=1_000,
     assistant_rounds=5,
     instances_records=10_000,
+    rechecks_applications=400,
+    rechecks_transformers=300,
+    rechecks_stream_s=210.0,
+    rechecks_changes_per_s=50.0,
 )
 QUICK = Scale(
     name="quick",
@@ -150,6 +163,10 @@ QUICK = Scale(
     assistant_cases=200,
     assistant_rounds=2,
     instances_records=2_000,
+    rechecks_applications=100,
+    rechecks_transformers=100,
+    rechecks_stream_s=30.0,
+    rechecks_changes_per_s=50.0,
 )
 
 
@@ -857,6 +874,71 @@ def instances_section(run: Run) -> None:
     ]
 
 
+def rechecks_section(run: Run) -> None:
+    """12. The feasibility consumer under a stream of grid and load changes: queue depth, then drain time."""
+    scale = run.scale
+    spec = next(spec for spec in run.consumers if spec.name.endswith("feasibility"))
+    run.purge()
+    run.env.progress(
+        f"rechecks: {scale.rechecks_applications} applications, {scale.rechecks_transformers} transformers, "
+        f"{scale.rechecks_changes_per_s:.0f} changes/s for {scale.rechecks_stream_s:.0f} s"
+    )
+    engine = run.env.fresh_engine()
+    try:
+        figures = feasibility_backlog.measure_backlog(
+            engine,
+            run.env.amqp_url,
+            spec,
+            applications=scale.rechecks_applications,
+            transformers=scale.rechecks_transformers,
+            stream_s=scale.rechecks_stream_s,
+            changes_per_s=scale.rechecks_changes_per_s,
+            drain_limit_s=DRAIN_LIMIT_S,
+        )
+    finally:
+        engine.dispose()
+        run.purge()
+    run.extra["rechecks"] = asdict(figures)
+    detail = (
+        f"{figures.changes:,} changes over {figures.stream_s:.0f} s on {figures.applications} applications "
+        f"and {figures.transformers} transformers; {figures.handled:,} events handled, {figures.assessed:,} "
+        f"assessments published; a final re-assessment of every open application changed the verdict or "
+        f"reservations of {figures.final_changed} (and published {figures.final_published})"
+    )
+    drain = (
+        Measure(
+            "12",
+            "rechecks.drain",
+            "feasibility drain after the changes stop",
+            figures.drain_s,
+            "s",
+            "queue, due re-checks and outbox empty",
+            target=Target("<=", 10.0),
+        )
+        if figures.drain_s is not None
+        else Measure.not_measured(
+            "12",
+            "rechecks.drain",
+            "feasibility drain after the changes stop",
+            "s",
+            f"not drained within {figures.drain_limit_s:.0f} s",
+            Target("<=", 10.0),
+        )
+    )
+    run.measures += [
+        Measure(
+            "12",
+            "rechecks.max_queue",
+            "feasibility queue, most messages",
+            figures.max_queue,
+            "msg",
+            f"mean {figures.mean_queue:,.0f}; " + detail,
+            target=Target("<=", 999.0),
+        ),
+        drain,
+    ]
+
+
 SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "raw": raw_section,
     "publish": publish_section,
@@ -869,6 +951,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], None]] = {
     "forecast": forecast_section,
     "assistant": assistant_section,
     "instances": instances_section,
+    "rechecks": rechecks_section,
 }
 
 

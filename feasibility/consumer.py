@@ -1,9 +1,17 @@
 """The feasibility consumer: assesses applications when they arrive or change, and when their grid changes.
 
 Bindings: application.# (assess; release reservations once withdrawn or cancelled; keep them after
-energisation until the new load shows in the measured peaks), projection.# (re-assess
-the open applications that used the equipment or lie within reach of it) and feasibility.# (its own results,
-bound so that every result it publishes has a queue; they need no action here).
+energisation until the new load shows in the measured peaks), customer.# and projection.# (re-check the
+customer's open applications, or those that used the equipment or lie within reach of it) and
+feasibility.# (its own results, bound so that every result it publishes has a queue; they need no action
+here).
+
+A grid, load or customer change does not re-assess at once: in its own transaction it marks the applications
+it affects as due (store.feasibility.mark_due), one row per application however many changes name it. The
+consumer's process then re-checks the due applications in bounded batches (FeasibilityHandler.drain, run by
+the consumer loop after every fetched batch and while the queue is idle), each once with what is stored by
+then, and an application whose inputs did not change is neither assessed again nor published. A burst of
+notices about one transformer therefore costs one re-check of each application near it, not one per notice.
 
 Grid and load changes arrive as the projections' own notices (cn.yekuo.projection.updated.v1), published
 after the grid or loads consumer stored the change, not as the source events: those reach every consumer in
@@ -15,7 +23,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.application import ConnectionApplication
 from canonical_model.case import StageReport
@@ -32,13 +40,20 @@ from feasibility.config import load_feasibility_config
 from feasibility.service import CustomerFacts, FeasibilityService, case_key, customer_key
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
-from store.locks import holds_key
+from store.feasibility import claim_due, clear_due, mark_due, peek_due, postpone_due
+from store.locks import LockTimeoutError, lock_keys
+from store.transaction_work import current_work
 
 log = logging.getLogger(__name__)
 
 TOPICS = ("application.#", "customer.#", "projection.#", "feasibility.#")
-# The events that may assess, and so take capacity locks while they work: each commits on its own.
-ASSESSING_TYPES = frozenset({APPLICATION_CHANGED, CUSTOMER_CHANGED, PROJECTION_UPDATED})
+# The events that assess, and so take capacity locks while they work: each commits on its own.
+ASSESSING_TYPES = frozenset({APPLICATION_CHANGED})
+# Due applications re-checked in one transaction: its keys (an application's and its customer's) stay well
+# within the consumer's bound, and the transaction stays short.
+RECHECK_BATCH = 50
+# What a consumer batch's transaction marked due so far (its TransactionWork memo).
+_MARKED = "feasibility.marked_due"
 
 
 class FeasibilityHandler:
@@ -65,12 +80,11 @@ class FeasibilityHandler:
             customer = decoded.payload_as(Customer)
             facts = CustomerFacts(customer.contract_capacity_kva, customer.transformer_district_id)
             if self.service.keep_customer(conn, customer.customer_no, facts, event.sequence):
-                affected = self.service.of_customer(conn, customer.customer_no)
-                self._reassess_locked(conn, affected, event.correlationid)
+                self._due(conn, self.service.of_customer(conn, customer.customer_no), event.correlationid)
         elif event.type == PROJECTION_UPDATED:
             update = decoded.payload_as(ProjectionUpdate)
             affected = self.service.affected(conn, update.equipment_id, update.location)
-            self._reassess_locked(conn, affected, event.correlationid)
+            self._due(conn, affected, event.correlationid)
         elif event.type != FEASIBILITY_ASSESSED:
             # Telemetry values and other application events do not change an assessment's inputs.
             log.debug("feasibility ignores %s (event %s)", event.type, event.id)
@@ -80,9 +94,10 @@ class FeasibilityHandler:
 
         An application's assessment reads its customer's facts and may cut the reservations of the
         customer's other applications, so whatever changes an application's reservations holds its
-        customer's key too: an application event, a stage report (its customer as assessed), a customer
-        record (itself and its open applications) and a projection change (the applications it
-        re-assesses). The first key comes from the payload alone, so a duplicate waits for its twin on it.
+        customer's key too: an application event and a stage report (its customer as assessed). A
+        customer record changes the customer's facts only; it and a projection change mark applications
+        due (under no key of theirs: the re-check takes them). The first key comes from the payload alone,
+        so a duplicate waits for its twin on it.
         """
         event = decoded.event
         if event.type == APPLICATION_CHANGED:
@@ -91,24 +106,61 @@ class FeasibilityHandler:
         if event.type == STAGE_REPORTED:
             return self.service.keys_of(conn, [decoded.payload_as(StageReport).application_no])
         if event.type == CUSTOMER_CHANGED:
-            customer_no = decoded.payload_as(Customer).customer_no
-            opened = self.service.of_customer(conn, customer_no)
-            return [customer_key(customer_no), *self.service.keys_of(conn, opened)]
-        if event.type == PROJECTION_UPDATED:
-            update = decoded.payload_as(ProjectionUpdate)
-            affected = self.service.affected(conn, update.equipment_id, update.location)
-            return self.service.keys_of(conn, affected)
+            return [customer_key(decoded.payload_as(Customer).customer_no)]
         return []
 
-    def _reassess_locked(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
-        """Re-assess those of the applications whose keys the transaction took (keys).
+    def drain(self, engine: Engine, *, limit: int = RECHECK_BATCH) -> int:
+        """Re-check up to limit due applications in one transaction; return how many were due (0: none).
 
-        One that became affected after keys read them is assessed at its own next event, with what is
-        stored by then.
+        The applications due longest and claimed by no other process are read first, on their own. Their
+        keys are then taken before their rows are claimed (FOR UPDATE SKIP LOCKED): a change marking one
+        of them due may hold its customer's key while it waits for the row, so a re-check never holds a
+        claimed row while it waits for a key. Rows another process claimed meanwhile are left to it; the
+        claimed ones are re-checked, each once, and deleted in the same transaction, so a re-check that
+        fails or dies leaves them due. When the batch fails, each is tried alone, and one that fails alone
+        goes to the back of the line, so that it does not hold back the others.
         """
-        locked = [number for number in application_nos if holds_key(conn, case_key(number))]
-        if locked:
-            self.service.reassess(conn, locked, correlation_id=correlation_id)
+        with engine.begin() as conn:
+            candidates = peek_due(conn, limit)
+        if not candidates:
+            return 0
+        try:
+            self._recheck(engine, candidates)
+        except LockTimeoutError:
+            raise
+        except Exception:
+            log.warning(
+                "re-checking %d due applications failed; trying each alone", len(candidates), exc_info=True
+            )
+            for number in candidates:
+                try:
+                    self._recheck(engine, [number])
+                except LockTimeoutError:
+                    raise
+                except Exception:
+                    log.exception(
+                        "re-checking application %s failed; it stays due, behind the others", number
+                    )
+                    with engine.begin() as conn:
+                        postpone_due(conn, number, since=self.service.clock())
+        return len(candidates)
+
+    def _recheck(self, engine: Engine, candidates: list[str]) -> None:
+        with engine.begin() as conn:
+            lock_keys(conn, self.service.keys_of(conn, candidates))
+            claimed = claim_due(conn, candidates)
+            if claimed:
+                self.service.reassess(conn, claimed, correlation_id=claimed)
+                clear_due(conn, claimed)
+
+    def _due(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
+        """Mark the applications due, but for those this transaction marked already: their rows are its own
+        until it commits, so no re-check can have taken them since."""
+        work = current_work(conn)
+        marked: set[str] = work.memo.setdefault(_MARKED, set()) if work is not None else set()
+        fresh = [number for number in application_nos if number not in marked]
+        mark_due(conn, fresh, since=self.service.clock(), correlation_id=correlation_id)
+        marked.update(fresh)
 
     def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event
@@ -140,3 +192,8 @@ def handle_feasibility_event(conn: Connection, decoded: DecodedEvent) -> None:
 def keys_of_feasibility_event(conn: Connection, decoded: DecodedEvent) -> list[str]:
     """The keys the feasibility consumer's handler changes for an event (FeasibilityHandler.keys)."""
     return default_handler().keys(conn, decoded)
+
+
+def drain_feasibility_rechecks(engine: Engine) -> int:
+    """One batch of the due re-checks by the default handler (FeasibilityHandler.drain)."""
+    return default_handler().drain(engine)

@@ -10,13 +10,16 @@ headroom, and the wait lasts only as long as the first's evaluation and writes.
 
 reassess runs several assessments in one transaction: it locks their applications and customers
 (store.locks) in one call, prepares every one, then takes the union of their capacity locks at once, so two
-re-assessments cannot deadlock.
+re-assessments cannot deadlock. An assessment is kept with a fingerprint of everything it read (the
+application, the customer's facts, the rules, the equipment, its load readings and forecast alerts, what
+others reserved, the day); a re-assessment that reads the same changes nothing and publishes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -141,6 +144,16 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class _Counted:
+    """What an assessment read under its capacity locks, and whether its kept result read the same."""
+
+    reserved: dict[str, float]
+    promised_at: datetime | None
+    fingerprint: str
+    unchanged: bool
+
+
+@dataclass(frozen=True)
 class Outcome:
     """An assessment and what it promised."""
 
@@ -163,29 +176,79 @@ class FeasibilityService:
         self.exchange = exchange
         self.clock = clock
         self._grid = GridCache()
+        self._rule_digests: dict[int, str] = {}
 
     def _prepare(self, conn: Connection, request: FeasibilityRequest, rules: Rules) -> _Prepared:
         """Read what an assessment needs that other assessments do not change; no lock is taken."""
-        now = self.clock()
-        level = reach(request, rules)[0]
-        located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
-        area = self._grid.area(conn) if located and level else GridArea(())
-        planned = plan(request, rules, area)
-        lock_ids = sorted(set(planned.lock_ids(area)))
-        loads = read_loads(conn, planned.load_ids(area), rules, now.astimezone(SHANGHAI).date())
-        inputs = sorted(set(lock_ids) | planned.load_ids(area))
-        alerts = stored_alerts(conn, inputs)
-        return _Prepared(request, rules, now, area, planned, lock_ids, loads, inputs, alerts)
+        return self._prepare_all(conn, [(request, rules)])[0]
 
-    def _evaluate(self, conn: Connection, prepared: _Prepared, *, reserving: bool) -> FeasibilityAssessment:
-        """Evaluate against the reservations; reserving, under the capacity locks, releasing what lapsed."""
-        if reserving:
-            # The next check releases what lapsed, or what energised load now shows in the peaks.
-            _release_lapsed(conn, prepared.lock_ids, prepared.now)
-            _release_shown(conn, prepared.loads, prepared.rules)
-        reserved = read_reserved(
+    def _prepare_all(
+        self, conn: Connection, asked: Sequence[tuple[FeasibilityRequest, Rules]]
+    ) -> list[_Prepared]:
+        """_prepare for several assessments at one "now": the grid and the forecast alerts read once."""
+        now = self.clock()
+        today = now.astimezone(SHANGHAI).date()
+        grid: list[GridArea] = []
+        planned_all = []
+        for request, rules in asked:
+            level = reach(request, rules)[0]
+            located = request.site is not None or request.business_type is BusinessType.CAPACITY_INCREASE
+            if located and level and not grid:
+                grid.append(self._grid.area(conn))
+            area = grid[0] if located and level else GridArea(())
+            planned = plan(request, rules, area)
+            lock_ids = sorted(set(planned.lock_ids(area)))
+            loads = read_loads(conn, planned.load_ids(area), rules, today)
+            inputs = sorted(set(lock_ids) | planned.load_ids(area))
+            planned_all.append((request, rules, area, planned, lock_ids, loads, inputs))
+        wanted = sorted({item for *_, inputs in planned_all for item in inputs})
+        alerts = stored_alerts(conn, wanted) if wanted else []
+        return [
+            _Prepared(
+                request,
+                rules,
+                now,
+                area,
+                planned,
+                lock_ids,
+                loads,
+                inputs,
+                [alert for alert in alerts if alert.equipment_id in inputs],
+            )
+            for request, rules, area, planned, lock_ids, loads, inputs in planned_all
+        ]
+
+    def _reserved(self, conn: Connection, prepared: _Prepared) -> dict[str, float]:
+        """What others reserved on the equipment the assessment reads."""
+        return read_reserved(
             conn, prepared.lock_ids, exclude=prepared.request.application_no, now=prepared.now
         )
+
+    def _release(self, conn: Connection, prepared: Sequence[_Prepared]) -> None:
+        """Release what lapsed on the equipment of the assessments, or what energised load now shows in its
+        peaks, before they count what others reserved (under their capacity locks)."""
+        if not prepared:
+            return
+        _release_lapsed(
+            conn, sorted({item for ready in prepared for item in ready.lock_ids}), prepared[0].now
+        )
+        by_rules: dict[int, tuple[Rules, dict[str, LoadReading]]] = {}
+        for ready in prepared:
+            by_rules.setdefault(id(ready.rules), (ready.rules, {}))[1].update(ready.loads)
+        for rules, loads in by_rules.values():
+            _release_shown(conn, loads, rules)
+
+    def _kept(self, conn: Connection, application_nos: Sequence[str]) -> dict[str, Any]:
+        """The first promise, fingerprint and document kept of each application assessed before."""
+        table = feasibility_assessments
+        rows = conn.execute(
+            sa.select(
+                table.c.application_no, table.c.promised_at, table.c.inputs_fingerprint, table.c.document
+            ).where(table.c.application_no.in_(sorted(set(application_nos))))
+        ).all()
+        return {row.application_no: row for row in rows}
+
+    def _evaluate(self, prepared: _Prepared, reserved: dict[str, float]) -> FeasibilityAssessment:
         return evaluate(
             prepared.planned,
             prepared.area,
@@ -200,28 +263,96 @@ class FeasibilityService:
     ) -> FeasibilityAssessment:
         """A what-if check: counts what others reserved; reserves, keeps and publishes nothing."""
         prepared = self._prepare(conn, request, self.config.rules_for(province=province))
-        return self._evaluate(conn, prepared, reserving=False)
+        return self._evaluate(prepared, self._reserved(conn, prepared))
 
     def assess_application(
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
     ) -> Outcome:
         """Assess an application inside the caller's transaction: reserve, keep and publish the result."""
-        prepared = self._prepare_application(conn, application)
+        (prepared,) = self._prepare_applications(conn, [application])
         _lock(conn, prepared.lock_ids)
-        return self._reserve(conn, application, prepared, correlation_id=correlation_id)
+        self._release(conn, [prepared])
+        kept = self._kept(conn, [application.application_no]).get(application.application_no)
+        counted = self._count(conn, application, prepared, kept)
+        return self._reserve(conn, application, prepared, counted, correlation_id=correlation_id)
 
-    def _prepare_application(self, conn: Connection, application: ConnectionApplication) -> _Prepared:
-        rules = self.config.rules_for(application.org_no)
-        effect = rules.capacity_effect(application.business_type)
-        changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
-        customer = customer_facts(conn, application.customer_no) if changes else None
-        return self._prepare(conn, request_of(application, customer), rules)
+    def _prepare_applications(
+        self, conn: Connection, applications: Sequence[ConnectionApplication]
+    ) -> list[_Prepared]:
+        asked = []
+        for application in applications:
+            rules = self.config.rules_for(application.org_no)
+            effect = rules.capacity_effect(application.business_type)
+            changes = application.business_type is BusinessType.CAPACITY_INCREASE or effect == FREES_CAPACITY
+            customer = customer_facts(conn, application.customer_no) if changes else None
+            asked.append((request_of(application, customer), rules))
+        return self._prepare_all(conn, asked)
+
+    def _count(
+        self, conn: Connection, application: ConnectionApplication, prepared: _Prepared, kept: Any | None
+    ) -> _Counted:
+        """Read what others reserved (capacity locks held, lapsed ones released) and compare the inputs with
+        those of the kept assessment (_kept).
+
+        A kept result whose reservation lapsed by now is never unchanged: the re-check records the lapse.
+        """
+        reserved = self._reserved(conn, prepared)
+        promised = kept.promised_at if kept is not None else None
+        fingerprint = self._fingerprint(application, prepared, reserved, promised)
+        unchanged = False
+        # A reduction also cuts the customer's other reservations, which its own inputs do not show.
+        frees = prepared.rules.capacity_effect(application.business_type) == FREES_CAPACITY
+        if kept is not None and kept.inputs_fingerprint == fingerprint and not frees:
+            until = kept.document.get("reserved_until") if isinstance(kept.document, dict) else None
+            unchanged = until is None or datetime.fromisoformat(until) > prepared.now
+        return _Counted(reserved, promised, fingerprint, unchanged)
+
+    def _fingerprint(
+        self,
+        application: ConnectionApplication,
+        prepared: _Prepared,
+        reserved: Mapping[str, float],
+        promised_at: datetime | None,
+    ) -> str:
+        """A digest of everything the evaluation and the reservation read (see the module)."""
+        area = prepared.area
+        equipment = [
+            (
+                area.transformers.get(item) or area.feeders.get(item) or area.substations.get(item),
+                tuple(area.main_transformers.get(item, ())),
+            )
+            for item in prepared.inputs
+        ]
+        parts = (
+            application.model_dump_json(exclude_none=True),
+            prepared.request,
+            self._rules_digest(prepared.rules),
+            prepared.planned.candidates,
+            prepared.planned.dedicated,
+            equipment,
+            sorted(prepared.loads.items()),
+            sorted(reserved.items()),
+            [alert.model_dump_json() for alert in prepared.alerts],
+            # Load data ages by the day: the same readings may be stale tomorrow.
+            prepared.now.astimezone(SHANGHAI).date(),
+            promised_at,
+        )
+        return hashlib.blake2b(repr(parts).encode(), digest_size=32).hexdigest()
+
+    def _rules_digest(self, rules: Rules) -> str:
+        # Rule sets live as long as the service's configuration, so their ids stay theirs.
+        digest = self._rule_digests.get(id(rules))
+        if digest is None:
+            digest = hashlib.blake2b(repr(rules).encode(), digest_size=16).hexdigest()
+            self._rule_digests[id(rules)] = digest
+        return digest
 
     def _reserve(
         self,
         conn: Connection,
         application: ConnectionApplication,
         prepared: _Prepared,
+        counted: _Counted,
         *,
         correlation_id: str,
     ) -> Outcome:
@@ -229,7 +360,7 @@ class FeasibilityService:
         rules = prepared.rules
         effect = rules.capacity_effect(application.business_type)
         customer_capacity = prepared.request.existing_capacity_kva
-        assessment = self._evaluate(conn, prepared, reserving=True)
+        assessment = self._evaluate(prepared, counted.reserved)
         inputs = prepared.inputs
         application_no = application.application_no
         conn.execute(
@@ -241,11 +372,7 @@ class FeasibilityService:
             # Only the increase is promised: the existing capacity is already in the measured peaks.
             kva = max(kva - (customer_capacity or 0.0), 0.0)
         # The scheme's validity counts from the first promise: a re-assessment does not renew it.
-        promised = conn.execute(
-            sa.select(feasibility_assessments.c.promised_at).where(
-                feasibility_assessments.c.application_no == application_no
-            )
-        ).scalar()
+        promised = counted.promised_at
         targets = reservation_targets(assessment)
         since = promised or now
         until = _reserved_until(assessment, application, rules, since)
@@ -288,7 +415,12 @@ class FeasibilityService:
             update["trace"] = (*assessment.trace, *extra)
         assessment = assessment.model_copy(update=update)
         event = self._publish(conn, assessment, application_no, correlation_id)
-        self._keep(conn, application, assessment, event, inputs, promised or (now if rows else None))
+        promised_at = promised or (now if rows else None)
+        fingerprint = counted.fingerprint
+        if promised_at != promised:
+            # A first promise is read by the next check: kept with it, that check reads the same.
+            fingerprint = self._fingerprint(application, prepared, counted.reserved, promised_at)
+        self._keep(conn, application, assessment, event, inputs, promised_at, fingerprint)
         return Outcome(assessment, reserved, event)
 
     def _publish(
@@ -317,6 +449,7 @@ class FeasibilityService:
         event: CloudEvent,
         inputs: Iterable[str],
         promised_at: datetime | None,
+        fingerprint: str,
     ) -> None:
         application_no = application.application_no
         site = application.site_location
@@ -333,6 +466,7 @@ class FeasibilityService:
             "assessed_at": assessment.assessed_at,
             "event_id": event.id,
             "promised_at": promised_at,
+            "inputs_fingerprint": fingerprint,
         }
         table = feasibility_assessments
         updated = conn.execute(
@@ -458,8 +592,12 @@ class FeasibilityService:
             )
         return sorted(found)
 
-    def reassess(self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str) -> int:
-        """Assess open applications again from the application kept with their last assessment.
+    def reassess(
+        self, conn: Connection, application_nos: Iterable[str], *, correlation_id: str | Mapping[str, str]
+    ) -> int:
+        """Check open applications again from the application kept with their last assessment; return how
+        many were checked. Only those whose inputs changed are assessed anew and published, with the
+        correlation id given, or each its own from a mapping by application number.
 
         Their applications are locked first, then every capacity lock they need at once (see the module).
         """
@@ -476,10 +614,17 @@ class FeasibilityService:
                 .order_by(feasibility_assessments.c.application_no)
             ).scalars()
         ]
-        prepared = [(item, self._prepare_application(conn, item)) for item in applications]
+        prepared = list(zip(applications, self._prepare_applications(conn, applications), strict=True))
         _lock(conn, sorted({item for _, ready in prepared for item in ready.lock_ids}))
+        self._release(conn, [ready for _, ready in prepared])
+        kept = self._kept(conn, [application.application_no for application in applications])
         for application, ready in prepared:
-            self._reserve(conn, application, ready, correlation_id=correlation_id)
+            counted = self._count(conn, application, ready, kept.get(application.application_no))
+            if counted.unchanged:
+                continue
+            number = application.application_no
+            correlation = correlation_id if isinstance(correlation_id, str) else correlation_id[number]
+            self._reserve(conn, application, ready, counted, correlation_id=correlation)
         return len(prepared)
 
     def keys_of(self, conn: Connection, application_nos: list[str]) -> list[str]:

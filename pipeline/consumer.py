@@ -28,12 +28,19 @@ MAX_KEYS_PER_TRANSACTION keys (more only for one event that needs them all): a l
 in several transactions, so that one consumer neither fills PostgreSQL's shared lock table nor holds
 back every other consumer for long. A key not granted in time (a holder stuck) hands the batch back to
 the broker rather than waiting again event by event.
+
+A handler may leave work for later that many events coalesce into (feasibility's re-checks, which a burst of
+grid notices names over and over): the consumer's deferred step does a bounded part of it after a fetched
+batch and while the queue is idle (work_once), in the consumer's own process and transactions. While the
+queue is backed up (full batches), the step runs at most once every DEFERRED_EVERY_S: the events come first,
+and the longer the deferred work waits, the more of them it serves at once.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -65,9 +72,13 @@ _INBOX_SEEN = sa.select(inbox.c.event_id).where(
 # PostgreSQL's shared lock table holds max_locks_per_transaction (64 by default) x max_connections keys;
 # a bound per transaction keeps every consumer of every instance within it (see README).
 MAX_KEYS_PER_TRANSACTION = 256
+# The least often a consumer does its deferred work while its queue is backed up (see the module).
+DEFERRED_EVERY_S = 1.0
 
 EventHandler = Callable[[Connection, DecodedEvent], None]
 KeysOf = Callable[[Connection, DecodedEvent], Iterable[str]]
+# One bounded step of a handler's deferred work, in transactions of its own; how much it found (0: none).
+DeferredStep = Callable[[Engine], int]
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class InboxConsumer:
         name: str,
         handler: EventHandler,
         retry: RetryPolicy | None = None,
+        deferred: DeferredStep | None = None,
     ) -> None:
         self._engine = engine
         self.bus = bus
@@ -131,7 +143,28 @@ class InboxConsumer:
         self._name = name
         self._handler = handler
         self._retry = retry or RetryPolicy()
+        self._deferred = deferred
+        self._deferred_left = False
+        self._deferred_at = float("-inf")
         self.stats = ConsumerStats()
+
+    def work_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> bool:
+        """Handle one batch, then one step of the deferred work; whether either found anything.
+
+        After a full batch the step waits until DEFERRED_EVERY_S passed since the last one. While deferred
+        work is left, the fetch does not wait for messages: the next step follows at once.
+        """
+        wait = 0.0 if self._deferred_left else timeout_s
+        settled = self.consume_once(max_messages=max_messages, timeout_s=wait)
+        if self._deferred is None:
+            return settled > 0
+        backed_up = settled >= max_messages
+        if backed_up and time.monotonic() - self._deferred_at < DEFERRED_EVERY_S:
+            return True
+        self._deferred_at = time.monotonic()
+        done = self._deferred(self._engine)
+        self._deferred_left = done > 0
+        return settled > 0 or done > 0
 
     def consume_once(self, *, max_messages: int = 200, timeout_s: float = 0.5) -> int:
         """Handle one batch; return how many deliveries were settled."""

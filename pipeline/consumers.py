@@ -18,16 +18,18 @@ from bus.retry import (
     retry_exchanges,
     retry_queues,
 )
-from pipeline.consumer import EventHandler
+from pipeline.consumer import DeferredStep, EventHandler
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A consumer: its name (queue yekuo.<name>, inbox key), the topics it binds and its handler."""
+    """A consumer: its name (queue yekuo.<name>, inbox key), the topics it binds and its handler, with the
+    step of the handler's deferred work if it leaves any (InboxConsumer.work_once)."""
 
     name: str
     topics: tuple[str, ...]
     handler: EventHandler
+    deferred: DeferredStep | None = None
 
     @property
     def queue(self) -> str:

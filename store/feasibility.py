@@ -2,17 +2,21 @@
 
 feasibility_assessments holds the latest assessment of every application with the application it was
 made for, so a grid or load change can re-run it. feasibility_inputs lists the equipment each assessment
-depended on, to find the applications a change affects. capacity_reservations holds the kVA an open
-application was promised on each connection point; capacity_locks has one row per piece of equipment
-that an assessment locks (SELECT ... FOR UPDATE) before reading reservations, so two assessments
-competing for the same headroom run one after the other.
+depended on, to find the applications a change affects. feasibility_rechecks lists the applications a grid,
+load or customer change made due for a re-check, one row each however many changes named them.
+capacity_reservations holds the kVA an open application was promised on each connection point;
+capacity_locks has one row per piece of equipment that an assessment locks (SELECT ... FOR UPDATE) before
+reading reservations, so two assessments competing for the same headroom run one after the other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from store.schema import KEY, UtcDateTime, metadata
@@ -40,6 +44,12 @@ feasibility_assessments = sa.Table(
         nullable=True,
         comment="first time capacity was reserved: the supply scheme's validity counts from it",
     ),
+    sa.Column(
+        "inputs_fingerprint",
+        sa.String(64),
+        nullable=True,
+        comment="digest of what the assessment read: a re-check reading the same changes nothing",
+    ),
     sa.Index("ix_feasibility_assessments_site", "is_open", "site_lon"),
     sa.Index("ix_feasibility_assessments_customer", "customer_no"),
 )
@@ -61,6 +71,15 @@ feasibility_inputs = sa.Table(
     sa.Column("application_no", KEY, primary_key=True),
     sa.Column("equipment_id", KEY, primary_key=True),
     sa.Index("ix_feasibility_inputs_equipment", "equipment_id", "application_no"),
+)
+
+feasibility_rechecks = sa.Table(
+    "feasibility_rechecks",
+    metadata,
+    sa.Column("application_no", KEY, primary_key=True),
+    sa.Column("due_since", UtcDateTime(), nullable=False, comment="first change not yet re-checked"),
+    sa.Column("correlation_id", KEY, nullable=False, comment="of the latest change, carried by its result"),
+    sa.Index("ix_feasibility_rechecks_due", "due_since"),
 )
 
 capacity_locks = sa.Table(
@@ -107,3 +126,89 @@ def assessment_document(conn: Connection, application_no: str) -> dict[str, Any]
         )
     ).scalar()
     return dict(value) if value is not None else None
+
+
+_CLEAR_DUE = feasibility_rechecks.delete().where(
+    feasibility_rechecks.c.application_no == sa.bindparam("number")
+)
+
+
+def mark_due(
+    conn: Connection, application_nos: Collection[str], *, since: datetime, correlation_id: str
+) -> None:
+    """Record applications as due for a re-check; one already due keeps its first time, takes the new id.
+
+    Rows are written in key order, so two changes marking overlapping sets cannot deadlock; a row claimed by
+    a re-check under way is waited for, and written anew once that re-check deleted it.
+    """
+    if not application_nos:
+        return
+    table = feasibility_rechecks
+    rows = [
+        {"application_no": number, "due_since": since, "correlation_id": correlation_id}
+        for number in sorted(set(application_nos))
+    ]
+    # One statement of many rows: a change near many sites marks hundreds, and a statement per row costs
+    # a round trip each.
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(rows)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[table.c.application_no],
+                set_={"correlation_id": insert.excluded.correlation_id},
+            )
+        )
+    else:
+        upsert = mysql.insert(table).values(rows)
+        conn.execute(upsert.on_duplicate_key_update(correlation_id=upsert.inserted.correlation_id))
+
+
+def peek_due(conn: Connection, limit: int) -> list[str]:
+    """The applications due longest that no other re-check has claimed (skipped while claimed)."""
+    table = feasibility_rechecks
+    return list(
+        conn.execute(
+            sa.select(table.c.application_no)
+            .order_by(table.c.due_since, table.c.application_no)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def claim_due(conn: Connection, application_nos: Collection[str]) -> dict[str, str]:
+    """Lock those of the applications still due and not claimed by another re-check: number → correlation id.
+
+    The rows stay locked until conn's transaction ends; clear_due deletes them in it.
+    """
+    if not application_nos:
+        return {}
+    table = feasibility_rechecks
+    rows = conn.execute(
+        sa.select(table.c.application_no, table.c.correlation_id)
+        .where(table.c.application_no.in_(sorted(set(application_nos))))
+        .order_by(table.c.application_no)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return {row.application_no: row.correlation_id for row in rows}
+
+
+def clear_due(conn: Connection, application_nos: Collection[str]) -> None:
+    """Delete the due rows of re-checked applications (claimed by conn's transaction).
+
+    One key at a time: InnoDB scans an IN list as a range and would wait for rows another re-check claimed.
+    """
+    if application_nos:
+        conn.execute(_CLEAR_DUE, [{"number": number} for number in sorted(set(application_nos))])
+
+
+def postpone_due(conn: Connection, application_no: str, *, since: datetime) -> None:
+    """Put a due application behind the others: due from since, as if first marked then."""
+    table = feasibility_rechecks
+    conn.execute(table.update().where(table.c.application_no == application_no).values(due_since=since))
+
+
+def count_due(conn: Connection) -> int:
+    """How many applications are due for a re-check."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(feasibility_rechecks)).scalar_one())

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from adapters.marketing.outbound import default_codes
-from feasibility.consumer import ASSESSING_TYPES, handle_feasibility_event, keys_of_feasibility_event
+from feasibility.consumer import (
+    ASSESSING_TYPES,
+    drain_feasibility_rechecks,
+    handle_feasibility_event,
+    keys_of_feasibility_event,
+)
 from feasibility.consumer import TOPICS as FEASIBILITY_TOPICS
 from pipeline.consumer import KeyedHandler, subject_keys
 from pipeline.consumers import ConsumerSpec
@@ -35,12 +40,14 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("loads", ("load.#",), KeyedHandler(handle_load_event, subject_keys("loads.equipment"))),
     # Stage changes (and other results) the hub writes back into the marketing system, queued for its writer.
     ConsumerSpec("marketing_writeback", writeback_topics(), handle_writeback),
-    # Supply feasibility of applications, re-run when their grid or load changes; binds its own results too.
-    # An event that may assess commits alone: its capacity locks are never held across another's work.
+    # Supply feasibility of applications, re-checked when their grid, load or customer changes; binds its own
+    # results too. An event that assesses commits alone: its capacity locks are never held across another's
+    # work. The changes only mark applications due; the deferred step re-checks them in bounded batches.
     ConsumerSpec(
         "feasibility",
         FEASIBILITY_TOPICS,
         KeyedHandler(handle_feasibility_event, keys_of_feasibility_event, alone_types=ASSESSING_TYPES),
+        deferred=drain_feasibility_rechecks,
     ),
 )
 # Every event some consumer reads also goes into the event feed that SSE clients and webhooks are served from.

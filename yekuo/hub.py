@@ -262,10 +262,11 @@ class Hub:
                     name=spec.name,
                     handler=spec.handler,
                     retry=self.retry,
+                    deferred=spec.deferred,
                 )
                 state["consumer"] = consumer
             try:
-                return state["consumer"].consume_once() > 0
+                return state["consumer"].work_once()
             except BusError:
                 broken = state.pop("consumer")
                 self._close_quietly(broken.bus)

@@ -196,6 +196,8 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     with grid.begin() as conn:
         store_peak(conn, "T1", 270)
         handler(conn, DecodedEvent(_load_update("T1")))
+    # The notice marks A1 due; the consumer's deferred step re-checks it.
+    assert handler.drain(grid) == 1
     assert _published(grid)[-1] == (FEASIBILITY_ASSESSED, "A1", "feasibility.assessed.needs_reinforcement")
     with grid.connect() as conn:
         assert reservations(conn) == []
@@ -204,6 +206,7 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     with grid.begin() as conn:
         store_peak(conn, "T1", 150)
         handler(conn, DecodedEvent(_load_update("T1")))
+    assert handler.drain(grid) == 1
     with grid.connect() as conn:
         assert reservations(conn) == [("A1", "T1", 100.0)]
     with grid.begin() as conn:
@@ -215,6 +218,7 @@ def test_the_consumer_assesses_publishes_reassesses_and_releases(
     count = len(_published(grid))
     with grid.begin() as conn:
         handler(conn, DecodedEvent(_load_update("T1")))
+    assert handler.drain(grid) == 0
     assert len(_published(grid)) == count
 
 
@@ -244,6 +248,7 @@ def test_a_new_transformer_near_an_open_site_reassesses_it(
     assert (notice.subject, notice.data["equipment_kind"]) == ("T9", "transformer")
     with sqlite_engine.begin() as conn:
         handler(conn, DecodedEvent(notice))
+    assert handler.drain(sqlite_engine) == 1
     assert _published(sqlite_engine)[-1][2] == "feasibility.assessed.feasible"
 
 

@@ -39,6 +39,7 @@ def test_quick_is_the_same_run_with_smaller_sizes() -> None:
         "forecast",
         "assistant",
         "instances",
+        "rechecks",
     }
 
 

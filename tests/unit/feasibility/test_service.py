@@ -316,6 +316,8 @@ def test_a_capacity_increase_assessed_before_its_customer_record_is_assessed_aga
     customer = customer_event("C1", 1, contract_capacity_kva=100.0, transformer_district_id="TG1")
     with sqlite_engine.begin() as conn:
         handler(conn, DecodedEvent(customer))
+    # The record marks A1 due; the consumer's deferred step re-checks it.
+    assert handler.drain(sqlite_engine) == 1
     with sqlite_engine.connect() as conn:
         verdict = conn.execute(sa.select(feasibility_assessments.c.verdict)).scalar_one()
         # 160 - 100 = 60 kVA on T1: (240 + 60) / 400 = 0.75 <= 0.8.
@@ -457,22 +459,18 @@ def test_capacity_locks_are_taken_after_the_slow_reads_and_once_for_a_re_assessm
 
 
 def test_each_event_locks_the_applications_it_may_assess_with_their_customers(sqlite_engine: Engine) -> None:
+    """Changes that only mark applications due lock none of them: the re-check takes their keys."""
     _district_transformer(sqlite_engine)
     handler = _handler(FeasibilityService(load_feasibility_config(ROOT), clock=lambda: NOW))
     arrived = application_event("A1", 1, **{**_document("A1", 50), "customer_no": "C1"})
     with sqlite_engine.begin() as conn:
         assert handler.keys(conn, DecodedEvent(arrived)) == [case_key("A1"), customer_key("C1")]
         handler(conn, DecodedEvent(arrived))
-        # The customer's record and a change of the transformer A1 was assessed on re-assess A1 under
-        # its keys, read before anything is written.
+        # The customer's record changes the customer's facts under its key; it and a change of the
+        # transformer A1 was assessed on mark A1 due, and the re-check locks A1 and C1.
         customer = customer_event("C1", 2, contract_capacity_kva=100.0, transformer_district_id="TG1")
-        assert handler.keys(conn, DecodedEvent(customer)) == [
-            customer_key("C1"),
-            case_key("A1"),
-            customer_key("C1"),
-        ]
-        changed = projection_update("T1")
-        assert handler.keys(conn, DecodedEvent(changed)) == [case_key("A1"), customer_key("C1")]
-        assert handler.keys(conn, DecodedEvent(projection_update("T9"))) == []
+        assert handler.keys(conn, DecodedEvent(customer)) == [customer_key("C1")]
+        assert handler.keys(conn, DecodedEvent(projection_update("T1"))) == []
+        assert handler.service.keys_of(conn, ["A1"]) == [case_key("A1"), customer_key("C1")]
         report = stage_report_event("A1", "energisation", NOW.isoformat())
         assert handler.keys(conn, DecodedEvent(report)) == [case_key("A1"), customer_key("C1")]

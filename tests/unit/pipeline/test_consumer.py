@@ -405,3 +405,65 @@ def test_a_key_not_granted_in_time_hands_the_batch_back_at_once(
         consumer.consume_once(timeout_s=0.2)
     assert len(attempts) == 1, "not waited again event by event"
     assert bus.queue_depth(SPEC.queue) == 2
+
+
+def test_the_deferred_step_follows_every_batch_and_idle_fetch_and_is_done_without_waiting(
+    sqlite_engine: Engine, bus_url: str
+) -> None:
+    bus = open_bus(bus_url)
+    _publish(bus, application_event("A1"))
+    left = [2]
+    steps: list[int] = []
+
+    def deferred(engine: Engine) -> int:
+        assert engine is sqlite_engine
+        steps.append(left[0])
+        found, left[0] = left[0], max(left[0] - 1, 0)
+        return found
+
+    waits: list[float] = []
+    consumer = InboxConsumer(
+        sqlite_engine, bus, queue=SPEC.queue, name=SPEC.name, handler=handle_event, deferred=deferred
+    )
+    fetch = consumer.consume_once
+
+    def timed_fetch(*, max_messages: int = 200, timeout_s: float = 0.5) -> int:
+        waits.append(timeout_s)
+        return fetch(max_messages=max_messages, timeout_s=timeout_s)
+
+    consumer.consume_once = timed_fetch  # type: ignore[method-assign]
+    # The batch, then deferred work found; again without waiting for messages; then nothing at all.
+    assert consumer.work_once(timeout_s=0.2) is True
+    assert consumer.work_once(timeout_s=0.2) is True
+    assert consumer.work_once(timeout_s=0.2) is False
+    assert steps == [2, 1, 0]
+    assert waits == [0.2, 0.0, 0.0]
+    with sqlite_engine.connect() as conn:
+        assert count_cases(conn) == 1
+    # Nothing left: the next fetch waits for messages again.
+    consumer.work_once(timeout_s=0.2)
+    assert waits[-1] == 0.2
+
+
+def test_while_the_queue_is_backed_up_the_deferred_step_waits_its_interval(
+    sqlite_engine: Engine, bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = open_bus(bus_url)
+    _publish(bus, *(application_event(f"A{n}") for n in range(4)))
+    steps: list[str] = []
+    consumer = InboxConsumer(
+        sqlite_engine,
+        bus,
+        queue=SPEC.queue,
+        name=SPEC.name,
+        handler=handle_event,
+        deferred=lambda _engine: steps.append("step") or 0,
+    )
+    # A batch of two is full: the step runs after the first, then not again within the interval.
+    monkeypatch.setattr(consumer_module, "DEFERRED_EVERY_S", 3600.0)
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is True
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is True
+    assert steps == ["step"]
+    # The queue is empty: the step runs however soon.
+    assert consumer.work_once(max_messages=2, timeout_s=0.2) is False
+    assert steps == ["step", "step"]
