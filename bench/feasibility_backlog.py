@@ -322,7 +322,7 @@ def measure_backlog(
         with RabbitMQBus(amqp_url) as bus:
             relaying = OutboxRelay(engine, bus)
             while not stop_all.is_set():
-                if not relaying.relay_once():
+                if not relaying.relay_batches():
                     stop_all.wait(0.05)
 
     def consume() -> None:
