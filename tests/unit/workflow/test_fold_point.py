@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +195,94 @@ def test_a_case_continued_from_its_fold_point_equals_its_rebuild(
                 replayed.rebuild(conn, number, correlation_id="replay")
         assert _rows(continued) == _rows(rebuilt)
         assert _stage_changes(continued) == _stage_changes(rebuilt)
+
+
+def _case_events_read(engine: Engine) -> list[str]:
+    """The statements that read a case's kept events, as a rebuild does and a continued fold never does."""
+    reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM case_events" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    return reads
+
+
+def _with_limit(config: WorkflowConfig, flow_name: str, stage: str, limit_days: int) -> WorkflowConfig:
+    flows = tuple(
+        replace(
+            flow,
+            steps=tuple(replace(s, limit_days=limit_days) if s.stage == stage else s for s in flow.steps),
+        )
+        if flow.name == flow_name
+        else flow
+        for flow in config.flows
+    )
+    return replace(config, flows=flows)
+
+
+def _surveyed(number: str) -> list[CloudEvent]:
+    """A case of the four-step high-voltage flow in no configured province, past acceptance and its survey."""
+    opened = _application(number, 1, None, SUBMITTED, "hv_single_source", "51001")
+    reports = [
+        stage_report_event(number, stage, (SUBMITTED + timedelta(days=days)).isoformat(), sequence)
+        for sequence, (stage, days) in enumerate((("scheme_reply", 1), ("external_works", 9)), start=1)
+    ]
+    return [opened, *(event.model_copy(update={"time": NOW}) for event in reports)]
+
+
+def _energised(number: str) -> CloudEvent:
+    at = (SUBMITTED + timedelta(days=30)).isoformat()
+    return stage_report_event(number, "energisation", at, 3).model_copy(update={"time": NOW})
+
+
+def _limits(engine: Engine) -> dict[str, int | None]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(stage_visits.c.stage, stage_visits.c.limit_days)).all()
+    return {stage: limit for stage, limit in rows}
+
+
+def test_an_event_under_a_changed_configuration_rebuilds_its_case_with_the_new_limits(
+    sqlite_engine: Engine, config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    flow = config.flow_named("hv_single_source_4_step")
+    assert flow is not None and config.limit_days(flow, "acceptance", None) == 2
+    changed = _with_limit(config, flow.name, "acceptance", 4)
+    with frozen_at(NOW):
+        tracker = CaseTracker(config, calendar)
+        for event in _surveyed("P1"):
+            with sqlite_engine.begin() as conn:
+                tracker(conn, DecodedEvent(event))
+        assert _limits(sqlite_engine)["acceptance"] == 2
+        reads = _case_events_read(sqlite_engine)
+        with sqlite_engine.begin() as conn:
+            CaseTracker(changed, calendar)(conn, DecodedEvent(_energised("P1")))
+        assert reads, "the case was rebuilt from its events"
+        # The acceptance visit was left two events ago: only a rebuild gives it the new limit.
+        assert _limits(sqlite_engine) == {
+            "acceptance": 4,
+            "scheme_reply": 15,
+            "external_works": 20,
+            "energisation": 5,
+        }
+        rows = _rows(sqlite_engine)
+        with sqlite_engine.begin() as conn:
+            CaseTracker(changed, calendar).rebuild(conn, "P1", correlation_id="replay")
+        assert _rows(sqlite_engine) == rows
+
+
+def test_an_event_under_the_same_configuration_continues_its_case_without_reading_its_events(
+    sqlite_engine: Engine, config: WorkflowConfig, calendar: WorkingCalendar
+) -> None:
+    with frozen_at(NOW):
+        tracker = CaseTracker(config, calendar)
+        for event in _surveyed("P1"):
+            with sqlite_engine.begin() as conn:
+                tracker(conn, DecodedEvent(event))
+        reads = _case_events_read(sqlite_engine)
+        # Another tracker over the same configuration, as after a restart or in a competing consumer.
+        with sqlite_engine.begin() as conn:
+            CaseTracker(config, calendar)(conn, DecodedEvent(_energised("P1")))
+        assert reads == []
+        assert _limits(sqlite_engine)["energisation"] == 5
