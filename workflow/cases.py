@@ -4,7 +4,8 @@ The handler keeps each application or stage event in case_events and applies it 
 that comes in order (workflow.fold.FoldPoint.follows) continues the fold from the point the case row
 keeps: the handler adds its timeline entries and visits, updates the visit it left, the case row and the
 analytics facts (case_figures, workflow/facts.py), so its cost does not grow with the case's history.
-An event that arrives late, and a replay (rebuild), fold the case from all its events instead (workflow.fold)
+An event that arrives late, one that finds the point folded under another workflow configuration or
+calendar (fold_signature), and a replay (rebuild) fold the case from all its events instead (workflow.fold)
 and replace its derived rows. Either way the stage entries the timeline gains are published as
 case.stage_changed through the outbox, in the same transaction. So duplicates change nothing, and an event
 that arrives late takes its place in the timeline as if it had come in order.
