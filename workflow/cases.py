@@ -4,7 +4,8 @@ The handler keeps each application or stage event in case_events and applies it 
 that comes in order (workflow.fold.FoldPoint.follows) continues the fold from the point the case row
 keeps: the handler adds its timeline entries and visits, updates the visit it left, the case row and the
 analytics facts (case_figures, workflow/facts.py), so its cost does not grow with the case's history.
-An event that arrives late, and a replay (rebuild), fold the case from all its events instead (workflow.fold)
+An event that arrives late, one that finds the point folded under another workflow configuration or
+calendar (fold_signature), and a replay (rebuild) fold the case from all its events instead (workflow.fold)
 and replace its derived rows. Either way the stage entries the timeline gains are published as
 case.stage_changed through the outbox, in the same transaction. So duplicates change nothing, and an event
 that arrives late takes its place in the timeline as if it had come in order.
@@ -17,8 +18,12 @@ districts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import fields, is_dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cache, partial
 from importlib.metadata import version
 from typing import Any
@@ -119,6 +124,31 @@ def _holidays_version() -> str:
     return version("holidays")
 
 
+def fold_signature(config: WorkflowConfig, calendar: WorkingCalendar) -> str:
+    """What a case's fold depends on besides its events: the workflow configuration and the calendar.
+
+    A case's fold point keeps it (workflow.fold.FoldPoint), so a case folded under another one is rebuilt
+    at its next event. Every process computes the same signature from the same files.
+    """
+    document = json.dumps(_plain(config), separators=(",", ":"))
+    return f"{hashlib.sha256(document.encode()).hexdigest()[:16]}/{calendar_signature(calendar)}"
+
+
+def _plain(value: object) -> object:
+    """A configuration value as JSON values, sets sorted: their order differs between processes."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, Mapping):
+        return [[_plain(key), _plain(item)] for key, item in value.items()]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(item) for item in value), key=json.dumps)
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
 class CaseTracker:
     """Applies canonical events to cases; an instance is an InboxConsumer handler."""
 
@@ -132,6 +162,7 @@ class CaseTracker:
     ) -> None:
         self.config = config
         self.calendar = calendar or WorkingCalendar(late_december_from=config.late_december_from)
+        self.signature = fold_signature(config, self.calendar)
         self.exchange = exchange
         # Without rules nothing is checked: the stage tracking works alone.
         self.checker = ConsistencyChecker(consistency, exchange) if consistency is not None else None
@@ -273,7 +304,9 @@ class CaseTracker:
             if stored
             else set()
         )
-        self._store(conn, state, fold_point(state, events, self.config, self.calendar), stored=stored)
+        self._store(
+            conn, state, fold_point(state, events, self.config, self.calendar, self.signature), stored=stored
+        )
         self._publish_entries(
             conn,
             state,
@@ -305,7 +338,7 @@ class CaseTracker:
                 else ConnectionApplication.model_validate(row.application)
             )
             continued = (
-                continue_fold(point, application, arrived, self.config, self.calendar)
+                continue_fold(point, application, arrived, self.config, self.calendar, self.signature)
                 if point.events == row.event_count
                 else None
             )

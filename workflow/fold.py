@@ -233,10 +233,13 @@ class FoldPoint:
     source's stream ends with it and no other stream holds anything later. decided_until is the time of
     the latest hub decision, which a new timeline entry must follow to keep the timeline's order.
     events is the case's count of kept events, which tells a point left behind by a rebuild that did not
-    write one.
+    write one. signature names the workflow configuration and calendar the point was folded under
+    (workflow.cases.fold_signature): the visits and entries behind the point keep the limits they computed,
+    so under another configuration only a rebuild brings them up to date.
     """
 
     events: int
+    signature: str
     flow: str
     province: str | None
     opened_at: datetime
@@ -263,6 +266,7 @@ class FoldPoint:
         visit = self.visit
         return {
             "events": self.events,
+            "signature": self.signature,
             "flow": self.flow,
             "province": self.province,
             "opened_at": _utc(self.opened_at),
@@ -298,6 +302,8 @@ class FoldPoint:
         assignment = document["assignment"]
         return cls(
             events=document["events"],
+            # A point written before points were signed matches no configuration: its case is rebuilt.
+            signature=document.get("signature", ""),
             flow=document["flow"],
             province=document["province"],
             opened_at=datetime.fromisoformat(document["opened_at"]),
@@ -320,9 +326,13 @@ def _utc(moment: datetime) -> str:
 
 
 def fold_point(
-    state: CaseState, events: Sequence[CaseEvent], config: WorkflowConfig, calendar: WorkingCalendar
+    state: CaseState,
+    events: Sequence[CaseEvent],
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+    signature: str,
 ) -> FoldPoint:
-    """The fold point of a case folded from all its events."""
+    """The fold point of a case folded from all its events under the configuration signature names."""
     sources: dict[str, tuple[int, str]] = {}
     last: tuple[datetime, str] | None = None
     decisions: set[str] = set()
@@ -336,7 +346,7 @@ def fold_point(
         last = max(last or (event.time, event.source), (event.time, event.source))
     assert last is not None, "a folded case has an application event"
     decided = [entry.at for entry in state.timeline if entry.source_event_id in decisions]
-    return _point(state, len(events), sources, last, max(decided, default=None), config, calendar)
+    return _point(state, len(events), signature, sources, last, max(decided, default=None), config, calendar)
 
 
 def continue_fold(
@@ -345,15 +355,17 @@ def continue_fold(
     event: CaseEvent,
     config: WorkflowConfig,
     calendar: WorkingCalendar,
+    signature: str,
 ) -> tuple[CaseState, FoldPoint] | None:
     """The case after one more event, from its fold point and its latest application, and its next point.
 
     It holds the visits from the point's current one on and only the event's timeline entries. None when
-    the case needs a rebuild instead: the event is out of order, it moves the case to another province
-    (whose limits apply to every visit), or an entry of it would sort before a hub decision.
+    the case needs a rebuild instead: the point was folded under another configuration than the one
+    signature names (config and calendar), the event is out of order, it moves the case to another
+    province (whose limits apply to every visit), or an entry of it would sort before a hub decision.
     """
     flow = config.flow_named(point.flow)
-    if flow is None or not point.follows(event):
+    if flow is None or point.signature != signature or not point.follows(event):
         return None
     visit = point.visit
     state = CaseState(
@@ -379,7 +391,14 @@ def continue_fold(
     _measure(state, config, calendar)
     sources = {**point.sources, event.source: (event.sequence, event.event_id)}
     following = _point(
-        state, point.events + 1, sources, (event.time, event.source), point.decided_until, config, calendar
+        state,
+        point.events + 1,
+        signature,
+        sources,
+        (event.time, event.source),
+        point.decided_until,
+        config,
+        calendar,
     )
     return state, following
 
@@ -387,6 +406,7 @@ def continue_fold(
 def _point(
     state: CaseState,
     events: int,
+    signature: str,
     sources: Mapping[str, tuple[int, str]],
     last: tuple[datetime, str],
     decided_until: datetime | None,
@@ -397,6 +417,7 @@ def _point(
     earlier = state.earlier
     return FoldPoint(
         events=events,
+        signature=signature,
         flow=state.flow.name,
         province=state.province.id if state.province else None,
         opened_at=state.opened_at,
