@@ -195,3 +195,51 @@ def test_yekuo_api_serves_from_its_worker_processes_and_stops_them_all_on_sigter
         if process.stdout is not None:
             process.stdout.close()
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_yekuo_api_exits_1_on_settings_its_app_cannot_be_built_with(tmp_path: Path, workers: str) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    environment = {
+        **os.environ,
+        "YEKUO_DB_URL": url,
+        "YEKUO_API_PORT": "0",
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"k1": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_ASSISTANT__PROVINCE": "atlantis",
+    }
+    command = [sys.executable, "-m", "yekuo.cli", "api", "--workers", workers]
+
+    done = subprocess.run(command, env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=120)
+
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("yekuo api: ") and "atlantis" in done.stderr.decode()
+    assert b"hub API on" not in done.stdout
+
+
+def test_the_supervisor_stops_and_reports_a_process_that_could_not_build_its_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    environment = {
+        **os.environ,
+        "YEKUO_DB_URL": url,
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"k1": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_ASSISTANT__PROVINCE": "atlantis",
+    }
+    # The supervisor alone, without the parent's own build that `yekuo api` does first.
+    script = (
+        "import sys; from ground.webserver import bind_socket, serve_workers; "
+        "sys.exit(0 if serve_workers('yekuo.serve:api_app', bind_socket('127.0.0.1', 0), 2) else 1)"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=120
+    )
+
+    assert done.returncode == 1
+    assert "yekuo api: " in done.stderr.decode() and "atlantis" in done.stderr.decode()
