@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -264,12 +265,20 @@ class ProcessSettings(BaseModel):
     )
 
 
+def share_of(limit: int, processes: int) -> int:
+    """One process's share of a limit the processes count apart: rounded up, so never 0."""
+    return max(1, math.ceil(limit / processes))
+
+
 class ProgressSettings(BaseModel):
     """Rate limits of the public progress lookup (POST /v1/progress and the /ui/progress form).
 
     A lookup needs the application number and the last 4 digits of the registered mobile: 10,000 codes.
     Limiting the lookups per client address and, from any address, per application number keeps guessing
-    a code slow; an answer beyond a limit is 429 with Retry-After. The counts are kept per hub process.
+    a code slow; an answer beyond a limit is 429 with Retry-After. The counts are kept per hub process:
+    `yekuo api` gives each of its YEKUO_API_WORKERS processes these limits divided by their number (rounded
+    up, at least 1), so together they allow about what one process would. Each further hub instance
+    serving the lookup adds its own budget.
     """
 
     per_client: int = Field(
@@ -285,13 +294,23 @@ class ProgressSettings(BaseModel):
         default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
     )
 
+    def shared_by(self, processes: int) -> ProgressSettings:
+        """The limits of one of `processes` processes counting apart."""
+        return self.model_copy(
+            update={
+                "per_client": share_of(self.per_client, processes),
+                "per_application": share_of(self.per_application, processes),
+            }
+        )
+
 
 class AssistantSettings(BaseModel):
     """The customer assistant (POST /v1/assistant/ask and the chat box of /ui/progress).
 
     Its knowledge base is config_dir/knowledge/<province>/, loaded and checked once at start-up. The
     thresholds override the retrieval's own (assistant/retrieval.py) when set. Progress questions spend
-    the progress lookup's budget (ProgressSettings) besides this one; the counts are kept per hub process.
+    the progress lookup's budget (ProgressSettings) besides this one; the counts are kept per hub process,
+    and `yekuo api` divides per_client between its processes as it divides the progress lookup's limits.
     """
 
     province: str = Field(
@@ -315,6 +334,10 @@ class AssistantSettings(BaseModel):
     window_s: float = Field(
         default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
     )
+
+    def shared_by(self, processes: int) -> AssistantSettings:
+        """The limit of one of `processes` processes counting apart."""
+        return self.model_copy(update={"per_client": share_of(self.per_client, processes)})
 
 
 class AuditSettings(BaseModel):

@@ -158,6 +158,7 @@ def _api_of(settings: Settings, engine: Engine) -> FastAPI:
         consumers=CONSUMERS,
         webhooks=settings.webhooks,
         dispatch_uploads=DropFolderUploads(dispatch) if dispatch is not None else None,
+        processes=settings.api_workers,
     )
 
 

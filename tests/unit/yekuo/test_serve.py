@@ -127,6 +127,26 @@ def test_the_api_serves_from_as_many_processes_as_the_cores_unless_told() -> Non
         Settings(api_workers=0)
 
 
+@pytest.mark.parametrize(
+    ("workers", "per_client", "per_application", "questions"), [(1, 10, 5, 30), (3, 4, 2, 10), (20, 1, 1, 2)]
+)
+def test_each_api_process_gets_its_share_of_the_guessing_limits(
+    production: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    per_client: int,
+    per_application: int,
+    questions: int,
+) -> None:
+    monkeypatch.setenv("YEKUO_API_WORKERS", str(workers))
+
+    context = serve.api_app().state.api_context
+
+    assert context.progress.per_client.limit == per_client
+    assert context.progress.per_application.limit == per_application
+    assert context.assistant.per_client.limit == questions
+
+
 def test_yekuo_api_refuses_to_start_without_a_real_pii_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
