@@ -378,10 +378,33 @@ class ForecastSettings(BaseModel):
     )
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system has one), at least one."""
+# Where a cgroup v2 container's CPU quota is: "<quota> <period>" in microseconds, or "max <period>".
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# Past a few processes the API waits on the database, not on the CPU, and each process holds a pool.
+MAX_DEFAULT_API_WORKERS = 4
+# A route holds a connection only while it reads, so a small pool per `yekuo api` process serves it, and
+# keeps the database's connections within its limit as processes and instances are added.
+API_POOL_SIZE = 2
+API_MAX_OVERFLOW = 3
+
+
+def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its CPU affinity where the system has one, fewer where a cgroup
+    v2 quota (a container's --cpus) allows less CPU time (whole cores of it); at least one."""
     affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+    cores = max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+    try:
+        quota, period = cpu_max.read_text().split()
+        allowed = int(quota) // int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        # No cgroup v2 here, or "max": no quota.
+        return cores
+    return max(1, min(cores, allowed))
+
+
+def default_api_workers() -> int:
+    """The cores this process may use, at most MAX_DEFAULT_API_WORKERS."""
+    return min(available_cores(), MAX_DEFAULT_API_WORKERS)
 
 
 class Settings(BaseSettings):
@@ -400,9 +423,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(
-        default_factory=available_cores,
+        default_factory=default_api_workers,
         ge=1,
-        description="processes `yekuo api` serves the API from (default: the cores this process may use)",
+        description="processes `yekuo api` serves the API from (default: the cores this process may use, "
+        "counting a container's CPU quota, at most 4); each has a database pool of 2 connections and up "
+        "to 3 more at a peak, so the database needs 5 per process and instance",
     )
     exchange: str = "yekuo.events"
     bus_namespace: str = Field(

@@ -20,7 +20,7 @@ from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
 from ground.errors import ConfigError
-from ground.settings import Settings
+from ground.settings import API_MAX_OVERFLOW, API_POOL_SIZE, Settings
 from ground.webserver import STARTUP_FAILURE, BackgroundServer, bind_socket, serve_workers
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
@@ -141,7 +141,13 @@ def api_app() -> FastAPI:
     """
     settings = Settings()
     try:
-        return _api_of(settings, create_engine(settings.db_url, keyring=production_keyring(settings)))
+        engine = create_engine(
+            settings.db_url,
+            keyring=production_keyring(settings),
+            pool_size=API_POOL_SIZE,
+            max_overflow=API_MAX_OVERFLOW,
+        )
+        return _api_of(settings, engine)
     except (ConfigError, CredentialsError) as exc:
         print(f"yekuo api: {exc}", file=sys.stderr)
         raise SystemExit(STARTUP_FAILURE) from exc

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ground.settings import PROJECT_ROOT, Settings, available_cores
 from store.audit import new_chain_key
-from store.crypto import new_key
+from store.crypto import Keyring, new_key
 from store.database import create_engine, create_schema
 from tests.support.auth import TEST_SECRET, bearer
 from tests.support.migrations import made_before_migrations, migrate_to, revision_of
@@ -121,7 +121,7 @@ def test_yekuo_run_starts_on_an_empty_current_or_newer_schema(state: str, produc
 
 
 def test_the_api_serves_from_as_many_processes_as_the_cores_unless_told() -> None:
-    assert Settings().api_workers == available_cores() >= 1
+    assert Settings().api_workers == min(available_cores(), 4) >= 1
     assert Settings(api_workers=3).api_workers == 3
     with pytest.raises(ValidationError):
         Settings(api_workers=0)
@@ -145,6 +145,42 @@ def test_each_api_process_gets_its_share_of_the_guessing_limits(
     assert context.progress.per_client.limit == per_client
     assert context.progress.per_application.limit == per_application
     assert context.assistant.per_client.limit == questions
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "allowed"),
+    [
+        ("max 100000\n", None),
+        ("150000 100000\n", 1),
+        ("50000 100000\n", 1),
+        ("200000 100000\n", 2),
+        ("", None),
+    ],
+    ids=["no quota", "one and a half", "half", "two", "unreadable"],
+)
+def test_the_cores_count_a_containers_cpu_quota(tmp_path: Path, cpu_max: str, allowed: int | None) -> None:
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max)
+    cores = available_cores(tmp_path / "absent")
+
+    assert available_cores(quota) == (cores if allowed is None else min(cores, allowed))
+
+
+def test_an_api_process_keeps_a_small_database_pool(
+    production: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[tuple[int, int]] = []
+
+    def recorded(url: str, *, keyring: Keyring, pool_size: int, max_overflow: int) -> Engine:
+        pools.append((pool_size, max_overflow))
+        return create_engine(url, keyring=keyring)
+
+    monkeypatch.setattr(serve, "create_engine", recorded)
+    serve.api_app()
+
+    assert pools == [(2, 3)]
+    server_engine = create_engine("postgresql+psycopg://hub@127.0.0.1:1/hub", pool_size=2, max_overflow=3)
+    assert server_engine.pool.size() == 2
 
 
 def test_yekuo_api_refuses_to_start_without_a_real_pii_key(
