@@ -189,7 +189,11 @@ class AuthSettings(BaseModel):
     leeway_s: float = Field(default=30.0, ge=0, description="clock skew tolerated on exp and nbf")
     token_ttl_s: int = Field(default=3600, ge=1, description="lifetime of a token `yekuo auth token` mints")
     verified_cache_s: float = Field(
-        default=60.0, ge=0, description="how long a verified token's signature is trusted again; 0: never"
+        default=60.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="how long a verified token's signature is trusted again; 0: never",
     )
     api_keys: list[ApiKeySettings] = Field(default_factory=list, description="keys of legacy systems")
 
