@@ -4,6 +4,7 @@ alone, from several processes, beside the hub instances."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -169,7 +170,10 @@ def _api_of(settings: Settings, engine: Engine) -> FastAPI:
 
 
 def serve_api(settings: Settings) -> int:
-    """Serve the API from settings.api_workers processes until SIGINT or SIGTERM; 1 when it cannot start."""
+    """Serve the API from settings.api_workers processes until SIGINT or SIGTERM; 1 when it cannot start.
+
+    Each process answers /metrics for itself alone; the hub's metrics come from `yekuo run`.
+    """
     try:
         probe = create_engine(settings.db_url, keyring=production_keyring(settings))
     except CredentialsError as exc:
@@ -197,6 +201,9 @@ def serve_api(settings: Settings) -> int:
     sock = bind_socket(settings.api_host, settings.api_port)
     host, port = sock.getsockname()[:2]
     print(f"hub API on {host}:{port} from {settings.api_workers} processes", flush=True)
+    # The processes read their settings from the environment they inherit, --workers included: each takes
+    # its share of the guessing limits by it.
+    os.environ["YEKUO_API_WORKERS"] = str(settings.api_workers)
     if not serve_workers("yekuo.serve:api_app", sock, settings.api_workers):
         print("yekuo api: a process could not build the API; stopped them all", file=sys.stderr)
         return 1
