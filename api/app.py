@@ -100,6 +100,7 @@ def create_app(
     push_mappings: PushMappings | None = None,
     assistant: Assistant | None = None,
     dispatch_uploads: DropFolderUploads | None = None,
+    processes: int = 1,
 ) -> FastAPI:
     """The hub API over the given database; readiness reports each dependency as up or down, and instance
     names this hub instance in /ready (default: YEKUO_CLUSTER__INSTANCE_NAME, or its default).
@@ -119,6 +120,8 @@ def create_app(
     of YEKUO_ASSISTANT__PROVINCE, loaded and checked here, over the progress lookup's budget).
     dispatch_uploads takes POST /v1/dispatch/files into the drop folder (default: the one of
     YEKUO_DISPATCH__*; without one the upload answers 503).
+    processes is how many processes serve this API, each counting the guessing limits of the progress
+    lookup and the assistant apart: each gets its share, so together they allow about what one would.
     """
     settings = Settings()
     operator_service = operations or Operations(engine)
@@ -128,7 +131,9 @@ def create_app(
     access = policy or load_access_policy()
     reports = adapter_reports or {"marketing": MarketingStatus()}
     workflow_config = functools.cache(configured_workflow)
-    progress = ProgressLookup(engine, settings.progress, stage_names=lambda: workflow_config().stages)
+    progress = ProgressLookup(
+        engine, settings.progress.shared_by(processes), stage_names=lambda: workflow_config().stages
+    )
     drop_folder = settings.drop_folder()
     uploads = dispatch_uploads or (DropFolderUploads(drop_folder) if drop_folder is not None else None)
     context = ApiContext(
@@ -140,7 +145,8 @@ def create_app(
         target_days=settings.process.target_working_days,
         adapter_reports=reports,
         progress=progress,
-        assistant=assistant or build_assistant(engine, progress, settings.assistant, settings.config_dir),
+        assistant=assistant
+        or build_assistant(engine, progress, settings.assistant.shared_by(processes), settings.config_dir),
         reply_template=load_reply_template(),
         open_capacity=OpenCapacityReader(),
         marketing_push=PushReceiver(engine, PushReader(push_mappings or PushMappings.load()), on_push),

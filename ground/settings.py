@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -188,7 +189,11 @@ class AuthSettings(BaseModel):
     leeway_s: float = Field(default=30.0, ge=0, description="clock skew tolerated on exp and nbf")
     token_ttl_s: int = Field(default=3600, ge=1, description="lifetime of a token `yekuo auth token` mints")
     verified_cache_s: float = Field(
-        default=60.0, ge=0, description="how long a verified token's signature is trusted again; 0: never"
+        default=60.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="how long a verified token's signature is trusted again; 0: never",
     )
     api_keys: list[ApiKeySettings] = Field(default_factory=list, description="keys of legacy systems")
 
@@ -264,12 +269,20 @@ class ProcessSettings(BaseModel):
     )
 
 
+def share_of(limit: int, processes: int) -> int:
+    """One process's share of a limit the processes count apart: rounded up, so never 0."""
+    return max(1, math.ceil(limit / processes))
+
+
 class ProgressSettings(BaseModel):
     """Rate limits of the public progress lookup (POST /v1/progress and the /ui/progress form).
 
     A lookup needs the application number and the last 4 digits of the registered mobile: 10,000 codes.
     Limiting the lookups per client address and, from any address, per application number keeps guessing
-    a code slow; an answer beyond a limit is 429 with Retry-After. The counts are kept per hub process.
+    a code slow; an answer beyond a limit is 429 with Retry-After. The counts are kept per hub process:
+    `yekuo api` gives each of its YEKUO_API_WORKERS processes these limits divided by their number (rounded
+    up, at least 1), so together they allow about what one process would. Each further hub instance
+    serving the lookup adds its own budget.
     """
 
     per_client: int = Field(
@@ -285,13 +298,23 @@ class ProgressSettings(BaseModel):
         default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
     )
 
+    def shared_by(self, processes: int) -> ProgressSettings:
+        """The limits of one of `processes` processes counting apart."""
+        return self.model_copy(
+            update={
+                "per_client": share_of(self.per_client, processes),
+                "per_application": share_of(self.per_application, processes),
+            }
+        )
+
 
 class AssistantSettings(BaseModel):
     """The customer assistant (POST /v1/assistant/ask and the chat box of /ui/progress).
 
     Its knowledge base is config_dir/knowledge/<province>/, loaded and checked once at start-up. The
     thresholds override the retrieval's own (assistant/retrieval.py) when set. Progress questions spend
-    the progress lookup's budget (ProgressSettings) besides this one; the counts are kept per hub process.
+    the progress lookup's budget (ProgressSettings) besides this one; the counts are kept per hub process,
+    and `yekuo api` divides per_client between its processes as it divides the progress lookup's limits.
     """
 
     province: str = Field(
@@ -315,6 +338,10 @@ class AssistantSettings(BaseModel):
     window_s: float = Field(
         default=600.0, gt=0, le=86_400, allow_inf_nan=False, description="the sliding window, in seconds"
     )
+
+    def shared_by(self, processes: int) -> AssistantSettings:
+        """The limit of one of `processes` processes counting apart."""
+        return self.model_copy(update={"per_client": share_of(self.per_client, processes)})
 
 
 class AuditSettings(BaseModel):
@@ -355,10 +382,33 @@ class ForecastSettings(BaseModel):
     )
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system has one), at least one."""
+# Where a cgroup v2 container's CPU quota is: "<quota> <period>" in microseconds, or "max <period>".
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# Past a few processes the API waits on the database, not on the CPU, and each process holds a pool.
+MAX_DEFAULT_API_WORKERS = 4
+# A route holds a connection only while it reads, so a small pool per `yekuo api` process serves it, and
+# keeps the database's connections within its limit as processes and instances are added.
+API_POOL_SIZE = 2
+API_MAX_OVERFLOW = 3
+
+
+def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its CPU affinity where the system has one, fewer where a cgroup
+    v2 quota (a container's --cpus) allows less CPU time (whole cores of it); at least one."""
     affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+    cores = max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+    try:
+        quota, period = cpu_max.read_text().split()
+        allowed = int(quota) // int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        # No cgroup v2 here, or "max": no quota.
+        return cores
+    return max(1, min(cores, allowed))
+
+
+def default_api_workers() -> int:
+    """The cores this process may use, at most MAX_DEFAULT_API_WORKERS."""
+    return min(available_cores(), MAX_DEFAULT_API_WORKERS)
 
 
 class Settings(BaseSettings):
@@ -377,9 +427,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(
-        default_factory=available_cores,
+        default_factory=default_api_workers,
         ge=1,
-        description="processes `yekuo api` serves the API from (default: the cores this process may use)",
+        description="processes `yekuo api` serves the API from (default: the cores this process may use, "
+        "counting a container's CPU quota, at most 4); each has a database pool of 2 connections and up "
+        "to 3 more at a peak, so the database needs 5 per process and instance",
     )
     exchange: str = "yekuo.events"
     bus_namespace: str = Field(

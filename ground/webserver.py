@@ -15,6 +15,8 @@ from uvicorn.supervisors import Multiprocess
 from ground.errors import ConfigError
 
 _STARTUP_TIMEOUT_S = 10.0
+# The exit status of a process whose app could not be built; uvicorn's supervisor does not restart it.
+STARTUP_FAILURE = uvicorn.config.STARTUP_FAILURE
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -55,12 +57,14 @@ def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
     _uvicorn(app).run(sockets=[sock])
 
 
-def serve_workers(factory: str, sock: socket.socket, workers: int) -> None:
+def serve_workers(factory: str, sock: socket.socket, workers: int) -> bool:
     """Serve in the foreground from `workers` processes sharing the socket, until SIGINT or SIGTERM.
 
     factory names a function, "module:function", that each process calls once to build its own app, so
     nothing made before the processes start (a database pool, a thread) is shared between them. Uvicorn's
-    supervisor starts them fresh (spawn, not fork) and starts one again when it dies.
+    supervisor starts them fresh (spawn, not fork) and starts one again when it dies, unless it exited with
+    STARTUP_FAILURE: its app cannot be built and would fail the same way on every restart, so all stop and
+    this returns False. True once stopped by a signal.
     """
     config = uvicorn.Config(
         factory,
@@ -73,8 +77,10 @@ def serve_workers(factory: str, sock: socket.socket, workers: int) -> None:
     )
     if workers == 1:
         uvicorn.Server(config).run(sockets=[sock])
-    else:
-        Multiprocess(config, sockets=[sock]).run()
+        return True
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    return all(process.exitcode != STARTUP_FAILURE for process in supervisor.processes)
 
 
 class BackgroundServer:

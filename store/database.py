@@ -81,18 +81,21 @@ _ANALYTICS = {
 DatabaseError = sa.exc.SQLAlchemyError
 
 
-def create_engine(url: str, *, keyring: Keyring | None = None) -> Engine:
+def create_engine(
+    url: str, *, keyring: Keyring | None = None, pool_size: int = 5, max_overflow: int = 10
+) -> Engine:
     """An engine for the hub database; SQLite gets WAL and a busy timeout so threads can share it.
 
     Personal data is sealed with keyring, by default the one YEKUO_PII__* configures (without it, the
-    public development key, with a warning).
+    public development key, with a warning). On PostgreSQL and MariaDB the pool keeps pool_size connections
+    and opens up to max_overflow more at a peak (SQLAlchemy's defaults unless told).
     """
-    engine = _create_engine(url)
+    engine = _create_engine(url, {"pool_size": pool_size, "max_overflow": max_overflow})
     bind_keyring(engine, keyring or keyring_from_settings(Settings().pii))
     return engine
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, pool: dict[str, int]) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
@@ -109,10 +112,10 @@ def _create_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, **pool)
     # READ COMMITTED as on PostgreSQL: a transaction that waited for a keyed lock (store/locks.py) reads what
     # the holder committed, and InnoDB takes no gap locks, which deadlock writers of neighbouring keys.
-    engine = sa.create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    engine = sa.create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED", **pool)
     release_named_locks_on_return(engine)
     return engine
 

@@ -636,7 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     api = commands.add_parser(
-        "api", help="serve the API alone from several processes, beside the hub instances (`yekuo run`)"
+        "api",
+        help="serve the API alone from several processes, beside the hub instances (`yekuo run`)",
+        description="Serve the API alone from several processes, beside the hub instances (`yekuo run`). "
+        "Its /metrics are those of the one process that answers; scrape the hub's from `yekuo run`.",
     )
     api.add_argument(
         "--workers",

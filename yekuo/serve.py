@@ -4,11 +4,13 @@ alone, from several processes, beside the hub instances."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from adapters.dispatch.upload import DropFolderUploads
 from adapters.marketing.push import PushMappings
@@ -19,8 +21,8 @@ from api.metrics import HubMetrics, watched_queues
 from bus import open_bus
 from forecast.refresh import ForecastLoop, refresh_settings
 from ground.errors import ConfigError
-from ground.settings import Settings
-from ground.webserver import BackgroundServer, bind_socket, serve_workers
+from ground.settings import API_MAX_OVERFLOW, API_POOL_SIZE, Settings
+from ground.webserver import STARTUP_FAILURE, BackgroundServer, bind_socket, serve_workers
 from pipeline.config import load_hub_config
 from pipeline.ingest import Ingestor
 from pipeline.operations import Operations
@@ -135,11 +137,26 @@ def api_app() -> FastAPI:
     """The API of one `yekuo api` process, over an engine of its own.
 
     Each process calls this once after it started, so no pooled connection is shared between processes.
-    Without the hub's loops beside it, readiness checks the database and the bus, and a marketing push is
-    picked up by the hub's next poll rather than waking it.
+    The parent built the same app before starting them, so a failure here is one of this process's start
+    (settings changed under it): it exits with STARTUP_FAILURE, which stops the parent instead of a restart.
     """
     settings = Settings()
-    engine = create_engine(settings.db_url, keyring=production_keyring(settings))
+    try:
+        engine = create_engine(
+            settings.db_url,
+            keyring=production_keyring(settings),
+            pool_size=API_POOL_SIZE,
+            max_overflow=API_MAX_OVERFLOW,
+        )
+        return _api_of(settings, engine)
+    except (ConfigError, CredentialsError) as exc:
+        print(f"yekuo api: {exc}", file=sys.stderr)
+        raise SystemExit(STARTUP_FAILURE) from exc
+
+
+def _api_of(settings: Settings, engine: Engine) -> FastAPI:
+    """Without the hub's loops beside it, readiness checks the database and the bus, and a marketing push is
+    picked up by the hub's next poll rather than waking it."""
     bind_chain_key(engine, chain_key_from_settings(settings.audit, allow_development=False))
     dispatch = settings.drop_folder()
     return create_app(
@@ -148,35 +165,48 @@ def api_app() -> FastAPI:
         consumers=CONSUMERS,
         webhooks=settings.webhooks,
         dispatch_uploads=DropFolderUploads(dispatch) if dispatch is not None else None,
+        processes=settings.api_workers,
     )
 
 
 def serve_api(settings: Settings) -> int:
-    """Serve the API from settings.api_workers processes until SIGINT or SIGTERM."""
+    """Serve the API from settings.api_workers processes until SIGINT or SIGTERM; 1 when it cannot start.
+
+    Each process answers /metrics for itself alone; the hub's metrics come from `yekuo run`.
+    """
     try:
-        production_keyring(settings)
-        chain_key_from_settings(settings.audit, allow_development=False)
+        probe = create_engine(settings.db_url, keyring=production_keyring(settings))
     except CredentialsError as exc:
         print(f"yekuo api: {exc}; mint tokens with `yekuo auth token` once it is set", file=sys.stderr)
         return 1
-    except (PiiKeyError, AuditKeyError) as exc:
+    except ConfigError as exc:
         print(f"yekuo api: {exc}", file=sys.stderr)
         return 1
-    probe = create_engine(settings.db_url)
     try:
         schema = schema_status(probe)
+        if schema.behind or schema.empty:
+            print(
+                f"yekuo api: the database schema is {schema.describe()}; run `yekuo db upgrade` first",
+                file=sys.stderr,
+            )
+            return 1
+        # Built once here so that settings no process could start with stop the command at once, as they
+        # stop `yekuo run`, rather than in every process the supervisor would start again.
+        _api_of(settings, probe)
+    except ConfigError as exc:
+        print(f"yekuo api: {exc}", file=sys.stderr)
+        return 1
     finally:
         probe.dispose()
-    if schema.behind or schema.empty:
-        print(
-            f"yekuo api: the database schema is {schema.describe()}; run `yekuo db upgrade` first",
-            file=sys.stderr,
-        )
-        return 1
     sock = bind_socket(settings.api_host, settings.api_port)
     host, port = sock.getsockname()[:2]
     print(f"hub API on {host}:{port} from {settings.api_workers} processes", flush=True)
-    serve_workers("yekuo.serve:api_app", sock, settings.api_workers)
+    # The processes read their settings from the environment they inherit, --workers included: each takes
+    # its share of the guessing limits by it.
+    os.environ["YEKUO_API_WORKERS"] = str(settings.api_workers)
+    if not serve_workers("yekuo.serve:api_app", sock, settings.api_workers):
+        print("yekuo api: a process could not build the API; stopped them all", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from api.credentials import (
     CredentialsError,
@@ -160,3 +160,10 @@ def test_a_refused_token_is_not_cached_and_the_cache_keeps_at_most_its_bound() -
     assert [tokens.verify(token).sub for token in callers] == ["a", "b", "c"]
     assert len(tokens._entries) == 2
     assert tokens.verify(good).sub == "alice"
+
+
+@pytest.mark.parametrize("seconds", [-1.0, 86_401.0, float("inf"), float("nan")])
+def test_the_verified_token_cache_lasts_at_most_a_day(seconds: float) -> None:
+    with pytest.raises(ValidationError, match="verified_cache_s"):
+        AuthSettings(jwt_secret=SecretStr(TEST_SECRET), verified_cache_s=seconds)
+    assert AuthSettings(jwt_secret=SecretStr(TEST_SECRET), verified_cache_s=86_400).verified_cache_s == 86_400

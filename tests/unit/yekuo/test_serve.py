@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ground.settings import PROJECT_ROOT, Settings, available_cores
 from store.audit import new_chain_key
-from store.crypto import new_key
+from store.crypto import Keyring, new_key
 from store.database import create_engine, create_schema
 from tests.support.auth import TEST_SECRET, bearer
 from tests.support.migrations import made_before_migrations, migrate_to, revision_of
@@ -121,10 +121,66 @@ def test_yekuo_run_starts_on_an_empty_current_or_newer_schema(state: str, produc
 
 
 def test_the_api_serves_from_as_many_processes_as_the_cores_unless_told() -> None:
-    assert Settings().api_workers == available_cores() >= 1
+    assert Settings().api_workers == min(available_cores(), 4) >= 1
     assert Settings(api_workers=3).api_workers == 3
     with pytest.raises(ValidationError):
         Settings(api_workers=0)
+
+
+@pytest.mark.parametrize(
+    ("workers", "per_client", "per_application", "questions"), [(1, 10, 5, 30), (3, 4, 2, 10), (20, 1, 1, 2)]
+)
+def test_each_api_process_gets_its_share_of_the_guessing_limits(
+    production: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    per_client: int,
+    per_application: int,
+    questions: int,
+) -> None:
+    monkeypatch.setenv("YEKUO_API_WORKERS", str(workers))
+
+    context = serve.api_app().state.api_context
+
+    assert context.progress.per_client.limit == per_client
+    assert context.progress.per_application.limit == per_application
+    assert context.assistant.per_client.limit == questions
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "allowed"),
+    [
+        ("max 100000\n", None),
+        ("150000 100000\n", 1),
+        ("50000 100000\n", 1),
+        ("200000 100000\n", 2),
+        ("", None),
+    ],
+    ids=["no quota", "one and a half", "half", "two", "unreadable"],
+)
+def test_the_cores_count_a_containers_cpu_quota(tmp_path: Path, cpu_max: str, allowed: int | None) -> None:
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max)
+    cores = available_cores(tmp_path / "absent")
+
+    assert available_cores(quota) == (cores if allowed is None else min(cores, allowed))
+
+
+def test_an_api_process_keeps_a_small_database_pool(
+    production: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[tuple[int, int]] = []
+
+    def recorded(url: str, *, keyring: Keyring, pool_size: int, max_overflow: int) -> Engine:
+        pools.append((pool_size, max_overflow))
+        return create_engine(url, keyring=keyring)
+
+    monkeypatch.setattr(serve, "create_engine", recorded)
+    serve.api_app()
+
+    assert pools == [(2, 3)]
+    server_engine = create_engine("postgresql+psycopg://hub@127.0.0.1:1/hub", pool_size=2, max_overflow=3)
+    assert server_engine.pool.size() == 2
 
 
 def test_yekuo_api_refuses_to_start_without_a_real_pii_key(
@@ -195,3 +251,51 @@ def test_yekuo_api_serves_from_its_worker_processes_and_stops_them_all_on_sigter
         if process.stdout is not None:
             process.stdout.close()
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_yekuo_api_exits_1_on_settings_its_app_cannot_be_built_with(tmp_path: Path, workers: str) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    engine = create_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    environment = {
+        **os.environ,
+        "YEKUO_DB_URL": url,
+        "YEKUO_API_PORT": "0",
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"k1": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_ASSISTANT__PROVINCE": "atlantis",
+    }
+    command = [sys.executable, "-m", "yekuo.cli", "api", "--workers", workers]
+
+    done = subprocess.run(command, env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=120)
+
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("yekuo api: ") and "atlantis" in done.stderr.decode()
+    assert b"hub API on" not in done.stdout
+
+
+def test_the_supervisor_stops_and_reports_a_process_that_could_not_build_its_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    environment = {
+        **os.environ,
+        "YEKUO_DB_URL": url,
+        "YEKUO_AUTH__JWT_SECRET": TEST_SECRET,
+        "YEKUO_PII__KEYS": json.dumps({"k1": new_key()}),
+        "YEKUO_AUDIT__CHAIN_KEY": new_chain_key(),
+        "YEKUO_ASSISTANT__PROVINCE": "atlantis",
+    }
+    # The supervisor alone, without the parent's own build that `yekuo api` does first.
+    script = (
+        "import sys; from ground.webserver import bind_socket, serve_workers; "
+        "sys.exit(0 if serve_workers('yekuo.serve:api_app', bind_socket('127.0.0.1', 0), 2) else 1)"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=120
+    )
+
+    assert done.returncode == 1
+    assert "yekuo api: " in done.stderr.decode() and "atlantis" in done.stderr.decode()
