@@ -42,7 +42,7 @@ from feasibility.service import CustomerFacts, FeasibilityService, case_key, cus
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
 from store.feasibility import claim_due, clear_due, mark_due, peek_due, postpone_due
-from store.locks import LockTimeoutError, lock_keys
+from store.locks import LockTimeoutError, try_lock_keys
 from store.transaction_work import current_work
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,10 @@ class FeasibilityHandler:
         """Re-check up to limit due applications in one transaction; return how many it cleared (0: none).
 
         The applications due longest and claimed by no other process are read first, on their own. Their
-        keys are then taken before their rows are claimed (FOR UPDATE SKIP LOCKED): a change marking one
-        of them due may hold its customer's key while it waits for the row, so a re-check never holds a
-        claimed row while it waits for a key. Rows another process claimed meanwhile are left to it; the
+        keys are then taken before their rows are claimed (FOR UPDATE SKIP LOCKED), and never waited for:
+        a change marking one of them due may hold its customer's key while it waits for the row, and another
+        drainer may hold them for its batch, so an application whose keys are held is left due for a later
+        drain. Rows another process claimed meanwhile are left to it as well; the
         claimed ones are re-checked, each once, and deleted in the same transaction, so a re-check that
         fails or dies leaves them due. When the batch fails, each is tried alone, and one that fails alone
         stays due but is not tried again for RETRY_AFTER, so that it neither holds back the others nor has
@@ -167,8 +168,12 @@ class FeasibilityHandler:
 
     def _recheck(self, engine: Engine, candidates: list[str]) -> int:
         with engine.begin() as conn:
-            lock_keys(conn, self.service.keys_of(conn, candidates))
-            claimed = claim_due(conn, candidates)
+            # Another drainer that read the same rows holds their keys for its whole batch: they are left to
+            # it rather than waited for.
+            free = [
+                number for number in candidates if try_lock_keys(conn, self.service.keys_of(conn, [number]))
+            ]
+            claimed = claim_due(conn, free)
             if claimed:
                 self.service.reassess(conn, claimed, correlation_id=claimed)
                 clear_due(conn, claimed)
