@@ -9,10 +9,9 @@ consumer (its handler, keys and deferred step, InboxConsumer.work_once) applies 
 `yekuo run` does, each in its own thread. The feasibility queue's depth is sampled throughout. Once the
 changes stop, the clock runs until the queue, the due re-checks and the outbox are all empty.
 
-At the end every open application is re-assessed once more from what is stored: the applications whose
-verdict or reservations that changes say whether the coalesced re-checks left what a re-assessment of each
-change would have left. (Its published results count more: a result is published again whenever what others
-reserved on shared equipment changed, even for the same verdict.)
+At the end every open application is re-assessed once more from what is stored, its inputs' fingerprint
+cleared first so that none is skipped as unchanged: the applications whose verdict or reservations that
+changes say whether the coalesced re-checks left what a fresh evaluation after the last change gives.
 """
 
 from __future__ import annotations
@@ -80,7 +79,6 @@ class BacklogFigures:
     drain_limit_s: float
     handled: int
     assessed: int
-    final_published: int
     final_changed: int
 
 
@@ -365,8 +363,14 @@ def measure_backlog(
     settled = _assessed(engine)
     outcomes = _outcomes(engine)
     with engine.begin() as conn:
+        # Without its fingerprint each application is evaluated afresh: reassess would skip those whose
+        # fingerprint is unchanged, and an input the fingerprint misses could then never show here.
+        conn.execute(
+            feasibility_assessments.update()
+            .where(feasibility_assessments.c.is_open.is_(True))
+            .values(inputs_fingerprint=None)
+        )
         service.reassess(conn, list(outcomes), correlation_id="bench-final")
-    final_published = _assessed(engine) - settled
     final = _outcomes(engine)
     final_changed = sum(1 for number, outcome in outcomes.items() if final.get(number) != outcome)
     assessed = settled - seeded
@@ -381,6 +385,5 @@ def measure_backlog(
         drain_limit_s=drain_limit_s,
         handled=counts["handled"],
         assessed=assessed,
-        final_published=final_published,
         final_changed=final_changed,
     )

@@ -902,8 +902,8 @@ def rechecks_section(run: Run) -> None:
     detail = (
         f"{figures.changes:,} changes over {figures.stream_s:.0f} s on {figures.applications} applications "
         f"and {figures.transformers} transformers; {figures.handled:,} events handled, {figures.assessed:,} "
-        f"assessments published; a final re-assessment of every open application changed the verdict or "
-        f"reservations of {figures.final_changed} (and published {figures.final_published})"
+        f"assessments published; a final re-assessment of every open application, none skipped as unchanged, "
+        f"changed the verdict or reservations of {figures.final_changed}"
     )
     drain = (
         Measure(

@@ -21,6 +21,7 @@ no fixed order, and a re-assessment that ran first would read the grid without t
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import cache
 
 from sqlalchemy.engine import Connection, Engine
@@ -41,7 +42,7 @@ from feasibility.service import CustomerFacts, FeasibilityService, case_key, cus
 from ground.settings import Settings
 from pipeline.decoded import DecodedEvent
 from store.feasibility import claim_due, clear_due, mark_due, peek_due, postpone_due
-from store.locks import LockTimeoutError, lock_keys
+from store.locks import LockTimeoutError, try_lock_keys
 from store.transaction_work import current_work
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ ASSESSING_TYPES = frozenset({APPLICATION_CHANGED})
 # Due applications re-checked in one transaction: its keys (an application's and its customer's) stay well
 # within the consumer's bound, and the transaction stays short.
 RECHECK_BATCH = 50
+# How long an application whose re-check failed alone waits before it is tried again: a failure that lasts
+# (a kept application that no longer reads) is retried now and then, not on every step of the consumer loop.
+RETRY_AFTER = timedelta(seconds=30)
 # What a consumer batch's transaction marked due so far (its TransactionWork memo).
 _MARKED = "feasibility.marked_due"
 
@@ -110,48 +114,70 @@ class FeasibilityHandler:
         return []
 
     def drain(self, engine: Engine, *, limit: int = RECHECK_BATCH) -> int:
-        """Re-check up to limit due applications in one transaction; return how many were due (0: none).
+        """Re-check up to limit due applications in one transaction; return how many it cleared (0: none).
 
         The applications due longest and claimed by no other process are read first, on their own. Their
-        keys are then taken before their rows are claimed (FOR UPDATE SKIP LOCKED): a change marking one
-        of them due may hold its customer's key while it waits for the row, so a re-check never holds a
-        claimed row while it waits for a key. Rows another process claimed meanwhile are left to it; the
+        keys are then taken before their rows are claimed (FOR UPDATE SKIP LOCKED), and never waited for:
+        a change marking one of them due may hold its customer's key while it waits for the row, and another
+        drainer may hold them for its batch, so an application whose keys are held is left due for a later
+        drain. Rows another process claimed meanwhile are left to it as well; the
         claimed ones are re-checked, each once, and deleted in the same transaction, so a re-check that
         fails or dies leaves them due. When the batch fails, each is tried alone, and one that fails alone
-        goes to the back of the line, so that it does not hold back the others.
+        stays due but is not tried again for RETRY_AFTER, so that it neither holds back the others nor has
+        the consumer loop retry it without pause. Only cleared applications count: a caller that drains
+        while the count is above 0 stops once only failing or claimed ones are left.
         """
         with engine.begin() as conn:
-            candidates = peek_due(conn, limit)
+            candidates = peek_due(conn, limit, now=self.service.clock())
         if not candidates:
             return 0
         try:
-            self._recheck(engine, candidates)
+            return self._recheck(engine, candidates)
         except LockTimeoutError:
             raise
-        except Exception:
+        except Exception as exc:
+            if len(candidates) == 1:
+                self._postpone(engine, candidates[0], exc)
+                return 0
             log.warning(
-                "re-checking %d due applications failed; trying each alone", len(candidates), exc_info=True
+                "re-checking %d due applications failed (%r); trying each alone", len(candidates), exc
             )
-            for number in candidates:
-                try:
-                    self._recheck(engine, [number])
-                except LockTimeoutError:
-                    raise
-                except Exception:
-                    log.exception(
-                        "re-checking application %s failed; it stays due, behind the others", number
-                    )
-                    with engine.begin() as conn:
-                        postpone_due(conn, number, since=self.service.clock())
-        return len(candidates)
+            log.debug("the batch's failure", exc_info=True)
+        cleared = 0
+        for number in candidates:
+            try:
+                cleared += self._recheck(engine, [number])
+            except LockTimeoutError:
+                raise
+            except Exception as exc:
+                self._postpone(engine, number, exc)
+        return cleared
 
-    def _recheck(self, engine: Engine, candidates: list[str]) -> None:
+    def _postpone(self, engine: Engine, number: str, exc: Exception) -> None:
+        # The stack goes to debug only: a failure that lasts is logged again at every retry.
+        retry_at = self.service.clock() + RETRY_AFTER
+        log.warning(
+            "re-checking application %s failed (%r); it stays due, tried again from %s",
+            number,
+            exc,
+            retry_at.isoformat(),
+        )
+        log.debug("application %s's failure", number, exc_info=exc)
         with engine.begin() as conn:
-            lock_keys(conn, self.service.keys_of(conn, candidates))
-            claimed = claim_due(conn, candidates)
+            postpone_due(conn, number, since=retry_at)
+
+    def _recheck(self, engine: Engine, candidates: list[str]) -> int:
+        with engine.begin() as conn:
+            # Another drainer that read the same rows holds their keys for its whole batch: they are left to
+            # it rather than waited for.
+            free = [
+                number for number in candidates if try_lock_keys(conn, self.service.keys_of(conn, [number]))
+            ]
+            claimed = claim_due(conn, free)
             if claimed:
                 self.service.reassess(conn, claimed, correlation_id=claimed)
                 clear_due(conn, claimed)
+        return len(claimed)
 
     def _due(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
         """Mark the applications due, but for those this transaction marked already: their rows are its own

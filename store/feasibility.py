@@ -164,12 +164,13 @@ def mark_due(
         conn.execute(upsert.on_duplicate_key_update(correlation_id=upsert.inserted.correlation_id))
 
 
-def peek_due(conn: Connection, limit: int) -> list[str]:
-    """The applications due longest that no other re-check has claimed (skipped while claimed)."""
+def peek_due(conn: Connection, limit: int, *, now: datetime) -> list[str]:
+    """The applications due longest by now that no other re-check has claimed (skipped while claimed)."""
     table = feasibility_rechecks
     return list(
         conn.execute(
             sa.select(table.c.application_no)
+            .where(table.c.due_since <= now)
             .order_by(table.c.due_since, table.c.application_no)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -204,7 +205,10 @@ def clear_due(conn: Connection, application_nos: Collection[str]) -> None:
 
 
 def postpone_due(conn: Connection, application_no: str, *, since: datetime) -> None:
-    """Put a due application behind the others: due from since, as if first marked then."""
+    """Put a due application behind the others: due from since, as if first marked then.
+
+    A since in the future keeps it out of peek_due until then: it stays due, but is not tried again at once.
+    """
     table = feasibility_rechecks
     conn.execute(table.update().where(table.c.application_no == application_no).values(due_since=since))
 

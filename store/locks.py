@@ -39,6 +39,11 @@ _ADVISORY = sa.text(
     "SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS taken(key)"
 )
 
+# Every key is tried (an aggregate reads every row), none waits: the answer is whether all were granted.
+_TRY_ADVISORY = sa.text(
+    "SELECT bool_and(pg_try_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS taken(key)"
+)
+
 
 class LockTimeoutError(YekuoError):
     """A keyed lock was not granted in time: another transaction holds it too long."""
@@ -60,6 +65,29 @@ def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
     else:
         _get_named_locks(conn, sorted(_lock_name(key) for key in wanted))
     _remember(conn, None if dialect == "sqlite" else wanted)
+
+
+def try_lock_keys(conn: Connection, keys: Iterable[str]) -> bool:
+    """Take every key only if none is held by another transaction, without waiting; whether they were taken.
+
+    Never waiting, it may take keys out of the fixed order. When one is held elsewhere it returns False; on
+    PostgreSQL the keys granted before it stay held until conn's transaction ends (an advisory lock of a
+    transaction cannot be given back early), on MariaDB they are released at once.
+    """
+    wanted = set(keys)
+    if not wanted:
+        return True
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        taken = conn.execute(_TRY_ADVISORY, {"keys": sorted(_advisory_key(key) for key in wanted)}).scalar()
+        if not taken:
+            return False
+    elif dialect == "sqlite":
+        _begin_immediate(conn)
+    elif not _try_named_locks(conn, sorted(_lock_name(key) for key in wanted)):
+        return False
+    _remember(conn, None if dialect == "sqlite" else wanted)
+    return True
 
 
 def holds_key(conn: Connection, key: str) -> bool:
@@ -136,6 +164,24 @@ def _get_named_locks(conn: Connection, names: list[str]) -> None:
     ).scalar()
     if not granted:
         raise LockTimeoutError(f"a keyed lock was not granted within {NAMED_LOCK_WAIT_S} s")
+
+
+def _try_named_locks(conn: Connection, names: list[str]) -> bool:
+    if not sa.event.contains(conn.engine, "reset", _release_named_locks):
+        raise YekuoError(
+            "keyed locks on MariaDB need an engine from store.database.create_engine, whose pool "
+            "releases them after each transaction"
+        )
+    conn.connection.info[_HELD] = True
+    granted: list[str] = []
+    for name in names:
+        if conn.execute(sa.select(sa.func.get_lock(name, 0))).scalar() != 1:
+            # Named locks count: one the session held already stays held once this taking is released.
+            for taken in granted:
+                conn.execute(sa.select(sa.func.release_lock(taken)))
+            return False
+        granted.append(name)
+    return True
 
 
 def _begin_immediate(conn: Connection) -> None:

@@ -16,6 +16,7 @@ from feasibility.service import FeasibilityService
 from ground import clock
 from store.database import create_engine, create_schema, drop_schema
 from store.feasibility import claim_due, count_due, feasibility_rechecks, mark_due
+from store.locks import lock_keys
 from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
 from tests.unit.feasibility.builders import (
     LV_UPSTREAM_PEAKS_KW,
@@ -125,5 +126,30 @@ def test_a_claim_that_dies_leaves_its_rows_due_and_another_drainer_skips_them_me
         transaction.rollback()
     assert handler.drain(due, limit=10) == 2
     assert calls[-1] == ["A00", "A01"]
+    with due.connect() as conn:
+        assert count_due(conn) == 0
+
+
+def test_a_drainer_leaves_applications_whose_keys_another_transaction_holds_without_waiting(
+    due: Engine,
+) -> None:
+    calls: list[list[str]] = []
+    handler = FeasibilityHandler(_Recorded(calls))
+    with due.connect() as other:
+        transaction = other.begin()
+        # As another drainer's batch does: the keys of A00 and A01 are held, their rows not yet claimed.
+        lock_keys(other, handler.service.keys_of(other, ["A00", "A01"]))
+        # Were the keys waited for, this would stop at the first batch until the lock wait ran out.
+        assert handler.drain(due, limit=10) == 8
+        while handler.drain(due, limit=10):
+            pass
+        assert {"A00", "A01"}.isdisjoint(number for call in calls for number in call)
+        with due.connect() as conn:
+            assert sorted(conn.execute(sa.select(feasibility_rechecks.c.application_no)).scalars()) == [
+                "A00",
+                "A01",
+            ]
+        transaction.rollback()
+    assert handler.drain(due, limit=10) == 2
     with due.connect() as conn:
         assert count_due(conn) == 0

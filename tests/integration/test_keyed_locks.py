@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from ground.errors import YekuoError
 from store import locks
 from store.database import create_engine
-from store.locks import LockTimeoutError, lock_keys
+from store.locks import LockTimeoutError, holds_key, lock_keys, try_lock_keys
 from tests.conftest import MARIADB_URL, POSTGRES_URL, require_service
 
 
@@ -87,6 +87,21 @@ def test_a_key_not_granted_stops_the_taking_there(engine: Engine) -> None:
             assert not any(_refused(engine, key) for key in later)
             conn.rollback()
         holder.rollback()
+
+
+def test_a_try_takes_the_keys_only_when_none_is_held_elsewhere_and_never_waits(engine: Engine) -> None:
+    with engine.connect() as holder, engine.connect() as trier:
+        lock_keys(holder, ["feasibility.case:K1"])
+        assert try_lock_keys(trier, ["feasibility.case:K3", "feasibility.case:K0"])
+        # The usual lock wait would refuse only after its timeout; the try answers at once.
+        assert not try_lock_keys(trier, ["feasibility.case:K1", "feasibility.case:K2"])
+        assert holds_key(trier, "feasibility.case:K3")
+        assert not holds_key(trier, "feasibility.case:K1")
+        assert _refused(engine, "feasibility.case:K0")
+        holder.rollback()
+        trier.rollback()
+    assert not _refused(engine, "feasibility.case:K1")
+    assert not _refused(engine, "feasibility.case:K3")
 
 
 def test_named_locks_are_refused_on_an_engine_that_would_not_release_them() -> None:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bus import open_bus
+from bus.memory import discard_broker, unique_url
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import FEASIBILITY_ASSESSED, PROJECTION_UPDATED
 from canonical_model.projection import Projection, ProjectionUpdate
 from canonical_model.registry import schema_uri
 from feasibility import consumer as feasibility_consumer
 from feasibility.config import load_feasibility_config
-from feasibility.consumer import FeasibilityHandler
+from feasibility.consumer import RETRY_AFTER, FeasibilityHandler
 from feasibility.service import FeasibilityService
 from ground import clock
+from pipeline.consumer import InboxConsumer
+from pipeline.consumers import ConsumerSpec, consumer_topology
 from pipeline.decoded import DecodedEvent
 from store.feasibility import feasibility_rechecks, mark_due
 from store.schema import outbox
@@ -36,6 +41,9 @@ from tests.unit.feasibility.builders import (
     transformer,
 )
 from tests.unit.workflow.events import customer_event
+
+EXCHANGE = "yekuo.events"
+SPEC = ConsumerSpec("feasibility", ("projection.#",), feasibility_consumer.handle_feasibility_event)
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +102,10 @@ def _assessed(engine: Engine) -> list[tuple[str, str]]:
 
 def _due(conn: Connection) -> list[str]:
     return sorted(conn.execute(sa.select(feasibility_rechecks.c.application_no)).scalars())
+
+
+def _clock_at(handler: FeasibilityHandler, now: datetime) -> None:
+    handler.service.clock = lambda: now
 
 
 def _drain_all(handler: FeasibilityHandler, engine: Engine, *, limit: int = 50) -> int:
@@ -193,13 +205,14 @@ def test_a_failed_re_check_leaves_its_applications_due_for_the_next(
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(handler.service, "reassess", fails_after_the_work)
-    # The batch, then each application alone, fail after their work.
-    assert handler.drain(sqlite_engine) == 3
+    # The batch, then each application alone, fail after their work: none was cleared.
+    assert handler.drain(sqlite_engine) == 0
     # Rolled back whole: nothing published, every application still due.
     assert _assessed(sqlite_engine) == before
     with sqlite_engine.connect() as conn:
         assert _due(conn) == ["A1", "A2", "A3"]
     monkeypatch.setattr(handler.service, "reassess", reassess)
+    _clock_at(handler, NOW + RETRY_AFTER)
     assert _drain_all(handler, sqlite_engine) == 1
     assert _assessed(sqlite_engine)[len(before) :] == [
         ("A1", "not_feasible"),
@@ -213,10 +226,10 @@ def test_a_drain_takes_at_most_its_batch_and_the_longest_due_first(
 ) -> None:
     with sqlite_engine.begin() as conn:
         store_peak(conn, "T1", 200)
-        mark_due(conn, ["A3"], since=NOW, correlation_id="first")
-        mark_due(conn, ["A1", "A2"], since=NOW.replace(minute=5), correlation_id="later")
+        mark_due(conn, ["A3"], since=NOW - timedelta(minutes=9), correlation_id="first")
+        mark_due(conn, ["A1", "A2"], since=NOW - timedelta(minutes=5), correlation_id="later")
         # Marked again: it keeps the time it was first due.
-        mark_due(conn, ["A3"], since=NOW.replace(minute=9), correlation_id="again")
+        mark_due(conn, ["A3"], since=NOW, correlation_id="again")
     assert handler.drain(sqlite_engine, limit=2) == 2
     with sqlite_engine.connect() as conn:
         assert _due(conn) == ["A2"]
@@ -238,13 +251,56 @@ def test_an_application_whose_re_check_fails_stays_due_without_holding_back_the_
         return reassess(conn, application_nos, **kwargs)
 
     monkeypatch.setattr(handler.service, "reassess", fails_on_a2)
-    assert handler.drain(sqlite_engine) == 3
+    assert handler.drain(sqlite_engine) == 2
     assert _assessed(sqlite_engine)[before:] == [("A1", "not_feasible"), ("A3", "not_feasible")]
     with sqlite_engine.connect() as conn:
         assert _due(conn) == ["A2"]
     monkeypatch.setattr(handler.service, "reassess", reassess)
+    # Postponed: not tried again before its wait is over.
+    _clock_at(handler, NOW + RETRY_AFTER - timedelta(seconds=1))
+    assert handler.drain(sqlite_engine) == 0
+    _clock_at(handler, NOW + RETRY_AFTER)
     assert _drain_all(handler, sqlite_engine) == 1
     assert _assessed(sqlite_engine)[before:][-1] == ("A2", "not_feasible")
+
+
+def test_an_application_that_always_fails_leaves_the_consumer_idle_and_stays_due(
+    sqlite_engine: Engine, handler: FeasibilityHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = len(_assessed(sqlite_engine))
+    with sqlite_engine.begin() as conn:
+        store_peak(conn, "T1", 380)
+        handler(conn, _load_notice("T1"))
+    reassess = handler.service.reassess
+
+    def fails_on_a2(conn: Connection, application_nos: Any, **kwargs: Any) -> int:
+        if "A2" in application_nos:
+            raise ValueError("A2's kept application no longer reads")
+        return reassess(conn, application_nos, **kwargs)
+
+    monkeypatch.setattr(handler.service, "reassess", fails_on_a2)
+    url = unique_url("feasibility")
+    bus = open_bus(url)
+    try:
+        bus.declare(consumer_topology([EXCHANGE], [SPEC]))
+        consumer = InboxConsumer(
+            sqlite_engine, bus, queue=SPEC.queue, name=SPEC.name, handler=handler, deferred=handler.drain
+        )
+        # The others are cleared; A2 alone is left, and no step finds work in it while it waits.
+        assert consumer.work_once(timeout_s=0) is True
+        assert consumer.work_once(timeout_s=0) is False
+        # Its wait over, it is tried again, fails again, and still leaves the consumer idle.
+        _clock_at(handler, NOW + RETRY_AFTER)
+        assert consumer.work_once(timeout_s=0) is False
+        assert consumer.work_once(timeout_s=0) is False
+    finally:
+        bus.close()
+        discard_broker(url)
+    assert _assessed(sqlite_engine)[before:] == [("A1", "not_feasible"), ("A3", "not_feasible")]
+    with sqlite_engine.connect() as conn:
+        assert _due(conn) == ["A2"]
+        (postponed,) = conn.execute(sa.select(feasibility_rechecks.c.due_since)).scalars()
+    assert postponed == NOW + 2 * RETRY_AFTER
 
 
 def test_a_consumer_batch_marks_each_application_once_however_many_of_its_notices_name_it(
