@@ -31,6 +31,15 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def kept_time(dialect: sa.Dialect, moment: datetime) -> datetime:
+    """A time as a UtcDateTime column keeps it: MySQL and MariaDB keep whole seconds.
+
+    Bound already cut, a time is kept the same on both: MySQL would round its fraction, MariaDB cut it.
+    """
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=0) if dialect.name in {"mysql", "mariadb"} else moment
+
+
 # Short string columns carry explicit lengths because MariaDB cannot index unbounded text.
 KEY = sa.String(191)
 

@@ -54,7 +54,7 @@ from pipeline.records import EventDraft
 from store.database import utcnow
 from store.grid import cell_of
 from store.locks import holds_key
-from store.schema import case_events, case_figures, cases, customers, stage_visits, timeline
+from store.schema import case_events, case_figures, cases, customers, kept_time, stage_visits, timeline
 from workflow.config import WorkflowConfig, load_workflow_config
 from workflow.consistency import ConsistencyConfig, address_key
 from workflow.consistency_config import load_consistency_config
@@ -99,7 +99,6 @@ _EARLIER_VISITS = (
         stage_visits.c.left_at,
         stage_visits.c.exit_kind,
         stage_visits.c.observed,
-        stage_visits.c.duration_days,
     )
     .where(
         stage_visits.c.application_no == sa.bindparam("key"), stage_visits.c.ordinal < sa.bindparam("before")
@@ -313,7 +312,13 @@ class CaseTracker:
             [
                 entry
                 for entry in state.timeline
-                if (entry.source_event_id, entry.kind.value, entry.stage_from, entry.stage_to, entry.at)
+                if (
+                    entry.source_event_id,
+                    entry.kind.value,
+                    entry.stage_from,
+                    entry.stage_to,
+                    kept_time(conn.dialect, entry.at),
+                )
                 not in published
             ],
             correlation_id,
@@ -403,7 +408,12 @@ class CaseTracker:
     def _application_changed(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event
         application = decoded.payload_as(ConnectionApplication)
-        stored = CaseEvent.of(event, application.application_no, application.updated_at, payload=application)
+        stored = CaseEvent.of(
+            event,
+            application.application_no,
+            kept_time(conn.dialect, application.updated_at),
+            payload=application,
+        )
         if not self.record(conn, stored):
             return
         state = self.apply(conn, stored, correlation_id=event.correlationid)
@@ -437,7 +447,9 @@ class CaseTracker:
     def _stage_reported(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event
         report = decoded.payload_as(StageReport)
-        stored = CaseEvent.of(event, report.application_no, report.at, payload=report)
+        stored = CaseEvent.of(
+            event, report.application_no, kept_time(conn.dialect, report.at), payload=report
+        )
         if self.record(conn, stored):
             self.apply(conn, stored, correlation_id=event.correlationid)
 
@@ -454,9 +466,12 @@ class CaseTracker:
             conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
             conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
             conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
-        conn.execute(timeline.insert(), self._timeline_rows(state))
-        conn.execute(stage_visits.insert(), self._visit_rows(state, state.visits))
-        conn.execute(case_figures.insert(), self._facts(state, [_visit_facts(v) for v in state.visits]).row())
+        conn.execute(timeline.insert(), self._timeline_rows(conn.dialect, state))
+        conn.execute(stage_visits.insert(), self._visit_rows(conn.dialect, state, state.visits))
+        conn.execute(
+            case_figures.insert(),
+            self._facts(state, [_visit_facts(conn.dialect, v) for v in state.visits]).row(),
+        )
 
     def _store_continued(
         self, conn: Connection, state: CaseState, point: FoldPoint, anomalies: list[dict[str, Any]]
@@ -471,21 +486,19 @@ class CaseTracker:
             values["anomaly_count"] = len(anomalies)
         conn.execute(_UPDATE_CASE, {"key": application_no, **values})
         if state.timeline:
-            conn.execute(timeline.insert(), self._timeline_rows(state))
+            conn.execute(timeline.insert(), self._timeline_rows(conn.dialect, state))
         left, *entered = state.visits
         if entered:
             # Only leaving changes the visit the event found the case in: its limits follow the province.
-            [row] = self._visit_rows(state, [left])
+            [row] = self._visit_rows(conn.dialect, state, [left])
             conn.execute(_UPDATE_VISIT, {"key": application_no, "at": row["ordinal"], **row})
-            conn.execute(stage_visits.insert(), self._visit_rows(state, entered, start=1))
-        visits = [_visit_facts(visit) for visit in state.visits]
+            conn.execute(stage_visits.insert(), self._visit_rows(conn.dialect, state, entered, start=1))
+        visits = [_visit_facts(conn.dialect, visit) for visit in state.visits]
         if state.outcome is CaseOutcome.ENERGISED and state.earlier.visits:
             # The facts of an energised case read all its visits; the earlier ones are stored.
             rows = conn.execute(_EARLIER_VISITS, {"key": application_no, "before": state.earlier.visits})
             visits = [
-                VisitFacts(
-                    row.stage, row.entered_at, row.left_at, row.exit_kind, row.observed, row.duration_days
-                )
+                VisitFacts(row.stage, row.entered_at, row.left_at, row.exit_kind, row.observed)
                 for row in rows
             ] + visits
         conn.execute(_UPDATE_FIGURES, {"key": application_no, **self._facts(state, visits).row()})
@@ -532,12 +545,13 @@ class CaseTracker:
             "fold_state": point.document(),
         }
 
-    def _timeline_rows(self, state: CaseState) -> list[dict[str, Any]]:
+    def _timeline_rows(self, dialect: sa.Dialect, state: CaseState) -> list[dict[str, Any]]:
+        # Times are bound at the store's precision, so a rebuild finds the entries it published (rebuild).
         return [
             {
                 "application_no": state.application_no,
                 "position": entry.position,
-                "at": entry.at,
+                "at": kept_time(dialect, entry.at),
                 "kind": entry.kind.value,
                 "stage_from": entry.stage_from,
                 "stage_to": entry.stage_to,
@@ -551,8 +565,13 @@ class CaseTracker:
             for entry in state.timeline
         ]
 
-    def _visit_rows(self, state: CaseState, visits: list[Visit], start: int = 0) -> list[dict[str, Any]]:
-        """Rows of some of the visits state holds, visits[0] being its start-th."""
+    def _visit_rows(
+        self, dialect: sa.Dialect, state: CaseState, visits: list[Visit], start: int = 0
+    ) -> list[dict[str, Any]]:
+        """Rows of some of the visits state holds, visits[0] being its start-th.
+
+        Their times are bound at the store's precision, as the facts read them (_visit_facts).
+        """
         first = state.earlier.visits + start
         return [
             {
@@ -563,8 +582,8 @@ class CaseTracker:
                 "flow": item.flow,
                 "customer_class": state.application.customer_class.value,
                 "unit": item.unit,
-                "entered_at": item.entered_at,
-                "left_at": item.left_at,
+                "entered_at": kept_time(dialect, item.entered_at),
+                "left_at": kept_time(dialect, item.left_at) if item.left_at else None,
                 "exit_kind": item.exit_kind.value if item.exit_kind else None,
                 "exit_cause": item.exit_cause.value if item.exit_cause else None,
                 "observed": item.observed,
@@ -597,14 +616,14 @@ class CaseTracker:
         )
 
 
-def _visit_facts(visit: Visit) -> VisitFacts:
+def _visit_facts(dialect: sa.Dialect, visit: Visit) -> VisitFacts:
+    # At the store's precision: a continued case reads its earlier visits back from the store.
     return VisitFacts(
         stage=visit.stage,
-        entered_at=visit.entered_at,
-        left_at=visit.left_at,
+        entered_at=kept_time(dialect, visit.entered_at),
+        left_at=kept_time(dialect, visit.left_at) if visit.left_at else None,
         exit_kind=visit.exit_kind.value if visit.exit_kind else None,
         observed=visit.observed,
-        duration_days=visit.duration_days,
     )
 
 

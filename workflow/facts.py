@@ -34,7 +34,6 @@ class VisitFacts:
     left_at: datetime | None
     exit_kind: str | None
     observed: bool
-    duration_days: float | None
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def case_facts(
     survey_to_scheme = drafting = None
     if energised_at is not None:
         survey_to_scheme = _survey_to_scheme(flow, visits, calendar)
-        drafting = _drafting(visits)
+        drafting = _drafting(visits, calendar)
     return CaseFacts(
         application_no=application_no,
         customer_class=customer_class,
@@ -168,9 +167,15 @@ def _survey_to_scheme(flow: Flow, visits: Sequence[VisitFacts], calendar: Workin
     return calendar.working_time(first.entered_at, left[-1])
 
 
-def _drafting(visits: Sequence[VisitFacts]) -> float | None:
+def _drafting(visits: Sequence[VisitFacts], calendar: WorkingCalendar) -> float | None:
     scheme = [visit for visit in visits if visit.stage == SCHEME_REPLY_STAGE]
-    durations = [visit.duration_days for visit in scheme if visit.observed]
-    if not scheme or len(durations) < len(scheme) or any(days is None for days in durations):
+    # Measured from the kept times, not read from the kept durations: MariaDB keeps those in single
+    # precision, and a case continued from stored visits must sum what its rebuild sums.
+    durations = [
+        calendar.working_time(visit.entered_at, visit.left_at)
+        for visit in scheme
+        if visit.observed and visit.left_at is not None
+    ]
+    if not scheme or len(durations) < len(scheme):
         return None
-    return float(sum(days for days in durations if days is not None))
+    return float(sum(durations))

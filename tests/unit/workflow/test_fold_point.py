@@ -57,60 +57,69 @@ class RebuildingTracker(CaseTracker):
         return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
 
 
+APPLICATION = "/marketing/application"
+# The systems that report stages besides the application's own: their streams merge by time, ties by name.
+REPORTERS = ("/pms/work_order", "/gis/survey")
+
+
 @dataclass(frozen=True)
 class Step:
     """One change of a case: a new version of its application, or a stage report from another system."""
 
-    report: bool
+    source: str
     stage: str | None
-    hours: int
+    minutes: int
     customer_class: str
+    importance_grade: str
     org_no: str
 
 
 steps = st.builds(
     Step,
-    report=st.booleans(),
+    source=st.sampled_from((APPLICATION, *REPORTERS)),
     stage=st.none() | st.sampled_from(STAGES),
-    # Mostly forward in time, sometimes back: a source may report an earlier change after a later one.
-    hours=st.integers(-30, 200),
-    customer_class=st.sampled_from(["hv_single_source", "lv_residential"]),
+    # Mostly forward in time, often in the minute of the source's last change, so that changes of two
+    # sources tie; sometimes back: a source may report an earlier change after a later one.
+    minutes=st.sampled_from([0, 0, 1, 30, 60 * 20, 60 * 50, -60]),
+    customer_class=st.sampled_from(["hv_single_source", "hv_dual_source", "lv_residential"]),
+    importance_grade=st.sampled_from(["none", "none", "first"]),
     # Two units of the Henan province, and one of no configured province.
     org_no=st.sampled_from(["41401", "41402", "51001"]),
 )
+# The application as first accepted.
+OPENING = Step(APPLICATION, None, 0, "hv_single_source", "none", "41401")
 
 
 def _events(number: str, changes: list[Step]) -> list[CloudEvent]:
     """A case's events: its application first accepted, then the changes, sequenced per source."""
-    events = [_application(number, 1, None, SUBMITTED, "hv_single_source", "41401")]
-    sequences = {"application": 1, "report": 0}
-    at = {"application": SUBMITTED, "report": SUBMITTED}
+    events = [_application(number, 1, SUBMITTED, OPENING)]
+    sequences = dict.fromkeys(REPORTERS, 0) | {APPLICATION: 1}
+    at = dict.fromkeys(sequences, SUBMITTED)
     for step in changes:
-        source = "report" if step.report else "application"
+        source = step.source
         sequences[source] += 1
-        at[source] = max(SUBMITTED, at[source] + timedelta(hours=step.hours))
-        if step.report:
-            stage = step.stage or "site_survey"
-            event = stage_report_event(number, stage, at[source].isoformat(), sequences[source])
+        at[source] = max(SUBMITTED, at[source] + timedelta(minutes=step.minutes))
+        if source == APPLICATION:
+            event = _application(number, sequences[source], at[source], step)
         else:
-            event = _application(
-                number, sequences[source], step.stage, at[source], step.customer_class, step.org_no
+            stage = step.stage or "site_survey"
+            event = stage_report_event(
+                number, stage, at[source].isoformat(), sequences[source], source=source
             )
         events.append(event.model_copy(update={"time": NOW}))
     return events
 
 
-def _application(
-    number: str, sequence: int, stage: str | None, at: datetime, customer_class: str, org_no: str
-) -> CloudEvent:
+def _application(number: str, sequence: int, at: datetime, step: Step) -> CloudEvent:
     data: dict[str, Any] = {
-        "customer_class": customer_class,
-        "org_no": org_no,
+        "customer_class": step.customer_class,
+        "importance_grade": step.importance_grade,
+        "org_no": step.org_no,
         "submitted_at": SUBMITTED.isoformat(),
         "updated_at": at.isoformat(),
     }
-    if stage is not None:
-        data["stage"] = stage
+    if step.stage is not None:
+        data["stage"] = step.stage
     return application_event(number, sequence, **data).model_copy(update={"time": NOW})
 
 
@@ -188,7 +197,7 @@ def _stage_changes(engine: Engine) -> list[str]:
         return sorted(json.dumps(json.loads(body)["data"], sort_keys=True) for body in bodies)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arrived=arrivals())
 def test_a_case_continued_from_its_fold_point_equals_its_rebuild(
     engines: tuple[Engine, Engine],
@@ -250,7 +259,7 @@ def _with_limit(config: WorkflowConfig, flow_name: str, stage: str, limit_days: 
 
 def _surveyed(number: str) -> list[CloudEvent]:
     """A case of the four-step high-voltage flow in no configured province, past acceptance and its survey."""
-    opened = _application(number, 1, None, SUBMITTED, "hv_single_source", "51001")
+    opened = _application(number, 1, SUBMITTED, replace(OPENING, org_no="51001"))
     reports = [
         stage_report_event(number, stage, (SUBMITTED + timedelta(days=days)).isoformat(), sequence)
         for sequence, (stage, days) in enumerate((("scheme_reply", 1), ("external_works", 9)), start=1)
