@@ -180,13 +180,21 @@ class FeasibilityHandler:
         return len(claimed)
 
     def _due(self, conn: Connection, application_nos: list[str], correlation_id: str) -> None:
-        """Mark the applications due, but for those this transaction marked already: their rows are its own
-        until it commits, so no re-check can have taken them since."""
+        """Mark the applications due. In a consumer's batch the marks are gathered, each application's with
+        the first change that named it, and written at the batch's end in one statement in key order: two
+        batches writing overlapping sets notice by notice would lock their rows in different orders and
+        deadlock. Outside a batch they are written at once."""
         work = current_work(conn)
-        marked: set[str] = work.memo.setdefault(_MARKED, set()) if work is not None else set()
-        fresh = [number for number in application_nos if number not in marked]
-        mark_due(conn, fresh, since=self.service.clock(), correlation_id=correlation_id)
-        marked.update(fresh)
+        if work is None:
+            mark_due(conn, dict.fromkeys(application_nos, correlation_id), since=self.service.clock())
+            return
+        marks: dict[str, str] | None = work.memo.get(_MARKED)
+        if marks is None:
+            gathered: dict[str, str] = {}
+            marks = work.memo[_MARKED] = gathered
+            work.before_end(lambda end: mark_due(end, gathered, since=self.service.clock()))
+        for number in application_nos:
+            marks.setdefault(number, correlation_id)
 
     def _application(self, conn: Connection, decoded: DecodedEvent) -> None:
         event = decoded.event

@@ -11,7 +11,7 @@ reading reservations, so two assessments competing for the same headroom run one
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -133,20 +133,20 @@ _CLEAR_DUE = feasibility_rechecks.delete().where(
 )
 
 
-def mark_due(
-    conn: Connection, application_nos: Collection[str], *, since: datetime, correlation_id: str
-) -> None:
-    """Record applications as due for a re-check; one already due keeps its first time, takes the new id.
+def mark_due(conn: Connection, marks: Mapping[str, str], *, since: datetime) -> None:
+    """Record applications as due for a re-check, each with the correlation id of the change that named it;
+    one already due keeps its first time and takes the new id.
 
-    Rows are written in key order, so two changes marking overlapping sets cannot deadlock; a row claimed by
-    a re-check under way is waited for, and written anew once that re-check deleted it.
+    Rows are written in one statement, in key order, so two transactions marking overlapping sets cannot
+    deadlock; a row claimed by a re-check under way is waited for, and written anew once that re-check
+    deleted it.
     """
-    if not application_nos:
+    if not marks:
         return
     table = feasibility_rechecks
     rows = [
-        {"application_no": number, "due_since": since, "correlation_id": correlation_id}
-        for number in sorted(set(application_nos))
+        {"application_no": number, "due_since": since, "correlation_id": marks[number]}
+        for number in sorted(marks)
     ]
     # One statement of many rows: a change near many sites marks hundreds, and a statement per row costs
     # a round trip each.

@@ -66,7 +66,7 @@ def due(hub_engine: Engine) -> Engine:
             service.assess_application(conn, application(number, 5), correlation_id="c")
     with hub_engine.begin() as conn:
         store_peak(conn, "T1", 160)
-        mark_due(conn, NUMBERS, since=NOW, correlation_id="notice")
+        mark_due(conn, dict.fromkeys(NUMBERS, "notice"), since=NOW)
     return hub_engine
 
 

@@ -226,10 +226,10 @@ def test_a_drain_takes_at_most_its_batch_and_the_longest_due_first(
 ) -> None:
     with sqlite_engine.begin() as conn:
         store_peak(conn, "T1", 200)
-        mark_due(conn, ["A3"], since=NOW - timedelta(minutes=9), correlation_id="first")
-        mark_due(conn, ["A1", "A2"], since=NOW - timedelta(minutes=5), correlation_id="later")
+        mark_due(conn, {"A3": "first"}, since=NOW - timedelta(minutes=9))
+        mark_due(conn, {"A1": "later", "A2": "later"}, since=NOW - timedelta(minutes=5))
         # Marked again: it keeps the time it was first due.
-        mark_due(conn, ["A3"], since=NOW, correlation_id="again")
+        mark_due(conn, {"A3": "again"}, since=NOW)
     assert handler.drain(sqlite_engine, limit=2) == 2
     with sqlite_engine.connect() as conn:
         assert _due(conn) == ["A2"]
@@ -303,22 +303,23 @@ def test_an_application_that_always_fails_leaves_the_consumer_idle_and_stays_due
     assert postponed == NOW + 2 * RETRY_AFTER
 
 
-def test_a_consumer_batch_marks_each_application_once_however_many_of_its_notices_name_it(
+def test_a_consumer_batch_marks_each_application_once_at_its_end_however_many_of_its_notices_name_it(
     sqlite_engine: Engine, handler: FeasibilityHandler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marked: list[list[str]] = []
     monkeypatch.setattr(
         feasibility_consumer,
         "mark_due",
-        lambda conn, numbers, **kwargs: (marked.append(sorted(numbers)), mark_due(conn, numbers, **kwargs)),
+        lambda conn, marks, **kwargs: (marked.append(list(marks)), mark_due(conn, marks, **kwargs)),
     )
     first, second = _load_notice("T1"), _load_notice("T1")
     with sqlite_engine.connect() as conn, transaction_work(conn) as work:
         handler(conn, first)
         handler(conn, second)
+        assert marked == []
         work.finish(conn)
         conn.commit()
-    assert marked == [["A1", "A2", "A3"], []]
+    assert marked == [["A1", "A2", "A3"]]
     with sqlite_engine.connect() as conn:
         correlations = set(conn.execute(sa.select(feasibility_rechecks.c.correlation_id)).scalars())
     assert correlations == {first.event.correlationid}
