@@ -102,11 +102,17 @@ def test_the_other_instance_takes_over_the_duties_of_a_killed_one(rabbitmq_url: 
         _settled_without_problems(run, "kill of the lease holder", steady=False)
 
 
-# What an instance logs when its fencing token is refused: it paused past its lease and was succeeded.
-REFUSAL = re.compile(r"fenc|lease (was )?(lost|taken|expired)|stale token|superseded", re.IGNORECASE)
+# What an instance logs when it paused past its lease and was succeeded: its fencing token refused, or its
+# keeper finding the lease lost before a loop wrote again. Which comes first depends on where each loop was at
+# the pause (the relay checks its lease before each send). The token's refusal itself is proved
+# deterministically in tests/integration/test_leases.py (checkpoint) and tests/unit/pipeline/test_leases.py
+# (relay).
+REFUSAL = re.compile(
+    r"fenc|lease (was )?(lost|taken|expired)|lost to another instance|stale token|superseded", re.IGNORECASE
+)
 
 
-def test_an_instance_paused_past_its_lease_has_its_late_writes_refused(
+def test_an_instance_paused_past_its_lease_stands_down_or_has_its_late_writes_refused(
     rabbitmq_url: str, tmp_path: Path
 ) -> None:
     with cluster_run(
