@@ -98,8 +98,8 @@ class StreamPlan:
     advances_per_round: int = 250
     archives_per_round: int = 5
     pms_changes_per_round: int = 10
-    # Each grid change and load reading also becomes a projection event on which the feasibility consumer
-    # assesses again every open application near it: the stream is mostly applications, as in the issue.
+    # Each grid change and load reading also becomes a projection event, on which the feasibility consumer
+    # marks every open application near it due for a re-check: the stream is mostly applications.
     measured_feeders: int = 5
     measured_transformers: int = 20
     round_interval_s: float = 2.0

@@ -14,7 +14,7 @@ from tests.conftest import POSTGRES_URL
 from tests.support.rabbit_cluster import RabbitCluster, rabbit_cluster  # noqa: F401
 
 from .cluster_support import SETTLE_TIMEOUT_S, cluster_run, read_outbox, source_event_count
-from .test_two_instances import PLAN, report
+from .test_two_instances import FED_EVENTS, PLAN, report
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.timeout(SETTLE_TIMEOUT_S + 300)]
 
@@ -41,3 +41,4 @@ def test_a_rabbitmq_node_stopped_and_then_killed_mid_stream_loses_nothing(
         fed = source_event_count(read_outbox(run.engine))
         print(f"node stop and kill: {sum(fed.values())} events {dict(fed)} settled after {took:.0f} s")
         assert not problems, report(problems, run)
+        assert sum(fed.values()) >= FED_EVENTS, f"only {dict(fed)} source events flowed"

@@ -1,8 +1,8 @@
 """Two `yekuo run` instances on one PostgreSQL database and one RabbitMQ vhost, fed through all three sources.
 
-Each run feeds the stream of cluster_support.StreamPlan (10,000 events with the legacy world's first listing)
-and afterwards checks that every event took effect exactly once. The steady run also counts what reached
-the bus and what the processes logged; the fault runs SIGKILL, pause, and restart instances mid-stream.
+Each run feeds at least 10,000 source events (PLAN, with the legacy world's first listing) and afterwards
+checks that every event took effect exactly once. The steady run also counts what reached the bus and what
+the processes logged; the fault runs SIGKILL, pause, and restart instances mid-stream.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ LEASE_TTL_S = 3.0
 TAKEOVER_S = 60.0
 # The singleton duties of the instance that publishes and polls, whose takeover the fault tests watch.
 PUBLISHING_DUTIES = ("relay", "poll:marketing", "poll:pms")
-# About 1,000 events through the three sources: the first listing of the legacy world and the stream. The
-# issue's 10,000 would take about 50 minutes per run at today's feasibility throughput (see the README).
-PLAN = StreamPlan(applications=100, rounds=4, advances_per_round=25)
+# At least FED_EVENTS source events through the three sources (the legacy world's first
+# listing, then twelve rounds of the stream).
+PLAN = StreamPlan(applications=3500, rounds=12, advances_per_round=400)
+FED_EVENTS = 10_000
 
 
 def report(problems: list[str], run: ClusterRun) -> str:
@@ -66,6 +67,7 @@ def _settled_without_problems(run: ClusterRun, name: str, *, steady: bool) -> No
     fed = source_event_count(read_outbox(run.engine))
     print(f"{name}: {sum(fed.values())} events {dict(fed)} settled after {took:.0f} s")
     assert not problems, report(problems, run)
+    assert sum(fed.values()) >= FED_EVENTS, f"{name}: only {dict(fed)} source events flowed"
 
 
 def test_two_instances_started_together_take_every_event_once(rabbitmq_url: str, tmp_path: Path) -> None:
