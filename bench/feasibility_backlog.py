@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.env import BENCH_EXCHANGE
-from bench.feasibility_latency import CENTRE, store_grid_items
+from bench.feasibility_latency import CENTRE, profile_row, random_point, store_grid_items
 from bus.rabbitmq import RabbitMQBus
 from canonical_model.application import (
     BusinessType,
@@ -45,7 +45,6 @@ from feasibility.config import load_feasibility_config
 from feasibility.consumer import ASSESSING_TYPES, FeasibilityHandler
 from feasibility.engine import FEEDER, MAIN_TRANSFORMER, SUBSTATION, TRANSFORMER, Equipment
 from feasibility.service import FeasibilityService
-from feasibility.spatial import METRES_PER_DEGREE_LAT
 from ground.settings import PROJECT_ROOT
 from pipeline.consumer import InboxConsumer, KeyedHandler
 from pipeline.consumers import ConsumerSpec
@@ -82,21 +81,12 @@ class BacklogFigures:
     final_changed: int
 
 
-def _point(rng: random.Random) -> tuple[float, float]:
-    half = SPAN_M / 2
-    north, east = rng.uniform(-half, half), rng.uniform(-half, half)
-    return (
-        CENTRE.lon + east / (METRES_PER_DEGREE_LAT * 0.8217),  # cos(34.75 degrees)
-        CENTRE.lat + north / METRES_PER_DEGREE_LAT,
-    )
-
-
 def compact_grid(transformers: int, seed: int = 17) -> list[Equipment]:
     """Two substations, six feeders each, the transformers spread over the feeders in a 4 km square."""
     rng = random.Random(seed)
     items: list[Equipment] = []
     for s in range(2):
-        lon, lat = _point(rng)
+        lon, lat = random_point(rng, within_m=SPAN_M)
         items.append(Equipment(SUBSTATION, f"S{s}", f"S{s}", lon=lon, lat=lat, voltage_kv=110))
         items += [
             Equipment(MAIN_TRANSFORMER, f"S{s}-T{t}", substation_id=f"S{s}", rated_kva=50_000)
@@ -104,7 +94,7 @@ def compact_grid(transformers: int, seed: int = 17) -> list[Equipment]:
         ]
     feeders = 2 * FEEDERS_PER_SUBSTATION
     for f in range(feeders):
-        lon, lat = _point(rng)
+        lon, lat = random_point(rng, within_m=SPAN_M)
         items.append(
             Equipment(
                 FEEDER,
@@ -119,7 +109,7 @@ def compact_grid(transformers: int, seed: int = 17) -> list[Equipment]:
             )
         )
     for t in range(transformers):
-        lon, lat = _point(rng)
+        lon, lat = random_point(rng, within_m=SPAN_M)
         items.append(
             Equipment(
                 TRANSFORMER,
@@ -136,23 +126,6 @@ def compact_grid(transformers: int, seed: int = 17) -> list[Equipment]:
     return items
 
 
-def _profile(equipment_id: str, day: Any, peak_kw: float, now: datetime) -> dict[str, Any]:
-    return {
-        "equipment_id": equipment_id,
-        "data_date": day,
-        "phase": "total",
-        "source": "dispatch",
-        "peak_kw": peak_kw,
-        "peak_point": 80,
-        "good_points": 96,
-        "document": {"equipment_id": equipment_id},
-        "event_source": "/bench",
-        "sequence": 1,
-        "event_id": str(uuid.uuid4()),
-        "updated_at": now,
-    }
-
-
 def _capacity(item: Equipment) -> float:
     return item.rated_kva or 1.732 * 10 * (item.allowed_current_a or 0)
 
@@ -164,7 +137,7 @@ def _seed(engine: Engine, service: FeasibilityService, items: list[Equipment], a
     today = now.astimezone(SHANGHAI).date()
     store_grid_items(engine, items)
     rows = [
-        _profile(item.equipment_id, today, round(_capacity(item) * rng.uniform(0.2, 0.6) * 0.9, 1), now)
+        profile_row(item.equipment_id, today, round(_capacity(item) * rng.uniform(0.2, 0.6) * 0.9, 1), now)
         for item in items
         if item.kind != SUBSTATION
     ]
@@ -173,7 +146,7 @@ def _seed(engine: Engine, service: FeasibilityService, items: list[Equipment], a
     for start in range(0, applications, 50):
         with engine.begin() as conn:
             for index in range(start, min(start + 50, applications)):
-                lon, lat = _point(rng)
+                lon, lat = random_point(rng, within_m=SPAN_M)
                 number = f"BL{index:05d}"
                 application = ConnectionApplication(
                     application_no=number,

@@ -83,7 +83,7 @@ class FeasibilityBench:
     results: tuple[Latency, ...]
 
 
-def _point(
+def random_point(
     rng: random.Random, near: tuple[float, float] | None = None, within_m: float = SPAN_M
 ) -> tuple[float, float]:
     """A random point in the square, or within a square of side within_m around another point."""
@@ -105,13 +105,13 @@ def synthetic_grid(transformers: int, feeders: int, substations: int, seed: int 
     substation_at: list[tuple[float, float]] = []
     feeder_at: list[tuple[float, float]] = []
     for s in range(substations):
-        lon, lat = _point(rng)
+        lon, lat = random_point(rng)
         substation_at.append((lon, lat))
         items.append(Equipment(SUBSTATION, f"S{s}", f"S{s}", lon=lon, lat=lat, voltage_kv=110))
         for t in range(2):
             items.append(Equipment(MAIN_TRANSFORMER, f"S{s}-T{t}", substation_id=f"S{s}", rated_kva=50_000))
     for f in range(feeders):
-        lon, lat = _point(rng, substation_at[f % substations], 8_000)
+        lon, lat = random_point(rng, substation_at[f % substations], 8_000)
         feeder_at.append((lon, lat))
         items.append(
             Equipment(
@@ -128,7 +128,7 @@ def synthetic_grid(transformers: int, feeders: int, substations: int, seed: int 
         )
     for t in range(transformers):
         feeder = t % feeders
-        lon, lat = _point(rng, feeder_at[feeder], 3_000)
+        lon, lat = random_point(rng, feeder_at[feeder], 3_000)
         items.append(
             Equipment(
                 TRANSFORMER,
@@ -161,7 +161,7 @@ def _requests(count: int, seed: int = 13) -> list[FeasibilityRequest]:
     rng = random.Random(seed)
     requests = []
     for index in range(count):
-        lon, lat = _point(rng, within_m=SITES_SPAN_M)
+        lon, lat = random_point(rng, within_m=SITES_SPAN_M)
         requests.append(
             FeasibilityRequest(
                 requested_capacity_kva=100 if index % 2 else 630,
@@ -245,7 +245,7 @@ def _seed_database(
             days = history_days if item.kind != TRANSFORMER or _within(item, reach) else 1
             history = [DAY - timedelta(days=back) for back in range(days)]
             batch.extend(
-                _profile_row(item.equipment_id, day, round(peak * _season(day), 1)) for day in history
+                profile_row(item.equipment_id, day, round(peak * _season(day), 1)) for day in history
             )
             if index % 2 == 0:
                 factors.append(_factor_row(item.equipment_id, max(history, key=_season)))
@@ -270,7 +270,8 @@ def _season(day: date) -> float:
     return 0.85 + 0.15 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 205) / 365)
 
 
-def _profile_row(equipment_id: str, day: date, peak_kw: float) -> dict[str, Any]:
+def profile_row(equipment_id: str, day: date, peak_kw: float, updated_at: datetime = NOW) -> dict[str, Any]:
+    """A stored daily load profile of the equipment with the given peak, as the loads consumer keeps it."""
     return {
         "equipment_id": equipment_id,
         "data_date": day,
@@ -283,7 +284,7 @@ def _profile_row(equipment_id: str, day: date, peak_kw: float) -> dict[str, Any]
         "event_source": "/bench",
         "sequence": 1,
         "event_id": str(uuid.uuid4()),
-        "updated_at": NOW,
+        "updated_at": updated_at,
     }
 
 
