@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
 from ground.clock import frozen_at
@@ -18,22 +18,14 @@ from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema, drop_schema
 from store.schema import case_figures, cases, outbox, stage_visits, timeline
 from tests.conftest import MARIADB_URL, require_service
+from tests.support.cases import RebuildingTracker
 from tests.unit.workflow.events import application_event, stage_report_event
 from workflow.cases import CaseTracker
 from workflow.config import load_workflow_config
-from workflow.events import CaseEvent
-from workflow.fold import CaseState
 from workflow.workdays import WorkingCalendar
 
 NOW = datetime(2026, 6, 30, 2, 0, tzinfo=UTC)
 SUBMITTED = "2026-03-02T09:00:00+08:00"
-
-
-class RebuildingTracker(CaseTracker):
-    """The reference: every event rebuilds its case from all its events, never from its fold point."""
-
-    def apply(self, conn: Connection, arrived: CaseEvent, *, correlation_id: str) -> CaseState | None:
-        return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from canonical_model.envelope import CloudEvent
 from canonical_model.events import CASE_STAGE_CHANGED
@@ -22,10 +22,10 @@ from ground.clock import frozen_at
 from pipeline.decoded import DecodedEvent
 from store.database import create_engine, create_schema
 from store.schema import case_figures, cases, metadata, outbox, stage_visits, timeline
+from tests.support.cases import RebuildingTracker
 from workflow.cases import CaseTracker
 from workflow.config import WorkflowConfig
-from workflow.events import HUB_SYSTEM, CaseEvent
-from workflow.fold import CaseState
+from workflow.events import HUB_SYSTEM
 from workflow.monitor import CaseMonitor
 from workflow.workdays import SHANGHAI, WorkingCalendar
 
@@ -48,13 +48,6 @@ STAGES = (
     "unknown_stage",
 )
 DERIVED = (cases, timeline, stage_visits, case_figures)
-
-
-class RebuildingTracker(CaseTracker):
-    """The reference: every event rebuilds its case from all its events, never from its fold point."""
-
-    def apply(self, conn: Connection, arrived: CaseEvent, *, correlation_id: str) -> CaseState | None:
-        return self.rebuild(conn, arrived.application_no, correlation_id=correlation_id, arrived=arrived)
 
 
 APPLICATION = "/marketing/application"
