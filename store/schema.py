@@ -175,11 +175,14 @@ cases = sa.Table(
         nullable=True,
         comment="workflow.fold.FoldPoint: where the fold stands, to apply the next event in order",
     ),
-    # Keys the duplicate check finds other applications of the same site or address by, through an index.
+    # Keys the duplicate check finds other applications of the same site or address by, through an index:
+    # the site's cell, then its latitude, so that the check reads only the band of the cell around the site.
     sa.Column("site_cell", sa.BigInteger, nullable=True, comment="store.grid.cell_of the site location"),
+    sa.Column("site_lat", sa.Double, nullable=True, comment="site latitude (WGS84 degrees)"),
+    sa.Column("site_lon", sa.Double, nullable=True, comment="site longitude (WGS84 degrees)"),
     sa.Column("address_key", sa.String(64), nullable=True, comment="sha256 of the normalised site address"),
     sa.Index("ix_cases_customer", "customer_no"),
-    sa.Index("ix_cases_site_cell", "site_cell"),
+    sa.Index("ix_cases_site", "site_cell", "site_lat"),
     sa.Index("ix_cases_address_key", "address_key"),
     # The listing pages in (opened_at, application_no) order: each filter's index ends in that key, so a
     # page is read in order from where the cursor points, without sorting all cases the filter matches.

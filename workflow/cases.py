@@ -541,6 +541,8 @@ class CaseTracker:
             "event_count": point.events,
             "application": application.model_dump(mode="json", exclude_none=True),
             "site_cell": cell_of(site.lon, site.lat) if site is not None else None,
+            "site_lat": site.lat if site is not None else None,
+            "site_lon": site.lon if site is not None else None,
             "address_key": address_key(application.site_address),
             "fold_state": point.document(),
         }

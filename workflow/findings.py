@@ -130,6 +130,11 @@ class DistrictIndex:
         return next((item for item in linked if item.status == "in_service"), linked[0] if linked else None)
 
 
+# The box is drawn on a slightly larger earth than the duplicate check measures on; a metre more keeps a site
+# at exactly the check's distance inside it.
+_BOX_SLACK_M = 1.0
+
+
 class StoreKnowledge:
     """What the hub database knows: the grid projection's transformers and the open cases."""
 
@@ -155,12 +160,27 @@ class StoreKnowledge:
         within_m: float,
         address: str | None,
     ) -> Sequence[OpenCase]:
-        """Open cases of the business type: of this customer, in cells around the site, or at the address."""
+        """Open cases of the business type: of this customer, in a box around the site, or at the address.
+
+        The box is read through the cells it covers and the latitude band within them (ix_cases_site), so the
+        check reads the applications near the site rather than every one of its square kilometre. A row with
+        a cell but no coordinates (written before revision 0007, or by an older instance beside this one) is
+        read whole, as it was then: the distance is measured on the application either way.
+        """
         scope = [cases.c.customer_no == customer_no] if customer_no else []
         if site is not None:
-            cells = cells_covering(*bbox_around(site, within_m))
+            min_lon, min_lat, max_lon, max_lat = bbox_around(site, within_m + _BOX_SLACK_M)
+            cells = cells_covering(min_lon, min_lat, max_lon, max_lat)
             if cells:
-                scope.append(cases.c.site_cell.in_(cells))
+                in_cells = cases.c.site_cell.in_(cells)
+                scope.append(
+                    sa.and_(
+                        in_cells,
+                        cases.c.site_lat.between(min_lat, max_lat),
+                        cases.c.site_lon.between(min_lon, max_lon),
+                    )
+                )
+                scope.append(sa.and_(in_cells, cases.c.site_lat.is_(None)))
         key = address_key(address)
         if key is not None:
             scope.append(cases.c.address_key == key)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from store.database import SchemaError, create_engine, create_schema, drop_schema, schema_status
+from store.grid import cell_of
 from store.schema import cases, metadata, stage_visits
 from tests.support.migrations import (
     create_schema_after,
@@ -122,6 +123,12 @@ ADDED_BY_FEASIBILITY_RECHECKS = {
     ("add_index", "ix_feasibility_rechecks_due"),
     ("add_column", None, "feasibility_assessments", "inputs_fingerprint"),
 }
+ADDED_BY_CASE_SITE_COORDINATES = {
+    ("add_column", None, "cases", "site_lat"),
+    ("add_column", None, "cases", "site_lon"),
+    ("add_index", "ix_cases_site"),
+    ("remove_index", "ix_cases_site_cell"),
+}
 # What each revision after the baseline adds, in order.
 ADDED_AFTER = [
     ("0002", ADDED_BY_ANALYTICS),
@@ -129,6 +136,7 @@ ADDED_AFTER = [
     ("0004", ADDED_BY_CASE_FOLD_STATE),
     ("0005", ADDED_BY_LIST_INDEXES),
     ("0006", ADDED_BY_FEASIBILITY_RECHECKS),
+    ("0007", ADDED_BY_CASE_SITE_COORDINATES),
 ]
 
 
@@ -154,6 +162,29 @@ def test_the_list_indexes_are_added_to_a_database_keeping_its_cases(engine: Engi
     assert differences(engine) == []
     with engine.connect() as conn:
         assert conn.execute(sa.select(cases.c.application_no, cases.c.stage)).all() == [("A1", "survey")]
+
+
+def test_the_cases_kept_get_their_site_coordinates_from_their_application(engine: Engine) -> None:
+    migrate_to(engine, "0006")
+    site = {"lon": 113.6253, "lat": 34.7466}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(cases),
+            [
+                {**CASE_ROW, "application": {"site_location": site}, "site_cell": cell_of(**site)},
+                {**CASE_ROW, "application_no": "A2", "stage_visit": "A2/survey/1", "site_cell": None},
+            ],
+        )
+
+    create_schema(engine)
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(cases.c.application_no, cases.c.site_lon, cases.c.site_lat).order_by(
+                cases.c.application_no
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [("A1", site["lon"], site["lat"]), ("A2", None, None)]
 
 
 def test_a_database_made_before_migrations_is_stamped_at_its_release_and_upgraded_keeping_its_rows(

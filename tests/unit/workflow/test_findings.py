@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -314,6 +315,63 @@ def test_duplicates_are_found_by_customer_site_cell_and_address_across_supply_un
         query = sa.select(cases.c.application_no, cases.c.address_key)
         keys = dict(conn.execute(query.where(cases.c.application_no.in_(["A1", "D2"]))).all())
     assert keys["A1"] == keys["D2"] is not None
+
+
+def _site_at(origin: dict[str, float], metres: float, bearing_deg: float) -> dict[str, float]:
+    """A point metres from origin on a bearing, on the sphere the duplicate check measures on."""
+    radians_per_metre = 1 / 6_371_000.0
+    north = metres * math.cos(math.radians(bearing_deg)) * radians_per_metre
+    east = metres * math.sin(math.radians(bearing_deg)) * radians_per_metre
+    return {
+        "lon": origin["lon"] + math.degrees(east / math.cos(math.radians(origin["lat"]))),
+        "lat": origin["lat"] + math.degrees(north),
+    }
+
+
+def test_the_duplicate_check_finds_every_site_within_its_distance_and_none_beyond(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    origin = {"lon": 112.5005, "lat": 33.0005}  # A1's site
+    neighbours = {
+        f"{'N' if metres < 30 else 'F'}{bearing}": _site_at(origin, metres, bearing)
+        for bearing in range(0, 360, 45)
+        for metres in (29.5, 30.5)
+    }
+    apply(
+        sqlite_engine,
+        checking,
+        *(
+            low_voltage(
+                number,
+                customer_no=f"41300001{index:02d}",
+                site_location=site,
+                site_address=f"南阳市卧龙区工业路{index}号",
+            )
+            for index, (number, site) in enumerate(neighbours.items())
+        ),
+    )
+    apply(sqlite_engine, checking, low_voltage("A1"))
+    (finding,) = [item for item in stored(sqlite_engine, "A1") if item["rule"] == "no_duplicate_application"]
+    numbers = {value["value"] for value in finding["values"] if value["field"] == "application_no"}
+    assert numbers == {number for number in neighbours if number.startswith("N")}
+
+
+def test_a_case_kept_without_coordinates_is_still_found_by_its_site(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    """An instance of an older release writes the site's cell but not its coordinates (revision 0007)."""
+    apply(
+        sqlite_engine,
+        checking,
+        low_voltage(
+            "D1", customer_no="4130000002", site_location={"lon": 112.50055, "lat": 33.0005}, site_address="x"
+        ),
+    )
+    with sqlite_engine.begin() as conn:
+        conn.execute(cases.update().values(site_lat=None, site_lon=None))
+    apply(sqlite_engine, checking, low_voltage("A1"))
+    (finding,) = [item for item in stored(sqlite_engine, "A1") if item["rule"] == "no_duplicate_application"]
+    assert [value["value"] for value in finding["values"] if value["field"] == "application_no"] == ["D1"]
 
 
 def test_a_transformer_change_locks_only_the_cases_whose_findings_name_its_districts(

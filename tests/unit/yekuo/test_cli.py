@@ -79,13 +79,13 @@ def test_db_upgrade_creates_an_empty_database_and_db_current_shows_its_revision(
     url = f"sqlite:///{tmp_path}/hub.db"
 
     assert main(["db", "current", "--db-url", url]) == 0
-    assert capsys.readouterr().out == "database schema: no hub tables (the code's schema is 0006)\n"
+    assert capsys.readouterr().out == "database schema: no hub tables (the code's schema is 0007)\n"
     assert main(["db", "upgrade", "--db-url", url]) == 0
-    assert capsys.readouterr().out == "database schema: none -> 0006 (head)\n"
+    assert capsys.readouterr().out == "database schema: none -> 0007 (head)\n"
     assert main(["db", "upgrade", "--db-url", url]) == 0
-    assert capsys.readouterr().out == "database schema: 0006 (head); nothing to do\n"
+    assert capsys.readouterr().out == "database schema: 0007 (head); nothing to do\n"
     assert main(["db", "current", "--db-url", url]) == 0
-    assert capsys.readouterr().out == "database schema: 0006 (head)\n"
+    assert capsys.readouterr().out == "database schema: 0007 (head)\n"
 
 
 def test_db_current_fails_on_an_older_schema_until_db_upgrade(
@@ -97,9 +97,9 @@ def test_db_current_fails_on_an_older_schema_until_db_upgrade(
     engine.dispose()
 
     assert main(["db", "current", "--db-url", url]) == 1
-    assert capsys.readouterr().out == "database schema: 0001, older than the code's 0006\n"
+    assert capsys.readouterr().out == "database schema: 0001, older than the code's 0007\n"
     assert main(["db", "upgrade", "--db-url", url]) == 0
-    assert capsys.readouterr().out == "database schema: 0001 -> 0006 (head)\n"
+    assert capsys.readouterr().out == "database schema: 0001 -> 0007 (head)\n"
 
 
 def test_db_upgrade_refuses_hub_tables_that_match_no_release(

@@ -79,7 +79,7 @@ def production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engi
 
 @pytest.mark.parametrize(
     ("made_at", "shown"),
-    [("0001", "0001, older than the code's 0006"), (None, "no revision: made before schema migrations")],
+    [("0001", "0001, older than the code's 0007"), (None, "no revision: made before schema migrations")],
     ids=["older revision", "made before migrations"],
 )
 def test_yekuo_run_refuses_to_start_on_a_schema_older_than_its_code(
