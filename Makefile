@@ -28,15 +28,18 @@ lint: install
 	$(BIN)/bandit -q -r ground pipeline yekuo canonical_model adapters mappings routes bus store workflow api simulators feasibility subscriptions forecast assistant -c pyproject.toml
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
+# The unit tests share nothing but the machine, so they run on every core (pytest-xdist); the tests that drive
+# the services run one at a time, as some restart the broker or start hub processes of their own.
 test: install lint tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto tests/unit
+	$(BIN)/pytest --ignore=tests/unit
 	$(MAKE) --no-print-directory unit-moved-clock
 
 # The unit tests again with the system clock 400 days ahead (Debian's libfaketime): a test that mixes a fixed
 # date with the wall clock, or code that reads the wall clock behind the hub's clock, fails here. The monotonic
 # clock stays real (see tests/moved_clock.py).
 unit-moved-clock: install tools
-	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest -n auto tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
 # Tools the tests drive (libfaketime, poppler-utils and chromium from Debian, the AsyncAPI parser from npm);
 # installed once, when missing. poppler's pdftotext and pdftoppm read back the supply-scheme reply PDF;
@@ -71,7 +74,7 @@ $(ECHARTS_SERVED): $(ECHARTS_SOURCE)
 	cp $< $@
 
 unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n auto tests/unit
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache api/ui/static/vendor

@@ -186,12 +186,19 @@ class StoreKnowledge:
             scope.append(cases.c.address_key == key)
         if not scope:
             return []
-        rows = self._conn.execute(
-            sa.select(cases.c.application).where(
-                cases.c.status == "open", cases.c.business_type == business_type, sa.or_(*scope)
+        # One select per way of being a duplicate, each an index search: under an OR, SQLite's planner
+        # (without statistics) reads every open case through the status index instead.
+        # A case found more than one way comes once (a union would have to compare the JSON documents).
+        found = sa.union_all(
+            *(
+                sa.select(cases.c.application_no, cases.c.application).where(
+                    way, cases.c.status == "open", cases.c.business_type == business_type
+                )
+                for way in scope
             )
-        ).scalars()
-        return [OpenCase.of_document(document) for document in rows]
+        )
+        documents = dict(self._conn.execute(found).tuples().all())
+        return [OpenCase.of_document(document) for document in documents.values()]
 
 
 def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts | None:

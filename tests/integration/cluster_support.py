@@ -334,9 +334,11 @@ def push_targets(instances: Sequence[HubInstance]) -> list[str]:
     return [instance.push_url for instance in instances if instance.alive and instance.api_url]
 
 
-def event_exchanges() -> list[str]:
-    """The hub's event exchanges, as yekuo.hub.Hub declares them."""
-    return sorted({"yekuo.events", *(route.exchange for route in load_hub_config(PROJECT_ROOT).routes)})
+@functools.cache
+def event_exchanges() -> tuple[str, ...]:
+    """The hub's event exchanges, as yekuo.hub.Hub declares them (read once: settle asks twice a second)."""
+    routed = (route.exchange for route in load_hub_config(PROJECT_ROOT).routes)
+    return tuple(sorted({"yekuo.events", *routed}))
 
 
 def broker_queues() -> list[str]:

@@ -1,9 +1,12 @@
 """Expand: the site's coordinates on the case row, so the duplicate check reads only the cases near a site.
 
-ix_cases_site (cell, then latitude) takes over what ix_cases_site_cell served, so that one goes. Existing
-rows get their coordinates from their stored application here. Older code neither writes nor reads the new
-columns, so it keeps running beside this revision: a case it writes has a cell and no coordinates, which
-the newer duplicate check reads as it did before (workflow/findings.py), until the case's next event.
+ix_cases_site (cell, status, latitude) takes over what ix_cases_site_cell served, and the customer and
+address indexes gain the status, so that the open cases of a customer, a site or an address are an index
+search on every dialect (SQLite's planner, without statistics, took the status index and read every open
+case); the indexes they replace go. Existing rows get their coordinates from their stored application here.
+Older code neither writes nor reads the new columns, so it keeps running beside this revision: a case it
+writes has a cell and no coordinates, which the newer duplicate check reads as it did before
+(workflow/findings.py), until the case's next event.
 """
 
 import sqlalchemy as sa
@@ -14,6 +17,12 @@ down_revision = "0006"
 PHASE = "expand"
 
 _BATCH = 1000
+_INDEXES = {
+    "ix_cases_customer_status": ["customer_no", "status"],
+    "ix_cases_site": ["site_cell", "status", "site_lat"],
+    "ix_cases_address_status": ["address_key", "status"],
+}
+_REPLACED = ("ix_cases_customer", "ix_cases_site_cell", "ix_cases_address_key")
 
 
 def upgrade() -> None:
@@ -23,8 +32,10 @@ def upgrade() -> None:
     op.add_column(
         "cases", sa.Column("site_lon", sa.Double(), nullable=True, comment="site longitude (WGS84 degrees)")
     )
-    op.create_index("ix_cases_site", "cases", ["site_cell", "site_lat"], unique=False)
-    op.drop_index("ix_cases_site_cell", table_name="cases")
+    for name, columns in _INDEXES.items():
+        op.create_index(name, "cases", columns, unique=False)
+    for name in _REPLACED:
+        op.drop_index(name, table_name="cases")
     _fill_coordinates()
 
 

@@ -126,8 +126,12 @@ ADDED_BY_FEASIBILITY_RECHECKS = {
 ADDED_BY_CASE_SITE_COORDINATES = {
     ("add_column", None, "cases", "site_lat"),
     ("add_column", None, "cases", "site_lon"),
+    ("add_index", "ix_cases_customer_status"),
     ("add_index", "ix_cases_site"),
+    ("add_index", "ix_cases_address_status"),
+    ("remove_index", "ix_cases_customer"),
     ("remove_index", "ix_cases_site_cell"),
+    ("remove_index", "ix_cases_address_key"),
 }
 # What each revision after the baseline adds, in order.
 ADDED_AFTER = [

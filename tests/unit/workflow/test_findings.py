@@ -356,6 +356,26 @@ def test_the_duplicate_check_finds_every_site_within_its_distance_and_none_beyon
     assert numbers == {number for number in neighbours if number.startswith("N")}
 
 
+def test_the_duplicate_check_and_a_customers_open_cases_are_index_searches_on_sqlite(
+    sqlite_engine: Engine, checking: CaseTracker, frozen: object
+) -> None:
+    """Each read is a search of the index of its key, not of every open case through the status index."""
+    plans: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM cases" in statement:
+            plans.extend(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+
+    sa.event.listen(sqlite_engine, "before_cursor_execute", explain)
+    try:
+        apply(sqlite_engine, checking, the_customer(), low_voltage("A1"), the_customer(sequence=2))
+    finally:
+        sa.event.remove(sqlite_engine, "before_cursor_execute", explain)
+    used = {name for plan in plans for name in plan.split() if name.startswith("ix_cases_")}
+    assert {"ix_cases_customer_status", "ix_cases_site", "ix_cases_address_status"} <= used, plans
+    assert not [plan for plan in plans if "ix_cases_status_deadline" in plan or "SCAN" in plan], plans
+
+
 def test_a_case_kept_without_coordinates_is_still_found_by_its_site(
     sqlite_engine: Engine, checking: CaseTracker, frozen: object
 ) -> None:
