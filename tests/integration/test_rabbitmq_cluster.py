@@ -94,6 +94,9 @@ def test_a_bus_on_the_node_list_loses_nothing_while_a_node_is_stopped_and_anothe
     published: list[str] = []
     consumed: set[str] = set()
     publishing_done = threading.Event()
+    # Set by the publisher once its last batch is counted: a batch confirmed after publishing_done is set
+    # still joins published, and the consumer must wait for it too.
+    published_all = threading.Event()
     failures: list[BaseException] = []
 
     def publish() -> None:
@@ -111,6 +114,7 @@ def test_a_bus_on_the_node_list_loses_nothing_while_a_node_is_stopped_and_anothe
             failures.append(exc)
         finally:
             publisher.close()
+            published_all.set()
 
     def consume() -> None:
         def take(bus: Bus) -> None:
@@ -122,7 +126,7 @@ def test_a_bus_on_the_node_list_loses_nothing_while_a_node_is_stopped_and_anothe
 
         try:
             deadline = time.monotonic() + STREAM_DEADLINE_S
-            while not (publishing_done.is_set() and consumed >= set(published)):
+            while not (published_all.is_set() and consumed >= set(published)):
                 assert time.monotonic() < deadline, f"{len(set(published) - consumed)} messages never arrived"
                 consumer.call(take)
         except BaseException as exc:
