@@ -83,6 +83,11 @@ class _Reconnecting:
             self._bus = None
 
 
+def _in_turn(ports: list[int]) -> list[int]:
+    """The nodes a connection went to, in order, a node it reconnected to at once counted once."""
+    return [port for index, port in enumerate(ports) if index == 0 or ports[index - 1] != port]
+
+
 def test_a_bus_on_the_node_list_loses_nothing_while_a_node_is_stopped_and_another_killed(
     cluster: RabbitCluster,
 ) -> None:
@@ -163,6 +168,10 @@ def test_a_bus_on_the_node_list_loses_nothing_while_a_node_is_stopped_and_anothe
     assert len(published) >= 600
     assert set(published) <= consumed
     first, second, third = (int(url.rsplit(":", 1)[1].strip("/")) for url in cluster.urls)
-    assert publisher.ports[:3] == [first, second, first], "node 0, then node 1 while 0 was down, then 0 again"
-    assert consumer.ports[:3] == [first, second, first]
+    # A connection may also be opened again on the node it was on (a publish refused while node 0 rejoins):
+    # what counts is the order of the nodes it went to.
+    assert _in_turn(publisher.ports)[:3] == [first, second, first], (
+        f"node 0, then node 1 while 0 was down, then 0 again: {publisher.ports}"
+    )
+    assert _in_turn(consumer.ports)[:3] == [first, second, first], consumer.ports
     assert third not in publisher.ports + consumer.ports
