@@ -37,9 +37,10 @@ test: install lint tools
 
 # The unit tests again with the system clock 400 days ahead (Debian's libfaketime): a test that mixes a fixed
 # date with the wall clock, or code that reads the wall clock behind the hub's clock, fails here. The monotonic
-# clock stays real (see tests/moved_clock.py).
+# clock stays real (see tests/moved_clock.py). It runs in one process: under libfaketime pytest-xdist's
+# workers ran several times slower than one process.
 unit-moved-clock: install tools
-	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest -n auto tests/unit -q -p no:cacheprovider -p tests.moved_clock
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+400d' $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider -p tests.moved_clock
 
 # Tools the tests drive (libfaketime, poppler-utils and chromium from Debian, the AsyncAPI parser from npm);
 # installed once, when missing. poppler's pdftotext and pdftoppm read back the supply-scheme reply PDF;
