@@ -132,9 +132,13 @@ def _bump(conn: Connection) -> int:
     return int(conn.execute(sa.select(grid_revision.c.revision)).scalar_one())
 
 
+# Read before every consistency check: built once, so it keeps its cache key.
+_GRID_STATE = sa.select(grid_revision.c.generation, grid_revision.c.revision)
+
+
 def grid_state(conn: Connection) -> tuple[str, int] | None:
     """(generation, revision) of the grid projection, or None before its first write."""
-    row = conn.execute(sa.select(grid_revision.c.generation, grid_revision.c.revision)).first()
+    row = conn.execute(_GRID_STATE).first()
     return None if row is None else (str(row.generation), int(row.revision))
 
 

@@ -87,6 +87,19 @@ _UPDATE_FIGURES = case_figures.update().where(case_figures.c.application_no == s
 _FOLD_OF = sa.select(
     cases.c.fold_state, cases.c.event_count, cases.c.customer_class, cases.c.application, cases.c.anomalies
 ).where(cases.c.application_no == sa.bindparam("key"))
+_EVENTS_OF = sa.select(case_events).where(case_events.c.application_no == sa.bindparam("key"))
+_PUBLISHED_ENTRIES = sa.select(
+    timeline.c.source_event_id, timeline.c.kind, timeline.c.stage_from, timeline.c.stage_to, timeline.c.at
+).where(timeline.c.application_no == sa.bindparam("key"))
+# What a rebuild replaces: every derived row of the case.
+_DERIVED_ROWS = tuple(
+    table.delete().where(table.c.application_no == sa.bindparam("key"))
+    for table in (timeline, stage_visits, case_figures)
+)
+_CUSTOMER_SEQUENCE = sa.select(customers.c.last_sequence).where(
+    customers.c.customer_no == sa.bindparam("key")
+)
+_UPDATE_CUSTOMER = customers.update().where(customers.c.customer_no == sa.bindparam("key"))
 _RECLASS_VISITS = (
     stage_visits.update()
     .where(stage_visits.c.application_no == sa.bindparam("key"))
@@ -250,9 +263,7 @@ class CaseTracker:
 
     def events_of(self, conn: Connection, application_no: str) -> list[CaseEvent]:
         """Every kept event of a case."""
-        rows = conn.execute(
-            sa.select(case_events).where(case_events.c.application_no == application_no)
-        ).all()
+        rows = conn.execute(_EVENTS_OF, {"key": application_no}).all()
         return [
             CaseEvent(
                 event_id=row.event_id,
@@ -290,15 +301,7 @@ class CaseTracker:
         published = (
             {
                 (row.source_event_id, row.kind, row.stage_from, row.stage_to, row.at)
-                for row in conn.execute(
-                    sa.select(
-                        timeline.c.source_event_id,
-                        timeline.c.kind,
-                        timeline.c.stage_from,
-                        timeline.c.stage_to,
-                        timeline.c.at,
-                    ).where(timeline.c.application_no == application_no)
-                )
+                for row in conn.execute(_PUBLISHED_ENTRIES, {"key": application_no})
             }
             if stored
             else set()
@@ -463,9 +466,8 @@ class CaseTracker:
         if updated is None or updated.rowcount == 0:
             conn.execute(cases.insert(), {"application_no": application_no, **values})
         if stored:
-            conn.execute(timeline.delete().where(timeline.c.application_no == application_no))
-            conn.execute(stage_visits.delete().where(stage_visits.c.application_no == application_no))
-            conn.execute(case_figures.delete().where(case_figures.c.application_no == application_no))
+            for delete in _DERIVED_ROWS:
+                conn.execute(delete, {"key": application_no})
         conn.execute(timeline.insert(), self._timeline_rows(conn.dialect, state))
         conn.execute(stage_visits.insert(), self._visit_rows(conn.dialect, state, state.visits))
         conn.execute(
@@ -634,24 +636,12 @@ def apply_customer_changed(conn: Connection, decoded: DecodedEvent) -> Customer:
     event = decoded.event
     customer = decoded.payload_as(Customer)
     document = customer.model_dump(mode="json", exclude_none=True)
-    row = conn.execute(
-        sa.select(customers.c.last_sequence).where(customers.c.customer_no == customer.customer_no)
-    ).first()
+    row = conn.execute(_CUSTOMER_SEQUENCE, {"key": customer.customer_no}).first()
+    values = {"document": document, "last_sequence": event.sequence, "updated_at": utcnow()}
     if row is None:
-        conn.execute(
-            customers.insert().values(
-                customer_no=customer.customer_no,
-                document=document,
-                last_sequence=event.sequence,
-                updated_at=utcnow(),
-            )
-        )
+        conn.execute(customers.insert(), {"customer_no": customer.customer_no, **values})
     elif event.sequence > row.last_sequence:
-        conn.execute(
-            customers.update()
-            .where(customers.c.customer_no == customer.customer_no)
-            .values(document=document, last_sequence=event.sequence, updated_at=utcnow())
-        )
+        conn.execute(_UPDATE_CUSTOMER, {"key": customer.customer_no, **values})
     return customer
 
 

@@ -134,6 +134,44 @@ class DistrictIndex:
 # at exactly the check's distance inside it.
 _BOX_SLACK_M = 1.0
 
+# Every application and customer event runs these reads. Built once with bound parameters, each keeps its
+# cache key and compiled form; a statement built per call costs more in Python than its round trip.
+_OPEN = (cases.c.status == "open", cases.c.business_type == sa.bindparam("business_type"))
+_IN_CELLS = cases.c.site_cell.in_(sa.bindparam("cells", expanding=True))
+_CANDIDATES_BY = {
+    "customer": cases.c.customer_no == sa.bindparam("customer_no"),
+    "box": sa.and_(
+        _IN_CELLS,
+        cases.c.site_lat.between(sa.bindparam("min_lat"), sa.bindparam("max_lat")),
+        cases.c.site_lon.between(sa.bindparam("min_lon"), sa.bindparam("max_lon")),
+    ),
+    "unplaced": sa.and_(_IN_CELLS, cases.c.site_lat.is_(None)),
+    "address": cases.c.address_key == sa.bindparam("address_key"),
+}
+_CANDIDATES = {
+    way: sa.select(cases.c.application_no, cases.c.application).where(condition, *_OPEN)
+    for way, condition in _CANDIDATES_BY.items()
+}
+_CUSTOMER_DOCUMENT = sa.select(customers.c.document).where(
+    customers.c.customer_no == sa.bindparam("customer_no")
+)
+_ACCEPTING_REQUESTS = sa.select(submissions.c.request).where(
+    submissions.c.application_no == sa.bindparam("application_no")
+)
+_OPEN_OF_CUSTOMER = cases.c.customer_no == sa.bindparam("customer_no"), cases.c.status == "open"
+_OPEN_NUMBERS_OF_CUSTOMER = sa.select(cases.c.application_no).where(*_OPEN_OF_CUSTOMER)
+_OPEN_APPLICATIONS_OF_CUSTOMER = (
+    sa.select(cases.c.application_no, cases.c.application)
+    .where(*_OPEN_OF_CUSTOMER)
+    .order_by(cases.c.application_no)
+)
+_FINDINGS_OF = sa.select(consistency_findings).where(
+    consistency_findings.c.application_no == sa.bindparam("application_no")
+)
+_OPEN_APPLICATION = sa.select(cases.c.application).where(
+    cases.c.application_no == sa.bindparam("application_no"), cases.c.status == "open"
+)
+
 
 class StoreKnowledge:
     """What the hub database knows: the grid projection's transformers and the open cases."""
@@ -167,53 +205,42 @@ class StoreKnowledge:
         a cell but no coordinates (written before revision 0007, or by an older instance beside this one) is
         read whole, as it was then: the distance is measured on the application either way.
         """
-        scope = [cases.c.customer_no == customer_no] if customer_no else []
+        params: dict[str, Any] = {"business_type": business_type}
+        ways = []
+        if customer_no:
+            ways.append("customer")
+            params["customer_no"] = customer_no
         if site is not None:
             min_lon, min_lat, max_lon, max_lat = bbox_around(site, within_m + _BOX_SLACK_M)
             cells = cells_covering(min_lon, min_lat, max_lon, max_lat)
             if cells:
-                in_cells = cases.c.site_cell.in_(cells)
-                scope.append(
-                    sa.and_(
-                        in_cells,
-                        cases.c.site_lat.between(min_lat, max_lat),
-                        cases.c.site_lon.between(min_lon, max_lon),
-                    )
+                ways += ["box", "unplaced"]
+                params.update(
+                    cells=list(cells), min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon
                 )
-                scope.append(sa.and_(in_cells, cases.c.site_lat.is_(None)))
         key = address_key(address)
         if key is not None:
-            scope.append(cases.c.address_key == key)
-        if not scope:
+            ways.append("address")
+            params["address_key"] = key
+        if not ways:
             return []
         # One select per way of being a duplicate, each an index search: under an OR, SQLite's planner
         # (without statistics) reads every open case through the status index instead.
         # A case found more than one way comes once (a union would have to compare the JSON documents).
-        found = sa.union_all(
-            *(
-                sa.select(cases.c.application_no, cases.c.application).where(
-                    way, cases.c.status == "open", cases.c.business_type == business_type
-                )
-                for way in scope
-            )
-        )
-        documents = dict(self._conn.execute(found).tuples().all())
+        found = sa.union_all(*(_CANDIDATES[way] for way in ways))
+        documents = dict(self._conn.execute(found, params).tuples().all())
         return [OpenCase.of_document(document) for document in documents.values()]
 
 
 def customer_facts(conn: Connection, customer_no: str) -> CustomerFacts | None:
     """The stored marketing customer record's facts, or None while the hub has none."""
-    document = conn.execute(
-        sa.select(customers.c.document).where(customers.c.customer_no == customer_no)
-    ).scalar()
+    document = conn.execute(_CUSTOMER_DOCUMENT, {"customer_no": customer_no}).scalar()
     return CustomerFacts.of_customer(Customer.model_validate(document)) if document is not None else None
 
 
 def accepted_rules(conn: Connection, application_no: str) -> frozenset[str]:
     """The rules whose findings the online submission of an application accepted (accept_findings)."""
-    requests = conn.execute(
-        sa.select(submissions.c.request).where(submissions.c.application_no == application_no)
-    ).scalars()
+    requests = conn.execute(_ACCEPTING_REQUESTS, {"application_no": application_no}).scalars()
     return frozenset(rule for request in requests for rule in request.get("accept_findings") or ())
 
 
@@ -259,9 +286,25 @@ class ConsistencyChecker:
         self, conn: Connection, application: ConnectionApplication, *, correlation_id: str
     ) -> list[ConsistencyFinding]:
         """Check one application as it now stands; keep and announce what changed. Returns the findings."""
-        customer = customer_facts(conn, application.customer_no)
+        return self._check(
+            conn,
+            application,
+            customer_facts(conn, application.customer_no),
+            self.knowledge(conn),
+            correlation_id=correlation_id,
+        )
+
+    def _check(
+        self,
+        conn: Connection,
+        application: ConnectionApplication,
+        customer: CustomerFacts | None,
+        knowledge: StoreKnowledge,
+        *,
+        correlation_id: str,
+    ) -> list[ConsistencyFinding]:
         applied = AppliedFacts.of(application, system="marketing", application_no=application.application_no)
-        findings = self.config.check(applied, customer, self.knowledge(conn))
+        findings = self.config.check(applied, customer, knowledge)
         self._reconcile(conn, application, findings, correlation_id)
         return findings
 
@@ -279,22 +322,20 @@ class ConsistencyChecker:
         (holds its locks); a case it may not, one that joined the customer meanwhile, is checked at its own
         next event.
         """
-        rows = conn.execute(
-            sa.select(cases.c.application_no, cases.c.application)
-            .where(cases.c.customer_no == customer_no, cases.c.status == "open")
-            .order_by(cases.c.application_no)
-        ).all()
-        for row in rows:
-            if may_change(row.application_no, customer_no):
-                application = ConnectionApplication.model_validate(row.application)
-                self.check_application(conn, application, correlation_id=correlation_id)
+        rows = conn.execute(_OPEN_APPLICATIONS_OF_CUSTOMER, {"customer_no": customer_no}).all()
+        changeable = [row for row in rows if may_change(row.application_no, customer_no)]
+        if not changeable:
+            return
+        # Every case of the customer is checked against the one record and the one state of the grid.
+        customer = customer_facts(conn, customer_no)
+        knowledge = self.knowledge(conn)
+        for row in changeable:
+            application = ConnectionApplication.model_validate(row.application)
+            self._check(conn, application, customer, knowledge, correlation_id=correlation_id)
 
     def open_cases_of_customer(self, conn: Connection, customer_no: str) -> list[str]:
         """The application numbers of a customer's open cases, whose findings its record change re-checks."""
-        query = sa.select(cases.c.application_no).where(
-            cases.c.customer_no == customer_no, cases.c.status == "open"
-        )
-        return list(conn.execute(query).scalars())
+        return list(conn.execute(_OPEN_NUMBERS_OF_CUSTOMER, {"customer_no": customer_no}).scalars())
 
     def check_grid_change(
         self,
@@ -315,11 +356,7 @@ class ConsistencyChecker:
         for number, customer_no in sorted(self.cases_concerned(conn, transformer_id).items()):
             if not may_change(number, customer_no):
                 continue
-            document = conn.execute(
-                sa.select(cases.c.application).where(
-                    cases.c.application_no == number, cases.c.status == "open"
-                )
-            ).scalar()
+            document = conn.execute(_OPEN_APPLICATION, {"application_no": number}).scalar()
             if document is not None:
                 application = ConnectionApplication.model_validate(document)
                 self.check_application(conn, application, correlation_id=correlation_id)
@@ -359,9 +396,7 @@ class ConsistencyChecker:
     ) -> None:
         table = consistency_findings
         number = application.application_no
-        stored = {
-            row.rule: row for row in conn.execute(sa.select(table).where(table.c.application_no == number))
-        }
+        stored = {row.rule: row for row in conn.execute(_FINDINGS_OF, {"application_no": number})}
         now = utcnow()
         accepted = accepted_rules(conn, number) if findings else frozenset()
         for finding in findings:
