@@ -28,8 +28,9 @@ def _upsert_statement(insert: postgresql.Insert | sqlite.Insert) -> sa.Insert:
     ).returning(_table.c.subject_key, _table.c.last_sequence)
 
 
-# Built once and sent with a list of parameter sets: SQLAlchemy batches them into multi-row upserts whose
-# compiled form it caches, where a statement with the rows as literal VALUES was compiled again per call.
+# Built once and sent with a list of parameter sets: SQLAlchemy batches them into multi-row upserts. The
+# statement is compiled at each execution all the same (SQLAlchemy 2.0 keeps no cache key for a dialect's
+# ON CONFLICT insert).
 _UPSERTS = {
     "postgresql": _upsert_statement(postgresql.insert(_table)),
     "sqlite": _upsert_statement(sqlite.insert(_table)),
